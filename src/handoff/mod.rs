@@ -1,0 +1,1 @@
+//! Handing the node over to the kubelet: exec, or exit for systemd.

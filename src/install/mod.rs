@@ -1,0 +1,1 @@
+//! Every file the kubelet needs, written only through the atomic writer, under a root.

@@ -1,0 +1,256 @@
+//! CA public-key pins (`sha256:<hex>` of the DER SubjectPublicKeyInfo), as kubeadm's pubkeypin.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// One `sha256:<64 hex>` pin. Stored lower-cased; the `SHA256:` prefix and upper-case hex are
+/// accepted on input, as kubeadm does.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CaPin([u8; 32]);
+
+/// Why a pin string was refused. Texts follow kubeadm's pubkeypin messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinError {
+    #[error("invalid hash {0:?}, expected \"format:hex-value\". Known format(s) are: sha256")]
+    Format(String),
+    #[error("unknown hash format {0:?}. Known format(s) are: sha256")]
+    UnknownFormat(String),
+    #[error("invalid hash {full:?}, expected a 32 byte SHA-256 hash, found {found} bytes")]
+    Length { full: String, found: usize },
+    #[error("invalid hash {0:?}, could not decode SHA-256 from hex")]
+    Hex(String),
+}
+
+impl CaPin {
+    /// Parses `sha256:<hex>` (case-insensitive), with kubeadm's checks and messages.
+    pub fn parse(s: &str) -> Result<Self, PinError> {
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 2 {
+            return Err(PinError::Format(s.to_string()));
+        }
+        if !parts[0].eq_ignore_ascii_case("sha256") {
+            return Err(PinError::UnknownFormat(parts[0].to_string()));
+        }
+        let hexpart = parts[1];
+        // Go's hex.DecodedLen(n) = n / 2.
+        if hexpart.len() / 2 != 32 || hexpart.len() % 2 != 0 {
+            return Err(PinError::Length { full: s.to_string(), found: hexpart.len() / 2 });
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hexpart.to_ascii_lowercase(), &mut out)
+            .map_err(|_| PinError::Hex(s.to_string()))?;
+        Ok(Self(out))
+    }
+
+    /// The pin of a DER SubjectPublicKeyInfo.
+    pub fn of_spki(spki_der: &[u8]) -> Self {
+        Self(Sha256::digest(spki_der).into())
+    }
+
+    /// The pin of a DER certificate (hash of its SubjectPublicKeyInfo, not of the certificate).
+    pub fn of_cert_der(cert_der: &[u8]) -> Result<Self, CertParseError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+            .map_err(|e| CertParseError(e.to_string()))?;
+        Ok(Self::of_spki(cert.tbs_certificate.subject_pki.raw))
+    }
+
+    /// The 32 digest bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for CaPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for CaPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A certificate that did not parse as X.509.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("certificate does not parse as X.509: {0}")]
+pub struct CertParseError(pub String);
+
+/// A PEM bundle that yielded no usable certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    #[error("no CERTIFICATE block found in the PEM data")]
+    NoCertificates,
+    #[error("PEM data is malformed: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Cert(#[from] CertParseError),
+}
+
+/// Every `CERTIFICATE` block of a PEM bundle, as DER, each checked to parse as X.509.
+/// Other block types (keys, CSRs) are skipped, as Go's `certutil.ParseCertsPEM` does.
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
+    use rustls::pki_types::pem::{PemObject, SectionKind};
+    let mut out = Vec::new();
+    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
+        let (kind, der) = item.map_err(|e| PemError::Malformed(format!("{e:?}")))?;
+        if kind == SectionKind::Certificate {
+            x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| CertParseError(e.to_string()))?;
+            out.push(der);
+        }
+    }
+    if out.is_empty() {
+        return Err(PemError::NoCertificates);
+    }
+    Ok(out)
+}
+
+/// The set of pins a join accepts; any CA of the bundle matching any pin is a match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PinSet(Vec<CaPin>);
+
+impl PinSet {
+    /// Parses every pin; fails on the first bad one and keeps nothing, like kubeadm's `Allow`.
+    pub fn parse<S: AsRef<str>>(pins: &[S]) -> Result<Self, PinError> {
+        let mut set = Vec::new();
+        for p in pins {
+            let pin = CaPin::parse(p.as_ref())?;
+            if !set.contains(&pin) {
+                set.push(pin);
+            }
+        }
+        Ok(Self(set))
+    }
+
+    /// No pin configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pins, in the order given.
+    pub fn pins(&self) -> &[CaPin] {
+        &self.0
+    }
+
+    /// The first pin that matches any of the certificates (DER), if one does.
+    pub fn matching(&self, certs_der: &[Vec<u8>]) -> Result<Option<CaPin>, CertParseError> {
+        for der in certs_der {
+            let pin = CaPin::of_cert_der(der)?;
+            if self.0.contains(&pin) {
+                return Ok(Some(pin));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Upstream vectors: kubeadm pubkeypin_test.go (spec §11.2).
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIDRDCCAiygAwIBAgIJAJgVaCXvC6HkMA0GCSqGSIb3DQEBBQUAMB8xHTAbBgNV
+BAMTFGt1YmVhZG0ta2V5cGlucy10ZXN0MCAXDTE3MDcwNTE3NDMxMFoYDzIxMTcw
+NjExMTc0MzEwWjAfMR0wGwYDVQQDExRrdWJlYWRtLWtleXBpbnMtdGVzdDCCASIw
+DQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAK0ba8mHU9UtYlzM1Own2Fk/XGjR
+J4uJQvSeGLtz1hID1IA0dLwruvgLCPadXEOw/f/IWIWcmT+ZmvIHZKa/woq2iHi5
++HLhXs7aG4tjKGLYhag1hLjBI7icqV7ovkjdGAt9pWkxEzhIYClFMXDjKpMSynu+
+YX6nZ9tic1cOkHmx2yiZdMkuriRQnpTOa7bb03OC1VfGl7gHlOAIYaj4539WCOr8
++ACTUMJUFEHcRZ2o8a/v6F9GMK+7SC8SJUI+GuroXqlMAdhEv4lX5Co52enYaClN
++D9FJLRpBv2YfiCQdJRaiTvCBSxEFz6BN+PtP5l2Hs703ZWEkOqCByM6HV8CAwEA
+AaOBgDB+MB0GA1UdDgQWBBRQgUX8MhK2rWBWQiPHWcKzoWDH5DBPBgNVHSMESDBG
+gBRQgUX8MhK2rWBWQiPHWcKzoWDH5KEjpCEwHzEdMBsGA1UEAxMUa3ViZWFkbS1r
+ZXlwaW5zLXRlc3SCCQCYFWgl7wuh5DAMBgNVHRMEBTADAQH/MA0GCSqGSIb3DQEB
+BQUAA4IBAQCaAUif7Pfx3X0F08cxhx8/Hdx4jcJw6MCq6iq6rsXM32ge43t8OHKC
+pJW08dk58a3O1YQSMMvD6GJDAiAfXzfwcwY6j258b1ZlI9Ag0VokvhMl/XfdCsdh
+AWImnL1t4hvU5jLaImUUMlYxMcSfHBGAm7WJIZ2LdEfg6YWfZh+WGbg1W7uxLxk6
+y4h5rWdNnzBHWAGf7zJ0oEDV6W6RSwNXtC0JNnLaeIUm/6xdSddJlQPwUv8YH4jX
+c1vuFqTnJBPcb7W//R/GI2Paicm1cmns9NLnPR35exHxFTy+D1yxmGokpoPMdife
+aH+sfuxT8xeTPb3kjzF9eJTlnEquUDLM
+-----END CERTIFICATE-----
+";
+    const TEST_CERT2: &str = "-----BEGIN CERTIFICATE-----
+MIID9jCCAt6gAwIBAgIJAN5MXZDic7qYMA0GCSqGSIb3DQEBBQUAMFkxCzAJBgNV
+BAYTAkFVMRMwEQYDVQQIEwpTb21lLVN0YXRlMSEwHwYDVQQKExhJbnRlcm5ldCBX
+aWRnaXRzIFB0eSBMdGQxEjAQBgNVBAMTCXRlc3RDZXJ0MjAgFw0xNzA3MjQxNjA0
+MDFaGA8yMTE3MDYzMDE2MDQwMVowWTELMAkGA1UEBhMCQVUxEzARBgNVBAgTClNv
+bWUtU3RhdGUxITAfBgNVBAoTGEludGVybmV0IFdpZGdpdHMgUHR5IEx0ZDESMBAG
+A1UEAxMJdGVzdENlcnQyMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA
+0brwpJYN2ytPWzRBtZSVc3dhkQlA59AzxzqeLLkano0Pxo9NIc3T/y58nnRI8uaS
+I1P7BzUfJTiUEvmAtX8NggqKK4ld/gPrU+IRww1CUYS4KCkA/0d0ctPy0JwBCjD+
+b57G3rmNE8c+0jns6J96ZzNtqmv6N+ZlFBAXm1p4S+k0kGi5+hoQ6H7SYXjk2lG+
+r/8jPQEjy/NSdw1dcCA0Nc6o+hPr32927dS6J9KOhBeXNYUNdbuDDmroM9/gN2e/
+YMSA1olLeDPQ7Xvhk0PIyEDnHh83AffPCx5yM3htVRGddjIsPAVUJEL3z5leJtxe
+fzyPghOhHJY0PXqznDQTcwIDAQABo4G+MIG7MB0GA1UdDgQWBBRP0IJqv/5rQ4Uf
+SByl77dJeEapRDCBiwYDVR0jBIGDMIGAgBRP0IJqv/5rQ4UfSByl77dJeEapRKFd
+pFswWTELMAkGA1UEBhMCQVUxEzARBgNVBAgTClNvbWUtU3RhdGUxITAfBgNVBAoT
+GEludGVybmV0IFdpZGdpdHMgUHR5IEx0ZDESMBAGA1UEAxMJdGVzdENlcnQyggkA
+3kxdkOJzupgwDAYDVR0TBAUwAwEB/zANBgkqhkiG9w0BAQUFAAOCAQEA0RIMHc10
+wHHPMh9UflqBgDMF7gfbOL0juJfGloAOcohWWfMZBBJ0CQKMy3xRyoK3HmbW1eeb
+iATjesw7t4VEAwf7mgKAd+eTfWYB952uq5qYJ2TI28mSofEq1Wz3RmrNkC1KCBs1
+u+YMFGwyl6necV9zKCeiju4jeovI1GA38TvH7MgYln6vMJ+FbgOXj7XCpek7dQiY
+KGaeSSH218mGNQaWRQw2Sm3W6cFdANoCJUph4w18s7gjtFpfV63s80hXRps+vEyv
+jEQMEQpG8Ss7HGJLGLBw/xAmG0e//XS/o2dDonbGbvzToFByz8OGxjMhk6yV6hdd
++iyvsLAw/MYMSA==
+-----END CERTIFICATE-----
+";
+    const EXPECTED: &str = "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3";
+
+    #[test]
+    fn upstream_pin_vectors() {
+        let c1 = certs_from_pem(TEST_CERT.as_bytes()).unwrap();
+        let c2 = certs_from_pem(TEST_CERT2.as_bytes()).unwrap();
+        assert_eq!(CaPin::of_cert_der(&c1[0]).unwrap().to_string(), EXPECTED);
+        assert_eq!(
+            CaPin::of_cert_der(&c2[0]).unwrap().to_string(),
+            "sha256:d1ef16989563fe7775f81a7dc55ce16a467ca9baedae2d081cb0a068b6a81971"
+        );
+        let set = PinSet::parse(&[EXPECTED]).unwrap();
+        assert_eq!(set.matching(&c1).unwrap().unwrap().to_string(), EXPECTED);
+        assert_eq!(set.matching(&c2).unwrap(), None);
+        // any cert of a bundle may match
+        let bundle = [c2[0].clone(), c1[0].clone()];
+        assert!(set.matching(&bundle).unwrap().is_some());
+    }
+
+    #[test]
+    fn upstream_set_expectations() {
+        assert!(matches!(PinSet::parse(&["xyz"]), Err(PinError::Format(_))));
+        assert!(matches!(PinSet::parse(&["0011223344"]), Err(PinError::Format(_))));
+        let double = format!("{EXPECTED}{EXPECTED}");
+        assert!(matches!(PinSet::parse(&[double]), Err(PinError::Format(_))));
+        let upper = EXPECTED.to_uppercase();
+        assert_eq!(PinSet::parse(&[upper]).unwrap().pins()[0].to_string(), EXPECTED);
+        assert!(matches!(CaPin::parse("md5:00"), Err(PinError::UnknownFormat(_))));
+        assert!(matches!(
+            CaPin::parse("sha256:0011"),
+            Err(PinError::Length { found: 2, .. })
+        ));
+        let nothex = format!("sha256:{}", "zz".repeat(32));
+        assert!(matches!(CaPin::parse(&nothex), Err(PinError::Hex(_))));
+    }
+
+    #[test]
+    fn token_test_ca_and_dry_run_pins() {
+        // spec §11.3 testdata/ca-cert.pem (upstream constant caCertHash)
+        let pem = include_str!("../../tests/fixtures/upstream/token-test-ca-cert.pem");
+        let der = certs_from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(
+            CaPin::of_cert_der(&der[0]).unwrap().to_string(),
+            "sha256:98be2e6d4d8a89aa308fb15de0c07e2531ce549c68dec1687cdd5c06f0826658"
+        );
+        // the real control-plane capture
+        let real = include_str!("../../tests/fixtures/apiserver/ca.crt");
+        let der = certs_from_pem(real.as_bytes()).unwrap();
+        let pin = include_str!("../../tests/fixtures/apiserver/ca-pin.txt").trim();
+        assert_eq!(CaPin::of_cert_der(&der[0]).unwrap().to_string(), pin);
+    }
+
+    #[test]
+    fn pem_without_certs_is_an_error() {
+        assert_eq!(certs_from_pem(b"hello"), Err(PemError::NoCertificates));
+    }
+}

@@ -1,0 +1,1 @@
+//! Raw join data: kubeadm JoinConfiguration files (later: kernel command line, metadata).
