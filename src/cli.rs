@@ -1,1 +1,491 @@
-//! Argument parsing (stub)
+//! Command-line contract. Flag names follow `kubeadm join`, so a user can replace `kubeadm join`
+//! with `kubejoin join` and keep the rest of the line.
+
+use crate::discovery::{Mode, Options};
+use crate::error::{Class, Classify};
+use crate::plan::duration;
+use crate::plan::node_name::{NodeName, NodeNameError};
+use crate::plan::pin::{PinError, PinSet};
+use crate::plan::token::{BootstrapToken, TokenError};
+use crate::plan::{HandoffMode, JoinPlan, DEFAULT_CRI_SOCKET};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `kubejoin --help`.
+pub const HELP: &str = "\
+kubejoin: turn this machine into a Kubernetes worker node
+
+USAGE:
+    kubejoin join [API_SERVER_ENDPOINT] [FLAGS]   discover the cluster, bootstrap, install, hand off
+    kubejoin ca-hash FILE...                      print the sha256: pin of each certificate in PEM files
+    kubejoin version                              print the version
+    kubejoin help                                 print this help
+
+JOIN FLAGS (same names as kubeadm join):
+    --token TOKEN                                  discovery and TLS bootstrap token (<id>.<secret>)
+    --discovery-token TOKEN                        token for discovery only
+    --discovery-token-ca-cert-hash sha256:HEX      pin of the cluster CA's public key (repeatable)
+    --discovery-token-unsafe-skip-ca-verification  join without a CA pin (dangerous: trusts the network)
+    --discovery-file PATH|https://URL              discover from a kubeconfig file or HTTPS URL
+    --discovery-file-ca FILE                       CA bundle to verify an HTTPS discovery URL (default: system)
+    --tls-bootstrap-token TOKEN                    token for the TLS bootstrap (defaults to --token)
+    --node-name NAME                               node name (default: lower-cased hostname)
+    --cri-socket ENDPOINT                          container runtime socket
+                                                   (default unix:///var/run/containerd/containerd.sock)
+    --config FILE                                  kubeadm JoinConfiguration (v1beta3/v1beta4) file
+    --dry-run                                      discover for real, print what would be done, write nothing
+    --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
+    --skip-phases LIST                             phases to skip
+
+KUBEJOIN FLAGS:
+    --root DIR                                     install under DIR instead of / (e.g. /sysroot)
+    --force                                        re-join even if this node already has a valid identity
+    --handoff exec|none                            exec the kubelet, or exit 0 for systemd (default none)
+    --kubelet-path PATH                            kubelet binary for --handoff=exec (default /usr/bin/kubelet)
+    --kubelet-arg NAME=VALUE                       extra kubelet flag (repeatable; overrides computed ones)
+    --discovery-timeout DURATION                   bound of each cluster-info fetch loop (default 5m)
+    --discovery-retry-interval DURATION            pause between cluster-info attempts (default 5s)
+    --tls-bootstrap-timeout DURATION               bound of the wait for the CSR to be issued (default 5m)
+    -v, --verbose                                  debug logging
+
+EXIT CODES:
+    0  success
+    1  other failure (local I/O, internal)
+    2  usage error: bad flags, config or input
+    3  trust failure: CA pin mismatch, bad JWS signature, TLS verification failed
+    4  the cluster rejected the join: token refused, RBAC 403, CSR denied, node exists
+    5  timeout: a deadline passed (including a server that never became reachable)
+";
+
+/// A parsed command.
+#[derive(Debug)]
+pub enum Command {
+    Join(Box<JoinPlan>),
+    CaHash(Vec<PathBuf>),
+    Version,
+    Help,
+}
+
+/// A command line that cannot be run. Never echoes token secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("{0}")]
+    Args(String),
+    #[error("invalid {flag}")]
+    Token {
+        flag: &'static str,
+        #[source]
+        source: TokenError,
+    },
+    #[error("invalid discovery token CA certificate hash")]
+    Pin(#[source] PinError),
+    #[error("invalid --node-name")]
+    NodeName(#[source] NodeNameError),
+    #[error("invalid value for {flag}")]
+    Duration {
+        flag: &'static str,
+        #[source]
+        source: duration::DurationError,
+    },
+    #[error("invalid API server endpoint {0:?}: expected host:port (IPv6 as [addr]:port)")]
+    Endpoint(String),
+    #[error("using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue")]
+    NoPin,
+    #[error("no discovery method given: pass an API server endpoint with --token, or --discovery-file")]
+    NoDiscovery,
+    #[error("bootstrapToken and file cannot both be set: use either token discovery (endpoint + --discovery-token) or --discovery-file")]
+    BothDiscovery,
+    #[error("no API server endpoint given for token discovery")]
+    NoEndpoint,
+    #[error("no bootstrap token given for token discovery")]
+    NoToken,
+    #[error("if a URL is used, the scheme must be https (got {0:?})")]
+    DiscoveryScheme(String),
+}
+
+impl Classify for UsageError {
+    fn class(&self) -> Class {
+        Class::Usage
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            UsageError::NoPin => Some(
+                "print the pin on a control-plane node with `kubejoin ca-hash /etc/kubernetes/pki/ca.crt` \
+                 (or `kubeadm token create --print-join-command`) and pass --discovery-token-ca-cert-hash"
+                    .into(),
+            ),
+            UsageError::Token { .. } | UsageError::NoToken => Some(
+                "create a token on a control-plane node with `kubeadm token create --print-join-command`".into(),
+            ),
+            UsageError::Endpoint(_) | UsageError::NoEndpoint => {
+                Some("give the API server as host:port, e.g. `kubejoin join 10.0.0.1:6443 …`".into())
+            }
+            UsageError::Args(_) | UsageError::NoDiscovery | UsageError::BothDiscovery => {
+                Some("run `kubejoin help` for the flags".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn args_err(msg: impl Into<String>) -> UsageError {
+    UsageError::Args(msg.into())
+}
+
+/// Raw `join` flags before validation.
+#[derive(Debug, Default)]
+struct JoinArgs {
+    endpoints: Vec<String>,
+    token: Option<String>,
+    discovery_token: Option<String>,
+    pins: Vec<String>,
+    unsafe_skip: bool,
+    discovery_file: Option<String>,
+    discovery_file_ca: Option<PathBuf>,
+    tls_bootstrap_token: Option<String>,
+    node_name: Option<String>,
+    cri_socket: Option<String>,
+    config: Option<PathBuf>,
+    dry_run: bool,
+    ignore_preflight: Vec<String>,
+    skip_phases: Vec<String>,
+    root: Option<PathBuf>,
+    force: bool,
+    handoff: Option<String>,
+    kubelet_path: Option<PathBuf>,
+    kubelet_args: Vec<String>,
+    discovery_timeout: Option<String>,
+    retry_interval: Option<String>,
+    tls_bootstrap_timeout: Option<String>,
+}
+
+/// Parses `argv` (including the program name).
+pub fn parse<I>(argv: I) -> Result<Command, UsageError>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_iter(argv);
+    let sub = match p.next().map_err(|e| args_err(e.to_string()))? {
+        None => return Ok(Command::Help),
+        Some(Value(v)) => v.string().map_err(|e| args_err(e.to_string()))?,
+        Some(Long("help")) | Some(Short('h')) => return Ok(Command::Help),
+        Some(Long("version")) => return Ok(Command::Version),
+        Some(other) => return Err(args_err(format!("expected a command first, got {}", other.unexpected()))),
+    };
+    match sub.as_str() {
+        "help" => Ok(Command::Help),
+        "version" => Ok(Command::Version),
+        "ca-hash" => {
+            let mut files = Vec::new();
+            while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
+                match arg {
+                    Value(v) => files.push(PathBuf::from(v)),
+                    Long("help") | Short('h') => return Ok(Command::Help),
+                    other => return Err(args_err(other.unexpected().to_string())),
+                }
+            }
+            if files.is_empty() {
+                return Err(args_err("ca-hash needs at least one PEM file (e.g. /etc/kubernetes/pki/ca.crt)"));
+            }
+            Ok(Command::CaHash(files))
+        }
+        "join" => parse_join(&mut p).and_then(validate).map(|plan| Command::Join(Box::new(plan))),
+        other => Err(args_err(format!("unknown command {other:?} (commands: join, ca-hash, version, help)"))),
+    }
+}
+
+fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
+    use lexopt::prelude::*;
+    let mut a = JoinArgs::default();
+    let text = |p: &mut lexopt::Parser| -> Result<String, UsageError> {
+        p.value()
+            .map_err(|e| args_err(e.to_string()))?
+            .into_string()
+            .map_err(|_| args_err("a flag value is not valid UTF-8"))
+    };
+    let list = |s: String| -> Vec<String> {
+        s.split(',').map(|x| x.trim().to_ascii_lowercase()).filter(|x| !x.is_empty()).collect()
+    };
+    while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
+        match arg {
+            Value(v) => a.endpoints.push(v.into_string().map_err(|_| args_err("endpoint is not valid UTF-8"))?),
+            Long("token") => a.token = Some(text(p)?),
+            Long("discovery-token") => a.discovery_token = Some(text(p)?),
+            Long("discovery-token-ca-cert-hash") => {
+                // kubeadm takes the flag repeatedly or as a comma list.
+                a.pins.extend(text(p)?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from))
+            }
+            Long("discovery-token-unsafe-skip-ca-verification") => a.unsafe_skip = true,
+            Long("discovery-file") => a.discovery_file = Some(text(p)?),
+            Long("discovery-file-ca") => a.discovery_file_ca = Some(text(p)?.into()),
+            Long("tls-bootstrap-token") => a.tls_bootstrap_token = Some(text(p)?),
+            Long("node-name") => a.node_name = Some(text(p)?),
+            Long("cri-socket") => a.cri_socket = Some(text(p)?),
+            Long("config") => a.config = Some(text(p)?.into()),
+            Long("dry-run") => a.dry_run = true,
+            Long("ignore-preflight-errors") => a.ignore_preflight.extend(list(text(p)?)),
+            Long("skip-phases") => a.skip_phases.extend(list(text(p)?)),
+            Long("root") => a.root = Some(text(p)?.into()),
+            Long("force") => a.force = true,
+            Long("handoff") => a.handoff = Some(text(p)?),
+            Long("kubelet-path") => a.kubelet_path = Some(text(p)?.into()),
+            Long("kubelet-arg") => a.kubelet_args.push(text(p)?),
+            Long("discovery-timeout") => a.discovery_timeout = Some(text(p)?),
+            Long("discovery-retry-interval") => a.retry_interval = Some(text(p)?),
+            Long("tls-bootstrap-timeout") => a.tls_bootstrap_timeout = Some(text(p)?),
+            Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
+            Long("help") | Short('h') => return Err(args_err("`kubejoin help` lists the flags")),
+            other => return Err(args_err(format!("{} for `kubejoin join`", other.unexpected()))),
+        }
+    }
+    Ok(a)
+}
+
+/// Checks `host:port` as Go's `net.SplitHostPort` would, plus a non-empty host and a valid port.
+pub fn validate_endpoint(ep: &str) -> Result<(), UsageError> {
+    let bad = || UsageError::Endpoint(ep.to_string());
+    let (host, port) = if let Some(rest) = ep.strip_prefix('[') {
+        let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+        h.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        (h, p)
+    } else {
+        let (h, p) = ep.rsplit_once(':').ok_or_else(bad)?;
+        if h.contains(':') {
+            return Err(bad());
+        }
+        (h, p)
+    };
+    if host.is_empty() || host.contains('/') || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn token(flag: &'static str, s: &str) -> Result<BootstrapToken, UsageError> {
+    BootstrapToken::parse(s).map_err(|source| UsageError::Token { flag, source })
+}
+
+fn dur(flag: &'static str, s: Option<&str>, default: Duration) -> Result<Duration, UsageError> {
+    match s {
+        None => Ok(default),
+        Some(s) => duration::parse(s).map_err(|source| UsageError::Duration { flag, source }),
+    }
+}
+
+fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
+    if a.config.is_some() {
+        return Err(args_err(
+            "--config is not supported yet in this build: pass the join data as flags",
+        ));
+    }
+    let discovery_token = match (&a.discovery_token, &a.token) {
+        (Some(t), _) => Some(token("--discovery-token", t)?),
+        (None, Some(t)) => Some(token("--token", t)?),
+        (None, None) => None,
+    };
+    let tls_bootstrap_token = match (&a.tls_bootstrap_token, &a.token) {
+        (Some(t), _) => Some(token("--tls-bootstrap-token", t)?),
+        (None, Some(t)) => Some(token("--token", t)?),
+        (None, None) => None,
+    };
+    if a.endpoints.len() > 1 {
+        crate::warn!("more than one API server endpoint given; using the first, {:?}", a.endpoints[0]);
+    }
+    let mode = match &a.discovery_file {
+        Some(file) => {
+            if a.discovery_token.is_some() || !a.endpoints.is_empty() || !a.pins.is_empty() {
+                return Err(UsageError::BothDiscovery);
+            }
+            if let Some(rest) = file.strip_prefix("file://") {
+                Mode::File { path: rest.into() }
+            } else if file.starts_with("https://") {
+                Mode::Https { url: file.clone(), ca_file: a.discovery_file_ca.clone() }
+            } else if file.contains("://") {
+                return Err(UsageError::DiscoveryScheme(file.clone()));
+            } else {
+                Mode::File { path: file.into() }
+            }
+        }
+        None => {
+            let endpoint = a.endpoints.first().cloned();
+            if endpoint.is_none() && discovery_token.is_none() {
+                return Err(UsageError::NoDiscovery);
+            }
+            let endpoint = endpoint.ok_or(UsageError::NoEndpoint)?;
+            validate_endpoint(&endpoint)?;
+            let token = discovery_token.ok_or(UsageError::NoToken)?;
+            let pins = PinSet::parse(&a.pins).map_err(UsageError::Pin)?;
+            if pins.is_empty() && !a.unsafe_skip {
+                return Err(UsageError::NoPin);
+            }
+            Mode::Token { endpoint, token, pins, unsafe_skip_ca_verification: a.unsafe_skip }
+        }
+    };
+    let node_name = a
+        .node_name
+        .as_deref()
+        .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
+        .transpose()
+        .map_err(UsageError::NodeName)?;
+    let mut cri_socket = a.cri_socket.unwrap_or_else(|| DEFAULT_CRI_SOCKET.to_string());
+    if !cri_socket.contains("://") {
+        crate::warn!("--cri-socket {cri_socket:?} has no URL scheme; using unix://{cri_socket}");
+        cri_socket = format!("unix://{cri_socket}");
+    }
+    let mut kubelet_extra_args = Vec::new();
+    for kv in &a.kubelet_args {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| args_err(format!("--kubelet-arg {kv:?} is not name=value")))?;
+        let k = k.trim_start_matches('-');
+        if k.is_empty() {
+            return Err(args_err(format!("--kubelet-arg {kv:?} has an empty name")));
+        }
+        kubelet_extra_args.push((k.to_string(), v.to_string()));
+    }
+    let handoff = match a.handoff.as_deref() {
+        None | Some("none") => HandoffMode::None,
+        Some("exec") => HandoffMode::Exec,
+        Some(other) => return Err(args_err(format!("--handoff {other:?}: expected exec or none"))),
+    };
+    Ok(JoinPlan {
+        discovery: Options {
+            mode,
+            tls_bootstrap_token,
+            timeout: dur("--discovery-timeout", a.discovery_timeout.as_deref(), Duration::from_secs(300))?,
+            retry_interval: dur(
+                "--discovery-retry-interval",
+                a.retry_interval.as_deref(),
+                Duration::from_secs(5),
+            )?,
+        },
+        node_name,
+        cri_socket,
+        kubelet_extra_args,
+        taints: Vec::new(),
+        root: a.root.unwrap_or_else(|| PathBuf::from("/")),
+        dry_run: a.dry_run,
+        force: a.force,
+        tls_bootstrap_timeout: dur(
+            "--tls-bootstrap-timeout",
+            a.tls_bootstrap_timeout.as_deref(),
+            Duration::from_secs(300),
+        )?,
+        handoff,
+        kubelet_path: a.kubelet_path.unwrap_or_else(|| PathBuf::from("/usr/bin/kubelet")),
+        skip_phases: a.skip_phases,
+        ignore_preflight_errors: a.ignore_preflight,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+    const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+
+    fn run(args: &[&str]) -> Result<Command, UsageError> {
+        parse(std::iter::once("kubejoin").chain(args.iter().copied()).map(OsString::from))
+    }
+
+    fn join(args: &[&str]) -> Result<JoinPlan, UsageError> {
+        let mut v = vec!["join"];
+        v.extend_from_slice(args);
+        match run(&v)? {
+            Command::Join(p) => Ok(*p),
+            other => panic!("not a join: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kubeadm_style_token_join() {
+        let p = join(&["192.168.0.101:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN]).unwrap();
+        match &p.discovery.mode {
+            Mode::Token { endpoint, token, pins, unsafe_skip_ca_verification } => {
+                assert_eq!(endpoint, "192.168.0.101:6443");
+                assert_eq!(token.id(), "abcdef");
+                assert_eq!(pins.pins()[0].to_string(), PIN);
+                assert!(!unsafe_skip_ca_verification);
+            }
+            m => panic!("{m:?}"),
+        }
+        assert_eq!(p.discovery.tls_bootstrap_token.as_ref().map(|t| t.id()), Some("abcdef"));
+        assert_eq!(p.cri_socket, DEFAULT_CRI_SOCKET);
+        assert_eq!(p.discovery.timeout, Duration::from_secs(300));
+        assert_eq!(p.handoff, HandoffMode::None);
+    }
+
+    #[test]
+    fn equals_form_comma_pins_and_durations() {
+        let p = join(&[
+            "[fd00::1]:6443",
+            "--token=abcdef.0123456789abcdef",
+            &format!("--discovery-token-ca-cert-hash={PIN},{}", PIN.to_uppercase()),
+            "--discovery-timeout=30s",
+            "--handoff=exec",
+            "--kubelet-arg=node-ip=10.0.0.5",
+            "--cri-socket=/run/crio/crio.sock",
+        ])
+        .unwrap();
+        assert_eq!(p.discovery.timeout, Duration::from_secs(30));
+        assert_eq!(p.handoff, HandoffMode::Exec);
+        assert_eq!(p.kubelet_extra_args, vec![("node-ip".to_string(), "10.0.0.5".to_string())]);
+        assert_eq!(p.cri_socket, "unix:///run/crio/crio.sock");
+        match &p.discovery.mode {
+            Mode::Token { pins, .. } => assert_eq!(pins.pins().len(), 1),
+            m => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_token_discovery_without_pin_unless_unsafe() {
+        assert!(matches!(join(&["10.0.0.1:6443", "--token", TOKEN]), Err(UsageError::NoPin)));
+        let p = join(&["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-unsafe-skip-ca-verification"]).unwrap();
+        assert!(matches!(p.discovery.mode, Mode::Token { unsafe_skip_ca_verification: true, .. }));
+    }
+
+    #[test]
+    fn bad_inputs_are_usage_errors_without_secrets() {
+        let cases: &[&[&str]] = &[
+            &["10.0.0.1:6443", "--token", "ABCDEF.0123456789abcdef", "--discovery-token-ca-cert-hash", PIN],
+            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", "sha256:abcd"],
+            &["10.0.0.1", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
+            &["https://10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
+            &["10.0.0.1:0", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
+            &["--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
+            &["--discovery-file", "http://example.invalid/kubeconfig"],
+            &["10.0.0.1:6443", "--discovery-file", "/tmp/x", "--token", TOKEN],
+            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN, "--node-name", "bad_name"],
+            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN, "--bogus"],
+            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN, "--discovery-timeout", "5"],
+            &[],
+        ];
+        for c in cases {
+            let e = join(c).unwrap_err();
+            assert_eq!(e.class(), Class::Usage);
+            let text = format!("{e} {e:?} {}", crate::error::Report(&e, e.hint()));
+            assert!(!text.contains("0123456789abcdef"), "{c:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn discovery_file_modes() {
+        let p = join(&["--discovery-file", "https://example.invalid/kc", "--tls-bootstrap-token", TOKEN]).unwrap();
+        assert!(matches!(p.discovery.mode, Mode::Https { .. }));
+        let p = join(&["--discovery-file", "file:///etc/kc.yaml"]).unwrap();
+        assert!(matches!(&p.discovery.mode, Mode::File { path } if path == std::path::Path::new("/etc/kc.yaml")));
+    }
+
+    #[test]
+    fn other_commands() {
+        assert!(matches!(run(&[]), Ok(Command::Help)));
+        assert!(matches!(run(&["version"]), Ok(Command::Version)));
+        assert!(matches!(run(&["ca-hash", "a.pem"]), Ok(Command::CaHash(f)) if f.len() == 1));
+        assert!(run(&["ca-hash"]).is_err());
+        assert!(run(&["frobnicate"]).is_err());
+    }
+}

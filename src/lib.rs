@@ -26,5 +26,6 @@ pub mod handoff;
 pub mod install;
 pub mod log;
 pub mod plan;
+pub mod root;
 pub mod source;
 pub mod sys;

@@ -54,3 +54,56 @@ pub struct Discovered {
     /// Credentials for the TLS bootstrap.
     pub credentials: BootstrapCredentials,
 }
+
+use crate::plan::pin::PinSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which discovery mechanism to run, with its inputs (already validated).
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Bootstrap-token discovery (spec §2.2).
+    Token {
+        /// `host:port` given by the user (EP). Only the two cluster-info fetches go there.
+        endpoint: String,
+        token: BootstrapToken,
+        pins: PinSet,
+        /// `--discovery-token-unsafe-skip-ca-verification`: the only way to run without a pin.
+        unsafe_skip_ca_verification: bool,
+    },
+    /// A kubeconfig file on the local disk (spec §2.3).
+    File { path: PathBuf },
+    /// A kubeconfig fetched over HTTPS (spec §2.4), verified against the system trust store or
+    /// `ca_file`.
+    Https { url: String, ca_file: Option<PathBuf> },
+}
+
+/// Everything discovery needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    /// `--tls-bootstrap-token` (defaults to the discovery token in token mode).
+    pub tls_bootstrap_token: Option<BootstrapToken>,
+    /// Bound of each cluster-info fetch loop (kubeadm: 5 m, applied to each of the two loops).
+    pub timeout: Duration,
+    /// Pause between cluster-info attempts (kubeadm: 5 s).
+    pub retry_interval: Duration,
+}
+
+/// Why discovery failed. (Placeholder: the discovery module defines the real variants.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("discovery is not implemented yet")]
+    NotImplemented,
+}
+
+impl crate::error::Classify for Error {
+    fn class(&self) -> crate::error::Class {
+        crate::error::Class::Other
+    }
+}
+
+/// Runs the configured discovery. (Placeholder until the discovery module lands.)
+pub async fn discover(_opts: &Options) -> Result<Discovered, Error> {
+    Err(Error::NotImplemented)
+}

@@ -1,5 +1,53 @@
-//! Validated inputs ("parse, don't validate"): newtypes that can only hold valid values.
+//! Validated inputs ("parse, don't validate"): newtypes that can only hold valid values, and the
+//! [`JoinPlan`] that the CLI (and later the kernel command line and metadata) produce.
 
+pub mod duration;
 pub mod node_name;
 pub mod pin;
 pub mod token;
+
+use crate::discovery;
+use node_name::NodeName;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// kubeadm's default CRI socket (containerd).
+pub const DEFAULT_CRI_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
+
+/// What happens once the node's files are installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffMode {
+    /// Replace this process with the kubelet.
+    Exec,
+    /// Exit 0 and let the service manager start the kubelet.
+    None,
+}
+
+/// A complete, validated description of one join. The only way to run a join.
+#[derive(Debug, Clone)]
+pub struct JoinPlan {
+    pub discovery: discovery::Options,
+    /// `--node-name`; `None` means the lower-cased hostname, resolved when the join runs.
+    pub node_name: Option<NodeName>,
+    /// Container runtime endpoint (`unix://` scheme added when missing, as kubeadm does).
+    pub cri_socket: String,
+    /// `kubeletExtraArgs` / `--kubelet-arg name=value`, in the order given (duplicates allowed).
+    pub kubelet_extra_args: Vec<(String, String)>,
+    /// Taints to register with, `key=value:Effect` or `key:Effect`.
+    pub taints: Vec<String>,
+    /// Where the node's filesystem is (`/`, `/sysroot`, or a temp dir in tests).
+    pub root: PathBuf,
+    /// Discover for real, print what would be done, write nothing.
+    pub dry_run: bool,
+    /// Re-join even when a valid kubelet.conf exists, or it belongs to another cluster.
+    pub force: bool,
+    /// Bound of the wait for the CSR to be approved and issued (default 5 m).
+    pub tls_bootstrap_timeout: Duration,
+    pub handoff: HandoffMode,
+    /// The kubelet binary for `HandoffMode::Exec` (default `/usr/bin/kubelet`).
+    pub kubelet_path: PathBuf,
+    /// Phases to skip (`--skip-phases`), lower-case names.
+    pub skip_phases: Vec<String>,
+    /// Preflight checks to downgrade to warnings (`--ignore-preflight-errors`), lower-cased.
+    pub ignore_preflight_errors: Vec<String>,
+}

@@ -33,7 +33,7 @@ impl CaPin {
         }
         let hexpart = parts[1];
         // Go's hex.DecodedLen(n) = n / 2.
-        if hexpart.len() / 2 != 32 || hexpart.len() % 2 != 0 {
+        if hexpart.len() / 2 != 32 {
             return Err(PinError::Length { full: s.to_string(), found: hexpart.len() / 2 });
         }
         let mut out = [0u8; 32];

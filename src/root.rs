@@ -1,0 +1,1 @@
+//! Paths under an injectable root (stub: owned by the bootstrap/install work).
