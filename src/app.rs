@@ -1,12 +1,19 @@
 //! The one place that knows the order of stages.
 
+use crate::bootstrap::{self, config, csr, verify, wait, Cluster};
 use crate::cli::{Command, UsageError, HELP};
 use crate::discovery::{self, Discovered, Method};
 use crate::error::{Class, Classify};
+use crate::install::{self, existing, flags};
 use crate::log;
+use crate::plan::node_name::NodeName;
 use crate::plan::pin::CaPin;
 use crate::plan::JoinPlan;
+use crate::root::Root;
+use crate::sys::{RealSys, Sys};
+use crate::{handoff, info, warn};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 /// Any failure of a command, classified for the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +34,12 @@ pub enum Error {
         #[source]
         source: crate::plan::pin::PemError,
     },
+    #[error(transparent)]
+    Bootstrap(#[from] bootstrap::Error),
+    #[error(transparent)]
+    Install(#[from] install::Error),
+    #[error(transparent)]
+    Handoff(#[from] handoff::Error),
 }
 
 impl Classify for Error {
@@ -36,6 +49,9 @@ impl Classify for Error {
             Error::Discovery(e) => e.class(),
             Error::Read { .. } => Class::Other,
             Error::Pem { .. } => Class::Usage,
+            Error::Bootstrap(e) => e.class(),
+            Error::Install(e) => e.class(),
+            Error::Handoff(e) => e.class(),
         }
     }
 
@@ -43,6 +59,9 @@ impl Classify for Error {
         match self {
             Error::Usage(e) => e.hint(),
             Error::Discovery(e) => e.hint(),
+            Error::Bootstrap(e) => e.hint(),
+            Error::Install(e) => e.hint(),
+            Error::Handoff(e) => e.hint(),
             _ => None,
         }
     }
@@ -86,9 +105,238 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
     phase.ok();
     if plan.dry_run {
         print_dry_run(plan, &discovered);
+    }
+    let sys = RealSys;
+    let joined = bootstrap_and_install(plan, &discovered, &sys, &Tuning::default()).await?;
+    if joined.outcome == Outcome::DryRun {
         return Ok(());
     }
-    // BOOTSTRAP-HOOK
+    let phase = log::phase("handoff");
+    handoff::handoff(plan.handoff, &plan.kubelet_path, &Root::new(&plan.root), &sys)?;
+    phase.ok();
+    Ok(())
+}
+
+/// Knobs of the post-discovery pipeline that tests shorten; `Default` is the binary's.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// The CSR wait; its `timeout` is replaced by `plan.tls_bootstrap_timeout`.
+    pub wait: wait::WaitOptions,
+}
+
+/// How a join ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Certificate issued and every file installed.
+    Joined,
+    /// A valid identity for this node and cluster was already installed; nothing was done.
+    AlreadyJoined,
+    /// `--dry-run`: everything read, nothing written or submitted.
+    DryRun,
+}
+
+/// What [`bootstrap_and_install`] did.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub outcome: Outcome,
+    pub node: NodeName,
+    /// The CSR that was submitted or resumed.
+    pub csr: Option<String>,
+    /// The CSR already existed with our name (an interrupted join resumed).
+    pub csr_reused: bool,
+    /// notAfter of the node certificate, Unix seconds.
+    pub not_after: Option<i64>,
+    /// The progress lines printed while the CSR was pending.
+    pub progress: Vec<String>,
+    /// What was (or, in a dry run, would be) written, in order.
+    pub steps: Vec<String>,
+}
+
+fn ca_pin(d: &Discovered) -> Option<String> {
+    d.matched_pin
+        .clone()
+        .or_else(|| d.ca_der.first().and_then(|der| CaPin::of_cert_der(der).ok()))
+        .map(|p| p.to_string())
+}
+
+/// Everything after discovery up to (not including) the handoff: identity check, cluster
+/// configuration, key and CSR, wait, verification, install, completion files. Each stage is a
+/// named phase. With `plan.dry_run` only reads happen and the planned writes are printed.
+pub async fn bootstrap_and_install(
+    plan: &JoinPlan,
+    d: &Discovered,
+    sys: &dyn Sys,
+    tuning: &Tuning,
+) -> Result<Joined, Error> {
+    let root = Root::new(&plan.root);
+    let id = bootstrap::resolve_node_name(plan.node_name.as_ref(), sys)?;
+    let node = id.name.as_str().to_string();
+    let mut joined = Joined {
+        outcome: if plan.dry_run { Outcome::DryRun } else { Outcome::Joined },
+        node: id.name.clone(),
+        csr: None,
+        csr_reused: false,
+        not_after: None,
+        progress: Vec::new(),
+        steps: Vec::new(),
+    };
+
+    // Before any request: a node that is already joined must not spend the token again (it may
+    // have expired since), and one that belongs elsewhere must not be overwritten silently.
+    let phase = log::phase("identity-check");
+    match existing::check(&root, &d.ca_der, &node, SystemTime::now()) {
+        existing::Existing::None => phase.ok(),
+        existing::Existing::Joined { not_after } if !plan.force => {
+            info!(
+                "already joined: {} holds a valid certificate for system:node:{node} from this cluster (until {}); nothing to do",
+                install::KUBELET_CONF,
+                install::rfc3339(not_after)
+            );
+            phase.skipped();
+            if plan.dry_run {
+                println!("dry run: this node is already joined; nothing would be written");
+                return Ok(joined);
+            }
+            joined.outcome = Outcome::AlreadyJoined;
+            joined.not_after = Some(not_after);
+            // The completion files live in /run (volatile): describe this boot's outcome.
+            complete(&root, d, &joined)?;
+            return Ok(joined);
+        }
+        existing::Existing::Joined { .. } => {
+            warn!("already joined, but --force given: joining again");
+            phase.ok();
+        }
+        existing::Existing::Stale(why) => {
+            warn!("{} exists but {why}; joining again", install::KUBELET_CONF);
+            phase.ok();
+        }
+        existing::Existing::Conflict(c) if plan.force => {
+            warn!("{c}; replacing it because --force was given");
+            phase.ok();
+        }
+        existing::Existing::Conflict(c) => return Err(install::Error::Existing(c).into()),
+    }
+
+    let phase = log::phase("cluster-config");
+    let cluster = Cluster::connect(d)?;
+    let cfg = config::fetch(&cluster).await?;
+    config::check_node(&cluster, &node).await?;
+    phase.ok();
+
+    let runtime_endpoint = match &cfg.container_runtime_endpoint {
+        Some(ep) => {
+            if *ep != plan.cri_socket {
+                warn!(
+                    "the cluster's KubeletConfiguration sets containerRuntimeEndpoint {ep:?}, which the kubelet will use; \
+                     --cri-socket {:?} is not passed (use --kubelet-arg container-runtime-endpoint=... to override)",
+                    plan.cri_socket
+                );
+            }
+            None
+        }
+        None => Some(plan.cri_socket.as_str()),
+    };
+    let hostname_override = (id.hostname.as_deref() != Some(node.as_str())).then_some(node.as_str());
+    let args = flags::kubelet_args(&flags::FlagsInput {
+        container_runtime_endpoint: runtime_endpoint,
+        hostname_override,
+        taints: &plan.taints,
+        image_repository: &cfg.image_repository,
+        extra_args: &plan.kubelet_extra_args,
+    });
+    let flags_env = flags::render(&args);
+
+    if plan.dry_run {
+        let (key, _) = csr::load_or_generate_key(&root, false)?;
+        println!("would: submit certificate signing request {} for {}", csr::csr_name(&key, &node), csr::common_name(&node));
+        println!("would: write under {}:", root);
+        let i = install::Inputs {
+            server: &d.server,
+            ca_pem: &d.ca_pem,
+            cert_chain_pem: "",
+            key_pem: "",
+            kubelet_config: &cfg.kubelet_config,
+            flags_env: &flags_env,
+            now: SystemTime::now(),
+        };
+        let mut steps = vec![install::Step::File {
+            path: csr::KEY_TMP.into(),
+            mode: 0o600,
+            contents: Vec::new(),
+            what: "the node's private key while the CSR is pending",
+        }];
+        steps.extend(install::plan(&i));
+        steps.extend(install::completion_steps());
+        for s in &steps {
+            println!("  {s}");
+        }
+        println!("  {}", flags_env.trim_end());
+        joined.steps = steps.iter().map(|s| s.to_string()).collect();
+        return Ok(joined);
+    }
+
+    let phase = log::phase("csr");
+    let (mut key, _) = csr::load_or_generate_key(&root, true)?;
+    let submitted = csr::submit(&cluster, &root, &mut key, &node).await?;
+    joined.csr = Some(submitted.name.clone());
+    joined.csr_reused = submitted.reused;
+    phase.ok();
+
+    let phase = log::phase("wait-approval");
+    let opts = wait::WaitOptions { timeout: plan.tls_bootstrap_timeout, ..tuning.wait.clone() };
+    let issued = wait::wait(&cluster, &submitted, &opts).await?;
+    joined.progress = issued.progress.clone();
+    phase.ok();
+
+    let phase = log::phase("verify-certificate");
+    let verified = verify::verify(&issued.cert_pem, &key.spki_der(), &node, &d.ca_der, SystemTime::now())
+        .map_err(|source| bootstrap::Error::Certificate { name: submitted.name.clone(), source })?;
+    joined.not_after = Some(verified.not_after);
+    info!(
+        "certificate for {} issued, valid until {}",
+        csr::common_name(&node),
+        install::rfc3339(verified.not_after)
+    );
+    phase.ok();
+
+    let phase = log::phase("install");
+    let key_pem = key.to_pem();
+    let steps = install::plan(&install::Inputs {
+        server: &d.server,
+        ca_pem: &d.ca_pem,
+        cert_chain_pem: &verified.chain_pem,
+        key_pem: &key_pem,
+        kubelet_config: &cfg.kubelet_config,
+        flags_env: &flags_env,
+        now: SystemTime::now(),
+    });
+    install::apply(&root, &steps)?;
+    joined.steps = steps.iter().map(|s| s.to_string()).collect();
+    phase.ok();
+
+    complete(&root, d, &joined)?;
+    Ok(joined)
+}
+
+/// Writes the completion contract (`result.json`, Cluster API sentinel) as its own phase.
+fn complete(root: &Root, d: &Discovered, joined: &Joined) -> Result<(), Error> {
+    let phase = log::phase("completion");
+    let result = install::JoinResult {
+        outcome: match joined.outcome {
+            Outcome::AlreadyJoined => "already-joined",
+            _ => "joined",
+        }
+        .into(),
+        node: joined.node.to_string(),
+        csr: joined.csr.clone(),
+        certificate_not_after: joined.not_after.map(install::rfc3339),
+        server: d.server.clone(),
+        ca_pin: ca_pin(d),
+        phases: log::timeline(),
+    };
+    install::write_completion(root, &result)?;
+    phase.ok();
     Ok(())
 }
 
@@ -122,6 +370,5 @@ fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
         ),
         _ => println!("  trust:       TLS verified against the kubeconfig's CA"),
     }
-    println!("would: fetch kubelet-config, kubeadm-config and kube-proxy with the bootstrap token,");
-    println!("       submit a CSR for system:node:<name>, wait for approval, install the kubelet's files");
+    println!("reading the cluster configuration (kube-proxy, kubelet-config, kubeadm-config) with the bootstrap credentials");
 }

@@ -1,1 +1,290 @@
-//! The kubelet's TLS bootstrap done by kubejoin: key, CSR, submit, wait, verify.
+//! The kubelet's TLS bootstrap, done by kubejoin (spec §5): cluster configuration, key, CSR,
+//! submit, wait, verify.
+//!
+//! Stages, each a function the app runs as a named phase:
+//! - [`config::fetch`]: `kube-proxy` (optional), `kubelet-config` and `kubeadm-config` with the
+//!   bootstrap credentials, and the Node-name clash check ([`config::check_node`]);
+//! - [`csr::load_or_generate_key`] + [`csr::submit`]: a P-256 key persisted before anything is
+//!   sent, a CSR named deterministically from it (`node-csr-<digest>`, spec §5.2) so an
+//!   interrupted join resumes with the same CSR;
+//! - [`wait::wait`]: a watch until the CSR is approved and issued, denied, failed, deleted or the
+//!   deadline passes (a pure progress function plus a small deadline loop);
+//! - [`verify::verify`]: the returned certificate must be for our key, our subject, chain to the
+//!   discovered CA and be valid now. Nothing is installed before it passes.
+
+pub mod config;
+pub mod csr;
+pub mod verify;
+pub mod wait;
+
+use crate::api::{self, Identity, Timeouts, Trust, WireFailure};
+use crate::discovery::{BootstrapCredentials, Discovered};
+use crate::error::{Class, Classify};
+use crate::plan::node_name::{NodeName, NodeNameError};
+use crate::sys::Sys;
+use std::time::Duration;
+
+/// The group kubeadm's RBAC grants everything a join needs to (spec §7).
+pub const DEFAULT_NODE_TOKEN_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
+
+/// Why the TLS bootstrap failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("building the API client for {server}")]
+    Client {
+        server: String,
+        #[source]
+        source: api::ClientError,
+    },
+    /// An API call failed on the wire or with an unexpected status.
+    #[error("{action} at {server}: {}", describe(failure))]
+    Api { action: String, server: String, failure: WireFailure },
+    #[error("ConfigMap kube-system/{name} has no key {key:?}")]
+    MissingConfig { name: &'static str, key: &'static str },
+    #[error("ConfigMap kube-system/{name} key {key:?} is not valid YAML: {why}")]
+    BadConfig { name: &'static str, key: &'static str, why: String },
+    #[error("a Node with name {name:?} and status \"Ready\" already exists in the cluster. You must delete the existing Node or change the name of this new joining Node")]
+    NodeExists { name: String },
+    #[error("reading this machine's hostname to name the node")]
+    Hostname(#[source] std::io::Error),
+    #[error("this machine's hostname cannot be used as the node name")]
+    HostnameNotANodeName(#[source] NodeNameError),
+    #[error("storing the node's private key")]
+    StoreKey(#[source] crate::install::atomic::WriteError),
+    #[error("generating the node's private key: {0}")]
+    KeyGen(String),
+    #[error("building the certificate signing request: {0}")]
+    BuildCsr(String),
+    #[error("certificate signing request {name} exists but cannot be reused: {why}")]
+    CsrConflict { name: String, why: String },
+    #[error("certificate signing request {name} is denied, reason: {reason}, message: {message}")]
+    Denied { name: String, reason: String, message: String },
+    #[error("certificate signing request {name} failed, reason: {reason}, message: {message}")]
+    Failed { name: String, reason: String, message: String },
+    #[error("certificate signing request {name} was deleted while waiting for it to be issued")]
+    Deleted { name: String },
+    #[error("certificate signing request {name} changed UIDs (it was deleted and re-created by someone else)")]
+    UidChanged { name: String },
+    #[error("timed out after {} waiting for certificate signing request {name} to be approved and issued", crate::log::fmt_ms(*waited))]
+    Timeout { name: String, waited: Duration, approved: bool },
+    #[error("the certificate issued for {name} is not acceptable")]
+    Certificate {
+        name: String,
+        #[source]
+        source: verify::VerifyError,
+    },
+}
+
+/// A [`WireFailure`] in words.
+pub fn describe(f: &WireFailure) -> String {
+    match f {
+        WireFailure::Status { code, reason, message } if message.is_empty() => {
+            format!("the server answered {code} {reason}")
+        }
+        WireFailure::Status { code, reason, message } => {
+            format!("the server answered {code} {reason}: {message}")
+        }
+        WireFailure::Refused => "connection refused".into(),
+        WireFailure::TimedOut => "timed out".into(),
+        WireFailure::TlsVerify(s) => format!("TLS verification failed: {s}"),
+        WireFailure::Transport(s) => s.clone(),
+    }
+}
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        match self {
+            Error::Client { .. } => Class::Usage,
+            Error::Api { failure, .. } => match failure {
+                WireFailure::Status { code: 401 | 403, .. } => Class::Rejected,
+                WireFailure::TlsVerify(_) => Class::Trust,
+                WireFailure::Refused | WireFailure::TimedOut => Class::Timeout,
+                _ => Class::Other,
+            },
+            Error::MissingConfig { .. } | Error::BadConfig { .. } => Class::Other,
+            Error::NodeExists { .. } => Class::Rejected,
+            Error::Hostname(_) => Class::Other,
+            Error::HostnameNotANodeName(_) => Class::Usage,
+            Error::StoreKey(_) | Error::KeyGen(_) | Error::BuildCsr(_) => Class::Other,
+            Error::CsrConflict { .. } | Error::UidChanged { .. } => Class::Other,
+            Error::Denied { .. } | Error::Failed { .. } | Error::Deleted { .. } => Class::Rejected,
+            Error::Timeout { .. } => Class::Timeout,
+            Error::Certificate { .. } => Class::Trust,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Api { failure: WireFailure::Status { code: 401, .. }, .. } => Some(
+                "the bootstrap token was refused: it has likely expired or been deleted — create one with \
+                 `kubeadm token create --print-join-command`"
+                    .into(),
+            ),
+            Error::Api { failure: WireFailure::Status { code: 403, .. }, .. } => Some(format!(
+                "the bootstrap token is not allowed to do this: it likely lacks the group \
+                 {DEFAULT_NODE_TOKEN_GROUP}, which kubeadm's RBAC rules grant joins to — create a token \
+                 with the default groups (`kubeadm token create --print-join-command`) or add the group \
+                 (`kubeadm token create --groups {DEFAULT_NODE_TOKEN_GROUP}`)"
+            )),
+            Error::Api { failure: WireFailure::TlsVerify(_), server, .. } => Some(format!(
+                "{server} presented a certificate that does not chain to the discovered cluster CA or \
+                 does not name that address; the server: URL in cluster-info must be covered by the \
+                 API server certificate"
+            )),
+            Error::Api { failure: WireFailure::Refused | WireFailure::TimedOut, server, .. } => Some(format!(
+                "check that {server} (the server: URL published in cluster-info) is reachable from this machine"
+            )),
+            Error::MissingConfig { name, .. } | Error::BadConfig { name, .. } => Some(format!(
+                "the cluster does not look set up by kubeadm; on a control-plane node, \
+                 `kubeadm init phase upload-config all` recreates kube-system/{name}"
+            )),
+            Error::NodeExists { name } => Some(format!(
+                "if that Node is a previous life of this machine, remove it with `kubectl delete node {name}`; \
+                 otherwise choose another name with --node-name"
+            )),
+            Error::Hostname(_) | Error::HostnameNotANodeName(_) => {
+                Some("set the node name explicitly with --node-name".into())
+            }
+            Error::Denied { name, .. } | Error::Failed { name, .. } => Some(format!(
+                "an administrator or the signer refused this node's certificate; if that was a mistake, \
+                 remove the request with `kubectl delete csr {name}` and run kubejoin again"
+            )),
+            Error::Deleted { .. } => Some("run kubejoin again to submit a new request".into()),
+            Error::Timeout { name, approved: false, .. } => Some(format!(
+                "nobody approved the request: approve it with `kubectl certificate approve {name}` \
+                 (or check that the token carries the group {DEFAULT_NODE_TOKEN_GROUP}, whose requests \
+                 kubeadm's RBAC auto-approves), or raise --tls-bootstrap-timeout"
+            )),
+            Error::Timeout { approved: true, .. } => Some(
+                "the request was approved but no certificate was issued: check that kube-controller-manager \
+                 runs its csrsigning controller with the cluster CA"
+                    .into(),
+            ),
+            Error::Certificate { .. } => Some(
+                "the API server returned a certificate that does not belong to this request or this \
+                 cluster; nothing was installed"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Wraps a kube error of `action` against `server`.
+pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &kube::Error) -> Error {
+    Error::Api { action: action.into(), server: server.to_string(), failure: api::wire_failure(e) }
+}
+
+/// The HTTP status of a kube error, if the server answered one.
+pub(crate) fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Clients for the discovered cluster, authenticated with the bootstrap credentials.
+#[derive(Clone)]
+pub struct Cluster {
+    /// `server:` of cluster-info.
+    pub server: String,
+    /// For ordinary requests (per-request timeout).
+    pub client: kube::Client,
+    /// For watches: no read timeout, the watch's own `timeoutSeconds` bounds it.
+    pub watch_client: kube::Client,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("server", &self.server).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects (lazily) to `d.server`, trusting only the discovered CA bundle.
+    pub fn connect(d: &Discovered) -> Result<Self, Error> {
+        let identity = match &d.credentials {
+            BootstrapCredentials::Token(t) => Identity::Token(t.clone()),
+            BootstrapCredentials::ClientCert { cert_pem, key_pem } => {
+                Identity::ClientCert { cert_pem: cert_pem.clone(), key_pem: key_pem.clone() }
+            }
+        };
+        let trust = Trust::CaBundle(d.ca_der.clone());
+        let build = |t: Timeouts| {
+            api::client(&d.server, &trust, &identity, t)
+                .map_err(|source| Error::Client { server: d.server.clone(), source })
+        };
+        let client = build(Timeouts::default())?;
+        let watch_client = build(Timeouts { read: None, ..Timeouts::default() })?;
+        Ok(Self { server: d.server.clone(), client, watch_client })
+    }
+}
+
+/// The node's name and, when known, the lower-cased OS hostname (which decides whether the
+/// kubelet needs `--hostname-override`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    pub name: NodeName,
+    pub hostname: Option<String>,
+}
+
+/// `--node-name`, or the hostname trimmed and lower-cased as kubeadm's `GetHostname` does.
+pub fn resolve_node_name(given: Option<&NodeName>, sys: &dyn Sys) -> Result<NodeIdentity, Error> {
+    let hostname = sys.hostname().map(|h| h.trim().to_ascii_lowercase());
+    match (given, hostname) {
+        (Some(n), h) => Ok(NodeIdentity { name: n.clone(), hostname: h.ok() }),
+        (None, Ok(h)) => {
+            let name = NodeName::from_hostname(&h).map_err(Error::HostnameNotANodeName)?;
+            Ok(NodeIdentity { name, hostname: Some(h) })
+        }
+        (None, Err(e)) => Err(Error::Hostname(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{Call, RecordingSys};
+
+    #[test]
+    fn node_name_defaults_to_lowercased_hostname() {
+        let sys = RecordingSys::new("Worker-7\n");
+        let id = resolve_node_name(None, &sys).unwrap();
+        assert_eq!(id.name.as_str(), "worker-7");
+        assert_eq!(id.hostname.as_deref(), Some("worker-7"));
+        assert_eq!(sys.calls(), vec![Call::Hostname]);
+    }
+
+    #[test]
+    fn explicit_node_name_wins_and_survives_a_hostname_failure() {
+        let n = NodeName::parse("node-a").unwrap();
+        let sys = RecordingSys::new("x").failing_hostname(std::io::ErrorKind::PermissionDenied);
+        let id = resolve_node_name(Some(&n), &sys).unwrap();
+        assert_eq!(id, NodeIdentity { name: n, hostname: None });
+        let e = resolve_node_name(None, &sys).unwrap_err();
+        assert!(matches!(e, Error::Hostname(_)));
+        assert!(e.hint().unwrap().contains("--node-name"));
+    }
+
+    #[test]
+    fn invalid_hostname_is_a_usage_error_with_a_hint() {
+        let e = resolve_node_name(None, &RecordingSys::new("bad_host")).unwrap_err();
+        assert_eq!(e.class(), Class::Usage);
+        assert!(e.hint().unwrap().contains("--node-name"));
+    }
+
+    #[test]
+    fn forbidden_is_rejected_with_the_group_hint() {
+        let e = Error::Api {
+            action: "getting ConfigMap kube-system/kubelet-config".into(),
+            server: "https://10.0.0.1:6443".into(),
+            failure: WireFailure::Status { code: 403, reason: "Forbidden".into(), message: "no".into() },
+        };
+        assert_eq!(e.class(), Class::Rejected);
+        assert_eq!(
+            e.to_string(),
+            "getting ConfigMap kube-system/kubelet-config at https://10.0.0.1:6443: the server answered 403 Forbidden: no"
+        );
+        assert!(e.hint().unwrap().contains(DEFAULT_NODE_TOKEN_GROUP));
+    }
+}

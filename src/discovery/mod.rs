@@ -5,8 +5,21 @@
 //! against the pins, re-fetch over verified TLS and require byte-identical kubeconfig. File and
 //! HTTPS discovery (spec §2.3–2.4) read a kubeconfig instead.
 
-use crate::plan::pin::CaPin;
-use crate::plan::token::BootstrapToken;
+pub mod file;
+pub mod https;
+pub mod jws;
+pub mod kubeconfig;
+pub mod token;
+
+use crate::api::{self, WireFailure};
+use crate::error::{Class, Classify};
+use crate::plan::pin::{CaPin, PemError, PinError, PinSet};
+use crate::plan::token::{BootstrapToken, TokenError};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kubeconfig::KubeconfigError;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// How the cluster was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +68,6 @@ pub struct Discovered {
     pub credentials: BootstrapCredentials,
 }
 
-use crate::plan::pin::PinSet;
-use std::path::PathBuf;
-use std::time::Duration;
-
 /// Which discovery mechanism to run, with its inputs (already validated).
 #[derive(Debug, Clone)]
 pub enum Mode {
@@ -75,7 +84,10 @@ pub enum Mode {
     File { path: PathBuf },
     /// A kubeconfig fetched over HTTPS (spec §2.4), verified against the system trust store or
     /// `ca_file`.
-    Https { url: String, ca_file: Option<PathBuf> },
+    Https {
+        url: String,
+        ca_file: Option<PathBuf>,
+    },
 }
 
 /// Everything discovery needs.
@@ -90,20 +102,806 @@ pub struct Options {
     pub retry_interval: Duration,
 }
 
-/// Why discovery failed. (Placeholder: the discovery module defines the real variants.)
+/// Why discovery failed. Variants carry their inputs (endpoint, URL, path, pins, token id) so a
+/// person can act on the message; none ever carries a token secret or other credential.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("discovery is not implemented yet")]
-    NotImplemented,
+    // ---- the inputs (class Usage) ----
+    /// The discovery token does not have the bootstrap-token form.
+    #[error("could not construct token string for the discovery token")]
+    MalformedToken(#[source] TokenError),
+    /// A `--discovery-token-ca-cert-hash` does not parse.
+    #[error("invalid discovery token CA certificate hash")]
+    InvalidPin(#[source] PinError),
+    /// Token discovery with no pin and without the explicit unsafe opt-in.
+    #[error("refusing token discovery without a CA pin: no --discovery-token-ca-cert-hash was given and --discovery-token-unsafe-skip-ca-verification is not set")]
+    NoPin,
+    /// An endpoint or URL that no client can be built for.
+    #[error("invalid API server address {url:?}")]
+    BadAddress {
+        url: String,
+        #[source]
+        source: api::ClientError,
+    },
+    /// HTTPS discovery was given a URL that is not `https://` (no connection was made).
+    #[error("refusing to fetch the discovery kubeconfig from {url:?}: only https:// URLs are allowed, because this kubeconfig decides which CA the node trusts")]
+    InsecureUrl { url: String },
+    /// The discovery kubeconfig file could not be read.
+    #[error("reading the discovery kubeconfig {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file named by the discovery kubeconfig (CA, client certificate or key) could not be read.
+    #[error("reading {path}, named by the discovery kubeconfig {origin}")]
+    ReadReferenced {
+        origin: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--discovery-file-ca` could not be read.
+    #[error("reading the CA bundle {path} for HTTPS discovery")]
+    ReadCaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--discovery-file-ca` holds no usable certificate.
+    #[error("the CA bundle {path} for HTTPS discovery holds no usable certificate")]
+    CaFilePem {
+        path: PathBuf,
+        #[source]
+        source: PemError,
+    },
+    /// The discovery kubeconfig does not parse or names no usable cluster.
+    #[error("the provided kubeconfig file {origin} is malformed")]
+    BadKubeconfig {
+        origin: String,
+        #[source]
+        source: KubeconfigError,
+    },
+    /// The discovery kubeconfig defines no cluster.
+    #[error("the provided kubeconfig file {origin} must have at least one cluster defined")]
+    NoClusters { origin: String },
+    /// The discovery kubeconfig is unusable for another stated reason.
+    #[error("the provided kubeconfig file {origin} is invalid: {why}")]
+    InvalidKubeconfig { origin: String, why: String },
+    /// Neither the discovery kubeconfig nor cluster-info provided a CA.
+    #[error("could not get CA certificate from discovery kubeconfig {origin}")]
+    NoCa { origin: String },
+    /// The CA in the discovery kubeconfig does not parse.
+    #[error("could not get CA certificate from discovery kubeconfig {origin}")]
+    BadCa {
+        origin: String,
+        #[source]
+        source: PemError,
+    },
+    /// The discovery kubeconfig has no credentials and no TLS bootstrap token was given.
+    #[error("could not find authentication credentials for the TLS bootstrap process in {origin}. Please use Token discovery, a discovery file with embedded authentication credentials or a discovery file without authentication credentials but with the TLSBootstrapToken flag")]
+    NoCredentials { origin: String },
+    /// The discovery kubeconfig has credentials kubejoin cannot use for the TLS bootstrap.
+    #[error(
+        "the credentials of user {user:?} in {origin} cannot be used for the TLS bootstrap: {why}"
+    )]
+    UnsupportedCredentials {
+        origin: String,
+        user: String,
+        why: &'static str,
+    },
+
+    // ---- the network ----
+    /// The API server never answered (refused, timed out, DNS, handshake) within the timeout.
+    #[error("could not reach the API server at {url} to fetch the cluster-info ConfigMap ({attempts} attempt(s) over {}): {reason}", human(*.waited))]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        waited: Duration,
+        reason: String,
+    },
+    /// The server's certificate did not verify against the CA we trust for it.
+    #[error("the API server at {endpoint} presented a certificate that does not verify against {against}: {detail}")]
+    TlsVerify {
+        endpoint: String,
+        /// What the certificate was verified against, in words.
+        against: String,
+        /// What rustls said.
+        detail: String,
+        /// The `server:` of the cluster-info kubeconfig, when known (a name that will verify).
+        cluster_server: Option<String>,
+    },
+    /// The server answered 401 or 403.
+    #[error("the API server at {url} refused {who} access to {what} ({code} {reason}): {message}")]
+    Rejected {
+        url: String,
+        who: &'static str,
+        what: &'static str,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// The server answered another non-success status.
+    #[error(
+        "the API server at {url} answered {code} {reason} to the request for {what}: {message}"
+    )]
+    Status {
+        url: String,
+        what: &'static str,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+
+    // ---- token discovery (spec §2.2) ----
+    /// No `jws-kubeconfig-<id>` appeared within the timeout.
+    #[error("could not find a JWS signature in the cluster-info ConfigMap for token ID {token_id:?} at {endpoint} within {}: the token is unknown to this cluster or has expired", human(*.waited))]
+    JwsMissing {
+        endpoint: String,
+        token_id: String,
+        waited: Duration,
+    },
+    /// cluster-info has no `kubeconfig` key.
+    #[error("there is no kubeconfig key in the cluster-info ConfigMap at {endpoint}. This API Server isn't set up for token bootstrapping, can't connect")]
+    NoKubeconfigKey { endpoint: String },
+    /// The `jws-kubeconfig-<id>` key is present but empty.
+    #[error("token id {token_id:?} is invalid for this cluster ({endpoint}) or it has expired: its signature in the cluster-info ConfigMap is empty")]
+    EmptyJws { endpoint: String, token_id: String },
+    /// The JWS does not verify over the kubeconfig with our token.
+    #[error("failed to verify JWS signature of received cluster info object, can't trust this API Server ({endpoint}, token ID {token_id:?})")]
+    BadJws { endpoint: String, token_id: String },
+    /// The signed kubeconfig does not parse or names no cluster.
+    #[error("couldn't parse the kubeconfig file in the cluster-info ConfigMap from {endpoint}")]
+    ClusterInfoKubeconfig {
+        endpoint: String,
+        #[source]
+        source: KubeconfigError,
+    },
+    /// The signed kubeconfig carries no usable CA.
+    #[error("failed to parse cluster CA from the cluster-info ConfigMap from {endpoint}")]
+    ClusterInfoCa {
+        endpoint: String,
+        #[source]
+        source: PemError,
+    },
+    /// No CA of the bundle matches any pin.
+    #[error("cluster CA found in cluster-info ConfigMap from {endpoint} is invalid: none of the public keys {} are pinned (expected {}); this may be a man-in-the-middle attack or the wrong cluster", pins(.seen), pins(.expected))]
+    PinMismatch {
+        endpoint: String,
+        expected: Vec<CaPin>,
+        seen: Vec<CaPin>,
+    },
+    /// The TLS-verified copy of cluster-info differs from the JWS-verified one.
+    #[error("the second kubeconfig from the cluster-info ConfigMap at {endpoint} (using validated TLS) was different from the first")]
+    RefetchDiffers { endpoint: String },
+
+    // ---- HTTPS discovery (spec §2.4) ----
+    /// The HTTPS URL answered with a status other than 200.
+    #[error("error trying to fetch discovery kubeconfig over HTTPS from {url}, received status {status}")]
+    HttpsStatus { url: String, status: u16 },
+    /// The HTTPS body could not be read (too large, not UTF-8, cut off).
+    #[error("reading the discovery kubeconfig from {url}: {detail}")]
+    HttpsBody { url: String, detail: String },
 }
 
-impl crate::error::Classify for Error {
-    fn class(&self) -> crate::error::Class {
-        crate::error::Class::Other
+fn pins(p: &[CaPin]) -> String {
+    let list: Vec<String> = p.iter().map(CaPin::to_string).collect();
+    format!("[{}]", list.join(", "))
+}
+
+/// `2s`, `1.500s`, `5m0s`: the durations users configure, printed back recognisably.
+fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return crate::log::fmt_ms(d);
+    }
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
     }
 }
 
-/// Runs the configured discovery. (Placeholder until the discovery module lands.)
-pub async fn discover(_opts: &Options) -> Result<Discovered, Error> {
-    Err(Error::NotImplemented)
+/// The port of an `https://host:port` URL or `host:port` endpoint, for hints.
+fn port_of(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+                && !host.ends_with(':') =>
+        {
+            port.to_string()
+        }
+        _ => "443".to_string(),
+    }
+}
+
+const NEW_TOKEN: &str =
+    "create a new token on a control-plane node with `kubeadm token create --print-join-command`";
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        use Error::*;
+        match self {
+            MalformedToken(_)
+            | InvalidPin(_)
+            | NoPin
+            | BadAddress { .. }
+            | InsecureUrl { .. }
+            | ReadFile { .. }
+            | ReadReferenced { .. }
+            | ReadCaFile { .. }
+            | CaFilePem { .. }
+            | BadKubeconfig { .. }
+            | NoClusters { .. }
+            | InvalidKubeconfig { .. }
+            | NoCa { .. }
+            | BadCa { .. }
+            | NoCredentials { .. }
+            | UnsupportedCredentials { .. } => Class::Usage,
+            Unreachable { .. } | JwsMissing { .. } => Class::Timeout,
+            TlsVerify { .. }
+            | NoKubeconfigKey { .. }
+            | EmptyJws { .. }
+            | BadJws { .. }
+            | ClusterInfoKubeconfig { .. }
+            | ClusterInfoCa { .. }
+            | PinMismatch { .. }
+            | RefetchDiffers { .. } => Class::Trust,
+            Rejected { .. } => Class::Rejected,
+            HttpsStatus {
+                status: 401 | 403, ..
+            } => Class::Rejected,
+            HttpsStatus { status: 404, .. } => Class::Usage,
+            Status { .. } | HttpsStatus { .. } | HttpsBody { .. } => Class::Other,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        use Error::*;
+        Some(match self {
+            MalformedToken(_) => format!("a bootstrap token looks like abcdef.0123456789abcdef; {NEW_TOKEN}"),
+            InvalidPin(_) => "a pin looks like sha256:<64 hex digits>; print it on a control-plane node with \
+                 `kubejoin ca-hash /etc/kubernetes/pki/ca.crt`"
+                .into(),
+            NoPin => "print the pin on a control-plane node with `kubejoin ca-hash /etc/kubernetes/pki/ca.crt` \
+                 (or `kubeadm token create --print-join-command`) and pass --discovery-token-ca-cert-hash"
+                .into(),
+            InsecureUrl { .. } => "serve the kubeconfig over https:// (verified against the system trust store or \
+                 --discovery-file-ca), or copy it to this machine and pass its path"
+                .into(),
+            NoCredentials { .. } | UnsupportedCredentials { .. } => {
+                "pass --tls-bootstrap-token (or --token), or embed a bootstrap token or client certificate and key \
+                 in the discovery kubeconfig"
+                    .into()
+            }
+            NoCa { .. } | BadCa { .. } => {
+                "embed the cluster CA in the kubeconfig (certificate-authority-data) or point certificate-authority \
+                 at /etc/kubernetes/pki/ca.crt copied from a control-plane node"
+                    .into()
+            }
+            Unreachable { url, .. } => format!(
+                "check the address and that port {} (the API server port) is open and reachable from this machine \
+                 (firewall, routing, the API server running)",
+                port_of(url)
+            ),
+            TlsVerify { cluster_server, .. } => {
+                let mut h = "connect to a name or address listed in the API server certificate \
+                     (kubeadm: apiServer.certSANs / --apiserver-cert-extra-sans add more)"
+                    .to_string();
+                if let Some(s) = cluster_server {
+                    h.push_str(&format!("; the cluster calls its API server {s}"));
+                }
+                h
+            }
+            Rejected { what: "the cluster-info ConfigMap", who: "anonymous", .. } => {
+                "cluster-info must be readable anonymously: check that the API server allows anonymous requests \
+                 and that the kube-public RoleBinding kubeadm:bootstrap-signer-clusterinfo exists \
+                 (`kubeadm init phase bootstrap-token` creates it)"
+                    .into()
+            }
+            Rejected { .. } => "check the credentials in the discovery kubeconfig".into(),
+            Status { code: 404, .. } => "the kube-public/cluster-info ConfigMap does not exist: the control plane \
+                 was not set up for token bootstrapping (`kubeadm init phase bootstrap-token` creates it)"
+                .into(),
+            JwsMissing { .. } | EmptyJws { .. } => format!(
+                "{NEW_TOKEN} (`kubeadm token list` shows the valid ones; only tokens with the signing usage are \
+                 signed into cluster-info)"
+            ),
+            NoKubeconfigKey { .. } => "on a control-plane node, `kubeadm init phase bootstrap-token` uploads \
+                 cluster-info; check that you are pointing at the right API server"
+                .into(),
+            BadJws { .. } => format!(
+                "the cluster-info content was not signed with this token's secret: check the token (a typo in the \
+                 secret gives this error), or something between you and the API server altered it; {NEW_TOKEN}"
+            ),
+            PinMismatch { .. } => "compare with the pin printed on a control-plane node by \
+                 `kubejoin ca-hash /etc/kubernetes/pki/ca.crt`; if the CA was rotated, pin the new CA; \
+                 do not join until they match"
+                .into(),
+            RefetchDiffers { .. } => "cluster-info changed between the two fetches, or a different server answered \
+                 the verified request: retry, and check for proxies or load balancers in front of the API server"
+                .into(),
+            HttpsStatus { .. } => "check the URL: it must serve the discovery kubeconfig itself".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// Checks token-discovery inputs given as text (for config sources other than the CLI, and
+/// tests) and builds the [`Mode`].
+pub fn token_mode<S: AsRef<str>>(
+    endpoint: &str,
+    token: &str,
+    ca_cert_hashes: &[S],
+    unsafe_skip_ca_verification: bool,
+) -> Result<Mode, Error> {
+    let token = BootstrapToken::parse(token).map_err(Error::MalformedToken)?;
+    let pins = PinSet::parse(ca_cert_hashes).map_err(Error::InvalidPin)?;
+    if pins.is_empty() && !unsafe_skip_ca_verification {
+        return Err(Error::NoPin);
+    }
+    Ok(Mode::Token {
+        endpoint: endpoint.to_string(),
+        token,
+        pins,
+        unsafe_skip_ca_verification,
+    })
+}
+
+/// Runs the configured discovery (spec §2.1): token, file or HTTPS.
+pub async fn discover(opts: &Options) -> Result<Discovered, Error> {
+    match &opts.mode {
+        Mode::Token {
+            endpoint,
+            token,
+            pins,
+            unsafe_skip_ca_verification,
+        } => token::discover(endpoint, token, pins, *unsafe_skip_ca_verification, opts).await,
+        Mode::File { path } => file::discover(path, opts).await,
+        Mode::Https { url, ca_file } => https::discover(url, ca_file.as_deref(), opts).await,
+    }
+}
+
+/// Each CA of a PEM bundle with its pin and subject, for `kubejoin ca-hash FILE`.
+pub fn ca_hash_report(pem: &[u8]) -> Result<Vec<(CaPin, String)>, PemError> {
+    let ders = crate::plan::pin::certs_from_pem(pem)?;
+    let mut out = Vec::with_capacity(ders.len());
+    for der in ders {
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| PemError::Cert(crate::plan::pin::CertParseError(e.to_string())))?;
+        out.push((
+            CaPin::of_spki(cert.tbs_certificate.subject_pki.raw),
+            cert.subject().to_string(),
+        ));
+    }
+    Ok(out)
+}
+
+// ---- the cluster-info fetch loop shared by token and file discovery ----
+
+/// Why one cluster-info attempt did not give what the loop waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Miss {
+    Wire(WireFailure),
+    /// Fetched, but no `jws-kubeconfig-<id>` yet.
+    NoJws,
+    /// Fetched, but neither a JWS nor even a `kubeconfig` key.
+    NoKubeconfig,
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Miss::Wire(w) => f.write_str(&wire_text(w)),
+            Miss::NoJws => f.write_str("no JWS signature for our token yet"),
+            Miss::NoKubeconfig => f.write_str("no kubeconfig key"),
+        }
+    }
+}
+
+fn wire_text(w: &WireFailure) -> String {
+    match w {
+        WireFailure::Status {
+            code,
+            reason,
+            message,
+        } => format!("{code} {reason}: {message}"),
+        WireFailure::Refused => "connection refused".into(),
+        WireFailure::TimedOut => "timed out".into(),
+        WireFailure::TlsVerify(d) => format!("TLS handshake failed: {d}"),
+        WireFailure::Transport(t) => t.clone(),
+    }
+}
+
+/// What the loop does with one answer.
+enum Verdict<T> {
+    Done(T),
+    Retry(Miss),
+}
+
+/// The loop ran out of time; the last thing that went wrong.
+#[derive(Debug)]
+struct GaveUp {
+    miss: Miss,
+    attempts: u32,
+    waited: Duration,
+}
+
+/// One fetch loop: `GET kube-public/cluster-info` immediately, then every `interval` until
+/// `judge` is satisfied or `timeout` passes (kubeadm's `PollUntilContextTimeout(immediate)`).
+/// Each attempt is bounded by the time left, so the loop never overruns its timeout.
+async fn poll_cluster_info<T>(
+    client: &kube::Client,
+    url: &str,
+    label: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut judge: impl FnMut(Result<ConfigMap, kube::Error>) -> Verdict<T>,
+) -> Result<T, GaveUp> {
+    let interval = interval.min(timeout);
+    let api = kube::Api::<ConfigMap>::namespaced(client.clone(), "kube-public");
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut attempts = 0u32;
+    let mut last: Option<Miss> = None;
+    loop {
+        attempts += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = tokio::time::timeout(left, api.get("cluster-info")).await;
+        let miss = match answer {
+            Ok(res) => match judge(res) {
+                Verdict::Done(v) => {
+                    crate::debug!("cluster-info ({label}) from {url}: ok on attempt {attempts}");
+                    return Ok(v);
+                }
+                Verdict::Retry(m) => m,
+            },
+            Err(_elapsed) => {
+                // Cut off by our own deadline: what went wrong before says more than this.
+                let miss = last.take().unwrap_or(Miss::Wire(WireFailure::TimedOut));
+                return Err(GaveUp {
+                    miss,
+                    attempts,
+                    waited: started.elapsed(),
+                });
+            }
+        };
+        let now = Instant::now();
+        if now + interval >= deadline {
+            crate::info!(
+                "cluster-info ({label}) from {url}, attempt {attempts}: {miss}; giving up"
+            );
+            return Err(GaveUp {
+                miss,
+                attempts,
+                waited: started.elapsed(),
+            });
+        }
+        crate::info!(
+            "cluster-info ({label}) from {url}, attempt {attempts}: {miss}; retrying in {}",
+            crate::log::fmt_ms(interval)
+        );
+        last = Some(miss);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Per-request timeouts of discovery clients: kubeadm's 10 s, but never beyond the loop's bound.
+fn timeouts(opts: &Options) -> api::Timeouts {
+    let t = Duration::from_secs(10).min(opts.timeout.max(Duration::from_millis(1)));
+    api::Timeouts {
+        connect: t,
+        read: Some(t),
+    }
+}
+
+/// The error for a loop that gave up, in the words of the stage it was in.
+fn gave_up_error(g: GaveUp, ctx: &FetchContext<'_>) -> Error {
+    match g.miss {
+        Miss::NoJws => Error::JwsMissing {
+            endpoint: ctx.endpoint.to_string(),
+            token_id: ctx.token_id.unwrap_or_default().to_string(),
+            waited: g.waited,
+        },
+        Miss::NoKubeconfig => Error::NoKubeconfigKey {
+            endpoint: ctx.endpoint.to_string(),
+        },
+        Miss::Wire(w) => wire_error(w, ctx, g.attempts, g.waited),
+    }
+}
+
+/// Where a fetch went and what it trusted, for error messages.
+struct FetchContext<'a> {
+    url: &'a str,
+    endpoint: &'a str,
+    token_id: Option<&'a str>,
+    /// `None` when verification was off (the insecure fetch).
+    against: Option<&'a str>,
+    who: &'static str,
+    what: &'static str,
+    cluster_server: Option<&'a str>,
+}
+
+fn wire_error(w: WireFailure, ctx: &FetchContext<'_>, attempts: u32, waited: Duration) -> Error {
+    match w {
+        WireFailure::TlsVerify(detail) if ctx.against.is_some() => Error::TlsVerify {
+            endpoint: ctx.endpoint.to_string(),
+            against: ctx.against.unwrap_or_default().to_string(),
+            detail,
+            cluster_server: ctx.cluster_server.map(str::to_string),
+        },
+        WireFailure::Status {
+            code: code @ (401 | 403),
+            reason,
+            message,
+        } => Error::Rejected {
+            url: ctx.url.to_string(),
+            who: ctx.who,
+            what: ctx.what,
+            code,
+            reason,
+            message,
+        },
+        WireFailure::Status {
+            code,
+            reason,
+            message,
+        } => Error::Status {
+            url: ctx.url.to_string(),
+            what: ctx.what,
+            code,
+            reason,
+            message,
+        },
+        other => Error::Unreachable {
+            url: ctx.url.to_string(),
+            attempts,
+            waited,
+            reason: wire_text(&other),
+        },
+    }
+}
+
+/// The ConfigMap's data, or an empty map.
+fn data_of(cm: ConfigMap) -> BTreeMap<String, String> {
+    cm.data.unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef";
+
+    fn all_errors() -> Vec<Error> {
+        let pin =
+            CaPin::parse("sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2")
+                .unwrap();
+        let other = CaPin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        vec![
+            Error::MalformedToken(BootstrapToken::parse("abcdef.0123456789abcdeX").unwrap_err()),
+            Error::InvalidPin(CaPin::parse("sha256:00").unwrap_err()),
+            Error::NoPin,
+            Error::InsecureUrl {
+                url: "http://10.0.0.1/kc".into(),
+            },
+            Error::Unreachable {
+                url: "https://10.0.0.1:6443".into(),
+                attempts: 3,
+                waited: Duration::from_secs(2),
+                reason: "connection refused".into(),
+            },
+            Error::TlsVerify {
+                endpoint: "127.0.0.2:6443".into(),
+                against: "the cluster CA from cluster-info".into(),
+                detail: "invalid peer certificate: NotValidForName".into(),
+                cluster_server: Some("https://127.0.0.1:6443".into()),
+            },
+            Error::JwsMissing {
+                endpoint: "10.0.0.1:6443".into(),
+                token_id: "abcdef".into(),
+                waited: Duration::from_secs(300),
+            },
+            Error::NoKubeconfigKey {
+                endpoint: "10.0.0.1:6443".into(),
+            },
+            Error::BadJws {
+                endpoint: "10.0.0.1:6443".into(),
+                token_id: "abcdef".into(),
+            },
+            Error::PinMismatch {
+                endpoint: "10.0.0.1:6443".into(),
+                expected: vec![other],
+                seen: vec![pin],
+            },
+            Error::RefetchDiffers {
+                endpoint: "10.0.0.1:6443".into(),
+            },
+            Error::HttpsStatus {
+                url: "https://x/kc".into(),
+                status: 404,
+            },
+            Error::NoCredentials {
+                origin: "/tmp/kc".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn messages_say_what_and_where() {
+        let e = all_errors();
+        let text: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text[0],
+            "could not construct token string for the discovery token"
+        );
+        assert_eq!(text[1], "invalid discovery token CA certificate hash");
+        assert!(
+            text[3].contains("only https:// URLs are allowed"),
+            "{}",
+            text[3]
+        );
+        assert_eq!(
+            text[4],
+            "could not reach the API server at https://10.0.0.1:6443 to fetch the cluster-info ConfigMap (3 attempt(s) over 2s): connection refused"
+        );
+        assert!(e[4].hint().unwrap().contains(
+            "check the address and that port 6443 (the API server port) is open and reachable"
+        ));
+        assert!(
+            text[5].contains("127.0.0.2:6443") && text[5].contains("NotValidForName"),
+            "{}",
+            text[5]
+        );
+        assert!(e[5].hint().unwrap().contains("https://127.0.0.1:6443"));
+        assert_eq!(
+            text[6],
+            "could not find a JWS signature in the cluster-info ConfigMap for token ID \"abcdef\" at 10.0.0.1:6443 within 5m0s: the token is unknown to this cluster or has expired"
+        );
+        assert!(e[6]
+            .hint()
+            .unwrap()
+            .contains("kubeadm token create --print-join-command"));
+        assert!(text[7].starts_with("there is no kubeconfig key in the cluster-info ConfigMap"));
+        assert!(text[8].starts_with(
+            "failed to verify JWS signature of received cluster info object, can't trust this API Server"
+        ));
+        assert_eq!(
+            text[9],
+            format!(
+                "cluster CA found in cluster-info ConfigMap from 10.0.0.1:6443 is invalid: none of the public keys \
+                 [sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2] are pinned (expected \
+                 [sha256:{}]); this may be a man-in-the-middle attack or the wrong cluster",
+                "ab".repeat(32)
+            )
+        );
+        assert!(text[10].contains("was different from the first"));
+        assert_eq!(text[11], "error trying to fetch discovery kubeconfig over HTTPS from https://x/kc, received status 404");
+        assert!(text[12].starts_with(
+            "could not find authentication credentials for the TLS bootstrap process"
+        ));
+        for (e, t) in e.iter().zip(&text) {
+            assert!(
+                !t.contains(SECRET) && !format!("{e:?}").contains(SECRET),
+                "{t}"
+            );
+            assert_eq!(
+                t.chars()
+                    .next()
+                    .map(|c| c.is_lowercase() || !c.is_alphabetic()),
+                Some(true),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn classes() {
+        let c: Vec<Class> = all_errors().iter().map(|e| e.class()).collect();
+        use Class::*;
+        assert_eq!(
+            c,
+            vec![
+                Usage, Usage, Usage, Usage, Timeout, Trust, Timeout, Trust, Trust, Trust, Trust,
+                Usage, Usage
+            ]
+        );
+        let rejected = Error::Rejected {
+            url: "https://x".into(),
+            who: "anonymous",
+            what: "the cluster-info ConfigMap",
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "no".into(),
+        };
+        assert_eq!(rejected.class(), Rejected);
+        assert!(rejected.hint().unwrap().contains("anonymous"));
+        assert_eq!(
+            Error::HttpsStatus {
+                url: "u".into(),
+                status: 403
+            }
+            .class(),
+            Rejected
+        );
+        assert_eq!(
+            Error::HttpsStatus {
+                url: "u".into(),
+                status: 500
+            }
+            .class(),
+            Other
+        );
+    }
+
+    #[test]
+    fn token_mode_checks_inputs() {
+        let e = token_mode(
+            "10.0.0.1:6443",
+            "abcdef.0123456789abcdeZ",
+            &["sha256:00"],
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::MalformedToken(_)));
+        assert!(!format!("{e} {e:?}").contains("0123456789abcde"));
+        let e = token_mode(
+            "10.0.0.1:6443",
+            "abcdef.0123456789abcdef",
+            &["sha256:00"],
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::InvalidPin(_)));
+        assert_eq!(e.class(), Class::Usage);
+        let e =
+            token_mode::<&str>("10.0.0.1:6443", "abcdef.0123456789abcdef", &[], false).unwrap_err();
+        assert!(matches!(e, Error::NoPin));
+        assert!(token_mode::<&str>("10.0.0.1:6443", "abcdef.0123456789abcdef", &[], true).is_ok());
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_secs(2)), "2s");
+        assert_eq!(human(Duration::from_secs(300)), "5m0s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.500s");
+        assert_eq!(human(Duration::from_millis(100)), "100ms");
+    }
+
+    #[test]
+    fn ports_for_hints() {
+        assert_eq!(port_of("https://10.0.0.1:6443"), "6443");
+        assert_eq!(port_of("https://[::1]:7443/x"), "7443");
+        assert_eq!(port_of("https://example.com/x"), "443");
+        assert_eq!(port_of("10.0.0.1:6443"), "6443");
+    }
+
+    #[test]
+    fn ca_hash_report_on_fixtures() {
+        let real = include_bytes!("../../tests/fixtures/apiserver/ca.crt");
+        let pin = include_str!("../../tests/fixtures/apiserver/ca-pin.txt").trim();
+        let r = ca_hash_report(real).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0.to_string(), pin);
+        assert_eq!(r[0].1, "CN=kubernetes");
+        let up = include_bytes!("../../tests/fixtures/upstream/token-test-ca-cert.pem");
+        let mut bundle = up.to_vec();
+        bundle.push(b'\n');
+        bundle.extend_from_slice(real);
+        let r = ca_hash_report(&bundle).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0].0.to_string(),
+            "sha256:98be2e6d4d8a89aa308fb15de0c07e2531ce549c68dec1687cdd5c06f0826658"
+        );
+        assert_eq!(r[1].0.to_string(), pin);
+        assert!(matches!(
+            ca_hash_report(b"nothing"),
+            Err(PemError::NoCertificates)
+        ));
+    }
 }

@@ -1,1 +1,6 @@
-//! Raw join data: kubeadm JoinConfiguration files (later: kernel command line, metadata).
+//! Raw join data: kernel command line, kubeadm JoinConfiguration files, cloud metadata user-data.
+
+pub mod cmdline;
+pub mod joinconfig;
+pub mod merge;
+pub mod metadata;

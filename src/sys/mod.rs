@@ -1,1 +1,157 @@
-//! All kernel-facing effects behind narrow traits (real + recording fake). `unsafe` only here.
+//! All kernel-facing effects behind one narrow trait (youki's syscall seam).
+//!
+//! [`Sys`] holds the privileged or process-global calls kubejoin makes; [`RealSys`] is one line
+//! per method; [`RecordingSys`] records typed [`Call`]s and can inject failures, so the logic
+//! around these calls (handoff argv/env, hostname-derived node names) is unit-tested without root
+//! and without replacing the test process. The seam is passed in explicitly (`&dyn Sys`), never
+//! chosen with `cfg!(test)`.
+//!
+//! No `unsafe` is needed: exec goes through `std::os::unix::process::CommandExt::exec` and the
+//! hostname through `nix`.
+
+pub mod host;
+pub mod init;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub mod net;
+
+/// The privileged effects kubejoin performs.
+pub trait Sys: fmt::Debug + Send + Sync {
+    /// Replaces this process with `path`, running with exactly `argv` (argv[0] included) and
+    /// exactly `env` (nothing inherited). Returns only when the exec failed.
+    fn execve(&self, path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error;
+
+    /// The kernel's hostname (UTS namespace), as `uname -n` prints it.
+    fn hostname(&self) -> io::Result<String>;
+}
+
+/// The real system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealSys;
+
+impl Sys for RealSys {
+    fn execve(&self, path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = std::process::Command::new(path);
+        if let Some((arg0, rest)) = argv.split_first() {
+            cmd.arg0(arg0).args(rest);
+        }
+        // env_clear first: nothing kubejoin was started with (a token in the environment, a
+        // proxy setting) may leak into the kubelet.
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v))).exec()
+    }
+
+    fn hostname(&self) -> io::Result<String> {
+        nix::unistd::gethostname().map_err(io::Error::from).map(|h| h.to_string_lossy().into_owned())
+    }
+}
+
+/// One recorded call on [`RecordingSys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Execve { path: PathBuf, argv: Vec<OsString>, env: Vec<(OsString, OsString)> },
+    Hostname,
+}
+
+/// A fake that records every call and answers from its configuration.
+///
+/// `execve` never replaces the process: it records the call and returns an error (by default of
+/// kind `Other`, "exec not performed"), exactly as a real exec that returned would.
+#[derive(Debug)]
+pub struct RecordingSys {
+    calls: Mutex<Vec<Call>>,
+    hostname: Result<String, io::ErrorKind>,
+    execve_error: io::ErrorKind,
+}
+
+impl RecordingSys {
+    /// A fake whose hostname is `hostname`.
+    pub fn new(hostname: &str) -> Self {
+        Self {
+            calls: Mutex::new(Vec::new()),
+            hostname: Ok(hostname.to_string()),
+            execve_error: io::ErrorKind::Other,
+        }
+    }
+
+    /// Makes `hostname()` fail with `kind`.
+    pub fn failing_hostname(mut self, kind: io::ErrorKind) -> Self {
+        self.hostname = Err(kind);
+        self
+    }
+
+    /// Makes `execve()` return an error of `kind` (e.g. `NotFound` for a missing kubelet).
+    pub fn failing_execve(mut self, kind: io::ErrorKind) -> Self {
+        self.execve_error = kind;
+        self
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, call: Call) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(call);
+        }
+    }
+}
+
+impl Sys for RecordingSys {
+    fn execve(&self, path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error {
+        self.record(Call::Execve { path: path.to_path_buf(), argv: argv.to_vec(), env: env.to_vec() });
+        io::Error::new(self.execve_error, "exec not performed (recording fake)")
+    }
+
+    fn hostname(&self) -> io::Result<String> {
+        self.record(Call::Hostname);
+        self.hostname.clone().map_err(|k| io::Error::new(k, "hostname unavailable (recording fake)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_hostname_is_not_empty() {
+        assert!(!RealSys.hostname().unwrap().is_empty());
+    }
+
+    #[test]
+    fn real_execve_of_a_missing_program_returns_not_found() {
+        let e = RealSys.execve(Path::new("/nonexistent/kubelet"), &["kubelet".into()], &[]);
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn fake_records_calls_and_injects_errors() {
+        let fake = RecordingSys::new("Node-A").failing_execve(io::ErrorKind::PermissionDenied);
+        assert_eq!(fake.hostname().unwrap(), "Node-A");
+        let e = fake.execve(
+            Path::new("/usr/bin/kubelet"),
+            &["kubelet".into(), "--v=2".into()],
+            &[("PATH".into(), "/usr/bin".into())],
+        );
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            fake.calls(),
+            vec![
+                Call::Hostname,
+                Call::Execve {
+                    path: "/usr/bin/kubelet".into(),
+                    argv: vec!["kubelet".into(), "--v=2".into()],
+                    env: vec![("PATH".into(), "/usr/bin".into())],
+                }
+            ]
+        );
+        let broken = RecordingSys::new("x").failing_hostname(io::ErrorKind::PermissionDenied);
+        assert_eq!(broken.hostname().unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+    }
+}

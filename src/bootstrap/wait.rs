@@ -1,0 +1,413 @@
+//! Waiting for the CSR to be decided (client-go `WaitForCertificate`, spec §5.1).
+//!
+//! Split in two: [`progress`], a pure function from (state, event) to the next state or an
+//! outcome, unit-tested with captured watch events; and [`wait`], a small loop that lists,
+//! watches, re-establishes dropped watches from the last resourceVersion (re-listing on
+//! `410 Expired`), prints a progress line every `progress_interval`, and stops at the deadline.
+
+use super::csr::Submitted;
+use super::{api_error, status_code, Cluster, Error};
+use futures_util::StreamExt as _;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Knobs of the wait. `Default` is what the binary uses.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// Give up after this long (`--tls-bootstrap-timeout`, kubeadm's 5 m).
+    pub timeout: Duration,
+    /// A progress line this often while pending.
+    pub progress_interval: Duration,
+    /// `timeoutSeconds` of each watch request; the server ends the stream after it and the
+    /// loop re-establishes it, so a silently dead connection is noticed within this bound.
+    pub watch_timeout: Duration,
+    /// Pause after a failed list/watch request before trying again.
+    pub retry_pause: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            progress_interval: Duration::from_secs(10),
+            watch_timeout: Duration::from_secs(60),
+            retry_pause: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the loop knows between events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitState {
+    /// The `Approved` condition has been seen (the certificate may still be missing).
+    pub approved: bool,
+    /// Where to resume a watch.
+    pub resource_version: Option<String>,
+    /// The watch cannot be resumed (410 Expired or an error event): list again first.
+    pub relist: bool,
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Continue(WaitState),
+    /// Approved, with the PEM certificate (chain) from `status.certificate`.
+    Issued(Vec<u8>),
+}
+
+/// One CSR observation (from a list or a watch event) → next state, or the end of the wait.
+pub fn examine(state: &WaitState, name: &str, uid: Option<&str>, csr: &CertificateSigningRequest) -> Result<Next, Error> {
+    if csr.metadata.name.as_deref() != Some(name) {
+        return Ok(Next::Continue(state.clone()));
+    }
+    if let (Some(want), Some(got)) = (uid, csr.metadata.uid.as_deref()) {
+        if want != got {
+            return Err(Error::UidChanged { name: name.to_string() });
+        }
+    }
+    let status = csr.status.as_ref();
+    let mut approved = false;
+    for c in status.and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+        if c.status == "False" {
+            continue;
+        }
+        let reason = c.reason.clone().unwrap_or_default();
+        let message = c.message.clone().unwrap_or_default();
+        match c.type_.as_str() {
+            "Denied" => return Err(Error::Denied { name: name.to_string(), reason, message }),
+            "Failed" => return Err(Error::Failed { name: name.to_string(), reason, message }),
+            "Approved" => approved = true,
+            _ => {}
+        }
+    }
+    if let Some(cert) = status.and_then(|s| s.certificate.as_ref()).filter(|c| !c.0.is_empty()) {
+        if approved {
+            return Ok(Next::Issued(cert.0.clone()));
+        }
+    }
+    Ok(Next::Continue(WaitState {
+        approved,
+        resource_version: csr.metadata.resource_version.clone().or_else(|| state.resource_version.clone()),
+        relist: false,
+    }))
+}
+
+/// The pure progress function: a watch event → next state or outcome.
+pub fn progress(
+    state: &WaitState,
+    name: &str,
+    uid: Option<&str>,
+    event: &WatchEvent<CertificateSigningRequest>,
+) -> Result<Next, Error> {
+    match event {
+        WatchEvent::Added(csr) | WatchEvent::Modified(csr) => examine(state, name, uid, csr),
+        WatchEvent::Deleted(csr) if csr.metadata.name.as_deref() == Some(name) => {
+            Err(Error::Deleted { name: name.to_string() })
+        }
+        WatchEvent::Deleted(_) => Ok(Next::Continue(state.clone())),
+        WatchEvent::Bookmark(b) => Ok(Next::Continue(WaitState {
+            resource_version: Some(b.metadata.resource_version.clone()),
+            ..state.clone()
+        })),
+        // 410 Expired ("too old resource version") or any other error event: the watch cannot
+        // go on from here; list to learn the current state and a fresh resourceVersion.
+        WatchEvent::Error(_) => Ok(Next::Continue(WaitState { resource_version: None, relist: true, ..state.clone() })),
+    }
+}
+
+/// The issued certificate and how the wait went.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// `status.certificate` (PEM, leaf first), not yet verified.
+    pub cert_pem: Vec<u8>,
+    pub waited: Duration,
+    /// The progress lines printed while waiting (also logged).
+    pub progress: Vec<String>,
+}
+
+/// `42s`, `3m05s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64().round() as u64;
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// The progress line for a pending request.
+pub fn progress_line(name: &str, approved: bool, elapsed: Duration, timeout: Duration) -> String {
+    if approved {
+        format!(
+            "certificate signing request {name} is approved; waiting for the signer to issue the certificate \
+             ({} elapsed, timeout {})",
+            fmt_duration(elapsed),
+            fmt_duration(timeout)
+        )
+    } else {
+        format!(
+            "waiting for certificate signing request {name} to be approved ({} elapsed, timeout {}); \
+             an administrator can approve it with: kubectl certificate approve {name}",
+            fmt_duration(elapsed),
+            fmt_duration(timeout)
+        )
+    }
+}
+
+struct Reporter<'a> {
+    name: &'a str,
+    start: Instant,
+    timeout: Duration,
+    interval: Duration,
+    next: tokio::time::Instant,
+    lines: Vec<String>,
+}
+
+impl Reporter<'_> {
+    fn tick(&mut self, approved: bool) {
+        let line = progress_line(self.name, approved, self.start.elapsed(), self.timeout);
+        crate::info!("{line}");
+        self.lines.push(line);
+        self.next += self.interval;
+    }
+}
+
+/// Runs `fut` while printing progress lines; `None` when the deadline passes first.
+async fn race<F: Future>(
+    deadline: tokio::time::Instant,
+    reporter: &mut Reporter<'_>,
+    approved: bool,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            _ = tokio::time::sleep_until(deadline) => return None,
+            _ = tokio::time::sleep_until(reporter.next) => reporter.tick(approved),
+        }
+    }
+}
+
+/// A list/watch failure that retrying will not fix.
+fn is_fatal(e: &kube::Error) -> bool {
+    matches!(status_code(e), Some(401 | 403))
+}
+
+/// Waits until the CSR is issued (returns the unverified certificate), denied, failed, deleted,
+/// or `opts.timeout` passes.
+pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Result<Issued, Error> {
+    let name = sub.name.as_str();
+    let uid = sub.uid.as_deref();
+    let list_api: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    let watch_api: Api<CertificateSigningRequest> = Api::all(cluster.watch_client.clone());
+    let selector = format!("metadata.name={name}");
+    let start = Instant::now();
+    let deadline = tokio::time::Instant::from_std(start + opts.timeout);
+    let interval = opts.progress_interval.max(Duration::from_millis(10));
+    let mut reporter = Reporter {
+        name,
+        start,
+        timeout: opts.timeout,
+        interval,
+        next: tokio::time::Instant::from_std(start + interval),
+        lines: Vec::new(),
+    };
+    let mut state = WaitState { relist: true, ..WaitState::default() };
+    let timed_out =
+        |state: &WaitState| Error::Timeout { name: name.to_string(), waited: start.elapsed(), approved: state.approved };
+    let watch_secs = u32::try_from(opts.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+
+    loop {
+        if state.relist || state.resource_version.is_none() {
+            let lp = ListParams::default().fields(&selector);
+            let listed = match race(deadline, &mut reporter, state.approved, list_api.list(&lp)).await {
+                None => return Err(timed_out(&state)),
+                Some(r) => r,
+            };
+            match listed {
+                Ok(list) => {
+                    let csr = list.items.iter().find(|c| c.metadata.name.as_deref() == Some(name));
+                    let Some(csr) = csr else { return Err(Error::Deleted { name: name.to_string() }) };
+                    match examine(&state, name, uid, csr)? {
+                        Next::Issued(cert_pem) => {
+                            return Ok(Issued { cert_pem, waited: start.elapsed(), progress: reporter.lines })
+                        }
+                        Next::Continue(s) => state = s,
+                    }
+                    // Resume from the list's version: nothing between list and watch is missed.
+                    state.resource_version = list.metadata.resource_version.or(state.resource_version);
+                    state.relist = false;
+                }
+                Err(e) if is_fatal(&e) => {
+                    return Err(api_error(format!("listing certificate signing request {name}"), &cluster.server, &e))
+                }
+                Err(e) => {
+                    crate::debug!("listing {name}: {}; retrying", super::describe(&crate::api::wire_failure(&e)));
+                    if race(deadline, &mut reporter, state.approved, tokio::time::sleep(opts.retry_pause)).await.is_none() {
+                        return Err(timed_out(&state));
+                    }
+                    continue;
+                }
+            }
+        }
+
+        let rv = state.resource_version.clone().unwrap_or_default();
+        let wp = WatchParams::default().fields(&selector).timeout(watch_secs);
+        let stream = match race(deadline, &mut reporter, state.approved, watch_api.watch(&wp, &rv)).await {
+            None => return Err(timed_out(&state)),
+            Some(Ok(s)) => s,
+            Some(Err(e)) if is_fatal(&e) => {
+                return Err(api_error(format!("watching certificate signing request {name}"), &cluster.server, &e))
+            }
+            Some(Err(e)) => {
+                crate::debug!("watching {name}: {}; listing again", super::describe(&crate::api::wire_failure(&e)));
+                state.relist = true;
+                if race(deadline, &mut reporter, state.approved, tokio::time::sleep(opts.retry_pause)).await.is_none() {
+                    return Err(timed_out(&state));
+                }
+                continue;
+            }
+        };
+        let mut stream = Box::pin(stream);
+        loop {
+            match race(deadline, &mut reporter, state.approved, stream.next()).await {
+                None => return Err(timed_out(&state)),
+                // The server ended the watch (its timeoutSeconds) or the connection dropped:
+                // resume from the last resourceVersion seen.
+                Some(None) => {
+                    crate::debug!("watch of {name} ended; re-establishing it from resourceVersion {rv:?}");
+                    break;
+                }
+                Some(Some(Err(e))) => {
+                    crate::debug!("watch of {name} broke: {}; re-establishing it", super::describe(&crate::api::wire_failure(&e)));
+                    break;
+                }
+                Some(Some(Ok(event))) => match progress(&state, name, uid, &event)? {
+                    Next::Issued(cert_pem) => {
+                        return Ok(Issued { cert_pem, waited: start.elapsed(), progress: reporter.lines })
+                    }
+                    Next::Continue(s) => {
+                        state = s;
+                        if state.relist {
+                            crate::debug!("watch of {name} expired; listing again");
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: &str = "16c03c97-3eb7-4276-9870-520db5b279a8";
+    const NAME: &str = "node-csr-realcp-1795348575-5052";
+
+    fn events(file: &str) -> Vec<WatchEvent<CertificateSigningRequest>> {
+        let text =
+            std::fs::read_to_string(format!("{}/tests/fixtures/apiserver/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn captured_stream_goes_pending_approved_issued() {
+        let evs = events("csr-watch-stream.jsonl");
+        assert_eq!(evs.len(), 3);
+        let s0 = WaitState::default();
+        let Next::Continue(s1) = progress(&s0, NAME, Some(UID), &evs[0]).unwrap() else { panic!("issued early") };
+        assert_eq!(s1, WaitState { approved: false, resource_version: Some("358".into()), relist: false });
+        let Next::Continue(s2) = progress(&s1, NAME, Some(UID), &evs[1]).unwrap() else { panic!("issued early") };
+        assert_eq!(s2, WaitState { approved: true, resource_version: Some("359".into()), relist: false });
+        let Next::Issued(cert) = progress(&s2, NAME, Some(UID), &evs[2]).unwrap() else { panic!("not issued") };
+        assert!(cert.starts_with(b"-----BEGIN CERTIFICATE-----\n"));
+    }
+
+    #[test]
+    fn captured_denial_carries_reason_and_message() {
+        let evs = events("csr-watch-denied.jsonl");
+        let e = progress(&WaitState::default(), "node-csr-deny-demo", None, &evs[0]).unwrap_err();
+        match &e {
+            Error::Denied { name, reason, message } => {
+                assert_eq!(name, "node-csr-deny-demo");
+                assert_eq!(reason, "KubectlDeny");
+                assert_eq!(message, "This CSR was denied by kubectl certificate deny.");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            "certificate signing request node-csr-deny-demo is denied, reason: KubectlDeny, message: This CSR was denied by kubectl certificate deny."
+        );
+        use crate::error::Classify as _;
+        assert_eq!(e.class(), crate::error::Class::Rejected);
+    }
+
+    #[test]
+    fn captured_410_asks_for_a_relist() {
+        let evs = events("watch-error-410-too-old-resource-version.jsonl");
+        let s = WaitState { approved: true, resource_version: Some("1".into()), relist: false };
+        assert_eq!(
+            progress(&s, NAME, Some(UID), &evs[0]).unwrap(),
+            Next::Continue(WaitState { approved: true, resource_version: None, relist: true })
+        );
+    }
+
+    #[test]
+    fn deletion_uid_change_failure_and_bookmarks() {
+        let evs = events("csr-watch-stream.jsonl");
+        let WatchEvent::Added(csr) = &evs[0] else { panic!() };
+        let deleted = WatchEvent::Deleted(csr.clone());
+        assert!(matches!(progress(&WaitState::default(), NAME, Some(UID), &deleted), Err(Error::Deleted { .. })));
+        // Someone else's object (should not come through the field selector) is ignored.
+        assert_eq!(
+            progress(&WaitState::default(), "other", None, &deleted).unwrap(),
+            Next::Continue(WaitState::default())
+        );
+        assert!(matches!(progress(&WaitState::default(), NAME, Some("x"), &evs[0]), Err(Error::UidChanged { .. })));
+
+        let mut failed = csr.clone();
+        failed.status = serde_json::from_value(serde_json::json!({"conditions": [
+            {"type": "Failed", "status": "True", "reason": "SignerValidationFailure", "message": "bad"}]}))
+        .unwrap();
+        assert!(matches!(
+            examine(&WaitState::default(), NAME, Some(UID), &failed),
+            Err(Error::Failed { reason, .. }) if reason == "SignerValidationFailure"
+        ));
+
+        let bm: WatchEvent<CertificateSigningRequest> = serde_json::from_value(serde_json::json!({
+            "type": "BOOKMARK",
+            "object": {"kind": "CertificateSigningRequest", "apiVersion": "certificates.k8s.io/v1",
+                       "metadata": {"resourceVersion": "999"}}}))
+        .unwrap();
+        let Next::Continue(s) = progress(&WaitState { approved: true, ..Default::default() }, NAME, None, &bm).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(s, WaitState { approved: true, resource_version: Some("999".into()), relist: false });
+    }
+
+    #[test]
+    fn certificate_without_approval_is_not_taken() {
+        let evs = events("csr-watch-stream.jsonl");
+        let WatchEvent::Modified(mut csr) = evs[2].clone() else { panic!() };
+        csr.status.as_mut().unwrap().conditions = None;
+        assert!(matches!(examine(&WaitState::default(), NAME, Some(UID), &csr).unwrap(), Next::Continue(_)));
+    }
+
+    #[test]
+    fn progress_lines_name_the_approve_command() {
+        let l = progress_line("node-csr-abc", false, Duration::from_secs(20), Duration::from_secs(300));
+        assert_eq!(
+            l,
+            "waiting for certificate signing request node-csr-abc to be approved (20s elapsed, timeout 5m00s); \
+             an administrator can approve it with: kubectl certificate approve node-csr-abc"
+        );
+        assert!(progress_line("n", true, Duration::from_secs(61), Duration::from_secs(300)).contains("1m01s elapsed"));
+    }
+}

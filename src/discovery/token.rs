@@ -1,0 +1,295 @@
+//! Token discovery (spec §2.2).
+//!
+//! 1. Anonymous GET of `kube-public/cluster-info` from `https://EP` with TLS verification off,
+//!    repeated every `retry_interval` until `jws-kubeconfig-<id>` appears (the bootstrap signer
+//!    adds it asynchronously, 1–15 s after any rewrite) or `timeout` passes.
+//! 2. The detached JWS is verified over the raw `kubeconfig` bytes with the token secret: only
+//!    someone who knows the token could have produced this content.
+//! 3. Any CA of the signed kubeconfig must match any pin: the token alone is not enough, since
+//!    anyone holding a token (e.g. from a leaked join command) could sign a fake cluster-info.
+//! 4. The same GET again, to the same EP, over TLS verified against that CA bundle, with its own
+//!    full timeout; its `kubeconfig` must be byte-identical. This proves the server we talked to
+//!    holds a key certified by the pinned CA.
+//!
+//! With no pins (only allowed with the explicit unsafe opt-in), steps 3–4 are skipped and the JWS
+//! is the only trust anchor.
+
+use super::kubeconfig::Kubeconfig;
+use super::{
+    data_of, gave_up_error, jws, poll_cluster_info, timeouts, BootstrapCredentials, Discovered,
+    Error, FetchContext, Method, Miss, Options, Verdict,
+};
+use crate::api::{self, Identity, Trust};
+use crate::plan::pin::{certs_from_pem, CaPin, PinSet};
+use crate::plan::token::BootstrapToken;
+use std::collections::BTreeMap;
+
+/// The ConfigMap key holding the kubeconfig that is signed.
+pub const KUBECONFIG_KEY: &str = "kubeconfig";
+
+/// The ConfigMap key holding the detached JWS for a token id.
+pub fn jws_key(token_id: &str) -> String {
+    format!("jws-kubeconfig-{token_id}")
+}
+
+/// Runs token discovery against `endpoint` (`host:port`).
+pub async fn discover(
+    endpoint: &str,
+    token: &BootstrapToken,
+    pins: &PinSet,
+    unsafe_skip_ca_verification: bool,
+    opts: &Options,
+) -> Result<Discovered, Error> {
+    if pins.is_empty() && !unsafe_skip_ca_verification {
+        return Err(Error::NoPin);
+    }
+    let url = format!("https://{endpoint}");
+    let id = token.id();
+
+    // Step 1: insecure fetch. Its content is not trusted until the JWS and the pin say so.
+    crate::info!(
+        "fetching cluster-info from {url} without TLS verification (authenticated next by the JWS of token {token})"
+    );
+    let insecure = api::client(
+        &url,
+        &Trust::DangerousAcceptAny,
+        &Identity::Anonymous,
+        timeouts(opts),
+    )
+    .map_err(|source| Error::BadAddress {
+        url: url.clone(),
+        source,
+    })?;
+    let ctx = FetchContext {
+        url: &url,
+        endpoint,
+        token_id: Some(id),
+        against: None,
+        who: "anonymous",
+        what: "the cluster-info ConfigMap",
+        cluster_server: None,
+    };
+    let data = fetch_signed(&insecure, &ctx, "insecure", opts).await?;
+
+    // Step 2: the JWS over the exact bytes.
+    let kc = match data.get(KUBECONFIG_KEY) {
+        Some(kc) if !kc.is_empty() => kc.clone(),
+        _ => {
+            return Err(Error::NoKubeconfigKey {
+                endpoint: endpoint.to_string(),
+            })
+        }
+    };
+    let sig = match data.get(&jws_key(id)) {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            return Err(Error::EmptyJws {
+                endpoint: endpoint.to_string(),
+                token_id: id.to_string(),
+            })
+        }
+    };
+    if !jws::verify_detached(sig, kc.as_bytes(), id, token.secret()) {
+        return Err(Error::BadJws {
+            endpoint: endpoint.to_string(),
+            token_id: id.to_string(),
+        });
+    }
+    crate::info!("JWS signature of cluster-info from {url} is valid for token {token}");
+
+    let config = Kubeconfig::parse(&kc).map_err(|source| Error::ClusterInfoKubeconfig {
+        endpoint: endpoint.to_string(),
+        source,
+    })?;
+    let cluster = config
+        .cluster()
+        .map_err(|source| Error::ClusterInfoKubeconfig {
+            endpoint: endpoint.to_string(),
+            source,
+        })?
+        .cluster
+        .clone();
+    let ca_pem = cluster
+        .certificate_authority_data
+        .clone()
+        .unwrap_or_default();
+    let ca_der = certs_from_pem(&ca_pem).map_err(|source| Error::ClusterInfoCa {
+        endpoint: endpoint.to_string(),
+        source,
+    })?;
+    let credentials = BootstrapCredentials::Token(
+        opts.tls_bootstrap_token
+            .clone()
+            .unwrap_or_else(|| token.clone()),
+    );
+    let done = |matched_pin| Discovered {
+        server: cluster.server.clone(),
+        ca_pem: ca_pem.clone(),
+        ca_der: ca_der.clone(),
+        matched_pin,
+        method: Method::Token {
+            endpoint: endpoint.to_string(),
+        },
+        credentials: credentials.clone(),
+    };
+
+    if pins.is_empty() {
+        crate::warn!(
+            "THE CLUSTER CA WAS NOT VERIFIED: --discovery-token-unsafe-skip-ca-verification is set, so {url} is \
+             trusted on the token's JWS alone; anyone who knows the token could impersonate this cluster. \
+             Pin the CA with --discovery-token-ca-cert-hash {}",
+            ca_der
+                .first()
+                .and_then(|d| CaPin::of_cert_der(d).ok())
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "sha256:<hash>".into())
+        );
+        return Ok(done(None));
+    }
+
+    // Step 3: the pin.
+    let matched = pins.matching(&ca_der).map_err(|e| Error::ClusterInfoCa {
+        endpoint: endpoint.to_string(),
+        source: e.into(),
+    })?;
+    let Some(matched) = matched else {
+        let seen = ca_der
+            .iter()
+            .filter_map(|d| CaPin::of_cert_der(d).ok())
+            .collect();
+        return Err(Error::PinMismatch {
+            endpoint: endpoint.to_string(),
+            expected: pins.pins().to_vec(),
+            seen,
+        });
+    };
+    crate::info!("cluster CA {matched} from cluster-info matches the pinned hash");
+
+    // Step 4: the verified re-fetch, to the user's endpoint, hostname checked against it.
+    crate::info!(
+        "fetching cluster-info again from {url}, verifying TLS against the pinned cluster CA"
+    );
+    let secure = api::client(
+        &url,
+        &Trust::CaBundle(ca_der.clone()),
+        &Identity::Anonymous,
+        timeouts(opts),
+    )
+    .map_err(|source| Error::BadAddress {
+        url: url.clone(),
+        source,
+    })?;
+    let ctx = FetchContext {
+        against: Some("the pinned cluster CA from cluster-info"),
+        cluster_server: Some(&cluster.server),
+        ..ctx
+    };
+    let data2 = fetch_signed(&secure, &ctx, "verified", opts).await?;
+    if data2.get(KUBECONFIG_KEY).map(String::as_bytes) != Some(kc.as_bytes()) {
+        return Err(Error::RefetchDiffers {
+            endpoint: endpoint.to_string(),
+        });
+    }
+    crate::info!(
+        "cluster-info fetched over verified TLS is identical; API server is {}",
+        cluster.server
+    );
+    Ok(done(Some(matched)))
+}
+
+/// The fetch loop of §2.2 step 2: done once our token's JWS key is present.
+async fn fetch_signed(
+    client: &kube::Client,
+    ctx: &FetchContext<'_>,
+    label: &str,
+    opts: &Options,
+) -> Result<BTreeMap<String, String>, Error> {
+    let key = jws_key(ctx.token_id.unwrap_or_default());
+    poll_cluster_info(
+        client,
+        ctx.url,
+        label,
+        opts.timeout,
+        opts.retry_interval,
+        |res| match res {
+            Ok(cm) => {
+                let data = data_of(cm);
+                if data.contains_key(&key) {
+                    Verdict::Done(data)
+                } else if !data.contains_key(KUBECONFIG_KEY) {
+                    Verdict::Retry(Miss::NoKubeconfig)
+                } else {
+                    Verdict::Retry(Miss::NoJws)
+                }
+            }
+            Err(e) => Verdict::Retry(Miss::Wire(api::wire_failure(&e))),
+        },
+    )
+    .await
+    .map_err(|g| gave_up_error(g, ctx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(jws_key("abcdef"), "jws-kubeconfig-abcdef");
+    }
+
+    #[test]
+    fn real_capture_passes_every_offline_check() {
+        // What discovery does between the two fetches, on the v1.28.7 capture.
+        let json = include_str!("../../tests/fixtures/apiserver/cluster-info.anonymous.json");
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_str(json).unwrap();
+        let data = data_of(cm);
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
+        let kc = &data[KUBECONFIG_KEY];
+        assert!(jws::verify_detached(
+            &data[&jws_key("abcdef")],
+            kc.as_bytes(),
+            token.id(),
+            token.secret()
+        ));
+        let config = Kubeconfig::parse(kc).unwrap();
+        // The signed bytes are exactly what our emitter writes (old client-go: preferences line).
+        assert_eq!(&config.render(), kc);
+        let cluster = &config.cluster().unwrap().cluster;
+        assert_eq!(cluster.server, "https://127.0.0.1:6443");
+        let ders = certs_from_pem(cluster.certificate_authority_data.as_deref().unwrap()).unwrap();
+        let pin = include_str!("../../tests/fixtures/apiserver/ca-pin.txt").trim();
+        let pins = PinSet::parse(&[pin]).unwrap();
+        assert_eq!(pins.matching(&ders).unwrap().unwrap().to_string(), pin);
+    }
+
+    #[test]
+    fn dry_run_vector_passes_every_offline_check() {
+        // spec §11.4: token abcdef.abcdef0123456789, pin 3b793efe…
+        let kc = include_str!("../../tests/fixtures/upstream/dryrun-cluster-info-kubeconfig.yaml");
+        let sig =
+            "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFiY2RlZiJ9..wUZ0q9o0VK1RWFptmSBOEem2bXHWrHyxrposHg0mb1w";
+        assert!(jws::verify_detached(
+            sig,
+            kc.as_bytes(),
+            "abcdef",
+            "abcdef0123456789"
+        ));
+        let config = Kubeconfig::parse(kc).unwrap();
+        let ders = certs_from_pem(
+            config
+                .cluster()
+                .unwrap()
+                .cluster
+                .certificate_authority_data
+                .as_deref()
+                .unwrap(),
+        )
+        .unwrap();
+        let pins = PinSet::parse(&[
+            "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a",
+        ])
+        .unwrap();
+        assert!(pins.matching(&ders).unwrap().is_some());
+    }
+}

@@ -1,0 +1,1 @@
+//! Host preparation: kernel modules, sysctls, swap, preflight — planned as data, applied, verified.

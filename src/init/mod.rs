@@ -1,0 +1,1 @@
+//! PID 1 mode: early mounts as data, kmsg logging, reaping, failure policy, the boot pipeline.

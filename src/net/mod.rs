@@ -1,0 +1,1 @@
+//! Network bring-up: NIC carrier wait, ip= syntax, DHCPv4, rtnetlink configuration, resolv.conf.

@@ -1,0 +1,1 @@
+//! Kernel command line: tokenizer (kernel rules) and kubejoin.* keys.

@@ -1,0 +1,1 @@
+//! kubeadm JoinConfiguration files (stub).

@@ -1,0 +1,867 @@
+//! TLS + HTTP/1.1 plumbing and the request pipeline of kube-apiserver: authentication,
+//! authorization, then the handler. Every response is a `Status` or an object; nothing in here
+//! panics (a handler that did would be answered with a 500 Status).
+
+use crate::auth::{self, Authn, Query, RequestInfo, User};
+use crate::csr::NewCsr;
+use crate::objects::{
+    ApiVersions, CsrCondition, SelfSubjectReview, SelfSubjectReviewStatus, ServerAddress, Status,
+    UserInfoJson, VersionInfo, WatchEvent, CONFIGMAPS, NODES,
+};
+use crate::state::{CsrFilter, State, WatchStart};
+use crate::{pki, util, Approval, RequestRecord};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body as _, Frame, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+/// Request bodies above this are refused with 413 (the real limit is 3 MiB; nothing kubejoin
+/// sends comes close to either).
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) type RespBody = BoxBody<Bytes, Infallible>;
+
+/// The TLS side: the serving certificate, and optional client certificates verified against
+/// the cluster CA (anonymous and token requests present none).
+pub(crate) fn tls_config(
+    ca_der: &[u8],
+    serving_der: Vec<u8>,
+    serving_key_pkcs8: Vec<u8>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .map_err(|e| format!("adding the cluster CA to the client roots: {e}"))?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("building the client certificate verifier: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("choosing TLS versions: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(serving_der)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(serving_key_pkcs8)),
+        )
+        .map_err(|e| format!("loading the serving certificate: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts connections until `shutdown` flips (or its sender goes away).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    state: Arc<State>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream, tls.clone(), state.clone()));
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+        }
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, tls: TlsAcceptor, state: Arc<State>) {
+    let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else {
+        return;
+    };
+    // The verifier already checked the chain; the certificate only names the user.
+    let identity = Arc::new(
+        stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|cert| pki::cert_identity(cert)),
+    );
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let identity = identity.clone();
+        async move { Ok::<_, Infallible>(handle(state, identity, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+struct Outcome {
+    response: Response<RespBody>,
+    user: String,
+    request_bytes: u64,
+    streaming: bool,
+}
+
+impl Outcome {
+    fn new(response: Response<RespBody>, user: &User) -> Outcome {
+        Outcome {
+            response,
+            user: user.name.clone(),
+            request_bytes: 0,
+            streaming: false,
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    identity: Arc<Option<(String, Vec<String>)>>,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
+    let id = state.record(
+        RequestRecord {
+            method: req.method().as_str().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+            user: String::new(),
+            status: 0,
+            request_bytes: 0,
+            response_bytes: 0,
+            time: SystemTime::now(),
+        },
+        false,
+    );
+    // The handler runs as its own task so that a bug that panics becomes a 500 answer
+    // instead of a connection closed without a word.
+    let task_state = state.clone();
+    let outcome = match tokio::spawn(route(task_state, identity, req, id)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome {
+            response: status_response(
+                &Status::internal("the server failed while handling the request"),
+                false,
+            ),
+            user: String::new(),
+            request_bytes: 0,
+            streaming: false,
+        },
+    };
+    let status = outcome.response.status().as_u16();
+    let size = outcome.response.body().size_hint().exact().unwrap_or(0);
+    state.update_record(id, |r| {
+        r.user = outcome.user.clone();
+        r.status = status;
+        r.request_bytes = outcome.request_bytes;
+        r.response_bytes += size;
+    });
+    if !outcome.streaming {
+        state.finish_record(id);
+    }
+    outcome.response
+}
+
+async fn route(
+    state: Arc<State>,
+    identity: Arc<Option<(String, Vec<String>)>>,
+    req: Request<Incoming>,
+    record_id: usize,
+) -> Outcome {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let pretty = is_pretty(&query, parts.headers.get(USER_AGENT));
+    let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let user = match auth::authenticate(
+        identity.as_ref().as_ref(),
+        authorization,
+        &state.settings.tokens,
+        SystemTime::now(),
+    ) {
+        Authn::User(user) => user,
+        Authn::Rejected => {
+            return Outcome {
+                response: status_response(&Status::unauthorized(), pretty),
+                user: String::new(),
+                request_bytes: 0,
+                streaming: false,
+            }
+        }
+    };
+    let ri = RequestInfo::parse(parts.method.as_str(), parts.uri.path(), &query);
+    if let Err(reason) = auth::authorize(&user, &ri, state.policy()) {
+        let gr = ri
+            .is_resource
+            .then_some((ri.api_group.as_str(), ri.resource.as_str()));
+        let status = Status::forbidden(gr, &ri.name, &auth::forbidden_message(&user, &ri, &reason));
+        return Outcome::new(status_response(&status, pretty), &user);
+    }
+
+    let body = if matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH") {
+        match read_body(&parts.headers, body).await {
+            Ok(b) => b,
+            Err(status) => return Outcome::new(status_response(&status, pretty), &user),
+        }
+    } else {
+        Bytes::new()
+    };
+    let request_bytes = body.len() as u64;
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let ctx = Ctx {
+        state,
+        user,
+        ri,
+        query,
+        pretty,
+        body,
+        content_type,
+        record_id,
+    };
+    let (response, streaming) = if ctx.ri.is_resource {
+        resource(&ctx)
+    } else {
+        (non_resource(&ctx, parts.method.as_str()), false)
+    };
+    Outcome {
+        response,
+        user: ctx.user.name.clone(),
+        request_bytes,
+        streaming,
+    }
+}
+
+async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, Status> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(Status::too_large(MAX_BODY));
+    }
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Status::too_large(MAX_BODY)),
+        Err(e) => Err(Status::bad_request(format!("error reading the request body: {e}"))),
+    }
+}
+
+/// JSON is indented when asked with `?pretty=true`, or for curl, wget and browsers.
+fn is_pretty(query: &Query, user_agent: Option<&HeaderValue>) -> bool {
+    if let Some(p) = query.bool("pretty") {
+        return p;
+    }
+    let ua = user_agent.and_then(|v| v.to_str().ok()).unwrap_or_default();
+    ua.starts_with("curl") || ua.starts_with("Wget") || ua.starts_with("Mozilla/5.0")
+}
+
+struct Ctx {
+    state: Arc<State>,
+    user: User,
+    ri: RequestInfo,
+    query: Query,
+    pretty: bool,
+    body: Bytes,
+    content_type: String,
+    record_id: usize,
+}
+
+impl Ctx {
+    fn json<T: Serialize>(&self, code: u16, v: &T) -> Response<RespBody> {
+        json_response(code, v, self.pretty)
+    }
+
+    fn status(&self, s: &Status) -> Response<RespBody> {
+        status_response(s, self.pretty)
+    }
+}
+
+fn json_bytes<T: Serialize>(v: &T, pretty: bool) -> Bytes {
+    // Go's encoder ends compact output with a newline; MarshalIndent does not.
+    let raw = if pretty {
+        serde_json::to_vec_pretty(v)
+    } else {
+        serde_json::to_vec(v).map(|mut b| {
+            b.push(b'\n');
+            b
+        })
+    };
+    match raw {
+        Ok(b) => Bytes::from(util::go_json_escape(b)),
+        Err(_) => Bytes::from_static(b"{}\n"),
+    }
+}
+
+fn respond(code: u16, content_type: &'static str, body: Bytes) -> Response<RespBody> {
+    let mut response = Response::new(Full::new(body).boxed());
+    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert("cache-control", HeaderValue::from_static("no-cache, private"));
+    if let Ok(v) = HeaderValue::from_str(&util::uuid()) {
+        headers.insert("audit-id", v);
+    }
+    response
+}
+
+fn json_response<T: Serialize>(code: u16, v: &T, pretty: bool) -> Response<RespBody> {
+    respond(code, "application/json", json_bytes(v, pretty))
+}
+
+fn status_response(s: &Status, pretty: bool) -> Response<RespBody> {
+    json_response(if s.code == 0 { 200 } else { s.code }, s, pretty)
+}
+
+fn text(code: u16, body: String) -> Response<RespBody> {
+    let mut r = respond(code, "text/plain; charset=utf-8", Bytes::from(body));
+    r.headers_mut()
+        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
+}
+
+// ---- non-resource paths ---------------------------------------------------------------------
+
+fn non_resource(ctx: &Ctx, method: &str) -> Response<RespBody> {
+    let path = ctx.ri.path.trim_end_matches('/');
+    if method != "GET" && method != "HEAD" {
+        return text(404, "404 page not found\n".into());
+    }
+    match path {
+        "/healthz" | "/livez" | "/readyz" => {
+            if ctx.query.get("verbose").is_some() {
+                let name = path.trim_start_matches('/');
+                text(
+                    200,
+                    format!("[+]ping ok\n[+]log ok\n[+]etcd ok\n{name} check passed\n"),
+                )
+            } else {
+                text(200, "ok".into())
+            }
+        }
+        "/version" => {
+            let v = version_info(&ctx.state.settings.kubernetes_version);
+            // The version handler always indents.
+            json_response(200, &v, true)
+        }
+        "/api" => ctx.json(
+            200,
+            &ApiVersions {
+                kind: "APIVersions",
+                versions: vec!["v1"],
+                server_address_by_client_cidrs: vec![ServerAddress {
+                    client_cidr: "0.0.0.0/0",
+                    server_address: ctx.state.settings.endpoint.clone(),
+                }],
+            },
+        ),
+        "/apis" => ctx.json(200, &api_group_list()),
+        "/api/v1" => ctx.json(
+            200,
+            &resource_list(
+                "v1",
+                &[
+                    ("configmaps", "ConfigMap", true, &["get", "list"]),
+                    ("nodes", "Node", false, &["get", "list", "patch"]),
+                ],
+            ),
+        ),
+        "/apis/certificates.k8s.io/v1" => ctx.json(
+            200,
+            &resource_list(
+                "certificates.k8s.io/v1",
+                &[
+                    (
+                        "certificatesigningrequests",
+                        "CertificateSigningRequest",
+                        false,
+                        &["create", "delete", "get", "list", "watch"],
+                    ),
+                    ("certificatesigningrequests/approval", "CertificateSigningRequest", false, &["get", "update"]),
+                    ("certificatesigningrequests/status", "CertificateSigningRequest", false, &["get"]),
+                ],
+            ),
+        ),
+        "/apis/authentication.k8s.io/v1" => ctx.json(
+            200,
+            &resource_list(
+                "authentication.k8s.io/v1",
+                &[("selfsubjectreviews", "SelfSubjectReview", false, &["create"])],
+            ),
+        ),
+        _ => text(404, "404 page not found\n".into()),
+    }
+}
+
+fn version_info(git_version: &str) -> VersionInfo {
+    let trimmed = git_version.trim_start_matches('v');
+    let mut parts = trimmed.split('.');
+    let major = parts.next().unwrap_or_default().to_string();
+    let minor = parts.next().unwrap_or_default().to_string();
+    VersionInfo {
+        major,
+        minor,
+        git_version: git_version.to_string(),
+        git_commit: "0000000000000000000000000000000000000000",
+        git_tree_state: "clean",
+        build_date: "2025-01-01T00:00:00Z",
+        go_version: "go1.24.0",
+        compiler: "gc",
+        platform: "linux/amd64",
+    }
+}
+
+fn api_group_list() -> serde_json::Value {
+    let group = |name: &str| {
+        let gv = format!("{name}/v1");
+        serde_json::json!({
+            "name": name,
+            "versions": [{"groupVersion": gv, "version": "v1"}],
+            "preferredVersion": {"groupVersion": gv, "version": "v1"},
+        })
+    };
+    serde_json::json!({
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [group("authentication.k8s.io"), group("certificates.k8s.io")],
+    })
+}
+
+fn resource_list(group_version: &str, resources: &[(&str, &str, bool, &[&str])]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = resources
+        .iter()
+        .map(|(name, kind, namespaced, verbs)| {
+            serde_json::json!({
+                "name": name,
+                "singularName": "",
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": verbs,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": items,
+    })
+}
+
+// ---- resources ----------------------------------------------------------------------------
+
+/// Returns the response and whether its body is a stream.
+fn resource(ctx: &Ctx) -> (Response<RespBody>, bool) {
+    let ri = &ctx.ri;
+    if ri.extra_parts > 0 {
+        return (ctx.status(&Status::no_such_resource()), false);
+    }
+    match (ri.api_group.as_str(), ri.api_version.as_str(), ri.resource.as_str()) {
+        ("", "v1", "configmaps") => (configmaps(ctx), false),
+        ("", "v1", "nodes") => (nodes(ctx), false),
+        ("certificates.k8s.io", "v1", "certificatesigningrequests") => csrs(ctx),
+        ("authentication.k8s.io", "v1", "selfsubjectreviews") if ri.verb == "create" => {
+            let review = SelfSubjectReview {
+                kind: "SelfSubjectReview",
+                api_version: "authentication.k8s.io/v1",
+                metadata: crate::objects::ObjectMeta {
+                    creation_timestamp: util::rfc3339(SystemTime::now()),
+                    ..Default::default()
+                },
+                status: SelfSubjectReviewStatus {
+                    user_info: UserInfoJson {
+                        username: ctx.user.name.clone(),
+                        groups: ctx.user.groups.clone(),
+                    },
+                },
+            };
+            (ctx.json(201, &review), false)
+        }
+        _ => (ctx.status(&Status::no_such_resource()), false),
+    }
+}
+
+fn configmaps(ctx: &Ctx) -> Response<RespBody> {
+    let ri = &ctx.ri;
+    if !ri.subresource.is_empty() {
+        return ctx.status(&Status::no_such_resource());
+    }
+    match ri.verb.as_str() {
+        "get" => match ctx.state.configmap(&ri.namespace, &ri.name) {
+            Some(cm) => ctx.json(200, &cm),
+            None => ctx.status(&Status::not_found(CONFIGMAPS, &ri.name)),
+        },
+        "list" => ctx.json(200, &ctx.state.list_configmaps(&ri.namespace)),
+        _ => ctx.status(&Status::method_not_allowed()),
+    }
+}
+
+fn nodes(ctx: &Ctx) -> Response<RespBody> {
+    let ri = &ctx.ri;
+    if !ri.subresource.is_empty() || !ri.namespace.is_empty() {
+        return ctx.status(&Status::no_such_resource());
+    }
+    match ri.verb.as_str() {
+        "get" => match ctx.state.node(&ri.name) {
+            Some(node) => ctx.json(200, &node),
+            None => ctx.status(&Status::not_found(NODES, &ri.name)),
+        },
+        "list" => ctx.json(200, &ctx.state.list_nodes()),
+        "patch" => {
+            // NodeRestriction: a node may modify only its own Node object.
+            if let Some(own) = ctx.user.node_name() {
+                if own != ri.name {
+                    let why = format!("node {} is not allowed to modify node {}", quote(own), quote(&ri.name));
+                    return ctx.status(&Status::forbidden(Some(("", "nodes")), &ri.name, &why));
+                }
+            }
+            let mime = ctx.content_type.split(';').next().unwrap_or_default().trim();
+            if !matches!(
+                mime,
+                "application/strategic-merge-patch+json" | "application/merge-patch+json"
+            ) {
+                return ctx.json(
+                    415,
+                    &Status::bad_request(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/strategic-merge-patch+json, application/merge-patch+json (got {mime:?})"
+                    )),
+                );
+            }
+            let patch: serde_json::Value = match serde_json::from_slice(&ctx.body) {
+                Ok(v) => v,
+                Err(e) => return ctx.status(&Status::bad_request(format!("error decoding patch: {e}"))),
+            };
+            match ctx.state.patch_node(&ri.name, &patch) {
+                Ok(node) => ctx.json(200, &node),
+                Err(status) => ctx.status(&status),
+            }
+        }
+        _ => ctx.status(&Status::method_not_allowed()),
+    }
+}
+
+fn quote(s: &str) -> String {
+    crate::objects::quote(s)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CsrBody {
+    kind: Option<String>,
+    metadata: Option<MetaBody>,
+    spec: Option<SpecBody>,
+    status: Option<StatusBody>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct MetaBody {
+    name: Option<String>,
+    generate_name: Option<String>,
+    resource_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SpecBody {
+    request: Option<String>,
+    signer_name: Option<String>,
+    usages: Option<Vec<String>>,
+    expiration_seconds: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StatusBody {
+    conditions: Option<Vec<ConditionBody>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ConditionBody {
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    status: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+    last_update_time: Option<String>,
+    last_transition_time: Option<String>,
+}
+
+/// Decodes a CSR body the way the apiserver's JSON serializer reports problems.
+fn decode_csr_body(body: &[u8]) -> Result<CsrBody, Status> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        Status::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    let cannot = |why: String| {
+        Status::bad_request(format!(
+            "CertificateSigningRequest in version \"v1\" cannot be handled as a CertificateSigningRequest: {why}"
+        ))
+    };
+    let parsed: CsrBody = serde_json::from_value(value).map_err(|e| cannot(e.to_string()))?;
+    if let Some(kind) = parsed.kind.as_deref() {
+        if !kind.is_empty() && kind != "CertificateSigningRequest" {
+            return Err(cannot(format!("the object provided is unrecognized (wrong kind {kind:?})")));
+        }
+    }
+    Ok(parsed)
+}
+
+fn csrs(ctx: &Ctx) -> (Response<RespBody>, bool) {
+    let ri = &ctx.ri;
+    let state = &ctx.state;
+    let plain = ri.subresource.is_empty();
+    match (ri.verb.as_str(), ri.subresource.as_str()) {
+        ("create", "") if ri.name.is_empty() => (create_csr(ctx), false),
+        ("list", "") => match CsrFilter::parse(ctx.query.get("fieldSelector")) {
+            Ok(filter) => (ctx.json(200, &state.list_csrs(&filter)), false),
+            Err(status) => (ctx.status(&status), false),
+        },
+        ("watch", "") => match CsrFilter::parse(ctx.query.get("fieldSelector")) {
+            Ok(filter) => watch(ctx, filter),
+            Err(status) => (ctx.status(&status), false),
+        },
+        ("get", "" | "status" | "approval") => match state.get_csr(&ri.name) {
+            Some(csr) => (ctx.json(200, &csr), false),
+            None => (ctx.status(&Status::not_found(crate::objects::CSRS, &ri.name)), false),
+        },
+        ("delete", "") => match state.delete_csr(&ri.name) {
+            Ok(status) => (ctx.json(200, &status), false),
+            Err(status) => (ctx.status(&status), false),
+        },
+        ("update", "approval") => (update_approval(ctx), false),
+        _ if plain || matches!(ri.subresource.as_str(), "status" | "approval") => {
+            (ctx.status(&Status::method_not_allowed()), false)
+        }
+        _ => (ctx.status(&Status::no_such_resource()), false),
+    }
+}
+
+fn create_csr(ctx: &Ctx) -> Response<RespBody> {
+    let body = match decode_csr_body(&ctx.body) {
+        Ok(b) => b,
+        Err(status) => return ctx.status(&status),
+    };
+    let meta = body.metadata.unwrap_or_default();
+    let spec = body.spec.unwrap_or_default();
+    let request = match spec.request {
+        None => None,
+        Some(b64) => {
+            // encoding/json decodes []byte with StdEncoding, skipping \r and \n.
+            let cleaned: String = b64.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+            match STANDARD.decode(cleaned.as_bytes()) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    return ctx.status(&Status::bad_request(format!(
+                        "CertificateSigningRequest in version \"v1\" cannot be handled as a CertificateSigningRequest: illegal base64 data: {e}"
+                    )))
+                }
+            }
+        }
+    };
+    let new = NewCsr {
+        name: meta.name.unwrap_or_default(),
+        request,
+        signer_name: spec.signer_name.unwrap_or_default(),
+        usages: spec.usages.unwrap_or_default(),
+        expiration_seconds: spec.expiration_seconds,
+    };
+    let generate_name = meta.generate_name.unwrap_or_default();
+    match ctx.state.create_csr(new, &generate_name, &ctx.user) {
+        Ok(csr) => {
+            if ctx.state.settings.approval == Approval::Auto {
+                let state = ctx.state.clone();
+                let name = csr.metadata.name.clone();
+                let uid = csr.metadata.uid.clone();
+                let delay = state.settings.approval_delay;
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    state.auto_approve(&name, &uid);
+                });
+            }
+            ctx.json(201, &csr)
+        }
+        Err(status) => ctx.status(&status),
+    }
+}
+
+fn update_approval(ctx: &Ctx) -> Response<RespBody> {
+    let body = match decode_csr_body(&ctx.body) {
+        Ok(b) => b,
+        Err(status) => return ctx.status(&status),
+    };
+    let meta = body.metadata.unwrap_or_default();
+    let conditions = body
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| CsrCondition {
+            type_: c.type_.unwrap_or_default(),
+            status: c.status.unwrap_or_default(),
+            reason: c.reason.unwrap_or_default(),
+            message: c.message.unwrap_or_default(),
+            last_update_time: c.last_update_time.unwrap_or_default(),
+            last_transition_time: c.last_transition_time.unwrap_or_default(),
+        })
+        .collect();
+    match ctx.state.update_approval(
+        &ctx.ri.name,
+        meta.name.as_deref().unwrap_or_default(),
+        meta.resource_version.as_deref().unwrap_or_default(),
+        conditions,
+    ) {
+        Ok(csr) => ctx.json(200, &csr),
+        Err(status) => ctx.status(&status),
+    }
+}
+
+// ---- watch -----------------------------------------------------------------------------------
+
+/// A chunked response body fed by the task that produces watch events.
+struct WatchBody {
+    rx: mpsc::Receiver<Bytes>,
+    state: Arc<State>,
+    record_id: usize,
+}
+
+impl hyper::body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => {
+                this.state.add_response_bytes(this.record_id, chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for WatchBody {
+    fn drop(&mut self) {
+        self.state.finish_record(self.record_id);
+    }
+}
+
+fn event_line<T: Serialize>(type_: &'static str, object: &T) -> Bytes {
+    json_bytes(&WatchEvent { type_, object }, false)
+}
+
+fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
+    let resource_version = match ctx.query.get("resourceVersion") {
+        None | Some("") => None,
+        Some(s) => match s.parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return (
+                    ctx.status(&Status::bad_request(format!(
+                        "resourceVersion: Invalid value: {}: must be a non-negative integer",
+                        quote(s)
+                    ))),
+                    false,
+                )
+            }
+        },
+    };
+    let timeout = ctx
+        .query
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let state = ctx.state.clone();
+    // Subscribe before taking the starting point, so that nothing falls in between.
+    let mut changes = state.events.subscribe();
+    let start = state.watch_start(resource_version, &filter);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let producer_state = state.clone();
+    tokio::spawn(async move {
+        let state = producer_state;
+        let deadline = tokio::time::Instant::now()
+            + timeout.unwrap_or(Duration::from_secs(365 * 86_400));
+        let mut last = match start {
+            Err(status) => {
+                let _ = tx.send(event_line("ERROR", &status)).await;
+                return;
+            }
+            Ok(WatchStart::Snapshot { objects, rv }) => {
+                for obj in objects {
+                    if tx.send(event_line("ADDED", &obj)).await.is_err() {
+                        return;
+                    }
+                }
+                rv
+            }
+            Ok(WatchStart::Resume { events, rv }) => {
+                for e in events {
+                    if tx.send(event_line(e.type_, &e.object)).await.is_err() {
+                        return;
+                    }
+                }
+                rv
+            }
+        };
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+            }
+            match state.events_after(last, &filter) {
+                Ok((events, newest)) => {
+                    for e in events {
+                        if tx.send(event_line(e.type_, &e.object)).await.is_err() {
+                            return;
+                        }
+                    }
+                    last = newest;
+                }
+                Err(status) => {
+                    let _ = tx.send(event_line("ERROR", &status)).await;
+                    return;
+                }
+            }
+        }
+    });
+    let body = WatchBody {
+        rx,
+        state,
+        record_id: ctx.record_id,
+    };
+    let mut response = Response::new(body.boxed());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("cache-control", HeaderValue::from_static("no-cache, private"));
+    (response, true)
+}

@@ -1,0 +1,1245 @@
+//! Everything the server stores: cluster-info (with the bootstrap signer's lag), the kube-system
+//! ConfigMaps, Nodes, CSRs and their watch history, and the request log. One mutex guards the
+//! objects; it is never held across an await.
+
+use crate::auth::{self, FieldTerm, RequestInfo, User};
+use crate::csr::{self, NewCsr, Signing};
+use crate::objects::{
+    ConfigMap, Csr, CsrCondition, CsrSpec, CsrStatus, FieldError, List, ManagedFieldsEntry, Node,
+    NodeAddress, NodeCondition, NodeInfo, NodeSpecJson, NodeStatus, ObjectMeta, Status, Taint,
+    CSRS, NODES,
+};
+use crate::pki::{self, Ca};
+use crate::{jws, kubeconfig, util, Approval, ClusterInfoHook, NodeSpec, RequestRecord, TokenSpec};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::json;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::Write as _;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How many CSR events a watch can resume from; older resource versions get 410 Expired.
+const HISTORY: usize = 1000;
+/// Resource versions start here, so that small ones (a client's `resourceVersion=1`) are too old.
+const FIRST_RESOURCE_VERSION: u64 = 100;
+/// The request log keeps this many records; a test control plane should not grow without bound.
+const MAX_RECORDS: usize = 100_000;
+
+/// The fixed facts of this control plane.
+pub(crate) struct Settings {
+    pub tokens: Vec<TokenSpec>,
+    pub approval: Approval,
+    pub approval_delay: Duration,
+    pub signer_delay: Duration,
+    pub preferences_line: bool,
+    pub server_url: String,
+    pub endpoint: String,
+    pub kube_proxy: bool,
+    pub cluster_name: String,
+    pub kubernetes_version: String,
+    pub hook: Option<ClusterInfoHook>,
+}
+
+pub(crate) struct State {
+    pub settings: Settings,
+    pub ca: Ca,
+    pub bundle_pem: String,
+    pub bundle_pins: Vec<String>,
+    pub admin: (String, String),
+    inner: Mutex<Inner>,
+    /// The resource version of the newest CSR event; watches wait on it.
+    pub events: tokio::sync::watch::Sender<u64>,
+    records: Mutex<Records>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("endpoint", &self.settings.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Records {
+    list: Vec<RequestRecord>,
+    /// Index in `list` of the first record still kept (records before it were dropped).
+    offset: usize,
+    log: Option<File>,
+}
+
+struct ClusterInfo {
+    uid: String,
+    created: SystemTime,
+    rv: u64,
+    kubeconfig: String,
+    written: Instant,
+    written_at: SystemTime,
+    /// When the bootstrap signer (re)added the jws keys; `None` while it lags.
+    signed_at: Option<SystemTime>,
+    gets: u64,
+}
+
+struct StoredConfigMap {
+    uid: String,
+    created: SystemTime,
+    rv: u64,
+    labels: BTreeMap<String, String>,
+    data: BTreeMap<String, String>,
+}
+
+struct StoredNode {
+    ready: bool,
+    index: u32,
+    uid: String,
+    created: SystemTime,
+    rv: u64,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    ids: [String; 3],
+}
+
+/// One CSR watch event, kept for resumption.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub rv: u64,
+    pub type_: &'static str,
+    pub object: Csr,
+}
+
+struct Inner {
+    rv: u64,
+    cluster_info: ClusterInfo,
+    configmaps: BTreeMap<(String, String), StoredConfigMap>,
+    nodes: BTreeMap<String, StoredNode>,
+    node_seq: u32,
+    csrs: BTreeMap<String, Csr>,
+    history: VecDeque<Event>,
+    /// The resource version the watch cache started at.
+    list_rv: u64,
+    evicted: bool,
+}
+
+impl Inner {
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn push_event(&mut self, type_: &'static str, object: Csr, rv: u64) {
+        self.history.push_back(Event { rv, type_, object });
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+            self.evicted = true;
+        }
+    }
+}
+
+/// A CSR field selector: `metadata.name` and `spec.signerName` are the supported fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CsrFilter(Vec<FieldTerm>);
+
+impl CsrFilter {
+    pub(crate) fn parse(selector: Option<&str>) -> Result<CsrFilter, Status> {
+        let Some(sel) = selector else {
+            return Ok(CsrFilter::default());
+        };
+        let terms = auth::parse_field_selector(sel).map_err(Status::bad_request)?;
+        for t in &terms {
+            if !matches!(t.field.as_str(), "metadata.name" | "spec.signerName") {
+                return Err(Status::bad_request(format!(
+                    "field label not supported: {}",
+                    t.field
+                )));
+            }
+        }
+        Ok(CsrFilter(terms))
+    }
+
+    pub(crate) fn matches(&self, csr: &Csr) -> bool {
+        self.0.iter().all(|t| {
+            let actual = match t.field.as_str() {
+                "metadata.name" => &csr.metadata.name,
+                _ => &csr.spec.signer_name,
+            };
+            (actual == &t.value) == t.equals
+        })
+    }
+}
+
+/// How a watch starts.
+#[derive(Debug)]
+pub(crate) enum WatchStart {
+    /// Synthetic ADDED events for the current objects, then everything after `rv`.
+    Snapshot { objects: Vec<Csr>, rv: u64 },
+    /// Replay of the kept events after the requested version, then everything after `rv`.
+    Resume { events: Vec<Event>, rv: u64 },
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock must not take the whole server down with poisoning.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ts(t: SystemTime) -> String {
+    util::rfc3339(t)
+}
+
+impl State {
+    pub(crate) fn new(
+        settings: Settings,
+        ca: Ca,
+        bundle_pem: String,
+        bundle_pins: Vec<String>,
+        admin: (String, String),
+        nodes: Vec<NodeSpec>,
+    ) -> State {
+        let now = SystemTime::now();
+        let mut rv = FIRST_RESOURCE_VERSION;
+        let mut next = || {
+            rv += 1;
+            rv
+        };
+        let kubeconfig = kubeconfig::cluster_info_kubeconfig(
+            &bundle_pem,
+            &settings.server_url,
+            settings.preferences_line,
+        );
+        let mut configmaps = BTreeMap::new();
+        let mut add_cm = |name: &str, labels: BTreeMap<String, String>, data: BTreeMap<String, String>, rv: u64| {
+            configmaps.insert(
+                ("kube-system".to_string(), name.to_string()),
+                StoredConfigMap {
+                    uid: util::uuid(),
+                    created: now,
+                    rv,
+                    labels,
+                    data,
+                },
+            );
+        };
+        add_cm(
+            "kubeadm-config",
+            BTreeMap::new(),
+            [("ClusterConfiguration".to_string(), cluster_configuration(&settings))].into(),
+            next(),
+        );
+        add_cm(
+            "kubelet-config",
+            BTreeMap::new(),
+            [("kubelet".to_string(), KUBELET_CONFIG.to_string())].into(),
+            next(),
+        );
+        if settings.kube_proxy {
+            add_cm(
+                "kube-proxy",
+                [("app".to_string(), "kube-proxy".to_string())].into(),
+                [
+                    ("config.conf".to_string(), KUBE_PROXY_CONFIG.to_string()),
+                    ("kubeconfig.conf".to_string(), kube_proxy_kubeconfig(&settings.server_url)),
+                ]
+                .into(),
+                next(),
+            );
+        }
+        let cluster_info = ClusterInfo {
+            uid: util::uuid(),
+            created: now,
+            rv: next(),
+            kubeconfig,
+            written: Instant::now(),
+            written_at: now,
+            signed_at: None,
+            gets: 0,
+        };
+        let mut inner = Inner {
+            rv,
+            cluster_info,
+            configmaps,
+            nodes: BTreeMap::new(),
+            node_seq: 0,
+            csrs: BTreeMap::new(),
+            history: VecDeque::new(),
+            list_rv: 0,
+            evicted: false,
+        };
+        for n in nodes {
+            insert_node(&mut inner, n);
+        }
+        inner.list_rv = inner.rv;
+        let (events, _) = tokio::sync::watch::channel(inner.rv);
+        State {
+            settings,
+            ca,
+            bundle_pem,
+            bundle_pins,
+            admin,
+            inner: Mutex::new(inner),
+            events,
+            records: Mutex::new(Records::default()),
+        }
+    }
+
+    pub(crate) fn policy(&self) -> auth::Policy {
+        auth::Policy {
+            kube_proxy: self.settings.kube_proxy,
+        }
+    }
+
+    // ---- cluster-info -------------------------------------------------------------------
+
+    /// GET kube-public/cluster-info, as the n-th reader sees it (the hook applies).
+    pub(crate) fn cluster_info(&self) -> ConfigMap {
+        self.cluster_info_view(true)
+    }
+
+    fn cluster_info_view(&self, get: bool) -> ConfigMap {
+        let now = SystemTime::now();
+        let (n, cm) = {
+            let mut inner = lock(&self.inner);
+            // The bootstrap signer lags: the jws keys appear only `signer_delay` after a write.
+            if inner.cluster_info.signed_at.is_none()
+                && inner.cluster_info.written.elapsed() >= self.settings.signer_delay
+            {
+                inner.cluster_info.signed_at = Some(now);
+                inner.cluster_info.rv = inner.next_rv();
+            }
+            if get {
+                inner.cluster_info.gets += 1;
+            }
+            let ci = &inner.cluster_info;
+            let mut data = BTreeMap::new();
+            data.insert("kubeconfig".to_string(), ci.kubeconfig.clone());
+            let mut managed = vec![ManagedFieldsEntry::update(
+                "kubeadm",
+                ts(ci.written_at),
+                json!({"f:data": {".": {}, "f:kubeconfig": {}}}),
+            )];
+            if let Some(signed_at) = ci.signed_at {
+                let mut fields = serde_json::Map::new();
+                for t in self.signing_tokens(now) {
+                    let key = format!("jws-kubeconfig-{}", t.id);
+                    data.insert(
+                        key.clone(),
+                        jws::compute_detached_signature(&ci.kubeconfig, &t.id, &t.secret),
+                    );
+                    fields.insert(format!("f:{key}"), json!({}));
+                }
+                if !fields.is_empty() {
+                    managed.push(ManagedFieldsEntry::update(
+                        "kube-controller-manager",
+                        ts(signed_at),
+                        json!({ "f:data": fields }),
+                    ));
+                }
+            }
+            let cm = ConfigMap {
+                kind: Some("ConfigMap"),
+                api_version: Some("v1"),
+                metadata: ObjectMeta {
+                    name: "cluster-info".into(),
+                    namespace: "kube-public".into(),
+                    uid: ci.uid.clone(),
+                    resource_version: ci.rv.to_string(),
+                    creation_timestamp: ts(ci.created),
+                    managed_fields: managed,
+                    ..ObjectMeta::default()
+                },
+                data,
+            };
+            (ci.gets, cm)
+        };
+        // The hook runs outside the lock: it is test code and may call back into the handle.
+        match &self.settings.hook {
+            Some(hook) if get => {
+                let mut cm = cm;
+                hook(n, &mut cm.data);
+                cm
+            }
+            _ => cm,
+        }
+    }
+
+    /// Tokens the bootstrap signer signs for: signing usage, not expired.
+    fn signing_tokens(&self, now: SystemTime) -> impl Iterator<Item = &TokenSpec> {
+        self.settings
+            .tokens
+            .iter()
+            .filter(move |t| t.signing && t.expires.is_none_or(|e| e > now))
+    }
+
+    pub(crate) fn rewrite_cluster_info(&self) {
+        let mut inner = lock(&self.inner);
+        inner.cluster_info.written = Instant::now();
+        inner.cluster_info.written_at = SystemTime::now();
+        inner.cluster_info.signed_at = None;
+        inner.cluster_info.rv = inner.next_rv();
+    }
+
+    // ---- kube-system ConfigMaps ---------------------------------------------------------
+
+    pub(crate) fn configmap(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        if namespace == "kube-public" && name == "cluster-info" {
+            return Some(self.cluster_info());
+        }
+        let inner = lock(&self.inner);
+        let cm = inner
+            .configmaps
+            .get(&(namespace.to_string(), name.to_string()))?;
+        Some(configmap_json(namespace, name, cm))
+    }
+
+    pub(crate) fn list_configmaps(&self, namespace: &str) -> List<ConfigMap> {
+        let mut items: Vec<ConfigMap> = Vec::new();
+        if namespace.is_empty() || namespace == "kube-public" {
+            let mut ci = self.cluster_info_view(false);
+            ci.kind = None;
+            ci.api_version = None;
+            items.push(ci);
+        }
+        let inner = lock(&self.inner);
+        for ((ns, name), cm) in &inner.configmaps {
+            if namespace.is_empty() || namespace == ns {
+                let mut item = configmap_json(ns, name, cm);
+                item.kind = None;
+                item.api_version = None;
+                items.push(item);
+            }
+        }
+        List {
+            kind: "ConfigMapList",
+            api_version: "v1",
+            metadata: list_meta(inner.rv),
+            items,
+        }
+    }
+
+    // ---- Nodes --------------------------------------------------------------------------
+
+    pub(crate) fn add_node(&self, spec: NodeSpec) {
+        let mut inner = lock(&self.inner);
+        insert_node(&mut inner, spec);
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Option<Node> {
+        let inner = lock(&self.inner);
+        inner
+            .nodes
+            .get(name)
+            .map(|n| node_json(name, n, &self.settings.kubernetes_version))
+    }
+
+    pub(crate) fn list_nodes(&self) -> List<Node> {
+        let inner = lock(&self.inner);
+        List {
+            kind: "NodeList",
+            api_version: "v1",
+            metadata: list_meta(inner.rv),
+            items: inner
+                .nodes
+                .iter()
+                .map(|(name, n)| {
+                    let mut node = node_json(name, n, &self.settings.kubernetes_version);
+                    node.kind = None;
+                    node.api_version = None;
+                    node
+                })
+                .collect(),
+        }
+    }
+
+    /// A merge patch of the node's labels and annotations (what kubeadm patches); other
+    /// fields are ignored.
+    pub(crate) fn patch_node(&self, name: &str, patch: &serde_json::Value) -> Result<Node, Status> {
+        let mut inner = lock(&self.inner);
+        if !inner.nodes.contains_key(name) {
+            return Err(Status::not_found(NODES, name));
+        }
+        let rv = inner.next_rv();
+        let Some(node) = inner.nodes.get_mut(name) else {
+            return Err(Status::not_found(NODES, name));
+        };
+        let meta = patch.get("metadata");
+        for (key, target) in [("labels", &mut node.labels), ("annotations", &mut node.annotations)] {
+            if let Some(map) = meta.and_then(|m| m.get(key)).and_then(|v| v.as_object()) {
+                for (k, v) in map {
+                    match v.as_str() {
+                        Some(s) => {
+                            target.insert(k.clone(), s.to_string());
+                        }
+                        None => {
+                            target.remove(k);
+                        }
+                    }
+                }
+            }
+        }
+        node.rv = rv;
+        Ok(node_json(name, node, &self.settings.kubernetes_version))
+    }
+
+    // ---- CSRs ---------------------------------------------------------------------------
+
+    /// Create: validation (422), admission (403), storage (409), then the ADDED event.
+    pub(crate) fn create_csr(&self, new: NewCsr, generate_name: &str, user: &User) -> Result<Csr, Status> {
+        let mut new = new;
+        let mut inner = lock(&self.inner);
+        if new.name.is_empty() && !generate_name.is_empty() {
+            // The generator can collide; the apiserver surfaces that as a conflict, a test
+            // server just draws again.
+            new.name = util::generate_name(generate_name);
+            for _ in 0..8 {
+                if !inner.csrs.contains_key(&new.name) {
+                    break;
+                }
+                new.name = util::generate_name(generate_name);
+            }
+        }
+        let errs = csr::validate_create(&new);
+        if !errs.is_empty() {
+            return Err(Status::invalid(
+                "certificates.k8s.io",
+                "CertificateSigningRequest",
+                &new.name,
+                &errs,
+            ));
+        }
+        let parsed = csr::parse_request(new.request.as_deref().unwrap_or_default())
+            .map_err(|e| Status::internal(&e.to_string()))?;
+        // The CertificateSubjectRestriction admission plugin.
+        if new.signer_name == csr::APISERVER_CLIENT_SIGNER
+            && parsed.subject.organization.iter().any(|o| o == auth::MASTERS)
+        {
+            return Err(Status::forbidden(
+                Some((CSRS.group, CSRS.resource)),
+                &new.name,
+                "use of kubernetes.io/kube-apiserver-client signer with system:masters group is not allowed",
+            ));
+        }
+        if inner.csrs.contains_key(&new.name) {
+            return Err(Status::already_exists(CSRS, &new.name));
+        }
+        let rv = inner.next_rv();
+        let obj = Csr {
+            kind: Some("CertificateSigningRequest"),
+            api_version: Some("certificates.k8s.io/v1"),
+            metadata: ObjectMeta {
+                name: new.name.clone(),
+                generate_name: generate_name.to_string(),
+                uid: util::uuid(),
+                resource_version: rv.to_string(),
+                creation_timestamp: ts(SystemTime::now()),
+                ..ObjectMeta::default()
+            },
+            spec: CsrSpec {
+                request: STANDARD.encode(new.request.as_deref().unwrap_or_default()),
+                signer_name: new.signer_name,
+                expiration_seconds: new.expiration_seconds,
+                usages: new.usages,
+                username: user.name.clone(),
+                uid: String::new(),
+                groups: user.groups.clone(),
+                extra: BTreeMap::new(),
+            },
+            status: CsrStatus::default(),
+        };
+        inner.csrs.insert(obj.metadata.name.clone(), obj.clone());
+        inner.push_event("ADDED", obj.clone(), rv);
+        self.events.send_replace(rv);
+        Ok(obj)
+    }
+
+    pub(crate) fn get_csr(&self, name: &str) -> Option<Csr> {
+        lock(&self.inner).csrs.get(name).cloned()
+    }
+
+    pub(crate) fn csr_values(&self) -> Vec<serde_json::Value> {
+        lock(&self.inner)
+            .csrs
+            .values()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect()
+    }
+
+    pub(crate) fn list_csrs(&self, filter: &CsrFilter) -> List<Csr> {
+        let inner = lock(&self.inner);
+        List {
+            kind: "CertificateSigningRequestList",
+            api_version: "certificates.k8s.io/v1",
+            metadata: list_meta(inner.rv),
+            items: inner
+                .csrs
+                .values()
+                .filter(|c| filter.matches(c))
+                .map(Csr::as_item)
+                .collect(),
+        }
+    }
+
+    pub(crate) fn delete_csr(&self, name: &str) -> Result<Status, Status> {
+        let mut inner = lock(&self.inner);
+        let Some(mut obj) = inner.csrs.remove(name) else {
+            return Err(Status::not_found(CSRS, name));
+        };
+        let rv = inner.next_rv();
+        obj.metadata.resource_version = rv.to_string();
+        let uid = obj.metadata.uid.clone();
+        inner.push_event("DELETED", obj, rv);
+        self.events.send_replace(rv);
+        Ok(Status::deleted(CSRS, name, &uid))
+    }
+
+    /// Where a watch starts; `Err` is the 410 a too-old version gets.
+    pub(crate) fn watch_start(&self, resource_version: Option<u64>, filter: &CsrFilter) -> Result<WatchStart, Status> {
+        let inner = lock(&self.inner);
+        match resource_version {
+            None | Some(0) => Ok(WatchStart::Snapshot {
+                objects: inner.csrs.values().filter(|c| filter.matches(c)).cloned().collect(),
+                rv: inner.rv,
+            }),
+            Some(rv) => {
+                // The watch cache can serve from one past the version it was listed at, or
+                // from its oldest kept event once older ones were dropped.
+                let oldest = match inner.history.front() {
+                    Some(first) if inner.evicted => first.rv,
+                    _ => inner.list_rv + 1,
+                };
+                if rv < oldest - 1 {
+                    return Err(Status::expired(format!(
+                        "too old resource version: {rv} ({})",
+                        oldest - 1
+                    )));
+                }
+                Ok(WatchStart::Resume {
+                    events: events_after(&inner, rv, filter),
+                    rv: inner.rv.max(rv),
+                })
+            }
+        }
+    }
+
+    /// Kept events newer than `rv` that match, and the version they bring the watcher to;
+    /// `Err` if the watcher fell out of the history.
+    pub(crate) fn events_after(&self, rv: u64, filter: &CsrFilter) -> Result<(Vec<Event>, u64), Status> {
+        let inner = lock(&self.inner);
+        if inner.evicted && inner.history.front().is_some_and(|e| e.rv > rv + 1) {
+            let oldest = inner.history.front().map_or(rv, |e| e.rv);
+            return Err(Status::expired(format!(
+                "too old resource version: {rv} ({})",
+                oldest - 1
+            )));
+        }
+        Ok((events_after(&inner, rv, filter), inner.rv.max(rv)))
+    }
+
+    /// PUT .../approval: only `status.conditions` is taken from the body.
+    pub(crate) fn update_approval(
+        &self,
+        name: &str,
+        body_name: &str,
+        body_rv: &str,
+        conditions: Vec<CsrCondition>,
+    ) -> Result<Csr, Status> {
+        let mut inner = lock(&self.inner);
+        let Some(old) = inner.csrs.get(name).cloned() else {
+            return Err(Status::not_found(CSRS, name));
+        };
+        if !body_name.is_empty() && body_name != name {
+            return Err(Status::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if !body_rv.is_empty() && body_rv != old.metadata.resource_version {
+            return Err(Status::conflict(
+                CSRS,
+                name,
+                "the object has been modified; please apply your changes to the latest version and try again",
+            ));
+        }
+        let now = ts(SystemTime::now());
+        let mut conditions = conditions;
+        for c in &mut conditions {
+            if c.last_update_time.is_empty() {
+                c.last_update_time = now.clone();
+            }
+            if c.last_transition_time.is_empty() {
+                c.last_transition_time = old
+                    .status
+                    .conditions
+                    .iter()
+                    .find(|o| o.type_ == c.type_ && o.status == c.status && !o.last_transition_time.is_empty())
+                    .map_or_else(|| now.clone(), |o| o.last_transition_time.clone());
+            }
+        }
+        let errs = validate_approval_update(&old.status.conditions, &conditions);
+        if !errs.is_empty() {
+            return Err(Status::invalid(
+                "certificates.k8s.io",
+                "CertificateSigningRequest",
+                name,
+                &errs,
+            ));
+        }
+        if conditions == old.status.conditions {
+            return Ok(old);
+        }
+        let rv = inner.next_rv();
+        let mut updated = old;
+        updated.status.conditions = conditions;
+        updated.metadata.resource_version = rv.to_string();
+        inner.csrs.insert(name.to_string(), updated.clone());
+        inner.push_event("MODIFIED", updated.clone(), rv);
+        self.run_signer(&mut inner, name);
+        self.events.send_replace(inner.rv);
+        Ok(updated)
+    }
+
+    /// Appends an Approved or Denied condition, as `kubectl certificate approve|deny` would.
+    pub(crate) fn decide(&self, name: &str, approve: bool, reason: &str, message: &str) -> Result<(), crate::Error> {
+        let (want, other) = if approve {
+            ("Approved", "Denied")
+        } else {
+            ("Denied", "Approved")
+        };
+        let mut inner = lock(&self.inner);
+        let Some(csr) = inner.csrs.get(name) else {
+            return Err(crate::Error::NotFound(name.to_string()));
+        };
+        if csr.has_condition(other) {
+            return Err(crate::Error::Conflict {
+                name: name.to_string(),
+                reason: format!("it is already {}", other.to_lowercase()),
+            });
+        }
+        if csr.has_condition(want) {
+            return Ok(());
+        }
+        let now = ts(SystemTime::now());
+        self.add_condition(&mut inner, name, CsrCondition {
+            type_: want.to_string(),
+            status: "True".to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_update_time: now.clone(),
+            last_transition_time: now,
+        });
+        if approve {
+            self.run_signer(&mut inner, name);
+        }
+        self.events.send_replace(inner.rv);
+        Ok(())
+    }
+
+    /// The csrapproving controller's pass over one CSR (the one created with `uid`).
+    pub(crate) fn auto_approve(&self, name: &str, uid: &str) {
+        let mut inner = lock(&self.inner);
+        let Some(obj) = inner.csrs.get(name) else { return };
+        if obj.metadata.uid != uid
+            || obj.status.certificate.is_some()
+            || obj.has_condition("Approved")
+            || obj.has_condition("Denied")
+        {
+            return;
+        }
+        let Ok(bytes) = STANDARD.decode(obj.spec.request.as_bytes()) else { return };
+        let Ok(parsed) = csr::parse_request(&bytes) else { return };
+        let requester = User {
+            name: obj.spec.username.clone(),
+            groups: obj.spec.groups.clone(),
+        };
+        let policy = self.policy();
+        // The approver's SubjectAccessReview, answered by this server's own authorizer.
+        let may_create = |subresource: &str| {
+            let ri = RequestInfo {
+                is_resource: true,
+                verb: "create".into(),
+                api_group: "certificates.k8s.io".into(),
+                api_version: "v1".into(),
+                resource: "certificatesigningrequests".into(),
+                subresource: subresource.into(),
+                ..RequestInfo::default()
+            };
+            auth::authorize(&requester, &ri, policy).is_ok()
+        };
+        let Some(message) = csr::auto_approval(
+            &parsed,
+            &obj.spec.signer_name,
+            &obj.spec.usages,
+            &obj.spec.username,
+            may_create,
+        ) else {
+            // Not recognized or not permitted: it stays pending, with no condition at all.
+            return;
+        };
+        let now = ts(SystemTime::now());
+        self.add_condition(&mut inner, name, CsrCondition {
+            type_: "Approved".into(),
+            status: "True".into(),
+            reason: "AutoApproved".into(),
+            message: message.into(),
+            last_update_time: now.clone(),
+            last_transition_time: now,
+        });
+        self.run_signer(&mut inner, name);
+        self.events.send_replace(inner.rv);
+    }
+
+    fn add_condition(&self, inner: &mut Inner, name: &str, condition: CsrCondition) {
+        let rv = inner.next_rv();
+        let Some(obj) = inner.csrs.get_mut(name) else { return };
+        obj.status.conditions.push(condition);
+        obj.metadata.resource_version = rv.to_string();
+        let snapshot = obj.clone();
+        inner.push_event("MODIFIED", snapshot, rv);
+    }
+
+    /// The csrsigning controller: an approved CSR without a certificate gets one (or a
+    /// `Failed` condition), as a separate update after the approval.
+    fn run_signer(&self, inner: &mut Inner, name: &str) {
+        let Some(obj) = inner.csrs.get(name) else { return };
+        if !obj.has_condition("Approved")
+            || obj.has_condition("Denied")
+            || obj.has_condition("Failed")
+            || obj.status.certificate.is_some()
+        {
+            return;
+        }
+        let Ok(bytes) = STANDARD.decode(obj.spec.request.as_bytes()) else { return };
+        let Ok(parsed) = csr::parse_request(&bytes) else { return };
+        let outcome = csr::sign(
+            &self.ca,
+            &parsed,
+            &obj.spec.signer_name,
+            &obj.spec.usages,
+            obj.spec.expiration_seconds,
+            SystemTime::now(),
+        );
+        match outcome {
+            Signing::Issued(der) => {
+                let rv = inner.next_rv();
+                let Some(obj) = inner.csrs.get_mut(name) else { return };
+                obj.status.certificate =
+                    Some(STANDARD.encode(pki::pem_encode("CERTIFICATE", &der).as_bytes()));
+                obj.metadata.resource_version = rv.to_string();
+                let snapshot = obj.clone();
+                inner.push_event("MODIFIED", snapshot, rv);
+            }
+            Signing::Failed(message) => {
+                let now = ts(SystemTime::now());
+                self.add_condition(inner, name, CsrCondition {
+                    type_: "Failed".into(),
+                    status: "True".into(),
+                    reason: "SignerValidationFailure".into(),
+                    message,
+                    last_update_time: now.clone(),
+                    last_transition_time: now,
+                });
+            }
+            Signing::NotMine => {}
+        }
+    }
+
+    // ---- request log --------------------------------------------------------------------
+
+    /// Stores a record; returns its id for later byte counting. `finished` records go to the
+    /// log file at once, streaming ones when `finish_record` is called.
+    pub(crate) fn record(&self, rec: RequestRecord, finished: bool) -> usize {
+        let mut r = lock(&self.records);
+        if finished {
+            write_log_line(&mut r.log, &rec);
+        }
+        r.list.push(rec);
+        if r.list.len() > MAX_RECORDS {
+            r.list.remove(0);
+            r.offset += 1;
+        }
+        r.offset + r.list.len() - 1
+    }
+
+    pub(crate) fn update_record(&self, id: usize, f: impl FnOnce(&mut RequestRecord)) {
+        let mut r = lock(&self.records);
+        let offset = r.offset;
+        if let Some(rec) = id.checked_sub(offset).and_then(|i| r.list.get_mut(i)) {
+            f(rec);
+        }
+    }
+
+    pub(crate) fn add_response_bytes(&self, id: usize, n: u64) {
+        self.update_record(id, |rec| rec.response_bytes += n);
+    }
+
+    pub(crate) fn finish_record(&self, id: usize) {
+        let mut r = lock(&self.records);
+        let offset = r.offset;
+        let rec = id.checked_sub(offset).and_then(|i| r.list.get(i)).cloned();
+        if let Some(rec) = rec {
+            write_log_line(&mut r.log, &rec);
+        }
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.records).list.clone()
+    }
+
+    pub(crate) fn set_request_log(&self, file: File) {
+        lock(&self.records).log = Some(file);
+    }
+}
+
+fn write_log_line(log: &mut Option<File>, rec: &RequestRecord) {
+    let Some(file) = log else { return };
+    let line = json!({
+        "time": util::rfc3339_millis(rec.time),
+        "method": rec.method,
+        "path": rec.path,
+        "user": rec.user,
+        "status": rec.status,
+        "request_bytes": rec.request_bytes,
+        "response_bytes": rec.response_bytes,
+    });
+    // The log is a debugging aid: a failed write must not fail the request.
+    let _ = writeln!(file, "{line}");
+}
+
+fn events_after(inner: &Inner, rv: u64, filter: &CsrFilter) -> Vec<Event> {
+    inner
+        .history
+        .iter()
+        .filter(|e| e.rv > rv && filter.matches(&e.object))
+        .cloned()
+        .collect()
+}
+
+fn validate_approval_update(old: &[CsrCondition], new: &[CsrCondition]) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let (mut approved, mut denied) = (false, false);
+    for (i, c) in new.iter().enumerate() {
+        let path = format!("status.conditions[{i}]");
+        if c.type_.is_empty() {
+            errs.push(FieldError::required(&format!("{path}.type"), ""));
+        }
+        if matches!(c.type_.as_str(), "Approved" | "Denied" | "Failed") {
+            if c.status != "True" {
+                errs.push(FieldError::not_supported(
+                    &format!("{path}.status"),
+                    &crate::objects::quote(&c.status),
+                    &["True"],
+                ));
+            }
+        } else if !matches!(c.status.as_str(), "True" | "False" | "Unknown") {
+            errs.push(FieldError::not_supported(
+                &format!("{path}.status"),
+                &crate::objects::quote(&c.status),
+                &["False", "True", "Unknown"],
+            ));
+        }
+        if seen.contains(&c.type_.as_str()) {
+            errs.push(FieldError::duplicate(
+                &format!("{path}.type"),
+                &crate::objects::quote(&c.type_),
+            ));
+        }
+        seen.push(&c.type_);
+        match c.type_.as_str() {
+            "Approved" => {
+                approved = true;
+                if denied {
+                    errs.push(FieldError::invalid(
+                        &format!("{path}.type"),
+                        "\"Approved\"",
+                        "Approved and Denied conditions are mutually exclusive",
+                    ));
+                }
+            }
+            "Denied" => {
+                denied = true;
+                if approved {
+                    errs.push(FieldError::invalid(
+                        &format!("{path}.type"),
+                        "\"Denied\"",
+                        "Approved and Denied conditions are mutually exclusive",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    for t in ["Approved", "Denied"] {
+        let olds: Vec<&CsrCondition> = old.iter().filter(|c| c.type_ == t).collect();
+        let news: Vec<&CsrCondition> = new.iter().filter(|c| c.type_ == t).collect();
+        if news.len() < olds.len() {
+            errs.push(FieldError::forbidden(
+                "status.conditions",
+                &format!("updates may not remove a condition of type \"{t}\""),
+            ));
+        } else if olds.iter().zip(&news).any(|(o, n)| {
+            o.status != n.status || o.reason != n.reason || o.message != n.message
+        }) {
+            errs.push(FieldError::forbidden(
+                "status.conditions",
+                &format!("updates may not modify a condition of type \"{t}\""),
+            ));
+        }
+    }
+    errs
+}
+
+fn list_meta(rv: u64) -> ObjectMeta {
+    ObjectMeta {
+        resource_version: rv.to_string(),
+        ..ObjectMeta::default()
+    }
+}
+
+fn configmap_json(namespace: &str, name: &str, cm: &StoredConfigMap) -> ConfigMap {
+    let mut fields = serde_json::Map::new();
+    fields.insert(".".into(), json!({}));
+    for key in cm.data.keys() {
+        fields.insert(format!("f:{key}"), json!({}));
+    }
+    let mut managed_fields = serde_json::Map::new();
+    managed_fields.insert("f:data".into(), serde_json::Value::Object(fields));
+    if !cm.labels.is_empty() {
+        let mut labels = serde_json::Map::new();
+        labels.insert(".".into(), json!({}));
+        for key in cm.labels.keys() {
+            labels.insert(format!("f:{key}"), json!({}));
+        }
+        managed_fields.insert("f:metadata".into(), json!({ "f:labels": labels }));
+    }
+    ConfigMap {
+        kind: Some("ConfigMap"),
+        api_version: Some("v1"),
+        metadata: ObjectMeta {
+            name: name.into(),
+            namespace: namespace.into(),
+            uid: cm.uid.clone(),
+            resource_version: cm.rv.to_string(),
+            creation_timestamp: ts(cm.created),
+            labels: cm.labels.clone(),
+            managed_fields: vec![ManagedFieldsEntry::update(
+                "kubeadm",
+                ts(cm.created),
+                serde_json::Value::Object(managed_fields),
+            )],
+            ..ObjectMeta::default()
+        },
+        data: cm.data.clone(),
+    }
+}
+
+fn insert_node(inner: &mut Inner, spec: NodeSpec) {
+    let rv = inner.next_rv();
+    let now = SystemTime::now();
+    let index = match inner.nodes.get(&spec.name) {
+        Some(existing) => existing.index,
+        None => {
+            inner.node_seq += 1;
+            inner.node_seq
+        }
+    };
+    let uid = inner
+        .nodes
+        .get(&spec.name)
+        .map_or_else(util::uuid, |n| n.uid.clone());
+    let labels: BTreeMap<String, String> = [
+        ("beta.kubernetes.io/arch", "amd64"),
+        ("beta.kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+        ("kubernetes.io/hostname", spec.name.as_str()),
+        ("kubernetes.io/os", "linux"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let annotations: BTreeMap<String, String> = [
+        (
+            "kubeadm.alpha.kubernetes.io/cri-socket",
+            "unix:///var/run/containerd/containerd.sock",
+        ),
+        ("node.alpha.kubernetes.io/ttl", "0"),
+        ("volumes.kubernetes.io/controller-managed-attach-detach", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let name = spec.name.clone();
+    inner.nodes.insert(
+        name,
+        StoredNode {
+            ready: spec.ready,
+            index,
+            uid,
+            created: now,
+            rv,
+            labels,
+            annotations,
+            ids: [
+                util::uuid().replace('-', ""),
+                util::uuid(),
+                util::uuid(),
+            ],
+        },
+    );
+}
+
+fn node_json(name: &str, n: &StoredNode, version: &str) -> Node {
+    let created = ts(n.created);
+    let pressure = |type_, reason, message| NodeCondition {
+        type_,
+        status: "False",
+        last_heartbeat_time: created.clone(),
+        last_transition_time: created.clone(),
+        reason,
+        message,
+    };
+    let mut conditions = vec![
+        pressure("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        pressure("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        pressure("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    ];
+    conditions.push(if n.ready {
+        NodeCondition {
+            type_: "Ready",
+            status: "True",
+            last_heartbeat_time: created.clone(),
+            last_transition_time: created.clone(),
+            reason: "KubeletReady",
+            message: "kubelet is posting ready status",
+        }
+    } else {
+        NodeCondition {
+            type_: "Ready",
+            status: "False",
+            last_heartbeat_time: created.clone(),
+            last_transition_time: created.clone(),
+            reason: "KubeletNotReady",
+            message: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",
+        }
+    });
+    let cidr = format!("10.244.{}.0/24", n.index % 256);
+    let taints = if n.ready {
+        Vec::new()
+    } else {
+        vec![Taint {
+            key: "node.kubernetes.io/not-ready".into(),
+            effect: "NoSchedule".into(),
+            time_added: String::new(),
+        }]
+    };
+    Node {
+        kind: Some("Node"),
+        api_version: Some("v1"),
+        metadata: ObjectMeta {
+            name: name.into(),
+            uid: n.uid.clone(),
+            resource_version: n.rv.to_string(),
+            creation_timestamp: created.clone(),
+            labels: n.labels.clone(),
+            annotations: n.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: NodeSpecJson {
+            pod_cidr: cidr.clone(),
+            pod_cidrs: vec![cidr],
+            taints,
+        },
+        status: NodeStatus {
+            conditions,
+            // Documentation range (RFC 5737): node addresses are data, never dialled.
+            addresses: vec![
+                NodeAddress {
+                    type_: "InternalIP",
+                    address: format!("192.0.2.{}", 10 + n.index % 200),
+                },
+                NodeAddress {
+                    type_: "Hostname",
+                    address: name.into(),
+                },
+            ],
+            daemon_endpoints: json!({"kubeletEndpoint": {"Port": 10250}}),
+            node_info: NodeInfo {
+                machine_id: n.ids[0].clone(),
+                system_uuid: n.ids[1].clone(),
+                boot_id: n.ids[2].clone(),
+                kernel_version: "6.1.0-28-amd64".into(),
+                os_image: "Debian GNU/Linux 12 (bookworm)".into(),
+                container_runtime_version: "containerd://1.7.24".into(),
+                kubelet_version: version.into(),
+                kube_proxy_version: String::new(),
+                operating_system: "linux".into(),
+                architecture: "amd64".into(),
+            },
+        },
+    }
+}
+
+/// `ClusterConfiguration` as `kubeadm init` (v1.31+, v1beta4) uploads it.
+fn cluster_configuration(s: &Settings) -> String {
+    let endpoint = s
+        .server_url
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    format!(
+        "apiServer: {{}}\napiVersion: kubeadm.k8s.io/v1beta4\ncaCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\ncertificatesDir: /etc/kubernetes/pki\nclusterName: {}\ncontrolPlaneEndpoint: {endpoint}\ncontrollerManager: {{}}\ndns: {{}}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\nimageRepository: registry.k8s.io\nkind: ClusterConfiguration\nkubernetesVersion: {}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nproxy: {{}}\nscheduler: {{}}\n",
+        s.cluster_name, s.kubernetes_version
+    )
+}
+
+/// The captured `kubelet-config` document (kubeadm 1.28), with the standard CA path.
+const KUBELET_CONFIG: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    cacheTTL: 0s\n    enabled: true\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nauthorization:\n  mode: Webhook\n  webhook:\n    cacheAuthorizedTTL: 0s\n    cacheUnauthorizedTTL: 0s\ncgroupDriver: systemd\nclusterDNS:\n- 10.96.0.10\nclusterDomain: cluster.local\ncontainerRuntimeEndpoint: \"\"\ncpuManagerReconcilePeriod: 0s\nevictionPressureTransitionPeriod: 0s\nfileCheckFrequency: 0s\nhealthzBindAddress: 127.0.0.1\nhealthzPort: 10248\nhttpCheckFrequency: 0s\nimageMinimumGCAge: 0s\nkind: KubeletConfiguration\nlogging:\n  flushFrequency: 0\n  options:\n    json:\n      infoBufferSize: \"0\"\n  verbosity: 0\nmemorySwap: {}\nnodeStatusReportFrequency: 0s\nnodeStatusUpdateFrequency: 0s\nrotateCertificates: true\nruntimeRequestTimeout: 0s\nshutdownGracePeriod: 0s\nshutdownGracePeriodCriticalPods: 0s\nstaticPodPath: /etc/kubernetes/manifests\nstreamingConnectionIdleTimeout: 0s\nsyncFrequency: 0s\nvolumeStatsAggPeriod: 0s\n";
+
+/// kube-proxy's `config.conf` as the kubeadm addon writes it (abridged to the fields kubeadm
+/// itself sets or reads).
+const KUBE_PROXY_CONFIG: &str = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nbindAddress: 0.0.0.0\nbindAddressHardFail: false\nclientConnection:\n  acceptContentTypes: \"\"\n  burst: 0\n  contentType: \"\"\n  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n  qps: 0\nclusterCIDR: 10.244.0.0/16\nconfigSyncPeriod: 0s\nconntrack:\n  maxPerCore: null\n  min: null\n  tcpCloseWaitTimeout: null\n  tcpEstablishedTimeout: null\ndetectLocalMode: \"\"\nenableProfiling: false\nhealthzBindAddress: \"\"\nhostnameOverride: \"\"\niptables:\n  localhostNodePorts: null\n  masqueradeAll: false\n  masqueradeBit: null\n  minSyncPeriod: 0s\n  syncPeriod: 0s\nipvs:\n  excludeCIDRs: null\n  minSyncPeriod: 0s\n  scheduler: \"\"\n  strictARP: false\n  syncPeriod: 0s\n  tcpFinTimeout: 0s\n  tcpTimeout: 0s\n  udpTimeout: 0s\nkind: KubeProxyConfiguration\nmetricsBindAddress: \"\"\nmode: \"\"\nnodePortAddresses: null\noomScoreAdj: null\nportRange: \"\"\nshowHiddenMetricsForVersion: \"\"\nwinkernel:\n  enableDSR: false\n  forwardHealthCheckVip: false\n  networkName: \"\"\n  rootHnsEndpointName: \"\"\n  sourceVip: \"\"\n";
+
+fn kube_proxy_kubeconfig(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt\n    server: {server}\n  name: default\ncontexts:\n- context:\n    cluster: default\n    namespace: default\n    user: default\n  name: default\ncurrent-context: default\nusers:\n- name: default\n  user:\n    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubelet_config_is_the_capture_with_the_standard_ca_path() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(
+            "../../fixtures/apiserver/kubelet-config.json"
+        ))
+        .unwrap();
+        let captured = fixture["data"]["kubelet"].as_str().unwrap();
+        assert_eq!(
+            captured.replace("/tmp/realcp/pki/ca.crt", "/etc/kubernetes/pki/ca.crt"),
+            KUBELET_CONFIG
+        );
+    }
+
+    #[test]
+    fn approval_updates_may_not_flip_or_remove_decisions() {
+        let cond = |t: &str| CsrCondition {
+            type_: t.into(),
+            status: "True".into(),
+            reason: "R".into(),
+            message: "M".into(),
+            last_update_time: "x".into(),
+            last_transition_time: "x".into(),
+        };
+        assert!(validate_approval_update(&[], &[cond("Approved")]).is_empty());
+        let both = validate_approval_update(&[], &[cond("Approved"), cond("Denied")]);
+        assert_eq!(both.len(), 1);
+        assert_eq!(
+            both[0].body,
+            "Invalid value: \"Denied\": Approved and Denied conditions are mutually exclusive"
+        );
+        let removed = validate_approval_update(&[cond("Approved")], &[]);
+        assert_eq!(
+            removed[0].body,
+            "Forbidden: updates may not remove a condition of type \"Approved\""
+        );
+    }
+}
