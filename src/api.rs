@@ -51,7 +51,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(10), read: Some(Duration::from_secs(10)) }
+        Self {
+            connect: Duration::from_secs(10),
+            read: Some(Duration::from_secs(10)),
+        }
     }
 }
 
@@ -79,9 +82,10 @@ pub fn client(
     identity: &Identity,
     timeouts: Timeouts,
 ) -> Result<kube::Client, ClientError> {
-    let uri: http::Uri = server
-        .parse()
-        .map_err(|source| ClientError::Url { url: server.to_string(), source })?;
+    let uri: http::Uri = server.parse().map_err(|source| ClientError::Url {
+        url: server.to_string(),
+        source,
+    })?;
     let mut cfg = kube::Config::new(uri);
     cfg.connect_timeout = Some(timeouts.connect);
     cfg.read_timeout = timeouts.read;
@@ -105,7 +109,10 @@ pub fn client(
             cfg.auth_info.client_key_data = Some(b64.encode(key_pem).into());
         }
     }
-    kube::Client::try_from(cfg).map_err(|source| ClientError::Build { url: server.to_string(), source })
+    kube::Client::try_from(cfg).map_err(|source| ClientError::Build {
+        url: server.to_string(),
+        source,
+    })
 }
 
 /// What went wrong on the wire, distilled from a kube error's cause chain, so callers can
@@ -113,7 +120,11 @@ pub fn client(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireFailure {
     /// The server answered with an HTTP status (and a `Status` body when it sent one).
-    Status { code: u16, reason: String, message: String },
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
     /// TCP connect refused.
     Refused,
     /// A connect or read deadline passed.
@@ -136,20 +147,24 @@ pub fn wire_failure(err: &kube::Error) -> WireFailure {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut texts = Vec::new();
     while let Some(e) = cur {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return WireFailure::TlsVerify(tls.to_string());
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return WireFailure::Refused,
-                std::io::ErrorKind::TimedOut => return WireFailure::TimedOut,
-                _ => {}
+        // hyper-util wraps the rustls error in nested io::Errors whose `source()` skips the inner
+        // error, so follow `io::Error::get_ref()` all the way down at every link of the chain.
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(i) = inner {
+            if let Some(tls) = i.downcast_ref::<rustls::Error>() {
+                return WireFailure::TlsVerify(tls.to_string());
             }
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return WireFailure::TlsVerify(tls.to_string());
+            if let Some(io) = i.downcast_ref::<std::io::Error>() {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return WireFailure::Refused,
+                    std::io::ErrorKind::TimedOut => return WireFailure::TimedOut,
+                    _ => {}
                 }
             }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|r| r as &(dyn std::error::Error + 'static));
         }
         let t = e.to_string();
         if t.contains("timed out") || t.contains("deadline has elapsed") {

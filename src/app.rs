@@ -85,9 +85,14 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
 
 fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {
     for path in files {
-        let pem = std::fs::read(path).map_err(|source| Error::Read { path: path.clone(), source })?;
-        let ders = crate::plan::pin::certs_from_pem(&pem)
-            .map_err(|source| Error::Pem { path: path.clone(), source })?;
+        let pem = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let ders = crate::plan::pin::certs_from_pem(&pem).map_err(|source| Error::Pem {
+            path: path.clone(),
+            source,
+        })?;
         for der in ders {
             let pin = CaPin::of_cert_der(&der).map_err(|e| Error::Pem {
                 path: path.clone(),
@@ -112,7 +117,12 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
         return Ok(());
     }
     let phase = log::phase("handoff");
-    handoff::handoff(plan.handoff, &plan.kubelet_path, &Root::new(&plan.root), &sys)?;
+    handoff::handoff(
+        plan.handoff,
+        &plan.kubelet_path,
+        &Root::new(&plan.root),
+        &sys,
+    )?;
     phase.ok();
     Ok(())
 }
@@ -155,7 +165,11 @@ pub struct Joined {
 fn ca_pin(d: &Discovered) -> Option<String> {
     d.matched_pin
         .clone()
-        .or_else(|| d.ca_der.first().and_then(|der| CaPin::of_cert_der(der).ok()))
+        .or_else(|| {
+            d.ca_der
+                .first()
+                .and_then(|der| CaPin::of_cert_der(der).ok())
+        })
         .map(|p| p.to_string())
 }
 
@@ -172,7 +186,11 @@ pub async fn bootstrap_and_install(
     let id = bootstrap::resolve_node_name(plan.node_name.as_ref(), sys)?;
     let node = id.name.as_str().to_string();
     let mut joined = Joined {
-        outcome: if plan.dry_run { Outcome::DryRun } else { Outcome::Joined },
+        outcome: if plan.dry_run {
+            Outcome::DryRun
+        } else {
+            Outcome::Joined
+        },
         node: id.name.clone(),
         csr: None,
         csr_reused: false,
@@ -199,6 +217,15 @@ pub async fn bootstrap_and_install(
             }
             joined.outcome = Outcome::AlreadyJoined;
             joined.not_after = Some(not_after);
+            // A run that crashed between writing kubelet.conf and removing the pending key
+            // leaves the key behind; its certificate is installed, so it is only debris now.
+            install::apply(
+                &root,
+                &[install::Step::Remove {
+                    path: csr::KEY_TMP.into(),
+                    what: "a pending key left by an interrupted run",
+                }],
+            )?;
             // The completion files live in /run (volatile): describe this boot's outcome.
             complete(&root, d, &joined)?;
             return Ok(joined);
@@ -237,7 +264,8 @@ pub async fn bootstrap_and_install(
         }
         None => Some(plan.cri_socket.as_str()),
     };
-    let hostname_override = (id.hostname.as_deref() != Some(node.as_str())).then_some(node.as_str());
+    let hostname_override =
+        (id.hostname.as_deref() != Some(node.as_str())).then_some(node.as_str());
     let args = flags::kubelet_args(&flags::FlagsInput {
         container_runtime_endpoint: runtime_endpoint,
         hostname_override,
@@ -249,7 +277,11 @@ pub async fn bootstrap_and_install(
 
     if plan.dry_run {
         let (key, _) = csr::load_or_generate_key(&root, false)?;
-        println!("would: submit certificate signing request {} for {}", csr::csr_name(&key, &node), csr::common_name(&node));
+        println!(
+            "would: submit certificate signing request {} for {}",
+            csr::csr_name(&key, &node),
+            csr::common_name(&node)
+        );
         println!("would: write under {}:", root);
         let i = install::Inputs {
             server: &d.server,
@@ -284,14 +316,26 @@ pub async fn bootstrap_and_install(
     phase.ok();
 
     let phase = log::phase("wait-approval");
-    let opts = wait::WaitOptions { timeout: plan.tls_bootstrap_timeout, ..tuning.wait.clone() };
+    let opts = wait::WaitOptions {
+        timeout: plan.tls_bootstrap_timeout,
+        ..tuning.wait.clone()
+    };
     let issued = wait::wait(&cluster, &submitted, &opts).await?;
     joined.progress = issued.progress.clone();
     phase.ok();
 
     let phase = log::phase("verify-certificate");
-    let verified = verify::verify(&issued.cert_pem, &key.spki_der(), &node, &d.ca_der, SystemTime::now())
-        .map_err(|source| bootstrap::Error::Certificate { name: submitted.name.clone(), source })?;
+    let verified = verify::verify(
+        &issued.cert_pem,
+        &key.spki_der(),
+        &node,
+        &d.ca_der,
+        SystemTime::now(),
+    )
+    .map_err(|source| bootstrap::Error::Certificate {
+        name: submitted.name.clone(),
+        source,
+    })?;
     joined.not_after = Some(verified.not_after);
     info!(
         "certificate for {} issued, valid until {}",
@@ -353,7 +397,9 @@ fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
         let subject = x509_parser::parse_x509_certificate(der)
             .map(|(_, c)| c.subject().to_string())
             .unwrap_or_default();
-        let pin = CaPin::of_cert_der(der).map(|p| p.to_string()).unwrap_or_default();
+        let pin = CaPin::of_cert_der(der)
+            .map(|p| p.to_string())
+            .unwrap_or_default();
         let mark = if d.matched_pin.as_ref().map(|p| p.to_string()) == Some(pin.clone()) {
             "  <- matches the pinned hash"
         } else {

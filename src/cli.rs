@@ -92,7 +92,9 @@ pub enum UsageError {
     Endpoint(String),
     #[error("using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue")]
     NoPin,
-    #[error("no discovery method given: pass an API server endpoint with --token, or --discovery-file")]
+    #[error(
+        "no discovery method given: pass an API server endpoint with --token, or --discovery-file"
+    )]
     NoDiscovery,
     #[error("bootstrapToken and file cannot both be set: use either token discovery (endpoint + --discovery-token) or --discovery-file")]
     BothDiscovery,
@@ -173,7 +175,12 @@ where
         Some(Value(v)) => v.string().map_err(|e| args_err(e.to_string()))?,
         Some(Long("help")) | Some(Short('h')) => return Ok(Command::Help),
         Some(Long("version")) => return Ok(Command::Version),
-        Some(other) => return Err(args_err(format!("expected a command first, got {}", other.unexpected()))),
+        Some(other) => {
+            return Err(args_err(format!(
+                "expected a command first, got {}",
+                other.unexpected()
+            )))
+        }
     };
     match sub.as_str() {
         "help" => Ok(Command::Help),
@@ -188,12 +195,18 @@ where
                 }
             }
             if files.is_empty() {
-                return Err(args_err("ca-hash needs at least one PEM file (e.g. /etc/kubernetes/pki/ca.crt)"));
+                return Err(args_err(
+                    "ca-hash needs at least one PEM file (e.g. /etc/kubernetes/pki/ca.crt)",
+                ));
             }
             Ok(Command::CaHash(files))
         }
-        "join" => parse_join(&mut p).and_then(validate).map(|plan| Command::Join(Box::new(plan))),
-        other => Err(args_err(format!("unknown command {other:?} (commands: join, ca-hash, version, help)"))),
+        "join" => parse_join(&mut p)
+            .and_then(validate)
+            .map(|plan| Command::Join(Box::new(plan))),
+        other => Err(args_err(format!(
+            "unknown command {other:?} (commands: join, ca-hash, version, help)"
+        ))),
     }
 }
 
@@ -207,16 +220,28 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             .map_err(|_| args_err("a flag value is not valid UTF-8"))
     };
     let list = |s: String| -> Vec<String> {
-        s.split(',').map(|x| x.trim().to_ascii_lowercase()).filter(|x| !x.is_empty()).collect()
+        s.split(',')
+            .map(|x| x.trim().to_ascii_lowercase())
+            .filter(|x| !x.is_empty())
+            .collect()
     };
     while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
         match arg {
-            Value(v) => a.endpoints.push(v.into_string().map_err(|_| args_err("endpoint is not valid UTF-8"))?),
+            Value(v) => a.endpoints.push(
+                v.into_string()
+                    .map_err(|_| args_err("endpoint is not valid UTF-8"))?,
+            ),
             Long("token") => a.token = Some(text(p)?),
             Long("discovery-token") => a.discovery_token = Some(text(p)?),
             Long("discovery-token-ca-cert-hash") => {
                 // kubeadm takes the flag repeatedly or as a comma list.
-                a.pins.extend(text(p)?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from))
+                a.pins.extend(
+                    text(p)?
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                )
             }
             Long("discovery-token-unsafe-skip-ca-verification") => a.unsafe_skip = true,
             Long("discovery-file") => a.discovery_file = Some(text(p)?),
@@ -238,7 +263,12 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             Long("tls-bootstrap-timeout") => a.tls_bootstrap_timeout = Some(text(p)?),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
             Long("help") | Short('h') => return Err(args_err("`kubejoin help` lists the flags")),
-            other => return Err(args_err(format!("{} for `kubejoin join`", other.unexpected()))),
+            other => {
+                return Err(args_err(format!(
+                    "{} for `kubejoin join`",
+                    other.unexpected()
+                )))
+            }
         }
     }
     Ok(a)
@@ -292,7 +322,10 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
         (None, None) => None,
     };
     if a.endpoints.len() > 1 {
-        crate::warn!("more than one API server endpoint given; using the first, {:?}", a.endpoints[0]);
+        crate::warn!(
+            "more than one API server endpoint given; using the first, {:?}",
+            a.endpoints[0]
+        );
     }
     let mode = match &a.discovery_file {
         Some(file) => {
@@ -302,7 +335,10 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
             if let Some(rest) = file.strip_prefix("file://") {
                 Mode::File { path: rest.into() }
             } else if file.starts_with("https://") {
-                Mode::Https { url: file.clone(), ca_file: a.discovery_file_ca.clone() }
+                Mode::Https {
+                    url: file.clone(),
+                    ca_file: a.discovery_file_ca.clone(),
+                }
             } else if file.contains("://") {
                 return Err(UsageError::DiscoveryScheme(file.clone()));
             } else {
@@ -321,7 +357,12 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
             if pins.is_empty() && !a.unsafe_skip {
                 return Err(UsageError::NoPin);
             }
-            Mode::Token { endpoint, token, pins, unsafe_skip_ca_verification: a.unsafe_skip }
+            Mode::Token {
+                endpoint,
+                token,
+                pins,
+                unsafe_skip_ca_verification: a.unsafe_skip,
+            }
         }
     };
     let node_name = a
@@ -330,7 +371,9 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
         .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
         .transpose()
         .map_err(UsageError::NodeName)?;
-    let mut cri_socket = a.cri_socket.unwrap_or_else(|| DEFAULT_CRI_SOCKET.to_string());
+    let mut cri_socket = a
+        .cri_socket
+        .unwrap_or_else(|| DEFAULT_CRI_SOCKET.to_string());
     if !cri_socket.contains("://") {
         crate::warn!("--cri-socket {cri_socket:?} has no URL scheme; using unix://{cri_socket}");
         cri_socket = format!("unix://{cri_socket}");
@@ -349,13 +392,21 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
     let handoff = match a.handoff.as_deref() {
         None | Some("none") => HandoffMode::None,
         Some("exec") => HandoffMode::Exec,
-        Some(other) => return Err(args_err(format!("--handoff {other:?}: expected exec or none"))),
+        Some(other) => {
+            return Err(args_err(format!(
+                "--handoff {other:?}: expected exec or none"
+            )))
+        }
     };
     Ok(JoinPlan {
         discovery: Options {
             mode,
             tls_bootstrap_token,
-            timeout: dur("--discovery-timeout", a.discovery_timeout.as_deref(), Duration::from_secs(300))?,
+            timeout: dur(
+                "--discovery-timeout",
+                a.discovery_timeout.as_deref(),
+                Duration::from_secs(300),
+            )?,
             retry_interval: dur(
                 "--discovery-retry-interval",
                 a.retry_interval.as_deref(),
@@ -375,7 +426,9 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
             Duration::from_secs(300),
         )?,
         handoff,
-        kubelet_path: a.kubelet_path.unwrap_or_else(|| PathBuf::from("/usr/bin/kubelet")),
+        kubelet_path: a
+            .kubelet_path
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/kubelet")),
         skip_phases: a.skip_phases,
         ignore_preflight_errors: a.ignore_preflight,
     })
@@ -389,7 +442,11 @@ mod tests {
     const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
 
     fn run(args: &[&str]) -> Result<Command, UsageError> {
-        parse(std::iter::once("kubejoin").chain(args.iter().copied()).map(OsString::from))
+        parse(
+            std::iter::once("kubejoin")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
     }
 
     fn join(args: &[&str]) -> Result<JoinPlan, UsageError> {
@@ -403,9 +460,21 @@ mod tests {
 
     #[test]
     fn kubeadm_style_token_join() {
-        let p = join(&["192.168.0.101:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN]).unwrap();
+        let p = join(&[
+            "192.168.0.101:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            PIN,
+        ])
+        .unwrap();
         match &p.discovery.mode {
-            Mode::Token { endpoint, token, pins, unsafe_skip_ca_verification } => {
+            Mode::Token {
+                endpoint,
+                token,
+                pins,
+                unsafe_skip_ca_verification,
+            } => {
                 assert_eq!(endpoint, "192.168.0.101:6443");
                 assert_eq!(token.id(), "abcdef");
                 assert_eq!(pins.pins()[0].to_string(), PIN);
@@ -413,7 +482,10 @@ mod tests {
             }
             m => panic!("{m:?}"),
         }
-        assert_eq!(p.discovery.tls_bootstrap_token.as_ref().map(|t| t.id()), Some("abcdef"));
+        assert_eq!(
+            p.discovery.tls_bootstrap_token.as_ref().map(|t| t.id()),
+            Some("abcdef")
+        );
         assert_eq!(p.cri_socket, DEFAULT_CRI_SOCKET);
         assert_eq!(p.discovery.timeout, Duration::from_secs(300));
         assert_eq!(p.handoff, HandoffMode::None);
@@ -424,7 +496,10 @@ mod tests {
         let p = join(&[
             "[fd00::1]:6443",
             "--token=abcdef.0123456789abcdef",
-            &format!("--discovery-token-ca-cert-hash={PIN},{}", PIN.to_uppercase()),
+            &format!(
+                "--discovery-token-ca-cert-hash={PIN},{}",
+                PIN.to_uppercase()
+            ),
             "--discovery-timeout=30s",
             "--handoff=exec",
             "--kubelet-arg=node-ip=10.0.0.5",
@@ -433,7 +508,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.discovery.timeout, Duration::from_secs(30));
         assert_eq!(p.handoff, HandoffMode::Exec);
-        assert_eq!(p.kubelet_extra_args, vec![("node-ip".to_string(), "10.0.0.5".to_string())]);
+        assert_eq!(
+            p.kubelet_extra_args,
+            vec![("node-ip".to_string(), "10.0.0.5".to_string())]
+        );
         assert_eq!(p.cri_socket, "unix:///run/crio/crio.sock");
         match &p.discovery.mode {
             Mode::Token { pins, .. } => assert_eq!(pins.pins().len(), 1),
@@ -443,25 +521,99 @@ mod tests {
 
     #[test]
     fn refuses_token_discovery_without_pin_unless_unsafe() {
-        assert!(matches!(join(&["10.0.0.1:6443", "--token", TOKEN]), Err(UsageError::NoPin)));
-        let p = join(&["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-unsafe-skip-ca-verification"]).unwrap();
-        assert!(matches!(p.discovery.mode, Mode::Token { unsafe_skip_ca_verification: true, .. }));
+        assert!(matches!(
+            join(&["10.0.0.1:6443", "--token", TOKEN]),
+            Err(UsageError::NoPin)
+        ));
+        let p = join(&[
+            "10.0.0.1:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-unsafe-skip-ca-verification",
+        ])
+        .unwrap();
+        assert!(matches!(
+            p.discovery.mode,
+            Mode::Token {
+                unsafe_skip_ca_verification: true,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn bad_inputs_are_usage_errors_without_secrets() {
         let cases: &[&[&str]] = &[
-            &["10.0.0.1:6443", "--token", "ABCDEF.0123456789abcdef", "--discovery-token-ca-cert-hash", PIN],
-            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", "sha256:abcd"],
-            &["10.0.0.1", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
-            &["https://10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
-            &["10.0.0.1:0", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
+            &[
+                "10.0.0.1:6443",
+                "--token",
+                "ABCDEF.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                PIN,
+            ],
+            &[
+                "10.0.0.1:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                "sha256:abcd",
+            ],
+            &[
+                "10.0.0.1",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                PIN,
+            ],
+            &[
+                "https://10.0.0.1:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                PIN,
+            ],
+            &[
+                "10.0.0.1:0",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                PIN,
+            ],
             &["--token", TOKEN, "--discovery-token-ca-cert-hash", PIN],
             &["--discovery-file", "http://example.invalid/kubeconfig"],
-            &["10.0.0.1:6443", "--discovery-file", "/tmp/x", "--token", TOKEN],
-            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN, "--node-name", "bad_name"],
-            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN, "--bogus"],
-            &["10.0.0.1:6443", "--token", TOKEN, "--discovery-token-ca-cert-hash", PIN, "--discovery-timeout", "5"],
+            &[
+                "10.0.0.1:6443",
+                "--discovery-file",
+                "/tmp/x",
+                "--token",
+                TOKEN,
+            ],
+            &[
+                "10.0.0.1:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                PIN,
+                "--node-name",
+                "bad_name",
+            ],
+            &[
+                "10.0.0.1:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                PIN,
+                "--bogus",
+            ],
+            &[
+                "10.0.0.1:6443",
+                "--token",
+                TOKEN,
+                "--discovery-token-ca-cert-hash",
+                PIN,
+                "--discovery-timeout",
+                "5",
+            ],
             &[],
         ];
         for c in cases {
@@ -474,10 +626,18 @@ mod tests {
 
     #[test]
     fn discovery_file_modes() {
-        let p = join(&["--discovery-file", "https://example.invalid/kc", "--tls-bootstrap-token", TOKEN]).unwrap();
+        let p = join(&[
+            "--discovery-file",
+            "https://example.invalid/kc",
+            "--tls-bootstrap-token",
+            TOKEN,
+        ])
+        .unwrap();
         assert!(matches!(p.discovery.mode, Mode::Https { .. }));
         let p = join(&["--discovery-file", "file:///etc/kc.yaml"]).unwrap();
-        assert!(matches!(&p.discovery.mode, Mode::File { path } if path == std::path::Path::new("/etc/kc.yaml")));
+        assert!(
+            matches!(&p.discovery.mode, Mode::File { path } if path == std::path::Path::new("/etc/kc.yaml"))
+        );
     }
 
     #[test]

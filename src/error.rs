@@ -47,7 +47,10 @@ pub trait Classify: std::error::Error {
 
 /// Renders an error as `error: <line>` followed by its cause chain and an optional hint.
 /// Used by `main` and by tests that assert on what a user sees.
-pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static), pub Option<String>);
+pub struct Report<'a>(
+    pub &'a (dyn std::error::Error + 'static),
+    pub Option<String>,
+);
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

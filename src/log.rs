@@ -76,11 +76,18 @@ pub struct Phase {
 /// Starts a named phase.
 pub fn phase(name: &'static str) -> Phase {
     emit(Level::Info, format_args!("[{name}] start"));
-    Phase { name, started: Instant::now(), started_wall: SystemTime::now(), done: false }
+    Phase {
+        name,
+        started: Instant::now(),
+        started_wall: SystemTime::now(),
+        done: false,
+    }
 }
 
 fn epoch_ms(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 impl Phase {
@@ -95,7 +102,10 @@ impl Phase {
         }
         self.done = true;
         let d = self.started.elapsed();
-        emit(Level::Info, format_args!("[{}] {} in {}", self.name, outcome, fmt_ms(d)));
+        emit(
+            Level::Info,
+            format_args!("[{}] {} in {}", self.name, outcome, fmt_ms(d)),
+        );
         let start_ms = epoch_ms(self.started_wall);
         if let Ok(mut t) = TIMELINE.lock() {
             t.push(PhaseRecord {

@@ -11,7 +11,10 @@ fn main() -> ExitCode {
         Ok(cmd) => cmd,
         Err(e) => return fail(&e, e.hint(), e.class().exit_code()),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kubejoin: error: starting the async runtime: {e}");

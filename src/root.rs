@@ -47,7 +47,10 @@ impl Root {
                 Component::RootDir | Component::CurDir => {}
                 Component::Normal(part) => out.push(part),
                 Component::ParentDir | Component::Prefix(_) => {
-                    return Err(RootError { root: self.0.clone(), path: node_path.to_path_buf() })
+                    return Err(RootError {
+                        root: self.0.clone(),
+                        path: node_path.to_path_buf(),
+                    })
                 }
             }
         }
@@ -72,8 +75,14 @@ mod tests {
             r.join("/etc/kubernetes/kubelet.conf").unwrap(),
             PathBuf::from("/sysroot/etc/kubernetes/kubelet.conf")
         );
-        assert_eq!(r.join("var/lib/./kubelet").unwrap(), PathBuf::from("/sysroot/var/lib/kubelet"));
-        assert_eq!(Root::new("/").join("/etc/x").unwrap(), PathBuf::from("/etc/x"));
+        assert_eq!(
+            r.join("var/lib/./kubelet").unwrap(),
+            PathBuf::from("/sysroot/var/lib/kubelet")
+        );
+        assert_eq!(
+            Root::new("/").join("/etc/x").unwrap(),
+            PathBuf::from("/etc/x")
+        );
         assert!(Root::new("/").is_host());
         assert!(!r.is_host());
     }

@@ -28,28 +28,55 @@ pub struct ClusterConfig {
 }
 
 fn data_key(cm: &ConfigMap, name: &'static str, key: &'static str) -> Result<String, Error> {
-    cm.data.as_ref().and_then(|d| d.get(key)).cloned().ok_or(Error::MissingConfig { name, key })
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .cloned()
+        .ok_or(Error::MissingConfig { name, key })
 }
 
 fn yaml(name: &'static str, key: &'static str, text: &str) -> Result<serde_yaml::Value, Error> {
-    serde_yaml::from_str(text).map_err(|e| Error::BadConfig { name, key, why: e.to_string() })
+    serde_yaml::from_str(text).map_err(|e| Error::BadConfig {
+        name,
+        key,
+        why: e.to_string(),
+    })
 }
 
 fn str_field<'a>(v: &'a serde_yaml::Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(|s| s.as_str()).filter(|s| !s.is_empty())
+    v.get(key)
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
 }
 
 /// Parses the two documents the join uses. Split out so it is tested on the captured fixtures.
-pub fn parse(kubelet_config: String, cluster_configuration: &str, kube_proxy: bool) -> Result<ClusterConfig, Error> {
+pub fn parse(
+    kubelet_config: String,
+    cluster_configuration: &str,
+    kube_proxy: bool,
+) -> Result<ClusterConfig, Error> {
     let kubelet = yaml("kubelet-config", "kubelet", &kubelet_config)?;
     if !kubelet.is_mapping() {
-        return Err(Error::BadConfig { name: "kubelet-config", key: "kubelet", why: "not a mapping".into() });
+        return Err(Error::BadConfig {
+            name: "kubelet-config",
+            key: "kubelet",
+            why: "not a mapping".into(),
+        });
     }
-    let cc = yaml("kubeadm-config", "ClusterConfiguration", cluster_configuration)?;
+    let cc = yaml(
+        "kubeadm-config",
+        "ClusterConfiguration",
+        cluster_configuration,
+    )?;
     Ok(ClusterConfig {
-        container_runtime_endpoint: str_field(&kubelet, "containerRuntimeEndpoint").map(str::to_string),
-        cluster_name: str_field(&cc, "clusterName").unwrap_or(DEFAULT_CLUSTER_NAME).to_string(),
-        image_repository: str_field(&cc, "imageRepository").unwrap_or(DEFAULT_IMAGE_REPOSITORY).to_string(),
+        container_runtime_endpoint: str_field(&kubelet, "containerRuntimeEndpoint")
+            .map(str::to_string),
+        cluster_name: str_field(&cc, "clusterName")
+            .unwrap_or(DEFAULT_CLUSTER_NAME)
+            .to_string(),
+        image_repository: str_field(&cc, "imageRepository")
+            .unwrap_or(DEFAULT_IMAGE_REPOSITORY)
+            .to_string(),
         kubelet_config,
         kube_proxy,
     })
@@ -65,16 +92,28 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
     let kube_proxy = match cms.get("kube-proxy").await {
         Ok(_) => true,
         Err(e) if matches!(status_code(&e), Some(403 | 404)) => {
-            crate::info!("kube-proxy ConfigMap not readable ({}); continuing without it", super::describe(&crate::api::wire_failure(&e)));
+            crate::info!(
+                "kube-proxy ConfigMap not readable ({}); continuing without it",
+                super::describe(&crate::api::wire_failure(&e))
+            );
             false
         }
-        Err(e) => return Err(api_error("getting ConfigMap kube-system/kube-proxy", &cluster.server, &e)),
+        Err(e) => {
+            return Err(api_error(
+                "getting ConfigMap kube-system/kube-proxy",
+                &cluster.server,
+                &e,
+            ))
+        }
     };
 
-    let kubelet = cms
-        .get("kubelet-config")
-        .await
-        .map_err(|e| api_error("getting ConfigMap kube-system/kubelet-config", &cluster.server, &e))?;
+    let kubelet = cms.get("kubelet-config").await.map_err(|e| {
+        api_error(
+            "getting ConfigMap kube-system/kubelet-config",
+            &cluster.server,
+            &e,
+        )
+    })?;
     let kubelet_config = data_key(&kubelet, "kubelet-config", "kubelet")?;
 
     // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error.
@@ -83,10 +122,19 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
         match cms.get("kubeadm-config").await {
             Ok(cm) => break cm,
             Err(e) if started.elapsed() < Duration::from_millis(350) => {
-                crate::debug!("getting kubeadm-config: {}; retrying", super::describe(&crate::api::wire_failure(&e)));
+                crate::debug!(
+                    "getting kubeadm-config: {}; retrying",
+                    super::describe(&crate::api::wire_failure(&e))
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => return Err(api_error("getting ConfigMap kube-system/kubeadm-config", &cluster.server, &e)),
+            Err(e) => {
+                return Err(api_error(
+                    "getting ConfigMap kube-system/kubeadm-config",
+                    &cluster.server,
+                    &e,
+                ))
+            }
         }
     };
     let cc = data_key(&kubeadm, "kubeadm-config", "ClusterConfiguration")?;
@@ -115,13 +163,21 @@ pub fn is_ready(node: &Node) -> bool {
 pub async fn check_node(cluster: &Cluster, name: &str) -> Result<NodeState, Error> {
     let nodes: Api<Node> = Api::all(cluster.client.clone());
     match nodes.get(name).await {
-        Ok(n) if is_ready(&n) => Err(Error::NodeExists { name: name.to_string() }),
+        Ok(n) if is_ready(&n) => Err(Error::NodeExists {
+            name: name.to_string(),
+        }),
         Ok(_) => {
-            crate::warn!("a Node named {name:?} exists but is not Ready; this machine will take it over");
+            crate::warn!(
+                "a Node named {name:?} exists but is not Ready; this machine will take it over"
+            );
             Ok(NodeState::NotReady)
         }
         Err(e) if status_code(&e) == Some(404) => Ok(NodeState::Absent),
-        Err(e) => Err(api_error(format!("cannot get Node {name:?}"), &cluster.server, &e)),
+        Err(e) => Err(api_error(
+            format!("cannot get Node {name:?}"),
+            &cluster.server,
+            &e,
+        )),
     }
 }
 
@@ -130,7 +186,10 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> serde_json::Value {
-        let p = format!("{}/tests/fixtures/apiserver/{name}", env!("CARGO_MANIFEST_DIR"));
+        let p = format!(
+            "{}/tests/fixtures/apiserver/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
@@ -142,7 +201,9 @@ mod tests {
         let cc = data_key(&kubeadm, "kubeadm-config", "ClusterConfiguration").unwrap();
         let c = parse(doc.clone(), &cc, false).unwrap();
         assert_eq!(c.kubelet_config, doc);
-        assert!(c.kubelet_config.starts_with("apiVersion: kubelet.config.k8s.io/v1beta1\n"));
+        assert!(c
+            .kubelet_config
+            .starts_with("apiVersion: kubelet.config.k8s.io/v1beta1\n"));
         // The capture has `containerRuntimeEndpoint: ""`: not set.
         assert_eq!(c.container_runtime_endpoint, None);
         assert_eq!(c.cluster_name, "kubernetes");
@@ -152,12 +213,16 @@ mod tests {
     #[test]
     fn defaults_and_node_local_runtime_endpoint() {
         let c = parse(
-            "kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/crio/crio.sock\n".into(),
+            "kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/crio/crio.sock\n"
+                .into(),
             "kind: ClusterConfiguration\nimageRepository: \"\"\nclusterName: prod\n",
             true,
         )
         .unwrap();
-        assert_eq!(c.container_runtime_endpoint.as_deref(), Some("unix:///run/crio/crio.sock"));
+        assert_eq!(
+            c.container_runtime_endpoint.as_deref(),
+            Some("unix:///run/crio/crio.sock")
+        );
         assert_eq!(c.image_repository, DEFAULT_IMAGE_REPOSITORY);
         assert_eq!(c.cluster_name, "prod");
     }
@@ -166,9 +231,21 @@ mod tests {
     fn missing_key_and_bad_yaml_are_reported_by_name() {
         let empty = ConfigMap::default();
         let e = data_key(&empty, "kubelet-config", "kubelet").unwrap_err();
-        assert_eq!(e.to_string(), "ConfigMap kube-system/kubelet-config has no key \"kubelet\"");
+        assert_eq!(
+            e.to_string(),
+            "ConfigMap kube-system/kubelet-config has no key \"kubelet\""
+        );
         let e = parse("[a".into(), "", false).unwrap_err();
-        assert!(matches!(e, Error::BadConfig { name: "kubelet-config", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::BadConfig {
+                    name: "kubelet-config",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let e = parse("- a\n".into(), "", false).unwrap_err();
         assert!(e.to_string().contains("not a mapping"), "{e}");
     }

@@ -9,7 +9,9 @@ use super::{api_error, status_code, Cluster, Error};
 use crate::install::{self, atomic};
 use crate::root::Root;
 use base64::Engine as _;
-use k8s_openapi::api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestSpec};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use sha2::{Digest as _, Sha512_256};
@@ -108,7 +110,9 @@ pub fn csr_name(key: &NodeKey, node: &str) -> String {
 /// whose CSR reaches the server is always on disk. With `persist` false (dry run) nothing is
 /// written. Returns whether an existing key was reused.
 pub fn load_or_generate_key(root: &Root, persist: bool) -> Result<(NodeKey, bool), Error> {
-    let path = root.join(KEY_TMP).map_err(|e| Error::KeyGen(e.to_string()))?;
+    let path = root
+        .join(KEY_TMP)
+        .map_err(|e| Error::KeyGen(e.to_string()))?;
     match std::fs::read_to_string(&path) {
         Ok(pem) => match NodeKey::from_pem(&pem) {
             Some(k) => {
@@ -129,7 +133,9 @@ pub fn load_or_generate_key(root: &Root, persist: bool) -> Result<(NodeKey, bool
 
 /// Writes the key to `KEY_TMP`, 0600.
 pub fn store_key(root: &Root, key: &NodeKey) -> Result<(), Error> {
-    let path = root.join(KEY_TMP).map_err(|e| Error::KeyGen(e.to_string()))?;
+    let path = root
+        .join(KEY_TMP)
+        .map_err(|e| Error::KeyGen(e.to_string()))?;
     install::ensure_dirs_for(root, KEY_TMP).map_err(Error::StoreKey)?;
     atomic::write_file(&path, key.to_pem().as_bytes(), 0o600, 0o755).map_err(Error::StoreKey)
 }
@@ -137,7 +143,10 @@ pub fn store_key(root: &Root, key: &NodeKey) -> Result<(), Error> {
 /// The CSR object we POST.
 pub fn csr_object(name: &str, csr_pem: &str) -> CertificateSigningRequest {
     CertificateSigningRequest {
-        metadata: ObjectMeta { name: Some(name.to_string()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
         spec: CertificateSigningRequestSpec {
             request: k8s_openapi::ByteString(csr_pem.as_bytes().to_vec()),
             signer_name: SIGNER_NAME.to_string(),
@@ -162,16 +171,31 @@ pub struct Submitted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incompatible {
     /// Decided by an admin or the signer: adopting it would only fail later.
-    Denied { reason: String, message: String },
-    Failed { reason: String, message: String },
+    Denied {
+        reason: String,
+        message: String,
+    },
+    Failed {
+        reason: String,
+        message: String,
+    },
     /// Not ours, or its certificate is no longer usable: a new key (and name) is needed.
     Other(String),
 }
 
 fn condition<'a>(csr: &'a CertificateSigningRequest, ty: &str) -> Option<(&'a str, &'a str)> {
-    csr.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == ty && c.status != "False").map(|c| {
-        (c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""))
-    })
+    csr.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == ty && c.status != "False")
+        .map(|c| {
+            (
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or(""),
+            )
+        })
 }
 
 /// client-go's `ensureCompatible`, plus refusing decided requests: same subject, same signer,
@@ -186,36 +210,62 @@ pub fn check_compatible(
     use x509_parser::prelude::FromDer as _;
     let other = |s: &str| Incompatible::Other(s.to_string());
     if let Some((reason, message)) = condition(existing, "Denied") {
-        return Err(Incompatible::Denied { reason: reason.into(), message: message.into() });
+        return Err(Incompatible::Denied {
+            reason: reason.into(),
+            message: message.into(),
+        });
     }
     if let Some((reason, message)) = condition(existing, "Failed") {
-        return Err(Incompatible::Failed { reason: reason.into(), message: message.into() });
+        return Err(Incompatible::Failed {
+            reason: reason.into(),
+            message: message.into(),
+        });
     }
     if existing.spec.signer_name != SIGNER_NAME {
         return Err(other("it asks a different signer"));
     }
     let ders = pem_blocks(&existing.spec.request.0, "CERTIFICATE REQUEST");
-    let der = ders.first().ok_or_else(|| other("its request is not a PEM certificate request"))?;
+    let der = ders
+        .first()
+        .ok_or_else(|| other("its request is not a PEM certificate request"))?;
     let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
         .map_err(|_| other("its request does not parse"))?;
     if req.certification_request_info.subject_pki.raw != key.spki_der().as_slice() {
         return Err(other("it was made for a different key"));
     }
     if req.verify_signature().is_err() {
-        return Err(other("its request's signature does not verify under our key"));
+        return Err(other(
+            "its request's signature does not verify under our key",
+        ));
     }
     let subject = &req.certification_request_info.subject;
-    let cns: Vec<&str> = subject.iter_common_name().filter_map(|a| a.as_str().ok()).collect();
-    let orgs: Vec<&str> = subject.iter_organization().filter_map(|a| a.as_str().ok()).collect();
+    let cns: Vec<&str> = subject
+        .iter_common_name()
+        .filter_map(|a| a.as_str().ok())
+        .collect();
+    let orgs: Vec<&str> = subject
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok())
+        .collect();
     if cns != [common_name(node).as_str()] || orgs != [NODES_GROUP] {
         return Err(other("it asks for a different subject"));
     }
-    if let Some(cert) = existing.status.as_ref().and_then(|s| s.certificate.as_ref()) {
+    if let Some(cert) = existing
+        .status
+        .as_ref()
+        .and_then(|s| s.certificate.as_ref())
+    {
         if !cert.0.is_empty() {
             let ders = pem_blocks(&cert.0, "CERTIFICATE");
-            let leaf = ders.first().ok_or_else(|| other("its certificate is not PEM"))?;
-            let (_, c) = x509_parser::parse_x509_certificate(leaf).map_err(|_| other("its certificate does not parse"))?;
-            let now = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            let leaf = ders
+                .first()
+                .ok_or_else(|| other("its certificate is not PEM"))?;
+            let (_, c) = x509_parser::parse_x509_certificate(leaf)
+                .map_err(|_| other("its certificate does not parse"))?;
+            let now = now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
             if c.validity().not_after.timestamp() <= now {
                 return Err(other("its certificate has expired"));
             }
@@ -236,34 +286,63 @@ pub fn pem_blocks(data: &[u8], label: &str) -> Vec<Vec<u8>> {
 /// POSTs our CSR; on `AlreadyExists` adopts the existing one when compatible (a resumed join).
 /// An existing one that is merely incompatible (another key, expired certificate) is replaced
 /// by a new key and name, once; a denied or failed one is reported as such.
-pub async fn submit(cluster: &Cluster, root: &Root, key: &mut NodeKey, node: &str) -> Result<Submitted, Error> {
+pub async fn submit(
+    cluster: &Cluster,
+    root: &Root,
+    key: &mut NodeKey,
+    node: &str,
+) -> Result<Submitted, Error> {
     let api: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
     for attempt in 0..2 {
         let name = csr_name(key, node);
         let obj = csr_object(&name, &key.csr_pem(node)?);
         match api.create(&PostParams::default(), &obj).await {
             Ok(created) => {
-                crate::info!("submitted certificate signing request {name} for {}", common_name(node));
-                return Ok(Submitted { name, uid: created.metadata.uid, reused: false });
+                crate::info!(
+                    "submitted certificate signing request {name} for {}",
+                    common_name(node)
+                );
+                return Ok(Submitted {
+                    name,
+                    uid: created.metadata.uid,
+                    reused: false,
+                });
             }
             Err(e) if status_code(&e) == Some(409) => {
-                let existing = api
-                    .get(&name)
-                    .await
-                    .map_err(|e| api_error(format!("getting certificate signing request {name}"), &cluster.server, &e))?;
+                let existing = api.get(&name).await.map_err(|e| {
+                    api_error(
+                        format!("getting certificate signing request {name}"),
+                        &cluster.server,
+                        &e,
+                    )
+                })?;
                 match check_compatible(&existing, key, node, SystemTime::now()) {
                     Ok(()) => {
                         crate::info!("certificate signing request {name} already exists for this key; resuming with it");
-                        return Ok(Submitted { name, uid: existing.metadata.uid, reused: true });
+                        return Ok(Submitted {
+                            name,
+                            uid: existing.metadata.uid,
+                            reused: true,
+                        });
                     }
                     Err(Incompatible::Denied { reason, message }) => {
-                        return Err(Error::Denied { name, reason, message })
+                        return Err(Error::Denied {
+                            name,
+                            reason,
+                            message,
+                        })
                     }
                     Err(Incompatible::Failed { reason, message }) => {
-                        return Err(Error::Failed { name, reason, message })
+                        return Err(Error::Failed {
+                            name,
+                            reason,
+                            message,
+                        })
                     }
                     Err(Incompatible::Other(why)) if attempt == 0 => {
-                        crate::warn!("certificate signing request {name} exists but {why}; using a new key");
+                        crate::warn!(
+                            "certificate signing request {name} exists but {why}; using a new key"
+                        );
                         *key = NodeKey::generate()?;
                         store_key(root, key)?;
                     }
@@ -271,12 +350,19 @@ pub async fn submit(cluster: &Cluster, root: &Root, key: &mut NodeKey, node: &st
                 }
             }
             Err(e) => {
-                return Err(api_error(format!("creating certificate signing request {name}"), &cluster.server, &e))
+                return Err(api_error(
+                    format!("creating certificate signing request {name}"),
+                    &cluster.server,
+                    &e,
+                ))
             }
         }
     }
     // Unreachable in practice: the second attempt always returns.
-    Err(Error::CsrConflict { name: csr_name(key, node), why: "no usable name".into() })
+    Err(Error::CsrConflict {
+        name: csr_name(key, node),
+        why: "no usable name".into(),
+    })
 }
 
 #[cfg(test)]
@@ -292,7 +378,12 @@ mod tests {
         let spki = hex::decode(SPKI_HEX).unwrap();
         let cn = "system:node:worker-1";
         assert_eq!(
-            digested_name(&spki, cn, &["system:nodes"], &["digital signature", "key encipherment", "client auth"]),
+            digested_name(
+                &spki,
+                cn,
+                &["system:nodes"],
+                &["digital signature", "key encipherment", "client auth"]
+            ),
             "node-csr--aBWq9T8-4cnk14mZ7lKWIt-EGV5toFg71oqjwpLqTA"
         );
         assert_eq!(
@@ -313,20 +404,33 @@ mod tests {
         let pem = key.csr_pem("worker-1").unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
         let der = &pem_blocks(pem.as_bytes(), "CERTIFICATE REQUEST")[0];
-        let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(der).unwrap();
+        let (_, req) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(der).unwrap();
         req.verify_signature().unwrap();
         let info = &req.certification_request_info;
-        assert_eq!(info.subject.to_string(), "O=system:nodes, CN=system:node:worker-1");
+        assert_eq!(
+            info.subject.to_string(),
+            "O=system:nodes, CN=system:node:worker-1"
+        );
         assert_eq!(info.subject_pki.raw, key.spki_der().as_slice());
-        assert!(req.requested_extensions().is_none_or(|mut e| e.next().is_none()));
-        assert_eq!(req.signature_algorithm.algorithm.to_id_string(), "1.2.840.10045.4.3.2", "ecdsa-with-SHA256");
+        assert!(req
+            .requested_extensions()
+            .is_none_or(|mut e| e.next().is_none()));
+        assert_eq!(
+            req.signature_algorithm.algorithm.to_id_string(),
+            "1.2.840.10045.4.3.2",
+            "ecdsa-with-SHA256"
+        );
     }
 
     #[test]
     fn name_is_stable_for_a_key_and_differs_between_keys() {
         let a = NodeKey::generate().unwrap();
         let b = NodeKey::generate().unwrap();
-        assert_eq!(csr_name(&a, "n"), csr_name(&NodeKey::from_pem(&a.to_pem()).unwrap(), "n"));
+        assert_eq!(
+            csr_name(&a, "n"),
+            csr_name(&NodeKey::from_pem(&a.to_pem()).unwrap(), "n")
+        );
         assert_ne!(csr_name(&a, "n"), csr_name(&b, "n"));
         assert_ne!(csr_name(&a, "n"), csr_name(&a, "m"));
         assert!(csr_name(&a, "n").starts_with("node-csr-"));
@@ -348,7 +452,10 @@ mod tests {
         assert_eq!(ours["kind"], captured["kind"]);
         assert_eq!(ours["spec"]["signerName"], captured["spec"]["signerName"]);
         assert_eq!(ours["spec"]["usages"], captured["spec"]["usages"]);
-        assert_eq!(ours["spec"]["request"], "UEVN", "standard base64 of the PEM bytes");
+        assert_eq!(
+            ours["spec"]["request"], "UEVN",
+            "standard base64 of the PEM bytes"
+        );
         assert_eq!(ours["metadata"], serde_json::json!({"name": "node-csr-x"}));
     }
 
@@ -384,16 +491,28 @@ mod tests {
         let now = SystemTime::now();
         let key = NodeKey::generate().unwrap();
         let other = NodeKey::generate().unwrap();
-        assert_eq!(check_compatible(&existing(&key, "n"), &key, "n", now), Ok(()));
-        assert!(matches!(check_compatible(&existing(&other, "n"), &key, "n", now), Err(Incompatible::Other(w)) if w.contains("different key")));
-        assert!(matches!(check_compatible(&existing(&key, "m"), &key, "n", now), Err(Incompatible::Other(w)) if w.contains("subject")));
+        assert_eq!(
+            check_compatible(&existing(&key, "n"), &key, "n", now),
+            Ok(())
+        );
+        assert!(
+            matches!(check_compatible(&existing(&other, "n"), &key, "n", now), Err(Incompatible::Other(w)) if w.contains("different key"))
+        );
+        assert!(
+            matches!(check_compatible(&existing(&key, "m"), &key, "n", now), Err(Incompatible::Other(w)) if w.contains("subject"))
+        );
         let mut signer = existing(&key, "n");
         signer.spec.signer_name = "kubernetes.io/kube-apiserver-client".into();
-        assert!(matches!(check_compatible(&signer, &key, "n", now), Err(Incompatible::Other(w)) if w.contains("signer")));
+        assert!(
+            matches!(check_compatible(&signer, &key, "n", now), Err(Incompatible::Other(w)) if w.contains("signer"))
+        );
 
         let denied: CertificateSigningRequest = serde_json::from_str(
-            &std::fs::read_to_string(format!("{}/tests/fixtures/apiserver/csr-denied.json", env!("CARGO_MANIFEST_DIR")))
-                .unwrap(),
+            &std::fs::read_to_string(format!(
+                "{}/tests/fixtures/apiserver/csr-denied.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(
@@ -406,8 +525,11 @@ mod tests {
 
         // An issued certificate is checked for expiry: the captured one ends 2027-11-22.
         let issued: CertificateSigningRequest = serde_json::from_str(
-            &std::fs::read_to_string(format!("{}/tests/fixtures/apiserver/csr-issued.json", env!("CARGO_MANIFEST_DIR")))
-                .unwrap(),
+            &std::fs::read_to_string(format!(
+                "{}/tests/fixtures/apiserver/csr-issued.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
         )
         .unwrap();
         let mut ours = existing(&key, "n");
@@ -415,6 +537,8 @@ mod tests {
         let before = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000); // 2027-01
         let after = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000); // 2030
         assert_eq!(check_compatible(&ours, &key, "n", before), Ok(()));
-        assert!(matches!(check_compatible(&ours, &key, "n", after), Err(Incompatible::Other(w)) if w.contains("expired")));
+        assert!(
+            matches!(check_compatible(&ours, &key, "n", after), Err(Incompatible::Other(w)) if w.contains("expired"))
+        );
     }
 }

@@ -38,11 +38,22 @@ pub enum Error {
     },
     /// An API call failed on the wire or with an unexpected status.
     #[error("{action} at {server}: {}", describe(failure))]
-    Api { action: String, server: String, failure: WireFailure },
+    Api {
+        action: String,
+        server: String,
+        failure: WireFailure,
+    },
     #[error("ConfigMap kube-system/{name} has no key {key:?}")]
-    MissingConfig { name: &'static str, key: &'static str },
+    MissingConfig {
+        name: &'static str,
+        key: &'static str,
+    },
     #[error("ConfigMap kube-system/{name} key {key:?} is not valid YAML: {why}")]
-    BadConfig { name: &'static str, key: &'static str, why: String },
+    BadConfig {
+        name: &'static str,
+        key: &'static str,
+        why: String,
+    },
     #[error("a Node with name {name:?} and status \"Ready\" already exists in the cluster. You must delete the existing Node or change the name of this new joining Node")]
     NodeExists { name: String },
     #[error("reading this machine's hostname to name the node")]
@@ -58,15 +69,27 @@ pub enum Error {
     #[error("certificate signing request {name} exists but cannot be reused: {why}")]
     CsrConflict { name: String, why: String },
     #[error("certificate signing request {name} is denied, reason: {reason}, message: {message}")]
-    Denied { name: String, reason: String, message: String },
+    Denied {
+        name: String,
+        reason: String,
+        message: String,
+    },
     #[error("certificate signing request {name} failed, reason: {reason}, message: {message}")]
-    Failed { name: String, reason: String, message: String },
+    Failed {
+        name: String,
+        reason: String,
+        message: String,
+    },
     #[error("certificate signing request {name} was deleted while waiting for it to be issued")]
     Deleted { name: String },
     #[error("certificate signing request {name} changed UIDs (it was deleted and re-created by someone else)")]
     UidChanged { name: String },
     #[error("timed out after {} waiting for certificate signing request {name} to be approved and issued", crate::log::fmt_ms(*waited))]
-    Timeout { name: String, waited: Duration, approved: bool },
+    Timeout {
+        name: String,
+        waited: Duration,
+        approved: bool,
+    },
     #[error("the certificate issued for {name} is not acceptable")]
     Certificate {
         name: String,
@@ -78,10 +101,18 @@ pub enum Error {
 /// A [`WireFailure`] in words.
 pub fn describe(f: &WireFailure) -> String {
     match f {
-        WireFailure::Status { code, reason, message } if message.is_empty() => {
+        WireFailure::Status {
+            code,
+            reason,
+            message,
+        } if message.is_empty() => {
             format!("the server answered {code} {reason}")
         }
-        WireFailure::Status { code, reason, message } => {
+        WireFailure::Status {
+            code,
+            reason,
+            message,
+        } => {
             format!("the server answered {code} {reason}: {message}")
         }
         WireFailure::Refused => "connection refused".into(),
@@ -96,7 +127,9 @@ impl Classify for Error {
         match self {
             Error::Client { .. } => Class::Usage,
             Error::Api { failure, .. } => match failure {
-                WireFailure::Status { code: 401 | 403, .. } => Class::Rejected,
+                WireFailure::Status {
+                    code: 401 | 403, ..
+                } => Class::Rejected,
                 WireFailure::TlsVerify(_) => Class::Trust,
                 WireFailure::Refused | WireFailure::TimedOut => Class::Timeout,
                 _ => Class::Other,
@@ -172,7 +205,11 @@ impl Classify for Error {
 
 /// Wraps a kube error of `action` against `server`.
 pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &kube::Error) -> Error {
-    Error::Api { action: action.into(), server: server.to_string(), failure: api::wire_failure(e) }
+    Error::Api {
+        action: action.into(),
+        server: server.to_string(),
+        failure: api::wire_failure(e),
+    }
 }
 
 /// The HTTP status of a kube error, if the server answered one.
@@ -196,7 +233,9 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("server", &self.server).finish_non_exhaustive()
+        f.debug_struct("Cluster")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,18 +244,28 @@ impl Cluster {
     pub fn connect(d: &Discovered) -> Result<Self, Error> {
         let identity = match &d.credentials {
             BootstrapCredentials::Token(t) => Identity::Token(t.clone()),
-            BootstrapCredentials::ClientCert { cert_pem, key_pem } => {
-                Identity::ClientCert { cert_pem: cert_pem.clone(), key_pem: key_pem.clone() }
-            }
+            BootstrapCredentials::ClientCert { cert_pem, key_pem } => Identity::ClientCert {
+                cert_pem: cert_pem.clone(),
+                key_pem: key_pem.clone(),
+            },
         };
         let trust = Trust::CaBundle(d.ca_der.clone());
         let build = |t: Timeouts| {
-            api::client(&d.server, &trust, &identity, t)
-                .map_err(|source| Error::Client { server: d.server.clone(), source })
+            api::client(&d.server, &trust, &identity, t).map_err(|source| Error::Client {
+                server: d.server.clone(),
+                source,
+            })
         };
         let client = build(Timeouts::default())?;
-        let watch_client = build(Timeouts { read: None, ..Timeouts::default() })?;
-        Ok(Self { server: d.server.clone(), client, watch_client })
+        let watch_client = build(Timeouts {
+            read: None,
+            ..Timeouts::default()
+        })?;
+        Ok(Self {
+            server: d.server.clone(),
+            client,
+            watch_client,
+        })
     }
 }
 
@@ -232,10 +281,16 @@ pub struct NodeIdentity {
 pub fn resolve_node_name(given: Option<&NodeName>, sys: &dyn Sys) -> Result<NodeIdentity, Error> {
     let hostname = sys.hostname().map(|h| h.trim().to_ascii_lowercase());
     match (given, hostname) {
-        (Some(n), h) => Ok(NodeIdentity { name: n.clone(), hostname: h.ok() }),
+        (Some(n), h) => Ok(NodeIdentity {
+            name: n.clone(),
+            hostname: h.ok(),
+        }),
         (None, Ok(h)) => {
             let name = NodeName::from_hostname(&h).map_err(Error::HostnameNotANodeName)?;
-            Ok(NodeIdentity { name, hostname: Some(h) })
+            Ok(NodeIdentity {
+                name,
+                hostname: Some(h),
+            })
         }
         (None, Err(e)) => Err(Error::Hostname(e)),
     }
@@ -260,7 +315,13 @@ mod tests {
         let n = NodeName::parse("node-a").unwrap();
         let sys = RecordingSys::new("x").failing_hostname(std::io::ErrorKind::PermissionDenied);
         let id = resolve_node_name(Some(&n), &sys).unwrap();
-        assert_eq!(id, NodeIdentity { name: n, hostname: None });
+        assert_eq!(
+            id,
+            NodeIdentity {
+                name: n,
+                hostname: None
+            }
+        );
         let e = resolve_node_name(None, &sys).unwrap_err();
         assert!(matches!(e, Error::Hostname(_)));
         assert!(e.hint().unwrap().contains("--node-name"));
@@ -278,7 +339,11 @@ mod tests {
         let e = Error::Api {
             action: "getting ConfigMap kube-system/kubelet-config".into(),
             server: "https://10.0.0.1:6443".into(),
-            failure: WireFailure::Status { code: 403, reason: "Forbidden".into(), message: "no".into() },
+            failure: WireFailure::Status {
+                code: 403,
+                reason: "Forbidden".into(),
+                message: "no".into(),
+            },
         };
         assert_eq!(e.class(), Class::Rejected);
         assert_eq!(

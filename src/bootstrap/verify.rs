@@ -64,7 +64,8 @@ pub fn verify(
 ) -> Result<VerifiedCert, VerifyError> {
     let ders = pem_blocks(cert_pem, "CERTIFICATE");
     let leaf_der = ders.first().ok_or(VerifyError::NotPem)?;
-    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der).map_err(|e| VerifyError::Parse(e.to_string()))?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der)
+        .map_err(|e| VerifyError::Parse(e.to_string()))?;
 
     if leaf.tbs_certificate.subject_pki.raw != spki {
         return Err(VerifyError::WrongKey);
@@ -86,16 +87,23 @@ pub fn verify(
         }
     }
     if others != 0 || orgs != [NODES_GROUP] || cns != [expected.as_str()] {
-        return Err(VerifyError::WrongSubject { got: subject.to_string(), expected });
+        return Err(VerifyError::WrongSubject {
+            got: subject.to_string(),
+            expected,
+        });
     }
 
     let validity = leaf.validity();
     let now_s = unix(now);
     if now_s < validity.not_before.timestamp() {
-        return Err(VerifyError::NotYetValid { not_before: validity.not_before.to_string() });
+        return Err(VerifyError::NotYetValid {
+            not_before: validity.not_before.to_string(),
+        });
     }
     if now_s >= validity.not_after.timestamp() {
-        return Err(VerifyError::Expired { not_after: validity.not_after.to_string() });
+        return Err(VerifyError::Expired {
+            not_after: validity.not_after.to_string(),
+        });
     }
 
     chains_to(leaf_der, &ders[1..], ca_der, now)?;
@@ -105,26 +113,42 @@ pub fn verify(
         .map(|d| pem_encode("CERTIFICATE", d))
         .collect::<Vec<_>>()
         .concat();
-    Ok(VerifiedCert { chain_pem, not_after: validity.not_after.timestamp() })
+    Ok(VerifiedCert {
+        chain_pem,
+        not_after: validity.not_after.timestamp(),
+    })
 }
 
 /// Signature chain (leaf → optional intermediates → one of the CAs), validity and the
 /// client-auth usage, by webpki as a TLS server would check this node's certificate.
-pub fn chains_to(leaf: &[u8], intermediates: &[Vec<u8>], ca_der: &[Vec<u8>], now: SystemTime) -> Result<(), VerifyError> {
+pub fn chains_to(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    ca_der: &[Vec<u8>],
+    now: SystemTime,
+) -> Result<(), VerifyError> {
     let mut roots = rustls::RootCertStore::empty();
     for der in ca_der {
-        roots
-            .add(CertificateDer::from(der.clone()))
-            .map_err(|e| VerifyError::NotChained(format!("the cluster CA is unusable as a trust anchor: {e}")))?;
+        roots.add(CertificateDer::from(der.clone())).map_err(|e| {
+            VerifyError::NotChained(format!("the cluster CA is unusable as a trust anchor: {e}"))
+        })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| VerifyError::NotChained(e.to_string()))?;
-    let inter: Vec<CertificateDer<'static>> = intermediates.iter().map(|d| CertificateDer::from(d.clone())).collect();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| VerifyError::NotChained(e.to_string()))?;
+    let inter: Vec<CertificateDer<'static>> = intermediates
+        .iter()
+        .map(|d| CertificateDer::from(d.clone()))
+        .collect();
     let secs = u64::try_from(unix(now)).unwrap_or(0);
     verifier
-        .verify_client_cert(&CertificateDer::from(leaf.to_vec()), &inter, UnixTime::since_unix_epoch(Duration::from_secs(secs)))
+        .verify_client_cert(
+            &CertificateDer::from(leaf.to_vec()),
+            &inter,
+            UnixTime::since_unix_epoch(Duration::from_secs(secs)),
+        )
         .map(|_| ())
         .map_err(|e| VerifyError::NotChained(e.to_string()))
 }
@@ -146,7 +170,9 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::bootstrap::csr::NodeKey;
-    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, PublicKeyData as _};
+    use rcgen::{
+        CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, PublicKeyData as _,
+    };
 
     struct Ca {
         cert: rcgen::Certificate,
@@ -159,7 +185,10 @@ mod tests {
         p.distinguished_name.push(DnType::CommonName, name);
         p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let cert = p.self_signed(&key).unwrap();
-        Ca { cert, issuer: rcgen::Issuer::new(p, key) }
+        Ca {
+            cert,
+            issuer: rcgen::Issuer::new(p, key),
+        }
     }
 
     fn at(y: i32) -> SystemTime {
@@ -192,8 +221,20 @@ mod tests {
     #[test]
     fn accepts_a_proper_certificate() {
         let (c, key, ca_der) = setup();
-        let pem = issue(&c, &key.spki_der(), &["system:nodes"], "system:node:worker-1");
-        let v = verify(pem.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2030)).unwrap();
+        let pem = issue(
+            &c,
+            &key.spki_der(),
+            &["system:nodes"],
+            "system:node:worker-1",
+        );
+        let v = verify(
+            pem.as_bytes(),
+            &key.spki_der(),
+            "worker-1",
+            &ca_der,
+            at(2030),
+        )
+        .unwrap();
         assert_eq!(v.chain_pem, pem.replace("\r\n", "\n"));
         assert_eq!(v.not_after, 2051222400);
     }
@@ -202,16 +243,42 @@ mod tests {
     fn refuses_another_key() {
         let (c, key, ca_der) = setup();
         let other = KeyPair::generate().unwrap();
-        let pem = issue(&c, &other.subject_public_key_info(), &["system:nodes"], "system:node:worker-1");
-        assert_eq!(verify(pem.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2030)), Err(VerifyError::WrongKey));
+        let pem = issue(
+            &c,
+            &other.subject_public_key_info(),
+            &["system:nodes"],
+            "system:node:worker-1",
+        );
+        assert_eq!(
+            verify(
+                pem.as_bytes(),
+                &key.spki_der(),
+                "worker-1",
+                &ca_der,
+                at(2030)
+            ),
+            Err(VerifyError::WrongKey)
+        );
     }
 
     #[test]
     fn refuses_another_ca() {
         let (_, key, ca_der) = setup();
         let rogue = ca("kubernetes");
-        let pem = issue(&rogue, &key.spki_der(), &["system:nodes"], "system:node:worker-1");
-        let e = verify(pem.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2030)).unwrap_err();
+        let pem = issue(
+            &rogue,
+            &key.spki_der(),
+            &["system:nodes"],
+            "system:node:worker-1",
+        );
+        let e = verify(
+            pem.as_bytes(),
+            &key.spki_der(),
+            "worker-1",
+            &ca_der,
+            at(2030),
+        )
+        .unwrap_err();
         assert!(matches!(e, VerifyError::NotChained(_)), "{e:?}");
         assert_eq!(e.class(), Class::Trust);
     }
@@ -221,31 +288,70 @@ mod tests {
         let (c, key, ca_der) = setup();
         for (orgs, cn) in [
             (&["system:nodes"][..], "system:node:worker-2"),
-            (&["system:nodes", "system:masters"][..], "system:node:worker-1"),
+            (
+                &["system:nodes", "system:masters"][..],
+                "system:node:worker-1",
+            ),
             (&[][..], "system:node:worker-1"),
         ] {
             let pem = issue(&c, &key.spki_der(), orgs, cn);
-            let e = verify(pem.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2030)).unwrap_err();
-            assert!(matches!(e, VerifyError::WrongSubject { .. }), "{orgs:?} {cn}: {e:?}");
+            let e = verify(
+                pem.as_bytes(),
+                &key.spki_der(),
+                "worker-1",
+                &ca_der,
+                at(2030),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e, VerifyError::WrongSubject { .. }),
+                "{orgs:?} {cn}: {e:?}"
+            );
         }
     }
 
     #[test]
     fn refuses_outside_validity_and_garbage() {
         let (c, key, ca_der) = setup();
-        let pem = issue(&c, &key.spki_der(), &["system:nodes"], "system:node:worker-1");
+        let pem = issue(
+            &c,
+            &key.spki_der(),
+            &["system:nodes"],
+            "system:node:worker-1",
+        );
         assert!(matches!(
-            verify(pem.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2020)),
+            verify(
+                pem.as_bytes(),
+                &key.spki_der(),
+                "worker-1",
+                &ca_der,
+                at(2020)
+            ),
             Err(VerifyError::NotYetValid { .. })
         ));
         assert!(matches!(
-            verify(pem.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2040)),
+            verify(
+                pem.as_bytes(),
+                &key.spki_der(),
+                "worker-1",
+                &ca_der,
+                at(2040)
+            ),
             Err(VerifyError::Expired { .. })
         ));
-        assert_eq!(verify(b"nope", &key.spki_der(), "worker-1", &ca_der, at(2030)), Err(VerifyError::NotPem));
+        assert_eq!(
+            verify(b"nope", &key.spki_der(), "worker-1", &ca_der, at(2030)),
+            Err(VerifyError::NotPem)
+        );
         let bad = pem_encode("CERTIFICATE", b"\x30\x03\x02\x01\x01");
         assert!(matches!(
-            verify(bad.as_bytes(), &key.spki_der(), "worker-1", &ca_der, at(2030)),
+            verify(
+                bad.as_bytes(),
+                &key.spki_der(),
+                "worker-1",
+                &ca_der,
+                at(2030)
+            ),
             Err(VerifyError::Parse(_))
         ));
     }
@@ -254,19 +360,32 @@ mod tests {
     fn the_captured_certificate_chains_to_the_captured_ca() {
         // csr-issued.json: issued by the real control plane whose CA is ca.crt.
         let dir = format!("{}/tests/fixtures/apiserver", env!("CARGO_MANIFEST_DIR"));
-        let ca_der = crate::plan::pin::certs_from_pem(&std::fs::read(format!("{dir}/ca.crt")).unwrap()).unwrap();
+        let ca_der =
+            crate::plan::pin::certs_from_pem(&std::fs::read(format!("{dir}/ca.crt")).unwrap())
+                .unwrap();
         let csr: k8s_openapi::api::certificates::v1::CertificateSigningRequest =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/csr-issued.json")).unwrap()).unwrap();
+            serde_json::from_str(
+                &std::fs::read_to_string(format!("{dir}/csr-issued.json")).unwrap(),
+            )
+            .unwrap();
         let cert = csr.status.unwrap().certificate.unwrap().0;
         let leaf = &pem_blocks(&cert, "CERTIFICATE")[0];
         let (_, parsed) = x509_parser::parse_x509_certificate(leaf).unwrap();
         let spki = parsed.tbs_certificate.subject_pki.raw.to_vec();
         let v = verify(&cert, &spki, "test-node", &ca_der, at(2027)).unwrap();
-        assert!(v.chain_pem.starts_with("-----BEGIN CERTIFICATE-----\nMIICYTCCAUmgAwIBAgIQ"));
+        assert!(v
+            .chain_pem
+            .starts_with("-----BEGIN CERTIFICATE-----\nMIICYTCCAUmgAwIBAgIQ"));
         // And not to another CA.
         let other = ca("kubernetes");
         assert!(matches!(
-            verify(&cert, &spki, "test-node", &[other.cert.der().to_vec()], at(2027)),
+            verify(
+                &cert,
+                &spki,
+                "test-node",
+                &[other.cert.der().to_vec()],
+                at(2027)
+            ),
             Err(VerifyError::NotChained(_))
         ));
     }

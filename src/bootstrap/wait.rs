@@ -58,38 +58,68 @@ pub enum Next {
 }
 
 /// One CSR observation (from a list or a watch event) → next state, or the end of the wait.
-pub fn examine(state: &WaitState, name: &str, uid: Option<&str>, csr: &CertificateSigningRequest) -> Result<Next, Error> {
+pub fn examine(
+    state: &WaitState,
+    name: &str,
+    uid: Option<&str>,
+    csr: &CertificateSigningRequest,
+) -> Result<Next, Error> {
     if csr.metadata.name.as_deref() != Some(name) {
         return Ok(Next::Continue(state.clone()));
     }
     if let (Some(want), Some(got)) = (uid, csr.metadata.uid.as_deref()) {
         if want != got {
-            return Err(Error::UidChanged { name: name.to_string() });
+            return Err(Error::UidChanged {
+                name: name.to_string(),
+            });
         }
     }
     let status = csr.status.as_ref();
     let mut approved = false;
-    for c in status.and_then(|s| s.conditions.as_ref()).into_iter().flatten() {
+    for c in status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
         if c.status == "False" {
             continue;
         }
         let reason = c.reason.clone().unwrap_or_default();
         let message = c.message.clone().unwrap_or_default();
         match c.type_.as_str() {
-            "Denied" => return Err(Error::Denied { name: name.to_string(), reason, message }),
-            "Failed" => return Err(Error::Failed { name: name.to_string(), reason, message }),
+            "Denied" => {
+                return Err(Error::Denied {
+                    name: name.to_string(),
+                    reason,
+                    message,
+                })
+            }
+            "Failed" => {
+                return Err(Error::Failed {
+                    name: name.to_string(),
+                    reason,
+                    message,
+                })
+            }
             "Approved" => approved = true,
             _ => {}
         }
     }
-    if let Some(cert) = status.and_then(|s| s.certificate.as_ref()).filter(|c| !c.0.is_empty()) {
+    if let Some(cert) = status
+        .and_then(|s| s.certificate.as_ref())
+        .filter(|c| !c.0.is_empty())
+    {
         if approved {
             return Ok(Next::Issued(cert.0.clone()));
         }
     }
     Ok(Next::Continue(WaitState {
         approved,
-        resource_version: csr.metadata.resource_version.clone().or_else(|| state.resource_version.clone()),
+        resource_version: csr
+            .metadata
+            .resource_version
+            .clone()
+            .or_else(|| state.resource_version.clone()),
         relist: false,
     }))
 }
@@ -104,7 +134,9 @@ pub fn progress(
     match event {
         WatchEvent::Added(csr) | WatchEvent::Modified(csr) => examine(state, name, uid, csr),
         WatchEvent::Deleted(csr) if csr.metadata.name.as_deref() == Some(name) => {
-            Err(Error::Deleted { name: name.to_string() })
+            Err(Error::Deleted {
+                name: name.to_string(),
+            })
         }
         WatchEvent::Deleted(_) => Ok(Next::Continue(state.clone())),
         WatchEvent::Bookmark(b) => Ok(Next::Continue(WaitState {
@@ -113,7 +145,11 @@ pub fn progress(
         })),
         // 410 Expired ("too old resource version") or any other error event: the watch cannot
         // go on from here; list to learn the current state and a fresh resourceVersion.
-        WatchEvent::Error(_) => Ok(Next::Continue(WaitState { resource_version: None, relist: true, ..state.clone() })),
+        WatchEvent::Error(_) => Ok(Next::Continue(WaitState {
+            resource_version: None,
+            relist: true,
+            ..state.clone()
+        })),
     }
 }
 
@@ -215,38 +251,72 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         next: tokio::time::Instant::from_std(start + interval),
         lines: Vec::new(),
     };
-    let mut state = WaitState { relist: true, ..WaitState::default() };
-    let timed_out =
-        |state: &WaitState| Error::Timeout { name: name.to_string(), waited: start.elapsed(), approved: state.approved };
+    let mut state = WaitState {
+        relist: true,
+        ..WaitState::default()
+    };
+    let timed_out = |state: &WaitState| Error::Timeout {
+        name: name.to_string(),
+        waited: start.elapsed(),
+        approved: state.approved,
+    };
     let watch_secs = u32::try_from(opts.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
 
     loop {
         if state.relist || state.resource_version.is_none() {
             let lp = ListParams::default().fields(&selector);
-            let listed = match race(deadline, &mut reporter, state.approved, list_api.list(&lp)).await {
-                None => return Err(timed_out(&state)),
-                Some(r) => r,
-            };
+            let listed =
+                match race(deadline, &mut reporter, state.approved, list_api.list(&lp)).await {
+                    None => return Err(timed_out(&state)),
+                    Some(r) => r,
+                };
             match listed {
                 Ok(list) => {
-                    let csr = list.items.iter().find(|c| c.metadata.name.as_deref() == Some(name));
-                    let Some(csr) = csr else { return Err(Error::Deleted { name: name.to_string() }) };
+                    let csr = list
+                        .items
+                        .iter()
+                        .find(|c| c.metadata.name.as_deref() == Some(name));
+                    let Some(csr) = csr else {
+                        return Err(Error::Deleted {
+                            name: name.to_string(),
+                        });
+                    };
                     match examine(&state, name, uid, csr)? {
                         Next::Issued(cert_pem) => {
-                            return Ok(Issued { cert_pem, waited: start.elapsed(), progress: reporter.lines })
+                            return Ok(Issued {
+                                cert_pem,
+                                waited: start.elapsed(),
+                                progress: reporter.lines,
+                            })
                         }
                         Next::Continue(s) => state = s,
                     }
                     // Resume from the list's version: nothing between list and watch is missed.
-                    state.resource_version = list.metadata.resource_version.or(state.resource_version);
+                    state.resource_version =
+                        list.metadata.resource_version.or(state.resource_version);
                     state.relist = false;
                 }
                 Err(e) if is_fatal(&e) => {
-                    return Err(api_error(format!("listing certificate signing request {name}"), &cluster.server, &e))
+                    return Err(api_error(
+                        format!("listing certificate signing request {name}"),
+                        &cluster.server,
+                        &e,
+                    ))
                 }
                 Err(e) => {
-                    crate::debug!("listing {name}: {}; retrying", super::describe(&crate::api::wire_failure(&e)));
-                    if race(deadline, &mut reporter, state.approved, tokio::time::sleep(opts.retry_pause)).await.is_none() {
+                    crate::debug!(
+                        "listing {name}: {}; retrying",
+                        super::describe(&crate::api::wire_failure(&e))
+                    );
+                    if race(
+                        deadline,
+                        &mut reporter,
+                        state.approved,
+                        tokio::time::sleep(opts.retry_pause),
+                    )
+                    .await
+                    .is_none()
+                    {
                         return Err(timed_out(&state));
                     }
                     continue;
@@ -256,16 +326,38 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
 
         let rv = state.resource_version.clone().unwrap_or_default();
         let wp = WatchParams::default().fields(&selector).timeout(watch_secs);
-        let stream = match race(deadline, &mut reporter, state.approved, watch_api.watch(&wp, &rv)).await {
+        let stream = match race(
+            deadline,
+            &mut reporter,
+            state.approved,
+            watch_api.watch(&wp, &rv),
+        )
+        .await
+        {
             None => return Err(timed_out(&state)),
             Some(Ok(s)) => s,
             Some(Err(e)) if is_fatal(&e) => {
-                return Err(api_error(format!("watching certificate signing request {name}"), &cluster.server, &e))
+                return Err(api_error(
+                    format!("watching certificate signing request {name}"),
+                    &cluster.server,
+                    &e,
+                ))
             }
             Some(Err(e)) => {
-                crate::debug!("watching {name}: {}; listing again", super::describe(&crate::api::wire_failure(&e)));
+                crate::debug!(
+                    "watching {name}: {}; listing again",
+                    super::describe(&crate::api::wire_failure(&e))
+                );
                 state.relist = true;
-                if race(deadline, &mut reporter, state.approved, tokio::time::sleep(opts.retry_pause)).await.is_none() {
+                if race(
+                    deadline,
+                    &mut reporter,
+                    state.approved,
+                    tokio::time::sleep(opts.retry_pause),
+                )
+                .await
+                .is_none()
+                {
                     return Err(timed_out(&state));
                 }
                 continue;
@@ -278,16 +370,25 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                 // The server ended the watch (its timeoutSeconds) or the connection dropped:
                 // resume from the last resourceVersion seen.
                 Some(None) => {
-                    crate::debug!("watch of {name} ended; re-establishing it from resourceVersion {rv:?}");
+                    crate::debug!(
+                        "watch of {name} ended; re-establishing it from resourceVersion {rv:?}"
+                    );
                     break;
                 }
                 Some(Some(Err(e))) => {
-                    crate::debug!("watch of {name} broke: {}; re-establishing it", super::describe(&crate::api::wire_failure(&e)));
+                    crate::debug!(
+                        "watch of {name} broke: {}; re-establishing it",
+                        super::describe(&crate::api::wire_failure(&e))
+                    );
                     break;
                 }
                 Some(Some(Ok(event))) => match progress(&state, name, uid, &event)? {
                     Next::Issued(cert_pem) => {
-                        return Ok(Issued { cert_pem, waited: start.elapsed(), progress: reporter.lines })
+                        return Ok(Issued {
+                            cert_pem,
+                            waited: start.elapsed(),
+                            progress: reporter.lines,
+                        })
                     }
                     Next::Continue(s) => {
                         state = s;
@@ -310,9 +411,15 @@ mod tests {
     const NAME: &str = "node-csr-realcp-1795348575-5052";
 
     fn events(file: &str) -> Vec<WatchEvent<CertificateSigningRequest>> {
-        let text =
-            std::fs::read_to_string(format!("{}/tests/fixtures/apiserver/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        let text = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/apiserver/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -320,11 +427,31 @@ mod tests {
         let evs = events("csr-watch-stream.jsonl");
         assert_eq!(evs.len(), 3);
         let s0 = WaitState::default();
-        let Next::Continue(s1) = progress(&s0, NAME, Some(UID), &evs[0]).unwrap() else { panic!("issued early") };
-        assert_eq!(s1, WaitState { approved: false, resource_version: Some("358".into()), relist: false });
-        let Next::Continue(s2) = progress(&s1, NAME, Some(UID), &evs[1]).unwrap() else { panic!("issued early") };
-        assert_eq!(s2, WaitState { approved: true, resource_version: Some("359".into()), relist: false });
-        let Next::Issued(cert) = progress(&s2, NAME, Some(UID), &evs[2]).unwrap() else { panic!("not issued") };
+        let Next::Continue(s1) = progress(&s0, NAME, Some(UID), &evs[0]).unwrap() else {
+            panic!("issued early")
+        };
+        assert_eq!(
+            s1,
+            WaitState {
+                approved: false,
+                resource_version: Some("358".into()),
+                relist: false
+            }
+        );
+        let Next::Continue(s2) = progress(&s1, NAME, Some(UID), &evs[1]).unwrap() else {
+            panic!("issued early")
+        };
+        assert_eq!(
+            s2,
+            WaitState {
+                approved: true,
+                resource_version: Some("359".into()),
+                relist: false
+            }
+        );
+        let Next::Issued(cert) = progress(&s2, NAME, Some(UID), &evs[2]).unwrap() else {
+            panic!("not issued")
+        };
         assert!(cert.starts_with(b"-----BEGIN CERTIFICATE-----\n"));
     }
 
@@ -333,7 +460,11 @@ mod tests {
         let evs = events("csr-watch-denied.jsonl");
         let e = progress(&WaitState::default(), "node-csr-deny-demo", None, &evs[0]).unwrap_err();
         match &e {
-            Error::Denied { name, reason, message } => {
+            Error::Denied {
+                name,
+                reason,
+                message,
+            } => {
                 assert_eq!(name, "node-csr-deny-demo");
                 assert_eq!(reason, "KubectlDeny");
                 assert_eq!(message, "This CSR was denied by kubectl certificate deny.");
@@ -351,25 +482,41 @@ mod tests {
     #[test]
     fn captured_410_asks_for_a_relist() {
         let evs = events("watch-error-410-too-old-resource-version.jsonl");
-        let s = WaitState { approved: true, resource_version: Some("1".into()), relist: false };
+        let s = WaitState {
+            approved: true,
+            resource_version: Some("1".into()),
+            relist: false,
+        };
         assert_eq!(
             progress(&s, NAME, Some(UID), &evs[0]).unwrap(),
-            Next::Continue(WaitState { approved: true, resource_version: None, relist: true })
+            Next::Continue(WaitState {
+                approved: true,
+                resource_version: None,
+                relist: true
+            })
         );
     }
 
     #[test]
     fn deletion_uid_change_failure_and_bookmarks() {
         let evs = events("csr-watch-stream.jsonl");
-        let WatchEvent::Added(csr) = &evs[0] else { panic!() };
+        let WatchEvent::Added(csr) = &evs[0] else {
+            panic!()
+        };
         let deleted = WatchEvent::Deleted(csr.clone());
-        assert!(matches!(progress(&WaitState::default(), NAME, Some(UID), &deleted), Err(Error::Deleted { .. })));
+        assert!(matches!(
+            progress(&WaitState::default(), NAME, Some(UID), &deleted),
+            Err(Error::Deleted { .. })
+        ));
         // Someone else's object (should not come through the field selector) is ignored.
         assert_eq!(
             progress(&WaitState::default(), "other", None, &deleted).unwrap(),
             Next::Continue(WaitState::default())
         );
-        assert!(matches!(progress(&WaitState::default(), NAME, Some("x"), &evs[0]), Err(Error::UidChanged { .. })));
+        assert!(matches!(
+            progress(&WaitState::default(), NAME, Some("x"), &evs[0]),
+            Err(Error::UidChanged { .. })
+        ));
 
         let mut failed = csr.clone();
         failed.status = serde_json::from_value(serde_json::json!({"conditions": [
@@ -385,29 +532,57 @@ mod tests {
             "object": {"kind": "CertificateSigningRequest", "apiVersion": "certificates.k8s.io/v1",
                        "metadata": {"resourceVersion": "999"}}}))
         .unwrap();
-        let Next::Continue(s) = progress(&WaitState { approved: true, ..Default::default() }, NAME, None, &bm).unwrap()
-        else {
+        let Next::Continue(s) = progress(
+            &WaitState {
+                approved: true,
+                ..Default::default()
+            },
+            NAME,
+            None,
+            &bm,
+        )
+        .unwrap() else {
             panic!()
         };
-        assert_eq!(s, WaitState { approved: true, resource_version: Some("999".into()), relist: false });
+        assert_eq!(
+            s,
+            WaitState {
+                approved: true,
+                resource_version: Some("999".into()),
+                relist: false
+            }
+        );
     }
 
     #[test]
     fn certificate_without_approval_is_not_taken() {
         let evs = events("csr-watch-stream.jsonl");
-        let WatchEvent::Modified(mut csr) = evs[2].clone() else { panic!() };
+        let WatchEvent::Modified(mut csr) = evs[2].clone() else {
+            panic!()
+        };
         csr.status.as_mut().unwrap().conditions = None;
-        assert!(matches!(examine(&WaitState::default(), NAME, Some(UID), &csr).unwrap(), Next::Continue(_)));
+        assert!(matches!(
+            examine(&WaitState::default(), NAME, Some(UID), &csr).unwrap(),
+            Next::Continue(_)
+        ));
     }
 
     #[test]
     fn progress_lines_name_the_approve_command() {
-        let l = progress_line("node-csr-abc", false, Duration::from_secs(20), Duration::from_secs(300));
+        let l = progress_line(
+            "node-csr-abc",
+            false,
+            Duration::from_secs(20),
+            Duration::from_secs(300),
+        );
         assert_eq!(
             l,
             "waiting for certificate signing request node-csr-abc to be approved (20s elapsed, timeout 5m00s); \
              an administrator can approve it with: kubectl certificate approve node-csr-abc"
         );
-        assert!(progress_line("n", true, Duration::from_secs(61), Duration::from_secs(300)).contains("1m01s elapsed"));
+        assert!(
+            progress_line("n", true, Duration::from_secs(61), Duration::from_secs(300))
+                .contains("1m01s elapsed")
+        );
     }
 }

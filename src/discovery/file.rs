@@ -244,7 +244,7 @@ pub(super) async fn validate(
     };
     let fetched = poll_cluster_info(&client, &server, "file", opts.timeout, opts.retry_interval, |res| match res {
         Ok(cm) => Verdict::Done(Some(data_of(cm))),
-        Err(e) => match api::wire_failure(&e) {
+        Err(e) => match super::wire(&e) {
             WireFailure::Status { code: 403, .. } => {
                 crate::warn!(
                     "could not access the cluster-info ConfigMap for refreshing the cluster-info information, but \

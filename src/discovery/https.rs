@@ -110,14 +110,7 @@ pub async fn discover(
     // No retry around this fetch (kubeadm has none either); bound it by the discovery timeout.
     let res = match tokio::time::timeout(opts.timeout, client.send(req)).await {
         Ok(Ok(res)) => res,
-        Ok(Err(e)) => {
-            return Err(wire_error(
-                api::wire_failure(&e),
-                &ctx,
-                1,
-                started.elapsed(),
-            ))
-        }
+        Ok(Err(e)) => return Err(wire_error(super::wire(&e), &ctx, 1, started.elapsed())),
         Err(_) => {
             return Err(wire_error(
                 api::WireFailure::TimedOut,

@@ -363,7 +363,9 @@ impl Classify for Error {
     fn hint(&self) -> Option<String> {
         use Error::*;
         Some(match self {
-            MalformedToken(_) => format!("a bootstrap token looks like abcdef.0123456789abcdef; {NEW_TOKEN}"),
+            MalformedToken(_) => {
+                format!("a bootstrap token is <6 characters [a-z0-9]>.<16 characters [a-z0-9]>; {NEW_TOKEN}")
+            }
             InvalidPin(_) => "a pin looks like sha256:<64 hex digits>; print it on a control-plane node with \
                  `kubejoin ca-hash /etc/kubernetes/pki/ca.crt`"
                 .into(),
@@ -517,6 +519,13 @@ fn wire_text(w: &WireFailure) -> String {
     }
 }
 
+/// [`api::wire_failure`], plus a TLS failure nested in more than one `io::Error` (hyper-util
+/// wraps tokio-rustls's `io::Error` in another; `io::Error::source` skips the inner error, so
+/// only `get_ref` reaches the `rustls::Error`).
+pub(crate) fn wire(err: &kube::Error) -> WireFailure {
+    api::wire_failure(err)
+}
+
 /// What the loop does with one answer.
 enum Verdict<T> {
     Done(T),
@@ -570,6 +579,15 @@ async fn poll_cluster_info<T>(
                 });
             }
         };
+        // A certificate that fails verification against the pinned CA will not start passing by
+        // waiting: it is a man-in-the-middle or a misconfigured endpoint. Stop at once.
+        if matches!(miss, Miss::Wire(WireFailure::TlsVerify(_))) {
+            return Err(GaveUp {
+                miss,
+                attempts,
+                waited: started.elapsed(),
+            });
+        }
         let now = Instant::now();
         if now + interval >= deadline {
             crate::info!(
@@ -862,6 +880,18 @@ mod tests {
             token_mode::<&str>("10.0.0.1:6443", "abcdef.0123456789abcdef", &[], false).unwrap_err();
         assert!(matches!(e, Error::NoPin));
         assert!(token_mode::<&str>("10.0.0.1:6443", "abcdef.0123456789abcdef", &[], true).is_ok());
+    }
+
+    #[test]
+    fn finds_tls_failures_nested_in_io_errors() {
+        use std::io;
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, tls));
+        let e = kube::Error::Service(Box::new(nested));
+        assert!(matches!(wire(&e), WireFailure::TlsVerify(d) if d.contains("UnknownIssuer")));
+        let refused =
+            kube::Error::Service(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert_eq!(wire(&refused), WireFailure::Refused);
     }
 
     #[test]

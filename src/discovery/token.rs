@@ -222,7 +222,7 @@ async fn fetch_signed(
                     Verdict::Retry(Miss::NoJws)
                 }
             }
-            Err(e) => Verdict::Retry(Miss::Wire(api::wire_failure(&e))),
+            Err(e) => Verdict::Retry(Miss::Wire(super::wire(&e))),
         },
     )
     .await

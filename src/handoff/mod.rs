@@ -98,7 +98,10 @@ pub fn read_flags(root: &Root) -> Result<Vec<String>, Error> {
         path: PathBuf::from(FLAGS_ENV),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
     })?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFlags { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFlags {
+        path: path.clone(),
+        source,
+    })?;
     flags::parse(&text).map_err(|source| Error::ParseFlags { path, source })
 }
 
@@ -111,9 +114,26 @@ pub fn handoff(mode: HandoffMode, kubelet: &Path, root: &Root, sys: &dyn Sys) ->
         }
         HandoffMode::Exec => {
             let spec = exec_spec(kubelet, &read_flags(root)?)?;
-            crate::info!("executing {}", spec.argv.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+            if !root.is_host() {
+                // The kubelet resolves its file arguments from its own `/`: exec'ing it with the
+                // node's files under another root is only right after a switch_root.
+                crate::warn!(
+                    "the node's files are under {root}; the kubelet will read them from its own /"
+                );
+            }
+            crate::info!(
+                "executing {}",
+                spec.argv
+                    .iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
             let source = sys.execve(&spec.path, &spec.argv, &spec.env);
-            Err(Error::Exec { path: spec.path, source })
+            Err(Error::Exec {
+                path: spec.path,
+                source,
+            })
         }
     }
 }
@@ -128,12 +148,27 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = Root::new(t.path());
         let env = flags::render(&[
-            ("container-runtime-endpoint".into(), "unix:///run/containerd/containerd.sock".into()),
+            (
+                "container-runtime-endpoint".into(),
+                "unix:///run/containerd/containerd.sock".into(),
+            ),
             ("node-ip".into(), "10.0.0.5".into()),
         ]);
-        crate::install::atomic::write_file(&root.join(FLAGS_ENV).unwrap(), env.as_bytes(), 0o644, 0o755).unwrap();
+        crate::install::atomic::write_file(
+            &root.join(FLAGS_ENV).unwrap(),
+            env.as_bytes(),
+            0o644,
+            0o755,
+        )
+        .unwrap();
         let sys = RecordingSys::new("n");
-        let e = handoff(HandoffMode::Exec, Path::new("/usr/bin/kubelet"), &root, &sys).unwrap_err();
+        let e = handoff(
+            HandoffMode::Exec,
+            Path::new("/usr/bin/kubelet"),
+            &root,
+            &sys,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Exec { .. }));
         assert_eq!(
             sys.calls(),
@@ -154,7 +189,13 @@ mod tests {
     #[test]
     fn none_returns_and_execs_nothing() {
         let sys = RecordingSys::new("n");
-        handoff(HandoffMode::None, Path::new("/usr/bin/kubelet"), &Root::new("/nonexistent"), &sys).unwrap();
+        handoff(
+            HandoffMode::None,
+            Path::new("/usr/bin/kubelet"),
+            &Root::new("/nonexistent"),
+            &sys,
+        )
+        .unwrap();
         assert!(sys.calls().is_empty());
     }
 
@@ -163,8 +204,13 @@ mod tests {
         let e = exec_spec(Path::new("kubelet"), &[]).unwrap_err();
         assert_eq!(e.class(), Class::Usage);
         let t = tempfile::tempdir().unwrap();
-        let e = handoff(HandoffMode::Exec, Path::new("/usr/bin/kubelet"), &Root::new(t.path()), &RecordingSys::new("n"))
-            .unwrap_err();
+        let e = handoff(
+            HandoffMode::Exec,
+            Path::new("/usr/bin/kubelet"),
+            &Root::new(t.path()),
+            &RecordingSys::new("n"),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::ReadFlags { .. }), "{e:?}");
         let sys = RecordingSys::new("n").failing_execve(std::io::ErrorKind::NotFound);
         crate::install::atomic::write_file(
@@ -174,7 +220,13 @@ mod tests {
             0o755,
         )
         .unwrap();
-        let e = handoff(HandoffMode::Exec, Path::new("/usr/bin/kubelet"), &Root::new(t.path()), &sys).unwrap_err();
+        let e = handoff(
+            HandoffMode::Exec,
+            Path::new("/usr/bin/kubelet"),
+            &Root::new(t.path()),
+            &sys,
+        )
+        .unwrap_err();
         assert!(e.hint().unwrap().contains("--kubelet-path"));
     }
 }

@@ -51,7 +51,11 @@ pub fn split(cmdline: &str) -> Vec<Arg> {
         let ends_in_quote = end > start && b[end - 1] == b'"';
         let (key, value) = match equals {
             None => {
-                let e = if quoted && ends_in_quote { end - 1 } else { end };
+                let e = if quoted && ends_in_quote {
+                    end - 1
+                } else {
+                    end
+                };
                 (&b[start..e], None)
             }
             Some(eq) => {
@@ -71,7 +75,10 @@ pub fn split(cmdline: &str) -> Vec<Arg> {
         if key == "--" && value.is_none() {
             break;
         }
-        out.push(Arg { key, value: value.map(|v| String::from_utf8_lossy(v).into_owned()) });
+        out.push(Arg {
+            key,
+            value: value.map(|v| String::from_utf8_lossy(v).into_owned()),
+        });
     }
     out
 }
@@ -84,7 +91,11 @@ pub fn module_params(args: &[Arg]) -> Vec<(String, String, Option<String>)> {
             if module.is_empty() || param.is_empty() || module == "sysctl" {
                 return None;
             }
-            Some((crate::host::modules::normalize(module), param.to_string(), a.value.clone()))
+            Some((
+                crate::host::modules::normalize(module),
+                param.to_string(),
+                a.value.clone(),
+            ))
         })
         .collect()
 }
@@ -104,7 +115,10 @@ mod tests {
     use super::*;
 
     fn kv(k: &str, v: Option<&str>) -> Arg {
-        Arg { key: k.into(), value: v.map(Into::into) }
+        Arg {
+            key: k.into(),
+            value: v.map(Into::into),
+        }
     }
 
     #[test]
@@ -132,10 +146,20 @@ mod tests {
     #[test]
     fn module_and_sysctl_keys() {
         let args = split("nf-conntrack.hashsize=4096 sysctl.net.ipv4.ip_forward=1 sysctl.vm/swappiness=10 quiet .x=1");
-        assert_eq!(module_params(&args), vec![("nf_conntrack".into(), "hashsize".into(), Some("4096".into()))]);
+        assert_eq!(
+            module_params(&args),
+            vec![(
+                "nf_conntrack".into(),
+                "hashsize".into(),
+                Some("4096".into())
+            )]
+        );
         assert_eq!(
             sysctls(&args),
-            vec![("net.ipv4.ip_forward".into(), "1".into()), ("vm/swappiness".into(), "10".into())]
+            vec![
+                ("net.ipv4.ip_forward".into(), "1".into()),
+                ("vm/swappiness".into(), "10".into())
+            ]
         );
     }
 
@@ -145,6 +169,10 @@ mod tests {
         assert!(split("   \n").is_empty());
         assert_eq!(split("a=\"\""), vec![kv("a", Some(""))]);
         assert_eq!(split("\"unterminated x"), vec![kv("unterminated x", None)]);
-        assert_eq!(split("=x"), vec![kv("=x", None)], "an `=` at the start is part of the name");
+        assert_eq!(
+            split("=x"),
+            vec![kv("=x", None)],
+            "an `=` at the start is part of the name"
+        );
     }
 }

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 /// The directories of a systemd `*.d` configuration, highest priority first.
 pub fn search_dirs(name: &str) -> Vec<String> {
-    ["/etc", "/run", "/usr/local/lib", "/usr/lib"].iter().map(|d| format!("{d}/{name}")).collect()
+    ["/etc", "/run", "/usr/local/lib", "/usr/lib"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .collect()
 }
 
 /// One configuration file that survived shadowing, by its node path.
@@ -31,13 +34,17 @@ pub fn collect(root: &Root, dirs: &[String]) -> Result<Vec<ConfFile>, HostError>
     let mut chosen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for dir in dirs {
         let real = root.join(dir)?;
-        let Ok(entries) = std::fs::read_dir(&real) else { continue };
+        let Ok(entries) = std::fs::read_dir(&real) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".conf") || name.starts_with('.') {
                 continue;
             }
-            chosen.entry(name.clone()).or_insert_with(|| Path::new(dir).join(&name));
+            chosen
+                .entry(name.clone())
+                .or_insert_with(|| Path::new(dir).join(&name));
         }
     }
     let mut out = Vec::with_capacity(chosen.len());
@@ -46,14 +53,23 @@ pub fn collect(root: &Root, dirs: &[String]) -> Result<Vec<ConfFile>, HostError>
         // A symlink to /dev/null masks the vendor file of the same name; read nothing (under a
         // test root the link would otherwise resolve on the host).
         if std::fs::read_link(&real).is_ok_and(|t| t == Path::new("/dev/null")) {
-            out.push(ConfFile { path: node_path, content: String::new() });
+            out.push(ConfFile {
+                path: node_path,
+                content: String::new(),
+            });
             continue;
         }
         if real.is_dir() {
             continue;
         }
-        let content = std::fs::read_to_string(&real).map_err(|source| HostError::Read { path: real.clone(), source })?;
-        out.push(ConfFile { path: node_path, content });
+        let content = std::fs::read_to_string(&real).map_err(|source| HostError::Read {
+            path: real.clone(),
+            source,
+        })?;
+        out.push(ConfFile {
+            path: node_path,
+            content,
+        });
     }
     Ok(out)
 }
@@ -89,10 +105,13 @@ mod tests {
         put("/usr/lib/x.d/40-masked.conf", "masked");
         put("/etc/x.d/ignored.txt", "not a .conf");
         std::fs::create_dir_all(root.join("/etc/x.d").unwrap()).unwrap();
-        std::os::unix::fs::symlink("/dev/null", root.join("/etc/x.d/40-masked.conf").unwrap()).unwrap();
+        std::os::unix::fs::symlink("/dev/null", root.join("/etc/x.d/40-masked.conf").unwrap())
+            .unwrap();
         let files = collect(&root, &search_dirs("x.d")).unwrap();
-        let got: Vec<(String, String)> =
-            files.iter().map(|f| (f.path.display().to_string(), f.content.clone())).collect();
+        let got: Vec<(String, String)> = files
+            .iter()
+            .map(|f| (f.path.display().to_string(), f.content.clone()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -106,7 +125,11 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_skipped() {
-        let got: Vec<_> = lines("# c\n; c\n\n  overlay  \nbr_netfilter # not a comment here\n").collect();
-        assert_eq!(got, vec![(4, "overlay"), (5, "br_netfilter # not a comment here")]);
+        let got: Vec<_> =
+            lines("# c\n; c\n\n  overlay  \nbr_netfilter # not a comment here\n").collect();
+        assert_eq!(
+            got,
+            vec![(4, "overlay"), (5, "br_netfilter # not a comment here")]
+        );
     }
 }

@@ -44,13 +44,12 @@ fn matches(p: &[u8], t: &[u8]) -> bool {
                     continue;
                 }
             }
-            Some(b'\\') if pi + 1 < p.len() => {
-                if p[pi + 1] == t[ti] {
-                    pi += 2;
-                    ti += 1;
-                    continue;
-                }
+            Some(b'\\') if pi + 1 < p.len() && p[pi + 1] == t[ti] => {
+                pi += 2;
+                ti += 1;
+                continue;
             }
+            Some(b'\\') if pi + 1 < p.len() => {}
             Some(&c) if c == t[ti] => {
                 pi += 1;
                 ti += 1;
@@ -110,7 +109,10 @@ mod tests {
     fn wildcards() {
         assert!(fnmatch("virtio:d00000001v*", "virtio:d00000001v00001AF4"));
         assert!(!fnmatch("virtio:d00000001v*", "virtio:d00000002v00001AF4"));
-        assert!(fnmatch("pci:v00001AF4d00001000sv*sd*bc*sc*i*", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"));
+        assert!(fnmatch(
+            "pci:v00001AF4d00001000sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
+        ));
         assert!(fnmatch("fs-overlay", "fs-overlay"));
         assert!(fnmatch("a?c", "abc"));
         assert!(!fnmatch("a?c", "ac"));

@@ -22,7 +22,11 @@ pub struct SwapArea {
 
 impl fmt::Display for SwapArea {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}, {} KiB, {} KiB used)", self.path, self.kind, self.size_kib, self.used_kib)
+        write!(
+            f,
+            "{} ({}, {} KiB, {} KiB used)",
+            self.path, self.kind, self.size_kib, self.used_kib
+        )
     }
 }
 
@@ -39,7 +43,13 @@ pub fn parse(content: &str) -> Vec<SwapArea> {
             let size_kib = w.next()?.parse().ok()?;
             let used_kib = w.next()?.parse().ok()?;
             let priority = w.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            Some(SwapArea { path, kind, size_kib, used_kib, priority })
+            Some(SwapArea {
+                path,
+                kind,
+                size_kib,
+                used_kib,
+                priority,
+            })
         })
         .collect()
 }
@@ -50,8 +60,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             if let Ok(byte) = u8::try_from(v) {
                 out.push(byte);
                 i += 4;
@@ -97,8 +112,20 @@ mod tests {
         assert_eq!(
             parse(text),
             vec![
-                SwapArea { path: "/dev/vda2".into(), kind: "partition".into(), size_kib: 1048572, used_kib: 0, priority: -2 },
-                SwapArea { path: "/var/swap file".into(), kind: "file".into(), size_kib: 524284, used_kib: 1024, priority: -3 },
+                SwapArea {
+                    path: "/dev/vda2".into(),
+                    kind: "partition".into(),
+                    size_kib: 1048572,
+                    used_kib: 0,
+                    priority: -2
+                },
+                SwapArea {
+                    path: "/var/swap file".into(),
+                    kind: "file".into(),
+                    size_kib: 524284,
+                    used_kib: 1024,
+                    priority: -3
+                },
             ]
         );
         assert!(parse("Filename\tType\tSize\tUsed\tPriority\n").is_empty());

@@ -33,13 +33,33 @@ pub fn required(cfg: &HostConfig) -> Vec<Required> {
     if !cfg.skip_default_sysctls {
         let core = "default";
         let mut push = |k: &str, v: &str, severity, why| {
-            out.push(Required { key: to_path(k), value: v.to_string(), severity, why });
+            out.push(Required {
+                key: to_path(k),
+                value: v.to_string(),
+                severity,
+                why,
+            });
         };
-        push("net.bridge.bridge-nf-call-iptables", "1", Severity::Error, core);
-        push("net.bridge.bridge-nf-call-ip6tables", "1", Severity::Error, core);
+        push(
+            "net.bridge.bridge-nf-call-iptables",
+            "1",
+            Severity::Error,
+            core,
+        );
+        push(
+            "net.bridge.bridge-nf-call-ip6tables",
+            "1",
+            Severity::Error,
+            core,
+        );
         push("net.ipv4.ip_forward", "1", Severity::Error, core);
         if cfg.dual_stack {
-            push("net.ipv6.conf.all.forwarding", "1", Severity::Error, "default (dual-stack)");
+            push(
+                "net.ipv6.conf.all.forwarding",
+                "1",
+                Severity::Error,
+                "default (dual-stack)",
+            );
         }
         // The kubelet sets these itself unless protectKernelDefaults is on, in which case it
         // refuses to start when they differ; setting them here makes both modes work.
@@ -48,12 +68,27 @@ pub fn required(cfg: &HostConfig) -> Vec<Required> {
         push("vm.panic_on_oom", "0", Severity::Warning, pkd);
         push("kernel.panic", "10", Severity::Warning, pkd);
         push("kernel.panic_on_oops", "1", Severity::Warning, pkd);
-        push("kernel.keys.root_maxkeys", "1000000", Severity::Warning, pkd);
-        push("kernel.keys.root_maxbytes", "25000000", Severity::Warning, pkd);
+        push(
+            "kernel.keys.root_maxkeys",
+            "1000000",
+            Severity::Warning,
+            pkd,
+        );
+        push(
+            "kernel.keys.root_maxbytes",
+            "25000000",
+            Severity::Warning,
+            pkd,
+        );
     }
     for (k, v) in &cfg.sysctls {
         let (k, _) = strip_ignore(k);
-        out.push(Required { key: to_path(k), value: v.trim().to_string(), severity: Severity::Error, why: "config" });
+        out.push(Required {
+            key: to_path(k),
+            value: v.trim().to_string(),
+            severity: Severity::Error,
+            why: "config",
+        });
     }
     out
 }
@@ -82,7 +117,13 @@ impl SysctlSetting {
 
 impl fmt::Display for SysctlSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{} = {}", if self.ignore_failure { "-" } else { "" }, self.name(), self.value)
+        write!(
+            f,
+            "{}{} = {}",
+            if self.ignore_failure { "-" } else { "" },
+            self.name(),
+            self.value
+        )
     }
 }
 
@@ -94,16 +135,21 @@ pub fn to_path(key: &str) -> String {
     let key = key.trim().trim_start_matches('/');
     let first = key.find(['.', '/']);
     let swapped: String = if first.is_some_and(|i| key.as_bytes()[i] == b'.') {
-        key.chars().map(|c| match c {
-            '.' => '/',
-            '/' => '.',
-            c => c,
-        })
-        .collect()
+        key.chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect()
     } else {
         key.to_string()
     };
-    swapped.split('/').filter(|c| !c.is_empty()).collect::<Vec<_>>().join("/")
+    swapped
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Dotted form of a path-form key (the inverse swap).
@@ -134,11 +180,17 @@ pub fn module_for(path_key: &str) -> Option<&'static str> {
         ("net/ipv4/vs/", "ip_vs"),
         ("net/ipv6/", "ipv6"),
     ];
-    TABLE.iter().find(|(p, _)| path_key.starts_with(p)).map(|(_, m)| *m)
+    TABLE
+        .iter()
+        .find(|(p, _)| path_key.starts_with(p))
+        .map(|(_, m)| *m)
 }
 
 fn valid_key(path_key: &str) -> bool {
-    !path_key.is_empty() && path_key.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    !path_key.is_empty()
+        && path_key
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// Ordered assignments with systemd's override rule: assigning a key again replaces the value
@@ -147,7 +199,13 @@ fn valid_key(path_key: &str) -> bool {
 struct Assignments(Vec<SysctlSetting>);
 
 impl Assignments {
-    fn set(&mut self, key: &str, value: &str, source: String, notes: &mut Vec<String>) -> Result<(), String> {
+    fn set(
+        &mut self,
+        key: &str,
+        value: &str,
+        source: String,
+        notes: &mut Vec<String>,
+    ) -> Result<(), String> {
         let (k, ignore_failure) = strip_ignore(key);
         let path_key = to_path(k);
         if !valid_key(&path_key) {
@@ -159,10 +217,16 @@ impl Assignments {
         }
         if let Some(s) = self.0.iter_mut().find(|s| s.key == path_key) {
             if s.value != value {
-                notes.push(format!("sysctl {} = {value} ({source}) overrides {} ({})", s.name(), s.value, s.source));
+                notes.push(format!(
+                    "sysctl {} = {value} ({source}) overrides {} ({})",
+                    s.name(),
+                    s.value,
+                    s.source
+                ));
             }
             let old = std::mem::replace(&mut s.source, source);
-            s.overrides.push((old, std::mem::replace(&mut s.value, value)));
+            s.overrides
+                .push((old, std::mem::replace(&mut s.value, value)));
             s.ignore_failure = ignore_failure;
             return Ok(());
         }
@@ -190,8 +254,12 @@ pub fn plan_sysctls(
 ) -> Result<Vec<SysctlSetting>, HostError> {
     let mut a = Assignments::default();
     if !cfg.skip_default_sysctls {
-        for r in required(&HostConfig { sysctls: Vec::new(), ..cfg.clone() }) {
-            a.set(&r.key, &r.value, r.why.to_string(), notes).map_err(|reason| HostError::Sysctl { reason })?;
+        for r in required(&HostConfig {
+            sysctls: Vec::new(),
+            ..cfg.clone()
+        }) {
+            a.set(&r.key, &r.value, r.why.to_string(), notes)
+                .map_err(|reason| HostError::Sysctl { reason })?;
         }
     }
     if cfg.read_sysctl_d {
@@ -200,7 +268,10 @@ pub fn plan_sysctls(
         // /etc/sysctl.d/99-sysctl.conf, which only repeats the same values.
         if let Ok(p) = root.join("/etc/sysctl.conf") {
             if let Ok(content) = std::fs::read_to_string(&p) {
-                files.push(confdirs::ConfFile { path: PathBuf::from("/etc/sysctl.conf"), content });
+                files.push(confdirs::ConfFile {
+                    path: PathBuf::from("/etc/sysctl.conf"),
+                    content,
+                });
             }
         }
         for f in files {
@@ -217,12 +288,15 @@ pub fn plan_sysctls(
         }
     }
     for (k, v) in &cfg.sysctls {
-        a.set(k, v, "config".into(), notes).map_err(|reason| HostError::Sysctl { reason })?;
+        a.set(k, v, "config".into(), notes)
+            .map_err(|reason| HostError::Sysctl { reason })?;
     }
     if cfg.read_kernel_cmdline {
         for (k, v) in cmdline::sysctls(args) {
             if let Err(reason) = a.set(&k, &v, "kernel command line".into(), notes) {
-                notes.push(format!("kernel command line: ignoring sysctl.{k}: {reason}"));
+                notes.push(format!(
+                    "kernel command line: ignoring sysctl.{k}: {reason}"
+                ));
             }
         }
     }
@@ -241,11 +315,23 @@ pub fn expand(root: &Root, pattern: &str) -> Vec<String> {
     for comp in pattern.split('/') {
         let mut next = Vec::new();
         for prefix in &found {
-            let dir = if prefix.is_empty() { node_path("") } else { node_path(prefix) };
-            let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+            let dir = if prefix.is_empty() {
+                node_path("")
+            } else {
+                node_path(prefix)
+            };
+            let join = |name: &str| {
+                if prefix.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{prefix}/{name}")
+                }
+            };
             if fnmatch::is_pattern(comp) {
                 let Ok(real) = root.join(&dir) else { continue };
-                let Ok(rd) = std::fs::read_dir(real) else { continue };
+                let Ok(rd) = std::fs::read_dir(real) else {
+                    continue;
+                };
                 let mut names: Vec<String> = rd
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -259,7 +345,7 @@ pub fn expand(root: &Root, pattern: &str) -> Vec<String> {
         }
         found = next;
     }
-    found.retain(|k| root.join(node_path(k)).is_ok_and(|p| p.is_file()));
+    found.retain(|k| root.join(node_path(k)).is_ok_and(|p| p.exists() && !p.is_dir()));
     found
 }
 
@@ -284,7 +370,9 @@ pub fn write(root: &Root, path_key: &str, value: &str) -> Result<SysctlOutcome, 
     use std::io::Write as _;
     let node = node_path(path_key);
     let real = root.join(&node)?;
-    if !real.is_file() {
+    // Not `is_file()`: what matters is that the kernel has an entry there (a test root may
+    // stand one in with a device such as /dev/null).
+    if !real.exists() || real.is_dir() {
         return Err(HostError::SysctlMissing {
             key: to_dotted(path_key),
             path: node,
@@ -301,7 +389,12 @@ pub fn write(root: &Root, path_key: &str, value: &str) -> Result<SysctlOutcome, 
         // One write call: procfs parses each write(2) on its own.
         .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()));
     if let Err(source) = written {
-        return Err(HostError::SysctlWrite { key: to_dotted(path_key), path: node, value: value.to_string(), source });
+        return Err(HostError::SysctlWrite {
+            key: to_dotted(path_key),
+            path: node,
+            value: value.to_string(),
+            source,
+        });
     }
     match std::fs::read_to_string(&real) {
         Ok(got) if same_value(&got, value) => Ok(SysctlOutcome::Written),
@@ -311,7 +404,9 @@ pub fn write(root: &Root, path_key: &str, value: &str) -> Result<SysctlOutcome, 
             wanted: value.to_string(),
             got: got.trim_end().to_string(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(SysctlOutcome::WrittenUnverified),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Ok(SysctlOutcome::WrittenUnverified)
+        }
         Err(source) => Err(HostError::Read { path: real, source }),
     }
 }
@@ -319,7 +414,11 @@ pub fn write(root: &Root, path_key: &str, value: &str) -> Result<SysctlOutcome, 
 /// The keys set explicitly (not through a glob): systemd lets these win over any glob,
 /// whatever the order.
 pub fn explicit_keys(settings: &[SysctlSetting]) -> BTreeSet<String> {
-    settings.iter().filter(|s| !s.glob).map(|s| s.key.clone()).collect()
+    settings
+        .iter()
+        .filter(|s| !s.glob)
+        .map(|s| s.key.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -330,19 +429,37 @@ mod tests {
     fn key_forms() {
         assert_eq!(to_path("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
         assert_eq!(to_path("net/ipv4/ip_forward"), "net/ipv4/ip_forward");
-        assert_eq!(to_path("net.ipv4.conf.eth0/100.rp_filter"), "net/ipv4/conf/eth0.100/rp_filter");
-        assert_eq!(to_path("net/ipv4/conf/eth0.100/rp_filter"), "net/ipv4/conf/eth0.100/rp_filter");
+        assert_eq!(
+            to_path("net.ipv4.conf.eth0/100.rp_filter"),
+            "net/ipv4/conf/eth0.100/rp_filter"
+        );
+        assert_eq!(
+            to_path("net/ipv4/conf/eth0.100/rp_filter"),
+            "net/ipv4/conf/eth0.100/rp_filter"
+        );
         assert_eq!(to_path(" /net//ipv4/ip_forward "), "net/ipv4/ip_forward");
-        assert_eq!(to_dotted("net/ipv4/conf/eth0.100/rp_filter"), "net.ipv4.conf.eth0/100.rp_filter");
-        assert_eq!(to_path("net.ipv4.conf.*.rp_filter"), "net/ipv4/conf/*/rp_filter");
+        assert_eq!(
+            to_dotted("net/ipv4/conf/eth0.100/rp_filter"),
+            "net.ipv4.conf.eth0/100.rp_filter"
+        );
+        assert_eq!(
+            to_path("net.ipv4.conf.*.rp_filter"),
+            "net/ipv4/conf/*/rp_filter"
+        );
         assert!(!valid_key(&to_path("net.ipv4...x")) || to_path("net.ipv4...x") == "net/ipv4/x");
         assert!(!valid_key("net/../x"));
     }
 
     #[test]
     fn hints_name_the_module() {
-        assert_eq!(module_for("net/bridge/bridge-nf-call-iptables"), Some("br_netfilter"));
-        assert_eq!(module_for("net/netfilter/nf_conntrack_max"), Some("nf_conntrack"));
+        assert_eq!(
+            module_for("net/bridge/bridge-nf-call-iptables"),
+            Some("br_netfilter")
+        );
+        assert_eq!(
+            module_for("net/netfilter/nf_conntrack_max"),
+            Some("nf_conntrack")
+        );
         assert_eq!(module_for("net/ipv4/vs/conntrack"), Some("ip_vs"));
         assert_eq!(module_for("vm/swappiness"), None);
     }
@@ -356,12 +473,20 @@ mod tests {
 
     #[test]
     fn required_defaults_follow_config() {
-        let keys = |c: &HostConfig| required(c).into_iter().map(|r| to_dotted(&r.key)).collect::<Vec<_>>();
+        let keys = |c: &HostConfig| {
+            required(c)
+                .into_iter()
+                .map(|r| to_dotted(&r.key))
+                .collect::<Vec<_>>()
+        };
         let base = keys(&HostConfig::default());
         assert!(base.contains(&"net.ipv4.ip_forward".to_string()));
         assert!(base.contains(&"kernel.panic_on_oops".to_string()));
         assert!(!base.contains(&"net.ipv6.conf.all.forwarding".to_string()));
-        let ds = keys(&HostConfig { dual_stack: true, ..HostConfig::default() });
+        let ds = keys(&HostConfig {
+            dual_stack: true,
+            ..HostConfig::default()
+        });
         assert!(ds.contains(&"net.ipv6.conf.all.forwarding".to_string()));
         let none = keys(&HostConfig {
             skip_default_sysctls: true,

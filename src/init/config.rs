@@ -109,8 +109,13 @@ impl InitConfig {
         let mut on_failure = OnFailure::Retry;
         let mut timeout = DEFAULT_TIMEOUT;
         let mut handoff = None;
-        let (mut device, mut fstype, mut options, mut read_only, mut init) =
-            (None, "ext4".to_string(), String::new(), false, PathBuf::from("/sbin/init"));
+        let (mut device, mut fstype, mut options, mut read_only, mut init) = (
+            None,
+            "ext4".to_string(),
+            String::new(),
+            false,
+            PathBuf::from("/sbin/init"),
+        );
         let mut debug = false;
         for (key, value) in split(cmdline) {
             let key = key.replace('_', "-");
@@ -151,9 +156,13 @@ impl InitConfig {
         }
         let sysroot = match device.map(|(_, d)| d) {
             None => None,
-            Some(d) if d.starts_with("/dev/") => {
-                Some(SysrootSpec { device: PathBuf::from(d), fstype, options, read_only, init })
-            }
+            Some(d) if d.starts_with("/dev/") => Some(SysrootSpec {
+                device: PathBuf::from(d),
+                fstype,
+                options,
+                read_only,
+                init,
+            }),
             Some(d) => {
                 warnings.push(format!(
                     "root device {d:?} is not a /dev path (UUID=, LABEL= and PARTUUID= need udev, which this \
@@ -171,7 +180,14 @@ impl InitConfig {
             (None, Some(_)) => Handoff::SwitchRoot,
             (None, None) => Handoff::Exec,
         };
-        InitConfig { on_failure, timeout, handoff, sysroot, debug, warnings }
+        InitConfig {
+            on_failure,
+            timeout,
+            handoff,
+            sysroot,
+            debug,
+            warnings,
+        }
     }
 }
 
@@ -230,7 +246,10 @@ mod tests {
         let c = InitConfig::from_cmdline(
             "kubejoin.on-failure=poweroff kubejoin.timeout=90s kubejoin.handoff=exec kubejoin.debug",
         );
-        assert_eq!((c.on_failure, c.timeout, c.handoff), (OnFailure::Poweroff, Duration::from_secs(90), Handoff::Exec));
+        assert_eq!(
+            (c.on_failure, c.timeout, c.handoff),
+            (OnFailure::Poweroff, Duration::from_secs(90), Handoff::Exec)
+        );
         assert!(c.debug);
         let c = InitConfig::from_cmdline("kubejoin.on_failure=shell");
         assert_eq!(c.on_failure, OnFailure::Shell);
@@ -238,7 +257,9 @@ mod tests {
 
     #[test]
     fn a_root_implies_switch_root() {
-        let c = InitConfig::from_cmdline("root=/dev/vda1 rootfstype=xfs rootflags=noatime ro init=/lib/systemd/systemd");
+        let c = InitConfig::from_cmdline(
+            "root=/dev/vda1 rootfstype=xfs rootflags=noatime ro init=/lib/systemd/systemd",
+        );
         assert_eq!(c.handoff, Handoff::SwitchRoot);
         assert_eq!(
             c.sysroot,
@@ -250,7 +271,9 @@ mod tests {
                 init: "/lib/systemd/systemd".into(),
             })
         );
-        let c = InitConfig::from_cmdline("kubejoin.sysroot=/dev/vdb root=/dev/vda1 kubejoin.handoff=exec");
+        let c = InitConfig::from_cmdline(
+            "kubejoin.sysroot=/dev/vdb root=/dev/vda1 kubejoin.handoff=exec",
+        );
         assert_eq!(c.handoff, Handoff::Exec);
         assert_eq!(c.sysroot.unwrap().device, PathBuf::from("/dev/vdb"));
     }
@@ -271,7 +294,11 @@ mod tests {
     fn splitting_honours_quotes_and_double_dash() {
         assert_eq!(
             split("a=1 \"b=x y\" c -- kubejoin.on-failure=shell"),
-            vec![("a".into(), Some("1".into())), ("b".into(), Some("x y".into())), ("c".into(), None)]
+            vec![
+                ("a".into(), Some("1".into())),
+                ("b".into(), Some("x y".into())),
+                ("c".into(), None)
+            ]
         );
     }
 }

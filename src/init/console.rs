@@ -38,7 +38,11 @@ pub fn level_of(line: &str) -> u8 {
 /// The kmsg record for one line: `<level>` + the line (prefixed `kubejoin: ` when another
 /// writer's line lacks it), cut on a character boundary to fit one record.
 pub fn kmsg_record(line: &str) -> Vec<u8> {
-    let mut text = if line.starts_with("kubejoin") { line.to_string() } else { format!("kubejoin: {line}") };
+    let mut text = if line.starts_with("kubejoin") {
+        line.to_string()
+    } else {
+        format!("kubejoin: {line}")
+    };
     if text.len() > KMSG_MAX {
         let mut cut = KMSG_MAX;
         while !text.is_char_boundary(cut) {
@@ -79,7 +83,10 @@ pub fn start(sys: &dyn InitSys) -> Option<Tee> {
     if kmsg.is_some() && sys.is_pid1() {
         // Userspace kmsg writes are rate-limited by default (10 lines per 5 s); a join logs more
         // than that. systemd does the same.
-        if sys.write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), b"on\n").is_ok() {
+        if sys
+            .write_file(Path::new("/proc/sys/kernel/printk_devkmsg"), b"on\n")
+            .is_ok()
+        {
             echo_below = sys
                 .read_file(Path::new("/proc/sys/kernel/printk"))
                 .ok()
@@ -92,7 +99,10 @@ pub fn start(sys: &dyn InitSys) -> Option<Tee> {
         .name("kmsg-tee".into())
         .spawn(move || copy_lines(reader, out, kmsg, echo_below))
         .ok()?;
-    Some(Tee { console, thread: Some(thread) })
+    Some(Tee {
+        console,
+        thread: Some(thread),
+    })
 }
 
 /// Copies `reader` line by line to `console` and `kmsg` until EOF.
@@ -146,8 +156,14 @@ mod tests {
 
     #[test]
     fn records_carry_the_level_and_fit() {
-        assert_eq!(kmsg_record("kubejoin: error: x"), b"<3>kubejoin: error: x\n");
-        assert_eq!(kmsg_record("thread 'main' panicked"), b"<6>kubejoin: thread 'main' panicked\n");
+        assert_eq!(
+            kmsg_record("kubejoin: error: x"),
+            b"<3>kubejoin: error: x\n"
+        );
+        assert_eq!(
+            kmsg_record("thread 'main' panicked"),
+            b"<6>kubejoin: thread 'main' panicked\n"
+        );
         let long = format!("kubejoin: timeline {}", "é".repeat(2000));
         let r = kmsg_record(&long);
         assert!(r.len() <= KMSG_MAX + 10 && r.ends_with("…\n".as_bytes()));
@@ -162,7 +178,10 @@ mod tests {
         // Default loglevel 7: the kernel echoes info too.
         assert!(!needs_direct("kubejoin: info: x", Some(7)));
         assert!(needs_direct("kubejoin: debug: x", Some(7)));
-        assert!(needs_direct(&format!("kubejoin: timeline {}", "x".repeat(1000)), Some(7)));
+        assert!(needs_direct(
+            &format!("kubejoin: timeline {}", "x".repeat(1000)),
+            Some(7)
+        ));
         assert!(needs_direct("kubejoin: error: x", None));
         assert_eq!(console_loglevel("4\t4\t1\t7\n"), Some(4));
         assert_eq!(console_loglevel(""), None);
@@ -178,15 +197,25 @@ mod tests {
         let console = File::create(dir.path().join("console")).unwrap();
         let kmsg = File::create(dir.path().join("kmsg")).unwrap();
         let t = std::thread::spawn(move || copy_lines(r, console, Some(kmsg), Some(4)));
-        w.write_all(b"kubejoin: info: [network] start\nkubejoin: error: boom\npartial").unwrap();
+        w.write_all(b"kubejoin: info: [network] start\nkubejoin: error: boom\npartial")
+            .unwrap();
         drop(w);
         t.join().unwrap();
         let mut c = String::new();
-        File::open(dir.path().join("console")).unwrap().read_to_string(&mut c).unwrap();
+        File::open(dir.path().join("console"))
+            .unwrap()
+            .read_to_string(&mut c)
+            .unwrap();
         let mut k = String::new();
-        File::open(dir.path().join("kmsg")).unwrap().read_to_string(&mut k).unwrap();
+        File::open(dir.path().join("kmsg"))
+            .unwrap()
+            .read_to_string(&mut k)
+            .unwrap();
         // The error went to kmsg only: with console_loglevel 4 the kernel prints it itself.
         assert_eq!(c, "kubejoin: info: [network] start\npartial\n");
-        assert_eq!(k, "<6>kubejoin: info: [network] start\n<3>kubejoin: error: boom\n<6>kubejoin: partial\n");
+        assert_eq!(
+            k,
+            "<6>kubejoin: info: [network] start\n<3>kubejoin: error: boom\n<6>kubejoin: partial\n"
+        );
     }
 }

@@ -1,1 +1,452 @@
-//! PID 1 mode: early mounts as data, kmsg logging, reaping, failure policy, the boot pipeline.
+//! PID 1 mode: kubejoin as the initramfs' `/init` (or `kubejoin init`).
+//!
+//! The kernel runs `/init` with nothing set up, and panics if it ever exits. So this module:
+//!
+//! 1. mounts the API filesystems from a table ([`mounts::EARLY_MOUNTS`]) and opens the console
+//!    when the image did not give us one;
+//! 2. copies every log line to the console and `/dev/kmsg` ([`console`]);
+//! 3. reads its own settings from `/proc/cmdline` ([`config`]: failure policy, deadline,
+//!    handoff, real root);
+//! 4. runs the boot stages ([`pipeline::STAGES`], implemented by [`stages::NodeBoot`]): host
+//!    preparation, the real root, network, join sources, discovery, TLS bootstrap + install,
+//!    handoff — each a timed phase, under the failure policy ([`policy`]);
+//! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
+//!    execs the kubelet / the real root's init, or acts on a failure (reason block,
+//!    `/run/kubejoin/result.json`, then retry, reboot, power-off or a shell).
+//!
+//! It never returns and never lets a panic out: everything runs under `catch_unwind`, and the
+//! last resort is an endless loop that reaps orphans (a hung machine can be inspected; a
+//! kernel panic cannot).
+
+pub mod config;
+pub mod console;
+pub mod mounts;
+pub mod pipeline;
+pub mod policy;
+pub mod stages;
+pub mod switch_root;
+
+use crate::error::Class;
+use crate::sys::init::{InitSys, PowerAction, RealInitSys};
+use crate::sys::{RealSys, Sys};
+use config::{InitConfig, OnFailure};
+use pipeline::Ended;
+use policy::{Action, Failure, Schedule};
+use std::ffi::OsString;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Where the outcome of a failed join is written (the same path the install writes on success).
+pub const RESULT_PATH: &str = "/run/kubejoin/result.json";
+
+/// The shell `kubejoin.on-failure=shell` starts.
+pub const SHELL: &str = "/bin/sh";
+
+/// What PID 1 does once the stages are over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Act(Action),
+    /// Nothing left to do (handoff `none`, or every action failed): wait forever, reaping.
+    Idle,
+}
+
+/// Runs PID 1 mode. Never returns.
+pub fn run() -> ! {
+    let sys = RealInitSys;
+    let exec = RealSys;
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
+    }));
+    let started = Instant::now();
+    let next = match catch_unwind(AssertUnwindSafe(|| boot(&sys, &exec, started))) {
+        Ok(next) => next,
+        Err(_) => {
+            // The hook printed the panic; treat it like any other failure of the boot.
+            let cfg = read_config(&sys);
+            let f = Failure::new(
+                "init",
+                Class::Other,
+                "kubejoin panicked (see the line above)",
+            );
+            let action = policy::decide(
+                cfg.on_failure,
+                f.class,
+                u32::MAX,
+                started.elapsed(),
+                cfg.timeout,
+                &Schedule::default(),
+                sys.is_pid1(),
+            );
+            report_failure(&sys, &cfg, &f, &action, 1, started);
+            Next::Act(action)
+        }
+    };
+    finish(&sys, &exec, next)
+}
+
+/// Acts on `next`, and if that returns or panics, idles forever.
+fn finish(sys: &dyn InitSys, exec: &dyn Sys, next: Next) -> ! {
+    if let Next::Act(action) = next {
+        let _ = catch_unwind(AssertUnwindSafe(|| act(sys, exec, action)));
+    }
+    idle(sys)
+}
+
+/// The last resort: PID 1 must not exit. Reaps orphans once a second, forever.
+fn idle(sys: &dyn InitSys) -> ! {
+    if !sys.is_pid1() {
+        // `kubejoin init` by hand: there is no kernel to panic, exit like a normal program.
+        std::process::exit(1);
+    }
+    loop {
+        let _ = catch_unwind(AssertUnwindSafe(|| sys.reap()));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn read_config(sys: &dyn InitSys) -> InitConfig {
+    let cmdline = sys
+        .read_file(Path::new("/proc/cmdline"))
+        .unwrap_or_default();
+    InitConfig::from_cmdline(&String::from_utf8_lossy(&cmdline))
+}
+
+/// Seconds since the kernel started, from `/proc/uptime`.
+pub fn uptime(text: &str) -> Option<Duration> {
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Everything up to the final action.
+fn boot(sys: &dyn InitSys, exec: &dyn Sys, started: Instant) -> Next {
+    let phase = crate::log::phase("mounts");
+    let mounted = mounts::mount_all(sys, mounts::EARLY_MOUNTS);
+    // Only now can the console be opened if the image gave us none (/dev is mounted).
+    let reopened = sys.ensure_stdio();
+    let tee = console::start(sys);
+    let cfg = read_config(sys);
+    if cfg.debug {
+        crate::log::set_level(crate::log::Level::Debug);
+    }
+    let kernel_to_init = sys
+        .read_file(Path::new("/proc/uptime"))
+        .ok()
+        .and_then(|b| uptime(&String::from_utf8_lossy(&b)))
+        .map(|up| up.saturating_sub(started.elapsed()));
+    crate::info!(
+        "kubejoin {} as {}{}: on-failure={} timeout={} handoff={}",
+        env!("CARGO_PKG_VERSION"),
+        if sys.is_pid1() {
+            "PID 1"
+        } else {
+            "`kubejoin init` (not PID 1: will never reboot)"
+        },
+        kernel_to_init
+            .map(|d| format!(", started {} after the kernel", crate::log::fmt_ms(d)))
+            .unwrap_or_default(),
+        cfg.on_failure.name(),
+        crate::plan::duration::format(cfg.timeout),
+        cfg.handoff.name(),
+    );
+    if let Ok(true) = reopened {
+        crate::info!("the image has no /dev/console: opened it on stdin, stdout and stderr");
+    }
+    for w in &cfg.warnings {
+        crate::warn!("{w}");
+    }
+    match mounted {
+        Ok(outcomes) => {
+            for (target, o) in outcomes {
+                match o {
+                    mounts::Outcome::Failed { error, .. } => {
+                        crate::warn!("could not mount {target} ({error}); going on")
+                    }
+                    o => crate::debug!("{target}: {o:?}"),
+                }
+            }
+            for p in mounts::dev_symlinks(sys) {
+                crate::debug!("{p}");
+            }
+            phase.ok();
+        }
+        Err(e) => {
+            drop(phase);
+            let f = Failure::from_error_plain("mounts", &e);
+            return conclude(sys, &cfg, f, 1, started, tee, kernel_to_init);
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let f = Failure::new(
+                "init",
+                Class::Other,
+                format!("starting the async runtime: {e}"),
+            );
+            return conclude(sys, &cfg, f, 1, started, tee, kernel_to_init);
+        }
+    };
+    let mut boot = stages::NodeBoot::new(sys, exec, &cfg, started, kernel_to_init, tee);
+    let ended = runtime.block_on(pipeline::run_stages(
+        &mut boot,
+        pipeline::STAGES,
+        sys,
+        &cfg,
+        &Schedule::default(),
+        started,
+    ));
+    let tee = boot.take_tee();
+    match ended {
+        Ended::Completed => {
+            // Only handoff=none gets here: exec and switch-root do not return when they work.
+            print_timeline("completed", started, kernel_to_init);
+            crate::info!("kubejoin.handoff=none: the node's files are installed; nothing more to start, idling");
+            if let Some(t) = tee {
+                t.finish(sys);
+            }
+            Next::Idle
+        }
+        Ended::Failed {
+            failure,
+            action,
+            attempt,
+        } => {
+            report_failure(sys, &cfg, &failure, &action, attempt, started);
+            print_timeline("failed", started, kernel_to_init);
+            if let Some(t) = tee {
+                t.finish(sys);
+            }
+            Next::Act(action)
+        }
+    }
+}
+
+impl Failure {
+    /// For errors outside the crate's classified ones (a mount failure): class `other`.
+    fn from_error_plain(stage: &'static str, e: &(dyn std::error::Error + 'static)) -> Self {
+        let message = crate::error::Report(e, None).to_string();
+        Failure {
+            stage,
+            class: Class::Other,
+            message,
+            hint: None,
+        }
+    }
+}
+
+/// A failure before the stages: decide, report, print the timeline.
+fn conclude(
+    sys: &dyn InitSys,
+    cfg: &InitConfig,
+    f: Failure,
+    attempt: u32,
+    started: Instant,
+    tee: Option<console::Tee>,
+    kernel_to_init: Option<Duration>,
+) -> Next {
+    // These failures (no /proc, no runtime) cannot heal by retrying in this boot.
+    let action = match cfg.on_failure {
+        OnFailure::Retry if sys.is_pid1() => Action::Reboot {
+            after: Schedule::default().before_reboot,
+        },
+        _ => policy::decide(
+            cfg.on_failure,
+            f.class,
+            attempt,
+            started.elapsed(),
+            cfg.timeout,
+            &Schedule::default(),
+            sys.is_pid1(),
+        ),
+    };
+    report_failure(sys, cfg, &f, &action, attempt, started);
+    print_timeline("failed", started, kernel_to_init);
+    if let Some(t) = tee {
+        t.finish(sys);
+    }
+    Next::Act(action)
+}
+
+/// The reason block on the console, and `result.json`.
+pub fn report_failure(
+    sys: &dyn InitSys,
+    cfg: &InitConfig,
+    f: &Failure,
+    action: &Action,
+    attempt: u32,
+    started: Instant,
+) {
+    for line in policy::reason_block(f, cfg.on_failure, action, attempt, started.elapsed()) {
+        eprintln!("kubejoin: error: {line}");
+    }
+    let json = policy::failure_json(f, cfg.on_failure, action, attempt, started.elapsed());
+    let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
+    bytes.push(b'\n');
+    if let Err(e) = sys.write_file(Path::new(RESULT_PATH), &bytes) {
+        eprintln!("kubejoin: warning: could not write {RESULT_PATH}: {e}");
+    }
+}
+
+/// The timeline as one JSON object.
+pub fn timeline_json(
+    outcome: &str,
+    init_to_end: Duration,
+    kernel_to_init: Option<Duration>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "outcome": outcome,
+        "kernel_to_init_ms": kernel_to_init.map(|d| d.as_millis() as u64),
+        "init_to_end_ms": init_to_end.as_millis() as u64,
+        "phases": crate::log::timeline(),
+    })
+}
+
+/// Prints `kubejoin: timeline {…}` on one line.
+pub fn print_timeline(outcome: &str, started: Instant, kernel_to_init: Option<Duration>) {
+    let json = timeline_json(outcome, started.elapsed(), kernel_to_init);
+    eprintln!("kubejoin: timeline {json}");
+}
+
+/// Carries out a final action. Returns only when it could not.
+fn act(sys: &dyn InitSys, exec: &dyn Sys, action: Action) {
+    match action {
+        Action::RetryIn(_) => {}
+        Action::Exit(code) => std::process::exit(i32::from(code)),
+        Action::Reboot { after } => {
+            if !after.is_zero() {
+                std::thread::sleep(after);
+            }
+            sys.sync();
+            let e = sys.power(PowerAction::Reboot);
+            eprintln!("kubejoin: error: reboot failed: {e}; idling");
+        }
+        Action::Poweroff => power_off(sys),
+        Action::Shell => {
+            if sys.exists(Path::new(SHELL)) {
+                eprintln!(
+                    "kubejoin: info: starting {SHELL} on the console (the join failed; see above)"
+                );
+                let argv = [OsString::from("sh")];
+                let env = [
+                    (
+                        OsString::from("PATH"),
+                        OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"),
+                    ),
+                    (OsString::from("HOME"), OsString::from("/")),
+                    (OsString::from("TERM"), OsString::from("linux")),
+                ];
+                let e = exec.execve(Path::new(SHELL), &argv, &env);
+                eprintln!("kubejoin: error: could not start {SHELL}: {e}; powering off");
+            } else {
+                eprintln!("kubejoin: error: kubejoin.on-failure=shell, but this image has no {SHELL}; powering off");
+            }
+            power_off(sys);
+        }
+    }
+}
+
+fn power_off(sys: &dyn InitSys) {
+    sys.sync();
+    let e = sys.power(PowerAction::PowerOff);
+    eprintln!("kubejoin: error: power-off failed: {e}; idling");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::init::{InitCall, RecordingInitSys};
+    use crate::sys::{Call, RecordingSys};
+
+    #[test]
+    fn uptime_parses_proc_uptime() {
+        assert_eq!(uptime("3.91 1.20\n"), Some(Duration::from_millis(3910)));
+        assert_eq!(uptime(""), None);
+        assert_eq!(uptime("x y"), None);
+    }
+
+    #[test]
+    fn reboot_and_poweroff_sync_first() {
+        let sys = RecordingInitSys::new();
+        let exec = RecordingSys::new("n");
+        act(
+            &sys,
+            &exec,
+            Action::Reboot {
+                after: Duration::ZERO,
+            },
+        );
+        act(&sys, &exec, Action::Poweroff);
+        assert_eq!(
+            sys.calls(),
+            vec![
+                InitCall::Sync,
+                InitCall::Power(PowerAction::Reboot),
+                InitCall::Sync,
+                InitCall::Power(PowerAction::PowerOff)
+            ]
+        );
+    }
+
+    #[test]
+    fn shell_execs_sh_or_powers_off_without_one() {
+        let sys = RecordingInitSys::new().with_path("/bin/sh");
+        let exec = RecordingSys::new("n");
+        act(&sys, &exec, Action::Shell);
+        assert!(
+            matches!(&exec.calls()[0], Call::Execve { path, .. } if path == Path::new("/bin/sh"))
+        );
+        // The fake's exec "fails", so the policy falls through to a power-off.
+        assert_eq!(
+            sys.calls().last(),
+            Some(&InitCall::Power(PowerAction::PowerOff))
+        );
+
+        let sys = RecordingInitSys::new();
+        let exec = RecordingSys::new("n");
+        act(&sys, &exec, Action::Shell);
+        assert!(exec.calls().is_empty());
+        assert_eq!(
+            sys.calls(),
+            vec![InitCall::Sync, InitCall::Power(PowerAction::PowerOff)]
+        );
+    }
+
+    #[test]
+    fn a_failure_leaves_result_json() {
+        let sys = RecordingInitSys::new();
+        let cfg = InitConfig::from_cmdline("kubejoin.on-failure=poweroff");
+        let f = Failure::new("discovery", Class::Trust, "pin mismatch");
+        report_failure(&sys, &cfg, &f, &Action::Poweroff, 1, Instant::now());
+        let json: serde_json::Value =
+            serde_json::from_slice(&sys.written(RESULT_PATH).unwrap()).unwrap();
+        assert_eq!(json["outcome"], "failed");
+        assert_eq!(json["stage"], "discovery");
+        assert_eq!(json["policy"], "poweroff");
+        assert_eq!(json["error"], "error: pin mismatch");
+    }
+
+    #[test]
+    fn the_timeline_is_one_json_line() {
+        let p = crate::log::phase("unit-test-phase");
+        p.ok();
+        let j = timeline_json(
+            "failed",
+            Duration::from_millis(1234),
+            Some(Duration::from_millis(3900)),
+        );
+        let line = j.to_string();
+        assert!(!line.contains('\n'));
+        assert_eq!(j["init_to_end_ms"], 1234);
+        assert_eq!(j["kernel_to_init_ms"], 3900);
+        assert!(j["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phase"] == "unit-test-phase"));
+    }
+}

@@ -23,8 +23,9 @@ pub struct Mount {
     pub required: bool,
 }
 
-const NOSUID_NODEV_NOEXEC: MountFlags =
-    MountFlags::NOSUID.union(MountFlags::NODEV).union(MountFlags::NOEXEC);
+const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags::NOSUID
+    .union(MountFlags::NODEV)
+    .union(MountFlags::NOEXEC);
 
 /// The API filesystems PID 1 mounts, in order.
 pub const EARLY_MOUNTS: &[Mount] = &[
@@ -114,7 +115,10 @@ pub enum Outcome {
     /// `EBUSY`: something (the kernel's own devtmpfs automount, an earlier run) mounted it
     /// already; that is as good as mounting it.
     AlreadyMounted,
-    Failed { required: bool, error: String },
+    Failed {
+        required: bool,
+        error: String,
+    },
 }
 
 /// A required early mount failed.
@@ -129,10 +133,20 @@ pub struct MountError {
 
 /// Mounts every row of `table` in order; stops at the first required row that fails.
 /// Returns each row's outcome (for the log).
-pub fn mount_all(sys: &dyn InitSys, table: &[Mount]) -> Result<Vec<(&'static str, Outcome)>, MountError> {
+pub fn mount_all(
+    sys: &dyn InitSys,
+    table: &[Mount],
+) -> Result<Vec<(&'static str, Outcome)>, MountError> {
     let mut out = Vec::new();
     for m in table {
         let target = Path::new(m.target);
+        // Mounted already (`kubejoin init` on a booted system, or the kernel's devtmpfs
+        // automount): mounting again would stack a second filesystem over the first.
+        let parent = target.parent().unwrap_or(Path::new("/"));
+        if sys.exists(target) && !sys.same_fs(target, parent).unwrap_or(true) {
+            out.push((m.target, Outcome::AlreadyMounted));
+            continue;
+        }
         let result = sys
             .mkdir_all(target, m.mode)
             .and_then(|()| sys.mount(m.source, target, m.fstype, m.flags, m.data));
@@ -140,9 +154,16 @@ pub fn mount_all(sys: &dyn InitSys, table: &[Mount]) -> Result<Vec<(&'static str
             Ok(()) => Outcome::Mounted,
             Err(e) if e.kind() == io::ErrorKind::ResourceBusy => Outcome::AlreadyMounted,
             Err(e) if m.required => {
-                return Err(MountError { target: m.target, fstype: m.fstype, source: e });
+                return Err(MountError {
+                    target: m.target,
+                    fstype: m.fstype,
+                    source: e,
+                });
             }
-            Err(e) => Outcome::Failed { required: false, error: e.to_string() },
+            Err(e) => Outcome::Failed {
+                required: false,
+                error: e.to_string(),
+            },
         };
         out.push((m.target, outcome));
     }
@@ -181,7 +202,11 @@ mod tests {
                 );
             }
         }
-        let required: Vec<_> = EARLY_MOUNTS.iter().filter(|m| m.required).map(|m| m.target).collect();
+        let required: Vec<_> = EARLY_MOUNTS
+            .iter()
+            .filter(|m| m.required)
+            .map(|m| m.target)
+            .collect();
         assert_eq!(required, ["/proc", "/sys", "/dev", "/run"]);
     }
 
@@ -194,7 +219,12 @@ mod tests {
             .calls()
             .into_iter()
             .filter_map(|c| match c {
-                InitCall::Mount { source, target, fstype, .. } => Some((source, target, fstype)),
+                InitCall::Mount {
+                    source,
+                    target,
+                    fstype,
+                    ..
+                } => Some((source, target, fstype)),
                 _ => None,
             })
             .collect();
@@ -211,7 +241,13 @@ mod tests {
                 expect("cgroup2", "/sys/fs/cgroup", "cgroup2"),
             ]
         );
-        assert_eq!(fake.calls()[0], InitCall::MkdirAll { path: "/proc".into(), mode: 0o555 });
+        assert_eq!(
+            fake.calls()[0],
+            InitCall::MkdirAll {
+                path: "/proc".into(),
+                mode: 0o555
+            }
+        );
         assert!(fake.calls().contains(&InitCall::Mount {
             source: "proc".into(),
             target: "/proc".into(),
@@ -225,13 +261,25 @@ mod tests {
 
     #[test]
     fn busy_is_fine_optional_warns_required_stops() {
-        assert_eq!(io::Error::from_raw_os_error(nix::libc::EBUSY).kind(), io::ErrorKind::ResourceBusy);
+        assert_eq!(
+            io::Error::from_raw_os_error(nix::libc::EBUSY).kind(),
+            io::ErrorKind::ResourceBusy
+        );
         let fake = RecordingInitSys::new()
             .fail_at("/dev/pts", io::ErrorKind::PermissionDenied)
             .fail_at("/dev", io::ErrorKind::ResourceBusy);
         let out = mount_all(&fake, EARLY_MOUNTS).unwrap();
         assert_eq!(out[2], ("/dev", Outcome::AlreadyMounted));
-        assert!(matches!(&out[3], ("/dev/pts", Outcome::Failed { required: false, .. })));
+        assert!(matches!(
+            &out[3],
+            (
+                "/dev/pts",
+                Outcome::Failed {
+                    required: false,
+                    ..
+                }
+            )
+        ));
         assert_eq!(out.len(), EARLY_MOUNTS.len());
 
         let fake = RecordingInitSys::new().fail_at("/sys", io::ErrorKind::PermissionDenied);
@@ -239,7 +287,25 @@ mod tests {
         assert_eq!(e.target, "/sys");
         assert_eq!(e.to_string(), "mounting sysfs on /sys");
         // Nothing after the failed required row was attempted.
-        assert!(!fake.calls().iter().any(|c| matches!(c, InitCall::Mount { fstype, .. } if fstype == "devtmpfs")));
+        assert!(!fake
+            .calls()
+            .iter()
+            .any(|c| matches!(c, InitCall::Mount { fstype, .. } if fstype == "devtmpfs")));
+    }
+
+    #[test]
+    fn mounted_targets_are_left_alone() {
+        let fake = RecordingInitSys::new()
+            .with_mount("/proc")
+            .with_mount("/sys");
+        let out = mount_all(&fake, EARLY_MOUNTS).unwrap();
+        assert_eq!(out[0], ("/proc", Outcome::AlreadyMounted));
+        assert_eq!(out[1], ("/sys", Outcome::AlreadyMounted));
+        assert_eq!(out[2], ("/dev", Outcome::Mounted));
+        assert!(!fake
+            .calls()
+            .iter()
+            .any(|c| matches!(c, InitCall::Mount { fstype, .. } if fstype == "proc")));
     }
 
     #[test]
@@ -254,6 +320,13 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(links, vec![PathBuf::from("/dev/stdin"), "/dev/stdout".into(), "/dev/stderr".into()]);
+        assert_eq!(
+            links,
+            vec![
+                PathBuf::from("/dev/stdin"),
+                "/dev/stdout".into(),
+                "/dev/stderr".into()
+            ]
+        );
     }
 }

@@ -13,7 +13,15 @@ use crate::sys::init::InitSys;
 use std::time::{Duration, Instant};
 
 /// The stages of a join from the initramfs, in order.
-pub const STAGES: &[&str] = &["host-prep", "network", "sources", "discovery", "bootstrap", "install", "handoff"];
+pub const STAGES: &[&str] = &[
+    "host-prep",
+    "sysroot",
+    "network",
+    "sources",
+    "discovery",
+    "join",
+    "handoff",
+];
 
 /// How a stage ended well.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +43,11 @@ pub enum Ended {
     /// Every stage ran and the last one returned (a handoff that execs never returns).
     Completed,
     /// A stage failed for good; `action` is what the policy says to do now.
-    Failed { failure: Failure, action: Action, attempt: u32 },
+    Failed {
+        failure: Failure,
+        action: Action,
+        attempt: u32,
+    },
 }
 
 /// Runs `stages` on `boot` until they are done or one fails for good.
@@ -81,11 +93,23 @@ pub async fn run_stages<B: Boot>(
             }
             Err(failure) => {
                 drop(phase);
-                let action =
-                    decide(cfg.on_failure, failure.class, attempt, started.elapsed(), cfg.timeout, schedule, sys.is_pid1());
+                let action = decide(
+                    cfg.on_failure,
+                    failure.class,
+                    attempt,
+                    started.elapsed(),
+                    cfg.timeout,
+                    schedule,
+                    sys.is_pid1(),
+                );
                 match action {
                     Action::RetryIn(pause) => {
-                        let first = failure.message.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                        let first = failure
+                            .message
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .trim_start_matches("error: ");
                         crate::warn!(
                             "[{name}] attempt {attempt} failed: {first}; retrying in {} (until kubejoin.timeout={})",
                             log::fmt_ms(pause),
@@ -97,7 +121,13 @@ pub async fn run_stages<B: Boot>(
                         sleep_reaping(sys, pause).await;
                         attempt += 1;
                     }
-                    action => return Ended::Failed { failure, action, attempt },
+                    action => {
+                        return Ended::Failed {
+                            failure,
+                            action,
+                            attempt,
+                        }
+                    }
                 }
             }
         }
@@ -163,23 +193,48 @@ mod tests {
     };
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn runs_every_stage_in_order() {
-        let mut b = Scripted { fail: HashMap::new(), ran: vec![], slow: None };
+        let mut b = Scripted {
+            fail: HashMap::new(),
+            ran: vec![],
+            slow: None,
+        };
         let sys = RecordingInitSys::new();
-        let end = rt().block_on(run_stages(&mut b, STAGES, &sys, &cfg(OnFailure::Retry, 60_000), &FAST, Instant::now()));
+        let end = rt().block_on(run_stages(
+            &mut b,
+            STAGES,
+            &sys,
+            &cfg(OnFailure::Retry, 60_000),
+            &FAST,
+            Instant::now(),
+        ));
         assert_eq!(end, Ended::Completed);
         assert_eq!(b.ran, STAGES);
     }
 
     #[test]
     fn retries_the_failed_stage_only() {
-        let mut b = Scripted { fail: HashMap::from([("discovery", (3, Class::Timeout))]), ran: vec![], slow: None };
+        let mut b = Scripted {
+            fail: HashMap::from([("discovery", (3, Class::Timeout))]),
+            ran: vec![],
+            slow: None,
+        };
         let sys = RecordingInitSys::new();
-        let end = rt().block_on(run_stages(&mut b, STAGES, &sys, &cfg(OnFailure::Retry, 60_000), &FAST, Instant::now()));
+        let end = rt().block_on(run_stages(
+            &mut b,
+            STAGES,
+            &sys,
+            &cfg(OnFailure::Retry, 60_000),
+            &FAST,
+            Instant::now(),
+        ));
         assert_eq!(end, Ended::Completed);
         assert_eq!(b.ran.iter().filter(|s| **s == "discovery").count(), 4);
         assert_eq!(b.ran.iter().filter(|s| **s == "network").count(), 1);
@@ -187,42 +242,139 @@ mod tests {
 
     #[test]
     fn a_trust_failure_is_not_retried() {
-        let mut b = Scripted { fail: HashMap::from([("discovery", (1, Class::Trust))]), ran: vec![], slow: None };
+        let mut b = Scripted {
+            fail: HashMap::from([("discovery", (1, Class::Trust))]),
+            ran: vec![],
+            slow: None,
+        };
         let sys = RecordingInitSys::new();
-        let end = rt().block_on(run_stages(&mut b, STAGES, &sys, &cfg(OnFailure::Retry, 60_000), &FAST, Instant::now()));
-        let Ended::Failed { failure, action, attempt } = end else { panic!("{end:?}") };
-        assert_eq!((failure.stage, failure.class, attempt), ("discovery", Class::Trust, 1));
-        assert_eq!(action, Action::Reboot { after: FAST.before_reboot });
-        assert!(!b.ran.contains(&"bootstrap"));
+        let end = rt().block_on(run_stages(
+            &mut b,
+            STAGES,
+            &sys,
+            &cfg(OnFailure::Retry, 60_000),
+            &FAST,
+            Instant::now(),
+        ));
+        let Ended::Failed {
+            failure,
+            action,
+            attempt,
+        } = end
+        else {
+            panic!("{end:?}")
+        };
+        assert_eq!(
+            (failure.stage, failure.class, attempt),
+            ("discovery", Class::Trust, 1)
+        );
+        assert_eq!(
+            action,
+            Action::Reboot {
+                after: FAST.before_reboot
+            }
+        );
+        assert!(!b.ran.contains(&"join"));
     }
 
     #[test]
     fn poweroff_policy_acts_on_the_first_failure() {
-        let mut b = Scripted { fail: HashMap::from([("network", (5, Class::Timeout))]), ran: vec![], slow: None };
+        let mut b = Scripted {
+            fail: HashMap::from([("network", (5, Class::Timeout))]),
+            ran: vec![],
+            slow: None,
+        };
         let sys = RecordingInitSys::new();
-        let end =
-            rt().block_on(run_stages(&mut b, STAGES, &sys, &cfg(OnFailure::Poweroff, 60_000), &FAST, Instant::now()));
-        assert!(matches!(end, Ended::Failed { action: Action::Poweroff, attempt: 1, .. }), "{end:?}");
+        let end = rt().block_on(run_stages(
+            &mut b,
+            STAGES,
+            &sys,
+            &cfg(OnFailure::Poweroff, 60_000),
+            &FAST,
+            Instant::now(),
+        ));
+        assert!(
+            matches!(
+                end,
+                Ended::Failed {
+                    action: Action::Poweroff,
+                    attempt: 1,
+                    ..
+                }
+            ),
+            "{end:?}"
+        );
     }
 
     #[test]
     fn the_deadline_bounds_a_hanging_stage_and_the_retries() {
-        let mut b = Scripted { fail: HashMap::new(), ran: vec![], slow: Some("bootstrap") };
+        let mut b = Scripted {
+            fail: HashMap::new(),
+            ran: vec![],
+            slow: Some("join"),
+        };
         let sys = RecordingInitSys::new();
-        let end = rt().block_on(run_stages(&mut b, STAGES, &sys, &cfg(OnFailure::Retry, 200), &FAST, Instant::now()));
-        let Ended::Failed { failure, action, .. } = end else { panic!("{end:?}") };
-        assert_eq!((failure.stage, failure.class), ("bootstrap", Class::Timeout));
-        assert!(failure.message.contains("kubejoin.timeout (200ms)"), "{}", failure.message);
-        assert_eq!(action, Action::Reboot { after: Duration::ZERO });
+        let end = rt().block_on(run_stages(
+            &mut b,
+            STAGES,
+            &sys,
+            &cfg(OnFailure::Retry, 200),
+            &FAST,
+            Instant::now(),
+        ));
+        let Ended::Failed {
+            failure, action, ..
+        } = end
+        else {
+            panic!("{end:?}")
+        };
+        assert_eq!((failure.stage, failure.class), ("join", Class::Timeout));
+        assert!(
+            failure.message.contains("kubejoin.timeout (200ms)"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(
+            action,
+            Action::Reboot {
+                after: Duration::ZERO
+            }
+        );
 
         // A stage that keeps failing: retried until the deadline, then the reboot.
-        let mut b = Scripted { fail: HashMap::from([("network", (u32::MAX, Class::Other))]), ran: vec![], slow: None };
+        let mut b = Scripted {
+            fail: HashMap::from([("network", (u32::MAX, Class::Other))]),
+            ran: vec![],
+            slow: None,
+        };
         let t = Instant::now();
-        let end = rt().block_on(run_stages(&mut b, STAGES, &sys, &cfg(OnFailure::Retry, 150), &FAST, t));
-        assert!(matches!(end, Ended::Failed { action: Action::Reboot { .. }, .. }), "{end:?}");
+        let end = rt().block_on(run_stages(
+            &mut b,
+            STAGES,
+            &sys,
+            &cfg(OnFailure::Retry, 150),
+            &FAST,
+            t,
+        ));
+        assert!(
+            matches!(
+                end,
+                Ended::Failed {
+                    action: Action::Reboot { .. },
+                    ..
+                }
+            ),
+            "{end:?}"
+        );
         assert!(t.elapsed() < Duration::from_secs(2));
         assert!(b.ran.len() > 5);
         // Orphans were reaped between attempts.
-        assert!(sys.calls().iter().filter(|c| **c == crate::sys::init::InitCall::Reap).count() > 5);
+        assert!(
+            sys.calls()
+                .iter()
+                .filter(|c| **c == crate::sys::init::InitCall::Reap)
+                .count()
+                > 5
+        );
     }
 }

@@ -36,12 +36,22 @@ impl Failure {
     pub fn from_error<E: Classify + 'static>(stage: &'static str, e: &E) -> Self {
         let hint = e.hint();
         let message = Report(e, None).to_string();
-        Failure { stage, class: e.class(), message, hint }
+        Failure {
+            stage,
+            class: e.class(),
+            message,
+            hint,
+        }
     }
 
     /// A failure without an error value (a missing piece, a deadline).
     pub fn new(stage: &'static str, class: Class, message: impl Into<String>) -> Self {
-        Failure { stage, class, message: format!("error: {}", message.into()), hint: None }
+        Failure {
+            stage,
+            class,
+            message: format!("error: {}", message.into()),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -77,14 +87,20 @@ pub struct Schedule {
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule { first: Duration::from_secs(2), max: Duration::from_secs(30), before_reboot: Duration::from_secs(15) }
+        Schedule {
+            first: Duration::from_secs(2),
+            max: Duration::from_secs(30),
+            before_reboot: Duration::from_secs(15),
+        }
     }
 }
 
 impl Schedule {
     /// The pause after failed attempt `attempt` (1-based): first, 2×first, 4×first, … ≤ max.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(16))
+            .unwrap_or(u32::MAX);
         self.first.saturating_mul(factor).min(self.max)
     }
 }
@@ -94,7 +110,9 @@ impl Schedule {
 pub enum Action {
     /// Run the failed stage again after this pause.
     RetryIn(Duration),
-    Reboot { after: Duration },
+    Reboot {
+        after: Duration,
+    },
     Poweroff,
     Shell,
     /// Not PID 1: exit with this code.
@@ -130,18 +148,33 @@ pub fn decide(
     match (policy, pid1) {
         (OnFailure::Retry, _) if may_retry => Action::RetryIn(pause),
         (_, false) => Action::Exit(class.exit_code()),
-        (OnFailure::Retry, true) => {
-            Action::Reboot { after: if retryable(class) { Duration::ZERO } else { schedule.before_reboot } }
-        }
-        (OnFailure::Reboot, true) => Action::Reboot { after: Duration::ZERO },
+        (OnFailure::Retry, true) => Action::Reboot {
+            after: if retryable(class) {
+                Duration::ZERO
+            } else {
+                schedule.before_reboot
+            },
+        },
+        (OnFailure::Reboot, true) => Action::Reboot {
+            after: Duration::ZERO,
+        },
         (OnFailure::Poweroff, true) => Action::Poweroff,
         (OnFailure::Shell, true) => Action::Shell,
     }
 }
 
 /// The console reason block: what failed, why, what to do, and what happens next.
-pub fn reason_block(f: &Failure, policy: OnFailure, action: &Action, attempt: u32, elapsed: Duration) -> Vec<String> {
-    let mut lines = vec![format!("======== join failed in stage {} ========", f.stage)];
+pub fn reason_block(
+    f: &Failure,
+    policy: OnFailure,
+    action: &Action,
+    attempt: u32,
+    elapsed: Duration,
+) -> Vec<String> {
+    let mut lines = vec![format!(
+        "======== join failed in stage {} ========",
+        f.stage
+    )];
     lines.extend(f.message.lines().map(str::to_string));
     if let Some(h) = &f.hint {
         lines.push(format!("  hint: {h}"));
@@ -158,9 +191,14 @@ pub fn reason_block(f: &Failure, policy: OnFailure, action: &Action, attempt: u3
         Action::Reboot { after } => format!("rebooting in {}", crate::log::fmt_ms(*after)),
         Action::Poweroff => "powering off now".to_string(),
         Action::Shell => "starting a shell on the console".to_string(),
-        Action::Exit(code) => format!("not PID 1: exiting with code {code} instead of acting on the machine"),
+        Action::Exit(code) => {
+            format!("not PID 1: exiting with code {code} instead of acting on the machine")
+        }
     };
-    lines.push(format!("policy: kubejoin.on-failure={} -> {next}", policy.name()));
+    lines.push(format!(
+        "policy: kubejoin.on-failure={} -> {next}",
+        policy.name()
+    ));
     lines.push(format!("details: {}", super::RESULT_PATH));
     lines.push("=".repeat(lines[0].chars().count()));
     lines
@@ -193,8 +231,11 @@ pub fn failure_json(
 mod tests {
     use super::*;
 
-    const S: Schedule =
-        Schedule { first: Duration::from_secs(2), max: Duration::from_secs(30), before_reboot: Duration::from_secs(15) };
+    const S: Schedule = Schedule {
+        first: Duration::from_secs(2),
+        max: Duration::from_secs(30),
+        before_reboot: Duration::from_secs(15),
+    };
     const T: Duration = Duration::from_secs(600);
 
     #[test]
@@ -207,21 +248,44 @@ mod tests {
 
     #[test]
     fn retry_policy_retries_what_can_heal_until_the_deadline() {
-        let d = |class, attempt, elapsed| decide(OnFailure::Retry, class, attempt, elapsed, T, &S, true);
-        assert_eq!(d(Class::Timeout, 1, Duration::ZERO), Action::RetryIn(Duration::from_secs(2)));
-        assert_eq!(d(Class::Other, 3, Duration::from_secs(60)), Action::RetryIn(Duration::from_secs(8)));
+        let d = |class, attempt, elapsed| {
+            decide(OnFailure::Retry, class, attempt, elapsed, T, &S, true)
+        };
+        assert_eq!(
+            d(Class::Timeout, 1, Duration::ZERO),
+            Action::RetryIn(Duration::from_secs(2))
+        );
+        assert_eq!(
+            d(Class::Other, 3, Duration::from_secs(60)),
+            Action::RetryIn(Duration::from_secs(8))
+        );
         // The next attempt would start after the deadline: reboot now.
-        assert_eq!(d(Class::Other, 9, Duration::from_secs(590)), Action::Reboot { after: Duration::ZERO });
+        assert_eq!(
+            d(Class::Other, 9, Duration::from_secs(590)),
+            Action::Reboot {
+                after: Duration::ZERO
+            }
+        );
         // Bad data, a wrong pin, a refusal: retrying cannot help; reboot after a readable pause.
         for c in [Class::Usage, Class::Trust, Class::Rejected] {
-            assert_eq!(d(c, 1, Duration::ZERO), Action::Reboot { after: S.before_reboot });
+            assert_eq!(
+                d(c, 1, Duration::ZERO),
+                Action::Reboot {
+                    after: S.before_reboot
+                }
+            );
         }
     }
 
     #[test]
     fn explicit_policies_act_at_once() {
         for (p, a) in [
-            (OnFailure::Reboot, Action::Reboot { after: Duration::ZERO }),
+            (
+                OnFailure::Reboot,
+                Action::Reboot {
+                    after: Duration::ZERO,
+                },
+            ),
             (OnFailure::Poweroff, Action::Poweroff),
             (OnFailure::Shell, Action::Shell),
         ] {
@@ -232,28 +296,86 @@ mod tests {
 
     #[test]
     fn outside_pid1_nothing_is_rebooted() {
-        assert_eq!(decide(OnFailure::Poweroff, Class::Trust, 1, Duration::ZERO, T, &S, false), Action::Exit(3));
-        assert_eq!(decide(OnFailure::Retry, Class::Usage, 1, Duration::ZERO, T, &S, false), Action::Exit(2));
         assert_eq!(
-            decide(OnFailure::Retry, Class::Other, 1, Duration::ZERO, T, &S, false),
+            decide(
+                OnFailure::Poweroff,
+                Class::Trust,
+                1,
+                Duration::ZERO,
+                T,
+                &S,
+                false
+            ),
+            Action::Exit(3)
+        );
+        assert_eq!(
+            decide(
+                OnFailure::Retry,
+                Class::Usage,
+                1,
+                Duration::ZERO,
+                T,
+                &S,
+                false
+            ),
+            Action::Exit(2)
+        );
+        assert_eq!(
+            decide(
+                OnFailure::Retry,
+                Class::Other,
+                1,
+                Duration::ZERO,
+                T,
+                &S,
+                false
+            ),
             Action::RetryIn(Duration::from_secs(2))
         );
-        assert_eq!(decide(OnFailure::Retry, Class::Other, 1, T, T, &S, false), Action::Exit(1));
+        assert_eq!(
+            decide(OnFailure::Retry, Class::Other, 1, T, T, &S, false),
+            Action::Exit(1)
+        );
     }
 
     #[test]
     fn the_reason_block_says_what_why_and_next() {
-        let f = Failure::new("discovery", Class::Trust, "cluster CA found in cluster-info ConfigMap is invalid")
-            .with_hint("check the pin");
-        let b = reason_block(&f, OnFailure::Poweroff, &Action::Poweroff, 1, Duration::from_millis(5300));
+        let f = Failure::new(
+            "discovery",
+            Class::Trust,
+            "cluster CA found in cluster-info ConfigMap is invalid",
+        )
+        .with_hint("check the pin");
+        let b = reason_block(
+            &f,
+            OnFailure::Poweroff,
+            &Action::Poweroff,
+            1,
+            Duration::from_millis(5300),
+        );
         assert_eq!(b[0], "======== join failed in stage discovery ========");
-        assert_eq!(b[1], "error: cluster CA found in cluster-info ConfigMap is invalid");
+        assert_eq!(
+            b[1],
+            "error: cluster CA found in cluster-info ConfigMap is invalid"
+        );
         assert_eq!(b[2], "  hint: check the pin");
-        assert_eq!(b[3], "attempt 1, 5.300s after /init started; class trust (exit code 3)");
-        assert_eq!(b[4], "policy: kubejoin.on-failure=poweroff -> powering off now");
+        assert_eq!(
+            b[3],
+            "attempt 1, 5.300s after /init started; class trust (exit code 3)"
+        );
+        assert_eq!(
+            b[4],
+            "policy: kubejoin.on-failure=poweroff -> powering off now"
+        );
         assert_eq!(b[5], "details: /run/kubejoin/result.json");
         assert_eq!(b[6].len(), b[0].len());
-        let j = failure_json(&f, OnFailure::Poweroff, &Action::Poweroff, 1, Duration::from_millis(5300));
+        let j = failure_json(
+            &f,
+            OnFailure::Poweroff,
+            &Action::Poweroff,
+            1,
+            Duration::from_millis(5300),
+        );
         assert_eq!(j["stage"], "discovery");
         assert_eq!(j["class"], "trust");
         assert_eq!(j["exit_code"], 3);

@@ -50,7 +50,9 @@ pub enum SwitchError {
 impl Classify for SwitchError {
     fn class(&self) -> Class {
         match self {
-            SwitchError::NotPid1 | SwitchError::NotInitramfs(_) | SwitchError::NoInit(_) => Class::Usage,
+            SwitchError::NotPid1 | SwitchError::NotInitramfs(_) | SwitchError::NoInit(_) => {
+                Class::Usage
+            }
             SwitchError::NoDevice { .. } => Class::Timeout,
             SwitchError::NotMounted(_) | SwitchError::Io { .. } => Class::Other,
         }
@@ -77,7 +79,11 @@ fn io_err(action: impl Into<String>) -> impl FnOnce(io::Error) -> SwitchError {
 /// `node_path` (absolute, as the new root sees it) below `root`.
 fn under(root: &Path, node_path: &Path) -> PathBuf {
     let mut out = root.to_path_buf();
-    out.extend(node_path.components().filter(|c| matches!(c, Component::Normal(_))));
+    out.extend(
+        node_path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_))),
+    );
     out
 }
 
@@ -92,17 +98,28 @@ pub async fn mount_sysroot(
     let start = Instant::now();
     while !sys.exists(&spec.device) {
         if start.elapsed() >= wait {
-            return Err(SwitchError::NoDevice { device: spec.device.clone(), waited: wait });
+            return Err(SwitchError::NoDevice {
+                device: spec.device.clone(),
+                waited: wait,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if spec.read_only {
-        crate::info!("mounting {} read-write to install the node's files (ro is left to the real init)", spec.device.display());
+        crate::info!(
+            "mounting {} read-write to install the node's files (ro is left to the real init)",
+            spec.device.display()
+        );
     }
-    sys.mkdir_all(at, 0o755).map_err(io_err(format!("creating {}", at.display())))?;
+    sys.mkdir_all(at, 0o755)
+        .map_err(io_err(format!("creating {}", at.display())))?;
     let device = spec.device.to_string_lossy();
     sys.mount(&device, at, &spec.fstype, MountFlags::NONE, &spec.options)
-        .map_err(io_err(format!("mounting {device} ({}) on {}", spec.fstype, at.display())))
+        .map_err(io_err(format!(
+            "mounting {device} ({}) on {}",
+            spec.fstype,
+            at.display()
+        )))
 }
 
 /// Everything `switch_root` checks before acting.
@@ -114,7 +131,10 @@ pub fn validate(sys: &dyn InitSys, sysroot: &Path, init: &Path) -> Result<(), Sw
     if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
         return Err(SwitchError::NotInitramfs(magic));
     }
-    if sys.same_fs(Path::new("/"), sysroot).map_err(io_err(format!("stat {}", sysroot.display())))? {
+    if sys
+        .same_fs(Path::new("/"), sysroot)
+        .map_err(io_err(format!("stat {}", sysroot.display())))?
+    {
         return Err(SwitchError::NotMounted(sysroot.to_path_buf()));
     }
     if !sys.exists(&under(sysroot, init)) {
@@ -137,25 +157,38 @@ pub fn switch_root(sys: &dyn InitSys, exec: &dyn Sys, sysroot: &Path, init: &Pat
         Err(e) => return e,
     }
     let argv = [OsString::from(init.as_os_str())];
-    let env = [(OsString::from("PATH"), OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"))];
+    let env = [(
+        OsString::from("PATH"),
+        OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"),
+    )];
     io_err(format!("exec {} in the new root", init.display()))(exec.execve(init, &argv, &env))
 }
 
 fn steps(sys: &dyn InitSys, sysroot: &Path) -> Result<(), SwitchError> {
     for m in MOVED_MOUNTS {
         let to = under(sysroot, Path::new(m));
-        sys.mkdir_all(&to, 0o755).map_err(io_err(format!("creating {}", to.display())))?;
-        sys.move_mount(Path::new(m), &to).map_err(io_err(format!("moving the {m} mount to {}", to.display())))?;
+        sys.mkdir_all(&to, 0o755)
+            .map_err(io_err(format!("creating {}", to.display())))?;
+        sys.move_mount(Path::new(m), &to)
+            .map_err(io_err(format!("moving the {m} mount to {}", to.display())))?;
     }
-    sys.chdir(sysroot).map_err(io_err(format!("chdir {}", sysroot.display())))?;
+    sys.chdir(sysroot)
+        .map_err(io_err(format!("chdir {}", sysroot.display())))?;
     // Gives the initramfs' memory back. Best effort: what stays is only wasted memory.
     match sys.clear_tree(Path::new("/"), &[sysroot.to_path_buf()]) {
-        Ok(c) => crate::debug!("freed the initramfs: {} entries removed, {} kept", c.removed, c.kept),
+        Ok(c) => crate::debug!(
+            "freed the initramfs: {} entries removed, {} kept",
+            c.removed,
+            c.kept
+        ),
         Err(e) => crate::warn!("could not free the initramfs ({e}); going on"),
     }
-    sys.move_mount(sysroot, Path::new("/")).map_err(io_err(format!("moving {} over /", sysroot.display())))?;
-    sys.chroot(Path::new(".")).map_err(io_err("chroot into the new root"))?;
-    sys.chdir(Path::new("/")).map_err(io_err("chdir / in the new root"))?;
+    sys.move_mount(sysroot, Path::new("/"))
+        .map_err(io_err(format!("moving {} over /", sysroot.display())))?;
+    sys.chroot(Path::new("."))
+        .map_err(io_err("chroot into the new root"))?;
+    sys.chdir(Path::new("/"))
+        .map_err(io_err("chdir / in the new root"))?;
     Ok(())
 }
 
@@ -166,17 +199,34 @@ mod tests {
     use crate::sys::{Call, RecordingSys};
 
     fn ready() -> RecordingInitSys {
-        RecordingInitSys::new().with_path("/sysroot/lib/systemd/systemd")
+        RecordingInitSys::new()
+            .with_mount("/sysroot")
+            .with_path("/sysroot/lib/systemd/systemd")
     }
 
     #[test]
     fn switches_in_the_right_order() {
         let sys = ready();
         let exec = RecordingSys::new("n");
-        let e = switch_root(&sys, &exec, Path::new("/sysroot"), Path::new("/lib/systemd/systemd"));
-        assert!(e.to_string().starts_with("exec /lib/systemd/systemd in the new root"), "{e}");
-        let mv = |f: &str, t: &str| InitCall::MoveMount { from: f.into(), to: t.into() };
-        let mk = |p: &str| InitCall::MkdirAll { path: p.into(), mode: 0o755 };
+        let e = switch_root(
+            &sys,
+            &exec,
+            Path::new("/sysroot"),
+            Path::new("/lib/systemd/systemd"),
+        );
+        assert!(
+            e.to_string()
+                .starts_with("exec /lib/systemd/systemd in the new root"),
+            "{e}"
+        );
+        let mv = |f: &str, t: &str| InitCall::MoveMount {
+            from: f.into(),
+            to: t.into(),
+        };
+        let mk = |p: &str| InitCall::MkdirAll {
+            path: p.into(),
+            mode: 0o755,
+        };
         assert_eq!(
             sys.calls(),
             vec![
@@ -189,7 +239,10 @@ mod tests {
                 mk("/sysroot/run"),
                 mv("/run", "/sysroot/run"),
                 InitCall::Chdir("/sysroot".into()),
-                InitCall::ClearTree { dir: "/".into(), keep: vec!["/sysroot".into()] },
+                InitCall::ClearTree {
+                    dir: "/".into(),
+                    keep: vec!["/sysroot".into()]
+                },
                 mv("/sysroot", "/"),
                 InitCall::Chroot(".".into()),
                 InitCall::Chdir("/".into()),
@@ -212,9 +265,18 @@ mod tests {
         let init = Path::new("/sbin/init");
         let cases: Vec<(RecordingInitSys, &str)> = vec![
             (ready().not_pid1(), "not PID 1"),
-            (ready().with_fs_magic(0xef53), "is not an initramfs (statfs magic 0xef53)"),
-            (ready().with_same_fs(), "/sysroot is not a mount point"),
-            (RecordingInitSys::new(), "has no init at /sbin/init"),
+            (
+                ready().with_fs_magic(0xef53),
+                "is not an initramfs (statfs magic 0xef53)",
+            ),
+            (
+                RecordingInitSys::new().with_path("/sysroot/sbin/init"),
+                "/sysroot is not a mount point",
+            ),
+            (
+                RecordingInitSys::new().with_mount("/sysroot"),
+                "has no init at /sbin/init",
+            ),
         ];
         for (sys, want) in cases {
             let e = switch_root(&sys, &exec, root, init);
@@ -224,15 +286,28 @@ mod tests {
         assert!(exec.calls().is_empty());
         let e = switch_root(&RecordingInitSys::new().not_pid1(), &exec, root, init);
         assert_eq!(e.class(), Class::Usage);
+        // Absolute init paths are looked up inside the new root.
+        assert_eq!(
+            under(root, Path::new("/sbin/../init")),
+            PathBuf::from("/sysroot/sbin/init")
+        );
     }
 
     #[test]
     fn a_failed_move_stops_before_deleting() {
         let sys = ready().fail_at("/proc", io::ErrorKind::InvalidInput);
         let exec = RecordingSys::new("n");
-        let e = switch_root(&sys, &exec, Path::new("/sysroot"), Path::new("/lib/systemd/systemd"));
+        let e = switch_root(
+            &sys,
+            &exec,
+            Path::new("/sysroot"),
+            Path::new("/lib/systemd/systemd"),
+        );
         assert_eq!(e.to_string(), "moving the /proc mount to /sysroot/proc");
-        assert!(!sys.calls().iter().any(|c| matches!(c, InitCall::ClearTree { .. })));
+        assert!(!sys
+            .calls()
+            .iter()
+            .any(|c| matches!(c, InitCall::ClearTree { .. })));
         assert!(exec.calls().is_empty());
     }
 
@@ -245,9 +320,18 @@ mod tests {
             read_only: false,
             init: "/sbin/init".into(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let sys = RecordingInitSys::new().with_path("/dev/vda1");
-        rt.block_on(mount_sysroot(&sys, &spec, Path::new("/sysroot"), Duration::from_secs(1))).unwrap();
+        rt.block_on(mount_sysroot(
+            &sys,
+            &spec,
+            Path::new("/sysroot"),
+            Duration::from_secs(1),
+        ))
+        .unwrap();
         assert_eq!(
             sys.calls()[1],
             InitCall::Mount {
@@ -260,7 +344,12 @@ mod tests {
         );
         let missing = RecordingInitSys::new();
         let e = rt
-            .block_on(mount_sysroot(&missing, &spec, Path::new("/sysroot"), Duration::from_millis(150)))
+            .block_on(mount_sysroot(
+                &missing,
+                &spec,
+                Path::new("/sysroot"),
+                Duration::from_millis(150),
+            ))
             .unwrap_err();
         assert!(matches!(e, SwitchError::NoDevice { .. }));
         assert_eq!(e.class(), Class::Timeout);

@@ -32,7 +32,11 @@ pub struct WriteError {
 }
 
 fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
-    move |source| WriteError { action, path: path.to_path_buf(), source }
+    move |source| WriteError {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -54,16 +58,20 @@ fn parent_of(path: &Path) -> Result<&Path, WriteError> {
 }
 
 fn file_name_of(path: &Path) -> Result<String, WriteError> {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| WriteError {
-        action: "writing",
-        path: path.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
-    })
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| WriteError {
+            action: "writing",
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
+        })
 }
 
 /// Makes a directory entry change durable (rename, create, unlink inside `dir`).
 pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(err("syncing directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err("syncing directory", dir))
 }
 
 /// Creates `dir` and its missing ancestors, each with exactly `mode`. Existing directories are
@@ -86,7 +94,8 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<(), WriteError> {
             Err(e) => return Err(err("creating directory", d)(e)),
         }
         // DirBuilder's mode is filtered by the umask; make it exactly what the spec says.
-        fs::set_permissions(d, Permissions::from_mode(mode)).map_err(err("setting the mode of", d))?;
+        fs::set_permissions(d, Permissions::from_mode(mode))
+            .map_err(err("setting the mode of", d))?;
         if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
         }
@@ -98,7 +107,9 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<(), WriteError> {
 /// they are invisible to the kubelet and only cost space.
 fn remove_stale_temps(dir: &Path, name: &str) {
     let prefix = temp_prefix(name);
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = fs::remove_file(entry.path());
@@ -108,7 +119,12 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 
 /// Atomically replaces `path` with `contents`, mode `mode` (e.g. 0o600); missing parents are
 /// created with `dir_mode`.
-pub fn write_file(path: &Path, contents: &[u8], mode: u32, dir_mode: u32) -> Result<(), WriteError> {
+pub fn write_file(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    dir_mode: u32,
+) -> Result<(), WriteError> {
     let dir = parent_of(path)?;
     let name = file_name_of(path)?;
     create_dirs(dir, dir_mode)?;
@@ -118,7 +134,12 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32, dir_mode: u32) -> Res
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{}{}.{n}", temp_prefix(&name), std::process::id()));
         // create_new = O_CREAT|O_EXCL: never follows a planted symlink, never reuses a file.
-        match OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
             Ok(f) => break (tmp, f),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(err("writing", path)(e)),
@@ -146,13 +167,21 @@ pub fn write_file(path: &Path, contents: &[u8], mode: u32, dir_mode: u32) -> Res
 /// Atomically points the symlink `link` at `target` (the kubelet's certificate-store swap):
 /// create the symlink `staging` → `target`, then rename it over `link`. As the kubelet's store
 /// does, a regular file at either name is an error rather than something to delete.
-pub fn swap_symlink(link: &Path, staging: &Path, target: &Path, dir_mode: u32) -> Result<(), WriteError> {
+pub fn swap_symlink(
+    link: &Path,
+    staging: &Path,
+    target: &Path,
+    dir_mode: u32,
+) -> Result<(), WriteError> {
     let dir = parent_of(link)?;
     create_dirs(dir, dir_mode)?;
     let not_a_symlink = |p: &Path| WriteError {
         action: "replacing symlink",
         path: p.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::AlreadyExists, "it exists and is not a symlink"),
+        source: io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "it exists and is not a symlink",
+        ),
     };
     match fs::symlink_metadata(staging) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -195,8 +224,10 @@ mod tests {
     }
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
         v.sort();
         v
     }
@@ -210,7 +241,11 @@ mod tests {
         assert_eq!(mode(&p), 0o600);
         assert_eq!(mode(&t.path().join("var")), 0o700);
         assert_eq!(mode(&t.path().join("var/lib/kubelet/pki")), 0o700);
-        assert_eq!(names(&p.parent().unwrap().to_path_buf()), vec!["key.pem"], "no temp file left");
+        assert_eq!(
+            names(p.parent().unwrap()),
+            vec!["key.pem"],
+            "no temp file left"
+        );
     }
 
     #[test]
@@ -265,12 +300,30 @@ mod tests {
         let dir = t.path().join("pki");
         let link = dir.join("kubelet-client-current.pem");
         let staging = dir.join("kubelet-client-updated.pem");
-        swap_symlink(&link, &staging, Path::new("/var/lib/kubelet/pki/kubelet-client-1.pem"), 0o755).unwrap();
-        assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from("/var/lib/kubelet/pki/kubelet-client-1.pem"));
+        swap_symlink(
+            &link,
+            &staging,
+            Path::new("/var/lib/kubelet/pki/kubelet-client-1.pem"),
+            0o755,
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            PathBuf::from("/var/lib/kubelet/pki/kubelet-client-1.pem")
+        );
         // A leftover staging link from a crash is replaced; the current link is swapped.
         std::os::unix::fs::symlink("/stale", &staging).unwrap();
-        swap_symlink(&link, &staging, Path::new("/var/lib/kubelet/pki/kubelet-client-2.pem"), 0o755).unwrap();
-        assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from("/var/lib/kubelet/pki/kubelet-client-2.pem"));
+        swap_symlink(
+            &link,
+            &staging,
+            Path::new("/var/lib/kubelet/pki/kubelet-client-2.pem"),
+            0o755,
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            PathBuf::from("/var/lib/kubelet/pki/kubelet-client-2.pem")
+        );
         assert_eq!(names(&dir), vec!["kubelet-client-current.pem"]);
     }
 
@@ -279,8 +332,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let link = t.path().join("kubelet-client-current.pem");
         fs::write(&link, "not a link").unwrap();
-        let e = swap_symlink(&link, &t.path().join("kubelet-client-updated.pem"), Path::new("/x"), 0o755)
-            .unwrap_err();
+        let e = swap_symlink(
+            &link,
+            &t.path().join("kubelet-client-updated.pem"),
+            Path::new("/x"),
+            0o755,
+        )
+        .unwrap_err();
         assert_eq!(e.action, "replacing symlink");
         assert!(e.source.to_string().contains("not a symlink"));
         assert_eq!(fs::read_to_string(&link).unwrap(), "not a link");

@@ -34,7 +34,11 @@ pub enum Conflict {
     #[error("{} belongs to another cluster: its CA is not the CA discovered for this join", path.display())]
     OtherCluster { path: PathBuf },
     #[error("{} holds the identity of node {found:?}, not {wanted:?}", path.display())]
-    OtherNode { path: PathBuf, found: String, wanted: String },
+    OtherNode {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
     #[error("{} exists but cannot be used to tell which cluster it belongs to: {why}", path.display())]
     Unreadable { path: PathBuf, why: String },
 }
@@ -53,17 +57,41 @@ impl Classify for Conflict {
     }
 }
 
-/// Reads a path a kubeconfig names (absolute as the node sees it) under the root.
+/// Reads a path a kubeconfig names (absolute as the node sees it) under the root. A symlink
+/// as the last component is followed inside the root: `kubelet-client-current.pem` points at
+/// an absolute node path, which outside `/` would otherwise resolve on the host.
 fn read_node_file(root: &Root, p: &str) -> Result<Vec<u8>, String> {
-    let real = root.join(p).map_err(|e| e.to_string())?;
-    std::fs::read(&real).map_err(|e| format!("reading {}: {e}", real.display()))
+    let mut node_path = std::path::PathBuf::from(p);
+    for _ in 0..8 {
+        let real = root.join(&node_path).map_err(|e| e.to_string())?;
+        match std::fs::read_link(&real) {
+            Ok(target) if target.is_absolute() => node_path = target,
+            Ok(target) => {
+                node_path = node_path
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/"))
+                    .join(target)
+            }
+            Err(_) => {
+                return std::fs::read(&real).map_err(|e| format!("reading {}: {e}", real.display()))
+            }
+        }
+    }
+    Err(format!("reading {p}: too many levels of symbolic links"))
 }
 
 /// Inspects `/etc/kubernetes/kubelet.conf` under `root` for node `node`, against the
 /// discovered CA bundle `ca_der`, at `now`.
 pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Existing {
-    let Ok(path) = root.join(super::KUBELET_CONF) else { return Existing::None };
-    let unreadable = |why: String| Existing::Conflict(Conflict::Unreadable { path: path.clone(), why });
+    let Ok(path) = root.join(super::KUBELET_CONF) else {
+        return Existing::None;
+    };
+    let unreadable = |why: String| {
+        Existing::Conflict(Conflict::Unreadable {
+            path: path.clone(),
+            why,
+        })
+    };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Existing::None,
@@ -80,7 +108,10 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
         Ok(c) => &c.cluster,
         Err(e) => return unreadable(e.to_string()),
     };
-    let ca_pem = match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
+    let ca_pem = match (
+        &cluster.certificate_authority_data,
+        &cluster.certificate_authority,
+    ) {
         (Some(d), _) => d.clone(),
         (None, Some(p)) => match read_node_file(root, p) {
             Ok(d) => d,
@@ -97,8 +128,13 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
     }
 
     // Which node, and is the identity still usable.
-    let Some(user) = kc.current_user() else { return unreadable("its current context names no user".into()) };
-    let cert_pem = match (&user.user.client_certificate_data, &user.user.client_certificate) {
+    let Some(user) = kc.current_user() else {
+        return unreadable("its current context names no user".into());
+    };
+    let cert_pem = match (
+        &user.user.client_certificate_data,
+        &user.user.client_certificate,
+    ) {
         (Some(d), _) => d.clone(),
         (None, Some(p)) => match read_node_file(root, p) {
             Ok(d) => d,
@@ -107,19 +143,36 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
         (None, None) => return Existing::Stale("it has no client certificate".into()),
     };
     let ders = pem_blocks(&cert_pem, "CERTIFICATE");
-    let Some(leaf_der) = ders.first() else { return Existing::Stale("its client certificate is not PEM".into()) };
+    let Some(leaf_der) = ders.first() else {
+        return Existing::Stale("its client certificate is not PEM".into());
+    };
     let Ok((_, leaf)) = x509_parser::parse_x509_certificate(leaf_der) else {
         return Existing::Stale("its client certificate does not parse".into());
     };
-    let found = leaf.subject().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or("").to_string();
+    let found = leaf
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .unwrap_or("")
+        .to_string();
     let wanted = common_name(node);
     if found != wanted {
-        let found = found.strip_prefix("system:node:").unwrap_or(&found).to_string();
-        return Existing::Conflict(Conflict::OtherNode { path, found, wanted: node.to_string() });
+        let found = found
+            .strip_prefix("system:node:")
+            .unwrap_or(&found)
+            .to_string();
+        return Existing::Conflict(Conflict::OtherNode {
+            path,
+            found,
+            wanted: node.to_string(),
+        });
     }
     let spki = leaf.tbs_certificate.subject_pki.raw.to_vec();
     match verify::verify(&cert_pem, &spki, node, ca_der, now) {
-        Ok(v) => Existing::Joined { not_after: v.not_after },
+        Ok(v) => Existing::Joined {
+            not_after: v.not_after,
+        },
         Err(e) => Existing::Stale(format!("its client certificate {e}")),
     }
 }
@@ -143,18 +196,27 @@ mod tests {
         p.distinguished_name.push(DnType::CommonName, "kubernetes");
         p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let cert = p.self_signed(&key).unwrap();
-        Ca { der: cert.der().to_vec(), pem: cert.pem(), issuer: rcgen::Issuer::new(p, key) }
+        Ca {
+            der: cert.der().to_vec(),
+            pem: cert.pem(),
+            issuer: rcgen::Issuer::new(p, key),
+        }
     }
 
     fn node_cert(ca: &Ca, node: &str, end_year: i32) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::default();
         p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(DnType::OrganizationName, "system:nodes");
-        p.distinguished_name.push(DnType::CommonName, format!("system:node:{node}"));
+        p.distinguished_name
+            .push(DnType::OrganizationName, "system:nodes");
+        p.distinguished_name
+            .push(DnType::CommonName, format!("system:node:{node}"));
         p.not_before = rcgen::date_time_ymd(2025, 1, 1);
         p.not_after = rcgen::date_time_ymd(end_year, 1, 1);
-        (p.signed_by(&key, &ca.issuer).unwrap().pem(), key.serialize_pem())
+        (
+            p.signed_by(&key, &ca.issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
     }
 
     fn install(root: &Root, ca: &Ca, cert: &str, key: &str) {
@@ -184,9 +246,14 @@ mod tests {
 
         let (cert, key) = node_cert(&c, "worker-1", 2035);
         install(&root, &c, &cert, &key);
-        assert!(matches!(check(&root, &ders, "worker-1", at(2030)), Existing::Joined { .. }));
+        assert!(matches!(
+            check(&root, &ders, "worker-1", at(2030)),
+            Existing::Joined { .. }
+        ));
         // Expired: re-join.
-        assert!(matches!(check(&root, &ders, "worker-1", at(2036)), Existing::Stale(w) if w.contains("expired")));
+        assert!(
+            matches!(check(&root, &ders, "worker-1", at(2036)), Existing::Stale(w) if w.contains("expired"))
+        );
         // Another node name: refuse.
         assert!(matches!(
             check(&root, &ders, "worker-2", at(2030)),
@@ -195,16 +262,27 @@ mod tests {
         // Another cluster: refuse.
         let other = ca();
         assert!(matches!(
-            check(&root, &[other.der.clone()], "worker-1", at(2030)),
+            check(
+                &root,
+                std::slice::from_ref(&other.der),
+                "worker-1",
+                at(2030)
+            ),
             Existing::Conflict(Conflict::OtherCluster { .. })
         ));
         // The PEM is gone: re-join.
         std::fs::remove_file(root.join(crate::install::CLIENT_CURRENT).unwrap()).unwrap();
-        assert!(matches!(check(&root, &ders, "worker-1", at(2030)), Existing::Stale(_)));
+        assert!(matches!(
+            check(&root, &ders, "worker-1", at(2030)),
+            Existing::Stale(_)
+        ));
         // Garbage: refuse.
         std::fs::write(root.join(KUBELET_CONF).unwrap(), "clusters: [").unwrap();
         let e = check(&root, &ders, "worker-1", at(2030));
-        assert!(matches!(&e, Existing::Conflict(Conflict::Unreadable { .. })), "{e:?}");
+        assert!(
+            matches!(&e, Existing::Conflict(Conflict::Unreadable { .. })),
+            "{e:?}"
+        );
         if let Existing::Conflict(c) = e {
             assert_eq!(c.class(), Class::Usage);
             assert!(c.hint().unwrap().contains("--force"));

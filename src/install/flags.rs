@@ -31,7 +31,10 @@ pub fn kubelet_args(input: &FlagsInput<'_>) -> Vec<(String, String)> {
     if let Some(h) = input.hostname_override {
         base.push(("hostname-override".into(), h.into()));
     }
-    base.push(("pod-infra-container-image".into(), format!("{}/pause:{PAUSE_VERSION}", input.image_repository)));
+    base.push((
+        "pod-infra-container-image".into(),
+        format!("{}/pause:{PAUSE_VERSION}", input.image_repository),
+    ));
     if !input.taints.is_empty() {
         base.push(("register-with-taints".into(), input.taints.join(",")));
     }
@@ -48,7 +51,10 @@ pub fn to_command_line(args: &[(String, String)]) -> Vec<String> {
 
 /// The file's content.
 pub fn render(args: &[(String, String)]) -> String {
-    format!("KUBELET_KUBEADM_ARGS={}\n", go_quote(&to_command_line(args).join(" ")))
+    format!(
+        "KUBELET_KUBEADM_ARGS={}\n",
+        go_quote(&to_command_line(args).join(" "))
+    )
 }
 
 /// Go's `strconv.Quote`: double quotes, `"` and `\` escaped, C escapes for control characters,
@@ -130,7 +136,11 @@ pub fn parse(text: &str) -> Result<Vec<String>, FlagsError> {
     for line in text.lines() {
         if let Some(v) = line.trim().strip_prefix("KUBELET_KUBEADM_ARGS=") {
             let v = v.trim();
-            let value = if v.starts_with('"') { go_unquote(v)? } else { v.to_string() };
+            let value = if v.starts_with('"') {
+                go_unquote(v)?
+            } else {
+                v.to_string()
+            };
             return Ok(value.split_whitespace().map(str::to_string).collect());
         }
     }
@@ -142,7 +152,9 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -166,8 +178,16 @@ mod tests {
 
     #[test]
     fn extra_args_override_by_name_and_everything_is_sorted() {
-        let taints = vec!["dedicated=gpu:NoSchedule".to_string(), "spot:NoExecute".to_string()];
-        let extra = pairs(&[("node-ip", "10.0.0.5"), ("hostname-override", "custom"), ("feature-gates", "B=true"), ("feature-gates", "A=true")]);
+        let taints = vec![
+            "dedicated=gpu:NoSchedule".to_string(),
+            "spot:NoExecute".to_string(),
+        ];
+        let extra = pairs(&[
+            ("node-ip", "10.0.0.5"),
+            ("hostname-override", "custom"),
+            ("feature-gates", "B=true"),
+            ("feature-gates", "A=true"),
+        ]);
         let args = kubelet_args(&FlagsInput {
             container_runtime_endpoint: Some("unix:///run/containerd/containerd.sock"),
             hostname_override: Some("worker-1"),
@@ -191,14 +211,23 @@ mod tests {
 
     #[test]
     fn no_runtime_flag_when_the_cluster_config_sets_it() {
-        let args = kubelet_args(&FlagsInput { image_repository: "registry.k8s.io", ..Default::default() });
-        assert_eq!(render(&args), "KUBELET_KUBEADM_ARGS=\"--pod-infra-container-image=registry.k8s.io/pause:3.10\"\n");
+        let args = kubelet_args(&FlagsInput {
+            image_repository: "registry.k8s.io",
+            ..Default::default()
+        });
+        assert_eq!(
+            render(&args),
+            "KUBELET_KUBEADM_ARGS=\"--pod-infra-container-image=registry.k8s.io/pause:3.10\"\n"
+        );
     }
 
     #[test]
     fn go_quoting_round_trips() {
         assert_eq!(go_quote(r#"a "b" \c"#), r#""a \"b\" \\c""#);
-        assert_eq!(go_quote("x\ny\t\u{1}\u{7f}é\u{2028}"), r#""x\ny\t\x01\x7fé\u2028""#);
+        assert_eq!(
+            go_quote("x\ny\t\u{1}\u{7f}é\u{2028}"),
+            r#""x\ny\t\x01\x7fé\u2028""#
+        );
         for s in ["", "plain --a=b", "q\"\\\n\u{1}\u{7f}\u{2028}\u{1F600}é"] {
             assert_eq!(go_unquote(&go_quote(s)).unwrap(), s);
         }

@@ -85,7 +85,9 @@ impl Classify for Error {
     fn hint(&self) -> Option<String> {
         match self {
             Error::Existing(c) => c.hint(),
-            Error::Write(_) => Some("check that the root filesystem is writable and has space".into()),
+            Error::Write(_) => {
+                Some("check that the root filesystem is writable and has space".into())
+            }
             _ => None,
         }
     }
@@ -94,18 +96,39 @@ impl Classify for Error {
 /// One planned action, as the node sees paths.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Step {
-    File { path: String, mode: u32, contents: Vec<u8>, what: &'static str },
+    File {
+        path: String,
+        mode: u32,
+        contents: Vec<u8>,
+        what: &'static str,
+    },
     /// `link` → `target`, swapped in through `staging`.
-    Symlink { link: String, staging: String, target: String },
-    Remove { path: String, what: &'static str },
+    Symlink {
+        link: String,
+        staging: String,
+        target: String,
+    },
+    Remove {
+        path: String,
+        what: &'static str,
+    },
 }
 
 impl fmt::Debug for Step {
     // Contents may hold the private key: print sizes only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::File { path, mode, contents, what } => {
-                write!(f, "File({path}, {mode:04o}, {} bytes, {what})", contents.len())
+            Step::File {
+                path,
+                mode,
+                contents,
+                what,
+            } => {
+                write!(
+                    f,
+                    "File({path}, {mode:04o}, {} bytes, {what})",
+                    contents.len()
+                )
             }
             Step::Symlink { link, target, .. } => write!(f, "Symlink({link} -> {target})"),
             Step::Remove { path, .. } => write!(f, "Remove({path})"),
@@ -116,7 +139,9 @@ impl fmt::Debug for Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::File { path, mode, what, .. } => write!(f, "write   {path} ({mode:04o}): {what}"),
+            Step::File {
+                path, mode, what, ..
+            } => write!(f, "write   {path} ({mode:04o}): {what}"),
             Step::Symlink { link, target, .. } => write!(f, "symlink {link} -> {target}"),
             Step::Remove { path, what } => write!(f, "remove  {path}: {what}"),
         }
@@ -144,7 +169,9 @@ pub struct Inputs<'a> {
 
 impl fmt::Debug for Inputs<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inputs").field("server", &self.server).finish_non_exhaustive()
+        f.debug_struct("Inputs")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,14 +199,23 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
     }
     client_pem.push_str(i.key_pem);
     vec![
-        Step::File { path: CA_CRT.into(), mode: 0o644, contents: i.ca_pem.to_vec(), what: "cluster CA bundle" },
+        Step::File {
+            path: CA_CRT.into(),
+            mode: 0o644,
+            contents: i.ca_pem.to_vec(),
+            what: "cluster CA bundle",
+        },
         Step::File {
             path: pem_path.clone(),
             mode: 0o600,
             contents: client_pem.into_bytes(),
             what: "node client certificate chain and private key",
         },
-        Step::Symlink { link: CLIENT_CURRENT.into(), staging: CLIENT_UPDATED.into(), target: pem_path },
+        Step::Symlink {
+            link: CLIENT_CURRENT.into(),
+            staging: CLIENT_UPDATED.into(),
+            target: pem_path,
+        },
         Step::File {
             path: KUBELET_CONFIG.into(),
             mode: 0o644,
@@ -198,7 +234,10 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
             contents: kubelet_conf(i.server, i.ca_pem).into_bytes(),
             what: "kubelet kubeconfig (node identity)",
         },
-        Step::Remove { path: crate::bootstrap::csr::KEY_TMP.into(), what: "the pending key, now part of the client PEM" },
+        Step::Remove {
+            path: crate::bootstrap::csr::KEY_TMP.into(),
+            what: "the pending key, now part of the client PEM",
+        },
     ]
 }
 
@@ -207,14 +246,28 @@ pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
     let real = |p: &str| root.join(p).map_err(root_write_error);
     for step in steps {
         match step {
-            Step::File { path, mode, contents, .. } => {
+            Step::File {
+                path,
+                mode,
+                contents,
+                ..
+            } => {
                 ensure_dirs_for(root, path)?;
                 atomic::write_file(&real(path)?, contents, *mode, 0o755)?;
             }
-            Step::Symlink { link, staging, target } => {
+            Step::Symlink {
+                link,
+                staging,
+                target,
+            } => {
                 ensure_dirs_for(root, link)?;
                 // The target is absolute as the node sees it: correct once the root is `/`.
-                atomic::swap_symlink(&real(link)?, &real(staging)?, std::path::Path::new(target), 0o755)?;
+                atomic::swap_symlink(
+                    &real(link)?,
+                    &real(staging)?,
+                    std::path::Path::new(target),
+                    0o755,
+                )?;
             }
             Step::Remove { path, .. } => atomic::remove_file(&real(path)?)?,
         }
@@ -239,13 +292,25 @@ pub struct JoinResult {
 
 /// Writes `result.json` and the Cluster API sentinel (both 0644).
 pub fn write_completion(root: &Root, result: &JoinResult) -> Result<(), Error> {
-    let mut json = serde_json::to_vec_pretty(result)
-        .map_err(|e| Error::Serialise { what: "result.json", why: e.to_string() })?;
+    let mut json = serde_json::to_vec_pretty(result).map_err(|e| Error::Serialise {
+        what: "result.json",
+        why: e.to_string(),
+    })?;
     json.push(b'\n');
     let steps = [
-        Step::File { path: RESULT_JSON.into(), mode: 0o644, contents: json, what: "join result" },
+        Step::File {
+            path: RESULT_JSON.into(),
+            mode: 0o644,
+            contents: json,
+            what: "join result",
+        },
         // Cluster API's convention: the file holds "success".
-        Step::File { path: CAPI_SENTINEL.into(), mode: 0o644, contents: b"success\n".to_vec(), what: "bootstrap sentinel" },
+        Step::File {
+            path: CAPI_SENTINEL.into(),
+            mode: 0o644,
+            contents: b"success\n".to_vec(),
+            what: "bootstrap sentinel",
+        },
     ];
     apply(root, &steps)
 }
@@ -253,13 +318,25 @@ pub fn write_completion(root: &Root, result: &JoinResult) -> Result<(), Error> {
 /// The completion steps, for a dry run's listing.
 pub fn completion_steps() -> Vec<Step> {
     vec![
-        Step::File { path: RESULT_JSON.into(), mode: 0o644, contents: Vec::new(), what: "join result" },
-        Step::File { path: CAPI_SENTINEL.into(), mode: 0o644, contents: Vec::new(), what: "bootstrap sentinel" },
+        Step::File {
+            path: RESULT_JSON.into(),
+            mode: 0o644,
+            contents: Vec::new(),
+            what: "join result",
+        },
+        Step::File {
+            path: CAPI_SENTINEL.into(),
+            mode: 0o644,
+            contents: Vec::new(),
+            what: "bootstrap sentinel",
+        },
     ]
 }
 
 fn unix_secs(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Unix seconds → (year, month, day, hour, minute, second), UTC (Howard Hinnant's
@@ -276,7 +353,14 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 /// RFC 3339 (`2027-11-22T11:51:16Z`).
@@ -378,7 +462,11 @@ users:
     fn apply_writes_files_modes_and_dirs_under_the_root() {
         let t = tempfile::tempdir().unwrap();
         let root = Root::new(t.path());
-        crate::bootstrap::csr::store_key(&root, &crate::bootstrap::csr::NodeKey::generate().unwrap()).unwrap();
+        crate::bootstrap::csr::store_key(
+            &root,
+            &crate::bootstrap::csr::NodeKey::generate().unwrap(),
+        )
+        .unwrap();
         apply(&root, &plan(&inputs())).unwrap();
         let p = |s: &str| root.join(s).unwrap();
         let mode = |s: &str| std::fs::symlink_metadata(p(s)).unwrap().mode() & 0o7777;
@@ -386,7 +474,10 @@ users:
         assert_eq!(mode(KUBELET_CONF), 0o600);
         assert_eq!(mode(KUBELET_CONFIG), 0o644);
         assert_eq!(mode(FLAGS_ENV), 0o644);
-        assert_eq!(mode("/var/lib/kubelet/pki/kubelet-client-2026-11-22-11-56-16.pem"), 0o600);
+        assert_eq!(
+            mode("/var/lib/kubelet/pki/kubelet-client-2026-11-22-11-56-16.pem"),
+            0o600
+        );
         assert_eq!(mode("/var/lib/kubelet"), 0o700);
         assert_eq!(mode("/var/lib/kubelet/pki"), 0o755);
         assert_eq!(mode("/etc/kubernetes"), 0o755);
@@ -396,7 +487,10 @@ users:
             std::path::PathBuf::from("/var/lib/kubelet/pki/kubelet-client-2026-11-22-11-56-16.pem")
         );
         assert_eq!(
-            std::fs::read_to_string(p("/var/lib/kubelet/pki/kubelet-client-2026-11-22-11-56-16.pem")).unwrap(),
+            std::fs::read_to_string(p(
+                "/var/lib/kubelet/pki/kubelet-client-2026-11-22-11-56-16.pem"
+            ))
+            .unwrap(),
             "CERT\nKEY\n"
         );
         assert!(!p(crate::bootstrap::csr::KEY_TMP).exists());
@@ -405,7 +499,13 @@ users:
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         pki.sort();
-        assert_eq!(pki, vec!["kubelet-client-2026-11-22-11-56-16.pem", "kubelet-client-current.pem"]);
+        assert_eq!(
+            pki,
+            vec![
+                "kubelet-client-2026-11-22-11-56-16.pem",
+                "kubelet-client-current.pem"
+            ]
+        );
         assert!(!p("/etc/kubernetes/bootstrap-kubelet.conf").exists());
     }
 
@@ -423,18 +523,29 @@ users:
             phases: vec![],
         };
         write_completion(&root, &r).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(root.join(RESULT_JSON).unwrap()).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join(RESULT_JSON).unwrap()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["outcome"], "joined");
         assert_eq!(v["certificate_not_after"], "1970-01-01T00:00:00Z");
-        assert_eq!(std::fs::read_to_string(root.join(CAPI_SENTINEL).unwrap()).unwrap(), "success\n");
+        assert_eq!(
+            std::fs::read_to_string(root.join(CAPI_SENTINEL).unwrap()).unwrap(),
+            "success\n"
+        );
     }
 
     #[test]
     fn dry_run_listing_names_paths_and_modes() {
         let lines: Vec<String> = plan(&inputs()).iter().map(|s| s.to_string()).collect();
-        assert_eq!(lines[0], "write   /etc/kubernetes/pki/ca.crt (0644): cluster CA bundle");
+        assert_eq!(
+            lines[0],
+            "write   /etc/kubernetes/pki/ca.crt (0644): cluster CA bundle"
+        );
         assert!(lines[2].starts_with("symlink /var/lib/kubelet/pki/kubelet-client-current.pem -> /var/lib/kubelet/pki/kubelet-client-"));
-        assert_eq!(lines[5], "write   /etc/kubernetes/kubelet.conf (0600): kubelet kubeconfig (node identity)");
+        assert_eq!(
+            lines[5],
+            "write   /etc/kubernetes/kubelet.conf (0600): kubelet kubeconfig (node identity)"
+        );
     }
 }

@@ -53,7 +53,9 @@ impl DhcpTiming {
     /// The un-jittered wait after the `attempt`-th packet (1-based) of a phase.
     pub fn base_wait(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(16);
-        self.first_wait.saturating_mul(1 << doublings).min(self.max_wait)
+        self.first_wait
+            .saturating_mul(1 << doublings)
+            .min(self.max_wait)
     }
 
     /// The jitter bound around `base`: a quarter of it, at most one second.
@@ -99,17 +101,18 @@ impl Lease {
             _ => None,
         };
         let dns = match opts.get(OptionCode::DomainNameServer) {
-            Some(DhcpOption::DomainNameServer(d)) => {
-                d.iter().copied().filter(|a| !a.is_unspecified() && !a.is_broadcast()).collect()
-            }
+            Some(DhcpOption::DomainNameServer(d)) => d
+                .iter()
+                .copied()
+                .filter(|a| !a.is_unspecified() && !a.is_broadcast())
+                .collect(),
             _ => Vec::new(),
         };
         let text = |code| match opts.get(code) {
             Some(DhcpOption::Hostname(s)) | Some(DhcpOption::DomainName(s)) => {
                 let s = s.trim_end_matches('\0').trim();
                 // Only printable ASCII: these end up in logs and in resolv.conf.
-                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()))
-                    .then(|| s.to_string())
+                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
             }
             _ => None,
         };
@@ -156,9 +159,18 @@ pub enum DhcpFailure {
     /// Nobody offered an address.
     NoOffer { attempts: u32, waited: Duration },
     /// A server offered an address but never acknowledged our request for it.
-    NoAck { server: Ipv4Addr, offered: Ipv4Addr, attempts: u32, waited: Duration },
+    NoAck {
+        server: Ipv4Addr,
+        offered: Ipv4Addr,
+        attempts: u32,
+        waited: Duration,
+    },
     /// The server refused our requests (DHCPNAK) too many times.
-    Naks { server: Ipv4Addr, naks: u32, message: Option<String> },
+    Naks {
+        server: Ipv4Addr,
+        naks: u32,
+        message: Option<String>,
+    },
 }
 
 /// What happened since the last action.
@@ -174,7 +186,10 @@ pub enum Input<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Broadcast `message`, then wait up to `wait` for a reply.
-    Send { message: Box<Message>, wait: Duration },
+    Send {
+        message: Box<Message>,
+        wait: Duration,
+    },
     /// The input was not for us: keep waiting until the current wait runs out.
     Wait,
     /// Done: configure this lease.
@@ -355,7 +370,11 @@ impl DhcpClient {
                         Some(DhcpOption::Message(m)) => Some(m.clone()),
                         _ => None,
                     };
-                    return self.fail(DhcpFailure::Naks { server: chosen, naks: self.naks, message });
+                    return self.fail(DhcpFailure::Naks {
+                        server: chosen,
+                        naks: self.naks,
+                        message,
+                    });
                 }
                 self.start(now)
             }
@@ -374,7 +393,8 @@ impl DhcpClient {
         let bound = DhcpTiming::jitter_bound(base).as_millis() as u64;
         let jitter = self.rng.next() % (2 * bound + 1);
         // base - bound + [0, 2*bound]: never negative, since bound <= base / 4.
-        let wait = (base + Duration::from_millis(jitter)).saturating_sub(Duration::from_millis(bound));
+        let wait =
+            (base + Duration::from_millis(jitter)).saturating_sub(Duration::from_millis(bound));
         self.last_wait = wait;
 
         let mut msg = Message::new_with_id(
@@ -406,7 +426,10 @@ impl DhcpClient {
             opts.insert(DhcpOption::RequestedIpAddress(offered));
             opts.insert(DhcpOption::ServerIdentifier(server));
         }
-        Action::Send { message: Box::new(msg), wait }
+        Action::Send {
+            message: Box::new(msg),
+            wait,
+        }
     }
 }
 
@@ -439,12 +462,18 @@ pub enum ExchangeError {
     /// The protocol gave up.
     Failed(DhcpFailure),
     /// Sending or receiving failed.
-    Io { action: &'static str, source: std::io::Error },
+    Io {
+        action: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Runs `client` over `socket` until it is bound or gives up. Every wait is bounded by the
 /// client's schedule.
-pub async fn exchange(socket: &mut dyn DhcpSocket, mut client: DhcpClient) -> Result<Lease, ExchangeError> {
+pub async fn exchange(
+    socket: &mut dyn DhcpSocket,
+    mut client: DhcpClient,
+) -> Result<Lease, ExchangeError> {
     let started = Instant::now();
     let mut deadline = started;
     let mut action = client.start(Duration::ZERO);
@@ -459,7 +488,10 @@ pub async fn exchange(socket: &mut dyn DhcpSocket, mut client: DhcpClient) -> Re
                 socket
                     .send(&bytes)
                     .await
-                    .map_err(|source| ExchangeError::Io { action: "sending a DHCP packet", source })?;
+                    .map_err(|source| ExchangeError::Io {
+                        action: "sending a DHCP packet",
+                        source,
+                    })?;
                 deadline = Instant::now() + wait;
             }
             Action::Wait => {}
@@ -474,7 +506,10 @@ pub async fn exchange(socket: &mut dyn DhcpSocket, mut client: DhcpClient) -> Re
             socket
                 .recv(&mut buf, left)
                 .await
-                .map_err(|source| ExchangeError::Io { action: "receiving DHCP replies", source })?
+                .map_err(|source| ExchangeError::Io {
+                    action: "receiving DHCP replies",
+                    source,
+                })?
         };
         action = match got {
             Some(n) => client.handle(Input::Packet(&buf[..n.min(buf.len())]), started.elapsed()),
@@ -544,17 +579,29 @@ mod tests {
         let (d, _) = sent(&discover);
         assert_eq!(d.opts().msg_type(), Some(MessageType::Discover));
         assert_eq!(d.opcode(), Opcode::BootRequest);
-        assert!(d.flags().broadcast(), "broadcast flag: we have no address yet");
+        assert!(
+            d.flags().broadcast(),
+            "broadcast flag: we have no address yet"
+        );
         assert_eq!(d.chaddr(), MAC);
         assert_eq!(d.ciaddr(), Ipv4Addr::UNSPECIFIED);
         assert_eq!(
             opt(d, OptionCode::ClientIdentifier),
-            Some(&DhcpOption::ClientIdentifier(vec![1, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]))
+            Some(&DhcpOption::ClientIdentifier(vec![
+                1, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef
+            ]))
         );
-        assert_eq!(opt(d, OptionCode::Hostname), Some(&DhcpOption::Hostname("node1".into())));
+        assert_eq!(
+            opt(d, OptionCode::Hostname),
+            Some(&DhcpOption::Hostname("node1".into()))
+        );
         match opt(d, OptionCode::ParameterRequestList) {
             Some(DhcpOption::ParameterRequestList(p)) => {
-                for code in [OptionCode::SubnetMask, OptionCode::Router, OptionCode::DomainNameServer] {
+                for code in [
+                    OptionCode::SubnetMask,
+                    OptionCode::Router,
+                    OptionCode::DomainNameServer,
+                ] {
                     assert!(p.contains(&code), "{code:?} requested");
                 }
             }
@@ -563,16 +610,32 @@ mod tests {
         let xid = d.xid();
         assert_eq!(xid, c.xid());
 
-        let request = c.handle(Input::Packet(&bytes(&reply(xid, MessageType::Offer))), Duration::from_millis(300));
+        let request = c.handle(
+            Input::Packet(&bytes(&reply(xid, MessageType::Offer))),
+            Duration::from_millis(300),
+        );
         let (r, _) = sent(&request);
         assert_eq!(r.opts().msg_type(), Some(MessageType::Request));
         assert_eq!(r.xid(), xid, "REQUEST keeps the OFFER's xid");
         assert!(r.flags().broadcast());
-        assert_eq!(opt(r, OptionCode::RequestedIpAddress), Some(&DhcpOption::RequestedIpAddress(OFFERED)));
-        assert_eq!(opt(r, OptionCode::ServerIdentifier), Some(&DhcpOption::ServerIdentifier(SERVER)));
-        assert_eq!(r.ciaddr(), Ipv4Addr::UNSPECIFIED, "ciaddr stays 0 in SELECTING");
+        assert_eq!(
+            opt(r, OptionCode::RequestedIpAddress),
+            Some(&DhcpOption::RequestedIpAddress(OFFERED))
+        );
+        assert_eq!(
+            opt(r, OptionCode::ServerIdentifier),
+            Some(&DhcpOption::ServerIdentifier(SERVER))
+        );
+        assert_eq!(
+            r.ciaddr(),
+            Ipv4Addr::UNSPECIFIED,
+            "ciaddr stays 0 in SELECTING"
+        );
 
-        let bound = c.handle(Input::Packet(&bytes(&reply(xid, MessageType::Ack))), Duration::from_millis(500));
+        let bound = c.handle(
+            Input::Packet(&bytes(&reply(xid, MessageType::Ack))),
+            Duration::from_millis(500),
+        );
         assert_eq!(
             bound,
             Action::Bound(Lease {
@@ -588,7 +651,10 @@ mod tests {
             })
         );
         // Done: anything further is ignored.
-        assert_eq!(c.handle(Input::Timeout, Duration::from_secs(1)), Action::Wait);
+        assert_eq!(
+            c.handle(Input::Timeout, Duration::from_secs(1)),
+            Action::Wait
+        );
     }
 
     #[test]
@@ -606,7 +672,13 @@ mod tests {
                 }
                 Action::Failed(f) => {
                     let total: Duration = waits.iter().sum();
-                    assert_eq!(f, DhcpFailure::NoOffer { attempts: 6, waited: total });
+                    assert_eq!(
+                        f,
+                        DhcpFailure::NoOffer {
+                            attempts: 6,
+                            waited: total
+                        }
+                    );
                     break;
                 }
                 other => panic!("unexpected {other:?}"),
@@ -616,7 +688,10 @@ mod tests {
         for (i, w) in waits.iter().enumerate() {
             let base = timing.base_wait(i as u32 + 1);
             let j = DhcpTiming::jitter_bound(base);
-            assert!(*w >= base - j && *w <= base + j, "wait {i}: {w:?} around {base:?}");
+            assert!(
+                *w >= base - j && *w <= base + j,
+                "wait {i}: {w:?} around {base:?}"
+            );
         }
         let bases: Vec<u64> = (1..=6).map(|n| timing.base_wait(n).as_secs()).collect();
         assert_eq!(bases, [1, 2, 4, 4, 4, 4]);
@@ -628,13 +703,21 @@ mod tests {
     fn request_is_retransmitted_then_fails_without_ack() {
         let mut c = client();
         let xid = sent(&c.start(Duration::ZERO)).0.xid();
-        sent(&c.handle(Input::Packet(&bytes(&reply(xid, MessageType::Offer))), Duration::ZERO));
+        sent(&c.handle(
+            Input::Packet(&bytes(&reply(xid, MessageType::Offer))),
+            Duration::ZERO,
+        ));
         for _ in 0..5 {
             let a = c.handle(Input::Timeout, Duration::ZERO);
             assert_eq!(sent(&a).0.opts().msg_type(), Some(MessageType::Request));
         }
         match c.handle(Input::Timeout, Duration::ZERO) {
-            Action::Failed(DhcpFailure::NoAck { server, offered, attempts, .. }) => {
+            Action::Failed(DhcpFailure::NoAck {
+                server,
+                offered,
+                attempts,
+                ..
+            }) => {
                 assert_eq!((server, offered, attempts), (SERVER, OFFERED, 6));
             }
             other => panic!("unexpected {other:?}"),
@@ -646,9 +729,13 @@ mod tests {
         let mut c = client();
         let mut xid = sent(&c.start(Duration::ZERO)).0.xid();
         for round in 1..=4 {
-            sent(&c.handle(Input::Packet(&bytes(&reply(xid, MessageType::Offer))), Duration::ZERO));
+            sent(&c.handle(
+                Input::Packet(&bytes(&reply(xid, MessageType::Offer))),
+                Duration::ZERO,
+            ));
             let mut nak = reply(xid, MessageType::Nak);
-            nak.opts_mut().insert(DhcpOption::Message("address in use".into()));
+            nak.opts_mut()
+                .insert(DhcpOption::Message("address in use".into()));
             match c.handle(Input::Packet(&bytes(&nak)), Duration::ZERO) {
                 Action::Send { message, .. } if round <= 3 => {
                     assert_eq!(message.opts().msg_type(), Some(MessageType::Discover));
@@ -659,7 +746,11 @@ mod tests {
                     assert_eq!(round, 4);
                     assert_eq!(
                         f,
-                        DhcpFailure::Naks { server: SERVER, naks: 4, message: Some("address in use".into()) }
+                        DhcpFailure::Naks {
+                            server: SERVER,
+                            naks: 4,
+                            message: Some("address in use".into())
+                        }
                     );
                 }
                 other => panic!("round {round}: unexpected {other:?}"),
@@ -673,32 +764,61 @@ mod tests {
         let xid = sent(&c.start(Duration::ZERO)).0.xid();
         // Wrong xid.
         let wrong = reply(xid.wrapping_add(1), MessageType::Offer);
-        assert_eq!(c.handle(Input::Packet(&bytes(&wrong)), Duration::ZERO), Action::Wait);
+        assert_eq!(
+            c.handle(Input::Packet(&bytes(&wrong)), Duration::ZERO),
+            Action::Wait
+        );
         // Right xid, another machine's MAC.
         let mut other_mac = reply(xid, MessageType::Offer);
         other_mac.set_chaddr(&[2, 0, 0, 0, 0, 1]);
-        assert_eq!(c.handle(Input::Packet(&bytes(&other_mac)), Duration::ZERO), Action::Wait);
+        assert_eq!(
+            c.handle(Input::Packet(&bytes(&other_mac)), Duration::ZERO),
+            Action::Wait
+        );
         // Our own broadcast DISCOVER echoed back (BootRequest).
         let mut echo = reply(xid, MessageType::Offer);
         echo.set_opcode(Opcode::BootRequest);
-        assert_eq!(c.handle(Input::Packet(&bytes(&echo)), Duration::ZERO), Action::Wait);
+        assert_eq!(
+            c.handle(Input::Packet(&bytes(&echo)), Duration::ZERO),
+            Action::Wait
+        );
         // An ACK while selecting, an offer without server id, garbage.
-        assert_eq!(c.handle(Input::Packet(&bytes(&reply(xid, MessageType::Ack))), Duration::ZERO), Action::Wait);
+        assert_eq!(
+            c.handle(
+                Input::Packet(&bytes(&reply(xid, MessageType::Ack))),
+                Duration::ZERO
+            ),
+            Action::Wait
+        );
         let mut no_sid = reply(xid, MessageType::Offer);
         no_sid.opts_mut().remove(OptionCode::ServerIdentifier);
-        assert_eq!(c.handle(Input::Packet(&bytes(&no_sid)), Duration::ZERO), Action::Wait);
-        assert_eq!(c.handle(Input::Packet(b"\x02garbage"), Duration::ZERO), Action::Wait);
+        assert_eq!(
+            c.handle(Input::Packet(&bytes(&no_sid)), Duration::ZERO),
+            Action::Wait
+        );
+        assert_eq!(
+            c.handle(Input::Packet(b"\x02garbage"), Duration::ZERO),
+            Action::Wait
+        );
         // A bogus hlen must not reach dhcproto's chaddr slicing (it would panic).
         let mut raw = bytes(&reply(xid, MessageType::Offer));
         raw[2] = 200;
         assert_eq!(c.handle(Input::Packet(&raw), Duration::ZERO), Action::Wait);
         // Still selecting: the genuine offer is taken.
-        let a = c.handle(Input::Packet(&bytes(&reply(xid, MessageType::Offer))), Duration::ZERO);
+        let a = c.handle(
+            Input::Packet(&bytes(&reply(xid, MessageType::Offer))),
+            Duration::ZERO,
+        );
         assert_eq!(sent(&a).0.opts().msg_type(), Some(MessageType::Request));
         // An ACK from a server we did not choose is ignored.
         let mut other_server = reply(xid, MessageType::Ack);
-        other_server.opts_mut().insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 99)));
-        assert_eq!(c.handle(Input::Packet(&bytes(&other_server)), Duration::ZERO), Action::Wait);
+        other_server
+            .opts_mut()
+            .insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(10, 0, 0, 99)));
+        assert_eq!(
+            c.handle(Input::Packet(&bytes(&other_server)), Duration::ZERO),
+            Action::Wait
+        );
     }
 
     #[test]
@@ -717,9 +837,15 @@ mod tests {
         }
         let lease = Lease::from_reply(&m, SERVER);
         assert_eq!(lease.router, None);
-        assert_eq!(lease.prefix_len, 8, "classful default for 10.x without a mask");
+        assert_eq!(
+            lease.prefix_len, 8,
+            "classful default for 10.x without a mask"
+        );
         assert!(lease.dns.is_empty());
-        assert_eq!((lease.hostname, lease.domain, lease.mtu, lease.lease_secs), (None, None, None, None));
+        assert_eq!(
+            (lease.hostname, lease.domain, lease.mtu, lease.lease_secs),
+            (None, None, None, None)
+        );
 
         let mut c = client();
         let xid = sent(&c.start(Duration::ZERO)).0.xid();
@@ -738,8 +864,14 @@ mod tests {
     fn lease_option_extraction_edge_cases() {
         let mut m = reply(1, MessageType::Ack);
         let o = m.opts_mut();
-        o.insert(DhcpOption::Router(vec![Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(10, 0, 0, 254)]));
-        o.insert(DhcpOption::DomainNameServer(vec![Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(1, 1, 1, 1)]));
+        o.insert(DhcpOption::Router(vec![
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::new(10, 0, 0, 254),
+        ]));
+        o.insert(DhcpOption::DomainNameServer(vec![
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::new(1, 1, 1, 1),
+        ]));
         o.insert(DhcpOption::InterfaceMtu(40));
         o.insert(DhcpOption::Hostname("bad\nname".into()));
         o.insert(DhcpOption::DomainName("example.org\0".into()));

@@ -28,7 +28,9 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
         }
         let value: f64 = rest[..num_end].parse().map_err(|_| err())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let secs = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -56,7 +58,11 @@ pub fn format(d: Duration) -> String {
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     let frac = d.subsec_millis();
-    let s_str = if frac == 0 { format!("{s}s") } else { format!("{s}.{frac:03}s") };
+    let s_str = if frac == 0 {
+        format!("{s}s")
+    } else {
+        format!("{s}.{frac:03}s")
+    };
     if h > 0 {
         format!("{h}h{m}m{s_str}")
     } else if m > 0 {

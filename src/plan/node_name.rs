@@ -17,7 +17,10 @@ pub struct NodeNameError {
 impl NodeName {
     /// Validates `s` as given (no case folding; use [`NodeName::from_hostname`] for hostnames).
     pub fn parse(s: &str) -> Result<Self, NodeNameError> {
-        let err = |why| NodeNameError { name: s.to_string(), why };
+        let err = |why| NodeNameError {
+            name: s.to_string(),
+            why,
+        };
         if s.is_empty() {
             return Err(err("it is empty"));
         }
@@ -29,7 +32,10 @@ impl NodeName {
             if b.is_empty() {
                 return Err(err("it has an empty label"));
             }
-            if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-') {
+            if !b
+                .iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            {
                 return Err(err("it has a character other than [a-z0-9.-]"));
             }
             if b[0] == b'-' || b[b.len() - 1] == b'-' {
@@ -63,7 +69,10 @@ mod tests {
     fn accepts_subdomains_and_lowercases_hostnames() {
         assert!(NodeName::parse("worker-1").is_ok());
         assert!(NodeName::parse("worker-1.example.com").is_ok());
-        assert_eq!(NodeName::from_hostname(" Worker-1\n").unwrap().as_str(), "worker-1");
+        assert_eq!(
+            NodeName::from_hostname(" Worker-1\n").unwrap().as_str(),
+            "worker-1"
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ impl CaPin {
         let hexpart = parts[1];
         // Go's hex.DecodedLen(n) = n / 2.
         if hexpart.len() / 2 != 32 {
-            return Err(PinError::Length { full: s.to_string(), found: hexpart.len() / 2 });
+            return Err(PinError::Length {
+                full: s.to_string(),
+                found: hexpart.len() / 2,
+            });
         }
         let mut out = [0u8; 32];
         hex::decode_to_slice(hexpart.to_ascii_lowercase(), &mut out)
@@ -96,8 +99,7 @@ pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
     for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
         let (kind, der) = item.map_err(|e| PemError::Malformed(format!("{e:?}")))?;
         if kind == SectionKind::Certificate {
-            x509_parser::parse_x509_certificate(&der)
-                .map_err(|e| CertParseError(e.to_string()))?;
+            x509_parser::parse_x509_certificate(&der).map_err(|e| CertParseError(e.to_string()))?;
             out.push(der);
         }
     }
@@ -197,7 +199,8 @@ jEQMEQpG8Ss7HGJLGLBw/xAmG0e//XS/o2dDonbGbvzToFByz8OGxjMhk6yV6hdd
 +iyvsLAw/MYMSA==
 -----END CERTIFICATE-----
 ";
-    const EXPECTED: &str = "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3";
+    const EXPECTED: &str =
+        "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3";
 
     #[test]
     fn upstream_pin_vectors() {
@@ -219,12 +222,21 @@ jEQMEQpG8Ss7HGJLGLBw/xAmG0e//XS/o2dDonbGbvzToFByz8OGxjMhk6yV6hdd
     #[test]
     fn upstream_set_expectations() {
         assert!(matches!(PinSet::parse(&["xyz"]), Err(PinError::Format(_))));
-        assert!(matches!(PinSet::parse(&["0011223344"]), Err(PinError::Format(_))));
+        assert!(matches!(
+            PinSet::parse(&["0011223344"]),
+            Err(PinError::Format(_))
+        ));
         let double = format!("{EXPECTED}{EXPECTED}");
         assert!(matches!(PinSet::parse(&[double]), Err(PinError::Format(_))));
         let upper = EXPECTED.to_uppercase();
-        assert_eq!(PinSet::parse(&[upper]).unwrap().pins()[0].to_string(), EXPECTED);
-        assert!(matches!(CaPin::parse("md5:00"), Err(PinError::UnknownFormat(_))));
+        assert_eq!(
+            PinSet::parse(&[upper]).unwrap().pins()[0].to_string(),
+            EXPECTED
+        );
+        assert!(matches!(
+            CaPin::parse("md5:00"),
+            Err(PinError::UnknownFormat(_))
+        ));
         assert!(matches!(
             CaPin::parse("sha256:0011"),
             Err(PinError::Length { found: 2, .. })

@@ -39,7 +39,10 @@ impl BootstrapToken {
                 dot: if s.contains('.') { "" } else { ", no '.'" },
             });
         }
-        Ok(Self { id: s[..6].to_string(), secret: s[7..].to_string() })
+        Ok(Self {
+            id: s[..6].to_string(),
+            secret: s[7..].to_string(),
+        })
     }
 
     /// The public token id (`abcdef`), safe to print.

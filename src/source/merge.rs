@@ -32,12 +32,24 @@ use crate::plan::node_name::NodeName;
 use crate::plan::pin::{CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
 use crate::plan::{HandoffMode, JoinPlan, DEFAULT_CRI_SOCKET};
-use crate::source::metadata::Platform;
+use crate::root::Root;
+use crate::source::cmdline::{Cmdline, CmdlineError};
+use crate::source::joinconfig::{self, ConfigError, ConfigFile, DiscoveryMethod};
+use crate::source::metadata::http::{HttpTransport, Retry, Timeouts, Tls, Transport};
+use crate::source::metadata::openstack::{find_config_drive, ConfigDriveMount};
+use crate::source::metadata::recorded::RecordedMetadata;
+use crate::source::metadata::url::{UrlProvider, Vars};
+use crate::source::metadata::userdata::{self, Document, UserDataError};
+use crate::source::metadata::{
+    self, dmi::Dmi, Context, Endpoints, MetadataError, Platform, Provider, UserData, MAX_USER_DATA,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
@@ -109,11 +121,15 @@ pub enum Key {
     Handoff,
     OnFailure,
     Timeout,
+    /// Read by PID-1 mode (`src/init/config.rs`): the real root's block device.
+    Sysroot,
+    /// Read by PID-1 mode: debug logging.
+    Debug,
 }
 
 impl Key {
     /// Every key, in the order the docs list them.
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 19] = [
         Key::Endpoint,
         Key::Token,
         Key::CaCertHash,
@@ -131,6 +147,8 @@ impl Key {
         Key::Handoff,
         Key::OnFailure,
         Key::Timeout,
+        Key::Sysroot,
+        Key::Debug,
     ];
 
     /// The key's name without the `kubejoin.` prefix.
@@ -153,6 +171,8 @@ impl Key {
             Key::Handoff => "handoff",
             Key::OnFailure => "on-failure",
             Key::Timeout => "timeout",
+            Key::Sysroot => "sysroot",
+            Key::Debug => "debug",
         }
     }
 
@@ -165,13 +185,25 @@ impl Key {
 
     /// Keys that may be given more than once (each occurrence adds).
     pub fn repeatable(self) -> bool {
-        matches!(self, Key::CaCertHash | Key::KubeletArg | Key::Modules | Key::Sysctl)
+        matches!(
+            self,
+            Key::CaCertHash | Key::KubeletArg | Key::Modules | Key::Sysctl
+        )
     }
 
     /// Keys only the kernel command line may set: they choose where configs come from and pin
     /// them, so a fetched config must not be able to redirect or re-pin itself.
     pub fn cmdline_only(self) -> bool {
-        matches!(self, Key::Config | Key::ConfigSha256)
+        matches!(
+            self,
+            Key::Config | Key::ConfigSha256 | Key::Sysroot | Key::Debug
+        )
+    }
+
+    /// Keys PID-1 mode reads and validates itself (`src/init/config.rs`); the join settings
+    /// accept them without storing anything, so they are not reported as unknown.
+    pub fn init_only(self) -> bool {
+        matches!(self, Key::Sysroot | Key::Debug)
     }
 
     /// A value that shows the expected form, for "needs a value" errors.
@@ -190,9 +222,11 @@ impl Key {
             Key::Platform => "aws, gcp, azure, openstack, digitalocean, hetzner, equinix or none",
             Key::Config => "/path, https://URL or metadata",
             Key::ConfigSha256 => "<64 hex digits>",
-            Key::Handoff => "exec or none",
-            Key::OnFailure => "exit, reboot, poweroff or shell",
+            Key::Handoff => "exec, switch-root or none",
+            Key::OnFailure => "retry, reboot, poweroff or shell",
             Key::Timeout => "a duration, e.g. 5m",
+            Key::Sysroot => "a block device, e.g. /dev/vda1",
+            Key::Debug => "true or false",
         }
     }
 }
@@ -238,11 +272,15 @@ pub fn did_you_mean(name: &str) -> Option<&'static str> {
 pub enum KeyError {
     #[error("needs a value ({0})")]
     MissingValue(&'static str),
-    #[error("given twice with different values ({first} and {second}); only one value makes sense")]
+    #[error(
+        "given twice with different values ({first} and {second}); only one value makes sense"
+    )]
     Duplicate { first: String, second: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("is only accepted on the kernel command line (a config must not redirect or re-pin itself)")]
+    #[error(
+        "is only accepted on the kernel command line (a config must not redirect or re-pin itself)"
+    )]
     CmdlineOnly,
 }
 
@@ -257,10 +295,17 @@ pub struct ConfigPin(pub [u8; 32]);
 impl ConfigPin {
     /// `<64 hex>` or `sha256:<64 hex>`, any case.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let hexpart = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("SHA256:")).unwrap_or(s);
+        let hexpart = s
+            .strip_prefix("sha256:")
+            .or_else(|| s.strip_prefix("SHA256:"))
+            .unwrap_or(s);
         let mut out = [0u8; 32];
-        if hexpart.len() != 64 || hex::decode_to_slice(hexpart.to_ascii_lowercase(), &mut out).is_err() {
-            return Err(format!("{s:?} is not a SHA-256 hash (64 hex digits, optionally prefixed sha256:)"));
+        if hexpart.len() != 64
+            || hex::decode_to_slice(hexpart.to_ascii_lowercase(), &mut out).is_err()
+        {
+            return Err(format!(
+                "{s:?} is not a SHA-256 hash (64 hex digits, optionally prefixed sha256:)"
+            ));
         }
         Ok(Self(out))
     }
@@ -271,7 +316,11 @@ impl ConfigPin {
         if actual == self.0 {
             Ok(())
         } else {
-            Err(ConfigPinMismatch { what: what.to_string(), expected: *self, actual: ConfigPin(actual) })
+            Err(ConfigPinMismatch {
+                what: what.to_string(),
+                expected: *self,
+                actual: ConfigPin(actual),
+            })
         }
     }
 }
@@ -297,8 +346,10 @@ pub struct ConfigPinMismatch {
     pub actual: ConfigPin,
 }
 
-/// What `on-failure` does when the join fails.
-pub const ON_FAILURE: [&str; 4] = ["exit", "reboot", "poweroff", "shell"];
+/// What `on-failure` may say (PID-1 mode's policy, `src/init/config.rs`).
+pub const ON_FAILURE: [&str; 4] = ["retry", "reboot", "poweroff", "shell"];
+/// What `handoff` may say (`switch-root` is PID-1 mode's; to the join it means "install only").
+pub const HANDOFF: [&str; 3] = ["exec", "switch-root", "none"];
 
 /// The values one layer set. Everything is optional; `Debug` never shows a token secret (the
 /// token type redacts itself).
@@ -327,8 +378,10 @@ pub struct Values {
     pub platform: Option<String>,
     pub config: Option<String>,
     pub config_sha256: Option<ConfigPin>,
-    /// `exec` or `none`.
+    /// One of [`HANDOFF`].
     pub handoff: Option<String>,
+    /// The kubelet binary for `handoff: exec` (KubejoinConfiguration `kubeletPath` only).
+    pub kubelet_path: Option<String>,
     /// One of [`ON_FAILURE`].
     pub on_failure: Option<String>,
     /// Discovery timeout (kubeadm's `discovery.timeout`).
@@ -409,7 +462,10 @@ impl Shown for Vec<String> {
 
 impl Shown for Vec<CaPin> {
     fn shown(&self) -> String {
-        self.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        self.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
     fn same(&self, other: &Self) -> bool {
         self == other
@@ -423,7 +479,10 @@ fn set_once<T: Shown>(slot: &mut Option<T>, value: T) -> Result<Option<String>, 
             Ok(None)
         }
         Some(old) if old.same(&value) => Ok(Some("given twice with the same value".to_string())),
-        Some(old) => Err(KeyError::Duplicate { first: old.shown(), second: value.shown() }),
+        Some(old) => Err(KeyError::Duplicate {
+            first: old.shown(),
+            second: value.shown(),
+        }),
     }
 }
 
@@ -475,7 +534,11 @@ impl Values {
             Key::Token | Key::TlsBootstrapToken => {
                 let v = need(key, value)?;
                 let t = BootstrapToken::parse(v).map_err(|e| KeyError::Invalid(e.to_string()))?;
-                let slot = if key == Key::Token { &mut self.token } else { &mut self.tls_bootstrap_token };
+                let slot = if key == Key::Token {
+                    &mut self.token
+                } else {
+                    &mut self.tls_bootstrap_token
+                };
                 set_once(slot, t)
             }
             Key::CaCertHash => {
@@ -495,7 +558,9 @@ impl Values {
                     None | Some("") | Some("true") | Some("1") | Some("yes") => true,
                     Some("false") | Some("0") | Some("no") => false,
                     Some(other) => {
-                        return Err(KeyError::Invalid(format!("{other:?} is not a boolean (true or false)")))
+                        return Err(KeyError::Invalid(format!(
+                            "{other:?} is not a boolean (true or false)"
+                        )))
                     }
                 };
                 set_once(&mut self.unsafe_skip_ca_verification, b)
@@ -522,7 +587,10 @@ impl Values {
                 let v = need(key, value)?;
                 let list = self.modules.get_or_insert_with(Vec::new);
                 for m in v.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-                    if !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                    if !m
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    {
                         return Err(KeyError::Invalid(format!(
                             "{m:?} is not a module name (letters, digits, '_' and '-')"
                         )));
@@ -536,14 +604,20 @@ impl Values {
             Key::Sysctl => {
                 let v = need(key, value)?;
                 let (k, val) = name_value(key, v)?;
-                if !k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b)) {
+                if !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+                {
                     return Err(KeyError::Invalid(format!("{k:?} is not a sysctl name")));
                 }
                 if let Some((_, old)) = self.sysctls.iter().find(|(n, _)| *n == k) {
                     if *old == val {
                         return Ok(Some(format!("sysctl {k} given twice with the same value")));
                     }
-                    return Err(KeyError::Duplicate { first: format!("{k}={old}"), second: format!("{k}={val}") });
+                    return Err(KeyError::Duplicate {
+                        first: format!("{k}={old}"),
+                        second: format!("{k}={val}"),
+                    });
                 }
                 self.sysctls.push((k, val));
                 Ok(None)
@@ -577,22 +651,30 @@ impl Values {
             }
             Key::Handoff => {
                 let v = need(key, value)?.to_ascii_lowercase();
-                if v != "exec" && v != "none" {
-                    return Err(KeyError::Invalid(format!("{v:?}: expected exec or none")));
+                if !HANDOFF.contains(&v.as_str()) {
+                    return Err(KeyError::Invalid(format!(
+                        "{v:?}: expected one of {}",
+                        HANDOFF.join(", ")
+                    )));
                 }
                 set_once(&mut self.handoff, v)
             }
             Key::OnFailure => {
                 let v = need(key, value)?.to_ascii_lowercase();
                 if !ON_FAILURE.contains(&v.as_str()) {
-                    return Err(KeyError::Invalid(format!("{v:?}: expected one of {}", ON_FAILURE.join(", "))));
+                    return Err(KeyError::Invalid(format!(
+                        "{v:?}: expected one of {}",
+                        ON_FAILURE.join(", ")
+                    )));
                 }
                 set_once(&mut self.on_failure, v)
             }
             Key::Timeout => {
-                let d = duration::parse(need(key, value)?).map_err(|e| KeyError::Invalid(e.to_string()))?;
+                let d = duration::parse(need(key, value)?)
+                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
                 set_once(&mut self.timeout, d)
             }
+            Key::Sysroot | Key::Debug => Ok(None),
         }
     }
 }
@@ -656,6 +738,7 @@ pub struct Settings {
     pub config: Option<Sourced<String>>,
     pub config_sha256: Option<Sourced<ConfigPin>>,
     pub handoff: Option<Sourced<String>>,
+    pub kubelet_path: Option<Sourced<String>>,
     pub on_failure: Option<Sourced<String>>,
     pub timeout: Option<Sourced<Duration>>,
     pub tls_bootstrap_timeout: Option<Sourced<Duration>>,
@@ -671,13 +754,26 @@ fn pick<T: Shown + Clone>(
 ) -> Option<Sourced<T>> {
     let mut kept: Option<Sourced<T>> = None;
     for layer in layers {
-        let Some(v) = get(&layer.values) else { continue };
+        let Some(v) = get(&layer.values) else {
+            continue;
+        };
         match &kept {
-            None => kept = Some(Sourced { value: v.clone(), source: layer.source.clone() }),
+            None => {
+                kept = Some(Sourced {
+                    value: v.clone(),
+                    source: layer.source.clone(),
+                })
+            }
             Some(k) if !k.value.same(v) => conflicts.push(Conflict {
                 key: key.to_string(),
-                kept: Sourced { value: k.value.shown(), source: k.source.clone() },
-                dropped: Sourced { value: v.shown(), source: layer.source.clone() },
+                kept: Sourced {
+                    value: k.value.shown(),
+                    source: k.source.clone(),
+                },
+                dropped: Sourced {
+                    value: v.shown(),
+                    source: layer.source.clone(),
+                },
             }),
             Some(_) => {}
         }
@@ -709,14 +805,23 @@ fn pick_pairs(
                     if *kept != vals {
                         conflicts.push(Conflict {
                             key: format!("{what} {name}"),
-                            kept: Sourced { value: kept.join(","), source: src.clone() },
-                            dropped: Sourced { value: vals.join(","), source: layer.source.clone() },
+                            kept: Sourced {
+                                value: kept.join(","),
+                                source: src.clone(),
+                            },
+                            dropped: Sourced {
+                                value: vals.join(","),
+                                source: layer.source.clone(),
+                            },
                         });
                     }
                 }
                 None => {
                     for v in &vals {
-                        out.push(Sourced { value: (name.clone(), v.clone()), source: layer.source.clone() });
+                        out.push(Sourced {
+                            value: (name.clone(), v.clone()),
+                            source: layer.source.clone(),
+                        });
                     }
                     claimed.insert(name, (layer.source.clone(), vals));
                 }
@@ -737,7 +842,12 @@ pub fn merge(layers: &[Layer]) -> Settings {
     let mut s = Settings {
         endpoint: pick("endpoint", l, |v| v.endpoint.as_ref(), c),
         token: pick("token", l, |v| v.token.as_ref(), c),
-        tls_bootstrap_token: pick("tls-bootstrap-token", l, |v| v.tls_bootstrap_token.as_ref(), c),
+        tls_bootstrap_token: pick(
+            "tls-bootstrap-token",
+            l,
+            |v| v.tls_bootstrap_token.as_ref(),
+            c,
+        ),
         ca_cert_hashes: pick("ca-cert-hash", l, |v| v.ca_cert_hashes.as_ref(), c),
         unsafe_skip_ca_verification: pick(
             Key::UnsafeSkipCaVerification.name(),
@@ -753,15 +863,26 @@ pub fn merge(layers: &[Layer]) -> Settings {
         modules: pick("modules", l, |v| v.modules.as_ref(), c),
         sysctls: pick_pairs("sysctl", l, |v| &v.sysctls, c),
         taints: pick("taints", l, |v| v.taints.as_ref(), c),
-        ignore_preflight_errors: pick("ignore-preflight-errors", l, |v| v.ignore_preflight_errors.as_ref(), c),
+        ignore_preflight_errors: pick(
+            "ignore-preflight-errors",
+            l,
+            |v| v.ignore_preflight_errors.as_ref(),
+            c,
+        ),
         skip_phases: pick("skip-phases", l, |v| v.skip_phases.as_ref(), c),
         platform: pick("platform", l, |v| v.platform.as_ref(), c),
         config: pick("config", l, |v| v.config.as_ref(), c),
         config_sha256: pick("config.sha256", l, |v| v.config_sha256.as_ref(), c),
         handoff: pick("handoff", l, |v| v.handoff.as_ref(), c),
+        kubelet_path: pick("kubelet-path", l, |v| v.kubelet_path.as_ref(), c),
         on_failure: pick("on-failure", l, |v| v.on_failure.as_ref(), c),
         timeout: pick("timeout", l, |v| v.timeout.as_ref(), c),
-        tls_bootstrap_timeout: pick("tls-bootstrap-timeout", l, |v| v.tls_bootstrap_timeout.as_ref(), c),
+        tls_bootstrap_timeout: pick(
+            "tls-bootstrap-timeout",
+            l,
+            |v| v.tls_bootstrap_timeout.as_ref(),
+            c,
+        ),
         conflicts: Vec::new(),
         warnings: Vec::new(),
     };
@@ -779,7 +900,11 @@ pub fn merge(layers: &[Layer]) -> Settings {
 pub enum SettingsError {
     /// One value is invalid (the CLI's own check and message).
     #[error("{key} from {origin}: {error}")]
-    Invalid { key: &'static str, origin: Source, error: UsageError },
+    Invalid {
+        key: &'static str,
+        origin: Source,
+        error: UsageError,
+    },
     /// Something required is missing (the CLI's message, plus what the sources did give).
     #[error("{error} ({context})")]
     Missing { error: UsageError, context: String },
@@ -788,7 +913,11 @@ pub enum SettingsError {
         "token discovery ({token_key} from {token_origin}) and file discovery (discovery-file from \
          {file_origin}) are both set: bootstrapToken and file cannot both be set; use one"
     )]
-    BothDiscovery { token_key: &'static str, token_origin: Source, file_origin: Source },
+    BothDiscovery {
+        token_key: &'static str,
+        token_origin: Source,
+        file_origin: Source,
+    },
 }
 
 impl Classify for SettingsError {
@@ -809,7 +938,9 @@ impl Classify for SettingsError {
 }
 
 fn source_of<T>(v: &Option<Sourced<T>>) -> String {
-    v.as_ref().map(|s| s.source.to_string()).unwrap_or_else(|| "none".into())
+    v.as_ref()
+        .map(|s| s.source.to_string())
+        .unwrap_or_else(|| "none".into())
 }
 
 impl Settings {
@@ -822,16 +953,31 @@ impl Settings {
                 .endpoint
                 .as_ref()
                 .map(|e| ("endpoint", e.source.clone()))
-                .or_else(|| self.ca_cert_hashes.as_ref().map(|p| ("ca-cert-hash", p.source.clone())));
+                .or_else(|| {
+                    self.ca_cert_hashes
+                        .as_ref()
+                        .map(|p| ("ca-cert-hash", p.source.clone()))
+                });
             if let Some((token_key, token_origin)) = token_side {
-                return Err(SettingsError::BothDiscovery { token_key, token_origin, file_origin: file.source.clone() });
+                return Err(SettingsError::BothDiscovery {
+                    token_key,
+                    token_origin,
+                    file_origin: file.source.clone(),
+                });
             }
             let f = &file.value;
-            let invalid = |error| SettingsError::Invalid { key: "discovery-file", origin: file.source.clone(), error };
+            let invalid = |error| SettingsError::Invalid {
+                key: "discovery-file",
+                origin: file.source.clone(),
+                error,
+            };
             return if let Some(rest) = f.strip_prefix("file://") {
                 Ok(Mode::File { path: rest.into() })
             } else if f.starts_with("https://") {
-                Ok(Mode::Https { url: f.clone(), ca_file: None })
+                Ok(Mode::Https {
+                    url: f.clone(),
+                    ca_file: None,
+                })
             } else if f.contains("://") {
                 Err(invalid(UsageError::DiscoveryScheme(f.clone())))
             } else {
@@ -847,12 +993,18 @@ impl Settings {
                 ),
             });
         };
-        validate_endpoint(&endpoint.value)
-            .map_err(|error| SettingsError::Invalid { key: "endpoint", origin: endpoint.source.clone(), error })?;
+        validate_endpoint(&endpoint.value).map_err(|error| SettingsError::Invalid {
+            key: "endpoint",
+            origin: endpoint.source.clone(),
+            error,
+        })?;
         let Some(token) = &self.token else {
             return Err(SettingsError::Missing {
                 error: UsageError::NoToken,
-                context: format!("endpoint from {}; no kubejoin.token from any source", endpoint.source),
+                context: format!(
+                    "endpoint from {}; no kubejoin.token from any source",
+                    endpoint.source
+                ),
             });
         };
         let pin_text: Vec<String> = self
@@ -862,10 +1014,16 @@ impl Settings {
             .unwrap_or_default();
         let pins = PinSet::parse(&pin_text).map_err(|e| SettingsError::Invalid {
             key: "ca-cert-hash",
-            origin: self.ca_cert_hashes.as_ref().map_or(Source::Default, |p| p.source.clone()),
+            origin: self
+                .ca_cert_hashes
+                .as_ref()
+                .map_or(Source::Default, |p| p.source.clone()),
             error: UsageError::Pin(e),
         })?;
-        let unsafe_skip = self.unsafe_skip_ca_verification.as_ref().is_some_and(|u| u.value);
+        let unsafe_skip = self
+            .unsafe_skip_ca_verification
+            .as_ref()
+            .is_some_and(|u| u.value);
         if pins.is_empty() && !unsafe_skip {
             return Err(SettingsError::Missing {
                 error: UsageError::NoPin,
@@ -898,14 +1056,19 @@ impl Settings {
             .map(|t| t.value.clone());
         let node_name = match &self.node_name {
             None => None,
-            Some(n) => Some(NodeName::parse(&n.value.to_ascii_lowercase()).map_err(|e| SettingsError::Invalid {
-                key: "node-name",
-                origin: n.source.clone(),
-                error: UsageError::NodeName(e),
+            Some(n) => Some(NodeName::parse(&n.value.to_ascii_lowercase()).map_err(|e| {
+                SettingsError::Invalid {
+                    key: "node-name",
+                    origin: n.source.clone(),
+                    error: UsageError::NodeName(e),
+                }
             })?),
         };
-        let mut cri_socket =
-            self.cri_socket.as_ref().map(|c| c.value.clone()).unwrap_or_else(|| DEFAULT_CRI_SOCKET.to_string());
+        let mut cri_socket = self
+            .cri_socket
+            .as_ref()
+            .map(|c| c.value.clone())
+            .unwrap_or_else(|| DEFAULT_CRI_SOCKET.to_string());
         if !cri_socket.contains("://") {
             // As kubeadm (and the CLI) do for a bare path.
             cri_socket = format!("unix://{cri_socket}");
@@ -932,15 +1095,34 @@ impl Settings {
             node_name,
             cri_socket,
             kubelet_extra_args,
-            taints: self.taints.as_ref().map(|t| t.value.clone()).unwrap_or_default(),
+            taints: self
+                .taints
+                .as_ref()
+                .map(|t| t.value.clone())
+                .unwrap_or_default(),
             root: root.to_path_buf(),
             dry_run: false,
             force: false,
-            tls_bootstrap_timeout: self.tls_bootstrap_timeout.as_ref().map_or(five_min, |t| t.value),
+            tls_bootstrap_timeout: self
+                .tls_bootstrap_timeout
+                .as_ref()
+                .map_or(five_min, |t| t.value),
             handoff,
-            kubelet_path: PathBuf::from("/usr/bin/kubelet"),
-            skip_phases: self.skip_phases.as_ref().map(|t| t.value.clone()).unwrap_or_default(),
-            ignore_preflight_errors: self.ignore_preflight_errors.as_ref().map(|t| t.value.clone()).unwrap_or_default(),
+            kubelet_path: PathBuf::from(
+                self.kubelet_path
+                    .as_ref()
+                    .map_or("/usr/bin/kubelet", |k| k.value.as_str()),
+            ),
+            skip_phases: self
+                .skip_phases
+                .as_ref()
+                .map(|t| t.value.clone())
+                .unwrap_or_default(),
+            ignore_preflight_errors: self
+                .ignore_preflight_errors
+                .as_ref()
+                .map(|t| t.value.clone())
+                .unwrap_or_default(),
         })
     }
 }
@@ -949,15 +1131,29 @@ impl Settings {
 // `kubejoin plan`
 // ---------------------------------------------------------------------------------------------
 
-fn entry<T: Shown>(out: &mut serde_json::Map<String, serde_json::Value>, key: &str, v: &Option<Sourced<T>>) {
+fn entry<T: Shown>(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    v: &Option<Sourced<T>>,
+) {
     if let Some(s) = v {
-        out.insert(key.to_string(), serde_json::json!({ "value": s.value.shown(), "source": s.source.to_string() }));
+        out.insert(
+            key.to_string(),
+            serde_json::json!({ "value": s.value.shown(), "source": s.source.to_string() }),
+        );
     }
 }
 
-fn list_entry(out: &mut serde_json::Map<String, serde_json::Value>, key: &str, v: &Option<Sourced<Vec<String>>>) {
+fn list_entry(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    v: &Option<Sourced<Vec<String>>>,
+) {
     if let Some(s) = v {
-        out.insert(key.to_string(), serde_json::json!({ "value": s.value, "source": s.source.to_string() }));
+        out.insert(
+            key.to_string(),
+            serde_json::json!({ "value": s.value, "source": s.source.to_string() }),
+        );
     }
 }
 
@@ -977,7 +1173,10 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
     entry(&mut values, "tls-bootstrap-token", &s.tls_bootstrap_token);
     if let Some(p) = &s.ca_cert_hashes {
         let pins: Vec<String> = p.value.iter().map(ToString::to_string).collect();
-        values.insert("ca-cert-hash".into(), serde_json::json!({ "value": pins, "source": p.source.to_string() }));
+        values.insert(
+            "ca-cert-hash".into(),
+            serde_json::json!({ "value": pins, "source": p.source.to_string() }),
+        );
     }
     if let Some(u) = &s.unsafe_skip_ca_verification {
         values.insert(
@@ -991,15 +1190,24 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
     entry(&mut values, "cri-socket", &s.cri_socket);
     list_entry(&mut values, "modules", &s.modules);
     list_entry(&mut values, "taints", &s.taints);
-    list_entry(&mut values, "ignore-preflight-errors", &s.ignore_preflight_errors);
+    list_entry(
+        &mut values,
+        "ignore-preflight-errors",
+        &s.ignore_preflight_errors,
+    );
     list_entry(&mut values, "skip-phases", &s.skip_phases);
     entry(&mut values, "platform", &s.platform);
     entry(&mut values, "config", &s.config);
     entry(&mut values, "config.sha256", &s.config_sha256);
     entry(&mut values, "handoff", &s.handoff);
+    entry(&mut values, "kubelet-path", &s.kubelet_path);
     entry(&mut values, "on-failure", &s.on_failure);
     entry(&mut values, "timeout", &s.timeout);
-    entry(&mut values, "tls-bootstrap-timeout", &s.tls_bootstrap_timeout);
+    entry(
+        &mut values,
+        "tls-bootstrap-timeout",
+        &s.tls_bootstrap_timeout,
+    );
 
     let conflicts: Vec<serde_json::Value> = s
         .conflicts
@@ -1040,4 +1248,586 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config files (joinconfig's output) as a layer
+// ---------------------------------------------------------------------------------------------
+
+/// The values a parsed config file sets. joinconfig fills defaults in (timeouts, the TLS bootstrap
+/// token in token mode); values equal to those defaults are left unset here so they neither
+/// override the defaults layer nor show up as conflicts with a higher layer.
+pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
+    let mut v = Values::default();
+    if let Some(j) = &cf.join {
+        match &j.discovery.method {
+            DiscoveryMethod::Token {
+                api_server_endpoint,
+                token,
+                ca_cert_hashes,
+                unsafe_skip_ca_verification,
+            } => {
+                v.endpoint = Some(api_server_endpoint.clone());
+                v.token = Some(token.clone());
+                if !ca_cert_hashes.is_empty() {
+                    v.ca_cert_hashes = Some(ca_cert_hashes.pins().to_vec());
+                }
+                if *unsafe_skip_ca_verification {
+                    v.unsafe_skip_ca_verification = Some(true);
+                }
+                if let Some(t) = &j.discovery.tls_bootstrap_token {
+                    if !t.ct_eq(token) {
+                        v.tls_bootstrap_token = Some(t.clone());
+                    }
+                }
+            }
+            DiscoveryMethod::File { kube_config_path } => {
+                v.discovery_file = Some(kube_config_path.display().to_string());
+                v.tls_bootstrap_token = j.discovery.tls_bootstrap_token.clone();
+            }
+            DiscoveryMethod::Https { url } => {
+                v.discovery_file = Some(url.clone());
+                v.tls_bootstrap_token = j.discovery.tls_bootstrap_token.clone();
+            }
+        }
+        let nr = &j.node_registration;
+        v.node_name = nr.name.as_ref().map(|n| n.as_str().to_string());
+        v.cri_socket = nr.cri_socket.clone();
+        v.kubelet_args = nr.kubelet_extra_args.clone();
+        let nonempty = |l: &Vec<String>| (!l.is_empty()).then(|| l.clone());
+        let taints: Vec<String> = nr.taints.iter().map(ToString::to_string).collect();
+        v.taints = nonempty(&taints);
+        v.ignore_preflight_errors = nonempty(&nr.ignore_preflight_errors);
+        v.skip_phases = nonempty(&j.skip_phases);
+        let defaults = joinconfig::Timeouts::default();
+        if j.timeouts.discovery != defaults.discovery {
+            v.timeout = Some(j.timeouts.discovery);
+        }
+        if j.timeouts.tls_bootstrap != defaults.tls_bootstrap {
+            v.tls_bootstrap_timeout = Some(j.timeouts.tls_bootstrap);
+        }
+    }
+    if let Some(k) = &cf.kubejoin {
+        if !k.modules.is_empty() {
+            v.modules = Some(k.modules.clone());
+        }
+        v.sysctls.extend(k.sysctls.iter().cloned());
+        if let Some(h) = k.handoff {
+            v.handoff = Some(match h {
+                HandoffMode::Exec => "exec".into(),
+                HandoffMode::None => "none".into(),
+            });
+        }
+        v.kubelet_path = k.kubelet_path.as_ref().map(|p| p.display().to_string());
+        v.on_failure = k.on_failure.map(|o| o.name().to_string());
+        // The KubejoinConfiguration's timeouts win over the JoinConfiguration's (joinconfig docs).
+        v.timeout = k.timeout.or(v.timeout);
+        v.tls_bootstrap_timeout = k.tls_bootstrap_timeout.or(v.tls_bootstrap_timeout);
+        v.kubelet_args.extend(k.kubelet_args.iter().cloned());
+    }
+    (v, cf.warnings.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gathering the layers of one boot
+// ---------------------------------------------------------------------------------------------
+
+/// The local config file read when neither `--config` nor `kubejoin.config=` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/kubejoin.yaml";
+
+/// Where metadata comes from.
+#[derive(Debug, Clone)]
+pub enum MetadataAccess {
+    /// The real services. `tls` replaces the system trust store for `https://` (tests).
+    Live {
+        endpoints: Endpoints,
+        timeouts: Timeouts,
+        retry: Retry,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    },
+    /// A recorded boot (`--metadata-dir DIR`): see [`RecordedMetadata`] for the layout.
+    Recorded(PathBuf),
+}
+
+impl MetadataAccess {
+    /// The real services at their real addresses, default timeouts and retries.
+    pub fn live() -> Self {
+        MetadataAccess::Live {
+            endpoints: Endpoints::default(),
+            timeouts: Timeouts::default(),
+            retry: Retry::default(),
+            tls: None,
+        }
+    }
+}
+
+/// Everything [`load`] needs.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The node's filesystem (`/proc/cmdline`, `/sys/class/dmi/id`, `/etc/kubejoin.yaml`, the
+    /// config drive's `/dev/disk/by-label/config-2` are read under it).
+    pub root: Root,
+    /// `--cmdline-file FILE`: a recorded command line instead of `/proc/cmdline`.
+    pub cmdline_file: Option<PathBuf>,
+    /// `--config FILE` (a path on this machine, not under the root). Without it the default
+    /// [`DEFAULT_CONFIG_FILE`] is read under the root when it exists.
+    pub config_file: Option<PathBuf>,
+    pub metadata: MetadataAccess,
+    /// Mounts an OpenStack config drive; without it the metadata service is used.
+    pub config_drive: Option<Arc<dyn ConfigDriveMount>>,
+    /// The image defaults (lowest layer).
+    pub defaults: Values,
+}
+
+impl LoadOptions {
+    pub fn new(root: Root) -> Self {
+        Self {
+            root,
+            cmdline_file: None,
+            config_file: None,
+            metadata: MetadataAccess::live(),
+            config_drive: None,
+            defaults: Values::builtin_defaults(),
+        }
+    }
+}
+
+/// The result of [`load`].
+#[derive(Debug)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// The whole command line (other stages read `ip=`, `root=`, module parameters…).
+    pub cmdline: Cmdline,
+    /// The metadata platform in use, if any.
+    pub platform: Option<Platform>,
+}
+
+/// Gathering the layers failed. Each names what and where; none carries a token secret.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Cmdline(#[from] CmdlineError),
+    #[error("reading the config file {path}")]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is larger than {max} bytes")]
+    ConfigTooLarge { path: PathBuf, max: usize },
+    #[error("config from {origin} ({location}): {error}")]
+    Document {
+        origin: Source,
+        location: String,
+        error: UserDataError,
+    },
+    /// joinconfig's error; its text starts with the source and location.
+    #[error("{0}")]
+    Config(ConfigError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Pin(#[from] ConfigPinMismatch),
+    #[error("kubejoin.config.sha256 is set but no config document was loaded to check it against")]
+    PinUnused,
+    #[error(
+        "kubejoin.config=metadata, but no metadata platform is known (DMI did not identify one)"
+    )]
+    NoPlatform,
+}
+
+impl Classify for LoadError {
+    fn class(&self) -> Class {
+        match self {
+            LoadError::Cmdline(e) => e.class(),
+            LoadError::ReadConfig { .. } => Class::Other,
+            LoadError::Config(e) => e.class(),
+            LoadError::Metadata(e) => e.class(),
+            LoadError::Pin(_) => Class::Trust,
+            LoadError::ConfigTooLarge { .. }
+            | LoadError::Document { .. }
+            | LoadError::PinUnused
+            | LoadError::NoPlatform => Class::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            LoadError::Cmdline(e) => e.hint(),
+            LoadError::Config(e) => e.hint(),
+            LoadError::Metadata(e) => e.hint(),
+            LoadError::Pin(_) => Some(
+                "the config changed since it was pinned: compare `sha256sum` of the document you meant to serve \
+                 with kubejoin.config.sha256, and do not join until they match"
+                    .into(),
+            ),
+            LoadError::PinUnused => Some(
+                "add kubejoin.config=<path|https://URL|metadata> naming the document the hash pins".into(),
+            ),
+            LoadError::NoPlatform => Some(format!(
+                "set kubejoin.platform to one of {}",
+                Platform::NAMED.iter().map(|p| p.id()).collect::<Vec<_>>().join(", ")
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Checks the pin (if any) against the first config document; later documents are not pinned.
+fn check_pin(
+    pin: Option<ConfigPin>,
+    used: &mut bool,
+    what: &str,
+    bytes: &[u8],
+) -> Result<(), LoadError> {
+    if let Some(p) = pin {
+        if !*used {
+            *used = true;
+            p.verify(what, bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// A config document (file or user-data) as a layer. User-data bytes are only ever held in
+/// memory.
+fn document_layer(
+    bytes: &[u8],
+    origin: Source,
+    location: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Layer, LoadError> {
+    let doc_err = |error| LoadError::Document {
+        origin: origin.clone(),
+        location: location.to_string(),
+        error,
+    };
+    let decoded = userdata::decode(bytes).map_err(doc_err)?;
+    match userdata::parse(&decoded).map_err(doc_err)? {
+        Document::Kubejoin {
+            values,
+            warnings: w,
+        } => {
+            warnings.extend(w.into_iter().map(|w| format!("{origin}: {w}")));
+            Ok(Layer::new(origin, values))
+        }
+        Document::Config(text) => {
+            let shown = match &origin {
+                Source::File(_) => origin.to_string(),
+                _ => format!("{origin} ({location})"),
+            };
+            let cf = joinconfig::parse(text.as_bytes(), &shown).map_err(LoadError::Config)?;
+            let (values, w) = values_from_config_file(&cf);
+            warnings.extend(w.into_iter().map(|w| format!("{shown}: {w}")));
+            Ok(Layer::new(origin, values))
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let err = |source| LoadError::ReadConfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(err)?;
+    let mut buf = Vec::new();
+    f.take(MAX_USER_DATA as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(err)?;
+    if buf.len() > MAX_USER_DATA {
+        return Err(LoadError::ConfigTooLarge {
+            path: path.to_path_buf(),
+            max: MAX_USER_DATA,
+        });
+    }
+    Ok(buf)
+}
+
+/// The platform: DMI under the root; for a recorded boot, else the recording's only platform.
+fn detect_platform(opts: &LoadOptions) -> Option<Platform> {
+    if let Some(p) = metadata::detect(&Dmi::from_root(&opts.root)) {
+        return Some(p);
+    }
+    let MetadataAccess::Recorded(dir) = &opts.metadata else {
+        return None;
+    };
+    let mut found: Vec<Platform> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(Platform::parse))
+        .filter(|p| *p != Platform::Url)
+        .collect();
+    found.sort();
+    match found.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
+/// Builds providers for one boot (transport per platform, config drive mounted on demand).
+struct Providers<'a> {
+    opts: &'a LoadOptions,
+}
+
+impl Providers<'_> {
+    fn transport(
+        &self,
+        platform: Platform,
+        https: bool,
+    ) -> Result<(Arc<dyn Transport>, Endpoints, Retry), MetadataError> {
+        match &self.opts.metadata {
+            MetadataAccess::Live {
+                endpoints,
+                timeouts,
+                retry,
+                tls,
+            } => {
+                let tls = match (https, tls) {
+                    (false, _) => Tls::Disabled,
+                    (true, Some(cfg)) => Tls::Config(cfg.clone()),
+                    (true, None) => Tls::NativeRoots,
+                };
+                let t = HttpTransport::new(*timeouts, tls).map_err(|e| MetadataError::Client {
+                    provider: platform,
+                    reason: e.to_string(),
+                })?;
+                Ok((Arc::new(t), endpoints.clone(), retry.clone()))
+            }
+            MetadataAccess::Recorded(dir) => Ok((
+                Arc::new(RecordedMetadata::new(dir.join(platform.id()))),
+                Endpoints::default(),
+                Retry::none(),
+            )),
+        }
+    }
+
+    fn provider(
+        &self,
+        platform: Platform,
+        warnings: &mut Vec<String>,
+    ) -> Result<Box<dyn Provider>, MetadataError> {
+        let (transport, endpoints, retry) =
+            self.transport(platform, platform == Platform::Equinix)?;
+        let mut config_drive = None;
+        let live = matches!(self.opts.metadata, MetadataAccess::Live { .. });
+        if platform == Platform::OpenStack && live {
+            if let Some(device) = find_config_drive(&self.opts.root) {
+                match &self.opts.config_drive {
+                    Some(m) => match m.mount(&device) {
+                        Ok(dir) => config_drive = Some(dir),
+                        Err(e) => warnings.push(format!(
+                            "mounting the config drive {}: {e}; using the metadata service",
+                            device.display()
+                        )),
+                    },
+                    None => warnings.push(format!(
+                        "found the config drive {} but cannot mount it here; using the metadata service",
+                        device.display()
+                    )),
+                }
+            }
+        }
+        let ctx = Context {
+            transport,
+            endpoints,
+            retry,
+            config_drive,
+        };
+        metadata::provider(platform, &ctx).ok_or(MetadataError::Client {
+            provider: platform,
+            reason: "no provider is registered for this platform".into(),
+        })
+    }
+
+    fn url(&self, template: &str, pinned: bool) -> Result<UrlProvider, MetadataError> {
+        let (transport, _, retry) =
+            self.transport(Platform::Url, template.starts_with("https://"))?;
+        UrlProvider::new(
+            template,
+            pinned,
+            &Vars::from_root(&self.opts.root),
+            transport,
+            retry,
+        )
+    }
+}
+
+fn is_no_user_data(e: &MetadataError) -> bool {
+    matches!(
+        e,
+        MetadataError::NoUserData { .. }
+            | MetadataError::EmptyUserData { .. }
+            | MetadataError::NoUserDataFile { .. }
+    )
+}
+
+/// Gathers one boot's layers and merges them (see the module docs for the precedence).
+///
+/// * The kernel command line is always read (`--cmdline-file` or `/proc/cmdline`).
+/// * `kubejoin.config=/path` reads that file (under the root), `=https://…` fetches it (the
+///   generic URL provider), `=metadata` reads the platform's user-data. Without it, the local
+///   config file is read when there is one.
+/// * The platform is `kubejoin.platform` (`none` disables metadata), else DMI detection. Its
+///   user-data is fetched when `kubejoin.platform` names it, or when no higher layer says how to
+///   discover the cluster; a missing user-data is then an error, except when `kubejoin.platform`
+///   merely names the platform and another layer already has discovery (a warning).
+/// * `kubejoin.config.sha256` is checked against the first document loaded, before parsing; a
+///   mismatch refuses it, and a pin that checked nothing is an error.
+/// * Missing node name or node IP are taken from the provider (failures are warnings: the
+///   hostname fallback still works).
+pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let cmdline = match &opts.cmdline_file {
+        Some(p) => Cmdline::read_file(p)?,
+        None => Cmdline::read(&opts.root)?,
+    };
+    let kj = cmdline.kubejoin()?;
+    let mut warnings: Vec<String> = kj
+        .warnings
+        .iter()
+        .map(|w| format!("cmdline: {w}"))
+        .collect();
+    let cmd = kj.values;
+    let pin = cmd.config_sha256;
+    let mut pin_used = false;
+    let mut layers = vec![Layer::new(Source::Cmdline, cmd.clone())];
+    let providers = Providers { opts };
+
+    let explicit_platform = cmd
+        .platform
+        .as_deref()
+        .filter(|p| *p != "none")
+        .and_then(Platform::parse);
+    let platform = match cmd.platform.as_deref() {
+        Some("none") => None,
+        Some(_) => explicit_platform,
+        None => detect_platform(opts),
+    };
+    let mut provider: Option<Box<dyn Provider>> = None;
+
+    match cmd.config.as_deref() {
+        Some(path) if path.starts_with('/') => {
+            let real = opts.root.join(path).map_err(|e| LoadError::ReadConfig {
+                path: PathBuf::from(path),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            })?;
+            let bytes = read_config(&real)?;
+            check_pin(pin, &mut pin_used, path, &bytes)?;
+            layers.push(document_layer(
+                &bytes,
+                Source::File(PathBuf::from(path)),
+                path,
+                &mut warnings,
+            )?);
+        }
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let p = providers.url(url, pin.is_some())?;
+            let ud = p.user_data().await?;
+            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
+            layers.push(document_layer(
+                &ud.bytes,
+                Source::Metadata(Platform::Url),
+                &ud.location,
+                &mut warnings,
+            )?);
+        }
+        Some(_) => {
+            let plat = platform.ok_or(LoadError::NoPlatform)?;
+            let p = provider.insert(providers.provider(plat, &mut warnings)?);
+            let ud: UserData = p.user_data().await?;
+            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
+            layers.push(document_layer(
+                &ud.bytes,
+                Source::Metadata(plat),
+                &ud.location,
+                &mut warnings,
+            )?);
+        }
+        None => {
+            let local = match &opts.config_file {
+                Some(p) => Some((p.clone(), p.clone())),
+                None => opts
+                    .root
+                    .join(DEFAULT_CONFIG_FILE)
+                    .ok()
+                    .filter(|p| p.exists())
+                    .map(|real| (real, PathBuf::from(DEFAULT_CONFIG_FILE))),
+            };
+            if let Some((real, shown)) = local {
+                let bytes = read_config(&real)?;
+                let what = shown.display().to_string();
+                check_pin(pin, &mut pin_used, &what, &bytes)?;
+                layers.push(document_layer(
+                    &bytes,
+                    Source::File(shown),
+                    &what,
+                    &mut warnings,
+                )?);
+            }
+            let has_discovery = layers.iter().any(|l| l.values.has_discovery());
+            if let Some(plat) = platform {
+                if explicit_platform.is_some() || !has_discovery {
+                    let p = provider.insert(providers.provider(plat, &mut warnings)?);
+                    match p.user_data().await {
+                        Ok(ud) => {
+                            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
+                            layers.push(document_layer(
+                                &ud.bytes,
+                                Source::Metadata(plat),
+                                &ud.location,
+                                &mut warnings,
+                            )?);
+                        }
+                        Err(e) if has_discovery && is_no_user_data(&e) => {
+                            warnings.push(format!("{e}; using the other sources"));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+    if pin.is_some() && !pin_used {
+        return Err(LoadError::PinUnused);
+    }
+
+    // The provider fills in the node name and address nobody gave.
+    if let Some(plat) = platform {
+        let so_far = merge(&layers);
+        if so_far.node_name.is_none() || so_far.node_ip.is_none() {
+            let p = match provider.take() {
+                Some(p) => Ok(p),
+                None => providers.provider(plat, &mut warnings),
+            };
+            let facts = match p {
+                Ok(p) => p.node_facts().await,
+                Err(e) => Err(e),
+            };
+            match facts {
+                Ok(f) => {
+                    let mut v = Values::default();
+                    if so_far.node_name.is_none() {
+                        if let Some(h) = &f.hostname {
+                            if let Err(e) = v.set(Key::NodeName, Some(h)) {
+                                warnings.push(format!("metadata:{plat}: not using the hostname {h:?} as node name: {e}"));
+                            }
+                        }
+                    }
+                    if so_far.node_ip.is_none() {
+                        v.node_ip = f.node_ip();
+                    }
+                    layers.push(Layer::new(Source::Metadata(plat), v));
+                }
+                Err(e) => warnings.push(format!("node name and address from metadata: {e}")),
+            }
+        }
+    }
+
+    layers.push(Layer::new(Source::Default, opts.defaults.clone()));
+    let mut settings = merge(&layers);
+    settings.warnings = warnings;
+    Ok(Loaded {
+        settings,
+        cmdline,
+        platform,
+    })
 }

@@ -25,7 +25,14 @@ pub trait HostSys: fmt::Debug + Send + Sync {
 
     /// `finit_module(2)` on an open module file. `module` and `path` are for the record only:
     /// the kernel sees just the descriptor. `flags` are `MODULE_INIT_*` bits.
-    fn finit_module(&self, module: &str, path: &Path, file: &File, params: &str, flags: u32) -> io::Result<()>;
+    fn finit_module(
+        &self,
+        module: &str,
+        path: &Path,
+        file: &File,
+        params: &str,
+        flags: u32,
+    ) -> io::Result<()>;
 
     /// `init_module(2)` with an in-memory (already decompressed) module image.
     fn init_module(&self, module: &str, path: &Path, image: &[u8], params: &str) -> io::Result<()>;
@@ -49,28 +56,46 @@ pub trait HostSys: fmt::Debug + Send + Sync {
 pub struct RealHostSys;
 
 fn c_string(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
+    CString::new(s)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
 impl HostSys for RealHostSys {
     fn uname_release(&self) -> io::Result<String> {
-        Ok(nix::sys::utsname::uname()?.release().to_string_lossy().into_owned())
+        Ok(nix::sys::utsname::uname()?
+            .release()
+            .to_string_lossy()
+            .into_owned())
     }
 
-    fn finit_module(&self, _module: &str, _path: &Path, file: &File, params: &str, flags: u32) -> io::Result<()> {
+    fn finit_module(
+        &self,
+        _module: &str,
+        _path: &Path,
+        file: &File,
+        params: &str,
+        flags: u32,
+    ) -> io::Result<()> {
         let flags = nix::kmod::ModuleInitFlags::from_bits_retain(flags);
         Ok(nix::kmod::finit_module(file, &c_string(params)?, flags)?)
     }
 
-    fn init_module(&self, _module: &str, _path: &Path, image: &[u8], params: &str) -> io::Result<()> {
+    fn init_module(
+        &self,
+        _module: &str,
+        _path: &Path,
+        image: &[u8],
+        params: &str,
+    ) -> io::Result<()> {
         Ok(nix::kmod::init_module(image, &c_string(params)?)?)
     }
 
     #[allow(unsafe_code)]
     fn swapoff(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::ffi::OsStrExt as _;
-        let p = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "swap path contains a NUL byte"))?;
+        let p = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "swap path contains a NUL byte")
+        })?;
         // SAFETY: `p` is a valid NUL-terminated string that outlives the call; swapoff(2) only
         // reads it and keeps no pointer to it.
         let rc = unsafe { libc::swapoff(p.as_ptr()) };
@@ -86,7 +111,8 @@ impl HostSys for RealHostSys {
     }
 
     fn effective_capabilities(&self) -> io::Result<CapabilitySet> {
-        let caps = caps::read(None, caps::CapSet::Effective).map_err(|e| io::Error::other(e.to_string()))?;
+        let caps = caps::read(None, caps::CapSet::Effective)
+            .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(caps.iter().map(ToString::to_string).collect())
     }
 
@@ -107,13 +133,27 @@ impl HostSys for RealHostSys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostCall {
     Uname,
-    FinitModule { module: String, path: PathBuf, params: String, flags: u32 },
+    FinitModule {
+        module: String,
+        path: PathBuf,
+        params: String,
+        flags: u32,
+    },
     /// `image` is kept whole so tests can check what was decompressed.
-    InitModule { module: String, path: PathBuf, image: Vec<u8>, params: String },
-    Swapoff { path: PathBuf },
+    InitModule {
+        module: String,
+        path: PathBuf,
+        image: Vec<u8>,
+        params: String,
+    },
+    Swapoff {
+        path: PathBuf,
+    },
     Euid,
     Capabilities,
-    BindTcp { port: u16 },
+    BindTcp {
+        port: u16,
+    },
 }
 
 /// A recording fake. Loads and swapoffs succeed unless an errno was injected for that module
@@ -142,10 +182,15 @@ impl FakeHostSys {
             swapoff_errors: BTreeMap::new(),
             uname_error: None,
             euid: 0,
-            caps: ["CAP_SYS_MODULE", "CAP_NET_ADMIN", "CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            caps: [
+                "CAP_SYS_MODULE",
+                "CAP_NET_ADMIN",
+                "CAP_SYS_ADMIN",
+                "CAP_DAC_OVERRIDE",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
             ports_in_use: BTreeSet::new(),
             kernel_root: None,
         }
@@ -182,7 +227,10 @@ impl FakeHostSys {
         self
     }
 
-    pub fn with_capabilities<I: IntoIterator<Item = S>, S: Into<String>>(mut self, caps: I) -> Self {
+    pub fn with_capabilities<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        caps: I,
+    ) -> Self {
         self.caps = caps.into_iter().map(Into::into).collect();
         self
     }
@@ -203,7 +251,9 @@ impl FakeHostSys {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
-                HostCall::FinitModule { module, .. } | HostCall::InitModule { module, .. } => Some(module),
+                HostCall::FinitModule { module, .. } | HostCall::InitModule { module, .. } => {
+                    Some(module)
+                }
                 _ => None,
             })
             .collect()
@@ -237,7 +287,14 @@ impl HostSys for FakeHostSys {
         }
     }
 
-    fn finit_module(&self, module: &str, path: &Path, _file: &File, params: &str, flags: u32) -> io::Result<()> {
+    fn finit_module(
+        &self,
+        module: &str,
+        path: &Path,
+        _file: &File,
+        params: &str,
+        flags: u32,
+    ) -> io::Result<()> {
         self.record(HostCall::FinitModule {
             module: module.to_string(),
             path: path.to_path_buf(),
@@ -258,16 +315,27 @@ impl HostSys for FakeHostSys {
     }
 
     fn swapoff(&self, path: &Path) -> io::Result<()> {
-        self.record(HostCall::Swapoff { path: path.to_path_buf() });
+        self.record(HostCall::Swapoff {
+            path: path.to_path_buf(),
+        });
         if let Some(&errno) = self.swapoff_errors.get(path) {
             return Err(io::Error::from_raw_os_error(errno));
         }
         if let Some(root) = &self.kernel_root {
             let swaps = root.join("proc/swaps");
             if let Ok(text) = std::fs::read_to_string(&swaps) {
-                let dev = path.to_string_lossy();
-                let kept: Vec<&str> =
-                    text.lines().filter(|l| l.split_whitespace().next() != Some(dev.as_ref())).collect();
+                // /proc/swaps escapes space, tab, newline and backslash as \ooo.
+                let mut dev = String::new();
+                for c in path.to_string_lossy().chars() {
+                    match c {
+                        ' ' | '\t' | '\n' | '\\' => dev.push_str(&format!("\\{:03o}", c as u32)),
+                        c => dev.push(c),
+                    }
+                }
+                let kept: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.split_whitespace().next() != Some(dev.as_str()))
+                    .collect();
                 std::fs::write(&swaps, kept.join("\n") + "\n")?;
             }
         }
@@ -314,7 +382,10 @@ mod tests {
             .or_else(|_| std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)))
             .unwrap();
         let port = l.local_addr().unwrap().port();
-        assert_eq!(RealHostSys.bind_tcp(port).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            RealHostSys.bind_tcp(port).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
     }
 
     #[test]
@@ -333,18 +404,35 @@ mod tests {
             .failing_swapoff("/swapfile", libc::ENOMEM)
             .with_port_in_use(10250);
         assert_eq!(fake.uname_release().unwrap(), "6.1.0-test");
-        fake.finit_module("llc", Path::new("/lib/modules/x/llc.ko"), &f, "", 0).unwrap();
+        fake.finit_module("llc", Path::new("/lib/modules/x/llc.ko"), &f, "", 0)
+            .unwrap();
         assert!(dir.path().join("sys/module/llc/initstate").exists());
-        let e = fake.init_module("bad", Path::new("/x/bad.ko"), b"img", "a=1").unwrap_err();
+        let e = fake
+            .init_module("bad", Path::new("/x/bad.ko"), b"img", "a=1")
+            .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOEXEC));
         fake.swapoff(Path::new("/dev/vda2")).unwrap();
-        assert_eq!(fake.swapoff(Path::new("/swapfile")).unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+        assert_eq!(
+            fake.swapoff(Path::new("/swapfile"))
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::ENOMEM)
+        );
         let swaps = std::fs::read_to_string(dir.path().join("proc/swaps")).unwrap();
-        assert!(!swaps.contains("/dev/vda2") && swaps.contains("/swapfile"), "{swaps}");
-        assert_eq!(fake.bind_tcp(10250).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert!(
+            !swaps.contains("/dev/vda2") && swaps.contains("/swapfile"),
+            "{swaps}"
+        );
+        assert_eq!(
+            fake.bind_tcp(10250).unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
         fake.bind_tcp(10251).unwrap();
         assert_eq!(fake.loaded(), vec!["llc", "bad"]);
         assert_eq!(fake.calls()[0], HostCall::Uname);
-        assert!(FakeHostSys::new("x").failing_uname(libc::EPERM).uname_release().is_err());
+        assert!(FakeHostSys::new("x")
+            .failing_uname(libc::EPERM)
+            .uname_release()
+            .is_err());
     }
 }

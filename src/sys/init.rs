@@ -53,7 +53,10 @@ impl MountFlags {
             (Self::NOEXEC, M::MS_NOEXEC),
             (Self::RELATIME, M::MS_RELATIME),
         ];
-        table.iter().filter(|(f, _)| self.contains(*f)).fold(M::empty(), |acc, (_, m)| acc | *m)
+        table
+            .iter()
+            .filter(|(f, _)| self.contains(*f))
+            .fold(M::empty(), |acc, (_, m)| acc | *m)
     }
 }
 
@@ -73,7 +76,11 @@ impl fmt::Debug for MountFlags {
             (Self::NOEXEC, "noexec"),
             (Self::RELATIME, "relatime"),
         ];
-        let set: Vec<&str> = names.iter().filter(|(fl, _)| self.contains(*fl)).map(|(_, n)| *n).collect();
+        let set: Vec<&str> = names
+            .iter()
+            .filter(|(fl, _)| self.contains(*fl))
+            .map(|(_, n)| *n)
+            .collect();
         if set.is_empty() {
             write!(f, "defaults")
         } else {
@@ -112,7 +119,14 @@ pub trait InitSys: fmt::Debug + Send + Sync {
     /// `mkdir -p` with `mode` for the directories it creates.
     fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<()>;
     /// `mount(2)` of a new filesystem.
-    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()>;
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()>;
     /// `mount(2)` with `MS_MOVE`: moves the mount at `from` (and everything below it) to `to`.
     fn move_mount(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Creates the symlink `link` pointing at `target`.
@@ -166,16 +180,33 @@ impl InitSys for RealInitSys {
     }
 
     fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<()> {
-        std::fs::DirBuilder::new().recursive(true).mode(mode).create(path)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(path)
     }
 
-    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
         let data = (!data.is_empty()).then_some(data);
         nix::mount::mount(Some(source), target, Some(fstype), flags.to_nix(), data).map_err(errno)
     }
 
     fn move_mount(&self, from: &Path, to: &Path) -> io::Result<()> {
-        nix::mount::mount(Some(from), to, None::<&str>, nix::mount::MsFlags::MS_MOVE, None::<&str>).map_err(errno)
+        nix::mount::mount(
+            Some(from),
+            to,
+            None::<&str>,
+            nix::mount::MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(errno)
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
@@ -192,7 +223,10 @@ impl InitSys for RealInitSys {
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         if let Some(parent) = path.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)?;
         }
         std::fs::write(path, contents)
     }
@@ -208,7 +242,10 @@ impl InitSys for RealInitSys {
         if open(io::stdin().as_fd()) && open(io::stdout().as_fd()) && open(io::stderr().as_fd()) {
             return Ok(false);
         }
-        let console = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console")?;
+        let console = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/console")?;
         nix::unistd::dup2_stdin(&console).map_err(errno)?;
         nix::unistd::dup2_stdout(&console).map_err(errno)?;
         nix::unistd::dup2_stderr(&console).map_err(errno)?;
@@ -234,12 +271,14 @@ impl InitSys for RealInitSys {
         // Bounded: a fork bomb of orphans must not keep PID 1 here forever.
         for _ in 0..1024 {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    out.push(Reaped { pid: pid.as_raw(), how: format!("exited {code}") })
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    out.push(Reaped { pid: pid.as_raw(), how: format!("killed by {sig}") })
-                }
+                Ok(WaitStatus::Exited(pid, code)) => out.push(Reaped {
+                    pid: pid.as_raw(),
+                    how: format!("exited {code}"),
+                }),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => out.push(Reaped {
+                    pid: pid.as_raw(),
+                    how: format!("killed by {sig:?}"),
+                }),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => {}
             }
@@ -331,18 +370,39 @@ fn clear_dir(dir: &Path, dev: u64, keep: &[PathBuf], c: &mut Cleared) {
 /// One recorded call on [`RecordingInitSys`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitCall {
-    MkdirAll { path: PathBuf, mode: u32 },
-    Mount { source: String, target: PathBuf, fstype: String, flags: MountFlags, data: String },
-    MoveMount { from: PathBuf, to: PathBuf },
-    Symlink { target: PathBuf, link: PathBuf },
-    WriteFile { path: PathBuf, contents: Vec<u8> },
+    MkdirAll {
+        path: PathBuf,
+        mode: u32,
+    },
+    Mount {
+        source: String,
+        target: PathBuf,
+        fstype: String,
+        flags: MountFlags,
+        data: String,
+    },
+    MoveMount {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    WriteFile {
+        path: PathBuf,
+        contents: Vec<u8>,
+    },
     EnsureStdio,
     Reap,
     Sync,
     Power(PowerAction),
     Chdir(PathBuf),
     Chroot(PathBuf),
-    ClearTree { dir: PathBuf, keep: Vec<PathBuf> },
+    ClearTree {
+        dir: PathBuf,
+        keep: Vec<PathBuf>,
+    },
 }
 
 impl InitCall {
@@ -372,9 +432,10 @@ pub struct RecordingInitSys {
     files: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
     paths: Mutex<Vec<PathBuf>>,
     failures: Vec<(PathBuf, io::ErrorKind)>,
+    /// Mount points, as `mount`/`move_mount` left them (plus those given with `with_mount`).
+    mounts: Mutex<Vec<PathBuf>>,
     pid1: bool,
     fs_magic: u64,
-    same_fs: bool,
 }
 
 impl Default for RecordingInitSys {
@@ -391,9 +452,9 @@ impl RecordingInitSys {
             files: Mutex::new(BTreeMap::new()),
             paths: Mutex::new(Vec::new()),
             failures: Vec::new(),
+            mounts: Mutex::new(Vec::new()),
             pid1: true,
             fs_magic: RAMFS_MAGIC,
-            same_fs: false,
         }
     }
 
@@ -431,10 +492,23 @@ impl RecordingInitSys {
         self
     }
 
-    /// Makes `same_fs` answer true (the new root is not mounted).
-    pub fn with_same_fs(mut self) -> Self {
-        self.same_fs = true;
-        self
+    /// A mount point that exists already (`same_fs` sees it as a filesystem of its own).
+    pub fn with_mount(self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        if let Ok(mut m) = self.mounts.lock() {
+            m.push(path.clone());
+        }
+        self.with_path(path)
+    }
+
+    /// The mount point `path` is on (the longest mounted prefix, `/` by default).
+    fn mount_of(&self, path: &Path) -> PathBuf {
+        let mounts = self.mounts.lock().map(|m| m.clone()).unwrap_or_default();
+        mounts
+            .into_iter()
+            .filter(|m| path.starts_with(m))
+            .max_by_key(|m| m.components().count())
+            .unwrap_or_else(|| PathBuf::from("/"))
     }
 
     /// Every call so far, in order.
@@ -444,7 +518,10 @@ impl RecordingInitSys {
 
     /// The contents last written to `path`, if any.
     pub fn written(&self, path: impl AsRef<Path>) -> Option<Vec<u8>> {
-        self.files.lock().ok().and_then(|f| f.get(path.as_ref()).cloned())
+        self.files
+            .lock()
+            .ok()
+            .and_then(|f| f.get(path.as_ref()).cloned())
     }
 
     fn record(&self, call: InitCall) -> io::Result<()> {
@@ -468,34 +545,70 @@ impl InitSys for RecordingInitSys {
     }
 
     fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<()> {
-        self.record(InitCall::MkdirAll { path: path.to_path_buf(), mode })?;
+        self.record(InitCall::MkdirAll {
+            path: path.to_path_buf(),
+            mode,
+        })?;
         if let Ok(mut p) = self.paths.lock() {
             p.push(path.to_path_buf());
         }
         Ok(())
     }
 
-    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
         self.record(InitCall::Mount {
             source: source.into(),
             target: target.into(),
             fstype: fstype.into(),
             flags,
             data: data.into(),
-        })
+        })?;
+        if let Ok(mut m) = self.mounts.lock() {
+            m.push(target.into());
+        }
+        Ok(())
     }
 
     fn move_mount(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.record(InitCall::MoveMount { from: from.into(), to: to.into() })
+        self.record(InitCall::MoveMount {
+            from: from.into(),
+            to: to.into(),
+        })?;
+        if let Ok(mut m) = self.mounts.lock() {
+            for p in m.iter_mut().filter(|p| p.starts_with(from)) {
+                if let Ok(rest) = p.strip_prefix(from) {
+                    *p = to.join(rest);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
-        self.record(InitCall::Symlink { target: target.into(), link: link.into() })
+        self.record(InitCall::Symlink {
+            target: target.into(),
+            link: link.into(),
+        })
     }
 
     fn exists(&self, path: &Path) -> bool {
-        let file = self.files.lock().map(|f| f.contains_key(path)).unwrap_or(false);
-        file || self.paths.lock().map(|p| p.iter().any(|x| x == path)).unwrap_or(false)
+        let file = self
+            .files
+            .lock()
+            .map(|f| f.contains_key(path))
+            .unwrap_or(false);
+        file || self
+            .paths
+            .lock()
+            .map(|p| p.iter().any(|x| x == path))
+            .unwrap_or(false)
     }
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -503,11 +616,19 @@ impl InitSys for RecordingInitSys {
             .lock()
             .ok()
             .and_then(|f| f.get(path).cloned())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} (recording fake)", path.display())))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} (recording fake)", path.display()),
+                )
+            })
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
-        self.record(InitCall::WriteFile { path: path.into(), contents: contents.to_vec() })?;
+        self.record(InitCall::WriteFile {
+            path: path.into(),
+            contents: contents.to_vec(),
+        })?;
         if let Ok(mut f) = self.files.lock() {
             f.insert(path.into(), contents.to_vec());
         }
@@ -515,7 +636,10 @@ impl InitSys for RecordingInitSys {
     }
 
     fn open_kmsg(&self) -> io::Result<File> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "no /dev/kmsg (recording fake)"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no /dev/kmsg (recording fake)",
+        ))
     }
 
     fn ensure_stdio(&self) -> io::Result<bool> {
@@ -523,7 +647,10 @@ impl InitSys for RecordingInitSys {
     }
 
     fn capture_stderr(&self) -> io::Result<(File, File)> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "stderr stays as it is (recording fake)"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "stderr stays as it is (recording fake)",
+        ))
     }
 
     fn restore_stderr(&self, _console: &File) -> io::Result<()> {
@@ -541,7 +668,10 @@ impl InitSys for RecordingInitSys {
 
     fn power(&self, action: PowerAction) -> io::Error {
         let _ = self.record(InitCall::Power(action));
-        io::Error::new(io::ErrorKind::Other, "reboot not performed (recording fake)")
+        io::Error::new(
+            io::ErrorKind::Other,
+            "reboot not performed (recording fake)",
+        )
     }
 
     fn chdir(&self, dir: &Path) -> io::Result<()> {
@@ -556,12 +686,15 @@ impl InitSys for RecordingInitSys {
         Ok(self.fs_magic)
     }
 
-    fn same_fs(&self, _a: &Path, _b: &Path) -> io::Result<bool> {
-        Ok(self.same_fs)
+    fn same_fs(&self, a: &Path, b: &Path) -> io::Result<bool> {
+        Ok(self.mount_of(a) == self.mount_of(b))
     }
 
     fn clear_tree(&self, dir: &Path, keep: &[PathBuf]) -> io::Result<Cleared> {
-        self.record(InitCall::ClearTree { dir: dir.into(), keep: keep.to_vec() })?;
+        self.record(InitCall::ClearTree {
+            dir: dir.into(),
+            keep: keep.to_vec(),
+        })?;
         Ok(Cleared::default())
     }
 }
@@ -592,10 +725,19 @@ mod tests {
         std::fs::create_dir_all(root.join("sysroot/etc")).unwrap();
         std::fs::write(root.join("sysroot/etc/keep"), b"k").unwrap();
         let c = clear_same_fs(root, &[root.join("sysroot")]).unwrap();
-        let left: Vec<_> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("sysroot")]);
         assert!(root.join("sysroot/etc/keep").exists());
-        assert_eq!(c, Cleared { removed: 6, kept: 1 });
+        assert_eq!(
+            c,
+            Cleared {
+                removed: 6,
+                kept: 1
+            }
+        );
     }
 
     #[test]
@@ -603,17 +745,47 @@ mod tests {
         let fake = RecordingInitSys::new()
             .with_file("/proc/cmdline", "console=ttyS0")
             .fail_at("/sys", io::ErrorKind::PermissionDenied);
-        assert_eq!(fake.read_file(Path::new("/proc/cmdline")).unwrap(), b"console=ttyS0");
-        assert_eq!(fake.read_file(Path::new("/nope")).unwrap_err().kind(), io::ErrorKind::NotFound);
-        let e = fake.mount("sysfs", Path::new("/sys"), "sysfs", MountFlags::NONE, "").unwrap_err();
+        assert_eq!(
+            fake.read_file(Path::new("/proc/cmdline")).unwrap(),
+            b"console=ttyS0"
+        );
+        assert_eq!(
+            fake.read_file(Path::new("/nope")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        let e = fake
+            .mount("sysfs", Path::new("/sys"), "sysfs", MountFlags::NONE, "")
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
         fake.write_file(Path::new("/run/x"), b"1").unwrap();
         assert!(fake.exists(Path::new("/run/x")));
         assert_eq!(fake.written("/run/x").unwrap(), b"1");
-        assert_eq!(fake.power(PowerAction::PowerOff).kind(), io::ErrorKind::Other);
-        assert_eq!(fake.calls().last(), Some(&InitCall::Power(PowerAction::PowerOff)));
+        assert_eq!(
+            fake.power(PowerAction::PowerOff).kind(),
+            io::ErrorKind::Other
+        );
+        assert_eq!(
+            fake.calls().last(),
+            Some(&InitCall::Power(PowerAction::PowerOff))
+        );
         assert!(fake.is_pid1());
         assert!(!RecordingInitSys::new().not_pid1().is_pid1());
+
+        // Mount points as the fake tracks them.
+        let fake = RecordingInitSys::new().with_mount("/sysroot");
+        assert!(!fake.same_fs(Path::new("/"), Path::new("/sysroot")).unwrap());
+        assert!(fake
+            .same_fs(Path::new("/sysroot/etc"), Path::new("/sysroot"))
+            .unwrap());
+        fake.mount("proc", Path::new("/proc"), "proc", MountFlags::NONE, "")
+            .unwrap();
+        assert!(!fake.same_fs(Path::new("/proc/1"), Path::new("/")).unwrap());
+        fake.move_mount(Path::new("/proc"), Path::new("/sysroot/proc"))
+            .unwrap();
+        assert!(fake.same_fs(Path::new("/proc"), Path::new("/")).unwrap());
+        assert!(!fake
+            .same_fs(Path::new("/sysroot/proc"), Path::new("/sysroot"))
+            .unwrap());
     }
 
     #[test]

@@ -47,14 +47,20 @@ impl Sys for RealSys {
     }
 
     fn hostname(&self) -> io::Result<String> {
-        nix::unistd::gethostname().map_err(io::Error::from).map(|h| h.to_string_lossy().into_owned())
+        nix::unistd::gethostname()
+            .map_err(io::Error::from)
+            .map(|h| h.to_string_lossy().into_owned())
     }
 }
 
 /// One recorded call on [`RecordingSys`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Execve { path: PathBuf, argv: Vec<OsString>, env: Vec<(OsString, OsString)> },
+    Execve {
+        path: PathBuf,
+        argv: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+    },
     Hostname,
 }
 
@@ -105,13 +111,19 @@ impl RecordingSys {
 
 impl Sys for RecordingSys {
     fn execve(&self, path: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error {
-        self.record(Call::Execve { path: path.to_path_buf(), argv: argv.to_vec(), env: env.to_vec() });
+        self.record(Call::Execve {
+            path: path.to_path_buf(),
+            argv: argv.to_vec(),
+            env: env.to_vec(),
+        });
         io::Error::new(self.execve_error, "exec not performed (recording fake)")
     }
 
     fn hostname(&self) -> io::Result<String> {
         self.record(Call::Hostname);
-        self.hostname.clone().map_err(|k| io::Error::new(k, "hostname unavailable (recording fake)"))
+        self.hostname
+            .clone()
+            .map_err(|k| io::Error::new(k, "hostname unavailable (recording fake)"))
     }
 }
 
@@ -152,6 +164,9 @@ mod tests {
             ]
         );
         let broken = RecordingSys::new("x").failing_hostname(io::ErrorKind::PermissionDenied);
-        assert_eq!(broken.hostname().unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            broken.hostname().unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
     }
 }

@@ -24,8 +24,8 @@ use netlink_packet_core::{
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -170,15 +170,12 @@ fn rtnl_request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Rout
     socket.send(&buf, 0)?;
 
     let mut answers = Vec::new();
-    // Large enough for any dump datagram the kernel builds (it sizes them to the page size or,
-    // at most, 32 KiB).
+    // Larger than any datagram the kernel builds: it caps dump datagrams at 32 KiB
+    // (netlink_recvmsg), so nothing is ever cut off.
     let mut rbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
         rbuf.clear();
-        let n = socket.recv(&mut rbuf, 0)?;
-        if n > rbuf.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink reply truncated"));
-        }
+        socket.recv(&mut rbuf, 0)?;
         let mut offset = 0;
         while offset < rbuf.len() {
             let bytes = &rbuf[offset..];
@@ -191,7 +188,7 @@ fn rtnl_request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Rout
                     return match e.code {
                         // An error message with code 0 is the ACK.
                         None => Ok(answers),
-                        Some(code) => Err(io::Error::from_raw_os_error(-code.get())),
+                        Some(code) => Err(io::Error::from_raw_os_error(code.get().wrapping_neg())),
                     };
                 }
                 NetlinkPayload::InnerMessage(m) => answers.push(m),
@@ -277,14 +274,16 @@ impl NetSys for RealNetSys {
         msg.header.prefix_len = prefix_len;
         msg.header.index = link.index;
         msg.attributes.push(AddressAttribute::Local(address.into()));
-        msg.attributes.push(AddressAttribute::Address(address.into()));
+        msg.attributes
+            .push(AddressAttribute::Address(address.into()));
         // `ip addr add` sets the broadcast address only when asked; we always do, as the kernel's
         // own ip= autoconfig does, so broadcast-based protocols work on the subnet.
         if prefix_len < 31 {
             let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
-            msg.attributes.push(AddressAttribute::Broadcast(Ipv4Addr::from(
-                u32::from(address) | host_bits,
-            )));
+            msg.attributes
+                .push(AddressAttribute::Broadcast(Ipv4Addr::from(
+                    u32::from(address) | host_bits,
+                )));
         }
         rtnl_request(
             RouteNetlinkMessage::NewAddress(msg),
@@ -305,7 +304,8 @@ impl NetSys for RealNetSys {
         if route.onlink {
             msg.header.flags = RouteFlags::Onlink;
         }
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(route.gateway)));
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet(route.gateway)));
         msg.attributes.push(RouteAttribute::Oif(link.index));
         msg.attributes.push(RouteAttribute::Priority(route.metric));
         rtnl_request(
@@ -366,12 +366,29 @@ impl DhcpSocket for RealDhcpSocket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetCall {
     Links,
-    SetLinkUp { link: String },
-    SetMtu { link: String, mtu: u32 },
-    AddAddress { link: String, address: Ipv4Addr, prefix_len: u8 },
-    AddDefaultRoute { link: String, route: DefaultRoute },
-    DhcpSocket { link: String },
-    DhcpSend { link: String, packet: Vec<u8> },
+    SetLinkUp {
+        link: String,
+    },
+    SetMtu {
+        link: String,
+        mtu: u32,
+    },
+    AddAddress {
+        link: String,
+        address: Ipv4Addr,
+        prefix_len: u8,
+    },
+    AddDefaultRoute {
+        link: String,
+        route: DefaultRoute,
+    },
+    DhcpSocket {
+        link: String,
+    },
+    DhcpSend {
+        link: String,
+        packet: Vec<u8>,
+    },
 }
 
 /// Which operation a [`FakeNetSys`] failure applies to.
@@ -477,7 +494,9 @@ impl FakeNetSys {
 
     /// Makes `op` fail with `kind`, on every link (`link: None`) or on one.
     pub fn failing(self, op: NetOp, link: Option<&str>, kind: io::ErrorKind) -> Self {
-        self.lock().failures.insert((op, link.map(str::to_string)), kind);
+        self.lock()
+            .failures
+            .insert((op, link.map(str::to_string)), kind);
         self
     }
 
@@ -511,7 +530,13 @@ impl FakeNetSys {
         }
     }
 
-    fn change(&self, op: NetOp, call: NetCall, link: &LinkInfo, apply: impl FnOnce(&mut LinkInfo)) -> io::Result<()> {
+    fn change(
+        &self,
+        op: NetOp,
+        call: NetCall,
+        link: &LinkInfo,
+        apply: impl FnOnce(&mut LinkInfo),
+    ) -> io::Result<()> {
         let mut s = self.lock();
         s.calls.push(call);
         Self::check(&s, op, &link.name)?;
@@ -532,46 +557,72 @@ impl NetSys for FakeNetSys {
         Self::check(&s, NetOp::Links, "")?;
         s.polls += 1;
         let polls = s.polls;
-        let up: Vec<String> = s.links.iter().filter(|l| l.up).map(|l| l.name.clone()).collect();
+        let up: Vec<String> = s
+            .links
+            .iter()
+            .filter(|l| l.up)
+            .map(|l| l.name.clone())
+            .collect();
         for name in up {
             *s.polls_since_up.entry(name).or_insert(0) += 1;
         }
         let visible = s
             .links
             .iter()
-            .filter(|l| s.appears_after.get(&l.name).is_none_or(|after| polls > *after))
+            .filter(|l| {
+                s.appears_after
+                    .get(&l.name)
+                    .is_none_or(|after| polls > *after)
+            })
             .map(|l| {
                 let waited = s.polls_since_up.get(&l.name).copied().unwrap_or(0);
                 let needed = s.carrier_after.get(&l.name).copied().unwrap_or(0);
-                LinkInfo { carrier: l.carrier && l.up && waited > needed, ..l.clone() }
+                LinkInfo {
+                    carrier: l.carrier && l.up && waited > needed,
+                    ..l.clone()
+                }
             })
             .collect();
         Ok(visible)
     }
 
     fn set_link_up(&self, link: &LinkInfo) -> io::Result<()> {
-        let call = NetCall::SetLinkUp { link: link.name.clone() };
+        let call = NetCall::SetLinkUp {
+            link: link.name.clone(),
+        };
         self.change(NetOp::SetLinkUp, call, link, |l| l.up = true)
     }
 
     fn set_mtu(&self, link: &LinkInfo, mtu: u32) -> io::Result<()> {
-        let call = NetCall::SetMtu { link: link.name.clone(), mtu };
+        let call = NetCall::SetMtu {
+            link: link.name.clone(),
+            mtu,
+        };
         self.change(NetOp::SetMtu, call, link, |l| l.mtu = Some(mtu))
     }
 
     fn add_address(&self, link: &LinkInfo, address: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
-        let call = NetCall::AddAddress { link: link.name.clone(), address, prefix_len };
+        let call = NetCall::AddAddress {
+            link: link.name.clone(),
+            address,
+            prefix_len,
+        };
         self.change(NetOp::AddAddress, call, link, |_| {})
     }
 
     fn add_default_route(&self, link: &LinkInfo, route: DefaultRoute) -> io::Result<()> {
-        let call = NetCall::AddDefaultRoute { link: link.name.clone(), route };
+        let call = NetCall::AddDefaultRoute {
+            link: link.name.clone(),
+            route,
+        };
         self.change(NetOp::AddDefaultRoute, call, link, |_| {})
     }
 
     fn dhcp_socket(&self, link: &LinkInfo) -> io::Result<Box<dyn DhcpSocket>> {
         let mut s = self.lock();
-        s.calls.push(NetCall::DhcpSocket { link: link.name.clone() });
+        s.calls.push(NetCall::DhcpSocket {
+            link: link.name.clone(),
+        });
         Self::check(&s, NetOp::DhcpSocket, &link.name)?;
         Ok(Box::new(FakeDhcpSocket {
             state: Arc::clone(&self.state),
@@ -591,14 +642,21 @@ struct FakeDhcpSocket {
 impl DhcpSocket for FakeDhcpSocket {
     fn send<'a>(&'a mut self, packet: &'a [u8]) -> IoFuture<'a, ()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.calls.push(NetCall::DhcpSend { link: self.link.clone(), packet: packet.to_vec() });
+        s.calls.push(NetCall::DhcpSend {
+            link: self.link.clone(),
+            packet: packet.to_vec(),
+        });
         if let Some(responder) = s.responders.get_mut(&self.link) {
             self.inbox.extend(responder(packet));
         }
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn recv<'a>(&'a mut self, buf: &'a mut [u8], _timeout: Duration) -> IoFuture<'a, Option<usize>> {
+    fn recv<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+        _timeout: Duration,
+    ) -> IoFuture<'a, Option<usize>> {
         let got = self.inbox.pop_front().map(|p| {
             let n = p.len().min(buf.len());
             buf[..n].copy_from_slice(&p[..n]);
@@ -617,7 +675,10 @@ mod tests {
     #[test]
     fn fake_link_state_follows_calls() {
         let fake = FakeNetSys::new()
-            .with_link(LinkInfo { carrier: true, ..LinkInfo::ethernet(2, "eth0", MAC) })
+            .with_link(LinkInfo {
+                carrier: true,
+                ..LinkInfo::ethernet(2, "eth0", MAC)
+            })
             .with_link(LinkInfo::loopback())
             .appears_after("eth0", 1)
             .carrier_after("eth0", 1);
@@ -626,15 +687,23 @@ mod tests {
         let eth0 = fake.links().unwrap().remove(1);
         assert!(!eth0.carrier, "no carrier while down");
         fake.set_link_up(&eth0).unwrap();
-        assert!(!fake.links().unwrap()[1].carrier, "carrier_after(1): not on the first poll");
+        assert!(
+            !fake.links().unwrap()[1].carrier,
+            "carrier_after(1): not on the first poll"
+        );
         assert!(fake.links().unwrap()[1].carrier);
         fake.set_mtu(&eth0, 1400).unwrap();
         assert_eq!(fake.links().unwrap()[1].mtu, Some(1400));
         assert_eq!(
             fake.changes(),
             [
-                NetCall::SetLinkUp { link: "eth0".into() },
-                NetCall::SetMtu { link: "eth0".into(), mtu: 1400 }
+                NetCall::SetLinkUp {
+                    link: "eth0".into()
+                },
+                NetCall::SetMtu {
+                    link: "eth0".into(),
+                    mtu: 1400
+                }
             ]
         );
     }
@@ -644,10 +713,17 @@ mod tests {
         let fake = FakeNetSys::new()
             .with_link(LinkInfo::ethernet(2, "eth0", MAC))
             .with_link(LinkInfo::ethernet(3, "eth1", MAC))
-            .failing(NetOp::AddAddress, Some("eth1"), io::ErrorKind::PermissionDenied);
+            .failing(
+                NetOp::AddAddress,
+                Some("eth1"),
+                io::ErrorKind::PermissionDenied,
+            );
         let links = fake.links().unwrap();
-        fake.add_address(&links[0], Ipv4Addr::new(10, 0, 0, 5), 24).unwrap();
-        let e = fake.add_address(&links[1], Ipv4Addr::new(10, 0, 1, 5), 24).unwrap_err();
+        fake.add_address(&links[0], Ipv4Addr::new(10, 0, 0, 5), 24)
+            .unwrap();
+        let e = fake
+            .add_address(&links[1], Ipv4Addr::new(10, 0, 1, 5), 24)
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
     }
 
@@ -655,14 +731,23 @@ mod tests {
     async fn fake_dhcp_socket_answers_from_the_responder_and_times_out_when_empty() {
         let fake = FakeNetSys::new()
             .with_link(LinkInfo::ethernet(2, "eth0", MAC))
-            .dhcp_responder("eth0", Box::new(|p: &[u8]| vec![p.iter().rev().copied().collect()]));
+            .dhcp_responder(
+                "eth0",
+                Box::new(|p: &[u8]| vec![p.iter().rev().copied().collect()]),
+            );
         let eth0 = fake.links().unwrap().remove(0);
         let mut sock = fake.dhcp_socket(&eth0).unwrap();
         sock.send(&[1, 2, 3]).await.unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(sock.recv(&mut buf, Duration::from_secs(1)).await.unwrap(), Some(3));
+        assert_eq!(
+            sock.recv(&mut buf, Duration::from_secs(1)).await.unwrap(),
+            Some(3)
+        );
         assert_eq!(&buf[..3], &[3, 2, 1]);
-        assert_eq!(sock.recv(&mut buf, Duration::from_secs(1)).await.unwrap(), None);
+        assert_eq!(
+            sock.recv(&mut buf, Duration::from_secs(1)).await.unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -677,7 +762,9 @@ mod tests {
 
     #[test]
     fn real_dhcp_socket_outside_a_runtime_is_an_error_not_a_panic() {
-        let e = RealNetSys::new(Root::new("/")).dhcp_socket(&LinkInfo::loopback()).unwrap_err();
+        let e = RealNetSys::new(Root::new("/"))
+            .dhcp_socket(&LinkInfo::loopback())
+            .unwrap_err();
         assert!(e.to_string().contains("tokio runtime"), "{e}");
     }
 }

@@ -93,14 +93,18 @@ pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, St
     if Compression::sniff(data) != Some(c) {
         return Err(format!("the file does not start with the {c} magic bytes"));
     }
-    let mut out = Limited { buf: Vec::with_capacity(data.len().saturating_mul(3)), limit };
+    let mut out = Limited {
+        buf: Vec::with_capacity(data.len().saturating_mul(3)),
+        limit,
+    };
     match c {
         Compression::Xz => {
             let mut input = data;
             lzma_rs::xz_decompress(&mut input, &mut out).map_err(|e| format!("{e:?}"))?;
         }
         Compression::Zstd => {
-            let mut dec = ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| e.to_string())?;
+            let mut dec =
+                ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| e.to_string())?;
             io::copy(&mut dec, &mut out).map_err(|e| e.to_string())?;
         }
         Compression::Gzip => {
@@ -112,9 +116,15 @@ pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, St
 }
 
 /// Reads `r` to the end, decompressing when the content starts with a known magic.
-pub fn read_maybe_compressed(mut r: impl Read, limit: u64) -> Result<(Vec<u8>, Option<Compression>), String> {
+pub fn read_maybe_compressed(
+    mut r: impl Read,
+    limit: u64,
+) -> Result<(Vec<u8>, Option<Compression>), String> {
     let mut raw = Vec::new();
-    r.by_ref().take(limit.saturating_add(1)).read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    r.by_ref()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(|e| e.to_string())?;
     if raw.len() as u64 > limit {
         return Err(format!("the file is larger than {limit} bytes"));
     }
@@ -133,7 +143,10 @@ struct Limited {
 impl Write for Limited {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.buf.len() as u64 + data.len() as u64 > self.limit {
-            return Err(io::Error::other(format!("decompressed size exceeds {} bytes", self.limit)));
+            return Err(io::Error::other(format!(
+                "decompressed size exceeds {} bytes",
+                self.limit
+            )));
         }
         self.buf.extend_from_slice(data);
         Ok(data.len())
@@ -153,7 +166,10 @@ pub fn compress(c: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
             lzma_rs::xz_compress(&mut input, &mut out)?;
         }
         Compression::Zstd => {
-            out = ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest);
+            out = ruzstd::encoding::compress_to_vec(
+                data,
+                ruzstd::encoding::CompressionLevel::Fastest,
+            );
         }
         Compression::Gzip => {
             let mut enc = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
@@ -172,7 +188,9 @@ mod tests {
 
     #[test]
     fn round_trips_every_format() {
-        let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for c in ALL {
             let z = compress(c, &data).unwrap();
             assert_eq!(Compression::sniff(&z), Some(c), "{c}");
@@ -194,22 +212,36 @@ mod tests {
             let mut bad = z.clone();
             let n = bad.len();
             bad.truncate(n / 2);
-            assert!(decompress(c, &bad, MAX_MODULE_SIZE).is_err(), "{c} truncated");
+            assert!(
+                decompress(c, &bad, MAX_MODULE_SIZE).is_err(),
+                "{c} truncated"
+            );
         }
-        assert!(decompress(Compression::Xz, b"\x7fELF", MAX_MODULE_SIZE).unwrap_err().contains("magic"));
+        assert!(decompress(Compression::Xz, b"\x7fELF", MAX_MODULE_SIZE)
+            .unwrap_err()
+            .contains("magic"));
     }
 
     #[test]
     fn names() {
-        assert_eq!(Compression::from_path("kernel/net/bridge/bridge.ko.zst"), Some(Compression::Zstd));
+        assert_eq!(
+            Compression::from_path("kernel/net/bridge/bridge.ko.zst"),
+            Some(Compression::Zstd)
+        );
         assert_eq!(Compression::from_path("a.ko.xz"), Some(Compression::Xz));
         assert_eq!(Compression::from_path("a.ko.gz"), Some(Compression::Gzip));
         assert_eq!(Compression::from_path("a.ko"), None);
-        assert_eq!(Compression::from_kernel_name("zstd\n"), Some(Compression::Zstd));
+        assert_eq!(
+            Compression::from_kernel_name("zstd\n"),
+            Some(Compression::Zstd)
+        );
         assert_eq!(Compression::from_kernel_name("lz4"), None);
         for c in ALL {
             assert_eq!(Compression::from_kernel_name(c.kernel_name()), Some(c));
-            assert_eq!(Compression::from_path(&format!("m.ko{}", c.extension())), Some(c));
+            assert_eq!(
+                Compression::from_path(&format!("m.ko{}", c.extension())),
+                Some(c)
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ pub mod compress;
 pub mod modinfo;
 
 pub use compress::Compression;
-pub use modinfo::{generate_modules_dep, modinfo, scan_tree, DepFiles, ModInfo, ModInfoError, ModuleFile};
+pub use modinfo::{
+    generate_modules_dep, modinfo, scan_tree, DepFiles, ModInfo, ModInfoError, ModuleFile,
+};
 
 use crate::host::{cmdline, confdirs, fnmatch, HostConfig, HostError, ProxyMode};
 use crate::root::Root;
@@ -54,12 +56,18 @@ pub fn alias_normalize(s: &str) -> String {
 
 /// Whether `name` is a plain module name (safe to use as a `/sys/module/<name>` component).
 fn is_plain_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// `/sys/module/<name>` exists: the module is loaded (or built in with parameters).
 pub fn is_loaded(root: &Root, name: &str) -> bool {
-    is_plain_name(name) && root.join(format!("/sys/module/{}", normalize(name))).is_ok_and(|p| p.exists())
+    is_plain_name(name)
+        && root
+            .join(format!("/sys/module/{}", normalize(name)))
+            .is_ok_and(|p| p.exists())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +108,9 @@ impl ModuleIndex {
     /// other files are optional.
     pub fn load(root: &Root, release: &str) -> Result<Self, HostError> {
         if !is_release(release) {
-            return Err(HostError::BadRelease { release: release.to_string() });
+            return Err(HostError::BadRelease {
+                release: release.to_string(),
+            });
         }
         let dir = PathBuf::from(format!("/lib/modules/{release}"));
         let read = |name: &str| -> Result<Option<Vec<u8>>, HostError> {
@@ -111,7 +121,10 @@ impl ModuleIndex {
                 Err(source) => Err(HostError::Read { path: p, source }),
             }
         };
-        let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let text = |b: Option<Vec<u8>>| {
+            b.map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
         let dep = read("modules.dep")?;
         let missing = dep.is_none();
         let mut idx = Self::parse(
@@ -135,7 +148,11 @@ impl ModuleIndex {
         modules_softdep: &str,
         builtin_modinfo: &[u8],
     ) -> Result<Self, HostError> {
-        let mut idx = Self { release: release.to_string(), dir: PathBuf::from(format!("/lib/modules/{release}")), ..Self::default() };
+        let mut idx = Self {
+            release: release.to_string(),
+            dir: PathBuf::from(format!("/lib/modules/{release}")),
+            ..Self::default()
+        };
         for (n, line) in modules_dep.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -149,17 +166,28 @@ impl ModuleIndex {
                 });
             };
             let name = modinfo::name_from_path(path.trim());
-            let deps = deps.split_whitespace().map(modinfo::name_from_path).collect();
+            let deps = deps
+                .split_whitespace()
+                .map(modinfo::name_from_path)
+                .collect();
             // depmod lists each module once; should a file repeat one, the first wins like in kmod.
-            idx.modules.entry(name).or_insert(Entry { path: path.trim().to_string(), deps });
+            idx.modules.entry(name).or_insert(Entry {
+                path: path.trim().to_string(),
+                deps,
+            });
         }
         for line in modules_alias.lines() {
             let mut w = line.split_whitespace();
             if let (Some("alias"), Some(pattern), Some(module)) = (w.next(), w.next(), w.next()) {
-                idx.aliases.push((alias_normalize(pattern), normalize(module)));
+                idx.aliases
+                    .push((alias_normalize(pattern), normalize(module)));
             }
         }
-        for line in modules_builtin.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in modules_builtin
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             idx.builtin.insert(modinfo::name_from_path(line));
         }
         for (pattern, module) in modinfo::builtin_modinfo(builtin_modinfo) {
@@ -168,7 +196,9 @@ impl ModuleIndex {
         }
         for line in modules_softdep.lines() {
             let line = line.trim();
-            let Some(rest) = line.strip_prefix("softdep ") else { continue };
+            let Some(rest) = line.strip_prefix("softdep ") else {
+                continue;
+            };
             let rest = rest.trim_start();
             let (module, spec) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let (pre, post) = modinfo::parse_softdep(spec);
@@ -218,12 +248,18 @@ impl ModuleIndex {
     /// The module file's node path (`/lib/modules/<release>/kernel/…/x.ko`).
     pub fn node_path(&self, module: &str) -> Option<PathBuf> {
         let e = self.modules.get(&normalize(module))?;
-        Some(if e.path.starts_with('/') { PathBuf::from(&e.path) } else { self.dir.join(&e.path) })
+        Some(if e.path.starts_with('/') {
+            PathBuf::from(&e.path)
+        } else {
+            self.dir.join(&e.path)
+        })
     }
 
     /// Direct (as listed) dependencies of `module`.
     pub fn deps(&self, module: &str) -> &[String] {
-        self.modules.get(&normalize(module)).map_or(&[], |e| &e.deps)
+        self.modules
+            .get(&normalize(module))
+            .map_or(&[], |e| &e.deps)
     }
 
     /// `module` and everything it needs, in load order (dependencies first, `module` last),
@@ -233,7 +269,13 @@ impl ModuleIndex {
     pub fn load_order(&self, module: &str) -> Result<Vec<(String, bool)>, HostError> {
         let mut out = Vec::new();
         let mut state = HashMap::new();
-        self.visit(&normalize(module), true, &mut state, &mut out, &mut Vec::new())?;
+        self.visit(
+            &normalize(module),
+            true,
+            &mut state,
+            &mut out,
+            &mut Vec::new(),
+        )?;
         Ok(out)
     }
 
@@ -258,7 +300,10 @@ impl ModuleIndex {
             Some(false) if hard => {
                 stack.push(name.to_string());
                 let start = stack.iter().position(|s| s == name).unwrap_or(0);
-                return Err(HostError::DependencyCycle { module: name.to_string(), cycle: stack[start..].join(" -> ") });
+                return Err(HostError::DependencyCycle {
+                    module: name.to_string(),
+                    cycle: stack[start..].join(" -> "),
+                });
             }
             // A soft dependency looping back is ignored, as modprobe does.
             Some(false) => return Ok(()),
@@ -271,16 +316,35 @@ impl ModuleIndex {
         stack.push(name.to_string());
         let (pre, post) = self.softdeps.get(name).cloned().unwrap_or_default();
         for p in &pre {
-            self.visit(p, false, state, out, stack)?;
+            self.visit_soft(p, state, out, stack)?;
         }
-        for d in self.deps(name).to_vec() {
-            self.visit(&d, hard, state, out, stack)?;
+        // modules.dep lists a module before the modules it needs; walking the list backwards
+        // gives modprobe's own order for a depmod-made line (and a valid order for any line).
+        for d in self.deps(name).iter().rev() {
+            self.visit(d, hard, state, out, stack)?;
         }
         stack.pop();
         state.insert(name.to_string(), true);
         out.push((name.to_string(), hard));
         for p in &post {
-            self.visit(p, false, state, out, stack)?;
+            self.visit_soft(p, state, out, stack)?;
+        }
+        Ok(())
+    }
+
+    /// A soft dependency may name an alias (`pre: crypto-md5`); one that resolves to nothing
+    /// loadable (built in, or not shipped) is skipped, as modprobe does.
+    fn visit_soft(
+        &self,
+        name: &str,
+        state: &mut HashMap<String, bool>,
+        out: &mut Vec<(String, bool)>,
+        stack: &mut Vec<String>,
+    ) -> Result<(), HostError> {
+        if let Resolved::Modules(ms) = self.resolve(name) {
+            for m in ms {
+                self.visit(&m, false, state, out, stack)?;
+            }
         }
         Ok(())
     }
@@ -304,20 +368,37 @@ impl FromStr for ModuleParam {
 
     /// `br_netfilter.foo=1` (the kernel command line's syntax; quotes around the value allowed).
     fn from_str(s: &str) -> Result<Self, HostError> {
-        let bad = |reason: &str| HostError::ModuleParam { module: String::new(), param: s.to_string(), reason: reason.to_string() };
+        let bad = |reason: &str| HostError::ModuleParam {
+            module: String::new(),
+            param: s.to_string(),
+            reason: reason.to_string(),
+        };
         let args = cmdline::split(s);
-        let [arg] = args.as_slice() else { return Err(bad("expected exactly one `module.param=value`")) };
-        let Some((module, name)) = arg.key.split_once('.') else { return Err(bad("expected `module.param=value`")) };
+        let [arg] = args.as_slice() else {
+            return Err(bad("expected exactly one `module.param=value`"));
+        };
+        let Some((module, name)) = arg.key.split_once('.') else {
+            return Err(bad("expected `module.param=value`"));
+        };
         if !is_plain_name(module) || name.is_empty() {
             return Err(bad("expected `module.param=value`"));
         }
-        Ok(Self { module: normalize(module), name: name.to_string(), value: arg.value.clone() })
+        Ok(Self {
+            module: normalize(module),
+            name: name.to_string(),
+            value: arg.value.clone(),
+        })
     }
 }
 
 impl fmt::Display for ModuleParam {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.module, param_arg(&self.name, self.value.as_deref()))
+        write!(
+            f,
+            "{}.{}",
+            self.module,
+            param_arg(&self.name, self.value.as_deref())
+        )
     }
 }
 
@@ -337,7 +418,9 @@ fn check_param(module: &str, name: &str, value: Option<&str>) -> Result<(), Host
         param: param_arg(name, value),
         reason: reason.to_string(),
     };
-    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '=' || c == '"' || c == '\0') {
+    if name.is_empty()
+        || name.contains(|c: char| c.is_whitespace() || c == '=' || c == '"' || c == '\0')
+    {
         return Err(bad("the parameter name must be a single word"));
     }
     // The kernel's parser has no escape for a quote inside a value, and NUL ends the string.
@@ -361,14 +444,22 @@ pub struct ModuleRequest {
 
 /// The modules to load for `cfg`, deduplicated by normalised name (first source kept; required
 /// if any source requires it).
-pub fn module_set(cfg: &HostConfig, root: &Root, notes: &mut Vec<String>) -> Result<Vec<ModuleRequest>, HostError> {
+pub fn module_set(
+    cfg: &HostConfig,
+    root: &Root,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ModuleRequest>, HostError> {
     let mut out: Vec<ModuleRequest> = Vec::new();
     let mut add = |name: &str, source: String, required: bool| {
         let key = normalize(name);
         if let Some(r) = out.iter_mut().find(|r| normalize(&r.name) == key) {
             r.required |= required;
         } else {
-            out.push(ModuleRequest { name: name.to_string(), source, required });
+            out.push(ModuleRequest {
+                name: name.to_string(),
+                source,
+                required,
+            });
         }
     };
     if !cfg.skip_default_modules {
@@ -391,7 +482,10 @@ pub fn module_set(cfg: &HostConfig, root: &Root, notes: &mut Vec<String>) -> Res
         for f in confdirs::collect(root, &confdirs::search_dirs("modules-load.d"))? {
             for (line, text) in confdirs::lines(&f.content) {
                 if text.split_whitespace().count() != 1 {
-                    notes.push(format!("{}:{line}: ignoring {text:?}: not a single module name", f.path.display()));
+                    notes.push(format!(
+                        "{}:{line}: ignoring {text:?}: not a single module name",
+                        f.path.display()
+                    ));
                     continue;
                 }
                 add(text, format!("{}:{line}", f.path.display()), false);
@@ -444,7 +538,10 @@ pub struct PlannedLoad {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestOutcome {
     /// These modules are loaded for it (in order); `already` were loaded before.
-    Load { modules: Vec<String>, already: Vec<String> },
+    Load {
+        modules: Vec<String>,
+        already: Vec<String>,
+    },
     AlreadyLoaded,
     Builtin,
     /// Only for best-effort requests; a required one fails planning.
@@ -492,12 +589,18 @@ pub fn plan_modules(
     let mut params: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
     for p in &cfg.module_params {
         check_param(&p.module, &p.name, p.value.as_deref())?;
-        params.entry(normalize(&p.module)).or_default().push((param_arg(&p.name, p.value.as_deref()), true));
+        params
+            .entry(normalize(&p.module))
+            .or_default()
+            .push((param_arg(&p.name, p.value.as_deref()), true));
     }
     if cfg.read_kernel_cmdline {
         for (m, name, value) in cmdline::module_params(args) {
             match check_param(&m, &name, value.as_deref()) {
-                Ok(()) => params.entry(m).or_default().push((param_arg(&name, value.as_deref()), false)),
+                Ok(()) => params
+                    .entry(m)
+                    .or_default()
+                    .push((param_arg(&name, value.as_deref()), false)),
                 Err(e) => notes.push(format!("kernel command line: ignoring {e}")),
             }
         }
@@ -540,10 +643,14 @@ pub fn plan_modules(
                                     l.wanted_by.push(req.name.clone());
                                 }
                             } else {
-                                let Some(path) = index.node_path(&name) else { continue };
+                                let Some(path) = index.node_path(&name) else {
+                                    continue;
+                                };
                                 let method = match Compression::from_path(&path.to_string_lossy()) {
                                     None => LoadMethod::Finit,
-                                    Some(c) if plan.kernel_compression == Some(c) => LoadMethod::FinitCompressed(c),
+                                    Some(c) if plan.kernel_compression == Some(c) => {
+                                        LoadMethod::FinitCompressed(c)
+                                    }
                                     Some(c) => LoadMethod::Decompress(c),
                                 };
                                 placed.insert(name.clone(), plan.loads.len());
@@ -551,7 +658,10 @@ pub fn plan_modules(
                                     name: name.clone(),
                                     path,
                                     method,
-                                    params: params.get(&name).map(|v| v.iter().map(|(a, _)| a.clone()).collect()).unwrap_or_default(),
+                                    params: params
+                                        .get(&name)
+                                        .map(|v| v.iter().map(|(a, _)| a.clone()).collect())
+                                        .unwrap_or_default(),
                                     deps: index.deps(&name).to_vec(),
                                     required,
                                     wanted_by: vec![req.name.clone()],
@@ -564,11 +674,18 @@ pub fn plan_modules(
                 }
             }
         };
-        plan.requests.push(PlannedRequest { request: req, outcome });
+        plan.requests.push(PlannedRequest {
+            request: req,
+            outcome,
+        });
     }
     // Config parameters for a module that will not be loaded here cannot take effect.
     for (m, ps) in &params {
-        let from_config: Vec<&str> = ps.iter().filter(|(_, c)| *c).map(|(a, _)| a.as_str()).collect();
+        let from_config: Vec<&str> = ps
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(a, _)| a.as_str())
+            .collect();
         if !from_config.is_empty() && !placed.contains_key(m) {
             let why = if index.is_builtin(m) {
                 "it is built into the kernel (use the kernel command line)"
@@ -577,7 +694,10 @@ pub fn plan_modules(
             } else {
                 "it is not in the module set"
             };
-            notes.push(format!("parameters {} for module {m} are not applied: {why}", from_config.join(" ")));
+            notes.push(format!(
+                "parameters {} for module {m} are not applied: {why}",
+                from_config.join(" ")
+            ));
         }
     }
     Ok(plan)
@@ -612,11 +732,17 @@ pub fn load(load: &PlannedLoad, root: &Root, sys: &dyn HostSys) -> Result<LoadOu
                 path: load.path.clone(),
                 source,
             })?;
-            match (sys.finit_module(&load.name, &load.path, &file, &params, flags), load.method) {
+            match (
+                sys.finit_module(&load.name, &load.path, &file, &params, flags),
+                load.method,
+            ) {
                 // A kernel that advertises a format but refuses the flag (older than the flag,
                 // or built without in-kernel decompression after all): decompress here instead.
                 (Err(e), LoadMethod::FinitCompressed(c))
-                    if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)) =>
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP)
+                    ) =>
                 {
                     init_decompressed(load, &real, c, &params, sys)?
                 }
@@ -644,11 +770,13 @@ fn init_decompressed(
         path: load.path.clone(),
         source,
     })?;
-    let image = compress::decompress(c, &data, compress::MAX_MODULE_SIZE).map_err(|reason| HostError::Decompress {
-        module: load.name.clone(),
-        path: load.path.clone(),
-        format: c,
-        reason,
+    let image = compress::decompress(c, &data, compress::MAX_MODULE_SIZE).map_err(|reason| {
+        HostError::Decompress {
+            module: load.name.clone(),
+            path: load.path.clone(),
+            format: c,
+            reason,
+        }
     })?;
     Ok(sys.init_module(&load.name, &load.path, &image, params))
 }

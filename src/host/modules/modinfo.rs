@@ -24,7 +24,10 @@ pub struct ModInfo {
     pub depends: Vec<String>,
     /// `alias=` patterns (device ids such as `pci:v00001AF4d…`, `fs-overlay`, `net-pf-7`).
     pub aliases: Vec<String>,
-    /// `softdep=` modules to load before this one (`pre:`) and after it (`post:`).
+    /// `softdep=` values as written (`pre: crypto-md5`; some modules list names without a
+    /// `pre:`/`post:` keyword, which modprobe ignores but depmod still copies out).
+    pub softdeps: Vec<String>,
+    /// Modules (or aliases) to load before this one (`pre:`) and after it (`post:`).
     pub softdep_pre: Vec<String>,
     pub softdep_post: Vec<String>,
     pub vermagic: Option<String>,
@@ -58,7 +61,8 @@ pub fn modinfo(bytes: &[u8]) -> Result<ModInfo, ModInfoError> {
     let plain;
     let elf = match compression {
         Some(c) => {
-            plain = compress::decompress(c, bytes, MAX_MODULE_SIZE).map_err(ModInfoError::Decompress)?;
+            plain = compress::decompress(c, bytes, MAX_MODULE_SIZE)
+                .map_err(ModInfoError::Decompress)?;
             &plain[..]
         }
         None => bytes,
@@ -76,13 +80,18 @@ pub fn parse_modinfo_section(section: &[u8]) -> ModInfo {
     let mut info = ModInfo::default();
     for raw in section.split(|&b| b == 0).filter(|s| !s.is_empty()) {
         let s = String::from_utf8_lossy(raw);
-        let Some((k, v)) = s.split_once('=') else { continue };
+        let Some((k, v)) = s.split_once('=') else {
+            continue;
+        };
         let (k, v) = (k.to_string(), v.to_string());
         match k.as_str() {
             "name" => info.name = Some(normalize(&v)),
-            "depends" => info.depends.extend(v.split(',').filter(|d| !d.is_empty()).map(normalize)),
+            "depends" => info
+                .depends
+                .extend(v.split(',').filter(|d| !d.is_empty()).map(normalize)),
             "alias" => info.aliases.push(v.clone()),
             "softdep" => {
+                info.softdeps.push(v.clone());
                 let (pre, post) = parse_softdep(&v);
                 info.softdep_pre.extend(pre);
                 info.softdep_post.extend(post);
@@ -155,9 +164,19 @@ pub fn elf_section<'a>(elf: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, Mo
     };
     let rd = Reader { data: elf, le };
     let (shoff, shentsize, mut shnum, mut shstrndx) = if is64 {
-        (rd.u64(0x28)?, rd.u16(0x3A)? as u64, rd.u16(0x3C)? as u64, rd.u16(0x3E)? as u64)
+        (
+            rd.u64(0x28)?,
+            rd.u16(0x3A)? as u64,
+            rd.u16(0x3C)? as u64,
+            rd.u16(0x3E)? as u64,
+        )
     } else {
-        (rd.u32(0x20)? as u64, rd.u16(0x2E)? as u64, rd.u16(0x30)? as u64, rd.u16(0x32)? as u64)
+        (
+            rd.u32(0x20)? as u64,
+            rd.u16(0x2E)? as u64,
+            rd.u16(0x30)? as u64,
+            rd.u16(0x32)? as u64,
+        )
     };
     let min_ent = if is64 { 64 } else { 40 };
     if shoff == 0 {
@@ -168,14 +187,29 @@ pub fn elf_section<'a>(elf: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, Mo
     }
     // Section header (offset, size, link) of section `i`.
     let header = |i: u64| -> Result<(u64, u64, u64, u32, u32), ModInfoError> {
-        let at = i.checked_mul(shentsize).and_then(|o| o.checked_add(shoff)).ok_or(Malformed("section offset"))?;
+        let at = i
+            .checked_mul(shentsize)
+            .and_then(|o| o.checked_add(shoff))
+            .ok_or(Malformed("section offset"))?;
         let at = usize::try_from(at).map_err(|_| Malformed("section offset"))?;
         let name = rd.u32(at)?;
         let kind = rd.u32(at + 4)?;
         if is64 {
-            Ok((rd.u64(at + 24)?, rd.u64(at + 32)?, rd.u32(at + 40)? as u64, name, kind))
+            Ok((
+                rd.u64(at + 24)?,
+                rd.u64(at + 32)?,
+                rd.u32(at + 40)? as u64,
+                name,
+                kind,
+            ))
         } else {
-            Ok((rd.u32(at + 16)? as u64, rd.u32(at + 20)? as u64, rd.u32(at + 24)? as u64, name, kind))
+            Ok((
+                rd.u32(at + 16)? as u64,
+                rd.u32(at + 20)? as u64,
+                rd.u32(at + 24)? as u64,
+                name,
+                kind,
+            ))
         }
     };
     // Extended numbering: with more than 0xff00 sections, the real counts live in section 0.
@@ -194,14 +228,17 @@ pub fn elf_section<'a>(elf: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, Mo
     let data_of = |off: u64, size: u64| -> Result<&'a [u8], ModInfoError> {
         let start = usize::try_from(off).map_err(|_| Malformed("section data"))?;
         let len = usize::try_from(size).map_err(|_| Malformed("section data"))?;
-        elf.get(start..start.checked_add(len).ok_or(Malformed("section data"))?).ok_or(Malformed("section data"))
+        elf.get(start..start.checked_add(len).ok_or(Malformed("section data"))?)
+            .ok_or(Malformed("section data"))
     };
     let (stroff, strsize, _, _, _) = header(shstrndx)?;
     let strtab = data_of(stroff, strsize)?;
     const SHT_NOBITS: u32 = 8;
     for i in 0..shnum {
         let (off, size, _, name_at, kind) = header(i)?;
-        let Some(rest) = strtab.get(name_at as usize..) else { continue };
+        let Some(rest) = strtab.get(name_at as usize..) else {
+            continue;
+        };
         let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
         if &rest[..end] == name.as_bytes() {
             if kind == SHT_NOBITS {
@@ -220,22 +257,37 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N], ModInfoError> {
-        let s = self.data.get(at..at.saturating_add(N)).ok_or(ModInfoError::Malformed("header out of bounds"))?;
+        let s = self
+            .data
+            .get(at..at.saturating_add(N))
+            .ok_or(ModInfoError::Malformed("header out of bounds"))?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
     fn u16(&self, at: usize) -> Result<u16, ModInfoError> {
         let b = self.bytes::<2>(at)?;
-        Ok(if self.le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+        Ok(if self.le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
     }
     fn u32(&self, at: usize) -> Result<u32, ModInfoError> {
         let b = self.bytes::<4>(at)?;
-        Ok(if self.le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Ok(if self.le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     }
     fn u64(&self, at: usize) -> Result<u64, ModInfoError> {
         let b = self.bytes::<8>(at)?;
-        Ok(if self.le { u64::from_le_bytes(b) } else { u64::from_be_bytes(b) })
+        Ok(if self.le {
+            u64::from_le_bytes(b)
+        } else {
+            u64::from_be_bytes(b)
+        })
     }
 }
 
@@ -252,7 +304,10 @@ impl ModuleFile {
     /// The module's name: `name=` or, for modules too old to carry it, the file name without
     /// `.ko[.xz|.zst|.gz]`, with `-` folded to `_`.
     pub fn name(&self) -> String {
-        self.info.name.clone().unwrap_or_else(|| name_from_path(&self.path))
+        self.info
+            .name
+            .clone()
+            .unwrap_or_else(|| name_from_path(&self.path))
     }
 }
 
@@ -292,7 +347,10 @@ pub fn generate_modules_dep(modules: &[ModuleFile]) -> Result<DepFiles, HostErro
         let name = m.name();
         for d in &m.info.depends {
             if !by_name.contains_key(d) {
-                return Err(HostError::UnresolvedDependency { module: name.clone(), depends: d.clone() });
+                return Err(HostError::UnresolvedDependency {
+                    module: name.clone(),
+                    depends: d.clone(),
+                });
             }
         }
         // Post-order walk = load order (dependencies first); modules.dep lists it reversed.
@@ -300,20 +358,23 @@ pub fn generate_modules_dep(modules: &[ModuleFile]) -> Result<DepFiles, HostErro
         let mut state = HashMap::new();
         visit(&name, &by_name, &mut state, &mut order, &mut Vec::new())?;
         order.pop(); // the module itself comes last in load order
-        let deps: Vec<&str> = order.iter().rev().filter_map(|n| by_name.get(n).map(|f| f.path.as_str())).collect();
-        let _ = writeln!(out.modules_dep, "{}:{}{}", m.path, if deps.is_empty() { "" } else { " " }, deps.join(" "));
+        let deps: Vec<&str> = order
+            .iter()
+            .rev()
+            .filter_map(|n| by_name.get(n).map(|f| f.path.as_str()))
+            .collect();
+        let _ = writeln!(
+            out.modules_dep,
+            "{}:{}{}",
+            m.path,
+            if deps.is_empty() { "" } else { " " },
+            deps.join(" ")
+        );
         for a in &m.info.aliases {
             let _ = writeln!(out.modules_alias, "alias {a} {name}");
         }
-        if !m.info.softdep_pre.is_empty() || !m.info.softdep_post.is_empty() {
-            let mut line = format!("softdep {name}");
-            if !m.info.softdep_pre.is_empty() {
-                let _ = write!(line, " pre: {}", m.info.softdep_pre.join(" "));
-            }
-            if !m.info.softdep_post.is_empty() {
-                let _ = write!(line, " post: {}", m.info.softdep_post.join(" "));
-            }
-            let _ = writeln!(out.modules_softdep, "{line}");
+        for sd in &m.info.softdeps {
+            let _ = writeln!(out.modules_softdep, "softdep {name} {sd}");
         }
     }
     Ok(out)
@@ -336,7 +397,10 @@ fn visit(
         Some(Mark::Done) => return Ok(()),
         Some(Mark::Visiting) => {
             stack.push(name.to_string());
-            return Err(HostError::DependencyCycle { module: stack[0].clone(), cycle: stack.join(" -> ") });
+            return Err(HostError::DependencyCycle {
+                module: stack[0].clone(),
+                cycle: stack.join(" -> "),
+            });
         }
         None => {}
     }
@@ -359,11 +423,20 @@ pub fn scan_tree(dir: &Path) -> Result<Vec<ModuleFile>, HostError> {
     let mut files = BTreeSet::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|source| HostError::Read { path: d.clone(), source })?;
+        let rd = std::fs::read_dir(&d).map_err(|source| HostError::Read {
+            path: d.clone(),
+            source,
+        })?;
         for e in rd {
-            let e = e.map_err(|source| HostError::Read { path: d.clone(), source })?;
+            let e = e.map_err(|source| HostError::Read {
+                path: d.clone(),
+                source,
+            })?;
             let p = e.path();
-            let ft = e.file_type().map_err(|source| HostError::Read { path: p.clone(), source })?;
+            let ft = e.file_type().map_err(|source| HostError::Read {
+                path: p.clone(),
+                source,
+            })?;
             if ft.is_dir() {
                 pending.push(p);
             } else if is_module_file(&p.to_string_lossy()) {
@@ -373,10 +446,22 @@ pub fn scan_tree(dir: &Path) -> Result<Vec<ModuleFile>, HostError> {
     }
     let mut out = Vec::with_capacity(files.len());
     for p in files {
-        let bytes = std::fs::read(&p).map_err(|source| HostError::Read { path: p.clone(), source })?;
-        let info = modinfo(&bytes).map_err(|source| HostError::ModInfo { path: p.clone(), source })?;
-        let rel: PathBuf = p.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_else(|_| p.clone());
-        out.push(ModuleFile { path: rel.to_string_lossy().into_owned(), info });
+        let bytes = std::fs::read(&p).map_err(|source| HostError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let info = modinfo(&bytes).map_err(|source| HostError::ModInfo {
+            path: p.clone(),
+            source,
+        })?;
+        let rel: PathBuf = p
+            .strip_prefix(dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| p.clone());
+        out.push(ModuleFile {
+            path: rel.to_string_lossy().into_owned(),
+            info,
+        });
     }
     Ok(out)
 }

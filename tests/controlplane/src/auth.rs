@@ -37,7 +37,9 @@ impl User {
         if !self.in_group(NODES_GROUP) {
             return None;
         }
-        self.name.strip_prefix("system:node:").filter(|n| !n.is_empty())
+        self.name
+            .strip_prefix("system:node:")
+            .filter(|n| !n.is_empty())
     }
 }
 
@@ -108,8 +110,7 @@ fn bootstrap_token_user(token: &str, tokens: &[TokenSpec], now: SystemTime) -> O
 
 pub(crate) fn valid_token_part(s: &str, len: usize) -> bool {
     s.len() == len
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
 }
 
@@ -139,7 +140,8 @@ impl Query {
         for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             // Like Go's url.Values.Get: the first value wins.
-            map.entry(percent_decode(k)).or_insert_with(|| percent_decode(v));
+            map.entry(percent_decode(k))
+                .or_insert_with(|| percent_decode(v));
         }
         Query(map)
     }
@@ -166,7 +168,9 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
                         out.push(v);
@@ -201,7 +205,9 @@ pub(crate) fn parse_field_selector(s: &str) -> Result<Vec<FieldTerm>, String> {
         } else if let Some((f, v)) = part.split_once('=') {
             (f, v, true)
         } else {
-            return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+            return Err(format!(
+                "invalid selector: '{s}'; can't understand '{part}'"
+            ));
         };
         terms.push(FieldTerm {
             field: field.trim().to_string(),
@@ -289,7 +295,10 @@ impl RequestInfo {
             // A single-object list or watch is authorized as that object.
             if let Some(sel) = query.get("fieldSelector") {
                 if let Ok(terms) = parse_field_selector(sel) {
-                    if let Some(t) = terms.iter().find(|t| t.field == "metadata.name" && t.equals) {
+                    if let Some(t) = terms
+                        .iter()
+                        .find(|t| t.field == "metadata.name" && t.equals)
+                    {
                         if valid_path_segment(&t.value) {
                             info.name = t.value.clone();
                         }
@@ -343,7 +352,10 @@ pub(crate) fn authorize(user: &User, ri: &RequestInfo, policy: Policy) -> Result
 
 fn non_resource_allowed(user: &User, path: &str) -> bool {
     // system:public-info-viewer, bound to everyone.
-    if matches!(path, "/healthz" | "/livez" | "/readyz" | "/version" | "/version/") {
+    if matches!(
+        path,
+        "/healthz" | "/livez" | "/readyz" | "/version" | "/version/"
+    ) {
         return true;
     }
     // system:discovery and system:basic-user, bound to system:authenticated.
@@ -366,7 +378,9 @@ fn node_rules(node: &str, ri: &RequestInfo) -> NodeDecision {
     match (ri.api_group.as_str(), ri.resource.as_str()) {
         ("", "configmaps" | "secrets" | "persistentvolumeclaims" | "persistentvolumes") => {
             if ri.verb != "get" {
-                NodeDecision::NoOpinion("can only get individual resources of this type".to_string())
+                NodeDecision::NoOpinion(
+                    "can only get individual resources of this type".to_string(),
+                )
             } else if ri.name.is_empty() {
                 NodeDecision::NoOpinion("No Object name found".to_string())
             } else {
@@ -554,7 +568,11 @@ mod tests {
             "Bearer zzzzzz.0123456789abcdef",
             "Bearer not-a-token",
         ] {
-            assert_eq!(authenticate(None, Some(bad), &tokens, now), Authn::Rejected, "{bad}");
+            assert_eq!(
+                authenticate(None, Some(bad), &tokens, now),
+                Authn::Rejected,
+                "{bad}"
+            );
         }
         let mut expired = tokens.clone();
         expired[0].expires = Some(now - Duration::from_secs(1));
@@ -581,7 +599,10 @@ mod tests {
 
     #[test]
     fn client_certificates_win() {
-        let id = ("system:node:n1".to_string(), vec!["system:nodes".to_string()]);
+        let id = (
+            "system:node:n1".to_string(),
+            vec!["system:nodes".to_string()],
+        );
         let user = authenticate(Some(&id), Some("Bearer bad"), &[], SystemTime::now());
         assert_eq!(
             user,
@@ -594,9 +615,17 @@ mod tests {
 
     #[test]
     fn request_info_like_the_apiserver() {
-        let ri = info("GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info");
+        let ri = info(
+            "GET",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+        );
         assert_eq!(
-            (ri.verb.as_str(), ri.namespace.as_str(), ri.resource.as_str(), ri.name.as_str()),
+            (
+                ri.verb.as_str(),
+                ri.namespace.as_str(),
+                ri.resource.as_str(),
+                ri.name.as_str()
+            ),
             ("get", "kube-public", "configmaps", "cluster-info")
         );
         let ri = info(
@@ -606,10 +635,19 @@ mod tests {
         assert_eq!(ri.verb, "watch");
         assert_eq!(ri.name, "csr-abcde");
         assert_eq!(ri.api_group, "certificates.k8s.io");
-        let ri = info("PUT", "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/approval");
-        assert_eq!((ri.verb.as_str(), ri.subresource.as_str()), ("update", "approval"));
+        let ri = info(
+            "PUT",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests/x/approval",
+        );
+        assert_eq!(
+            (ri.verb.as_str(), ri.subresource.as_str()),
+            ("update", "approval")
+        );
         let ri = info("GET", "/api/v1/namespaces/kube-system/secrets");
-        assert_eq!((ri.verb.as_str(), ri.namespace.as_str()), ("list", "kube-system"));
+        assert_eq!(
+            (ri.verb.as_str(), ri.namespace.as_str()),
+            ("list", "kube-system")
+        );
         let ri = info("GET", "/apis/certificates.k8s.io/v1");
         assert!(!ri.is_resource);
         let ri = info("DELETE", "/api/v1/nodes");
@@ -629,20 +667,47 @@ mod tests {
         };
         let anon = User::anonymous();
         let allowed = |u: &User, m: &str, t: &str| authorize(u, &info(m, t), policy).is_ok();
-        assert!(allowed(&anon, "GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info"));
-        assert!(!allowed(&bootstrap, "GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info"));
-        assert!(allowed(&bootstrap, "GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"));
-        assert!(!allowed(&bootstrap, "GET", "/api/v1/namespaces/kube-system/configmaps/kube-proxy"));
+        assert!(allowed(
+            &anon,
+            "GET",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+        ));
+        assert!(!allowed(
+            &bootstrap,
+            "GET",
+            "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+        ));
+        assert!(allowed(
+            &bootstrap,
+            "GET",
+            "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+        ));
+        assert!(!allowed(
+            &bootstrap,
+            "GET",
+            "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
+        ));
         assert!(authorize(
             &bootstrap,
-            &info("GET", "/api/v1/namespaces/kube-system/configmaps/kube-proxy"),
+            &info(
+                "GET",
+                "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
+            ),
             Policy { kube_proxy: true }
         )
         .is_ok());
         assert!(allowed(&bootstrap, "GET", "/api/v1/nodes/n1"));
         assert!(!allowed(&bootstrap, "GET", "/api/v1/nodes"));
-        assert!(allowed(&bootstrap, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests"));
-        assert!(!allowed(&bootstrap, "DELETE", "/apis/certificates.k8s.io/v1/certificatesigningrequests/x"));
+        assert!(allowed(
+            &bootstrap,
+            "POST",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+        ));
+        assert!(!allowed(
+            &bootstrap,
+            "DELETE",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests/x"
+        ));
         assert!(!allowed(&anon, "GET", "/api"));
         assert!(allowed(&anon, "GET", "/healthz"));
         assert!(allowed(&bootstrap, "GET", "/apis"));
@@ -650,15 +715,30 @@ mod tests {
             name: "system:bootstrap:zzzzzz".into(),
             groups: vec!["system:bootstrappers".into(), AUTHENTICATED.into()],
         };
-        assert!(!allowed(&other_group, "GET", "/api/v1/namespaces/kube-system/configmaps/kubelet-config"));
+        assert!(!allowed(
+            &other_group,
+            "GET",
+            "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
+        ));
         let node = User {
             name: "system:node:n1".into(),
             groups: vec![NODES_GROUP.into(), AUTHENTICATED.into()],
         };
         assert!(allowed(&node, "GET", "/api/v1/nodes/n1"));
-        assert!(allowed(&node, "GET", "/api/v1/namespaces/kube-system/configmaps/kubelet-config"));
+        assert!(allowed(
+            &node,
+            "GET",
+            "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
+        ));
         assert_eq!(
-            authorize(&node, &info("GET", "/api/v1/namespaces/kube-system/configmaps/kube-proxy"), policy),
+            authorize(
+                &node,
+                &info(
+                    "GET",
+                    "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
+                ),
+                policy
+            ),
             Err("no relationship found between node 'n1' and this object".into())
         );
     }

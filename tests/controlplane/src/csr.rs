@@ -67,11 +67,12 @@ pub(crate) fn parse_request(pem: &[u8]) -> Result<ParsedCsr, RequestError> {
     if label != "CERTIFICATE REQUEST" {
         return Err(RequestError::NotPem);
     }
-    let (rest, csr) = X509CertificationRequest::from_der(&der).map_err(|e| {
-        RequestError::Malformed(format!("asn1: structure error: {e}"))
-    })?;
+    let (rest, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| RequestError::Malformed(format!("asn1: structure error: {e}")))?;
     if !rest.is_empty() {
-        return Err(RequestError::Malformed("asn1: syntax error: trailing data".into()));
+        return Err(RequestError::Malformed(
+            "asn1: syntax error: trailing data".into(),
+        ));
     }
     let info = &csr.certification_request_info;
     let key_alg = info.subject_pki.algorithm.algorithm.to_id_string();
@@ -169,7 +170,10 @@ pub(crate) fn validate_create(csr: &NewCsr) -> Vec<FieldError> {
     let mut seen = BTreeSet::new();
     for (i, u) in csr.usages.iter().enumerate() {
         if !seen.insert(u.as_str()) {
-            errs.push(FieldError::duplicate(&format!("spec.usages[{i}]"), &quote(u)));
+            errs.push(FieldError::duplicate(
+                &format!("spec.usages[{i}]"),
+                &quote(u),
+            ));
         }
     }
     if csr.signer_name == LEGACY_UNKNOWN_SIGNER {
@@ -182,7 +186,12 @@ pub(crate) fn validate_create(csr: &NewCsr) -> Vec<FieldError> {
         errs.push(FieldError::required("spec.signerName", ""));
     } else if csr.signer_name.split('/').count() != 2
         || csr.signer_name.split('/').any(str::is_empty)
-        || !csr.signer_name.split('/').next().unwrap_or_default().contains('.')
+        || !csr
+            .signer_name
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .contains('.')
     {
         errs.push(FieldError::invalid(
             "spec.signerName",
@@ -297,7 +306,8 @@ pub(crate) fn auto_approval(
     username: &str,
     may_create: impl Fn(&str) -> bool,
 ) -> Option<&'static str> {
-    let node_client = signer_name == KUBELET_CLIENT_SIGNER && validate_kubelet_client(csr, usages).is_ok();
+    let node_client =
+        signer_name == KUBELET_CLIENT_SIGNER && validate_kubelet_client(csr, usages).is_ok();
     if !node_client {
         return None;
     }
@@ -456,10 +466,15 @@ mod tests {
     use base64::Engine as _;
 
     fn fixture_request(name: &str) -> (Vec<u8>, Vec<String>) {
-        let path = format!("{}/../fixtures/apiserver/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../fixtures/apiserver/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let req = STANDARD.decode(v["spec"]["request"].as_str().unwrap()).unwrap();
+        let req = STANDARD
+            .decode(v["spec"]["request"].as_str().unwrap())
+            .unwrap();
         let usages = v["spec"]["usages"]
             .as_array()
             .unwrap()
@@ -472,9 +487,13 @@ mod tests {
     fn approves(name: &str) -> bool {
         let (req, usages) = fixture_request(name);
         let csr = parse_request(&req).unwrap();
-        auto_approval(&csr, KUBELET_CLIENT_SIGNER, &usages, "system:bootstrap:abcdef", |s| {
-            s == "nodeclient"
-        })
+        auto_approval(
+            &csr,
+            KUBELET_CLIENT_SIGNER,
+            &usages,
+            "system:bootstrap:abcdef",
+            |s| s == "nodeclient",
+        )
         .is_some()
     }
 
@@ -497,7 +516,8 @@ mod tests {
         let csr = parse_request(&req).unwrap();
         let cn = csr.subject.common_name.clone();
         assert_eq!(
-            auto_approval(&csr, KUBELET_CLIENT_SIGNER, &usages, &cn, |s| s == "selfnodeclient"),
+            auto_approval(&csr, KUBELET_CLIENT_SIGNER, &usages, &cn, |s| s
+                == "selfnodeclient"),
             Some("Auto approving self kubelet client certificate after SubjectAccessReview.")
         );
         assert_eq!(
@@ -509,7 +529,10 @@ mod tests {
 
     #[test]
     fn garbage_and_der_are_not_pem() {
-        assert_eq!(parse_request(b"not a csr").unwrap_err(), RequestError::NotPem);
+        assert_eq!(
+            parse_request(b"not a csr").unwrap_err(),
+            RequestError::NotPem
+        );
         let (req, _) = fixture_request("csr-post-response.json");
         let (_, der) = pki::pem_decode_first(&req).unwrap();
         assert_eq!(parse_request(&der).unwrap_err(), RequestError::NotPem);
@@ -535,13 +558,22 @@ mod tests {
             name: "x".into(),
             request: Some(req),
             signer_name: String::new(),
-            usages: vec!["digital signature".into(), "bogus".into(), "digital signature".into()],
+            usages: vec![
+                "digital signature".into(),
+                "bogus".into(),
+                "digital signature".into(),
+            ],
             expiration_seconds: Some(100),
         });
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            vec!["spec.usages[1]", "spec.usages[2]", "spec.signerName", "spec.expirationSeconds"]
+            vec![
+                "spec.usages[1]",
+                "spec.usages[2]",
+                "spec.signerName",
+                "spec.expirationSeconds"
+            ]
         );
     }
 }

@@ -12,7 +12,10 @@ pub fn compute_detached_signature(content: &str, token_id: &str, token_secret: &
     // go-jose marshals the protected header with sorted keys and no whitespace.
     let header = format!(r#"{{"alg":"HS256","kid":"{}"}}"#, json_escape(token_id));
     let header_b64 = URL_SAFE_NO_PAD.encode(header.as_bytes());
-    let signing_input = format!("{header_b64}.{}", URL_SAFE_NO_PAD.encode(content.as_bytes()));
+    let signing_input = format!(
+        "{header_b64}.{}",
+        URL_SAFE_NO_PAD.encode(content.as_bytes())
+    );
     // HMAC accepts keys of any length, the empty key included; the Err arm cannot happen.
     let signature = match Hmac::<Sha256>::new_from_slice(token_secret.as_bytes()) {
         Ok(mut mac) => {

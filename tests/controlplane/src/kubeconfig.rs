@@ -6,7 +6,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
 /// The `kubeconfig` value of `kube-public/cluster-info`: one unnamed cluster, nothing else.
-pub fn cluster_info_kubeconfig(ca_bundle_pem: &str, server: &str, preferences_line: bool) -> String {
+pub fn cluster_info_kubeconfig(
+    ca_bundle_pem: &str,
+    server: &str,
+    preferences_line: bool,
+) -> String {
     let mut out = String::new();
     out.push_str("apiVersion: v1\nclusters:\n- cluster:\n");
     out.push_str(&format!(
@@ -119,7 +123,13 @@ mod tests {
 
     #[test]
     fn admin_kubeconfig_round_trips() {
-        let text = admin_kubeconfig("CA\n", "https://127.0.0.1:1234", "kubernetes", "CERT\n", "KEY\n");
+        let text = admin_kubeconfig(
+            "CA\n",
+            "https://127.0.0.1:1234",
+            "kubernetes",
+            "CERT\n",
+            "KEY\n",
+        );
         assert!(text.contains("current-context: kubernetes-admin@kubernetes\n"));
         let creds = parse_admin_kubeconfig(&text).unwrap();
         assert_eq!(creds.server, "https://127.0.0.1:1234");

@@ -1,1 +1,653 @@
+//! # kubejoin-testcp
+//!
+//! A test control plane: it behaves like kube-apiserver + kube-controller-manager as
+//! `kubeadm init` sets them up, for everything a worker join touches, with the shapes, status
+//! codes and `Status` bodies of a real v1.28 control plane (`tests/fixtures/apiserver`).
+//!
+//! - TLS with a kubeadm-like cluster CA; optional client certificates (CN = user, O = groups).
+//! - `kube-public/cluster-info` for anonymous readers, with the bootstrap signer's detached
+//!   JWS per signing token, its lag (`signer_delay`) and a hook to tamper with responses.
+//! - Bootstrap-token authentication (401 for every kind of bad token) and the RBAC rules of
+//!   kubeadm (403 with the apiserver's exact messages).
+//! - `certificates.k8s.io/v1` CSRs: create/get/list/watch/delete, the `approval` subresource,
+//!   the csrapproving controller (nodeclient/selfnodeclient) and the csrsigning controller.
+//! - `kube-system` ConfigMaps (`kubeadm-config`, `kubelet-config`, optional `kube-proxy`),
+//!   Nodes, SelfSubjectReviews, `/healthz` `/readyz` `/livez` `/version` `/api` `/apis`.
+//!
+//! ```no_run
+//! let cp = kubejoin_testcp::start(kubejoin_testcp::Config::default()).unwrap();
+//! println!("{}", cp.join_command());
+//! ```
+//!
+//! [`start`] is synchronous: it binds, runs the server on its own thread and runtime, and
+//! returns when the server accepts connections. Dropping the [`Handle`] stops everything.
 
+mod auth;
+pub mod cli;
+mod client;
+mod csr;
+mod der;
+mod jws;
+pub mod kubeconfig;
+mod objects;
+mod pki;
+mod server;
+mod state;
+mod util;
+
+pub use jws::compute_detached_signature;
+pub use util::parse_duration;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// Lets a test change what one `cluster-info` response carries: called with the number of the
+/// GET (from 1) and the response's `data`. The stored object is not changed.
+pub type ClusterInfoHook = Arc<dyn Fn(u64, &mut BTreeMap<String, String>) + Send + Sync>;
+
+/// How the control plane is set up.
+#[derive(Clone)]
+pub struct Config {
+    /// Bootstrap tokens. Default: `abcdef.0123456789abcdef`, signing + authentication, group
+    /// `system:bootstrappers:kubeadm:default-node-token`, expiring in 24 h.
+    pub tokens: Vec<TokenSpec>,
+    /// Extra SANs of the serving certificate (IP literals or DNS names), on top of 127.0.0.1,
+    /// localhost, kubernetes, kubernetes.default, kubernetes.default.svc(.cluster.local).
+    pub extra_sans: Vec<String>,
+    /// The cluster-info CA bundle carries an unrelated, non-signing CA before the real one.
+    pub ca_rotation: bool,
+    /// The bootstrap signer adds `jws-kubeconfig-*` only this long after cluster-info was
+    /// (re)written. The real one lags 1–15 s.
+    pub signer_delay: Duration,
+    pub approval: Approval,
+    /// Delay before the auto-approver approves a qualifying CSR.
+    pub approval_delay: Duration,
+    /// Write `preferences: {}` in the cluster-info kubeconfig (client-go <= 0.33).
+    pub preferences_line: bool,
+    /// The `server:` of cluster-info; default `https://<endpoint>`.
+    pub server_url: Option<String>,
+    /// Where to listen; default 127.0.0.1:0 (a free port).
+    pub bind: SocketAddr,
+    /// Nodes that exist before anyone joins.
+    pub nodes: Vec<NodeSpec>,
+    /// The kube-proxy addon is installed (ConfigMap + RBAC). Without it, reading the
+    /// `kube-proxy` ConfigMap with a token is a 403, as on the captured control plane.
+    pub kube_proxy: bool,
+    pub cluster_name: String,
+    /// Served by `/version` and written into `kubeadm-config`.
+    pub kubernetes_version: String,
+    pub cluster_info_hook: Option<ClusterInfoHook>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tokens: vec![TokenSpec::new("abcdef", "0123456789abcdef")],
+            extra_sans: Vec::new(),
+            ca_rotation: false,
+            signer_delay: Duration::ZERO,
+            approval: Approval::Auto,
+            approval_delay: Duration::ZERO,
+            preferences_line: true,
+            server_url: None,
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            nodes: Vec::new(),
+            kube_proxy: false,
+            cluster_name: "kubernetes".to_string(),
+            kubernetes_version: "v1.33.0".to_string(),
+            cluster_info_hook: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("tokens", &self.tokens)
+            .field("extra_sans", &self.extra_sans)
+            .field("ca_rotation", &self.ca_rotation)
+            .field("signer_delay", &self.signer_delay)
+            .field("approval", &self.approval)
+            .field("approval_delay", &self.approval_delay)
+            .field("preferences_line", &self.preferences_line)
+            .field("server_url", &self.server_url)
+            .field("bind", &self.bind)
+            .field("nodes", &self.nodes)
+            .field("kube_proxy", &self.kube_proxy)
+            .field("cluster_name", &self.cluster_name)
+            .field("kubernetes_version", &self.kubernetes_version)
+            .field(
+                "cluster_info_hook",
+                &self.cluster_info_hook.as_ref().map(|_| "<fn>"),
+            )
+            .finish()
+    }
+}
+
+/// A bootstrap token (the `bootstrap-token-<id>` Secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSpec {
+    pub id: String,
+    pub secret: String,
+    pub expires: Option<SystemTime>,
+    /// `usage-bootstrap-signing`: the bootstrap signer signs cluster-info for it.
+    pub signing: bool,
+    /// `usage-bootstrap-authentication`: it authenticates API requests.
+    pub authentication: bool,
+    /// `auth-extra-groups`.
+    pub extra_groups: Vec<String>,
+}
+
+impl std::fmt::Debug for TokenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSpec")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("expires", &self.expires)
+            .field("signing", &self.signing)
+            .field("authentication", &self.authentication)
+            .field("extra_groups", &self.extra_groups)
+            .finish()
+    }
+}
+
+impl TokenSpec {
+    /// A token as `kubeadm token create` makes it: both usages, the default node group,
+    /// 24 h TTL.
+    pub fn new(id: &str, secret: &str) -> TokenSpec {
+        TokenSpec {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            expires: Some(SystemTime::now() + Duration::from_secs(24 * 3600)),
+            signing: true,
+            authentication: true,
+            extra_groups: vec![auth::DEFAULT_NODE_TOKEN_GROUP.to_string()],
+        }
+    }
+
+    /// `<id>.<secret>`, with the defaults of [`TokenSpec::new`].
+    pub fn parse(token: &str) -> Result<TokenSpec, Error> {
+        let (id, secret) = token
+            .split_once('.')
+            .ok_or_else(|| Error::Config("a token must look like <id>.<secret>".to_string()))?;
+        let spec = TokenSpec::new(id, secret);
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if !auth::valid_token_part(&self.id, 6) || !auth::valid_token_part(&self.secret, 16) {
+            return Err(Error::Config(format!(
+                "token {:?} is not of the form [a-z0-9]{{6}}.[a-z0-9]{{16}}",
+                self.id
+            )));
+        }
+        if let Some(g) = self
+            .extra_groups
+            .iter()
+            .find(|g| !auth::valid_bootstrap_group(g))
+        {
+            return Err(Error::Config(format!(
+                "token {}: extra group {g:?} does not match system:bootstrappers:[a-z0-9:-]{{0,255}}[a-z0-9]",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether qualifying kubelet client CSRs are approved by the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Approval {
+    #[default]
+    Auto,
+    /// Only [`Handle::approve`], the `approval` subresource or the CLI approve.
+    Manual,
+}
+
+/// A Node object that exists from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    pub ready: bool,
+}
+
+/// One request the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// `system:anonymous`, `system:bootstrap:<id>`, a certificate CN; empty for a 401.
+    pub user: String,
+    /// 0 while the request is still being handled.
+    pub status: u16,
+    pub request_bytes: u64,
+    /// Grows while a watch streams.
+    pub response_bytes: u64,
+    /// When the request arrived.
+    pub time: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("creating the cluster PKI: {0}")]
+    Pki(String),
+    #[error("setting up TLS: {0}")]
+    Tls(String),
+    #[error("starting the server thread")]
+    Runtime(#[source] std::io::Error),
+    #[error("certificatesigningrequest {0:?} not found")]
+    NotFound(String),
+    #[error("certificatesigningrequest {name:?} cannot be changed: {reason}")]
+    Conflict { name: String, reason: String },
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Client(String),
+}
+
+/// A running control plane. Dropping it shuts the server down.
+pub struct Handle {
+    state: Arc<state::State>,
+    addr: SocketAddr,
+    endpoint: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds, builds the PKI, starts the server on a background thread with its own runtime, and
+/// returns once it accepts connections.
+pub fn start(config: Config) -> Result<Handle, Error> {
+    for t in &config.tokens {
+        t.validate()?;
+    }
+    if config.cluster_name.is_empty() {
+        return Err(Error::Config("cluster_name is empty".to_string()));
+    }
+    let listener = std::net::TcpListener::bind(config.bind).map_err(|source| Error::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| Error::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    // Clients dial a concrete address, never the wildcard one.
+    let dial_ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let endpoint = SocketAddr::new(dial_ip, addr.port()).to_string();
+    let server_url = config
+        .server_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{endpoint}"));
+
+    let now = SystemTime::now();
+    let ca = pki::Ca::generate("kubernetes", now).map_err(|e| Error::Pki(e.to_string()))?;
+    let mut bundle_pem = String::new();
+    let mut bundle_pins = Vec::new();
+    if config.ca_rotation {
+        let old = pki::Ca::generate("kubernetes", now).map_err(|e| Error::Pki(e.to_string()))?;
+        bundle_pem.push_str(&old.pem());
+        bundle_pins.push(old.pin());
+    }
+    bundle_pem.push_str(&ca.pem());
+    bundle_pins.push(ca.pin());
+
+    let mut sans = pki::Sans::default();
+    for name in [
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+    ] {
+        sans.push_name(name);
+    }
+    let mut extra: Vec<String> = config.extra_sans.clone();
+    if dial_ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        extra.push(dial_ip.to_string());
+    }
+    if let Some(host) = url_host(&server_url) {
+        extra.push(host);
+    }
+    for name in extra {
+        let known = sans.dns.contains(&name)
+            || name
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| sans.ips.contains(&ip_bytes(ip)));
+        if !known && !name.is_empty() {
+            sans.push_name(&name);
+        }
+    }
+    let (serving_der, serving_key) = ca
+        .serving_cert(sans)
+        .map_err(|e| Error::Pki(e.to_string()))?;
+    let tls = server::tls_config(&ca.der, serving_der, serving_key).map_err(Error::Tls)?;
+    let admin = ca
+        .client_cert("kubernetes-admin", &[auth::MASTERS])
+        .map_err(|e| Error::Pki(e.to_string()))?;
+
+    let settings = state::Settings {
+        tokens: config.tokens,
+        approval: config.approval,
+        approval_delay: config.approval_delay,
+        signer_delay: config.signer_delay,
+        preferences_line: config.preferences_line,
+        server_url,
+        endpoint: endpoint.clone(),
+        kube_proxy: config.kube_proxy,
+        cluster_name: config.cluster_name,
+        kubernetes_version: config.kubernetes_version,
+        hook: config.cluster_info_hook,
+    };
+    let state = Arc::new(state::State::new(
+        settings,
+        ca,
+        bundle_pem,
+        bundle_pins,
+        admin,
+        config.nodes,
+    ));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
+    let server_state = state.clone();
+    // The runtime lives and dies on this thread, so the handle can be dropped anywhere,
+    // including inside another runtime.
+    let thread = std::thread::Builder::new()
+        .name("kubejoin-testcp".to_string())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("kubejoin-testcp-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(Error::Runtime(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(Error::Bind { addr, source }));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                server::serve(
+                    listener,
+                    tokio_rustls::TlsAcceptor::from(tls),
+                    server_state,
+                    shutdown_rx,
+                )
+                .await;
+            });
+            // Open connections, watches and pending approvals end here.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+        })
+        .map_err(Error::Runtime)?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(Error::Runtime(std::io::Error::other(
+                "the server thread ended before it was ready",
+            )));
+        }
+    }
+    Ok(Handle {
+        state,
+        addr,
+        endpoint,
+        shutdown: shutdown_tx,
+        thread: Some(thread),
+    })
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// The host of an `https://host:port/...` URL, brackets removed.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+impl Handle {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`: what goes after `kubejoin join`.
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.endpoint)
+    }
+
+    /// The CA bundle served in cluster-info (PEM; with `ca_rotation`, old CA first).
+    pub fn ca_pem(&self) -> String {
+        self.state.bundle_pem.clone()
+    }
+
+    /// `sha256:<hex>` of each CA in the bundle, in bundle order.
+    pub fn ca_pins(&self) -> Vec<String> {
+        self.state.bundle_pins.clone()
+    }
+
+    /// The pin of the CA that signs (serving and client certificates).
+    pub fn signing_ca_pin(&self) -> String {
+        self.state.ca.pin()
+    }
+
+    /// The first token, `id.secret`.
+    pub fn token(&self) -> String {
+        self.state
+            .settings
+            .tokens
+            .first()
+            .map(|t| format!("{}.{}", t.id, t.secret))
+            .unwrap_or_default()
+    }
+
+    /// A ready-to-paste `kubejoin join ...` line.
+    pub fn join_command(&self) -> String {
+        format!(
+            "kubejoin join {} --token {} --discovery-token-ca-cert-hash {}",
+            self.endpoint,
+            self.token(),
+            self.signing_ca_pin()
+        )
+    }
+
+    /// Every request served so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.requests()
+    }
+
+    /// The current CSR objects, as the API returns them.
+    pub fn csrs(&self) -> Vec<serde_json::Value> {
+        self.state.csr_values()
+    }
+
+    /// Approves like `kubectl certificate approve` (reason `KubectlApprove`); the signer then
+    /// issues the certificate.
+    pub fn approve(&self, name: &str) -> Result<(), Error> {
+        self.state.decide(
+            name,
+            true,
+            "KubectlApprove",
+            "This CSR was approved by kubectl certificate approve.",
+        )
+    }
+
+    /// Denies with the given condition reason and message.
+    pub fn deny(&self, name: &str, reason: &str, message: &str) -> Result<(), Error> {
+        self.state.decide(name, false, reason, message)
+    }
+
+    pub fn delete_csr(&self, name: &str) -> Result<(), Error> {
+        self.state
+            .delete_csr(name)
+            .map(|_| ())
+            .map_err(|_| Error::NotFound(name.to_string()))
+    }
+
+    /// Like kubeadm re-uploading cluster-info: the jws keys disappear until `signer_delay`
+    /// has passed again.
+    pub fn rewrite_cluster_info(&self) {
+        self.state.rewrite_cluster_info();
+    }
+
+    /// Adds (or replaces) a Node.
+    pub fn add_node(&self, spec: NodeSpec) {
+        self.state.add_node(spec);
+    }
+
+    /// A kubeconfig with an embedded `kubernetes-admin` (O=system:masters) client certificate.
+    pub fn admin_kubeconfig(&self) -> String {
+        let (cert, key) = &self.state.admin;
+        kubeconfig::admin_kubeconfig(
+            &self.state.bundle_pem,
+            &self.url(),
+            &self.state.settings.cluster_name,
+            cert,
+            key,
+        )
+    }
+
+    /// A client certificate signed by the cluster CA: `(certificate PEM, PKCS#8 key PEM)`.
+    pub fn issue_client_cert(&self, cn: &str, orgs: &[&str]) -> (String, String) {
+        self.state
+            .ca
+            .client_cert(cn, orgs)
+            .unwrap_or_else(|_| (String::new(), String::new()))
+    }
+
+    /// Appends one JSON line per finished request to `path`.
+    pub fn log_requests_to(&self, path: &Path) -> Result<(), Error> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| Error::Io {
+                action: "opening the request log",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        self.state.set_request_log(file);
+        Ok(())
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(
+            url_host("https://127.0.0.1:6443").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(url_host("https://[::1]:6443/x").as_deref(), Some("::1"));
+        assert_eq!(
+            url_host("https://cp.example").as_deref(),
+            Some("cp.example")
+        );
+    }
+
+    #[test]
+    fn token_parsing() {
+        assert!(TokenSpec::parse("abcdef.0123456789abcdef").is_ok());
+        assert!(TokenSpec::parse("ABCDEF.0123456789abcdef").is_err());
+        assert!(TokenSpec::parse("abcdef").is_err());
+        let t = TokenSpec::parse("abcdef.0123456789abcdef").unwrap();
+        assert!(!format!("{t:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let mut c = Config::default();
+        c.tokens[0].extra_groups = vec!["system:masters".into()];
+        assert!(matches!(start(c), Err(Error::Config(_))));
+    }
+}

@@ -63,20 +63,24 @@ impl ManagedFieldsEntry {
     }
 }
 
+/// The always-empty `metadata` of a Status.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct EmptyMeta {}
+
 /// `metav1.Status`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Status {
     kind: &'static str,
     api_version: &'static str,
-    metadata: ObjectMeta,
+    metadata: EmptyMeta,
     pub status: &'static str,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<StatusDetails>,
+    pub details: Option<Box<StatusDetails>>,
     #[serde(skip_serializing_if = "is_zero")]
     pub code: u16,
 }
@@ -212,11 +216,11 @@ impl Status {
         Status {
             kind: "Status",
             api_version: "v1",
-            metadata: ObjectMeta::default(),
+            metadata: EmptyMeta {},
             status: "Failure",
             message,
             reason: reason.to_string(),
-            details,
+            details: details.map(Box::new),
             code,
         }
     }
@@ -294,7 +298,10 @@ impl Status {
         Status::failure(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {gr} {}: {why}", quote(name)),
+            format!(
+                "Operation cannot be fulfilled on {gr} {}: {why}",
+                quote(name)
+            ),
             Some(StatusDetails {
                 name: name.to_string(),
                 group: gr.group.to_string(),
@@ -391,17 +398,17 @@ impl Status {
         Status {
             kind: "Status",
             api_version: "v1",
-            metadata: ObjectMeta::default(),
+            metadata: EmptyMeta {},
             status: "Success",
             message: String::new(),
             reason: String::new(),
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 name: name.to_string(),
                 group: gr.group.to_string(),
                 kind: gr.resource.to_string(),
                 uid: uid.to_string(),
                 causes: Vec::new(),
-            }),
+            })),
             code: 0,
         }
     }
@@ -655,7 +662,10 @@ mod tests {
 
     #[test]
     fn statuses_match_the_captures() {
-        assert_eq!(json(&Status::unauthorized()), fixture("error-401-wrong-token.json"));
+        assert_eq!(
+            json(&Status::unauthorized()),
+            fixture("error-401-wrong-token.json")
+        );
         assert_eq!(
             json(&Status::not_found(CSRS, "does-not-exist")),
             fixture("error-404-csr-not-found.json")

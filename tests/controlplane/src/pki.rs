@@ -37,7 +37,8 @@ pub(crate) mod oid {
     pub const EKU_CLIENT_AUTH: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x02];
     pub const EKU_CODE_SIGNING: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x03];
     pub const EKU_EMAIL: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x04];
-    pub const EKU_IPSEC_END_SYSTEM: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x05];
+    pub const EKU_IPSEC_END_SYSTEM: &[u8] =
+        &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x05];
     pub const EKU_IPSEC_TUNNEL: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x06];
     pub const EKU_IPSEC_USER: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x07];
     pub const EKU_TIMESTAMPING: &[u8] = &[KP[0], KP[1], KP[2], KP[3], KP[4], KP[5], KP[6], 0x08];
@@ -115,7 +116,10 @@ impl GoName {
             add(std::slice::from_ref(&self.common_name), oid::COMMON_NAME);
         }
         if !self.serial_number.is_empty() {
-            add(std::slice::from_ref(&self.serial_number), oid::SERIAL_NUMBER);
+            add(
+                std::slice::from_ref(&self.serial_number),
+                oid::SERIAL_NUMBER,
+            );
         }
         let refs: Vec<&[u8]> = rdns.iter().map(Vec::as_slice).collect();
         der::seq(&refs)
@@ -207,7 +211,9 @@ pub(crate) struct Ca {
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("pin", &self.pin()).finish_non_exhaustive()
+        f.debug_struct("Ca")
+            .field("pin", &self.pin())
+            .finish_non_exhaustive()
     }
 }
 
@@ -259,7 +265,11 @@ impl Ca {
     pub(crate) fn issue(&self, t: &Template) -> Result<Vec<u8>, PkiError> {
         let mut exts = Vec::new();
         if t.key_usage != 0 {
-            exts.push(extension(oid::KEY_USAGE, true, &key_usage_value(t.key_usage)));
+            exts.push(extension(
+                oid::KEY_USAGE,
+                true,
+                &key_usage_value(t.key_usage),
+            ));
         }
         if !t.ext_key_usages.is_empty() {
             let ekus: Vec<Vec<u8>> = t.ext_key_usages.iter().map(|o| der::oid(o)).collect();
@@ -275,7 +285,11 @@ impl Ca {
         if !t.sans.is_empty() {
             // RFC 5280: the SAN extension is critical when the subject is empty.
             let empty_subject = t.subject == der::seq(&[]);
-            exts.push(extension(oid::SUBJECT_ALT_NAME, empty_subject, &t.sans.to_der()));
+            exts.push(extension(
+                oid::SUBJECT_ALT_NAME,
+                empty_subject,
+                &t.sans.to_der(),
+            ));
         }
         let tbs = tbs(
             &random_serial(),
@@ -299,7 +313,11 @@ impl Ca {
     }
 
     /// A client certificate and its key (PEM), as kubeadm issues them for kubeconfig files.
-    pub(crate) fn client_cert(&self, cn: &str, orgs: &[&str]) -> Result<(String, String), PkiError> {
+    pub(crate) fn client_cert(
+        &self,
+        cn: &str,
+        orgs: &[&str],
+    ) -> Result<(String, String), PkiError> {
         let key = new_key()?;
         let now = der::truncate_to_seconds(SystemTime::now());
         let not_after = (now + Duration::from_secs(365 * 86_400)).min(self.not_after);
@@ -374,6 +392,7 @@ pub(crate) fn spki_pin(spki: &[u8]) -> String {
 }
 
 /// The pin of a DER certificate.
+#[cfg(test)]
 pub(crate) fn cert_pin(cert_der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     Some(spki_pin(cert.tbs_certificate.subject_pki.raw))
@@ -477,9 +496,14 @@ mod tests {
         assert!(cert.is_ca());
         let ku = cert.key_usage().unwrap().unwrap();
         assert!(ku.critical);
-        assert!(ku.value.digital_signature() && ku.value.key_encipherment() && ku.value.key_cert_sign());
+        assert!(
+            ku.value.digital_signature() && ku.value.key_encipherment() && ku.value.key_cert_sign()
+        );
         let san = cert.subject_alternative_name().unwrap().unwrap();
-        assert_eq!(format!("{:?}", san.value.general_names), r#"[DNSName("kubernetes")]"#);
+        assert_eq!(
+            format!("{:?}", san.value.general_names),
+            r#"[DNSName("kubernetes")]"#
+        );
         // Self-signed: the signature verifies with its own key.
         cert.verify_signature(None).unwrap();
         let validity = cert.validity();
@@ -523,7 +547,10 @@ mod tests {
         let a = pem_encode("CERTIFICATE", b"one");
         let b = pem_encode("CERTIFICATE", b"two");
         let bundle = format!("junk\n{a}{b}");
-        assert_eq!(pem_certs(bundle.as_bytes()), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            pem_certs(bundle.as_bytes()),
+            vec![b"one".to_vec(), b"two".to_vec()]
+        );
         assert_eq!(pem_decode_first(b"not a csr"), None);
     }
 

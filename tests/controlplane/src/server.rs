@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use hyper::{Request, Response, StatusCode};
@@ -34,6 +34,9 @@ use tokio_rustls::TlsAcceptor;
 /// sends comes close to either).
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of an oversized body is read and dropped before the connection is given up.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) type RespBody = BoxBody<Bytes, Infallible>;
 
@@ -50,11 +53,13 @@ pub(crate) fn tls_config(
     roots
         .add(CertificateDer::from(ca_der.to_vec()))
         .map_err(|e| format!("adding the cluster CA to the client roots: {e}"))?;
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| format!("building the client certificate verifier: {e}"))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| format!("building the client certificate verifier: {e}"))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("choosing TLS versions: {e}"))?
@@ -190,9 +195,18 @@ async fn route(
     record_id: usize,
 ) -> Outcome {
     let (parts, body) = req.into_parts();
+    // The body is read (or, past the limit, drained) before anything is answered: a server
+    // that closes a connection with unread bytes makes the kernel reset it, and the client can
+    // lose the answer. Its size is only judged after authentication and authorization, whose
+    // verdicts come first.
+    let body = read_body(&parts.headers, body).await;
+    let request_bytes = body.as_ref().map_or(0, |b| b.len() as u64);
     let query = Query::parse(parts.uri.query());
     let pretty = is_pretty(&query, parts.headers.get(USER_AGENT));
-    let authorization = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let authorization = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let user = match auth::authenticate(
         identity.as_ref().as_ref(),
         authorization,
@@ -204,7 +218,7 @@ async fn route(
             return Outcome {
                 response: status_response(&Status::unauthorized(), pretty),
                 user: String::new(),
-                request_bytes: 0,
+                request_bytes,
                 streaming: false,
             }
         }
@@ -215,18 +229,14 @@ async fn route(
             .is_resource
             .then_some((ri.api_group.as_str(), ri.resource.as_str()));
         let status = Status::forbidden(gr, &ri.name, &auth::forbidden_message(&user, &ri, &reason));
-        return Outcome::new(status_response(&status, pretty), &user);
+        let mut outcome = Outcome::new(status_response(&status, pretty), &user);
+        outcome.request_bytes = request_bytes;
+        return outcome;
     }
-
-    let body = if matches!(parts.method.as_str(), "POST" | "PUT" | "PATCH") {
-        match read_body(&parts.headers, body).await {
-            Ok(b) => b,
-            Err(status) => return Outcome::new(status_response(&status, pretty), &user),
-        }
-    } else {
-        Bytes::new()
+    let body = match body {
+        Ok(b) => b,
+        Err(status) => return Outcome::new(status_response(&status, pretty), &user),
     };
-    let request_bytes = body.len() as u64;
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
@@ -261,13 +271,46 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(Status::too_large(MAX_BODY));
+    let mut too_large = declared.is_some_and(|n| n > MAX_BODY as u64);
+    let mut body = body;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen: u64 = 0;
+    // An oversized body is still read (and dropped) up to a bound, so that the client finishes
+    // sending and can read the 413 instead of failing on a broken pipe.
+    let read_all = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| Status::bad_request(format!("error reading the request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                seen += data.len() as u64;
+                if seen > MAX_BODY as u64 {
+                    too_large = true;
+                    buf = Vec::new();
+                }
+                if !too_large {
+                    buf.extend_from_slice(&data);
+                }
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+        Ok::<(), Status>(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read_all).await {
+        Ok(Ok(())) => {}
+        Ok(Err(status)) => return Err(status),
+        Err(_) if too_large => {}
+        Err(_) => {
+            return Err(Status::bad_request(
+                "timed out reading the request body".to_string(),
+            ))
+        }
     }
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Status::too_large(MAX_BODY)),
-        Err(e) => Err(Status::bad_request(format!("error reading the request body: {e}"))),
+    if too_large {
+        Err(Status::too_large(MAX_BODY))
+    } else {
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -319,10 +362,14 @@ fn json_bytes<T: Serialize>(v: &T, pretty: bool) -> Bytes {
 
 fn respond(code: u16, content_type: &'static str, body: Bytes) -> Response<RespBody> {
     let mut response = Response::new(Full::new(body).boxed());
-    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert("cache-control", HeaderValue::from_static("no-cache, private"));
+    headers.insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
     if let Ok(v) = HeaderValue::from_str(&util::uuid()) {
         headers.insert("audit-id", v);
     }
@@ -339,8 +386,10 @@ fn status_response(s: &Status, pretty: bool) -> Response<RespBody> {
 
 fn text(code: u16, body: String) -> Response<RespBody> {
     let mut r = respond(code, "text/plain; charset=utf-8", Bytes::from(body));
-    r.headers_mut()
-        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -401,8 +450,18 @@ fn non_resource(ctx: &Ctx, method: &str) -> Response<RespBody> {
                         false,
                         &["create", "delete", "get", "list", "watch"],
                     ),
-                    ("certificatesigningrequests/approval", "CertificateSigningRequest", false, &["get", "update"]),
-                    ("certificatesigningrequests/status", "CertificateSigningRequest", false, &["get"]),
+                    (
+                        "certificatesigningrequests/approval",
+                        "CertificateSigningRequest",
+                        false,
+                        &["get", "update"],
+                    ),
+                    (
+                        "certificatesigningrequests/status",
+                        "CertificateSigningRequest",
+                        false,
+                        &["get"],
+                    ),
                 ],
             ),
         ),
@@ -410,7 +469,12 @@ fn non_resource(ctx: &Ctx, method: &str) -> Response<RespBody> {
             200,
             &resource_list(
                 "authentication.k8s.io/v1",
-                &[("selfsubjectreviews", "SelfSubjectReview", false, &["create"])],
+                &[(
+                    "selfsubjectreviews",
+                    "SelfSubjectReview",
+                    false,
+                    &["create"],
+                )],
             ),
         ),
         _ => text(404, "404 page not found\n".into()),
@@ -451,7 +515,10 @@ fn api_group_list() -> serde_json::Value {
     })
 }
 
-fn resource_list(group_version: &str, resources: &[(&str, &str, bool, &[&str])]) -> serde_json::Value {
+fn resource_list(
+    group_version: &str,
+    resources: &[(&str, &str, bool, &[&str])],
+) -> serde_json::Value {
     let items: Vec<serde_json::Value> = resources
         .iter()
         .map(|(name, kind, namespaced, verbs)| {
@@ -480,7 +547,11 @@ fn resource(ctx: &Ctx) -> (Response<RespBody>, bool) {
     if ri.extra_parts > 0 {
         return (ctx.status(&Status::no_such_resource()), false);
     }
-    match (ri.api_group.as_str(), ri.api_version.as_str(), ri.resource.as_str()) {
+    match (
+        ri.api_group.as_str(),
+        ri.api_version.as_str(),
+        ri.resource.as_str(),
+    ) {
         ("", "v1", "configmaps") => (configmaps(ctx), false),
         ("", "v1", "nodes") => (nodes(ctx), false),
         ("certificates.k8s.io", "v1", "certificatesigningrequests") => csrs(ctx),
@@ -535,11 +606,20 @@ fn nodes(ctx: &Ctx) -> Response<RespBody> {
             // NodeRestriction: a node may modify only its own Node object.
             if let Some(own) = ctx.user.node_name() {
                 if own != ri.name {
-                    let why = format!("node {} is not allowed to modify node {}", quote(own), quote(&ri.name));
+                    let why = format!(
+                        "node {} is not allowed to modify node {}",
+                        quote(own),
+                        quote(&ri.name)
+                    );
                     return ctx.status(&Status::forbidden(Some(("", "nodes")), &ri.name, &why));
                 }
             }
-            let mime = ctx.content_type.split(';').next().unwrap_or_default().trim();
+            let mime = ctx
+                .content_type
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim();
             if !matches!(
                 mime,
                 "application/strategic-merge-patch+json" | "application/merge-patch+json"
@@ -553,7 +633,9 @@ fn nodes(ctx: &Ctx) -> Response<RespBody> {
             }
             let patch: serde_json::Value = match serde_json::from_slice(&ctx.body) {
                 Ok(v) => v,
-                Err(e) => return ctx.status(&Status::bad_request(format!("error decoding patch: {e}"))),
+                Err(e) => {
+                    return ctx.status(&Status::bad_request(format!("error decoding patch: {e}")))
+                }
             };
             match ctx.state.patch_node(&ri.name, &patch) {
                 Ok(node) => ctx.json(200, &node),
@@ -625,7 +707,9 @@ fn decode_csr_body(body: &[u8]) -> Result<CsrBody, Status> {
     let parsed: CsrBody = serde_json::from_value(value).map_err(|e| cannot(e.to_string()))?;
     if let Some(kind) = parsed.kind.as_deref() {
         if !kind.is_empty() && kind != "CertificateSigningRequest" {
-            return Err(cannot(format!("the object provided is unrecognized (wrong kind {kind:?})")));
+            return Err(cannot(format!(
+                "the object provided is unrecognized (wrong kind {kind:?})"
+            )));
         }
     }
     Ok(parsed)
@@ -647,7 +731,10 @@ fn csrs(ctx: &Ctx) -> (Response<RespBody>, bool) {
         },
         ("get", "" | "status" | "approval") => match state.get_csr(&ri.name) {
             Some(csr) => (ctx.json(200, &csr), false),
-            None => (ctx.status(&Status::not_found(crate::objects::CSRS, &ri.name)), false),
+            None => (
+                ctx.status(&Status::not_found(crate::objects::CSRS, &ri.name)),
+                false,
+            ),
         },
         ("delete", "") => match state.delete_csr(&ri.name) {
             Ok(status) => (ctx.json(200, &status), false),
@@ -760,7 +847,8 @@ impl hyper::body::Body for WatchBody {
         let this = self.get_mut();
         match this.rx.poll_recv(cx) {
             Poll::Ready(Some(chunk)) => {
-                this.state.add_response_bytes(this.record_id, chunk.len() as u64);
+                this.state
+                    .add_response_bytes(this.record_id, chunk.len() as u64);
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(None) => Poll::Ready(None),
@@ -808,8 +896,8 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
     let producer_state = state.clone();
     tokio::spawn(async move {
         let state = producer_state;
-        let deadline = tokio::time::Instant::now()
-            + timeout.unwrap_or(Duration::from_secs(365 * 86_400));
+        let deadline =
+            tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(365 * 86_400));
         let mut last = match start {
             Err(status) => {
                 let _ = tx.send(event_line("ERROR", &status)).await;
@@ -862,6 +950,9 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
     let mut response = Response::new(body.boxed());
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert("cache-control", HeaderValue::from_static("no-cache, private"));
+    headers.insert(
+        "cache-control",
+        HeaderValue::from_static("no-cache, private"),
+    );
     (response, true)
 }

@@ -64,7 +64,7 @@ impl std::fmt::Debug for State {
 
 #[derive(Default)]
 struct Records {
-    list: Vec<RequestRecord>,
+    list: VecDeque<RequestRecord>,
     /// Index in `list` of the first record still kept (records before it were dropped).
     offset: usize,
     log: Option<File>,
@@ -208,7 +208,10 @@ impl State {
             settings.preferences_line,
         );
         let mut configmaps = BTreeMap::new();
-        let mut add_cm = |name: &str, labels: BTreeMap<String, String>, data: BTreeMap<String, String>, rv: u64| {
+        let mut add_cm = |name: &str,
+                          labels: BTreeMap<String, String>,
+                          data: BTreeMap<String, String>,
+                          rv: u64| {
             configmaps.insert(
                 ("kube-system".to_string(), name.to_string()),
                 StoredConfigMap {
@@ -223,7 +226,11 @@ impl State {
         add_cm(
             "kubeadm-config",
             BTreeMap::new(),
-            [("ClusterConfiguration".to_string(), cluster_configuration(&settings))].into(),
+            [(
+                "ClusterConfiguration".to_string(),
+                cluster_configuration(&settings),
+            )]
+            .into(),
             next(),
         );
         add_cm(
@@ -238,7 +245,10 @@ impl State {
                 [("app".to_string(), "kube-proxy".to_string())].into(),
                 [
                     ("config.conf".to_string(), KUBE_PROXY_CONFIG.to_string()),
-                    ("kubeconfig.conf".to_string(), kube_proxy_kubeconfig(&settings.server_url)),
+                    (
+                        "kubeconfig.conf".to_string(),
+                        kube_proxy_kubeconfig(&settings.server_url),
+                    ),
                 ]
                 .into(),
                 next(),
@@ -462,7 +472,10 @@ impl State {
             return Err(Status::not_found(NODES, name));
         };
         let meta = patch.get("metadata");
-        for (key, target) in [("labels", &mut node.labels), ("annotations", &mut node.annotations)] {
+        for (key, target) in [
+            ("labels", &mut node.labels),
+            ("annotations", &mut node.annotations),
+        ] {
             if let Some(map) = meta.and_then(|m| m.get(key)).and_then(|v| v.as_object()) {
                 for (k, v) in map {
                     match v.as_str() {
@@ -483,7 +496,12 @@ impl State {
     // ---- CSRs ---------------------------------------------------------------------------
 
     /// Create: validation (422), admission (403), storage (409), then the ADDED event.
-    pub(crate) fn create_csr(&self, new: NewCsr, generate_name: &str, user: &User) -> Result<Csr, Status> {
+    pub(crate) fn create_csr(
+        &self,
+        new: NewCsr,
+        generate_name: &str,
+        user: &User,
+    ) -> Result<Csr, Status> {
         let mut new = new;
         let mut inner = lock(&self.inner);
         if new.name.is_empty() && !generate_name.is_empty() {
@@ -510,7 +528,11 @@ impl State {
             .map_err(|e| Status::internal(&e.to_string()))?;
         // The CertificateSubjectRestriction admission plugin.
         if new.signer_name == csr::APISERVER_CLIENT_SIGNER
-            && parsed.subject.organization.iter().any(|o| o == auth::MASTERS)
+            && parsed
+                .subject
+                .organization
+                .iter()
+                .any(|o| o == auth::MASTERS)
         {
             return Err(Status::forbidden(
                 Some((CSRS.group, CSRS.resource)),
@@ -592,11 +614,20 @@ impl State {
     }
 
     /// Where a watch starts; `Err` is the 410 a too-old version gets.
-    pub(crate) fn watch_start(&self, resource_version: Option<u64>, filter: &CsrFilter) -> Result<WatchStart, Status> {
+    pub(crate) fn watch_start(
+        &self,
+        resource_version: Option<u64>,
+        filter: &CsrFilter,
+    ) -> Result<WatchStart, Status> {
         let inner = lock(&self.inner);
         match resource_version {
             None | Some(0) => Ok(WatchStart::Snapshot {
-                objects: inner.csrs.values().filter(|c| filter.matches(c)).cloned().collect(),
+                objects: inner
+                    .csrs
+                    .values()
+                    .filter(|c| filter.matches(c))
+                    .cloned()
+                    .collect(),
                 rv: inner.rv,
             }),
             Some(rv) => {
@@ -622,9 +653,18 @@ impl State {
 
     /// Kept events newer than `rv` that match, and the version they bring the watcher to;
     /// `Err` if the watcher fell out of the history.
-    pub(crate) fn events_after(&self, rv: u64, filter: &CsrFilter) -> Result<(Vec<Event>, u64), Status> {
+    pub(crate) fn events_after(
+        &self,
+        rv: u64,
+        filter: &CsrFilter,
+    ) -> Result<(Vec<Event>, u64), Status> {
         let inner = lock(&self.inner);
-        if inner.evicted && inner.history.front().is_some_and(|e| e.rv > rv + 1) {
+        if inner.evicted
+            && inner
+                .history
+                .front()
+                .is_some_and(|e| e.rv > rv.saturating_add(1))
+        {
             let oldest = inner.history.front().map_or(rv, |e| e.rv);
             return Err(Status::expired(format!(
                 "too old resource version: {rv} ({})",
@@ -669,7 +709,11 @@ impl State {
                     .status
                     .conditions
                     .iter()
-                    .find(|o| o.type_ == c.type_ && o.status == c.status && !o.last_transition_time.is_empty())
+                    .find(|o| {
+                        o.type_ == c.type_
+                            && o.status == c.status
+                            && !o.last_transition_time.is_empty()
+                    })
                     .map_or_else(|| now.clone(), |o| o.last_transition_time.clone());
             }
         }
@@ -697,7 +741,13 @@ impl State {
     }
 
     /// Appends an Approved or Denied condition, as `kubectl certificate approve|deny` would.
-    pub(crate) fn decide(&self, name: &str, approve: bool, reason: &str, message: &str) -> Result<(), crate::Error> {
+    pub(crate) fn decide(
+        &self,
+        name: &str,
+        approve: bool,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), crate::Error> {
         let (want, other) = if approve {
             ("Approved", "Denied")
         } else {
@@ -717,14 +767,18 @@ impl State {
             return Ok(());
         }
         let now = ts(SystemTime::now());
-        self.add_condition(&mut inner, name, CsrCondition {
-            type_: want.to_string(),
-            status: "True".to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
-            last_update_time: now.clone(),
-            last_transition_time: now,
-        });
+        self.add_condition(
+            &mut inner,
+            name,
+            CsrCondition {
+                type_: want.to_string(),
+                status: "True".to_string(),
+                reason: reason.to_string(),
+                message: message.to_string(),
+                last_update_time: now.clone(),
+                last_transition_time: now,
+            },
+        );
         if approve {
             self.run_signer(&mut inner, name);
         }
@@ -735,7 +789,9 @@ impl State {
     /// The csrapproving controller's pass over one CSR (the one created with `uid`).
     pub(crate) fn auto_approve(&self, name: &str, uid: &str) {
         let mut inner = lock(&self.inner);
-        let Some(obj) = inner.csrs.get(name) else { return };
+        let Some(obj) = inner.csrs.get(name) else {
+            return;
+        };
         if obj.metadata.uid != uid
             || obj.status.certificate.is_some()
             || obj.has_condition("Approved")
@@ -743,8 +799,12 @@ impl State {
         {
             return;
         }
-        let Ok(bytes) = STANDARD.decode(obj.spec.request.as_bytes()) else { return };
-        let Ok(parsed) = csr::parse_request(&bytes) else { return };
+        let Ok(bytes) = STANDARD.decode(obj.spec.request.as_bytes()) else {
+            return;
+        };
+        let Ok(parsed) = csr::parse_request(&bytes) else {
+            return;
+        };
         let requester = User {
             name: obj.spec.username.clone(),
             groups: obj.spec.groups.clone(),
@@ -774,21 +834,27 @@ impl State {
             return;
         };
         let now = ts(SystemTime::now());
-        self.add_condition(&mut inner, name, CsrCondition {
-            type_: "Approved".into(),
-            status: "True".into(),
-            reason: "AutoApproved".into(),
-            message: message.into(),
-            last_update_time: now.clone(),
-            last_transition_time: now,
-        });
+        self.add_condition(
+            &mut inner,
+            name,
+            CsrCondition {
+                type_: "Approved".into(),
+                status: "True".into(),
+                reason: "AutoApproved".into(),
+                message: message.into(),
+                last_update_time: now.clone(),
+                last_transition_time: now,
+            },
+        );
         self.run_signer(&mut inner, name);
         self.events.send_replace(inner.rv);
     }
 
     fn add_condition(&self, inner: &mut Inner, name: &str, condition: CsrCondition) {
         let rv = inner.next_rv();
-        let Some(obj) = inner.csrs.get_mut(name) else { return };
+        let Some(obj) = inner.csrs.get_mut(name) else {
+            return;
+        };
         obj.status.conditions.push(condition);
         obj.metadata.resource_version = rv.to_string();
         let snapshot = obj.clone();
@@ -798,7 +864,9 @@ impl State {
     /// The csrsigning controller: an approved CSR without a certificate gets one (or a
     /// `Failed` condition), as a separate update after the approval.
     fn run_signer(&self, inner: &mut Inner, name: &str) {
-        let Some(obj) = inner.csrs.get(name) else { return };
+        let Some(obj) = inner.csrs.get(name) else {
+            return;
+        };
         if !obj.has_condition("Approved")
             || obj.has_condition("Denied")
             || obj.has_condition("Failed")
@@ -806,8 +874,12 @@ impl State {
         {
             return;
         }
-        let Ok(bytes) = STANDARD.decode(obj.spec.request.as_bytes()) else { return };
-        let Ok(parsed) = csr::parse_request(&bytes) else { return };
+        let Ok(bytes) = STANDARD.decode(obj.spec.request.as_bytes()) else {
+            return;
+        };
+        let Ok(parsed) = csr::parse_request(&bytes) else {
+            return;
+        };
         let outcome = csr::sign(
             &self.ca,
             &parsed,
@@ -819,7 +891,9 @@ impl State {
         match outcome {
             Signing::Issued(der) => {
                 let rv = inner.next_rv();
-                let Some(obj) = inner.csrs.get_mut(name) else { return };
+                let Some(obj) = inner.csrs.get_mut(name) else {
+                    return;
+                };
                 obj.status.certificate =
                     Some(STANDARD.encode(pki::pem_encode("CERTIFICATE", &der).as_bytes()));
                 obj.metadata.resource_version = rv.to_string();
@@ -828,14 +902,18 @@ impl State {
             }
             Signing::Failed(message) => {
                 let now = ts(SystemTime::now());
-                self.add_condition(inner, name, CsrCondition {
-                    type_: "Failed".into(),
-                    status: "True".into(),
-                    reason: "SignerValidationFailure".into(),
-                    message,
-                    last_update_time: now.clone(),
-                    last_transition_time: now,
-                });
+                self.add_condition(
+                    inner,
+                    name,
+                    CsrCondition {
+                        type_: "Failed".into(),
+                        status: "True".into(),
+                        reason: "SignerValidationFailure".into(),
+                        message,
+                        last_update_time: now.clone(),
+                        last_transition_time: now,
+                    },
+                );
             }
             Signing::NotMine => {}
         }
@@ -850,9 +928,9 @@ impl State {
         if finished {
             write_log_line(&mut r.log, &rec);
         }
-        r.list.push(rec);
+        r.list.push_back(rec);
         if r.list.len() > MAX_RECORDS {
-            r.list.remove(0);
+            r.list.pop_front();
             r.offset += 1;
         }
         r.offset + r.list.len() - 1
@@ -880,7 +958,7 @@ impl State {
     }
 
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.records).list.clone()
+        lock(&self.records).list.iter().cloned().collect()
     }
 
     pub(crate) fn set_request_log(&self, file: File) {
@@ -975,9 +1053,11 @@ fn validate_approval_update(old: &[CsrCondition], new: &[CsrCondition]) -> Vec<F
                 "status.conditions",
                 &format!("updates may not remove a condition of type \"{t}\""),
             ));
-        } else if olds.iter().zip(&news).any(|(o, n)| {
-            o.status != n.status || o.reason != n.reason || o.message != n.message
-        }) {
+        } else if olds
+            .iter()
+            .zip(&news)
+            .any(|(o, n)| o.status != n.status || o.reason != n.reason || o.message != n.message)
+        {
             errs.push(FieldError::forbidden(
                 "status.conditions",
                 &format!("updates may not modify a condition of type \"{t}\""),
@@ -1061,7 +1141,10 @@ fn insert_node(inner: &mut Inner, spec: NodeSpec) {
             "unix:///var/run/containerd/containerd.sock",
         ),
         ("node.alpha.kubernetes.io/ttl", "0"),
-        ("volumes.kubernetes.io/controller-managed-attach-detach", "true"),
+        (
+            "volumes.kubernetes.io/controller-managed-attach-detach",
+            "true",
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -1077,11 +1160,7 @@ fn insert_node(inner: &mut Inner, spec: NodeSpec) {
             rv,
             labels,
             annotations,
-            ids: [
-                util::uuid().replace('-', ""),
-                util::uuid(),
-                util::uuid(),
-            ],
+            ids: [util::uuid().replace('-', ""), util::uuid(), util::uuid()],
         },
     );
 }
@@ -1097,9 +1176,21 @@ fn node_json(name: &str, n: &StoredNode, version: &str) -> Node {
         message,
     };
     let mut conditions = vec![
-        pressure("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        pressure("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        pressure("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        pressure(
+            "MemoryPressure",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        pressure(
+            "DiskPressure",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+        pressure(
+            "PIDPressure",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
     ];
     conditions.push(if n.ready {
         NodeCondition {
@@ -1208,10 +1299,9 @@ mod tests {
 
     #[test]
     fn the_kubelet_config_is_the_capture_with_the_standard_ca_path() {
-        let fixture: serde_json::Value = serde_json::from_str(include_str!(
-            "../../fixtures/apiserver/kubelet-config.json"
-        ))
-        .unwrap();
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../fixtures/apiserver/kubelet-config.json"))
+                .unwrap();
         let captured = fixture["data"]["kubelet"].as_str().unwrap();
         assert_eq!(
             captured.replace("/tmp/realcp/pki/ca.crt", "/etc/kubernetes/pki/ca.crt"),

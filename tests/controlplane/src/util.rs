@@ -138,7 +138,9 @@ pub(crate) fn go_bytes(bytes: Option<&[u8]>) -> String {
 /// only occur inside JSON strings, so a byte-level pass over serde_json's output is exact.
 pub(crate) fn go_json_escape(json: Vec<u8>) -> Vec<u8> {
     let needs = json.iter().any(|b| matches!(b, b'<' | b'>' | b'&'))
-        || json.windows(3).any(|w| w == [0xe2, 0x80, 0xa8] || w == [0xe2, 0x80, 0xa9]);
+        || json
+            .windows(3)
+            .any(|w| w == [0xe2, 0x80, 0xa8] || w == [0xe2, 0x80, 0xa9]);
     if !needs {
         return json;
     }
@@ -170,7 +172,9 @@ pub(crate) fn go_json_escape(json: Vec<u8>) -> Vec<u8> {
 /// Durations on the command line: `500ms`, `5s`, `2m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let value: f64 = num.parse().ok()?;
     if !value.is_finite() || value < 0.0 {
@@ -229,7 +233,10 @@ mod tests {
 
     #[test]
     fn go_byte_slices() {
-        assert_eq!(go_bytes(Some(&[0x30, 0x81, 0, 0xa])), "[]byte{0x30, 0x81, 0x0, 0xa}");
+        assert_eq!(
+            go_bytes(Some(&[0x30, 0x81, 0, 0xa])),
+            "[]byte{0x30, 0x81, 0x0, 0xa}"
+        );
         assert_eq!(go_bytes(Some(&[])), "[]byte{}");
         assert_eq!(go_bytes(None), "[]byte(nil)");
     }

@@ -1,0 +1,345 @@
+//! The boot stages of PID-1 mode, composed from the rest of the crate.
+//!
+//! Each stage calls the public functions of the module that owns it and turns its error into a
+//! [`Failure`] named after the stage; the outputs (the plan, the discovered cluster, the join)
+//! are kept here so a retry re-runs only the stage that failed.
+
+use super::config::{Handoff, InitConfig, SYSROOT};
+use super::console::Tee;
+use super::pipeline::{Boot, Done};
+use super::policy::Failure;
+use super::switch_root;
+use crate::app::{self, Joined, Tuning};
+use crate::discovery::{self, Discovered};
+use crate::error::Class;
+use crate::plan::{HandoffMode, JoinPlan};
+use crate::root::Root;
+use crate::source::merge::{self, Key, Layer, Source, Values};
+use crate::sys::init::InitSys;
+use crate::sys::Sys;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long the real root's device may take to appear.
+const ROOT_DEVICE_WAIT: Duration = Duration::from_secs(30);
+
+/// The join from the initramfs.
+pub struct NodeBoot<'a> {
+    sys: &'a dyn InitSys,
+    exec: &'a dyn Sys,
+    cfg: &'a InitConfig,
+    started: Instant,
+    kernel_to_init: Option<Duration>,
+    tee: Option<Tee>,
+    cmdline: String,
+    plan: Option<JoinPlan>,
+    discovered: Option<Discovered>,
+    joined: Option<Joined>,
+}
+
+impl std::fmt::Debug for NodeBoot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBoot")
+            .field("handoff", &self.cfg.handoff)
+            .field("planned", &self.plan.is_some())
+            .field("discovered", &self.discovered.is_some())
+            .field("joined", &self.joined.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> NodeBoot<'a> {
+    pub fn new(
+        sys: &'a dyn InitSys,
+        exec: &'a dyn Sys,
+        cfg: &'a InitConfig,
+        started: Instant,
+        kernel_to_init: Option<Duration>,
+        tee: Option<Tee>,
+    ) -> Self {
+        let cmdline = sys
+            .read_file(Path::new("/proc/cmdline"))
+            .unwrap_or_default();
+        Self {
+            sys,
+            exec,
+            cfg,
+            started,
+            kernel_to_init,
+            tee,
+            cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
+            plan: None,
+            discovered: None,
+            joined: None,
+        }
+    }
+
+    /// The log copy, for the caller to finish once the stages are over.
+    pub fn take_tee(&mut self) -> Option<Tee> {
+        self.tee.take()
+    }
+
+    /// Where the node's files go: the real root when switching to one, else the initramfs.
+    fn root(&self) -> PathBuf {
+        match self.cfg.handoff {
+            Handoff::SwitchRoot => PathBuf::from(SYSROOT),
+            _ => PathBuf::from("/"),
+        }
+    }
+
+    async fn host_prep(&mut self) -> Result<Done, Failure> {
+        // TODO(host): `crate::host` — load the module set (NIC drivers virtio_net etc., overlay,
+        // br_netfilter and their dependencies, `kubejoin.modules=`), apply and read back the
+        // sysctls, then log what was done. Needs a public entry point such as
+        // `host::prepare(&HostConfig::from_cmdline(..), &Root, &dyn HostSys) -> Result<Report, HostError>`.
+        Ok(Done::Skipped(
+            "host preparation is not wired into PID-1 mode yet".into(),
+        ))
+    }
+
+    async fn sysroot(&mut self) -> Result<Done, Failure> {
+        let Some(spec) = self
+            .cfg
+            .sysroot
+            .as_ref()
+            .filter(|_| self.cfg.handoff == Handoff::SwitchRoot)
+        else {
+            return Ok(Done::Skipped(format!(
+                "handoff {}: the initramfs stays the root",
+                self.cfg.handoff.name()
+            )));
+        };
+        switch_root::mount_sysroot(self.sys, spec, Path::new(SYSROOT), ROOT_DEVICE_WAIT)
+            .await
+            .map_err(|e| Failure::from_error("sysroot", &e))?;
+        crate::info!(
+            "mounted the real root {} ({}) on {SYSROOT}",
+            spec.device.display(),
+            spec.fstype
+        );
+        Ok(Done::Ok)
+    }
+
+    async fn network(&mut self) -> Result<Done, Failure> {
+        // TODO(net): `crate::net` — bring the network up from `ip=` or DHCPv4 (carrier wait,
+        // lease, routes, resolv.conf) and log the lease. Needs a public entry point such as
+        // `net::bring_up(&cmdline, &Root, &dyn NetSys) -> Result<Lease, NetError>`.
+        Ok(Done::Skipped(
+            "network bring-up is not wired into PID-1 mode yet".into(),
+        ))
+    }
+
+    async fn sources(&mut self) -> Result<Done, Failure> {
+        let plan = plan_from_cmdline(&self.cmdline, &self.root())?;
+        crate::info!(
+            "join plan from the kernel command line: {}",
+            match &plan.discovery.mode {
+                discovery::Mode::Token { endpoint, pins, .. } => {
+                    format!(
+                        "token discovery via {endpoint}, {} pinned CA key(s)",
+                        pins.pins().len()
+                    )
+                }
+                other => format!("{other:?}"),
+            }
+        );
+        self.plan = Some(plan);
+        Ok(Done::Ok)
+    }
+
+    fn plan(&self, stage: &'static str) -> Result<&JoinPlan, Failure> {
+        self.plan.as_ref().ok_or_else(|| {
+            Failure::new(
+                stage,
+                Class::Other,
+                "no join plan (the sources stage did not run)",
+            )
+        })
+    }
+
+    async fn discovery(&mut self) -> Result<Done, Failure> {
+        let plan = self.plan("discovery")?;
+        let d = discovery::discover(&plan.discovery)
+            .await
+            .map_err(|e| Failure::from_error("discovery", &e))?;
+        match &d.matched_pin {
+            Some(pin) => crate::info!("cluster CA pinned: {pin} matches; API server {}", d.server),
+            None => crate::warn!(
+                "cluster CA not pinned (unsafe skip); API server {}",
+                d.server
+            ),
+        }
+        self.discovered = Some(d);
+        Ok(Done::Ok)
+    }
+
+    async fn join(&mut self) -> Result<Done, Failure> {
+        let plan = self.plan("join")?;
+        let d = self.discovered.as_ref().ok_or_else(|| {
+            Failure::new(
+                "join",
+                Class::Other,
+                "no discovered cluster (discovery did not run)",
+            )
+        })?;
+        let joined = app::bootstrap_and_install(plan, d, self.exec, &Tuning::default())
+            .await
+            .map_err(|e| Failure::from_error("join", &e))?;
+        crate::info!(
+            "node identity system:node:{} ({:?}); files installed under {}",
+            joined.node,
+            joined.outcome,
+            plan.root.display()
+        );
+        for s in &joined.steps {
+            crate::info!("  {s}");
+        }
+        self.joined = Some(joined);
+        Ok(Done::Ok)
+    }
+
+    /// Prints the timeline and stops the log copy: the last things before an exec.
+    fn before_exec(&mut self, outcome: &str) {
+        super::print_timeline(outcome, self.started, self.kernel_to_init);
+        if let Some(t) = self.tee.take() {
+            t.finish(self.sys);
+        }
+    }
+
+    async fn handoff(&mut self) -> Result<Done, Failure> {
+        let plan = self.plan("handoff")?.clone();
+        match self.cfg.handoff {
+            Handoff::None => Ok(Done::Ok),
+            Handoff::Exec => {
+                self.before_exec("handoff");
+                let e = crate::handoff::handoff(
+                    HandoffMode::Exec,
+                    &plan.kubelet_path,
+                    &Root::new(&plan.root),
+                    self.exec,
+                );
+                match e {
+                    Ok(()) => Ok(Done::Ok),
+                    Err(e) => Err(Failure::from_error("handoff", &e)),
+                }
+            }
+            Handoff::SwitchRoot => {
+                let init = self
+                    .cfg
+                    .sysroot
+                    .as_ref()
+                    .map(|s| s.init.clone())
+                    .unwrap_or_else(|| PathBuf::from("/sbin/init"));
+                // The install wrote result.json under the real root's /run, which the live /run
+                // is about to be mounted over: carry it along in the live one.
+                let theirs = Path::new(SYSROOT).join("run/kubejoin/result.json");
+                if let Ok(bytes) = self.sys.read_file(&theirs) {
+                    let _ = self.sys.write_file(Path::new(super::RESULT_PATH), &bytes);
+                }
+                crate::info!(
+                    "switching to the real root {SYSROOT} and executing {}",
+                    init.display()
+                );
+                self.before_exec("switch-root");
+                let e = switch_root::switch_root(self.sys, self.exec, Path::new(SYSROOT), &init);
+                Err(Failure::from_error("handoff", &e))
+            }
+        }
+    }
+}
+
+impl Boot for NodeBoot<'_> {
+    async fn stage(&mut self, name: &'static str) -> Result<Done, Failure> {
+        match name {
+            "host-prep" => self.host_prep().await,
+            "sysroot" => self.sysroot().await,
+            "network" => self.network().await,
+            "sources" => self.sources().await,
+            "discovery" => self.discovery().await,
+            "join" => self.join().await,
+            "handoff" => self.handoff().await,
+            other => Err(Failure::new(
+                other,
+                Class::Other,
+                format!("unknown boot stage {other:?}"),
+            )),
+        }
+    }
+}
+
+/// Keys PID-1 mode reads itself ([`InitConfig`]), with meanings of its own.
+const INIT_KEYS: &[Key] = &[Key::OnFailure, Key::Timeout, Key::Handoff];
+
+/// The join plan from the kernel command line's `kubejoin.*` keys, over the image defaults.
+// TODO(source): replace with the sources module's own entry point (cmdline + config file +
+// metadata layers) once it is public, e.g. `source::gather(&cmdline, &Root) -> Settings`.
+pub fn plan_from_cmdline(cmdline: &str, root: &Path) -> Result<JoinPlan, Failure> {
+    let mut values = Values::default();
+    for word in cmdline.split_whitespace() {
+        let Some(rest) = word.strip_prefix("kubejoin.") else {
+            continue;
+        };
+        let (name, value) = match rest.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (rest, None),
+        };
+        let Some(key) = Key::parse(name) else {
+            continue;
+        };
+        if INIT_KEYS.contains(&key) {
+            continue;
+        }
+        if let Err(e) = values.set(key, value) {
+            return Err(Failure::new(
+                "sources",
+                Class::Usage,
+                format!("kubejoin.{name} on the kernel command line {e}"),
+            )
+            .with_hint(
+                "fix the kubejoin.* keys on the kernel command line (see `kubejoin help`)",
+            ));
+        }
+    }
+    let settings = merge::merge(&[
+        Layer::new(Source::Cmdline, values),
+        Layer::new(Source::Default, Values::builtin_defaults()),
+    ]);
+    settings
+        .to_plan(root)
+        .map_err(|e| Failure::from_error("sources", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIN: &str = "sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2";
+
+    #[test]
+    fn the_plan_comes_from_the_kubejoin_keys() {
+        let line = format!(
+            "console=ttyS0 kubejoin.endpoint=10.0.2.2:6443 kubejoin.token=abcdef.0123456789abcdef \
+             kubejoin.ca-cert-hash={PIN} kubejoin.on-failure=retry kubejoin.handoff=exec kubejoin.timeout=2m \
+             kubejoin.node-name=vm-1"
+        );
+        let plan = plan_from_cmdline(&line, Path::new("/")).unwrap();
+        assert!(
+            matches!(&plan.discovery.mode, discovery::Mode::Token { endpoint, .. } if endpoint == "10.0.2.2:6443")
+        );
+        assert_eq!(plan.node_name.unwrap().as_str(), "vm-1");
+        assert_eq!(plan.root, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn bad_join_data_is_a_usage_failure_without_secrets() {
+        let f = plan_from_cmdline(
+            "kubejoin.endpoint=10.0.2.2:6443 kubejoin.token=abcdef.0123456789abcdeZ",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert_eq!((f.stage, f.class), ("sources", Class::Usage));
+        assert!(!f.message.contains("0123456789abcde"), "{}", f.message);
+        let f = plan_from_cmdline("quiet", Path::new("/")).unwrap_err();
+        assert_eq!(f.class, Class::Usage);
+    }
+}

@@ -1,0 +1,450 @@
+//! The `kubejoin-testcp` command line.
+//!
+//! ```text
+//! kubejoin-testcp serve [--listen ADDR] [--token ID.SECRET]... [--san NAME]...
+//!                       [--signer-delay 5s] [--approval auto|manual] [--approval-delay 20s]
+//!                       [--ca-rotation] [--server-url URL] [--node NAME[:ready]]...
+//!                       [--kube-proxy] [--no-preferences] [--kubernetes-version V]
+//!                       [--state-dir DIR]
+//! kubejoin-testcp approve NAME --state-dir DIR
+//! kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
+//! ```
+//!
+//! `serve` prints the CA pin(s), a join command and, last, `READY https://ADDR`; it runs until
+//! SIGINT or SIGTERM. With `--state-dir` it first writes `ca.crt` (the bundle served in
+//! cluster-info), `admin.conf`, `endpoint`, `pin` (the signing CA's) and appends one JSON line
+//! per request to `requests.jsonl`. `approve` and `deny` talk to the running server with
+//! `admin.conf`, exactly as `kubectl certificate approve|deny` would: GET the CSR, append the
+//! condition, PUT the `approval` subresource.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error.
+
+use crate::client::Client;
+use crate::kubeconfig::parse_admin_kubeconfig;
+use crate::{start, Approval, Config, Error, NodeSpec, TokenSpec};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+pub const USAGE: &str = "\
+kubejoin-testcp: a test Kubernetes control plane for kubejoin
+
+USAGE:
+    kubejoin-testcp serve [FLAGS]
+    kubejoin-testcp approve NAME --state-dir DIR
+    kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
+
+SERVE FLAGS:
+    --listen ADDR              address to listen on (default 127.0.0.1:0, a free port)
+    --token ID.SECRET          bootstrap token (repeatable; default abcdef.0123456789abcdef)
+    --san NAME                 extra serving certificate SAN (repeatable)
+    --signer-delay DURATION    lag of the bootstrap signer after cluster-info is written (default 0s)
+    --approval auto|manual     auto-approve qualifying kubelet CSRs (default auto)
+    --approval-delay DURATION  delay before auto-approval (default 0s)
+    --ca-rotation              serve an extra, old CA before the signing one in cluster-info
+    --server-url URL           server: written into cluster-info (default https://ADDR)
+    --node NAME[:ready]        a Node that already exists (repeatable)
+    --kube-proxy               install the kube-proxy addon ConfigMap and RBAC
+    --no-preferences           no `preferences: {}` line (client-go >= 0.34)
+    --kubernetes-version V     /version and kubeadm-config (default v1.33.0)
+    --state-dir DIR            write ca.crt, admin.conf, endpoint, pin, requests.jsonl there
+";
+
+/// A bad command line (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+enum Command {
+    Serve {
+        config: Box<Config>,
+        state_dir: Option<PathBuf>,
+    },
+    Decide {
+        name: String,
+        approve: bool,
+        reason: String,
+        message: String,
+        state_dir: PathBuf,
+    },
+    Help,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let command = match parse(&args) {
+        Ok(c) => c,
+        Err(Usage(msg)) => {
+            eprintln!("kubejoin-testcp: {msg}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    let result = match command {
+        Command::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Command::Serve { config, state_dir } => serve(*config, state_dir.as_deref()),
+        Command::Decide {
+            name,
+            approve,
+            reason,
+            message,
+            state_dir,
+        } => decide(&name, approve, &reason, &message, &state_dir),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("kubejoin-testcp: error: {msg}");
+            1
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Command, Usage> {
+    let mut it = args.iter().skip(1).cloned();
+    let Some(sub) = it.next() else {
+        return Err(Usage("missing command".into()));
+    };
+    // Accept both `--flag value` and `--flag=value`.
+    let mut rest: Vec<String> = Vec::new();
+    for a in it {
+        match a.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                rest.push(flag.to_string());
+                rest.push(value.to_string());
+            }
+            _ => rest.push(a),
+        }
+    }
+    let mut rest = rest.into_iter();
+    let value = |flag: &str, rest: &mut std::vec::IntoIter<String>| {
+        rest.next()
+            .ok_or_else(|| Usage(format!("{flag} needs a value")))
+    };
+    match sub.as_str() {
+        "help" | "--help" | "-h" => Ok(Command::Help),
+        "serve" => {
+            let mut config = Config::default();
+            let mut tokens: Vec<TokenSpec> = Vec::new();
+            let mut state_dir = None;
+            while let Some(flag) = rest.next() {
+                match flag.as_str() {
+                    "--listen" => {
+                        let v = value(&flag, &mut rest)?;
+                        config.bind = v.parse().map_err(|_| {
+                            Usage(format!("--listen {v:?}: not an IP:PORT address"))
+                        })?;
+                    }
+                    "--token" => {
+                        let v = value(&flag, &mut rest)?;
+                        tokens.push(TokenSpec::parse(&v).map_err(|_| {
+                            Usage("--token must be <6 [a-z0-9]>.<16 [a-z0-9]>".into())
+                        })?);
+                    }
+                    "--san" => config.extra_sans.push(value(&flag, &mut rest)?),
+                    "--signer-delay" => {
+                        config.signer_delay = duration(&flag, &value(&flag, &mut rest)?)?
+                    }
+                    "--approval-delay" => {
+                        config.approval_delay = duration(&flag, &value(&flag, &mut rest)?)?
+                    }
+                    "--approval" => {
+                        config.approval = match value(&flag, &mut rest)?.as_str() {
+                            "auto" => Approval::Auto,
+                            "manual" => Approval::Manual,
+                            other => {
+                                return Err(Usage(format!("--approval {other:?}: auto or manual")))
+                            }
+                        }
+                    }
+                    "--ca-rotation" => config.ca_rotation = true,
+                    "--server-url" => config.server_url = Some(value(&flag, &mut rest)?),
+                    "--node" => {
+                        let v = value(&flag, &mut rest)?;
+                        let (name, ready) = match v.split_once(':') {
+                            Some((n, "ready")) => (n.to_string(), true),
+                            Some((n, "notready" | "not-ready")) => (n.to_string(), false),
+                            Some(_) => {
+                                return Err(Usage(format!("--node {v:?}: NAME or NAME:ready")))
+                            }
+                            None => (v.clone(), false),
+                        };
+                        config.nodes.push(NodeSpec { name, ready });
+                    }
+                    "--kube-proxy" => config.kube_proxy = true,
+                    "--no-preferences" => config.preferences_line = false,
+                    "--kubernetes-version" => config.kubernetes_version = value(&flag, &mut rest)?,
+                    "--state-dir" => state_dir = Some(PathBuf::from(value(&flag, &mut rest)?)),
+                    other => return Err(Usage(format!("unknown flag {other:?}"))),
+                }
+            }
+            if !tokens.is_empty() {
+                config.tokens = tokens;
+            }
+            Ok(Command::Serve {
+                config: Box::new(config),
+                state_dir,
+            })
+        }
+        "approve" | "deny" => {
+            let approve = sub == "approve";
+            let mut name = None;
+            let mut state_dir = None;
+            let mut reason = if approve {
+                "KubectlApprove"
+            } else {
+                "KubectlDeny"
+            }
+            .to_string();
+            let mut message = if approve {
+                "This CSR was approved by kubectl certificate approve."
+            } else {
+                "This CSR was denied by kubectl certificate deny."
+            }
+            .to_string();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--state-dir" => state_dir = Some(PathBuf::from(value(&arg, &mut rest)?)),
+                    "--reason" if !approve => reason = value(&arg, &mut rest)?,
+                    "--message" if !approve => message = value(&arg, &mut rest)?,
+                    flag if flag.starts_with("--") => {
+                        return Err(Usage(format!("unknown flag {flag:?}")))
+                    }
+                    _ if name.is_none() => name = Some(arg),
+                    _ => return Err(Usage(format!("unexpected argument {arg:?}"))),
+                }
+            }
+            Ok(Command::Decide {
+                name: name.ok_or_else(|| Usage(format!("{sub}: missing the CSR name")))?,
+                approve,
+                reason,
+                message,
+                state_dir: state_dir
+                    .ok_or_else(|| Usage(format!("{sub}: --state-dir is required")))?,
+            })
+        }
+        other => Err(Usage(format!("unknown command {other:?}"))),
+    }
+}
+
+fn duration(flag: &str, v: &str) -> Result<std::time::Duration, Usage> {
+    crate::parse_duration(v)
+        .ok_or_else(|| Usage(format!("{flag} {v:?}: a duration like 500ms, 5s, 2m")))
+}
+
+fn write_file(dir: &Path, name: &str, content: &str) -> Result<(), Error> {
+    let path = dir.join(name);
+    std::fs::write(&path, content).map_err(|source| Error::Io {
+        action: "writing",
+        path,
+        source,
+    })
+}
+
+fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
+    let rotation = config.ca_rotation;
+    let handle = start(config)?;
+    if let Some(dir) = state_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "creating",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        write_file(dir, "ca.crt", &handle.ca_pem())?;
+        write_file(dir, "admin.conf", &handle.admin_kubeconfig())?;
+        write_file(dir, "endpoint", &format!("{}\n", handle.endpoint()))?;
+        write_file(dir, "pin", &format!("{}\n", handle.signing_ca_pin()))?;
+        handle.log_requests_to(&dir.join("requests.jsonl"))?;
+    }
+    let mut out = std::io::stdout().lock();
+    let signing = handle.signing_ca_pin();
+    let _ = writeln!(out, "kubejoin-testcp: serving {}", handle.url());
+    for pin in handle.ca_pins() {
+        let role = if pin == signing {
+            "signing CA"
+        } else if rotation {
+            "old CA (rotation)"
+        } else {
+            "CA"
+        };
+        let _ = writeln!(out, "CA pin ({role}): {pin}");
+    }
+    let _ = writeln!(out, "join with:\n  {}", handle.join_command());
+    let _ = writeln!(out, "READY {}", handle.url());
+    let _ = out.flush();
+    drop(out);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    });
+    handle.shutdown();
+    Ok(())
+}
+
+fn decide(
+    name: &str,
+    approve: bool,
+    reason: &str,
+    message: &str,
+    state_dir: &Path,
+) -> Result<(), Error> {
+    let path = state_dir.join("admin.conf");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        action: "reading",
+        path: path.clone(),
+        source,
+    })?;
+    let creds = parse_admin_kubeconfig(&text)
+        .map_err(|e| Error::Client(format!("reading {}: {e}", path.display())))?;
+    let client = Client::new(&creds)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let verb = if approve { "approved" } else { "denied" };
+    runtime.block_on(async {
+        let url = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}");
+        let got = client.request("GET", &url, None).await?;
+        let mut csr: serde_json::Value = check(got, "GET", &url)?;
+        let (want, other) = if approve {
+            ("Approved", "Denied")
+        } else {
+            ("Denied", "Approved")
+        };
+        let conditions = csr["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if conditions.iter().any(|c| c["type"] == other) {
+            return Err(Error::Client(format!(
+                "certificatesigningrequest {name:?} is already {}",
+                other.to_lowercase()
+            )));
+        }
+        if !conditions.iter().any(|c| c["type"] == want) {
+            let mut updated = conditions;
+            updated.push(serde_json::json!({
+                "type": want,
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": crate::util::rfc3339(std::time::SystemTime::now()),
+            }));
+            csr["status"]["conditions"] = serde_json::Value::Array(updated);
+            let body = serde_json::to_vec(&csr).map_err(|e| Error::Client(e.to_string()))?;
+            let approval = format!("{url}/approval");
+            let put = client.request("PUT", &approval, Some(body)).await?;
+            check(put, "PUT", &approval)?;
+        }
+        println!("certificatesigningrequest.certificates.k8s.io/{name} {verb}");
+        Ok(())
+    })
+}
+
+fn check(r: crate::client::Response, method: &str, path: &str) -> Result<serde_json::Value, Error> {
+    let value: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    if r.status / 100 != 2 {
+        let message = value["message"].as_str().map_or_else(
+            || String::from_utf8_lossy(&r.body).into_owned(),
+            str::to_string,
+        );
+        let reason = value["reason"].as_str().unwrap_or("Unknown");
+        return Err(Error::Client(format!(
+            "{method} {path}: Error from server ({reason}): {message}"
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        std::iter::once("kubejoin-testcp")
+            .chain(s.split_whitespace())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn serve_flags() {
+        let Ok(Command::Serve { config, state_dir }) = parse(&args(
+            "serve --listen 127.0.0.1:6443 --token aaaaaa.bbbbbbbbbbbbbbbb --token=cccccc.dddddddddddddddd --san cp.example --signer-delay 5s --approval manual --approval-delay=20s --ca-rotation --server-url https://cp.example:6443 --node n1:ready --node n2 --kube-proxy --no-preferences --state-dir /tmp/x",
+        )) else {
+            panic!("did not parse");
+        };
+        assert_eq!(config.bind.to_string(), "127.0.0.1:6443");
+        assert_eq!(config.tokens.len(), 2);
+        assert_eq!(config.tokens[1].id, "cccccc");
+        assert_eq!(config.extra_sans, vec!["cp.example"]);
+        assert_eq!(config.signer_delay.as_secs(), 5);
+        assert_eq!(config.approval, Approval::Manual);
+        assert_eq!(config.approval_delay.as_secs(), 20);
+        assert!(config.ca_rotation && config.kube_proxy && !config.preferences_line);
+        assert_eq!(
+            config.server_url.as_deref(),
+            Some("https://cp.example:6443")
+        );
+        assert_eq!(
+            config.nodes,
+            vec![
+                NodeSpec {
+                    name: "n1".into(),
+                    ready: true
+                },
+                NodeSpec {
+                    name: "n2".into(),
+                    ready: false
+                }
+            ]
+        );
+        assert_eq!(state_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn decide_flags() {
+        let Ok(Command::Decide {
+            name,
+            approve,
+            reason,
+            message,
+            state_dir,
+        }) = parse(&args(
+            "deny csr-abcde --reason Nope --message no --state-dir d",
+        ))
+        else {
+            panic!("did not parse");
+        };
+        assert_eq!(
+            (name.as_str(), approve, reason.as_str(), message.as_str()),
+            ("csr-abcde", false, "Nope", "no")
+        );
+        assert_eq!(state_dir, PathBuf::from("d"));
+        assert!(parse(&args("approve x")).is_err());
+        assert!(parse(&args("approve x --reason r --state-dir d")).is_err());
+        assert!(parse(&args("serve --token bad")).is_err());
+        assert!(parse(&args("serve --bogus")).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! `kubejoin-vm`: boot one VM that joins with kubejoin as `/init`, and tell its story.
+//!
+//! ```text
+//! kubejoin-vm join --kernel K --initrd I --testcp BIN --work DIR [--wrong-pin] [--node NAME] [--timeout SECS]
+//! kubejoin-vm real --kubeconfig FILE --kernel K --initrd I --work DIR [--ttl SECS] [--node NAME] [--timeout SECS]
+//! ```
+//! `join` runs the test control plane in a fresh network namespace; `real` creates a short-lived
+//! bootstrap token in the cluster of an admin kubeconfig and boots the VM on the host's network.
+//! Exit code 0 when the guest's checker printed RESULT PASS (or, with `--wrong-pin`, when the
+//! node refused the cluster without sending its token), 1 otherwise, 2 for usage errors.
+
+use kubejoin_vmtest::harness::{self, Artifacts, Case, Console, VmSpec};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("kubejoin-vm: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn opt(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn need(args: &[String], name: &str) -> Result<String, String> {
+    opt(args, name).ok_or_else(|| format!("{name} is required"))
+}
+
+fn secs(args: &[String], name: &str, default: u64) -> Result<Duration, String> {
+    match opt(args, name) {
+        None => Ok(Duration::from_secs(default)),
+        Some(s) => s.parse().map(Duration::from_secs).map_err(|_| format!("{name} {s:?}: not a number of seconds")),
+    }
+}
+
+fn default_node() -> String {
+    let r = harness::random_bytes::<3>();
+    format!("kjvm-{:02x}{:02x}{:02x}", r[0], r[1], r[2])
+}
+
+fn run(args: &[String]) -> Result<bool, String> {
+    let node = opt(args, "--node").unwrap_or_else(default_node);
+    let timeout = secs(args, "--timeout", 240)?;
+    let work = PathBuf::from(need(args, "--work")?);
+    let kernel = PathBuf::from(need(args, "--kernel")?);
+    let initrd = PathBuf::from(need(args, "--initrd")?);
+    match args.first().map(String::as_str) {
+        Some("join") => {
+            let art = Artifacts { kernel, initrd, testcp: PathBuf::from(need(args, "--testcp")?) };
+            let wrong = args.iter().any(|a| a == "--wrong-pin");
+            let case = Case { right_pin: !wrong, node_name: node.clone(), extra_append: vec![], timeout };
+            say(&format!(
+                "booting a VM ({}): kernel {}, initramfs {} ({} KiB)",
+                harness::accel(),
+                file_name(&art.kernel),
+                file_name(&art.initrd),
+                std::fs::metadata(&art.initrd).map(|m| m.len() / 1024).unwrap_or(0)
+            ));
+            let o = harness::run_case(&art, &case, &work).map_err(|e| e.to_string())?;
+            note(&format!(
+                "network namespace {} (deleted again), test control plane on its 127.0.0.1:{p}, seen by the guest at {}:{p}",
+                o.netns,
+                harness::HOST_FROM_GUEST,
+                p = harness::PORT
+            ));
+            Ok(tell(&o.run.console, &o.run, &o.append, &o.token, &o.requests, &node, wrong, &work))
+        }
+        Some("real") => {
+            let kubeconfig = PathBuf::from(need(args, "--kubeconfig")?);
+            let ttl = secs(args, "--ttl", 900)?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            say(&format!("creating a bootstrap token valid for {}s in the cluster of {}", ttl.as_secs(), kubeconfig.display()));
+            let (token, data) = rt.block_on(kubejoin_vmtest::cluster::prepare(&kubeconfig, ttl))?;
+            note(&format!("API server {} (the guest dials {})", data.server, data.endpoint));
+            note(&format!("CA pin(s): {}", data.pins.join(", ")));
+            let mut append = harness::append_line(&data.endpoint, &token, &data.pins[0], &node, &[]);
+            for p in &data.pins[1..] {
+                append.push_str(&format!(" kubejoin.ca-cert-hash={p}"));
+            }
+            std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+            let spec = VmSpec { kernel, initrd, append: append.clone(), memory_mb: 512, timeout, serial_log: work.join("console.log") };
+            say(&format!("booting a VM ({}) on this machine's network", harness::accel()));
+            let run = harness::boot(None, &spec).map_err(|e| e.to_string())?;
+            Ok(tell(&run.console, &run, &append, &token, &[], &node, false, &work))
+        }
+        _ => Err("usage: kubejoin-vm join|real --kernel K --initrd I --work DIR … (see the source's doc comment)".into()),
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn say(s: &str) {
+    println!("\x1b[1m==> {s}\x1b[0m");
+}
+
+fn note(s: &str) {
+    println!("    {s}");
+}
+
+/// Prints the story of one boot; returns whether it went as intended.
+#[allow(clippy::too_many_arguments)]
+fn tell(
+    console: &Console,
+    run: &harness::VmRun,
+    append: &str,
+    token: &str,
+    requests: &[Value],
+    node: &str,
+    wrong_pin: bool,
+    work: &Path,
+) -> bool {
+    let secret = token.split_once('.').map(|(_, s)| s).unwrap_or(token);
+    note(&format!("kernel command line: {}", append.replace(secret, "<secret>")));
+    note(&format!(
+        "qemu {} after {:.1}s",
+        if run.exited() { "exited (the guest powered off)" } else { "was killed at the timeout" },
+        run.elapsed.as_secs_f64()
+    ));
+
+    say("the boot, phase by phase (from kubejoin's JSON timeline on the serial console)");
+    match console.timeline() {
+        Some(t) => {
+            if let Some(k) = t["kernel_to_init_ms"].as_u64() {
+                note(&format!("{:<22} {:>8}", "kernel start -> /init", ms(k)));
+            }
+            for (phase, d, outcome) in console.phases() {
+                note(&format!("{:<22} {:>8}  {outcome}", phase, ms(d)));
+            }
+            note(&format!(
+                "{:<22} {:>8}  ({})",
+                "/init -> end",
+                ms(t["init_to_end_ms"].as_u64().unwrap_or_default()),
+                t["outcome"].as_str().unwrap_or_default()
+            ));
+        }
+        None => note("(no timeline on the console: see the log below)"),
+    }
+
+    say("kubejoin's log");
+    for l in console.kubejoin_lines() {
+        if !l.starts_with("kubejoin: timeline ") {
+            note(&l.replace(secret, "<secret>"));
+        }
+    }
+
+    let ok = if wrong_pin {
+        let sent_token = requests.iter().any(|r| r["user"].as_str().unwrap_or_default().starts_with("system:bootstrap:"));
+        say("the wrong pin: what happened");
+        note(&format!("token-authenticated requests reaching the control plane: {}", if sent_token { "SOME (bad)" } else { "none" }));
+        note(&format!("reason on the console: {}", console.logged("join failed in stage discovery")));
+        !sent_token && console.logged("join failed in stage discovery") && run.exited()
+    } else {
+        say(&format!("the node's identity and files, as the stand-in kubelet (kubejoin-vmcheck) found them: system:node:{node}"));
+        for (pass, what) in console.checks() {
+            note(&format!("{} {what}", if pass { "PASS" } else { "FAIL" }));
+        }
+        console.check_result() == Some(true)
+    };
+
+    if !requests.is_empty() {
+        say("what the control plane saw, request by request");
+        for r in requests {
+            note(&format!(
+                "{:>3} {:<6} {:<70} as {}",
+                r["status"],
+                r["method"].as_str().unwrap_or_default(),
+                r["path"].as_str().unwrap_or_default().chars().take(70).collect::<String>(),
+                r["user"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    note(&format!("console, qemu log and the control plane's state: {}", work.display()));
+    say(if ok { "result: PASS" } else { "result: FAIL" });
+    ok
+}
+
+fn ms(v: u64) -> String {
+    if v < 1000 {
+        format!("{v}ms")
+    } else {
+        format!("{:.3}s", v as f64 / 1000.0)
+    }
+}

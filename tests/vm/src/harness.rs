@@ -1,0 +1,469 @@
+//! Host side of the VM test: namespace, control plane, qemu, and what they leave behind.
+//!
+//! Every resource is owned by a guard whose `Drop` releases it — the namespace is deleted, the
+//! control plane and qemu are killed — so a failing assertion or a panic never leaves a VM or a
+//! namespace behind. Every wait is bounded.
+
+use serde_json::Value;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The guest's view of the host in qemu user networking.
+pub const HOST_FROM_GUEST: &str = "10.0.2.2";
+/// The port the control plane listens on inside the namespace (the namespace is fresh, so it is
+/// free; the guest sees it at 10.0.2.2:PORT).
+pub const PORT: u16 = 6443;
+
+/// Random bytes from the kernel.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    b
+}
+
+/// A random bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`).
+pub fn random_token() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let r = random_bytes::<22>();
+    let s: String = r.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
+    format!("{}.{}", &s[..6], &s[6..])
+}
+
+fn run(cmd: &mut Command) -> io::Result<()> {
+    let out = cmd.stdin(Stdio::null()).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// A network namespace of our own, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// `ip netns add kjvm-<random>` and `lo` up.
+    pub fn create() -> io::Result<Self> {
+        let r = random_bytes::<4>();
+        let name = format!("kjvm-{:02x}{:02x}{:02x}{:02x}", r[0], r[1], r[2], r[3]);
+        run(Command::new("ip").args(["netns", "add", &name]))?;
+        let ns = Netns { name };
+        run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]))?;
+        Ok(ns)
+    }
+
+    /// `program` run inside the namespace (`ip netns exec` execs it, so the child is the program).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The test control plane running in a namespace.
+#[derive(Debug)]
+pub struct ControlPlane {
+    _child: Guard,
+    pub state: PathBuf,
+    /// `sha256:…` of the CA.
+    pub pin: String,
+    /// What the guest dials: `10.0.2.2:PORT`.
+    pub endpoint: String,
+}
+
+impl ControlPlane {
+    /// Starts `testcp` in `ns` on `127.0.0.1:PORT`, advertising `https://10.0.2.2:PORT`, with
+    /// `token` as its bootstrap token; waits (bounded) for `READY`.
+    pub fn start(ns: &Netns, testcp: &Path, state: &Path, token: &str) -> io::Result<Self> {
+        std::fs::create_dir_all(state)?;
+        let log = std::fs::File::create(state.join("cp.log"))?;
+        let url = format!("https://{HOST_FROM_GUEST}:{PORT}");
+        let child = ns
+            .command(testcp)
+            .args(["serve", "--listen", &format!("127.0.0.1:{PORT}"), "--state-dir"])
+            .arg(state)
+            .args(["--server-url", &url, "--san", HOST_FROM_GUEST, "--token", token])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut guard = Guard(child);
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(state.join("cp.log")).unwrap_or_default();
+            if text.lines().any(|l| l.starts_with("READY ")) {
+                break;
+            }
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                return Err(io::Error::other(format!("the test control plane exited ({status}):\n{text}")));
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(io::Error::other(format!("the test control plane was not READY within 30s:\n{text}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let pin = std::fs::read_to_string(state.join("pin"))?.trim().to_string();
+        Ok(ControlPlane { _child: guard, state: state.to_path_buf(), pin, endpoint: format!("{HOST_FROM_GUEST}:{PORT}") })
+    }
+
+    /// Every request the control plane logged so far.
+    pub fn requests(&self) -> Vec<Value> {
+        read_requests(&self.state.join("requests.jsonl"))
+    }
+}
+
+/// The lines of a `requests.jsonl`.
+pub fn read_requests(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// What to boot.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub serial_log: PathBuf,
+}
+
+/// How a boot ended.
+#[derive(Debug, Clone)]
+pub struct VmRun {
+    /// qemu's exit status; `None` when it was killed at the timeout.
+    pub exit: Option<ExitStatus>,
+    pub elapsed: Duration,
+    pub console: Console,
+    /// `kvm` or `tcg`.
+    pub accel: &'static str,
+}
+
+impl VmRun {
+    /// qemu exited by itself (guest power-off, or reboot under `-no-reboot`) before the timeout.
+    pub fn exited(&self) -> bool {
+        self.exit.is_some()
+    }
+}
+
+/// `kvm` when `/dev/kvm` can be opened, else `tcg` (software emulation).
+pub fn accel() -> &'static str {
+    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok() {
+        "kvm"
+    } else {
+        "tcg"
+    }
+}
+
+/// The qemu command line for `spec` (without the namespace wrapper).
+pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-nodefaults".into(),
+        "-no-reboot".into(),
+        "-display".into(),
+        "none".into(),
+        "-machine".into(),
+        format!("pc,accel={accel}"),
+        "-m".into(),
+        spec.memory_mb.to_string(),
+        "-smp".into(),
+        "1".into(),
+        "-kernel".into(),
+        spec.kernel.display().to_string(),
+        "-initrd".into(),
+        spec.initrd.display().to_string(),
+        "-append".into(),
+        spec.append.clone(),
+        "-netdev".into(),
+        "user,id=n0".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+        "-serial".into(),
+        format!("file:{}", spec.serial_log.display()),
+    ];
+    if accel == "kvm" {
+        a.extend(["-cpu".into(), "host".into()]);
+    }
+    a
+}
+
+/// Boots `spec` with qemu inside `ns` (or, for a real cluster, in the host's network) and
+/// waits until qemu exits or the timeout passes (then it is killed). The serial console is read
+/// back from `spec.serial_log`.
+pub fn boot(ns: Option<&Netns>, spec: &VmSpec) -> io::Result<VmRun> {
+    let accel = accel();
+    let start = Instant::now();
+    let qlog = std::fs::File::create(spec.serial_log.with_extension("qemu.log"))?;
+    let mut cmd = match ns {
+        Some(ns) => ns.command("qemu-system-x86_64"),
+        None => Command::new("qemu-system-x86_64"),
+    };
+    let child = cmd
+        .args(qemu_args(spec, accel))
+        .stdin(Stdio::null())
+        .stdout(qlog.try_clone()?)
+        .stderr(qlog)
+        .spawn()?;
+    let mut guard = Guard(child);
+    let exit = loop {
+        if let Some(status) = guard.0.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > spec.timeout {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(guard);
+    let elapsed = start.elapsed();
+    let console = Console(String::from_utf8_lossy(&std::fs::read(&spec.serial_log).unwrap_or_default()).replace('\r', ""));
+    Ok(VmRun { exit, elapsed, console, accel })
+}
+
+/// A serial console transcript.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Console(pub String);
+
+impl Console {
+    /// kubejoin's lines, from `kubejoin: ` on (a kernel-echoed kmsg line has a `[ time]` stamp
+    /// before it).
+    pub fn kubejoin_lines(&self) -> Vec<&str> {
+        self.0.lines().filter_map(|l| l.find("kubejoin: ").map(|i| &l[i..])).collect()
+    }
+
+    /// Whether any kubejoin line contains `s`.
+    pub fn logged(&self, s: &str) -> bool {
+        self.kubejoin_lines().iter().any(|l| l.contains(s))
+    }
+
+    /// The JSON of the `kubejoin: timeline {…}` line.
+    pub fn timeline(&self) -> Option<Value> {
+        self.kubejoin_lines()
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("kubejoin: timeline "))
+            .and_then(|j| serde_json::from_str(j).ok())
+    }
+
+    /// The checker's `(pass, what)` lines (the RESULT line excluded).
+    pub fn checks(&self) -> Vec<(bool, String)> {
+        self.0
+            .lines()
+            .filter_map(|l| l.find("kubejoin-check: ").map(|i| &l[i + "kubejoin-check: ".len()..]))
+            .filter_map(|l| {
+                if let Some(w) = l.strip_prefix("PASS ") {
+                    Some((true, w.to_string()))
+                } else {
+                    l.strip_prefix("FAIL ").map(|w| (false, w.to_string()))
+                }
+            })
+            .collect()
+    }
+
+    /// The checker's verdict, when it printed one.
+    pub fn check_result(&self) -> Option<bool> {
+        self.0.lines().find_map(|l| {
+            let i = l.find("kubejoin-check: RESULT ")?;
+            Some(l[i..].ends_with("PASS"))
+        })
+    }
+
+    /// The phase durations of the timeline, `(phase, ms, outcome)`.
+    pub fn phases(&self) -> Vec<(String, u64, String)> {
+        let Some(t) = self.timeline() else { return Vec::new() };
+        t["phases"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        (
+                            p["phase"].as_str().unwrap_or_default().to_string(),
+                            p["duration_ms"].as_u64().unwrap_or_default(),
+                            p["outcome"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Paths of the prebuilt artifacts the VM test boots (from the environment `scripts/vm-test`
+/// sets up).
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub testcp: PathBuf,
+}
+
+impl Artifacts {
+    /// `KUBEJOIN_VM_KERNEL`, `KUBEJOIN_VM_INITRD`, `KUBEJOIN_VM_TESTCP`; `None` when unset (the
+    /// test then says how to run it and passes vacuously).
+    pub fn from_env() -> Option<Self> {
+        let get = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        Some(Artifacts { kernel: get("KUBEJOIN_VM_KERNEL")?, initrd: get("KUBEJOIN_VM_INITRD")?, testcp: get("KUBEJOIN_VM_TESTCP")? })
+    }
+}
+
+/// One join attempt in a VM.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Pin the control plane's CA (`true`) or a key that is not the CA's (`false`).
+    pub right_pin: bool,
+    pub node_name: String,
+    /// Extra kernel command line words.
+    pub extra_append: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// What a [`Case`] left behind.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub run: VmRun,
+    pub requests: Vec<Value>,
+    pub token: String,
+    pub pin: String,
+    pub append: String,
+    pub work: PathBuf,
+    pub netns: String,
+}
+
+/// The pin of no CA at all: what a man in the middle would make a node trust.
+pub const WRONG_PIN: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The kernel command line of a join.
+pub fn append_line(endpoint: &str, token: &str, pin: &str, node: &str, extra: &[String]) -> String {
+    let mut words = vec![
+        "console=ttyS0".to_string(),
+        // Kernel messages below warning stay off the serial line: faster under emulation, and
+        // kubejoin's lines are easy to read (they reach the console either way).
+        "quiet".into(),
+        // A kernel panic (PID 1 died) reboots at once; with -no-reboot qemu then exits.
+        "panic=-1".into(),
+        format!("kubejoin.endpoint={endpoint}"),
+        format!("kubejoin.token={token}"),
+        format!("kubejoin.ca-cert-hash={pin}"),
+        format!("kubejoin.node-name={node}"),
+        "kubejoin.handoff=exec".into(),
+        "kubejoin.on-failure=poweroff".into(),
+        "kubejoin.timeout=3m".into(),
+    ];
+    words.extend(extra.iter().cloned());
+    words.join(" ")
+}
+
+/// Runs one case: fresh namespace, control plane, VM; everything torn down before returning.
+pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome> {
+    std::fs::create_dir_all(work)?;
+    let ns = Netns::create()?;
+    let token = random_token();
+    let cp = ControlPlane::start(&ns, &art.testcp, &work.join("cp"), &token)?;
+    let pin = if case.right_pin { cp.pin.clone() } else { WRONG_PIN.to_string() };
+    let append = append_line(&cp.endpoint, &token, &pin, &case.node_name, &case.extra_append);
+    let spec = VmSpec {
+        kernel: art.kernel.clone(),
+        initrd: art.initrd.clone(),
+        append: append.clone(),
+        memory_mb: 512,
+        timeout: case.timeout,
+        serial_log: work.join("console.log"),
+    };
+    let run = boot(Some(&ns), &spec)?;
+    let requests = cp.requests();
+    let netns = ns.name.clone();
+    drop(cp);
+    drop(ns);
+    Ok(Outcome { run, requests, token, pin, append, work: work.to_path_buf(), netns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_have_the_bootstrap_form() {
+        let t = random_token();
+        let (id, secret) = t.split_once('.').unwrap();
+        assert_eq!((id.len(), secret.len()), (6, 16));
+        assert!(t.chars().all(|c| c == '.' || c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_ne!(random_token(), t);
+    }
+
+    #[test]
+    fn reads_a_console() {
+        let c = Console(
+            "[    0.000000] Linux version 6.1\n\
+             kubejoin: info: [mounts] start\n\
+             [    4.100000] kubejoin: error: boom\n\
+             kubejoin: timeline {\"outcome\":\"handoff\",\"kernel_to_init_ms\":3900,\"init_to_end_ms\":1200,\"phases\":[{\"phase\":\"mounts\",\"start_ms\":1,\"end_ms\":5,\"duration_ms\":4,\"outcome\":\"ok\"}]}\n\
+             kubejoin-check: PASS client certificate CN=system:node:vm-1\n\
+             kubejoin-check: FAIL sysctl net.ipv4.ip_forward=0\n\
+             kubejoin-check: RESULT FAIL\n"
+                .into(),
+        );
+        assert_eq!(c.kubejoin_lines().len(), 3);
+        assert!(c.logged("error: boom"));
+        assert_eq!(c.timeline().unwrap()["kernel_to_init_ms"], 3900);
+        assert_eq!(c.phases(), vec![("mounts".to_string(), 4, "ok".to_string())]);
+        assert_eq!(
+            c.checks(),
+            vec![
+                (true, "client certificate CN=system:node:vm-1".to_string()),
+                (false, "sysctl net.ipv4.ip_forward=0".to_string())
+            ]
+        );
+        assert_eq!(c.check_result(), Some(false));
+        assert_eq!(Console::default().check_result(), None);
+    }
+
+    #[test]
+    fn the_command_lines() {
+        let a = append_line("10.0.2.2:6443", "abcdef.0123456789abcdef", WRONG_PIN, "vm-1", &["kubejoin.debug".into()]);
+        assert!(a.starts_with("console=ttyS0 quiet panic=-1 kubejoin.endpoint=10.0.2.2:6443 "));
+        assert!(a.ends_with(" kubejoin.debug"));
+        let spec = VmSpec {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            append: a,
+            memory_mb: 512,
+            timeout: Duration::from_secs(1),
+            serial_log: "/tmp/s.log".into(),
+        };
+        let q = qemu_args(&spec, "tcg");
+        let s = q.join(" ");
+        assert!(s.contains("-no-reboot"));
+        assert!(s.contains("-machine pc,accel=tcg"));
+        assert!(s.contains("-netdev user,id=n0 -device virtio-net-pci,netdev=n0"));
+        assert!(s.contains("-serial file:/tmp/s.log"));
+        assert!(!s.contains("-cpu host"));
+    }
+}
