@@ -1,6 +1,8 @@
 //! Config files: kubeadm JoinConfiguration v1beta3/v1beta4 and KubejoinConfiguration, read into
 //! one normalized value, with kubeadm's defaults and messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use kubejoin::error::{Class, Classify};
 use kubejoin::init::config::OnFailure;
 use kubejoin::plan::HandoffMode;

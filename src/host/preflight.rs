@@ -166,9 +166,10 @@ impl Checks<'_> {
     }
 }
 
-/// `FileAvailable--etc-kubernetes-kubelet.conf` for `/etc/kubernetes/kubelet.conf`.
+/// `FileAvailable--etc-kubernetes-kubelet.conf` for `/etc/kubernetes/kubelet.conf`: kubeadm
+/// joins the kind and the path with `-` after turning every `/` into `-` (hence the `--`).
 pub fn file_check_name(kind: &str, node_path: &str) -> String {
-    format!("{kind}{}", node_path.replace('/', "-"))
+    format!("{kind}-{}", node_path.replace('/', "-"))
 }
 
 /// Runs the worker checks. `root` holds `/proc`, `/sys` and `/lib/modules`; the node's files

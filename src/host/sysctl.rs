@@ -345,7 +345,10 @@ pub fn expand(root: &Root, pattern: &str) -> Vec<String> {
         }
         found = next;
     }
-    found.retain(|k| root.join(node_path(k)).is_ok_and(|p| p.exists() && !p.is_dir()));
+    found.retain(|k| {
+        root.join(node_path(k))
+            .is_ok_and(|p| p.exists() && !p.is_dir())
+    });
     found
 }
 

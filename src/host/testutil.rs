@@ -14,9 +14,12 @@ pub fn fixtures() -> PathBuf {
 /// A minimal relocatable ELF holding `sections` (name, content), 64- or 32-bit, either byte
 /// order — enough for a `.modinfo` reader.
 pub fn elf(sections: &[(&str, &[u8])], is64: bool, le: bool) -> Vec<u8> {
-    let put16 = |v: &mut Vec<u8>, x: u16| v.extend(if le { x.to_le_bytes() } else { x.to_be_bytes() });
-    let put32 = |v: &mut Vec<u8>, x: u32| v.extend(if le { x.to_le_bytes() } else { x.to_be_bytes() });
-    let put64 = |v: &mut Vec<u8>, x: u64| v.extend(if le { x.to_le_bytes() } else { x.to_be_bytes() });
+    let put16 =
+        |v: &mut Vec<u8>, x: u16| v.extend(if le { x.to_le_bytes() } else { x.to_be_bytes() });
+    let put32 =
+        |v: &mut Vec<u8>, x: u32| v.extend(if le { x.to_le_bytes() } else { x.to_be_bytes() });
+    let put64 =
+        |v: &mut Vec<u8>, x: u64| v.extend(if le { x.to_le_bytes() } else { x.to_be_bytes() });
     let ehsize: usize = if is64 { 64 } else { 52 };
     let mut data = Vec::new();
     let mut shstr = vec![0u8];
@@ -33,13 +36,22 @@ pub fn elf(sections: &[(&str, &[u8])], is64: bool, le: bool) -> Vec<u8> {
     let strtab_at = ehsize + data.len();
     data.extend_from_slice(&shstr);
     placed.push((strtab_name, strtab_at, shstr.len(), 3));
-    while (ehsize + data.len()) % 8 != 0 {
+    while !(ehsize + data.len()).is_multiple_of(8) {
         data.push(0);
     }
     let shoff = ehsize + data.len();
     let shnum = placed.len() + 1;
 
-    let mut out = vec![0x7f, b'E', b'L', b'F', if is64 { 2 } else { 1 }, if le { 1 } else { 2 }, 1, 0];
+    let mut out = vec![
+        0x7f,
+        b'E',
+        b'L',
+        b'F',
+        if is64 { 2 } else { 1 },
+        if le { 1 } else { 2 },
+        1,
+        0,
+    ];
     out.resize(16, 0);
     put16(&mut out, 1); // ET_REL
     put16(&mut out, 62); // EM_X86_64
@@ -102,7 +114,10 @@ pub fn synthetic_ko(fields: &[(&str, &str)]) -> Vec<u8> {
 pub fn fixture_modinfo() -> Vec<(String, Vec<(String, String)>)> {
     let text = std::fs::read_to_string(fixtures().join(RELEASE).join("modinfo.txt")).unwrap();
     let mut out: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         if let Some(p) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             out.push((p.to_string(), Vec::new()));
         } else if let (Some(last), Some((k, v))) = (out.last_mut(), line.split_once('=')) {
@@ -125,8 +140,14 @@ impl FakeRoot {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let r = Self { dir, root };
-        r.write("/proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro quiet\n");
-        r.write("/proc/swaps", "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
+        r.write(
+            "/proc/cmdline",
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro quiet\n",
+        );
+        r.write(
+            "/proc/swaps",
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
+        );
         std::fs::create_dir_all(r.real("/sys/module")).unwrap();
         r
     }
@@ -152,18 +173,33 @@ impl FakeRoot {
 
     /// A sysctl file with its current value.
     pub fn sysctl(&self, dotted: &str, value: &str) {
-        self.write(&format!("/proc/sys/{}", crate::host::sysctl::to_path(dotted)), format!("{value}\n"));
+        self.write(
+            &format!("/proc/sys/{}", crate::host::sysctl::to_path(dotted)),
+            format!("{value}\n"),
+        );
     }
 
     /// `/lib/modules/<RELEASE>` with the fixture index and a synthetic `.ko` (carrying the real
     /// module's metadata) at every path of modules.dep.
     pub fn with_fixture_kernel(self) -> Self {
         let dir = format!("/lib/modules/{RELEASE}");
-        for f in ["modules.dep", "modules.alias", "modules.softdep", "modules.builtin", "modules.builtin.modinfo"] {
-            self.write(&format!("{dir}/{f}"), std::fs::read(fixtures().join(RELEASE).join(f)).unwrap());
+        for f in [
+            "modules.dep",
+            "modules.alias",
+            "modules.softdep",
+            "modules.builtin",
+            "modules.builtin.modinfo",
+        ] {
+            self.write(
+                &format!("{dir}/{f}"),
+                std::fs::read(fixtures().join(RELEASE).join(f)).unwrap(),
+            );
         }
         for (path, fields) in fixture_modinfo() {
-            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let f: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             self.write(&format!("{dir}/{path}"), synthetic_ko(&f));
         }
         self

@@ -1831,3 +1831,441 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         platform,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+    const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+    const PIN2: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000002";
+
+    fn values(pairs: &[(Key, &str)]) -> Values {
+        let mut v = Values::default();
+        for (k, val) in pairs {
+            v.set(*k, Some(val)).unwrap();
+        }
+        v
+    }
+
+    fn file() -> Source {
+        Source::File("/etc/kubejoin.yaml".into())
+    }
+
+    #[test]
+    fn sources_display_as_plan_prints_them() {
+        assert_eq!(Source::Cmdline.to_string(), "cmdline");
+        assert_eq!(file().to_string(), "file:/etc/kubejoin.yaml");
+        assert_eq!(Source::Metadata(Platform::Aws).to_string(), "metadata:aws");
+        assert_eq!(Source::Default.to_string(), "default");
+    }
+
+    #[test]
+    fn keys_and_suggestions() {
+        assert_eq!(Key::parse("ca_cert_hash"), Some(Key::CaCertHash));
+        assert_eq!(Key::parse("config.sha256"), Some(Key::ConfigSha256));
+        assert_eq!(Key::parse("nope"), None);
+        assert_eq!(did_you_mean("tokn"), Some("token"));
+        assert_eq!(did_you_mean("endpiont"), Some("endpoint"));
+        assert_eq!(did_you_mean("config.sha265"), Some("config.sha256"));
+        assert_eq!(did_you_mean("x"), None);
+        assert_eq!(did_you_mean("completely-different"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn precedence_with_provenance_and_recorded_conflicts() {
+        let layers = [
+            // Given out of order on purpose: merge ranks them.
+            Layer::new(Source::Default, Values::builtin_defaults()),
+            Layer::new(
+                Source::Metadata(Platform::Aws),
+                values(&[
+                    (Key::Endpoint, "10.0.0.9:6443"),
+                    (Key::NodeName, "md"),
+                    (Key::CriSocket, "/run/md.sock"),
+                ]),
+            ),
+            Layer::new(
+                file(),
+                values(&[(Key::Endpoint, "10.0.0.1:6443"), (Key::NodeName, "file")]),
+            ),
+            Layer::new(
+                Source::Cmdline,
+                values(&[(Key::NodeName, "cmd"), (Key::Token, TOKEN)]),
+            ),
+        ];
+        let s = merge(&layers);
+        assert_eq!(
+            s.node_name,
+            Some(Sourced {
+                value: "cmd".to_string(),
+                source: Source::Cmdline
+            })
+        );
+        assert_eq!(
+            s.endpoint,
+            Some(Sourced {
+                value: "10.0.0.1:6443".to_string(),
+                source: file()
+            })
+        );
+        assert_eq!(
+            s.cri_socket.as_ref().map(|c| &c.source),
+            Some(&Source::Metadata(Platform::Aws))
+        );
+        assert_eq!(
+            s.handoff.as_ref().map(|c| &c.source),
+            Some(&Source::Default)
+        );
+        let shown: Vec<String> = s.conflicts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"endpoint: using "10.0.0.1:6443" from file:/etc/kubejoin.yaml, ignoring "10.0.0.9:6443" from metadata:aws"#,
+                r#"node-name: using "cmd" from cmdline, ignoring "file" from file:/etc/kubejoin.yaml"#,
+                r#"node-name: using "cmd" from cmdline, ignoring "md" from metadata:aws"#,
+                r#"cri-socket: using "/run/md.sock" from metadata:aws, ignoring "unix:///var/run/containerd/containerd.sock" from default"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn equal_values_are_not_conflicts_and_tokens_are_redacted_in_conflicts() {
+        let s = merge(&[
+            Layer::new(
+                Source::Cmdline,
+                values(&[(Key::Token, TOKEN), (Key::NodeName, "a")]),
+            ),
+            Layer::new(
+                file(),
+                values(&[
+                    (Key::Token, "zzzzzz.0123456789abcdef"),
+                    (Key::NodeName, "a"),
+                ]),
+            ),
+        ]);
+        assert_eq!(s.conflicts.len(), 1);
+        let c = s.conflicts[0].to_string();
+        assert_eq!(
+            c,
+            r#"token: using "abcdef.<redacted>" from cmdline, ignoring "zzzzzz.<redacted>" from file:/etc/kubejoin.yaml"#
+        );
+    }
+
+    #[test]
+    fn a_lower_layer_cannot_add_pins_and_pairs_merge_per_name() {
+        let s = merge(&[
+            Layer::new(
+                Source::Cmdline,
+                values(&[
+                    (Key::CaCertHash, PIN),
+                    (Key::KubeletArg, "max-pods=50"),
+                    (Key::Sysctl, "vm.swappiness=0"),
+                ]),
+            ),
+            Layer::new(
+                Source::Metadata(Platform::Gcp),
+                values(&[
+                    (Key::CaCertHash, PIN2),
+                    (Key::KubeletArg, "max-pods=110"),
+                    (Key::KubeletArg, "node-labels=a=b"),
+                    (Key::Sysctl, "vm.swappiness=10"),
+                    (Key::Sysctl, "net.ipv4.ip_forward=1"),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            s.ca_cert_hashes.as_ref().map(|p| p.value.len()),
+            Some(1),
+            "pins come whole from one layer"
+        );
+        let args: Vec<(String, String, String)> = s
+            .kubelet_args
+            .iter()
+            .map(|a| (a.value.0.clone(), a.value.1.clone(), a.source.to_string()))
+            .collect();
+        assert_eq!(
+            args,
+            [
+                ("max-pods".into(), "50".into(), "cmdline".into()),
+                ("node-labels".into(), "a=b".into(), "metadata:gcp".into())
+            ]
+        );
+        let sysctls: Vec<&str> = s.sysctls.iter().map(|x| x.value.0.as_str()).collect();
+        assert_eq!(sysctls, ["vm.swappiness", "net.ipv4.ip_forward"]);
+        let keys: Vec<&str> = s.conflicts.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "ca-cert-hash",
+                "kubelet-arg max-pods",
+                "sysctl vm.swappiness"
+            ]
+        );
+    }
+
+    fn token_layer() -> Layer {
+        Layer::new(
+            Source::Cmdline,
+            values(&[
+                (Key::Endpoint, "10.0.0.1:6443"),
+                (Key::Token, TOKEN),
+                (Key::CaCertHash, PIN),
+            ]),
+        )
+    }
+
+    #[test]
+    fn to_plan_builds_a_token_join() {
+        let mut md = Values::default();
+        md.node_ip = Some("10.0.0.7".parse().unwrap());
+        md.set(Key::NodeName, Some("IP-10-0-0-7.ec2.internal"))
+            .unwrap();
+        let s = merge(&[
+            token_layer(),
+            Layer::new(
+                file(),
+                values(&[
+                    (Key::Handoff, "exec"),
+                    (Key::Timeout, "90s"),
+                    (Key::CriSocket, "/run/crio.sock"),
+                ]),
+            ),
+            Layer::new(Source::Metadata(Platform::Aws), md),
+            Layer::new(Source::Default, Values::builtin_defaults()),
+        ]);
+        let plan = s.to_plan(Path::new("/sysroot")).unwrap();
+        match &plan.discovery.mode {
+            Mode::Token {
+                endpoint,
+                token,
+                pins,
+                unsafe_skip_ca_verification,
+            } => {
+                assert_eq!(endpoint, "10.0.0.1:6443");
+                assert_eq!(token.id(), "abcdef");
+                assert_eq!(pins.pins().len(), 1);
+                assert!(!unsafe_skip_ca_verification);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            plan.discovery.tls_bootstrap_token.as_ref().map(|t| t.id()),
+            Some("abcdef")
+        );
+        assert_eq!(plan.discovery.timeout, Duration::from_secs(90));
+        assert_eq!(plan.tls_bootstrap_timeout, Duration::from_secs(300));
+        assert_eq!(
+            plan.node_name.as_ref().map(|n| n.as_str()),
+            Some("ip-10-0-0-7.ec2.internal")
+        );
+        assert_eq!(
+            plan.kubelet_extra_args,
+            [("node-ip".to_string(), "10.0.0.7".to_string())]
+        );
+        assert_eq!(plan.cri_socket, "unix:///run/crio.sock");
+        assert_eq!(plan.handoff, HandoffMode::Exec);
+        assert_eq!(plan.root, PathBuf::from("/sysroot"));
+    }
+
+    #[test]
+    fn an_explicit_node_ip_kubelet_arg_wins_over_the_provider_address() {
+        let mut md = Values::default();
+        md.node_ip = Some("10.0.0.7".parse().unwrap());
+        let mut cmd = token_layer();
+        cmd.values
+            .set(Key::KubeletArg, Some("node-ip=192.168.1.5"))
+            .unwrap();
+        let plan = merge(&[cmd, Layer::new(Source::Metadata(Platform::Aws), md)])
+            .to_plan(Path::new("/"))
+            .unwrap();
+        assert_eq!(
+            plan.kubelet_extra_args,
+            [("node-ip".to_string(), "192.168.1.5".to_string())]
+        );
+    }
+
+    #[test]
+    fn token_and_file_discovery_from_different_layers_is_refused_naming_both() {
+        let s = merge(&[
+            token_layer(),
+            Layer::new(
+                Source::Metadata(Platform::Azure),
+                values(&[(Key::DiscoveryFile, "https://x/kubeconfig")]),
+            ),
+        ]);
+        let e = s.to_plan(Path::new("/")).unwrap_err();
+        assert!(matches!(e, SettingsError::BothDiscovery { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "token discovery (endpoint from cmdline) and file discovery (discovery-file from metadata:azure) are both \
+             set: bootstrapToken and file cannot both be set; use one"
+        );
+        // A token next to a discovery file is the TLS bootstrap token, as with kubeadm.
+        let s = merge(&[Layer::new(
+            Source::Cmdline,
+            values(&[
+                (Key::DiscoveryFile, "/etc/kubernetes/discovery.conf"),
+                (Key::Token, TOKEN),
+            ]),
+        )]);
+        let plan = s.to_plan(Path::new("/")).unwrap();
+        assert!(matches!(plan.discovery.mode, Mode::File { .. }));
+        assert!(plan.discovery.tls_bootstrap_token.is_some());
+    }
+
+    #[test]
+    fn no_pin_without_the_explicit_unsafe_flag() {
+        let s = merge(&[
+            Layer::new(Source::Cmdline, values(&[(Key::Token, TOKEN)])),
+            Layer::new(file(), values(&[(Key::Endpoint, "10.0.0.1:6443")])),
+        ]);
+        let e = s.to_plan(Path::new("/")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("using token-based discovery without caCertHashes can be unsafe"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("token from cmdline, endpoint from file:/etc/kubejoin.yaml"),
+            "{msg}"
+        );
+        assert!(e.hint().unwrap().contains("kubejoin ca-hash"));
+        let mut v = values(&[(Key::Token, TOKEN), (Key::Endpoint, "10.0.0.1:6443")]);
+        v.set(Key::UnsafeSkipCaVerification, None).unwrap();
+        let plan = merge(&[Layer::new(Source::Cmdline, v)])
+            .to_plan(Path::new("/"))
+            .unwrap();
+        assert!(matches!(
+            plan.discovery.mode,
+            Mode::Token {
+                unsafe_skip_ca_verification: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn missing_pieces_say_what_the_sources_gave() {
+        let e = merge(&[]).to_plan(Path::new("/")).unwrap_err().to_string();
+        assert!(e.starts_with("no discovery method given"), "{e}");
+        let e = merge(&[Layer::new(
+            file(),
+            values(&[(Key::Endpoint, "10.0.0.1:6443")]),
+        )])
+        .to_plan(Path::new("/"))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "no bootstrap token given for token discovery (endpoint from file:/etc/kubejoin.yaml; no kubejoin.token from any source)"
+        );
+        let e = merge(&[Layer::new(
+            Source::Metadata(Platform::Hetzner),
+            values(&[(Key::DiscoveryFile, "ftp://x/y")]),
+        )])
+        .to_plan(Path::new("/"))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(
+                "discovery-file from metadata:hetzner: if a URL is used, the scheme must be https"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn plan_json_redacts_and_shows_sources() {
+        let s = merge(&[
+            token_layer(),
+            Layer::new(
+                file(),
+                values(&[
+                    (Key::Token, "zzzzzz.0123456789abcdef"),
+                    (Key::Modules, "br_netfilter"),
+                ]),
+            ),
+            Layer::new(Source::Default, Values::builtin_defaults()),
+        ]);
+        let j = plan_json(&s);
+        let text = j.to_string();
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert_eq!(j["valid"], true);
+        assert_eq!(j["discovery"], "token");
+        assert_eq!(
+            j["values"]["token"],
+            serde_json::json!({"value": "abcdef.<redacted>", "source": "cmdline"})
+        );
+        assert_eq!(
+            j["values"]["modules"],
+            serde_json::json!({"value": ["br_netfilter"], "source": "file:/etc/kubejoin.yaml"})
+        );
+        assert_eq!(
+            j["values"]["timeout"],
+            serde_json::json!({"value": "5m0s", "source": "default"})
+        );
+        assert_eq!(j["conflicts"][0]["dropped"]["value"], "zzzzzz.<redacted>");
+
+        let bad = plan_json(&merge(&[Layer::new(
+            Source::Cmdline,
+            values(&[(Key::Token, TOKEN)]),
+        )]));
+        assert_eq!(bad["valid"], false);
+        assert!(
+            bad["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("no API server endpoint"),
+            "{bad}"
+        );
+        assert!(!bad.to_string().contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn config_pin_mismatch_names_both_hashes() {
+        let pin = ConfigPin::parse(&format!("sha256:{}", "AB".repeat(32))).unwrap();
+        let e = pin.verify("https://cfg/x.yaml", b"doc").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("refusing config https://cfg/x.yaml: its hash is sha256:"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().ends_with(&format!(
+                "but kubejoin.config.sha256 pins sha256:{}",
+                "ab".repeat(32)
+            )),
+            "{e}"
+        );
+        let good = ConfigPin(Sha256::digest(b"doc").into());
+        assert!(good.verify("x", b"doc").is_ok());
+    }
+
+    #[test]
+    fn config_files_from_joinconfig_become_a_layer() {
+        let doc = format!(
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+             apiServerEndpoint: 10.0.0.1:6443\n    token: {TOKEN}\n    caCertHashes: [\"{PIN}\"]\nnodeRegistration:\n  \
+             name: file-node\n  kubeletExtraArgs:\n  - name: max-pods\n    value: \"30\"\n---\n\
+             apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nmodules: [overlay]\nonFailure: reboot\n"
+        );
+        let cf = joinconfig::parse(doc.as_bytes(), "/etc/kubejoin.yaml").unwrap();
+        let (v, _) = values_from_config_file(&cf);
+        assert_eq!(v.endpoint.as_deref(), Some("10.0.0.1:6443"));
+        assert_eq!(v.token.as_ref().map(|t| t.id()), Some("abcdef"));
+        assert!(
+            v.tls_bootstrap_token.is_none(),
+            "the defaulted copy of the token is not a separate value"
+        );
+        assert_eq!(v.node_name.as_deref(), Some("file-node"));
+        assert_eq!(v.kubelet_args, [("max-pods".to_string(), "30".to_string())]);
+        assert_eq!(v.modules, Some(vec!["overlay".to_string()]));
+        assert_eq!(v.on_failure.as_deref(), Some("reboot"));
+        assert_eq!(
+            v.timeout, None,
+            "joinconfig's defaulted timeout is not a value the file set"
+        );
+    }
+}

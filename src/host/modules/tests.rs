@@ -19,18 +19,34 @@ fn real_kernel_tree_matches_depmod() {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(Path::new(&out).join("modules.dep"), &gen.modules_dep).unwrap();
         std::fs::write(Path::new(&out).join("modules.alias"), &gen.modules_alias).unwrap();
-        std::fs::write(Path::new(&out).join("modules.softdep"), &gen.modules_softdep).unwrap();
+        std::fs::write(
+            Path::new(&out).join("modules.softdep"),
+            &gen.modules_softdep,
+        )
+        .unwrap();
     }
-    let Ok(depmod) = std::env::var("KUBEJOIN_DEPMOD_TREE") else { return };
+    let Ok(depmod) = std::env::var("KUBEJOIN_DEPMOD_TREE") else {
+        return;
+    };
     let read = |n: &str| std::fs::read_to_string(Path::new(&depmod).join(n)).unwrap();
     let sets = |text: &str| -> BTreeMap<String, BTreeSet<String>> {
         text.lines()
             .filter_map(|l| l.split_once(':'))
-            .map(|(m, d)| (m.to_string(), d.split_whitespace().map(String::from).collect()))
+            .map(|(m, d)| {
+                (
+                    m.to_string(),
+                    d.split_whitespace().map(String::from).collect(),
+                )
+            })
             .collect()
     };
     assert_eq!(sets(&gen.modules_dep), sets(&read("modules.dep")));
-    let lines = |t: &str| -> BTreeSet<String> { t.lines().filter(|l| !l.starts_with('#')).map(String::from).collect() };
+    let lines = |t: &str| -> BTreeSet<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
     assert_eq!(lines(&gen.modules_alias), lines(&read("modules.alias")));
     assert_eq!(lines(&gen.modules_softdep), lines(&read("modules.softdep")));
     // Our load order must be valid against depmod's own file too.
@@ -39,7 +55,10 @@ fn real_kernel_tree_matches_depmod() {
         let order = idx.load_order(m).unwrap();
         for (i, (n, _)) in order.iter().enumerate() {
             for d in idx.deps(n) {
-                assert!(order[..i].iter().any(|(o, _)| o == d), "{m}: {d} must load before {n}");
+                assert!(
+                    order[..i].iter().any(|(o, _)| o == d),
+                    "{m}: {d} must load before {n}"
+                );
             }
         }
     }
@@ -63,14 +82,24 @@ fn reads_modinfo_of_real_debian_modules() {
     assert_eq!(stp.depends, vec!["llc"]);
     assert!(stp.aliases.is_empty());
     assert_eq!(stp.license.as_deref(), Some("GPL"));
-    assert!(stp.vermagic.as_deref().unwrap().starts_with("6.1.0-56-cloud-amd64 SMP"), "{:?}", stp.vermagic);
+    assert!(
+        stp.vermagic
+            .as_deref()
+            .unwrap()
+            .starts_with("6.1.0-56-cloud-amd64 SMP"),
+        "{:?}",
+        stp.vermagic
+    );
     assert_eq!(stp.compression, None);
     let crc = modinfo(&std::fs::read(fixtures().join("libcrc32c.ko")).unwrap()).unwrap();
     assert_eq!(crc.name.as_deref(), Some("libcrc32c"));
     assert!(crc.depends.is_empty());
     assert_eq!(crc.softdeps, vec!["pre: crc32c"]);
     assert_eq!(crc.softdep_pre, vec!["crc32c"]);
-    assert_eq!(crc.description.as_deref(), Some("CRC32c (Castagnoli) calculations"));
+    assert_eq!(
+        crc.description.as_deref(),
+        Some("CRC32c (Castagnoli) calculations")
+    );
     assert!(crc.fields.iter().any(|(k, v)| k == "intree" && v == "Y"));
 }
 
@@ -82,7 +111,14 @@ fn reads_modinfo_of_compressed_modules() {
         let z = compress::compress(c, &raw).unwrap();
         let info = modinfo(&z).unwrap();
         assert_eq!(info.compression, Some(c));
-        assert_eq!(ModInfo { compression: None, ..info }, plain, "{c}");
+        assert_eq!(
+            ModInfo {
+                compression: None,
+                ..info
+            },
+            plain,
+            "{c}"
+        );
     }
     let mut bad = compress::compress(Compression::Zstd, &raw).unwrap();
     bad.truncate(40);
@@ -91,7 +127,8 @@ fn reads_modinfo_of_compressed_modules() {
 
 #[test]
 fn reads_elf32_big_endian_and_rejects_bad_files() {
-    let section = b"name=m32\0depends=a,b-c\0\0\0alias=pci:v*\0parm=debug:int\0softdep=post: x-y\0junk\0";
+    let section =
+        b"name=m32\0depends=a,b-c\0\0\0alias=pci:v*\0parm=debug:int\0softdep=post: x-y\0junk\0";
     let be32 = elf(&[(".modinfo", section)], false, false);
     let info = modinfo(&be32).unwrap();
     assert_eq!(info.name.as_deref(), Some("m32"));
@@ -99,9 +136,18 @@ fn reads_elf32_big_endian_and_rejects_bad_files() {
     assert_eq!(info.aliases, vec!["pci:v*"]);
     assert_eq!(info.params, vec!["debug"]);
     assert_eq!(info.softdep_post, vec!["x_y"]);
-    assert_eq!(modinfo(&elf(&[(".modinfo", section)], true, false)).unwrap().name.as_deref(), Some("m32"));
+    assert_eq!(
+        modinfo(&elf(&[(".modinfo", section)], true, false))
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("m32")
+    );
     assert_eq!(modinfo(b"not an elf"), Err(ModInfoError::NotElf));
-    assert_eq!(modinfo(&elf(&[(".text", b"x")], true, true)), Err(ModInfoError::NoModinfo));
+    assert_eq!(
+        modinfo(&elf(&[(".text", b"x")], true, true)),
+        Err(ModInfoError::NoModinfo)
+    );
     // Every truncation of a valid image is an error, never a panic (this runs as PID 1).
     let good = synthetic_ko(&[("name", "x"), ("depends", "")]);
     for n in 0..good.len() {
@@ -122,7 +168,13 @@ fn closure_and_load_order_from_the_real_index() {
     assert_eq!(names(&idx.load_order("overlay").unwrap()), vec!["overlay"]);
     assert_eq!(
         names(&idx.load_order("virtio_net").unwrap()),
-        vec!["virtio_ring", "virtio", "failover", "net_failover", "virtio_net"]
+        vec![
+            "virtio_ring",
+            "virtio",
+            "failover",
+            "net_failover",
+            "virtio_net"
+        ]
     );
     // nf_conntrack's three dependencies are independent of each other: any order of them is
     // valid, all three come first; libcrc32c's soft dependency crc32c is built in.
@@ -135,13 +187,16 @@ fn closure_and_load_order_from_the_real_index() {
     assert_eq!(first, ["libcrc32c", "nf_defrag_ipv4", "nf_defrag_ipv6"]);
     assert_eq!(
         idx.node_path("bridge").unwrap(),
-        PathBuf::from(format!("/lib/modules/{RELEASE}/kernel/net/bridge/bridge.ko"))
+        PathBuf::from(format!(
+            "/lib/modules/{RELEASE}/kernel/net/bridge/bridge.ko"
+        ))
     );
 }
 
 #[test]
 fn load_order_is_valid_against_depmods_own_file() {
-    let depmod = std::fs::read_to_string(fixtures().join(RELEASE).join("modules.dep.depmod")).unwrap();
+    let depmod =
+        std::fs::read_to_string(fixtures().join(RELEASE).join("modules.dep.depmod")).unwrap();
     let ours = std::fs::read_to_string(fixtures().join(RELEASE).join("modules.dep")).unwrap();
     let theirs = ModuleIndex::parse(RELEASE, &depmod, "", "", "", b"").unwrap();
     let mine = ModuleIndex::parse(RELEASE, &ours, "", "", "", b"").unwrap();
@@ -153,7 +208,10 @@ fn load_order_is_valid_against_depmods_own_file() {
         let order = theirs.load_order(name).unwrap();
         for (i, (m, _)) in order.iter().enumerate() {
             for d in theirs.deps(m) {
-                assert!(names(&order[..i]).contains(&d.as_str()), "{name}: {d} before {m}");
+                assert!(
+                    names(&order[..i]).contains(&d.as_str()),
+                    "{name}: {d} before {m}"
+                );
             }
         }
         assert_eq!(order.last().map(|(m, _)| m.as_str()), Some(name.as_str()));
@@ -165,18 +223,29 @@ fn regenerates_the_index_like_depmod_from_module_files() {
     // A tree of module files carrying the real metadata (the two real .ko files where we ship
     // them, some compressed), scanned and indexed without depmod.
     let dir = tempfile::tempdir().unwrap();
-    let formats = [None, Some(Compression::Xz), Some(Compression::Zstd), Some(Compression::Gzip)];
+    let formats = [
+        None,
+        Some(Compression::Xz),
+        Some(Compression::Zstd),
+        Some(Compression::Gzip),
+    ];
     let mut expected_paths = BTreeMap::new();
     for (i, (path, fields)) in testutil::fixture_modinfo().into_iter().enumerate() {
         let base = path.rsplit('/').next().unwrap().to_string();
         let bytes = if base == "stp.ko" || base == "libcrc32c.ko" {
             std::fs::read(fixtures().join(&base)).unwrap()
         } else {
-            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let f: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             synthetic_ko(&f)
         };
         let (path, bytes) = match formats[i % 4] {
-            Some(c) if !base.starts_with("stp") => (format!("{path}{}", c.extension()), compress::compress(c, &bytes).unwrap()),
+            Some(c) if !base.starts_with("stp") => (
+                format!("{path}{}", c.extension()),
+                compress::compress(c, &bytes).unwrap(),
+            ),
             _ => (path, bytes),
         };
         let real = dir.path().join(&path);
@@ -197,18 +266,41 @@ fn regenerates_the_index_like_depmod_from_module_files() {
             .map(|(m, d)| (strip(m), d.split_whitespace().map(strip).collect()))
             .collect()
     };
-    let depmod = std::fs::read_to_string(fixtures().join(RELEASE).join("modules.dep.depmod")).unwrap();
+    let depmod =
+        std::fs::read_to_string(fixtures().join(RELEASE).join("modules.dep.depmod")).unwrap();
     assert_eq!(sets(&gen.modules_dep), sets(&depmod));
-    let lines = |t: &str| -> BTreeSet<String> { t.lines().filter(|l| !l.starts_with('#')).map(String::from).collect() };
+    let lines = |t: &str| -> BTreeSet<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
     let fixture = |n: &str| std::fs::read_to_string(fixtures().join(RELEASE).join(n)).unwrap();
     assert_eq!(lines(&gen.modules_alias), lines(&fixture("modules.alias")));
-    assert_eq!(lines(&gen.modules_softdep), lines(&fixture("modules.softdep")));
+    assert_eq!(
+        lines(&gen.modules_softdep),
+        lines(&fixture("modules.softdep"))
+    );
 
     // And the runtime resolver reads it back: paths keep their compression suffix.
-    let idx = ModuleIndex::parse(RELEASE, &gen.modules_dep, &gen.modules_alias, "", &gen.modules_softdep, b"").unwrap();
-    assert_eq!(names(&idx.load_order("br_netfilter").unwrap()), vec!["llc", "stp", "bridge", "br_netfilter"]);
+    let idx = ModuleIndex::parse(
+        RELEASE,
+        &gen.modules_dep,
+        &gen.modules_alias,
+        "",
+        &gen.modules_softdep,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(
+        names(&idx.load_order("br_netfilter").unwrap()),
+        vec!["llc", "stp", "bridge", "br_netfilter"]
+    );
     for (name, path) in expected_paths {
-        assert_eq!(idx.node_path(&name).unwrap(), PathBuf::from(format!("/lib/modules/{RELEASE}/{path}")));
+        assert_eq!(
+            idx.node_path(&name).unwrap(),
+            PathBuf::from(format!("/lib/modules/{RELEASE}/{path}"))
+        );
     }
 }
 
@@ -216,11 +308,19 @@ fn regenerates_the_index_like_depmod_from_module_files() {
 fn generation_refuses_open_subsets_and_cycles() {
     let m = |path: &str, deps: &[&str]| ModuleFile {
         path: path.into(),
-        info: ModInfo { depends: deps.iter().map(|d| d.to_string()).collect(), ..ModInfo::default() },
+        info: ModInfo {
+            depends: deps.iter().map(|d| d.to_string()).collect(),
+            ..ModInfo::default()
+        },
     };
     let e = generate_modules_dep(&[m("kernel/br_netfilter.ko", &["bridge"])]).unwrap_err();
-    assert!(matches!(&e, HostError::UnresolvedDependency { module, depends } if module == "br_netfilter" && depends == "bridge"));
-    assert_eq!(e.to_string(), "module br_netfilter depends on bridge, which is not in the module set");
+    assert!(
+        matches!(&e, HostError::UnresolvedDependency { module, depends } if module == "br_netfilter" && depends == "bridge")
+    );
+    assert_eq!(
+        e.to_string(),
+        "module br_netfilter depends on bridge, which is not in the module set"
+    );
     let e = generate_modules_dep(&[m("a.ko", &["b"]), m("b.ko", &["a"])]).unwrap_err();
     assert!(matches!(e, HostError::DependencyCycle { .. }), "{e}");
     let ok = generate_modules_dep(&[m("k/x-y.ko.zst", &[]), m("k/z.ko", &["x_y"])]).unwrap();
@@ -244,8 +344,14 @@ fn resolves_names_aliases_and_builtins() {
     assert_eq!(idx.resolve("ip_conntrack"), m(&["nf_conntrack"]));
     assert_eq!(idx.resolve("rtnl-link-bridge"), m(&["bridge"]));
     // Built in: by name (modules.builtin) and by alias (modules.builtin.modinfo).
-    assert_eq!(idx.resolve("crc32c_generic"), Resolved::Builtin("crc32c_generic".into()));
-    assert_eq!(idx.resolve("crc32c"), Resolved::Builtin("crc32c_generic".into()));
+    assert_eq!(
+        idx.resolve("crc32c_generic"),
+        Resolved::Builtin("crc32c_generic".into())
+    );
+    assert_eq!(
+        idx.resolve("crc32c"),
+        Resolved::Builtin("crc32c_generic".into())
+    );
     assert_eq!(idx.resolve("unix"), Resolved::Builtin("unix".into()));
     assert_eq!(idx.resolve("no_such_module"), Resolved::NotFound);
     assert!(idx.is_builtin("crc32c-generic"));
@@ -265,19 +371,45 @@ fn soft_dependencies_come_first_and_are_best_effort() {
     .unwrap();
     assert_eq!(
         idx.load_order("a").unwrap(),
-        vec![("s".into(), false), ("b".into(), true), ("a".into(), true), ("p".into(), false)]
+        vec![
+            ("s".into(), false),
+            ("b".into(), true),
+            ("a".into(), true),
+            ("p".into(), false)
+        ]
     );
     // A module needed hard elsewhere stays hard even when it was first placed as soft.
-    let idx = ModuleIndex::parse("r", "k/a.ko: k/b.ko\nk/b.ko:\n", "", "", "softdep a pre: b\n", b"").unwrap();
-    assert_eq!(idx.load_order("a").unwrap(), vec![("b".into(), true), ("a".into(), true)]);
+    let idx = ModuleIndex::parse(
+        "r",
+        "k/a.ko: k/b.ko\nk/b.ko:\n",
+        "",
+        "",
+        "softdep a pre: b\n",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(
+        idx.load_order("a").unwrap(),
+        vec![("b".into(), true), ("a".into(), true)]
+    );
 }
 
 #[test]
 fn module_params_parse_and_quote_like_the_kernel() {
     let p: ModuleParam = "br_netfilter.foo=1".parse().unwrap();
-    assert_eq!(p, ModuleParam { module: "br_netfilter".into(), name: "foo".into(), value: Some("1".into()) });
+    assert_eq!(
+        p,
+        ModuleParam {
+            module: "br_netfilter".into(),
+            name: "foo".into(),
+            value: Some("1".into())
+        }
+    );
     let p: ModuleParam = "nf-conntrack.opt=\"a b\"".parse().unwrap();
-    assert_eq!((p.module.as_str(), p.value.as_deref()), ("nf_conntrack", Some("a b")));
+    assert_eq!(
+        (p.module.as_str(), p.value.as_deref()),
+        ("nf_conntrack", Some("a b"))
+    );
     assert_eq!(p.to_string(), "nf_conntrack.opt=\"a b\"");
     let flag: ModuleParam = "ip_vs.enable".parse().unwrap();
     assert_eq!(flag.value, None);
@@ -304,5 +436,8 @@ fn missing_index_files_are_tolerated_and_flagged() {
     let idx = ModuleIndex::load(&r.root, RELEASE).unwrap();
     assert!(idx.missing_dep_file);
     assert_eq!(idx.resolve("overlay"), Resolved::NotFound);
-    assert!(matches!(ModuleIndex::load(&r.root, "../x"), Err(HostError::BadRelease { .. })));
+    assert!(matches!(
+        ModuleIndex::load(&r.root, "../x"),
+        Err(HostError::BadRelease { .. })
+    ));
 }

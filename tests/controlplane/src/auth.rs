@@ -374,7 +374,6 @@ enum NodeDecision {
 /// The Node authorizer: graph-based for secrets/configmaps/volumes (no pods run here, so no
 /// relationships exist), the `system:node` rules otherwise.
 fn node_rules(node: &str, ri: &RequestInfo) -> NodeDecision {
-    let core = ri.api_group.is_empty();
     match (ri.api_group.as_str(), ri.resource.as_str()) {
         ("", "configmaps" | "secrets" | "persistentvolumeclaims" | "persistentvolumes") => {
             if ri.verb != "get" {
@@ -389,7 +388,7 @@ fn node_rules(node: &str, ri: &RequestInfo) -> NodeDecision {
                 ))
             }
         }
-        ("", "nodes") if core => {
+        ("", "nodes") => {
             let allowed = match ri.subresource.as_str() {
                 "" => matches!(
                     ri.verb.as_str(),

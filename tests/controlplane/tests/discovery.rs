@@ -319,3 +319,21 @@ fn the_config_maps_a_join_reads() {
         .join_command()
         .starts_with(&format!("kubejoin join {} ", cp.endpoint())));
 }
+
+#[test]
+fn a_handler_that_panics_is_a_500_and_the_server_goes_on() {
+    let cp = start(Config {
+        cluster_info_hook: Some(Arc::new(|n, _| {
+            if n == 1 {
+                panic!("a test hook blew up (expected by this test)");
+            }
+        })),
+        ..Config::default()
+    })
+    .unwrap();
+    let client = Client::insecure(&cp);
+    let reply = client.get(CLUSTER_INFO);
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.json()["reason"], "InternalError");
+    assert_eq!(client.get(CLUSTER_INFO).status, 200);
+}
