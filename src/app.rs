@@ -276,12 +276,19 @@ pub async fn bootstrap_and_install(
     let flags_env = flags::render(&args);
 
     if plan.dry_run {
-        let (key, _) = csr::load_or_generate_key(&root, false)?;
-        println!(
-            "would: submit certificate signing request {} for {}",
-            csr::csr_name(&key, &node),
-            csr::common_name(&node)
-        );
+        let (key, reused) = csr::load_or_generate_key(&root, false)?;
+        if reused {
+            println!(
+                "would: resume certificate signing request {} for {} (key from an earlier attempt)",
+                csr::csr_name(&key, &node),
+                csr::common_name(&node)
+            );
+        } else {
+            println!(
+                "would: submit a certificate signing request node-csr-<digest of a new P-256 key> for {}",
+                csr::common_name(&node)
+            );
+        }
         println!("would: write under {}:", root);
         let i = install::Inputs {
             server: &d.server,

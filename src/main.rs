@@ -4,6 +4,10 @@ use kubejoin::error::{Classify, Report};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The initramfs' /init (PID 1), or `kubejoin init`: PID-1 mode, which never returns.
+    if std::process::id() == 1 || std::env::args_os().nth(1).is_some_and(|a| a == "init") {
+        kubejoin::init::run();
+    }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
     }));

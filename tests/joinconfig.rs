@@ -300,6 +300,18 @@ fn kubeadm_defaults_are_applied() {
     };
     assert!(ca_cert_hashes.is_empty());
     assert!(unsafe_skip_ca_verification);
+    // Skipping CA verification is allowed, and said out loud.
+    let f = ok(&v4(
+        &format!("  bootstrapToken:\n    token: {TOKEN}\n    apiServerEndpoint: cp.example.com:6443\n    unsafeSkipCAVerification: true\n"),
+        "",
+    ));
+    assert_eq!(f.warnings.len(), 1);
+    assert!(
+        f.warnings[0]
+            .starts_with("join.yaml: discovery.bootstrapToken.unsafeSkipCAVerification is true"),
+        "{:?}",
+        f.warnings
+    );
     let t = j.timeouts;
     assert_eq!(
         (

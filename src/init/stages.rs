@@ -12,9 +12,11 @@ use super::switch_root;
 use crate::app::{self, Joined, Tuning};
 use crate::discovery::{self, Discovered};
 use crate::error::Class;
+use crate::host::{self, HostConfig};
 use crate::plan::{HandoffMode, JoinPlan};
 use crate::root::Root;
 use crate::source::merge::{self, Key, Layer, Source, Values};
+use crate::sys::host::RealHostSys;
 use crate::sys::init::InitSys;
 use crate::sys::Sys;
 use std::path::{Path, PathBuf};
@@ -88,13 +90,18 @@ impl<'a> NodeBoot<'a> {
     }
 
     async fn host_prep(&mut self) -> Result<Done, Failure> {
-        // TODO(host): `crate::host` — load the module set (NIC drivers virtio_net etc., overlay,
-        // br_netfilter and their dependencies, `kubejoin.modules=`), apply and read back the
-        // sysctls, then log what was done. Needs a public entry point such as
-        // `host::prepare(&HostConfig::from_cmdline(..), &Root, &dyn HostSys) -> Result<Report, HostError>`.
-        Ok(Done::Skipped(
-            "host preparation is not wired into PID-1 mode yet".into(),
-        ))
+        let cfg = host_config(&self.cmdline);
+        let root = Root::new("/");
+        let sys = RealHostSys;
+        let plan = host::plan(&cfg, &root, &sys).map_err(|e| Failure::from_error("host-prep", &e))?;
+        crate::info!(
+            "host: kernel {}: {} module(s) and {} sysctl(s) to apply",
+            plan.kernel_release,
+            plan.modules.loads.len(),
+            plan.sysctls.len()
+        );
+        host::apply(&plan, &root, &sys).map_err(|e| Failure::from_error("host-prep", &e))?;
+        Ok(Done::Ok)
     }
 
     async fn sysroot(&mut self) -> Result<Done, Failure> {
@@ -267,6 +274,23 @@ impl Boot for NodeBoot<'_> {
     }
 }
 
+/// Host preparation's settings from the kernel command line: the defaults (overlay,
+/// br_netfilter, forwarding and bridge-netfilter sysctls, modules-load.d — where the image lists
+/// its NIC drivers), plus `kubejoin.modules=a,b` and `kubejoin.sysctl=key=value`.
+// TODO(source): take these from the merged join settings (config file and metadata layers too)
+// once the sources stage runs before host preparation can use them.
+pub fn host_config(cmdline: &str) -> HostConfig {
+    let mut cfg = HostConfig::default();
+    for word in cmdline.split_whitespace() {
+        if let Some(list) = word.strip_prefix("kubejoin.modules=") {
+            cfg.modules.extend(list.split(',').filter(|m| !m.is_empty()).map(String::from));
+        } else if let Some((k, v)) = word.strip_prefix("kubejoin.sysctl=").and_then(|kv| kv.split_once('=')) {
+            cfg.sysctls.push((k.to_string(), v.to_string()));
+        }
+    }
+    cfg
+}
+
 /// Keys PID-1 mode reads itself ([`InitConfig`]), with meanings of its own.
 const INIT_KEYS: &[Key] = &[Key::OnFailure, Key::Timeout, Key::Handoff];
 
@@ -328,6 +352,14 @@ mod tests {
         );
         assert_eq!(plan.node_name.unwrap().as_str(), "vm-1");
         assert_eq!(plan.root, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn host_settings_from_the_command_line() {
+        let c = host_config("quiet kubejoin.modules=virtio_blk,nvme kubejoin.sysctl=vm.max_map_count=262144 kubejoin.modules=ip_vs");
+        assert_eq!(c.modules, vec!["virtio_blk", "nvme", "ip_vs"]);
+        assert_eq!(c.sysctls, vec![("vm.max_map_count".to_string(), "262144".to_string())]);
+        assert!(c.read_modules_load_d, "the image's module list is read");
     }
 
     #[test]

@@ -877,7 +877,7 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
             Use::Ignore => {
                 let _ = IgnoredAny::deserialize(doc);
                 out.warnings.push(format!(
-                    "{origin}: document {index}: ignoring {kind} ({api_version}), as kubeadm join does"
+                    "document {index}: ignoring {kind} ({api_version}), as kubeadm join does"
                 ));
             }
         }
@@ -889,7 +889,11 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
         });
     }
     // Warnings quote values (criSocket, patches.directory); keep token-shaped text out of them too.
-    out.warnings = out.warnings.iter().map(|w| redact_tokens(w)).collect();
+    out.warnings = out
+        .warnings
+        .iter()
+        .map(|w| redact_tokens(&format!("{origin}: {w}")))
+        .collect();
     if out.join.is_none() && out.kubejoin.is_none() {
         return Err(fail(None, ConfigErrorKind::NoConfiguration));
     }
@@ -1446,6 +1450,20 @@ fn normalize_join(
 
     let discovery =
         normalize_discovery(c.bootstrap_token, c.file, non_empty(c.tls_bootstrap_token))?;
+    if let DiscoveryMethod::Token {
+        ca_cert_hashes,
+        unsafe_skip_ca_verification: true,
+        ..
+    } = &discovery.method
+    {
+        if ca_cert_hashes.is_empty() {
+            warnings.push(
+                "discovery.bootstrapToken.unsafeSkipCAVerification is true and no caCertHashes are set: the \
+                 cluster CA will be trusted without verification"
+                    .to_string(),
+            );
+        }
+    }
 
     let name = match non_empty(c.name) {
         // kubeadm lower-cases the name before validating it (SetNodeRegistrationDynamicDefaults).

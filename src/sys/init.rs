@@ -734,7 +734,7 @@ mod tests {
         assert_eq!(
             c,
             Cleared {
-                removed: 6,
+                removed: 7,
                 kept: 1
             }
         );

@@ -47,7 +47,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// Lets a test change what one `cluster-info` response carries: called with the number of the
-/// GET (from 1) and the response's `data`. The stored object is not changed.
+/// GET (from 1; only GETs that are served count, not the 401/403 ones) and that response's
+/// `data`. The stored object is not changed. A hook that panics makes that response a 500.
 pub type ClusterInfoHook = Arc<dyn Fn(u64, &mut BTreeMap<String, String>) + Send + Sync>;
 
 /// How the control plane is set up.

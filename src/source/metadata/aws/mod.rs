@@ -135,6 +135,8 @@ impl Aws {
         let (mut e4, mut e6) = (None, None);
         while e4.is_none() || e6.is_none() {
             tokio::select! {
+                // IPv4 first when both are ready (replays, tests): deterministic results.
+                biased;
                 r = &mut v4, if e4.is_none() => match r {
                     Ok(s) => return Ok(s),
                     Err(e) => e4 = Some(e),

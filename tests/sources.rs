@@ -1,0 +1,377 @@
+//! Join sources end to end: recorded boots replayed offline, and the layering rules of
+//! `source::merge::load` on a temporary root.
+//!
+//! Each directory of `tests/fixtures/boot/` is one recorded boot (layout in its README): the
+//! kernel command line, the metadata responses by URL path, optionally a root with DMI files
+//! and `/etc/kubejoin.yaml`, and what `kubejoin plan` must print (`expected-plan.json`) or the
+//! error a person must see (`expected-error.txt`). `KUBEJOIN_BLESS=1 cargo test --test sources`
+//! rewrites the expectations after an intended change (review the diff).
+
+use kubejoin::error::{Classify, Report};
+use kubejoin::root::Root;
+use kubejoin::source::merge::{
+    load, plan_json, LoadError, LoadOptions, MetadataAccess, Source, Values,
+};
+use kubejoin::source::metadata::Platform;
+use std::path::{Path, PathBuf};
+
+const SECRET: &str = "0123456789abcdef";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot")
+}
+
+/// Options that replay `case`. Without a `root/` the root is an empty directory, so the
+/// machine running the tests never leaks its own DMI or files into a replay.
+fn replay_options(case: &Path, empty_root: &Path) -> LoadOptions {
+    let root = case.join("root");
+    let mut o = LoadOptions::new(Root::new(if root.is_dir() {
+        root
+    } else {
+        empty_root.to_path_buf()
+    }));
+    o.cmdline_file = Some(case.join("cmdline"));
+    o.metadata = MetadataAccess::Recorded(case.join("metadata"));
+    o
+}
+
+fn rendered(e: &LoadError) -> String {
+    format!("{}\n", Report(e, e.hint()))
+}
+
+async fn replay(case: &Path) -> Result<serde_json::Value, String> {
+    let empty = tempfile::tempdir().unwrap();
+    match load(&replay_options(case, empty.path())).await {
+        Ok(loaded) => {
+            let dbg = format!("{:?}", loaded.settings);
+            assert!(
+                !dbg.contains(SECRET),
+                "{}: token secret in Debug: {dbg}",
+                case.display()
+            );
+            Ok(plan_json(&loaded.settings))
+        }
+        Err(e) => Err(rendered(&e)),
+    }
+}
+
+#[tokio::test]
+async fn recorded_boots_replay_to_their_expected_plans() {
+    let bless = std::env::var_os("KUBEJOIN_BLESS").is_some();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "fixtures missing: {cases:?}");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let plan_file = case.join("expected-plan.json");
+        let error_file = case.join("expected-error.txt");
+        let got = replay(case).await;
+        let text = match &got {
+            Ok(v) => serde_json::to_string_pretty(v).unwrap() + "\n",
+            Err(e) => e.clone(),
+        };
+        assert!(
+            !text.contains(SECRET),
+            "{name}: token secret in the output:\n{text}"
+        );
+        if bless {
+            let (write, remove) = if got.is_ok() {
+                (&plan_file, &error_file)
+            } else {
+                (&error_file, &plan_file)
+            };
+            std::fs::write(write, &text).unwrap();
+            let _ = std::fs::remove_file(remove);
+            continue;
+        }
+        let expected = match (
+            &got,
+            std::fs::read_to_string(&plan_file),
+            std::fs::read_to_string(&error_file),
+        ) {
+            (Ok(_), Ok(p), _) => p,
+            (Err(_), _, Ok(e)) => e,
+            _ => {
+                failures.push(format!(
+                    "{name}: got {} but the fixture expects the other:\n{text}",
+                    if got.is_ok() { "a plan" } else { "an error" }
+                ));
+                continue;
+            }
+        };
+        let same = match &got {
+            Ok(v) => {
+                serde_json::from_str::<serde_json::Value>(&expected)
+                    .ok()
+                    .as_ref()
+                    == Some(v)
+            }
+            Err(e) => *e == expected,
+        };
+        if !same {
+            failures.push(format!(
+                "{name}:\n--- expected\n{expected}\n--- got\n{text}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn case(name: &str) -> PathBuf {
+    fixtures().join(name)
+}
+
+#[tokio::test]
+async fn precedence_cmdline_over_metadata_with_provenance() {
+    let plan = replay(&case("aws-imdsv2-cloud-config")).await.unwrap();
+    let v = &plan["values"];
+    assert_eq!(plan["valid"], true);
+    assert_eq!(v["token"]["source"], "cmdline");
+    assert_eq!(v["token"]["value"], "abcdef.<redacted>");
+    assert_eq!(v["endpoint"]["source"], "metadata:aws");
+    // Facts fill what nobody gave.
+    assert_eq!(
+        v["node-name"]["value"],
+        "ip-10-0-1-23.eu-west-1.compute.internal"
+    );
+    assert_eq!(v["node-ip"]["source"], "metadata:aws");
+    // The command line's max-pods wins; the user-data's is reported, not silently dropped.
+    assert_eq!(plan["conflicts"][0]["key"], "kubelet-arg max-pods");
+    assert_eq!(plan["conflicts"][0]["kept"]["source"], "cmdline");
+    assert_eq!(plan["conflicts"][0]["dropped"]["value"], "110");
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains("did you mean kubejoin.token?"),
+        "{warnings}"
+    );
+}
+
+#[tokio::test]
+async fn local_file_over_metadata_user_data() {
+    let plan = replay(&case("digitalocean-file-over-metadata"))
+        .await
+        .unwrap();
+    assert_eq!(
+        plan["values"]["endpoint"]["source"],
+        "file:/etc/kubejoin.yaml"
+    );
+    let conflicts = plan["conflicts"].as_array().unwrap();
+    assert!(conflicts
+        .iter()
+        .any(|c| c["key"] == "endpoint" && c["dropped"]["source"] == "metadata:digitalocean"));
+    // Per-name merge: the file's max-pods wins, the user-data's other kubelet arg is kept.
+    let args = plan["kubelet-args"].as_array().unwrap();
+    assert!(args
+        .iter()
+        .any(|a| a["name"] == "register-with-taints" && a["source"] == "metadata:digitalocean"));
+    assert!(args
+        .iter()
+        .any(|a| a["name"] == "max-pods" && a["value"] == "64"));
+}
+
+#[tokio::test]
+async fn each_bad_input_names_what_and_where() {
+    let err = |name: &str| {
+        let name = name.to_string();
+        async move { replay(&case(&name)).await.unwrap_err() }
+    };
+    let e = err("error-aws-no-user-data").await;
+    assert!(e.starts_with("error: no user-data: provider aws at http://169.254.169.254/latest/user-data returned 404"), "{e}");
+    let e = err("error-imdsv2-refused").await;
+    assert!(
+        e.contains("IMDSv2 refused http://169.254.169.254/latest/api/token with HTTP 403"),
+        "{e}"
+    );
+    assert!(e.contains("HttpPutResponseHopLimit"), "{e}");
+    let e = err("error-truncated-gzip").await;
+    assert!(e.contains("config from metadata:aws (http://169.254.169.254/latest/user-data): gzip data is truncated"), "{e}");
+    let e = err("error-config-hash-mismatch").await;
+    assert!(e.contains("refusing config https://config.example.com/nodes/4c4c4544-0042-3010-8051-b7c04f4d4d31.yaml"), "{e}");
+    let e = err("error-unterminated-quote").await;
+    assert!(
+        e.contains("unterminated double quote at byte 33 of the kernel command line"),
+        "{e}"
+    );
+    let e = err("error-duplicate-key").await;
+    assert!(
+        e.contains("kubejoin.endpoint is given twice on the kernel command line (bytes 14 and 52)"),
+        "{e}"
+    );
+    let e = err("error-http-url-without-pin").await;
+    assert!(e.contains("refusing the plain-http config URL"), "{e}");
+    let plan = replay(&case("error-both-discovery")).await.unwrap();
+    assert_eq!(plan["valid"], false);
+    assert!(
+        plan["error"]
+            .as_str()
+            .unwrap()
+            .contains("discovery-file from metadata:hetzner"),
+        "{plan}"
+    );
+    let plan = replay(&case("invalid-no-pin")).await.unwrap();
+    assert!(
+        plan["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("using token-based discovery without caCertHashes"),
+        "{plan}"
+    );
+}
+
+// ---- load() on a temporary root ----
+
+struct Boot {
+    dir: tempfile::TempDir,
+}
+
+impl Boot {
+    fn new(cmdline: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Boot { dir };
+        b.write("proc/cmdline", cmdline);
+        b
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    fn options(&self) -> LoadOptions {
+        let mut o = LoadOptions::new(Root::new(self.dir.path()));
+        o.metadata = MetadataAccess::Recorded(self.dir.path().join("metadata"));
+        o
+    }
+}
+
+const TOKEN: &str = "abcdef.0123456789abcdef";
+const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+
+#[tokio::test]
+async fn reads_proc_cmdline_and_the_default_config_file_under_the_root() {
+    let b = Boot::new(&format!("ro kubejoin.token={TOKEN}\n"));
+    b.write(
+        "etc/kubejoin.yaml",
+        &format!("endpoint: 10.0.0.1:6443\nca-cert-hash: {PIN}\n"),
+    );
+    let l = load(&b.options()).await.unwrap();
+    assert_eq!(l.platform, None);
+    assert_eq!(
+        l.settings.endpoint.as_ref().unwrap().source,
+        Source::File("/etc/kubejoin.yaml".into())
+    );
+    assert_eq!(l.cmdline.last("ro").map(|p| p.value.is_none()), Some(true));
+    assert!(l.settings.to_plan(b.dir.path()).is_ok());
+}
+
+#[tokio::test]
+async fn config_path_on_the_cmdline_is_read_under_the_root_and_pinned() {
+    let doc = format!("endpoint: 10.0.0.1:6443\ntoken: {TOKEN}\nca-cert-hash: {PIN}\n");
+    use sha2::Digest as _;
+    let hash = hex::encode(sha2::Sha256::digest(doc.as_bytes()));
+    let b = Boot::new(&format!(
+        "kubejoin.config=/boot/join.yaml kubejoin.config.sha256={hash}"
+    ));
+    b.write("boot/join.yaml", &doc);
+    let l = load(&b.options()).await.unwrap();
+    assert_eq!(
+        l.settings.token.as_ref().unwrap().source,
+        Source::File("/boot/join.yaml".into())
+    );
+
+    b.write("boot/join.yaml", &doc.replace("10.0.0.1", "10.6.6.6"));
+    let e = load(&b.options()).await.unwrap_err();
+    assert!(matches!(e, LoadError::Pin(_)), "{e:?}");
+    assert_eq!(e.class(), kubejoin::error::Class::Trust);
+    assert!(
+        e.to_string()
+            .starts_with("refusing config /boot/join.yaml: its hash is sha256:"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_pin_that_checked_nothing_is_an_error() {
+    let b = Boot::new(&format!(
+        "kubejoin.platform=none kubejoin.config.sha256={}",
+        "1".repeat(64)
+    ));
+    let e = load(&b.options()).await.unwrap_err();
+    assert!(matches!(e, LoadError::PinUnused), "{e:?}");
+}
+
+#[tokio::test]
+async fn config_metadata_needs_a_platform() {
+    let b = Boot::new("kubejoin.config=metadata");
+    let e = load(&b.options()).await.unwrap_err();
+    assert!(matches!(e, LoadError::NoPlatform), "{e:?}");
+    assert!(e
+        .hint()
+        .unwrap()
+        .contains("aws, gcp, azure, openstack, digitalocean, hetzner, equinix"));
+}
+
+#[tokio::test]
+async fn explicit_config_file_must_exist() {
+    let b = Boot::new("quiet");
+    let mut o = b.options();
+    o.config_file = Some(b.dir.path().join("nope.yaml"));
+    let e = load(&o).await.unwrap_err();
+    assert!(e.to_string().starts_with("reading the config file "), "{e}");
+    assert!(e.to_string().ends_with("nope.yaml"), "{e}");
+}
+
+#[tokio::test]
+async fn auto_detected_metadata_is_skipped_when_discovery_is_already_known() {
+    // DMI says AWS, but the command line has the whole join: no request is made (the recorded
+    // directory does not even exist; a fetch would fail).
+    let b = Boot::new(&format!("kubejoin.endpoint=10.0.0.1:6443 kubejoin.token={TOKEN} kubejoin.ca-cert-hash={PIN} kubejoin.node-name=n1"));
+    b.write("sys/class/dmi/id/sys_vendor", "Amazon EC2\n");
+    let l = load(&b.options()).await.unwrap();
+    assert_eq!(l.platform, Some(Platform::Aws));
+    assert!(l.settings.to_plan(Path::new("/")).is_ok());
+    // The node address was wanted; failing to get it is a warning, not a failed boot.
+    assert!(
+        l.settings
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("node name and address from metadata")),
+        "{:?}",
+        l.settings.warnings
+    );
+}
+
+#[tokio::test]
+async fn explicit_platform_without_user_data_only_warns_when_discovery_is_known() {
+    let b = Boot::new(&format!(
+        "kubejoin.platform=hetzner kubejoin.endpoint=10.0.0.1:6443 kubejoin.token={TOKEN} kubejoin.ca-cert-hash={PIN}"
+    ));
+    b.write("metadata/hetzner/hetzner/v1/metadata/hostname", "cx-1\n");
+    let l = load(&b.options()).await.unwrap();
+    assert!(l.settings.warnings[0].starts_with("no user-data: provider hetzner at http://169.254.169.254/hetzner/v1/userdata returned 404; using the other sources"), "{:?}", l.settings.warnings);
+    assert_eq!(l.settings.node_name.as_ref().unwrap().value, "cx-1");
+}
+
+#[tokio::test]
+async fn image_defaults_are_the_lowest_layer() {
+    let b = Boot::new(&format!("kubejoin.platform=none kubejoin.endpoint=10.0.0.1:6443 kubejoin.token={TOKEN} kubejoin.ca-cert-hash={PIN}"));
+    let mut o = b.options();
+    let mut defaults = Values::builtin_defaults();
+    defaults.cri_socket = Some("unix:///run/crio/crio.sock".into());
+    o.defaults = defaults;
+    let l = load(&o).await.unwrap();
+    assert_eq!(
+        l.settings.cri_socket.as_ref().unwrap().source,
+        Source::Default
+    );
+    assert_eq!(
+        l.settings.to_plan(Path::new("/")).unwrap().cri_socket,
+        "unix:///run/crio/crio.sock"
+    );
+}
