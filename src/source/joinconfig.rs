@@ -20,12 +20,40 @@
 //! Each kind may appear once.
 //!
 //! # Strictness
-//! kubeadm only warns about unknown fields; kubejoin refuses them, because a misspelt
-//! `caCertHashes` silently turns a pinned join into an error much later (or, worse, a typo in an
-//! optional field is simply lost). The error names the field, the line and column, and suggests
-//! the closest known field. Defaults and validation messages follow kubeadm (spec §9) so that a
+//! kubeadm only warns about unknown fields; kubejoin refuses them, because a misspelt optional
+//! field (`tlsBootstrapToken`, `taints`, `imagePullPolicy`) would otherwise be dropped and the
+//! node would join differently than its author intended, with nothing but a log line to show for
+//! it. The error names the field, the line and column, and suggests the closest known field. Defaults and validation messages follow kubeadm (spec §9) so that a
 //! file that works with `kubeadm join --config` means the same thing here. kubejoin joins worker
 //! nodes only, so `controlPlane` is refused.
+//!
+//! # KubejoinConfiguration
+//! kubejoin's own settings, every field optional (unknown fields are errors here too):
+//!
+//! ```yaml
+//! apiVersion: kubejoin.dev/v1alpha1
+//! kind: KubejoinConfiguration
+//! modules: [overlay, br_netfilter]         # module names, loaded with their dependencies
+//! sysctls:                                 # written in this order; numbers/booleans as text
+//!   net.ipv4.ip_forward: 1
+//! handoff: exec                            # exec | none
+//! kubeletPath: /usr/bin/kubelet            # absolute
+//! onFailure: retry                         # retry | reboot | poweroff | shell
+//! timeout: 5m                              # discovery timeout (Go duration)
+//! tlsBootstrapTimeout: 5m                  # wait for the CSR to be issued
+//! network:
+//!   interfaces:                            # none: DHCP on every physical link
+//!   - name: eth0                           # optional; 1-15 bytes
+//!     address: 10.0.0.7/24                 # static IPv4; without it: DHCP
+//!     gateway: 10.0.0.1                    # only with address
+//!     mtu: 9000
+//!   - name: eth1
+//!     dhcp: true
+//!   nameservers: [10.0.0.1]
+//! kubeletArgs:                             # as v1beta4 kubeletExtraArgs
+//! - name: max-pods
+//!   value: "200"
+//! ```
 //!
 //! # Secrets
 //! Tokens are held as [`BootstrapToken`] (redacted `Debug`/`Display`). Messages that come from the
@@ -1297,8 +1325,9 @@ struct RawTimeouts {
     upgrade_manifests: Option<String>,
 }
 
-/// Both kubeadm versions, before defaulting and validation. Each value carries the path it came
-/// from, because that differs between the versions (`discovery.timeout` / `timeouts.discovery`).
+/// Both kubeadm versions, before defaulting and validation. Where a field's path differs between
+/// the versions (`discovery.timeout` / `timeouts.discovery`, map / list `kubeletExtraArgs`), the
+/// path travels with the value so errors name what the user wrote.
 struct Common {
     dry_run: bool,
     ca_cert_path: Option<String>,
@@ -1316,8 +1345,9 @@ struct Common {
     control_plane: bool,
     skip_phases: Vec<String>,
     patches_directory: Option<String>,
-    /// (path, value) for each timeout, in `Timeouts` field order.
+    /// v1beta4 `timeouts`; for v1beta3 only `discovery` is set (from `discovery.timeout`).
     timeouts: RawTimeouts,
+    /// Where the discovery timeout was written, for its error message.
     discovery_timeout_path: &'static str,
 }
 

@@ -764,17 +764,20 @@ fn pick<T: Shown + Clone>(
                     source: layer.source.clone(),
                 })
             }
-            Some(k) if !k.value.same(v) => conflicts.push(Conflict {
-                key: key.to_string(),
-                kept: Sourced {
-                    value: k.value.shown(),
-                    source: k.source.clone(),
-                },
-                dropped: Sourced {
-                    value: v.shown(),
-                    source: layer.source.clone(),
-                },
-            }),
+            // Defaults exist to be overridden: replacing one is not a conflict.
+            Some(k) if !k.value.same(v) && layer.source != Source::Default => {
+                conflicts.push(Conflict {
+                    key: key.to_string(),
+                    kept: Sourced {
+                        value: k.value.shown(),
+                        source: k.source.clone(),
+                    },
+                    dropped: Sourced {
+                        value: v.shown(),
+                        source: layer.source.clone(),
+                    },
+                })
+            }
             Some(_) => {}
         }
     }
@@ -802,7 +805,7 @@ fn pick_pairs(
         for (name, vals) in mine {
             match claimed.get(&name) {
                 Some((src, kept)) => {
-                    if *kept != vals {
+                    if *kept != vals && layer.source != Source::Default {
                         conflicts.push(Conflict {
                             key: format!("{what} {name}"),
                             kept: Sourced {
@@ -1925,7 +1928,6 @@ mod tests {
                 r#"endpoint: using "10.0.0.1:6443" from file:/etc/kubejoin.yaml, ignoring "10.0.0.9:6443" from metadata:aws"#,
                 r#"node-name: using "cmd" from cmdline, ignoring "file" from file:/etc/kubejoin.yaml"#,
                 r#"node-name: using "cmd" from cmdline, ignoring "md" from metadata:aws"#,
-                r#"cri-socket: using "/run/md.sock" from metadata:aws, ignoring "unix:///var/run/containerd/containerd.sock" from default"#,
             ]
         );
     }
