@@ -33,7 +33,8 @@ JOIN FLAGS (same names as kubeadm join):
     --node-name NAME                               node name (default: lower-cased hostname)
     --cri-socket ENDPOINT                          container runtime socket
                                                    (default unix:///var/run/containerd/containerd.sock)
-    --config FILE                                  kubeadm JoinConfiguration (v1beta3/v1beta4) file
+    --config FILE                                  kubeadm JoinConfiguration (v1beta3/v1beta4) file, optionally
+                                                   with a kubejoin.dev/v1alpha1 KubejoinConfiguration; flags win
     --dry-run                                      discover for real, print what would be done, write nothing
     --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
     --skip-phases LIST                             phases to skip
@@ -104,6 +105,14 @@ pub enum UsageError {
     NoToken,
     #[error("if a URL is used, the scheme must be https (got {0:?})")]
     DiscoveryScheme(String),
+    #[error("reading --config {path}")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::source::joinconfig::ConfigError),
 }
 
 impl Classify for UsageError {
@@ -124,6 +133,7 @@ impl Classify for UsageError {
             UsageError::Endpoint(_) | UsageError::NoEndpoint => {
                 Some("give the API server as host:port, e.g. `kubejoin join 10.0.0.1:6443 …`".into())
             }
+            UsageError::Config(e) => e.hint(),
             UsageError::Args(_) | UsageError::NoDiscovery | UsageError::BothDiscovery => {
                 Some("run `kubejoin help` for the flags".into())
             }
@@ -161,6 +171,8 @@ struct JoinArgs {
     discovery_timeout: Option<String>,
     retry_interval: Option<String>,
     tls_bootstrap_timeout: Option<String>,
+    /// Only from `--config` (kubeadm has no flag for taints).
+    taints: Vec<String>,
 }
 
 /// Parses `argv` (including the program name).
@@ -305,11 +317,120 @@ fn dur(flag: &'static str, s: Option<&str>, default: Duration) -> Result<Duratio
     }
 }
 
-fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
-    if a.config.is_some() {
-        return Err(args_err(
-            "--config is not supported yet in this build: pass the join data as flags",
-        ));
+/// Fills every value the command line left unset from a `--config` file: flags win over the file,
+/// as `kubeadm join --config` users expect when they add a flag to a shared config.
+fn fill_from_config(a: &mut JoinArgs, file: &crate::source::joinconfig::ConfigFile) {
+    use crate::source::joinconfig::DiscoveryMethod;
+    let cli_tls_timeout = a.tls_bootstrap_timeout.is_some();
+    if let Some(j) = &file.join {
+        let cli_gave_discovery =
+            !a.endpoints.is_empty() || a.discovery_file.is_some() || a.discovery_token.is_some();
+        if !cli_gave_discovery {
+            match &j.discovery.method {
+                DiscoveryMethod::Token {
+                    api_server_endpoint,
+                    token,
+                    ca_cert_hashes,
+                    unsafe_skip_ca_verification,
+                } => {
+                    a.endpoints.push(api_server_endpoint.clone());
+                    if a.token.is_none() {
+                        a.discovery_token = Some(token.bearer());
+                    }
+                    if a.pins.is_empty() {
+                        a.pins = ca_cert_hashes
+                            .pins()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect();
+                    }
+                    a.unsafe_skip |= *unsafe_skip_ca_verification;
+                }
+                DiscoveryMethod::File { kube_config_path } => {
+                    a.discovery_file = Some(kube_config_path.display().to_string())
+                }
+                DiscoveryMethod::Https { url } => a.discovery_file = Some(url.clone()),
+            }
+        }
+        if a.tls_bootstrap_token.is_none() && a.token.is_none() {
+            a.tls_bootstrap_token = j.discovery.tls_bootstrap_token.as_ref().map(|t| t.bearer());
+        }
+        let reg = &j.node_registration;
+        if a.node_name.is_none() {
+            a.node_name = reg.name.as_ref().map(|n| n.to_string());
+        }
+        if a.cri_socket.is_none() {
+            a.cri_socket = reg.cri_socket.clone();
+        }
+        a.taints = reg.taints.iter().map(ToString::to_string).collect();
+        // File arguments first; a flag with the same name replaces them all (kubeadm's override rule).
+        let cli_names: Vec<String> = a
+            .kubelet_args
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        let mut args: Vec<String> = reg
+            .kubelet_extra_args
+            .iter()
+            .filter(|(k, _)| !cli_names.contains(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        args.append(&mut a.kubelet_args);
+        a.kubelet_args = args;
+        a.ignore_preflight
+            .extend(reg.ignore_preflight_errors.iter().cloned());
+        a.skip_phases.extend(j.skip_phases.iter().cloned());
+        a.dry_run |= j.dry_run;
+        if a.discovery_timeout.is_none() {
+            a.discovery_timeout = Some(duration::format(j.timeouts.discovery));
+        }
+        if a.tls_bootstrap_timeout.is_none() {
+            a.tls_bootstrap_timeout = Some(duration::format(j.timeouts.tls_bootstrap));
+        }
+    }
+    if let Some(k) = &file.kubejoin {
+        if a.handoff.is_none() {
+            a.handoff = k.handoff.map(|h| match h {
+                HandoffMode::Exec => "exec".to_string(),
+                HandoffMode::None => "none".to_string(),
+            });
+        }
+        if a.kubelet_path.is_none() {
+            a.kubelet_path = k.kubelet_path.clone();
+        }
+        if let Some(t) = k.tls_bootstrap_timeout {
+            // kubejoin's own document is more specific than the JoinConfiguration's default.
+            if !cli_tls_timeout {
+                a.tls_bootstrap_timeout = Some(duration::format(t));
+            }
+        }
+        let cli_names: Vec<String> = a
+            .kubelet_args
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        for (k, v) in &k.kubelet_args {
+            if !cli_names.contains(k) {
+                a.kubelet_args.push(format!("{k}={v}"));
+            }
+        }
+    }
+}
+
+fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
+    if let Some(path) = a.config.clone() {
+        let bytes = std::fs::read(&path).map_err(|source| UsageError::ConfigRead {
+            path: path.clone(),
+            source,
+        })?;
+        let file = crate::source::joinconfig::parse(&bytes, &path.display().to_string())?;
+        for w in &file.warnings {
+            crate::warn!("{w}");
+        }
+        for doc in file.ignored() {
+            crate::info!("{doc}");
+        }
+        fill_from_config(&mut a, &file);
     }
     let discovery_token = match (&a.discovery_token, &a.token) {
         (Some(t), _) => Some(token("--discovery-token", t)?),
@@ -416,7 +537,7 @@ fn validate(a: JoinArgs) -> Result<JoinPlan, UsageError> {
         node_name,
         cri_socket,
         kubelet_extra_args,
-        taints: Vec::new(),
+        taints: a.taints,
         root: a.root.unwrap_or_else(|| PathBuf::from("/")),
         dry_run: a.dry_run,
         force: a.force,
@@ -638,6 +759,57 @@ mod tests {
         assert!(
             matches!(&p.discovery.mode, Mode::File { path } if path == std::path::Path::new("/etc/kc.yaml"))
         );
+    }
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/tests/fixtures/config/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn config_file_supplies_what_flags_leave_unset() {
+        let p = join(&["--config", &fixture("join-v1beta4.yaml")]).unwrap();
+        let Mode::Token { endpoint, pins, .. } = &p.discovery.mode else {
+            panic!("{:?}", p.discovery.mode)
+        };
+        assert!(!endpoint.is_empty());
+        assert!(!pins.is_empty());
+        assert!(p.discovery.tls_bootstrap_token.is_some());
+        // a flag wins over the file
+        let p2 = join(&[
+            "--config",
+            &fixture("join-v1beta4.yaml"),
+            "--node-name",
+            "from-flag",
+        ])
+        .unwrap();
+        assert_eq!(p2.node_name.unwrap().as_str(), "from-flag");
+        let p3 = join(&[
+            "--config",
+            &fixture("join-v1beta4.yaml"),
+            "--tls-bootstrap-timeout",
+            "42s",
+        ])
+        .unwrap();
+        assert_eq!(p3.tls_bootstrap_timeout, Duration::from_secs(42));
+    }
+
+    #[test]
+    fn config_file_errors_are_usage_errors() {
+        let e = join(&["--config", "/nonexistent/kubejoin.yaml"]).unwrap_err();
+        assert!(matches!(e, UsageError::ConfigRead { .. }));
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\nbogus: 1\n",
+        )
+        .unwrap();
+        let e = join(&["--config", bad.to_str().unwrap()]).unwrap_err();
+        assert_eq!(e.class(), Class::Usage);
+        assert!(e.to_string().contains("bogus"), "{e}");
     }
 
     #[test]

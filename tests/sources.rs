@@ -7,6 +7,8 @@
 //! error a person must see (`expected-error.txt`). `KUBEJOIN_BLESS=1 cargo test --test sources`
 //! rewrites the expectations after an intended change (review the diff).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use kubejoin::error::{Classify, Report};
 use kubejoin::root::Root;
 use kubejoin::source::merge::{

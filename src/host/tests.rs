@@ -164,7 +164,7 @@ fn loaded_and_builtin_modules_are_not_loaded_again_and_eexist_is_success() {
     }
     let sys = fake().failing_load("overlay", libc::EEXIST);
     let cfg = HostConfig {
-        modules: vec!["crc32c".into(), "bridge".into()],
+        modules: vec!["crc32c".into(), "bridge".into(), "rtnl-link-bridge".into()],
         ..HostConfig::default()
     };
     let plan = plan(&cfg, &r.root, &sys).unwrap();
@@ -180,6 +180,11 @@ fn loaded_and_builtin_modules_are_not_loaded_again_and_eexist_is_success() {
     };
     assert_eq!(outcome("crc32c"), RequestOutcome::Builtin);
     assert_eq!(outcome("bridge"), RequestOutcome::AlreadyLoaded);
+    assert_eq!(
+        outcome("rtnl-link-bridge"),
+        RequestOutcome::AlreadyLoaded,
+        "an alias of a loaded module"
+    );
     assert_eq!(
         outcome("br_netfilter"),
         RequestOutcome::Load {
@@ -362,7 +367,10 @@ impl HostSys for RefusingFlag {
 #[test]
 fn config_params_come_before_the_command_line_and_unapplied_ones_are_noted() {
     let r = node();
-    r.write("/proc/cmdline", "br_netfilter.foo=1 overlay.bad=\"x\"y\n");
+    r.write(
+        "/proc/cmdline",
+        "br_netfilter.foo=1 overlay.bad=\"x\"y module_blacklist=floppy,overlay\n",
+    );
     let cfg = HostConfig {
         module_params: vec![
             "br_netfilter.foo=0".parse().unwrap(),
@@ -382,6 +390,20 @@ fn config_params_come_before_the_command_line_and_unapplied_ones_are_noted() {
             .iter()
             .any(|n| n.contains("unix") && n.contains("built into the kernel")),
         "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("module overlay is in module_blacklist=")),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("ignoring") && n.contains("overlay")),
+        "bad quote: {:?}",
         p.notes
     );
     apply(&p, &r.root, &sys).unwrap();
@@ -1150,5 +1172,42 @@ fn preflight_variants_root_join_skipped_keep_swap_no_cgroup2() {
     assert_eq!(
         report.get("FileExisting-kubelet").unwrap().message,
         "kubelet not found at /usr/bin/kubelet"
+    );
+}
+
+#[test]
+#[ignore = "prints a sample plan and preflight table"]
+fn show_samples() {
+    let r = node();
+    r.write(
+        "/proc/swaps",
+        "Filename Type Size Used Priority\n/dev/vda2 partition 1048572 0 -2\n",
+    );
+    r.write("/proc/cmdline", "br_netfilter.foo=1\n");
+    r.write(
+        "/etc/sysctl.d/99-k8s.conf",
+        "net.ipv4.conf.*.rp_filter = 1\n",
+    );
+    r.loaded("overlay");
+    let p = plan(
+        &HostConfig {
+            proxy_mode: ProxyMode::Ipvs,
+            ..HostConfig::default()
+        },
+        &r.root,
+        &fake(),
+    )
+    .unwrap();
+    println!("{p}");
+    let sys = fake().with_kernel_root(r.dir.path());
+    let _ = apply(&p, &r.root, &sys);
+    println!(
+        "{}",
+        preflight(
+            &pf_cfg(),
+            &HostConfig::default(),
+            &r.root,
+            &fake().with_port_in_use(10250)
+        )
     );
 }

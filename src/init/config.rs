@@ -195,7 +195,7 @@ impl InitConfig {
 /// quotes removed, `--` ends the kernel's part.
 // TODO(kubejoin): use the shared kernel tokenizer (`crate::host::cmdline::split` /
 // `crate::source::cmdline`) once one of them is public; this is the same rule set, reduced.
-fn split(cmdline: &str) -> Vec<(String, Option<String>)> {
+pub fn split(cmdline: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_quote = false;

@@ -175,7 +175,13 @@ pub fn reason_block(
         "======== join failed in stage {} ========",
         f.stage
     )];
-    lines.extend(f.message.lines().map(str::to_string));
+    // Every console line already says `kubejoin: error:`; the message's own `error: ` would
+    // only repeat it.
+    lines.extend(
+        f.message
+            .lines()
+            .map(|l| l.strip_prefix("error: ").unwrap_or(l).to_string()),
+    );
     if let Some(h) = &f.hint {
         lines.push(format!("  hint: {h}"));
     }
@@ -356,7 +362,7 @@ mod tests {
         assert_eq!(b[0], "======== join failed in stage discovery ========");
         assert_eq!(
             b[1],
-            "error: cluster CA found in cluster-info ConfigMap is invalid"
+            "cluster CA found in cluster-info ConfigMap is invalid"
         );
         assert_eq!(b[2], "  hint: check the pin");
         assert_eq!(

@@ -13,11 +13,13 @@ use crate::app::{self, Joined, Tuning};
 use crate::discovery::{self, Discovered};
 use crate::error::Class;
 use crate::host::{self, HostConfig};
+use crate::net;
 use crate::plan::{HandoffMode, JoinPlan};
 use crate::root::Root;
 use crate::source::merge::{self, Key, Layer, Source, Values};
 use crate::sys::host::RealHostSys;
 use crate::sys::init::InitSys;
+use crate::sys::net::RealNetSys;
 use crate::sys::Sys;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,7 +95,8 @@ impl<'a> NodeBoot<'a> {
         let cfg = host_config(&self.cmdline);
         let root = Root::new("/");
         let sys = RealHostSys;
-        let plan = host::plan(&cfg, &root, &sys).map_err(|e| Failure::from_error("host-prep", &e))?;
+        let plan =
+            host::plan(&cfg, &root, &sys).map_err(|e| Failure::from_error("host-prep", &e))?;
         crate::info!(
             "host: kernel {}: {} module(s) and {} sysctl(s) to apply",
             plan.kernel_release,
@@ -128,12 +131,32 @@ impl<'a> NodeBoot<'a> {
     }
 
     async fn network(&mut self) -> Result<Done, Failure> {
-        // TODO(net): `crate::net` — bring the network up from `ip=` or DHCPv4 (carrier wait,
-        // lease, routes, resolv.conf) and log the lease. Needs a public entry point such as
-        // `net::bring_up(&cmdline, &Root, &dyn NetSys) -> Result<Lease, NetError>`.
-        Ok(Done::Skipped(
-            "network bring-up is not wired into PID-1 mode yet".into(),
-        ))
+        let cfg = net::NetConfig::from_cmdline(&super::config::split(&self.cmdline))
+            .map_err(|e| Failure::from_error("network", &e))?;
+        let root = Root::new("/");
+        let sys = RealNetSys::new(root.clone());
+        let report = net::bring_up(&cfg, &root, &sys)
+            .await
+            .map_err(|e| Failure::from_error("network", &e))?;
+        if report.disabled {
+            return Ok(Done::Skipped("ip=off: only loopback is up".into()));
+        }
+        for (link, c) in report.configured() {
+            let how = match c.source {
+                net::Source::Static => "static (ip=)".to_string(),
+                net::Source::Dhcp { server } => format!(
+                    "DHCP lease from {server}{}",
+                    c.lease_secs.map(|s| format!(", {s}s")).unwrap_or_default()
+                ),
+            };
+            crate::info!(
+                "network: {link} {}/{}{} ({how})",
+                c.address,
+                c.prefix_len,
+                c.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
+            );
+        }
+        Ok(Done::Ok)
     }
 
     async fn sources(&mut self) -> Result<Done, Failure> {
@@ -283,8 +306,12 @@ pub fn host_config(cmdline: &str) -> HostConfig {
     let mut cfg = HostConfig::default();
     for word in cmdline.split_whitespace() {
         if let Some(list) = word.strip_prefix("kubejoin.modules=") {
-            cfg.modules.extend(list.split(',').filter(|m| !m.is_empty()).map(String::from));
-        } else if let Some((k, v)) = word.strip_prefix("kubejoin.sysctl=").and_then(|kv| kv.split_once('=')) {
+            cfg.modules
+                .extend(list.split(',').filter(|m| !m.is_empty()).map(String::from));
+        } else if let Some((k, v)) = word
+            .strip_prefix("kubejoin.sysctl=")
+            .and_then(|kv| kv.split_once('='))
+        {
             cfg.sysctls.push((k.to_string(), v.to_string()));
         }
     }
@@ -358,7 +385,10 @@ mod tests {
     fn host_settings_from_the_command_line() {
         let c = host_config("quiet kubejoin.modules=virtio_blk,nvme kubejoin.sysctl=vm.max_map_count=262144 kubejoin.modules=ip_vs");
         assert_eq!(c.modules, vec!["virtio_blk", "nvme", "ip_vs"]);
-        assert_eq!(c.sysctls, vec![("vm.max_map_count".to_string(), "262144".to_string())]);
+        assert_eq!(
+            c.sysctls,
+            vec![("vm.max_map_count".to_string(), "262144".to_string())]
+        );
         assert!(c.read_modules_load_d, "the image's module list is read");
     }
 

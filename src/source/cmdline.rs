@@ -295,7 +295,8 @@ impl Cmdline {
     /// The `kubejoin.*` keys as a settings layer (see the module docs for the rules).
     pub fn kubejoin(&self) -> Result<KubejoinParams, CmdlineError> {
         let mut out = KubejoinParams::default();
-        let mut first_at: HashMap<Key, (usize, String)> = HashMap::new();
+        // Where each key was first given, for duplicate errors; sysctls are single-valued per name.
+        let mut first_at: HashMap<(Key, String), (usize, String)> = HashMap::new();
         for p in &self.params {
             let Some(name) = p.key.strip_prefix(PREFIX) else {
                 continue;
@@ -324,8 +325,10 @@ impl Cmdline {
                     .warnings
                     .push(format!("{full} at byte {}: {note}", p.offset)),
                 Err(KeyError::Duplicate { .. }) => {
-                    let (first, first_value) =
-                        first_at.get(&key).cloned().unwrap_or((0, String::new()));
+                    let (first, first_value) = first_at
+                        .get(&(key, slot_name(key, p)))
+                        .cloned()
+                        .unwrap_or((0, String::new()));
                     return Err(CmdlineError::Duplicate {
                         key: full,
                         first,
@@ -342,7 +345,9 @@ impl Cmdline {
                     })
                 }
             }
-            first_at.entry(key).or_insert((p.offset, shown));
+            first_at
+                .entry((key, slot_name(key, p)))
+                .or_insert((p.offset, shown));
         }
         for p in &self.init_args {
             if p.key.starts_with(PREFIX) {
@@ -353,6 +358,14 @@ impl Cmdline {
             }
         }
         Ok(out)
+    }
+}
+
+/// The "slot" a value fills: the sysctl name for `sysctl`, nothing for other keys.
+fn slot_name(key: Key, p: &Param) -> String {
+    match (key, p.value.as_deref()) {
+        (Key::Sysctl, Some(v)) => v.split_once('=').map_or(v, |(n, _)| n).trim().to_string(),
+        _ => String::new(),
     }
 }
 
@@ -477,7 +490,7 @@ mod tests {
                         seed ^= seed << 13;
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
-                        if seed % 3 == 0 {
+                        if seed.is_multiple_of(3) {
                             (seed >> 8) as u8
                         } else {
                             alphabet[(seed as usize >> 3) % alphabet.len()]
@@ -658,7 +671,10 @@ mod tests {
             ("kubejoin.timeout=5", "invalid duration"),
             ("kubejoin.handoff=maybe", "expected one of exec, switch-root, none"),
             ("kubejoin.discovery-token-unsafe-skip-ca-verification=perhaps", "not a boolean"),
-            ("kubejoin.sysctl=a=1 kubejoin.sysctl=a=2", "kubejoin.sysctl is given twice on the kernel command line (bytes 0 and 20)"),
+            (
+                "kubejoin.sysctl=b=1 kubejoin.sysctl=a=1 kubejoin.sysctl=a=2",
+                "kubejoin.sysctl is given twice on the kernel command line (bytes 20 and 40)",
+            ),
         ] {
             let e = Cmdline::parse(line.as_bytes()).unwrap().kubejoin().unwrap_err().to_string();
             assert!(e.contains(want), "{line}: {e}");

@@ -1200,7 +1200,12 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
     );
     list_entry(&mut values, "skip-phases", &s.skip_phases);
     entry(&mut values, "platform", &s.platform);
-    entry(&mut values, "config", &s.config);
+    // A config URL can carry credentials (user:password@, a signed query): shown redacted.
+    let config = s.config.as_ref().map(|c| Sourced {
+        value: crate::source::metadata::url::redact(&c.value),
+        source: c.source.clone(),
+    });
+    entry(&mut values, "config", &config);
     entry(&mut values, "config.sha256", &s.config_sha256);
     entry(&mut values, "handoff", &s.handoff);
     entry(&mut values, "kubelet-path", &s.kubelet_path);
@@ -1339,6 +1344,8 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/kubejoin.yaml";
 
 /// Where metadata comes from.
+// Built once per run: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum MetadataAccess {
     /// The real services. `tls` replaces the system trust store for `https://` (tests).
@@ -2020,8 +2027,10 @@ mod tests {
 
     #[test]
     fn to_plan_builds_a_token_join() {
-        let mut md = Values::default();
-        md.node_ip = Some("10.0.0.7".parse().unwrap());
+        let mut md = Values {
+            node_ip: Some("10.0.0.7".parse().unwrap()),
+            ..Values::default()
+        };
         md.set(Key::NodeName, Some("IP-10-0-0-7.ec2.internal"))
             .unwrap();
         let s = merge(&[
@@ -2073,8 +2082,10 @@ mod tests {
 
     #[test]
     fn an_explicit_node_ip_kubelet_arg_wins_over_the_provider_address() {
-        let mut md = Values::default();
-        md.node_ip = Some("10.0.0.7".parse().unwrap());
+        let md = Values {
+            node_ip: Some("10.0.0.7".parse().unwrap()),
+            ..Values::default()
+        };
         let mut cmd = token_layer();
         cmd.values
             .set(Key::KubeletArg, Some("node-ip=192.168.1.5"))

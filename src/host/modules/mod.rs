@@ -670,7 +670,12 @@ pub fn plan_modules(
                             modules.push(name);
                         }
                     }
-                    RequestOutcome::Load { modules, already }
+                    if modules.is_empty() && !already.is_empty() {
+                        // An alias (`fs-overlay`) whose module is already there.
+                        RequestOutcome::AlreadyLoaded
+                    } else {
+                        RequestOutcome::Load { modules, already }
+                    }
                 }
             }
         };
@@ -678,6 +683,19 @@ pub fn plan_modules(
             request: req,
             outcome,
         });
+    }
+    // `module_blacklist=` makes the kernel itself refuse these modules (EPERM on load).
+    let blacklist: Vec<String> = args
+        .iter()
+        .filter(|a| a.key == "module_blacklist")
+        .filter_map(|a| a.value.as_deref())
+        .flat_map(|v| v.split(',').map(normalize))
+        .collect();
+    for l in plan.loads.iter().filter(|l| blacklist.contains(&l.name)) {
+        notes.push(format!(
+            "module {} is in module_blacklist= on the kernel command line: the kernel will refuse to load it",
+            l.name
+        ));
     }
     // Config parameters for a module that will not be loaded here cannot take effect.
     for (m, ps) in &params {

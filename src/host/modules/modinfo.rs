@@ -192,6 +192,13 @@ pub fn elf_section<'a>(elf: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, Mo
             .and_then(|o| o.checked_add(shoff))
             .ok_or(Malformed("section offset"))?;
         let at = usize::try_from(at).map_err(|_| Malformed("section offset"))?;
+        // The whole entry must be inside the file; then every field offset below is too.
+        if at
+            .checked_add(min_ent as usize)
+            .is_none_or(|end| end > elf.len())
+        {
+            return Err(Malformed("section header out of bounds"));
+        }
         let name = rd.u32(at)?;
         let kind = rd.u32(at + 4)?;
         if is64 {

@@ -40,16 +40,26 @@ pub struct Check {
 
 impl Check {
     pub fn line(&self) -> String {
-        format!("{PREFIX} {} {}", if self.pass { "PASS" } else { "FAIL" }, self.what)
+        format!(
+            "{PREFIX} {} {}",
+            if self.pass { "PASS" } else { "FAIL" },
+            self.what
+        )
     }
 }
 
 fn pass(what: impl Into<String>) -> Check {
-    Check { pass: true, what: what.into() }
+    Check {
+        pass: true,
+        what: what.into(),
+    }
 }
 
 fn fail(what: impl Into<String>) -> Check {
-    Check { pass: false, what: what.into() }
+    Check {
+        pass: false,
+        what: what.into(),
+    }
 }
 
 /// `--name=value` or `--name value` from an argv.
@@ -76,35 +86,74 @@ pub struct ClientConfig {
     pub key_pem: Vec<u8>,
 }
 
-fn bytes_of(map: &serde_yaml::Value, file_key: &str, data_key: &str, base: &Path) -> Result<Vec<u8>, String> {
+fn bytes_of(
+    map: &serde_yaml::Value,
+    file_key: &str,
+    data_key: &str,
+    base: &Path,
+) -> Result<Vec<u8>, String> {
     use base64::Engine as _;
     if let Some(d) = map.get(data_key).and_then(|v| v.as_str()) {
-        return base64::engine::general_purpose::STANDARD.decode(d.trim()).map_err(|e| format!("{data_key}: {e}"));
+        return base64::engine::general_purpose::STANDARD
+            .decode(d.trim())
+            .map_err(|e| format!("{data_key}: {e}"));
     }
-    let f = map.get(file_key).and_then(|v| v.as_str()).ok_or_else(|| format!("neither {file_key} nor {data_key}"))?;
-    let p = if f.starts_with('/') { Path::new(f).to_path_buf() } else { base.join(f) };
+    let f = map
+        .get(file_key)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| format!("neither {file_key} nor {data_key}"))?;
+    let p = if f.starts_with('/') {
+        Path::new(f).to_path_buf()
+    } else {
+        base.join(f)
+    };
     std::fs::read(&p).map_err(|e| format!("reading {}: {e}", p.display()))
 }
 
 /// Reads the current context's cluster and user of the kubeconfig at `path`.
 pub fn read_kubeconfig(path: &Path) -> Result<ClientConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
-    let current = doc.get("current-context").and_then(|v| v.as_str()).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+    let current = doc
+        .get("current-context")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
     let named = |list: &str, name: &str, inner: &str| -> Option<serde_yaml::Value> {
         let items = doc.get(list)?.as_sequence()?;
-        let pick = items.iter().find(|i| i.get("name").and_then(|n| n.as_str()) == Some(name)).or(items.first())?;
+        let pick = items
+            .iter()
+            .find(|i| i.get("name").and_then(|n| n.as_str()) == Some(name))
+            .or(items.first())?;
         pick.get(inner).cloned()
     };
     let ctx = named("contexts", current, "context").ok_or("no context")?;
-    let cluster_name = ctx.get("cluster").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    let user_name = ctx.get("user").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let cluster_name = ctx
+        .get("cluster")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let user_name = ctx
+        .get("user")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     let cluster = named("clusters", &cluster_name, "cluster").ok_or("no cluster")?;
     let user = named("users", &user_name, "user").ok_or("no user")?;
     let base = path.parent().unwrap_or(Path::new("/"));
     Ok(ClientConfig {
-        server: cluster.get("server").and_then(|v| v.as_str()).ok_or("no server")?.to_string(),
-        ca_pem: bytes_of(&cluster, "certificate-authority", "certificate-authority-data", base)?,
+        server: cluster
+            .get("server")
+            .and_then(|v| v.as_str())
+            .ok_or("no server")?
+            .to_string(),
+        ca_pem: bytes_of(
+            &cluster,
+            "certificate-authority",
+            "certificate-authority-data",
+            base,
+        )?,
         cert_pem: bytes_of(&user, "client-certificate", "client-certificate-data", base)?,
         key_pem: bytes_of(&user, "client-key", "client-key-data", base)?,
     })
@@ -128,21 +177,37 @@ pub fn common_name(pem: &[u8]) -> Result<String, String> {
 
 /// `(host, port)` of an `https://host:port[/…]` URL.
 pub fn host_port(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("https://").ok_or_else(|| format!("{url}: not https"))?;
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{url}: not https"))?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().map_err(|_| format!("{url}: bad port"))?),
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            (h, p.parse().map_err(|_| format!("{url}: bad port"))?)
+        }
         _ => (authority, 443),
     };
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+    Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port,
+    ))
 }
 
 /// The status code and body of a raw HTTP/1.1 response.
 pub fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
     let text = String::from_utf8_lossy(raw);
     let status_line = text.lines().next().ok_or("empty response")?;
-    let code = status_line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("bad status line")?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad status line")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -150,12 +215,15 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, String), String> {
 pub fn get_with_client_cert(cfg: &ClientConfig, path: &str) -> Result<(u16, String), String> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(&cfg.ca_pem) {
-        roots.add(c.map_err(|e| format!("CA PEM: {e:?}"))?).map_err(|e| format!("CA: {e}"))?;
+        roots
+            .add(c.map_err(|e| format!("CA PEM: {e:?}"))?)
+            .map_err(|e| format!("CA: {e}"))?;
     }
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cfg.cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("client certificate PEM: {e:?}"))?;
-    let key = PrivateKeyDer::from_pem_slice(&cfg.key_pem).map_err(|e| format!("client key PEM: {e:?}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&cfg.key_pem)
+        .map_err(|e| format!("client key PEM: {e:?}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -171,13 +239,16 @@ pub fn get_with_client_cert(cfg: &ClientConfig, path: &str) -> Result<(u16, Stri
         .map_err(|e| format!("{host}:{port}: {e}"))?
         .next()
         .ok_or_else(|| format!("{host}:{port}: no address"))?;
-    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| format!("connect {addr}: {e}"))?;
-    sock.set_read_timeout(Some(Duration::from_secs(15))).map_err(|e| e.to_string())?;
+    let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(|e| e.to_string())?;
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\nUser-Agent: kubejoin-vmcheck\r\nConnection: close\r\n\r\n"
     );
-    tls.write_all(req.as_bytes()).map_err(|e| format!("TLS handshake or request: {e}"))?;
+    tls.write_all(req.as_bytes())
+        .map_err(|e| format!("TLS handshake or request: {e}"))?;
     let mut raw = Vec::new();
     match tls.read_to_end(&mut raw) {
         Ok(_) => {}
@@ -203,7 +274,11 @@ pub fn default_route(proc_net_route: &str) -> Option<(String, String)> {
 
 /// The names in `/proc/modules`.
 pub fn loaded_modules(proc_modules: &str) -> Vec<String> {
-    let mut v: Vec<String> = proc_modules.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
+    let mut v: Vec<String> = proc_modules
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(String::from)
+        .collect();
     v.sort();
     v
 }
@@ -212,23 +287,40 @@ pub fn loaded_modules(proc_modules: &str) -> Vec<String> {
 pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let mut out = Vec::new();
-    out.push(pass(format!("started as the kubelet with argv: {}", argv.join(" "))));
-    let env: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+    out.push(pass(format!(
+        "started as the kubelet with argv: {}",
+        argv.join(" ")
+    )));
+    let env: Vec<String> = std::env::vars_os()
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
     out.push(pass(format!("environment variables: {}", env.join(" "))));
 
     // Host preparation, as the kubelet's node would need it.
     match std::fs::read_to_string(at("/proc/modules")) {
-        Ok(m) => out.push(pass(format!("modules loaded: {}", loaded_modules(&m).join(" ")))),
+        Ok(m) => out.push(pass(format!(
+            "modules loaded: {}",
+            loaded_modules(&m).join(" ")
+        ))),
         Err(e) => out.push(fail(format!("reading /proc/modules: {e}"))),
     }
     for key in ["net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"] {
         match std::fs::read_to_string(at(&format!("/proc/sys/{key}"))) {
-            Ok(v) if v.trim() == "1" => out.push(pass(format!("sysctl {}=1", key.replace('/', ".")))),
-            Ok(v) => out.push(fail(format!("sysctl {}={}", key.replace('/', "."), v.trim()))),
+            Ok(v) if v.trim() == "1" => {
+                out.push(pass(format!("sysctl {}=1", key.replace('/', "."))))
+            }
+            Ok(v) => out.push(fail(format!(
+                "sysctl {}={}",
+                key.replace('/', "."),
+                v.trim()
+            ))),
             Err(e) => out.push(fail(format!("sysctl {}: {e}", key.replace('/', ".")))),
         }
     }
-    match std::fs::read_to_string(at("/proc/net/route")).ok().and_then(|r| default_route(&r)) {
+    match std::fs::read_to_string(at("/proc/net/route"))
+        .ok()
+        .and_then(|r| default_route(&r))
+    {
         Some((gw, dev)) => out.push(pass(format!("default route via {gw} dev {dev}"))),
         None => out.push(fail("no default route")),
     }
@@ -239,9 +331,15 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
         match std::fs::metadata(&p) {
             Ok(md) => {
                 let got = md.permissions().mode() & 0o7777;
-                let link = std::fs::read_link(&p).map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+                let link = std::fs::read_link(&p)
+                    .map(|t| format!(" -> {}", t.display()))
+                    .unwrap_or_default();
                 let what = format!("file {path} mode {got:04o} size {}{link}", md.len());
-                out.push(if got == *mode { pass(what) } else { fail(format!("{what} (want {mode:04o})")) });
+                out.push(if got == *mode {
+                    pass(what)
+                } else {
+                    fail(format!("{what} (want {mode:04o})"))
+                });
             }
             Err(e) => out.push(fail(format!("file {path}: {e}"))),
         }
@@ -258,7 +356,10 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
     }
     let cfg = match read_kubeconfig(&at(&kubeconfig)) {
         Ok(c) => {
-            out.push(pass(format!("kubeconfig {kubeconfig}: server {}", c.server)));
+            out.push(pass(format!(
+                "kubeconfig {kubeconfig}: server {}",
+                c.server
+            )));
             c
         }
         Err(e) => {
@@ -272,7 +373,9 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
             cn.trim_start_matches("system:node:").to_string()
         }
         Ok(cn) => {
-            out.push(fail(format!("client certificate CN={cn} is not system:node:<name>")));
+            out.push(fail(format!(
+                "client certificate CN={cn} is not system:node:<name>"
+            )));
             return out;
         }
         Err(e) => {
@@ -301,21 +404,40 @@ mod tests {
 
     #[test]
     fn flags_both_forms() {
-        let argv: Vec<String> =
-            ["--kubeconfig=/etc/kubernetes/kubelet.conf", "--config", "/var/lib/kubelet/config.yaml", "--v=2"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-        assert_eq!(flag(&argv, "kubeconfig").as_deref(), Some("/etc/kubernetes/kubelet.conf"));
-        assert_eq!(flag(&argv, "config").as_deref(), Some("/var/lib/kubelet/config.yaml"));
+        let argv: Vec<String> = [
+            "--kubeconfig=/etc/kubernetes/kubelet.conf",
+            "--config",
+            "/var/lib/kubelet/config.yaml",
+            "--v=2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            flag(&argv, "kubeconfig").as_deref(),
+            Some("/etc/kubernetes/kubelet.conf")
+        );
+        assert_eq!(
+            flag(&argv, "config").as_deref(),
+            Some("/var/lib/kubelet/config.yaml")
+        );
         assert_eq!(flag(&argv, "node-ip"), None);
     }
 
     #[test]
     fn urls_and_responses() {
-        assert_eq!(host_port("https://10.0.2.2:6443").unwrap(), ("10.0.2.2".into(), 6443));
-        assert_eq!(host_port("https://[::1]:7443/x").unwrap(), ("::1".into(), 7443));
-        assert_eq!(host_port("https://cp.example").unwrap(), ("cp.example".into(), 443));
+        assert_eq!(
+            host_port("https://10.0.2.2:6443").unwrap(),
+            ("10.0.2.2".into(), 6443)
+        );
+        assert_eq!(
+            host_port("https://[::1]:7443/x").unwrap(),
+            ("::1".into(), 7443)
+        );
+        assert_eq!(
+            host_port("https://cp.example").unwrap(),
+            ("cp.example".into(), 443)
+        );
         assert!(host_port("http://x").is_err());
         let (code, body) =
             parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\r\n{\"reason\":\"NotFound\"}")
@@ -326,10 +448,14 @@ mod tests {
 
     #[test]
     fn proc_files() {
-        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let route =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
                      eth0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
                      eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
-        assert_eq!(default_route(route), Some(("10.0.2.2".into(), "eth0".into())));
+        assert_eq!(
+            default_route(route),
+            Some(("10.0.2.2".into(), "eth0".into()))
+        );
         assert_eq!(default_route("Iface\n"), None);
         assert_eq!(
             loaded_modules("virtio_net 61440 0 - Live 0x0\nbr_netfilter 32768 0 - Live 0x0\n"),

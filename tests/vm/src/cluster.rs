@@ -29,26 +29,48 @@ pub struct JoinData {
 /// `host:port` of an API server URL, as a qemu user-network guest reaches it: loopback
 /// addresses become 10.0.2.2 (the host), a missing port becomes 443.
 pub fn guest_endpoint(server: &str) -> Result<String, String> {
-    let rest = server.strip_prefix("https://").ok_or_else(|| format!("{server}: the API server URL must be https://"))?;
+    let rest = server
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{server}: the API server URL must be https://"))?;
     let authority = rest.split('/').next().unwrap_or(rest);
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h.to_string(), p.to_string()),
         _ => (authority.to_string(), "443".to_string()),
     };
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare == "localhost" || bare.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
-    let host = if loopback { crate::harness::HOST_FROM_GUEST.to_string() } else { host };
+    let loopback = bare == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    let host = if loopback {
+        crate::harness::HOST_FROM_GUEST.to_string()
+    } else {
+        host
+    };
     Ok(format!("{host}:{port}"))
 }
 
 /// The pins of the CA certificates (DER).
 pub fn pins(ca_der: &[Vec<u8>]) -> Result<Vec<String>, String> {
-    ca_der.iter().map(|d| CaPin::of_cert_der(d).map(|p| p.to_string()).map_err(|e| e.to_string())).collect()
+    ca_der
+        .iter()
+        .map(|d| {
+            CaPin::of_cert_der(d)
+                .map(|p| p.to_string())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// The bootstrap-token Secret for `id.secret`, expiring `ttl` after `now`.
 pub fn token_secret(id: &str, secret: &str, ttl: Duration, now: SystemTime) -> Secret {
-    let expires = now.checked_add(ttl).unwrap_or(now).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let expires = now
+        .checked_add(ttl)
+        .unwrap_or(now)
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let expiration = kubejoin::install::rfc3339(i64::try_from(expires).unwrap_or(i64::MAX));
     let data: BTreeMap<String, String> = [
         ("token-id", id.to_string()),
@@ -57,7 +79,10 @@ pub fn token_secret(id: &str, secret: &str, ttl: Duration, now: SystemTime) -> S
         ("usage-bootstrap-authentication", "true".into()),
         ("usage-bootstrap-signing", "true".into()),
         ("auth-extra-groups", NODE_TOKEN_GROUP.into()),
-        ("description", format!("kubejoin demo VM join, expires {expiration}")),
+        (
+            "description",
+            format!("kubejoin demo VM join, expires {expiration}"),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -76,24 +101,44 @@ pub fn token_secret(id: &str, secret: &str, ttl: Duration, now: SystemTime) -> S
 
 /// Reads the admin kubeconfig, creates a token valid for `ttl`, and returns the token and the
 /// join data.
-pub async fn prepare(kubeconfig: &std::path::Path, ttl: Duration) -> Result<(String, JoinData), String> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| format!("reading {}: {e}", kubeconfig.display()))?;
+pub async fn prepare(
+    kubeconfig: &std::path::Path,
+    ttl: Duration,
+) -> Result<(String, JoinData), String> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .map_err(|e| format!("reading {}: {e}", kubeconfig.display()))?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
         .map_err(|e| format!("loading {}: {e}", kubeconfig.display()))?;
-    let server = cfg.cluster_url.to_string().trim_end_matches('/').to_string();
+    let server = cfg
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
     let ca = cfg.root_cert.clone().unwrap_or_default();
     if ca.is_empty() {
-        return Err(format!("{} has no certificate-authority(-data): there is nothing to pin", kubeconfig.display()));
+        return Err(format!(
+            "{} has no certificate-authority(-data): there is nothing to pin",
+            kubeconfig.display()
+        ));
     }
-    let data = JoinData { endpoint: guest_endpoint(&server)?, pins: pins(&ca)?, server };
+    let data = JoinData {
+        endpoint: guest_endpoint(&server)?,
+        pins: pins(&ca)?,
+        server,
+    };
     let client = kube::Client::try_from(cfg).map_err(|e| format!("building a client: {e}"))?;
     let token = crate::harness::random_token();
     let (id, secret) = token.split_once('.').ok_or("bad token")?;
     let api: Api<Secret> = Api::namespaced(client, "kube-system");
-    api.create(&PostParams::default(), &token_secret(id, secret, ttl, SystemTime::now()))
-        .await
-        .map_err(|e| format!("creating the bootstrap token Secret kube-system/bootstrap-token-{id}: {e}"))?;
+    api.create(
+        &PostParams::default(),
+        &token_secret(id, secret, ttl, SystemTime::now()),
+    )
+    .await
+    .map_err(|e| {
+        format!("creating the bootstrap token Secret kube-system/bootstrap-token-{id}: {e}")
+    })?;
     Ok((token, data))
 }
 
@@ -103,17 +148,37 @@ mod tests {
 
     #[test]
     fn endpoints_as_the_guest_sees_them() {
-        assert_eq!(guest_endpoint("https://127.0.0.1:6443").unwrap(), "10.0.2.2:6443");
-        assert_eq!(guest_endpoint("https://localhost:6443/").unwrap(), "10.0.2.2:6443");
-        assert_eq!(guest_endpoint("https://[::1]:6443").unwrap(), "10.0.2.2:6443");
-        assert_eq!(guest_endpoint("https://cp.example.com").unwrap(), "cp.example.com:443");
-        assert_eq!(guest_endpoint("https://192.0.2.10:6443").unwrap(), "192.0.2.10:6443");
+        assert_eq!(
+            guest_endpoint("https://127.0.0.1:6443").unwrap(),
+            "10.0.2.2:6443"
+        );
+        assert_eq!(
+            guest_endpoint("https://localhost:6443/").unwrap(),
+            "10.0.2.2:6443"
+        );
+        assert_eq!(
+            guest_endpoint("https://[::1]:6443").unwrap(),
+            "10.0.2.2:6443"
+        );
+        assert_eq!(
+            guest_endpoint("https://cp.example.com").unwrap(),
+            "cp.example.com:443"
+        );
+        assert_eq!(
+            guest_endpoint("https://192.0.2.10:6443").unwrap(),
+            "192.0.2.10:6443"
+        );
         assert!(guest_endpoint("http://x:1").is_err());
     }
 
     #[test]
     fn the_token_secret_is_what_kubeadm_creates() {
-        let s = token_secret("abcdef", "0123456789abcdef", Duration::from_secs(900), UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let s = token_secret(
+            "abcdef",
+            "0123456789abcdef",
+            Duration::from_secs(900),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        );
         assert_eq!(s.metadata.name.as_deref(), Some("bootstrap-token-abcdef"));
         assert_eq!(s.metadata.namespace.as_deref(), Some("kube-system"));
         assert_eq!(s.type_.as_deref(), Some("bootstrap.kubernetes.io/token"));

@@ -31,7 +31,10 @@ fn work_dir(name: &str) -> (PathBuf, Option<tempfile::TempDir>) {
 }
 
 fn timeout() -> Duration {
-    let secs = std::env::var("KUBEJOIN_VM_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(240);
+    let secs = std::env::var("KUBEJOIN_VM_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(240);
     Duration::from_secs(secs)
 }
 
@@ -40,7 +43,12 @@ fn context(o: &Outcome) -> String {
     let reqs: Vec<String> = o
         .requests
         .iter()
-        .map(|r| format!("{} {} {} as {}", r["status"], r["method"], r["path"], r["user"]))
+        .map(|r| {
+            format!(
+                "{} {} {} as {}",
+                r["status"], r["method"], r["path"], r["user"]
+            )
+        })
         .collect();
     format!(
         "\n--- console ({:?}, {:.1}s) ---\n{}\n--- requests ---\n{}\n--- work dir: {} ---",
@@ -55,7 +63,13 @@ fn context(o: &Outcome) -> String {
 fn requests_matching<'a>(o: &'a Outcome, method: &str, path_prefix: &str) -> Vec<&'a Value> {
     o.requests
         .iter()
-        .filter(|r| r["method"] == method && r["path"].as_str().unwrap_or_default().starts_with(path_prefix))
+        .filter(|r| {
+            r["method"] == method
+                && r["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(path_prefix)
+        })
         .collect()
 }
 
@@ -64,7 +78,12 @@ fn a_vm_joins_with_kubejoin_as_init() {
     let Some(art) = artifacts() else { return };
     let (work, _tmp) = work_dir("join");
     let node = "kjvm-join";
-    let case = Case { right_pin: true, node_name: node.into(), extra_append: vec![], timeout: timeout() };
+    let case = Case {
+        right_pin: true,
+        node_name: node.into(),
+        extra_append: vec![],
+        timeout: timeout(),
+    };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
     let ctx = context(&o);
@@ -73,34 +92,70 @@ fn a_vm_joins_with_kubejoin_as_init() {
     // The boot: kubejoin ran as PID 1 and printed its timeline.
     assert!(o.run.exited(), "qemu did not exit within the timeout{ctx}");
     assert!(c.logged("as PID 1"), "kubejoin did not start as PID 1{ctx}");
-    let timeline = c.timeline().unwrap_or_else(|| panic!("no JSON timeline on the console{ctx}"));
-    assert!(timeline["kernel_to_init_ms"].as_u64().is_some(), "{timeline}");
+    let timeline = c
+        .timeline()
+        .unwrap_or_else(|| panic!("no JSON timeline on the console{ctx}"));
+    assert!(
+        timeline["kernel_to_init_ms"].as_u64().is_some(),
+        "{timeline}"
+    );
     let phases: Vec<String> = c.phases().into_iter().map(|p| p.0).collect();
-    for p in ["mounts", "host-prep", "network", "sources", "discovery", "join"] {
-        assert!(phases.iter().any(|x| x == p), "phase {p} missing from the timeline {phases:?}{ctx}");
+    for p in [
+        "mounts",
+        "host-prep",
+        "network",
+        "sources",
+        "discovery",
+        "join",
+    ] {
+        assert!(
+            phases.iter().any(|x| x == p),
+            "phase {p} missing from the timeline {phases:?}{ctx}"
+        );
     }
 
     // Host preparation and the network, as the stand-in kubelet found them.
     let checks = c.checks();
     let check = |s: &str| checks.iter().find(|(_, w)| w.contains(s)).cloned();
-    let modules = check("modules loaded:").unwrap_or_else(|| panic!("no module list{ctx}")).1;
+    let modules = check("modules loaded:")
+        .unwrap_or_else(|| panic!("no module list{ctx}"))
+        .1;
     for m in ["virtio_net", "br_netfilter", "overlay"] {
-        assert!(modules.split_whitespace().any(|x| x == m), "{m} not loaded: {modules}{ctx}");
+        assert!(
+            modules.split_whitespace().any(|x| x == m),
+            "{m} not loaded: {modules}{ctx}"
+        );
     }
-    for s in ["sysctl net.ipv4.ip_forward=1", "sysctl net.bridge.bridge-nf-call-iptables=1"] {
+    for s in [
+        "sysctl net.ipv4.ip_forward=1",
+        "sysctl net.bridge.bridge-nf-call-iptables=1",
+    ] {
         assert_eq!(check(s).map(|c| c.0), Some(true), "{s}{ctx}");
     }
-    assert_eq!(check("default route via 10.0.2.2").map(|c| c.0), Some(true), "no DHCP lease/route{ctx}");
+    assert_eq!(
+        check("default route via 10.0.2.2").map(|c| c.0),
+        Some(true),
+        "no DHCP lease/route{ctx}"
+    );
 
     // Discovery pinned the CA; the CSR went in with the token and came back approved.
     assert!(c.logged("cluster CA pinned"), "{ctx}");
     let bootstrap_user = format!("system:bootstrap:{token_id}");
-    let csr_posts = requests_matching(&o, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests");
+    let csr_posts = requests_matching(
+        &o,
+        "POST",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+    );
     assert!(
-        csr_posts.iter().any(|r| r["user"] == bootstrap_user.as_str() && r["status"] == 201),
+        csr_posts
+            .iter()
+            .any(|r| r["user"] == bootstrap_user.as_str() && r["status"] == 201),
         "no CSR created by {bootstrap_user}{ctx}"
     );
-    assert!(c.logged("certificate for system:node:kjvm-join issued"), "{ctx}");
+    assert!(
+        c.logged("certificate for system:node:kjvm-join issued"),
+        "{ctx}"
+    );
 
     // The files, with kubeadm's modes.
     for f in [
@@ -114,42 +169,92 @@ fn a_vm_joins_with_kubejoin_as_init() {
     }
 
     // The stand-in kubelet proved the new identity over mTLS, and the server agrees.
-    assert_eq!(check("client certificate CN=system:node:kjvm-join").map(|c| c.0), Some(true), "{ctx}");
+    assert_eq!(
+        check("client certificate CN=system:node:kjvm-join").map(|c| c.0),
+        Some(true),
+        "{ctx}"
+    );
     assert_eq!(check("-> 404 NotFound").map(|c| c.0), Some(true), "{ctx}");
     let node_gets = requests_matching(&o, "GET", &format!("/api/v1/nodes/{node}"));
     assert!(
-        node_gets.iter().any(|r| r["user"] == format!("system:node:{node}").as_str() && r["status"] == 404),
+        node_gets
+            .iter()
+            .any(|r| r["user"] == format!("system:node:{node}").as_str() && r["status"] == 404),
         "the control plane did not see GET /api/v1/nodes/{node} as system:node:{node} -> 404{ctx}"
     );
-    assert_eq!(c.check_result(), Some(true), "the checker did not pass{ctx}");
+    assert_eq!(
+        c.check_result(),
+        Some(true),
+        "the checker did not pass{ctx}"
+    );
 
     // The token's secret half never reached the console.
-    assert!(!c.0.contains(secret), "the token secret appeared on the console{ctx}");
+    assert!(
+        !c.0.contains(secret),
+        "the token secret appeared on the console{ctx}"
+    );
 }
 
 #[test]
 fn a_wrong_pin_never_sends_the_token() {
     let Some(art) = artifacts() else { return };
     let (work, _tmp) = work_dir("wrong-pin");
-    let case = Case { right_pin: false, node_name: "kjvm-mitm".into(), extra_append: vec![], timeout: timeout() };
+    let case = Case {
+        right_pin: false,
+        node_name: "kjvm-mitm".into(),
+        extra_append: vec![],
+        timeout: timeout(),
+    };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
     let ctx = context(&o);
 
     // The failure policy (on-failure=poweroff) ended the boot.
-    assert!(o.run.exited(), "qemu did not exit: the failure policy did not power off{ctx}");
-    assert!(c.logged("join failed in stage discovery"), "no reason block{ctx}");
-    assert!(c.logged("policy: kubejoin.on-failure=poweroff -> powering off now"), "{ctx}");
+    assert!(
+        o.run.exited(),
+        "qemu did not exit: the failure policy did not power off{ctx}"
+    );
+    assert!(
+        c.logged("join failed in stage discovery"),
+        "no reason block{ctx}"
+    );
+    assert!(
+        c.logged("policy: kubejoin.on-failure=poweroff -> powering off now"),
+        "{ctx}"
+    );
     assert!(c.logged("details: /run/kubejoin/result.json"), "{ctx}");
-    assert!(c.logged("none of the public keys"), "the reason does not say the pin did not match{ctx}");
-    assert_eq!(c.timeline().map(|t| t["outcome"] == "failed"), Some(true), "{ctx}");
-    assert_eq!(c.check_result(), None, "the kubelet stand-in must not have run{ctx}");
+    assert!(
+        c.logged("none of the public keys"),
+        "the reason does not say the pin did not match{ctx}"
+    );
+    assert_eq!(
+        c.timeline().map(|t| t["outcome"] == "failed"),
+        Some(true),
+        "{ctx}"
+    );
+    assert_eq!(
+        c.check_result(),
+        None,
+        "the kubelet stand-in must not have run{ctx}"
+    );
 
     // Only the anonymous cluster-info fetch reached the server: no token, no CSR.
-    assert!(!o.requests.is_empty(), "discovery never reached the control plane{ctx}");
+    assert!(
+        !o.requests.is_empty(),
+        "discovery never reached the control plane{ctx}"
+    );
     for r in &o.requests {
         let user = r["user"].as_str().unwrap_or_default();
-        assert!(!user.starts_with("system:bootstrap:"), "a token-authenticated request was sent: {r}{ctx}");
-        assert!(!r["path"].as_str().unwrap_or_default().contains("certificatesigningrequests"), "{r}{ctx}");
+        assert!(
+            !user.starts_with("system:bootstrap:"),
+            "a token-authenticated request was sent: {r}{ctx}"
+        );
+        assert!(
+            !r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("certificatesigningrequests"),
+            "{r}{ctx}"
+        );
     }
 }

@@ -106,7 +106,9 @@ impl Aws {
             return Err(TokenFail::Status(r.status));
         }
         let token = String::from_utf8(r.body)
-            .map_err(|_| TokenFail::Status(200))?
+            .map_err(|_| {
+                TokenFail::Transport(TransportError::Body("the session token is not text".into()))
+            })?
             .trim()
             .to_string();
         if token.is_empty() {

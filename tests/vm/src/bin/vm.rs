@@ -28,7 +28,9 @@ fn main() -> ExitCode {
 }
 
 fn opt(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn need(args: &[String], name: &str) -> Result<String, String> {
@@ -38,7 +40,10 @@ fn need(args: &[String], name: &str) -> Result<String, String> {
 fn secs(args: &[String], name: &str, default: u64) -> Result<Duration, String> {
     match opt(args, name) {
         None => Ok(Duration::from_secs(default)),
-        Some(s) => s.parse().map(Duration::from_secs).map_err(|_| format!("{name} {s:?}: not a number of seconds")),
+        Some(s) => s
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{name} {s:?}: not a number of seconds")),
     }
 }
 
@@ -97,7 +102,9 @@ fn run(args: &[String]) -> Result<bool, String> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn say(s: &str) {
@@ -121,10 +128,17 @@ fn tell(
     work: &Path,
 ) -> bool {
     let secret = token.split_once('.').map(|(_, s)| s).unwrap_or(token);
-    note(&format!("kernel command line: {}", append.replace(secret, "<secret>")));
+    note(&format!(
+        "kernel command line: {}",
+        append.replace(secret, "<secret>")
+    ));
     note(&format!(
         "qemu {} after {:.1}s",
-        if run.exited() { "exited (the guest powered off)" } else { "was killed at the timeout" },
+        if run.exited() {
+            "exited (the guest powered off)"
+        } else {
+            "was killed at the timeout"
+        },
         run.elapsed.as_secs_f64()
     ));
 
@@ -155,10 +169,21 @@ fn tell(
     }
 
     let ok = if wrong_pin {
-        let sent_token = requests.iter().any(|r| r["user"].as_str().unwrap_or_default().starts_with("system:bootstrap:"));
+        let sent_token = requests.iter().any(|r| {
+            r["user"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("system:bootstrap:")
+        });
         say("the wrong pin: what happened");
-        note(&format!("token-authenticated requests reaching the control plane: {}", if sent_token { "SOME (bad)" } else { "none" }));
-        note(&format!("reason on the console: {}", console.logged("join failed in stage discovery")));
+        note(&format!(
+            "token-authenticated requests reaching the control plane: {}",
+            if sent_token { "SOME (bad)" } else { "none" }
+        ));
+        note(&format!(
+            "reason on the console: {}",
+            console.logged("join failed in stage discovery")
+        ));
         !sent_token && console.logged("join failed in stage discovery") && run.exited()
     } else {
         say(&format!("the node's identity and files, as the stand-in kubelet (kubejoin-vmcheck) found them: system:node:{node}"));
@@ -175,12 +200,20 @@ fn tell(
                 "{:>3} {:<6} {:<70} as {}",
                 r["status"],
                 r["method"].as_str().unwrap_or_default(),
-                r["path"].as_str().unwrap_or_default().chars().take(70).collect::<String>(),
+                r["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(70)
+                    .collect::<String>(),
                 r["user"].as_str().unwrap_or_default()
             ));
         }
     }
-    note(&format!("console, qemu log and the control plane's state: {}", work.display()));
+    note(&format!(
+        "console, qemu log and the control plane's state: {}",
+        work.display()
+    ));
     say(if ok { "result: PASS" } else { "result: FAIL" });
     ok
 }

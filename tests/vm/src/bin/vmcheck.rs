@@ -10,9 +10,14 @@ use std::path::PathBuf;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let root = std::env::var_os("KUBEJOIN_VMCHECK_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    let root = std::env::var_os("KUBEJOIN_VMCHECK_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
     let checks = std::panic::catch_unwind(|| check::run(&root, &argv)).unwrap_or_else(|_| {
-        vec![check::Check { pass: false, what: "the checker panicked".into() }]
+        vec![check::Check {
+            pass: false,
+            what: "the checker panicked".into(),
+        }]
     });
     let ok = checks.iter().all(|c| c.pass);
     for c in &checks {
