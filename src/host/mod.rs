@@ -227,7 +227,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Done => f.write_str("done"),
-            Self::AlreadyDone => f.write_str("already done"),
+            Self::AlreadyDone => f.write_str("nothing to do (already in place)"),
             Self::Skipped(why) => write!(f, "skipped: {why}"),
             Self::Ignored(why) => write!(f, "failed (ignored): {why}"),
             Self::Failed(why) => write!(f, "failed: {why}"),
@@ -255,7 +255,7 @@ impl HostReport {
         match &outcome {
             Outcome::Failed(_) => crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration)),
             Outcome::Ignored(_) => crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration)),
-            _ => crate::info!("host: {action}: {outcome} in {}", fmt_ms(duration)),
+            _ => crate::info!("host: {action}: {outcome} ({})", fmt_ms(duration)),
         }
         self.actions.push(ActionRecord {
             action,

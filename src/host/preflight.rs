@@ -132,7 +132,8 @@ impl fmt::Display for PreflightReport {
             } else {
                 c.message.clone()
             };
-            writeln!(f, "{:<w$}  {:<7}  {}", c.name, c.status.to_string(), msg)?;
+            let row = format!("{:<w$}  {:<7}  {}", c.name, c.status.to_string(), msg);
+            writeln!(f, "{}", row.trim_end())?;
         }
         Ok(())
     }

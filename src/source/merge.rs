@@ -1085,6 +1085,8 @@ impl Settings {
         }
         let handoff = match self.handoff.as_ref().map(|h| h.value.as_str()) {
             Some("exec") => HandoffMode::Exec,
+            // `switch-root` is carried out by PID-1 mode after the join; to the join itself it
+            // means "install and return", like `none`.
             _ => HandoffMode::None,
         };
         let five_min = Duration::from_secs(300);
