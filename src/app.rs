@@ -35,6 +35,10 @@ pub enum Error {
         source: crate::plan::pin::PemError,
     },
     #[error(transparent)]
+    Sources(#[from] crate::source::merge::LoadError),
+    #[error(transparent)]
+    Settings(crate::source::merge::SettingsError),
+    #[error(transparent)]
     Bootstrap(#[from] bootstrap::Error),
     #[error(transparent)]
     Install(#[from] install::Error),
@@ -49,6 +53,8 @@ impl Classify for Error {
             Error::Discovery(e) => e.class(),
             Error::Read { .. } => Class::Other,
             Error::Pem { .. } => Class::Usage,
+            Error::Sources(e) => e.class(),
+            Error::Settings(e) => e.class(),
             Error::Bootstrap(e) => e.class(),
             Error::Install(e) => e.class(),
             Error::Handoff(e) => e.class(),
@@ -58,6 +64,8 @@ impl Classify for Error {
     fn hint(&self) -> Option<String> {
         match self {
             Error::Usage(e) => e.hint(),
+            Error::Sources(e) => e.hint(),
+            Error::Settings(e) => e.hint(),
             Error::Discovery(e) => e.hint(),
             Error::Bootstrap(e) => e.hint(),
             Error::Install(e) => e.hint(),
@@ -80,7 +88,68 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
         }
         Command::CaHash(files) => ca_hash(&files),
         Command::Join(plan) => join(&plan).await,
+        Command::JoinFromSources(j) => {
+            let mut plan = plan_from_sources(&j.sources).await?;
+            plan.dry_run |= j.dry_run;
+            plan.force |= j.force;
+            if let Some(h) = j.handoff {
+                plan.handoff = h;
+            }
+            if let Some(k) = &j.kubelet_path {
+                plan.kubelet_path = k.clone();
+            }
+            if let Some(n) = &j.node_name {
+                plan.node_name = Some(n.clone());
+            }
+            join(&plan).await
+        }
+        Command::Plan(args) => {
+            let loaded = load_sources(&args).await?;
+            let json = crate::source::merge::plan_json(&loaded.settings);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+            if json["valid"] == serde_json::Value::Bool(true) {
+                Ok(())
+            } else {
+                // The JSON says what is missing or wrong; the exit code says it is not joinable.
+                loaded
+                    .settings
+                    .to_plan(&args.root)
+                    .map(|_| ())
+                    .map_err(Error::Settings)
+            }
+        }
     }
+}
+
+fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOptions {
+    use crate::source::merge::{LoadOptions, MetadataAccess};
+    let mut opts = LoadOptions::new(crate::root::Root::new(&args.root));
+    opts.cmdline_file = args.cmdline_file.clone();
+    opts.config_file = args.config.clone();
+    if let Some(dir) = &args.metadata_dir {
+        opts.metadata = MetadataAccess::Recorded(dir.clone());
+    }
+    opts
+}
+
+/// Gathers the boot sources (kernel command line, local config, metadata) into merged settings.
+pub async fn load_sources(
+    args: &crate::cli::SourceArgs,
+) -> Result<crate::source::merge::Loaded, Error> {
+    let loaded = crate::source::merge::load(&load_options(args)).await?;
+    for w in &loaded.settings.warnings {
+        crate::warn!("{w}");
+    }
+    Ok(loaded)
+}
+
+/// The join plan of the boot sources, validated like the command line's.
+pub async fn plan_from_sources(args: &crate::cli::SourceArgs) -> Result<JoinPlan, Error> {
+    let loaded = load_sources(args).await?;
+    loaded.settings.to_plan(&args.root).map_err(Error::Settings)
 }
 
 fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {

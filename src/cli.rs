@@ -18,6 +18,11 @@ kubejoin: turn this machine into a Kubernetes worker node
 
 USAGE:
     kubejoin join [API_SERVER_ENDPOINT] [FLAGS]   discover the cluster, bootstrap, install, hand off
+    kubejoin join [FLAGS]                         no discovery flags: read the join data from the kernel
+                                                  command line, /etc/kubejoin.yaml or cloud metadata
+    kubejoin plan [--root DIR] [--cmdline-file F] [--metadata-dir D] [--config F]
+                                                  print the merged, validated join plan (JSON, secrets
+                                                  redacted, each value with its source)
     kubejoin ca-hash FILE...                      print the sha256: pin of each certificate in PEM files
     kubejoin version                              print the version
     kubejoin help                                 print this help
@@ -41,6 +46,8 @@ JOIN FLAGS (same names as kubeadm join):
 
 KUBEJOIN FLAGS:
     --root DIR                                     install under DIR instead of / (e.g. /sysroot)
+    --cmdline-file FILE                            replay a recorded kernel command line (instead of /proc/cmdline)
+    --metadata-dir DIR                             replay recorded cloud metadata responses (offline)
     --force                                        re-join even if this node already has a valid identity
     --handoff exec|none                            exec the kubelet, or exit 0 for systemd (default none)
     --kubelet-path PATH                            kubelet binary for --handoff=exec (default /usr/bin/kubelet)
@@ -63,9 +70,35 @@ EXIT CODES:
 #[derive(Debug)]
 pub enum Command {
     Join(Box<JoinPlan>),
+    /// `join` with no discovery flags: the join data comes from the boot sources.
+    JoinFromSources(Box<SourcesJoin>),
+    /// `plan`: print the merged plan of the boot sources.
+    Plan(SourceArgs),
     CaHash(Vec<PathBuf>),
     Version,
     Help,
+}
+
+/// Where boot-time join data is read from (precedence: kernel command line > local config file >
+/// metadata user-data > image defaults).
+#[derive(Debug, Clone, Default)]
+pub struct SourceArgs {
+    pub root: PathBuf,
+    pub cmdline_file: Option<PathBuf>,
+    pub metadata_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+}
+
+/// A join whose data comes from the boot sources, with the few command-line settings that still
+/// apply on top.
+#[derive(Debug, Clone)]
+pub struct SourcesJoin {
+    pub sources: SourceArgs,
+    pub dry_run: bool,
+    pub force: bool,
+    pub handoff: Option<HandoffMode>,
+    pub kubelet_path: Option<PathBuf>,
+    pub node_name: Option<NodeName>,
 }
 
 /// A command line that cannot be run. Never echoes token secrets.
@@ -173,6 +206,8 @@ struct JoinArgs {
     tls_bootstrap_timeout: Option<String>,
     /// Only from `--config` (kubeadm has no flag for taints).
     taints: Vec<String>,
+    cmdline_file: Option<PathBuf>,
+    metadata_dir: Option<PathBuf>,
 }
 
 /// Parses `argv` (including the program name).
@@ -213,9 +248,17 @@ where
             }
             Ok(Command::CaHash(files))
         }
-        "join" => parse_join(&mut p)
-            .and_then(validate)
-            .map(|plan| Command::Join(Box::new(plan))),
+        "join" => {
+            let a = parse_join(&mut p)?;
+            if wants_boot_sources(&a) {
+                return sources_join(a).map(|j| Command::JoinFromSources(Box::new(j)));
+            }
+            validate(a).map(|plan| Command::Join(Box::new(plan)))
+        }
+        "plan" => {
+            let a = parse_join(&mut p)?;
+            Ok(Command::Plan(source_args(&a)))
+        }
         other => Err(args_err(format!(
             "unknown command {other:?} (commands: join, ca-hash, version, help)"
         ))),
@@ -273,6 +316,8 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             Long("discovery-timeout") => a.discovery_timeout = Some(text(p)?),
             Long("discovery-retry-interval") => a.retry_interval = Some(text(p)?),
             Long("tls-bootstrap-timeout") => a.tls_bootstrap_timeout = Some(text(p)?),
+            Long("cmdline-file") => a.cmdline_file = Some(text(p)?.into()),
+            Long("metadata-dir") => a.metadata_dir = Some(text(p)?.into()),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
             Long("help") | Short('h') => return Err(args_err("`kubejoin help` lists the flags")),
             other => {
@@ -284,6 +329,54 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
         }
     }
     Ok(a)
+}
+
+/// No discovery data on the command line (and no `--config`), or a recorded boot to replay: the
+/// join data comes from the boot sources.
+fn wants_boot_sources(a: &JoinArgs) -> bool {
+    a.cmdline_file.is_some()
+        || a.metadata_dir.is_some()
+        || (a.endpoints.is_empty()
+            && a.discovery_file.is_none()
+            && a.discovery_token.is_none()
+            && a.token.is_none()
+            && a.config.is_none())
+}
+
+fn source_args(a: &JoinArgs) -> SourceArgs {
+    SourceArgs {
+        root: a.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+        cmdline_file: a.cmdline_file.clone(),
+        metadata_dir: a.metadata_dir.clone(),
+        config: a.config.clone(),
+    }
+}
+
+fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
+    let handoff = match a.handoff.as_deref() {
+        None => None,
+        Some("none") => Some(HandoffMode::None),
+        Some("exec") => Some(HandoffMode::Exec),
+        Some(other) => {
+            return Err(args_err(format!(
+                "--handoff {other:?}: expected exec or none"
+            )))
+        }
+    };
+    let node_name = a
+        .node_name
+        .as_deref()
+        .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
+        .transpose()
+        .map_err(UsageError::NodeName)?;
+    Ok(SourcesJoin {
+        sources: source_args(&a),
+        dry_run: a.dry_run,
+        force: a.force,
+        handoff,
+        kubelet_path: a.kubelet_path.clone(),
+        node_name,
+    })
 }
 
 /// Checks `host:port` as Go's `net.SplitHostPort` would, plus a non-empty host and a valid port.
@@ -735,7 +828,6 @@ mod tests {
                 "--discovery-timeout",
                 "5",
             ],
-            &[],
         ];
         for c in cases {
             let e = join(c).unwrap_err();
@@ -810,6 +902,31 @@ mod tests {
         let e = join(&["--config", bad.to_str().unwrap()]).unwrap_err();
         assert_eq!(e.class(), Class::Usage);
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn no_discovery_flags_means_boot_sources() {
+        assert!(matches!(run(&["join"]), Ok(Command::JoinFromSources(_))));
+        let c = run(&[
+            "join",
+            "--cmdline-file",
+            "/x",
+            "--metadata-dir",
+            "/m",
+            "--dry-run",
+        ])
+        .unwrap();
+        let Command::JoinFromSources(j) = c else {
+            panic!("{c:?}")
+        };
+        assert!(j.dry_run);
+        assert_eq!(
+            j.sources.cmdline_file.as_deref(),
+            Some(std::path::Path::new("/x"))
+        );
+        assert!(
+            matches!(run(&["plan", "--root", "/r"]), Ok(Command::Plan(a)) if a.root == std::path::Path::new("/r"))
+        );
     }
 
     #[test]

@@ -62,10 +62,12 @@ pub fn collect(root: &Root, dirs: &[String]) -> Result<Vec<ConfFile>, HostError>
         if real.is_dir() {
             continue;
         }
-        let content = std::fs::read_to_string(&real).map_err(|source| HostError::Read {
-            path: real.clone(),
-            source,
-        })?;
+        let content = match std::fs::read_to_string(&real) {
+            Ok(c) => c,
+            // A dangling symlink: nothing there to apply (systemd skips it too).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(HostError::Read { path: real, source }),
+        };
         out.push(ConfFile {
             path: node_path,
             content,
@@ -104,6 +106,11 @@ mod tests {
         put("/run/x.d/30-run.conf", "run only");
         put("/usr/lib/x.d/40-masked.conf", "masked");
         put("/etc/x.d/ignored.txt", "not a .conf");
+        std::os::unix::fs::symlink(
+            "/nonexistent",
+            root.join("/etc/x.d/50-dangling.conf").unwrap(),
+        )
+        .unwrap();
         std::fs::create_dir_all(root.join("/etc/x.d").unwrap()).unwrap();
         std::os::unix::fs::symlink("/dev/null", root.join("/etc/x.d/40-masked.conf").unwrap())
             .unwrap();

@@ -6,8 +6,14 @@
 //! `/proc/swaps`. It returns a [`HostPlan`] that `--dry-run` prints. [`apply`] carries the plan
 //! out in a fixed order — modules first (a module creates its own sysctls, e.g. `net.bridge.*`),
 //! then sysctls (each read back), then swap — logging one line per action with its duration.
-//! [`preflight`] checks the node the way kubeadm's worker preflight does, under the same check
+//! [`preflight()`] checks the node the way kubeadm's worker preflight does, under the same check
 //! names, so `--ignore-preflight-errors` means the same thing.
+//!
+//! Precedence, lowest first: sysctls — built-in defaults, sysctl.d files (systemd's order, then
+//! `/etc/sysctl.conf`), [`HostConfig::sysctls`], `sysctl.*` on the kernel command line; module
+//! parameters — [`HostConfig::module_params`], then `module.param=` on the command line (the
+//! kernel keeps the last value). Modules from defaults and config are required; modules-load.d
+//! entries and soft dependencies are best effort, as systemd-modules-load and modprobe treat them.
 //!
 //! Every file access goes through a [`Root`]: it must be where the *running* kernel's `/proc`,
 //! `/sys` and `/lib/modules` are — `/` on a booted node and also inside an initramfs (whose own
@@ -253,8 +259,9 @@ impl HostReport {
     fn record(&mut self, action: Action, outcome: Outcome, started: Instant) {
         let duration = started.elapsed();
         match &outcome {
-            Outcome::Failed(_) => crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration)),
-            Outcome::Ignored(_) => crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration)),
+            Outcome::Failed(_) | Outcome::Ignored(_) => {
+                crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration))
+            }
             _ => crate::info!("host: {action}: {outcome} ({})", fmt_ms(duration)),
         }
         self.actions.push(ActionRecord {

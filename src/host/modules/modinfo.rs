@@ -10,7 +10,7 @@
 use super::compress::{self, Compression, MAX_MODULE_SIZE};
 use super::normalize;
 use crate::host::HostError;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -476,9 +476,4 @@ pub fn scan_tree(dir: &Path) -> Result<Vec<ModuleFile>, HostError> {
 /// Whether a file name is a kernel module (`.ko`, `.ko.xz`, `.ko.zst`, `.ko.gz`).
 pub fn is_module_file(path: &str) -> bool {
     path.ends_with(".ko") || Compression::from_path(path).is_some()
-}
-
-/// Groups module files by name (for a builder that wants to look a module up).
-pub fn by_name(modules: &[ModuleFile]) -> BTreeMap<String, &ModuleFile> {
-    modules.iter().map(|m| (m.name(), m)).collect()
 }

@@ -27,6 +27,7 @@ pub mod cli;
 mod client;
 mod csr;
 mod der;
+pub mod fault;
 mod jws;
 pub mod kubeconfig;
 mod objects;
@@ -35,6 +36,7 @@ mod server;
 mod state;
 mod util;
 
+pub use fault::{Action, DownMode, Faults, InFlightLimit, RequestFault, WatchCut};
 pub use jws::compute_detached_signature;
 pub use util::parse_duration;
 
@@ -45,6 +47,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
+
+/// `listen(2)` backlog: large enough that a load test's burst of connections is queued, not
+/// refused.
+const LISTEN_BACKLOG: i32 = 1024;
 
 /// Lets a test change what one `cluster-info` response carries: called with the number of the
 /// GET (from 1; only GETs that are served count, not the 401/403 ones) and that response's
@@ -83,6 +89,8 @@ pub struct Config {
     /// Served by `/version` and written into `kubeadm-config`.
     pub kubernetes_version: String,
     pub cluster_info_hook: Option<ClusterInfoHook>,
+    /// Injected failures (none by default); see [`fault`].
+    pub faults: Faults,
 }
 
 impl Default for Config {
@@ -102,6 +110,7 @@ impl Default for Config {
             cluster_name: "kubernetes".to_string(),
             kubernetes_version: "v1.33.0".to_string(),
             cluster_info_hook: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -126,6 +135,7 @@ impl std::fmt::Debug for Config {
                 "cluster_info_hook",
                 &self.cluster_info_hook.as_ref().map(|_| "<fn>"),
             )
+            .field("faults", &self.faults)
             .finish()
     }
 }
@@ -233,6 +243,10 @@ pub struct RequestRecord {
     pub response_bytes: u64,
     /// When the request arrived.
     pub time: SystemTime,
+    /// The request carried an `Authorization` header (valid or not, answered or not).
+    pub authorization: bool,
+    /// The injected fault this request got ([`Action::name`], or `max in flight`).
+    pub fault: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,20 +306,31 @@ pub fn start(config: Config) -> Result<Handle, Error> {
     if config.cluster_name.is_empty() {
         return Err(Error::Config("cluster_name is empty".to_string()));
     }
-    let listener = std::net::TcpListener::bind(config.bind).map_err(|source| Error::Bind {
+    // The port is bound here, so the endpoint is known and stays ours; it only listens when the
+    // server is up, so during `down_for` the kernel refuses connections to it.
+    let bind_err = |source| Error::Bind {
         addr: config.bind,
         source,
-    })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
-        addr: config.bind,
-        source,
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| Error::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(config.bind),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(bind_err)?;
+    socket.set_reuse_address(true).map_err(bind_err)?;
+    socket.bind(&config.bind.into()).map_err(bind_err)?;
+    socket.set_nonblocking(true).map_err(bind_err)?;
+    let addr = socket
+        .local_addr()
+        .map_err(bind_err)?
+        .as_socket()
+        .ok_or_else(|| bind_err(std::io::Error::other("not an IP socket address")))?;
+    let faults = config.faults.clone();
+    let listen_late = !faults.down_for.is_zero() && faults.down_mode == DownMode::Refuse;
+    if !listen_late {
+        socket.listen(LISTEN_BACKLOG).map_err(bind_err)?;
+    }
     // Clients dial a concrete address, never the wildcard one.
     let dial_ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -379,6 +404,10 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         kubernetes_version: config.kubernetes_version,
         hook: config.cluster_info_hook,
     };
+    let (delayed_tx, mut delayed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let certificate_delay = faults.certificate_delay;
+    let down_for = faults.down_for;
+    let down_mode = faults.down_mode;
     let state = Arc::new(state::State::new(
         settings,
         ca,
@@ -386,6 +415,8 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         bundle_pins,
         admin,
         config.nodes,
+        faults,
+        (!certificate_delay.is_zero()).then_some(delayed_tx),
     ));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -409,19 +440,47 @@ pub fn start(config: Config) -> Result<Handle, Error> {
                 }
             };
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
+                let up_at = tokio::time::Instant::now() + down_for;
+                // The delayed csrsigning controller: each approval is signed `certificate_delay`
+                // after it was made.
+                let signer_state = server_state.clone();
+                tokio::spawn(async move {
+                    while let Some((name, uid)) = delayed_rx.recv().await {
+                        let state = signer_state.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(certificate_delay).await;
+                            state.sign_delayed(&name, &uid);
+                        });
+                    }
+                });
+                let mut shutdown_rx = shutdown_rx;
+                if listen_late {
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(up_at) => {}
+                        _ = shutdown_rx.changed() => return,
+                    }
+                    if socket.listen(LISTEN_BACKLOG).is_err() {
+                        return;
+                    }
+                }
+                let listener = match tokio::net::TcpListener::from_std(socket.into()) {
                     Ok(l) => l,
                     Err(source) => {
                         let _ = ready_tx.send(Err(Error::Bind { addr, source }));
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
+                if !listen_late {
+                    let _ = ready_tx.send(Ok(()));
+                }
+                let reset_until = (down_mode == DownMode::Reset).then_some(up_at);
                 server::serve(
                     listener,
                     tokio_rustls::TlsAcceptor::from(tls),
                     server_state,
                     shutdown_rx,
+                    reset_until,
                 )
                 .await;
             });

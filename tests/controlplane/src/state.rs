@@ -9,6 +9,7 @@ use crate::objects::{
     NodeAddress, NodeCondition, NodeInfo, NodeSpecJson, NodeStatus, ObjectMeta, Status, Taint,
     CSRS, NODES,
 };
+use crate::fault::{Budgets, Faults};
 use crate::pki::{self, Ca};
 use crate::{jws, kubeconfig, util, Approval, ClusterInfoHook, NodeSpec, RequestRecord, TokenSpec};
 use base64::engine::general_purpose::STANDARD;
@@ -17,6 +18,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Write as _;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -52,6 +54,14 @@ pub(crate) struct State {
     /// The resource version of the newest CSR event; watches wait on it.
     pub events: tokio::sync::watch::Sender<u64>,
     records: Mutex<Records>,
+    /// The faults this server injects (see `fault.rs`).
+    pub faults: Faults,
+    pub budgets: Budgets,
+    /// Requests being handled now (watches excluded), for `max_in_flight`.
+    pub in_flight: AtomicUsize,
+    /// With `certificate_delay`: approved CSRs `(name, uid)` whose certificate is issued later
+    /// by a task of the server's runtime (approvals also come from threads outside it).
+    delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
 }
 
 impl std::fmt::Debug for State {
@@ -195,6 +205,8 @@ impl State {
         bundle_pins: Vec<String>,
         admin: (String, String),
         nodes: Vec<NodeSpec>,
+        faults: Faults,
+        delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
     ) -> State {
         let now = SystemTime::now();
         let mut rv = FIRST_RESOURCE_VERSION;
@@ -289,6 +301,10 @@ impl State {
             inner: Mutex::new(inner),
             events,
             records: Mutex::new(Records::default()),
+            budgets: Budgets::new(faults.requests.clone()),
+            faults,
+            in_flight: AtomicUsize::new(0),
+            delayed_signs,
         }
     }
 
@@ -862,8 +878,30 @@ impl State {
     }
 
     /// The csrsigning controller: an approved CSR without a certificate gets one (or a
-    /// `Failed` condition), as a separate update after the approval.
+    /// `Failed` condition), as a separate update after the approval; with
+    /// `certificate_delay`, that update comes later.
     fn run_signer(&self, inner: &mut Inner, name: &str) {
+        if let Some(tx) = &self.delayed_signs {
+            if let Some(obj) = inner.csrs.get(name) {
+                let _ = tx.send((name.to_string(), obj.metadata.uid.clone()));
+                return;
+            }
+        }
+        self.sign_now(inner, name);
+    }
+
+    /// The delayed half of [`State::run_signer`]: signs the CSR if it is still the one that
+    /// was approved (same UID) and still needs a certificate.
+    pub(crate) fn sign_delayed(&self, name: &str, uid: &str) {
+        let mut inner = lock(&self.inner);
+        if inner.csrs.get(name).is_none_or(|c| c.metadata.uid != uid) {
+            return;
+        }
+        self.sign_now(&mut inner, name);
+        self.events.send_replace(inner.rv);
+    }
+
+    fn sign_now(&self, inner: &mut Inner, name: &str) {
         let Some(obj) = inner.csrs.get(name) else {
             return;
         };
@@ -976,6 +1014,8 @@ fn write_log_line(log: &mut Option<File>, rec: &RequestRecord) {
         "status": rec.status,
         "request_bytes": rec.request_bytes,
         "response_bytes": rec.response_bytes,
+        "authorization": rec.authorization,
+        "fault": rec.fault,
     });
     // The log is a debugging aid: a failed write must not fail the request.
     let _ = writeln!(file, "{line}");

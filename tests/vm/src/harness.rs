@@ -378,7 +378,8 @@ impl Artifacts {
     /// `KUBEJOIN_VM_KERNEL`, `KUBEJOIN_VM_INITRD`, `KUBEJOIN_VM_TESTCP`; `None` when unset (the
     /// test then says how to run it and passes vacuously).
     pub fn from_env() -> Option<Self> {
-        let get = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        // Absolute: cargo runs tests in the package's directory, not the caller's.
+        let get = |k: &str| std::env::var_os(k).map(PathBuf::from).map(|p| std::fs::canonicalize(&p).unwrap_or(p));
         Some(Artifacts {
             kernel: get("KUBEJOIN_VM_KERNEL")?,
             initrd: get("KUBEJOIN_VM_INITRD")?,

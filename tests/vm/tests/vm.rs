@@ -50,8 +50,9 @@ fn context(o: &Outcome) -> String {
             )
         })
         .collect();
+    let qemu = std::fs::read_to_string(o.work.join("console.qemu.log")).unwrap_or_default();
     format!(
-        "\n--- console ({:?}, {:.1}s) ---\n{}\n--- requests ---\n{}\n--- work dir: {} ---",
+        "\n--- console ({:?}, {:.1}s) ---\n{}\n--- qemu ---\n{qemu}\n--- requests ---\n{}\n--- work dir: {} ---",
         o.run.exit,
         o.run.elapsed.as_secs_f64(),
         o.run.console.0,

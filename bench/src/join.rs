@@ -1,0 +1,362 @@
+//! Sections 2–4: the whole `kubejoin join` process against the test control plane on loopback
+//! (auto-approval, zero approval delay), `--handoff none`, into a fresh temporary root per run.
+//!
+//! Per run: wall time from just before `exec` to the reaped exit; the phase timeline kubejoin
+//! wrote to `run/kubejoin/result.json`; and the control plane's request log for the run's window
+//! (arrival times, statuses, body bytes). Peak RSS from `getrusage(RUSAGE_CHILDREN)` over every
+//! join (the largest child's high-water mark), cross-checked by `/usr/bin/time -v`.
+
+use crate::stats::{self, median, round2};
+use crate::{err, Error};
+use kubejoin_testcp::{Handle, RequestRecord};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+/// What the join section needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The static binary under test.
+    pub bin: PathBuf,
+    /// Measured runs (after two warm-up runs).
+    pub runs: usize,
+    /// Scratch directory (temporary roots, logs).
+    pub work: PathBuf,
+}
+
+/// One finished join process.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub node: String,
+    pub wall_start: SystemTime,
+    pub wall_end: SystemTime,
+    pub wall_ms: f64,
+    pub exit_code: Option<i32>,
+    /// (phase, start_ms, end_ms) from result.json (epoch milliseconds).
+    pub phases: Vec<(String, u128, u128)>,
+    pub log: PathBuf,
+}
+
+impl Run {
+    fn phase(&self, name: &str) -> Option<(f64, f64)> {
+        self.phases
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, s, e)| (*s as f64, *e as f64))
+    }
+}
+
+/// The join command line for `cp`.
+pub fn join_args(cp: &Handle, endpoint: &str, node: &str, root: &Path) -> Vec<String> {
+    vec![
+        "join".into(),
+        endpoint.to_string(),
+        "--token".into(),
+        cp.token(),
+        "--discovery-token-ca-cert-hash".into(),
+        cp.signing_ca_pin(),
+        "--node-name".into(),
+        node.to_string(),
+        "--root".into(),
+        root.display().to_string(),
+        "--handoff".into(),
+        "none".into(),
+    ]
+}
+
+/// Runs one join process to completion (bounded: kubejoin's own deadlines, plus ours).
+pub fn run_join(
+    bin: &Path,
+    args: &[String],
+    node: &str,
+    root: &Path,
+    log: &Path,
+) -> Result<Run, Error> {
+    std::fs::create_dir_all(root).map_err(|e| err(format!("creating {}: {e}", root.display())))?;
+    let log_file =
+        std::fs::File::create(log).map_err(|e| err(format!("creating {}: {e}", log.display())))?;
+    let wall_start = SystemTime::now();
+    let t0 = Instant::now();
+    let status = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .status()
+        .map_err(|e| err(format!("running {}: {e}", bin.display())))?;
+    let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let wall_end = SystemTime::now();
+    let phases = read_phases(&root.join("run/kubejoin/result.json"));
+    Ok(Run {
+        node: node.to_string(),
+        wall_start,
+        wall_end,
+        wall_ms,
+        exit_code: status.code(),
+        phases,
+        log: log.to_path_buf(),
+    })
+}
+
+/// The `phases` of kubejoin's result.json, empty if it is missing.
+pub fn read_phases(path: &Path) -> Vec<(String, u128, u128)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
+    };
+    v["phases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    Some((
+                        p["phase"].as_str()?.to_string(),
+                        u128::from(p["start_ms"].as_u64()?),
+                        u128::from(p["end_ms"].as_u64()?),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn epoch_ms(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(0.0)
+}
+
+/// The requests that arrived while `run` was alive.
+pub fn requests_of<'a>(all: &'a [RequestRecord], run: &Run) -> Vec<&'a RequestRecord> {
+    all.iter()
+        .filter(|r| r.time >= run.wall_start && r.time <= run.wall_end)
+        .collect()
+}
+
+/// `GET /api/v1/namespaces/kube-public/configmaps/cluster-info` (query dropped, watch marked).
+pub fn describe_request(r: &RequestRecord) -> String {
+    let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+    let watch = if query.contains("watch=true") {
+        " (watch)"
+    } else {
+        ""
+    };
+    let user = if r.user.is_empty() {
+        "-".to_string()
+    } else {
+        r.user.clone()
+    };
+    format!("{} {path}{watch} -> {} as {user}", r.method, r.status)
+}
+
+const BOUNDARIES: [(&str, &str); 10] = [
+    ("startup", "exec -> first request at the server (process start, runtime, TLS connect)"),
+    ("discovery_insecure", "discovery: insecure fetch, JWS + pin, 2nd TLS connect (-> verified GET arrives)"),
+    ("discovery_secure", "discovery: verified re-fetch (-> discovery done)"),
+    ("identity_check", "identity check (existing kubelet.conf)"),
+    ("config_fetches", "config fetches (kube-proxy, kubelet-config, kubeadm-config, node)"),
+    ("key_csr", "key + CSR (P-256 key persisted, CSR POSTed)"),
+    ("approval_wait", "approval wait (list + watch until issued)"),
+    ("verify", "verify certificate"),
+    ("install", "install (atomic writes + fsync)"),
+    ("exit", "completion files, handoff=none, exit"),
+];
+
+/// The per-run split of [exec, exit] into consecutive intervals (ms), in [`BOUNDARIES`] order.
+/// `None` when the run lacks a timeline or requests.
+fn split(run: &Run, reqs: &[&RequestRecord]) -> Option<Vec<f64>> {
+    let cluster_info: Vec<f64> = reqs
+        .iter()
+        .filter(|r| r.path.contains("/kube-public/configmaps/cluster-info"))
+        .map(|r| epoch_ms(r.time))
+        .collect();
+    let first = reqs.iter().map(|r| epoch_ms(r.time)).reduce(f64::min)?;
+    let verified_get = *cluster_info.get(1)?;
+    let b = [
+        epoch_ms(run.wall_start),
+        first,
+        verified_get,
+        run.phase("discovery")?.1,
+        run.phase("cluster-config")?.0,
+        run.phase("cluster-config")?.1,
+        run.phase("csr")?.1,
+        run.phase("wait-approval")?.1,
+        run.phase("verify-certificate")?.1,
+        run.phase("install")?.1,
+        epoch_ms(run.wall_end),
+    ];
+    Some(b.windows(2).map(|w| (w[1] - w[0]).max(0.0)).collect())
+}
+
+/// Runs the section against `cp` (already started with auto-approval and no delays).
+pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
+    let endpoint = cp.endpoint();
+    let mut runs = Vec::new();
+    let total = opts.runs + 2;
+    for i in 0..total {
+        let node = format!("bench-{i}");
+        let root = opts.work.join(format!("join-{i}"));
+        let log = opts.work.join(format!("join-{i}.log"));
+        let args = join_args(cp, &endpoint, &node, &root);
+        let run = run_join(&opts.bin, &args, &node, &root, &log)?;
+        if run.exit_code != Some(0) {
+            let tail = std::fs::read_to_string(&run.log).unwrap_or_default();
+            return Err(err(format!(
+                "join {node} exited with {:?}:\n{tail}",
+                run.exit_code
+            )));
+        }
+        // The first two are warm-up (page cache, server-side first-use costs).
+        if i >= 2 {
+            runs.push(run);
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    // The largest child's high-water mark: every child so far is a join.
+    let rusage_max_rss_kib = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map(|u| u.max_rss())
+        .ok();
+
+    // Let the last watch streams be closed and counted.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let all = cp.requests();
+
+    let walls: Vec<f64> = runs.iter().map(|r| r.wall_ms).collect();
+    let mut splits: Vec<Vec<f64>> = Vec::new();
+    let mut excl_wait = Vec::new();
+    let mut req_counts = Vec::new();
+    let mut body_bytes = Vec::new();
+    let mut statuses_bad = 0usize;
+    for run in &runs {
+        let reqs = requests_of(&all, run);
+        req_counts.push(reqs.len() as f64);
+        body_bytes.push(
+            reqs.iter()
+                .map(|r| (r.request_bytes + r.response_bytes) as f64)
+                .sum::<f64>(),
+        );
+        statuses_bad += reqs.iter().filter(|r| r.status >= 500 || r.status == 429).count();
+        if let Some(s) = split(run, &reqs) {
+            excl_wait.push(run.wall_ms - s[6]);
+            splits.push(s);
+        }
+    }
+    let phases: Vec<Value> = BOUNDARIES
+        .iter()
+        .enumerate()
+        .map(|(i, (key, label))| {
+            let v: Vec<f64> = splits.iter().filter_map(|s| s.get(i).copied()).collect();
+            json!({ "phase": key, "what": label, "ms": stats::summary(&v) })
+        })
+        .collect();
+    // kubejoin's own phase durations, as it reported them.
+    let mut own: Vec<Value> = Vec::new();
+    if let Some(first) = runs.first() {
+        for (name, _, _) in &first.phases {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.phase(name).map(|(s, e)| e - s))
+                .collect();
+            own.push(json!({ "phase": name, "median_ms": median(&v) }));
+        }
+    }
+    let example: Vec<Value> = runs
+        .first()
+        .map(|r| {
+            requests_of(&all, r)
+                .iter()
+                .map(|q| {
+                    json!({
+                        "request": describe_request(q),
+                        "request_bytes": q.request_bytes,
+                        "response_bytes": q.response_bytes,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let startup = startup_only(&opts.bin, 30)?;
+    let time_v = time_v_rss(opts, cp)?;
+
+    Ok(json!({
+        "runs": runs.len(),
+        "warmup_runs": 2,
+        "wall_ms": stats::summary(&walls),
+        "wall_excluding_approval_wait_ms": stats::summary(&excl_wait),
+        "phases": phases,
+        "kubejoin_phases": own,
+        "process_start_ms": {
+            "what": "exec -> exit of `kubejoin version` (no network)",
+            "ms": stats::summary(&startup),
+        },
+        "peak_rss": {
+            "rusage_children_max_kib": rusage_max_rss_kib,
+            "time_v_max_kib": time_v,
+        },
+        "requests": {
+            "per_join": stats::summary(&req_counts),
+            "retried_or_failed_statuses": statuses_bad,
+            "body_bytes_per_join": stats::summary(&body_bytes),
+            "example_join": example,
+        },
+    }))
+}
+
+/// exec -> exit of `kubejoin version`, `n` times: the fixed cost of starting the process.
+fn startup_only(bin: &Path, n: usize) -> Result<Vec<f64>, Error> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let st = Command::new(bin)
+            .arg("version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| err(format!("running {} version: {e}", bin.display())))?;
+        if !st.success() {
+            return Err(err(format!("{} version failed: {st}", bin.display())));
+        }
+        v.push(round2(t0.elapsed().as_secs_f64() * 1e3));
+    }
+    Ok(v)
+}
+
+/// Peak RSS of three joins under `/usr/bin/time -v` (`None` when it is not installed).
+fn time_v_rss(opts: &Options, cp: &Handle) -> Result<Option<u64>, Error> {
+    let time = Path::new("/usr/bin/time");
+    if !time.exists() {
+        return Ok(None);
+    }
+    let mut max = 0u64;
+    for i in 0..3 {
+        let node = format!("bench-time-{i}");
+        let root = opts.work.join(format!("time-{i}"));
+        std::fs::create_dir_all(&root)
+            .map_err(|e| err(format!("creating {}: {e}", root.display())))?;
+        let out = Command::new(time)
+            .arg("-v")
+            .arg(&opts.bin)
+            .args(join_args(cp, &cp.endpoint(), &node, &root))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| err(format!("running /usr/bin/time: {e}")))?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(err(format!("join under /usr/bin/time failed:\n{text}")));
+        }
+        let kib = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| err("no maximum RSS in /usr/bin/time -v output"))?;
+        max = max.max(kib);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(Some(max))
+}
