@@ -35,6 +35,8 @@ pub enum Error {
         source: crate::plan::pin::PemError,
     },
     #[error(transparent)]
+    Host(crate::host::HostError),
+    #[error(transparent)]
     Sources(#[from] crate::source::merge::LoadError),
     #[error(transparent)]
     Settings(crate::source::merge::SettingsError),
@@ -53,6 +55,7 @@ impl Classify for Error {
             Error::Discovery(e) => e.class(),
             Error::Read { .. } => Class::Other,
             Error::Pem { .. } => Class::Usage,
+            Error::Host(e) => e.class(),
             Error::Sources(e) => e.class(),
             Error::Settings(e) => e.class(),
             Error::Bootstrap(e) => e.class(),
@@ -64,6 +67,7 @@ impl Classify for Error {
     fn hint(&self) -> Option<String> {
         match self {
             Error::Usage(e) => e.hint(),
+            Error::Host(e) => e.hint(),
             Error::Sources(e) => e.hint(),
             Error::Settings(e) => e.hint(),
             Error::Discovery(e) => e.hint(),
@@ -87,7 +91,11 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::CaHash(files) => ca_hash(&files),
-        Command::Join(plan) => join(&plan).await,
+        Command::Join(plan) => {
+            prepare_host(&plan)?;
+            join(&plan).await
+        }
+        Command::HostPrep(h) => host_prep(&h.host, &h.root, h.dry_run).map(|_| ()),
         Command::JoinFromSources(j) => {
             let mut plan = plan_from_sources(&j.sources).await?;
             plan.dry_run |= j.dry_run;
@@ -101,6 +109,7 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
             if let Some(n) = &j.node_name {
                 plan.node_name = Some(n.clone());
             }
+            prepare_host(&plan)?;
             join(&plan).await
         }
         Command::Plan(args) => {
@@ -122,6 +131,69 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// Host preparation and preflight before a join, when the node being joined is this machine.
+///
+/// Only with `--root /`: installing into another directory (a test root, an image being built)
+/// says nothing about the running kernel, and loading modules or changing sysctls there would
+/// change the wrong machine. PID-1 mode runs host preparation itself, before the network.
+fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
+    if plan
+        .skip_phases
+        .iter()
+        .any(|p| p == "host" || p == "preflight")
+    {
+        log::phase("host").skipped();
+        return Ok(());
+    }
+    if plan.root != std::path::Path::new("/") {
+        crate::info!(
+            "installing into {}: host preparation and preflight skipped (they apply to the running machine; see `kubejoin host-prep`)",
+            plan.root.display()
+        );
+        return Ok(());
+    }
+    let root = crate::root::Root::new("/");
+    host_prep(&plan.host, std::path::Path::new("/"), plan.dry_run)?;
+    let phase = log::phase("preflight");
+    let sys = crate::sys::host::RealHostSys;
+    let cfg = crate::host::PreflightConfig {
+        cri_socket: plan.cri_socket.clone(),
+        kubelet_path: plan.kubelet_path.clone(),
+        ignore_errors: plan.ignore_preflight_errors.clone(),
+        ..crate::host::PreflightConfig::default()
+    };
+    let pre = crate::host::preflight(&cfg, &plan.host, &root, &sys);
+    eprint!("{pre}");
+    if plan.dry_run {
+        phase.ok();
+        return Ok(());
+    }
+    pre.into_result().map_err(Error::Host)?;
+    phase.ok();
+    Ok(())
+}
+
+/// Plans host preparation from the host's state, then applies and verifies it (or prints the plan).
+fn host_prep(
+    cfg: &crate::host::HostConfig,
+    root: &std::path::Path,
+    dry_run: bool,
+) -> Result<Option<crate::host::HostReport>, Error> {
+    let phase = log::phase("host");
+    let root = crate::root::Root::new(root);
+    let sys = crate::sys::host::RealHostSys;
+    let plan = crate::host::plan(cfg, &root, &sys).map_err(Error::Host)?;
+    if dry_run {
+        println!("{plan}");
+        phase.skipped();
+        return Ok(None);
+    }
+    let report = crate::host::apply(&plan, &root, &sys).map_err(Error::Host)?;
+    crate::info!("{report}");
+    phase.ok();
+    Ok(Some(report))
 }
 
 fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOptions {

@@ -23,6 +23,8 @@ USAGE:
     kubejoin plan [--root DIR] [--cmdline-file F] [--metadata-dir D] [--config F]
                                                   print the merged, validated join plan (JSON, secrets
                                                   redacted, each value with its source)
+    kubejoin host-prep [--dry-run] [--module M] [--sysctl K=V] [--keep-swap]
+                                                  load modules, set sysctls, turn off swap, then verify
     kubejoin ca-hash FILE...                      print the sha256: pin of each certificate in PEM files
     kubejoin version                              print the version
     kubejoin help                                 print this help
@@ -43,6 +45,12 @@ JOIN FLAGS (same names as kubeadm join):
     --dry-run                                      discover for real, print what would be done, write nothing
     --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
     --skip-phases LIST                             phases to skip
+
+HOST PREPARATION (runs before discovery when installing onto this machine, --root /):
+    --module NAME[,NAME]                           extra kernel module to load (with its dependencies)
+    --sysctl KEY=VALUE                             extra sysctl to set and verify
+    --keep-swap                                    leave swap on (kubelet configured for NodeSwap)
+    --skip-phases host                             skip host preparation and preflight
 
 KUBEJOIN FLAGS:
     --root DIR                                     install under DIR instead of / (e.g. /sysroot)
@@ -74,6 +82,8 @@ pub enum Command {
     JoinFromSources(Box<SourcesJoin>),
     /// `plan`: print the merged plan of the boot sources.
     Plan(SourceArgs),
+    /// `host-prep`: modules, sysctls, swap, verified.
+    HostPrep(HostPrep),
     CaHash(Vec<PathBuf>),
     Version,
     Help,
@@ -87,6 +97,15 @@ pub struct SourceArgs {
     pub cmdline_file: Option<PathBuf>,
     pub metadata_dir: Option<PathBuf>,
     pub config: Option<PathBuf>,
+}
+
+/// `kubejoin host-prep`.
+#[derive(Debug, Clone)]
+pub struct HostPrep {
+    /// Where the running kernel's `/proc`, `/sys` and `/lib/modules` are (`/`).
+    pub root: PathBuf,
+    pub dry_run: bool,
+    pub host: crate::host::HostConfig,
 }
 
 /// A join whose data comes from the boot sources, with the few command-line settings that still
@@ -208,6 +227,9 @@ struct JoinArgs {
     taints: Vec<String>,
     cmdline_file: Option<PathBuf>,
     metadata_dir: Option<PathBuf>,
+    modules: Vec<String>,
+    sysctls: Vec<(String, String)>,
+    keep_swap: bool,
 }
 
 /// Parses `argv` (including the program name).
@@ -254,6 +276,19 @@ where
                 return sources_join(a).map(|j| Command::JoinFromSources(Box::new(j)));
             }
             validate(a).map(|plan| Command::Join(Box::new(plan)))
+        }
+        "host-prep" => {
+            let a = parse_join(&mut p)?;
+            Ok(Command::HostPrep(HostPrep {
+                root: a.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+                dry_run: a.dry_run,
+                host: crate::host::HostConfig {
+                    modules: a.modules,
+                    sysctls: a.sysctls,
+                    keep_swap: a.keep_swap,
+                    ..crate::host::HostConfig::default()
+                },
+            }))
         }
         "plan" => {
             let a = parse_join(&mut p)?;
@@ -316,6 +351,15 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             Long("discovery-timeout") => a.discovery_timeout = Some(text(p)?),
             Long("discovery-retry-interval") => a.retry_interval = Some(text(p)?),
             Long("tls-bootstrap-timeout") => a.tls_bootstrap_timeout = Some(text(p)?),
+            Long("module") => a.modules.extend(list(text(p)?)),
+            Long("sysctl") => {
+                let kv = text(p)?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| args_err(format!("--sysctl {kv:?} is not key=value")))?;
+                a.sysctls.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            Long("keep-swap") => a.keep_swap = true,
             Long("cmdline-file") => a.cmdline_file = Some(text(p)?.into()),
             Long("metadata-dir") => a.metadata_dir = Some(text(p)?.into()),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
@@ -497,6 +541,14 @@ fn fill_from_config(a: &mut JoinArgs, file: &crate::source::joinconfig::ConfigFi
                 a.tls_bootstrap_timeout = Some(duration::format(t));
             }
         }
+        if a.modules.is_empty() {
+            a.modules = k.modules.clone();
+        }
+        for (key, value) in &k.sysctls {
+            if !a.sysctls.iter().any(|(ck, _)| ck == key) {
+                a.sysctls.push((key.clone(), value.clone()));
+            }
+        }
         let cli_names: Vec<String> = a
             .kubelet_args
             .iter()
@@ -645,6 +697,12 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
             .unwrap_or_else(|| PathBuf::from("/usr/bin/kubelet")),
         skip_phases: a.skip_phases,
         ignore_preflight_errors: a.ignore_preflight,
+        host: crate::host::HostConfig {
+            modules: a.modules,
+            sysctls: a.sysctls,
+            keep_swap: a.keep_swap,
+            ..crate::host::HostConfig::default()
+        },
     })
 }
 

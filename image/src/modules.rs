@@ -70,7 +70,7 @@ pub fn select(dir: &Path, release: &str, requested: &[String]) -> Result<Selecti
         dir: dir.to_path_buf(),
         source,
     })?;
-    let by_name: BTreeMap<String, &ModuleFile> = modules::modinfo::by_name(&all);
+    let by_name: BTreeMap<String, &ModuleFile> = all.iter().map(|m| (m.name(), m)).collect();
     // The whole tree's index, built the way the image's own will be, so resolution here and at
     // boot agree. Modules whose dependencies are missing from the tree are left out of it.
     let complete: Vec<ModuleFile> = all

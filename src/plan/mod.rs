@@ -50,4 +50,6 @@ pub struct JoinPlan {
     pub skip_phases: Vec<String>,
     /// Preflight checks to downgrade to warnings (`--ignore-preflight-errors`), lower-cased.
     pub ignore_preflight_errors: Vec<String>,
+    /// Host preparation (modules, sysctls, swap) run before discovery when the node is this host.
+    pub host: crate::host::HostConfig,
 }

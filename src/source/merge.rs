@@ -1128,6 +1128,15 @@ impl Settings {
                 .as_ref()
                 .map(|t| t.value.clone())
                 .unwrap_or_default(),
+            host: crate::host::HostConfig {
+                modules: self
+                    .modules
+                    .as_ref()
+                    .map(|m| m.value.clone())
+                    .unwrap_or_default(),
+                sysctls: self.sysctls.iter().map(|s| s.value.clone()).collect(),
+                ..crate::host::HostConfig::default()
+            },
         })
     }
 }

@@ -6,6 +6,9 @@
 //!                       [--ca-rotation] [--server-url URL] [--node NAME[:ready]]...
 //!                       [--kube-proxy] [--no-preferences] [--kubernetes-version V]
 //!                       [--state-dir DIR]
+//!                       [--down-for 5s [--down-reset]] [--fault SPEC]...
+//!                       [--watch-cut-every M [--watch-cut-abrupt]] [--certificate-delay 5s]
+//!                       [--max-in-flight N[:RETRY_AFTER]]
 //! kubejoin-testcp approve NAME --state-dir DIR
 //! kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
 //! ```
@@ -21,6 +24,7 @@
 
 use crate::client::Client;
 use crate::kubeconfig::parse_admin_kubeconfig;
+use crate::fault::{DownMode, InFlightLimit, WatchCut};
 use crate::{start, Approval, Config, Error, NodeSpec, TokenSpec};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,6 +51,19 @@ SERVE FLAGS:
     --no-preferences           no `preferences: {}` line (client-go >= 0.34)
     --kubernetes-version V     /version and kubeadm-config (default v1.33.0)
     --state-dir DIR            write ca.crt, admin.conf, endpoint, pin, requests.jsonl there
+
+FAULT INJECTION (serve):
+    --down-for DURATION        refuse connections for this long after start (port bound, not listening)
+    --down-reset               while down, accept and reset connections instead of refusing them
+    --fault SPEC               a per-request fault (repeatable; the first matching one with budget left
+                               applies): KIND[,count=K][,path=PREFIX][,retry-after=SECONDS|HTTP-DATE]
+                               KIND: status=CODE | reset | stall[=MAX] | truncate |
+                                     redirect=CODE:LOCATION | oversize=SIZE[:chunked]
+                               e.g. --fault status=503,count=3,retry-after=2,path=/api/v1/namespaces/kube-public
+    --watch-cut-every M        end every CSR watch stream after M events
+    --watch-cut-abrupt         cut watch streams with a connection reset instead of a clean end
+    --certificate-delay DUR    issue the certificate this long after the CSR is approved
+    --max-in-flight N[:S]      answer 429 (Retry-After: S, default 1) beyond N concurrent requests
 ";
 
 /// A bad command line (exit code 2).
@@ -133,6 +150,7 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
             let mut config = Config::default();
             let mut tokens: Vec<TokenSpec> = Vec::new();
             let mut state_dir = None;
+            let mut watch_cut_abrupt = false;
             while let Some(flag) = rest.next() {
                 match flag.as_str() {
                     "--listen" => {
@@ -181,11 +199,49 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                     "--no-preferences" => config.preferences_line = false,
                     "--kubernetes-version" => config.kubernetes_version = value(&flag, &mut rest)?,
                     "--state-dir" => state_dir = Some(PathBuf::from(value(&flag, &mut rest)?)),
+                    "--down-for" => {
+                        config.faults.down_for = duration(&flag, &value(&flag, &mut rest)?)?
+                    }
+                    "--down-reset" => config.faults.down_mode = DownMode::Reset,
+                    "--fault" => {
+                        let v = value(&flag, &mut rest)?;
+                        let fault = crate::fault::parse_spec(&v)
+                            .map_err(|e| Usage(format!("--fault {v:?}: {e}")))?;
+                        config.faults.requests.push(fault);
+                    }
+                    "--watch-cut-every" => {
+                        let v = value(&flag, &mut rest)?;
+                        let every = v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                            Usage(format!("--watch-cut-every {v:?}: a positive number"))
+                        })?;
+                        let abrupt = config.faults.watch_cut.is_some_and(|c| c.abrupt);
+                        config.faults.watch_cut = Some(WatchCut { every, abrupt });
+                    }
+                    "--watch-cut-abrupt" => watch_cut_abrupt = true,
+                    "--certificate-delay" => {
+                        config.faults.certificate_delay = duration(&flag, &value(&flag, &mut rest)?)?
+                    }
+                    "--max-in-flight" => {
+                        let v = value(&flag, &mut rest)?;
+                        let (n, s) = v.split_once(':').unwrap_or((&v, "1"));
+                        let bad = || Usage(format!("--max-in-flight {v:?}: N or N:RETRY_AFTER_SECONDS"));
+                        config.faults.max_in_flight = Some(InFlightLimit {
+                            limit: n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?,
+                            retry_after_secs: s.parse().map_err(|_| bad())?,
+                        });
+                    }
                     other => return Err(Usage(format!("unknown flag {other:?}"))),
                 }
             }
             if !tokens.is_empty() {
                 config.tokens = tokens;
+            }
+            match (&mut config.faults.watch_cut, watch_cut_abrupt) {
+                (Some(cut), true) => cut.abrupt = true,
+                (None, true) => {
+                    return Err(Usage("--watch-cut-abrupt needs --watch-cut-every".into()))
+                }
+                _ => {}
             }
             Ok(Command::Serve {
                 config: Box::new(config),
@@ -249,6 +305,7 @@ fn write_file(dir: &Path, name: &str, content: &str) -> Result<(), Error> {
 
 fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
     let rotation = config.ca_rotation;
+    let faults = config.faults.clone();
     let handle = start(config)?;
     if let Some(dir) = state_dir {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
@@ -276,6 +333,29 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
         let _ = writeln!(out, "CA pin ({role}): {pin}");
     }
     let _ = writeln!(out, "join with:\n  {}", handle.join_command());
+    if !faults.down_for.is_zero() {
+        let how = match faults.down_mode {
+            DownMode::Refuse => "refusing",
+            DownMode::Reset => "resetting",
+        };
+        let _ = writeln!(
+            out,
+            "fault: down for {:?} after start ({how} connections)",
+            faults.down_for
+        );
+    }
+    for f in &faults.requests {
+        let _ = writeln!(out, "fault: {f:?}");
+    }
+    if let Some(c) = faults.watch_cut {
+        let _ = writeln!(out, "fault: watch streams cut every {} events{}", c.every, if c.abrupt { " (abruptly)" } else { "" });
+    }
+    if !faults.certificate_delay.is_zero() {
+        let _ = writeln!(out, "fault: certificates issued {:?} after approval", faults.certificate_delay);
+    }
+    if let Some(l) = faults.max_in_flight {
+        let _ = writeln!(out, "fault: 429 (Retry-After: {}) beyond {} requests in flight", l.retry_after_secs, l.limit);
+    }
     let _ = writeln!(out, "READY {}", handle.url());
     let _ = out.flush();
     drop(out);
@@ -421,6 +501,46 @@ mod tests {
             ]
         );
         assert_eq!(state_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn fault_flags() {
+        let Ok(Command::Serve { config, .. }) = parse(&args(
+            "serve --down-for 2s --down-reset --fault status=503,count=3,retry-after=2,path=/api --fault stall=1s,count=1 --watch-cut-every 2 --watch-cut-abrupt --certificate-delay 1500ms --max-in-flight 8:3",
+        )) else {
+            panic!("did not parse");
+        };
+        let f = &config.faults;
+        assert_eq!(f.down_for, std::time::Duration::from_secs(2));
+        assert_eq!(f.down_mode, DownMode::Reset);
+        assert_eq!(f.requests.len(), 2);
+        assert_eq!(f.requests[0].count, Some(3));
+        assert_eq!(f.requests[0].path_prefix.as_deref(), Some("/api"));
+        assert_eq!(
+            f.watch_cut,
+            Some(WatchCut {
+                every: 2,
+                abrupt: true
+            })
+        );
+        assert_eq!(f.certificate_delay, std::time::Duration::from_millis(1500));
+        assert_eq!(
+            f.max_in_flight,
+            Some(InFlightLimit {
+                limit: 8,
+                retry_after_secs: 3
+            })
+        );
+        for bad in [
+            "serve --fault explode",
+            "serve --watch-cut-abrupt",
+            "serve --watch-cut-every 0",
+            "serve --max-in-flight 0",
+            "serve --max-in-flight 4:x",
+            "serve --down-for soon",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub(crate) struct StatusDetails {
     pub uid: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
+    #[serde(
+        rename = "retryAfterSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -364,6 +369,29 @@ impl Status {
         )
     }
 
+    /// An injected failure, worded as kube-apiserver words these statuses (429 is its
+    /// max-in-flight filter, 503/504 its timeout and availability filters).
+    pub(crate) fn injected(code: u16, retry_after_seconds: Option<u64>) -> Self {
+        let (reason, message) = match code {
+            429 => ("TooManyRequests", "Too many requests, please try again later."),
+            500 => ("InternalError", "Internal error occurred: injected fault"),
+            503 => (
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ),
+            504 => (
+                "Timeout",
+                "Timeout: request did not complete within the allotted timeout",
+            ),
+            _ => ("", "injected fault"),
+        };
+        let details = retry_after_seconds.map(|s| StatusDetails {
+            retry_after_seconds: Some(s),
+            ..StatusDetails::default()
+        });
+        Status::failure(code, reason, message.to_string(), details)
+    }
+
     pub(crate) fn too_large(limit: usize) -> Self {
         Status::failure(
             413,
@@ -407,7 +435,7 @@ impl Status {
                 group: gr.group.to_string(),
                 kind: gr.resource.to_string(),
                 uid: uid.to_string(),
-                causes: Vec::new(),
+                ..StatusDetails::default()
             })),
             code: 0,
         }

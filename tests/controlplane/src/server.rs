@@ -9,6 +9,7 @@ use crate::objects::{
     UserInfoJson, VersionInfo, WatchEvent, CONFIGMAPS, NODES,
 };
 use crate::state::{CsrFilter, State, WatchStart};
+use crate::fault::Action;
 use crate::{pki, util, Approval, RequestRecord};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -16,13 +17,17 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Frame, Incoming};
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use hyper::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde::Serialize;
-use std::convert::Infallible;
+use std::future::Future as _;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -38,7 +43,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) type RespBody = BoxBody<Bytes, Infallible>;
+/// Bodies can fail on purpose (an injected reset, an abrupt end of a watch stream).
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type RespBody = BoxBody<Bytes, BodyError>;
 
 /// The TLS side: the serving certificate, and optional client certificates verified against
 /// the cluster CA (anonymous and token requests present none).
@@ -73,12 +80,14 @@ pub(crate) fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts connections until `shutdown` flips (or its sender goes away).
+/// Accepts connections until `shutdown` flips (or its sender goes away). Until `reset_until`,
+/// each connection is reset as soon as it is accepted (the "down, resetting" fault).
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     state: Arc<State>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    reset_until: Option<tokio::time::Instant>,
 ) {
     loop {
         tokio::select! {
@@ -89,6 +98,12 @@ pub(crate) async fn serve(
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if reset_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+                        // SO_LINGER 0: closing sends a RST instead of a FIN.
+                        let _ = stream.set_zero_linger();
+                        drop(stream);
+                        continue;
+                    }
                     tokio::spawn(connection(stream, tls.clone(), state.clone()));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -98,7 +113,26 @@ pub(crate) async fn serve(
     }
 }
 
+/// Ends a connection without an answer: hyper closes a connection whose service fails.
+#[derive(Debug)]
+pub(crate) struct Abort(&'static str);
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Abort {}
+
 async fn connection(stream: tokio::net::TcpStream, tls: TlsAcceptor, state: Arc<State>) {
+    // A second descriptor of the same socket: a fault can set SO_LINGER 0 on it after the
+    // stream has gone to TLS and hyper, so that the close becomes a reset. It is closed with
+    // the connection.
+    let raw = {
+        use std::os::fd::AsFd as _;
+        stream.as_fd().try_clone_to_owned().ok().map(Arc::new)
+    };
     let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else {
         return;
     };
@@ -114,7 +148,8 @@ async fn connection(stream: tokio::net::TcpStream, tls: TlsAcceptor, state: Arc<
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
         let identity = identity.clone();
-        async move { Ok::<_, Infallible>(handle(state, identity, req).await) }
+        let raw = raw.clone();
+        async move { handle(state, identity, raw, req).await }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -139,11 +174,65 @@ impl Outcome {
     }
 }
 
+/// Counts a request as in flight while it lives.
+struct InFlight<'a> {
+    state: &'a State,
+    counted: bool,
+    /// Requests in flight, this one included.
+    now: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State, counted: bool) -> InFlight<'a> {
+        let now = if counted {
+            state.in_flight.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            state.in_flight.load(Ordering::SeqCst)
+        };
+        InFlight {
+            state,
+            counted,
+            now,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Records a response that was produced without the handler (a fault), and returns it.
+fn answered(
+    state: &State,
+    id: usize,
+    response: Response<RespBody>,
+    fault: String,
+) -> Response<RespBody> {
+    let status = response.status().as_u16();
+    let size = response.body().size_hint().exact().unwrap_or(0);
+    state.update_record(id, |r| {
+        r.status = status;
+        r.response_bytes += size;
+        r.fault = Some(fault);
+    });
+    state.finish_record(id);
+    response
+}
+
 async fn handle(
     state: Arc<State>,
     identity: Arc<Option<(String, Vec<String>)>>,
+    raw: Option<Arc<OwnedFd>>,
     req: Request<Incoming>,
-) -> Response<RespBody> {
+) -> Result<Response<RespBody>, Abort> {
+    let path = req.uri().path().to_string();
+    let is_watch = Query::parse(req.uri().query())
+        .bool("watch")
+        .unwrap_or(false);
     let id = state.record(
         RequestRecord {
             method: req.method().as_str().to_string(),
@@ -156,13 +245,50 @@ async fn handle(
             request_bytes: 0,
             response_bytes: 0,
             time: SystemTime::now(),
+            authorization: req.headers().contains_key(AUTHORIZATION),
+            fault: None,
         },
         false,
     );
+    // kube-apiserver's max-in-flight filter leaves long-running requests (watches) out.
+    let in_flight = InFlight::enter(&state, !is_watch);
+    if let Some(limit) = state.faults.max_in_flight {
+        if in_flight.counted && in_flight.now > limit.limit {
+            let response = fault_status(429, Some(&limit.retry_after_secs.to_string()));
+            return Ok(answered(&state, id, response, "max in flight".into()));
+        }
+    }
+    let fault = state.budgets.take(&path).cloned();
+    match &fault {
+        Some(a @ Action::Status { code, retry_after }) => {
+            let response = fault_status(*code, retry_after.as_deref());
+            return Ok(answered(&state, id, response, a.name()));
+        }
+        Some(a @ Action::Redirect { code, location }) => {
+            return Ok(answered(&state, id, redirect(*code, location), a.name()));
+        }
+        Some(a @ Action::Stall { max }) => {
+            state.update_record(id, |r| r.fault = Some(a.name()));
+            tokio::time::sleep(*max).await;
+            state.finish_record(id);
+            return Err(Abort("a stalled request was dropped"));
+        }
+        Some(a @ Action::Oversize {
+            bytes,
+            content_length,
+        }) => {
+            state.update_record(id, |r| {
+                r.status = 200;
+                r.fault = Some(a.name());
+            });
+            return Ok(oversize(state.clone(), id, *bytes, *content_length));
+        }
+        Some(Action::ResetMidBody | Action::TruncateJson) | None => {}
+    }
     // The handler runs as its own task so that a bug that panics becomes a 500 answer
     // instead of a connection closed without a word.
     let task_state = state.clone();
-    let outcome = match tokio::spawn(route(task_state, identity, req, id)).await {
+    let mut outcome = match tokio::spawn(route(task_state, identity, req, id)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome {
             response: status_response(
@@ -174,6 +300,37 @@ async fn handle(
             streaming: false,
         },
     };
+    let mut applied = None;
+    if let Some(a @ (Action::ResetMidBody | Action::TruncateJson)) = &fault {
+        if !outcome.streaming {
+            let (mut parts, body) = outcome.response.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let half = bytes.slice(..bytes.len() / 2);
+            let body = if *a == Action::TruncateJson {
+                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(half.len()));
+                Full::new(half).map_err(|never| match never {}).boxed()
+            } else {
+                // The full length is announced and half of it sent: the client is cut off in
+                // the middle of a message it knows is incomplete.
+                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                if let Some(fd) = &raw {
+                    let _ = socket2::SockRef::from(fd.as_ref()).set_linger(Some(Duration::ZERO));
+                }
+                ResetBody {
+                    first: Some(half),
+                    pause: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
+                }
+                .boxed()
+            };
+            outcome.response = Response::from_parts(parts, body);
+            applied = Some(a.name());
+        }
+    }
+    drop(in_flight);
     let status = outcome.response.status().as_u16();
     let size = outcome.response.body().size_hint().exact().unwrap_or(0);
     state.update_record(id, |r| {
@@ -181,11 +338,128 @@ async fn handle(
         r.status = status;
         r.request_bytes = outcome.request_bytes;
         r.response_bytes += size;
+        r.fault = applied;
     });
     if !outcome.streaming {
         state.finish_record(id);
     }
-    outcome.response
+    Ok(outcome.response)
+}
+
+/// The answer of an injected status fault, worded as kube-apiserver words these statuses.
+fn fault_status(code: u16, retry_after: Option<&str>) -> Response<RespBody> {
+    let seconds = retry_after.and_then(|v| v.parse::<u64>().ok());
+    let mut response = status_response(&Status::injected(code, seconds), false);
+    if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(RETRY_AFTER, v);
+    }
+    response
+}
+
+fn redirect(code: u16, location: &str) -> Response<RespBody> {
+    let mut response = text(code, format!("<a href=\"{location}\">Found</a>.\n"));
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    response
+}
+
+/// Half of a body, a pause (so that hyper flushes it), then an error: hyper gives up on the
+/// connection, and with SO_LINGER 0 the close is a reset.
+struct ResetBody {
+    first: Option<Bytes>,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for ResetBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        match this.pause.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Abort("injected reset"))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A body of `left` bytes made as it is sent: a ConfigMap whose `kubeconfig` string never
+/// ends. Only what the client actually takes is produced (and counted in the record).
+struct OversizeBody {
+    prefix: Option<Bytes>,
+    left: u64,
+    declared: bool,
+    filler: Bytes,
+    state: Arc<State>,
+    record_id: usize,
+}
+
+const OVERSIZE_PREFIX: &[u8] = br#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cluster-info","namespace":"kube-public"},"data":{"kubeconfig":""#;
+
+fn oversize(state: Arc<State>, record_id: usize, bytes: u64, declared: bool) -> Response<RespBody> {
+    let prefix_len = (OVERSIZE_PREFIX.len() as u64).min(bytes);
+    let body = OversizeBody {
+        prefix: Some(Bytes::from_static(&OVERSIZE_PREFIX[..prefix_len as usize])),
+        left: bytes - prefix_len,
+        declared,
+        filler: Bytes::from(vec![b'A'; 64 * 1024]),
+        state,
+        record_id,
+    };
+    let total = bytes;
+    let mut response = Response::new(body.boxed());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if declared {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(total));
+    }
+    response
+}
+
+impl hyper::body::Body for OversizeBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let chunk = match this.prefix.take() {
+            Some(p) => p,
+            None if this.left == 0 => return Poll::Ready(None),
+            None => {
+                let n = this.left.min(this.filler.len() as u64);
+                this.left -= n;
+                this.filler.slice(..n as usize)
+            }
+        };
+        this.state
+            .add_response_bytes(this.record_id, chunk.len() as u64);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        if self.declared {
+            let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+            hyper::body::SizeHint::with_exact(prefix + self.left)
+        } else {
+            hyper::body::SizeHint::default()
+        }
+    }
+}
+
+impl Drop for OversizeBody {
+    fn drop(&mut self) {
+        self.state.finish_record(self.record_id);
+    }
 }
 
 async fn route(
@@ -361,7 +635,7 @@ fn json_bytes<T: Serialize>(v: &T, pretty: bool) -> Bytes {
 }
 
 fn respond(code: u16, content_type: &'static str, body: Bytes) -> Response<RespBody> {
-    let mut response = Response::new(Full::new(body).boxed());
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
     *response.status_mut() =
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -829,27 +1103,53 @@ fn update_approval(ctx: &Ctx) -> Response<RespBody> {
 
 // ---- watch -----------------------------------------------------------------------------------
 
+/// What the watch producer hands to the body: an event line, or the order to break the
+/// connection (an abrupt watch cut).
+enum Chunk {
+    Data(Bytes),
+    Abort,
+}
+
 /// A chunked response body fed by the task that produces watch events.
 struct WatchBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Chunk>,
     state: Arc<State>,
     record_id: usize,
+    /// An abrupt cut waits for this first, so that hyper flushes the events before it.
+    cutting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl hyper::body::Body for WatchBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(pause) = this.cutting.as_mut() {
+            return match pause.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Abort("injected watch cut"))))),
+                Poll::Pending => Poll::Pending,
+            };
+        }
         match this.rx.poll_recv(cx) {
-            Poll::Ready(Some(chunk)) => {
+            Poll::Ready(Some(Chunk::Data(chunk))) => {
                 this.state
                     .add_response_bytes(this.record_id, chunk.len() as u64);
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Chunk::Abort)) => {
+                let mut pause = Box::pin(tokio::time::sleep(Duration::from_millis(50)));
+                let polled = pause.as_mut().poll(cx);
+                this.cutting = Some(pause);
+                match polled {
+                    Poll::Ready(()) => {
+                        Poll::Ready(Some(Err(Box::new(Abort("injected watch cut")))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -860,6 +1160,33 @@ impl hyper::body::Body for WatchBody {
 impl Drop for WatchBody {
     fn drop(&mut self) {
         self.state.finish_record(self.record_id);
+    }
+}
+
+/// The producer's end of a watch stream; it also enforces the watch-cut fault.
+struct EventSink {
+    tx: mpsc::Sender<Chunk>,
+    sent: u32,
+    cut: Option<crate::fault::WatchCut>,
+}
+
+impl EventSink {
+    /// Sends one event line; `false` when the stream is over (client gone, or cut).
+    async fn send(&mut self, line: Bytes) -> bool {
+        if self.tx.send(Chunk::Data(line)).await.is_err() {
+            return false;
+        }
+        self.sent += 1;
+        match self.cut {
+            Some(cut) if self.sent >= cut.every => {
+                if cut.abrupt {
+                    let _ = self.tx.send(Chunk::Abort).await;
+                }
+                // Dropping the sender ends the chunked stream cleanly.
+                false
+            }
+            _ => true,
+        }
     }
 }
 
@@ -892,7 +1219,12 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
     // Subscribe before taking the starting point, so that nothing falls in between.
     let mut changes = state.events.subscribe();
     let start = state.watch_start(resource_version, &filter);
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let (tx, rx) = mpsc::channel::<Chunk>(64);
+    let mut sink = EventSink {
+        tx,
+        sent: 0,
+        cut: state.faults.watch_cut,
+    };
     let producer_state = state.clone();
     tokio::spawn(async move {
         let state = producer_state;
@@ -900,12 +1232,12 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
             tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(365 * 86_400));
         let mut last = match start {
             Err(status) => {
-                let _ = tx.send(event_line("ERROR", &status)).await;
+                let _ = sink.send(event_line("ERROR", &status)).await;
                 return;
             }
             Ok(WatchStart::Snapshot { objects, rv }) => {
                 for obj in objects {
-                    if tx.send(event_line("ADDED", &obj)).await.is_err() {
+                    if !sink.send(event_line("ADDED", &obj)).await {
                         return;
                     }
                 }
@@ -913,7 +1245,7 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
             }
             Ok(WatchStart::Resume { events, rv }) => {
                 for e in events {
-                    if tx.send(event_line(e.type_, &e.object)).await.is_err() {
+                    if !sink.send(event_line(e.type_, &e.object)).await {
                         return;
                     }
                 }
@@ -924,19 +1256,19 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep_until(deadline) => return,
-                _ = tx.closed() => return,
+                _ = sink.tx.closed() => return,
             }
             match state.events_after(last, &filter) {
                 Ok((events, newest)) => {
                     for e in events {
-                        if tx.send(event_line(e.type_, &e.object)).await.is_err() {
+                        if !sink.send(event_line(e.type_, &e.object)).await {
                             return;
                         }
                     }
                     last = newest;
                 }
                 Err(status) => {
-                    let _ = tx.send(event_line("ERROR", &status)).await;
+                    let _ = sink.send(event_line("ERROR", &status)).await;
                     return;
                 }
             }
@@ -946,6 +1278,7 @@ fn watch(ctx: &Ctx, filter: CsrFilter) -> (Response<RespBody>, bool) {
         rx,
         state,
         record_id: ctx.record_id,
+        cutting: None,
     };
     let mut response = Response::new(body.boxed());
     let headers = response.headers_mut();

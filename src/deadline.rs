@@ -1,0 +1,271 @@
+//! One overall deadline for a join, split into phase bounds.
+//!
+//! A join runs unattended on thousands of machines at once: whatever the cluster does (never
+//! approves, answers 429 forever, accepts a connection and then says nothing), the process must
+//! end by `--timeout` (default 10 m) with an exit code and a message that names where it was.
+//! So the run holds one [`Deadline`], and each phase gets `bound(phase_max)`: its own limit
+//! (kubeadm's value for that step, e.g. `--tls-bootstrap-timeout` for the approval wait), cut
+//! short by whatever is left of the overall one. A phase that runs out ends with [`Expired`],
+//! which names the phase, how long it ran, the overall deadline, and keeps the last cause seen
+//! (the last refused connection, the CSR still pending…) so the operator knows what to fix.
+
+use crate::error::{Class, Classify};
+use crate::plan::duration;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// The default overall deadline (`--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The instant by which the whole join must have ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When the run gives up.
+    pub at: Instant,
+    /// When the run started (to report the overall budget).
+    started: Instant,
+}
+
+impl Deadline {
+    /// A deadline `total` from now.
+    pub fn after(total: Duration) -> Self {
+        let started = Instant::now();
+        Self {
+            // An absurd --timeout (years) must not overflow Instant: clamp to a century.
+            at: started
+                .checked_add(total)
+                .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 86_400)),
+            started,
+        }
+    }
+
+    /// The overall budget this deadline was created with.
+    pub fn total(&self) -> Duration {
+        self.at.saturating_duration_since(self.started)
+    }
+
+    /// Time left; zero once passed.
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// The bound of a phase whose own limit is `phase_max`: never past the overall deadline.
+    pub fn bound(&self, phase_max: Duration) -> Duration {
+        phase_max.min(self.remaining())
+    }
+
+    /// A phase starting now, limited to `bound(phase_max)`.
+    pub fn phase(&self, name: &'static str, phase_max: Duration) -> PhaseClock {
+        let started = Instant::now();
+        PhaseClock {
+            name,
+            started,
+            at: started + self.bound(phase_max),
+            overall: *self,
+        }
+    }
+}
+
+/// The clock of one phase: where it must end, and what to say when it does not.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseClock {
+    pub name: &'static str,
+    pub started: Instant,
+    /// The phase's end: `min(start + phase_max, overall deadline)`.
+    pub at: Instant,
+    overall: Deadline,
+}
+
+impl PhaseClock {
+    /// Time left in this phase; zero once passed.
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// The phase's whole bound.
+    pub fn bound(&self) -> Duration {
+        self.at.saturating_duration_since(self.started)
+    }
+
+    /// The error for running out of time in this phase, keeping `cause` (the last failure seen,
+    /// or the phase's own timeout error).
+    pub fn expired(&self, cause: Option<Cause>) -> Expired {
+        Expired {
+            phase: self.name,
+            after: self.started.elapsed(),
+            overall: self.overall.total(),
+            cause,
+        }
+    }
+
+    /// Runs `fut` within this phase's bound; [`Expired`] without a cause when the bound passed
+    /// first (the future is dropped, which cancels its requests).
+    pub async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Expired> {
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(self.at), fut).await {
+            Ok(out) => Ok(out),
+            Err(_) => Err(self.expired(None)),
+        }
+    }
+}
+
+/// The last failure before a phase gave up: its text chain, class and hint, kept as a boxed
+/// error so the report prints it as the cause.
+#[derive(Debug)]
+pub struct Cause {
+    pub error: Box<dyn StdError + Send + Sync + 'static>,
+    pub hint: Option<String>,
+}
+
+impl Cause {
+    /// Keeps `e` (with its hint) as the cause of a give-up.
+    pub fn of<E: Classify + Send + Sync + 'static>(e: E) -> Self {
+        let hint = e.hint();
+        Self {
+            error: Box::new(e),
+            hint,
+        }
+    }
+}
+
+/// A phase ran out of time (its own bound or the overall deadline). Always exit code 5.
+#[derive(Debug)]
+pub struct Expired {
+    pub phase: &'static str,
+    /// How long the phase ran.
+    pub after: Duration,
+    /// The overall deadline of the run.
+    pub overall: Duration,
+    /// The last failure seen, if there was one.
+    pub cause: Option<Cause>,
+}
+
+impl fmt::Display for Expired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave up in {} after {} (overall deadline {})",
+            self.phase,
+            duration::format(round_ms(self.after)),
+            duration::format(self.overall)
+        )?;
+        match &self.cause {
+            // The cause's text on the same line: the one line a log collector keeps says why.
+            Some(c) => write!(f, ": {}", c.error),
+            None => write!(f, ": no answer within the phase's time"),
+        }
+    }
+}
+
+impl StdError for Expired {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause
+            .as_ref()
+            .map(|c| c.error.as_ref() as &(dyn StdError + 'static))
+    }
+}
+
+impl Classify for Expired {
+    fn class(&self) -> Class {
+        Class::Timeout
+    }
+
+    fn hint(&self) -> Option<String> {
+        let own = "raise --timeout (the overall deadline) if this machine needs longer to join";
+        match self.cause.as_ref().and_then(|c| c.hint.clone()) {
+            Some(h) => Some(format!("{h}; {own}")),
+            None => Some(own.to_string()),
+        }
+    }
+}
+
+/// Millisecond precision is plenty in a message (`5m0.012s` rather than nanoseconds).
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("certificate signing request node-csr-x is still pending")]
+    struct Pending;
+
+    impl Classify for Pending {
+        fn class(&self) -> Class {
+            Class::Timeout
+        }
+        fn hint(&self) -> Option<String> {
+            Some("approve it with `kubectl certificate approve node-csr-x`".into())
+        }
+    }
+
+    #[test]
+    fn bound_never_passes_the_overall_deadline() {
+        let d = Deadline::after(Duration::from_secs(10));
+        assert!(d.bound(Duration::from_secs(300)) <= Duration::from_secs(10));
+        assert_eq!(d.bound(Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(d.total(), Duration::from_secs(10));
+        assert!(!d.expired());
+        let gone = Deadline::after(Duration::ZERO);
+        assert!(gone.expired());
+        assert_eq!(gone.bound(Duration::from_secs(5)), Duration::ZERO);
+        // Absurd budgets clamp instead of overflowing.
+        assert!(Deadline::after(Duration::MAX).remaining() > Duration::from_secs(1 << 30));
+    }
+
+    #[test]
+    fn expired_names_phase_durations_and_keeps_the_cause() {
+        let e = Expired {
+            phase: "wait-approval",
+            after: Duration::from_secs(300),
+            overall: Duration::from_secs(600),
+            cause: Some(Cause::of(Pending)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "gave up in wait-approval after 5m0s (overall deadline 10m0s): \
+             certificate signing request node-csr-x is still pending"
+        );
+        assert_eq!(e.class(), Class::Timeout);
+        assert_eq!(e.class().exit_code(), 5);
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("kubectl certificate approve node-csr-x"), "{hint}");
+        assert!(hint.contains("--timeout"), "{hint}");
+        assert!(e.source().is_some());
+        // The report prints the cause once (it is already on the first line).
+        let report = crate::error::Report(&e, None).to_string();
+        assert_eq!(report.lines().count(), 1, "{report}");
+
+        let bare = Expired {
+            phase: "csr",
+            after: Duration::from_millis(1500),
+            overall: Duration::from_secs(60),
+            cause: None,
+        };
+        assert_eq!(
+            bare.to_string(),
+            "gave up in csr after 1.500s (overall deadline 1m0s): no answer within the phase's time"
+        );
+    }
+
+    #[tokio::test]
+    async fn run_cuts_a_phase_at_its_bound() {
+        let d = Deadline::after(Duration::from_secs(60));
+        let p = d.phase("cluster-config", Duration::from_millis(50));
+        let started = Instant::now();
+        let r = p.run(tokio::time::sleep(Duration::from_secs(30))).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let e = r.unwrap_err();
+        assert_eq!(e.phase, "cluster-config");
+        assert!(e.after >= Duration::from_millis(50));
+        assert_eq!(p.run(async { 7 }).await.unwrap(), 7);
+    }
+}
