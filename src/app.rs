@@ -1,7 +1,9 @@
 //! The one place that knows the order of stages.
 
+use crate::bootstrap::backoff::{self, Backoff};
 use crate::bootstrap::{self, config, csr, verify, wait, Cluster};
 use crate::cli::{Command, UsageError, HELP};
+use crate::deadline::{Cause, Deadline, Expired, PhaseClock};
 use crate::discovery::{self, Discovered, Method};
 use crate::error::{Class, Classify};
 use crate::install::{self, existing, flags};
@@ -13,7 +15,7 @@ use crate::root::Root;
 use crate::sys::{RealSys, Sys};
 use crate::{handoff, info, warn};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Any failure of a command, classified for the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,12 @@ pub enum Error {
     Install(#[from] install::Error),
     #[error(transparent)]
     Handoff(#[from] handoff::Error),
+    /// A join phase ran out of time (its own bound or `--timeout`).
+    #[error(transparent)]
+    Deadline(#[from] Expired),
+    /// A bug (a task that panicked); never expected.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Classify for Error {
@@ -61,6 +69,8 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.class(),
             Error::Install(e) => e.class(),
             Error::Handoff(e) => e.class(),
+            Error::Deadline(e) => e.class(),
+            Error::Internal(_) => Class::Other,
         }
     }
 
@@ -74,6 +84,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.hint(),
             Error::Install(e) => e.hint(),
             Error::Handoff(e) => e.hint(),
+            Error::Deadline(e) => e.hint(),
             _ => None,
         }
     }
@@ -246,17 +257,27 @@ fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {
 }
 
 async fn join(plan: &JoinPlan) -> Result<(), Error> {
-    let phase = log::phase("discovery");
-    let discovered = discovery::discover(&plan.discovery).await?;
-    phase.ok();
+    // Crash tests enumerate the failpoints through the binary they kill (debug builds only).
+    if install::failpoint::armed() == Some(&install::failpoint::Armed::List) {
+        for name in install::failpoint::list() {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    // The overall deadline starts before discovery: `--timeout` bounds the whole join.
+    let mut run = Run::new(overall_timeout(plan));
+    let discovered = discover_within(plan, &mut run).await?;
     if plan.dry_run {
         print_dry_run(plan, &discovered);
     }
     let sys = RealSys;
-    let joined = bootstrap_and_install(plan, &discovered, &sys, &Tuning::default()).await?;
+    let joined =
+        bootstrap_and_install_within(plan, &discovered, &sys, &Tuning::default(), &mut run)
+            .await?;
     if joined.outcome == Outcome::DryRun {
         return Ok(());
     }
+    // Not bounded: the node's files are installed, and handing off is an exec or a return.
     let phase = log::phase("handoff");
     handoff::handoff(
         plan.handoff,
@@ -268,11 +289,134 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
     Ok(())
 }
 
+/// The overall deadline of a join (`--timeout`).
+fn overall_timeout(_plan: &JoinPlan) -> Duration {
+    crate::deadline::DEFAULT_TIMEOUT
+}
+
 /// Knobs of the post-discovery pipeline that tests shorten; `Default` is the binary's.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Tuning {
-    /// The CSR wait; its `timeout` is replaced by `plan.tls_bootstrap_timeout`.
+    /// The CSR wait; its `timeout` is replaced by `min(plan.tls_bootstrap_timeout, time left)`.
     pub wait: wait::WaitOptions,
+    /// Retry schedule of the API calls of `cluster-config` and `csr`.
+    pub backoff: Backoff,
+    /// Own bound of each API phase (`cluster-config`, `csr`): kubeadm's 1 m for an API call
+    /// with retries (`timeouts.kubernetesAPICall`).
+    pub api_phase: Duration,
+    /// Own bound of the local writes (`install`, `completion`).
+    pub install_phase: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            wait: wait::WaitOptions::default(),
+            backoff: Backoff::default(),
+            api_phase: Duration::from_secs(60),
+            install_phase: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One join's overall deadline and the record of its phases for `result.json`. Kept per join
+/// (not process-wide) so joins running side by side in one process each report their own.
+#[derive(Debug)]
+pub struct Run {
+    pub deadline: Deadline,
+    phases: Vec<log::PhaseRecord>,
+}
+
+/// A phase in progress: its log line, its clock, its wall-clock start.
+struct Stage {
+    log: log::Phase,
+    clock: PhaseClock,
+    wall: SystemTime,
+}
+
+impl Run {
+    /// A run whose overall deadline is `timeout` from now.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            deadline: Deadline::after(timeout),
+            phases: Vec::new(),
+        }
+    }
+
+    /// The phases finished so far, in order.
+    pub fn phases(&self) -> &[log::PhaseRecord] {
+        &self.phases
+    }
+
+    fn begin(&self, name: &'static str, phase_max: Duration) -> Stage {
+        Stage {
+            log: log::phase(name),
+            clock: self.deadline.phase(name, phase_max),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn end(&mut self, stage: Stage, skipped: bool) {
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        };
+        let took = stage.clock.started.elapsed().as_millis();
+        let start_ms = ms(stage.wall);
+        self.phases.push(log::PhaseRecord {
+            phase: stage.clock.name.to_string(),
+            start_ms,
+            end_ms: start_ms + took,
+            duration_ms: took,
+            outcome: if skipped { "skipped" } else { "ok" }.into(),
+        });
+        if skipped {
+            stage.log.skipped();
+        } else {
+            stage.log.ok();
+        }
+    }
+}
+
+/// Discovery as the `discovery` phase of `run`: each of its fetch loops keeps its own bound
+/// (`--discovery-timeout`) but never past the overall deadline, and the phase as a whole (token
+/// discovery runs two loops) is cut at the overall deadline. Running out of time gives
+/// [`Error::Deadline`] naming the phase, with discovery's own error as the cause.
+pub async fn discover_within(plan: &JoinPlan, run: &mut Run) -> Result<Discovered, Error> {
+    let stage = run.begin("discovery", Duration::MAX);
+    let mut opts = plan.discovery.clone();
+    opts.timeout = run.deadline.bound(opts.timeout);
+    match stage.clock.run(discovery::discover(&opts)).await {
+        Ok(Ok(d)) => {
+            run.end(stage, false);
+            Ok(d)
+        }
+        Ok(Err(e)) if e.class() == Class::Timeout => {
+            Err(Error::Deadline(stage.clock.expired(Some(Cause::of(e)))))
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(expired) => Err(Error::Deadline(expired)),
+    }
+}
+
+/// Runs local file work off the async workers (an fsync can take long on a busy disk, and joins
+/// running side by side must not stall each other's network I/O), cut at the phase's clock.
+/// When the clock wins, the write may still complete in the background: the atomic writer
+/// makes whatever it finishes whole, so giving up is safe at any instant.
+async fn on_disk<T, F>(clock: &PhaseClock, f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    match clock.run(tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(Error::Internal(format!(
+            "the {} phase's file task ended abnormally: {e}",
+            clock.name
+        ))),
+        Err(expired) => Err(Error::Deadline(expired)),
+    }
 }
 
 /// How a join ended.
@@ -301,6 +445,8 @@ pub struct Joined {
     pub progress: Vec<String>,
     /// What was (or, in a dry run, would be) written, in order.
     pub steps: Vec<String>,
+    /// The phases run, as written to `result.json`.
+    pub phases: Vec<log::PhaseRecord>,
 }
 
 fn ca_pin(d: &Discovered) -> Option<String> {
@@ -314,14 +460,28 @@ fn ca_pin(d: &Discovered) -> Option<String> {
         .map(|p| p.to_string())
 }
 
-/// Everything after discovery up to (not including) the handoff: identity check, cluster
-/// configuration, key and CSR, wait, verification, install, completion files. Each stage is a
-/// named phase. With `plan.dry_run` only reads happen and the planned writes are printed.
+/// Everything after discovery up to (not including) the handoff, under a fresh overall deadline
+/// of `--timeout`: see [`bootstrap_and_install_within`].
 pub async fn bootstrap_and_install(
     plan: &JoinPlan,
     d: &Discovered,
     sys: &dyn Sys,
     tuning: &Tuning,
+) -> Result<Joined, Error> {
+    let mut run = Run::new(overall_timeout(plan));
+    bootstrap_and_install_within(plan, d, sys, tuning, &mut run).await
+}
+
+/// Everything after discovery up to (not including) the handoff: identity check, cluster
+/// configuration, key and CSR, wait, verification, install, completion files. Each stage is a
+/// named phase of `run`, bounded by its own limit and by `run`'s overall deadline. With
+/// `plan.dry_run` only reads happen and the planned writes are printed.
+pub async fn bootstrap_and_install_within(
+    plan: &JoinPlan,
+    d: &Discovered,
+    sys: &dyn Sys,
+    tuning: &Tuning,
+    run: &mut Run,
 ) -> Result<Joined, Error> {
     let root = Root::new(&plan.root);
     let id = bootstrap::resolve_node_name(plan.node_name.as_ref(), sys)?;
@@ -338,20 +498,21 @@ pub async fn bootstrap_and_install(
         not_after: None,
         progress: Vec::new(),
         steps: Vec::new(),
+        phases: Vec::new(),
     };
 
     // Before any request: a node that is already joined must not spend the token again (it may
     // have expired since), and one that belongs elsewhere must not be overwritten silently.
-    let phase = log::phase("identity-check");
+    let stage = run.begin("identity-check", Duration::MAX);
     match existing::check(&root, &d.ca_der, &node, SystemTime::now()) {
-        existing::Existing::None => phase.ok(),
+        existing::Existing::None => run.end(stage, false),
         existing::Existing::Joined { not_after } if !plan.force => {
             info!(
                 "already joined: {} holds a valid certificate for system:node:{node} from this cluster (until {}); nothing to do",
                 install::KUBELET_CONF,
                 install::rfc3339(not_after)
             );
-            phase.skipped();
+            run.end(stage, true);
             if plan.dry_run {
                 println!("dry run: this node is already joined; nothing would be written");
                 return Ok(joined);
@@ -360,37 +521,49 @@ pub async fn bootstrap_and_install(
             joined.not_after = Some(not_after);
             // A run that crashed between writing kubelet.conf and removing the pending key
             // leaves the key behind; its certificate is installed, so it is only debris now.
-            install::apply(
-                &root,
-                &[install::Step::Remove {
-                    path: csr::KEY_TMP.into(),
-                    what: "a pending key left by an interrupted run",
-                }],
-            )?;
+            let stage = run.begin("install", tuning.install_phase);
+            let r = root.clone();
+            on_disk(&stage.clock, move || {
+                install::apply(
+                    &r,
+                    &[install::Step::Remove {
+                        path: csr::KEY_TMP.into(),
+                        what: "a pending key left by an interrupted run",
+                    }],
+                )
+                .map_err(Error::from)
+            })
+            .await?;
+            run.end(stage, false);
             // The completion files live in /run (volatile): describe this boot's outcome.
-            complete(&root, d, &joined)?;
+            complete(run, &root, d, &mut joined, tuning).await?;
             return Ok(joined);
         }
         existing::Existing::Joined { .. } => {
             warn!("already joined, but --force given: joining again");
-            phase.ok();
+            run.end(stage, false);
         }
         existing::Existing::Stale(why) => {
             warn!("{} exists but {why}; joining again", install::KUBELET_CONF);
-            phase.ok();
+            run.end(stage, false);
         }
         existing::Existing::Conflict(c) if plan.force => {
             warn!("{c}; replacing it because --force was given");
-            phase.ok();
+            run.end(stage, false);
         }
         existing::Existing::Conflict(c) => return Err(install::Error::Existing(c).into()),
     }
 
-    let phase = log::phase("cluster-config");
+    // Overload (429), failover (5xx, resets) and slow answers are retried within the phase;
+    // refusals (401, 403, a Ready Node of our name) end it at once.
+    let stage = run.begin("cluster-config", tuning.api_phase);
     let cluster = Cluster::connect(d)?;
-    let cfg = config::fetch(&cluster).await?;
-    config::check_node(&cluster, &node).await?;
-    phase.ok();
+    let cfg = backoff::retrying(&stage.clock, &tuning.backoff, || config::fetch(&cluster)).await?;
+    backoff::retrying(&stage.clock, &tuning.backoff, || {
+        config::check_node(&cluster, &node)
+    })
+    .await?;
+    run.end(stage, false);
 
     let runtime_endpoint = match &cfg.container_runtime_endpoint {
         Some(ep) => {
@@ -453,26 +626,49 @@ pub async fn bootstrap_and_install(
         }
         println!("  {}", flags_env.trim_end());
         joined.steps = steps.iter().map(|s| s.to_string()).collect();
+        joined.phases = run.phases().to_vec();
         return Ok(joined);
     }
 
-    let phase = log::phase("csr");
-    let (mut key, _) = csr::load_or_generate_key(&root, true)?;
-    let submitted = csr::submit(&cluster, &root, &mut key, &node).await?;
+    // The key is durable before the CSR is sent, and the CSR's name derives from it, so a POST
+    // that is retried (its answer lost) or a run that is restarted finds its own CSR (409) and
+    // adopts it instead of leaving an orphan.
+    let stage = run.begin("csr", tuning.api_phase);
+    let key_root = root.clone();
+    let (mut key, _) = on_disk(&stage.clock, move || {
+        csr::load_or_generate_key(&key_root, true).map_err(Error::from)
+    })
+    .await?;
+    let mut retry = backoff::Retry::new(&stage.clock, tuning.backoff);
+    let submitted = loop {
+        match retry
+            .attempt(csr::submit(&cluster, &root, &mut key, &node))
+            .await?
+        {
+            Ok(s) => break s,
+            Err(e) => retry.after(e).await?,
+        }
+    };
     joined.csr = Some(submitted.name.clone());
     joined.csr_reused = submitted.reused;
-    phase.ok();
+    run.end(stage, false);
 
-    let phase = log::phase("wait-approval");
+    let stage = run.begin("wait-approval", plan.tls_bootstrap_timeout);
     let opts = wait::WaitOptions {
-        timeout: plan.tls_bootstrap_timeout,
+        timeout: stage.clock.remaining(),
         ..tuning.wait.clone()
     };
-    let issued = wait::wait(&cluster, &submitted, &opts).await?;
+    let issued = match wait::wait(&cluster, &submitted, &opts).await {
+        Ok(issued) => issued,
+        Err(e @ bootstrap::Error::Timeout { .. }) => {
+            return Err(Error::Deadline(stage.clock.expired(Some(Cause::of(e)))))
+        }
+        Err(e) => return Err(e.into()),
+    };
     joined.progress = issued.progress.clone();
-    phase.ok();
+    run.end(stage, false);
 
-    let phase = log::phase("verify-certificate");
+    let stage = run.begin("verify-certificate", Duration::MAX);
     let verified = verify::verify(
         &issued.cert_pem,
         &key.spki_der(),
@@ -490,9 +686,9 @@ pub async fn bootstrap_and_install(
         csr::common_name(&node),
         install::rfc3339(verified.not_after)
     );
-    phase.ok();
+    run.end(stage, false);
 
-    let phase = log::phase("install");
+    let stage = run.begin("install", tuning.install_phase);
     let key_pem = key.to_pem();
     let steps = install::plan(&install::Inputs {
         server: &d.server,
@@ -501,19 +697,32 @@ pub async fn bootstrap_and_install(
         key_pem: &key_pem,
         kubelet_config: &cfg.kubelet_config,
         flags_env: &flags_env,
-        now: SystemTime::now(),
+        // Named after the certificate, not the clock: a re-run that resumes the same CSR gets
+        // the same certificate and rewrites the same file instead of leaving a second PEM.
+        now: SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(verified.not_before).unwrap_or(0)),
     });
-    install::apply(&root, &steps)?;
     joined.steps = steps.iter().map(|s| s.to_string()).collect();
-    phase.ok();
+    let r = root.clone();
+    on_disk(&stage.clock, move || {
+        install::apply(&r, &steps).map_err(Error::from)
+    })
+    .await?;
+    run.end(stage, false);
 
-    complete(&root, d, &joined)?;
+    complete(run, &root, d, &mut joined, tuning).await?;
     Ok(joined)
 }
 
 /// Writes the completion contract (`result.json`, Cluster API sentinel) as its own phase.
-fn complete(root: &Root, d: &Discovered, joined: &Joined) -> Result<(), Error> {
-    let phase = log::phase("completion");
+async fn complete(
+    run: &mut Run,
+    root: &Root,
+    d: &Discovered,
+    joined: &mut Joined,
+    tuning: &Tuning,
+) -> Result<(), Error> {
+    let stage = run.begin("completion", tuning.install_phase);
     let result = install::JoinResult {
         outcome: match joined.outcome {
             Outcome::AlreadyJoined => "already-joined",
@@ -525,10 +734,15 @@ fn complete(root: &Root, d: &Discovered, joined: &Joined) -> Result<(), Error> {
         certificate_not_after: joined.not_after.map(install::rfc3339),
         server: d.server.clone(),
         ca_pin: ca_pin(d),
-        phases: log::timeline(),
+        phases: run.phases().to_vec(),
     };
-    install::write_completion(root, &result)?;
-    phase.ok();
+    let r = root.clone();
+    on_disk(&stage.clock, move || {
+        install::write_completion(&r, &result).map_err(Error::from)
+    })
+    .await?;
+    run.end(stage, false);
+    joined.phases = run.phases().to_vec();
     Ok(())
 }
 

@@ -64,10 +64,12 @@ impl Deadline {
     /// A phase starting now, limited to `bound(phase_max)`.
     pub fn phase(&self, name: &'static str, phase_max: Duration) -> PhaseClock {
         let started = Instant::now();
+        let own = started.checked_add(phase_max);
         PhaseClock {
             name,
             started,
             at: started + self.bound(phase_max),
+            by_overall: own.is_none_or(|own| own >= self.at),
             overall: *self,
         }
     }
@@ -80,6 +82,8 @@ pub struct PhaseClock {
     pub started: Instant,
     /// The phase's end: `min(start + phase_max, overall deadline)`.
     pub at: Instant,
+    /// The overall deadline, not the phase's own limit, decides the end.
+    pub by_overall: bool,
     overall: Deadline,
 }
 
@@ -101,6 +105,7 @@ impl PhaseClock {
             phase: self.name,
             after: self.started.elapsed(),
             overall: self.overall.total(),
+            by_overall: self.by_overall,
             cause,
         }
     }
@@ -142,6 +147,8 @@ pub struct Expired {
     pub after: Duration,
     /// The overall deadline of the run.
     pub overall: Duration,
+    /// The overall deadline (rather than the phase's own limit) ended the phase.
+    pub by_overall: bool,
     /// The last failure seen, if there was one.
     pub cause: Option<Cause>,
 }
@@ -177,8 +184,12 @@ impl Classify for Expired {
     }
 
     fn hint(&self) -> Option<String> {
-        let own = "raise --timeout (the overall deadline) if this machine needs longer to join";
-        match self.cause.as_ref().and_then(|c| c.hint.clone()) {
+        let cause = self.cause.as_ref().and_then(|c| c.hint.clone());
+        if !self.by_overall {
+            return cause;
+        }
+        let own = "the overall deadline passed: raise --timeout if this machine needs longer to join";
+        match cause {
             Some(h) => Some(format!("{h}; {own}")),
             None => Some(own.to_string()),
         }
@@ -227,6 +238,7 @@ mod tests {
             phase: "wait-approval",
             after: Duration::from_secs(300),
             overall: Duration::from_secs(600),
+            by_overall: true,
             cause: Some(Cause::of(Pending)),
         };
         assert_eq!(
@@ -248,8 +260,10 @@ mod tests {
             phase: "csr",
             after: Duration::from_millis(1500),
             overall: Duration::from_secs(60),
+            by_overall: false,
             cause: None,
         };
+        assert_eq!(bare.hint(), None);
         assert_eq!(
             bare.to_string(),
             "gave up in csr after 1.500s (overall deadline 1m0s): no answer within the phase's time"
@@ -265,6 +279,8 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         let e = r.unwrap_err();
         assert_eq!(e.phase, "cluster-config");
+        assert!(!e.by_overall, "its own 50 ms bound ended it");
+        assert!(d.phase("wait-approval", Duration::from_secs(3600)).by_overall);
         assert!(e.after >= Duration::from_millis(50));
         assert_eq!(p.run(async { 7 }).await.unwrap(), 7);
     }

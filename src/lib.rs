@@ -30,6 +30,7 @@ pub mod install;
 pub mod log;
 pub mod net;
 pub mod plan;
+pub mod retry;
 pub mod root;
 pub mod source;
 pub mod sys;

@@ -77,6 +77,7 @@ fn tuning() -> Tuning {
             retry_pause: Duration::from_millis(100),
             ..WaitOptions::default()
         },
+        ..Tuning::default()
     }
 }
 

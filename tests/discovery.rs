@@ -636,3 +636,204 @@ fn file_discovery_to_a_closed_port() {
     assert!(matches!(e, Error::Unreachable { .. }), "{e}");
     assert!(e.hint().unwrap().contains(&format!("port {port}")));
 }
+
+// ---- a flaky or failing server (fault injection in the test control plane) ----
+
+fn with_faults(faults: kubejoin_testcp::Faults) -> Handle {
+    start(Config {
+        faults,
+        ..Config::default()
+    })
+}
+
+fn cluster_info_fault(count: u64, action: kubejoin_testcp::Action) -> kubejoin_testcp::Faults {
+    kubejoin_testcp::Faults {
+        requests: vec![kubejoin_testcp::RequestFault::first(count, action)
+            .under("/api/v1/namespaces/kube-public/configmaps/cluster-info")],
+        ..Default::default()
+    }
+}
+
+fn status_fault(code: u16, retry_after: Option<&str>) -> kubejoin_testcp::Action {
+    kubejoin_testcp::Action::Status {
+        code,
+        retry_after: retry_after.map(str::to_string),
+    }
+}
+
+#[test]
+fn rides_out_a_server_that_refuses_connections_at_first() {
+    for mode in [
+        kubejoin_testcp::DownMode::Refuse,
+        kubejoin_testcp::DownMode::Reset,
+    ] {
+        let h = with_faults(kubejoin_testcp::Faults {
+            down_for: Duration::from_millis(1200),
+            down_mode: mode,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+        o.timeout = Duration::from_secs(10);
+        o.retry_interval = Duration::from_millis(400);
+        let d = run(&o).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert!(d.matched_pin.is_some());
+        assert!(t0.elapsed() >= Duration::from_millis(1200));
+        // Backoff with a 800 ms cap: it came back soon after the server did.
+        assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+        assert_eq!(cluster_info_gets(&h).len(), 2);
+        assert_token_never_sent(&h);
+    }
+}
+
+#[test]
+fn honours_retry_after_on_503_and_429() {
+    for code in [503, 429] {
+        let h = with_faults(cluster_info_fault(2, status_fault(code, Some("1"))));
+        let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+        o.timeout = Duration::from_secs(10);
+        // Without Retry-After the backoff would come back within 200 ms.
+        o.retry_interval = Duration::from_millis(100);
+        run(&o).unwrap();
+        let gets = cluster_info_gets(&h);
+        assert_eq!(gets.len(), 4, "{gets:?}");
+        assert_eq!(gets[0].status, code);
+        assert_eq!(gets[1].status, code);
+        for w in gets[..3].windows(2) {
+            let gap = w[1].time.duration_since(w[0].time).unwrap();
+            assert!(gap >= Duration::from_millis(950), "{code}: {gap:?}");
+        }
+    }
+}
+
+#[test]
+fn retry_after_past_the_deadline_stops_at_once() {
+    let h = with_faults(cluster_info_fault(100, status_fault(429, Some("3600"))));
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.timeout = Duration::from_secs(5);
+    let t0 = Instant::now();
+    let e = expect_err(&o);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let Error::Unavailable {
+        code,
+        attempts,
+        retry_after_past_deadline,
+        ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!((*code, *attempts), (429, 1));
+    assert_eq!(*retry_after_past_deadline, Some(Duration::from_secs(3600)));
+    assert!(
+        e.to_string()
+            .contains("(it asked to retry after 60m0s, past the deadline): 429 TooManyRequests"),
+        "{e}"
+    );
+    assert_eq!(e.class(), Class::Timeout);
+    assert_eq!(cluster_info_gets(&h).len(), 1);
+}
+
+#[test]
+fn a_server_that_keeps_failing_gives_up_with_the_count_and_last_cause() {
+    let h = with_faults(cluster_info_fault(10_000, status_fault(500, None)));
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.timeout = Duration::from_millis(1500);
+    o.retry_interval = Duration::from_millis(100);
+    let t0 = Instant::now();
+    let e = expect_err(&o);
+    assert!(t0.elapsed() < Duration::from_millis(2500), "{:?}", t0.elapsed());
+    let Error::Unavailable { attempts, code, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(*code, 500);
+    assert_eq!(*attempts as usize, cluster_info_gets(&h).len());
+    assert!(*attempts >= 5, "{attempts}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("gave up after {attempts} attempts over 1."))
+            && text.ends_with("500 InternalError: Internal error occurred: injected fault"),
+        "{text}"
+    );
+    assert_eq!(e.class(), Class::Timeout);
+}
+
+#[test]
+fn resets_and_cut_bodies_are_retried() {
+    let h = with_faults(cluster_info_fault(2, kubejoin_testcp::Action::ResetMidBody));
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.retry_interval = Duration::from_millis(100);
+    run(&o).unwrap();
+    let gets = cluster_info_gets(&h);
+    assert_eq!(gets.len(), 4, "{gets:?}");
+    assert_eq!(gets[0].fault.as_deref(), Some("reset mid-body"));
+    assert_eq!(gets[1].fault.as_deref(), Some("reset mid-body"));
+}
+
+#[test]
+fn truncated_json_stops_at_once() {
+    let h = with_faults(cluster_info_fault(1, kubejoin_testcp::Action::TruncateJson));
+    let e = expect_err(&token_opts(&h.endpoint(), &h.ca_pins(), false));
+    let Error::Malformed { detail, .. } = &e else {
+        panic!("{e}")
+    };
+    assert!(detail.contains("not a ConfigMap"), "{detail}");
+    assert_eq!(e.class(), Class::Trust);
+    assert!(e.hint().unwrap().contains("captive portal"));
+    assert_eq!(cluster_info_gets(&h).len(), 1);
+}
+
+#[test]
+fn permanent_statuses_stop_at_once() {
+    for (code, class) in [
+        (401, Class::Rejected),
+        (403, Class::Rejected),
+        (404, Class::Other),
+    ] {
+        let h = with_faults(cluster_info_fault(100, status_fault(code, None)));
+        let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+        o.timeout = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let e = expect_err(&o);
+        assert!(t0.elapsed() < Duration::from_secs(1), "{code}: {:?}", t0.elapsed());
+        assert_eq!(e.class(), class, "{code}: {e}");
+        assert_eq!(cluster_info_gets(&h).len(), 1, "{code}");
+    }
+}
+
+#[test]
+fn a_stalled_server_is_bounded_by_the_timeout() {
+    let h = with_faults(cluster_info_fault(
+        100,
+        kubejoin_testcp::Action::Stall {
+            max: Duration::from_secs(20),
+        },
+    ));
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.timeout = Duration::from_millis(1000);
+    let t0 = Instant::now();
+    let e = expect_err(&o);
+    assert!(t0.elapsed() < Duration::from_millis(1800), "{:?}", t0.elapsed());
+    let Error::Unreachable { reason, .. } = &e else {
+        panic!("{e}")
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    assert_eq!(e.class(), Class::Timeout);
+}
+
+#[test]
+fn the_verified_fetch_rides_out_failures_too() {
+    // The first GET (insecure) passes; the next two (the verified re-fetch) fail transiently.
+    let h = with_faults(kubejoin_testcp::Faults {
+        requests: vec![kubejoin_testcp::RequestFault::first(2, status_fault(503, None))
+            .after(1)
+            .under("/api/v1/namespaces/kube-public/configmaps/cluster-info")],
+        ..Default::default()
+    });
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.retry_interval = Duration::from_millis(100);
+    let d = run(&o).unwrap();
+    assert!(d.matched_pin.is_some());
+    let statuses: Vec<u16> = cluster_info_gets(&h).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![200, 503, 503, 200]);
+}

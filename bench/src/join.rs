@@ -28,7 +28,6 @@ pub struct Options {
 /// One finished join process.
 #[derive(Debug, Clone)]
 pub struct Run {
-    pub node: String,
     pub wall_start: SystemTime,
     pub wall_end: SystemTime,
     pub wall_ms: f64,
@@ -39,11 +38,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// A phase's (start, end) in epoch milliseconds, corrected for truncation: kubejoin writes
+    /// `start_ms = floor(start)` and `end_ms = start_ms + floor(duration)`, so on average the
+    /// true start is 0.5 ms later and the true end 1 ms later than written.
     fn phase(&self, name: &str) -> Option<(f64, f64)> {
         self.phases
             .iter()
             .find(|(n, _, _)| n == name)
-            .map(|(_, s, e)| (*s as f64, *e as f64))
+            .map(|(_, s, e)| (*s as f64 + 0.5, *e as f64 + 1.0))
     }
 }
 
@@ -69,9 +71,9 @@ pub fn join_args(cp: &Handle, endpoint: &str, node: &str, root: &Path) -> Vec<St
 pub fn run_join(
     bin: &Path,
     args: &[String],
-    node: &str,
     root: &Path,
     log: &Path,
+    env: &[(&str, &Path)],
 ) -> Result<Run, Error> {
     std::fs::create_dir_all(root).map_err(|e| err(format!("creating {}: {e}", root.display())))?;
     let log_file =
@@ -80,6 +82,7 @@ pub fn run_join(
     let t0 = Instant::now();
     let status = Command::new(bin)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
@@ -89,7 +92,6 @@ pub fn run_join(
     let wall_end = SystemTime::now();
     let phases = read_phases(&root.join("run/kubejoin/result.json"));
     Ok(Run {
-        node: node.to_string(),
         wall_start,
         wall_end,
         wall_ms,
@@ -188,20 +190,32 @@ fn split(run: &Run, reqs: &[&RequestRecord]) -> Option<Vec<f64>> {
         run.phase("install")?.1,
         epoch_ms(run.wall_end),
     ];
-    Some(b.windows(2).map(|w| (w[1] - w[0]).max(0.0)).collect())
+    // Boundaries from two clocks (ms-resolution phases, exact arrivals) can cross by a fraction
+    // of a millisecond: keep them in order so the intervals add up to the wall time.
+    let mut b = b;
+    for i in 1..b.len() {
+        b[i] = b[i].max(b[i - 1]);
+    }
+    Some(b.windows(2).map(|w| w[1] - w[0]).collect())
 }
 
-/// Runs the section against `cp` (already started with auto-approval and no delays).
-pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
+/// `runs` joins (after `warmup` unmeasured ones) of nodes `{prefix}-{i}`, each into a fresh root.
+fn join_series(
+    opts: &Options,
+    cp: &Handle,
+    prefix: &str,
+    warmup: usize,
+    runs: usize,
+    env: &[(&str, &Path)],
+) -> Result<Vec<Run>, Error> {
     let endpoint = cp.endpoint();
-    let mut runs = Vec::new();
-    let total = opts.runs + 2;
-    for i in 0..total {
-        let node = format!("bench-{i}");
-        let root = opts.work.join(format!("join-{i}"));
-        let log = opts.work.join(format!("join-{i}.log"));
+    let mut out = Vec::new();
+    for i in 0..warmup + runs {
+        let node = format!("{prefix}-{i}");
+        let root = opts.work.join(&node);
+        let log = opts.work.join(format!("{node}.log"));
         let args = join_args(cp, &endpoint, &node, &root);
-        let run = run_join(&opts.bin, &args, &node, &root, &log)?;
+        let run = run_join(&opts.bin, &args, &root, &log, env)?;
         if run.exit_code != Some(0) {
             let tail = std::fs::read_to_string(&run.log).unwrap_or_default();
             return Err(err(format!(
@@ -209,16 +223,54 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
                 run.exit_code
             )));
         }
-        // The first two are warm-up (page cache, server-side first-use costs).
-        if i >= 2 {
-            runs.push(run);
+        if i >= warmup {
+            out.push(run);
         }
         let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_file(&log);
     }
+    Ok(out)
+}
+
+/// exec -> first request at the server, per run.
+fn first_request_ms(all: &[RequestRecord], runs: &[Run]) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| {
+            requests_of(all, r)
+                .iter()
+                .map(|q| epoch_ms(q.time))
+                .reduce(f64::min)
+                .map(|t| t - epoch_ms(r.wall_start))
+        })
+        .collect()
+}
+
+/// Runs the section against `cp` (already started with auto-approval and no delays).
+pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
+    let warmup = 2;
+    let runs = join_series(opts, cp, "bench", warmup, opts.runs, &[])?;
     // The largest child's high-water mark: every child so far is a join.
-    let rusage_max_rss_kib = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .map(|u| u.max_rss())
-        .ok();
+    let rusage_max_rss_kib =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+            .map(|u| u.max_rss())
+            .ok();
+
+    // The same join with a one-certificate system trust store (SSL_CERT_FILE = the cluster CA,
+    // SSL_CERT_DIR = an empty directory): what loading the host's trust store costs. The
+    // token-discovery path never uses it (it trusts the pinned CA only).
+    let store_runs = (opts.runs / 3).max(10);
+    let ca = opts.work.join("one-ca.crt");
+    let empty = opts.work.join("empty-cert-dir");
+    std::fs::write(&ca, cp.ca_pem()).map_err(|e| err(format!("writing {}: {e}", ca.display())))?;
+    std::fs::create_dir_all(&empty).map_err(|e| err(format!("creating {}: {e}", empty.display())))?;
+    let small_store = join_series(
+        opts,
+        cp,
+        "bench-store",
+        1,
+        store_runs,
+        &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", &empty)],
+    )?;
 
     // Let the last watch streams be closed and counted.
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -230,19 +282,27 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
     let mut req_counts = Vec::new();
     let mut body_bytes = Vec::new();
     let mut statuses_bad = 0usize;
+    let mut per_run = Vec::new();
     for run in &runs {
         let reqs = requests_of(&all, run);
         req_counts.push(reqs.len() as f64);
-        body_bytes.push(
-            reqs.iter()
-                .map(|r| (r.request_bytes + r.response_bytes) as f64)
-                .sum::<f64>(),
-        );
-        statuses_bad += reqs.iter().filter(|r| r.status >= 500 || r.status == 429).count();
-        if let Some(s) = split(run, &reqs) {
+        let body: u64 = reqs.iter().map(|r| r.request_bytes + r.response_bytes).sum();
+        body_bytes.push(body as f64);
+        statuses_bad += reqs
+            .iter()
+            .filter(|r| r.status >= 500 || r.status == 429)
+            .count();
+        let split = split(run, &reqs);
+        if let Some(s) = &split {
             excl_wait.push(run.wall_ms - s[6]);
-            splits.push(s);
+            splits.push(s.clone());
         }
+        per_run.push(json!({
+            "wall_ms": round2(run.wall_ms),
+            "requests": reqs.len(),
+            "body_bytes": body,
+            "split_ms": split.map(|s| s.into_iter().map(round2).collect::<Vec<_>>()),
+        }));
     }
     let phases: Vec<Value> = BOUNDARIES
         .iter()
@@ -258,33 +318,33 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
         for (name, _, _) in &first.phases {
             let v: Vec<f64> = runs
                 .iter()
-                .filter_map(|r| r.phase(name).map(|(s, e)| e - s))
+                .filter_map(|r| r.phase(name).map(|(s, e)| e - s - 0.5))
                 .collect();
             own.push(json!({ "phase": name, "median_ms": median(&v) }));
         }
     }
     let example: Vec<Value> = runs
-        .first()
-        .map(|r| {
-            requests_of(&all, r)
-                .iter()
-                .map(|q| {
-                    json!({
-                        "request": describe_request(q),
-                        "request_bytes": q.request_bytes,
-                        "response_bytes": q.response_bytes,
-                    })
-                })
-                .collect()
+        .iter()
+        .map(|r| requests_of(&all, r))
+        .max_by_key(|r| r.len())
+        .unwrap_or_default()
+        .iter()
+        .map(|q| {
+            json!({
+                "request": describe_request(q),
+                "request_bytes": q.request_bytes,
+                "response_bytes": q.response_bytes,
+            })
         })
-        .unwrap_or_default();
+        .collect();
 
     let startup = startup_only(&opts.bin, 30)?;
     let time_v = time_v_rss(opts, cp)?;
+    let small_walls: Vec<f64> = small_store.iter().map(|r| r.wall_ms).collect();
 
     Ok(json!({
         "runs": runs.len(),
-        "warmup_runs": 2,
+        "warmup_runs": warmup,
         "wall_ms": stats::summary(&walls),
         "wall_excluding_approval_wait_ms": stats::summary(&excl_wait),
         "phases": phases,
@@ -292,6 +352,13 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
         "process_start_ms": {
             "what": "exec -> exit of `kubejoin version` (no network)",
             "ms": stats::summary(&startup),
+        },
+        "first_request_ms": stats::summary(&first_request_ms(&all, &runs)),
+        "one_certificate_trust_store": {
+            "what": "the same join with SSL_CERT_FILE=<cluster CA> SSL_CERT_DIR=<empty>: the host trust store is not loaded",
+            "runs": small_store.len(),
+            "wall_ms": stats::summary(&small_walls),
+            "first_request_ms": stats::summary(&first_request_ms(&all, &small_store)),
         },
         "peak_rss": {
             "rusage_children_max_kib": rusage_max_rss_kib,
@@ -303,6 +370,7 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
             "body_bytes_per_join": stats::summary(&body_bytes),
             "example_join": example,
         },
+        "per_run": per_run,
     }))
 }
 

@@ -41,9 +41,14 @@ pub fn err(msg: impl Into<String>) -> Error {
 }
 
 /// The control plane for a fleet run: auto-approval, no delays, and the concurrency cap.
+/// The 429 carries `Retry-After: 1`, as kube-apiserver's max-in-flight filter sends.
 pub fn capped_config(cap: Option<usize>) -> kubejoin_testcp::Config {
-    let _ = cap;
-    kubejoin_testcp::Config::default()
+    let mut config = kubejoin_testcp::Config::default();
+    config.faults.max_in_flight = cap.map(|limit| kubejoin_testcp::InFlightLimit {
+        limit,
+        retry_after_secs: 1,
+    });
+    config
 }
 
 #[derive(Debug)]

@@ -79,7 +79,7 @@ pub fn run(bin: &Path, work: &Path, runs: usize, rt: &tokio::runtime::Runtime) -
         let node = format!("wire-{i}");
         let root = work.join(format!("wire-{i}"));
         let log = work.join(format!("wire-{i}.log"));
-        let run = run_join(bin, &join_args(&cp, &endpoint, &node, &root), &node, &root, &log)?;
+        let run = run_join(bin, &join_args(&cp, &endpoint, &node, &root), &root, &log, &[])?;
         if run.exit_code != Some(0) {
             let tail = std::fs::read_to_string(&run.log).unwrap_or_default();
             return Err(err(format!("join through the relay failed:\n{tail}")));

@@ -50,7 +50,7 @@ pub enum BuildError {
     #[error(transparent)]
     Path(#[from] PathError),
     #[error(transparent)]
-    Modules(#[from] ModulesError),
+    Modules(#[from] Box<ModulesError>),
     #[error("--module needs --modules-dir (a kernel's /lib/modules/<release> tree)")]
     ModulesWithoutTree,
     #[error("{0} has no release name (expected …/lib/modules/<release>)")]
@@ -165,7 +165,7 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| BuildError::NoRelease(dir.clone()))?
                 .to_string();
-            let sel = modules::select(dir, &rel, &spec.modules)?;
+            let sel = modules::select(dir, &rel, &spec.modules).map_err(Box::new)?;
             let base = format!("/lib/modules/{rel}");
             for c in &sel.chosen {
                 a.add(

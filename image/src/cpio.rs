@@ -195,7 +195,7 @@ impl Archive {
 }
 
 fn pad(out: &mut Vec<u8>, to: usize) {
-    while out.len() % to != 0 {
+    while !out.len().is_multiple_of(to) {
         out.push(0);
     }
 }
@@ -352,7 +352,8 @@ mod tests {
         let bytes = a.to_newc(1_700_000_000);
         assert_eq!(bytes.len() % 512, 0);
         let m = read_newc(&bytes).unwrap();
-        let summary: Vec<(String, u32, u32, (u32, u32), Vec<u8>)> = m
+        type Summary = (String, u32, u32, (u32, u32), Vec<u8>);
+        let summary: Vec<Summary> = m
             .iter()
             .map(|m| (m.path.clone(), m.mode, m.mtime, m.rdev, m.data.clone()))
             .collect();

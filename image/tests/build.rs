@@ -1,6 +1,8 @@
 //! The builder end to end on a synthetic kernel module tree: dependency closure, regenerated
 //! index, layout, manifest, and byte-for-byte reproducibility.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
+
 use kubejoin_image::build::{build, Extra, Spec, CA_BUNDLE_PATH, MODULES_LOAD_PATH};
 use kubejoin_image::compress::{decompress, Compression};
 use kubejoin_image::cpio::read_newc;
@@ -23,7 +25,7 @@ fn module_elf(fields: &[&str]) -> Vec<u8> {
     elf.extend_from_slice(&modinfo);
     let shstr_off = elf.len() as u64;
     elf.extend_from_slice(&shstrtab);
-    while elf.len() % 8 != 0 {
+    while !elf.len().is_multiple_of(8) {
         elf.push(0);
     }
     let shoff = elf.len() as u64;
@@ -54,10 +56,26 @@ fn tree(dir: &Path) -> std::path::PathBuf {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, module_elf(fields)).unwrap();
     };
-    put("kernel/drivers/net/virtio_net.ko", &["alias=virtio:d00000001v*", "depends=net_failover", "name=virtio_net"]);
-    put("kernel/drivers/net/net_failover.ko", &["depends=failover", "name=net_failover"]);
-    put("kernel/net/core/failover.ko", &["depends=", "name=failover"]);
-    put("kernel/fs/overlayfs/overlay.ko", &["alias=fs-overlay", "depends=", "name=overlay"]);
+    put(
+        "kernel/drivers/net/virtio_net.ko",
+        &[
+            "alias=virtio:d00000001v*",
+            "depends=net_failover",
+            "name=virtio_net",
+        ],
+    );
+    put(
+        "kernel/drivers/net/net_failover.ko",
+        &["depends=failover", "name=net_failover"],
+    );
+    put(
+        "kernel/net/core/failover.ko",
+        &["depends=", "name=failover"],
+    );
+    put(
+        "kernel/fs/overlayfs/overlay.ko",
+        &["alias=fs-overlay", "depends=", "name=overlay"],
+    );
     put("kernel/sound/unrelated.ko", &["depends=", "name=unrelated"]);
     std::fs::write(m.join("modules.builtin"), "kernel/drivers/block/loop.ko\n").unwrap();
     m
@@ -72,7 +90,11 @@ fn spec(dir: &Path, modules: &[&str], mtime: u32, compression: Compression) -> S
         modules_dir: Some(tree(dir)),
         modules: modules.iter().map(|s| s.to_string()).collect(),
         ca_bundle: Some(dir.join("ca.pem")),
-        extra: vec![Extra { src: dir.join("kubelet"), dest: "/usr/bin/kubelet".into(), mode: Some(0o755) }],
+        extra: vec![Extra {
+            src: dir.join("kubelet"),
+            dest: "/usr/bin/kubelet".into(),
+            mode: Some(0o755),
+        }],
         compression,
         mtime,
     }
@@ -81,16 +103,31 @@ fn spec(dir: &Path, modules: &[&str], mtime: u32, compression: Compression) -> S
 #[test]
 fn closes_dependencies_and_regenerates_the_index() {
     let dir = tempfile::tempdir().unwrap();
-    let built = build(&spec(dir.path(), &["virtio:d00000001v00001AF4", "fs-overlay", "loop"], 0, Compression::None)).unwrap();
+    let built = build(&spec(
+        dir.path(),
+        &["virtio:d00000001v00001AF4", "fs-overlay", "loop"],
+        0,
+        Compression::None,
+    ))
+    .unwrap();
     let m = &built.manifest;
     let names: Vec<&str> = m.modules.iter().map(|x| x.name.as_str()).collect();
-    assert_eq!(names, ["net_failover", "virtio_net", "overlay", "failover"], "sorted by path, no unrelated module");
+    assert_eq!(
+        names,
+        ["net_failover", "virtio_net", "overlay", "failover"],
+        "sorted by path, no unrelated module"
+    );
     assert_eq!(m.modules[3].wanted_by, vec!["virtio:d00000001v00001AF4"]);
     assert_eq!(m.modules_builtin, vec!["loop"]);
     assert_eq!(m.kernel_release.as_deref(), Some("6.1.0-test"));
 
     let members = read_newc(&built.bytes).unwrap();
-    let file = |p: &str| members.iter().find(|x| x.path == p).map(|x| String::from_utf8_lossy(&x.data).into_owned());
+    let file = |p: &str| {
+        members
+            .iter()
+            .find(|x| x.path == p)
+            .map(|x| String::from_utf8_lossy(&x.data).into_owned())
+    };
     let dep = file("lib/modules/6.1.0-test/modules.dep").unwrap();
     assert!(
         dep.contains("kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko\n"),
@@ -98,22 +135,41 @@ fn closes_dependencies_and_regenerates_the_index() {
     );
     assert!(!dep.contains("unrelated"));
     let alias = file("lib/modules/6.1.0-test/modules.alias").unwrap();
-    assert!(alias.contains("alias virtio:d00000001v* virtio_net") && alias.contains("alias fs-overlay overlay"), "{alias}");
-    assert_eq!(file("lib/modules/6.1.0-test/modules.builtin").unwrap(), "kernel/drivers/block/loop.ko\n");
+    assert!(
+        alias.contains("alias virtio:d00000001v* virtio_net")
+            && alias.contains("alias fs-overlay overlay"),
+        "{alias}"
+    );
+    assert_eq!(
+        file("lib/modules/6.1.0-test/modules.builtin").unwrap(),
+        "kernel/drivers/block/loop.ko\n"
+    );
     let load = file(MODULES_LOAD_PATH.trim_start_matches('/')).unwrap();
-    assert!(load.ends_with("virtio:d00000001v00001AF4\nfs-overlay\nloop\n"), "{load}");
+    assert!(
+        load.ends_with("virtio:d00000001v00001AF4\nfs-overlay\nloop\n"),
+        "{load}"
+    );
 
     // Layout: /init, device nodes, mount points, CA bundle, the extra file.
     let mode = |p: &str| members.iter().find(|x| x.path == p).map(|x| x.mode);
     assert_eq!(mode("init"), Some(0o100755));
     assert_eq!(mode("dev/console"), Some(0o020600));
-    assert_eq!(members.iter().find(|x| x.path == "dev/console").unwrap().rdev, (5, 1));
+    assert_eq!(
+        members
+            .iter()
+            .find(|x| x.path == "dev/console")
+            .unwrap()
+            .rdev,
+        (5, 1)
+    );
     assert_eq!(mode("tmp"), Some(0o041777));
     assert_eq!(mode("proc"), Some(0o040555));
     assert_eq!(mode("sysroot"), Some(0o040755));
     assert_eq!(mode(CA_BUNDLE_PATH.trim_start_matches('/')), Some(0o100644));
     assert_eq!(mode("usr/bin/kubelet"), Some(0o100755));
-    assert!(members.iter().all(|x| x.uid == 0 && x.gid == 0 && x.mtime == 0));
+    assert!(members
+        .iter()
+        .all(|x| x.uid == 0 && x.gid == 0 && x.mtime == 0));
 
     // The manifest covers every member, with the sha256 of every file.
     assert_eq!(m.members.len(), members.len());
@@ -127,15 +183,39 @@ fn same_inputs_same_bytes() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for c in [Compression::Gzip, Compression::Zstd] {
-        let x = build(&spec(a.path(), &["virtio_net", "overlay"], 1_700_000_000, c)).unwrap();
+        let x = build(&spec(
+            a.path(),
+            &["virtio_net", "overlay"],
+            1_700_000_000,
+            c,
+        ))
+        .unwrap();
         // Another build directory, same content: the same image.
-        let y = build(&spec(b.path(), &["virtio_net", "overlay"], 1_700_000_000, c)).unwrap();
+        let y = build(&spec(
+            b.path(),
+            &["virtio_net", "overlay"],
+            1_700_000_000,
+            c,
+        ))
+        .unwrap();
         assert_eq!(x.manifest.members, y.manifest.members);
-        assert_eq!(x.manifest.uncompressed_sha256, y.manifest.uncompressed_sha256);
+        assert_eq!(
+            x.manifest.uncompressed_sha256,
+            y.manifest.uncompressed_sha256
+        );
         assert_eq!(x.bytes, y.bytes, "{c:?}: same inputs, same bytes");
-        assert_eq!(decompress(&x.bytes).unwrap().len() as u64, x.manifest.uncompressed_size);
+        assert_eq!(
+            decompress(&x.bytes).unwrap().len() as u64,
+            x.manifest.uncompressed_size
+        );
         // Another SOURCE_DATE_EPOCH is another image.
-        let z = build(&spec(b.path(), &["virtio_net", "overlay"], 1_700_000_001, c)).unwrap();
+        let z = build(&spec(
+            b.path(),
+            &["virtio_net", "overlay"],
+            1_700_000_001,
+            c,
+        ))
+        .unwrap();
         assert_ne!(x.bytes, z.bytes);
     }
 }
@@ -143,29 +223,60 @@ fn same_inputs_same_bytes() {
 #[test]
 fn unknown_modules_and_missing_trees_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let e = build(&spec(dir.path(), &["nonexistent_driver"], 0, Compression::None)).unwrap_err();
-    assert_eq!(e.to_string(), "module \"nonexistent_driver\" is neither a module nor an alias of kernel 6.1.0-test");
+    let e = build(&spec(
+        dir.path(),
+        &["nonexistent_driver"],
+        0,
+        Compression::None,
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "module \"nonexistent_driver\" is neither a module nor an alias of kernel 6.1.0-test"
+    );
     let mut s = spec(dir.path(), &["overlay"], 0, Compression::None);
     s.modules_dir = None;
-    assert!(build(&s).unwrap_err().to_string().contains("needs --modules-dir"));
+    assert!(build(&s)
+        .unwrap_err()
+        .to_string()
+        .contains("needs --modules-dir"));
 }
 
 #[test]
 fn packaging_files_are_well_formed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (shell, file) in [("bash", "dracut/90kubejoin/module-setup.sh"), ("sh", "dracut/90kubejoin/kubejoin-join.sh")] {
-        let out = std::process::Command::new(shell).arg("-n").arg(root.join(file)).output().unwrap();
-        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    for (shell, file) in [
+        ("bash", "dracut/90kubejoin/module-setup.sh"),
+        ("sh", "dracut/90kubejoin/kubejoin-join.sh"),
+    ] {
+        let out = std::process::Command::new(shell)
+            .arg("-n")
+            .arg(root.join(file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let hook = std::fs::read_to_string(root.join("dracut/90kubejoin/kubejoin-join.sh")).unwrap();
     assert!(hook.contains("--root \"$root\" --handoff none"));
-    assert!(!hook.lines().any(|l| l.trim_start().starts_with("exit")), "a sourced hook must not exit");
+    assert!(
+        !hook.lines().any(|l| l.trim_start().starts_with("exit")),
+        "a sourced hook must not exit"
+    );
     let setup = std::fs::read_to_string(root.join("dracut/90kubejoin/module-setup.sh")).unwrap();
     assert!(setup.contains("inst_hook pre-pivot 90"));
     let unit = std::fs::read_to_string(root.join("systemd/kubejoin.service")).unwrap();
-    for line in ["Type=oneshot", "Before=kubelet.service", "ConditionPathExists=!/etc/kubernetes/kubelet.conf"] {
+    for line in [
+        "Type=oneshot",
+        "Before=kubelet.service",
+        "ConditionPathExists=!/etc/kubernetes/kubelet.conf",
+    ] {
         assert!(unit.lines().any(|l| l == line), "{line}");
     }
-    let dropin = std::fs::read_to_string(root.join("systemd/kubelet.service.d/10-kubejoin.conf")).unwrap();
+    let dropin =
+        std::fs::read_to_string(root.join("systemd/kubelet.service.d/10-kubejoin.conf")).unwrap();
     assert!(dropin.contains("After=kubejoin.service"));
 }

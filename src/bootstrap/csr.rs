@@ -137,7 +137,10 @@ pub fn store_key(root: &Root, key: &NodeKey) -> Result<(), Error> {
         .join(KEY_TMP)
         .map_err(|e| Error::KeyGen(e.to_string()))?;
     install::ensure_dirs_for(root, KEY_TMP).map_err(Error::StoreKey)?;
-    atomic::write_file(&path, key.to_pem().as_bytes(), 0o600, 0o755).map_err(Error::StoreKey)
+    atomic::write_file_as(&path, KEY_TMP, key.to_pem().as_bytes(), 0o600, 0o755)
+        .map_err(Error::StoreKey)?;
+    install::failpoint::hit("key.persisted", KEY_TMP);
+    Ok(())
 }
 
 /// The CSR object we POST.
@@ -298,6 +301,7 @@ pub async fn submit(
         let obj = csr_object(&name, &key.csr_pem(node)?);
         match api.create(&PostParams::default(), &obj).await {
             Ok(created) => {
+                install::failpoint::hit("csr.posted", "node-csr-*");
                 crate::info!(
                     "submitted certificate signing request {name} for {}",
                     common_name(node)

@@ -12,6 +12,7 @@
 //! - [`verify::verify`]: the returned certificate must be for our key, our subject, chain to the
 //!   discovered CA and be valid now. Nothing is installed before it passes.
 
+pub mod backoff;
 pub mod config;
 pub mod csr;
 pub mod verify;
@@ -23,6 +24,10 @@ use crate::error::{Class, Classify};
 use crate::plan::node_name::{NodeName, NodeNameError};
 use crate::sys::Sys;
 use std::time::Duration;
+
+/// Longest silence on a watch connection before it counts as dead. Watches ask the server to
+/// end them well before (see [`wait::MAX_WATCH_TIMEOUT`]).
+pub const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The group kubeadm's RBAC grants everything a join needs to (spec §7).
 pub const DEFAULT_NODE_TOKEN_GROUP: &str = "system:bootstrappers:kubeadm:default-node-token";
@@ -96,6 +101,9 @@ pub enum Error {
         #[source]
         source: verify::VerifyError,
     },
+    /// A phase ran out of time (its own bound or the overall `--timeout`).
+    #[error(transparent)]
+    GaveUp(#[from] crate::deadline::Expired),
 }
 
 /// A [`WireFailure`] in words.
@@ -143,6 +151,7 @@ impl Classify for Error {
             Error::Denied { .. } | Error::Failed { .. } | Error::Deleted { .. } => Class::Rejected,
             Error::Timeout { .. } => Class::Timeout,
             Error::Certificate { .. } => Class::Trust,
+            Error::GaveUp(e) => e.class(),
         }
     }
 
@@ -198,6 +207,7 @@ impl Classify for Error {
                  cluster; nothing was installed"
                     .into(),
             ),
+            Error::GaveUp(e) => e.hint(),
             _ => None,
         }
     }
@@ -227,7 +237,9 @@ pub struct Cluster {
     pub server: String,
     /// For ordinary requests (per-request timeout).
     pub client: kube::Client,
-    /// For watches: no read timeout, the watch's own `timeoutSeconds` bounds it.
+    /// For watches: a read timeout of [`WATCH_READ_TIMEOUT`], longer than any watch's
+    /// `timeoutSeconds` (after which the server ends the stream), so only a dead connection
+    /// trips it.
     pub watch_client: kube::Client,
 }
 
@@ -258,7 +270,7 @@ impl Cluster {
         };
         let client = build(Timeouts::default())?;
         let watch_client = build(Timeouts {
-            read: None,
+            read: Some(WATCH_READ_TIMEOUT),
             ..Timeouts::default()
         })?;
         Ok(Self {

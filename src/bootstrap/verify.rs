@@ -17,6 +17,9 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 pub struct VerifiedCert {
     /// Every `CERTIFICATE` block returned (leaf first), re-encoded as PEM.
     pub chain_pem: String,
+    /// notBefore of the leaf, seconds since the Unix epoch. Names the client PEM, so a re-run
+    /// that resumes the same CSR (and gets the same certificate) writes the same file.
+    pub not_before: i64,
     /// notAfter of the leaf, seconds since the Unix epoch.
     pub not_after: i64,
 }
@@ -115,6 +118,7 @@ pub fn verify(
         .concat();
     Ok(VerifiedCert {
         chain_pem,
+        not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
     })
 }

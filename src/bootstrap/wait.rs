@@ -13,6 +13,11 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+/// Longest `timeoutSeconds` a watch asks for: the server ends the stream before the watch
+/// client's read timeout ([`super::WATCH_READ_TIMEOUT`]) could mistake a quiet watch for a dead
+/// connection.
+pub const MAX_WATCH_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Knobs of the wait. `Default` is what the binary uses.
 #[derive(Debug, Clone)]
 pub struct WaitOptions {
@@ -260,7 +265,13 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         waited: start.elapsed(),
         approved: state.approved,
     };
-    let watch_secs = u32::try_from(opts.watch_timeout.as_secs().max(1)).unwrap_or(u32::MAX);
+    let watch_secs = u32::try_from(
+        opts.watch_timeout
+            .min(MAX_WATCH_TIMEOUT)
+            .as_secs()
+            .max(1),
+    )
+    .unwrap_or(u32::MAX);
 
     loop {
         if state.relist || state.resource_version.is_none() {

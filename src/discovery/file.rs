@@ -15,7 +15,7 @@ use super::{
     data_of, gave_up_error, poll_cluster_info, timeouts, BootstrapCredentials, Discovered, Error,
     FetchContext, Method, Miss, Options, Verdict,
 };
-use crate::api::{self, Identity, Trust, WireFailure};
+use crate::api::{Identity, Trust, WireFailure};
 use crate::plan::pin::certs_from_pem;
 use crate::plan::token::BootstrapToken;
 use std::path::{Path, PathBuf};
@@ -221,7 +221,7 @@ pub(super) async fn validate(
         _ => "the discovery kubeconfig's credentials",
     };
     crate::info!("reading cluster-info from {server} ({who}), verifying TLS against {against}");
-    let client = api::client(&server, &trust, &identity, timeouts(opts)).map_err(|source| {
+    let client = super::client(&server, &trust, &identity, timeouts(opts)).map_err(|source| {
         Error::BadAddress {
             url: server.clone(),
             source,
@@ -242,18 +242,25 @@ pub(super) async fn validate(
         what: "the cluster-info ConfigMap",
         cluster_server: None,
     };
-    let fetched = poll_cluster_info(&client, &server, "file", opts.timeout, opts.retry_interval, |res| match res {
+    let fetched = poll_cluster_info(&client, &server, "file", opts, |res| match res {
         Ok(cm) => Verdict::Done(Some(data_of(cm))),
-        Err(e) => match super::wire(&e) {
-            WireFailure::Status { code: 403, .. } => {
-                crate::warn!(
-                    "could not access the cluster-info ConfigMap for refreshing the cluster-info information, but \
-                     the TLS cert is valid so proceeding..."
-                );
-                Verdict::Done(None)
-            }
-            w => Verdict::Retry(Miss::Wire(w)),
-        },
+        Err(Miss::Wire {
+            failure: WireFailure::Status { code: 403, .. },
+            ..
+        }) => {
+            crate::warn!(
+                "could not access the cluster-info ConfigMap for refreshing the cluster-info information, but \
+                 the TLS cert is valid so proceeding..."
+            );
+            Verdict::Done(None)
+        }
+        // The server is verified against the file's CA: an answer that is not a ConfigMap only
+        // means there is nothing to learn from it.
+        Err(Miss::Malformed(why)) => {
+            crate::warn!("ignoring the cluster-info answer from {server}: {why}");
+            Verdict::Done(None)
+        }
+        Err(miss) => Verdict::Retry(miss),
     })
     .await
     .map_err(|g| gave_up_error(g, &ctx))?;

@@ -7,8 +7,8 @@
 //! The body is bounded, so a hostile or broken server cannot exhaust an initramfs's memory.
 
 use super::kubeconfig::Kubeconfig;
-use super::{timeouts, wire_error, Discovered, Error, FetchContext, Method, Options};
-use crate::api::{self, Identity, Trust};
+use super::{single_request_error, timeouts, Discovered, Error, FetchContext, Method, Options};
+use crate::api::{Identity, Trust};
 use crate::plan::pin::certs_from_pem;
 use http_body_util::BodyExt as _;
 use std::path::Path;
@@ -83,7 +83,7 @@ pub async fn discover(
     };
     crate::info!("fetching the discovery kubeconfig from {url}, verifying TLS against {against}");
     let client =
-        api::client(&origin, &trust, &Identity::Anonymous, timeouts(opts)).map_err(|source| {
+        super::client(&origin, &trust, &Identity::Anonymous, timeouts(opts)).map_err(|source| {
             Error::BadAddress {
                 url: url.to_string(),
                 source,
@@ -110,14 +110,15 @@ pub async fn discover(
     // No retry around this fetch (kubeadm has none either); bound it by the discovery timeout.
     let res = match tokio::time::timeout(opts.timeout, client.send(req)).await {
         Ok(Ok(res)) => res,
-        Ok(Err(e)) => return Err(wire_error(super::wire(&e), &ctx, 1, started.elapsed())),
+        Ok(Err(e)) => return Err(single_request_error(&e, &ctx, started.elapsed())),
         Err(_) => {
-            return Err(wire_error(
-                api::WireFailure::TimedOut,
-                &ctx,
-                1,
-                started.elapsed(),
-            ))
+            return Err(Error::Unreachable {
+                url: url.to_string(),
+                what: ctx.what,
+                attempts: 1,
+                waited: started.elapsed(),
+                reason: "timed out".into(),
+            })
         }
     };
     let status = res.status().as_u16();

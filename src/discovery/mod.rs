@@ -15,11 +15,12 @@ use crate::api::{self, WireFailure};
 use crate::error::{Class, Classify};
 use crate::plan::pin::{CaPin, PemError, PinError, PinSet};
 use crate::plan::token::{BootstrapToken, TokenError};
+use crate::retry::{self, Disposition, GaveUp, Pause, Retryable};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kubeconfig::KubeconfigError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How the cluster was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,13 +193,45 @@ pub enum Error {
     },
 
     // ---- the network ----
-    /// The API server never answered (refused, timed out, DNS, handshake) within the timeout.
-    #[error("could not reach the API server at {url} to fetch the cluster-info ConfigMap ({attempts} attempt(s) over {}): {reason}", human(*.waited))]
+    /// The API server never answered (refused, reset, timed out, DNS) within the timeout.
+    #[error("could not reach the API server at {url} to fetch {what}: {}: {reason}", gave_up_text(*.attempts, *.waited))]
     Unreachable {
         url: String,
+        what: &'static str,
         attempts: u32,
         waited: Duration,
         reason: String,
+    },
+    /// The server kept answering 5xx/429/408 until the timeout (or asked to come back after it).
+    #[error("the API server at {url} kept failing the request for {what}: {}{}: {code} {reason}{}", gave_up_text(*.attempts, *.waited), retry_after_note(*.retry_after_past_deadline), message_suffix(.message))]
+    Unavailable {
+        url: String,
+        what: &'static str,
+        attempts: u32,
+        waited: Duration,
+        /// The server's last `Retry-After`, when it pointed past the deadline.
+        retry_after_past_deadline: Option<Duration>,
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// The TLS handshake itself failed (a peer that does not speak TLS 1.2+, or not TLS at all).
+    #[error("the TLS handshake with {endpoint} failed: {detail}; kubejoin speaks only TLS 1.2 and 1.3 to an API server")]
+    TlsHandshake { endpoint: String, detail: String },
+    /// The server answered with a redirect; kubejoin never follows one.
+    #[error("the server at {url} answered the request for {what} with a redirect ({code}) to {location:?}; kubejoin does not follow redirects")]
+    Redirect {
+        url: String,
+        what: &'static str,
+        code: u16,
+        location: String,
+    },
+    /// A complete answer that is not what was asked for (too large, not a ConfigMap).
+    #[error("the answer of {url} to the request for {what} is unusable: {detail}")]
+    Malformed {
+        url: String,
+        what: &'static str,
+        detail: String,
     },
     /// The server's certificate did not verify against the CA we trust for it.
     #[error("the API server at {endpoint} presented a certificate that does not verify against {against}: {detail}")]
@@ -284,6 +317,24 @@ pub enum Error {
     HttpsBody { url: String, detail: String },
 }
 
+fn retry_after_note(d: Option<Duration>) -> String {
+    d.map(|d| {
+        format!(
+            " (it asked to retry after {}, past the deadline)",
+            retry::human(d)
+        )
+    })
+    .unwrap_or_default()
+}
+
+fn message_suffix(m: &str) -> String {
+    if m.is_empty() {
+        String::new()
+    } else {
+        format!(": {m}")
+    }
+}
+
 fn pins(p: &[CaPin]) -> String {
     let list: Vec<String> = p.iter().map(CaPin::to_string).collect();
     format!("[{}]", list.join(", "))
@@ -342,8 +393,11 @@ impl Classify for Error {
             | BadCa { .. }
             | NoCredentials { .. }
             | UnsupportedCredentials { .. } => Class::Usage,
-            Unreachable { .. } | JwsMissing { .. } => Class::Timeout,
+            Unreachable { .. } | Unavailable { .. } | JwsMissing { .. } => Class::Timeout,
             TlsVerify { .. }
+            | TlsHandshake { .. }
+            | Redirect { .. }
+            | Malformed { .. }
             | NoKubeconfigKey { .. }
             | EmptyJws { .. }
             | BadJws { .. }
@@ -390,6 +444,22 @@ impl Classify for Error {
                  (firewall, routing, the API server running)",
                 port_of(url)
             ),
+            Unavailable { .. } => "the API server (or a load balancer in front of it) is overloaded or failing: \
+                 kubejoin retried with backoff, honouring Retry-After, until --discovery-timeout; check the control \
+                 plane's health, or give it more time with --discovery-timeout"
+                .into(),
+            TlsHandshake { endpoint, .. } => format!(
+                "check that port {} is the API server's and not another service: it did not complete a TLS 1.2+ \
+                 handshake (a TLS 1.0/1.1-only or non-TLS server, or something in between that speaks for it)",
+                port_of(endpoint)
+            ),
+            Redirect { .. } => "an API server never redirects cluster-info: something between this machine and the \
+                 endpoint (a proxy, a captive portal or an attacker) answered instead; point kubejoin at the API \
+                 server itself"
+                .into(),
+            Malformed { .. } => "an API server answers with a small ConfigMap: this answer came from something else \
+                 (a proxy, a captive portal or an attacker); check that the endpoint is the API server"
+                .into(),
             TlsVerify { cluster_server, .. } => {
                 let mut h = "connect to a name or address listed in the API server certificate \
                      (kubeadm: apiServer.certSANs / --apiserver-cert-extra-sans add more)"
@@ -485,28 +555,77 @@ pub fn ca_hash_report(pem: &[u8]) -> Result<Vec<(CaPin, String)>, PemError> {
 
 // ---- the cluster-info fetch loop shared by token and file discovery ----
 
+/// `kube-public/cluster-info`.
+pub const CLUSTER_INFO_PATH: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
+
+/// Largest cluster-info answer that is read. A real one is 2–3 KiB, plus about 100 bytes per
+/// signing token; the first fetch trusts nobody, and a hostile server must not be able to make
+/// kubejoin buffer hundreds of MB in an initramfs.
+pub const MAX_CLUSTER_INFO: usize = 1 << 20;
+
 /// Why one cluster-info attempt did not give what the loop waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Miss {
-    Wire(WireFailure),
+    /// The request failed, or the server answered an error status.
+    Wire {
+        failure: WireFailure,
+        /// The answer's `Retry-After`, as a pause.
+        retry_after: Option<Duration>,
+        /// The answer's `Location` (a redirect).
+        location: Option<String>,
+        /// The TLS failure is about the server's certificate, not the handshake itself.
+        bad_certificate: bool,
+    },
+    /// The answer is not a cluster-info ConfigMap (too large, not JSON).
+    Malformed(String),
     /// Fetched, but no `jws-kubeconfig-<id>` yet.
     NoJws,
     /// Fetched, but neither a JWS nor even a `kubeconfig` key.
     NoKubeconfig,
+    /// The loop's own deadline ended the attempt.
+    CutOff,
+}
+
+impl Miss {
+    fn wire(failure: WireFailure) -> Miss {
+        Miss::Wire {
+            failure,
+            retry_after: None,
+            location: None,
+            bad_certificate: false,
+        }
+    }
 }
 
 impl std::fmt::Display for Miss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Miss::Wire(w) => f.write_str(&wire_text(w)),
+            Miss::Wire {
+                failure,
+                retry_after,
+                ..
+            } => {
+                f.write_str(&wire_text(failure))?;
+                if let Some(d) = retry_after {
+                    write!(f, " (Retry-After: {})", retry::human(*d))?;
+                }
+                Ok(())
+            }
+            Miss::Malformed(d) => f.write_str(d),
             Miss::NoJws => f.write_str("no JWS signature for our token yet"),
             Miss::NoKubeconfig => f.write_str("no kubeconfig key"),
+            Miss::CutOff => f.write_str("cut off by the deadline"),
         }
     }
 }
 
 fn wire_text(w: &WireFailure) -> String {
     match w {
+        WireFailure::Status {
+            code,
+            reason,
+            message,
+        } if message.is_empty() => format!("{code} {reason}"),
         WireFailure::Status {
             code,
             reason,
@@ -519,11 +638,130 @@ fn wire_text(w: &WireFailure) -> String {
     }
 }
 
-/// [`api::wire_failure`], plus a TLS failure nested in more than one `io::Error` (hyper-util
-/// wraps tokio-rustls's `io::Error` in another; `io::Error::source` skips the inner error, so
-/// only `get_ref` reaches the `rustls::Error`).
+/// [`api::wire_failure`], which also finds a TLS failure nested in more than one `io::Error`
+/// (hyper-util wraps tokio-rustls's `io::Error` in another).
 pub(crate) fn wire(err: &kube::Error) -> WireFailure {
     api::wire_failure(err)
+}
+
+/// The `rustls::Error` in a kube error's cause chain, following `io::Error::get_ref` at each
+/// link (the way [`api::wire_failure`] does), to tell a bad certificate from a bad handshake.
+fn rustls_error(err: &kube::Error) -> Option<&rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(i) = inner {
+            if let Some(tls) = i.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|r| r as &(dyn std::error::Error + 'static));
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn wire_miss(err: &kube::Error) -> Miss {
+    Miss::Wire {
+        failure: wire(err),
+        retry_after: None,
+        location: None,
+        bad_certificate: matches!(
+            rustls_error(err),
+            Some(rustls::Error::InvalidCertificate(_))
+        ),
+    }
+}
+
+/// `reason` and `message` of an error answer: its `Status` object when it is one, else the
+/// status line's reason and the start of the body (made printable: it may come from anyone).
+fn status_text(code: u16, body: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct StatusBody {
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(s) = serde_json::from_slice::<StatusBody>(body) {
+        if !s.reason.is_empty() || !s.message.is_empty() {
+            return (s.reason, s.message);
+        }
+    }
+    let reason = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or_default()
+        .to_string();
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    (reason, text.trim().to_string())
+}
+
+/// One anonymous GET of cluster-info. The body is read only up to [`MAX_CLUSTER_INFO`] (an
+/// announced larger one is not read at all); `Retry-After` and `Location` are kept for the
+/// retry policy and the error message; kubejoin never follows a redirect.
+async fn get_cluster_info(client: &kube::Client) -> Result<ConfigMap, Miss> {
+    use http::header::{ACCEPT, CONTENT_LENGTH, LOCATION, RETRY_AFTER};
+    use http_body_util::BodyExt as _;
+    let req = http::Request::get(CLUSTER_INFO_PATH)
+        .header(ACCEPT, "application/json, */*")
+        .body(kube::client::Body::empty())
+        .map_err(|e| Miss::Malformed(format!("building the request: {e}")))?;
+    let res = client.send(req).await.map_err(|e| wire_miss(&e))?;
+    let code = res.status().as_u16();
+    let header = |name: http::header::HeaderName| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after =
+        header(RETRY_AFTER).and_then(|v| retry::parse_retry_after(&v, SystemTime::now()));
+    let location = header(LOCATION);
+    if let Some(n) = header(CONTENT_LENGTH)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > MAX_CLUSTER_INFO as u64)
+    {
+        return Err(Miss::Malformed(format!(
+            "the answer announces {n} bytes; a cluster-info ConfigMap is a few KiB, and no more than \
+             {MAX_CLUSTER_INFO} bytes are read"
+        )));
+    }
+    let body = http_body_util::Limited::new(res.into_body(), MAX_CLUSTER_INFO)
+        .collect()
+        .await;
+    let bytes = match body {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Miss::Malformed(format!(
+                "the answer is larger than {MAX_CLUSTER_INFO} bytes; a cluster-info ConfigMap is a few KiB"
+            )))
+        }
+        // Cut off in the middle of the body: a failure of the wire, like a reset.
+        Err(e) => return Err(wire_miss(&kube::Error::Service(e))),
+    };
+    if !(200..300).contains(&code) {
+        let (reason, message) = status_text(code, &bytes);
+        return Err(Miss::Wire {
+            failure: WireFailure::Status {
+                code,
+                reason,
+                message,
+            },
+            retry_after,
+            location,
+            bad_certificate: false,
+        });
+    }
+    serde_json::from_slice::<ConfigMap>(&bytes)
+        .map_err(|e| Miss::Malformed(format!("the answer is not a ConfigMap: {e}")))
 }
 
 /// What the loop does with one answer.
@@ -532,80 +770,137 @@ enum Verdict<T> {
     Retry(Miss),
 }
 
-/// The loop ran out of time; the last thing that went wrong.
-#[derive(Debug)]
-struct GaveUp {
+/// A miss, judged by the retry policy of its loop.
+#[derive(Debug, Clone)]
+struct Failed {
     miss: Miss,
-    attempts: u32,
-    waited: Duration,
+    /// The loop's fixed poll interval (for the bootstrap signer's lag).
+    interval: Duration,
 }
 
-/// One fetch loop: `GET kube-public/cluster-info` immediately, then every `interval` until
-/// `judge` is satisfied or `timeout` passes (kubeadm's `PollUntilContextTimeout(immediate)`).
-/// Each attempt is bounded by the time left, so the loop never overruns its timeout.
+impl Retryable for Failed {
+    fn disposition(&self) -> Disposition {
+        match &self.miss {
+            Miss::Wire { failure, .. } => retry::classify(failure),
+            // A complete answer that is not cluster-info will not become one: it is a proxy,
+            // a captive portal or an attacker, not a network blip.
+            Miss::Malformed(_) => Disposition::Permanent,
+            // The bootstrap signer adds our JWS 1–15 s after cluster-info is (re)written.
+            Miss::NoJws | Miss::NoKubeconfig | Miss::CutOff => Disposition::Transient,
+        }
+    }
+
+    fn pause(&self) -> Pause {
+        match &self.miss {
+            Miss::Wire {
+                failure: WireFailure::Status {
+                    code: 429 | 503, ..
+                },
+                retry_after: Some(d),
+                ..
+            } => Pause::RetryAfter(*d),
+            // kubeadm's semantics for the signer's lag: a fixed poll.
+            Miss::NoJws | Miss::NoKubeconfig => Pause::Fixed(self.interval),
+            _ => Pause::Backoff,
+        }
+    }
+}
+
+/// One fetch loop (spec §2.2 `getClusterInfo`): `GET kube-public/cluster-info` at once, then
+/// again until `judge` is satisfied or `opts.timeout` passes. While the JWS is missing it polls
+/// every `retry_interval`, as kubeadm does; failures of the wire are retried with the backoff of
+/// [`retry::Policy::for_interval`] (full jitter, mean pause `retry_interval`) and a server's
+/// `Retry-After` is honoured; a permanent failure (TLS, 401, 403, 404, a redirect, an answer
+/// that is not cluster-info) stops the loop at once. Each attempt is bounded by the time left,
+/// so the loop never overruns its timeout.
 async fn poll_cluster_info<T>(
     client: &kube::Client,
     url: &str,
     label: &str,
-    timeout: Duration,
-    interval: Duration,
-    mut judge: impl FnMut(Result<ConfigMap, kube::Error>) -> Verdict<T>,
-) -> Result<T, GaveUp> {
-    let interval = interval.min(timeout);
-    let api = kube::Api::<ConfigMap>::namespaced(client.clone(), "kube-public");
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let mut attempts = 0u32;
-    let mut last: Option<Miss> = None;
-    loop {
-        attempts += 1;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let answer = tokio::time::timeout(left, api.get("cluster-info")).await;
-        let miss = match answer {
-            Ok(res) => match judge(res) {
+    opts: &Options,
+    judge: impl Fn(Result<ConfigMap, Miss>) -> Verdict<T>,
+) -> Result<T, GaveUp<Failed>> {
+    let interval = opts.retry_interval.min(opts.timeout);
+    let policy = retry::Policy::for_interval(interval);
+    let deadline = Instant::now() + opts.timeout;
+    let judge = &judge;
+    let mut env = retry::RealEnv::new();
+    retry::retry_notify(
+        deadline,
+        &policy,
+        &mut env,
+        |attempt| async move {
+            let answer =
+                match tokio::time::timeout(attempt.time_left, get_cluster_info(client)).await {
+                    Ok(answer) => answer,
+                    Err(_elapsed) => Err(Miss::CutOff),
+                };
+            match judge(answer) {
                 Verdict::Done(v) => {
-                    crate::debug!("cluster-info ({label}) from {url}: ok on attempt {attempts}");
-                    return Ok(v);
+                    crate::debug!(
+                        "cluster-info ({label}) from {url}: ok on attempt {}",
+                        attempt.number
+                    );
+                    Ok(v)
                 }
-                Verdict::Retry(m) => m,
-            },
-            Err(_elapsed) => {
-                // Cut off by our own deadline: what went wrong before says more than this.
-                let miss = last.take().unwrap_or(Miss::Wire(WireFailure::TimedOut));
-                return Err(GaveUp {
-                    miss,
-                    attempts,
-                    waited: started.elapsed(),
-                });
+                Verdict::Retry(miss) => Err(Failed { miss, interval }),
             }
-        };
-        // A certificate that fails verification against the pinned CA will not start passing by
-        // waiting: it is a man-in-the-middle or a misconfigured endpoint. Stop at once.
-        if matches!(miss, Miss::Wire(WireFailure::TlsVerify(_))) {
-            return Err(GaveUp {
-                miss,
-                attempts,
-                waited: started.elapsed(),
-            });
-        }
-        let now = Instant::now();
-        if now + interval >= deadline {
+        },
+        |failed, attempt, pause| {
             crate::info!(
-                "cluster-info ({label}) from {url}, attempt {attempts}: {miss}; giving up"
+                "cluster-info ({label}) from {url}, attempt {attempt}: {}; retrying in {}",
+                failed.miss,
+                crate::log::fmt_ms(pause)
             );
-            return Err(GaveUp {
-                miss,
-                attempts,
-                waited: started.elapsed(),
-            });
-        }
-        crate::info!(
-            "cluster-info ({label}) from {url}, attempt {attempts}: {miss}; retrying in {}",
-            crate::log::fmt_ms(interval)
-        );
-        last = Some(miss);
-        tokio::time::sleep(interval).await;
+        },
+    )
+    .await
+}
+
+/// [`api::client`] with kube's built-in retry layer turned off. That layer (on by default since
+/// kube 3) silently retries 429/503/504 up to 15 times from 5 ms on, and sleeps for any
+/// `Retry-After` (up to 1000 s): a fleet would hammer an overloaded server in lockstep, a
+/// `Retry-After` past the deadline would hang until it, and the classification here would never
+/// see the failure. Discovery's retries are [`crate::retry`]'s, bounded by its deadline.
+/// (Everything else is `api::client`'s configuration, kept identical.)
+fn client(
+    server: &str,
+    trust: &api::Trust,
+    identity: &api::Identity,
+    timeouts: api::Timeouts,
+) -> Result<kube::Client, api::ClientError> {
+    let uri: http::Uri = server.parse().map_err(|source| api::ClientError::Url {
+        url: server.to_string(),
+        source,
+    })?;
+    let mut cfg = kube::Config::new(uri);
+    cfg.default_retry = false;
+    cfg.connect_timeout = Some(timeouts.connect);
+    cfg.read_timeout = timeouts.read;
+    cfg.write_timeout = Some(timeouts.connect);
+    // Never let the environment redirect join traffic through a proxy we did not ask for.
+    cfg.proxy_url = None;
+    match trust {
+        api::Trust::CaBundle(ders) => cfg.root_cert = Some(ders.clone()),
+        api::Trust::System => cfg.root_cert = None,
+        api::Trust::DangerousAcceptAny => cfg.accept_invalid_certs = true,
     }
+    match identity {
+        api::Identity::Anonymous => {}
+        api::Identity::Token(t) => {
+            cfg.auth_info.token = Some(t.bearer().into());
+        }
+        api::Identity::ClientCert { cert_pem, key_pem } => {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            cfg.auth_info.client_certificate_data = Some(b64.encode(cert_pem));
+            cfg.auth_info.client_key_data = Some(b64.encode(key_pem).into());
+        }
+    }
+    kube::Client::try_from(cfg).map_err(|source| api::ClientError::Build {
+        url: server.to_string(),
+        source,
+    })
 }
 
 /// Per-request timeouts of discovery clients: kubeadm's 10 s, but never beyond the loop's bound.
@@ -617,18 +912,46 @@ fn timeouts(opts: &Options) -> api::Timeouts {
     }
 }
 
-/// The error for a loop that gave up, in the words of the stage it was in.
-fn gave_up_error(g: GaveUp, ctx: &FetchContext<'_>) -> Error {
-    match g.miss {
+/// The error for a loop that gave up, in the words of the stage it was in. A last attempt that
+/// was only cut off by the deadline is reported with the failure before it, as kubeadm does.
+fn gave_up_error(g: GaveUp<Failed>, ctx: &FetchContext<'_>) -> Error {
+    let tried = Tried {
+        attempts: g.attempts,
+        waited: g.elapsed,
+        retry_after_past_deadline: match g.stop {
+            retry::Stop::RetryAfterPastDeadline(d) => Some(d),
+            _ => None,
+        },
+    };
+    let miss = match g.last.miss {
+        Miss::CutOff => g
+            .previous
+            .map(|p| p.miss)
+            .filter(|m| *m != Miss::CutOff)
+            .unwrap_or(Miss::wire(WireFailure::TimedOut)),
+        m => m,
+    };
+    match miss {
         Miss::NoJws => Error::JwsMissing {
             endpoint: ctx.endpoint.to_string(),
             token_id: ctx.token_id.unwrap_or_default().to_string(),
-            waited: g.waited,
+            waited: tried.waited,
         },
         Miss::NoKubeconfig => Error::NoKubeconfigKey {
             endpoint: ctx.endpoint.to_string(),
         },
-        Miss::Wire(w) => wire_error(w, ctx, g.attempts, g.waited),
+        Miss::Malformed(detail) => Error::Malformed {
+            url: ctx.url.to_string(),
+            what: ctx.what,
+            detail,
+        },
+        Miss::Wire {
+            failure,
+            location,
+            bad_certificate,
+            ..
+        } => wire_error(failure, ctx, &tried, location, bad_certificate),
+        Miss::CutOff => wire_error(WireFailure::TimedOut, ctx, &tried, None, false),
     }
 }
 
@@ -644,13 +967,32 @@ struct FetchContext<'a> {
     cluster_server: Option<&'a str>,
 }
 
-fn wire_error(w: WireFailure, ctx: &FetchContext<'_>, attempts: u32, waited: Duration) -> Error {
+/// How much trying went into a failure.
+struct Tried {
+    attempts: u32,
+    waited: Duration,
+    retry_after_past_deadline: Option<Duration>,
+}
+
+fn wire_error(
+    w: WireFailure,
+    ctx: &FetchContext<'_>,
+    tried: &Tried,
+    location: Option<String>,
+    bad_certificate: bool,
+) -> Error {
     match w {
-        WireFailure::TlsVerify(detail) if ctx.against.is_some() => Error::TlsVerify {
+        WireFailure::TlsVerify(detail) if bad_certificate && ctx.against.is_some() => {
+            Error::TlsVerify {
+                endpoint: ctx.endpoint.to_string(),
+                against: ctx.against.unwrap_or_default().to_string(),
+                detail,
+                cluster_server: ctx.cluster_server.map(str::to_string),
+            }
+        }
+        WireFailure::TlsVerify(detail) => Error::TlsHandshake {
             endpoint: ctx.endpoint.to_string(),
-            against: ctx.against.unwrap_or_default().to_string(),
             detail,
-            cluster_server: ctx.cluster_server.map(str::to_string),
         },
         WireFailure::Status {
             code: code @ (401 | 403),
@@ -665,6 +1007,36 @@ fn wire_error(w: WireFailure, ctx: &FetchContext<'_>, attempts: u32, waited: Dur
             message,
         },
         WireFailure::Status {
+            code: code @ 300..=399,
+            ..
+        } => Error::Redirect {
+            url: ctx.url.to_string(),
+            what: ctx.what,
+            code,
+            location: location.unwrap_or_default(),
+        },
+        WireFailure::Status {
+            code,
+            reason,
+            message,
+        } if retry::classify(&WireFailure::Status {
+            code,
+            reason: String::new(),
+            message: String::new(),
+        }) == Disposition::Transient =>
+        {
+            Error::Unavailable {
+                url: ctx.url.to_string(),
+                what: ctx.what,
+                attempts: tried.attempts,
+                waited: tried.waited,
+                retry_after_past_deadline: tried.retry_after_past_deadline,
+                code,
+                reason,
+                message,
+            }
+        }
+        WireFailure::Status {
             code,
             reason,
             message,
@@ -677,16 +1049,40 @@ fn wire_error(w: WireFailure, ctx: &FetchContext<'_>, attempts: u32, waited: Dur
         },
         other => Error::Unreachable {
             url: ctx.url.to_string(),
-            attempts,
-            waited,
+            what: ctx.what,
+            attempts: tried.attempts,
+            waited: tried.waited,
             reason: wire_text(&other),
         },
     }
 }
 
+/// The error for a single request that failed (HTTPS discovery, which has no retry loop).
+fn single_request_error(e: &kube::Error, ctx: &FetchContext<'_>, waited: Duration) -> Error {
+    let bad_certificate = matches!(
+        rustls_error(e),
+        Some(rustls::Error::InvalidCertificate(_))
+    );
+    let tried = Tried {
+        attempts: 1,
+        waited,
+        retry_after_past_deadline: None,
+    };
+    wire_error(wire(e), ctx, &tried, None, bad_certificate)
+}
+
 /// The ConfigMap's data, or an empty map.
 fn data_of(cm: ConfigMap) -> BTreeMap<String, String> {
     cm.data.unwrap_or_default()
+}
+
+/// "gave up after 3 attempts over 2s"
+fn gave_up_text(attempts: u32, waited: Duration) -> String {
+    format!(
+        "gave up after {attempts} attempt{} over {}",
+        if attempts == 1 { "" } else { "s" },
+        retry::human(waited)
+    )
 }
 
 #[cfg(test)]
@@ -709,6 +1105,7 @@ mod tests {
             },
             Error::Unreachable {
                 url: "https://10.0.0.1:6443".into(),
+                what: "the cluster-info ConfigMap",
                 attempts: 3,
                 waited: Duration::from_secs(2),
                 reason: "connection refused".into(),
@@ -765,7 +1162,7 @@ mod tests {
         );
         assert_eq!(
             text[4],
-            "could not reach the API server at https://10.0.0.1:6443 to fetch the cluster-info ConfigMap (3 attempt(s) over 2s): connection refused"
+            "could not reach the API server at https://10.0.0.1:6443 to fetch the cluster-info ConfigMap: gave up after 3 attempts over 2s: connection refused"
         );
         assert!(e[4].hint().unwrap().contains(
             "check the address and that port 6443 (the API server port) is open and reachable"
@@ -892,6 +1289,120 @@ mod tests {
         let refused =
             kube::Error::Service(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
         assert_eq!(wire(&refused), WireFailure::Refused);
+    }
+
+    #[test]
+    fn network_errors_say_how_hard_kubejoin_tried() {
+        let unavailable = Error::Unavailable {
+            url: "https://10.0.0.1:6443".into(),
+            what: "the cluster-info ConfigMap",
+            attempts: 14,
+            waited: Duration::from_secs(300),
+            retry_after_past_deadline: None,
+            code: 503,
+            reason: "ServiceUnavailable".into(),
+            message: "the server is currently unable to handle the request".into(),
+        };
+        assert_eq!(
+            unavailable.to_string(),
+            "the API server at https://10.0.0.1:6443 kept failing the request for the cluster-info ConfigMap: \
+             gave up after 14 attempts over 5m0s: 503 ServiceUnavailable: the server is currently unable to \
+             handle the request"
+        );
+        assert_eq!(unavailable.class(), Class::Timeout);
+        assert!(unavailable.hint().unwrap().contains("Retry-After"));
+        let asked = Error::Unavailable {
+            retry_after_past_deadline: Some(Duration::from_secs(600)),
+            attempts: 1,
+            waited: Duration::from_millis(40),
+            message: String::new(),
+            code: 429,
+            reason: "TooManyRequests".into(),
+            url: "https://x".into(),
+            what: "the cluster-info ConfigMap",
+        };
+        assert_eq!(
+            asked.to_string(),
+            "the API server at https://x kept failing the request for the cluster-info ConfigMap: gave up after \
+             1 attempt over 40ms (it asked to retry after 10m0s, past the deadline): 429 TooManyRequests"
+        );
+        let tls = Error::TlsHandshake {
+            endpoint: "127.0.0.1:6443".into(),
+            detail: "peer is incompatible: ServerTlsVersionIsDisabledByOurConfig".into(),
+        };
+        assert!(tls.to_string().contains("TLS 1.2 and 1.3"));
+        assert!(tls.hint().unwrap().contains("port 6443"));
+        let redirect = Error::Redirect {
+            url: "https://10.0.0.1:6443".into(),
+            what: "the cluster-info ConfigMap",
+            code: 302,
+            location: "https://evil\n.example/".into(),
+        };
+        assert!(
+            redirect
+                .to_string()
+                .contains("redirect (302) to \"https://evil\\n.example/\"; kubejoin does not follow redirects"),
+            "{redirect}"
+        );
+        let malformed = Error::Malformed {
+            url: "https://x".into(),
+            what: "the cluster-info ConfigMap",
+            detail: "the answer is larger than 1048576 bytes".into(),
+        };
+        for e in [&tls, &redirect, &malformed] {
+            assert_eq!(e.class(), Class::Trust, "{e}");
+            assert!(e.hint().is_some());
+        }
+    }
+
+    #[test]
+    fn misses_are_judged_by_the_retry_policy() {
+        let interval = Duration::from_secs(5);
+        let judge = |miss: Miss| {
+            let f = Failed { miss, interval };
+            (f.disposition(), f.pause())
+        };
+        let status = |code| WireFailure::Status {
+            code,
+            reason: String::new(),
+            message: String::new(),
+        };
+        use Disposition::*;
+        assert_eq!(judge(Miss::NoJws), (Transient, Pause::Fixed(interval)));
+        assert_eq!(judge(Miss::NoKubeconfig), (Transient, Pause::Fixed(interval)));
+        assert_eq!(judge(Miss::wire(WireFailure::Refused)), (Transient, Pause::Backoff));
+        assert_eq!(judge(Miss::Malformed("x".into())).0, Permanent);
+        assert_eq!(judge(Miss::wire(status(403))).0, Permanent);
+        let with_retry_after = |code| Miss::Wire {
+            failure: status(code),
+            retry_after: Some(Duration::from_secs(2)),
+            location: None,
+            bad_certificate: false,
+        };
+        assert_eq!(
+            judge(with_retry_after(503)),
+            (Transient, Pause::RetryAfter(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            judge(with_retry_after(429)),
+            (Transient, Pause::RetryAfter(Duration::from_secs(2)))
+        );
+        // Retry-After is a promise only on 429 and 503.
+        assert_eq!(judge(with_retry_after(500)), (Transient, Pause::Backoff));
+    }
+
+    #[test]
+    fn error_answers_are_read_as_status_objects_or_made_printable() {
+        let (reason, message) = status_text(
+            503,
+            br#"{"kind":"Status","reason":"ServiceUnavailable","message":"down","code":503}"#,
+        );
+        assert_eq!((reason.as_str(), message.as_str()), ("ServiceUnavailable", "down"));
+        let (reason, message) = status_text(302, b"<a href=\"x\">Found</a>.\n\x1b[31m");
+        assert_eq!(reason, "Found");
+        assert_eq!(message, "<a href=\"x\">Found</a>.  [31m");
+        let (_, message) = status_text(500, &[b'A'; 10_000]);
+        assert_eq!(message.len(), 200);
     }
 
     #[test]

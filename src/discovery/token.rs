@@ -2,7 +2,9 @@
 //!
 //! 1. Anonymous GET of `kube-public/cluster-info` from `https://EP` with TLS verification off,
 //!    repeated every `retry_interval` until `jws-kubeconfig-<id>` appears (the bootstrap signer
-//!    adds it asynchronously, 1–15 s after any rewrite) or `timeout` passes.
+//!    adds it asynchronously, 1–15 s after any rewrite) or `timeout` passes. Failures of the
+//!    wire are retried with backoff and jitter (`crate::retry`); permanent ones stop at once.
+//!    The answer is read with a size bound: this server is not trusted yet.
 //! 2. The detached JWS is verified over the raw `kubeconfig` bytes with the token secret: only
 //!    someone who knows the token could have produced this content.
 //! 3. Any CA of the signed kubeconfig must match any pin: the token alone is not enough, since
@@ -19,7 +21,7 @@ use super::{
     data_of, gave_up_error, jws, poll_cluster_info, timeouts, BootstrapCredentials, Discovered,
     Error, FetchContext, Method, Miss, Options, Verdict,
 };
-use crate::api::{self, Identity, Trust};
+use crate::api::{Identity, Trust};
 use crate::plan::pin::{certs_from_pem, CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
 use std::collections::BTreeMap;
@@ -50,7 +52,7 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info from {url} without TLS verification (authenticated next by the JWS of token {token})"
     );
-    let insecure = api::client(
+    let insecure = super::client(
         &url,
         &Trust::DangerousAcceptAny,
         &Identity::Anonymous,
@@ -169,7 +171,7 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info again from {url}, verifying TLS against the pinned cluster CA"
     );
-    let secure = api::client(
+    let secure = super::client(
         &url,
         &Trust::CaBundle(ca_der.clone()),
         &Identity::Anonymous,
@@ -205,26 +207,19 @@ async fn fetch_signed(
     opts: &Options,
 ) -> Result<BTreeMap<String, String>, Error> {
     let key = jws_key(ctx.token_id.unwrap_or_default());
-    poll_cluster_info(
-        client,
-        ctx.url,
-        label,
-        opts.timeout,
-        opts.retry_interval,
-        |res| match res {
-            Ok(cm) => {
-                let data = data_of(cm);
-                if data.contains_key(&key) {
-                    Verdict::Done(data)
-                } else if !data.contains_key(KUBECONFIG_KEY) {
-                    Verdict::Retry(Miss::NoKubeconfig)
-                } else {
-                    Verdict::Retry(Miss::NoJws)
-                }
+    poll_cluster_info(client, ctx.url, label, opts, |res| match res {
+        Ok(cm) => {
+            let data = data_of(cm);
+            if data.contains_key(&key) {
+                Verdict::Done(data)
+            } else if !data.contains_key(KUBECONFIG_KEY) {
+                Verdict::Retry(Miss::NoKubeconfig)
+            } else {
+                Verdict::Retry(Miss::NoJws)
             }
-            Err(e) => Verdict::Retry(Miss::Wire(super::wire(&e))),
-        },
-    )
+        }
+        Err(miss) => Verdict::Retry(miss),
+    })
     .await
     .map_err(|g| gave_up_error(g, ctx))
 }

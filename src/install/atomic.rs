@@ -10,8 +10,14 @@
 //! 3. `rename` over the final name;
 //! 4. `fsync` the directory, so the rename itself is durable.
 //!
-//! Missing parent directories are created with the mode the spec gives (0755, or 0700 for
-//! `/var/lib/kubelet`), each made exactly that mode and made durable in its own parent.
+//! Missing parent directories are created the same way, so a crash never leaves one with a
+//! mode other than the spec's (0755, or 0700 for `/var/lib/kubelet`): a temp directory is
+//! made, given exactly that mode, then renamed into place and made durable in its parent. (A
+//! directory left by a crash between `mkdir` and `chmod` would keep the umask's mode forever,
+//! since existing directories are deliberately left alone.)
+//!
+//! Every instant between these system calls is a named failpoint (see [`super::failpoint`]),
+//! labelled with the node path when the caller gives one (`*_as` functions).
 //! Errors name the action and the real path ("writing /etc/kubernetes/kubelet.conf").
 
 use std::fs::{self, File, OpenOptions, Permissions};
@@ -19,6 +25,8 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::failpoint::hit;
 
 /// A local file operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,34 +85,91 @@ pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
 /// Creates `dir` and its missing ancestors, each with exactly `mode`. Existing directories are
 /// left as they are (an admin may have tightened them on purpose).
 pub fn create_dirs(dir: &Path, mode: u32) -> Result<(), WriteError> {
+    create_dirs_as(dir, &dir.display().to_string(), mode)
+}
+
+/// [`create_dirs`], with `label` (the node path of `dir`) naming the failpoints.
+pub fn create_dirs_as(dir: &Path, label: &str, mode: u32) -> Result<(), WriteError> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
+    let mut cur_label = Some(Path::new(label));
     while let Some(d) = cur {
         if d.as_os_str().is_empty() || d.is_dir() {
             break;
         }
-        missing.push(d);
+        let l = cur_label
+            .filter(|l| l.parent().is_some())
+            .map_or_else(|| d.display().to_string(), |l| l.display().to_string());
+        missing.push((d, l));
         cur = d.parent();
+        cur_label = cur_label.and_then(Path::parent);
     }
-    for d in missing.into_iter().rev() {
-        match fs::DirBuilder::new().mode(mode).create(d) {
-            Ok(()) => {}
-            // Someone else created it in between: fine, it is a directory now.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => continue,
-            Err(e) => return Err(err("creating directory", d)(e)),
-        }
-        // DirBuilder's mode is filtered by the umask; make it exactly what the spec says.
-        fs::set_permissions(d, Permissions::from_mode(mode))
-            .map_err(err("setting the mode of", d))?;
-        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(parent)?;
-        }
+    for (d, l) in missing.into_iter().rev() {
+        create_dir(d, &l, mode)?;
     }
     Ok(())
 }
 
-/// Removes leftover temp files of `name` in `dir` from an earlier, interrupted run. Best effort:
-/// they are invisible to the kubelet and only cost space.
+/// Creates the single directory `d` (its parent exists) with exactly `mode`, atomically.
+fn create_dir(d: &Path, label: &str, mode: u32) -> Result<(), WriteError> {
+    let parent = parent_of(d)?;
+    let name = file_name_of(d)?;
+    remove_stale_temps(parent, &name);
+    hit("mkdir.before", label);
+    let tmp = loop {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = parent.join(format!("{}{}.{n}", temp_prefix(&name), std::process::id()));
+        match fs::DirBuilder::new().mode(mode).create(&tmp) {
+            Ok(()) => break tmp,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err("creating directory", d)(e)),
+        }
+    };
+    let staged = (|| {
+        // DirBuilder's mode is filtered by the umask; make it exactly what the spec says
+        // before the directory gets its real name.
+        fs::set_permissions(&tmp, Permissions::from_mode(mode))?;
+        File::open(&tmp)?.sync_all()
+    })();
+    if let Err(e) = staged {
+        let _ = fs::remove_dir(&tmp);
+        return Err(err("setting the mode of", d)(e));
+    }
+    hit("mkdir.staged", label);
+    if let Err(e) = rename_noreplace(&tmp, d) {
+        let _ = fs::remove_dir(&tmp);
+        // Someone else created it in between: fine, it is a directory now.
+        if d.is_dir() {
+            return Ok(());
+        }
+        return Err(err("creating directory", d)(e));
+    }
+    hit("mkdir.renamed", label);
+    sync_dir(parent)?;
+    hit("mkdir.dir-synced", label);
+    Ok(())
+}
+
+/// `rename` that fails instead of replacing an existing (empty) directory at `to`, which a plain
+/// rename(2) would silently do to a directory another process just created.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        // Filesystems without RENAME_NOREPLACE: check, then rename (a narrow race, and only
+        // with another writer creating the same directory).
+        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOSYS) => {
+            if to.exists() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(from, to)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Removes leftover temp files (or empty temp directories) of `name` in `dir` from an earlier,
+/// interrupted run. Best effort: they are invisible to the kubelet and only cost space.
 fn remove_stale_temps(dir: &Path, name: &str) {
     let prefix = temp_prefix(name);
     let Ok(entries) = fs::read_dir(dir) else {
@@ -112,7 +177,14 @@ fn remove_stale_temps(dir: &Path, name: &str) {
     };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            let _ = fs::remove_file(entry.path());
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let _ = fs::remove_dir(entry.path());
+                }
+                _ => {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
         }
     }
 }
@@ -125,10 +197,25 @@ pub fn write_file(
     mode: u32,
     dir_mode: u32,
 ) -> Result<(), WriteError> {
+    write_file_as(path, &path.display().to_string(), contents, mode, dir_mode)
+}
+
+/// [`write_file`], with `label` (the node path of `path`) naming the failpoints.
+pub fn write_file_as(
+    path: &Path,
+    label: &str,
+    contents: &[u8],
+    mode: u32,
+    dir_mode: u32,
+) -> Result<(), WriteError> {
     let dir = parent_of(path)?;
     let name = file_name_of(path)?;
-    create_dirs(dir, dir_mode)?;
+    let dir_label = Path::new(label)
+        .parent()
+        .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+    create_dirs_as(dir, &dir_label, dir_mode)?;
     remove_stale_temps(dir, &name);
+    hit("write.before", label);
 
     let (tmp, mut file) = loop {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +232,7 @@ pub fn write_file(
             Err(e) => return Err(err("writing", path)(e)),
         }
     };
+    hit("write.opened", label);
     let result = (|| {
         // fchmod before the first byte: the open mode was reduced by the umask, and may only
         // ever be made stricter than `mode`, never looser, so nothing leaks in between.
@@ -157,11 +245,15 @@ pub fn write_file(
         let _ = fs::remove_file(&tmp);
         return Err(err("writing", path)(e));
     }
+    hit("write.temp-synced", label);
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(err("writing", path)(e));
     }
-    sync_dir(dir)
+    hit("write.renamed", label);
+    sync_dir(dir)?;
+    hit("write.dir-synced", label);
+    Ok(())
 }
 
 /// Atomically points the symlink `link` at `target` (the kubelet's certificate-store swap):
@@ -173,8 +265,22 @@ pub fn swap_symlink(
     target: &Path,
     dir_mode: u32,
 ) -> Result<(), WriteError> {
+    swap_symlink_as(link, &link.display().to_string(), staging, target, dir_mode)
+}
+
+/// [`swap_symlink`], with `label` (the node path of `link`) naming the failpoints.
+pub fn swap_symlink_as(
+    link: &Path,
+    label: &str,
+    staging: &Path,
+    target: &Path,
+    dir_mode: u32,
+) -> Result<(), WriteError> {
     let dir = parent_of(link)?;
-    create_dirs(dir, dir_mode)?;
+    let dir_label = Path::new(label)
+        .parent()
+        .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+    create_dirs_as(dir, &dir_label, dir_mode)?;
     let not_a_symlink = |p: &Path| WriteError {
         action: "replacing symlink",
         path: p.to_path_buf(),
@@ -197,18 +303,34 @@ pub fn swap_symlink(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(err("inspecting", link)(e)),
     }
+    hit("symlink.before", label);
     std::os::unix::fs::symlink(target, staging).map_err(err("creating symlink", staging))?;
+    hit("symlink.staged", label);
     if let Err(e) = fs::rename(staging, link) {
         let _ = fs::remove_file(staging);
         return Err(err("replacing symlink", link)(e));
     }
-    sync_dir(dir)
+    hit("symlink.swapped", label);
+    sync_dir(dir)?;
+    hit("symlink.dir-synced", label);
+    Ok(())
 }
 
 /// Removes `path` if it exists and makes the removal durable.
 pub fn remove_file(path: &Path) -> Result<(), WriteError> {
+    remove_file_as(path, &path.display().to_string())
+}
+
+/// [`remove_file`], with `label` (the node path of `path`) naming the failpoints.
+pub fn remove_file_as(path: &Path, label: &str) -> Result<(), WriteError> {
+    hit("remove.before", label);
     match fs::remove_file(path) {
-        Ok(()) => sync_dir(parent_of(path)?),
+        Ok(()) => {
+            hit("remove.unlinked", label);
+            sync_dir(parent_of(path)?)?;
+            hit("remove.dir-synced", label);
+            Ok(())
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(err("removing", path)(e)),
     }

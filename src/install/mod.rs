@@ -10,6 +10,7 @@
 
 pub mod atomic;
 pub mod existing;
+pub mod failpoint;
 pub mod flags;
 
 use crate::discovery::kubeconfig::Kubeconfig;
@@ -49,7 +50,7 @@ pub fn ensure_dirs_for(root: &Root, node_path: &str) -> Result<(), WriteError> {
         let prefix = format!("{dir}/");
         if node_path.starts_with(&prefix) {
             let real = root.join(dir).map_err(root_write_error)?;
-            atomic::create_dirs(&real, *mode)?;
+            atomic::create_dirs_as(&real, dir, *mode)?;
         }
     }
     Ok(())
@@ -253,7 +254,7 @@ pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
                 ..
             } => {
                 ensure_dirs_for(root, path)?;
-                atomic::write_file(&real(path)?, contents, *mode, 0o755)?;
+                atomic::write_file_as(&real(path)?, path, contents, *mode, 0o755)?;
             }
             Step::Symlink {
                 link,
@@ -262,14 +263,15 @@ pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
             } => {
                 ensure_dirs_for(root, link)?;
                 // The target is absolute as the node sees it: correct once the root is `/`.
-                atomic::swap_symlink(
+                atomic::swap_symlink_as(
                     &real(link)?,
+                    link,
                     &real(staging)?,
                     std::path::Path::new(target),
                     0o755,
                 )?;
             }
-            Step::Remove { path, .. } => atomic::remove_file(&real(path)?)?,
+            Step::Remove { path, .. } => atomic::remove_file_as(&real(path)?, path)?,
         }
         crate::debug!("{step}");
     }

@@ -668,10 +668,7 @@ impl InitSys for RecordingInitSys {
 
     fn power(&self, action: PowerAction) -> io::Error {
         let _ = self.record(InitCall::Power(action));
-        io::Error::new(
-            io::ErrorKind::Other,
-            "reboot not performed (recording fake)",
-        )
+        io::Error::other("reboot not performed (recording fake)")
     }
 
     fn chdir(&self, dir: &Path) -> io::Result<()> {

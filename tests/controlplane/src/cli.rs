@@ -23,8 +23,8 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error.
 
 use crate::client::Client;
-use crate::kubeconfig::parse_admin_kubeconfig;
 use crate::fault::{DownMode, InFlightLimit, WatchCut};
+use crate::kubeconfig::parse_admin_kubeconfig;
 use crate::{start, Approval, Config, Error, NodeSpec, TokenSpec};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,8 @@ FAULT INJECTION (serve):
     --down-for DURATION        refuse connections for this long after start (port bound, not listening)
     --down-reset               while down, accept and reset connections instead of refusing them
     --fault SPEC               a per-request fault (repeatable; the first matching one with budget left
-                               applies): KIND[,count=K][,path=PREFIX][,retry-after=SECONDS|HTTP-DATE]
+                               applies): KIND[,count=K][,skip=N][,path=PREFIX]
+                               [,retry-after=SECONDS|HTTP-DATE]
                                KIND: status=CODE | reset | stall[=MAX] | truncate |
                                      redirect=CODE:LOCATION | oversize=SIZE[:chunked]
                                e.g. --fault status=503,count=3,retry-after=2,path=/api/v1/namespaces/kube-public
@@ -219,12 +220,14 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                     }
                     "--watch-cut-abrupt" => watch_cut_abrupt = true,
                     "--certificate-delay" => {
-                        config.faults.certificate_delay = duration(&flag, &value(&flag, &mut rest)?)?
+                        config.faults.certificate_delay =
+                            duration(&flag, &value(&flag, &mut rest)?)?
                     }
                     "--max-in-flight" => {
                         let v = value(&flag, &mut rest)?;
                         let (n, s) = v.split_once(':').unwrap_or((&v, "1"));
-                        let bad = || Usage(format!("--max-in-flight {v:?}: N or N:RETRY_AFTER_SECONDS"));
+                        let bad =
+                            || Usage(format!("--max-in-flight {v:?}: N or N:RETRY_AFTER_SECONDS"));
                         config.faults.max_in_flight = Some(InFlightLimit {
                             limit: n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?,
                             retry_after_secs: s.parse().map_err(|_| bad())?,
@@ -348,13 +351,26 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
         let _ = writeln!(out, "fault: {f:?}");
     }
     if let Some(c) = faults.watch_cut {
-        let _ = writeln!(out, "fault: watch streams cut every {} events{}", c.every, if c.abrupt { " (abruptly)" } else { "" });
+        let _ = writeln!(
+            out,
+            "fault: watch streams cut every {} events{}",
+            c.every,
+            if c.abrupt { " (abruptly)" } else { "" }
+        );
     }
     if !faults.certificate_delay.is_zero() {
-        let _ = writeln!(out, "fault: certificates issued {:?} after approval", faults.certificate_delay);
+        let _ = writeln!(
+            out,
+            "fault: certificates issued {:?} after approval",
+            faults.certificate_delay
+        );
     }
     if let Some(l) = faults.max_in_flight {
-        let _ = writeln!(out, "fault: 429 (Retry-After: {}) beyond {} requests in flight", l.retry_after_secs, l.limit);
+        let _ = writeln!(
+            out,
+            "fault: 429 (Retry-After: {}) beyond {} requests in flight",
+            l.retry_after_secs, l.limit
+        );
     }
     let _ = writeln!(out, "READY {}", handle.url());
     let _ = out.flush();

@@ -53,12 +53,15 @@ pub enum DownMode {
     Reset,
 }
 
-/// A fault applied to the first `count` requests under `path_prefix`.
+/// A fault applied to `count` requests under `path_prefix`, after the first `skip` of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFault {
     pub action: Action,
     /// How many matching requests get it; `None`: every matching request.
     pub count: Option<u64>,
+    /// The first `skip` matching requests pass unharmed (e.g. to fail only a client's second
+    /// fetch).
+    pub skip: u64,
     /// Only requests whose path starts with this (query excluded); `None`: every path.
     pub path_prefix: Option<String>,
 }
@@ -69,6 +72,7 @@ impl RequestFault {
         RequestFault {
             action,
             count: Some(count),
+            skip: 0,
             path_prefix: None,
         }
     }
@@ -78,8 +82,15 @@ impl RequestFault {
         RequestFault {
             action,
             count: None,
+            skip: 0,
             path_prefix: None,
         }
+    }
+
+    /// Lets the first `n` matching requests pass before the fault applies.
+    pub fn after(mut self, n: u64) -> RequestFault {
+        self.skip = n;
+        self
     }
 
     /// Restricts the fault to paths starting with `prefix`.
@@ -155,31 +166,28 @@ pub struct InFlightLimit {
 #[derive(Debug)]
 pub(crate) struct Budgets {
     faults: Vec<RequestFault>,
-    used: Vec<AtomicU64>,
+    /// Matching requests that reached each fault so far.
+    seen: Vec<AtomicU64>,
 }
 
 impl Budgets {
     pub(crate) fn new(faults: Vec<RequestFault>) -> Budgets {
-        let used = faults.iter().map(|_| AtomicU64::new(0)).collect();
-        Budgets { faults, used }
+        let seen = faults.iter().map(|_| AtomicU64::new(0)).collect();
+        Budgets { faults, seen }
     }
 
-    /// The fault this request gets, if any; its budget is charged.
+    /// The fault this request gets, if any; its budget is charged. A request a fault passes
+    /// (skipped, or budget spent) goes on to the next fault.
     pub(crate) fn take(&self, path: &str) -> Option<&Action> {
-        for (fault, used) in self.faults.iter().zip(&self.used) {
+        for (fault, seen) in self.faults.iter().zip(&self.seen) {
             if !fault.matches(path) {
                 continue;
             }
-            let charged = match fault.count {
-                None => true,
-                // Concurrent requests race for the last unit of budget; exactly `count` win.
-                Some(count) => used
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        (n < count).then_some(n + 1)
-                    })
-                    .is_ok(),
-            };
-            if charged {
+            // Each matching request gets its own number, so concurrent requests cannot both
+            // take the last unit of budget.
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let applies = n >= fault.skip && fault.count.is_none_or(|c| n - fault.skip < c);
+            if applies {
                 return Some(&fault.action);
             }
         }
@@ -187,13 +195,14 @@ impl Budgets {
     }
 }
 
-/// Parses a `--fault` spec: `KIND[,count=K][,path=PREFIX][,retry-after=V]`, KIND one of
+/// Parses a `--fault` spec: `KIND[,count=K][,skip=N][,path=PREFIX][,retry-after=V]`, KIND one of
 /// `status=CODE`, `reset`, `stall[=DURATION]`, `truncate`, `redirect=CODE:LOCATION`,
 /// `oversize=SIZE[:chunked]` (SIZE in bytes, or with K/M/G suffix, binary units).
 pub fn parse_spec(spec: &str) -> Result<RequestFault, String> {
     let mut parts = spec.split(',');
     let kind = parts.next().unwrap_or_default();
     let mut count = None;
+    let mut skip = 0;
     let mut path_prefix = None;
     let mut retry_after = None;
     for p in parts {
@@ -206,6 +215,11 @@ pub fn parse_spec(spec: &str) -> Result<RequestFault, String> {
                     v.parse::<u64>()
                         .map_err(|_| format!("count={v:?}: not a number"))?,
                 )
+            }
+            "skip" => {
+                skip = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("skip={v:?}: not a number"))?
             }
             "path" => path_prefix = Some(v.to_string()),
             "retry-after" => retry_after = Some(v.to_string()),
@@ -260,6 +274,7 @@ pub fn parse_spec(spec: &str) -> Result<RequestFault, String> {
     Ok(RequestFault {
         action,
         count,
+        skip,
         path_prefix,
     })
 }
@@ -304,6 +319,7 @@ mod tests {
                     retry_after: Some("2".into())
                 },
                 count: Some(3),
+                skip: 0,
                 path_prefix: Some("/api/v1/namespaces/kube-public".into()),
             }
         );
@@ -327,14 +343,8 @@ mod tests {
                 content_length: false
             }
         );
-        assert_eq!(
-            parse_spec("reset").unwrap().action,
-            Action::ResetMidBody
-        );
-        assert_eq!(
-            parse_spec("truncate,count=2").unwrap().count,
-            Some(2)
-        );
+        assert_eq!(parse_spec("reset").unwrap().action, Action::ResetMidBody);
+        assert_eq!(parse_spec("truncate,count=2").unwrap().count, Some(2));
         for bad in [
             "",
             "status",
@@ -381,5 +391,13 @@ mod tests {
         assert!(matches!(b.take(ci), Some(Action::Status { code: 503, .. })));
         assert!(matches!(b.take(ci), Some(Action::Status { code: 503, .. })));
         assert_eq!(b.take(ci), None);
+    }
+
+    #[test]
+    fn skipped_requests_pass() {
+        let b = Budgets::new(vec![RequestFault::first(2, Action::TruncateJson).after(1)]);
+        let got: Vec<bool> = (0..5).map(|_| b.take("/x").is_some()).collect();
+        assert_eq!(got, vec![false, true, true, false, false]);
+        assert_eq!(parse_spec("reset,skip=2,count=1").unwrap().skip, 2);
     }
 }

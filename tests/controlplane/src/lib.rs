@@ -20,7 +20,12 @@
 //! ```
 //!
 //! [`start`] is synchronous: it binds, runs the server on its own thread and runtime, and
-//! returns when the server accepts connections. Dropping the [`Handle`] stops everything.
+//! returns when the server accepts connections (or, with [`Faults::down_for`], at once, while
+//! the port refuses them). Dropping the [`Handle`] stops everything.
+//!
+//! [`Config::faults`] injects failures on demand (see [`fault`]): down periods, error statuses
+//! with `Retry-After`, resets mid-body, stalls, truncated JSON, redirects, oversized bodies,
+//! watch cuts, late certificates and a concurrency cap.
 
 mod auth;
 pub mod cli;
@@ -298,7 +303,8 @@ impl std::fmt::Debug for Handle {
 }
 
 /// Binds, builds the PKI, starts the server on a background thread with its own runtime, and
-/// returns once it accepts connections.
+/// returns once it accepts connections (with `faults.down_for`: at once, the port bound and
+/// refusing until the down period is over).
 pub fn start(config: Config) -> Result<Handle, Error> {
     for t in &config.tokens {
         t.validate()?;
@@ -404,7 +410,6 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         kubernetes_version: config.kubernetes_version,
         hook: config.cluster_info_hook,
     };
-    let (delayed_tx, mut delayed_rx) = tokio::sync::mpsc::unbounded_channel();
     let certificate_delay = faults.certificate_delay;
     let down_for = faults.down_for;
     let down_mode = faults.down_mode;
@@ -416,7 +421,6 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         admin,
         config.nodes,
         faults,
-        (!certificate_delay.is_zero()).then_some(delayed_tx),
     ));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -444,7 +448,11 @@ pub fn start(config: Config) -> Result<Handle, Error> {
                 // The delayed csrsigning controller: each approval is signed `certificate_delay`
                 // after it was made.
                 let signer_state = server_state.clone();
+                let delayed = server_state.take_delayed_signs();
                 tokio::spawn(async move {
+                    let Some(mut delayed_rx) = delayed else {
+                        return;
+                    };
                     while let Some((name, uid)) = delayed_rx.recv().await {
                         let state = signer_state.clone();
                         tokio::spawn(async move {

@@ -97,10 +97,7 @@ pub(crate) struct StatusDetails {
     pub uid: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
-    #[serde(
-        rename = "retryAfterSeconds",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
 }
 
@@ -373,7 +370,10 @@ impl Status {
     /// max-in-flight filter, 503/504 its timeout and availability filters).
     pub(crate) fn injected(code: u16, retry_after_seconds: Option<u64>) -> Self {
         let (reason, message) = match code {
-            429 => ("TooManyRequests", "Too many requests, please try again later."),
+            429 => (
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            ),
             500 => ("InternalError", "Internal error occurred: injected fault"),
             503 => (
                 "ServiceUnavailable",

@@ -4,12 +4,12 @@
 
 use crate::auth::{self, Authn, Query, RequestInfo, User};
 use crate::csr::NewCsr;
+use crate::fault::Action;
 use crate::objects::{
     ApiVersions, CsrCondition, SelfSubjectReview, SelfSubjectReviewStatus, ServerAddress, Status,
     UserInfoJson, VersionInfo, WatchEvent, CONFIGMAPS, NODES,
 };
 use crate::state::{CsrFilter, State, WatchStart};
-use crate::fault::Action;
 use crate::{pki, util, Approval, RequestRecord};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -273,10 +273,12 @@ async fn handle(
             state.finish_record(id);
             return Err(Abort("a stalled request was dropped"));
         }
-        Some(a @ Action::Oversize {
-            bytes,
-            content_length,
-        }) => {
+        Some(
+            a @ Action::Oversize {
+                bytes,
+                content_length,
+            },
+        ) => {
             state.update_record(id, |r| {
                 r.status = 200;
                 r.fault = Some(a.name());
@@ -311,12 +313,16 @@ async fn handle(
                 .unwrap_or_default();
             let half = bytes.slice(..bytes.len() / 2);
             let body = if *a == Action::TruncateJson {
-                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(half.len()));
+                parts
+                    .headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(half.len()));
                 Full::new(half).map_err(|never| match never {}).boxed()
             } else {
                 // The full length is announced and half of it sent: the client is cut off in
                 // the middle of a message it knows is incomplete.
-                parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                parts
+                    .headers
+                    .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 if let Some(fd) = &raw {
                     let _ = socket2::SockRef::from(fd.as_ref()).set_linger(Some(Duration::ZERO));
                 }

@@ -4,12 +4,12 @@
 
 use crate::auth::{self, FieldTerm, RequestInfo, User};
 use crate::csr::{self, NewCsr, Signing};
+use crate::fault::{Budgets, Faults};
 use crate::objects::{
     ConfigMap, Csr, CsrCondition, CsrSpec, CsrStatus, FieldError, List, ManagedFieldsEntry, Node,
     NodeAddress, NodeCondition, NodeInfo, NodeSpecJson, NodeStatus, ObjectMeta, Status, Taint,
     CSRS, NODES,
 };
-use crate::fault::{Budgets, Faults};
 use crate::pki::{self, Ca};
 use crate::{jws, kubeconfig, util, Approval, ClusterInfoHook, NodeSpec, RequestRecord, TokenSpec};
 use base64::engine::general_purpose::STANDARD;
@@ -62,6 +62,7 @@ pub(crate) struct State {
     /// With `certificate_delay`: approved CSRs `(name, uid)` whose certificate is issued later
     /// by a task of the server's runtime (approvals also come from threads outside it).
     delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
+    delayed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, String)>>>,
 }
 
 impl std::fmt::Debug for State {
@@ -206,8 +207,9 @@ impl State {
         admin: (String, String),
         nodes: Vec<NodeSpec>,
         faults: Faults,
-        delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
     ) -> State {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let delayed_signs = (!faults.certificate_delay.is_zero()).then_some(tx);
         let now = SystemTime::now();
         let mut rv = FIRST_RESOURCE_VERSION;
         let mut next = || {
@@ -305,6 +307,7 @@ impl State {
             faults,
             in_flight: AtomicUsize::new(0),
             delayed_signs,
+            delayed_rx: Mutex::new(Some(rx)),
         }
     }
 
@@ -888,6 +891,13 @@ impl State {
             }
         }
         self.sign_now(inner, name);
+    }
+
+    /// The receiving end of the delayed approvals, for the task that signs them (once).
+    pub(crate) fn take_delayed_signs(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(String, String)>> {
+        lock(&self.delayed_rx).take()
     }
 
     /// The delayed half of [`State::run_signer`]: signs the CSR if it is still the one that

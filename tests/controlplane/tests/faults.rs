@@ -41,7 +41,10 @@ fn raw_agent(timeout: Duration) -> ureq::Agent {
 }
 
 fn records(cp: &Handle, path: &str) -> Vec<RequestRecord> {
-    cp.requests().into_iter().filter(|r| r.path == path).collect()
+    cp.requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect()
 }
 
 // ---- down ----
@@ -72,10 +75,10 @@ fn down_with_reset_accepts_and_resets() {
         down_mode: DownMode::Reset,
         ..Faults::default()
     });
-    // The TCP handshake completes (the kernel accepts), and the first read sees a reset.
+    // The TCP handshake completes (the kernel accepts), and the first read sees a reset. (No
+    // write first: a write racing the RST would consume the error, and the read see EOF.)
     let mut s = TcpStream::connect(cp.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let _ = s.write_all(b"\x16\x03\x01\x00\x00");
     let mut buf = [0u8; 16];
     let err = s.read(&mut buf).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
@@ -168,12 +171,7 @@ fn status_faults_500_and_429_with_an_http_date() {
         ..Faults::default()
     });
     let agent = raw_agent(Duration::from_secs(5));
-    let get = || {
-        agent
-            .get(format!("{}/version", cp.url()))
-            .call()
-            .unwrap()
-    };
+    let get = || agent.get(format!("{}/version", cp.url())).call().unwrap();
     let r = get();
     assert_eq!(r.status(), 500);
     assert!(r.headers().get("retry-after").is_none());
@@ -210,8 +208,10 @@ fn raw_get(cp: &Handle, path: &str) -> (Vec<u8>, std::io::Result<()>) {
     let sock = TcpStream::connect(cp.addr()).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -241,7 +241,11 @@ fn reset_mid_body_sends_half_then_resets() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(body.len(), declared / 2, "exactly half the body came through");
+    assert_eq!(
+        body.len(),
+        declared / 2,
+        "exactly half the body came through"
+    );
     let rec = &records(&cp, CLUSTER_INFO)[0];
     assert_eq!(rec.fault.as_deref(), Some("reset mid-body"));
     // The next request is served whole, and ends cleanly.
@@ -249,7 +253,10 @@ fn reset_mid_body_sends_half_then_resets() {
     assert!(end.is_ok(), "{end:?}");
     let text = String::from_utf8_lossy(&got);
     let body = text.split_once("\r\n\r\n").unwrap().1;
-    assert!(serde_json::from_str::<serde_json::Value>(body).is_ok(), "{body}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(body).is_ok(),
+        "{body}"
+    );
 }
 
 #[test]
@@ -591,7 +598,10 @@ fn certificate_comes_later_than_the_approval() {
     let approved = w.next().unwrap();
     let t_approved = Instant::now();
     assert_eq!(approved["type"], "MODIFIED");
-    assert_eq!(approved["object"]["status"]["conditions"][0]["type"], "Approved");
+    assert_eq!(
+        approved["object"]["status"]["conditions"][0]["type"],
+        "Approved"
+    );
     assert!(approved["object"]["status"]["certificate"].is_null());
     let issued = w.next().unwrap();
     let gap = t_approved.elapsed();
@@ -643,7 +653,12 @@ fn serve_flags_inject_faults() {
     });
     assert_eq!(first.status(), 429);
     assert_eq!(
-        first.headers().get("retry-after").unwrap().to_str().unwrap(),
+        first
+            .headers()
+            .get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap(),
         "3"
     );
     assert_eq!(

@@ -398,6 +398,46 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
     out
 }
 
+/// The kubelet flags assumed when the checker runs as a real root's `/sbin/init` (after a
+/// switch-root nobody passes it the kubelet's argv).
+pub const INIT_ARGV: &[&str] = &["--kubeconfig=/etc/kubernetes/kubelet.conf", "--config=/var/lib/kubelet/config.yaml"];
+
+/// `statfs` magic of ext4, the real root's filesystem in the switch-root case.
+const EXT4_MAGIC: i64 = 0xEF53;
+
+/// The checks of the switch-root case: the checker runs as the real root's `/sbin/init`, the
+/// root is the disk (not the initramfs), the API filesystems were moved along, the outcome file
+/// was carried over; then the same checks as for the kubelet.
+pub fn run_as_init(root: &Path, marker: &str) -> Vec<Check> {
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let mut out = vec![pass("running as the real root's init after the switch-root".to_string())];
+    let fs_type = nix::sys::statfs::statfs(root).map(|s| s.filesystem_type().0 as i64);
+    match (at(marker).exists(), fs_type) {
+        (true, Ok(EXT4_MAGIC)) => out.push(pass(format!("/ is the ext4 disk (it holds {marker})"))),
+        (m, t) => out.push(fail(format!("/ is not the real root: marker present {m}, statfs type {t:?}"))),
+    }
+    for (p, what) in [("/proc/self/stat", "/proc"), ("/sys/class/net", "/sys"), ("/dev/null", "/dev")] {
+        out.push(if at(p).exists() {
+            pass(format!("{what} was moved into the new root"))
+        } else {
+            fail(format!("{what} is missing in the new root ({p})"))
+        });
+    }
+    out.push(if at("/run/kubejoin/result.json").exists() {
+        pass("/run (with /run/kubejoin/result.json) was moved into the new root")
+    } else {
+        fail("/run/kubejoin/result.json is missing in the new root")
+    });
+    out.push(if at("/init").exists() {
+        fail("/init is visible: still in the initramfs?")
+    } else {
+        pass("the initramfs' /init is not visible")
+    });
+    let argv: Vec<String> = INIT_ARGV.iter().map(|s| s.to_string()).collect();
+    out.extend(run(root, &argv));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

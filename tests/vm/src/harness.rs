@@ -186,6 +186,8 @@ pub struct VmSpec {
     pub memory_mb: u32,
     pub timeout: Duration,
     pub serial_log: PathBuf,
+    /// A raw disk image attached as the first virtio disk (`/dev/vda` in the guest).
+    pub disk: Option<PathBuf>,
 }
 
 /// How a boot ended.
@@ -242,6 +244,9 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         "-serial".into(),
         format!("file:{}", spec.serial_log.display()),
     ];
+    if let Some(disk) = &spec.disk {
+        a.extend(["-drive".into(), format!("file={},format=raw,if=virtio", disk.display())]);
+    }
     if accel == "kvm" {
         a.extend(["-cpu".into(), "host".into()]);
     }
@@ -287,6 +292,27 @@ pub fn boot(ns: Option<&Netns>, spec: &VmSpec) -> io::Result<VmRun> {
         console,
         accel,
     })
+}
+
+/// A file the disk of the switch-root case carries, so the checker can tell it runs there.
+pub const SYSROOT_MARKER: &str = "/etc/kubejoin-vm-sysroot";
+
+/// An ext4 disk image holding a minimal real root: `/sbin/init` is the checker, plus the
+/// directories a root has and a marker file. Built with `mkfs.ext4 -d` (no mount, no loop
+/// device, no root needed for this part).
+pub fn make_root_disk(checker: &Path, dir: &Path) -> io::Result<PathBuf> {
+    let tree = dir.join("rootfs");
+    for d in ["sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var/lib", "usr/bin"] {
+        std::fs::create_dir_all(tree.join(d))?;
+    }
+    std::fs::copy(checker, tree.join("sbin/init"))?;
+    std::fs::write(
+        tree.join(SYSROOT_MARKER.trim_start_matches('/')),
+        b"the real root of the switch-root VM case\n",
+    )?;
+    let img = dir.join("root.img");
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "kjroot", "-d"]).arg(&tree).arg(&img).arg("64M"))?;
+    Ok(img)
 }
 
 /// A serial console transcript.
@@ -372,6 +398,8 @@ pub struct Artifacts {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub testcp: PathBuf,
+    /// The static checker, for the switch-root case's disk (`KUBEJOIN_VM_CHECKER`).
+    pub checker: Option<PathBuf>,
 }
 
 impl Artifacts {
@@ -379,11 +407,16 @@ impl Artifacts {
     /// test then says how to run it and passes vacuously).
     pub fn from_env() -> Option<Self> {
         // Absolute: cargo runs tests in the package's directory, not the caller's.
-        let get = |k: &str| std::env::var_os(k).map(PathBuf::from).map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+        let get = |k: &str| {
+            std::env::var_os(k)
+                .map(PathBuf::from)
+                .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        };
         Some(Artifacts {
             kernel: get("KUBEJOIN_VM_KERNEL")?,
             initrd: get("KUBEJOIN_VM_INITRD")?,
             testcp: get("KUBEJOIN_VM_TESTCP")?,
+            checker: get("KUBEJOIN_VM_CHECKER"),
         })
     }
 }
@@ -397,6 +430,9 @@ pub struct Case {
     /// Extra kernel command line words.
     pub extra_append: Vec<String>,
     pub timeout: Duration,
+    /// Boot with a real root on a disk (`root=/dev/vda`): kubejoin installs into it and switches
+    /// to it; its `/sbin/init` is the checker.
+    pub switch_root: bool,
 }
 
 /// What a [`Case`] left behind.
@@ -447,13 +483,21 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
     } else {
         WRONG_PIN.to_string()
     };
-    let append = append_line(
-        &cp.endpoint,
-        &token,
-        &pin,
-        &case.node_name,
-        &case.extra_append,
-    );
+    let mut extra = case.extra_append.clone();
+    let disk = if case.switch_root {
+        let checker = art
+            .checker
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the switch-root case needs KUBEJOIN_VM_CHECKER"))?;
+        extra.extend(["root=/dev/vda".to_string(), "rootfstype=ext4".into(), "init=/sbin/init".into()]);
+        Some(make_root_disk(checker, work)?)
+    } else {
+        None
+    };
+    let mut append = append_line(&cp.endpoint, &token, &pin, &case.node_name, &extra);
+    if case.switch_root {
+        append = append.replace("kubejoin.handoff=exec", "kubejoin.handoff=switch-root");
+    }
     let spec = VmSpec {
         kernel: art.kernel.clone(),
         initrd: art.initrd.clone(),
@@ -461,6 +505,7 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
         memory_mb: 512,
         timeout: case.timeout,
         serial_log: work.join("console.log"),
+        disk,
     };
     let run = boot(Some(&ns), &spec)?;
     let requests = cp.requests();
@@ -541,6 +586,7 @@ mod tests {
             memory_mb: 512,
             timeout: Duration::from_secs(1),
             serial_log: "/tmp/s.log".into(),
+            disk: Some("/tmp/root.img".into()),
         };
         let q = qemu_args(&spec, "tcg");
         let s = q.join(" ");
@@ -549,5 +595,6 @@ mod tests {
         assert!(s.contains("-netdev user,id=n0 -device virtio-net-pci,netdev=n0"));
         assert!(s.contains("-serial file:/tmp/s.log"));
         assert!(!s.contains("-cpu host"));
+        assert!(s.contains("-drive file=/tmp/root.img,format=raw,if=virtio"));
     }
 }

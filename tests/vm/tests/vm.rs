@@ -84,6 +84,7 @@ fn a_vm_joins_with_kubejoin_as_init() {
         node_name: node.into(),
         extra_append: vec![],
         timeout: timeout(),
+        switch_root: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -205,6 +206,7 @@ fn a_wrong_pin_never_sends_the_token() {
         node_name: "kjvm-mitm".into(),
         extra_append: vec![],
         timeout: timeout(),
+        switch_root: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -258,4 +260,38 @@ fn a_wrong_pin_never_sends_the_token() {
             "{r}{ctx}"
         );
     }
+}
+
+#[test]
+fn a_vm_joins_into_its_real_root_and_switches_to_it() {
+    let Some(art) = artifacts() else { return };
+    if art.checker.is_none() {
+        eprintln!("skipping the switch-root VM case: KUBEJOIN_VM_CHECKER is not set");
+        return;
+    }
+    let (work, _tmp) = work_dir("switch-root");
+    let node = "kjvm-sysroot";
+    let case = Case {
+        right_pin: true,
+        node_name: node.into(),
+        extra_append: vec![],
+        timeout: timeout(),
+        switch_root: true,
+    };
+    let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
+    let c = &o.run.console;
+    let ctx = context(&o);
+    assert!(o.run.exited(), "qemu did not exit within the timeout{ctx}");
+    assert!(c.logged("mounted the real root /dev/vda (ext4) on /sysroot"), "{ctx}");
+    assert!(c.logged("files installed under /sysroot"), "{ctx}");
+    assert!(c.logged("switching to the real root /sysroot and executing /sbin/init"), "{ctx}");
+    assert_eq!(c.timeline().map(|t| t["outcome"] == "switch-root"), Some(true), "{ctx}");
+    let checks = c.checks();
+    let check = |s: &str| checks.iter().find(|(_, w)| w.contains(s)).map(|c| c.0);
+    assert_eq!(check("running as the real root's init"), Some(true), "{ctx}");
+    assert_eq!(check("/ is the ext4 disk"), Some(true), "{ctx}");
+    assert_eq!(check("/run (with /run/kubejoin/result.json) was moved"), Some(true), "{ctx}");
+    assert_eq!(check("file /etc/kubernetes/kubelet.conf mode 0600"), Some(true), "{ctx}");
+    assert_eq!(check("-> 404 NotFound"), Some(true), "{ctx}");
+    assert_eq!(c.check_result(), Some(true), "the checker did not pass{ctx}");
 }

@@ -1,7 +1,8 @@
 //! `kubejoin-vm`: boot one VM that joins with kubejoin as `/init`, and tell its story.
 //!
 //! ```text
-//! kubejoin-vm join --kernel K --initrd I --testcp BIN --work DIR [--wrong-pin] [--node NAME] [--timeout SECS]
+//! kubejoin-vm join --kernel K --initrd I --testcp BIN --work DIR [--wrong-pin]
+//!                  [--switch-root --checker BIN] [--node NAME] [--timeout SECS]
 //! kubejoin-vm real --kubeconfig FILE --kernel K --initrd I --work DIR [--ttl SECS] [--node NAME] [--timeout SECS]
 //! ```
 //! `join` runs the test control plane in a fresh network namespace; `real` creates a short-lived
@@ -60,9 +61,21 @@ fn run(args: &[String]) -> Result<bool, String> {
     let initrd = PathBuf::from(need(args, "--initrd")?);
     match args.first().map(String::as_str) {
         Some("join") => {
-            let art = Artifacts { kernel, initrd, testcp: PathBuf::from(need(args, "--testcp")?) };
+            let art = Artifacts {
+                kernel,
+                initrd,
+                testcp: PathBuf::from(need(args, "--testcp")?),
+                checker: opt(args, "--checker").map(PathBuf::from),
+            };
             let wrong = args.iter().any(|a| a == "--wrong-pin");
-            let case = Case { right_pin: !wrong, node_name: node.clone(), extra_append: vec![], timeout };
+            let switch_root = args.iter().any(|a| a == "--switch-root");
+            let case = Case {
+                right_pin: !wrong,
+                node_name: node.clone(),
+                extra_append: vec![],
+                timeout,
+                switch_root,
+            };
             say(&format!(
                 "booting a VM ({}): kernel {}, initramfs {} ({} KiB)",
                 harness::accel(),
@@ -92,7 +105,15 @@ fn run(args: &[String]) -> Result<bool, String> {
                 append.push_str(&format!(" kubejoin.ca-cert-hash={p}"));
             }
             std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-            let spec = VmSpec { kernel, initrd, append: append.clone(), memory_mb: 512, timeout, serial_log: work.join("console.log") };
+            let spec = VmSpec {
+                kernel,
+                initrd,
+                append: append.clone(),
+                memory_mb: 512,
+                timeout,
+                serial_log: work.join("console.log"),
+                disk: None,
+            };
             say(&format!("booting a VM ({}) on this machine's network", harness::accel()));
             let run = harness::boot(None, &spec).map_err(|e| e.to_string())?;
             Ok(tell(&run.console, &run, &append, &token, &[], &node, false, &work))
@@ -186,7 +207,16 @@ fn tell(
         ));
         !sent_token && console.logged("join failed in stage discovery") && run.exited()
     } else {
-        say(&format!("the node's identity and files, as the stand-in kubelet (kubejoin-vmcheck) found them: system:node:{node}"));
+        say("the node");
+        for l in console.kubejoin_lines() {
+            if let Some(rest) = l.strip_prefix("kubejoin: info: certificate for ") {
+                note(&format!("identity issued: {rest}"));
+            }
+            if let Some(rest) = l.strip_prefix("kubejoin: info: node identity ") {
+                note(&format!("installed: {rest}"));
+            }
+        }
+        say(&format!("what the stand-in kubelet (kubejoin-vmcheck, exec'd with the kubelet's argv) found as system:node:{node}"));
         for (pass, what) in console.checks() {
             note(&format!("{} {what}", if pass { "PASS" } else { "FAIL" }));
         }

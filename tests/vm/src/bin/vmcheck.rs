@@ -4,16 +4,29 @@
 //!
 //! It is PID 1 by then (kubejoin exec'd it), so it never exits: exiting would panic the kernel.
 //! Run by hand (not PID 1) it exits 0 or 1 instead, checking under `KUBEJOIN_VMCHECK_ROOT`.
+//! Started as `/sbin/init` (the switch-root case), it first checks that it runs in the real root.
 
 use kubejoin_vmtest::check::{self, PREFIX};
 use std::path::PathBuf;
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    let argv: Vec<String> = args.collect();
     let root = std::env::var_os("KUBEJOIN_VMCHECK_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let checks = std::panic::catch_unwind(|| check::run(&root, &argv)).unwrap_or_else(|_| {
+    // Exec'd as /usr/bin/kubelet by kubejoin (handoff exec), or started as the real root's
+    // /sbin/init after kubejoin's switch-root.
+    let as_init = argv0.ends_with("/init");
+    let checks = std::panic::catch_unwind(|| {
+        if as_init {
+            check::run_as_init(&root, kubejoin_vmtest::harness::SYSROOT_MARKER)
+        } else {
+            check::run(&root, &argv)
+        }
+    })
+    .unwrap_or_else(|_| {
         vec![check::Check {
             pass: false,
             what: "the checker panicked".into(),

@@ -1,0 +1,1003 @@
+//! When to try again, how long to wait, and when to stop.
+//!
+//! A first-boot join runs unattended on thousands of machines on flaky networks. It must ride
+//! out what passes (a refused connection while the API server restarts, a reset, a 503 from a
+//! load balancer, a 429 from the apiserver's max-in-flight filter, the bootstrap signer's lag),
+//! stop at once on what does not (a token rejected, RBAC, a certificate that does not verify,
+//! data that is not what it must be), and never outlive its deadline.
+//!
+//! ## The schedule
+//!
+//! Exponential backoff with **full jitter** (AWS Architecture Blog, "Exponential Backoff And
+//! Jitter"): the pause before retry `n` (`n = 0` after the first failure) is
+//!
+//! ```text
+//! pause(n) = random(0, min(cap, base · 2^n))
+//! ```
+//!
+//! Full jitter spreads a fleet that failed at the same moment (a control plane restart seen by
+//! every machine at once) evenly over the window, instead of bringing it back in waves.
+//! [`Policy::for_interval`] derives discovery's policy from kubeadm's poll interval `I`
+//! (`--discovery-retry-interval`, default 5 s): `base = I/8`, `cap = 2·I`, so that the mean
+//! pause of the steady state, `cap/2`, is kubeadm's `I` — the same load on the API server as
+//! kubeadm's fleet, reached quickly when the failure was a blip. For `I = 5 s`:
+//!
+//! ```text
+//! retry n     0       1       2      3     4     5+
+//! ceiling     625ms   1.25s   2.5s   5s    10s   10s
+//! mean        312ms   625ms   1.25s  2.5s  5s    5s
+//! ```
+//!
+//! A server that says when to come back is believed: after a 429 or 503 with `Retry-After`
+//! (delta-seconds or an HTTP-date) the pause is that long plus `random(0, base)`, the jitter so
+//! that a fleet told "1" does not return in the same millisecond. A `Retry-After` that ends
+//! past the deadline stops the loop at once: waiting could only end in the same failure.
+//! Callers can also ask for a fixed pause for a miss that is not a failure of the wire
+//! (kubeadm polls for the bootstrap signer's JWS every 5 s, without jitter).
+//!
+//! The first attempt is immediate. No pause runs past the deadline, no attempt starts after it,
+//! and the caller gets each attempt's time left to bound it. The error that ends a loop keeps
+//! the last cause and the count: "gave up after 14 attempts over 5m0s: connection refused".
+//!
+//! Everything that decides is a pure function ([`classify`], [`Policy::ceiling`],
+//! [`Policy::pause`], [`parse_retry_after`]); [`retry`] drives them with an injectable clock,
+//! sleep and random source ([`Env`]) so that its tests run in virtual time.
+
+use crate::api::WireFailure;
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Whether another attempt can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// It may pass: refused, reset, timed out, 5xx, 429, the signer's lag.
+    Transient,
+    /// It will not change by asking again: 401, 403, 404, TLS verification, malformed data.
+    Permanent,
+}
+
+/// How long a failure asks to wait before the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// The policy's exponential backoff with full jitter.
+    Backoff,
+    /// The server said when (`Retry-After`).
+    RetryAfter(Duration),
+    /// The caller polls for this kind of miss at a fixed interval (no jitter).
+    Fixed(Duration),
+}
+
+/// A failure the retry loop can judge.
+pub trait Retryable {
+    fn disposition(&self) -> Disposition;
+    /// The pause this failure asks for; the policy's backoff unless it says otherwise.
+    fn pause(&self) -> Pause {
+        Pause::Backoff
+    }
+}
+
+/// Classifies a failure on the wire.
+///
+/// Transient: connection refused, reset or any other transport failure (DNS not up yet, an
+/// EOF mid-handshake), timeouts, 5xx, 429 and 408. Permanent: a TLS failure (the certificate
+/// does not verify, or the peer does not speak TLS 1.2+: waiting will not change the server's
+/// key or software), 401 (token rejected), 403 (RBAC), 404 (a required object is missing),
+/// redirects (kubejoin never follows them) and every other status.
+pub fn classify(failure: &WireFailure) -> Disposition {
+    match failure {
+        WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => {
+            Disposition::Transient
+        }
+        WireFailure::TlsVerify(_) => Disposition::Permanent,
+        WireFailure::Status { code, .. } => match code {
+            408 | 429 | 500..=599 => Disposition::Transient,
+            _ => Disposition::Permanent,
+        },
+    }
+}
+
+impl Retryable for WireFailure {
+    fn disposition(&self) -> Disposition {
+        classify(self)
+    }
+}
+
+/// The backoff schedule and its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Ceiling of the first backoff pause.
+    pub base: Duration,
+    /// Largest ceiling.
+    pub cap: Duration,
+    /// Stop after this many attempts even before the deadline (`None`: the deadline alone).
+    pub max_attempts: Option<u32>,
+}
+
+impl Policy {
+    pub const fn new(base: Duration, cap: Duration) -> Policy {
+        Policy {
+            base,
+            cap,
+            max_attempts: None,
+        }
+    }
+
+    /// The policy for a loop kubeadm runs at a fixed `interval`: `base = interval/8`,
+    /// `cap = 2·interval` (the steady-state mean pause is then `interval`).
+    pub fn for_interval(interval: Duration) -> Policy {
+        Policy::new(interval / 8, interval.saturating_mul(2))
+    }
+
+    /// `min(cap, base · 2^n)`, without overflow for any `n`.
+    pub fn ceiling(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// The pause before the next attempt, after `n` backoff pauses so far, for a failure asking
+    /// for `pause`; `random` is a uniformly random `u64`.
+    pub fn pause(&self, n: u32, pause: Pause, random: u64) -> Duration {
+        match pause {
+            Pause::Backoff => jitter(self.ceiling(n), random),
+            Pause::RetryAfter(d) => d.saturating_add(jitter(self.base, random)),
+            Pause::Fixed(d) => d,
+        }
+    }
+}
+
+/// A duration uniformly in `[0, max]` from a random `u64` (scaled, so no modulo bias).
+pub fn jitter(max: Duration, random: u64) -> Duration {
+    let nanos = (max.as_nanos().min(u128::from(u64::MAX)) * u128::from(random)) >> 64;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// The value of a `Retry-After` header (RFC 9110 §10.2.3) as a pause from `now`: delta-seconds,
+/// or an HTTP-date (IMF-fixdate, and the obsolete RFC 850 and asctime forms recipients must
+/// accept). A date in the past is a pause of zero; anything else is `None` (ignored).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    let at = http_date_at(v, now)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const LONG_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// An HTTP-date (RFC 9110 §5.6.7) as a point in time.
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    http_date_at(s, SystemTime::now())
+}
+
+/// [`parse_http_date`], with RFC 850's two-digit years read relative to `now`.
+fn http_date_at(s: &str, now: SystemTime) -> Option<SystemTime> {
+    let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i as u32 + 1);
+    let num = |t: &str| -> Option<u32> {
+        (!t.is_empty() && t.len() <= 4 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let time = |t: &str| -> Option<(u32, u32, u32)> {
+        let mut p = t.split(':');
+        let (h, m, s) = (p.next()?, p.next()?, p.next()?);
+        if p.next().is_some() || h.len() != 2 || m.len() != 2 || s.len() != 2 {
+            return None;
+        }
+        Some((num(h)?, num(m)?, num(s)?))
+    };
+    let (year, mon, day, hms) = if let Some((wd, rest)) = s.split_once(", ") {
+        let f: Vec<&str> = rest.split(' ').collect();
+        if DAYS.contains(&wd) {
+            // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+            match f.as_slice() {
+                [d, m, y, t, "GMT"] if d.len() == 2 && y.len() == 4 => {
+                    (i64::from(num(y)?), month(m)?, num(d)?, time(t)?)
+                }
+                _ => return None,
+            }
+        } else if LONG_DAYS.contains(&wd) {
+            // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+            match f.as_slice() {
+                [dmy, t, "GMT"] => {
+                    let mut p = dmy.split('-');
+                    let (d, m, y) = (p.next()?, p.next()?, p.next()?);
+                    if p.next().is_some() || d.len() != 2 || y.len() != 2 {
+                        return None;
+                    }
+                    (two_digit_year(num(y)?, now), month(m)?, num(d)?, time(t)?)
+                }
+                _ => return None,
+            }
+        } else {
+            return None;
+        }
+    } else {
+        // asctime: Sun Nov  6 08:49:37 1994 (day padded with a space)
+        let f: Vec<&str> = s.split(' ').filter(|t| !t.is_empty()).collect();
+        match f.as_slice() {
+            [wd, m, d, t, y] if DAYS.contains(wd) && y.len() == 4 && d.len() <= 2 => {
+                (i64::from(num(y)?), month(m)?, num(d)?, time(t)?)
+            }
+            _ => return None,
+        }
+    };
+    let (h, mi, se) = hms;
+    // A leap second (60) is accepted by the grammar; it is the same instant as :59 plus one.
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 || day > days_in(year, mon) {
+        return None;
+    }
+    let days = days_from_civil(year, mon, day);
+    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + se);
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// RFC 9110: a two-digit year more than 50 years in the future is in the past century.
+fn two_digit_year(yy: u32, now: SystemTime) -> i64 {
+    let this_year = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| 1970 + d.as_secs() as i64 / 31_556_952)
+        .unwrap_or(1970);
+    let century = this_year - this_year.rem_euclid(100);
+    let y = century + i64::from(yy);
+    if y > this_year + 50 {
+        y - 100
+    } else {
+        y
+    }
+}
+
+fn days_in(year: i64, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Clock, sleep and random source of [`retry`]; tests pass a virtual one.
+pub trait Env {
+    fn now(&self) -> Instant;
+    fn sleep(&mut self, d: Duration) -> impl Future<Output = ()>;
+    /// A uniformly random `u64` (jitter only: it needs to be spread, not secret).
+    fn random(&mut self) -> u64;
+}
+
+/// The real clock, tokio's timer, and a SplitMix64 generator seeded from the process's
+/// randomly keyed hasher (so every machine of a fleet draws differently).
+#[derive(Debug, Clone)]
+pub struct RealEnv {
+    state: u64,
+}
+
+impl RealEnv {
+    pub fn new() -> RealEnv {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.write_u32(std::process::id());
+        RealEnv { state: h.finish() }
+    }
+}
+
+impl Default for RealEnv {
+    fn default() -> Self {
+        RealEnv::new()
+    }
+}
+
+impl Env for RealEnv {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep(&mut self, d: Duration) -> impl Future<Output = ()> {
+        tokio::time::sleep(d)
+    }
+
+    fn random(&mut self) -> u64 {
+        // SplitMix64 (Steele, Lea, Flood 2014).
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// What an attempt is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// From 1.
+    pub number: u32,
+    /// Until the deadline; the attempt should not run longer.
+    pub time_left: Duration,
+}
+
+/// Why a loop stopped without success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The last failure was permanent.
+    Permanent,
+    /// The deadline passed, or the next attempt could only start after it.
+    Deadline,
+    /// The server asked to come back after this long, past the deadline.
+    RetryAfterPastDeadline(Duration),
+    /// [`Policy::max_attempts`] attempts were made.
+    Attempts,
+}
+
+/// A loop that ended without success: the last failure, how many attempts, over how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaveUp<E> {
+    pub last: E,
+    /// The failure before `last`, if any: a caller whose last attempt was merely cut off by the
+    /// deadline reports this one instead (kubeadm reports the last real error on timeout).
+    pub previous: Option<E>,
+    pub attempts: u32,
+    pub elapsed: Duration,
+    pub stop: Stop,
+}
+
+impl<E> GaveUp<E> {
+    /// `gave up after 14 attempts over 5m0s` (or `stopped after …` for a permanent failure).
+    pub fn summary(&self) -> String {
+        let verb = if self.stop == Stop::Permanent {
+            "stopped"
+        } else {
+            "gave up"
+        };
+        let plural = if self.attempts == 1 { "" } else { "s" };
+        let mut s = format!(
+            "{verb} after {} attempt{plural} over {}",
+            self.attempts,
+            human(self.elapsed)
+        );
+        if let Stop::RetryAfterPastDeadline(d) = self.stop {
+            s.push_str(&format!(
+                " (the server asked to retry after {}, past the deadline)",
+                human(d)
+            ));
+        }
+        s
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for GaveUp<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.summary(), self.last)
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for GaveUp<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.last.source()
+    }
+}
+
+/// `300ms`, `2.3s`, `5m0s`: elapsed times, rounded to what a person needs.
+pub fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d < Duration::from_secs(60) {
+        let tenths = (d.as_millis() + 50) / 100;
+        if tenths % 10 == 0 {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+    } else {
+        let s = (d.as_millis() + 500) / 1000;
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
+/// Runs `op` until it succeeds, fails permanently, or `deadline` comes: the first attempt at
+/// once, then after the pause each failure asks for ([`Policy::pause`]).
+pub async fn retry<T, E, F, Fut>(
+    deadline: Instant,
+    policy: &Policy,
+    env: &mut impl Env,
+    op: F,
+) -> Result<T, GaveUp<E>>
+where
+    E: Retryable,
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    retry_notify(deadline, policy, env, op, |_, _, _| {}).await
+}
+
+/// [`retry`], calling `notify(failure, attempt number, pause)` before each pause (for the log
+/// line that says what failed and when the next attempt comes).
+pub async fn retry_notify<T, E, F, Fut>(
+    deadline: Instant,
+    policy: &Policy,
+    env: &mut impl Env,
+    mut op: F,
+    mut notify: impl FnMut(&E, u32, Duration),
+) -> Result<T, GaveUp<E>>
+where
+    E: Retryable,
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let started = env.now();
+    let mut attempts = 0u32;
+    let mut backoffs = 0u32;
+    let mut previous: Option<E> = None;
+    loop {
+        attempts = attempts.saturating_add(1);
+        let attempt = Attempt {
+            number: attempts,
+            time_left: deadline.saturating_duration_since(env.now()),
+        };
+        let err = match op(attempt).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let now = env.now();
+        let give_up = |last: E, previous: Option<E>, stop: Stop| GaveUp {
+            last,
+            previous,
+            attempts,
+            elapsed: now.saturating_duration_since(started),
+            stop,
+        };
+        if err.disposition() == Disposition::Permanent {
+            return Err(give_up(err, previous, Stop::Permanent));
+        }
+        if policy.max_attempts.is_some_and(|m| attempts >= m) {
+            return Err(give_up(err, previous, Stop::Attempts));
+        }
+        let left = deadline.saturating_duration_since(now);
+        let asked = err.pause();
+        if let Pause::RetryAfter(d) = asked {
+            if d >= left {
+                return Err(give_up(err, previous, Stop::RetryAfterPastDeadline(d)));
+            }
+        }
+        let pause = policy.pause(backoffs, asked, env.random());
+        // An attempt that could only start at or after the deadline would fail by definition.
+        if pause >= left {
+            return Err(give_up(err, previous, Stop::Deadline));
+        }
+        if asked == Pause::Backoff {
+            backoffs = backoffs.saturating_add(1);
+        }
+        notify(&err, attempts, pause);
+        previous = Some(err);
+        env.sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    fn status(code: u16) -> WireFailure {
+        WireFailure::Status {
+            code,
+            reason: String::new(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn classification() {
+        use Disposition::*;
+        for (w, want) in [
+            (WireFailure::Refused, Transient),
+            (WireFailure::TimedOut, Transient),
+            (
+                WireFailure::Transport("connection reset by peer".into()),
+                Transient,
+            ),
+            (status(500), Transient),
+            (status(502), Transient),
+            (status(503), Transient),
+            (status(504), Transient),
+            (status(429), Transient),
+            (status(408), Transient),
+            (status(401), Permanent),
+            (status(403), Permanent),
+            (status(404), Permanent),
+            (status(400), Permanent),
+            (status(301), Permanent),
+            (status(302), Permanent),
+            (
+                WireFailure::TlsVerify("invalid peer certificate: UnknownIssuer".into()),
+                Permanent,
+            ),
+        ] {
+            assert_eq!(classify(&w), want, "{w:?}");
+            assert_eq!(w.disposition(), want);
+            assert_eq!(w.pause(), Pause::Backoff);
+        }
+    }
+
+    #[test]
+    fn ceilings_double_up_to_the_cap() {
+        let p = Policy::for_interval(Duration::from_secs(5));
+        assert_eq!(p.base, Duration::from_millis(625));
+        assert_eq!(p.cap, Duration::from_secs(10));
+        let ms: Vec<u128> = (0..7).map(|n| p.ceiling(n).as_millis()).collect();
+        assert_eq!(ms, vec![625, 1250, 2500, 5000, 10000, 10000, 10000]);
+        // No overflow, however long the loop ran.
+        assert_eq!(p.ceiling(u32::MAX), p.cap);
+        assert_eq!(
+            Policy::new(Duration::MAX, Duration::MAX).ceiling(40),
+            Duration::MAX
+        );
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_ceiling() {
+        let p = Policy::new(Duration::from_secs(1), Duration::from_secs(8));
+        assert_eq!(p.pause(3, Pause::Backoff, 0), Duration::ZERO);
+        let top = p.pause(3, Pause::Backoff, u64::MAX);
+        assert!(
+            top <= Duration::from_secs(8) && top > Duration::from_millis(7999),
+            "{top:?}"
+        );
+        assert_eq!(
+            p.pause(1, Pause::Backoff, u64::MAX / 2),
+            Duration::from_millis(1000) - Duration::from_nanos(1)
+        );
+        // The mean over many draws is near half the ceiling.
+        let mut env = RealEnv::new();
+        let n = 20_000;
+        let total: Duration = (0..n)
+            .map(|_| p.pause(10, Pause::Backoff, env.random()))
+            .sum();
+        let mean = total / n;
+        assert!(
+            mean > Duration::from_millis(3800) && mean < Duration::from_millis(4200),
+            "{mean:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_and_fixed_pauses() {
+        let p = Policy::new(Duration::from_millis(500), Duration::from_secs(30));
+        assert_eq!(
+            p.pause(9, Pause::RetryAfter(Duration::from_secs(2)), 0),
+            Duration::from_secs(2)
+        );
+        let most = p.pause(9, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
+        assert!(most > Duration::from_millis(2499) && most <= Duration::from_millis(2500));
+        assert_eq!(
+            p.pause(9, Pause::Fixed(Duration::from_secs(5)), u64::MAX),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn retry_after_values() {
+        // 1994-11-06T08:49:37Z
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let before = t - Duration::from_secs(30);
+        assert_eq!(parse_retry_after("120", before), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", before), Some(Duration::ZERO));
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(form), Some(t), "{form}");
+            assert_eq!(
+                parse_retry_after(form, before),
+                Some(Duration::from_secs(30)),
+                "{form}"
+            );
+        }
+        // A date already past asks for no wait at all.
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", t + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(UNIX_EPOCH)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_835_481_599))
+        );
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "99999999999999999999999",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 8:49:37 GMT",
+            "Sun, 31 Feb 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 94",
+            "Wed, 01 Jan 1969 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_retry_after(bad, t), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human(Duration::from_millis(300)), "300ms");
+        assert_eq!(human(Duration::from_millis(2340)), "2.3s");
+        assert_eq!(human(Duration::from_millis(4999)), "5s");
+        assert_eq!(human(Duration::from_secs(300)), "5m0s");
+        assert_eq!(human(Duration::from_millis(299_700)), "5m0s");
+        assert_eq!(human(Duration::from_secs(61)), "1m1s");
+    }
+
+    // ---- the loop, in virtual time ----
+
+    /// A clock that only moves when the loop sleeps (or an attempt says it took time), with a
+    /// scripted random source; it records every pause.
+    #[derive(Clone)]
+    struct Virtual {
+        start: Instant,
+        elapsed: Rc<RefCell<Duration>>,
+        pauses: Rc<RefCell<Vec<Duration>>>,
+        random: u64,
+    }
+
+    impl Virtual {
+        fn new(random: u64) -> Virtual {
+            Virtual {
+                start: Instant::now(),
+                elapsed: Rc::new(RefCell::new(Duration::ZERO)),
+                pauses: Rc::new(RefCell::new(Vec::new())),
+                random,
+            }
+        }
+        fn advance(&self, d: Duration) {
+            *self.elapsed.borrow_mut() += d;
+        }
+        fn pauses(&self) -> Vec<Duration> {
+            self.pauses.borrow().clone()
+        }
+    }
+
+    impl Env for Virtual {
+        fn now(&self) -> Instant {
+            self.start + *self.elapsed.borrow()
+        }
+        fn sleep(&mut self, d: Duration) -> impl Future<Output = ()> {
+            self.pauses.borrow_mut().push(d);
+            self.advance(d);
+            std::future::ready(())
+        }
+        fn random(&mut self) -> u64 {
+            self.random
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Fail {
+        Wire(WireFailure),
+        After(Duration),
+        Signer,
+    }
+
+    impl Retryable for Fail {
+        fn disposition(&self) -> Disposition {
+            match self {
+                Fail::Wire(w) => classify(w),
+                _ => Disposition::Transient,
+            }
+        }
+        fn pause(&self) -> Pause {
+            match self {
+                Fail::Wire(_) => Pause::Backoff,
+                Fail::After(d) => Pause::RetryAfter(*d),
+                Fail::Signer => Pause::Fixed(Duration::from_secs(5)),
+            }
+        }
+    }
+
+    impl fmt::Display for Fail {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Fail::Wire(WireFailure::Refused) => f.write_str("connection refused"),
+                other => write!(f, "{other:?}"),
+            }
+        }
+    }
+
+    /// Runs the loop with a script of outcomes (one per attempt; the last repeats); each
+    /// attempt takes `cost` of virtual time.
+    fn run(
+        env: &Virtual,
+        deadline: Duration,
+        policy: Policy,
+        script: Vec<Result<u32, Fail>>,
+        cost: Duration,
+    ) -> (Result<u32, GaveUp<Fail>>, Vec<Attempt>) {
+        let mut env2 = env.clone();
+        let seen = RefCell::new(Vec::new());
+        let fut = retry(env.now() + deadline, &policy, &mut env2, |a| {
+            seen.borrow_mut().push(a);
+            env.advance(cost.min(a.time_left));
+            let i = (a.number as usize - 1).min(script.len() - 1);
+            std::future::ready(script[i].clone())
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = rt.block_on(fut);
+        (r, seen.into_inner())
+    }
+
+    const CHEAP: Duration = Duration::from_millis(10);
+
+    #[test]
+    fn first_attempt_is_immediate_and_success_ends_the_loop() {
+        let env = Virtual::new(u64::MAX);
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(60),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![Ok(7)],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(7));
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].time_left, Duration::from_secs(60));
+        assert!(env.pauses().is_empty());
+    }
+
+    #[test]
+    fn transient_failures_back_off_exponentially_until_success() {
+        let env = Virtual::new(u64::MAX); // always the top of the window
+        let policy = Policy::new(Duration::from_secs(1), Duration::from_secs(8));
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(300),
+            policy,
+            vec![
+                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Wire(WireFailure::Transport("reset".into()))),
+                Err(Fail::Wire(WireFailure::TimedOut)),
+                Err(Fail::Wire(status(503))),
+                Err(Fail::Wire(status(500))),
+                Err(Fail::Wire(status(429))),
+                Ok(1),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(1));
+        assert_eq!(seen.len(), 7);
+        let secs: Vec<u64> = env
+            .pauses()
+            .iter()
+            .map(|d| (d.as_millis() as u64 + 1) / 1000)
+            .collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 8, 8]);
+    }
+
+    #[test]
+    fn permanent_failures_stop_at_once() {
+        for w in [
+            status(401),
+            status(403),
+            status(404),
+            WireFailure::TlsVerify("invalid peer certificate: NotValidForName".into()),
+        ] {
+            let env = Virtual::new(0);
+            let (r, seen) = run(
+                &env,
+                Duration::from_secs(300),
+                Policy::for_interval(Duration::from_secs(5)),
+                vec![Err(Fail::Wire(WireFailure::Refused)), Err(Fail::Wire(w.clone()))],
+                CHEAP,
+            );
+            let g = r.unwrap_err();
+            assert_eq!(g.stop, Stop::Permanent);
+            assert_eq!(g.attempts, 2);
+            assert_eq!(g.last, Fail::Wire(w));
+            assert_eq!(g.previous, Some(Fail::Wire(WireFailure::Refused)));
+            assert_eq!(seen.len(), 2);
+            assert!(g.summary().starts_with("stopped after 2 attempts"));
+        }
+    }
+
+    #[test]
+    fn the_deadline_bounds_the_loop_and_keeps_the_last_cause_and_count() {
+        let env = Virtual::new(u64::MAX);
+        let policy = Policy::for_interval(Duration::from_secs(5));
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(300),
+            policy,
+            vec![Err(Fail::Wire(WireFailure::Refused))],
+            CHEAP,
+        );
+        let g = r.unwrap_err();
+        assert_eq!(g.stop, Stop::Deadline);
+        assert_eq!(g.attempts as usize, seen.len());
+        // Pauses at the top of the window: 0.625+1.25+2.5+5 then 10 s each.
+        assert!((30..=36).contains(&g.attempts), "{}", g.attempts);
+        assert!(g.elapsed <= Duration::from_secs(300));
+        assert!(env.now() - env.start <= Duration::from_secs(300));
+        // No attempt was started with no time left, and none after the deadline.
+        assert!(seen.iter().all(|a| !a.time_left.is_zero()));
+        assert_eq!(
+            g.to_string(),
+            format!(
+                "gave up after {} attempts over {}: connection refused",
+                g.attempts,
+                human(g.elapsed)
+            )
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_one_past_the_deadline_stops_at_once() {
+        let env = Virtual::new(0); // no jitter on top
+        let (r, _) = run(
+            &env,
+            Duration::from_secs(60),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::After(Duration::from_secs(7))),
+                Err(Fail::After(Duration::from_secs(3))),
+                Ok(2),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(2));
+        assert_eq!(
+            env.pauses(),
+            vec![Duration::from_secs(7), Duration::from_secs(3)]
+        );
+
+        let env = Virtual::new(0);
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(60),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![Err(Fail::After(Duration::from_secs(3600)))],
+            CHEAP,
+        );
+        let g = r.unwrap_err();
+        assert_eq!(
+            g.stop,
+            Stop::RetryAfterPastDeadline(Duration::from_secs(3600))
+        );
+        assert_eq!(seen.len(), 1);
+        assert!(env.pauses().is_empty(), "it did not sleep into the deadline");
+        assert!(
+            g.summary()
+                .contains("the server asked to retry after 60m0s, past the deadline"),
+            "{}",
+            g.summary()
+        );
+    }
+
+    #[test]
+    fn fixed_pauses_do_not_advance_the_backoff() {
+        let env = Virtual::new(u64::MAX);
+        let policy = Policy::new(Duration::from_secs(1), Duration::from_secs(64));
+        let (r, _) = run(
+            &env,
+            Duration::from_secs(600),
+            policy,
+            vec![
+                Err(Fail::Signer),
+                Err(Fail::Signer),
+                Err(Fail::Signer),
+                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Signer),
+                Err(Fail::Wire(WireFailure::Refused)),
+                Ok(0),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(0));
+        let ms: Vec<u128> = env.pauses().iter().map(|d| (d.as_millis() + 1) / 100 * 100).collect();
+        assert_eq!(ms, vec![5000, 5000, 5000, 1000, 5000, 2000]);
+    }
+
+    #[test]
+    fn attempts_that_use_up_the_time_end_the_loop_with_the_previous_cause_kept() {
+        let env = Virtual::new(0);
+        // Each attempt hangs until the deadline cuts it.
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(10),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Wire(WireFailure::TimedOut)),
+            ],
+            Duration::from_secs(3600),
+        );
+        let g = r.unwrap_err();
+        assert_eq!(seen.len(), 1, "the first attempt used all the time");
+        assert_eq!(g.stop, Stop::Deadline);
+        assert_eq!(g.last, Fail::Wire(WireFailure::Refused));
+
+        let env = Virtual::new(0);
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(10),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Wire(WireFailure::TimedOut)),
+            ],
+            Duration::from_secs(4),
+        );
+        let g = r.unwrap_err();
+        assert_eq!(seen.len(), 3);
+        assert!(seen[2].time_left < Duration::from_secs(10));
+        assert_eq!(g.last, Fail::Wire(WireFailure::TimedOut));
+        assert_eq!(g.previous, Some(Fail::Wire(WireFailure::TimedOut)));
+    }
+
+    #[test]
+    fn max_attempts() {
+        let env = Virtual::new(0);
+        let policy = Policy {
+            max_attempts: Some(3),
+            ..Policy::for_interval(Duration::from_secs(1))
+        };
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(600),
+            policy,
+            vec![Err(Fail::Wire(WireFailure::Refused))],
+            CHEAP,
+        );
+        assert_eq!(r.unwrap_err().stop, Stop::Attempts);
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn real_env_draws_differ() {
+        let mut a = RealEnv::new();
+        let mut b = RealEnv::new();
+        let xs: Vec<u64> = (0..4).map(|_| a.random()).collect();
+        assert!(xs.windows(2).all(|w| w[0] != w[1]));
+        assert_ne!(a.random(), b.random());
+    }
+}
