@@ -1,6 +1,6 @@
 //! The one place that knows the order of stages.
 
-use crate::bootstrap::backoff::{self, Backoff};
+use crate::bootstrap::backoff;
 use crate::bootstrap::{self, config, csr, verify, wait, Cluster};
 use crate::cli::{Command, UsageError, HELP};
 use crate::deadline::{Cause, Deadline, Expired, PhaseClock};
@@ -300,7 +300,7 @@ pub struct Tuning {
     /// The CSR wait; its `timeout` is replaced by `min(plan.tls_bootstrap_timeout, time left)`.
     pub wait: wait::WaitOptions,
     /// Retry schedule of the API calls of `cluster-config` and `csr`.
-    pub backoff: Backoff,
+    pub backoff: crate::retry::Policy,
     /// Own bound of each API phase (`cluster-config`, `csr`): kubeadm's 1 m for an API call
     /// with retries (`timeouts.kubernetesAPICall`).
     pub api_phase: Duration,
@@ -312,7 +312,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             wait: wait::WaitOptions::default(),
-            backoff: Backoff::default(),
+            backoff: backoff::API_POLICY,
             api_phase: Duration::from_secs(60),
             install_phase: Duration::from_secs(60),
         }
@@ -558,10 +558,21 @@ pub async fn bootstrap_and_install_within(
     // refusals (401, 403, a Ready Node of our name) end it at once.
     let stage = run.begin("cluster-config", tuning.api_phase);
     let cluster = Cluster::connect(d)?;
-    let cfg = backoff::retrying(&stage.clock, &tuning.backoff, || config::fetch(&cluster)).await?;
-    backoff::retrying(&stage.clock, &tuning.backoff, || {
-        config::check_node(&cluster, &node)
-    })
+    let cfg = backoff::within(
+        &stage.clock,
+        &tuning.backoff,
+        "reading the cluster configuration",
+        &cluster.server,
+        || config::fetch(&cluster),
+    )
+    .await?;
+    backoff::within(
+        &stage.clock,
+        &tuning.backoff,
+        &format!("getting Node {node:?}"),
+        &cluster.server,
+        || config::check_node(&cluster, &node),
+    )
     .await?;
     run.end(stage, false);
 
@@ -635,20 +646,24 @@ pub async fn bootstrap_and_install_within(
     // adopts it instead of leaving an orphan.
     let stage = run.begin("csr", tuning.api_phase);
     let key_root = root.clone();
-    let (mut key, _) = on_disk(&stage.clock, move || {
+    let (key, _) = on_disk(&stage.clock, move || {
         csr::load_or_generate_key(&key_root, true).map_err(Error::from)
     })
     .await?;
-    let mut retry = backoff::Retry::new(&stage.clock, tuning.backoff);
-    let submitted = loop {
-        match retry
-            .attempt(csr::submit(&cluster, &root, &mut key, &node))
-            .await?
-        {
-            Ok(s) => break s,
-            Err(e) => retry.after(e).await?,
-        }
-    };
+    // Shared across attempts: an attempt that met an unusable CSR of our name replaced it.
+    let key_slot = tokio::sync::Mutex::new(key);
+    let submitted = backoff::within(
+        &stage.clock,
+        &tuning.backoff,
+        "creating the certificate signing request",
+        &cluster.server,
+        || async {
+            let mut key = key_slot.lock().await;
+            csr::submit(&cluster, &root, &mut key, &node).await
+        },
+    )
+    .await?;
+    let key = key_slot.into_inner();
     joined.csr = Some(submitted.name.clone());
     joined.csr_reused = submitted.reused;
     run.end(stage, false);

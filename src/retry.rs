@@ -412,7 +412,7 @@ pub fn human(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     } else if d < Duration::from_secs(60) {
         let tenths = (d.as_millis() + 50) / 100;
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{}s", tenths / 10)
         } else {
             format!("{}.{}s", tenths / 10, tenths % 10)
@@ -610,7 +610,10 @@ mod tests {
         // 1994-11-06T08:49:37Z
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
         let before = t - Duration::from_secs(30);
-        assert_eq!(parse_retry_after("120", before), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", before),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", before), Some(Duration::ZERO));
         for form in [
             "Sun, 06 Nov 1994 08:49:37 GMT",
@@ -827,7 +830,10 @@ mod tests {
                 &env,
                 Duration::from_secs(300),
                 Policy::for_interval(Duration::from_secs(5)),
-                vec![Err(Fail::Wire(WireFailure::Refused)), Err(Fail::Wire(w.clone()))],
+                vec![
+                    Err(Fail::Wire(WireFailure::Refused)),
+                    Err(Fail::Wire(w.clone())),
+                ],
                 CHEAP,
             );
             let g = r.unwrap_err();
@@ -904,7 +910,10 @@ mod tests {
             Stop::RetryAfterPastDeadline(Duration::from_secs(3600))
         );
         assert_eq!(seen.len(), 1);
-        assert!(env.pauses().is_empty(), "it did not sleep into the deadline");
+        assert!(
+            env.pauses().is_empty(),
+            "it did not sleep into the deadline"
+        );
         assert!(
             g.summary()
                 .contains("the server asked to retry after 60m0s, past the deadline"),
@@ -933,7 +942,11 @@ mod tests {
             CHEAP,
         );
         assert_eq!(r, Ok(0));
-        let ms: Vec<u128> = env.pauses().iter().map(|d| (d.as_millis() + 1) / 100 * 100).collect();
+        let ms: Vec<u128> = env
+            .pauses()
+            .iter()
+            .map(|d| (d.as_millis() + 1) / 100 * 100)
+            .collect();
         assert_eq!(ms, vec![5000, 5000, 5000, 1000, 5000, 2000]);
     }
 

@@ -739,3 +739,222 @@ async fn dry_run_writes_and_submits_nothing() {
         assert!(listing.contains(expected), "{expected:?} missing from\n{listing}");
     }
 }
+
+// ---- the overall deadline, phase bounds and retries (issue #7 part B) ----
+
+fn with_faults(faults: kubejoin_testcp::Faults, approval: Approval) -> Config {
+    Config {
+        faults,
+        approval,
+        ..Config::default()
+    }
+}
+
+fn short_api_phases(api: Duration) -> Tuning {
+    Tuning {
+        api_phase: api,
+        ..tuning()
+    }
+}
+
+#[tokio::test]
+async fn the_overall_deadline_cuts_the_approval_wait_and_names_the_phase() {
+    let cp = start(manual());
+    let t = tempfile::tempdir().unwrap();
+    // --tls-bootstrap-timeout stays at 5 m: the 3 s overall deadline is what ends the wait.
+    let pl = plan(&cp, t.path(), &[]);
+    let mut run = app::Run::new(Duration::from_secs(3));
+    let started = std::time::Instant::now();
+    let e = app::bootstrap_and_install_within(
+        &pl,
+        &discovered(&cp),
+        &RecordingSys::new(HOSTNAME),
+        &tuning(),
+        &mut run,
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert_eq!(e.class(), Class::Timeout);
+    assert_eq!(e.class().exit_code(), 5);
+    let text = e.to_string();
+    assert!(
+        text.starts_with("gave up in wait-approval after ") && text.contains("(overall deadline 3s): "),
+        "{text}"
+    );
+    let name = cp.csrs()[0]["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(
+        text.contains(&format!("waiting for certificate signing request {name}")),
+        "the last cause is kept: {text}"
+    );
+    let hint = e.hint().unwrap();
+    assert!(
+        hint.contains(&format!("kubectl certificate approve {name}")) && hint.contains("--timeout"),
+        "{hint}"
+    );
+    // The phases that finished are on record; the one that ran out is not.
+    let phases: Vec<&str> = run.phases().iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(phases, vec!["identity-check", "cluster-config", "csr"]);
+    assert_nothing_installed(t.path());
+}
+
+#[tokio::test]
+async fn an_exhausted_deadline_stops_before_any_request() {
+    let cp = start(Config::default());
+    let t = tempfile::tempdir().unwrap();
+    let pl = plan(&cp, t.path(), &[]);
+    let mut run = app::Run::new(Duration::ZERO);
+    let e = app::bootstrap_and_install_within(
+        &pl,
+        &discovered(&cp),
+        &RecordingSys::new(HOSTNAME),
+        &tuning(),
+        &mut run,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("gave up in cluster-config after "),
+        "{e}"
+    );
+    assert_eq!(e.class(), Class::Timeout);
+    assert!(tree(t.path()).is_empty());
+}
+
+#[tokio::test]
+async fn overload_and_failover_answers_are_retried_within_the_phase() {
+    use kubejoin_testcp::{Action, Faults, RequestFault};
+    let status = |code: u16| Action::Status {
+        code,
+        retry_after: Some("1".into()),
+    };
+    let cp = start(with_faults(
+        Faults {
+            requests: vec![
+                RequestFault::first(2, status(429)).under("/api/v1/namespaces/kube-system/configmaps"),
+                RequestFault::first(1, status(503)).under("/api/v1/nodes"),
+                RequestFault::first(2, status(500))
+                    .under("/apis/certificates.k8s.io/v1/certificatesigningrequests"),
+            ],
+            ..Faults::default()
+        },
+        Approval::Auto,
+    ));
+    let t = tempfile::tempdir().unwrap();
+    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning()).await.unwrap();
+    assert_eq!(joined.outcome, Outcome::Joined);
+    let faulted: Vec<String> = cp
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.fault)
+        .collect();
+    assert_eq!(faulted.len(), 5, "{faulted:?}");
+    assert_eq!(cp.csrs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_lost_csr_answer_is_retried_and_the_same_csr_adopted() {
+    use kubejoin_testcp::{Action, Faults, RequestFault};
+    // The server creates the CSR but the connection is reset halfway through the answer: the
+    // retried POST meets our own CSR (409) and adopts it rather than leaving an orphan.
+    let cp = start(with_faults(
+        Faults {
+            requests: vec![RequestFault::first(1, Action::ResetMidBody)
+                .under("/apis/certificates.k8s.io/v1/certificatesigningrequests")],
+            ..Faults::default()
+        },
+        Approval::Auto,
+    ));
+    let t = tempfile::tempdir().unwrap();
+    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning()).await.unwrap();
+    assert!(joined.csr_reused, "the retry adopted the CSR the lost answer created");
+    assert_eq!(cp.csrs().len(), 1, "exactly one CSR on the server");
+    let posts: Vec<u16> = cp
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(posts[1], 409, "{posts:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_failing_gives_up_at_the_phase_bound_with_the_last_cause() {
+    use kubejoin_testcp::{Action, Faults, RequestFault};
+    let cp = start(with_faults(
+        Faults {
+            // 500: kube's client retries 429/503/504 inside one request on its own, which
+            // would hide the cause behind "timed out"; a 500 reaches kubejoin's loop each time.
+            requests: vec![RequestFault::always(Action::Status {
+                code: 500,
+                retry_after: None,
+            })
+            .under("/api/v1/namespaces/kube-system/configmaps")],
+            ..Faults::default()
+        },
+        Approval::Auto,
+    ));
+    let t = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let e = join(
+        &plan(&cp, t.path(), &[]),
+        &cp,
+        &short_api_phases(Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let text = e.to_string();
+    assert!(
+        text.starts_with("gave up in cluster-config after ")
+            && text.contains("(overall deadline 10m0s): getting ConfigMap kube-system/kube-proxy at")
+            && text.contains("500"),
+        "{text}"
+    );
+    let attempts = cp.requests().len();
+    assert!(attempts >= 3, "retried with backoff: {attempts} requests");
+    assert_eq!(e.class(), Class::Timeout);
+    assert!(cp.csrs().is_empty());
+    assert!(tree(t.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_request_that_never_answers_is_cut_at_the_phase_bound() {
+    use kubejoin_testcp::{Action, Faults, RequestFault};
+    let cp = start(with_faults(
+        Faults {
+            requests: vec![RequestFault::always(Action::Stall {
+                max: Duration::from_secs(30),
+            })
+            .under("/apis/certificates.k8s.io/v1/certificatesigningrequests")],
+            ..Faults::default()
+        },
+        Approval::Auto,
+    ));
+    let t = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let e = join(
+        &plan(&cp, t.path(), &[]),
+        &cp,
+        &short_api_phases(Duration::from_millis(1500)),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("gave up in csr after ")
+            && text.contains("creating the certificate signing request")
+            && text.contains("timed out"),
+        "{text}"
+    );
+    assert_eq!(e.class(), Class::Timeout);
+    // The key was persisted before the POST: a re-run resumes with the same CSR name.
+    assert_nothing_installed(t.path());
+}

@@ -742,7 +742,11 @@ fn a_server_that_keeps_failing_gives_up_with_the_count_and_last_cause() {
     o.retry_interval = Duration::from_millis(100);
     let t0 = Instant::now();
     let e = expect_err(&o);
-    assert!(t0.elapsed() < Duration::from_millis(2500), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
     let Error::Unavailable { attempts, code, .. } = &e else {
         panic!("{e}")
     };
@@ -795,7 +799,11 @@ fn permanent_statuses_stop_at_once() {
         o.timeout = Duration::from_secs(10);
         let t0 = Instant::now();
         let e = expect_err(&o);
-        assert!(t0.elapsed() < Duration::from_secs(1), "{code}: {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{code}: {:?}",
+            t0.elapsed()
+        );
         assert_eq!(e.class(), class, "{code}: {e}");
         assert_eq!(cluster_info_gets(&h).len(), 1, "{code}");
     }
@@ -813,7 +821,11 @@ fn a_stalled_server_is_bounded_by_the_timeout() {
     o.timeout = Duration::from_millis(1000);
     let t0 = Instant::now();
     let e = expect_err(&o);
-    assert!(t0.elapsed() < Duration::from_millis(1800), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        t0.elapsed()
+    );
     let Error::Unreachable { reason, .. } = &e else {
         panic!("{e}")
     };
@@ -825,9 +837,11 @@ fn a_stalled_server_is_bounded_by_the_timeout() {
 fn the_verified_fetch_rides_out_failures_too() {
     // The first GET (insecure) passes; the next two (the verified re-fetch) fail transiently.
     let h = with_faults(kubejoin_testcp::Faults {
-        requests: vec![kubejoin_testcp::RequestFault::first(2, status_fault(503, None))
-            .after(1)
-            .under("/api/v1/namespaces/kube-public/configmaps/cluster-info")],
+        requests: vec![
+            kubejoin_testcp::RequestFault::first(2, status_fault(503, None))
+                .after(1)
+                .under("/api/v1/namespaces/kube-public/configmaps/cluster-info"),
+        ],
         ..Default::default()
     });
     let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);

@@ -1,82 +1,78 @@
-//! Section 5: fleet scale. N simulated nodes, each an in-process task on one shared runtime
-//! running kubejoin's own join stages (token discovery with both fetches, cluster
-//! configuration, a fresh P-256 key persisted under its own root, CSR, wait for issuance,
-//! verification, install), all started at once against one control plane.
+//! Section 5: fleet scale. N simulated nodes, all started at once, each a full join with its
+//! own P-256 key and its own root (on a tmpfs: a real node has its own disk), against one
+//! control plane whose max-in-flight filter answers 429 + `Retry-After: 1` beyond its cap.
 //!
-//! The stages are those of `app::bootstrap_and_install` minus the identity check and the
-//! completion files: the completion file embeds the process-wide phase timeline, which in one
-//! process with N joins would grow with N (N² bytes written), so it is left out.
+//! Two client policies, same requests:
+//!
+//! - **kubejoin**: exactly the binary's join (`app::discover_within` +
+//!   `app::bootstrap_and_install_within`, the binary's defaults), i.e. whatever retry
+//!   behaviour kubejoin ships.
+//! - **naive**: the same stages, each request retried at a constant interval without jitter,
+//!   ignoring `Retry-After`, on clients with kube's own retry layer turned off; discovery's two
+//!   cluster-info fetches are done by the harness the same way (JWS, pin and byte-identical
+//!   re-fetch checked with kubejoin's functions).
+//!
+//! Nodes run as tasks on one thread per CPU, each thread a current-thread runtime (what the
+//! binary uses) with a `LocalSet`. The control plane runs in the same process on its own two
+//! worker threads: clients and server share the machine's cores.
 
 use crate::stats::{self, round2};
 use crate::{err, Error};
-use kubejoin::bootstrap::{config, csr, verify, wait, Cluster};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kubejoin::app::{self, Tuning};
+use kubejoin::bootstrap::{self, config, csr, verify, wait, Cluster};
+use kubejoin::discovery::kubeconfig::Kubeconfig;
+use kubejoin::discovery::token::{jws_key, KUBECONFIG_KEY};
+use kubejoin::discovery::{jws, BootstrapCredentials, Discovered, Method, Mode};
 use kubejoin::install::{self, flags};
+use kubejoin::plan::pin::certs_from_pem;
+use kubejoin::plan::token::BootstrapToken;
 use kubejoin::plan::JoinPlan;
 use kubejoin::root::Root;
+use kubejoin_testcp::Handle;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How a node paces its retries of a stage that failed transiently (429, 5xx, transport).
-#[derive(Debug, Clone, Copy)]
-pub enum Pacing {
-    /// Constant interval, no jitter, `Retry-After` ignored: the naive client.
-    Fixed { interval: Duration },
-    /// Exponential backoff with full jitter: a uniform delay in [0, min(cap, base·2^attempt)].
-    FullJitter { base: Duration, cap: Duration },
+/// The client's retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// The binary's own.
+    Kubejoin,
+    /// Constant interval, no jitter, `Retry-After` ignored.
+    Naive { interval: Duration },
 }
 
-impl Pacing {
+impl Policy {
     pub fn name(&self) -> &'static str {
         match self {
-            Pacing::Fixed { .. } => "naive fixed interval",
-            Pacing::FullJitter { .. } => "full-jitter backoff",
+            Policy::Kubejoin => "kubejoin",
+            Policy::Naive { .. } => "naive fixed interval",
         }
     }
 
     fn describe(&self) -> String {
         match self {
-            Pacing::Fixed { interval } => format!("every {} ms, no jitter", interval.as_millis()),
-            Pacing::FullJitter { base, cap } => format!(
-                "uniform in [0, min({} ms, {} ms * 2^attempt)]",
-                cap.as_millis(),
-                base.as_millis()
+            Policy::Kubejoin => "the binary's defaults (full-jitter backoff, Retry-After honoured in discovery; kube's retry layer under the bootstrap calls)".into(),
+            Policy::Naive { interval } => format!(
+                "every request retried every {} ms, no jitter, Retry-After ignored",
+                interval.as_millis()
             ),
         }
     }
-
-    fn delay(&self, attempt: u32, rng: &mut u64) -> Duration {
-        match *self {
-            Pacing::Fixed { interval } => interval,
-            Pacing::FullJitter { base, cap } => {
-                let ceiling = base
-                    .saturating_mul(1u32 << attempt.min(16))
-                    .min(cap)
-                    .as_micros() as u64;
-                Duration::from_micros(next(rng) % ceiling.max(1))
-            }
-        }
-    }
-}
-
-/// xorshift64*: enough randomness for jitter, no dependency.
-fn next(s: &mut u64) -> u64 {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    s.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
 /// One fleet run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub nodes: usize,
-    /// The control plane's concurrency cap (in-flight requests); `None`: uncapped.
+    /// The control plane's max-in-flight cap; `None`: uncapped.
     pub cap: Option<usize>,
-    pub pacing: Pacing,
+    pub policy: Policy,
     /// Everything stops by then; unfinished nodes count as failures.
     pub deadline: Duration,
-    /// Parent of the per-node roots (a tmpfs when there is one: each real node has its own disk).
+    /// Parent of the per-node roots.
     pub roots: PathBuf,
 }
 
@@ -84,20 +80,7 @@ pub struct Options {
 struct NodeResult {
     ok: bool,
     ms: f64,
-    retries: u32,
     error: Option<String>,
-}
-
-fn is_transient(e: &kubejoin::bootstrap::Error) -> bool {
-    use kubejoin::api::WireFailure;
-    match e {
-        kubejoin::bootstrap::Error::Api { failure, .. } => match failure {
-            WireFailure::Status { code, .. } => *code == 429 || *code >= 500,
-            WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
-            WireFailure::TlsVerify(_) => false,
-        },
-        _ => false,
-    }
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -111,18 +94,85 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-/// Retries `f` while it fails transiently, paced by `pacing`, until `deadline`.
-macro_rules! retrying {
-    ($pacing:expr, $rng:expr, $retries:expr, $deadline:expr, $f:expr) => {{
-        let mut attempt = 0u32;
+// ---- the kubejoin policy: the binary's join ------------------------------------------------
+
+async fn join_kubejoin(plan: JoinPlan, timeout: Duration) -> Result<(), String> {
+    let mut run = app::Run::new(timeout);
+    let d = app::discover_within(&plan, &mut run)
+        .await
+        .map_err(|e| chain(&e))?;
+    app::bootstrap_and_install_within(
+        &plan,
+        &d,
+        &kubejoin::sys::RealSys,
+        &Tuning::default(),
+        &mut run,
+    )
+    .await
+    .map_err(|e| chain(&e))?;
+    Ok(())
+}
+
+// ---- the naive policy -------------------------------------------------------------------------
+
+/// A kube client like kubejoin's, with kube's retry layer off (the naive client retries itself).
+fn naive_client(
+    server: &str,
+    ca: Option<&[Vec<u8>]>,
+    token: Option<&BootstrapToken>,
+    read: Option<Duration>,
+) -> Result<kube::Client, String> {
+    let uri: http::Uri = server.parse().map_err(|e| format!("{server}: {e}"))?;
+    let mut cfg = kube::Config::new(uri);
+    cfg.connect_timeout = Some(Duration::from_secs(10));
+    cfg.read_timeout = read;
+    cfg.write_timeout = Some(Duration::from_secs(10));
+    cfg.proxy_url = None;
+    cfg.default_retry = false;
+    match ca {
+        Some(ders) => cfg.root_cert = Some(ders.to_vec()),
+        None => cfg.accept_invalid_certs = true,
+    }
+    if let Some(t) = token {
+        cfg.auth_info.token = Some(t.bearer().into());
+    }
+    kube::Client::try_from(cfg).map_err(|e| chain(&e))
+}
+
+fn transient_status(code: u16) -> bool {
+    matches!(code, 408 | 429 | 500..=599)
+}
+
+fn transient_kube(e: &kube::Error) -> bool {
+    use kubejoin::api::WireFailure;
+    match kubejoin::api::wire_failure(e) {
+        WireFailure::Status { code, .. } => transient_status(code),
+        WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
+        WireFailure::TlsVerify(_) => false,
+    }
+}
+
+fn transient_bootstrap(e: &bootstrap::Error) -> bool {
+    use kubejoin::api::WireFailure;
+    match e {
+        bootstrap::Error::Api { failure, .. } => match failure {
+            WireFailure::Status { code, .. } => transient_status(*code),
+            WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
+            WireFailure::TlsVerify(_) => false,
+        },
+        _ => false,
+    }
+}
+
+/// Retries `$f` (an expression producing a future) every `$interval` while it fails
+/// transiently and `$deadline` has not passed.
+macro_rules! every {
+    ($interval:expr, $deadline:expr, $transient:expr, $f:expr) => {{
         loop {
             match $f.await {
                 Ok(v) => break Ok(v),
-                Err(e) if is_transient(&e) && Instant::now() < $deadline => {
-                    let d = $pacing.delay(attempt, $rng);
-                    attempt += 1;
-                    *$retries += 1;
-                    tokio::time::sleep(d).await;
+                Err(e) if $transient(&e) && Instant::now() + $interval < $deadline => {
+                    tokio::time::sleep($interval).await;
                 }
                 Err(e) => break Err(e),
             }
@@ -130,32 +180,95 @@ macro_rules! retrying {
     }};
 }
 
-/// One node's join, as the binary does it after parsing (see the module doc for what is left out).
-async fn join_node(
-    plan: JoinPlan,
-    pacing: Pacing,
-    seed: u64,
+async fn naive_cluster_info(
+    client: &kube::Client,
+    interval: Duration,
     deadline: Instant,
-) -> Result<u32, String> {
-    let mut rng = seed | 1;
-    let mut retries = 0u32;
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-public");
+    let cm = every!(interval, deadline, transient_kube, api.get("cluster-info"))
+        .map_err(|e| chain(&e))?;
+    Ok(cm.data.unwrap_or_default())
+}
+
+/// Token discovery (both fetches, JWS, pin, byte-identical re-fetch) with naive retries.
+async fn naive_discover(
+    plan: &JoinPlan,
+    interval: Duration,
+    deadline: Instant,
+) -> Result<Discovered, String> {
+    let Mode::Token {
+        endpoint,
+        token,
+        pins,
+        ..
+    } = &plan.discovery.mode
+    else {
+        return Err("the fleet uses token discovery".into());
+    };
+    let url = format!("https://{endpoint}");
+    let timeout = Some(Duration::from_secs(10));
+    let insecure = naive_client(&url, None, None, timeout)?;
+    let data = naive_cluster_info(&insecure, interval, deadline).await?;
+    let kc = data.get(KUBECONFIG_KEY).cloned().unwrap_or_default();
+    let sig = data.get(&jws_key(token.id())).cloned().unwrap_or_default();
+    if !jws::verify_detached(&sig, kc.as_bytes(), token.id(), token.secret()) {
+        return Err("cluster-info: JWS does not verify".into());
+    }
+    let config = Kubeconfig::parse(&kc).map_err(|e| chain(&e))?;
+    let cluster = config.cluster().map_err(|e| chain(&e))?.cluster.clone();
+    let ca_pem = cluster.certificate_authority_data.clone().unwrap_or_default();
+    let ca_der = certs_from_pem(&ca_pem).map_err(|e| chain(&e))?;
+    let matched = pins
+        .matching(&ca_der)
+        .map_err(|e| chain(&e))?
+        .ok_or("cluster-info: no pinned CA")?;
+    let secure = naive_client(&url, Some(&ca_der), None, timeout)?;
+    let data2 = naive_cluster_info(&secure, interval, deadline).await?;
+    if data2.get(KUBECONFIG_KEY) != Some(&kc) {
+        return Err("cluster-info: the verified re-fetch differs".into());
+    }
+    Ok(Discovered {
+        server: cluster.server.clone(),
+        ca_pem,
+        ca_der,
+        matched_pin: Some(matched),
+        method: Method::Token {
+            endpoint: endpoint.clone(),
+        },
+        credentials: BootstrapCredentials::Token(token.clone()),
+    })
+}
+
+/// The join of `app::bootstrap_and_install_within` (identity check and completion files
+/// aside), every request retried naively.
+async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Result<(), String> {
+    let d = naive_discover(&plan, interval, deadline).await?;
+    let BootstrapCredentials::Token(token) = &d.credentials else {
+        return Err("the fleet uses token credentials".into());
+    };
+    let cluster = Cluster {
+        server: d.server.clone(),
+        client: naive_client(
+            &d.server,
+            Some(&d.ca_der),
+            Some(token),
+            Some(Duration::from_secs(10)),
+        )?,
+        watch_client: naive_client(&d.server, Some(&d.ca_der), Some(token), None)?,
+    };
     let root = Root::new(&plan.root);
     let node = plan
         .node_name
         .as_ref()
         .map(|n| n.as_str().to_string())
         .ok_or("no node name")?;
-    let d = kubejoin::discovery::discover(&plan.discovery)
-        .await
+    let cfg = every!(interval, deadline, transient_bootstrap, config::fetch(&cluster))
         .map_err(|e| chain(&e))?;
-    let cluster = Cluster::connect(&d).map_err(|e| chain(&e))?;
-    let cfg = retrying!(pacing, &mut rng, &mut retries, deadline, config::fetch(&cluster))
-        .map_err(|e| chain(&e))?;
-    retrying!(
-        pacing,
-        &mut rng,
-        &mut retries,
+    every!(
+        interval,
         deadline,
+        transient_bootstrap,
         config::check_node(&cluster, &node)
     )
     .map_err(|e| chain(&e))?;
@@ -171,16 +284,16 @@ async fn join_node(
     });
     let flags_env = flags::render(&args);
     let (mut key, _) = csr::load_or_generate_key(&root, true).map_err(|e| chain(&e))?;
-    let submitted = retrying!(
-        pacing,
-        &mut rng,
-        &mut retries,
+    let submitted = every!(
+        interval,
         deadline,
+        transient_bootstrap,
         csr::submit(&cluster, &root, &mut key, &node)
     )
     .map_err(|e| chain(&e))?;
     let opts = wait::WaitOptions {
-        timeout: plan.tls_bootstrap_timeout,
+        timeout: deadline.saturating_duration_since(Instant::now()),
+        retry_pause: interval,
         ..wait::WaitOptions::default()
     };
     let issued = wait::wait(&cluster, &submitted, &opts)
@@ -205,15 +318,13 @@ async fn join_node(
         now: SystemTime::now(),
     });
     install::apply(&root, &steps).map_err(|e| chain(&e))?;
-    Ok(retries)
+    Ok(())
 }
 
-/// The plan the CLI would build for node `name` of `cp`.
-fn plan_for(cp: &kubejoin_testcp::Handle, name: &str, root: &Path, opts: &Options) -> Result<JoinPlan, Error> {
-    let interval = match opts.pacing {
-        Pacing::Fixed { interval } => interval,
-        Pacing::FullJitter { base, .. } => base,
-    };
+// ---- the run ----------------------------------------------------------------------------------
+
+/// The plan the CLI builds for node `name` of `cp` (the binary's defaults otherwise).
+fn plan_for(cp: &Handle, name: &str, root: &Path) -> Result<JoinPlan, Error> {
     let argv = [
         "kubejoin".to_string(),
         "join".into(),
@@ -228,12 +339,6 @@ fn plan_for(cp: &kubejoin_testcp::Handle, name: &str, root: &Path, opts: &Option
         root.display().to_string(),
         "--handoff".into(),
         "none".into(),
-        "--discovery-timeout".into(),
-        format!("{}s", opts.deadline.as_secs().max(1)),
-        "--discovery-retry-interval".into(),
-        format!("{}ms", interval.as_millis().max(1)),
-        "--tls-bootstrap-timeout".into(),
-        format!("{}s", opts.deadline.as_secs().max(1)),
     ];
     match kubejoin::cli::parse(argv.into_iter().map(Into::into)) {
         Ok(kubejoin::cli::Command::Join(p)) => Ok(*p),
@@ -242,99 +347,139 @@ fn plan_for(cp: &kubejoin_testcp::Handle, name: &str, root: &Path, opts: &Option
     }
 }
 
+async fn join_node(plan: JoinPlan, policy: Policy, deadline: Instant) -> Result<(), String> {
+    match policy {
+        Policy::Kubejoin => {
+            join_kubejoin(plan, deadline.saturating_duration_since(Instant::now())).await
+        }
+        Policy::Naive { interval } => join_naive(plan, interval, deadline).await,
+    }
+}
+
 fn cpu_ms() -> f64 {
     nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
         .map(|u| {
-            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
+            let t = |tv: nix::sys::time::TimeVal| {
+                tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3
+            };
             t(u.user_time()) + t(u.system_time())
         })
         .unwrap_or(0.0)
 }
 
-/// Requests logged in `path` (one JSON line each): (total, 429s, 5xx).
-fn count_log(path: &Path) -> (usize, usize, usize) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let (mut n, mut r429, mut r5xx) = (0, 0, 0);
-    for line in text.lines() {
-        n += 1;
-        if let Ok(v) = serde_json::from_str::<Value>(line) {
-            match v["status"].as_u64() {
-                Some(429) => r429 += 1,
-                Some(s) if s >= 500 => r5xx += 1,
-                _ => {}
-            }
-        }
-    }
-    (n, r429, r5xx)
+/// Requests the control plane answered, tallied from its in-memory log (which keeps the newest
+/// 100,000): polled every second, each record counted once it is 2 s old (answered by then),
+/// the rest at the end.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    total: u64,
+    r429: u64,
+    r5xx: u64,
+    /// Answered without error: the work a join needed.
+    useful: u64,
 }
 
-/// Runs one fleet: a warm-up join (its request count is the minimum per join), then N at once.
-pub fn run(opts: &Options, rt: &tokio::runtime::Runtime, work: &Path) -> Result<Value, Error> {
-    let config = crate::capped_config(opts.cap);
-    let cp = kubejoin_testcp::start(config)
-        .map_err(|e| err(format!("starting the test control plane: {e}")))?;
-    let base = opts.roots.join(format!("fleet-{}-{}", opts.nodes, std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(&base).map_err(|e| err(format!("creating {}: {e}", base.display())))?;
+fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
+    let mut t = Tally::default();
+    let mut cutoff = from;
+    loop {
+        let finished = done.load(Ordering::SeqCst);
+        let upto = if finished {
+            SystemTime::now() + Duration::from_secs(3600)
+        } else {
+            SystemTime::now() - Duration::from_secs(2)
+        };
+        if upto > cutoff {
+            for r in cp
+                .requests()
+                .iter()
+                .filter(|r| r.time > cutoff && r.time <= upto)
+            {
+                t.total += 1;
+                match r.status {
+                    429 => t.r429 += 1,
+                    s if s >= 500 => t.r5xx += 1,
+                    _ => t.useful += 1,
+                }
+            }
+            cutoff = upto;
+        }
+        if finished {
+            return t;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
 
-    // Warm-up: one node alone; its requests are the minimum a join needs.
-    let warm = plan_for(&cp, "fleet-warmup", &base.join("warmup"), opts)?;
-    let far = Instant::now() + opts.deadline;
-    rt.block_on(join_node(warm, opts.pacing, 1, far))
-        .map_err(|e| err(format!("the warm-up join failed: {e}")))?;
-    std::thread::sleep(Duration::from_millis(100));
-    let min_per_join = cp.requests().len();
-    let log = work.join(format!("fleet-{}-{}.jsonl", opts.nodes, opts.pacing.name().replace(' ', "-")));
-    let _ = std::fs::remove_file(&log);
-    cp.log_requests_to(&log)
-        .map_err(|e| err(format!("request log: {e}")))?;
+/// Runs one fleet: a warm-up join alone (its request count is an uncontended join's), then N
+/// at once.
+pub fn run(opts: &Options) -> Result<Value, Error> {
+    let cp = kubejoin_testcp::start(crate::capped_config(opts.cap))
+        .map_err(|e| err(format!("starting the test control plane: {e}")))?;
+    let base = opts
+        .roots
+        .join(format!("kubejoin-bench-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| err(format!("creating {}: {e}", base.display())))?;
+
+    let warm = plan_for(&cp, "fleet-warmup", &base.join("warmup"))?;
+    let far = Instant::now() + Duration::from_secs(60);
+    let policy = opts.policy;
+    for r in on_client_threads(vec![warm], move |_, plan| join_node(plan, policy, far))? {
+        r.map_err(|e| err(format!("the warm-up join failed: {e}")))?;
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let uncontended = cp.requests().len();
 
     let mut plans = Vec::with_capacity(opts.nodes);
     for i in 0..opts.nodes {
-        plans.push(plan_for(&cp, &format!("fleet-{i}"), &base.join(format!("n{i}")), opts)?);
+        plans.push(plan_for(
+            &cp,
+            &format!("fleet-{i}"),
+            &base.join(format!("n{i}")),
+        )?);
     }
+    let done = AtomicBool::new(false);
+    let from = SystemTime::now();
     let cpu0 = cpu_ms();
     let started = Instant::now();
     let deadline = started + opts.deadline;
-    let pacing = opts.pacing;
-    let results: Vec<NodeResult> = rt.block_on(async move {
-        let mut tasks = Vec::with_capacity(plans.len());
-        for (i, plan) in plans.into_iter().enumerate() {
-            let seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1);
-            tasks.push(tokio::spawn(async move {
-                let t0 = Instant::now();
-                let left = deadline.saturating_duration_since(t0);
-                let r = tokio::time::timeout(left, join_node(plan, pacing, seed, deadline)).await;
-                let ms = t0.elapsed().as_secs_f64() * 1e3;
-                match r {
-                    Ok(Ok(retries)) => NodeResult { ok: true, ms, retries, error: None },
-                    Ok(Err(e)) => NodeResult { ok: false, ms, retries: 0, error: Some(e) },
-                    Err(_) => NodeResult {
-                        ok: false,
-                        ms,
-                        retries: 0,
-                        error: Some("did not finish before the fleet deadline".into()),
-                    },
-                }
-            }));
-        }
-        let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            out.push(t.await.unwrap_or(NodeResult {
-                ok: false,
-                ms: 0.0,
-                retries: 0,
-                error: Some("the node task panicked".into()),
-            }));
-        }
-        out
+    let (results, counted) = std::thread::scope(|s| {
+        let counter = s.spawn(|| tally(&cp, from, &done));
+        let results = on_client_threads(plans, move |_, plan| async move {
+            let t0 = Instant::now();
+            let left = deadline.saturating_duration_since(t0);
+            let r = tokio::time::timeout(left, join_node(plan, policy, deadline)).await;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            match r {
+                Ok(Ok(())) => NodeResult {
+                    ok: true,
+                    ms,
+                    error: None,
+                },
+                Ok(Err(e)) => NodeResult {
+                    ok: false,
+                    ms,
+                    error: Some(e),
+                },
+                Err(_) => NodeResult {
+                    ok: false,
+                    ms,
+                    error: Some("did not finish before the fleet deadline".into()),
+                },
+            }
+        });
+        let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+        // Let the last watch streams end, then count the rest.
+        std::thread::sleep(Duration::from_millis(500));
+        done.store(true, Ordering::SeqCst);
+        let counted = counter.join().unwrap_or_default();
+        (results.map(|r| (r, wall_ms)), counted)
     });
-    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (results, wall_ms) = results?;
     let cpu = cpu_ms() - cpu0;
-    // Let the last watch streams end and reach the log.
-    std::thread::sleep(Duration::from_millis(300));
     drop(cp);
-    let (requests, r429, r5xx) = count_log(&log);
     let _ = std::fs::remove_dir_all(&base);
 
     let ok: Vec<f64> = results.iter().filter(|r| r.ok).map(|r| r.ms).collect();
@@ -343,28 +488,24 @@ pub fn run(opts: &Options, rt: &tokio::runtime::Runtime, work: &Path) -> Result<
     errors.sort();
     errors.dedup();
     errors.truncate(5);
-    let minimum = opts.nodes * min_per_join;
-    let amplification = if minimum == 0 {
-        None
-    } else {
-        Some(round2(requests as f64 / minimum as f64))
-    };
+    let ratio = |a: u64, b: u64| (b > 0).then(|| round2(a as f64 / b as f64));
     Ok(json!({
         "nodes": opts.nodes,
         "cap": opts.cap,
         "overload": opts.cap.map(|c| round2(opts.nodes as f64 / c.max(1) as f64)),
-        "policy": opts.pacing.name(),
-        "policy_detail": opts.pacing.describe(),
+        "policy": opts.policy.name(),
+        "policy_detail": opts.policy.describe(),
         "wall_ms": round2(wall_ms),
         "join_ms": stats::summary(&ok),
         "failures": failures,
         "errors": errors,
-        "requests": requests,
-        "responses_429": r429,
-        "responses_5xx": r5xx,
-        "min_requests_per_join": min_per_join,
-        "amplification": amplification,
-        "stage_retries": results.iter().map(|r| u64::from(r.retries)).sum::<u64>(),
+        "requests": counted.total,
+        "responses_429": counted.r429,
+        "responses_5xx": counted.r5xx,
+        "useful_requests": counted.useful,
+        "amplification": ratio(counted.total, counted.useful),
+        "uncontended_requests_per_join": uncontended,
+        "requests_per_join": ratio(counted.total, opts.nodes as u64),
         "cpu_ms": round2(cpu),
         "cpu_ms_per_join": round2(cpu / opts.nodes.max(1) as f64),
         "deadline_s": opts.deadline.as_secs(),
@@ -384,8 +525,8 @@ pub fn crypto_cost(n: usize) -> Result<Value, Error> {
     Ok(json!({ "keys_and_csrs": n, "us_per_key_and_csr": round2(per) }))
 }
 
-/// Raises RLIMIT_NOFILE (every node holds up to two client connections, the server the other
-/// ends): the hard limit when we may, else the soft one up to the hard one.
+/// Raises RLIMIT_NOFILE to `want` (clients and server ends of every connection live in this
+/// process): the hard limit too when we may, else the soft one up to the hard one.
 pub fn raise_nofile(want: u64) -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
@@ -398,5 +539,67 @@ pub fn raise_nofile(want: u64) -> u64 {
         return want;
     }
     let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    getrlimit(Resource::RLIMIT_NOFILE).map(|l| l.0).unwrap_or(soft)
+    getrlimit(Resource::RLIMIT_NOFILE)
+        .map(|l| l.0)
+        .unwrap_or(soft)
+}
+
+/// Runs `f(i, item)` for every item as a task, all at once, spread round-robin over one thread
+/// per CPU, each with a current-thread runtime and a `LocalSet` (the join futures need not be
+/// `Send`). Returns the outputs in item order.
+fn on_client_threads<T, R, F, Fut>(items: Vec<T>, f: F) -> Result<Vec<R>, Error>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(usize, T) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = R> + 'static,
+{
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(items.len().max(1));
+    let mut buckets: Vec<Vec<(usize, T)>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        buckets[i % threads].push((i, item));
+    }
+    let mut handles = Vec::new();
+    for bucket in buckets {
+        let f = f.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name("fleet-client".into())
+                .spawn(move || -> Result<Vec<(usize, R)>, String> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    let local = tokio::task::LocalSet::new();
+                    local.block_on(&rt, async move {
+                        let tasks: Vec<_> = bucket
+                            .into_iter()
+                            .map(|(i, item)| {
+                                let f = f.clone();
+                                (i, tokio::task::spawn_local(async move { f(i, item).await }))
+                            })
+                            .collect();
+                        let mut out = Vec::new();
+                        for (i, t) in tasks {
+                            out.push((i, t.await.map_err(|e| format!("node {i}: {e}"))?));
+                        }
+                        Ok(out)
+                    })
+                })
+                .map_err(|e| err(format!("starting a client thread: {e}")))?,
+        );
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        let part = h
+            .join()
+            .map_err(|_| err("a client thread panicked"))?
+            .map_err(err)?;
+        all.extend(part);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
 }

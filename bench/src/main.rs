@@ -18,7 +18,8 @@
 //!
 //! ```text
 //! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] [--bin PATH]
-//!                [--out PATH] [--vm-console PATH] [--sections size,join,wire,fleet,vm]
+//!                [--overload K] [--naive-interval-ms MS] [--out PATH] [--vm-console PATH]
+//!                [--sections size,join,wire,fleet,vm]
 //! ```
 
 mod fleet;
@@ -60,10 +61,15 @@ struct Args {
     out: PathBuf,
     vm_console: Option<PathBuf>,
     sections: Vec<String>,
+    /// Fleet nodes per unit of the control plane's max-in-flight cap.
+    overload: usize,
+    /// The naive policy's constant retry interval.
+    naive_interval: Duration,
 }
 
 const USAGE: &str = "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
-[--bin PATH] [--out PATH] [--vm-console PATH] [--sections size,join,wire,fleet,vm]";
+[--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--vm-console PATH] \
+[--sections size,join,wire,fleet,vm]";
 
 fn parse_args() -> Result<Args, Error> {
     let mut a = Args {
@@ -77,6 +83,8 @@ fn parse_args() -> Result<Args, Error> {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+        overload: 10,
+        naive_interval: Duration::from_secs(1),
     };
     let mut fleet: Option<Vec<usize>> = None;
     let mut it = std::env::args().skip(1);
@@ -99,6 +107,20 @@ fn parse_args() -> Result<Args, Error> {
                 )
             }
             "--no-fleet" => fleet = Some(Vec::new()),
+            "--overload" => {
+                a.overload = value("--overload")?
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err("--overload: a positive number"))?
+            }
+            "--naive-interval-ms" => {
+                a.naive_interval = Duration::from_millis(
+                    value("--naive-interval-ms")?
+                        .parse()
+                        .map_err(|_| err("--naive-interval-ms: a number"))?,
+                )
+            }
             "--bin" => a.bin = value("--bin")?.into(),
             "--out" => a.out = value("--out")?.into(),
             "--vm-console" => a.vm_console = Some(value("--vm-console")?.into()),
@@ -226,33 +248,30 @@ fn run(args: &Args) -> Result<bool, Error> {
         let crypto = fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         let mut runs = Vec::new();
         for &n in &args.fleet {
-            for pacing in [
-                fleet::Pacing::FullJitter {
-                    base: Duration::from_millis(100),
-                    cap: Duration::from_secs(10),
-                },
-                fleet::Pacing::Fixed {
-                    interval: Duration::from_millis(100),
+            for policy in [
+                fleet::Policy::Kubejoin,
+                fleet::Policy::Naive {
+                    interval: args.naive_interval,
                 },
             ] {
                 let opts = fleet::Options {
                     nodes: n,
-                    cap: Some((n / 10).max(1)),
-                    pacing,
-                    deadline: Duration::from_secs(30) + Duration::from_millis(15) * n as u32,
+                    cap: Some((n / args.overload).max(1)),
+                    policy,
+                    deadline: Duration::from_secs(60) + Duration::from_millis(20) * n as u32,
                     roots: roots.clone(),
                 };
                 section(&format!(
-                    "fleet: {n} nodes, cap {:?}, {} (deadline {} s)",
+                    "fleet: {n} nodes, max in flight {:?}, {} policy (deadline {} s)",
                     opts.cap,
-                    pacing.name(),
+                    policy.name(),
                     opts.deadline.as_secs()
                 ));
-                match fleet::run(&opts, &rt, &work) {
+                match fleet::run(&opts) {
                     Ok(v) => runs.push(v),
                     Err(e) => {
                         eprintln!("kubejoin-bench: fleet {n}: could not measure: {e}");
-                        runs.push(json!({ "nodes": n, "policy": pacing.name(), "error": e.to_string() }));
+                        runs.push(json!({ "nodes": n, "policy": policy.name(), "error": e.to_string() }));
                         complete = false;
                     }
                 }

@@ -1,141 +1,91 @@
-//! Retrying the bootstrap's API calls within a phase's time.
+//! The bootstrap's API calls under [`crate::retry`], within a phase's clock.
 //!
 //! Thousands of machines join at once after a power cut, and the API server sheds load with
-//! 429 (`--max-requests-inflight`) or fails over with 503s and resets. A request that failed
-//! that way is retried after a pause drawn uniformly from `[0, min(cap, base·2^n)]` ("full
-//! jitter": clients that failed together do not come back together), until the phase's clock
-//! runs out; then the phase gives up with the last failure as the cause. Failures that retrying
-//! cannot heal (401, 403, 404, TLS verification, a denied CSR…) end the phase at once.
+//! 429 (`--max-requests-inflight`) or fails over with 503s and resets. A call that failed that
+//! way is retried on [`crate::retry`]'s full-jitter schedule until the phase's clock runs out;
+//! then the phase gives up with [`Error::GaveUp`], naming the phase and keeping the last
+//! failure as the cause. Failures that retrying cannot heal (401, 403, 404, TLS verification, a
+//! Ready Node of our name, a denied CSR…) end the phase at once, unchanged.
 //!
-//! Schedule with the defaults (base 250 ms, cap 8 s): pauses of at most 0.25, 0.5, 1, 2, 4, 8,
-//! 8, … s, 4 s on average once capped.
+//! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
+//! per-request timeout), so a request that hangs cannot overrun it. `Retry-After` cannot be
+//! honoured here: kube's error type does not keep response headers, so a 429 backs off on the
+//! schedule.
 
 use super::Error;
 use crate::api::WireFailure;
 use crate::deadline::{Cause, PhaseClock};
+use crate::retry::{self, Disposition, Policy, RealEnv, Retryable, Stop};
 use std::future::Future;
 use std::time::Duration;
 
-/// The retry schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
+/// The schedule of the bootstrap's API phases: pauses of at most 0.25, 0.5, 1, 2, 4, 4, … s
+/// (2 s on average once capped), so a shedding API server sees each waiting machine about
+/// every 2 s rather than every kubeadm-like 500 ms.
+pub const API_POLICY: Policy = Policy::new(Duration::from_millis(250), Duration::from_secs(4));
 
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(8),
+impl Retryable for Error {
+    fn disposition(&self) -> Disposition {
+        match self {
+            Error::Api { failure, .. } => retry::classify(failure),
+            _ => Disposition::Permanent,
         }
     }
 }
 
-impl Backoff {
-    /// The longest pause after the `attempt`-th failure (from 0).
-    pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(30)).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
-    }
-
-    /// A pause after the `attempt`-th failure: uniform in `[0, ceiling]`.
-    pub fn pause(&self, attempt: u32) -> Duration {
-        self.ceiling(attempt).mul_f64(unit_random())
-    }
-}
-
-/// A uniform number in `[0, 1)`. Jitter only needs different machines (and tasks) to disagree,
-/// not cryptographic quality: std's `RandomState` is seeded from the OS per thread and
-/// advanced per instance, and a counter makes every draw distinct.
-fn unit_random() -> f64 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher as _, Hasher as _};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DRAWS: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(DRAWS.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Whether retrying `e` may succeed: overload, server errors and transport failures.
-pub fn is_transient(e: &Error) -> bool {
-    match e {
-        Error::Api { failure, .. } => match failure {
-            WireFailure::Status { code, .. } => matches!(code, 429 | 500 | 502 | 503 | 504),
-            WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
-            WireFailure::TlsVerify(_) => false,
-        },
-        _ => false,
-    }
-}
-
-/// The retry state of one phase: its clock, the schedule, and the last failure (kept as the
-/// cause when the phase gives up).
-#[derive(Debug)]
-pub struct Retry<'a> {
-    clock: &'a PhaseClock,
-    policy: Backoff,
-    attempt: u32,
-    last: Option<Error>,
-}
-
-impl<'a> Retry<'a> {
-    pub fn new(clock: &'a PhaseClock, policy: Backoff) -> Self {
-        Self {
-            clock,
-            policy,
-            attempt: 0,
-            last: None,
-        }
-    }
-
-    /// Runs one attempt, cut at the clock's end (then [`Error::GaveUp`] with the last failure),
-    /// so a request that hangs cannot overrun the phase.
-    pub async fn attempt<F: Future>(&mut self, fut: F) -> Result<F::Output, Error> {
-        match self.clock.run(fut).await {
-            Ok(out) => Ok(out),
-            Err(_) => Err(Error::GaveUp(
-                self.clock.expired(self.last.take().map(Cause::of)),
-            )),
-        }
-    }
-
-    /// After a failed attempt: pauses and returns `Ok` when another attempt is worth it;
-    /// otherwise returns the error to stop with (`e` itself when retrying cannot heal it,
-    /// [`Error::GaveUp`] when the next pause would outlast the phase).
-    pub async fn after(&mut self, e: Error) -> Result<(), Error> {
-        if !is_transient(&e) {
-            return Err(e);
-        }
-        let pause = self.policy.pause(self.attempt);
-        if pause >= self.clock.remaining() {
-            return Err(Error::GaveUp(self.clock.expired(Some(Cause::of(e)))));
-        }
-        crate::debug!(
-            "{e}; retrying in {} (attempt {})",
-            crate::log::fmt_ms(pause),
-            self.attempt + 1
-        );
-        tokio::time::sleep(pause).await;
-        self.attempt = self.attempt.saturating_add(1);
-        self.last = Some(e);
-        Ok(())
-    }
-}
-
-/// Runs `op` until it succeeds, fails for good, or `clock` runs out (then [`Error::GaveUp`],
-/// keeping the last failure as the cause).
-pub async fn retrying<T, F, Fut>(clock: &PhaseClock, policy: &Backoff, mut op: F) -> Result<T, Error>
+/// Runs `op` until it succeeds, fails for good (that error, unchanged), or `clock` runs out
+/// ([`Error::GaveUp`] with the last failure). `what` and `server` describe an attempt that the
+/// clock cut short ("reading the cluster configuration at https://…: timed out").
+pub async fn within<T, F, Fut>(
+    clock: &PhaseClock,
+    policy: &Policy,
+    what: &str,
+    server: &str,
+    mut op: F,
+) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let mut retry = Retry::new(clock, *policy);
-    loop {
-        match retry.attempt(op()).await? {
-            Ok(v) => return Ok(v),
-            Err(e) => retry.after(e).await?,
+    // Whether the last attempt was cut by the clock rather than answered: the failure before it
+    // is then the better cause ("503", not "timed out" after a last try that had 5 ms).
+    let cut = std::sync::atomic::AtomicBool::new(false);
+    let result = retry::retry_notify(
+        clock.at,
+        policy,
+        &mut RealEnv::new(),
+        |attempt| {
+            let fut = op();
+            let cut = &cut;
+            async move {
+                let r = tokio::time::timeout(attempt.time_left, fut).await;
+                cut.store(r.is_err(), std::sync::atomic::Ordering::Relaxed);
+                r.unwrap_or_else(|_| {
+                    Err(Error::Api {
+                        action: what.to_string(),
+                        server: server.to_string(),
+                        failure: WireFailure::TimedOut,
+                    })
+                })
+            }
+        },
+        |e, attempt, pause| {
+            crate::debug!(
+                "{e}; retrying in {} (attempt {attempt})",
+                crate::log::fmt_ms(pause)
+            )
+        },
+    )
+    .await;
+    match result {
+        Ok(v) => Ok(v),
+        Err(g) if g.stop == Stop::Permanent => Err(g.last),
+        Err(g) => {
+            let last = match g.previous {
+                Some(p) if cut.load(std::sync::atomic::Ordering::Relaxed) => p,
+                _ => g.last,
+            };
+            Err(Error::GaveUp(clock.expired(Some(Cause::of(last)))))
         }
     }
 }
@@ -158,26 +108,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ceilings_double_up_to_the_cap_and_pauses_stay_below() {
-        let b = Backoff::default();
-        assert_eq!(b.ceiling(0), Duration::from_millis(250));
-        assert_eq!(b.ceiling(3), Duration::from_secs(2));
-        assert_eq!(b.ceiling(10), Duration::from_secs(8));
-        assert_eq!(b.ceiling(u32::MAX), Duration::from_secs(8));
-        let pauses: Vec<Duration> = (0..200).map(|_| b.pause(5)).collect();
-        assert!(pauses.iter().all(|p| *p <= Duration::from_secs(8)));
-        // Jittered: not all equal.
-        assert!(pauses.iter().any(|p| *p != pauses[0]));
-    }
+    const FAST: Policy = Policy::new(Duration::from_millis(1), Duration::from_millis(5));
 
     #[test]
     fn overload_and_transport_are_transient_refusals_are_not() {
-        assert!(is_transient(&api(429)));
-        assert!(is_transient(&api(503)));
-        assert!(!is_transient(&api(401)));
-        assert!(!is_transient(&api(403)));
-        assert!(!is_transient(&Error::NodeExists { name: "n".into() }));
+        assert_eq!(api(429).disposition(), Disposition::Transient);
+        assert_eq!(api(503).disposition(), Disposition::Transient);
+        assert_eq!(api(401).disposition(), Disposition::Permanent);
+        assert_eq!(api(403).disposition(), Disposition::Permanent);
+        assert_eq!(
+            Error::NodeExists { name: "n".into() }.disposition(),
+            Disposition::Permanent
+        );
+        assert_eq!(API_POLICY.ceiling(0), Duration::from_millis(250));
+        assert_eq!(API_POLICY.ceiling(10), Duration::from_secs(4));
     }
 
     #[tokio::test]
@@ -185,11 +129,7 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(30));
         let clock = d.phase("cluster-config", Duration::from_secs(10));
         let tries = AtomicU32::new(0);
-        let fast = Backoff {
-            base: Duration::from_millis(1),
-            cap: Duration::from_millis(5),
-        };
-        let v = retrying(&clock, &fast, || async {
+        let v = within(&clock, &FAST, "reading", "https://x", || async {
             if tries.fetch_add(1, Ordering::SeqCst) < 3 {
                 Err(api(429))
             } else {
@@ -203,23 +143,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gives_up_at_the_clock_with_the_last_cause_and_stops_on_fatal() {
+    async fn gives_up_at_the_clock_with_the_last_cause_and_stops_on_permanent() {
         let d = Deadline::after(Duration::from_secs(30));
         let clock = d.phase("csr", Duration::from_millis(200));
-        let fast = Backoff {
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(20),
+        let e = within(&clock, &FAST, "posting", "https://x", || async {
+            Err::<(), _>(api(503))
+        })
+        .await
+        .unwrap_err();
+        let Error::GaveUp(x) = &e else {
+            panic!("{e:?}")
         };
-        let e = retrying(&clock, &fast, || async { Err::<(), _>(api(503)) })
-            .await
-            .unwrap_err();
-        let Error::GaveUp(x) = &e else { panic!("{e:?}") };
         assert_eq!(x.phase, "csr");
         assert!(e.to_string().starts_with("gave up in csr after "), "{e}");
         assert!(e.to_string().contains("503"), "{e}");
+        use crate::error::Classify as _;
+        assert_eq!(e.class(), crate::error::Class::Timeout);
 
         let tries = AtomicU32::new(0);
-        let e = retrying(&clock, &fast, || async {
+        let e = within(&clock, &FAST, "posting", "https://x", || async {
             tries.fetch_add(1, Ordering::SeqCst);
             Err::<(), _>(api(403))
         })
@@ -228,14 +170,26 @@ mod tests {
         assert!(matches!(e, Error::Api { .. }));
         assert_eq!(tries.load(Ordering::SeqCst), 1);
 
-        // A request that hangs is cut at the clock.
-        let clock = d.phase("csr", Duration::from_millis(50));
-        let e = retrying(&clock, &fast, || async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<(), Error>(())
-        })
+        // A request that hangs is cut at the clock, and named.
+        let clock = d.phase("cluster-config", Duration::from_millis(50));
+        let e = within(
+            &clock,
+            &FAST,
+            "getting ConfigMap kube-system/kubelet-config",
+            "https://x",
+            || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<(), Error>(())
+            },
+        )
         .await
         .unwrap_err();
-        assert!(matches!(e, Error::GaveUp(_)), "{e:?}");
+        assert!(
+            e.to_string().contains(
+                "gave up in cluster-config after 50ms (overall deadline 30s): getting ConfigMap \
+                 kube-system/kubelet-config at https://x: timed out"
+            ) || e.to_string().contains("getting ConfigMap kube-system/kubelet-config at https://x: timed out"),
+            "{e}"
+        );
     }
 }

@@ -203,7 +203,7 @@ pub enum Error {
         reason: String,
     },
     /// The server kept answering 5xx/429/408 until the timeout (or asked to come back after it).
-    #[error("the API server at {url} kept failing the request for {what}: {}{}: {code} {reason}{}", gave_up_text(*.attempts, *.waited), retry_after_note(*.retry_after_past_deadline), message_suffix(.message))]
+    #[error("the API server at {url} kept failing the request for {what}: {}{}: {status}", gave_up_text(*.attempts, *.waited), retry_after_note(*.retry_after_past_deadline))]
     Unavailable {
         url: String,
         what: &'static str,
@@ -212,8 +212,8 @@ pub enum Error {
         /// The server's last `Retry-After`, when it pointed past the deadline.
         retry_after_past_deadline: Option<Duration>,
         code: u16,
-        reason: String,
-        message: String,
+        /// The last answer: `503 ServiceUnavailable: <message>`.
+        status: String,
     },
     /// The TLS handshake itself failed (a peer that does not speak TLS 1.2+, or not TLS at all).
     #[error("the TLS handshake with {endpoint} failed: {detail}; kubejoin speaks only TLS 1.2 and 1.3 to an API server")]
@@ -325,14 +325,6 @@ fn retry_after_note(d: Option<Duration>) -> String {
         )
     })
     .unwrap_or_default()
-}
-
-fn message_suffix(m: &str) -> String {
-    if m.is_empty() {
-        String::new()
-    } else {
-        format!(": {m}")
-    }
 }
 
 fn pins(p: &[CaPin]) -> String {
@@ -760,8 +752,19 @@ async fn get_cluster_info(client: &kube::Client) -> Result<ConfigMap, Miss> {
             bad_certificate: false,
         });
     }
-    serde_json::from_slice::<ConfigMap>(&bytes)
-        .map_err(|e| Miss::Malformed(format!("the answer is not a ConfigMap: {e}")))
+    decode_cluster_info(&bytes).map_err(Miss::Malformed)
+}
+
+/// Decodes the body of a cluster-info answer (at most [`MAX_CLUSTER_INFO`] bytes); the error
+/// says why it is not a ConfigMap.
+pub fn decode_cluster_info(bytes: &[u8]) -> Result<ConfigMap, String> {
+    if bytes.len() > MAX_CLUSTER_INFO {
+        return Err(format!(
+            "the answer is larger than {MAX_CLUSTER_INFO} bytes; a cluster-info ConfigMap is a few KiB"
+        ));
+    }
+    serde_json::from_slice::<ConfigMap>(bytes)
+        .map_err(|e| format!("the answer is not a ConfigMap: {e}"))
 }
 
 /// What the loop does with one answer.
@@ -793,9 +796,10 @@ impl Retryable for Failed {
     fn pause(&self) -> Pause {
         match &self.miss {
             Miss::Wire {
-                failure: WireFailure::Status {
-                    code: 429 | 503, ..
-                },
+                failure:
+                    WireFailure::Status {
+                        code: 429 | 503, ..
+                    },
                 retry_after: Some(d),
                 ..
             } => Pause::RetryAfter(*d),
@@ -1032,8 +1036,11 @@ fn wire_error(
                 waited: tried.waited,
                 retry_after_past_deadline: tried.retry_after_past_deadline,
                 code,
-                reason,
-                message,
+                status: wire_text(&WireFailure::Status {
+                    code,
+                    reason,
+                    message,
+                }),
             }
         }
         WireFailure::Status {
@@ -1059,10 +1066,7 @@ fn wire_error(
 
 /// The error for a single request that failed (HTTPS discovery, which has no retry loop).
 fn single_request_error(e: &kube::Error, ctx: &FetchContext<'_>, waited: Duration) -> Error {
-    let bad_certificate = matches!(
-        rustls_error(e),
-        Some(rustls::Error::InvalidCertificate(_))
-    );
+    let bad_certificate = matches!(rustls_error(e), Some(rustls::Error::InvalidCertificate(_)));
     let tried = Tried {
         attempts: 1,
         waited,
@@ -1300,8 +1304,8 @@ mod tests {
             waited: Duration::from_secs(300),
             retry_after_past_deadline: None,
             code: 503,
-            reason: "ServiceUnavailable".into(),
-            message: "the server is currently unable to handle the request".into(),
+            status: "503 ServiceUnavailable: the server is currently unable to handle the request"
+                .into(),
         };
         assert_eq!(
             unavailable.to_string(),
@@ -1315,9 +1319,8 @@ mod tests {
             retry_after_past_deadline: Some(Duration::from_secs(600)),
             attempts: 1,
             waited: Duration::from_millis(40),
-            message: String::new(),
             code: 429,
-            reason: "TooManyRequests".into(),
+            status: "429 TooManyRequests".into(),
             url: "https://x".into(),
             what: "the cluster-info ConfigMap",
         };
@@ -1369,8 +1372,14 @@ mod tests {
         };
         use Disposition::*;
         assert_eq!(judge(Miss::NoJws), (Transient, Pause::Fixed(interval)));
-        assert_eq!(judge(Miss::NoKubeconfig), (Transient, Pause::Fixed(interval)));
-        assert_eq!(judge(Miss::wire(WireFailure::Refused)), (Transient, Pause::Backoff));
+        assert_eq!(
+            judge(Miss::NoKubeconfig),
+            (Transient, Pause::Fixed(interval))
+        );
+        assert_eq!(
+            judge(Miss::wire(WireFailure::Refused)),
+            (Transient, Pause::Backoff)
+        );
         assert_eq!(judge(Miss::Malformed("x".into())).0, Permanent);
         assert_eq!(judge(Miss::wire(status(403))).0, Permanent);
         let with_retry_after = |code| Miss::Wire {
@@ -1397,12 +1406,25 @@ mod tests {
             503,
             br#"{"kind":"Status","reason":"ServiceUnavailable","message":"down","code":503}"#,
         );
-        assert_eq!((reason.as_str(), message.as_str()), ("ServiceUnavailable", "down"));
+        assert_eq!(
+            (reason.as_str(), message.as_str()),
+            ("ServiceUnavailable", "down")
+        );
         let (reason, message) = status_text(302, b"<a href=\"x\">Found</a>.\n\x1b[31m");
         assert_eq!(reason, "Found");
         assert_eq!(message, "<a href=\"x\">Found</a>.  [31m");
         let (_, message) = status_text(500, &[b'A'; 10_000]);
         assert_eq!(message.len(), 200);
+    }
+
+    #[test]
+    fn errors_stay_small() {
+        // Callers return `Result<_, Error>` everywhere (clippy's result_large_err: 128 bytes).
+        assert!(
+            std::mem::size_of::<Error>() <= 128,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]

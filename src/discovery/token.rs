@@ -73,7 +73,97 @@ pub async fn discover(
     };
     let data = fetch_signed(&insecure, &ctx, "insecure", opts).await?;
 
-    // Step 2: the JWS over the exact bytes.
+    // Steps 2–3: the JWS over the exact bytes, the signed kubeconfig, the pin.
+    let v = verify_cluster_info(&data, endpoint, token, pins)?;
+    crate::info!("JWS signature of cluster-info from {url} is valid for token {token}");
+    let credentials = BootstrapCredentials::Token(
+        opts.tls_bootstrap_token
+            .clone()
+            .unwrap_or_else(|| token.clone()),
+    );
+    let done = |matched_pin| Discovered {
+        server: v.server.clone(),
+        ca_pem: v.ca_pem.clone(),
+        ca_der: v.ca_der.clone(),
+        matched_pin,
+        method: Method::Token {
+            endpoint: endpoint.to_string(),
+        },
+        credentials: credentials.clone(),
+    };
+    let Some(matched) = v.matched_pin.clone() else {
+        crate::warn!(
+            "THE CLUSTER CA WAS NOT VERIFIED: --discovery-token-unsafe-skip-ca-verification is set, so {url} is \
+             trusted on the token's JWS alone; anyone who knows the token could impersonate this cluster. \
+             Pin the CA with --discovery-token-ca-cert-hash {}",
+            v.ca_der
+                .first()
+                .and_then(|d| CaPin::of_cert_der(d).ok())
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "sha256:<hash>".into())
+        );
+        return Ok(done(None));
+    };
+    crate::info!("cluster CA {matched} from cluster-info matches the pinned hash");
+    let kc = v.kubeconfig.clone();
+    let cluster_server = v.server.clone();
+
+    // Step 4: the verified re-fetch, to the user's endpoint, hostname checked against it.
+    crate::info!(
+        "fetching cluster-info again from {url}, verifying TLS against the pinned cluster CA"
+    );
+    let secure = super::client(
+        &url,
+        &Trust::CaBundle(v.ca_der.clone()),
+        &Identity::Anonymous,
+        timeouts(opts),
+    )
+    .map_err(|source| Error::BadAddress {
+        url: url.clone(),
+        source,
+    })?;
+    let ctx = FetchContext {
+        against: Some("the pinned cluster CA from cluster-info"),
+        cluster_server: Some(&cluster_server),
+        ..ctx
+    };
+    let data2 = fetch_signed(&secure, &ctx, "verified", opts).await?;
+    if data2.get(KUBECONFIG_KEY).map(String::as_bytes) != Some(kc.as_bytes()) {
+        return Err(Error::RefetchDiffers {
+            endpoint: endpoint.to_string(),
+        });
+    }
+    crate::info!(
+        "cluster-info fetched over verified TLS is identical; API server is {cluster_server}"
+    );
+    Ok(done(Some(matched)))
+}
+
+/// What the offline checks of token discovery established about a cluster-info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The signed `kubeconfig`, byte for byte (the verified re-fetch must match it).
+    pub kubeconfig: String,
+    /// Its cluster's `server:`.
+    pub server: String,
+    /// Its `certificate-authority-data`, as carried.
+    pub ca_pem: Vec<u8>,
+    pub ca_der: Vec<Vec<u8>>,
+    /// The pin that matched; `None` only when `pins` was empty (the unsafe opt-in).
+    pub matched_pin: Option<CaPin>,
+}
+
+/// Steps 2–3 of token discovery (spec §2.2), on the `data` of a fetched cluster-info: the
+/// detached JWS of our token over the exact `kubeconfig` bytes, the signed kubeconfig's cluster
+/// and CA bundle, and, when `pins` is not empty, a CA of that bundle matching a pin. No I/O:
+/// this is everything that decides whether the content of an untrusted answer is trusted.
+pub fn verify_cluster_info(
+    data: &BTreeMap<String, String>,
+    endpoint: &str,
+    token: &BootstrapToken,
+    pins: &PinSet,
+) -> Result<Verified, Error> {
+    let id = token.id();
     let kc = match data.get(KUBECONFIG_KEY) {
         Some(kc) if !kc.is_empty() => kc.clone(),
         _ => {
@@ -97,8 +187,6 @@ pub async fn discover(
             token_id: id.to_string(),
         });
     }
-    crate::info!("JWS signature of cluster-info from {url} is valid for token {token}");
-
     let config = Kubeconfig::parse(&kc).map_err(|source| Error::ClusterInfoKubeconfig {
         endpoint: endpoint.to_string(),
         source,
@@ -111,92 +199,38 @@ pub async fn discover(
         })?
         .cluster
         .clone();
-    let ca_pem = cluster
-        .certificate_authority_data
-        .clone()
-        .unwrap_or_default();
+    let ca_pem = cluster.certificate_authority_data.unwrap_or_default();
     let ca_der = certs_from_pem(&ca_pem).map_err(|source| Error::ClusterInfoCa {
         endpoint: endpoint.to_string(),
         source,
     })?;
-    let credentials = BootstrapCredentials::Token(
-        opts.tls_bootstrap_token
-            .clone()
-            .unwrap_or_else(|| token.clone()),
-    );
-    let done = |matched_pin| Discovered {
-        server: cluster.server.clone(),
-        ca_pem: ca_pem.clone(),
-        ca_der: ca_der.clone(),
+    let matched_pin = if pins.is_empty() {
+        None
+    } else {
+        let matched = pins.matching(&ca_der).map_err(|e| Error::ClusterInfoCa {
+            endpoint: endpoint.to_string(),
+            source: e.into(),
+        })?;
+        let Some(matched) = matched else {
+            let seen = ca_der
+                .iter()
+                .filter_map(|d| CaPin::of_cert_der(d).ok())
+                .collect();
+            return Err(Error::PinMismatch {
+                endpoint: endpoint.to_string(),
+                expected: pins.pins().to_vec(),
+                seen,
+            });
+        };
+        Some(matched)
+    };
+    Ok(Verified {
+        kubeconfig: kc,
+        server: cluster.server,
+        ca_pem,
+        ca_der,
         matched_pin,
-        method: Method::Token {
-            endpoint: endpoint.to_string(),
-        },
-        credentials: credentials.clone(),
-    };
-
-    if pins.is_empty() {
-        crate::warn!(
-            "THE CLUSTER CA WAS NOT VERIFIED: --discovery-token-unsafe-skip-ca-verification is set, so {url} is \
-             trusted on the token's JWS alone; anyone who knows the token could impersonate this cluster. \
-             Pin the CA with --discovery-token-ca-cert-hash {}",
-            ca_der
-                .first()
-                .and_then(|d| CaPin::of_cert_der(d).ok())
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "sha256:<hash>".into())
-        );
-        return Ok(done(None));
-    }
-
-    // Step 3: the pin.
-    let matched = pins.matching(&ca_der).map_err(|e| Error::ClusterInfoCa {
-        endpoint: endpoint.to_string(),
-        source: e.into(),
-    })?;
-    let Some(matched) = matched else {
-        let seen = ca_der
-            .iter()
-            .filter_map(|d| CaPin::of_cert_der(d).ok())
-            .collect();
-        return Err(Error::PinMismatch {
-            endpoint: endpoint.to_string(),
-            expected: pins.pins().to_vec(),
-            seen,
-        });
-    };
-    crate::info!("cluster CA {matched} from cluster-info matches the pinned hash");
-
-    // Step 4: the verified re-fetch, to the user's endpoint, hostname checked against it.
-    crate::info!(
-        "fetching cluster-info again from {url}, verifying TLS against the pinned cluster CA"
-    );
-    let secure = super::client(
-        &url,
-        &Trust::CaBundle(ca_der.clone()),
-        &Identity::Anonymous,
-        timeouts(opts),
-    )
-    .map_err(|source| Error::BadAddress {
-        url: url.clone(),
-        source,
-    })?;
-    let ctx = FetchContext {
-        against: Some("the pinned cluster CA from cluster-info"),
-        cluster_server: Some(&cluster.server),
-        ..ctx
-    };
-    let data2 = fetch_signed(&secure, &ctx, "verified", opts).await?;
-    if data2.get(KUBECONFIG_KEY).map(String::as_bytes) != Some(kc.as_bytes()) {
-        return Err(Error::RefetchDiffers {
-            endpoint: endpoint.to_string(),
-        });
-    }
-    crate::info!(
-        "cluster-info fetched over verified TLS is identical; API server is {}",
-        cluster.server
-    );
-    Ok(done(Some(matched)))
+    })
 }
 
 /// The fetch loop of §2.2 step 2: done once our token's JWS key is present.
@@ -256,6 +290,35 @@ mod tests {
         let pin = include_str!("../../tests/fixtures/apiserver/ca-pin.txt").trim();
         let pins = PinSet::parse(&[pin]).unwrap();
         assert_eq!(pins.matching(&ders).unwrap().unwrap().to_string(), pin);
+    }
+
+    #[test]
+    fn verify_cluster_info_on_the_real_capture() {
+        let json = include_str!("../../tests/fixtures/apiserver/cluster-info.anonymous.json");
+        let data = data_of(super::super::decode_cluster_info(json.as_bytes()).unwrap());
+        let token = BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
+        let pin = include_str!("../../tests/fixtures/apiserver/ca-pin.txt").trim();
+        let v = verify_cluster_info(&data, "ep", &token, &PinSet::parse(&[pin]).unwrap()).unwrap();
+        assert_eq!(v.server, "https://127.0.0.1:6443");
+        assert_eq!(v.matched_pin.unwrap().to_string(), pin);
+        assert_eq!(&v.kubeconfig, &data[KUBECONFIG_KEY]);
+        // No pins (the unsafe opt-in): the JWS alone, nothing matched.
+        let v =
+            verify_cluster_info(&data, "ep", &token, &PinSet::parse::<&str>(&[]).unwrap()).unwrap();
+        assert_eq!(v.matched_pin, None);
+        // Another secret: the JWS fails before anything else is looked at.
+        let other = BootstrapToken::parse("abcdef.0123456789abcdee").unwrap();
+        assert!(matches!(
+            verify_cluster_info(&data, "ep", &other, &PinSet::parse(&[pin]).unwrap()),
+            Err(Error::BadJws { .. })
+        ));
+        let foreign = "sha256:345959acb2c3b2feb87d281961c893f62a314207ef02599f1cc4a5fb255480b3";
+        assert!(matches!(
+            verify_cluster_info(&data, "ep", &token, &PinSet::parse(&[foreign]).unwrap()),
+            Err(Error::PinMismatch { .. })
+        ));
+        assert!(super::super::decode_cluster_info(b"{\"kind\":").is_err());
+        assert!(super::super::decode_cluster_info(&vec![b' '; (1 << 20) + 1]).is_err());
     }
 
     #[test]
