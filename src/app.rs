@@ -272,8 +272,7 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
     }
     let sys = RealSys;
     let joined =
-        bootstrap_and_install_within(plan, &discovered, &sys, &Tuning::default(), &mut run)
-            .await?;
+        bootstrap_and_install_within(plan, &discovered, &sys, &Tuning::default(), &mut run).await?;
     if joined.outcome == Outcome::DryRun {
         return Ok(());
     }

@@ -188,7 +188,8 @@ impl Classify for Expired {
         if !self.by_overall {
             return cause;
         }
-        let own = "the overall deadline passed: raise --timeout if this machine needs longer to join";
+        let own =
+            "the overall deadline passed: raise --timeout if this machine needs longer to join";
         match cause {
             Some(h) => Some(format!("{h}; {own}")),
             None => Some(own.to_string()),
@@ -249,7 +250,10 @@ mod tests {
         assert_eq!(e.class(), Class::Timeout);
         assert_eq!(e.class().exit_code(), 5);
         let hint = e.hint().unwrap();
-        assert!(hint.contains("kubectl certificate approve node-csr-x"), "{hint}");
+        assert!(
+            hint.contains("kubectl certificate approve node-csr-x"),
+            "{hint}"
+        );
         assert!(hint.contains("--timeout"), "{hint}");
         assert!(e.source().is_some());
         // The report prints the cause once (it is already on the first line).
@@ -280,7 +284,10 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.phase, "cluster-config");
         assert!(!e.by_overall, "its own 50 ms bound ended it");
-        assert!(d.phase("wait-approval", Duration::from_secs(3600)).by_overall);
+        assert!(
+            d.phase("wait-approval", Duration::from_secs(3600))
+                .by_overall
+        );
         assert!(e.after >= Duration::from_millis(50));
         assert_eq!(p.run(async { 7 }).await.unwrap(), 7);
     }

@@ -783,10 +783,14 @@ async fn the_overall_deadline_cuts_the_approval_wait_and_names_the_phase() {
     assert_eq!(e.class().exit_code(), 5);
     let text = e.to_string();
     assert!(
-        text.starts_with("gave up in wait-approval after ") && text.contains("(overall deadline 3s): "),
+        text.starts_with("gave up in wait-approval after ")
+            && text.contains("(overall deadline 3s): "),
         "{text}"
     );
-    let name = cp.csrs()[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let name = cp.csrs()[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         text.contains(&format!("waiting for certificate signing request {name}")),
         "the last cause is kept: {text}"
@@ -818,7 +822,8 @@ async fn an_exhausted_deadline_stops_before_any_request() {
     .await
     .unwrap_err();
     assert!(
-        e.to_string().starts_with("gave up in cluster-config after "),
+        e.to_string()
+            .starts_with("gave up in cluster-config after "),
         "{e}"
     );
     assert_eq!(e.class(), Class::Timeout);
@@ -835,7 +840,8 @@ async fn overload_and_failover_answers_are_retried_within_the_phase() {
     let cp = start(with_faults(
         Faults {
             requests: vec![
-                RequestFault::first(2, status(429)).under("/api/v1/namespaces/kube-system/configmaps"),
+                RequestFault::first(2, status(429))
+                    .under("/api/v1/namespaces/kube-system/configmaps"),
                 RequestFault::first(1, status(503)).under("/api/v1/nodes"),
                 RequestFault::first(2, status(500))
                     .under("/apis/certificates.k8s.io/v1/certificatesigningrequests"),
@@ -845,13 +851,11 @@ async fn overload_and_failover_answers_are_retried_within_the_phase() {
         Approval::Auto,
     ));
     let t = tempfile::tempdir().unwrap();
-    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning()).await.unwrap();
+    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning())
+        .await
+        .unwrap();
     assert_eq!(joined.outcome, Outcome::Joined);
-    let faulted: Vec<String> = cp
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.fault)
-        .collect();
+    let faulted: Vec<String> = cp.requests().into_iter().filter_map(|r| r.fault).collect();
     assert_eq!(faulted.len(), 5, "{faulted:?}");
     assert_eq!(cp.csrs().len(), 1);
 }
@@ -870,8 +874,13 @@ async fn a_lost_csr_answer_is_retried_and_the_same_csr_adopted() {
         Approval::Auto,
     ));
     let t = tempfile::tempdir().unwrap();
-    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning()).await.unwrap();
-    assert!(joined.csr_reused, "the retry adopted the CSR the lost answer created");
+    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning())
+        .await
+        .unwrap();
+    assert!(
+        joined.csr_reused,
+        "the retry adopted the CSR the lost answer created"
+    );
     assert_eq!(cp.csrs().len(), 1, "exactly one CSR on the server");
     let posts: Vec<u16> = cp
         .requests()
@@ -908,11 +917,16 @@ async fn a_server_that_keeps_failing_gives_up_at_the_phase_bound_with_the_last_c
     )
     .await
     .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let text = e.to_string();
     assert!(
         text.starts_with("gave up in cluster-config after ")
-            && text.contains("(overall deadline 10m0s): getting ConfigMap kube-system/kube-proxy at")
+            && text
+                .contains("(overall deadline 10m0s): getting ConfigMap kube-system/kube-proxy at")
             && text.contains("500"),
         "{text}"
     );

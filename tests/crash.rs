@@ -175,14 +175,13 @@ fn is_temp(node_path: &str) -> bool {
 
 /// What a complete client PEM holds: a certificate for `NODE` by the cluster CA, and its key.
 fn check_client_pem(bytes: &[u8], ca_der: &[Vec<u8>], what: &str) {
-    let text = String::from_utf8(bytes.to_vec())
-        .unwrap_or_else(|_| panic!("{what} is not text"));
+    let text = String::from_utf8(bytes.to_vec()).unwrap_or_else(|_| panic!("{what} is not text"));
     let key_at = text
         .find("-----BEGIN PRIVATE KEY-----")
         .unwrap_or_else(|| panic!("{what} holds no key"));
     let key = NodeKey::from_pem(&text[key_at..]).unwrap_or_else(|| panic!("{what}: bad key"));
     verify::verify(
-        text[..key_at].as_bytes(),
+        &bytes[..key_at],
         &key.spki_der(),
         NODE,
         ca_der,
@@ -238,13 +237,23 @@ fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference)
     let snap = snapshot(root);
     let ca_pem = cp.ca_pem().into_bytes();
     let ca_der = kubejoin::plan::pin::certs_from_pem(&ca_pem).unwrap();
-    let ctx = |msg: String| format!("after a crash at {fp}: {msg}\nroot: {:#?}", Reference::shape(&snap));
+    let ctx = |msg: String| {
+        format!(
+            "after a crash at {fp}: {msg}\nroot: {:#?}",
+            Reference::shape(&snap)
+        )
+    };
 
     for (path, entry) in &snap {
         // No key material with group/other bits, at any instant (temp files included).
         if let Entry::File { mode, bytes } = entry {
             if String::from_utf8_lossy(bytes).contains("PRIVATE KEY") {
-                assert_eq!(mode & 0o077, 0, "{}", ctx(format!("{path} holds a key with mode {mode:04o}")));
+                assert_eq!(
+                    mode & 0o077,
+                    0,
+                    "{}",
+                    ctx(format!("{path} holds a key with mode {mode:04o}"))
+                );
             }
             assert!(
                 !String::from_utf8_lossy(bytes).contains(&secret(cp)),
@@ -263,12 +272,21 @@ fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference)
                 assert_eq!(bytes, &ca_pem, "{}", ctx(format!("{path} is partial")));
                 assert_eq!(*mode, 0o644, "{}", ctx(format!("{path} mode")));
             }
-            (install::KUBELET_CONFIG | install::FLAGS_ENV | install::CAPI_SENTINEL, Entry::File { bytes, .. }) => {
-                assert_eq!(bytes.as_slice(), reference.bytes(path), "{}", ctx(format!("{path} is partial")));
+            (
+                install::KUBELET_CONFIG | install::FLAGS_ENV | install::CAPI_SENTINEL,
+                Entry::File { bytes, .. },
+            ) => {
+                assert_eq!(
+                    bytes.as_slice(),
+                    reference.bytes(path),
+                    "{}",
+                    ctx(format!("{path} is partial"))
+                );
             }
             (install::RESULT_JSON, Entry::File { bytes, .. }) => {
-                serde_json::from_slice::<serde_json::Value>(bytes)
-                    .unwrap_or_else(|e| panic!("{}", ctx(format!("{path} is not complete JSON: {e}"))));
+                serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or_else(|e| {
+                    panic!("{}", ctx(format!("{path} is not complete JSON: {e}")))
+                });
             }
             (install::KUBELET_CONF, Entry::File { bytes, mode }) => {
                 assert_eq!(
@@ -280,13 +298,24 @@ fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference)
                 assert_eq!(*mode, 0o600, "{}", ctx(format!("{path} mode")));
                 // What it points at exists and is this node's identity.
                 let (target, pem) = resolve(&snap, install::CLIENT_CURRENT).unwrap_or_else(|| {
-                    panic!("{}", ctx(format!("{} exists but {} points at nothing", path, install::CLIENT_CURRENT)))
+                    panic!(
+                        "{}",
+                        ctx(format!(
+                            "{} exists but {} points at nothing",
+                            path,
+                            install::CLIENT_CURRENT
+                        ))
+                    )
                 });
                 let Entry::File { bytes, .. } = pem else {
                     panic!("{}", ctx(format!("{target} is not a file")))
                 };
                 check_client_pem(bytes, &ca_der, target);
-                assert!(snap.contains_key(install::CA_CRT), "{}", ctx("kubelet.conf before ca.crt".into()));
+                assert!(
+                    snap.contains_key(install::CA_CRT),
+                    "{}",
+                    ctx("kubelet.conf before ca.crt".into())
+                );
             }
             ("/var/lib/kubelet/pki/kubelet-client-*.pem", Entry::File { bytes, mode }) => {
                 assert_eq!(*mode, 0o600, "{}", ctx(format!("{path} mode")));
@@ -313,18 +342,37 @@ fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference)
     }
 
     // The open mode of a key file is already its final mode (umask 000 hides nothing).
-    if fp.starts_with("write.opened:") {
-        let node = &fp["write.opened:".len()..];
-        let keyed = node == csr::KEY_TMP || node.ends_with("kubelet-client-*.pem") || node == install::KUBELET_CONF;
+    if let Some(node) = fp.strip_prefix("write.opened:") {
+        let keyed = node == csr::KEY_TMP
+            || node.ends_with("kubelet-client-*.pem")
+            || node == install::KUBELET_CONF;
         let dir = Path::new(node).parent().unwrap().display().to_string();
         let temps: Vec<(&String, &Entry)> = snap
             .iter()
-            .filter(|(p, _)| is_temp(p) && Path::new(p.as_str()).parent().unwrap().display().to_string() == dir)
+            .filter(|(p, _)| {
+                is_temp(p)
+                    && Path::new(p.as_str())
+                        .parent()
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        == dir
+            })
             .collect();
-        assert_eq!(temps.len(), 1, "{}", ctx("exactly the temp file being written".into()));
+        assert_eq!(
+            temps.len(),
+            1,
+            "{}",
+            ctx("exactly the temp file being written".into())
+        );
         if let (_, Entry::File { mode, .. }) = temps[0] {
             if keyed {
-                assert_eq!(*mode, 0o600, "{}", ctx("a key file is opened with its final mode".into()));
+                assert_eq!(
+                    *mode,
+                    0o600,
+                    "{}",
+                    ctx("a key file is opened with its final mode".into())
+                );
             }
         }
     }
@@ -345,20 +393,34 @@ fn check_final(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
         other => panic!("after {fp}: {p}: {other:?}"),
     };
     assert_eq!(file(install::CA_CRT), ca_pem);
-    assert_eq!(String::from_utf8(file(install::KUBELET_CONF)).unwrap(), install::kubelet_conf(&cp.url(), &ca_pem));
-    for p in [install::KUBELET_CONFIG, install::FLAGS_ENV, install::CAPI_SENTINEL] {
+    assert_eq!(
+        String::from_utf8(file(install::KUBELET_CONF)).unwrap(),
+        install::kubelet_conf(&cp.url(), &ca_pem)
+    );
+    for p in [
+        install::KUBELET_CONFIG,
+        install::FLAGS_ENV,
+        install::CAPI_SENTINEL,
+    ] {
         assert_eq!(file(p), reference.bytes(p), "after {fp}: {p}");
     }
-    let (target, Entry::File { bytes: pem, .. }) = resolve(&snap, install::CLIENT_CURRENT).unwrap() else {
+    let (target, Entry::File { bytes: pem, .. }) = resolve(&snap, install::CLIENT_CURRENT).unwrap()
+    else {
         panic!("after {fp}: the current PEM is not a file")
     };
     check_client_pem(pem, &ca_der, target);
 
     let csrs = cp.csrs();
-    assert_eq!(csrs.len(), 1, "after {fp}: exactly one CSR on the server: {csrs:#?}");
+    assert_eq!(
+        csrs.len(),
+        1,
+        "after {fp}: exactly one CSR on the server: {csrs:#?}"
+    );
     let issued = csrs[0]["status"]["certificate"].as_str().unwrap();
     use base64::Engine as _;
-    let issued = base64::engine::general_purpose::STANDARD.decode(issued).unwrap();
+    let issued = base64::engine::general_purpose::STANDARD
+        .decode(issued)
+        .unwrap();
     let leaf = csr::pem_blocks(&issued, "CERTIFICATE");
     assert_eq!(
         csr::pem_blocks(pem, "CERTIFICATE").first(),
@@ -447,7 +509,10 @@ fn the_binary_lists_every_failpoint_a_join_passes() {
         "csr.posted:node-csr-*",
         "remove.unlinked:/var/lib/kubelet/pki/kubelet-client.key.tmp",
     ] {
-        assert!(list.iter().any(|l| l == needle), "{needle} missing from {list:#?}");
+        assert!(
+            list.iter().any(|l| l == needle),
+            "{needle} missing from {list:#?}"
+        );
     }
 }
 
@@ -493,10 +558,15 @@ fn matrix(points: Vec<String>, umask: &'static str, reference: Arc<Reference>) {
             let (queue, failures, reference) = (queue.clone(), failures.clone(), reference.clone());
             std::thread::spawn(move || loop {
                 if started.elapsed() > MATRIX_LIMIT {
-                    failures.lock().unwrap().push(format!("matrix exceeded {MATRIX_LIMIT:?}"));
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("matrix exceeded {MATRIX_LIMIT:?}"));
                     return;
                 }
-                let Some(fp) = queue.lock().unwrap().pop() else { return };
+                let Some(fp) = queue.lock().unwrap().pop() else {
+                    return;
+                };
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     crash_and_resume(&fp, umask, &reference)
                 }));

@@ -260,7 +260,10 @@ fn success_dry_run_and_already_joined_print_no_secret_and_leave_no_token_on_disk
     joined.check();
     let key = key_on_disk(joined.root.path()).expect("the installed key");
     assert!(
-        !Root::new(joined.root.path()).join(csr::KEY_TMP).unwrap().exists(),
+        !Root::new(joined.root.path())
+            .join(csr::KEY_TMP)
+            .unwrap()
+            .exists(),
         "the pending key is removed once installed"
     );
     // The whole root, result.json included, is free of the token (check_disk did that); the
@@ -284,13 +287,20 @@ fn success_dry_run_and_already_joined_print_no_secret_and_leave_no_token_on_disk
     let again = run(&join_args(&cp, joined.root.path(), &token, &[]), None, None);
     assert_eq!(again.status.code(), Some(0), "{}", all_output(&again));
     assert!(all_output(&again).contains("already joined"));
-    assert_absent("already-joined", &all_output(&again), &token_needles(&token));
+    assert_absent(
+        "already-joined",
+        &all_output(&again),
+        &token_needles(&token),
+    );
     assert_absent("already-joined", &all_output(&again), &key_needles(&key));
     check_disk(joined.root.path(), &token);
 
     let dry = scenario("dry-run", &cp, &token, &["--dry-run"], 0);
     dry.check();
-    assert!(files(dry.root.path()).is_empty(), "a dry run writes nothing");
+    assert!(
+        files(dry.root.path()).is_empty(),
+        "a dry run writes nothing"
+    );
 }
 
 #[test]
@@ -309,7 +319,10 @@ fn denied_and_timed_out_joins_print_no_secret() {
         "{}",
         all_output(&denied.out)
     );
-    assert!(key_on_disk(denied.root.path()).is_some(), "the pending key stays for a re-run");
+    assert!(
+        key_on_disk(denied.root.path()).is_some(),
+        "the pending key stays for a re-run"
+    );
 
     let cp = start(Config {
         approval: Approval::Manual,
@@ -365,7 +378,11 @@ fn refusals_print_no_secret() {
     let cp = start(Config::default());
     let root = tempfile::tempdir().unwrap();
     let mut args = join_args(&cp, root.path(), &cp.token(), &[]);
-    let pin_at = args.iter().position(|a| a == "--discovery-token-ca-cert-hash").unwrap() + 1;
+    let pin_at = args
+        .iter()
+        .position(|a| a == "--discovery-token-ca-cert-hash")
+        .unwrap()
+        + 1;
     args[pin_at] = format!("sha256:{}", "0".repeat(64));
     let out = run(&args, None, None);
     Scenario {
@@ -388,7 +405,12 @@ fn refusals_print_no_secret() {
     let endpoint = dead.local_addr().unwrap().to_string();
     drop(dead);
     let root = tempfile::tempdir().unwrap();
-    let mut args = join_args(&cp, root.path(), &cp.token(), &["--discovery-timeout", "1s"]);
+    let mut args = join_args(
+        &cp,
+        root.path(),
+        &cp.token(),
+        &["--discovery-timeout", "1s"],
+    );
     args[1] = endpoint;
     let out = run(&args, None, None);
     let s = Scenario {
@@ -414,16 +436,111 @@ fn usage_errors_never_echo_the_token() {
     let pin = cp.signing_ca_pin();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         // Not a token (uppercase id): the message must not quote it.
-        (vec!["join", "127.0.0.1:6443", "--token", "ABCDEF.0123456789abcdef", "--discovery-token-ca-cert-hash", &pin, "--root", r], "ABCDEF.0123456789abcdef"),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "ABCDEF.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--root",
+                r,
+            ],
+            "ABCDEF.0123456789abcdef",
+        ),
         // A secret one character short.
-        (vec!["join", "127.0.0.1:6443", "--token", "abcdef.0123456789abcde", "--discovery-token-ca-cert-hash", &pin, "--root", r], "abcdef.0123456789abcde"),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "abcdef.0123456789abcde",
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcde",
+        ),
         // A valid token with a bad pin, a bad flag, no pin, a bad endpoint, a bad duration.
-        (vec!["join", "127.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", "sha256:zz", "--root", r], "abcdef.0123456789abcdef"),
-        (vec!["join", "127.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--bogus", "--root", r], "abcdef.0123456789abcdef"),
-        (vec!["join", "127.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--root", r], "abcdef.0123456789abcdef"),
-        (vec!["join", "not-an-endpoint", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", &pin, "--root", r], "abcdef.0123456789abcdef"),
-        (vec!["join", "127.0.0.1:6443", "--token", "abcdef.0123456789abcdef", "--discovery-token-ca-cert-hash", &pin, "--tls-bootstrap-timeout", "soon", "--root", r], "abcdef.0123456789abcdef"),
-        (vec!["join", "127.0.0.1:6443", "--tls-bootstrap-token", "abcdef.0123456789ABCDEF", "--discovery-token-ca-cert-hash", &pin, "--root", r], "abcdef.0123456789ABCDEF"),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                "sha256:zz",
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcdef",
+        ),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--bogus",
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcdef",
+        ),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcdef",
+        ),
+        (
+            vec![
+                "join",
+                "not-an-endpoint",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcdef",
+        ),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--tls-bootstrap-timeout",
+                "soon",
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcdef",
+        ),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--tls-bootstrap-token",
+                "abcdef.0123456789ABCDEF",
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789ABCDEF",
+        ),
     ];
     for (args, token) in cases {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -464,10 +581,20 @@ fn key_files_are_created_0600_even_under_umask_000() {
         let temps: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".kubejoin-tmp."))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains(".kubejoin-tmp.")
+            })
             .collect();
         assert_eq!(temps.len(), 1, "{temps:?}");
-        assert_eq!(mode(&temps[0]), 0o600, "{fp}: created with mode {:04o}", mode(&temps[0]));
+        assert_eq!(
+            mode(&temps[0]),
+            0o600,
+            "{fp}: created with mode {:04o}",
+            mode(&temps[0])
+        );
     }
 }
 
@@ -479,7 +606,12 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
     let cp = start(Config::default());
     let t = tempfile::tempdir().unwrap();
     let args: Vec<String> = std::iter::once("kubejoin".to_string())
-        .chain(join_args(&cp, t.path(), &cp.token(), &["--handoff", "exec"]))
+        .chain(join_args(
+            &cp,
+            t.path(),
+            &cp.token(),
+            &["--handoff", "exec"],
+        ))
         .collect();
     let plan = match kubejoin::cli::parse(args.into_iter().map(Into::into)).unwrap() {
         kubejoin::cli::Command::Join(p) => *p,
@@ -500,7 +632,8 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
     kubejoin::app::bootstrap_and_install(&plan, &d, &sys, &kubejoin::app::Tuning::default())
         .await
         .unwrap();
-    let _ = kubejoin::handoff::handoff(plan.handoff, &plan.kubelet_path, &Root::new(t.path()), &sys);
+    let _ =
+        kubejoin::handoff::handoff(plan.handoff, &plan.kubelet_path, &Root::new(t.path()), &sys);
     let key = key_on_disk(t.path()).unwrap();
     let execs: Vec<Call> = sys
         .calls()
@@ -511,11 +644,17 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
         panic!("{execs:?}")
     };
     assert_eq!(
-        env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        env.iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
         vec!["PATH"],
         "the kubelet's environment is built from nothing"
     );
     let everything = format!("{argv:?}{env:?}");
-    assert_absent("the kubelet's argv/env", &everything, &token_needles(&cp.token()));
+    assert_absent(
+        "the kubelet's argv/env",
+        &everything,
+        &token_needles(&cp.token()),
+    );
     assert_absent("the kubelet's argv/env", &everything, &key_needles(&key));
 }

@@ -67,6 +67,9 @@ impl Policy {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub nodes: usize,
+    /// At most this many nodes join at any moment (the rest wait for a slot): bounded by the
+    /// process's file descriptor limit, since both ends of every connection live here.
+    pub concurrent: usize,
     /// The control plane's max-in-flight cap; `None`: uncapped.
     pub cap: Option<usize>,
     pub policy: Policy,
@@ -217,7 +220,10 @@ async fn naive_discover(
     }
     let config = Kubeconfig::parse(&kc).map_err(|e| chain(&e))?;
     let cluster = config.cluster().map_err(|e| chain(&e))?.cluster.clone();
-    let ca_pem = cluster.certificate_authority_data.clone().unwrap_or_default();
+    let ca_pem = cluster
+        .certificate_authority_data
+        .clone()
+        .unwrap_or_default();
     let ca_der = certs_from_pem(&ca_pem).map_err(|e| chain(&e))?;
     let matched = pins
         .matching(&ca_der)
@@ -263,8 +269,13 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         .as_ref()
         .map(|n| n.as_str().to_string())
         .ok_or("no node name")?;
-    let cfg = every!(interval, deadline, transient_bootstrap, config::fetch(&cluster))
-        .map_err(|e| chain(&e))?;
+    let cfg = every!(
+        interval,
+        deadline,
+        transient_bootstrap,
+        config::fetch(&cluster)
+    )
+    .map_err(|e| chain(&e))?;
     every!(
         interval,
         deadline,
@@ -359,9 +370,8 @@ async fn join_node(plan: JoinPlan, policy: Policy, deadline: Instant) -> Result<
 fn cpu_ms() -> f64 {
     nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
         .map(|u| {
-            let t = |tv: nix::sys::time::TimeVal| {
-                tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3
-            };
+            let t =
+                |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
             t(u.user_time()) + t(u.system_time())
         })
         .unwrap_or(0.0)
@@ -420,8 +430,7 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         .roots
         .join(format!("kubejoin-bench-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| err(format!("creating {}: {e}", base.display())))?;
+    std::fs::create_dir_all(&base).map_err(|e| err(format!("creating {}: {e}", base.display())))?;
 
     let warm = plan_for(&cp, "fleet-warmup", &base.join("warmup"))?;
     let far = Instant::now() + Duration::from_secs(60);
@@ -445,29 +454,40 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
     let cpu0 = cpu_ms();
     let started = Instant::now();
     let deadline = started + opts.deadline;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrent.max(1)));
     let (results, counted) = std::thread::scope(|s| {
         let counter = s.spawn(|| tally(&cp, from, &done));
-        let results = on_client_threads(plans, move |_, plan| async move {
-            let t0 = Instant::now();
-            let left = deadline.saturating_duration_since(t0);
-            let r = tokio::time::timeout(left, join_node(plan, policy, deadline)).await;
-            let ms = t0.elapsed().as_secs_f64() * 1e3;
-            match r {
-                Ok(Ok(())) => NodeResult {
-                    ok: true,
-                    ms,
-                    error: None,
-                },
-                Ok(Err(e)) => NodeResult {
-                    ok: false,
-                    ms,
-                    error: Some(e),
-                },
-                Err(_) => NodeResult {
-                    ok: false,
-                    ms,
-                    error: Some("did not finish before the fleet deadline".into()),
-                },
+        let results = on_client_threads(plans, move |_, plan| {
+            let slots = slots.clone();
+            async move {
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return NodeResult {
+                        ok: false,
+                        ms: 0.0,
+                        error: Some("no slot".into()),
+                    };
+                };
+                let t0 = Instant::now();
+                let left = deadline.saturating_duration_since(t0);
+                let r = tokio::time::timeout(left, join_node(plan, policy, deadline)).await;
+                let ms = t0.elapsed().as_secs_f64() * 1e3;
+                match r {
+                    Ok(Ok(())) => NodeResult {
+                        ok: true,
+                        ms,
+                        error: None,
+                    },
+                    Ok(Err(e)) => NodeResult {
+                        ok: false,
+                        ms,
+                        error: Some(e),
+                    },
+                    Err(_) => NodeResult {
+                        ok: false,
+                        ms,
+                        error: Some("did not finish before the fleet deadline".into()),
+                    },
+                }
             }
         });
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -491,8 +511,9 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
     let ratio = |a: u64, b: u64| (b > 0).then(|| round2(a as f64 / b as f64));
     Ok(json!({
         "nodes": opts.nodes,
+        "concurrent_nodes": opts.concurrent.min(opts.nodes),
         "cap": opts.cap,
-        "overload": opts.cap.map(|c| round2(opts.nodes as f64 / c.max(1) as f64)),
+        "overload": opts.cap.map(|c| round2(opts.concurrent.min(opts.nodes) as f64 / c.max(1) as f64)),
         "policy": opts.policy.name(),
         "policy_detail": opts.policy.describe(),
         "wall_ms": round2(wall_ms),

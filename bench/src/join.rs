@@ -155,11 +155,23 @@ pub fn describe_request(r: &RequestRecord) -> String {
 }
 
 const BOUNDARIES: [(&str, &str); 10] = [
-    ("startup", "exec -> first request at the server (process start, runtime, TLS connect)"),
-    ("discovery_insecure", "discovery: insecure fetch, JWS + pin, 2nd TLS connect (-> verified GET arrives)"),
-    ("discovery_secure", "discovery: verified re-fetch (-> discovery done)"),
+    (
+        "startup",
+        "exec -> first request at the server (process start, runtime, TLS connect)",
+    ),
+    (
+        "discovery_insecure",
+        "discovery: insecure fetch, JWS + pin, 2nd TLS connect (-> verified GET arrives)",
+    ),
+    (
+        "discovery_secure",
+        "discovery: verified re-fetch (-> discovery done)",
+    ),
     ("identity_check", "identity check (existing kubelet.conf)"),
-    ("config_fetches", "config fetches (kube-proxy, kubelet-config, kubeadm-config, node)"),
+    (
+        "config_fetches",
+        "config fetches (kube-proxy, kubelet-config, kubeadm-config, node)",
+    ),
     ("key_csr", "key + CSR (P-256 key persisted, CSR POSTed)"),
     ("approval_wait", "approval wait (list + watch until issued)"),
     ("verify", "verify certificate"),
@@ -262,7 +274,8 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
     let ca = opts.work.join("one-ca.crt");
     let empty = opts.work.join("empty-cert-dir");
     std::fs::write(&ca, cp.ca_pem()).map_err(|e| err(format!("writing {}: {e}", ca.display())))?;
-    std::fs::create_dir_all(&empty).map_err(|e| err(format!("creating {}: {e}", empty.display())))?;
+    std::fs::create_dir_all(&empty)
+        .map_err(|e| err(format!("creating {}: {e}", empty.display())))?;
     let small_store = join_series(
         opts,
         cp,
@@ -286,7 +299,10 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
     for run in &runs {
         let reqs = requests_of(&all, run);
         req_counts.push(reqs.len() as f64);
-        let body: u64 = reqs.iter().map(|r| r.request_bytes + r.response_bytes).sum();
+        let body: u64 = reqs
+            .iter()
+            .map(|r| r.request_bytes + r.response_bytes)
+            .sum();
         body_bytes.push(body as f64);
         statuses_bad += reqs
             .iter()

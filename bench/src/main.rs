@@ -67,7 +67,8 @@ struct Args {
     naive_interval: Duration,
 }
 
-const USAGE: &str = "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
+const USAGE: &str =
+    "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
 [--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--vm-console PATH] \
 [--sections size,join,wire,fleet,vm]";
 
@@ -89,7 +90,10 @@ fn parse_args() -> Result<Args, Error> {
     let mut fleet: Option<Vec<usize>> = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| err(format!("{name} needs a value\n{USAGE}")));
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| err(format!("{name} needs a value\n{USAGE}")))
+        };
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--runs" => {
@@ -185,8 +189,12 @@ fn run(args: &Args) -> Result<bool, Error> {
         .enable_all()
         .build()
         .map_err(|e| err(format!("starting the runtime: {e}")))?;
-    let bin = std::fs::canonicalize(&args.bin)
-        .map_err(|e| err(format!("{}: {e} (run scripts/build first)", args.bin.display())))?;
+    let bin = std::fs::canonicalize(&args.bin).map_err(|e| {
+        err(format!(
+            "{}: {e} (run scripts/build first)",
+            args.bin.display()
+        ))
+    })?;
     let mut report = json!({
         "generated_unix_s": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -213,7 +221,10 @@ fn run(args: &Args) -> Result<bool, Error> {
     // The join runs come first: until they are done every child of this process is a join,
     // which is what getrusage(RUSAGE_CHILDREN) relies on.
     if want("join") {
-        section(&format!("join latency: {} runs of the whole process", args.runs));
+        section(&format!(
+            "join latency: {} runs of the whole process",
+            args.runs
+        ));
         let r = kubejoin_testcp::start(kubejoin_testcp::Config::default())
             .map_err(|e| err(format!("starting the test control plane: {e}")))
             .and_then(|cp| {
@@ -245,7 +256,8 @@ fn run(args: &Args) -> Result<bool, Error> {
         };
         let crypto_n = args.fleet.iter().copied().max().unwrap_or(0).min(10_000);
         section(&format!("fleet: cost of {crypto_n} P-256 keys + CSRs"));
-        let crypto = fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+        let crypto =
+            fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         let mut runs = Vec::new();
         for &n in &args.fleet {
             for policy in [
@@ -254,15 +266,18 @@ fn run(args: &Args) -> Result<bool, Error> {
                     interval: args.naive_interval,
                 },
             ] {
+                // Both ends of up to two connections per joining node live in this process.
+                let concurrent = n.min((nofile.saturating_sub(1024) / 4).max(1) as usize);
                 let opts = fleet::Options {
                     nodes: n,
-                    cap: Some((n / args.overload).max(1)),
+                    concurrent,
+                    cap: Some((concurrent / args.overload).max(1)),
                     policy,
                     deadline: Duration::from_secs(60) + Duration::from_millis(20) * n as u32,
                     roots: roots.clone(),
                 };
                 section(&format!(
-                    "fleet: {n} nodes, max in flight {:?}, {} policy (deadline {} s)",
+                    "fleet: {n} nodes ({concurrent} at once), max in flight {:?}, {} policy (deadline {} s)",
                     opts.cap,
                     policy.name(),
                     opts.deadline.as_secs()
@@ -271,7 +286,9 @@ fn run(args: &Args) -> Result<bool, Error> {
                     Ok(v) => runs.push(v),
                     Err(e) => {
                         eprintln!("kubejoin-bench: fleet {n}: could not measure: {e}");
-                        runs.push(json!({ "nodes": n, "policy": policy.name(), "error": e.to_string() }));
+                        runs.push(
+                            json!({ "nodes": n, "policy": policy.name(), "error": e.to_string() }),
+                        );
                         complete = false;
                     }
                 }
@@ -294,11 +311,13 @@ fn run(args: &Args) -> Result<bool, Error> {
     report["budgets"] = report::budgets(&report);
 
     if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
     }
     let mut text = serde_json::to_string_pretty(&report).map_err(|e| err(e.to_string()))?;
     text.push('\n');
-    std::fs::write(&args.out, text).map_err(|e| err(format!("writing {}: {e}", args.out.display())))?;
+    std::fs::write(&args.out, text)
+        .map_err(|e| err(format!("writing {}: {e}", args.out.display())))?;
     print!("{}", report::table(&report));
     println!("report: {}", args.out.display());
     let _ = std::fs::remove_dir_all(&work);
@@ -316,10 +335,11 @@ fn host() -> Value {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+            })
         })
         .unwrap_or_default();
     json!({ "cpus": cpus, "cpu_model": model, "kernel": kernel })
 }
-

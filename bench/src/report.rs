@@ -44,7 +44,13 @@ pub fn budgets(r: &Value) -> Value {
     .into_iter()
     .flatten()
     .reduce(f64::max);
-    line("peak RSS of the join process".into(), rss.map(|k| k / 1024.0), 10.0, "MiB", true);
+    line(
+        "peak RSS of the join process".into(),
+        rss.map(|k| k / 1024.0),
+        10.0,
+        "MiB",
+        true,
+    );
     line(
         "requests per join".into(),
         r["join"]["requests"]["per_join"]["max"].as_f64(),
@@ -53,11 +59,11 @@ pub fn budgets(r: &Value) -> Value {
         true,
     );
     if let Some(runs) = r["fleet"]["runs"].as_array() {
-        for run in runs.iter().filter(|f| f["policy"] == "full-jitter backoff") {
+        for run in runs.iter().filter(|f| f["policy"] == "kubejoin") {
             let zero_failures = run["failures"].as_u64() == Some(0);
             line(
                 format!(
-                    "amplification at {}x overload, {} nodes, zero failures (failures: {})",
+                    "amplification at {}x overload, {} nodes, with zero failures (failures: {})",
                     run["overload"].as_f64().unwrap_or(0.0),
                     run["nodes"],
                     run["failures"]
@@ -108,8 +114,16 @@ pub fn table(r: &Value) -> String {
             b["stripped"],
             b["static"]
         );
-        let _ = writeln!(s, "   gzip -9                      {:>10}", kib(&b["gzip_9_bytes"]));
-        let _ = writeln!(s, "   zstd -19                     {:>10}", kib(&b["zstd_19_bytes"]));
+        let _ = writeln!(
+            s,
+            "   gzip -9                      {:>10}",
+            kib(&b["gzip_9_bytes"])
+        );
+        let _ = writeln!(
+            s,
+            "   zstd -19                     {:>10}",
+            kib(&b["zstd_19_bytes"])
+        );
     }
     let j = &r["join"];
     if j.is_object() && j.get("error").is_none() {
@@ -203,11 +217,26 @@ pub fn table(r: &Value) -> String {
         let _ = writeln!(
             s,
             "   {:>6} {:>5} {:<22} {:>9} {:>8} {:>8} {:>9} {:>6} {:>7} {:>8} {:>8}",
-            "nodes", "cap", "policy", "wall s", "p50 ms", "p99 ms", "requests", "429s", "ampl.", "failures", "cpu/join"
+            "nodes",
+            "cap",
+            "policy",
+            "wall s",
+            "p50 ms",
+            "p99 ms",
+            "requests",
+            "429s",
+            "ampl.",
+            "failures",
+            "cpu/join"
         );
         for run in runs {
             if let Some(e) = run.get("error") {
-                let _ = writeln!(s, "   {:>6} {:<22} error: {e}", run["nodes"], run["policy"].as_str().unwrap_or(""));
+                let _ = writeln!(
+                    s,
+                    "   {:>6} {:<22} error: {e}",
+                    run["nodes"],
+                    run["policy"].as_str().unwrap_or("")
+                );
                 continue;
             }
             let _ = writeln!(

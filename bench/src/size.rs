@@ -14,8 +14,8 @@ pub fn measure(bin: &Path) -> Result<Value, Error> {
     let program = tool_output("readelf", &["-lW"], bin)?;
     let dynamic = tool_output("readelf", &["-dW"], bin).unwrap_or_default();
     let stripped = !sections.contains(".symtab") && !sections.contains(".debug_");
-    let is_static = !program.contains("Requesting program interpreter")
-        && !dynamic.contains("(NEEDED)");
+    let is_static =
+        !program.contains("Requesting program interpreter") && !dynamic.contains("(NEEDED)");
     let gzip = compressed_size("gzip", &["-9", "-n", "-c"], &bytes)?;
     let zstd = compressed_size("zstd", &["-19", "-q", "-c"], &bytes)?;
     Ok(json!({

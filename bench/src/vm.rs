@@ -15,7 +15,11 @@ pub fn find_console(explicit: Option<&Path>) -> Option<PathBuf> {
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&tmp)
         .ok()?
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("kubejoin-vmtest."))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("kubejoin-vmtest.")
+        })
         .map(|e| e.path().join("join/console.log"))
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .collect();

@@ -52,7 +52,12 @@ async fn pump(relay: Arc<Relay>, mut client: TcpStream, upstream: SocketAddr) {
 }
 
 /// Runs `runs` joins through the relay; returns bytes and connections per join.
-pub fn run(bin: &Path, work: &Path, runs: usize, rt: &tokio::runtime::Runtime) -> Result<Value, Error> {
+pub fn run(
+    bin: &Path,
+    work: &Path,
+    runs: usize,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Value, Error> {
     let listener = rt
         .block_on(TcpListener::bind("127.0.0.1:0"))
         .map_err(|e| err(format!("binding the relay: {e}")))?;
@@ -79,7 +84,13 @@ pub fn run(bin: &Path, work: &Path, runs: usize, rt: &tokio::runtime::Runtime) -
         let node = format!("wire-{i}");
         let root = work.join(format!("wire-{i}"));
         let log = work.join(format!("wire-{i}.log"));
-        let run = run_join(bin, &join_args(&cp, &endpoint, &node, &root), &root, &log, &[])?;
+        let run = run_join(
+            bin,
+            &join_args(&cp, &endpoint, &node, &root),
+            &root,
+            &log,
+            &[],
+        )?;
         if run.exit_code != Some(0) {
             let tail = std::fs::read_to_string(&run.log).unwrap_or_default();
             return Err(err(format!("join through the relay failed:\n{tail}")));
@@ -99,7 +110,8 @@ pub fn run(bin: &Path, work: &Path, runs: usize, rt: &tokio::runtime::Runtime) -
     std::thread::sleep(Duration::from_millis(100));
     let conns = relay.conns.lock().map(|c| c.clone()).unwrap_or_default();
     let all = cp.requests();
-    let (mut n_conns, mut up, mut down, mut reqs, mut body) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut n_conns, mut up, mut down, mut reqs, mut body) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for run in &per_join {
         let mine: Vec<&Conn> = conns
             .iter()

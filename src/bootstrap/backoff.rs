@@ -188,7 +188,9 @@ mod tests {
             e.to_string().contains(
                 "gave up in cluster-config after 50ms (overall deadline 30s): getting ConfigMap \
                  kube-system/kubelet-config at https://x: timed out"
-            ) || e.to_string().contains("getting ConfigMap kube-system/kubelet-config at https://x: timed out"),
+            ) || e
+                .to_string()
+                .contains("getting ConfigMap kube-system/kubelet-config at https://x: timed out"),
             "{e}"
         );
     }

@@ -265,13 +265,8 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         waited: start.elapsed(),
         approved: state.approved,
     };
-    let watch_secs = u32::try_from(
-        opts.watch_timeout
-            .min(MAX_WATCH_TIMEOUT)
-            .as_secs()
-            .max(1),
-    )
-    .unwrap_or(u32::MAX);
+    let watch_secs = u32::try_from(opts.watch_timeout.min(MAX_WATCH_TIMEOUT).as_secs().max(1))
+        .unwrap_or(u32::MAX);
 
     loop {
         if state.relist || state.resource_version.is_none() {

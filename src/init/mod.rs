@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod stages;
 pub mod switch_root;
+pub mod watchdog;
 
 use crate::error::Class;
 use crate::sys::init::{InitSys, PowerAction, RealInitSys};
@@ -59,7 +60,10 @@ pub fn run() -> ! {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
     }));
     let started = Instant::now();
-    let next = match catch_unwind(AssertUnwindSafe(|| boot(&sys, &exec, started))) {
+    let start_watchdog = |cfg: &InitConfig, kernel_to_init: Option<Duration>| {
+        watchdog::start(sys, exec, cfg.clone(), started, kernel_to_init)
+    };
+    let next = match catch_unwind(AssertUnwindSafe(|| boot(&sys, &exec, started, &start_watchdog))) {
         Ok(next) => next,
         Err(_) => {
             // The hook printed the panic; treat it like any other failure of the boot.
@@ -87,6 +91,7 @@ pub fn run() -> ! {
 
 /// Acts on `next`, and if that returns or panics, idles forever.
 fn finish(sys: &dyn InitSys, exec: &dyn Sys, next: Next) -> ! {
+    watchdog::disarm();
     if let Next::Act(action) = next {
         let _ = catch_unwind(AssertUnwindSafe(|| act(sys, exec, action)));
     }
@@ -119,7 +124,12 @@ pub fn uptime(text: &str) -> Option<Duration> {
 }
 
 /// Everything up to the final action.
-fn boot(sys: &dyn InitSys, exec: &dyn Sys, started: Instant) -> Next {
+fn boot(
+    sys: &dyn InitSys,
+    exec: &dyn Sys,
+    started: Instant,
+    start_watchdog: &dyn Fn(&InitConfig, Option<Duration>),
+) -> Next {
     let phase = crate::log::phase("mounts");
     let mounted = mounts::mount_all(sys, mounts::EARLY_MOUNTS);
     // Only now can the console be opened if the image gave us none (/dev is mounted).
@@ -149,6 +159,7 @@ fn boot(sys: &dyn InitSys, exec: &dyn Sys, started: Instant) -> Next {
         crate::plan::duration::format(cfg.timeout),
         cfg.handoff.name(),
     );
+    start_watchdog(&cfg, kernel_to_init);
     if let Ok(true) = reopened {
         crate::info!("the image has no /dev/console: opened it on stdin, stdout and stderr");
     }
@@ -313,7 +324,7 @@ pub fn print_timeline(outcome: &str, started: Instant, kernel_to_init: Option<Du
 }
 
 /// Carries out a final action. Returns only when it could not.
-fn act(sys: &dyn InitSys, exec: &dyn Sys, action: Action) {
+pub(crate) fn act(sys: &dyn InitSys, exec: &dyn Sys, action: Action) {
     match action {
         Action::RetryIn(_) => {}
         Action::Exit(code) => std::process::exit(i32::from(code)),

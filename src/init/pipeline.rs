@@ -62,6 +62,7 @@ pub async fn run_stages<B: Boot>(
     let mut i = 0;
     let mut attempt = 1;
     while let Some(&name) = stages.get(i) {
+        super::watchdog::set_stage(name);
         let phase = log::phase(name);
         let remaining = cfg.timeout.saturating_sub(started.elapsed());
         let result = match tokio::time::timeout(remaining, boot.stage(name)).await {

@@ -230,6 +230,8 @@ impl<'a> NodeBoot<'a> {
 
     /// Prints the timeline and stops the log copy: the last things before an exec.
     fn before_exec(&mut self, outcome: &str) {
+        // From here on a hang is the exec'd program's business, not ours.
+        super::watchdog::disarm();
         super::print_timeline(outcome, self.started, self.kernel_to_init);
         if let Some(t) = self.tee.take() {
             t.finish(self.sys);

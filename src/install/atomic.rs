@@ -467,6 +467,53 @@ mod tests {
     }
 
     #[test]
+    fn directories_appear_whole_and_leftovers_of_a_crash_are_cleaned() {
+        let t = tempfile::tempdir().unwrap();
+        // A crash between mkdir and rename left a staged directory behind.
+        let stale = t.path().join(".kubelet.kubejoin-tmp.1.0");
+        fs::create_dir(&stale).unwrap();
+        let d = t.path().join("kubelet/pki");
+        create_dirs_as(&d, "/var/lib/kubelet/pki", 0o700).unwrap();
+        assert_eq!(mode(&t.path().join("kubelet")), 0o700);
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(
+            names(t.path()),
+            vec!["kubelet"],
+            "the stale staging directory is gone"
+        );
+        assert_eq!(names(&t.path().join("kubelet")), vec!["pki"]);
+        // Existing directories are left alone, whatever their mode.
+        fs::set_permissions(&d, Permissions::from_mode(0o750)).unwrap();
+        create_dirs(&d, 0o755).unwrap();
+        assert_eq!(mode(&d), 0o750);
+    }
+
+    #[test]
+    fn a_directory_created_meanwhile_is_not_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("pki");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("theirs"), "x").unwrap();
+        // As if another writer won the race between our is_dir check and our rename.
+        create_dir(&d, "/pki", 0o755).unwrap();
+        assert_eq!(names(&d), vec!["theirs"]);
+        assert_eq!(
+            names(t.path()),
+            vec!["pki"],
+            "our staging directory is removed"
+        );
+        let empty = t.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        fs::set_permissions(&empty, Permissions::from_mode(0o711)).unwrap();
+        create_dir(&empty, "/empty", 0o755).unwrap();
+        assert_eq!(
+            mode(&empty),
+            0o711,
+            "an existing empty directory is not swapped either"
+        );
+    }
+
+    #[test]
     fn remove_is_idempotent() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("kubelet-client.key.tmp");

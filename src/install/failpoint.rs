@@ -198,7 +198,10 @@ mod tests {
             "write.renamed:/var/lib/kubelet/pki/kubelet-client-*.pem"
         );
         assert_eq!(
-            name("symlink.swapped", "/var/lib/kubelet/pki/kubelet-client-current.pem"),
+            name(
+                "symlink.swapped",
+                "/var/lib/kubelet/pki/kubelet-client-current.pem"
+            ),
             "symlink.swapped:/var/lib/kubelet/pki/kubelet-client-current.pem"
         );
         assert_eq!(parse(" trace "), Some(Armed::Trace));
@@ -219,7 +222,10 @@ mod tests {
         let pos = |n: &str| l.iter().position(|x| x == n).unwrap();
         // The key is durable before the CSR exists; kubelet.conf comes after the PEM and the
         // symlink it references; the pending key goes last but for the completion files.
-        assert!(pos("key.persisted:/var/lib/kubelet/pki/kubelet-client.key.tmp") < pos("csr.posted:node-csr-*"));
+        assert!(
+            pos("key.persisted:/var/lib/kubelet/pki/kubelet-client.key.tmp")
+                < pos("csr.posted:node-csr-*")
+        );
         assert!(
             pos("symlink.dir-synced:/var/lib/kubelet/pki/kubelet-client-current.pem")
                 < pos("write.before:/etc/kubernetes/kubelet.conf")

@@ -466,7 +466,9 @@ pub fn append_line(endpoint: &str, token: &str, pin: &str, node: &str, extra: &[
         format!("kubejoin.node-name={node}"),
         "kubejoin.handoff=exec".into(),
         "kubejoin.on-failure=poweroff".into(),
-        "kubejoin.timeout=3m".into(),
+        // The join takes ~2 s here; anything stuck ends in the policy's power-off (the watchdog
+        // fires 15 s after this) well before the harness's own 150 s bound.
+        "kubejoin.timeout=90s".into(),
     ];
     words.extend(extra.iter().cloned());
     words.join(" ")

@@ -34,7 +34,7 @@ fn timeout() -> Duration {
     let secs = std::env::var("KUBEJOIN_VM_TIMEOUT")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(240);
+        .unwrap_or(150);
     Duration::from_secs(secs)
 }
 

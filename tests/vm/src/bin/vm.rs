@@ -55,7 +55,7 @@ fn default_node() -> String {
 
 fn run(args: &[String]) -> Result<bool, String> {
     let node = opt(args, "--node").unwrap_or_else(default_node);
-    let timeout = secs(args, "--timeout", 240)?;
+    let timeout = secs(args, "--timeout", 150)?;
     let work = PathBuf::from(need(args, "--work")?);
     let kernel = PathBuf::from(need(args, "--kernel")?);
     let initrd = PathBuf::from(need(args, "--initrd")?);
