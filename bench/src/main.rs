@@ -266,8 +266,9 @@ fn run(args: &Args) -> Result<bool, Error> {
                     interval: args.naive_interval,
                 },
             ] {
-                // Both ends of up to two connections per joining node live in this process.
-                let concurrent = n.min((nofile.saturating_sub(1024) / 4).max(1) as usize);
+                // Both ends of up to two connections per joining node live in this process, and a closed
+                // connection holds its descriptors until each side has noticed: 6 per node.
+                let concurrent = n.min((nofile.saturating_sub(2048) / 6).max(1) as usize);
                 let opts = fleet::Options {
                     nodes: n,
                     concurrent,

@@ -152,6 +152,7 @@ fn create_dir(d: &Path, label: &str, mode: u32) -> Result<(), WriteError> {
 
 /// `rename` that fails instead of replacing an existing (empty) directory at `to`, which a plain
 /// rename(2) would silently do to a directory another process just created.
+#[cfg(target_env = "gnu")]
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
     match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
@@ -166,6 +167,16 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
         }
         Err(e) => Err(io::Error::from(e)),
     }
+}
+
+/// musl has no `renameat2` wrapper (and nix exposes it for glibc only): check, then rename. The
+/// race is narrow and needs another writer creating the same directory at the same moment.
+#[cfg(not(target_env = "gnu"))]
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    if to.exists() {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    fs::rename(from, to)
 }
 
 /// Removes leftover temp files (or empty temp directories) of `name` in `dir` from an earlier,
