@@ -380,13 +380,39 @@ fn cpu_ms() -> f64 {
 /// Requests the control plane answered, tallied from its in-memory log (which keeps the newest
 /// 100,000): polled every second, each record counted once it is 2 s old (answered by then),
 /// the rest at the end.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Tally {
     total: u64,
     r429: u64,
     r5xx: u64,
     /// Answered without error: the work a join needed.
     useful: u64,
+    /// Per kind of request: (total, 429s).
+    by_kind: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+/// `GET cluster-info`, `POST csr`, `WATCH csr`…: what a request was, for the per-kind tally.
+fn kind(method: &str, path: &str) -> String {
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    let what = if p.ends_with("/configmaps/cluster-info") {
+        "cluster-info"
+    } else if p.contains("/configmaps/") {
+        p.rsplit('/').next().unwrap_or("configmap")
+    } else if p.contains("/nodes/") {
+        "node"
+    } else if p.contains("certificatesigningrequests") {
+        "csr"
+    } else {
+        "other"
+    };
+    let verb = if q.contains("watch=true") {
+        "WATCH"
+    } else if method == "GET" && what == "csr" && !p.contains("/certificatesigningrequests/") {
+        "LIST"
+    } else {
+        method
+    };
+    format!("{verb} {what}")
 }
 
 fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
@@ -406,6 +432,11 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
                 .filter(|r| r.time > cutoff && r.time <= upto)
             {
                 t.total += 1;
+                let k = t.by_kind.entry(kind(&r.method, &r.path)).or_default();
+                k.0 += 1;
+                if r.status == 429 {
+                    k.1 += 1;
+                }
                 match r.status {
                     429 => t.r429 += 1,
                     s if s >= 500 => t.r5xx += 1,
@@ -524,6 +555,11 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "responses_429": counted.r429,
         "responses_5xx": counted.r5xx,
         "useful_requests": counted.useful,
+        "by_request": counted
+            .by_kind
+            .iter()
+            .map(|(k, (n, r429))| json!({ "request": k, "count": n, "responses_429": r429 }))
+            .collect::<Vec<_>>(),
         "amplification": ratio(counted.total, counted.useful),
         "uncontended_requests_per_join": uncontended,
         "requests_per_join": ratio(counted.total, opts.nodes as u64),

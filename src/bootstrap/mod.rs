@@ -11,6 +11,10 @@
 //!   deadline passes (a pure progress function plus a small deadline loop);
 //! - [`verify::verify`]: the returned certificate must be for our key, our subject, chain to the
 //!   discovered CA and be valid now. Nothing is installed before it passes.
+//!
+//! The API calls of the first two are retried by [`backoff::within`] (overload, failover,
+//! resets) inside their phase's clock; the wait has its own deadline loop. A phase that runs
+//! out of time ends with [`Error::GaveUp`] (see [`crate::deadline`]).
 
 pub mod backoff;
 pub mod config;

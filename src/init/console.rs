@@ -18,6 +18,18 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::thread::JoinHandle;
 
+/// The console, kept for [`restore`]: a program started from another thread (the watchdog's
+/// shell) must get the console back on stderr, not the pipe whose reader it may not have.
+static CONSOLE: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+
+/// Points stderr back at the console without waiting for the copy thread (which may be the
+/// thing that is stuck). A no-op when stderr was never captured.
+pub fn restore(sys: &dyn InitSys) {
+    if let Some(c) = CONSOLE.get() {
+        let _ = sys.restore_stderr(c);
+    }
+}
+
 /// Longest kmsg record written (the kernel refuses records over ~1 KiB).
 const KMSG_MAX: usize = 976;
 
@@ -95,6 +107,9 @@ pub fn start(sys: &dyn InitSys) -> Option<Tee> {
     }
     let (reader, console) = sys.capture_stderr().ok()?;
     let out = console.try_clone().ok()?;
+    if let Ok(c) = console.try_clone() {
+        let _ = CONSOLE.set(c);
+    }
     let thread = std::thread::Builder::new()
         .name("kmsg-tee".into())
         .spawn(move || copy_lines(reader, out, kmsg, echo_below))

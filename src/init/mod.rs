@@ -63,7 +63,9 @@ pub fn run() -> ! {
     let start_watchdog = |cfg: &InitConfig, kernel_to_init: Option<Duration>| {
         watchdog::start(sys, exec, cfg.clone(), started, kernel_to_init)
     };
-    let next = match catch_unwind(AssertUnwindSafe(|| boot(&sys, &exec, started, &start_watchdog))) {
+    let next = match catch_unwind(AssertUnwindSafe(|| {
+        boot(&sys, &exec, started, &start_watchdog)
+    })) {
         Ok(next) => next,
         Err(_) => {
             // The hook printed the panic; treat it like any other failure of the boot.
@@ -351,6 +353,7 @@ pub(crate) fn act(sys: &dyn InitSys, exec: &dyn Sys, action: Action) {
                     (OsString::from("HOME"), OsString::from("/")),
                     (OsString::from("TERM"), OsString::from("linux")),
                 ];
+                console::restore(sys);
                 let e = exec.execve(Path::new(SHELL), &argv, &env);
                 eprintln!("kubejoin: error: could not start {SHELL}: {e}; powering off");
             } else {

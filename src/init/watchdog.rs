@@ -54,7 +54,9 @@ pub fn action(cfg: &InitConfig, pid1: bool) -> Action {
         return Action::Exit(Class::Timeout.exit_code());
     }
     match cfg.on_failure {
-        OnFailure::Retry | OnFailure::Reboot => Action::Reboot { after: Duration::ZERO },
+        OnFailure::Retry | OnFailure::Reboot => Action::Reboot {
+            after: Duration::ZERO,
+        },
         OnFailure::Poweroff => Action::Poweroff,
         OnFailure::Shell => Action::Shell,
     }
@@ -76,31 +78,42 @@ pub fn failure(cfg: &InitConfig) -> Failure {
 }
 
 /// Starts the watchdog thread. `sys` and `exec` are moved into it.
-pub fn start<S, E>(sys: S, exec: E, cfg: InitConfig, started: Instant, kernel_to_init: Option<Duration>)
-where
+pub fn start<S, E>(
+    sys: S,
+    exec: E,
+    cfg: InitConfig,
+    started: Instant,
+    kernel_to_init: Option<Duration>,
+) where
     S: InitSys + 'static,
     E: Sys + 'static,
 {
     let deadline = cfg.timeout.saturating_add(GRACE);
-    let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
-        while started.elapsed() < deadline {
+    let spawned = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            while started.elapsed() < deadline {
+                if disarmed() {
+                    return;
+                }
+                std::thread::sleep(
+                    Duration::from_millis(500).min(deadline.saturating_sub(started.elapsed())),
+                );
+            }
             if disarmed() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_sub(started.elapsed())));
-        }
-        if disarmed() {
-            return;
-        }
-        disarm();
-        let f = failure(&cfg);
-        let action = action(&cfg, sys.is_pid1());
-        super::report_failure(&sys, &cfg, &f, &action, 1, started);
-        super::print_timeline("failed", started, kernel_to_init);
-        super::act(&sys, &exec, action);
-    });
+            disarm();
+            let f = failure(&cfg);
+            let action = action(&cfg, sys.is_pid1());
+            super::report_failure(&sys, &cfg, &f, &action, 1, started);
+            super::print_timeline("failed", started, kernel_to_init);
+            super::act(&sys, &exec, action);
+        });
     if let Err(e) = spawned {
-        crate::warn!("could not start the watchdog thread ({e}): a hung stage would not be noticed");
+        crate::warn!(
+            "could not start the watchdog thread ({e}): a hung stage would not be noticed"
+        );
     }
 }
 
@@ -111,8 +124,18 @@ mod tests {
     #[test]
     fn the_final_action_of_each_policy() {
         let cfg = |p: &str| InitConfig::from_cmdline(&format!("kubejoin.on-failure={p}"));
-        assert_eq!(action(&cfg("retry"), true), Action::Reboot { after: Duration::ZERO });
-        assert_eq!(action(&cfg("reboot"), true), Action::Reboot { after: Duration::ZERO });
+        assert_eq!(
+            action(&cfg("retry"), true),
+            Action::Reboot {
+                after: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            action(&cfg("reboot"), true),
+            Action::Reboot {
+                after: Duration::ZERO
+            }
+        );
         assert_eq!(action(&cfg("poweroff"), true), Action::Poweroff);
         assert_eq!(action(&cfg("shell"), true), Action::Shell);
         assert_eq!(action(&cfg("poweroff"), false), Action::Exit(5));
@@ -123,6 +146,11 @@ mod tests {
         set_stage("network");
         let f = failure(&InitConfig::from_cmdline("kubejoin.timeout=90s"));
         assert_eq!((f.stage, f.class), ("network", Class::Timeout));
-        assert!(f.message.contains("stage network was still running 15.000s after kubejoin.timeout (1m30s)"), "{}", f.message);
+        assert!(
+            f.message
+                .contains("stage network was still running 15.000s after kubejoin.timeout (1m30s)"),
+            "{}",
+            f.message
+        );
     }
 }

@@ -7,6 +7,10 @@
 //! and a re-run of kubejoin consider the node joined, so it must never point at a file that
 //! does not exist yet). Then the pending key is removed. No `bootstrap-kubelet.conf` is written:
 //! kubejoin already did the bootstrap, and the token never touches the disk.
+//!
+//! That a process killed at any instant of this leaves a node a kubelet and a re-run can use
+//! is proven, not argued: every instant is a [`failpoint`], and `tests/crash.rs` kills the real
+//! binary at each one and checks the root it leaves.
 
 pub mod atomic;
 pub mod existing;
@@ -164,7 +168,9 @@ pub struct Inputs<'a> {
     pub kubelet_config: &'a str,
     /// The rendered kubeadm-flags.env.
     pub flags_env: &'a str,
-    /// Names the client PEM (`kubelet-client-<YYYY-MM-DD-HH-MM-SS>.pem`, UTC).
+    /// Names the client PEM (`kubelet-client-<YYYY-MM-DD-HH-MM-SS>.pem`, UTC). A join passes
+    /// the certificate's notBefore, so a re-run after a crash that resumes the same CSR (and
+    /// gets the same certificate) rewrites the same file rather than leaving a second one.
     pub now: SystemTime,
 }
 

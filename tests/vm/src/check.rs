@@ -400,7 +400,10 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
 
 /// The kubelet flags assumed when the checker runs as a real root's `/sbin/init` (after a
 /// switch-root nobody passes it the kubelet's argv).
-pub const INIT_ARGV: &[&str] = &["--kubeconfig=/etc/kubernetes/kubelet.conf", "--config=/var/lib/kubelet/config.yaml"];
+pub const INIT_ARGV: &[&str] = &[
+    "--kubeconfig=/etc/kubernetes/kubelet.conf",
+    "--config=/var/lib/kubelet/config.yaml",
+];
 
 /// `statfs` magic of ext4, the real root's filesystem in the switch-root case.
 const EXT4_MAGIC: i64 = 0xEF53;
@@ -410,13 +413,23 @@ const EXT4_MAGIC: i64 = 0xEF53;
 /// was carried over; then the same checks as for the kubelet.
 pub fn run_as_init(root: &Path, marker: &str) -> Vec<Check> {
     let at = |p: &str| root.join(p.trim_start_matches('/'));
-    let mut out = vec![pass("running as the real root's init after the switch-root".to_string())];
+    let mut out = vec![pass(
+        "running as the real root's init after the switch-root".to_string(),
+    )];
+    // f_type's width differs between targets (i64 on x86_64 glibc and musl, u32 elsewhere).
+    #[allow(clippy::unnecessary_cast)]
     let fs_type = nix::sys::statfs::statfs(root).map(|s| s.filesystem_type().0 as i64);
     match (at(marker).exists(), fs_type) {
         (true, Ok(EXT4_MAGIC)) => out.push(pass(format!("/ is the ext4 disk (it holds {marker})"))),
-        (m, t) => out.push(fail(format!("/ is not the real root: marker present {m}, statfs type {t:?}"))),
+        (m, t) => out.push(fail(format!(
+            "/ is not the real root: marker present {m}, statfs type {t:?}"
+        ))),
     }
-    for (p, what) in [("/proc/self/stat", "/proc"), ("/sys/class/net", "/sys"), ("/dev/null", "/dev")] {
+    for (p, what) in [
+        ("/proc/self/stat", "/proc"),
+        ("/sys/class/net", "/sys"),
+        ("/dev/null", "/dev"),
+    ] {
         out.push(if at(p).exists() {
             pass(format!("{what} was moved into the new root"))
         } else {

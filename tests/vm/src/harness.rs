@@ -245,7 +245,10 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         format!("file:{}", spec.serial_log.display()),
     ];
     if let Some(disk) = &spec.disk {
-        a.extend(["-drive".into(), format!("file={},format=raw,if=virtio", disk.display())]);
+        a.extend([
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio", disk.display()),
+        ]);
     }
     if accel == "kvm" {
         a.extend(["-cpu".into(), "host".into()]);
@@ -302,7 +305,9 @@ pub const SYSROOT_MARKER: &str = "/etc/kubejoin-vm-sysroot";
 /// device, no root needed for this part).
 pub fn make_root_disk(checker: &Path, dir: &Path) -> io::Result<PathBuf> {
     let tree = dir.join("rootfs");
-    for d in ["sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var/lib", "usr/bin"] {
+    for d in [
+        "sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var/lib", "usr/bin",
+    ] {
         std::fs::create_dir_all(tree.join(d))?;
     }
     std::fs::copy(checker, tree.join("sbin/init"))?;
@@ -311,7 +316,11 @@ pub fn make_root_disk(checker: &Path, dir: &Path) -> io::Result<PathBuf> {
         b"the real root of the switch-root VM case\n",
     )?;
     let img = dir.join("root.img");
-    run(Command::new("mkfs.ext4").args(["-q", "-F", "-L", "kjroot", "-d"]).arg(&tree).arg(&img).arg("64M"))?;
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "kjroot", "-d"])
+        .arg(&tree)
+        .arg(&img)
+        .arg("64M"))?;
     Ok(img)
 }
 
@@ -433,6 +442,10 @@ pub struct Case {
     /// Boot with a real root on a disk (`root=/dev/vda`): kubejoin installs into it and switches
     /// to it; its `/sbin/init` is the checker.
     pub switch_root: bool,
+    /// Dial this `host:port` instead of the control plane (an address nobody answers at).
+    pub endpoint: Option<String>,
+    /// `kubejoin.on-failure` and `kubejoin.timeout` instead of `poweroff` and `90s`.
+    pub policy: Option<(String, String)>,
 }
 
 /// What a [`Case`] left behind.
@@ -491,14 +504,30 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
             .checker
             .as_ref()
             .ok_or_else(|| io::Error::other("the switch-root case needs KUBEJOIN_VM_CHECKER"))?;
-        extra.extend(["root=/dev/vda".to_string(), "rootfstype=ext4".into(), "init=/sbin/init".into()]);
+        extra.extend([
+            "root=/dev/vda".to_string(),
+            "rootfstype=ext4".into(),
+            "init=/sbin/init".into(),
+        ]);
         Some(make_root_disk(checker, work)?)
     } else {
         None
     };
-    let mut append = append_line(&cp.endpoint, &token, &pin, &case.node_name, &extra);
+    let endpoint = case.endpoint.clone().unwrap_or_else(|| cp.endpoint.clone());
+    let mut append = append_line(&endpoint, &token, &pin, &case.node_name, &extra);
     if case.switch_root {
         append = append.replace("kubejoin.handoff=exec", "kubejoin.handoff=switch-root");
+    }
+    if let Some((policy, timeout)) = &case.policy {
+        append = append
+            .replace(
+                "kubejoin.on-failure=poweroff",
+                &format!("kubejoin.on-failure={policy}"),
+            )
+            .replace(
+                "kubejoin.timeout=90s",
+                &format!("kubejoin.timeout={timeout}"),
+            );
     }
     let spec = VmSpec {
         kernel: art.kernel.clone(),

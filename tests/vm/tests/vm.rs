@@ -85,6 +85,8 @@ fn a_vm_joins_with_kubejoin_as_init() {
         extra_append: vec![],
         timeout: timeout(),
         switch_root: false,
+        endpoint: None,
+        policy: None,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -207,6 +209,8 @@ fn a_wrong_pin_never_sends_the_token() {
         extra_append: vec![],
         timeout: timeout(),
         switch_root: false,
+        endpoint: None,
+        policy: None,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -277,21 +281,83 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
         extra_append: vec![],
         timeout: timeout(),
         switch_root: true,
+        endpoint: None,
+        policy: None,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
     let ctx = context(&o);
     assert!(o.run.exited(), "qemu did not exit within the timeout{ctx}");
-    assert!(c.logged("mounted the real root /dev/vda (ext4) on /sysroot"), "{ctx}");
+    assert!(
+        c.logged("mounted the real root /dev/vda (ext4) on /sysroot"),
+        "{ctx}"
+    );
     assert!(c.logged("files installed under /sysroot"), "{ctx}");
-    assert!(c.logged("switching to the real root /sysroot and executing /sbin/init"), "{ctx}");
-    assert_eq!(c.timeline().map(|t| t["outcome"] == "switch-root"), Some(true), "{ctx}");
+    assert!(
+        c.logged("switching to the real root /sysroot and executing /sbin/init"),
+        "{ctx}"
+    );
+    assert_eq!(
+        c.timeline().map(|t| t["outcome"] == "switch-root"),
+        Some(true),
+        "{ctx}"
+    );
     let checks = c.checks();
     let check = |s: &str| checks.iter().find(|(_, w)| w.contains(s)).map(|c| c.0);
-    assert_eq!(check("running as the real root's init"), Some(true), "{ctx}");
+    assert_eq!(
+        check("running as the real root's init"),
+        Some(true),
+        "{ctx}"
+    );
     assert_eq!(check("/ is the ext4 disk"), Some(true), "{ctx}");
-    assert_eq!(check("/run (with /run/kubejoin/result.json) was moved"), Some(true), "{ctx}");
-    assert_eq!(check("file /etc/kubernetes/kubelet.conf mode 0600"), Some(true), "{ctx}");
+    assert_eq!(
+        check("/run (with /run/kubejoin/result.json) was moved"),
+        Some(true),
+        "{ctx}"
+    );
+    assert_eq!(
+        check("file /etc/kubernetes/kubelet.conf mode 0600"),
+        Some(true),
+        "{ctx}"
+    );
     assert_eq!(check("-> 404 NotFound"), Some(true), "{ctx}");
-    assert_eq!(c.check_result(), Some(true), "the checker did not pass{ctx}");
+    assert_eq!(
+        c.check_result(),
+        Some(true),
+        "the checker did not pass{ctx}"
+    );
+}
+
+#[test]
+fn the_default_policy_reboots_when_the_deadline_passes() {
+    let Some(art) = artifacts() else { return };
+    let (work, _tmp) = work_dir("retry");
+    // Nobody listens on 6444: every connection is refused, which waiting could cure, so the
+    // default policy keeps trying (discovery's own retry loop, then the stage's) until
+    // kubejoin.timeout, then reboots (and qemu exits: -no-reboot).
+    let case = Case {
+        right_pin: true,
+        node_name: "kjvm-retry".into(),
+        extra_append: vec![],
+        timeout: timeout(),
+        switch_root: false,
+        endpoint: Some("10.0.2.2:6444".into()),
+        policy: Some(("retry".into(), "20s".into())),
+    };
+    let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
+    let c = &o.run.console;
+    let ctx = context(&o);
+    assert!(o.run.exited(), "qemu did not exit: no reboot{ctx}");
+    assert!(c.logged("on-failure=retry timeout=20s"), "{ctx}");
+    assert!(c.logged("join failed in stage discovery"), "{ctx}");
+    assert!(c.logged("class timeout (exit code 5)"), "{ctx}");
+    assert!(
+        c.logged("policy: kubejoin.on-failure=retry -> rebooting now"),
+        "{ctx}"
+    );
+    assert!(
+        c.0.contains("reboot: Restarting system"),
+        "the kernel did not restart{ctx}"
+    );
+    assert!(o.requests.is_empty(), "{ctx}");
 }

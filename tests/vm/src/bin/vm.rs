@@ -75,6 +75,8 @@ fn run(args: &[String]) -> Result<bool, String> {
                 extra_append: vec![],
                 timeout,
                 switch_root,
+                endpoint: None,
+                policy: None,
             };
             say(&format!(
                 "booting a VM ({}): kernel {}, initramfs {} ({} KiB)",
@@ -100,6 +102,13 @@ fn run(args: &[String]) -> Result<bool, String> {
             let (token, data) = rt.block_on(kubejoin_vmtest::cluster::prepare(&kubeconfig, ttl))?;
             note(&format!("API server {} (the guest dials {})", data.server, data.endpoint));
             note(&format!("CA pin(s): {}", data.pins.join(", ")));
+            if data.endpoint.starts_with(harness::HOST_FROM_GUEST) {
+                note(
+                    "warning: the API server is on this machine's loopback; the VM reaches it at 10.0.2.2 for \
+                     discovery, but everything after follows the server URL in cluster-info, which must be \
+                     reachable from the VM too",
+                );
+            }
             let mut append = harness::append_line(&data.endpoint, &token, &data.pins[0], &node, &[]);
             for p in &data.pins[1..] {
                 append.push_str(&format!(" kubejoin.ca-cert-hash={p}"));
