@@ -259,13 +259,13 @@ fn first_request_ms(all: &[RequestRecord], runs: &[Run]) -> Vec<f64> {
 
 /// Runs the section against `cp` (already started with auto-approval and no delays).
 pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
+    // RUSAGE_CHILDREN covers every child ever reaped by this process, including those of a
+    // program that exec'd into it: only trust it if nothing was reaped before the joins.
+    let children_before = children_max_rss();
     let warmup = 2;
     let runs = join_series(opts, cp, "bench", warmup, opts.runs, &[])?;
     // The largest child's high-water mark: every child so far is a join.
-    let rusage_max_rss_kib =
-        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-            .map(|u| u.max_rss())
-            .ok();
+    let rusage_max_rss_kib = children_max_rss().filter(|_| children_before == Some(0));
 
     // The same join with a one-certificate system trust store (SSL_CERT_FILE = the cluster CA,
     // SSL_CERT_DIR = an empty directory): what loading the host's trust store costs. The
@@ -390,6 +390,13 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
     }))
 }
 
+/// ru_maxrss of RUSAGE_CHILDREN (KiB): the largest reaped child's peak RSS.
+fn children_max_rss() -> Option<i64> {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map(|u| u.max_rss())
+        .ok()
+}
+
 /// exec -> exit of `kubejoin version`, `n` times: the fixed cost of starting the process.
 fn startup_only(bin: &Path, n: usize) -> Result<Vec<f64>, Error> {
     let mut v = Vec::new();
@@ -410,14 +417,14 @@ fn startup_only(bin: &Path, n: usize) -> Result<Vec<f64>, Error> {
     Ok(v)
 }
 
-/// Peak RSS of three joins under `/usr/bin/time -v` (`None` when it is not installed).
+/// Peak RSS of five joins under `/usr/bin/time -v` (`None` when it is not installed).
 fn time_v_rss(opts: &Options, cp: &Handle) -> Result<Option<u64>, Error> {
     let time = Path::new("/usr/bin/time");
     if !time.exists() {
         return Ok(None);
     }
     let mut max = 0u64;
-    for i in 0..3 {
+    for i in 0..5 {
         let node = format!("bench-time-{i}");
         let root = opts.work.join(format!("time-{i}"));
         std::fs::create_dir_all(&root)

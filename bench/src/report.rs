@@ -263,21 +263,22 @@ pub fn table(r: &Value) -> String {
                 );
                 continue;
             }
+            let n = |v: &Value| v.to_string();
             let _ = writeln!(
                 s,
                 "   {:>6} {:>7} {:>5} {:>5}x {:<21} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>6} ms",
-                run["nodes"],
-                run["concurrent_nodes"],
-                run["cap"],
+                n(&run["nodes"]),
+                n(&run["concurrent_nodes"]),
+                n(&run["cap"]),
                 f(&run["overload"], 0),
                 run["policy"].as_str().unwrap_or(""),
                 secs(&run["wall_ms"]),
                 secs(&run["join_ms"]["median"]),
                 secs(&run["join_ms"]["p99"]),
-                run["requests"],
-                run["responses_429"],
+                n(&run["requests"]),
+                n(&run["responses_429"]),
                 f(&run["amplification"], 2),
-                run["failures"],
+                n(&run["failures"]),
                 f(&run["cpu_ms_per_join"], 1)
             );
         }

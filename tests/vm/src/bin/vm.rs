@@ -191,9 +191,18 @@ fn tell(
         None => note("(no timeline on the console: see the log below)"),
     }
 
-    say("kubejoin's log");
+    say("kubejoin's log (one line per module load and sysctl folded into a count)");
+    let (mut loads, mut sysctls) = (0, 0);
     for l in console.kubejoin_lines() {
-        if !l.starts_with("kubejoin: timeline ") {
+        if l.starts_with("kubejoin: info: host: load module ") {
+            loads += 1;
+        } else if l.starts_with("kubejoin: info: host: set ") {
+            sysctls += 1;
+        } else if !l.starts_with("kubejoin: timeline ") {
+            if loads + sysctls > 0 {
+                note(&format!("kubejoin: info: host: … {loads} module load(s), {sysctls} sysctl(s) set and read back …"));
+                (loads, sysctls) = (0, 0);
+            }
             note(&l.replace(secret, "<secret>"));
         }
     }
@@ -219,7 +228,7 @@ fn tell(
         say("the node");
         for l in console.kubejoin_lines() {
             if let Some(rest) = l.strip_prefix("kubejoin: info: certificate for ") {
-                note(&format!("identity issued: {rest}"));
+                note(&format!("identity: {rest}"));
             }
             if let Some(rest) = l.strip_prefix("kubejoin: info: node identity ") {
                 note(&format!("installed: {rest}"));
