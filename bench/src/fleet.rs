@@ -660,3 +660,38 @@ where
     all.sort_by_key(|(i, _)| *i);
     Ok(all.into_iter().map(|(_, r)| r).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_kinds() {
+        let csrs = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+        assert_eq!(
+            kind(
+                "GET",
+                "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+            ),
+            "GET cluster-info"
+        );
+        assert_eq!(
+            kind(
+                "GET",
+                "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
+            ),
+            "GET kubelet-config"
+        );
+        assert_eq!(kind("GET", "/api/v1/nodes/n1"), "GET node");
+        assert_eq!(kind("POST", &format!("{csrs}?")), "POST csr");
+        assert_eq!(
+            kind("GET", &format!("{csrs}?&fieldSelector=metadata.name%3Dx")),
+            "LIST csr"
+        );
+        assert_eq!(
+            kind("GET", &format!("{csrs}?&watch=true&fieldSelector=x")),
+            "WATCH csr"
+        );
+        assert_eq!(kind("GET", &format!("{csrs}/node-csr-x")), "GET csr");
+    }
+}

@@ -320,3 +320,46 @@ pub fn table(r: &Value) -> String {
     let _ = writeln!(s, "\nbenchmark took {} s", f(&r["bench_wall_s"], 0));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_pass_over_and_not_measured() {
+        let r = json!({
+            "binary": { "bytes": 3 * 1024 * 1024, "stripped": true },
+            "join": {
+                "wall_excluding_approval_wait_ms": { "median": 30.0 },
+                "peak_rss": { "rusage_children_max_kib": 6000, "time_v_max_kib": 6200 },
+                "requests": { "per_join": { "max": 6.0 } },
+            },
+            "fleet": { "runs": [
+                { "policy": "kubejoin", "overload": 10.0, "nodes": 100, "failures": 0, "amplification": 1.1 },
+                { "policy": "kubejoin", "overload": 10.0, "nodes": 1000, "failures": 3, "amplification": 1.0 },
+                { "policy": "kubejoin", "overload": 100.0, "nodes": 1000, "failures": 0, "amplification": 2.0 },
+                { "policy": "naive fixed interval", "overload": 10.0, "nodes": 100, "failures": 0, "amplification": 3.0 },
+            ]},
+        });
+        let b = budgets(&r);
+        let verdicts: Vec<&str> = b
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["verdict"].as_str().unwrap())
+            .collect();
+        // size, latency, RSS, requests, then the two kubejoin runs at 10x (failures make OVER).
+        assert_eq!(verdicts, ["PASS", "OVER", "PASS", "PASS", "PASS", "OVER"]);
+        assert_eq!(b[2]["value"].as_f64().unwrap(), 6200.0 / 1024.0);
+        let none = budgets(&json!({}));
+        assert!(none
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["verdict"] == "n/a"));
+        let mut r = r;
+        r["budgets"] = b;
+        let t = table(&r);
+        assert!(t.contains("OVER") && t.contains("PASS"), "{t}");
+    }
+}

@@ -16,7 +16,7 @@ use crate::host::{self, HostConfig};
 use crate::net;
 use crate::plan::{HandoffMode, JoinPlan};
 use crate::root::Root;
-use crate::source::merge::{self, Key, Layer, Source, Values};
+use crate::source::merge;
 use crate::sys::host::RealHostSys;
 use crate::sys::init::InitSys;
 use crate::sys::net::RealNetSys;
@@ -160,19 +160,7 @@ impl<'a> NodeBoot<'a> {
     }
 
     async fn sources(&mut self) -> Result<Done, Failure> {
-        let plan = plan_from_cmdline(&self.cmdline, &self.root())?;
-        crate::info!(
-            "join plan from the kernel command line: {}",
-            match &plan.discovery.mode {
-                discovery::Mode::Token { endpoint, pins, .. } => {
-                    format!(
-                        "token discovery via {endpoint}, {} pinned CA key(s)",
-                        pins.pins().len()
-                    )
-                }
-                other => format!("{other:?}"),
-            }
-        );
+        let plan = load_plan(&merge::LoadOptions::new(Root::new("/")), &self.root()).await?;
         self.plan = Some(plan);
         Ok(Done::Ok)
     }
@@ -299,6 +287,44 @@ impl Boot for NodeBoot<'_> {
     }
 }
 
+/// The join plan from the boot sources — the kernel command line, `/etc/kubejoin.yaml` and
+/// cloud metadata, merged by the sources module exactly as `kubejoin plan` shows them — with
+/// the node's files going under `root`.
+pub async fn load_plan(opts: &merge::LoadOptions, root: &Path) -> Result<JoinPlan, Failure> {
+    let loaded = merge::load(opts)
+        .await
+        .map_err(|e| Failure::from_error("sources", &e))?;
+    for w in &loaded.settings.warnings {
+        crate::warn!("sources: {w}");
+    }
+    for c in &loaded.settings.conflicts {
+        crate::info!("sources: {c}");
+    }
+    let plan = loaded
+        .settings
+        .to_plan(root)
+        .map_err(|e| Failure::from_error("sources", &e))?;
+    crate::info!(
+        "join plan{}: {}",
+        loaded
+            .platform
+            .map(|p| format!(" (metadata: {})", p.id()))
+            .unwrap_or_default(),
+        match &plan.discovery.mode {
+            discovery::Mode::Token { endpoint, pins, .. } => {
+                format!(
+                    "token discovery via {endpoint}, {} pinned CA key(s)",
+                    pins.pins().len()
+                )
+            }
+            discovery::Mode::File { path } =>
+                format!("discovery from the kubeconfig {}", path.display()),
+            discovery::Mode::Https { url, .. } => format!("discovery from {url}"),
+        }
+    );
+    Ok(plan)
+}
+
 /// Host preparation's settings from the kernel command line: the defaults (overlay,
 /// br_netfilter, forwarding and bridge-netfilter sysctls, modules-load.d — where the image lists
 /// its NIC drivers), plus `kubejoin.modules=a,b` and `kubejoin.sysctl=key=value`.
@@ -320,67 +346,56 @@ pub fn host_config(cmdline: &str) -> HostConfig {
     cfg
 }
 
-/// Keys PID-1 mode reads itself ([`InitConfig`]), with meanings of its own.
-const INIT_KEYS: &[Key] = &[Key::OnFailure, Key::Timeout, Key::Handoff];
-
-/// The join plan from the kernel command line's `kubejoin.*` keys, over the image defaults.
-// TODO(source): replace with the sources module's own entry point (cmdline + config file +
-// metadata layers) once it is public, e.g. `source::gather(&cmdline, &Root) -> Settings`.
-pub fn plan_from_cmdline(cmdline: &str, root: &Path) -> Result<JoinPlan, Failure> {
-    let mut values = Values::default();
-    for word in cmdline.split_whitespace() {
-        let Some(rest) = word.strip_prefix("kubejoin.") else {
-            continue;
-        };
-        let (name, value) = match rest.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (rest, None),
-        };
-        let Some(key) = Key::parse(name) else {
-            continue;
-        };
-        if INIT_KEYS.contains(&key) {
-            continue;
-        }
-        if let Err(e) = values.set(key, value) {
-            return Err(Failure::new(
-                "sources",
-                Class::Usage,
-                format!("kubejoin.{name} on the kernel command line {e}"),
-            )
-            .with_hint(
-                "fix the kubejoin.* keys on the kernel command line (see `kubejoin help`)",
-            ));
-        }
-    }
-    let settings = merge::merge(&[
-        Layer::new(Source::Cmdline, values),
-        Layer::new(Source::Default, Values::builtin_defaults()),
-    ]);
-    settings
-        .to_plan(root)
-        .map_err(|e| Failure::from_error("sources", &e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const PIN: &str = "sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2";
 
+    fn opts(cmdline: &str) -> (merge::LoadOptions, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cmdline"), cmdline).unwrap();
+        let mut o = merge::LoadOptions::new(Root::new(dir.path()));
+        o.cmdline_file = Some(dir.path().join("cmdline"));
+        (o, dir)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
-    fn the_plan_comes_from_the_kubejoin_keys() {
-        let line = format!(
+    fn the_plan_comes_from_the_boot_sources() {
+        let (o, _d) = opts(&format!(
             "console=ttyS0 kubejoin.endpoint=10.0.2.2:6443 kubejoin.token=abcdef.0123456789abcdef \
-             kubejoin.ca-cert-hash={PIN} kubejoin.on-failure=retry kubejoin.handoff=exec kubejoin.timeout=2m \
-             kubejoin.node-name=vm-1"
-        );
-        let plan = plan_from_cmdline(&line, Path::new("/")).unwrap();
+             kubejoin.ca-cert-hash={PIN} kubejoin.on-failure=retry kubejoin.handoff=switch-root \
+             kubejoin.timeout=2m kubejoin.node-name=vm-1"
+        ));
+        let plan = rt().block_on(load_plan(&o, Path::new("/sysroot"))).unwrap();
         assert!(
             matches!(&plan.discovery.mode, discovery::Mode::Token { endpoint, .. } if endpoint == "10.0.2.2:6443")
         );
         assert_eq!(plan.node_name.unwrap().as_str(), "vm-1");
-        assert_eq!(plan.root, PathBuf::from("/"));
+        assert_eq!(plan.root, PathBuf::from("/sysroot"));
+    }
+
+    #[test]
+    fn bad_join_data_is_a_usage_failure_without_secrets() {
+        let (o, _d) =
+            opts("kubejoin.endpoint=10.0.2.2:6443 kubejoin.token=abcdef.0123456789abcdeZ");
+        let f = rt().block_on(load_plan(&o, Path::new("/"))).unwrap_err();
+        assert_eq!((f.stage, f.class), ("sources", Class::Usage));
+        assert!(!f.message.contains("0123456789abcde"), "{}", f.message);
+        let (o, _d) = opts("quiet");
+        assert_eq!(
+            rt().block_on(load_plan(&o, Path::new("/")))
+                .unwrap_err()
+                .class,
+            Class::Usage
+        );
     }
 
     #[test]
@@ -392,18 +407,5 @@ mod tests {
             vec![("vm.max_map_count".to_string(), "262144".to_string())]
         );
         assert!(c.read_modules_load_d, "the image's module list is read");
-    }
-
-    #[test]
-    fn bad_join_data_is_a_usage_failure_without_secrets() {
-        let f = plan_from_cmdline(
-            "kubejoin.endpoint=10.0.2.2:6443 kubejoin.token=abcdef.0123456789abcdeZ",
-            Path::new("/"),
-        )
-        .unwrap_err();
-        assert_eq!((f.stage, f.class), ("sources", Class::Usage));
-        assert!(!f.message.contains("0123456789abcde"), "{}", f.message);
-        let f = plan_from_cmdline("quiet", Path::new("/")).unwrap_err();
-        assert_eq!(f.class, Class::Usage);
     }
 }
