@@ -95,7 +95,12 @@ pub fn client(
     match trust {
         Trust::CaBundle(ders) => cfg.root_cert = Some(ders.clone()),
         Trust::System => cfg.root_cert = None,
-        Trust::DangerousAcceptAny => cfg.accept_invalid_certs = true,
+        Trust::DangerousAcceptAny => {
+            // An empty root store, so no system trust store is needed (an initramfs has none);
+            // the verifier is replaced anyway.
+            cfg.root_cert = Some(Vec::new());
+            cfg.accept_invalid_certs = true;
+        }
     }
     match identity {
         Identity::Anonymous => {}
