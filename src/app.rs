@@ -166,7 +166,17 @@ fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
         return Ok(());
     }
     let root = crate::root::Root::new("/");
-    host_prep(&plan.host, std::path::Path::new("/"), plan.dry_run)?;
+    if plan.dry_run {
+        // A dry run reports what host preparation would find wrong, and goes on to discovery.
+        if let Err(e) = host_prep(&plan.host, std::path::Path::new("/"), true) {
+            crate::warn!(
+                "host preparation would fail: {}",
+                crate::error::Report(&e, e.hint()).to_string().trim_start_matches("error: ")
+            );
+        }
+    } else {
+        host_prep(&plan.host, std::path::Path::new("/"), false)?;
+    }
     let phase = log::phase("preflight");
     let sys = crate::sys::host::RealHostSys;
     let cfg = crate::host::PreflightConfig {

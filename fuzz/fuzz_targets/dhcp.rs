@@ -29,7 +29,10 @@ thread_local! {
 fn tolerate_dhcproto(client: &mut DhcpClient, input: Input<'_>, now: Duration) -> Option<Action> {
     let fuzzer_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| l.file().to_string()).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| l.file().to_string())
+            .unwrap_or_default();
         PANIC_AT.with(|p| *p.borrow_mut() = Some((at, info.to_string())));
     }));
     let result = catch_unwind(AssertUnwindSafe(|| client.handle(input, now)));

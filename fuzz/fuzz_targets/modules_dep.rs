@@ -22,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    for line in dep.lines().chain(alias.lines()).chain(softdep.lines()).take(32) {
+    for line in dep
+        .lines()
+        .chain(alias.lines())
+        .chain(softdep.lines())
+        .take(32)
+    {
         names.extend(line.split([' ', ':', '/']).take(3).map(str::to_string));
     }
     for n in names.iter().filter(|n| !n.is_empty()).take(64) {
