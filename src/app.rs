@@ -171,7 +171,9 @@ fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
         if let Err(e) = host_prep(&plan.host, std::path::Path::new("/"), true) {
             crate::warn!(
                 "host preparation would fail: {}",
-                crate::error::Report(&e, e.hint()).to_string().trim_start_matches("error: ")
+                crate::error::Report(&e, e.hint())
+                    .to_string()
+                    .trim_start_matches("error: ")
             );
         }
     } else {
@@ -299,8 +301,8 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
 }
 
 /// The overall deadline of a join (`--timeout`).
-fn overall_timeout(_plan: &JoinPlan) -> Duration {
-    crate::deadline::DEFAULT_TIMEOUT
+fn overall_timeout(plan: &JoinPlan) -> Duration {
+    plan.timeout
 }
 
 /// Knobs of the post-discovery pipeline that tests shorten; `Default` is the binary's.

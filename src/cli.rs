@@ -63,6 +63,7 @@ KUBEJOIN FLAGS:
     --discovery-timeout DURATION                   bound of each cluster-info fetch loop (default 5m)
     --discovery-retry-interval DURATION            pause between cluster-info attempts (default 5s)
     --tls-bootstrap-timeout DURATION               bound of the wait for the CSR to be issued (default 5m)
+    --timeout DURATION                             overall deadline of the join, all phases included (default 10m)
     -v, --verbose                                  debug logging
 
 EXIT CODES:
@@ -223,6 +224,7 @@ struct JoinArgs {
     discovery_timeout: Option<String>,
     retry_interval: Option<String>,
     tls_bootstrap_timeout: Option<String>,
+    timeout: Option<String>,
     /// Only from `--config` (kubeadm has no flag for taints).
     taints: Vec<String>,
     cmdline_file: Option<PathBuf>,
@@ -351,6 +353,7 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             Long("discovery-timeout") => a.discovery_timeout = Some(text(p)?),
             Long("discovery-retry-interval") => a.retry_interval = Some(text(p)?),
             Long("tls-bootstrap-timeout") => a.tls_bootstrap_timeout = Some(text(p)?),
+            Long("timeout") => a.timeout = Some(text(p)?),
             Long("module") => a.modules.extend(list(text(p)?)),
             Long("sysctl") => {
                 let kv = text(p)?;
@@ -691,6 +694,14 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
             a.tls_bootstrap_timeout.as_deref(),
             Duration::from_secs(300),
         )?,
+        timeout: match dur(
+            "--timeout",
+            a.timeout.as_deref(),
+            crate::deadline::DEFAULT_TIMEOUT,
+        )? {
+            t if t.is_zero() => return Err(args_err("--timeout must be longer than 0")),
+            t => t,
+        },
         handoff,
         kubelet_path: a
             .kubelet_path

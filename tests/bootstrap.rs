@@ -806,6 +806,37 @@ async fn the_overall_deadline_cuts_the_approval_wait_and_names_the_phase() {
     assert_nothing_installed(t.path());
 }
 
+#[test]
+fn timeout_flag_sets_the_overall_deadline() {
+    let cp = start(Config::default());
+    let t = tempfile::tempdir().unwrap();
+    assert_eq!(plan(&cp, t.path(), &[]).timeout, Duration::from_secs(600));
+    assert_eq!(
+        plan(&cp, t.path(), &["--timeout", "90s"]).timeout,
+        Duration::from_secs(90)
+    );
+    assert_eq!(
+        plan(&cp, t.path(), &["--timeout=1h30m"]).timeout,
+        Duration::from_secs(5400)
+    );
+    for bad in ["0", "soon", "-1s"] {
+        let argv = [
+            "kubejoin",
+            "join",
+            &cp.endpoint(),
+            "--token",
+            &cp.token(),
+            "--discovery-token-ca-cert-hash",
+            &cp.signing_ca_pin(),
+            "--timeout",
+            bad,
+        ];
+        let e = kubejoin::cli::parse(argv.iter().map(Into::into)).unwrap_err();
+        assert_eq!(e.class(), Class::Usage, "{bad}: {e}");
+        assert!(e.to_string().contains("--timeout"), "{bad}: {e}");
+    }
+}
+
 #[tokio::test]
 async fn an_exhausted_deadline_stops_before_any_request() {
     let cp = start(Config::default());

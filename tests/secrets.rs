@@ -341,6 +341,27 @@ fn denied_and_timed_out_joins_print_no_secret() {
         "{}",
         all_output(&timed_out.out)
     );
+
+    // The overall deadline (--timeout) rather than the wait's own bound ends it.
+    let cp = start(Config {
+        approval: Approval::Manual,
+        ..Config::default()
+    });
+    let started = Instant::now();
+    let overall = scenario("overall timeout", &cp, &token, &["--timeout", "2s"], 5);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    overall.check();
+    let text = all_output(&overall.out);
+    assert!(
+        text.contains("gave up in wait-approval after ")
+            && text.contains("(overall deadline 2s)")
+            && text.contains("raise --timeout"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -522,6 +543,21 @@ fn usage_errors_never_echo_the_token() {
                 "--discovery-token-ca-cert-hash",
                 &pin,
                 "--tls-bootstrap-timeout",
+                "soon",
+                "--root",
+                r,
+            ],
+            "abcdef.0123456789abcdef",
+        ),
+        (
+            vec![
+                "join",
+                "127.0.0.1:6443",
+                "--token",
+                "abcdef.0123456789abcdef",
+                "--discovery-token-ca-cert-hash",
+                &pin,
+                "--timeout",
                 "soon",
                 "--root",
                 r,

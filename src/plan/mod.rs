@@ -43,6 +43,8 @@ pub struct JoinPlan {
     pub force: bool,
     /// Bound of the wait for the CSR to be approved and issued (default 5 m).
     pub tls_bootstrap_timeout: Duration,
+    /// Overall deadline of the join, every phase included (`--timeout`, default 10 m).
+    pub timeout: Duration,
     pub handoff: HandoffMode,
     /// The kubelet binary for `HandoffMode::Exec` (default `/usr/bin/kubelet`).
     pub kubelet_path: PathBuf,

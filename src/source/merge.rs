@@ -1094,7 +1094,8 @@ impl Settings {
             discovery: Options {
                 mode,
                 tls_bootstrap_token,
-                timeout: self.timeout.as_ref().map_or(five_min, |t| t.value),
+                // kubeadm's per-loop discovery bound; the overall deadline below caps it.
+                timeout: five_min,
                 retry_interval: Duration::from_secs(5),
             },
             node_name,
@@ -1112,6 +1113,11 @@ impl Settings {
                 .tls_bootstrap_timeout
                 .as_ref()
                 .map_or(five_min, |t| t.value),
+            // `kubejoin.timeout`: the overall deadline of the join (issue contract), not discovery's.
+            timeout: self
+                .timeout
+                .as_ref()
+                .map_or(crate::deadline::DEFAULT_TIMEOUT, |t| t.value),
             handoff,
             kubelet_path: PathBuf::from(
                 self.kubelet_path
@@ -2076,7 +2082,9 @@ mod tests {
             plan.discovery.tls_bootstrap_token.as_ref().map(|t| t.id()),
             Some("abcdef")
         );
-        assert_eq!(plan.discovery.timeout, Duration::from_secs(90));
+        // kubejoin.timeout is the overall deadline of the join; discovery keeps kubeadm's 5m loops.
+        assert_eq!(plan.timeout, Duration::from_secs(90));
+        assert_eq!(plan.discovery.timeout, Duration::from_secs(300));
         assert_eq!(plan.tls_bootstrap_timeout, Duration::from_secs(300));
         assert_eq!(
             plan.node_name.as_ref().map(|n| n.as_str()),
