@@ -61,6 +61,8 @@ struct Args {
     bin: PathBuf,
     out: PathBuf,
     vm_console: Option<PathBuf>,
+    /// How the VM of `vm_console` ran (`kvm`, `tcg`), when known.
+    vm_accel: Option<String>,
     sections: Vec<String>,
     /// Fleet nodes per unit of the control plane's max-in-flight cap.
     overload: usize,
@@ -71,7 +73,7 @@ struct Args {
 const USAGE: &str =
     "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
 [--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--vm-console PATH] \
-[--sections size,join,wire,fleet,vm]";
+[--vm-accel kvm|tcg] [--sections size,join,wire,fleet,vm]";
 
 fn parse_args() -> Result<Args, Error> {
     let mut a = Args {
@@ -81,6 +83,7 @@ fn parse_args() -> Result<Args, Error> {
         bin: PathBuf::from("target/dist/kubejoin"),
         out: PathBuf::from("target/bench/report.json"),
         vm_console: None,
+        vm_accel: None,
         sections: ["size", "join", "wire", "fleet", "vm"]
             .iter()
             .map(|s| s.to_string())
@@ -129,6 +132,7 @@ fn parse_args() -> Result<Args, Error> {
             "--bin" => a.bin = value("--bin")?.into(),
             "--out" => a.out = value("--out")?.into(),
             "--vm-console" => a.vm_console = Some(value("--vm-console")?.into()),
+            "--vm-accel" => a.vm_accel = Some(value("--vm-accel")?),
             "--sections" => {
                 a.sections = value("--sections")?
                     .split(',')
@@ -312,8 +316,20 @@ fn run(args: &Args) -> Result<bool, Error> {
         });
     }
     if want("vm") {
-        let console = vm::find_console(args.vm_console.as_deref());
+        let saved = args
+            .out
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("vm-console.log");
+        let console = vm::find_console(args.vm_console.as_deref(), &saved);
         report["vm"] = vm::measure(console.as_deref());
+        if report["vm"]["status"] == "measured" {
+            report["vm"]["accel"] = json!(args
+                .vm_accel
+                .as_deref()
+                .filter(|_| args.vm_console.is_some())
+                .unwrap_or("unknown (tcg unless KUBEJOIN_VM_ACCEL=kvm)"));
+        }
     }
     report["bench_wall_s"] = json!(stats::round2(started.elapsed().as_secs_f64()));
     report["loadavg_end"] = json!(loadavg());

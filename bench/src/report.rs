@@ -293,6 +293,17 @@ pub fn table(r: &Value) -> String {
         if v["status"] == "measured" {
             let _ = writeln!(
                 s,
+                "   from {} ({} old; qemu accel: {})",
+                v["console"].as_str().unwrap_or("?"),
+                match v["console_age_s"].as_u64() {
+                    Some(a) if a >= 3600 => format!("{} h", a / 3600),
+                    Some(a) => format!("{} min", a / 60),
+                    None => "?".into(),
+                },
+                v["accel"].as_str().unwrap_or("?")
+            );
+            let _ = writeln!(
+                s,
                 "   kernel -> /init {} ms; /init -> network up {} ms, -> discovery done {} ms, -> certificate issued {} ms, -> handoff {} ms",
                 f(&v["kernel_to_init_ms"], 0),
                 f(&v["init_to_network_up_ms"], 0),

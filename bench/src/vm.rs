@@ -6,11 +6,27 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// The console log to read: `explicit`, else the newest `join/console.log` of a kept VM test
-/// work directory (`KUBEJOIN_VM_KEEP=1 scripts/vm-test` keeps `/tmp/kubejoin-vmtest.*`).
-pub fn find_console(explicit: Option<&Path>) -> Option<PathBuf> {
-    if let Some(p) = explicit {
-        return Some(p.to_path_buf());
+/// work directory (`KUBEJOIN_VM_KEEP=1 scripts/vm-test` keeps `/tmp/kubejoin-vmtest.*`), else
+/// the copy an earlier benchmark saved as `saved` (reported with its age). A console found
+/// fresh is copied to `saved`, since kept work directories do not live long.
+pub fn find_console(explicit: Option<&Path>, saved: &Path) -> Option<PathBuf> {
+    let fresh = explicit.map(Path::to_path_buf).or_else(newest_kept);
+    match fresh {
+        Some(p) => {
+            if let Some(dir) = saved.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if std::fs::copy(&p, saved).is_ok() {
+                Some(saved.to_path_buf())
+            } else {
+                Some(p)
+            }
+        }
+        None => saved.exists().then(|| saved.to_path_buf()),
     }
+}
+
+fn newest_kept() -> Option<PathBuf> {
     let tmp = std::env::temp_dir();
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&tmp)
         .ok()?
@@ -44,7 +60,13 @@ pub fn measure(console: Option<&Path>) -> Value {
     else {
         return json!({ "status": "not run", "why": format!("no `kubejoin: timeline` line in {}", path.display()) });
     };
-    milestones(&t, path)
+    let mut v = milestones(&t, path);
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    v["console_age_s"] = json!(age.map(|a| a.as_secs()));
+    v
 }
 
 fn milestones(t: &Value, path: &Path) -> Value {
