@@ -73,9 +73,10 @@ pub async fn discover(
     };
     let data = fetch_signed(&insecure, &ctx, "insecure", opts).await?;
 
-    // Steps 2–3: the JWS over the exact bytes, the signed kubeconfig, the pin.
-    let v = verify_cluster_info(&data, endpoint, token, pins)?;
+    // Step 2: the JWS over the exact bytes; step 3: the signed kubeconfig's CA and the pin.
+    let kc = verify_jws(&data, endpoint, token)?;
     crate::info!("JWS signature of cluster-info from {url} is valid for token {token}");
+    let v = verify_signed_kubeconfig(kc, endpoint, pins)?;
     let credentials = BootstrapCredentials::Token(
         opts.tls_bootstrap_token
             .clone()
@@ -163,6 +164,17 @@ pub fn verify_cluster_info(
     token: &BootstrapToken,
     pins: &PinSet,
 ) -> Result<Verified, Error> {
+    let kc = verify_jws(data, endpoint, token)?;
+    verify_signed_kubeconfig(kc, endpoint, pins)
+}
+
+/// Step 2: the `kubeconfig` of `data`, if our token's detached JWS over its exact bytes is there
+/// and valid.
+pub fn verify_jws(
+    data: &BTreeMap<String, String>,
+    endpoint: &str,
+    token: &BootstrapToken,
+) -> Result<String, Error> {
     let id = token.id();
     let kc = match data.get(KUBECONFIG_KEY) {
         Some(kc) if !kc.is_empty() => kc.clone(),
@@ -187,6 +199,16 @@ pub fn verify_cluster_info(
             token_id: id.to_string(),
         });
     }
+    Ok(kc)
+}
+
+/// Step 3, on a kubeconfig whose JWS verified: its cluster, its CA bundle, and (when `pins` is
+/// not empty) a CA of the bundle matching a pin.
+pub fn verify_signed_kubeconfig(
+    kc: String,
+    endpoint: &str,
+    pins: &PinSet,
+) -> Result<Verified, Error> {
     let config = Kubeconfig::parse(&kc).map_err(|source| Error::ClusterInfoKubeconfig {
         endpoint: endpoint.to_string(),
         source,
