@@ -21,8 +21,14 @@ pub struct Options {
     pub bin: PathBuf,
     /// Measured runs (after two warm-up runs).
     pub runs: usize,
-    /// Scratch directory (temporary roots, logs).
+    /// Scratch directory (logs, files).
     pub work: PathBuf,
+    /// Where the measured joins' temporary roots go (a tmpfs when there is one: the figures are
+    /// kubejoin's, not a shared disk's fsync latency).
+    pub roots: PathBuf,
+    /// Where the roots of the on-disk series go (the durability cost on this machine's disk),
+    /// if that is another filesystem than `roots`.
+    pub disk_roots: Option<PathBuf>,
 }
 
 /// One finished join process.
@@ -212,6 +218,7 @@ fn split(run: &Run, reqs: &[&RequestRecord]) -> Option<Vec<f64>> {
 }
 
 /// `runs` joins (after `warmup` unmeasured ones) of nodes `{prefix}-{i}`, each into a fresh root.
+#[allow(clippy::too_many_arguments)]
 fn join_series(
     opts: &Options,
     cp: &Handle,
@@ -219,12 +226,13 @@ fn join_series(
     warmup: usize,
     runs: usize,
     env: &[(&str, &Path)],
+    roots: &Path,
 ) -> Result<Vec<Run>, Error> {
     let endpoint = cp.endpoint();
     let mut out = Vec::new();
     for i in 0..warmup + runs {
         let node = format!("{prefix}-{i}");
-        let root = opts.work.join(&node);
+        let root = roots.join(format!("kubejoin-bench-{}-{node}", std::process::id()));
         let log = opts.work.join(format!("{node}.log"));
         let args = join_args(cp, &endpoint, &node, &root);
         let run = run_join(&opts.bin, &args, &root, &log, env)?;
@@ -263,7 +271,7 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
     // program that exec'd into it: only trust it if nothing was reaped before the joins.
     let children_before = children_max_rss();
     let warmup = 2;
-    let runs = join_series(opts, cp, "bench", warmup, opts.runs, &[])?;
+    let runs = join_series(opts, cp, "bench", warmup, opts.runs, &[], &opts.roots)?;
     // The largest child's high-water mark: every child so far is a join.
     let rusage_max_rss_kib = children_max_rss().filter(|_| children_before == Some(0));
 
@@ -283,7 +291,14 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
         1,
         store_runs,
         &[("SSL_CERT_FILE", &ca), ("SSL_CERT_DIR", &empty)],
+        &opts.roots,
     )?;
+    // The same join with its root on this machine's disk: the fsyncs of the key and the
+    // install become real (and so does any other I/O load on that disk).
+    let on_disk = match &opts.disk_roots {
+        Some(dir) => join_series(opts, cp, "bench-disk", 1, store_runs, &[], dir)?,
+        None => Vec::new(),
+    };
 
     // Let the last watch streams be closed and counted.
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -376,6 +391,16 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
             "wall_ms": stats::summary(&small_walls),
             "first_request_ms": stats::summary(&first_request_ms(&all, &small_store)),
         },
+        "roots": opts.roots.display().to_string(),
+        "on_disk": {
+            "what": "the same join with its temporary root on the disk (real fsyncs)",
+            "roots": opts.disk_roots.as_ref().map(|d| d.display().to_string()),
+            "runs": on_disk.len(),
+            "wall_ms": stats::summary(&on_disk.iter().map(|r| r.wall_ms).collect::<Vec<_>>()),
+            "wall_excluding_approval_wait_ms": stats::summary(&excl_wait_of(&all, &on_disk)),
+            "key_csr_ms": stats::summary(&phase_ms(&on_disk, "csr")),
+            "install_ms": stats::summary(&phase_ms(&on_disk, "install")),
+        },
         "peak_rss": {
             "rusage_children_max_kib": rusage_max_rss_kib,
             "time_v_max_kib": time_v,
@@ -388,6 +413,20 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
         },
         "per_run": per_run,
     }))
+}
+
+/// Wall time minus the approval wait, per run that has a full split.
+fn excl_wait_of(all: &[RequestRecord], runs: &[Run]) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| split(r, &requests_of(all, r)).map(|s| r.wall_ms - s[6]))
+        .collect()
+}
+
+/// Durations of kubejoin's phase `name`, per run.
+fn phase_ms(runs: &[Run], name: &str) -> Vec<f64> {
+    runs.iter()
+        .filter_map(|r| r.phase(name).map(|(s, e)| e - s - 0.5))
+        .collect()
 }
 
 /// ru_maxrss of RUSAGE_CHILDREN (KiB): the largest reaped child's peak RSS.
@@ -426,7 +465,9 @@ fn time_v_rss(opts: &Options, cp: &Handle) -> Result<Option<u64>, Error> {
     let mut max = 0u64;
     for i in 0..5 {
         let node = format!("bench-time-{i}");
-        let root = opts.work.join(format!("time-{i}"));
+        let root = opts
+            .roots
+            .join(format!("kubejoin-bench-{}-time-{i}", std::process::id()));
         std::fs::create_dir_all(&root)
             .map_err(|e| err(format!("creating {}: {e}", root.display())))?;
         let out = Command::new(time)

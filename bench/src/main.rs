@@ -223,6 +223,8 @@ fn run(args: &Args) -> Result<bool, Error> {
         }
     };
 
+    // A tmpfs for the joins' roots, when the machine has one.
+    let tmpfs = Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir());
     // The join runs come first: until they are done every child of this process is a join,
     // which is what getrusage(RUSAGE_CHILDREN) relies on.
     if want("join") {
@@ -238,6 +240,8 @@ fn run(args: &Args) -> Result<bool, Error> {
                         bin: bin.clone(),
                         runs: args.runs,
                         work: work.clone(),
+                        roots: tmpfs.clone().unwrap_or_else(|| work.clone()),
+                        disk_roots: tmpfs.as_ref().map(|_| work.clone()),
                     },
                     &cp,
                 )
@@ -254,11 +258,7 @@ fn run(args: &Args) -> Result<bool, Error> {
     }
     if want("fleet") && !args.fleet.is_empty() {
         let nofile = fleet::raise_nofile(1 << 18);
-        let roots = if std::path::Path::new("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            work.clone()
-        };
+        let roots = tmpfs.clone().unwrap_or_else(|| work.clone());
         let crypto_n = args
             .fleet
             .iter()

@@ -150,7 +150,7 @@ pub fn table(r: &Value) -> String {
     if j.is_object() && j.get("error").is_none() {
         let _ = writeln!(
             s,
-            "\n2. Join latency ({} runs after {} warm-up; exec -> exit, handoff=none, fresh temp root; auto-approval, no delay)",
+            "\n2. Join latency ({} runs after {} warm-up; exec -> exit, handoff=none, fresh temporary root; auto-approval, no delay)",
             j["runs"], j["warmup_runs"]
         );
         let w = &j["wall_ms"];
@@ -179,6 +179,28 @@ pub fn table(r: &Value) -> String {
                 p["what"].as_str().unwrap_or("")
             );
         }
+        let d = &j["on_disk"];
+        if d["runs"].as_u64().unwrap_or(0) > 0 {
+            let _ = writeln!(
+                s,
+                "   roots on {} above; on the disk ({}, {} runs): median {} ms, excluding approval wait {} ms (key + CSR {} ms, install {} ms)",
+                j["roots"].as_str().unwrap_or("?"),
+                d["roots"].as_str().unwrap_or("?"),
+                d["runs"],
+                f(&d["wall_ms"]["median"], 1),
+                f(&d["wall_excluding_approval_wait_ms"]["median"], 1),
+                f(&d["key_csr_ms"]["median"], 1),
+                f(&d["install_ms"]["median"], 1)
+            );
+        }
+        let t = &j["one_certificate_trust_store"];
+        let _ = writeln!(
+            s,
+            "   with a one-certificate system trust store ({} runs): exec -> first request median {} ms, whole process median {} ms",
+            t["runs"],
+            f(&t["first_request_ms"]["median"], 1),
+            f(&t["wall_ms"]["median"], 1)
+        );
         let st = &j["process_start_ms"]["ms"];
         let _ = writeln!(
             s,

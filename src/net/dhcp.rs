@@ -291,7 +291,7 @@ impl DhcpClient {
     pub fn handle(&mut self, input: Input<'_>, now: Duration) -> Action {
         match input {
             Input::Timeout => self.timeout(now),
-            Input::Packet(bytes) => match Message::from_bytes(bytes) {
+            Input::Packet(bytes) => match decode_untrusted(bytes) {
                 Ok(msg) => self.packet(&msg, now),
                 // Not DHCP, or mangled: someone else's traffic on port 68.
                 Err(_) => Action::Wait,
@@ -518,8 +518,29 @@ pub async fn exchange(
     }
 }
 
+/// Decodes a datagram that anyone on the link may have sent. `dhcproto` asserts on some option
+/// lengths (80, 81, 94, 151–155 with a bad length: found by `fuzz/fuzz_targets/dhcp.rs`) and
+/// panics where debug assertions are on; a malformed packet must be ignored, never take down
+/// PID 1, so a panic inside the decoder counts as "not a DHCP packet".
+fn decode_untrusted(bytes: &[u8]) -> Result<Message, String> {
+    match std::panic::catch_unwind(|| Message::from_bytes(bytes)) {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("malformed DHCP options (decoder refused them)".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_zero_length_option_152_is_ignored_not_a_panic() {
+        // The fuzzer's crashing input: an OFFER whose option 152 has length 0.
+        let pkt = include_bytes!("../../fuzz/corpus/dhcp/seed-known-dhcproto-option152-len0");
+        // Whatever the decoder makes of it, the client's path returns instead of unwinding.
+        let outcome = std::panic::catch_unwind(|| super::decode_untrusted(pkt).is_ok());
+        assert!(outcome.is_ok());
+    }
+
     use super::*;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef];
