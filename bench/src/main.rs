@@ -17,6 +17,7 @@
 //! be taken at all.
 //!
 //! ```text
+//! kubejoin-bench --markdown [REPORT]     (the README's tables from a report)
 //! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] [--bin PATH]
 //!                [--overload K] [--naive-interval-ms MS] [--out PATH] [--vm-console PATH]
 //!                [--sections size,join,wire,fleet,vm]
@@ -160,6 +161,26 @@ fn parse_args() -> Result<Args, Error> {
 }
 
 fn main() -> ExitCode {
+    // `kubejoin-bench --markdown REPORT`: the README's tables from a report.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--markdown") {
+        let path = argv
+            .get(2)
+            .map_or("target/bench/report.json", String::as_str);
+        return match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(r) => {
+                print!("{}", report::markdown(&r));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kubejoin-bench: {path}: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

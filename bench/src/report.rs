@@ -354,6 +354,199 @@ pub fn table(r: &Value) -> String {
     s
 }
 
+/// The README's Performance tables, in Markdown, from a report.
+pub fn markdown(r: &Value) -> String {
+    let mut s = String::new();
+    let mib = |v: &Value| {
+        v.as_f64()
+            .map(|b| format!("{:.2} MiB", b / MIB))
+            .unwrap_or_else(|| "-".into())
+    };
+    let verdict = |name: &str| -> String {
+        r["budgets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["budget"].as_str().is_some_and(|b| b.starts_with(name)))
+            .map(|l| {
+                let unit = match l["unit"].as_str().unwrap_or("") {
+                    "requests" => String::new(),
+                    u => format!(" {u}"),
+                };
+                format!(
+                    "≤ {}{unit} | **{}**",
+                    l["limit"].as_f64().unwrap_or(0.0),
+                    l["verdict"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap_or_else(|| " | ".into())
+    };
+    let b = &r["binary"];
+    let j = &r["join"];
+    let _ = writeln!(s, "| Figure | Measured | Budget | |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| Binary, stripped static (x86_64 musl) | {} | {} |",
+        mib(&b["bytes"]),
+        verdict("binary size")
+    );
+    let _ = writeln!(
+        s,
+        "| … compressed: gzip -9 / zstd -19 | {} / {} | | |",
+        mib(&b["gzip_9_bytes"]),
+        mib(&b["zstd_19_bytes"])
+    );
+    let _ = writeln!(
+        s,
+        "| Join, whole process (exec → exit), median / p95 | {} / {} ms | | |",
+        f(&j["wall_ms"]["median"], 1),
+        f(&j["wall_ms"]["p95"], 1)
+    );
+    let _ = writeln!(
+        s,
+        "| Join excluding the approval wait, median (p95) | {} ms ({} ms) | {} |",
+        f(&j["wall_excluding_approval_wait_ms"]["median"], 1),
+        f(&j["wall_excluding_approval_wait_ms"]["p95"], 1),
+        verdict("join median")
+    );
+    let _ = writeln!(
+        s,
+        "| … with the root on this machine's disk (real fsyncs) | {} ms | | |",
+        f(
+            &j["on_disk"]["wall_excluding_approval_wait_ms"]["median"],
+            1
+        )
+    );
+    let _ = writeln!(
+        s,
+        "| Start-up: exec → first request, median | {} ms ({} ms without the host trust store) | | |",
+        f(&j["first_request_ms"]["median"], 1),
+        f(&j["one_certificate_trust_store"]["first_request_ms"]["median"], 1)
+    );
+    let rss = [
+        j["peak_rss"]["rusage_children_max_kib"].as_f64(),
+        j["peak_rss"]["time_v_max_kib"].as_f64(),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(f64::max);
+    let _ = writeln!(
+        s,
+        "| Peak RSS of the join process | {} | {} |",
+        rss.map(|k| format!("{:.1} MiB", k / 1024.0))
+            .unwrap_or_else(|| "-".into()),
+        verdict("peak RSS")
+    );
+    let _ = writeln!(
+        s,
+        "| Requests per join | {} | {} |",
+        f(&j["requests"]["per_join"]["max"], 0),
+        verdict("requests per join")
+    );
+    let w = &r["wire"];
+    let _ = writeln!(
+        s,
+        "| Bytes per join: HTTP bodies / TCP payload (TLS included) | {:.1} KB / {:.1} KB over {} connections | | |",
+        j["requests"]["body_bytes_per_join"]["median"]
+            .as_f64()
+            .unwrap_or(0.0)
+            / 1e3,
+        w["tcp_bytes_per_join"]["median"].as_f64().unwrap_or(0.0) / 1e3,
+        f(&w["tcp_connections_per_join"]["median"], 0)
+    );
+    for run in r["fleet"]["runs"].as_array().into_iter().flatten() {
+        if run["policy"] != "kubejoin" || run["overload"].as_f64().is_none_or(|o| o > 11.0) {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| Fleet of {} at 10× overload: amplification, failures | {} ×, {} | ≤ 1.2 ×, 0 | **{}** |",
+            run["nodes"],
+            f(&run["amplification"], 2),
+            run["failures"],
+            if run["amplification"].as_f64().is_some_and(|a| a <= 1.2)
+                && run["failures"].as_u64() == Some(0)
+            {
+                "PASS"
+            } else {
+                "OVER"
+            }
+        );
+    }
+    let v = &r["vm"];
+    if v["status"] == "measured" {
+        let _ = writeln!(
+            s,
+            "| VM boot (qemu {}): kernel → /init; /init → network up → discovery done → certificate → handoff | {} ms; {} → {} → {} → {} ms | | |",
+            match v["accel"].as_str() {
+                Some("kvm") => "KVM",
+                Some("tcg") => "TCG, software emulation",
+                _ => "TCG unless KUBEJOIN_VM_ACCEL=kvm",
+            },
+            f(&v["kernel_to_init_ms"], 0),
+            f(&v["init_to_network_up_ms"], 0),
+            f(&v["init_to_discovery_done_ms"], 0),
+            f(&v["init_to_certificate_issued_ms"], 0),
+            f(&v["init_to_handoff_ms"], 0)
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\nWhere the join's time goes (median / p95 ms, {} runs):\n",
+        j["runs"]
+    );
+    let _ = writeln!(s, "| Phase | median | p95 |");
+    let _ = writeln!(s, "|---|---:|---:|");
+    for p in j["phases"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} |",
+            p["what"].as_str().unwrap_or(""),
+            f(&p["ms"]["median"], 1),
+            f(&p["ms"]["p95"], 1)
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "\nFleet (all nodes started at once; 429 + `Retry-After: 1` beyond the cap):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| Nodes (at once) | Cap | Load | Policy | Wall | p50 / p99 per node | Requests (429s) | Amplification | Failures |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    for run in r["fleet"]["runs"].as_array().into_iter().flatten() {
+        if run.get("error").is_some() {
+            continue;
+        }
+        let secs = |v: &Value| {
+            v.as_f64()
+                .map(|m| format!("{:.1}", m / 1e3))
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            s,
+            "| {} ({}) | {} | {}× | {} | {} s | {} / {} s | {} ({}) | {} | {} |",
+            run["nodes"],
+            run["concurrent_nodes"],
+            run["cap"],
+            f(&run["overload"], 0),
+            run["policy"].as_str().unwrap_or(""),
+            secs(&run["wall_ms"]),
+            secs(&run["join_ms"]["median"]),
+            secs(&run["join_ms"]["p99"]),
+            run["requests"],
+            run["responses_429"],
+            f(&run["amplification"], 2),
+            run["failures"]
+        );
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,13 @@ pub fn find_console(explicit: Option<&Path>, saved: &Path) -> Option<PathBuf> {
                 let _ = std::fs::create_dir_all(dir);
             }
             if std::fs::copy(&p, saved).is_ok() {
+                // Keep the console's own time: the report gives its age.
+                if let Ok(t) = std::fs::metadata(&p).and_then(|m| m.modified()) {
+                    let _ = std::fs::File::options()
+                        .write(true)
+                        .open(saved)
+                        .and_then(|f| f.set_modified(t));
+                }
                 Some(saved.to_path_buf())
             } else {
                 Some(p)
