@@ -300,7 +300,8 @@ fn run(args: &Args) -> Result<bool, Error> {
             ] {
                 // Both ends of up to two connections per joining node live in this process, and a closed
                 // connection holds its descriptors until each side has noticed: 6 per node.
-                let concurrent = n.min((nofile.saturating_sub(2048) / 6).max(1) as usize);
+                let reserve = (nofile / 8).min(2048);
+                let concurrent = n.min((nofile.saturating_sub(reserve) / 6).max(1) as usize);
                 let opts = fleet::Options {
                     nodes: n,
                     concurrent,

@@ -587,5 +587,7 @@ mod tests {
         r["budgets"] = b;
         let t = table(&r);
         assert!(t.contains("OVER") && t.contains("PASS"), "{t}");
+        let m = markdown(&r);
+        assert!(m.contains("**OVER**") && m.contains("**PASS**"), "{m}");
     }
 }
