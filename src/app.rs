@@ -107,22 +107,7 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
             join(&plan).await
         }
         Command::HostPrep(h) => host_prep(&h.host, &h.root, h.dry_run).map(|_| ()),
-        Command::JoinFromSources(j) => {
-            let mut plan = plan_from_sources(&j.sources).await?;
-            plan.dry_run |= j.dry_run;
-            plan.force |= j.force;
-            if let Some(h) = j.handoff {
-                plan.handoff = h;
-            }
-            if let Some(k) = &j.kubelet_path {
-                plan.kubelet_path = k.clone();
-            }
-            if let Some(n) = &j.node_name {
-                plan.node_name = Some(n.clone());
-            }
-            prepare_host(&plan)?;
-            join(&plan).await
-        }
+        Command::JoinFromSources(j) => join_from_sources(&j, &load_options(&j.sources)).await,
         Command::Plan(args) => {
             let loaded = load_sources(&args).await?;
             let json = crate::source::merge::plan_json(&loaded.settings);
@@ -219,9 +204,12 @@ fn host_prep(
     Ok(Some(report))
 }
 
-fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOptions {
+/// The boot sources of `kubejoin join`/`plan` as the command line names them. On this machine
+/// (`--root /`) an OpenStack config drive is mounted for real (read-only, and unmounted again);
+/// replays (`--metadata-dir`) never mount anything.
+pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOptions {
     use crate::source::merge::{LoadOptions, MetadataAccess};
-    let mut opts = LoadOptions::new(crate::root::Root::new(&args.root));
+    let mut opts = LoadOptions::live(crate::root::Root::new(&args.root));
     opts.cmdline_file = args.cmdline_file.clone();
     opts.config_file = args.config.clone();
     if let Some(dir) = &args.metadata_dir {
@@ -234,9 +222,18 @@ fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOpti
 pub async fn load_sources(
     args: &crate::cli::SourceArgs,
 ) -> Result<crate::source::merge::Loaded, Error> {
-    let loaded = crate::source::merge::load(&load_options(args)).await?;
+    load_sources_with(&load_options(args)).await
+}
+
+async fn load_sources_with(
+    opts: &crate::source::merge::LoadOptions,
+) -> Result<crate::source::merge::Loaded, Error> {
+    let loaded = crate::source::merge::load(opts).await?;
     for w in &loaded.settings.warnings {
         crate::warn!("{w}");
+    }
+    for c in &loaded.settings.conflicts {
+        crate::info!("sources: {c}");
     }
     Ok(loaded)
 }
@@ -245,6 +242,33 @@ pub async fn load_sources(
 pub async fn plan_from_sources(args: &crate::cli::SourceArgs) -> Result<JoinPlan, Error> {
     let loaded = load_sources(args).await?;
     loaded.settings.to_plan(&args.root).map_err(Error::Settings)
+}
+
+/// `kubejoin join` without discovery flags: the plan of the boot sources `opts` describes
+/// (normally [`load_options`] of `j.sources`; tests point the metadata at a loopback server),
+/// with the flags that were given on top, then host preparation and the join.
+pub async fn join_from_sources(
+    j: &crate::cli::SourcesJoin,
+    opts: &crate::source::merge::LoadOptions,
+) -> Result<(), Error> {
+    let loaded = load_sources_with(opts).await?;
+    let mut plan = loaded
+        .settings
+        .to_plan(&j.sources.root)
+        .map_err(Error::Settings)?;
+    plan.dry_run |= j.dry_run;
+    plan.force |= j.force;
+    if let Some(h) = j.handoff {
+        plan.handoff = h;
+    }
+    if let Some(k) = &j.kubelet_path {
+        plan.kubelet_path = k.clone();
+    }
+    if let Some(n) = &j.node_name {
+        plan.node_name = Some(n.clone());
+    }
+    prepare_host(&plan)?;
+    join(&plan).await
 }
 
 fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {

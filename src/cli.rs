@@ -714,6 +714,8 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
             keep_swap: a.keep_swap,
             ..crate::host::HostConfig::default()
         },
+        // Flags join a running machine, whose network is already up.
+        network: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! [`JoinPlan`] that the CLI (and later the kernel command line and metadata) produce.
 
 pub mod duration;
+pub mod network;
 pub mod node_name;
 pub mod pin;
 pub mod token;
@@ -54,4 +55,8 @@ pub struct JoinPlan {
     pub ignore_preflight_errors: Vec<String>,
     /// Host preparation (modules, sysctls, swap) run before discovery when the node is this host.
     pub host: crate::host::HostConfig,
+    /// How the network is brought up, when a boot source described it (`ip=` or a
+    /// KubejoinConfiguration's `network`). PID-1 mode applies it before discovery; on a running
+    /// machine the network is already up and this is only reported.
+    pub network: Option<network::NetworkPlan>,
 }

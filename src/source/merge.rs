@@ -28,6 +28,7 @@ use crate::cli::{validate_endpoint, UsageError};
 use crate::discovery::{Mode, Options};
 use crate::error::{Class, Classify};
 use crate::plan::duration;
+use crate::plan::network::{NetworkPlan, NetworkSpec};
 use crate::plan::node_name::NodeName;
 use crate::plan::pin::{CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
@@ -36,13 +37,14 @@ use crate::root::Root;
 use crate::source::cmdline::{Cmdline, CmdlineError};
 use crate::source::joinconfig::{self, ConfigError, ConfigFile, DiscoveryMethod};
 use crate::source::metadata::http::{HttpTransport, Retry, Timeouts, Tls, Transport};
-use crate::source::metadata::openstack::{find_config_drive, ConfigDriveMount};
+use crate::source::metadata::openstack::{self, find_config_drive, DriveData};
 use crate::source::metadata::recorded::RecordedMetadata;
 use crate::source::metadata::url::{UrlProvider, Vars};
 use crate::source::metadata::userdata::{self, Document, UserDataError};
 use crate::source::metadata::{
     self, dmi::Dmi, Context, Endpoints, MetadataError, Platform, Provider, UserData, MAX_USER_DATA,
 };
+use crate::sys::configdrive::DriveSys;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
@@ -387,6 +389,9 @@ pub struct Values {
     /// Discovery timeout (kubeadm's `discovery.timeout`).
     pub timeout: Option<Duration>,
     pub tls_bootstrap_timeout: Option<Duration>,
+    /// How to bring the network up: the command line's `ip=` parameters, or a
+    /// KubejoinConfiguration's `network`. Taken whole from the highest layer that has one.
+    pub network: Option<NetworkSpec>,
 }
 
 /// Values a layer can compare and show (redacted) in conflicts and `kubejoin plan`.
@@ -443,6 +448,15 @@ impl Shown for ConfigPin {
 }
 
 impl Shown for IpAddr {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+impl Shown for NetworkSpec {
     fn shown(&self) -> String {
         self.to_string()
     }
@@ -742,6 +756,7 @@ pub struct Settings {
     pub on_failure: Option<Sourced<String>>,
     pub timeout: Option<Sourced<Duration>>,
     pub tls_bootstrap_timeout: Option<Sourced<Duration>>,
+    pub network: Option<Sourced<NetworkSpec>>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
 }
@@ -886,6 +901,7 @@ pub fn merge(layers: &[Layer]) -> Settings {
             |v| v.tls_bootstrap_timeout.as_ref(),
             c,
         ),
+        network: pick("network", l, |v| v.network.as_ref(), c),
         conflicts: Vec::new(),
         warnings: Vec::new(),
     };
@@ -1143,6 +1159,10 @@ impl Settings {
                 sysctls: self.sysctls.iter().map(|s| s.value.clone()).collect(),
                 ..crate::host::HostConfig::default()
             },
+            network: self.network.as_ref().map(|n| NetworkPlan {
+                spec: n.value.clone(),
+                source: n.source.to_string(),
+            }),
         })
     }
 }
@@ -1233,6 +1253,12 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
         "tls-bootstrap-timeout",
         &s.tls_bootstrap_timeout,
     );
+    if let Some(n) = &s.network {
+        values.insert(
+            "network".into(),
+            serde_json::json!({ "value": n.value.to_json(), "source": n.source.to_string() }),
+        );
+    }
 
     let conflicts: Vec<serde_json::Value> = s
         .conflicts
@@ -1349,6 +1375,7 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
         v.timeout = k.timeout.or(v.timeout);
         v.tls_bootstrap_timeout = k.tls_bootstrap_timeout.or(v.tls_bootstrap_timeout);
         v.kubelet_args.extend(k.kubelet_args.iter().cloned());
+        v.network = k.network.clone().map(NetworkSpec::Config);
     }
     (v, cf.warnings.clone())
 }
@@ -1392,7 +1419,7 @@ impl MetadataAccess {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// The node's filesystem (`/proc/cmdline`, `/sys/class/dmi/id`, `/etc/kubejoin.yaml`, the
-    /// config drive's `/dev/disk/by-label/config-2` are read under it).
+    /// config drive's `/dev/disk/by-label/config-2` or `/sys/class/block` are read under it).
     pub root: Root,
     /// `--cmdline-file FILE`: a recorded command line instead of `/proc/cmdline`.
     pub cmdline_file: Option<PathBuf>,
@@ -1400,21 +1427,36 @@ pub struct LoadOptions {
     /// [`DEFAULT_CONFIG_FILE`] is read under the root when it exists.
     pub config_file: Option<PathBuf>,
     pub metadata: MetadataAccess,
-    /// Mounts an OpenStack config drive; without it the metadata service is used.
-    pub config_drive: Option<Arc<dyn ConfigDriveMount>>,
+    /// Mounts an OpenStack config drive; without it the drive is not read (a warning says so)
+    /// and the metadata service is used.
+    pub config_drive: Option<Arc<dyn DriveSys>>,
     /// The image defaults (lowest layer).
     pub defaults: Values,
 }
 
 impl LoadOptions {
+    /// Options that never mount anything (tests, replays, roots other than this machine's).
     pub fn new(root: Root) -> Self {
         Self {
             root,
             cmdline_file: None,
+            config_drive: None,
             config_file: None,
             metadata: MetadataAccess::live(),
-            config_drive: None,
             defaults: Values::builtin_defaults(),
+        }
+    }
+
+    /// The options of a live boot of this machine: like [`LoadOptions::new`], plus the real
+    /// config-drive mount when `root` is this machine's `/` (mounting a device found under
+    /// another root would mount the wrong machine's disk).
+    pub fn live(root: Root) -> Self {
+        let drive: Option<Arc<dyn DriveSys>> = root
+            .is_host()
+            .then(|| Arc::new(crate::sys::configdrive::RealDriveSys) as Arc<dyn DriveSys>);
+        Self {
+            config_drive: drive,
+            ..Self::new(root)
         }
     }
 }
@@ -1591,7 +1633,7 @@ fn detect_platform(opts: &LoadOptions) -> Option<Platform> {
     }
 }
 
-/// Builds providers for one boot (transport per platform, config drive mounted on demand).
+/// Builds providers for one boot (transport per platform).
 struct Providers<'a> {
     opts: &'a LoadOptions,
 }
@@ -1628,37 +1670,19 @@ impl Providers<'_> {
         }
     }
 
+    /// The provider of `platform`; `drive` is what was read from an OpenStack config drive.
     fn provider(
         &self,
         platform: Platform,
-        warnings: &mut Vec<String>,
+        drive: Option<Arc<DriveData>>,
     ) -> Result<Box<dyn Provider>, MetadataError> {
         let (transport, endpoints, retry) =
             self.transport(platform, platform == Platform::Equinix)?;
-        let mut config_drive = None;
-        let live = matches!(self.opts.metadata, MetadataAccess::Live { .. });
-        if platform == Platform::OpenStack && live {
-            if let Some(device) = find_config_drive(&self.opts.root) {
-                match &self.opts.config_drive {
-                    Some(m) => match m.mount(&device) {
-                        Ok(dir) => config_drive = Some(dir),
-                        Err(e) => warnings.push(format!(
-                            "mounting the config drive {}: {e}; using the metadata service",
-                            device.display()
-                        )),
-                    },
-                    None => warnings.push(format!(
-                        "found the config drive {} but cannot mount it here; using the metadata service",
-                        device.display()
-                    )),
-                }
-            }
-        }
         let ctx = Context {
             transport,
             endpoints,
             retry,
-            config_drive,
+            config_drive: drive.filter(|_| platform == Platform::OpenStack),
         };
         metadata::provider(platform, &ctx).ok_or(MetadataError::Client {
             provider: platform,
@@ -1679,6 +1703,40 @@ impl Providers<'_> {
     }
 }
 
+/// The OpenStack config drive, read into memory and unmounted again, when this is a live boot
+/// on OpenStack that has one. Failures are warnings: the metadata service is the fallback.
+fn read_drive(opts: &LoadOptions, warnings: &mut Vec<String>) -> Option<Arc<DriveData>> {
+    if !matches!(opts.metadata, MetadataAccess::Live { .. }) {
+        return None;
+    }
+    let (device, kind) = find_config_drive(&opts.root)?;
+    let Some(sys) = &opts.config_drive else {
+        warnings.push(format!(
+            "found the config drive {} but cannot mount it here; using the metadata service",
+            device.display()
+        ));
+        return None;
+    };
+    let dir = match opts.root.join(openstack::MOUNT_DIR) {
+        Ok(d) => d,
+        Err(e) => {
+            warnings.push(format!("config drive {}: {e}", device.display()));
+            return None;
+        }
+    };
+    match openstack::read_config_drive(&**sys, &device, &dir, kind) {
+        Ok(d) => Some(Arc::new(d)),
+        Err(e) => {
+            let chain = crate::error::Report(&e, None).to_string();
+            warnings.push(format!(
+                "{}; using the metadata service",
+                chain.trim_start_matches("error: ").replace('\n', " ")
+            ));
+            None
+        }
+    }
+}
+
 fn is_no_user_data(e: &MetadataError) -> bool {
     matches!(
         e,
@@ -1688,21 +1746,92 @@ fn is_no_user_data(e: &MetadataError) -> bool {
     )
 }
 
-/// Gathers one boot's layers and merges them (see the module docs for the precedence).
-///
-/// * The kernel command line is always read (`--cmdline-file` or `/proc/cmdline`).
-/// * `kubejoin.config=/path` reads that file (under the root), `=https://…` fetches it (the
-///   generic URL provider), `=metadata` reads the platform's user-data. Without it, the local
-///   config file is read when there is one.
-/// * The platform is `kubejoin.platform` (`none` disables metadata), else DMI detection. Its
-///   user-data is fetched when `kubejoin.platform` names it, or when no higher layer says how to
-///   discover the cluster; a missing user-data is then an error, except when `kubejoin.platform`
-///   merely names the platform and another layer already has discovery (a warning).
-/// * `kubejoin.config.sha256` is checked against the first document loaded, before parsing; a
-///   mismatch refuses it, and a pin that checked nothing is an error.
-/// * Missing node name or node IP are taken from the provider (failures are warnings: the
-///   hostname fallback still works).
-pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+/// The sources that need no network, read before the network comes up (PID-1 mode brings the
+/// network up from them): the kernel command line, a local config file, and an OpenStack config
+/// drive. Made by [`load_local`], finished by [`load_remote`].
+#[derive(Debug, Clone)]
+pub struct Local {
+    cmdline: Cmdline,
+    config: Option<String>,
+    pin: Option<ConfigPin>,
+    pin_used: bool,
+    layers: Vec<Layer>,
+    warnings: Vec<String>,
+    platform: Option<Platform>,
+    explicit_platform: bool,
+    drive: Option<Arc<DriveData>>,
+    /// The platform's user-data was already read (from the config drive).
+    user_data_read: bool,
+}
+
+impl Local {
+    /// The whole command line.
+    pub fn cmdline(&self) -> &Cmdline {
+        &self.cmdline
+    }
+
+    /// The local layers merged (no defaults, no metadata service): what the network stage
+    /// needs.
+    pub fn settings(&self) -> Settings {
+        let mut s = merge(&self.layers);
+        s.warnings = self.warnings.clone();
+        s
+    }
+
+    /// The metadata platform in use, if any.
+    pub fn platform(&self) -> Option<Platform> {
+        self.platform
+    }
+
+    /// Whether an OpenStack config drive was read.
+    pub fn has_config_drive(&self) -> bool {
+        self.drive.is_some()
+    }
+}
+
+/// The kernel command line's network parameters (`ip=`), as a network description.
+fn cmdline_network(cmdline: &Cmdline) -> Option<NetworkSpec> {
+    let ip: Vec<String> = cmdline
+        .all("ip")
+        .map(|p| match &p.value {
+            Some(v) => format!("ip={v}"),
+            None => "ip".to_string(),
+        })
+        .collect();
+    (!ip.is_empty()).then_some(NetworkSpec::Cmdline(ip))
+}
+
+/// The config drive's user-data as a layer. `required`: a drive without user-data is an error
+/// (nothing else says how to join), else a warning.
+fn drive_layer(
+    drive: &DriveData,
+    required: bool,
+    pin: Option<ConfigPin>,
+    pin_used: &mut bool,
+    layers: &mut Vec<Layer>,
+    warnings: &mut Vec<String>,
+) -> Result<(), LoadError> {
+    match drive.user_data() {
+        Ok(ud) => {
+            check_pin(pin, pin_used, &ud.location, &ud.bytes)?;
+            layers.push(document_layer(
+                &ud.bytes,
+                Source::Metadata(Platform::OpenStack),
+                &ud.location,
+                warnings,
+            )?);
+        }
+        Err(e) if !required && is_no_user_data(&e) => {
+            warnings.push(format!("{e}; using the other sources"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Reads the local sources (see [`Local`]; the rules are [`load`]'s). Nothing here uses the
+/// network.
+pub fn load_local(opts: &LoadOptions) -> Result<Local, LoadError> {
     let cmdline = match &opts.cmdline_file {
         Some(p) => Cmdline::read_file(p)?,
         None => Cmdline::read(&opts.root)?,
@@ -1713,11 +1842,11 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .iter()
         .map(|w| format!("cmdline: {w}"))
         .collect();
-    let cmd = kj.values;
+    let mut cmd = kj.values;
+    cmd.network = cmdline_network(&cmdline);
     let pin = cmd.config_sha256;
     let mut pin_used = false;
     let mut layers = vec![Layer::new(Source::Cmdline, cmd.clone())];
-    let providers = Providers { opts };
 
     let explicit_platform = cmd
         .platform
@@ -1729,7 +1858,11 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         Some(_) => explicit_platform,
         None => detect_platform(opts),
     };
-    let mut provider: Option<Box<dyn Provider>> = None;
+    let drive = match platform {
+        Some(Platform::OpenStack) => read_drive(opts, &mut warnings),
+        _ => None,
+    };
+    let mut user_data_read = false;
 
     match cmd.config.as_deref() {
         Some(path) if path.starts_with('/') => {
@@ -1746,28 +1879,16 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                 &mut warnings,
             )?);
         }
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            let p = providers.url(url, pin.is_some())?;
-            let ud = p.user_data().await?;
-            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
-            layers.push(document_layer(
-                &ud.bytes,
-                Source::Metadata(Platform::Url),
-                &ud.location,
-                &mut warnings,
-            )?);
-        }
+        // A URL is fetched once the network is up.
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {}
         Some(_) => {
-            let plat = platform.ok_or(LoadError::NoPlatform)?;
-            let p = provider.insert(providers.provider(plat, &mut warnings)?);
-            let ud: UserData = p.user_data().await?;
-            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
-            layers.push(document_layer(
-                &ud.bytes,
-                Source::Metadata(plat),
-                &ud.location,
-                &mut warnings,
-            )?);
+            if platform.is_none() {
+                return Err(LoadError::NoPlatform);
+            }
+            if let Some(d) = &drive {
+                drive_layer(d, true, pin, &mut pin_used, &mut layers, &mut warnings)?;
+                user_data_read = true;
+            }
         }
         None => {
             let local = match &opts.config_file {
@@ -1791,9 +1912,87 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                 )?);
             }
             let has_discovery = layers.iter().any(|l| l.values.has_discovery());
-            if let Some(plat) = platform {
+            if let Some(d) = &drive {
                 if explicit_platform.is_some() || !has_discovery {
-                    let p = provider.insert(providers.provider(plat, &mut warnings)?);
+                    drive_layer(
+                        d,
+                        !has_discovery,
+                        pin,
+                        &mut pin_used,
+                        &mut layers,
+                        &mut warnings,
+                    )?;
+                }
+                // The drive answered (or had nothing): the metadata service is not asked.
+                user_data_read = true;
+            }
+        }
+    }
+    Ok(Local {
+        cmdline,
+        config: cmd.config.clone(),
+        pin,
+        pin_used,
+        layers,
+        warnings,
+        platform,
+        explicit_platform: explicit_platform.is_some(),
+        drive,
+        user_data_read,
+    })
+}
+
+/// Finishes what [`load_local`] started, once the network is up: a config URL, the platform's
+/// user-data from its metadata service, the node name and address the provider reports; then
+/// the image defaults and the merge.
+pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, LoadError> {
+    let Local {
+        cmdline,
+        config,
+        pin,
+        mut pin_used,
+        mut layers,
+        mut warnings,
+        platform,
+        explicit_platform,
+        drive,
+        user_data_read,
+    } = local;
+    let providers = Providers { opts };
+    let mut provider: Option<Box<dyn Provider>> = None;
+
+    match config.as_deref() {
+        Some(path) if path.starts_with('/') => {}
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            let p = providers.url(url, pin.is_some())?;
+            let ud = p.user_data().await?;
+            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
+            layers.push(document_layer(
+                &ud.bytes,
+                Source::Metadata(Platform::Url),
+                &ud.location,
+                &mut warnings,
+            )?);
+        }
+        Some(_) if !user_data_read => {
+            let plat = platform.ok_or(LoadError::NoPlatform)?;
+            let p = provider.insert(providers.provider(plat, drive.clone())?);
+            let ud: UserData = p.user_data().await?;
+            check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
+            layers.push(document_layer(
+                &ud.bytes,
+                Source::Metadata(plat),
+                &ud.location,
+                &mut warnings,
+            )?);
+        }
+        Some(_) => {}
+        None if user_data_read => {}
+        None => {
+            let has_discovery = layers.iter().any(|l| l.values.has_discovery());
+            if let Some(plat) = platform {
+                if explicit_platform || !has_discovery {
+                    let p = provider.insert(providers.provider(plat, drive.clone())?);
                     match p.user_data().await {
                         Ok(ud) => {
                             check_pin(pin, &mut pin_used, &ud.location, &ud.bytes)?;
@@ -1823,7 +2022,7 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         if so_far.node_name.is_none() || so_far.node_ip.is_none() {
             let p = match provider.take() {
                 Some(p) => Ok(p),
-                None => providers.provider(plat, &mut warnings),
+                None => providers.provider(plat, drive.clone()),
             };
             let facts = match p {
                 Ok(p) => p.node_facts().await,
@@ -1857,6 +2056,29 @@ pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         cmdline,
         platform,
     })
+}
+
+/// Gathers one boot's layers and merges them (see the module docs for the precedence):
+/// [`load_local`], then [`load_remote`].
+///
+/// * The kernel command line is always read (`--cmdline-file` or `/proc/cmdline`); its `ip=`
+///   parameters are its description of the network.
+/// * `kubejoin.config=/path` reads that file (under the root), `=https://…` fetches it (the
+///   generic URL provider), `=metadata` reads the platform's user-data. Without it, the local
+///   config file is read when there is one.
+/// * The platform is `kubejoin.platform` (`none` disables metadata), else DMI detection. Its
+///   user-data is fetched when `kubejoin.platform` names it, or when no higher layer says how to
+///   discover the cluster; a missing user-data is then an error, except when `kubejoin.platform`
+///   merely names the platform and another layer already has discovery (a warning).
+/// * On OpenStack, a config drive (label `config-2`) answers instead of the metadata service:
+///   it is mounted read-only, read into memory and unmounted before anything else happens, so
+///   its user-data counts among the local sources.
+/// * `kubejoin.config.sha256` is checked against the first document loaded, before parsing; a
+///   mismatch refuses it, and a pin that checked nothing is an error.
+/// * Missing node name or node IP are taken from the provider (failures are warnings: the
+///   hostname fallback still works).
+pub async fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    load_remote(opts, load_local(opts)?).await
 }
 
 #[cfg(test)]

@@ -213,8 +213,12 @@ pub enum MetadataError {
         #[source]
         source: std::io::Error,
     },
-    #[error("no user-data: provider {provider} has no {path} on the config drive")]
-    NoUserDataFile { provider: Platform, path: PathBuf },
+    #[error("no user-data: provider {provider} has no {path} on the config drive {device}")]
+    NoUserDataFile {
+        provider: Platform,
+        path: PathBuf,
+        device: PathBuf,
+    },
     #[error("provider url: cannot substitute ${{{var}}} in the config URL {url}: {reason}")]
     Substitution {
         var: String,
@@ -477,8 +481,8 @@ pub struct Context {
     pub transport: Arc<dyn Transport>,
     pub endpoints: Endpoints,
     pub retry: Retry,
-    /// The mounted OpenStack config drive (`config-2`), when there is one.
-    pub config_drive: Option<PathBuf>,
+    /// What was read from the OpenStack config drive (`config-2`), when there is one.
+    pub config_drive: Option<Arc<openstack::DriveData>>,
 }
 
 /// One row of the dispatch table.
