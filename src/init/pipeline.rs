@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub const STAGES: &[&str] = &[
     "host-prep",
     "sysroot",
+    // Before the network: the sources that need none (they may say how to bring it up).
+    "local-sources",
     "network",
     "sources",
     "discovery",

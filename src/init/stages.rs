@@ -14,12 +14,14 @@ use crate::discovery::{self, Discovered};
 use crate::error::Class;
 use crate::host::{self, HostConfig};
 use crate::net;
+use crate::plan::network::NetworkSpec;
 use crate::plan::{HandoffMode, JoinPlan};
 use crate::root::Root;
-use crate::source::merge;
+use crate::source::joinconfig::{self, Addressing};
+use crate::source::merge::{self, Sourced};
 use crate::sys::host::RealHostSys;
 use crate::sys::init::InitSys;
-use crate::sys::net::RealNetSys;
+use crate::sys::net::{NetSys, RealNetSys};
 use crate::sys::Sys;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -36,6 +38,13 @@ pub struct NodeBoot<'a> {
     kernel_to_init: Option<Duration>,
     tee: Option<Tee>,
     cmdline: String,
+    /// Where the boot sources are read (the initramfs' `/`, the real config-drive mount).
+    sources: merge::LoadOptions,
+    /// The network seam and the root `/etc/resolv.conf` is written under.
+    net: Box<dyn NetSys>,
+    net_root: Root,
+    /// The sources read before the network (kept for the `sources` stage and its retries).
+    local: Option<merge::Local>,
     plan: Option<JoinPlan>,
     discovered: Option<Discovered>,
     joined: Option<Joined>,
@@ -45,6 +54,7 @@ impl std::fmt::Debug for NodeBoot<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeBoot")
             .field("handoff", &self.cfg.handoff)
+            .field("local_sources", &self.local.is_some())
             .field("planned", &self.plan.is_some())
             .field("discovered", &self.discovered.is_some())
             .field("joined", &self.joined.is_some())
@@ -72,10 +82,33 @@ impl<'a> NodeBoot<'a> {
             kernel_to_init,
             tee,
             cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
+            sources: merge::LoadOptions::live(Root::new("/")),
+            net: Box::new(RealNetSys::new(Root::new("/"))),
+            net_root: Root::new("/"),
+            local: None,
             plan: None,
             discovered: None,
             joined: None,
         }
+    }
+
+    /// Replaces where the sources are read and the network seam (tests: a temporary root, a
+    /// recording fake of the network, metadata on loopback).
+    pub fn with_environment(
+        mut self,
+        sources: merge::LoadOptions,
+        net: Box<dyn NetSys>,
+        net_root: Root,
+    ) -> Self {
+        self.sources = sources;
+        self.net = net;
+        self.net_root = net_root;
+        self
+    }
+
+    /// The join plan, once the sources stage made it.
+    pub fn plan_made(&self) -> Option<&JoinPlan> {
+        self.plan.as_ref()
     }
 
     /// The log copy, for the caller to finish once the stages are over.
@@ -130,37 +163,44 @@ impl<'a> NodeBoot<'a> {
         Ok(Done::Ok)
     }
 
-    async fn network(&mut self) -> Result<Done, Failure> {
-        let cfg = net::NetConfig::from_cmdline(&super::config::split(&self.cmdline))
-            .map_err(|e| Failure::from_error("network", &e))?;
-        let root = Root::new("/");
-        let sys = RealNetSys::new(root.clone());
-        let report = net::bring_up(&cfg, &root, &sys)
-            .await
-            .map_err(|e| Failure::from_error("network", &e))?;
-        if report.disabled {
-            return Ok(Done::Skipped("ip=off: only loopback is up".into()));
-        }
-        for (link, c) in report.configured() {
-            let how = match c.source {
-                net::Source::Static => "static (ip=)".to_string(),
-                net::Source::Dhcp { server } => format!(
-                    "DHCP lease from {server}{}",
-                    c.lease_secs.map(|s| format!(", {s}s")).unwrap_or_default()
-                ),
-            };
-            crate::info!(
-                "network: {link} {}/{}{} ({how})",
-                c.address,
-                c.prefix_len,
-                c.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
-            );
-        }
+    /// The sources that need no network: the kernel command line, a local config file
+    /// (`/etc/kubejoin.yaml`, `kubejoin.config=/path`) and an OpenStack config drive. Read now so
+    /// the network stage can use their `network`; metadata comes after the network.
+    async fn local_sources(&mut self) -> Result<Done, Failure> {
+        let local =
+            merge::load_local(&self.sources).map_err(|e| Failure::from_error("sources", &e))?;
+        let settings = local.settings();
+        crate::info!(
+            "local sources with join data: {}{}; network: {}",
+            settings_layers(&settings),
+            if local.has_config_drive() {
+                " (config drive read and unmounted)"
+            } else {
+                ""
+            },
+            settings
+                .network
+                .as_ref()
+                .map(|n| format!("{} from {}", n.value, n.source))
+                .unwrap_or_else(|| "not described (DHCP on every physical link)".into())
+        );
+        self.local = Some(local);
         Ok(Done::Ok)
     }
 
+    async fn network(&mut self) -> Result<Done, Failure> {
+        let network = self.local.as_ref().and_then(|l| l.settings().network);
+        bring_up_network(
+            &super::config::split(&self.cmdline),
+            network.as_ref(),
+            &self.net_root,
+            &*self.net,
+        )
+        .await
+    }
+
     async fn sources(&mut self) -> Result<Done, Failure> {
-        let plan = load_plan(&merge::LoadOptions::new(Root::new("/")), &self.root()).await?;
+        let plan = load_plan_after(&self.sources, self.local.clone(), &self.root()).await?;
         self.plan = Some(plan);
         Ok(Done::Ok)
     }
@@ -273,6 +313,7 @@ impl Boot for NodeBoot<'_> {
         match name {
             "host-prep" => self.host_prep().await,
             "sysroot" => self.sysroot().await,
+            "local-sources" => self.local_sources().await,
             "network" => self.network().await,
             "sources" => self.sources().await,
             "discovery" => self.discovery().await,
@@ -287,13 +328,145 @@ impl Boot for NodeBoot<'_> {
     }
 }
 
+/// The layers that gave join data or a network, for the log (`cmdline, file:/etc/kubejoin.yaml`).
+fn settings_layers(s: &merge::Settings) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for src in [
+        s.endpoint.as_ref().map(|v| &v.source),
+        s.token.as_ref().map(|v| &v.source),
+        s.discovery_file.as_ref().map(|v| &v.source),
+        s.node_name.as_ref().map(|v| &v.source),
+        s.network.as_ref().map(|v| &v.source),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let t = src.to_string();
+        if !seen.contains(&t) {
+            seen.push(t);
+        }
+    }
+    if seen.is_empty() {
+        "none".into()
+    } else {
+        seen.join(", ")
+    }
+}
+
+/// The network configuration of the boot: the kernel command line's network keys (`ip=`,
+/// `nameserver=`, `rd.peerdns=`, `rd.net.timeout.*`), with a KubejoinConfiguration's `network`
+/// standing in for `ip=` when the merged sources took it from a config (the command line's
+/// `ip=`, when given, outranks every config, and `kubejoin plan` reports the conflict).
+/// The config's nameservers come after `nameserver=`.
+pub fn net_config(
+    params: &[(String, Option<String>)],
+    network: Option<&Sourced<NetworkSpec>>,
+) -> Result<net::NetConfig, net::NetError> {
+    let mut cfg = net::NetConfig::from_cmdline(params)?;
+    if let Some(Sourced {
+        value: NetworkSpec::Config(n),
+        ..
+    }) = network
+    {
+        cfg.mode = net_mode(n);
+        for ns in &n.nameservers {
+            if !cfg.nameservers.contains(ns) {
+                cfg.nameservers.push(*ns);
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// A KubejoinConfiguration `network` as the bring-up's mode: no interfaces is DHCP on every
+/// physical link; each interface is one link (a name-less one: every physical link for DHCP, the
+/// first one for a static address — the meaning `ip=` gives an empty device).
+fn net_mode(n: &joinconfig::Network) -> net::NetMode {
+    if n.interfaces.is_empty() {
+        return net::NetMode::Auto;
+    }
+    net::NetMode::Explicit(
+        n.interfaces
+            .iter()
+            .map(|i| net::LinkSpec {
+                device: i.name.clone(),
+                method: match i.addressing {
+                    Addressing::Dhcp => net::Method::Dhcp,
+                    Addressing::Static {
+                        address,
+                        prefix_len,
+                        gateway,
+                    } => net::Method::Static(net::StaticAddr {
+                        address,
+                        prefix_len,
+                        gateway,
+                    }),
+                },
+                hostname: None,
+                mtu: i.mtu,
+                dns: Vec::new(),
+            })
+            .collect(),
+    )
+}
+
+/// The network stage: [`net_config`], then the bring-up through `sys`, `/etc/resolv.conf`
+/// under `root`, and a log line per configured link saying where its settings came from.
+pub async fn bring_up_network(
+    params: &[(String, Option<String>)],
+    network: Option<&Sourced<NetworkSpec>>,
+    root: &Root,
+    sys: &dyn NetSys,
+) -> Result<Done, Failure> {
+    let cfg = net_config(params, network).map_err(|e| Failure::from_error("network", &e))?;
+    let origin = match network {
+        Some(n) => n.source.to_string(),
+        None => "default".to_string(),
+    };
+    let report = net::bring_up(&cfg, root, sys)
+        .await
+        .map_err(|e| Failure::from_error("network", &e))?;
+    if report.disabled {
+        return Ok(Done::Skipped(format!(
+            "ip=off: only loopback is up (from {origin})"
+        )));
+    }
+    for (link, c) in report.configured() {
+        let how = match c.source {
+            net::Source::Static => format!("static, from {origin}"),
+            net::Source::Dhcp { server } => format!(
+                "DHCP lease from {server}{}",
+                c.lease_secs.map(|s| format!(", {s}s")).unwrap_or_default()
+            ),
+        };
+        crate::info!(
+            "network: {link} {}/{}{} ({how})",
+            c.address,
+            c.prefix_len,
+            c.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
+        );
+    }
+    Ok(Done::Ok)
+}
+
 /// The join plan from the boot sources — the kernel command line, `/etc/kubejoin.yaml` and
 /// cloud metadata, merged by the sources module exactly as `kubejoin plan` shows them — with
 /// the node's files going under `root`.
 pub async fn load_plan(opts: &merge::LoadOptions, root: &Path) -> Result<JoinPlan, Failure> {
-    let loaded = merge::load(opts)
-        .await
-        .map_err(|e| Failure::from_error("sources", &e))?;
+    load_plan_after(opts, None, root).await
+}
+
+/// [`load_plan`], continuing from the local sources already read (`None`: read them now).
+pub async fn load_plan_after(
+    opts: &merge::LoadOptions,
+    local: Option<merge::Local>,
+    root: &Path,
+) -> Result<JoinPlan, Failure> {
+    let loaded = match local {
+        Some(l) => merge::load_remote(opts, l).await,
+        None => merge::load(opts).await,
+    }
+    .map_err(|e| Failure::from_error("sources", &e))?;
     for w in &loaded.settings.warnings {
         crate::warn!("sources: {w}");
     }
@@ -407,5 +580,272 @@ mod tests {
             vec![("vm.max_map_count".to_string(), "262144".to_string())]
         );
         assert!(c.read_modules_load_d, "the image's module list is read");
+    }
+
+    // ---- the network from the local sources ----
+
+    use crate::net::{Method, NetMode};
+    use crate::plan::network::NetworkSpec;
+    use crate::source::joinconfig::{Interface, Network};
+    use crate::sys::net::{DefaultRoute, FakeNetSys, LinkInfo, NetCall};
+    use std::net::Ipv4Addr;
+
+    const NET_DOC: &str = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nnetwork:\n  \
+        interfaces:\n  - name: eth0\n    address: 10.0.0.7/24\n    gateway: 10.0.0.1\n    mtu: 9000\n  \
+        nameservers: [10.0.0.53]\n";
+
+    fn static_eth0() -> Sourced<NetworkSpec> {
+        Sourced {
+            value: NetworkSpec::Config(Network {
+                interfaces: vec![Interface {
+                    name: Some("eth0".into()),
+                    addressing: Addressing::Static {
+                        address: Ipv4Addr::new(10, 0, 0, 7),
+                        prefix_len: 24,
+                        gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                    },
+                    mtu: Some(9000),
+                }],
+                nameservers: vec![Ipv4Addr::new(10, 0, 0, 53)],
+            }),
+            source: merge::Source::File("/etc/kubejoin.yaml".into()),
+        }
+    }
+
+    fn params(cmdline: &str) -> Vec<(String, Option<String>)> {
+        super::super::config::split(cmdline)
+    }
+
+    fn eth0() -> LinkInfo {
+        LinkInfo {
+            carrier: true,
+            ..LinkInfo::ethernet(2, "eth0", [2, 0, 0, 0, 0, 1])
+        }
+    }
+
+    #[test]
+    fn a_config_network_stands_in_for_ip_and_keeps_the_cmdline_keys() {
+        let cfg = net_config(
+            &params("nameserver=10.9.9.9 rd.net.timeout.carrier=3"),
+            Some(&static_eth0()),
+        )
+        .unwrap();
+        let NetMode::Explicit(specs) = &cfg.mode else {
+            panic!("{:?}", cfg.mode)
+        };
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].device.as_deref(), Some("eth0"));
+        assert_eq!(specs[0].mtu, Some(9000));
+        assert!(
+            matches!(specs[0].method, Method::Static(s) if s.address == Ipv4Addr::new(10, 0, 0, 7) && s.prefix_len == 24)
+        );
+        // nameserver= first, then the config's; the command line's timeouts stay.
+        assert_eq!(
+            cfg.nameservers,
+            [Ipv4Addr::new(10, 9, 9, 9), Ipv4Addr::new(10, 0, 0, 53)]
+        );
+        assert_eq!(cfg.timeouts.carrier, Duration::from_secs(3));
+
+        // No interfaces: DHCP on every physical link; no network at all: the cmdline's own.
+        let all_dhcp = Sourced {
+            value: NetworkSpec::Config(Network::default()),
+            source: merge::Source::File("/etc/kubejoin.yaml".into()),
+        };
+        assert_eq!(
+            net_config(&[], Some(&all_dhcp)).unwrap().mode,
+            NetMode::Auto
+        );
+        assert_eq!(
+            net_config(&params("ip=off"), None).unwrap().mode,
+            NetMode::Off
+        );
+        // A network the merge took from the command line is the command line's ip=.
+        let from_cmdline = Sourced {
+            value: NetworkSpec::Cmdline(vec!["ip=off".into()]),
+            source: merge::Source::Cmdline,
+        };
+        assert_eq!(
+            net_config(&params("ip=off"), Some(&from_cmdline))
+                .unwrap()
+                .mode,
+            NetMode::Off
+        );
+    }
+
+    #[tokio::test]
+    async fn the_network_stage_configures_what_the_config_says_through_the_net_seam() {
+        let sys = FakeNetSys::new()
+            .with_link(LinkInfo::loopback())
+            .with_link(eth0());
+        let root = tempfile::tempdir().unwrap();
+        let done = bring_up_network(
+            &params("console=ttyS0 nameserver=10.9.9.9"),
+            Some(&static_eth0()),
+            &Root::new(root.path()),
+            &sys,
+        )
+        .await
+        .unwrap();
+        assert_eq!(done, Done::Ok);
+        assert_eq!(
+            sys.changes(),
+            [
+                NetCall::SetLinkUp { link: "lo".into() },
+                NetCall::SetLinkUp {
+                    link: "eth0".into()
+                },
+                NetCall::SetMtu {
+                    link: "eth0".into(),
+                    mtu: 9000
+                },
+                NetCall::AddAddress {
+                    link: "eth0".into(),
+                    address: Ipv4Addr::new(10, 0, 0, 7),
+                    prefix_len: 24
+                },
+                NetCall::AddDefaultRoute {
+                    link: "eth0".into(),
+                    route: DefaultRoute {
+                        gateway: Ipv4Addr::new(10, 0, 0, 1),
+                        metric: 100,
+                        onlink: false
+                    }
+                },
+            ]
+        );
+        let resolv = std::fs::read_to_string(root.path().join("etc/resolv.conf")).unwrap();
+        assert!(
+            resolv.ends_with("nameserver 10.9.9.9\nnameserver 10.0.0.53\n"),
+            "{resolv}"
+        );
+    }
+
+    #[tokio::test]
+    async fn cmdline_ip_beats_the_config_network_and_the_conflict_is_reported() {
+        let (mut o, dir) = opts("ip=off kubejoin.platform=none");
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/kubejoin.yaml"), NET_DOC).unwrap();
+        o.root = Root::new(dir.path());
+        let local = merge::load_local(&o).unwrap();
+        let s = local.settings();
+        let net = s.network.clone().unwrap();
+        assert_eq!(net.source, merge::Source::Cmdline);
+        assert_eq!(
+            s.conflicts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [
+                r#"network: using "ip=off" from cmdline, ignoring "eth0 10.0.0.7/24 via 10.0.0.1 mtu 9000; nameservers 10.0.0.53" from file:/etc/kubejoin.yaml"#
+            ]
+        );
+        let sys = FakeNetSys::new()
+            .with_link(LinkInfo::loopback())
+            .with_link(eth0());
+        let done = bring_up_network(&params("ip=off"), Some(&net), &Root::new(dir.path()), &sys)
+            .await
+            .unwrap();
+        assert!(
+            matches!(done, Done::Skipped(ref w) if w.contains("from cmdline")),
+            "{done:?}"
+        );
+        assert_eq!(sys.changes(), [NetCall::SetLinkUp { link: "lo".into() }]);
+    }
+
+    /// The boot's order, end to end through the stages: the local config file's network is
+    /// applied by the network stage before any metadata request, and the join data comes from
+    /// the metadata user-data fetched after it.
+    #[tokio::test]
+    async fn local_sources_then_network_then_metadata() {
+        use crate::init::pipeline::{run_stages, Ended};
+        use crate::init::policy::Schedule;
+        use crate::source::metadata::mock::{quick, MockReply, MockServer};
+        use crate::source::metadata::{http::Retry, Endpoints};
+        use crate::sys::init::RecordingInitSys;
+        use crate::sys::RecordingSys;
+
+        let user_data = format!(
+            "#cloud-config\nkubejoin:\n  endpoint: 10.0.0.2:6443\n  token: abcdef.0123456789abcdef\n  ca-cert-hash: {PIN}\n"
+        );
+        let srv = MockServer::start(move |r| match r.path.as_str() {
+            "/hetzner/v1/userdata" => MockReply::ok(user_data.clone()),
+            "/hetzner/v1/metadata/hostname" => MockReply::ok("cx-worker-3"),
+            _ => MockReply::status(404),
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let cmdline = "console=ttyS0 kubejoin.on-failure=poweroff";
+        for (rel, content) in [
+            ("proc/cmdline", cmdline),
+            ("etc/kubejoin.yaml", NET_DOC),
+            ("sys/class/dmi/id/sys_vendor", "Hetzner\n"),
+        ] {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        let mut sources = merge::LoadOptions::new(Root::new(dir.path()));
+        sources.metadata = merge::MetadataAccess::Live {
+            endpoints: Endpoints::all(&srv.url()),
+            timeouts: quick(),
+            retry: Retry::none(),
+            tls: None,
+        };
+        let net = FakeNetSys::new()
+            .with_link(LinkInfo::loopback())
+            .with_link(eth0());
+        let sys = RecordingInitSys::new().with_file("/proc/cmdline", cmdline);
+        let exec = RecordingSys::new("host");
+        let cfg = InitConfig::from_cmdline(cmdline);
+        let started = std::time::Instant::now();
+        let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None).with_environment(
+            sources,
+            Box::new(net.clone()),
+            Root::new(dir.path()),
+        );
+        let fast = Schedule {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            before_reboot: Duration::ZERO,
+        };
+        let end = run_stages(
+            &mut boot,
+            &["local-sources", "network"],
+            &sys,
+            &cfg,
+            &fast,
+            started,
+        )
+        .await;
+        assert_eq!(end, Ended::Completed);
+        assert!(
+            net.changes().contains(&NetCall::AddAddress {
+                link: "eth0".into(),
+                address: Ipv4Addr::new(10, 0, 0, 7),
+                prefix_len: 24
+            }),
+            "{:?}",
+            net.changes()
+        );
+        assert!(
+            srv.hits().is_empty(),
+            "metadata asked before the network: {:?}",
+            srv.hits()
+        );
+
+        let end = run_stages(&mut boot, &["sources"], &sys, &cfg, &fast, started).await;
+        assert_eq!(end, Ended::Completed);
+        assert_eq!(
+            srv.hits().first().map(String::as_str),
+            Some("GET /hetzner/v1/userdata")
+        );
+        let plan = boot.plan_made().unwrap();
+        assert!(
+            matches!(&plan.discovery.mode, discovery::Mode::Token { endpoint, .. } if endpoint == "10.0.0.2:6443")
+        );
+        assert_eq!(plan.node_name.as_ref().unwrap().as_str(), "cx-worker-3");
+        let network = plan.network.as_ref().unwrap();
+        assert_eq!(network.source, "file:/etc/kubejoin.yaml");
+        assert!(matches!(network.spec, NetworkSpec::Config(_)));
     }
 }
