@@ -2050,6 +2050,21 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
 
     layers.push(Layer::new(Source::Default, opts.defaults.clone()));
     let mut settings = merge(&layers);
+    // Only local sources can say how to bring the network up: anything fetched over it came too
+    // late. (A config drive is local: its user-data was read before the network.)
+    if let Some(n) = &settings.network {
+        let local = match &n.source {
+            Source::Cmdline | Source::File(_) | Source::Default => true,
+            Source::Metadata(p) => *p == Platform::OpenStack && drive.is_some(),
+        };
+        if !local {
+            warnings.push(format!(
+                "network from {}: not applied, the network was already up when it was fetched \
+                 (put it on the kernel command line (ip=), in a local config file or on a config drive)",
+                n.source
+            ));
+        }
+    }
     settings.warnings = warnings;
     Ok(Loaded {
         settings,
@@ -2521,5 +2536,76 @@ mod tests {
             v.timeout, None,
             "joinconfig's defaulted timeout is not a value the file set"
         );
+    }
+
+    const NET_DOC: &str = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nnetwork:\n  \
+        interfaces:\n  - name: eth0\n    address: 10.0.0.7/24\n    gateway: 10.0.0.1\n  - name: eth1\n    dhcp: true\n  \
+        nameservers: [10.0.0.53]\n";
+
+    fn net_layer(source: Source) -> Layer {
+        let cf = joinconfig::parse(NET_DOC.as_bytes(), "test").unwrap();
+        Layer::new(source, values_from_config_file(&cf).0)
+    }
+
+    #[test]
+    fn a_config_network_reaches_the_plan_and_plan_json_with_its_source() {
+        let s = merge(&[
+            token_layer(),
+            net_layer(file()),
+            Layer::new(Source::Default, Values::builtin_defaults()),
+        ]);
+        assert!(s.conflicts.is_empty(), "{:?}", s.conflicts);
+        let plan = s.to_plan(Path::new("/")).unwrap();
+        let n = plan.network.unwrap();
+        assert_eq!(n.source, "file:/etc/kubejoin.yaml");
+        let NetworkSpec::Config(net) = &n.spec else {
+            panic!("{n:?}")
+        };
+        assert_eq!(net.interfaces.len(), 2);
+        assert_eq!(
+            net.nameservers,
+            ["10.0.0.53".parse::<std::net::Ipv4Addr>().unwrap()]
+        );
+        let j = plan_json(&s);
+        assert_eq!(j["values"]["network"]["source"], "file:/etc/kubejoin.yaml");
+        assert_eq!(
+            j["values"]["network"]["value"]["interfaces"][0],
+            serde_json::json!({"name": "eth0", "address": "10.0.0.7/24", "gateway": "10.0.0.1"})
+        );
+        assert_eq!(
+            j["values"]["network"]["value"]["interfaces"][1],
+            serde_json::json!({"name": "eth1", "dhcp": true})
+        );
+    }
+
+    #[test]
+    fn the_network_is_taken_whole_from_the_highest_layer_and_conflicts_are_reported() {
+        let mut cmd = token_layer();
+        cmd.values.network = Some(NetworkSpec::Cmdline(vec!["ip=eth0:dhcp".into()]));
+        let s = merge(&[
+            net_layer(Source::Metadata(Platform::OpenStack)),
+            net_layer(file()),
+            cmd,
+        ]);
+        let n = s.network.as_ref().unwrap();
+        assert_eq!(n.source, Source::Cmdline);
+        let shown: Vec<String> = s.conflicts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"network: using "ip=eth0:dhcp" from cmdline, ignoring "eth0 10.0.0.7/24 via 10.0.0.1, eth1 dhcp; nameservers 10.0.0.53" from file:/etc/kubejoin.yaml"#,
+                r#"network: using "ip=eth0:dhcp" from cmdline, ignoring "eth0 10.0.0.7/24 via 10.0.0.1, eth1 dhcp; nameservers 10.0.0.53" from metadata:openstack"#,
+            ]
+        );
+        // Without ip=, the file beats the config drive; equal networks are no conflict.
+        let s = merge(&[
+            net_layer(Source::Metadata(Platform::OpenStack)),
+            net_layer(file()),
+        ]);
+        assert_eq!(s.network.unwrap().source, file());
+        assert!(s.conflicts.is_empty());
+        // A plan with no network described has none.
+        let plan = merge(&[token_layer()]).to_plan(Path::new("/")).unwrap();
+        assert!(plan.network.is_none());
     }
 }
