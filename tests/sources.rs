@@ -377,3 +377,343 @@ async fn image_defaults_are_the_lowest_layer() {
         "unix:///run/crio/crio.sock"
     );
 }
+
+// ---- the OpenStack config drive as a local source ----
+
+/// A loopback URL nothing listens on: a provider that asks it fails at once.
+fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn the_config_drive_is_read_before_the_network_and_unmounted() {
+    use kubejoin::source::merge::{load_local, load_remote};
+    use kubejoin::source::metadata::http::{Retry, Timeouts};
+    use kubejoin::source::metadata::Endpoints;
+    use kubejoin::sys::configdrive::{DriveCall, DriveSys, RecordingDriveSys};
+    use std::sync::Arc;
+
+    let user_data = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+         apiServerEndpoint: 10.1.0.1:6443\n    token: {TOKEN}\n    caCertHashes: [\"{PIN}\"]\n---\n\
+         apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nnetwork:\n  interfaces:\n  \
+         - name: ens3\n    address: 10.1.0.20/24\n    gateway: 10.1.0.1\n"
+    );
+    let b = Boot::new("console=ttyS0");
+    b.write("sys/class/dmi/id/product_name", "OpenStack Nova\n");
+    b.write("dev/disk/by-label/config-2", "");
+    let drive = Arc::new(
+        RecordingDriveSys::new()
+            .accepting("iso9660")
+            .with_file("openstack/latest/user_data", user_data)
+            .with_file(
+                "openstack/latest/meta_data.json",
+                r#"{"hostname": "os-node-4.novalocal"}"#,
+            ),
+    );
+    let mut o = LoadOptions::new(Root::new(b.dir.path()));
+    o.metadata = MetadataAccess::Live {
+        endpoints: Endpoints::all(&closed_url()),
+        timeouts: Timeouts::default(),
+        retry: Retry::none(),
+        tls: None,
+    };
+    o.config_drive = Some(drive.clone() as Arc<dyn DriveSys>);
+
+    let local = load_local(&o).unwrap();
+    let device = b.dir.path().join("dev/disk/by-label/config-2");
+    let mount_dir = b.dir.path().join("run/kubejoin/config-drive");
+    assert_eq!(
+        drive.calls(),
+        [
+            DriveCall::MountRo {
+                device: device.clone(),
+                target: mount_dir.clone(),
+                fstype: "iso9660".into()
+            },
+            DriveCall::Unmount {
+                target: mount_dir.clone()
+            }
+        ],
+        "mounted once, read, unmounted before anything else"
+    );
+    assert!(!mount_dir.exists(), "no mount directory left behind");
+    let s = local.settings();
+    let net = s.network.as_ref().unwrap();
+    assert_eq!(net.source, Source::Metadata(Platform::OpenStack));
+    assert_eq!(
+        net.value.to_string(),
+        "ens3 10.1.0.20/24 via 10.1.0.1",
+        "the drive's network is known before the network is up"
+    );
+
+    // After the network: nothing more to fetch; the node name comes from the drive too (the
+    // metadata service URL is closed, so any request would have failed).
+    let loaded = load_remote(&o, local).await.unwrap();
+    assert_eq!(
+        loaded.settings.node_name.as_ref().unwrap().value,
+        "os-node-4.novalocal"
+    );
+    assert_eq!(
+        loaded.settings.endpoint.as_ref().unwrap().source,
+        Source::Metadata(Platform::OpenStack)
+    );
+    assert!(
+        loaded.settings.warnings.is_empty(),
+        "{:?}",
+        loaded.settings.warnings
+    );
+    assert_eq!(drive.calls().len(), 2, "the drive is not mounted again");
+    let plan = plan_json(&loaded.settings);
+    assert_eq!(plan["valid"], true, "{plan}");
+    assert_eq!(plan["values"]["network"]["source"], "metadata:openstack");
+}
+
+#[tokio::test]
+async fn a_config_drive_that_cannot_be_mounted_falls_back_to_the_metadata_service_with_a_warning() {
+    use kubejoin::sys::configdrive::{DriveSys, RecordingDriveSys};
+    use std::sync::Arc;
+    let b = Boot::new(&format!(
+        "kubejoin.endpoint=10.0.0.1:6443 kubejoin.token={TOKEN} kubejoin.ca-cert-hash={PIN} kubejoin.node-name=n1"
+    ));
+    b.write("sys/class/dmi/id/sys_vendor", "OpenStack Foundation\n");
+    b.write("dev/disk/by-label/CONFIG-2", "");
+    let mut o = LoadOptions::new(Root::new(b.dir.path()));
+    o.metadata = MetadataAccess::Live {
+        endpoints: kubejoin::source::metadata::Endpoints::all(&closed_url()),
+        timeouts: kubejoin::source::metadata::http::Timeouts::default(),
+        retry: kubejoin::source::metadata::http::Retry::none(),
+        tls: None,
+    };
+    o.config_drive = Some(Arc::new(RecordingDriveSys::new()) as Arc<dyn DriveSys>);
+    let l = load(&o).await.unwrap();
+    let w = &l.settings.warnings;
+    assert!(
+        w[0].starts_with("mounting the config drive ")
+            && w[0].contains("(tried iso9660: ")
+            && w[0].ends_with("; using the metadata service"),
+        "{w:?}"
+    );
+    assert!(!b.dir.path().join("run/kubejoin/config-drive").exists());
+    assert!(l.settings.to_plan(Path::new("/")).is_ok());
+}
+
+// ---- `kubejoin join` with no flags, against the test control plane ----
+
+mod join_without_flags {
+    use super::*;
+    use kubejoin::cli::{self, Command};
+    use kubejoin_testcp::{Config, Handle};
+    use std::process::{Output, Stdio};
+    use std::time::{Duration, Instant};
+
+    const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+    fn start() -> Handle {
+        kubejoin_testcp::start(Config::default()).unwrap()
+    }
+
+    /// The node joined: its kubeconfig is installed and the control plane saw its CSR.
+    fn assert_joined(cp: &Handle, root: &Path, node: &str) {
+        let conf = std::fs::read_to_string(root.join("etc/kubernetes/kubelet.conf"))
+            .unwrap_or_else(|e| panic!("no kubelet.conf under {}: {e}", root.display()));
+        assert!(conf.contains(&cp.url()), "{conf}");
+        let csrs = cp.csrs();
+        assert_eq!(csrs.len(), 1, "{csrs:?}");
+        // The CSR's subject names the node (the CN is plain text inside the DER).
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pem = b64
+            .decode(csrs[0]["spec"]["request"].as_str().unwrap())
+            .unwrap();
+        let body: String = String::from_utf8(pem)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = b64.decode(body).unwrap();
+        let cn = format!("system:node:{node}");
+        assert!(
+            der.windows(cn.len()).any(|w| w == cn.as_bytes()),
+            "the CSR is not for {cn}"
+        );
+        assert!(cp
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.contains("certificatesigningrequests")));
+    }
+
+    fn run_bounded(mut cmd: std::process::Command) -> Output {
+        let mut child = cmd.spawn().unwrap();
+        let started = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if started.elapsed() > RUN_LIMIT {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "kubejoin ran longer than {RUN_LIMIT:?}:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The real binary, `kubejoin join` and only `--root` (so this test machine is not
+    /// prepared as a node): everything comes from `<root>/proc/cmdline`.
+    #[test]
+    fn cmdline_only() {
+        let cp = start();
+        let b = Boot::new(&format!(
+            "BOOT_IMAGE=/vmlinuz console=ttyS0 kubejoin.platform=none kubejoin.endpoint={} \
+             kubejoin.token={} kubejoin.ca-cert-hash={} kubejoin.node-name=cmdline-node\n",
+            cp.endpoint(),
+            cp.token(),
+            cp.signing_ca_pin()
+        ));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kubejoin"));
+        cmd.arg("join")
+            .arg("--root")
+            .arg(b.dir.path())
+            .env_clear()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = run_bounded(cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+        assert!(
+            !stderr.contains(SECRET),
+            "token secret in the log:\n{stderr}"
+        );
+        assert_joined(&cp, b.dir.path(), "cmdline-node");
+        cp.shutdown();
+    }
+
+    /// A minimal metadata service on loopback (Hetzner's paths): one response per path, every
+    /// request recorded. Bounded: one connection at a time, each closed after its answer.
+    async fn metadata_server(
+        routes: Vec<(&'static str, String)>,
+    ) -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push(path.clone());
+                let (status, body) = match routes.iter().find(|(p, _)| *p == path) {
+                    Some((_, b)) => ("200 OK", b.clone()),
+                    None => ("404 Not Found", String::new()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+        (url, seen, task)
+    }
+
+    /// `kubejoin join --root DIR` as the CLI parses it, on a machine whose command line has no
+    /// join data at all: DMI says Hetzner, and the user-data (a `#cloud-config` with a
+    /// `kubejoin:` key) carries the join. Only the metadata base URL is moved to loopback.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn metadata_only() {
+        let cp = start();
+        let user_data = format!(
+            "#cloud-config\nkubejoin:\n  endpoint: {}\n  token: {}\n  ca-cert-hash: {}\n",
+            cp.endpoint(),
+            cp.token(),
+            cp.signing_ca_pin()
+        );
+        let (url, seen, task) = metadata_server(vec![
+            ("/hetzner/v1/userdata", user_data),
+            ("/hetzner/v1/metadata/hostname", "hcloud-node-9".into()),
+            ("/hetzner/v1/metadata/public-ipv4", "127.0.0.1".into()),
+        ])
+        .await;
+        let b = Boot::new("BOOT_IMAGE=/vmlinuz console=ttyS0 quiet\n");
+        b.write("sys/class/dmi/id/sys_vendor", "Hetzner\n");
+        let argv = ["kubejoin", "join", "--root", b.dir.path().to_str().unwrap()];
+        let Command::JoinFromSources(j) = cli::parse(argv.iter().map(Into::into)).unwrap() else {
+            panic!("no flags must mean the boot sources")
+        };
+        let mut opts = kubejoin::app::load_options(&j.sources);
+        opts.metadata = MetadataAccess::Live {
+            endpoints: kubejoin::source::metadata::Endpoints::all(&url),
+            timeouts: kubejoin::source::metadata::http::Timeouts::default(),
+            retry: kubejoin::source::metadata::http::Retry::none(),
+            tls: None,
+        };
+        tokio::time::timeout(RUN_LIMIT, kubejoin::app::join_from_sources(&j, &opts))
+            .await
+            .expect("the join is bounded")
+            .unwrap();
+        task.abort();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.first().map(String::as_str),
+            Some("/hetzner/v1/userdata"),
+            "{seen:?}"
+        );
+        assert_joined(&cp, b.dir.path(), "hcloud-node-9");
+        let kubeadm_flags =
+            std::fs::read_to_string(b.dir.path().join("var/lib/kubelet/kubeadm-flags.env"))
+                .unwrap_or_default();
+        assert!(
+            kubeadm_flags.contains("--node-ip=127.0.0.1"),
+            "the provider's address reaches the kubelet: {kubeadm_flags}"
+        );
+        cp.shutdown();
+    }
+
+    /// The replay mode (`--cmdline-file`, `--metadata-dir`) parses like a live boot and its
+    /// plan is the recorded fixture's.
+    #[tokio::test]
+    async fn replay_flags_reproduce_a_recorded_plan() {
+        let case = case("hetzner-private-network");
+        let root = case.join("root");
+        let (cmdline, metadata) = (case.join("cmdline"), case.join("metadata"));
+        let argv = [
+            "kubejoin",
+            "plan",
+            "--root",
+            root.to_str().unwrap(),
+            "--cmdline-file",
+            cmdline.to_str().unwrap(),
+            "--metadata-dir",
+            metadata.to_str().unwrap(),
+        ];
+        let Command::Plan(args) = cli::parse(argv.iter().map(Into::into)).unwrap() else {
+            panic!("not a plan")
+        };
+        let loaded = kubejoin::app::load_sources(&args).await.unwrap();
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(case.join("expected-plan.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(plan_json(&loaded.settings), expected);
+    }
+}
