@@ -717,3 +717,55 @@ mod join_without_flags {
         assert_eq!(plan_json(&loaded.settings), expected);
     }
 }
+
+/// An initramfs: no udev (no `/dev/disk/by-label`), SMBIOS that names no cloud. The drive is
+/// found by the label in its first bytes, which also says the platform is OpenStack, and its
+/// user-data carries the whole join.
+#[tokio::test]
+async fn a_config_drive_found_by_its_label_in_sys_class_block_means_openstack() {
+    use kubejoin::sys::configdrive::{DriveCall, DriveSys, RecordingDriveSys};
+    use std::sync::Arc;
+    let b = Boot::new("console=ttyS0");
+    b.write("sys/class/dmi/id/sys_vendor", "Supermicro\n");
+    b.write("sys/class/block/vda/dev", "253:0\n");
+    b.write("sys/class/block/sr0/dev", "11:0\n");
+    // sr0 holds an ISO 9660 primary volume descriptor labelled config-2.
+    let mut iso = vec![0u8; 34 * 1024];
+    iso[32768..32774].copy_from_slice(b"\x01CD001");
+    iso[32808..32840].fill(b' ');
+    iso[32808..32816].copy_from_slice(b"config-2");
+    std::fs::create_dir_all(b.dir.path().join("dev")).unwrap();
+    std::fs::write(b.dir.path().join("dev/sr0"), &iso).unwrap();
+    std::fs::write(b.dir.path().join("dev/vda"), vec![0u8; 4096]).unwrap();
+    let drive = Arc::new(RecordingDriveSys::new().accepting("iso9660").with_file(
+        "openstack/latest/user_data",
+        format!("endpoint: 10.3.0.1:6443\ntoken: {TOKEN}\nca-cert-hash: {PIN}\nnode-name: bm-1\n"),
+    ));
+    let mut o = LoadOptions::new(Root::new(b.dir.path()));
+    o.metadata = MetadataAccess::Live {
+        endpoints: kubejoin::source::metadata::Endpoints::all(&closed_url()),
+        timeouts: kubejoin::source::metadata::http::Timeouts::default(),
+        retry: kubejoin::source::metadata::http::Retry::none(),
+        tls: None,
+    };
+    o.config_drive = Some(drive.clone() as Arc<dyn DriveSys>);
+    let l = load(&o).await.unwrap();
+    assert_eq!(l.platform, Some(Platform::OpenStack));
+    assert!(matches!(
+        drive.calls().first(),
+        Some(DriveCall::MountRo { device, fstype, .. })
+            if *device == b.dir.path().join("dev/sr0") && fstype == "iso9660"
+    ));
+    assert_eq!(
+        l.settings.endpoint.as_ref().unwrap().source,
+        Source::Metadata(Platform::OpenStack)
+    );
+    assert!(l.settings.to_plan(Path::new("/")).is_ok());
+
+    // Without a way to mount it (a replay, another root), the label decides nothing.
+    let mut o = LoadOptions::new(Root::new(b.dir.path()));
+    o.metadata = MetadataAccess::Recorded(b.dir.path().join("metadata"));
+    let l = load(&o).await.unwrap();
+    assert_eq!(l.platform, None);
+    assert!(l.settings.to_plan(Path::new("/")).is_err());
+}

@@ -8,8 +8,9 @@
 //! 3. reads its own settings from `/proc/cmdline` ([`config`]: failure policy, deadline,
 //!    handoff, real root);
 //! 4. runs the boot stages ([`pipeline::STAGES`], implemented by [`stages::NodeBoot`]): host
-//!    preparation, the real root, network, join sources, discovery, TLS bootstrap + install,
-//!    handoff — each a timed phase, under the failure policy ([`policy`]);
+//!    preparation, the real root, the local join sources (command line, config file, config
+//!    drive: they may describe the network), network, the remote join sources (metadata),
+//!    discovery, TLS bootstrap + install, handoff — each a timed phase, under the failure policy ([`policy`]);
 //! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
 //!    execs the kubelet / the real root's init, or acts on a failure (reason block,
 //!    `/run/kubejoin/result.json`, then retry, reboot, power-off or a shell).

@@ -167,8 +167,8 @@ impl<'a> NodeBoot<'a> {
     /// (`/etc/kubejoin.yaml`, `kubejoin.config=/path`) and an OpenStack config drive. Read now so
     /// the network stage can use their `network`; metadata comes after the network.
     async fn local_sources(&mut self) -> Result<Done, Failure> {
-        let local =
-            merge::load_local(&self.sources).map_err(|e| Failure::from_error("sources", &e))?;
+        let local = merge::load_local(&self.sources)
+            .map_err(|e| Failure::from_error("local-sources", &e))?;
         let settings = local.settings();
         crate::info!(
             "local sources with join data: {}{}; network: {}",

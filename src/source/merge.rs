@@ -1612,10 +1612,20 @@ fn read_config(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(buf)
 }
 
-/// The platform: DMI under the root; for a recorded boot, else the recording's only platform.
+/// The platform: DMI under the root, else a config drive; for a recorded boot, else the
+/// recording's only platform.
 fn detect_platform(opts: &LoadOptions) -> Option<Platform> {
     if let Some(p) = metadata::detect(&Dmi::from_root(&opts.root)) {
         return Some(p);
+    }
+    // As cloud-init's ds-identify: a filesystem labelled config-2 means OpenStack, whatever the
+    // SMBIOS says (some OpenStack clouds run on hardware or hypervisors with their own vendor
+    // strings). Only where the drive could be read.
+    if opts.config_drive.is_some()
+        && matches!(opts.metadata, MetadataAccess::Live { .. })
+        && find_config_drive(&opts.root).is_some()
+    {
+        return Some(Platform::OpenStack);
     }
     let MetadataAccess::Recorded(dir) = &opts.metadata else {
         return None;
