@@ -89,6 +89,26 @@ fn an_oversized_user_data_on_the_drive_is_refused() {
 }
 
 #[test]
+fn symlinks_on_the_drive_are_not_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "host file").unwrap();
+    let drive = drive_dir();
+    let ud = drive.path().join("openstack/latest/user_data");
+    std::fs::remove_file(&ud).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), &ud).unwrap();
+    let e = DriveData::read(drive.path(), Path::new("/dev/sr0")).unwrap_err();
+    assert!(
+        format!("{:?}", e).contains("is a symlink; refusing to follow it"),
+        "{e:?}"
+    );
+    // A symlinked directory is refused the same way.
+    let drive = drive_dir();
+    std::fs::remove_dir_all(drive.path().join("openstack/latest")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), drive.path().join("openstack/latest")).unwrap();
+    assert!(DriveData::read(drive.path(), Path::new("/dev/sr0")).is_err());
+}
+
+#[test]
 fn finds_the_config_drive_by_label_under_the_root() {
     let root = tempfile::tempdir().unwrap();
     assert_eq!(find_config_drive(&Root::new(root.path())), None);
@@ -237,7 +257,14 @@ fn an_unmount_that_fails_leaves_the_directory_in_place() {
 fn real_config_drive_on_a_loop_device() {
     use crate::sys::configdrive::RealDriveSys;
     use std::process::Command;
-    let skip = |why: &str| eprintln!("SKIPPED real_config_drive_on_a_loop_device: {why}");
+    // Written past libtest's output capture, so a skip shows in every run's output.
+    let skip = |why: &str| {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED real_config_drive_on_a_loop_device: {why}"
+        );
+    };
     if !nix::unistd::geteuid().is_root() {
         return skip("not root (run the tests as root, e.g. with sudo -E)");
     }

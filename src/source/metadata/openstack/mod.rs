@@ -82,6 +82,24 @@ fn read_bounded(dir: &Path, rel: &str, limit: usize) -> Result<Option<Vec<u8>>, 
         path: path.clone(),
         source,
     };
+    // The drive's content is input, not trusted: a symlink on it (Rock Ridge and vfat images can
+    // carry them) would resolve in this system's tree and could feed one of its files in as
+    // "user-data". Every component below the mount point must be a plain directory or file.
+    let mut at = dir.to_path_buf();
+    for part in Path::new(rel).components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is a symlink; refusing to follow it", at.display()),
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(err(e)),
+        }
+    }
     let f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
