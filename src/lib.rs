@@ -23,6 +23,8 @@ pub mod cli;
 pub mod deadline;
 pub mod discovery;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handoff;
 pub mod host;
 pub mod init;

@@ -1,19 +1,6 @@
-//! Cloud user-data decoding (`source::metadata::userdata`): base64 and gzip unwrapping (with
-//! its size bound: no decompression bomb), then the kubejoin keys or typed documents.
+//! Cloud user-data decoding (base64, gzip with its size bound, cloud-config).
+//! The body and its input format: `kubejoin::fuzzing::userdata` (src/fuzzing.rs), which
+//! tests/fuzz_smoke.rs also runs on stable.
 #![no_main]
 
-use kubejoin::source::metadata::userdata::{decode, parse};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(decoded) = decode(data) {
-        // The bound holds whatever the wrapping claimed.
-        assert!(
-            decoded.len() <= kubejoin::source::metadata::MAX_USER_DATA,
-            "{}",
-            decoded.len()
-        );
-        let _ = parse(&decoded);
-    }
-    let _ = parse(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kubejoin::fuzzing::userdata(data));
