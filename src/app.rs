@@ -427,8 +427,13 @@ pub async fn discover_within(plan: &JoinPlan, run: &mut Run) -> Result<Discovere
             run.end(stage, false);
             Ok(d)
         }
+        // Discovery's own bound or the overall deadline: the report says which flag to raise.
         Ok(Err(e)) if e.class() == Class::Timeout => {
-            Err(Error::Deadline(stage.clock.expired(Some(Cause::of(e)))))
+            Err(Error::Deadline(stage.clock.expired_own_limit(
+                Some(Cause::of(e)),
+                "--discovery-timeout",
+                plan.discovery.timeout,
+            )))
         }
         Ok(Err(e)) => Err(e.into()),
         Err(expired) => Err(Error::Deadline(expired)),

@@ -106,7 +106,32 @@ impl PhaseClock {
             after: self.started.elapsed(),
             overall: self.overall.total(),
             by_overall: self.by_overall,
+            own_limit: None,
             cause,
+        }
+    }
+
+    /// Like [`PhaseClock::expired`], for a phase whose work ran under a bound of its own that
+    /// the flag `flag` sets to `limit` (discovery's fetch loops: `--discovery-timeout`). The
+    /// overall deadline ended the phase only if it came before that limit would have; otherwise
+    /// the report names the flag, so the advice is to raise that one and not `--timeout`.
+    pub fn expired_own_limit(
+        &self,
+        cause: Option<Cause>,
+        flag: &'static str,
+        limit: Duration,
+    ) -> Expired {
+        // The overall deadline came first if the limit would have ended after it, or if it
+        // has passed by now (a loop that started late in the phase, cut at the same instant).
+        let cut_by_overall = self
+            .started
+            .checked_add(limit)
+            .is_none_or(|own| own > self.overall.at)
+            || self.overall.expired();
+        Expired {
+            by_overall: cut_by_overall,
+            own_limit: Some((flag, limit)),
+            ..self.expired(cause)
         }
     }
 
@@ -149,6 +174,9 @@ pub struct Expired {
     pub overall: Duration,
     /// The overall deadline (rather than the phase's own limit) ended the phase.
     pub by_overall: bool,
+    /// The flag that sets the phase's own limit, and its value, when the caller knows it
+    /// (`--discovery-timeout`): named in the message and the hint when that limit ended it.
+    pub own_limit: Option<(&'static str, Duration)>,
     /// The last failure seen, if there was one.
     pub cause: Option<Cause>,
 }
@@ -157,11 +185,14 @@ impl fmt::Display for Expired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "gave up in {} after {} (overall deadline {})",
+            "gave up in {} after {} (",
             self.phase,
             duration::format(round_ms(self.after)),
-            duration::format(self.overall)
         )?;
+        if let (Some((flag, limit)), false) = (self.own_limit, self.by_overall) {
+            write!(f, "{flag} {}, ", duration::format(limit))?;
+        }
+        write!(f, "overall deadline {})", duration::format(self.overall))?;
         match &self.cause {
             // The cause's text on the same line: the one line a log collector keeps says why.
             Some(c) => write!(f, ": {}", c.error),
@@ -186,7 +217,20 @@ impl Classify for Expired {
     fn hint(&self) -> Option<String> {
         let cause = self.cause.as_ref().and_then(|c| c.hint.clone());
         if !self.by_overall {
-            return cause;
+            // The phase's own limit ended it: that flag is the one to raise, never --timeout.
+            return match (cause, self.own_limit) {
+                (Some(h), Some((flag, _))) if h.contains(flag) => Some(h),
+                (cause, Some((flag, _))) => {
+                    let own = format!(
+                        "{flag} passed: raise it if this machine needs longer to reach the cluster"
+                    );
+                    Some(match cause {
+                        Some(h) => format!("{h}; {own}"),
+                        None => own,
+                    })
+                }
+                (cause, None) => cause,
+            };
         }
         let own =
             "the overall deadline passed: raise --timeout if this machine needs longer to join";
@@ -240,6 +284,7 @@ mod tests {
             after: Duration::from_secs(300),
             overall: Duration::from_secs(600),
             by_overall: true,
+            own_limit: None,
             cause: Some(Cause::of(Pending)),
         };
         assert_eq!(
@@ -265,6 +310,7 @@ mod tests {
             after: Duration::from_millis(1500),
             overall: Duration::from_secs(60),
             by_overall: false,
+            own_limit: None,
             cause: None,
         };
         assert_eq!(bare.hint(), None);
@@ -272,6 +318,73 @@ mod tests {
             bare.to_string(),
             "gave up in csr after 1.500s (overall deadline 1m0s): no answer within the phase's time"
         );
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not reach the API server: connection refused")]
+    struct Refused;
+
+    impl Classify for Refused {
+        fn class(&self) -> Class {
+            Class::Timeout
+        }
+        fn hint(&self) -> Option<String> {
+            Some("check that port 6443 is open".into())
+        }
+    }
+
+    #[test]
+    fn an_own_limit_that_ran_out_is_named_instead_of_the_overall_deadline() {
+        // --discovery-timeout 2s inside --timeout 10m: the flag's limit ended the phase.
+        let d = Deadline::after(Duration::from_secs(600));
+        let clock = d.phase("discovery", Duration::MAX);
+        assert!(clock.by_overall, "the phase itself has no bound of its own");
+        let e = clock.expired_own_limit(
+            Some(Cause::of(Refused)),
+            "--discovery-timeout",
+            Duration::from_secs(2),
+        );
+        assert!(!e.by_overall);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("gave up in discovery after ")
+                && text
+                    .contains("(--discovery-timeout 2s, overall deadline 10m0s): could not reach"),
+            "{text}"
+        );
+        let hint = e.hint().unwrap();
+        assert!(
+            !hint.contains("--timeout ") && !hint.contains("raise --timeout"),
+            "{hint}"
+        );
+        assert_eq!(
+            hint,
+            "check that port 6443 is open; --discovery-timeout passed: raise it if this machine \
+             needs longer to reach the cluster"
+        );
+        assert_eq!(e.class().exit_code(), 5);
+
+        // --discovery-timeout 5m inside --timeout 1s: the overall deadline ended it.
+        let d = Deadline::after(Duration::from_secs(1));
+        let e = d.phase("discovery", Duration::MAX).expired_own_limit(
+            Some(Cause::of(Refused)),
+            "--discovery-timeout",
+            Duration::from_secs(300),
+        );
+        assert!(e.by_overall);
+        assert!(e.to_string().contains("(overall deadline 1s): "), "{e}");
+        let hint = e.hint().unwrap();
+        assert!(hint.contains("raise --timeout"), "{hint}");
+        assert!(!hint.contains("--discovery-timeout"), "{hint}");
+
+        // A limit equal to what was left, once the deadline has passed: the overall one.
+        let gone = Deadline::after(Duration::ZERO);
+        let e = gone.phase("discovery", Duration::MAX).expired_own_limit(
+            None,
+            "--discovery-timeout",
+            Duration::ZERO,
+        );
+        assert!(e.by_overall);
     }
 
     #[tokio::test]

@@ -708,16 +708,22 @@ async fn get_cluster_info(client: &kube::Client) -> Result<ConfigMap, Miss> {
         .map_err(|e| Miss::Malformed(format!("building the request: {e}")))?;
     let res = client.send(req).await.map_err(|e| wire_miss(&e))?;
     let code = res.status().as_u16();
-    let header = |name: http::header::HeaderName| {
-        res.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+    // The headers are copied out in a block of their own: a borrow of `res` (whose body is not
+    // `Sync`) alive across the `.await` below would make discovery's future `!Send`.
+    let (retry_after, location, content_length) = {
+        let header = |name: http::header::HeaderName| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (
+            header(RETRY_AFTER).and_then(|v| retry::parse_retry_after(&v, SystemTime::now())),
+            header(LOCATION),
+            header(CONTENT_LENGTH),
+        )
     };
-    let retry_after =
-        header(RETRY_AFTER).and_then(|v| retry::parse_retry_after(&v, SystemTime::now()));
-    let location = header(LOCATION);
-    if let Some(n) = header(CONTENT_LENGTH)
+    if let Some(n) = content_length
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|n| *n > MAX_CLUSTER_INFO as u64)
     {
