@@ -130,7 +130,7 @@ impl PhaseClock {
             || self.overall.expired();
         Expired {
             by_overall: cut_by_overall,
-            own_limit: Some((flag, limit)),
+            own_limit: Some(OwnLimit::new(flag, limit)),
             ..self.expired(cause)
         }
     }
@@ -164,6 +164,28 @@ impl Cause {
     }
 }
 
+/// A phase's own limit and the flag that sets it, e.g. `--discovery-timeout 5m0s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnLimit {
+    pub flag: &'static str,
+    /// In milliseconds, saturated at `u32::MAX` (49 days): small enough that an [`Expired`]
+    /// stays a cheap error value to return.
+    pub millis: u32,
+}
+
+impl OwnLimit {
+    pub fn new(flag: &'static str, limit: Duration) -> Self {
+        Self {
+            flag,
+            millis: u32::try_from(limit.as_millis()).unwrap_or(u32::MAX),
+        }
+    }
+
+    pub fn limit(&self) -> Duration {
+        Duration::from_millis(u64::from(self.millis))
+    }
+}
+
 /// A phase ran out of time (its own bound or the overall deadline). Always exit code 5.
 #[derive(Debug)]
 pub struct Expired {
@@ -176,7 +198,7 @@ pub struct Expired {
     pub by_overall: bool,
     /// The flag that sets the phase's own limit, and its value, when the caller knows it
     /// (`--discovery-timeout`): named in the message and the hint when that limit ended it.
-    pub own_limit: Option<(&'static str, Duration)>,
+    pub own_limit: Option<OwnLimit>,
     /// The last failure seen, if there was one.
     pub cause: Option<Cause>,
 }
@@ -189,8 +211,8 @@ impl fmt::Display for Expired {
             self.phase,
             duration::format(round_ms(self.after)),
         )?;
-        if let (Some((flag, limit)), false) = (self.own_limit, self.by_overall) {
-            write!(f, "{flag} {}, ", duration::format(limit))?;
+        if let (Some(own), false) = (self.own_limit, self.by_overall) {
+            write!(f, "{} {}, ", own.flag, duration::format(own.limit()))?;
         }
         write!(f, "overall deadline {})", duration::format(self.overall))?;
         match &self.cause {
@@ -218,9 +240,9 @@ impl Classify for Expired {
         let cause = self.cause.as_ref().and_then(|c| c.hint.clone());
         if !self.by_overall {
             // The phase's own limit ended it: that flag is the one to raise, never --timeout.
-            return match (cause, self.own_limit) {
-                (Some(h), Some((flag, _))) if h.contains(flag) => Some(h),
-                (cause, Some((flag, _))) => {
+            return match (cause, self.own_limit.map(|o| o.flag)) {
+                (Some(h), Some(flag)) if h.contains(flag) => Some(h),
+                (cause, Some(flag)) => {
                     let own = format!(
                         "{flag} passed: raise it if this machine needs longer to reach the cluster"
                     );
