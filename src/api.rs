@@ -1,12 +1,32 @@
-//! The one way kubejoin builds a Kubernetes API client (kube + hyper + rustls/ring).
+//! kubejoin's own small Kubernetes API client: hyper 1 + hyper-util's legacy client +
+//! hyper-rustls over rustls/ring, the same stack the metadata client uses.
 //!
-//! Every client gets connect and per-request timeouts. Anonymous clients send no
-//! `Authorization` header at all (the real apiserver answers 403 to a bearer token on
-//! `cluster-info`). Verification can only be turned off through [`Trust::DangerousAcceptAny`],
-//! which discovery uses for the first, JWS-checked fetch of cluster-info and nothing else.
+//! It does exactly what a join needs and nothing behind its back:
+//! - one base URL (`https://host:port`), HTTP/1.1, `Accept: application/json`;
+//! - [`Trust`]: the CA bundle of the cluster, the system store (HTTPS discovery), or
+//!   [`Trust::DangerousAcceptAny`], used only for the first, JWS-checked cluster-info fetch;
+//! - [`Identity`]: anonymous clients send no `Authorization` header at all (the real apiserver
+//!   answers 403 to a bearer token on `cluster-info`), a bootstrap token, or a client certificate;
+//! - a connect timeout and a per-request timeout (head and body), never a proxy from the
+//!   environment, never a redirect followed, and **no retries**: every retry is
+//!   [`crate::retry`]'s, which sees each failure with its status, `Status` and `Retry-After`;
+//! - bounded body reads (a larger answer is refused, not buffered) and a watch whose events are
+//!   read one bounded line at a time;
+//! - TCP keep-alive and one connection pool per client, shared by its clones, so a join's
+//!   requests to one server reuse a connection.
 
 use crate::plan::token::BootstrapToken;
-use std::time::Duration;
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// How the server's certificate is verified.
 #[derive(Debug, Clone)]
@@ -45,7 +65,9 @@ impl std::fmt::Debug for Identity {
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     pub connect: Duration,
-    /// Per-request read timeout (kubeadm uses 10 s for every API call). `None` for watches.
+    /// Per-request timeout (kubeadm uses 10 s for every API call): the answer's head and body
+    /// must both arrive within it. For a watch, the longest silence between two chunks.
+    /// `None`: no bound (the caller bounds the request).
     pub read: Option<Duration>,
 }
 
@@ -67,61 +89,360 @@ pub enum ClientError {
         #[source]
         source: http::uri::InvalidUri,
     },
-    #[error("building the API client for {url}")]
-    Build {
-        url: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("invalid server URL {url:?}: {why}")]
+    NotHttps { url: String, why: &'static str },
+    #[error("building the API client for {url}: {detail}")]
+    Build { url: String, detail: String },
 }
 
-/// Builds a kube client for `server` (an `https://host:port` URL).
+/// Largest answer to an ordinary request (a CSR with its certificate, a ConfigMap, a Node are a
+/// few KiB; a kubeadm-config with many components well under 100 KiB).
+pub const MAX_BODY: usize = 4 << 20;
+
+/// Largest single line (event) of a watch.
+pub const MAX_WATCH_LINE: usize = 4 << 20;
+
+/// Largest error answer that is read (its `Status` is small; anything else is cut).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// TCP keep-alive of API connections: a dead peer is noticed even on a quiet watch.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+type Hyper = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A Kubernetes API client for one server. Clones share the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    hyper: Hyper,
+    /// `https://host:port`, no trailing slash.
+    base: String,
+    /// The `Authorization` header value, marked sensitive; `None` when anonymous.
+    auth: Option<HeaderValue>,
+    read: Option<Duration>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("authenticated", &self.auth.is_some())
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a client for `server` (an `https://host:port` URL; a path is ignored).
 pub fn client(
     server: &str,
     trust: &Trust,
     identity: &Identity,
     timeouts: Timeouts,
-) -> Result<kube::Client, ClientError> {
+) -> Result<Client, ClientError> {
     let uri: http::Uri = server.parse().map_err(|source| ClientError::Url {
         url: server.to_string(),
         source,
     })?;
-    let mut cfg = kube::Config::new(uri);
-    cfg.connect_timeout = Some(timeouts.connect);
-    cfg.read_timeout = timeouts.read;
-    cfg.write_timeout = Some(timeouts.connect);
-    // Never let the environment redirect join traffic through a proxy we did not ask for.
-    cfg.proxy_url = None;
-    match trust {
-        Trust::CaBundle(ders) => cfg.root_cert = Some(ders.clone()),
-        Trust::System => cfg.root_cert = None,
-        Trust::DangerousAcceptAny => {
-            // An empty root store, so no system trust store is needed (an initramfs has none);
-            // the verifier is replaced anyway.
-            cfg.root_cert = Some(Vec::new());
-            cfg.accept_invalid_certs = true;
-        }
+    if !uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        return Err(ClientError::NotHttps {
+            url: server.to_string(),
+            why: "an API server is only ever reached over https://",
+        });
     }
-    match identity {
-        Identity::Anonymous => {}
-        Identity::Token(t) => {
-            cfg.auth_info.token = Some(t.bearer().into());
-        }
-        Identity::ClientCert { cert_pem, key_pem } => {
-            use base64::Engine as _;
-            let b64 = base64::engine::general_purpose::STANDARD;
-            cfg.auth_info.client_certificate_data = Some(b64.encode(cert_pem));
-            cfg.auth_info.client_key_data = Some(b64.encode(key_pem).into());
-        }
-    }
-    kube::Client::try_from(cfg).map_err(|source| ClientError::Build {
+    let authority =
+        uri.authority()
+            .filter(|a| !a.host().is_empty())
+            .ok_or(ClientError::NotHttps {
+                url: server.to_string(),
+                why: "it names no host",
+            })?;
+    let build = |detail: String| ClientError::Build {
         url: server.to_string(),
-        source,
+        detail,
+    };
+    let tls = tls_config(trust, identity).map_err(build)?;
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(timeouts.connect));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_keepalive(Some(KEEPALIVE));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http);
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(4)
+        .build(connector);
+    let auth = match identity {
+        Identity::Token(t) => {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.bearer()))
+                .map_err(|_| build("the bootstrap token is not a valid header value".into()))?;
+            v.set_sensitive(true);
+            Some(v)
+        }
+        Identity::Anonymous | Identity::ClientCert { .. } => None,
+    };
+    Ok(Client {
+        hyper,
+        base: format!("https://{authority}"),
+        auth,
+        read: timeouts.read,
     })
 }
 
-/// What went wrong on the wire, distilled from a kube error's cause chain, so callers can
-/// classify (retry or stop) and explain (hint) without string matching at every call site.
+fn ring_builder(
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, String> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))
+}
+
+fn tls_config(trust: &Trust, identity: &Identity) -> Result<rustls::ClientConfig, String> {
+    let builder = ring_builder()?;
+    let builder = match trust {
+        Trust::CaBundle(ders) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in ders {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| format!("a CA certificate is unusable as a trust root: {e}"))?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        Trust::System => {
+            use hyper_rustls::ConfigBuilderExt as _;
+            builder
+                .with_native_roots()
+                .map_err(|e| format!("loading the system trust store: {e}"))?
+        }
+        Trust::DangerousAcceptAny => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
+    };
+    match identity {
+        Identity::ClientCert { cert_pem, key_pem } => {
+            let (chain, key) = client_cert(cert_pem, key_pem)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate and key do not form an identity: {e}"))
+        }
+        Identity::Anonymous | Identity::Token(_) => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// The certificate chain and private key of PEM texts (PKCS#8, SEC1 or PKCS#1 key).
+fn client_cert(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+> {
+    use rustls::pki_types::{
+        CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+    };
+    let blocks = |data: &[u8]| -> Vec<(String, Vec<u8>)> {
+        x509_parser::pem::Pem::iter_from_buffer(data)
+            .map_while(Result::ok)
+            .map(|p| (p.label, p.contents))
+            .collect()
+    };
+    let chain: Vec<CertificateDer<'static>> = blocks(cert_pem)
+        .into_iter()
+        .filter(|(l, _)| l == "CERTIFICATE")
+        .map(|(_, der)| CertificateDer::from(der))
+        .collect();
+    if chain.is_empty() {
+        return Err("the client certificate PEM holds no CERTIFICATE block".into());
+    }
+    let key = blocks(key_pem)
+        .into_iter()
+        .find_map(|(label, der)| match label.as_str() {
+            "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
+            "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
+            "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
+            _ => None,
+        })
+        .ok_or("the client key PEM holds no PRIVATE KEY block")?;
+    Ok((chain, key))
+}
+
+mod dangerous {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    /// Accepts any server certificate (but still checks the handshake signatures, so the peer
+    /// holds the key of the certificate it sent). Only [`super::Trust::DangerousAcceptAny`].
+    #[derive(Debug)]
+    pub struct AcceptAnyCertificate {
+        algs: rustls::crypto::WebPkiSupportedAlgorithms,
+    }
+
+    impl AcceptAnyCertificate {
+        pub fn new() -> Self {
+            Self {
+                algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            }
+        }
+    }
+
+    impl ServerCertVerifier for AcceptAnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    }
+}
+
+// ---- errors ----
+
+/// A non-success answer: its status, the `metav1.Status` it carried (or the status line's
+/// reason and the start of the body), and the headers the retry policy and messages need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusError {
+    pub code: u16,
+    pub reason: String,
+    pub message: String,
+    /// `Retry-After`, as a pause from when the answer arrived.
+    pub retry_after: Option<Duration>,
+    /// `Location` (a redirect, which is never followed).
+    pub location: Option<String>,
+}
+
+/// Why a request gave no usable answer. Never holds a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The server answered with a non-success status.
+    #[error("{}", status_line(.0))]
+    Status(Box<StatusError>),
+    /// The request failed on the wire (refused, reset, TLS, cut off mid-body).
+    #[error("{}", wire_text(&wire_failure_of(.0.as_ref())))]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The answer was cut off in the middle of its body (a reset, a closed connection).
+    #[error("the answer was cut off: {}", wire_text(&wire_failure_of(.0.as_ref())))]
+    BodyCut(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The per-request timeout passed.
+    #[error("timed out after {}", crate::log::fmt_ms(*.0))]
+    TimedOut(Duration),
+    /// The answer is larger than the client reads.
+    #[error("{}", too_large_text(*.limit, *.announced))]
+    TooLarge {
+        limit: usize,
+        /// Its `Content-Length`, when it announced one past the limit.
+        announced: Option<u64>,
+    },
+    /// A complete answer that does not decode as what was asked for.
+    #[error("the answer is not a {what}: {detail}")]
+    Decode { what: &'static str, detail: String },
+}
+
+fn status_line(s: &StatusError) -> String {
+    if s.message.is_empty() {
+        format!("{} {}", s.code, s.reason)
+    } else {
+        format!("{} {}: {}", s.code, s.reason, s.message)
+    }
+}
+
+fn too_large_text(limit: usize, announced: Option<u64>) -> String {
+    match announced {
+        Some(n) => format!("the answer announces {n} bytes; no more than {limit} bytes are read"),
+        None => format!("the answer is larger than {limit} bytes"),
+    }
+}
+
+fn wire_text(w: &WireFailure) -> String {
+    match w {
+        WireFailure::Refused => "connection refused".into(),
+        WireFailure::TimedOut => "timed out".into(),
+        WireFailure::TlsVerify(d) => format!("TLS handshake failed: {d}"),
+        WireFailure::Transport(t) => t.clone(),
+        WireFailure::Status { code, reason, .. } => format!("{code} {reason}"),
+    }
+}
+
+impl RequestError {
+    /// The failure distilled for classification and hints.
+    pub fn failure(&self) -> WireFailure {
+        match self {
+            RequestError::Status(s) => WireFailure::Status {
+                code: s.code,
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            RequestError::Transport(e) | RequestError::BodyCut(e) => wire_failure_of(e.as_ref()),
+            RequestError::TimedOut(_) => WireFailure::TimedOut,
+            // A verified server that answers garbage is not a network blip, but the answer may
+            // have been cut by a middlebox: the phase's retry budget decides.
+            RequestError::TooLarge { .. } | RequestError::Decode { .. } => {
+                WireFailure::Transport(self.to_string())
+            }
+        }
+    }
+
+    /// The HTTP status, when the server answered one.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            RequestError::Status(s) => Some(s.code),
+            _ => None,
+        }
+    }
+
+    /// The answer's `Retry-After`, when it had one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RequestError::Status(s) => s.retry_after,
+            _ => None,
+        }
+    }
+
+    /// The `rustls::Error` of a TLS failure (to tell a bad certificate from a bad handshake).
+    pub fn rustls_error(&self) -> Option<&rustls::Error> {
+        match self {
+            RequestError::Transport(e) | RequestError::BodyCut(e) => find_rustls(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// What went wrong on the wire, distilled from an error's cause chain, so callers can classify
+/// (retry or stop) and explain (hint) without string matching at every call site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireFailure {
     /// The server answered with an HTTP status (and a `Status` body when it sent one).
@@ -140,43 +461,557 @@ pub enum WireFailure {
     Transport(String),
 }
 
-/// Classifies a kube error by walking its source chain.
-pub fn wire_failure(err: &kube::Error) -> WireFailure {
-    if let kube::Error::Api(status) = err {
-        return WireFailure::Status {
-            code: status.code,
-            reason: status.reason.clone(),
-            message: status.message.clone(),
-        };
-    }
+/// [`RequestError::failure`] (kept as a function for callers that only need the distillate).
+pub fn wire_failure(err: &RequestError) -> WireFailure {
+    err.failure()
+}
+
+/// Each link of `err`'s chain, also following `io::Error::get_ref` (hyper-util wraps the rustls
+/// error in nested `io::Error`s whose `source()` skips the inner error).
+fn chain_links<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    let mut texts = Vec::new();
     while let Some(e) = cur {
-        // hyper-util wraps the rustls error in nested io::Errors whose `source()` skips the inner
-        // error, so follow `io::Error::get_ref()` all the way down at every link of the chain.
         let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(e);
         while let Some(i) = inner {
-            if let Some(tls) = i.downcast_ref::<rustls::Error>() {
-                return WireFailure::TlsVerify(tls.to_string());
-            }
-            if let Some(io) = i.downcast_ref::<std::io::Error>() {
-                match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => return WireFailure::Refused,
-                    std::io::ErrorKind::TimedOut => return WireFailure::TimedOut,
-                    _ => {}
-                }
-            }
+            out.push(i);
             inner = i
                 .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
                 .map(|r| r as &(dyn std::error::Error + 'static));
         }
+        cur = e.source();
+        if out.len() > 64 {
+            break;
+        }
+    }
+    out
+}
+
+fn find_rustls<'a>(
+    err: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a rustls::Error> {
+    chain_links(err)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<rustls::Error>())
+}
+
+/// Classifies a transport error by walking its cause chain.
+pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) -> WireFailure {
+    let links = chain_links(err);
+    for e in &links {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return WireFailure::TlsVerify(tls.to_string());
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return WireFailure::Refused,
+                std::io::ErrorKind::TimedOut => return WireFailure::TimedOut,
+                _ => {}
+            }
+        }
+    }
+    let mut last = String::new();
+    for e in &links {
         let t = e.to_string();
         if t.contains("timed out") || t.contains("deadline has elapsed") {
             return WireFailure::TimedOut;
         }
-        texts.push(t);
-        cur = e.source();
+        if !t.is_empty() {
+            last = t;
+        }
     }
-    WireFailure::Transport(texts.last().cloned().unwrap_or_default())
+    WireFailure::Transport(last)
+}
+
+/// `reason` and `message` of an error answer: its `Status` object when it is one, else the
+/// status line's reason and the start of the body (made printable: it may come from anyone).
+pub fn status_text(code: u16, body: &[u8]) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct StatusBody {
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(s) = serde_json::from_slice::<StatusBody>(body) {
+        if !s.reason.is_empty() || !s.message.is_empty() {
+            return (s.reason, s.message);
+        }
+    }
+    let reason = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or_default()
+        .to_string();
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    (reason, text.trim().to_string())
+}
+
+// ---- requests ----
+
+/// A complete answer of any status, body bounded.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub code: u16,
+    pub retry_after: Option<Duration>,
+    pub location: Option<String>,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The answer as a [`RequestError::Status`] (for a non-success code).
+    pub fn into_status_error(self) -> RequestError {
+        let (reason, message) = status_text(self.code, &self.body);
+        RequestError::Status(Box::new(StatusError {
+            code: self.code,
+            reason,
+            message,
+            retry_after: self.retry_after,
+            location: self.location,
+        }))
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+}
+
+/// An answer's head, before its body is read.
+struct Head {
+    code: u16,
+    retry_after: Option<Duration>,
+    location: Option<String>,
+    content_length: Option<u64>,
+    body: hyper::body::Incoming,
+}
+
+impl Client {
+    /// The server this client talks to (`https://host:port`).
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// The same client (sharing its connections) with another per-request timeout.
+    pub fn with_read_timeout(&self, read: Option<Duration>) -> Client {
+        Client {
+            read,
+            ..self.clone()
+        }
+    }
+
+    fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        accept: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Request<Full<Bytes>>, RequestError> {
+        let uri = format!("{}{path}", self.base);
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(ACCEPT, accept);
+        if let Some(auth) = &self.auth {
+            b = b.header(AUTHORIZATION, auth.clone());
+        }
+        let body = match body {
+            Some(bytes) => {
+                b = b.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(bytes))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        b.body(body).map_err(|e| RequestError::Decode {
+            what: "request",
+            detail: e.to_string(),
+        })
+    }
+
+    async fn head(&self, req: http::Request<Full<Bytes>>) -> Result<Head, RequestError> {
+        let res = self
+            .hyper
+            .request(req)
+            .await
+            .map_err(|e| RequestError::Transport(Box::new(e)))?;
+        let header = |name: http::header::HeaderName| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header(RETRY_AFTER)
+            .and_then(|v| crate::retry::parse_retry_after(&v, SystemTime::now()));
+        let location = header(LOCATION);
+        let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+        Ok(Head {
+            code: res.status().as_u16(),
+            retry_after,
+            location,
+            content_length,
+            body: res.into_body(),
+        })
+    }
+
+    async fn read_body(head: Head, limit: usize) -> Result<Answer, RequestError> {
+        let limit = if (200..300).contains(&head.code) {
+            limit
+        } else {
+            limit.min(MAX_ERROR_BODY)
+        };
+        let success = (200..300).contains(&head.code);
+        if let Some(n) = head.content_length.filter(|n| *n > limit as u64) {
+            if success {
+                return Err(RequestError::TooLarge {
+                    limit,
+                    announced: Some(n),
+                });
+            }
+        }
+        let body = match Limited::new(head.body, limit).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                if success {
+                    return Err(RequestError::TooLarge {
+                        limit,
+                        announced: None,
+                    });
+                }
+                // An error answer is only read for its Status: what was read is enough.
+                Bytes::new()
+            }
+            Err(e) => return Err(RequestError::BodyCut(e)),
+        };
+        Ok(Answer {
+            code: head.code,
+            retry_after: head.retry_after,
+            location: head.location,
+            body,
+        })
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, RequestError>>,
+    ) -> Result<T, RequestError> {
+        match self.read {
+            Some(d) => tokio::time::timeout(d, fut)
+                .await
+                .unwrap_or(Err(RequestError::TimedOut(d))),
+            None => fut.await,
+        }
+    }
+
+    /// One request; the answer of any status with its body read up to `limit` bytes (a
+    /// success larger than that is [`RequestError::TooLarge`]), within the request timeout.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        accept: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Answer, RequestError> {
+        let req = self.request(method, path, accept, body)?;
+        self.bounded(async {
+            let head = self.head(req).await?;
+            Self::read_body(head, limit).await
+        })
+        .await
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        what: &'static str,
+    ) -> Result<T, RequestError> {
+        let a = self
+            .send(method, path, "application/json", body, MAX_BODY)
+            .await?;
+        if !a.is_success() {
+            return Err(a.into_status_error());
+        }
+        serde_json::from_slice(&a.body).map_err(|e| RequestError::Decode {
+            what,
+            detail: e.to_string(),
+        })
+    }
+
+    /// `GET path`, decoded as JSON.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &'static str,
+    ) -> Result<T, RequestError> {
+        self.json(http::Method::GET, path, None, what).await
+    }
+
+    /// `POST path` with `obj` as JSON; the created object decoded.
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        obj: &B,
+        what: &'static str,
+    ) -> Result<T, RequestError> {
+        let body = serde_json::to_vec(obj).map_err(|e| RequestError::Decode {
+            what: "request body",
+            detail: e.to_string(),
+        })?;
+        self.json(http::Method::POST, path, Some(body), what).await
+    }
+
+    /// Starts a watch (`path` carries `watch=true` and its parameters). The head must arrive
+    /// within the request timeout; then each event is one JSON line of at most
+    /// [`MAX_WATCH_LINE`] bytes, and a silence longer than the timeout ends the stream with
+    /// [`RequestError::TimedOut`].
+    pub async fn watch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<WatchStream<T>, RequestError> {
+        let req = self.request(http::Method::GET, path, "application/json", None)?;
+        let head = self.bounded(self.head(req)).await?;
+        if !(200..300).contains(&head.code) {
+            let a = self.bounded(Self::read_body(head, MAX_ERROR_BODY)).await?;
+            return Err(a.into_status_error());
+        }
+        Ok(WatchStream {
+            body: head.body,
+            buf: Vec::new(),
+            read: self.read,
+            done: false,
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
+/// One event of a watch (the `type`/`object` envelope of the watch protocol).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(tag = "type", content = "object", rename_all = "UPPERCASE")]
+pub enum WatchEvent<K> {
+    Added(K),
+    Modified(K),
+    Deleted(K),
+    /// Only a resourceVersion to resume from.
+    Bookmark(Bookmark),
+    /// The watch cannot go on (e.g. 410 Expired: the resourceVersion is too old).
+    Error(k8s_openapi::apimachinery::pkg::apis::meta::v1::Status),
+}
+
+/// A `BOOKMARK` event's object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Bookmark {
+    pub metadata: BookmarkMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct BookmarkMeta {
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: String,
+}
+
+/// The events of a watch, decoded one line at a time.
+pub struct WatchStream<T> {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    read: Option<Duration>,
+    done: bool,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for WatchStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("buffered", &self.buf.len())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned> WatchStream<T> {
+    /// The next event; `None` when the server ended the watch. A line that does not decode, a
+    /// line past [`MAX_WATCH_LINE`], a broken connection or a silence past the timeout is an
+    /// error, after which the stream is over.
+    pub async fn next(&mut self) -> Option<Result<WatchEvent<T>, RequestError>> {
+        loop {
+            if let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                return Some(serde_json::from_slice(line).map_err(|e| {
+                    self.done = true;
+                    RequestError::Decode {
+                        what: "watch event",
+                        detail: e.to_string(),
+                    }
+                }));
+            }
+            if self.done {
+                return None;
+            }
+            if self.buf.len() > MAX_WATCH_LINE {
+                self.done = true;
+                self.buf.clear();
+                return Some(Err(RequestError::TooLarge {
+                    limit: MAX_WATCH_LINE,
+                    announced: None,
+                }));
+            }
+            let frame = match self.read {
+                Some(d) => match tokio::time::timeout(d, self.body.frame()).await {
+                    Ok(f) => f,
+                    Err(_) => {
+                        self.done = true;
+                        return Some(Err(RequestError::TimedOut(d)));
+                    }
+                },
+                None => self.body.frame().await,
+            };
+            match frame {
+                None => {
+                    self.done = true;
+                    // A last line without its newline is still an event.
+                    if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {
+                        self.buf.push(b'\n');
+                        continue;
+                    }
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(RequestError::Transport(Box::new(e))));
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `?a=b&c=d` with each value percent-encoded for a query string.
+pub fn query(params: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in params.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(k);
+        s.push('=');
+        for b in v.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    s.push(b as char)
+                }
+                _ => s.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tls_failures_nested_in_io_errors() {
+        use std::io;
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, tls));
+        let e = RequestError::Transport(Box::new(nested));
+        assert!(matches!(e.failure(), WireFailure::TlsVerify(d) if d.contains("UnknownIssuer")));
+        assert!(matches!(
+            e.rustls_error(),
+            Some(rustls::Error::InvalidCertificate(_))
+        ));
+        let refused =
+            RequestError::Transport(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert_eq!(refused.failure(), WireFailure::Refused);
+        assert_eq!(refused.to_string(), "connection refused");
+        assert_eq!(
+            RequestError::TimedOut(Duration::from_secs(10)).failure(),
+            WireFailure::TimedOut
+        );
+    }
+
+    #[test]
+    fn status_errors_keep_code_status_and_retry_after() {
+        let a = Answer {
+            code: 429,
+            retry_after: Some(Duration::from_secs(3)),
+            location: None,
+            body: Bytes::from_static(
+                br#"{"kind":"Status","reason":"TooManyRequests","message":"slow down","code":429}"#,
+            ),
+        };
+        let e = a.into_status_error();
+        assert_eq!(e.status_code(), Some(429));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(e.to_string(), "429 TooManyRequests: slow down");
+        assert_eq!(
+            e.failure(),
+            WireFailure::Status {
+                code: 429,
+                reason: "TooManyRequests".into(),
+                message: "slow down".into()
+            }
+        );
+    }
+
+    #[test]
+    fn query_strings_are_encoded() {
+        assert_eq!(
+            query(&[
+                ("fieldSelector", "metadata.name=node-csr-x"),
+                ("watch", "true")
+            ]),
+            "?fieldSelector=metadata.name%3Dnode-csr-x&watch=true"
+        );
+        assert_eq!(query(&[]), "");
+    }
+
+    #[test]
+    fn anonymous_clients_carry_no_authorization_and_urls_must_be_https() {
+        let c = client(
+            "https://127.0.0.1:6443",
+            &Trust::DangerousAcceptAny,
+            &Identity::Anonymous,
+            Timeouts::default(),
+        )
+        .unwrap();
+        assert!(c.auth.is_none());
+        assert_eq!(c.server(), "https://127.0.0.1:6443");
+        let t = BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
+        let c = client(
+            "https://127.0.0.1:6443/",
+            &Trust::CaBundle(Vec::new()),
+            &Identity::Token(t),
+            Timeouts::default(),
+        )
+        .unwrap();
+        assert!(c.auth.as_ref().unwrap().is_sensitive());
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+        assert!(matches!(
+            client(
+                "http://127.0.0.1:6443",
+                &Trust::System,
+                &Identity::Anonymous,
+                Timeouts::default()
+            ),
+            Err(ClientError::NotHttps { .. })
+        ));
+    }
 }

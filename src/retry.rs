@@ -502,11 +502,61 @@ where
     }
 }
 
+/// The loop's environment in virtual time, for tests here and of the loop's callers.
+#[cfg(test)]
+pub(crate) mod test_env {
+    use super::Env;
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    /// A clock that only moves when the loop sleeps (or an attempt says it took time), with a
+    /// scripted random source; it records every pause.
+    #[derive(Clone)]
+    pub(crate) struct Virtual {
+        pub(crate) start: Instant,
+        elapsed: Rc<RefCell<Duration>>,
+        pauses: Rc<RefCell<Vec<Duration>>>,
+        random: u64,
+    }
+
+    impl Virtual {
+        pub(crate) fn new(random: u64) -> Virtual {
+            Virtual {
+                start: Instant::now(),
+                elapsed: Rc::new(RefCell::new(Duration::ZERO)),
+                pauses: Rc::new(RefCell::new(Vec::new())),
+                random,
+            }
+        }
+        pub(crate) fn advance(&self, d: Duration) {
+            *self.elapsed.borrow_mut() += d;
+        }
+        pub(crate) fn pauses(&self) -> Vec<Duration> {
+            self.pauses.borrow().clone()
+        }
+    }
+
+    impl Env for Virtual {
+        fn now(&self) -> Instant {
+            self.start + *self.elapsed.borrow()
+        }
+        fn sleep(&mut self, d: Duration) -> impl Future<Output = ()> {
+            self.pauses.borrow_mut().push(d);
+            self.advance(d);
+            std::future::ready(())
+        }
+        fn random(&mut self) -> u64 {
+            self.random
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::cell::RefCell;
-    use std::rc::Rc;
 
     fn status(code: u16) -> WireFailure {
         WireFailure::Status {
@@ -673,46 +723,7 @@ mod tests {
 
     // ---- the loop, in virtual time ----
 
-    /// A clock that only moves when the loop sleeps (or an attempt says it took time), with a
-    /// scripted random source; it records every pause.
-    #[derive(Clone)]
-    struct Virtual {
-        start: Instant,
-        elapsed: Rc<RefCell<Duration>>,
-        pauses: Rc<RefCell<Vec<Duration>>>,
-        random: u64,
-    }
-
-    impl Virtual {
-        fn new(random: u64) -> Virtual {
-            Virtual {
-                start: Instant::now(),
-                elapsed: Rc::new(RefCell::new(Duration::ZERO)),
-                pauses: Rc::new(RefCell::new(Vec::new())),
-                random,
-            }
-        }
-        fn advance(&self, d: Duration) {
-            *self.elapsed.borrow_mut() += d;
-        }
-        fn pauses(&self) -> Vec<Duration> {
-            self.pauses.borrow().clone()
-        }
-    }
-
-    impl Env for Virtual {
-        fn now(&self) -> Instant {
-            self.start + *self.elapsed.borrow()
-        }
-        fn sleep(&mut self, d: Duration) -> impl Future<Output = ()> {
-            self.pauses.borrow_mut().push(d);
-            self.advance(d);
-            std::future::ready(())
-        }
-        fn random(&mut self) -> u64 {
-            self.random
-        }
-    }
+    use super::test_env::Virtual;
 
     #[derive(Debug, Clone, PartialEq, Eq)]
     enum Fail {

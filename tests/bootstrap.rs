@@ -640,8 +640,10 @@ async fn issued_certificate_authenticates_as_the_node() {
         Timeouts::default(),
     )
     .unwrap();
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
-    let err = nodes.get(NODE).await.unwrap_err();
+    let err = client
+        .get::<k8s_openapi::api::core::v1::Node>(&format!("/api/v1/nodes/{NODE}"), "Node")
+        .await
+        .unwrap_err();
     match api::wire_failure(&err) {
         api::WireFailure::Status { code, reason, .. } => {
             assert_eq!(

@@ -8,7 +8,7 @@
 //!   `app::bootstrap_and_install_within`, the binary's defaults), i.e. whatever retry
 //!   behaviour kubejoin ships.
 //! - **naive**: the same stages, each request retried at a constant interval without jitter,
-//!   ignoring `Retry-After`, on clients with kube's own retry layer turned off; discovery's two
+//!   ignoring `Retry-After`, on kubejoin's API client (which never retries); discovery's two
 //!   cluster-info fetches are done by the harness the same way (JWS, pin and byte-identical
 //!   re-fetch checked with kubejoin's functions).
 //!
@@ -19,6 +19,7 @@
 use crate::stats::{self, round2};
 use crate::{err, Error};
 use k8s_openapi::api::core::v1::ConfigMap;
+use kubejoin::api;
 use kubejoin::app::{self, Tuning};
 use kubejoin::bootstrap::{self, config, csr, verify, wait, Cluster};
 use kubejoin::discovery::kubeconfig::Kubeconfig;
@@ -118,37 +119,35 @@ async fn join_kubejoin(plan: JoinPlan, timeout: Duration) -> Result<(), String> 
 
 // ---- the naive policy -------------------------------------------------------------------------
 
-/// A kube client like kubejoin's, with kube's retry layer off (the naive client retries itself).
+/// kubejoin's API client (it never retries on its own: the naive loop below does).
 fn naive_client(
     server: &str,
     ca: Option<&[Vec<u8>]>,
     token: Option<&BootstrapToken>,
     read: Option<Duration>,
-) -> Result<kube::Client, String> {
-    let uri: http::Uri = server.parse().map_err(|e| format!("{server}: {e}"))?;
-    let mut cfg = kube::Config::new(uri);
-    cfg.connect_timeout = Some(Duration::from_secs(10));
-    cfg.read_timeout = read;
-    cfg.write_timeout = Some(Duration::from_secs(10));
-    cfg.proxy_url = None;
-    cfg.default_retry = false;
-    match ca {
-        Some(ders) => cfg.root_cert = Some(ders.to_vec()),
-        None => cfg.accept_invalid_certs = true,
-    }
-    if let Some(t) = token {
-        cfg.auth_info.token = Some(t.bearer().into());
-    }
-    kube::Client::try_from(cfg).map_err(|e| chain(&e))
+) -> Result<api::Client, String> {
+    let trust = match ca {
+        Some(ders) => api::Trust::CaBundle(ders.to_vec()),
+        None => api::Trust::DangerousAcceptAny,
+    };
+    let identity = match token {
+        Some(t) => api::Identity::Token(t.clone()),
+        None => api::Identity::Anonymous,
+    };
+    let timeouts = api::Timeouts {
+        connect: Duration::from_secs(10),
+        read,
+    };
+    api::client(server, &trust, &identity, timeouts).map_err(|e| chain(&e))
 }
 
 fn transient_status(code: u16) -> bool {
     matches!(code, 408 | 429 | 500..=599)
 }
 
-fn transient_kube(e: &kube::Error) -> bool {
+fn transient_api(e: &api::RequestError) -> bool {
     use kubejoin::api::WireFailure;
-    match kubejoin::api::wire_failure(e) {
+    match e.failure() {
         WireFailure::Status { code, .. } => transient_status(code),
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
         WireFailure::TlsVerify(_) => false,
@@ -184,13 +183,17 @@ macro_rules! every {
 }
 
 async fn naive_cluster_info(
-    client: &kube::Client,
+    client: &api::Client,
     interval: Duration,
     deadline: Instant,
 ) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "kube-public");
-    let cm = every!(interval, deadline, transient_kube, api.get("cluster-info"))
-        .map_err(|e| chain(&e))?;
+    let cm = every!(
+        interval,
+        deadline,
+        transient_api,
+        client.get::<ConfigMap>(kubejoin::discovery::CLUSTER_INFO_PATH, "ConfigMap")
+    )
+    .map_err(|e| chain(&e))?;
     Ok(cm.data.unwrap_or_default())
 }
 
@@ -261,7 +264,12 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
             Some(token),
             Some(Duration::from_secs(10)),
         )?,
-        watch_client: naive_client(&d.server, Some(&d.ca_der), Some(token), None)?,
+        watch_client: naive_client(
+            &d.server,
+            Some(&d.ca_der),
+            Some(token),
+            Some(bootstrap::WATCH_READ_TIMEOUT),
+        )?,
     };
     let root = Root::new(&plan.root);
     let node = plan

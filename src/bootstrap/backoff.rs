@@ -8,14 +8,15 @@
 //! Ready Node of our name, a denied CSR…) end the phase at once, unchanged.
 //!
 //! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
-//! per-request timeout), so a request that hangs cannot overrun it. `Retry-After` cannot be
-//! honoured here: kube's error type does not keep response headers, so a 429 backs off on the
-//! schedule.
+//! per-request timeout), so a request that hangs cannot overrun it. A 429 or 503 that carries
+//! `Retry-After` is waited as the server said (plus at most the policy's base of jitter, so a
+//! fleet told the same second does not come back in lockstep); a `Retry-After` past the phase's
+//! clock ends the phase at once. The API client itself never retries: this is the only policy.
 
 use super::Error;
 use crate::api::WireFailure;
 use crate::deadline::{Cause, PhaseClock};
-use crate::retry::{self, Disposition, Policy, RealEnv, Retryable, Stop};
+use crate::retry::{self, Disposition, Env, Pause, Policy, RealEnv, Retryable, Stop};
 use std::future::Future;
 use std::time::Duration;
 
@@ -31,6 +32,21 @@ impl Retryable for Error {
             _ => Disposition::Permanent,
         }
     }
+
+    /// Retry-After is a promise only on 429 and 503 (as in discovery's loop).
+    fn pause(&self) -> Pause {
+        match self {
+            Error::Api {
+                failure:
+                    WireFailure::Status {
+                        code: 429 | 503, ..
+                    },
+                retry_after: Some(d),
+                ..
+            } => Pause::RetryAfter(*d),
+            _ => Pause::Backoff,
+        }
+    }
 }
 
 /// Runs `op` until it succeeds, fails for good (that error, unchanged), or `clock` runs out
@@ -39,6 +55,22 @@ impl Retryable for Error {
 pub async fn within<T, F, Fut>(
     clock: &PhaseClock,
     policy: &Policy,
+    what: &str,
+    server: &str,
+    op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    within_env(clock, policy, &mut RealEnv::new(), what, server, op).await
+}
+
+/// [`within`] with the retry loop's clock, sleep and random source given (tests: virtual time).
+pub async fn within_env<T, F, Fut>(
+    clock: &PhaseClock,
+    policy: &Policy,
+    env: &mut impl Env,
     what: &str,
     server: &str,
     mut op: F,
@@ -53,7 +85,7 @@ where
     let result = retry::retry_notify(
         clock.at,
         policy,
-        &mut RealEnv::new(),
+        env,
         |attempt| {
             let fut = op();
             let cut = &cut;
@@ -65,6 +97,7 @@ where
                         action: what.to_string(),
                         server: server.to_string(),
                         failure: WireFailure::TimedOut,
+                        retry_after: None,
                     })
                 })
             }
@@ -97,6 +130,10 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn api(code: u16) -> Error {
+        api_after(code, None)
+    }
+
+    fn api_after(code: u16, retry_after: Option<Duration>) -> Error {
         Error::Api {
             action: "getting ConfigMap kube-system/kubelet-config".into(),
             server: "https://10.0.0.1:6443".into(),
@@ -105,6 +142,7 @@ mod tests {
                 reason: "TooManyRequests".into(),
                 message: String::new(),
             },
+            retry_after,
         }
     }
 
@@ -193,5 +231,107 @@ mod tests {
                 .contains("getting ConfigMap kube-system/kubelet-config at https://x: timed out"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn retry_after_is_a_pause_only_on_429_and_503() {
+        let two = Some(Duration::from_secs(2));
+        assert_eq!(
+            api_after(429, two).pause(),
+            Pause::RetryAfter(Duration::from_secs(2))
+        );
+        assert_eq!(
+            api_after(503, two).pause(),
+            Pause::RetryAfter(Duration::from_secs(2))
+        );
+        assert_eq!(api_after(500, two).pause(), Pause::Backoff);
+        assert_eq!(api(429).pause(), Pause::Backoff);
+    }
+
+    #[tokio::test]
+    async fn a_429_with_retry_after_is_waited_as_the_server_said() {
+        use crate::retry::test_env::Virtual;
+        let d = Deadline::after(Duration::from_secs(60));
+        let clock = d.phase("cluster-config", Duration::from_secs(30));
+        // random 0: no jitter on top of what the server asked for.
+        let env = Virtual::new(0);
+        let tries = AtomicU32::new(0);
+        let v = within_env(
+            &clock,
+            &API_POLICY,
+            &mut env.clone(),
+            "reading",
+            "https://x",
+            || async {
+                match tries.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(api_after(429, Some(Duration::from_secs(3)))),
+                    1 => Err(api_after(503, Some(Duration::from_secs(7)))),
+                    _ => Ok(7),
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(v, 7);
+        assert_eq!(
+            env.pauses(),
+            vec![Duration::from_secs(3), Duration::from_secs(7)],
+            "the pauses are exactly the server's Retry-After, not the 250 ms backoff"
+        );
+
+        // At most the policy's base of jitter is added, so a fleet does not come back at once.
+        let env = Virtual::new(u64::MAX);
+        let tries = AtomicU32::new(0);
+        within_env(
+            &clock,
+            &API_POLICY,
+            &mut env.clone(),
+            "reading",
+            "https://x",
+            || async {
+                if tries.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Err(api_after(429, Some(Duration::from_secs(3))))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+        let p = env.pauses();
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0] >= Duration::from_secs(3) && p[0] <= Duration::from_secs(3) + API_POLICY.base,
+            "{p:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_past_the_phase_clock_ends_the_phase_at_once() {
+        use crate::retry::test_env::Virtual;
+        let d = Deadline::after(Duration::from_secs(60));
+        let clock = d.phase("csr", Duration::from_secs(5));
+        let env = Virtual::new(0);
+        let tries = AtomicU32::new(0);
+        let e = within_env(
+            &clock,
+            &API_POLICY,
+            &mut env.clone(),
+            "posting",
+            "https://x",
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(api_after(429, Some(Duration::from_secs(120))))
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+        assert!(
+            env.pauses().is_empty(),
+            "no sleep towards a time past the clock"
+        );
+        assert!(matches!(e, Error::GaveUp(_)), "{e:?}");
+        assert!(e.to_string().contains("429"), "{e}");
     }
 }

@@ -1,9 +1,8 @@
 //! The cluster's configuration for a joining node (spec §1 steps 3–6), read with the bootstrap
 //! credentials from the discovered server.
 
-use super::{api_error, status_code, Cluster, Error};
+use super::{api_error, Cluster, Error};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
-use kube::Api;
 use std::time::{Duration, Instant};
 
 /// kubeadm's default image repository (and the fallback when ClusterConfiguration leaves it empty).
@@ -23,8 +22,6 @@ pub struct ClusterConfig {
     pub cluster_name: String,
     /// `ClusterConfiguration.imageRepository` (for the pause image).
     pub image_repository: String,
-    /// Whether the kube-proxy ConfigMap was readable (informational; kubeadm tolerates its absence).
-    pub kube_proxy: bool,
 }
 
 fn data_key(cm: &ConfigMap, name: &'static str, key: &'static str) -> Result<String, Error> {
@@ -50,11 +47,7 @@ fn str_field<'a>(v: &'a serde_yaml::Value, key: &str) -> Option<&'a str> {
 }
 
 /// Parses the two documents the join uses. Split out so it is tested on the captured fixtures.
-pub fn parse(
-    kubelet_config: String,
-    cluster_configuration: &str,
-    kube_proxy: bool,
-) -> Result<ClusterConfig, Error> {
+pub fn parse(kubelet_config: String, cluster_configuration: &str) -> Result<ClusterConfig, Error> {
     let kubelet = yaml("kubelet-config", "kubelet", &kubelet_config)?;
     if !kubelet.is_mapping() {
         return Err(Error::BadConfig {
@@ -78,36 +71,29 @@ pub fn parse(
             .unwrap_or(DEFAULT_IMAGE_REPOSITORY)
             .to_string(),
         kubelet_config,
-        kube_proxy,
     })
 }
 
-/// Reads kube-proxy (optional), kubelet-config (required) and kubeadm-config (required, with
-/// kubeadm's short retry), in kubeadm's order.
-pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), "kube-system");
+/// `kube-system/<name>`.
+fn config_map_path(name: &str) -> String {
+    format!("/api/v1/namespaces/kube-system/configmaps/{name}")
+}
 
-    // kubeadm reads it with mustExist=false: a cluster without the kube-proxy addon answers 403
-    // (no RBAC rule was created for it) or 404.
-    let kube_proxy = match cms.get("kube-proxy").await {
-        Ok(_) => true,
-        Err(e) if matches!(status_code(&e), Some(403 | 404)) => {
-            crate::info!(
-                "kube-proxy ConfigMap not readable ({}); continuing without it",
-                super::describe(&crate::api::wire_failure(&e))
-            );
-            false
-        }
-        Err(e) => {
-            return Err(api_error(
-                "getting ConfigMap kube-system/kube-proxy",
-                &cluster.server,
-                &e,
-            ))
-        }
+/// Reads kubelet-config (required) and kubeadm-config (required, with kubeadm's short retry),
+/// in kubeadm's order.
+///
+/// Unlike kubeadm, the kube-proxy ConfigMap is not read: kubeadm's join only reads it (with
+/// mustExist=false) to print component-config warnings, and nothing a worker writes depends on
+/// it, so it would be one request per join for nothing.
+pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
+    let get = |name: &'static str| async move {
+        cluster
+            .client
+            .get::<ConfigMap>(&config_map_path(name), "ConfigMap")
+            .await
     };
 
-    let kubelet = cms.get("kubelet-config").await.map_err(|e| {
+    let kubelet = get("kubelet-config").await.map_err(|e| {
         api_error(
             "getting ConfigMap kube-system/kubelet-config",
             &cluster.server,
@@ -119,12 +105,12 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
     // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error.
     let started = Instant::now();
     let kubeadm = loop {
-        match cms.get("kubeadm-config").await {
+        match get("kubeadm-config").await {
             Ok(cm) => break cm,
             Err(e) if started.elapsed() < Duration::from_millis(350) => {
                 crate::debug!(
                     "getting kubeadm-config: {}; retrying",
-                    super::describe(&crate::api::wire_failure(&e))
+                    super::describe(&e.failure())
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -138,7 +124,7 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
         }
     };
     let cc = data_key(&kubeadm, "kubeadm-config", "ClusterConfiguration")?;
-    parse(kubelet_config, &cc, kube_proxy)
+    parse(kubelet_config, &cc)
 }
 
 /// What the cluster knows about a Node of our name.
@@ -161,8 +147,8 @@ pub fn is_ready(node: &Node) -> bool {
 /// kubeadm's kubelet-start check: a `Ready` Node with our name means another machine is that
 /// node, and two kubelets fighting over one Node object is worse than refusing.
 pub async fn check_node(cluster: &Cluster, name: &str) -> Result<NodeState, Error> {
-    let nodes: Api<Node> = Api::all(cluster.client.clone());
-    match nodes.get(name).await {
+    let path = format!("/api/v1/nodes/{name}");
+    match cluster.client.get::<Node>(&path, "Node").await {
         Ok(n) if is_ready(&n) => Err(Error::NodeExists {
             name: name.to_string(),
         }),
@@ -172,7 +158,7 @@ pub async fn check_node(cluster: &Cluster, name: &str) -> Result<NodeState, Erro
             );
             Ok(NodeState::NotReady)
         }
-        Err(e) if status_code(&e) == Some(404) => Ok(NodeState::Absent),
+        Err(e) if e.status_code() == Some(404) => Ok(NodeState::Absent),
         Err(e) => Err(api_error(
             format!("cannot get Node {name:?}"),
             &cluster.server,
@@ -199,7 +185,7 @@ mod tests {
         let kubeadm: ConfigMap = serde_json::from_value(fixture("kubeadm-config.json")).unwrap();
         let doc = data_key(&kubelet, "kubelet-config", "kubelet").unwrap();
         let cc = data_key(&kubeadm, "kubeadm-config", "ClusterConfiguration").unwrap();
-        let c = parse(doc.clone(), &cc, false).unwrap();
+        let c = parse(doc.clone(), &cc).unwrap();
         assert_eq!(c.kubelet_config, doc);
         assert!(c
             .kubelet_config
@@ -216,7 +202,6 @@ mod tests {
             "kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/crio/crio.sock\n"
                 .into(),
             "kind: ClusterConfiguration\nimageRepository: \"\"\nclusterName: prod\n",
-            true,
         )
         .unwrap();
         assert_eq!(
@@ -235,7 +220,7 @@ mod tests {
             e.to_string(),
             "ConfigMap kube-system/kubelet-config has no key \"kubelet\""
         );
-        let e = parse("[a".into(), "", false).unwrap_err();
+        let e = parse("[a".into(), "").unwrap_err();
         assert!(
             matches!(
                 e,
@@ -246,7 +231,7 @@ mod tests {
             ),
             "{e}"
         );
-        let e = parse("- a\n".into(), "", false).unwrap_err();
+        let e = parse("- a\n".into(), "").unwrap_err();
         assert!(e.to_string().contains("not a mapping"), "{e}");
     }
 

@@ -5,7 +5,7 @@
 //! `node-csr-<digest>` of (public key, subject, usages) this makes a join that was interrupted
 //! between POST and install resume with the *same* CSR instead of leaving an orphan behind.
 
-use super::{api_error, status_code, Cluster, Error};
+use super::{api_error, Cluster, Error};
 use crate::install::{self, atomic};
 use crate::root::Root;
 use base64::Engine as _;
@@ -13,7 +13,6 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
 use sha2::{Digest as _, Sha512_256};
 use std::time::SystemTime;
 
@@ -168,7 +167,13 @@ pub struct Submitted {
     pub uid: Option<String>,
     /// An object existed with our name and was adopted (a resumed join).
     pub reused: bool,
+    /// The object as the POST (or, when adopted, the GET) returned it: its state and the
+    /// resourceVersion the wait's watch starts from, so no LIST is needed first.
+    pub observed: Option<Box<CertificateSigningRequest>>,
 }
+
+/// `certificates.k8s.io/v1` CertificateSigningRequests.
+pub const CSR_PATH: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
 /// Why an existing CSR with our name cannot be adopted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,11 +300,14 @@ pub async fn submit(
     key: &mut NodeKey,
     node: &str,
 ) -> Result<Submitted, Error> {
-    let api: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
+    let client = &cluster.client;
     for attempt in 0..2 {
         let name = csr_name(key, node);
         let obj = csr_object(&name, &key.csr_pem(node)?);
-        match api.create(&PostParams::default(), &obj).await {
+        let created = client
+            .post::<_, CertificateSigningRequest>(CSR_PATH, &obj, "CertificateSigningRequest")
+            .await;
+        match created {
             Ok(created) => {
                 install::failpoint::hit("csr.posted", "node-csr-*");
                 crate::info!(
@@ -308,25 +316,33 @@ pub async fn submit(
                 );
                 return Ok(Submitted {
                     name,
-                    uid: created.metadata.uid,
+                    uid: created.metadata.uid.clone(),
                     reused: false,
+                    observed: Some(Box::new(created)),
                 });
             }
-            Err(e) if status_code(&e) == Some(409) => {
-                let existing = api.get(&name).await.map_err(|e| {
-                    api_error(
-                        format!("getting certificate signing request {name}"),
-                        &cluster.server,
-                        &e,
+            Err(e) if e.status_code() == Some(409) => {
+                let existing = client
+                    .get::<CertificateSigningRequest>(
+                        &format!("{CSR_PATH}/{name}"),
+                        "CertificateSigningRequest",
                     )
-                })?;
+                    .await
+                    .map_err(|e| {
+                        api_error(
+                            format!("getting certificate signing request {name}"),
+                            &cluster.server,
+                            &e,
+                        )
+                    })?;
                 match check_compatible(&existing, key, node, SystemTime::now()) {
                     Ok(()) => {
                         crate::info!("certificate signing request {name} already exists for this key; resuming with it");
                         return Ok(Submitted {
                             name,
-                            uid: existing.metadata.uid,
+                            uid: existing.metadata.uid.clone(),
                             reused: true,
+                            observed: Some(Box::new(existing)),
                         });
                     }
                     Err(Incompatible::Denied { reason, message }) => {

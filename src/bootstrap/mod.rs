@@ -51,6 +51,8 @@ pub enum Error {
         action: String,
         server: String,
         failure: WireFailure,
+        /// The answer's `Retry-After`, honoured by [`backoff::within`].
+        retry_after: Option<Duration>,
     },
     #[error("ConfigMap kube-system/{name} has no key {key:?}")]
     MissingConfig {
@@ -217,20 +219,13 @@ impl Classify for Error {
     }
 }
 
-/// Wraps a kube error of `action` against `server`.
-pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &kube::Error) -> Error {
+/// Wraps a failed request of `action` against `server`.
+pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &api::RequestError) -> Error {
     Error::Api {
         action: action.into(),
         server: server.to_string(),
-        failure: api::wire_failure(e),
-    }
-}
-
-/// The HTTP status of a kube error, if the server answered one.
-pub(crate) fn status_code(e: &kube::Error) -> Option<u16> {
-    match e {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
+        failure: e.failure(),
+        retry_after: e.retry_after(),
     }
 }
 
@@ -240,11 +235,11 @@ pub struct Cluster {
     /// `server:` of cluster-info.
     pub server: String,
     /// For ordinary requests (per-request timeout).
-    pub client: kube::Client,
-    /// For watches: a read timeout of [`WATCH_READ_TIMEOUT`], longer than any watch's
-    /// `timeoutSeconds` (after which the server ends the stream), so only a dead connection
-    /// trips it.
-    pub watch_client: kube::Client,
+    pub client: api::Client,
+    /// For watches: the same connections, with a silence bound of [`WATCH_READ_TIMEOUT`],
+    /// longer than any watch's `timeoutSeconds` (after which the server ends the stream), so
+    /// only a dead connection trips it.
+    pub watch_client: api::Client,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -266,17 +261,14 @@ impl Cluster {
             },
         };
         let trust = Trust::CaBundle(d.ca_der.clone());
-        let build = |t: Timeouts| {
-            api::client(&d.server, &trust, &identity, t).map_err(|source| Error::Client {
-                server: d.server.clone(),
-                source,
-            })
-        };
-        let client = build(Timeouts::default())?;
-        let watch_client = build(Timeouts {
-            read: Some(WATCH_READ_TIMEOUT),
-            ..Timeouts::default()
-        })?;
+        let client =
+            api::client(&d.server, &trust, &identity, Timeouts::default()).map_err(|source| {
+                Error::Client {
+                    server: d.server.clone(),
+                    source,
+                }
+            })?;
+        let watch_client = client.with_read_timeout(Some(WATCH_READ_TIMEOUT));
         Ok(Self {
             server: d.server.clone(),
             client,
@@ -360,6 +352,7 @@ mod tests {
                 reason: "Forbidden".into(),
                 message: "no".into(),
             },
+            retry_after: None,
         };
         assert_eq!(e.class(), Class::Rejected);
         assert_eq!(

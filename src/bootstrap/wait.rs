@@ -5,11 +5,13 @@
 //! watches, re-establishes dropped watches from the last resourceVersion (re-listing on
 //! `410 Expired`), prints a progress line every `progress_interval`, and stops at the deadline.
 
-use super::csr::Submitted;
-use super::{api_error, status_code, Cluster, Error};
-use futures_util::StreamExt as _;
+use super::csr::{Submitted, CSR_PATH};
+use super::{api_error, Cluster, Error};
+pub use crate::api::WatchEvent;
+use crate::api::{query, RequestError};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+
+type CertificateSigningRequestList = k8s_openapi::List<CertificateSigningRequest>;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -233,8 +235,8 @@ async fn race<F: Future>(
 }
 
 /// A list/watch failure that retrying will not fix.
-fn is_fatal(e: &kube::Error) -> bool {
-    matches!(status_code(e), Some(401 | 403))
+fn is_fatal(e: &RequestError) -> bool {
+    matches!(e.status_code(), Some(401 | 403))
 }
 
 /// Waits until the CSR is issued (returns the unverified certificate), denied, failed, deleted,
@@ -242,8 +244,6 @@ fn is_fatal(e: &kube::Error) -> bool {
 pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Result<Issued, Error> {
     let name = sub.name.as_str();
     let uid = sub.uid.as_deref();
-    let list_api: Api<CertificateSigningRequest> = Api::all(cluster.client.clone());
-    let watch_api: Api<CertificateSigningRequest> = Api::all(cluster.watch_client.clone());
     let selector = format!("metadata.name={name}");
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + opts.timeout);
@@ -260,6 +260,25 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         relist: true,
         ..WaitState::default()
     };
+    // The POST's answer (or the GET of an adopted CSR) is the state to start from: the watch
+    // resumes from its resourceVersion and no LIST is needed (spec §5.1; kubeadm lists first).
+    if let Some(csr) = &sub.observed {
+        match examine(&state, name, uid, csr)? {
+            Next::Issued(cert_pem) => {
+                return Ok(Issued {
+                    cert_pem,
+                    waited: start.elapsed(),
+                    progress: reporter.lines,
+                })
+            }
+            Next::Continue(s) => {
+                state = WaitState {
+                    relist: s.resource_version.is_none(),
+                    ..s
+                }
+            }
+        }
+    }
     let timed_out = |state: &WaitState| Error::Timeout {
         name: name.to_string(),
         waited: start.elapsed(),
@@ -270,12 +289,14 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
 
     loop {
         if state.relist || state.resource_version.is_none() {
-            let lp = ListParams::default().fields(&selector);
-            let listed =
-                match race(deadline, &mut reporter, state.approved, list_api.list(&lp)).await {
-                    None => return Err(timed_out(&state)),
-                    Some(r) => r,
-                };
+            let path = format!("{CSR_PATH}{}", query(&[("fieldSelector", &selector)]));
+            let list = cluster
+                .client
+                .get::<CertificateSigningRequestList>(&path, "CertificateSigningRequestList");
+            let listed = match race(deadline, &mut reporter, state.approved, list).await {
+                None => return Err(timed_out(&state)),
+                Some(r) => r,
+            };
             match listed {
                 Ok(list) => {
                     let csr = list
@@ -312,7 +333,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                 Err(e) => {
                     crate::debug!(
                         "listing {name}: {}; retrying",
-                        super::describe(&crate::api::wire_failure(&e))
+                        super::describe(&e.failure())
                     );
                     if race(
                         deadline,
@@ -331,12 +352,24 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         }
 
         let rv = state.resource_version.clone().unwrap_or_default();
-        let wp = WatchParams::default().fields(&selector).timeout(watch_secs);
+        let secs = watch_secs.to_string();
+        let path = format!(
+            "{CSR_PATH}{}",
+            query(&[
+                ("allowWatchBookmarks", "true"),
+                ("fieldSelector", &selector),
+                ("resourceVersion", &rv),
+                ("timeoutSeconds", &secs),
+                ("watch", "true"),
+            ])
+        );
         let stream = match race(
             deadline,
             &mut reporter,
             state.approved,
-            watch_api.watch(&wp, &rv),
+            cluster
+                .watch_client
+                .watch::<CertificateSigningRequest>(&path),
         )
         .await
         {
@@ -352,7 +385,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
             Some(Err(e)) => {
                 crate::debug!(
                     "watching {name}: {}; listing again",
-                    super::describe(&crate::api::wire_failure(&e))
+                    super::describe(&e.failure())
                 );
                 state.relist = true;
                 if race(
@@ -369,7 +402,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                 continue;
             }
         };
-        let mut stream = Box::pin(stream);
+        let mut stream = stream;
         loop {
             match race(deadline, &mut reporter, state.approved, stream.next()).await {
                 None => return Err(timed_out(&state)),
@@ -384,7 +417,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                 Some(Some(Err(e))) => {
                     crate::debug!(
                         "watch of {name} broke: {}; re-establishing it",
-                        super::describe(&crate::api::wire_failure(&e))
+                        super::describe(&e.failure())
                     );
                     break;
                 }

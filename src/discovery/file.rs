@@ -221,12 +221,13 @@ pub(super) async fn validate(
         _ => "the discovery kubeconfig's credentials",
     };
     crate::info!("reading cluster-info from {server} ({who}), verifying TLS against {against}");
-    let client = super::client(&server, &trust, &identity, timeouts(opts)).map_err(|source| {
-        Error::BadAddress {
-            url: server.clone(),
-            source,
-        }
-    })?;
+    let client =
+        crate::api::client(&server, &trust, &identity, timeouts(opts)).map_err(|source| {
+            Error::BadAddress {
+                url: server.clone(),
+                source,
+            }
+        })?;
     let endpoint = server
         .trim_start_matches("https://")
         .split('/')

@@ -10,7 +10,6 @@ use super::kubeconfig::Kubeconfig;
 use super::{single_request_error, timeouts, Discovered, Error, FetchContext, Method, Options};
 use crate::api::{Identity, Trust};
 use crate::plan::pin::certs_from_pem;
-use http_body_util::BodyExt as _;
 use std::path::Path;
 
 /// Largest discovery kubeconfig accepted (a real one is a few KiB).
@@ -82,12 +81,10 @@ pub async fn discover(
         None => (Trust::System, "the system trust store".to_string()),
     };
     crate::info!("fetching the discovery kubeconfig from {url}, verifying TLS against {against}");
-    let client =
-        super::client(&origin, &trust, &Identity::Anonymous, timeouts(opts)).map_err(|source| {
-            Error::BadAddress {
-                url: url.to_string(),
-                source,
-            }
+    let client = crate::api::client(&origin, &trust, &Identity::Anonymous, timeouts(opts))
+        .map_err(|source| Error::BadAddress {
+            url: url.to_string(),
+            source,
         })?;
     let endpoint = origin.trim_start_matches("https://").to_string();
     let ctx = FetchContext {
@@ -99,17 +96,29 @@ pub async fn discover(
         what: "the discovery kubeconfig",
         cluster_server: None,
     };
-    let req = http::Request::get(path.as_str())
-        .header(http::header::ACCEPT, "application/yaml, */*")
-        .body(kube::client::Body::empty())
-        .map_err(|e| Error::HttpsBody {
-            url: url.to_string(),
-            detail: e.to_string(),
-        })?;
     let started = std::time::Instant::now();
     // No retry around this fetch (kubeadm has none either); bound it by the discovery timeout.
-    let res = match tokio::time::timeout(opts.timeout, client.send(req)).await {
-        Ok(Ok(res)) => res,
+    let fetch = client.send(
+        http::Method::GET,
+        &path,
+        "application/yaml, */*",
+        None,
+        MAX_BODY,
+    );
+    let answer = match tokio::time::timeout(opts.timeout, fetch).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(crate::api::RequestError::TooLarge { .. })) => {
+            return Err(Error::HttpsBody {
+                url: url.to_string(),
+                detail: format!("the body is larger than {MAX_BODY} bytes"),
+            })
+        }
+        Ok(Err(e @ crate::api::RequestError::BodyCut(_))) => {
+            return Err(Error::HttpsBody {
+                url: url.to_string(),
+                detail: e.to_string(),
+            })
+        }
         Ok(Err(e)) => return Err(single_request_error(&e, &ctx, started.elapsed())),
         Err(_) => {
             return Err(Error::Unreachable {
@@ -121,37 +130,13 @@ pub async fn discover(
             })
         }
     };
-    let status = res.status().as_u16();
-    if status != 200 {
+    if answer.code != 200 {
         return Err(Error::HttpsStatus {
             url: url.to_string(),
-            status,
+            status: answer.code,
         });
     }
-    let body = http_body_util::Limited::new(res.into_body(), MAX_BODY);
-    let bytes = match tokio::time::timeout(opts.timeout, body.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) => {
-            let detail = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                format!("the body is larger than {MAX_BODY} bytes")
-            } else {
-                e.to_string()
-            };
-            return Err(Error::HttpsBody {
-                url: url.to_string(),
-                detail,
-            });
-        }
-        Err(_) => {
-            return Err(Error::HttpsBody {
-                url: url.to_string(),
-                detail: "timed out reading the body".into(),
-            })
-        }
-    };
+    let bytes = answer.body;
     let text = std::str::from_utf8(&bytes).map_err(|_| Error::HttpsBody {
         url: url.to_string(),
         detail: "the body is not UTF-8 text".into(),

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kubeconfig::KubeconfigError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How the cluster was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -630,135 +630,55 @@ fn wire_text(w: &WireFailure) -> String {
     }
 }
 
-/// [`api::wire_failure`], which also finds a TLS failure nested in more than one `io::Error`
-/// (hyper-util wraps tokio-rustls's `io::Error` in another).
-pub(crate) fn wire(err: &kube::Error) -> WireFailure {
-    api::wire_failure(err)
-}
-
-/// The `rustls::Error` in a kube error's cause chain, following `io::Error::get_ref` at each
-/// link (the way [`api::wire_failure`] does), to tell a bad certificate from a bad handshake.
-fn rustls_error(err: &kube::Error) -> Option<&rustls::Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(i) = inner {
-            if let Some(tls) = i.downcast_ref::<rustls::Error>() {
-                return Some(tls);
-            }
-            inner = i
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .map(|r| r as &(dyn std::error::Error + 'static));
-        }
-        cur = e.source();
+fn wire_miss(err: &api::RequestError) -> Miss {
+    match err {
+        api::RequestError::TooLarge {
+            announced: Some(n), ..
+        } => Miss::Malformed(format!(
+            "the answer announces {n} bytes; a cluster-info ConfigMap is a few KiB, and no more than \
+             {MAX_CLUSTER_INFO} bytes are read"
+        )),
+        api::RequestError::TooLarge { announced: None, .. } => Miss::Malformed(format!(
+            "the answer is larger than {MAX_CLUSTER_INFO} bytes; a cluster-info ConfigMap is a few KiB"
+        )),
+        _ => Miss::Wire {
+            failure: err.failure(),
+            retry_after: err.retry_after(),
+            location: None,
+            bad_certificate: matches!(
+                err.rustls_error(),
+                Some(rustls::Error::InvalidCertificate(_))
+            ),
+        },
     }
-    None
-}
-
-fn wire_miss(err: &kube::Error) -> Miss {
-    Miss::Wire {
-        failure: wire(err),
-        retry_after: None,
-        location: None,
-        bad_certificate: matches!(
-            rustls_error(err),
-            Some(rustls::Error::InvalidCertificate(_))
-        ),
-    }
-}
-
-/// `reason` and `message` of an error answer: its `Status` object when it is one, else the
-/// status line's reason and the start of the body (made printable: it may come from anyone).
-fn status_text(code: u16, body: &[u8]) -> (String, String) {
-    #[derive(serde::Deserialize)]
-    struct StatusBody {
-        #[serde(default)]
-        reason: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(s) = serde_json::from_slice::<StatusBody>(body) {
-        if !s.reason.is_empty() || !s.message.is_empty() {
-            return (s.reason, s.message);
-        }
-    }
-    let reason = http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|c| c.canonical_reason())
-        .unwrap_or_default()
-        .to_string();
-    let text: String = String::from_utf8_lossy(body)
-        .chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    (reason, text.trim().to_string())
 }
 
 /// One anonymous GET of cluster-info. The body is read only up to [`MAX_CLUSTER_INFO`] (an
 /// announced larger one is not read at all); `Retry-After` and `Location` are kept for the
 /// retry policy and the error message; kubejoin never follows a redirect.
-async fn get_cluster_info(client: &kube::Client) -> Result<ConfigMap, Miss> {
-    use http::header::{ACCEPT, CONTENT_LENGTH, LOCATION, RETRY_AFTER};
-    use http_body_util::BodyExt as _;
-    let req = http::Request::get(CLUSTER_INFO_PATH)
-        .header(ACCEPT, "application/json, */*")
-        .body(kube::client::Body::empty())
-        .map_err(|e| Miss::Malformed(format!("building the request: {e}")))?;
-    let res = client.send(req).await.map_err(|e| wire_miss(&e))?;
-    let code = res.status().as_u16();
-    // The headers are copied out in a block of their own: a borrow of `res` (whose body is not
-    // `Sync`) alive across the `.await` below would make discovery's future `!Send`.
-    let (retry_after, location, content_length) = {
-        let header = |name: http::header::HeaderName| {
-            res.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        (
-            header(RETRY_AFTER).and_then(|v| retry::parse_retry_after(&v, SystemTime::now())),
-            header(LOCATION),
-            header(CONTENT_LENGTH),
+async fn get_cluster_info(client: &api::Client) -> Result<ConfigMap, Miss> {
+    let a = client
+        .send(
+            http::Method::GET,
+            CLUSTER_INFO_PATH,
+            "application/json, */*",
+            None,
+            MAX_CLUSTER_INFO,
         )
-    };
-    if let Some(n) = content_length
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|n| *n > MAX_CLUSTER_INFO as u64)
-    {
-        return Err(Miss::Malformed(format!(
-            "the answer announces {n} bytes; a cluster-info ConfigMap is a few KiB, and no more than \
-             {MAX_CLUSTER_INFO} bytes are read"
-        )));
-    }
-    let body = http_body_util::Limited::new(res.into_body(), MAX_CLUSTER_INFO)
-        .collect()
-        .await;
-    let bytes = match body {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(Miss::Malformed(format!(
-                "the answer is larger than {MAX_CLUSTER_INFO} bytes; a cluster-info ConfigMap is a few KiB"
-            )))
-        }
-        // Cut off in the middle of the body: a failure of the wire, like a reset.
-        Err(e) => return Err(wire_miss(&kube::Error::Service(e))),
-    };
-    if !(200..300).contains(&code) {
-        let (reason, message) = status_text(code, &bytes);
+        .await
+        .map_err(|e| wire_miss(&e))?;
+    if !a.is_success() {
+        let location = a.location.clone();
+        let retry_after = a.retry_after;
+        let failure = a.into_status_error().failure();
         return Err(Miss::Wire {
-            failure: WireFailure::Status {
-                code,
-                reason,
-                message,
-            },
+            failure,
             retry_after,
             location,
             bad_certificate: false,
         });
     }
-    decode_cluster_info(&bytes).map_err(Miss::Malformed)
+    decode_cluster_info(&a.body).map_err(Miss::Malformed)
 }
 
 /// Decodes the body of a cluster-info answer (at most [`MAX_CLUSTER_INFO`] bytes); the error
@@ -824,7 +744,7 @@ impl Retryable for Failed {
 /// that is not cluster-info) stops the loop at once. Each attempt is bounded by the time left,
 /// so the loop never overruns its timeout.
 async fn poll_cluster_info<T>(
-    client: &kube::Client,
+    client: &api::Client,
     url: &str,
     label: &str,
     opts: &Options,
@@ -865,52 +785,6 @@ async fn poll_cluster_info<T>(
         },
     )
     .await
-}
-
-/// [`api::client`] with kube's built-in retry layer turned off. That layer (on by default since
-/// kube 3) silently retries 429/503/504 up to 15 times from 5 ms on, and sleeps for any
-/// `Retry-After` (up to 1000 s): a fleet would hammer an overloaded server in lockstep, a
-/// `Retry-After` past the deadline would hang until it, and the classification here would never
-/// see the failure. Discovery's retries are [`crate::retry`]'s, bounded by its deadline.
-/// (Everything else is `api::client`'s configuration, kept identical.)
-fn client(
-    server: &str,
-    trust: &api::Trust,
-    identity: &api::Identity,
-    timeouts: api::Timeouts,
-) -> Result<kube::Client, api::ClientError> {
-    let uri: http::Uri = server.parse().map_err(|source| api::ClientError::Url {
-        url: server.to_string(),
-        source,
-    })?;
-    let mut cfg = kube::Config::new(uri);
-    cfg.default_retry = false;
-    cfg.connect_timeout = Some(timeouts.connect);
-    cfg.read_timeout = timeouts.read;
-    cfg.write_timeout = Some(timeouts.connect);
-    // Never let the environment redirect join traffic through a proxy we did not ask for.
-    cfg.proxy_url = None;
-    match trust {
-        api::Trust::CaBundle(ders) => cfg.root_cert = Some(ders.clone()),
-        api::Trust::System => cfg.root_cert = None,
-        api::Trust::DangerousAcceptAny => cfg.accept_invalid_certs = true,
-    }
-    match identity {
-        api::Identity::Anonymous => {}
-        api::Identity::Token(t) => {
-            cfg.auth_info.token = Some(t.bearer().into());
-        }
-        api::Identity::ClientCert { cert_pem, key_pem } => {
-            use base64::Engine as _;
-            let b64 = base64::engine::general_purpose::STANDARD;
-            cfg.auth_info.client_certificate_data = Some(b64.encode(cert_pem));
-            cfg.auth_info.client_key_data = Some(b64.encode(key_pem).into());
-        }
-    }
-    kube::Client::try_from(cfg).map_err(|source| api::ClientError::Build {
-        url: server.to_string(),
-        source,
-    })
 }
 
 /// Per-request timeouts of discovery clients: kubeadm's 10 s, but never beyond the loop's bound.
@@ -1071,14 +945,14 @@ fn wire_error(
 }
 
 /// The error for a single request that failed (HTTPS discovery, which has no retry loop).
-fn single_request_error(e: &kube::Error, ctx: &FetchContext<'_>, waited: Duration) -> Error {
-    let bad_certificate = matches!(rustls_error(e), Some(rustls::Error::InvalidCertificate(_)));
+fn single_request_error(e: &api::RequestError, ctx: &FetchContext<'_>, waited: Duration) -> Error {
+    let bad_certificate = matches!(e.rustls_error(), Some(rustls::Error::InvalidCertificate(_)));
     let tried = Tried {
         attempts: 1,
         waited,
         retry_after_past_deadline: None,
     };
-    wire_error(wire(e), ctx, &tried, None, bad_certificate)
+    wire_error(e.failure(), ctx, &tried, None, bad_certificate)
 }
 
 /// The ConfigMap's data, or an empty map.
@@ -1098,6 +972,7 @@ fn gave_up_text(attempts: u32, waited: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::status_text;
 
     const SECRET: &str = "0123456789abcdef";
 
@@ -1294,11 +1169,14 @@ mod tests {
         use std::io;
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let nested = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, tls));
-        let e = kube::Error::Service(Box::new(nested));
-        assert!(matches!(wire(&e), WireFailure::TlsVerify(d) if d.contains("UnknownIssuer")));
-        let refused =
-            kube::Error::Service(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused)));
-        assert_eq!(wire(&refused), WireFailure::Refused);
+        let e = api::RequestError::Transport(Box::new(nested));
+        assert!(
+            matches!(wire_miss(&e), Miss::Wire { failure: WireFailure::TlsVerify(d), bad_certificate: true, .. } if d.contains("UnknownIssuer"))
+        );
+        let refused = api::RequestError::Transport(Box::new(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
+        assert_eq!(wire_miss(&refused), Miss::wire(WireFailure::Refused));
     }
 
     #[test]

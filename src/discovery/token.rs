@@ -52,7 +52,7 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info from {url} without TLS verification (authenticated next by the JWS of token {token})"
     );
-    let insecure = super::client(
+    let insecure = crate::api::client(
         &url,
         &Trust::DangerousAcceptAny,
         &Identity::Anonymous,
@@ -113,7 +113,7 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info again from {url}, verifying TLS against the pinned cluster CA"
     );
-    let secure = super::client(
+    let secure = crate::api::client(
         &url,
         &Trust::CaBundle(v.ca_der.clone()),
         &Identity::Anonymous,
@@ -257,7 +257,7 @@ pub fn verify_signed_kubeconfig(
 
 /// The fetch loop of §2.2 step 2: done once our token's JWS key is present.
 async fn fetch_signed(
-    client: &kube::Client,
+    client: &crate::api::Client,
     ctx: &FetchContext<'_>,
     label: &str,
     opts: &Options,
