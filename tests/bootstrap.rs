@@ -930,8 +930,7 @@ async fn a_server_that_keeps_failing_gives_up_at_the_phase_bound_with_the_last_c
     use kubejoin_testcp::{Action, Faults, RequestFault};
     let cp = start(with_faults(
         Faults {
-            // 500: kube's client retries 429/503/504 inside one request on its own, which
-            // would hide the cause behind "timed out"; a 500 reaches kubejoin's loop each time.
+            // Every attempt reaches kubejoin's loop (the API client never retries on its own).
             requests: vec![RequestFault::always(Action::Status {
                 code: 500,
                 retry_after: None,
@@ -958,8 +957,9 @@ async fn a_server_that_keeps_failing_gives_up_at_the_phase_bound_with_the_last_c
     let text = e.to_string();
     assert!(
         text.starts_with("gave up in cluster-config after ")
-            && text
-                .contains("(overall deadline 10m0s): getting ConfigMap kube-system/kube-proxy at")
+            && text.contains(
+                "(overall deadline 10m0s): getting ConfigMap kube-system/kubelet-config at"
+            )
             && text.contains("500"),
         "{text}"
     );
@@ -1004,4 +1004,113 @@ async fn a_request_that_never_answers_is_cut_at_the_phase_bound() {
     assert_eq!(e.class(), Class::Timeout);
     // The key was persisted before the POST: a re-run resumes with the same CSR name.
     assert_nothing_installed(t.path());
+}
+
+/// `(method, path without query)` of every request the control plane saw, and the queries.
+fn request_lines(cp: &Handle) -> Vec<(String, String, String)> {
+    cp.requests()
+        .into_iter()
+        .map(|r| {
+            let (path, query) = r.path.split_once('?').unwrap_or((r.path.as_str(), ""));
+            (r.method.clone(), path.to_string(), query.to_string())
+        })
+        .collect()
+}
+
+const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
+
+#[tokio::test]
+async fn a_fresh_join_makes_five_requests_and_watches_from_the_posts_version() {
+    let cp = start(Config::default());
+    let t = tempfile::tempdir().unwrap();
+    let joined = join(&plan(&cp, t.path(), &[]), &cp, &tuning())
+        .await
+        .unwrap();
+    let csr = joined.csr.clone().unwrap();
+    let lines = request_lines(&cp);
+    let calls: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|(m, p, _)| (m.as_str(), p.as_str()))
+        .collect();
+    // No kube-proxy GET, no LIST before the watch.
+    assert_eq!(
+        calls,
+        vec![
+            (
+                "GET",
+                "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+            ),
+            ("GET", &*format!("/api/v1/nodes/{NODE}")),
+            ("POST", CSRS),
+            ("GET", CSRS),
+        ],
+        "{lines:?}"
+    );
+    let watch = &lines[4].2;
+    assert!(watch.contains("watch=true"), "{watch}");
+    assert!(
+        watch.contains(&format!("fieldSelector=metadata.name%3D{csr}")),
+        "{watch}"
+    );
+    // Resumed from the POST's answer: a concrete resourceVersion, not "" or 0.
+    let rv = watch
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("resourceVersion="))
+        .unwrap();
+    assert!(rv.parse::<u64>().unwrap() > 0, "{watch}");
+    // One connection pool: every request carried the token, none was anonymous.
+    assert!(cp.requests().iter().all(|r| r.authorization));
+}
+
+#[tokio::test]
+async fn a_watch_that_cannot_start_falls_back_to_list_and_watch() {
+    use kubejoin_testcp::{Action, Faults, RequestFault};
+    // The POST passes; the next CSR request (the watch from the POST's version) gets a 503.
+    let cp = start(with_faults(
+        Faults {
+            requests: vec![RequestFault::first(
+                1,
+                Action::Status {
+                    code: 503,
+                    retry_after: None,
+                },
+            )
+            .after(1)
+            .under(CSRS)],
+            ..Faults::default()
+        },
+        Approval::Auto,
+    ));
+    let t = tempfile::tempdir().unwrap();
+    join(&plan(&cp, t.path(), &[]), &cp, &tuning())
+        .await
+        .unwrap();
+    let csr_calls: Vec<(String, u16, bool)> = cp
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with(CSRS))
+        .map(|r| (r.method.clone(), r.status, r.path.contains("watch=true")))
+        .collect();
+    assert_eq!(
+        csr_calls[0],
+        ("POST".to_string(), 201, false),
+        "{csr_calls:?}"
+    );
+    assert_eq!(
+        csr_calls[1],
+        ("GET".to_string(), 503, true),
+        "{csr_calls:?}"
+    );
+    // Then LIST (not a watch), and a watch from the list's version, or the list already had it.
+    assert_eq!(
+        csr_calls[2],
+        ("GET".to_string(), 200, false),
+        "{csr_calls:?}"
+    );
+    assert!(csr_calls.len() <= 4, "{csr_calls:?}");
+    assert!(tree(t.path()).iter().any(|p| p.ends_with("kubelet.conf")));
 }

@@ -112,12 +112,33 @@ fn token_discovery_with_pin() {
         BootstrapCredentials::Token(t) => assert_eq!(t.bearer(), TOKEN),
         other => panic!("unexpected credentials {other:?}"),
     }
-    // Two anonymous GETs (insecure, then verified), and the token never left this machine.
+    // cluster-info names the endpoint itself as its server: one anonymous GET; the verified
+    // re-fetch is folded into the TLS bootstrap's first request (same address, same pinned CA).
+    let gets = cluster_info_gets(&h);
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert!(gets.iter().all(|r| r.method == "GET" && r.status == 200));
+    assert_token_never_sent(&h);
+    assert!(!format!("{d:?}").contains(SECRET));
+}
+
+/// The endpoint as `localhost:<port>`: the same server (its certificate names localhost), but
+/// not the address cluster-info publishes (`https://127.0.0.1:<port>`).
+fn localhost_endpoint(h: &Handle) -> String {
+    format!("localhost:{}", h.addr().port())
+}
+
+#[test]
+fn an_endpoint_other_than_the_published_server_is_verified_by_a_second_fetch() {
+    let h = start(Config::default());
+    let endpoint = localhost_endpoint(&h);
+    let d = run(&token_opts(&endpoint, &h.ca_pins(), false)).unwrap();
+    assert_eq!(d.server, h.url());
+    assert!(d.matched_pin.is_some());
+    // Insecure, then verified against the pinned CA with the endpoint's name.
     let gets = cluster_info_gets(&h);
     assert_eq!(gets.len(), 2, "{gets:?}");
     assert!(gets.iter().all(|r| r.method == "GET" && r.status == 200));
     assert_token_never_sent(&h);
-    assert!(!format!("{d:?}").contains(SECRET));
 }
 
 #[test]
@@ -355,7 +376,7 @@ fn refetch_that_differs_is_refused() {
         }),
         ..Config::default()
     });
-    let e = expect_err(&token_opts(&h.endpoint(), &h.ca_pins(), false));
+    let e = expect_err(&token_opts(&localhost_endpoint(&h), &h.ca_pins(), false));
     assert!(matches!(e, Error::RefetchDiffers { .. }), "{e}");
     assert!(e.to_string().contains("was different from the first"));
     assert_eq!(e.class(), Class::Trust);
@@ -681,7 +702,8 @@ fn rides_out_a_server_that_refuses_connections_at_first() {
         assert!(t0.elapsed() >= Duration::from_millis(1200));
         // Backoff with a 800 ms cap: it came back soon after the server did.
         assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
-        assert_eq!(cluster_info_gets(&h).len(), 2);
+        // One successful GET (cluster-info names this endpoint: no verified re-fetch).
+        assert_eq!(cluster_info_gets(&h).len(), 1);
         assert_token_never_sent(&h);
     }
 }
@@ -695,8 +717,10 @@ fn honours_retry_after_on_503_and_429() {
         // Without Retry-After the backoff would come back within 200 ms.
         o.retry_interval = Duration::from_millis(100);
         run(&o).unwrap();
+        // Two answered `code`, then the one that succeeds (no verified re-fetch: cluster-info
+        // names this endpoint).
         let gets = cluster_info_gets(&h);
-        assert_eq!(gets.len(), 4, "{gets:?}");
+        assert_eq!(gets.len(), 3, "{gets:?}");
         assert_eq!(gets[0].status, code);
         assert_eq!(gets[1].status, code);
         for w in gets[..3].windows(2) {
@@ -769,7 +793,7 @@ fn resets_and_cut_bodies_are_retried() {
     o.retry_interval = Duration::from_millis(100);
     run(&o).unwrap();
     let gets = cluster_info_gets(&h);
-    assert_eq!(gets.len(), 4, "{gets:?}");
+    assert_eq!(gets.len(), 3, "{gets:?}");
     assert_eq!(gets[0].fault.as_deref(), Some("reset mid-body"));
     assert_eq!(gets[1].fault.as_deref(), Some("reset mid-body"));
 }
@@ -844,7 +868,7 @@ fn the_verified_fetch_rides_out_failures_too() {
         ],
         ..Default::default()
     });
-    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    let mut o = token_opts(&localhost_endpoint(&h), &h.ca_pins(), false);
     o.retry_interval = Duration::from_millis(100);
     let d = run(&o).unwrap();
     assert!(d.matched_pin.is_some());

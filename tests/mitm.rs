@@ -523,6 +523,52 @@ fn a_kubeconfig_swapped_between_the_fetches_is_refused() {
     assert_nothing_installed(root.path());
 }
 
+// ---- (d') the same, with the impostor naming itself as the server ----
+
+#[test]
+fn a_kubeconfig_naming_the_impostor_as_server_never_gets_the_token() {
+    // The impostor serves the real cluster CA (public, so the pin matches) in a kubeconfig whose
+    // `server:` is the impostor itself, signed with the stolen token. `server:` is then the
+    // endpoint, so kubejoin makes no verified re-fetch of cluster-info: the TLS bootstrap's first
+    // request goes to that address over TLS verified against the pinned CA, which the impostor
+    // cannot pass, so the token is never sent to it.
+    let legit = start(Config::default());
+    let me: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let (me2, ca) = (me.clone(), legit.ca_pem());
+    let attacker = start(Config {
+        cluster_info_hook: Some(Arc::new(move |_, data: &mut BTreeMap<String, String>| {
+            let server = me2.get().cloned().unwrap_or_default();
+            let evil = kubejoin_testcp::kubeconfig::cluster_info_kubeconfig(&ca, &server, true);
+            data.insert(
+                "jws-kubeconfig-abcdef".into(),
+                kubejoin_testcp::compute_detached_signature(&evil, "abcdef", SECRET),
+            );
+            data.insert("kubeconfig".into(), evil);
+        })),
+        ..Config::default()
+    });
+    me.set(attacker.url()).unwrap();
+    let (run, root) = join(&attacker.endpoint(), &[legit.signing_ca_pin()], &[]);
+    assert_refused(
+        &run,
+        3,
+        &[
+            &attacker.url(),
+            "TLS verification failed: invalid peer certificate",
+        ],
+    );
+    // The JWS and the pin passed on the impostor's copy; the handshake stopped it.
+    assert!(
+        run.stderr.contains("matches the pinned hash"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(only_anonymous_cluster_info(&attacker, "the attacker"), 1);
+    assert!(legit.requests().is_empty());
+    assert!(run.took < Duration::from_secs(5), "{:?}", run.took);
+    assert_nothing_installed(root.path());
+}
+
 // ---- (e) a server certificate for another name on the verified fetch ----
 
 #[test]

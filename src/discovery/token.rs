@@ -9,9 +9,17 @@
 //!    someone who knows the token could have produced this content.
 //! 3. Any CA of the signed kubeconfig must match any pin: the token alone is not enough, since
 //!    anyone holding a token (e.g. from a leaked join command) could sign a fake cluster-info.
-//! 4. The same GET again, to the same EP, over TLS verified against that CA bundle, with its own
-//!    full timeout; its `kubeconfig` must be byte-identical. This proves the server we talked to
-//!    holds a key certified by the pinned CA.
+//! 4. When the signed kubeconfig's `server:` (SRV) is another address than EP: the same GET
+//!    again, to EP, over TLS verified against that CA bundle, with its own full timeout; its
+//!    `kubeconfig` must be byte-identical. This proves the server we talked to holds a key
+//!    certified by the pinned CA. When SRV *is* EP (the usual case: kubeadm publishes its
+//!    control-plane endpoint) this request is folded into the TLS bootstrap's first one (a
+//!    deliberate deviation from kubeadm, one request less per join): that request goes to the
+//!    same address over TLS verified against the same pinned CA, and its bearer token is only
+//!    sent once that handshake has proven the server. The re-fetch would add nothing: the JWS
+//!    already authenticates the kubeconfig's bytes and the pin its CA, so byte equality with a
+//!    second copy proves nothing the handshake does not, and no token-bearing request can reach
+//!    a server that lacks a key certified by the pinned CA either way.
 //!
 //! With no pins (only allowed with the explicit unsafe opt-in), steps 3–4 are skipped and the JWS
 //! is the only trust anchor.
@@ -108,6 +116,13 @@ pub async fn discover(
     crate::info!("cluster CA {matched} from cluster-info matches the pinned hash");
     let kc = v.kubeconfig.clone();
     let cluster_server = v.server.clone();
+    if same_address(&cluster_server, endpoint) {
+        crate::info!(
+            "cluster-info names {url} as the API server; its TLS is verified against the pinned cluster CA by the \
+             first request of the TLS bootstrap, before the token is sent"
+        );
+        return Ok(done(Some(matched)));
+    }
 
     // Step 4: the verified re-fetch, to the user's endpoint, hostname checked against it.
     crate::info!(
@@ -138,6 +153,27 @@ pub async fn discover(
         "cluster-info fetched over verified TLS is identical; API server is {cluster_server}"
     );
     Ok(done(Some(matched)))
+}
+
+/// Whether the `server:` URL `server` names the `host:port` endpoint `endpoint` (host compared
+/// without case, `https`'s port 443 when none is given). Anything unparsable is "different", so
+/// the verified re-fetch runs.
+pub fn same_address(server: &str, endpoint: &str) -> bool {
+    let Ok(uri) = server.parse::<http::Uri>() else {
+        return false;
+    };
+    if !uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        return false;
+    }
+    let (Some(a), Ok(b)) = (uri.authority(), endpoint.parse::<http::uri::Authority>()) else {
+        return false;
+    };
+    a.host().eq_ignore_ascii_case(b.host())
+        && a.port_u16().unwrap_or(443) == b.port_u16().unwrap_or(443)
+        && !a.as_str().contains('@')
 }
 
 /// What the offline checks of token discovery established about a cluster-info.
@@ -283,6 +319,19 @@ async fn fetch_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_address_compares_host_and_port() {
+        assert!(same_address("https://127.0.0.1:6443", "127.0.0.1:6443"));
+        assert!(same_address("https://CP.example:6443/", "cp.example:6443"));
+        assert!(same_address("https://cp.example", "cp.example:443"));
+        assert!(same_address("https://[::1]:6443", "[::1]:6443"));
+        assert!(!same_address("https://127.0.0.1:6443", "127.0.0.2:6443"));
+        assert!(!same_address("https://127.0.0.1:6443", "127.0.0.1:7443"));
+        assert!(!same_address("https://lb.example:6443", "127.0.0.1:6443"));
+        assert!(!same_address("http://127.0.0.1:6443", "127.0.0.1:6443"));
+        assert!(!same_address("not a url", "127.0.0.1:6443"));
+    }
 
     #[test]
     fn keys() {

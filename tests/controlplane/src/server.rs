@@ -104,6 +104,10 @@ pub(crate) async fn serve(
                         drop(stream);
                         continue;
                     }
+                    // As kube-apiserver (Go's net package) does: without it, a small write after
+                    // a small write (a watch event after the headers) waits ~40 ms for the
+                    // client's delayed ACK.
+                    let _ = stream.set_nodelay(true);
                     tokio::spawn(connection(stream, tls.clone(), state.clone()));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.

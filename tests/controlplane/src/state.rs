@@ -1027,8 +1027,12 @@ fn write_log_line(log: &mut Option<File>, rec: &RequestRecord) {
         "authorization": rec.authorization,
         "fault": rec.fault,
     });
+    // One write per line, formatted in memory first (formatting straight into the file would
+    // be a write(2) per fragment); O_APPEND keeps concurrent lines whole for readers tailing it.
     // The log is a debugging aid: a failed write must not fail the request.
-    let _ = writeln!(file, "{line}");
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = file.write_all(text.as_bytes());
 }
 
 fn events_after(inner: &Inner, rv: u64, filter: &CsrFilter) -> Vec<Event> {
