@@ -805,7 +805,7 @@ pub enum WatchEvent<K> {
     /// Only a resourceVersion to resume from.
     Bookmark(Bookmark),
     /// The watch cannot go on (e.g. 410 Expired: the resourceVersion is too old).
-    Error(k8s_openapi::apimachinery::pkg::apis::meta::v1::Status),
+    Error(Box<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>),
 }
 
 /// A `BOOKMARK` event's object.
