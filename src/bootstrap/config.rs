@@ -82,9 +82,10 @@ fn config_map_path(name: &str) -> String {
 /// Reads kubelet-config (required) and kubeadm-config (required, with kubeadm's short retry),
 /// in kubeadm's order.
 ///
-/// Unlike kubeadm, the kube-proxy ConfigMap is not read: kubeadm's join only reads it (with
-/// mustExist=false) to print component-config warnings, and nothing a worker writes depends on
-/// it, so it would be one request per join for nothing.
+/// Unlike kubeadm, the kube-proxy ConfigMap is not read: kubeadm reads it (optional,
+/// mustExist=false) while loading the cluster's component configs, but nothing a worker's join
+/// writes depends on it (kube-proxy runs from its own DaemonSet and ConfigMap), so it would be
+/// one request per join for nothing.
 pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
     let get = |name: &'static str| async move {
         cluster

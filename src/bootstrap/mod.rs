@@ -2,13 +2,15 @@
 //! submit, wait, verify.
 //!
 //! Stages, each a function the app runs as a named phase:
-//! - [`config::fetch`]: `kube-proxy` (optional), `kubelet-config` and `kubeadm-config` with the
-//!   bootstrap credentials, and the Node-name clash check ([`config::check_node`]);
+//! - [`config::fetch`]: `kubelet-config` and `kubeadm-config` with the bootstrap credentials (not
+//!   `kube-proxy`, which a worker never uses), and the Node-name clash check
+//!   ([`config::check_node`]);
 //! - [`csr::load_or_generate_key`] + [`csr::submit`]: a P-256 key persisted before anything is
 //!   sent, a CSR named deterministically from it (`node-csr-<digest>`, spec §5.2) so an
 //!   interrupted join resumes with the same CSR;
-//! - [`wait::wait`]: a watch until the CSR is approved and issued, denied, failed, deleted or the
-//!   deadline passes (a pure progress function plus a small deadline loop);
+//! - [`wait::wait`]: a watch, from the POST's resourceVersion, until the CSR is approved and
+//!   issued, denied, failed, deleted or the deadline passes (a pure progress function plus a small
+//!   deadline loop; LIST + watch only when that watch cannot start);
 //! - [`verify::verify`]: the returned certificate must be for our key, our subject, chain to the
 //!   discovered CA and be valid now. Nothing is installed before it passes.
 //!

@@ -1,9 +1,10 @@
 //! Waiting for the CSR to be decided (client-go `WaitForCertificate`, spec §5.1).
 //!
 //! Split in two: [`progress`], a pure function from (state, event) to the next state or an
-//! outcome, unit-tested with captured watch events; and [`wait`], a small loop that lists,
-//! watches, re-establishes dropped watches from the last resourceVersion (re-listing on
-//! `410 Expired`), prints a progress line every `progress_interval`, and stops at the deadline.
+//! outcome, unit-tested with captured watch events; and [`wait`], a small loop that watches from
+//! the resourceVersion of the POST's answer (no LIST first), re-establishes dropped watches from
+//! the last resourceVersion (LIST, then watch, on `410 Expired` or a watch that cannot start),
+//! prints a progress line every `progress_interval`, and stops at the deadline.
 
 use super::csr::{Submitted, CSR_PATH};
 use super::{api_error, Cluster, Error};

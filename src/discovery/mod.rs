@@ -2,8 +2,9 @@
 //!
 //! Token discovery (spec §2.2): anonymous insecure GET of cluster-info, wait for the JWS of our
 //! token id, verify the detached HS256 JWS over the raw kubeconfig bytes, check the CA bundle
-//! against the pins, re-fetch over verified TLS and require byte-identical kubeconfig. File and
-//! HTTPS discovery (spec §2.3–2.4) read a kubeconfig instead.
+//! against the pins, and (when the signed `server:` is another address than the endpoint) re-fetch
+//! over verified TLS and require a byte-identical kubeconfig. File and HTTPS discovery
+//! (spec §2.3–2.4) read a kubeconfig instead.
 
 pub mod file;
 pub mod https;
