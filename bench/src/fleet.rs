@@ -55,7 +55,7 @@ impl Policy {
 
     fn describe(&self) -> String {
         match self {
-            Policy::Kubejoin => "the binary's defaults (full-jitter backoff, Retry-After honoured in discovery; kube's retry layer under the bootstrap calls)".into(),
+            Policy::Kubejoin => "the binary's defaults (one policy: full-jitter backoff, Retry-After honoured, in discovery and the bootstrap)".into(),
             Policy::Naive { interval } => format!(
                 "every request retried every {} ms, no jitter, Retry-After ignored",
                 interval.as_millis()
