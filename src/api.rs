@@ -851,7 +851,9 @@ impl<T: DeserializeOwned> WatchStream<T> {
                     continue;
                 }
                 return Some(serde_json::from_slice(line).map_err(|e| {
+                    // The stream is over: nothing after an undecodable line is trusted.
                     self.done = true;
+                    self.buf.clear();
                     RequestError::Decode {
                         what: "watch event",
                         detail: e.to_string(),

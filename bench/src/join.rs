@@ -160,26 +160,25 @@ pub fn describe_request(r: &RequestRecord) -> String {
     format!("{} {path}{watch} -> {} as {user}", r.method, r.status)
 }
 
-const BOUNDARIES: [(&str, &str); 10] = [
+const BOUNDARIES: [(&str, &str); 9] = [
     (
         "startup",
         "exec -> first request at the server (process start, runtime, TLS connect)",
     ),
     (
-        "discovery_insecure",
-        "discovery: insecure fetch, JWS + pin, 2nd TLS connect (-> verified GET arrives)",
-    ),
-    (
-        "discovery_secure",
-        "discovery: verified re-fetch (-> discovery done)",
+        "discovery",
+        "discovery: cluster-info fetch, JWS + pin (-> discovery done)",
     ),
     ("identity_check", "identity check (existing kubelet.conf)"),
     (
         "config_fetches",
-        "config fetches (kube-proxy, kubelet-config, kubeadm-config, node)",
+        "config fetches (kubelet-config, kubeadm-config, node; verified TLS connect)",
     ),
     ("key_csr", "key + CSR (P-256 key persisted, CSR POSTed)"),
-    ("approval_wait", "approval wait (list + watch until issued)"),
+    (
+        "approval_wait",
+        "approval wait (watch from the POST's version until issued)",
+    ),
     ("verify", "verify certificate"),
     ("install", "install (atomic writes + fsync)"),
     ("exit", "completion files, handoff=none, exit"),
@@ -188,17 +187,10 @@ const BOUNDARIES: [(&str, &str); 10] = [
 /// The per-run split of [exec, exit] into consecutive intervals (ms), in [`BOUNDARIES`] order.
 /// `None` when the run lacks a timeline or requests.
 fn split(run: &Run, reqs: &[&RequestRecord]) -> Option<Vec<f64>> {
-    let cluster_info: Vec<f64> = reqs
-        .iter()
-        .filter(|r| r.path.contains("/kube-public/configmaps/cluster-info"))
-        .map(|r| epoch_ms(r.time))
-        .collect();
     let first = reqs.iter().map(|r| epoch_ms(r.time)).reduce(f64::min)?;
-    let verified_get = *cluster_info.get(1)?;
     let b = [
         epoch_ms(run.wall_start),
         first,
-        verified_get,
         run.phase("discovery")?.1,
         run.phase("cluster-config")?.0,
         run.phase("cluster-config")?.1,
@@ -325,7 +317,7 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
             .count();
         let split = split(run, &reqs);
         if let Some(s) = &split {
-            excl_wait.push(run.wall_ms - s[6]);
+            excl_wait.push(run.wall_ms - approval_wait(s));
             splits.push(s.clone());
         }
         per_run.push(json!({
@@ -415,10 +407,20 @@ pub fn run(opts: &Options, cp: &Handle) -> Result<Value, Error> {
     }))
 }
 
+/// The approval wait's interval of a split.
+fn approval_wait(split: &[f64]) -> f64 {
+    BOUNDARIES
+        .iter()
+        .position(|(key, _)| *key == "approval_wait")
+        .and_then(|i| split.get(i))
+        .copied()
+        .unwrap_or(0.0)
+}
+
 /// Wall time minus the approval wait, per run that has a full split.
 fn excl_wait_of(all: &[RequestRecord], runs: &[Run]) -> Vec<f64> {
     runs.iter()
-        .filter_map(|r| split(r, &requests_of(all, r)).map(|s| r.wall_ms - s[6]))
+        .filter_map(|r| split(r, &requests_of(all, r)).map(|s| r.wall_ms - approval_wait(&s)))
         .collect()
 }
 
