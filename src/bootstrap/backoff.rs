@@ -41,9 +41,9 @@ impl Retryable for Error {
                     WireFailure::Status {
                         code: 429 | 503, ..
                     },
-                retry_after: Some(d),
+                retry_after_ms: Some(ms),
                 ..
-            } => Pause::RetryAfter(*d),
+            } => Pause::RetryAfter(Duration::from_millis(u64::from(*ms))),
             _ => Pause::Backoff,
         }
     }
@@ -97,7 +97,7 @@ where
                         action: what.to_string(),
                         server: server.to_string(),
                         failure: WireFailure::TimedOut,
-                        retry_after: None,
+                        retry_after_ms: None,
                     })
                 })
             }
@@ -142,7 +142,7 @@ mod tests {
                 reason: "TooManyRequests".into(),
                 message: String::new(),
             },
-            retry_after,
+            retry_after_ms: retry_after.map(super::super::millis),
         }
     }
 

@@ -53,8 +53,9 @@ pub enum Error {
         action: String,
         server: String,
         failure: WireFailure,
-        /// The answer's `Retry-After`, honoured by [`backoff::within`].
-        retry_after: Option<Duration>,
+        /// The answer's `Retry-After` in milliseconds (saturating; kept small so that
+        /// `Result<_, Error>` stays small), honoured by [`backoff::within`].
+        retry_after_ms: Option<u32>,
     },
     #[error("ConfigMap kube-system/{name} has no key {key:?}")]
     MissingConfig {
@@ -227,8 +228,13 @@ pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &api::Reques
         action: action.into(),
         server: server.to_string(),
         failure: e.failure(),
-        retry_after: e.retry_after(),
+        retry_after_ms: e.retry_after().map(millis),
     }
+}
+
+/// A pause as whole milliseconds, saturating at `u32::MAX` (49 days).
+pub(crate) fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Clients for the discovered cluster, authenticated with the bootstrap credentials.
@@ -354,7 +360,7 @@ mod tests {
                 reason: "Forbidden".into(),
                 message: "no".into(),
             },
-            retry_after: None,
+            retry_after_ms: None,
         };
         assert_eq!(e.class(), Class::Rejected);
         assert_eq!(
