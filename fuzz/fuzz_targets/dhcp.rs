@@ -1,10 +1,10 @@
 //! The DHCPv4 client state machine fed hostile replies. The body and its input format:
 //! `kubejoin::fuzzing::dhcp` (src/fuzzing.rs), which tests/fuzz_smoke.rs also runs on stable.
 //!
-//! dhcproto 0.15 `debug_assert!`s option lengths it does not validate (e.g. option 152 with
-//! length 0); `net::dhcp` decodes untrusted datagrams under `catch_unwind` and drops them. But
-//! libFuzzer's panic hook aborts at the first panic, caught or not, so the target installs its
-//! own hook while the body runs and fails only on a panic that the body itself did not survive.
+//! This target found that dhcproto 0.15 panicked on some option lengths (option 152 with length
+//! 0, kept as a seed); `net::dhcp` now has its own codec that cannot panic. libFuzzer's panic
+//! hook aborts at the first panic, caught or not, so the target installs its own hook while the
+//! body runs and fails only on a panic that the body itself did not survive.
 #![no_main]
 
 use std::cell::RefCell;

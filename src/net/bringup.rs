@@ -447,11 +447,11 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 mod tests {
     use std::io;
 
-    use dhcproto::v4::{Decodable as _, DhcpOption, Message, MessageType, Opcode, OptionCode};
-
     use super::*;
     use crate::net::config::{NetTimeouts, StaticAddr};
-    use crate::net::dhcp::{encode, DhcpFailure, DhcpTiming};
+    use crate::net::dhcp::{
+        code, decode, encode, DhcpFailure, DhcpTiming, Message, MessageType, Opcode,
+    };
     use crate::sys::net::{FakeNetSys, NetCall, NetOp};
 
     const MAC0: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
@@ -490,37 +490,31 @@ mod tests {
         router: Option<Ipv4Addr>,
     ) -> crate::sys::net::DhcpResponder {
         Box::new(move |packet: &[u8]| {
-            let Ok(req) = Message::from_bytes(packet) else {
+            let Ok(req) = decode(packet) else {
                 return vec![];
             };
-            let kind = match req.opts().msg_type() {
+            let kind = match req.options.msg_type() {
                 Some(MessageType::Discover) => MessageType::Offer,
                 Some(MessageType::Request) => MessageType::Ack,
                 _ => return vec![],
             };
-            let mut m = Message::new_with_id(
-                req.xid(),
-                Ipv4Addr::UNSPECIFIED,
-                address,
-                SERVER,
-                Ipv4Addr::UNSPECIFIED,
-                req.chaddr(),
-            );
-            m.set_opcode(Opcode::BootReply);
-            let o = m.opts_mut();
-            o.insert(DhcpOption::MessageType(kind));
-            o.insert(DhcpOption::ServerIdentifier(SERVER));
-            o.insert(DhcpOption::SubnetMask(mask));
+            let mut m = Message::new(Opcode::BootReply, req.xid, [0; 6]);
+            m.chaddr_field = req.chaddr_field;
+            m.hlen = req.hlen;
+            m.yiaddr = address;
+            m.siaddr = SERVER;
+            let o = &mut m.options;
+            o.insert(code::MESSAGE_TYPE, [kind as u8]);
+            o.insert_ip(code::SERVER_ID, SERVER);
+            o.insert_ip(code::SUBNET_MASK, mask);
             if let Some(r) = router {
-                o.insert(DhcpOption::Router(vec![r]));
+                o.insert_ips(code::ROUTER, &[r]);
             }
-            o.insert(DhcpOption::DomainNameServer(vec![Ipv4Addr::new(
-                10, 0, 0, 2,
-            )]));
-            o.insert(DhcpOption::DomainName("cluster.example".into()));
-            o.insert(DhcpOption::AddressLeaseTime(600));
-            o.insert(DhcpOption::InterfaceMtu(1450));
-            vec![encode(&m).unwrap()]
+            o.insert_ips(code::DNS, &[Ipv4Addr::new(10, 0, 0, 2)]);
+            o.insert(code::DOMAIN_NAME, "cluster.example");
+            o.insert(code::LEASE_TIME, 600u32.to_be_bytes());
+            o.insert(code::INTERFACE_MTU, 1450u16.to_be_bytes());
+            vec![encode(&m)]
         })
     }
 
@@ -969,11 +963,8 @@ mod tests {
             NetCall::DhcpSend { packet, .. } => Some(packet),
             _ => None,
         });
-        let msg = Message::from_bytes(&first.unwrap()).unwrap();
-        assert_eq!(
-            msg.opts().get(OptionCode::Hostname),
-            Some(&DhcpOption::Hostname("node9".into()))
-        );
+        let msg = decode(&first.unwrap()).unwrap();
+        assert_eq!(msg.options.get(code::HOSTNAME), Some(&b"node9"[..]));
     }
 
     #[test]
