@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub mod net;
+mod rtnl;
 
 /// The privileged effects kubejoin performs.
 pub trait Sys: fmt::Debug + Send + Sync {

@@ -2,7 +2,7 @@
 //!
 //! [`NetSys`] is everything the network bring-up asks of the kernel: list links, set a link up,
 //! set its MTU, add an IPv4 address, add a default route, and open a DHCP client socket bound to
-//! one link. [`RealNetSys`] speaks rtnetlink (message formats from `netlink-packet-route`, a
+//! one link. [`RealNetSys`] speaks rtnetlink (the few messages encoded by hand in `rtnl`, a
 //! plain blocking `netlink-sys` socket) and uses `socket2` + tokio for the DHCP socket;
 //! [`FakeNetSys`] records typed [`NetCall`]s, can inject failures, and answers DHCP packets with
 //! a scripted responder, so the bring-up logic is tested without root and without a network.
@@ -18,18 +18,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType,
-};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+use super::rtnl;
 use crate::root::Root;
 
 /// DHCP server port (RFC 2131): where client packets go.
@@ -156,99 +147,51 @@ impl RealNetSys {
 /// dump). A fresh socket per request keeps sequence numbers trivial and leaves no stale replies
 /// behind; the kernel answers rtnetlink synchronously, in the sender's context, so the replies
 /// are queued by the time `send` returns and the blocking `recv` cannot hang.
-fn rtnl_request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+fn rtnl_request(request: &[u8]) -> io::Result<Vec<rtnl::Link>> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
+    socket.send(request, 0)?;
 
-    let mut request = NetlinkMessage::from(message);
-    request.header.flags = flags;
-    request.header.sequence_number = 1;
-    request.finalize();
-    let mut buf = vec![0; request.buffer_len()];
-    request.serialize(&mut buf);
-    socket.send(&buf, 0)?;
-
-    let mut answers = Vec::new();
+    let mut links = Vec::new();
     // Larger than any datagram the kernel builds: it caps dump datagrams at 32 KiB
     // (netlink_recvmsg), so nothing is ever cut off.
     let mut rbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
         rbuf.clear();
-        socket.recv(&mut rbuf, 0)?;
-        let mut offset = 0;
-        while offset < rbuf.len() {
-            let bytes = &rbuf[offset..];
-            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            let len = reply.header.length as usize;
-            match reply.payload {
-                NetlinkPayload::Done(_) => return Ok(answers),
-                NetlinkPayload::Error(e) => {
-                    return match e.code {
-                        // An error message with code 0 is the ACK.
-                        None => Ok(answers),
-                        Some(code) => Err(io::Error::from_raw_os_error(code.get().wrapping_neg())),
-                    };
-                }
-                NetlinkPayload::InnerMessage(m) => answers.push(m),
-                _ => {}
-            }
-            if len == 0 {
-                break;
-            }
-            // Messages inside one datagram are 4-byte aligned.
-            offset += (len + 3) & !3;
+        let n = socket.recv(&mut rbuf, 0)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "rtnetlink socket closed before the answer was complete",
+            ));
+        }
+        let replies = rtnl::parse(&rbuf)?;
+        links.extend(replies.links);
+        if replies.done {
+            return Ok(links);
         }
     }
 }
 
-fn link_info(msg: &LinkMessage) -> Option<LinkInfo> {
-    let mut name = None;
-    let mut mac = None;
-    let mut mtu = None;
-    for attr in &msg.attributes {
-        match attr {
-            LinkAttribute::IfName(n) => name = Some(n.clone()),
-            LinkAttribute::Address(a) if msg.header.link_layer_type == LinkLayerType::Ether => {
-                mac = <[u8; 6]>::try_from(a.as_slice()).ok();
-            }
-            LinkAttribute::Mtu(m) => mtu = Some(*m),
-            _ => {}
-        }
-    }
-    let flags = msg.header.flags;
+fn link_info(link: rtnl::Link) -> Option<LinkInfo> {
     Some(LinkInfo {
-        index: msg.header.index,
-        name: name?,
-        mac,
-        mtu,
-        up: flags.contains(LinkFlags::Up),
-        carrier: flags.contains(LinkFlags::LowerUp),
-        loopback: flags.contains(LinkFlags::Loopback),
+        index: link.index,
+        name: link.name?,
+        mac: link.mac,
+        mtu: link.mtu,
+        up: link.flags & rtnl::IFF_UP != 0,
+        carrier: link.flags & rtnl::IFF_LOWER_UP != 0,
+        loopback: link.flags & rtnl::IFF_LOOPBACK != 0,
         physical: false,
     })
 }
 
-fn set_link(index: u32, change: impl FnOnce(&mut LinkMessage)) -> io::Result<()> {
-    let mut msg = LinkMessage::default();
-    msg.header.index = index;
-    change(&mut msg);
-    rtnl_request(RouteNetlinkMessage::SetLink(msg), NLM_F_REQUEST | NLM_F_ACK).map(|_| ())
-}
-
 impl NetSys for RealNetSys {
     fn links(&self) -> io::Result<Vec<LinkInfo>> {
-        let replies = rtnl_request(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_REQUEST | NLM_F_DUMP,
-        )?;
-        let mut links: Vec<LinkInfo> = replies
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => link_info(l),
-                _ => None,
-            })
+        let mut links: Vec<LinkInfo> = rtnl_request(&rtnl::get_links())?
+            .into_iter()
+            .filter_map(link_info)
             .collect();
         for l in &mut links {
             l.physical = !l.loopback && self.is_physical(&l.name);
@@ -258,60 +201,33 @@ impl NetSys for RealNetSys {
     }
 
     fn set_link_up(&self, link: &LinkInfo) -> io::Result<()> {
-        set_link(link.index, |m| {
-            m.header.flags = LinkFlags::Up;
-            m.header.change_mask = LinkFlags::Up;
-        })
+        rtnl_request(&rtnl::set_link_up(link.index)).map(|_| ())
     }
 
     fn set_mtu(&self, link: &LinkInfo, mtu: u32) -> io::Result<()> {
-        set_link(link.index, |m| m.attributes.push(LinkAttribute::Mtu(mtu)))
+        rtnl_request(&rtnl::set_mtu(link.index, mtu)).map(|_| ())
     }
 
     fn add_address(&self, link: &LinkInfo, address: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix_len;
-        msg.header.index = link.index;
-        msg.attributes.push(AddressAttribute::Local(address.into()));
-        msg.attributes
-            .push(AddressAttribute::Address(address.into()));
         // `ip addr add` sets the broadcast address only when asked; we always do, as the kernel's
         // own ip= autoconfig does, so broadcast-based protocols work on the subnet.
-        if prefix_len < 31 {
+        let broadcast = (prefix_len < 31).then(|| {
             let host_bits = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
-            msg.attributes
-                .push(AddressAttribute::Broadcast(Ipv4Addr::from(
-                    u32::from(address) | host_bits,
-                )));
-        }
-        rtnl_request(
-            RouteNetlinkMessage::NewAddress(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
-        )
+            Ipv4Addr::from(u32::from(address) | host_bits)
+        });
+        rtnl_request(&rtnl::add_address(
+            link.index, address, prefix_len, broadcast,
+        ))
         .map(|_| ())
     }
 
     fn add_default_route(&self, link: &LinkInfo, route: DefaultRoute) -> io::Result<()> {
-        let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
-        msg.header.table = RouteHeader::RT_TABLE_MAIN;
-        // "proto boot": installed during boot, as the kernel's ip= autoconfig marks its routes.
-        msg.header.protocol = RouteProtocol::Boot;
-        msg.header.scope = RouteScope::Universe;
-        msg.header.kind = RouteType::Unicast;
-        msg.header.destination_prefix_length = 0;
-        if route.onlink {
-            msg.header.flags = RouteFlags::Onlink;
-        }
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(route.gateway)));
-        msg.attributes.push(RouteAttribute::Oif(link.index));
-        msg.attributes.push(RouteAttribute::Priority(route.metric));
-        rtnl_request(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE,
-        )
+        rtnl_request(&rtnl::add_default_route(
+            link.index,
+            route.gateway,
+            route.metric,
+            route.onlink,
+        ))
         .map(|_| ())
     }
 
