@@ -133,20 +133,20 @@ pub fn cmdline(data: &[u8]) {
 }
 
 /// The DHCPv4 client state machine (`net::dhcp`) fed hostile replies: never panics, always ends
-/// (bound or failed) within its attempt budget, and everything it sends encodes.
+/// (bound or failed) within its attempt budget, and everything it sends decodes back to itself.
 ///
 /// Input: a sequence of `u16 length (big endian) + packet`; length 0 is a timeout. Packets of
 /// BOOTP size get the client's current xid, our MAC and the magic cookie patched in, so that
 /// mutations reach the options instead of being dropped as someone else's traffic.
 pub fn dhcp(data: &[u8]) {
-    use crate::net::dhcp::{encode, Action, DhcpClient, DhcpTiming, Input};
+    use crate::net::dhcp::{decode, encode, Action, DhcpClient, DhcpTiming, Input};
     use std::time::Duration;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
-    // Whether the exchange ended; what the client sends must encode.
+    // Whether the exchange ended; what the client sends must survive the wire round trip.
     let ended = |action: &Action| match action {
         Action::Send { message, .. } => {
-            assert!(encode(message).is_ok(), "{message:?}");
+            assert_eq!(decode(&encode(message)).as_ref(), Ok(&**message));
             false
         }
         Action::Wait => false,
