@@ -15,6 +15,8 @@
 //! - TCP keep-alive and one connection pool per client, shared by its clones, so a join's
 //!   requests to one server reuse a connection.
 
+pub mod types;
+
 use crate::plan::token::BootstrapToken;
 use bytes::Bytes;
 use http::header::{
@@ -805,7 +807,7 @@ pub enum WatchEvent<K> {
     /// Only a resourceVersion to resume from.
     Bookmark(Bookmark),
     /// The watch cannot go on (e.g. 410 Expired: the resourceVersion is too old).
-    Error(Box<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>),
+    Error(Box<types::Status>),
 }
 
 /// A `BOOKMARK` event's object.

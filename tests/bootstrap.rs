@@ -641,7 +641,7 @@ async fn issued_certificate_authenticates_as_the_node() {
     )
     .unwrap();
     let err = client
-        .get::<k8s_openapi::api::core::v1::Node>(&format!("/api/v1/nodes/{NODE}"), "Node")
+        .get::<kubejoin::api::types::Node>(&format!("/api/v1/nodes/{NODE}"), "Node")
         .await
         .unwrap_err();
     match api::wire_failure(&err) {

@@ -18,8 +18,8 @@
 
 use crate::stats::{self, round2};
 use crate::{err, Error};
-use k8s_openapi::api::core::v1::ConfigMap;
 use kubejoin::api;
+use kubejoin::api::types::ConfigMap;
 use kubejoin::app::{self, Tuning};
 use kubejoin::bootstrap::{self, config, csr, verify, wait, Cluster};
 use kubejoin::discovery::kubeconfig::Kubeconfig;

@@ -2,7 +2,7 @@
 //! credentials from the discovered server.
 
 use super::{api_error, Cluster, Error};
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use crate::api::types::{ConfigMap, Node};
 use std::time::{Duration, Instant};
 
 /// kubeadm's default image repository (and the fallback when ClusterConfiguration leaves it empty).

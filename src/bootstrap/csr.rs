@@ -6,13 +6,12 @@
 //! between POST and install resume with the *same* CSR instead of leaving an orphan behind.
 
 use super::{api_error, Cluster, Error};
+use crate::api::types::{
+    ByteString, CertificateSigningRequest, CertificateSigningRequestSpec, ObjectMeta,
+};
 use crate::install::{self, atomic};
 use crate::root::Root;
 use base64::Engine as _;
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestSpec,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest as _, Sha512_256};
 use std::time::SystemTime;
 
@@ -150,12 +149,11 @@ pub fn csr_object(name: &str, csr_pem: &str) -> CertificateSigningRequest {
             ..Default::default()
         },
         spec: CertificateSigningRequestSpec {
-            request: k8s_openapi::ByteString(csr_pem.as_bytes().to_vec()),
+            request: ByteString(csr_pem.as_bytes().to_vec()),
             signer_name: SIGNER_NAME.to_string(),
             usages: Some(USAGES.iter().map(|u| u.to_string()).collect()),
-            ..Default::default()
         },
-        status: None,
+        ..Default::default()
     }
 }
 

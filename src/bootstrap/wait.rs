@@ -8,11 +8,9 @@
 
 use super::csr::{Submitted, CSR_PATH};
 use super::{api_error, Cluster, Error};
+use crate::api::types::{CertificateSigningRequest, CertificateSigningRequestList};
 pub use crate::api::WatchEvent;
 use crate::api::{query, RequestError};
-use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-
-type CertificateSigningRequestList = k8s_openapi::List<CertificateSigningRequest>;
 use std::future::Future;
 use std::time::{Duration, Instant};
 

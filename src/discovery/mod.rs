@@ -12,12 +12,12 @@ pub mod jws;
 pub mod kubeconfig;
 pub mod token;
 
+use crate::api::types::ConfigMap;
 use crate::api::{self, WireFailure};
 use crate::error::{Class, Classify};
 use crate::plan::pin::{CaPin, PemError, PinError, PinSet};
 use crate::plan::token::{BootstrapToken, TokenError};
 use crate::retry::{self, Disposition, GaveUp, Pause, Retryable};
-use k8s_openapi::api::core::v1::ConfigMap;
 use kubeconfig::KubeconfigError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

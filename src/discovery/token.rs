@@ -342,7 +342,7 @@ mod tests {
     fn real_capture_passes_every_offline_check() {
         // What discovery does between the two fetches, on the v1.28.7 capture.
         let json = include_str!("../../tests/fixtures/apiserver/cluster-info.anonymous.json");
-        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_str(json).unwrap();
+        let cm: crate::api::types::ConfigMap = serde_json::from_str(json).unwrap();
         let data = data_of(cm);
         let token = BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
         let kc = &data[KUBECONFIG_KEY];
