@@ -251,9 +251,9 @@ fn client_cert(
         CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
     };
     let blocks = |data: &[u8]| -> Vec<(String, Vec<u8>)> {
-        x509_parser::pem::Pem::iter_from_buffer(data)
-            .map_while(Result::ok)
-            .map(|p| (p.label, p.contents))
+        crate::x509::pem_blocks(data)
+            .into_iter()
+            .map(|(label, der)| (label.to_string(), der))
             .collect()
     };
     let chain: Vec<CertificateDer<'static>> = blocks(cert_pem)

@@ -811,8 +811,8 @@ fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
     }
     println!("  API server:  {}", d.server);
     for der in &d.ca_der {
-        let subject = x509_parser::parse_x509_certificate(der)
-            .map(|(_, c)| c.subject().to_string())
+        let subject = crate::x509::parse_certificate(der)
+            .map(|c| c.subject.to_string())
             .unwrap_or_default();
         let pin = CaPin::of_cert_der(der)
             .map(|p| p.to_string())

@@ -27,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("modules_dep", modules_dep),
     ("sysctl_d", sysctl_d),
     ("userdata", userdata),
+    ("x509", x509),
 ];
 
 /// The pin of tests/fixtures/apiserver/ca.crt (the CA in the cluster_info seeds).
@@ -369,4 +370,38 @@ pub fn userdata(data: &[u8]) {
         let _ = parse(&decoded);
     }
     let _ = parse(data);
+}
+
+/// The DER reader of `src/x509.rs`: a certificate and a PKCS#10 request from the same bytes.
+/// Whatever parses must hand back sub-slices of the input (the pinned SPKI bytes are the
+/// input's own), re-parse identically, and print without panicking; a CSR's self-signature
+/// check must not panic either.
+pub fn x509(data: &[u8]) {
+    use crate::x509::{parse_certificate, parse_csr, pem_blocks};
+    let inside = |s: &[u8]| {
+        let (lo, hi) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
+        let p = s.as_ptr() as usize;
+        assert!(p >= lo && p + s.len() <= hi, "a slice outside the input");
+    };
+    if let Ok(c) = parse_certificate(data) {
+        inside(c.spki.raw);
+        assert_eq!(c.spki.raw.first(), Some(&0x30));
+        let _ = (c.subject.to_string(), c.issuer.to_string());
+        let _ = (
+            c.validity.not_before.to_string(),
+            c.validity.not_after.to_string(),
+        );
+        assert_eq!(parse_certificate(data).ok(), Some(c));
+    }
+    if let Ok(r) = parse_csr(data) {
+        inside(r.spki.raw);
+        inside(r.info_raw);
+        let _ = r.subject.to_string();
+        let _ = r.verify_signature();
+        assert_eq!(parse_csr(data).ok(), Some(r));
+    }
+    for (_, der) in pem_blocks(data) {
+        let _ = parse_certificate(&der);
+        let _ = parse_csr(&der);
+    }
 }

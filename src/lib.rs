@@ -36,3 +36,4 @@ pub mod retry;
 pub mod root;
 pub mod source;
 pub mod sys;
+pub mod x509;

@@ -304,6 +304,7 @@ targets!(
     modules_dep,
     sysctl_d,
     userdata,
+    x509,
 );
 
 /// The mutator is deterministic and its inputs stay bounded.

@@ -213,7 +213,6 @@ pub fn check_compatible(
     node: &str,
     now: SystemTime,
 ) -> Result<(), Incompatible> {
-    use x509_parser::prelude::FromDer as _;
     let other = |s: &str| Incompatible::Other(s.to_string());
     if let Some((reason, message)) = condition(existing, "Denied") {
         return Err(Incompatible::Denied {
@@ -234,9 +233,8 @@ pub fn check_compatible(
     let der = ders
         .first()
         .ok_or_else(|| other("its request is not a PEM certificate request"))?;
-    let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
-        .map_err(|_| other("its request does not parse"))?;
-    if req.certification_request_info.subject_pki.raw != key.spki_der().as_slice() {
+    let req = crate::x509::parse_csr(der).map_err(|_| other("its request does not parse"))?;
+    if req.spki.raw != key.spki_der().as_slice() {
         return Err(other("it was made for a different key"));
     }
     if req.verify_signature().is_err() {
@@ -244,15 +242,8 @@ pub fn check_compatible(
             "its request's signature does not verify under our key",
         ));
     }
-    let subject = &req.certification_request_info.subject;
-    let cns: Vec<&str> = subject
-        .iter_common_name()
-        .filter_map(|a| a.as_str().ok())
-        .collect();
-    let orgs: Vec<&str> = subject
-        .iter_organization()
-        .filter_map(|a| a.as_str().ok())
-        .collect();
+    let cns = req.subject.values_of(crate::x509::OID_CN);
+    let orgs = req.subject.values_of(crate::x509::OID_O);
     if cns != [common_name(node).as_str()] || orgs != [NODES_GROUP] {
         return Err(other("it asks for a different subject"));
     }
@@ -266,13 +257,13 @@ pub fn check_compatible(
             let leaf = ders
                 .first()
                 .ok_or_else(|| other("its certificate is not PEM"))?;
-            let (_, c) = x509_parser::parse_x509_certificate(leaf)
+            let c = crate::x509::parse_certificate(leaf)
                 .map_err(|_| other("its certificate does not parse"))?;
             let now = now
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            if c.validity().not_after.timestamp() <= now {
+            if c.validity.not_after.timestamp() <= now {
                 return Err(other("its certificate has expired"));
             }
         }
@@ -282,10 +273,10 @@ pub fn check_compatible(
 
 /// The DER of every PEM block of type `label` in `data`.
 pub fn pem_blocks(data: &[u8], label: &str) -> Vec<Vec<u8>> {
-    x509_parser::pem::Pem::iter_from_buffer(data)
-        .map_while(Result::ok)
-        .filter(|p| p.label == label)
-        .map(|p| p.contents)
+    crate::x509::pem_blocks(data)
+        .into_iter()
+        .filter(|(l, _)| *l == label)
+        .map(|(_, der)| der)
         .collect()
 }
 

@@ -67,25 +67,25 @@ pub fn verify(
 ) -> Result<VerifiedCert, VerifyError> {
     let ders = pem_blocks(cert_pem, "CERTIFICATE");
     let leaf_der = ders.first().ok_or(VerifyError::NotPem)?;
-    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der)
-        .map_err(|e| VerifyError::Parse(e.to_string()))?;
+    let leaf =
+        crate::x509::parse_certificate(leaf_der).map_err(|e| VerifyError::Parse(e.to_string()))?;
 
-    if leaf.tbs_certificate.subject_pki.raw != spki {
+    if leaf.spki.raw != spki {
         return Err(VerifyError::WrongKey);
     }
 
     // Exactly one O and one CN, with our values: anything more (another group, say) would
     // grant this node more than a node should have.
     let expected = common_name(node);
-    let subject = leaf.subject();
+    let subject = &leaf.subject;
     let mut orgs = Vec::new();
     let mut cns = Vec::new();
     let mut others = 0;
-    for attr in subject.iter_attributes() {
+    for attr in subject.attributes() {
         let value = attr.as_str().unwrap_or("");
-        match attr.attr_type() {
-            t if *t == x509_parser::oid_registry::OID_X509_ORGANIZATION_NAME => orgs.push(value),
-            t if *t == x509_parser::oid_registry::OID_X509_COMMON_NAME => cns.push(value),
+        match attr.oid {
+            crate::x509::OID_O => orgs.push(value),
+            crate::x509::OID_CN => cns.push(value),
             _ => others += 1,
         }
     }
@@ -96,7 +96,7 @@ pub fn verify(
         });
     }
 
-    let validity = leaf.validity();
+    let validity = leaf.validity;
     let now_s = unix(now);
     if now_s < validity.not_before.timestamp() {
         return Err(VerifyError::NotYetValid {

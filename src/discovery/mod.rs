@@ -536,12 +536,9 @@ pub fn ca_hash_report(pem: &[u8]) -> Result<Vec<(CaPin, String)>, PemError> {
     let ders = crate::plan::pin::certs_from_pem(pem)?;
     let mut out = Vec::with_capacity(ders.len());
     for der in ders {
-        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        let cert = crate::x509::parse_certificate(&der)
             .map_err(|e| PemError::Cert(crate::plan::pin::CertParseError(e.to_string())))?;
-        out.push((
-            CaPin::of_spki(cert.tbs_certificate.subject_pki.raw),
-            cert.subject().to_string(),
-        ));
+        out.push((CaPin::of_spki(cert.spki.raw), cert.subject.to_string()));
     }
     Ok(out)
 }

@@ -146,14 +146,14 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
     let Some(leaf_der) = ders.first() else {
         return Existing::Stale("its client certificate is not PEM".into());
     };
-    let Ok((_, leaf)) = x509_parser::parse_x509_certificate(leaf_der) else {
+    let Ok(leaf) = crate::x509::parse_certificate(leaf_der) else {
         return Existing::Stale("its client certificate does not parse".into());
     };
     let found = leaf
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|a| a.as_str().ok())
+        .subject
+        .attributes()
+        .find(|a| a.oid == crate::x509::OID_CN)
+        .and_then(|a| a.as_str())
         .unwrap_or("")
         .to_string();
     let wanted = common_name(node);
@@ -168,7 +168,7 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
             wanted: node.to_string(),
         });
     }
-    let spki = leaf.tbs_certificate.subject_pki.raw.to_vec();
+    let spki = leaf.spki.raw.to_vec();
     match verify::verify(&cert_pem, &spki, node, ca_der, now) {
         Ok(v) => Existing::Joined {
             not_after: v.not_after,

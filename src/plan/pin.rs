@@ -52,9 +52,9 @@ impl CaPin {
 
     /// The pin of a DER certificate (hash of its SubjectPublicKeyInfo, not of the certificate).
     pub fn of_cert_der(cert_der: &[u8]) -> Result<Self, CertParseError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-            .map_err(|e| CertParseError(e.to_string()))?;
-        Ok(Self::of_spki(cert.tbs_certificate.subject_pki.raw))
+        let cert =
+            crate::x509::parse_certificate(cert_der).map_err(|e| CertParseError(e.to_string()))?;
+        Ok(Self::of_spki(cert.spki.raw))
     }
 
     /// The 32 digest bytes.
@@ -99,7 +99,7 @@ pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
     for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
         let (kind, der) = item.map_err(|e| PemError::Malformed(format!("{e:?}")))?;
         if kind == SectionKind::Certificate {
-            x509_parser::parse_x509_certificate(&der).map_err(|e| CertParseError(e.to_string()))?;
+            crate::x509::parse_certificate(&der).map_err(|e| CertParseError(e.to_string()))?;
             out.push(der);
         }
     }
