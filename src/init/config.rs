@@ -191,39 +191,32 @@ impl InitConfig {
     }
 }
 
-/// Splits a command line into `(key, value)` pairs: whitespace-separated outside double quotes,
-/// quotes removed, `--` ends the kernel's part.
-// TODO(kubejoin): use the shared kernel tokenizer (`crate::host::cmdline::split` /
-// `crate::source::cmdline`) once one of them is public; this is the same rule set, reduced.
+/// Splits a command line into `(key, value)` pairs with the shared kernel tokenizer
+/// ([`crate::source::cmdline::tokenize`]: the kernel's quoting rules, `--` ends the kernel's
+/// part). Never fails, as the PID-1 keys must not: an unterminated quote swallows the rest of
+/// the line into one parameter (what the kernel itself does), and a NUL byte ends the line.
+/// The join sources refuse both, so the boot still fails in `local-sources`, with the reason.
 pub fn split(cmdline: &str) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_quote = false;
-    let mut args = Vec::new();
-    for c in cmdline.chars() {
-        match c {
-            '"' => in_quote = !in_quote,
-            c if c.is_whitespace() && !in_quote => {
-                if !cur.is_empty() {
-                    args.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
+    use crate::source::cmdline::{tokenize, CmdlineError};
+    let bytes = cmdline.as_bytes();
+    let bytes = match bytes.iter().position(|&b| b == 0) {
+        Some(nul) => &bytes[..nul],
+        None => bytes,
+    };
+    let params = match tokenize(bytes) {
+        Ok(p) => p,
+        Err(CmdlineError::UnterminatedQuote { .. }) => {
+            let mut closed = bytes.to_vec();
+            closed.push(b'"');
+            tokenize(&closed).unwrap_or_default()
         }
-    }
-    if !cur.is_empty() {
-        args.push(cur);
-    }
-    for a in args {
-        if a == "--" {
-            break;
-        }
-        match a.split_once('=') {
-            Some((k, v)) if !k.is_empty() => out.push((k.to_string(), Some(v.to_string()))),
-            _ => out.push((a, None)),
-        }
-    }
-    out
+        Err(_) => Vec::new(),
+    };
+    params
+        .into_iter()
+        .take_while(|p| !(p.key == "--" && p.value.is_none()))
+        .map(|p| (p.key, p.value))
+        .collect()
 }
 
 #[cfg(test)]
@@ -300,5 +293,23 @@ mod tests {
                 ("c".into(), None)
             ]
         );
+        // The kernel's own rules: tabs and newlines separate, a quoted value keeps its spaces,
+        // an unterminated quote takes the rest of the line (and never loses the keys before it).
+        assert_eq!(
+            split("kubejoin.on-failure=shell\troot=/dev/vda\n"),
+            vec![
+                ("kubejoin.on-failure".into(), Some("shell".into())),
+                ("root".into(), Some("/dev/vda".into()))
+            ]
+        );
+        assert_eq!(
+            split("kubejoin.handoff=none rootflags=\"a b"),
+            vec![
+                ("kubejoin.handoff".into(), Some("none".into())),
+                ("rootflags".into(), Some("a b".into()))
+            ]
+        );
+        let c = InitConfig::from_cmdline("kubejoin.on-failure=poweroff x=\"unclosed");
+        assert_eq!(c.on_failure, OnFailure::Poweroff);
     }
 }

@@ -19,7 +19,7 @@ use crate::plan::{HandoffMode, JoinPlan};
 use crate::root::Root;
 use crate::source::joinconfig::{self, Addressing};
 use crate::source::merge::{self, Sourced};
-use crate::sys::host::RealHostSys;
+use crate::sys::host::{HostSys, RealHostSys};
 use crate::sys::init::InitSys;
 use crate::sys::net::{NetSys, RealNetSys};
 use crate::sys::Sys;
@@ -43,6 +43,12 @@ pub struct NodeBoot<'a> {
     /// The network seam and the root `/etc/resolv.conf` is written under.
     net: Box<dyn NetSys>,
     net_root: Root,
+    /// Where host preparation finds the running kernel's `/proc`, `/sys`, `/lib/modules`, and
+    /// its syscall seam.
+    host_root: Root,
+    host_sys: std::sync::Arc<dyn HostSys>,
+    /// The modules and sysctls host preparation applied so far, over its layers.
+    host_applied: HostApplied,
     /// The sources read before the network (kept for the `sources` stage and its retries).
     local: Option<merge::Local>,
     plan: Option<JoinPlan>,
@@ -85,6 +91,9 @@ impl<'a> NodeBoot<'a> {
             sources: merge::LoadOptions::live(Root::new("/")),
             net: Box::new(RealNetSys::new(Root::new("/"))),
             net_root: Root::new("/"),
+            host_root: Root::new("/"),
+            host_sys: std::sync::Arc::new(RealHostSys),
+            host_applied: HostApplied::default(),
             local: None,
             plan: None,
             discovered: None,
@@ -106,6 +115,19 @@ impl<'a> NodeBoot<'a> {
         self
     }
 
+    /// Replaces where host preparation reads the kernel's files and its syscall seam (tests: a
+    /// temporary root and the recording fake).
+    pub fn with_host(mut self, root: Root, sys: std::sync::Arc<dyn HostSys>) -> Self {
+        self.host_root = root;
+        self.host_sys = sys;
+        self
+    }
+
+    /// What host preparation applied so far.
+    pub fn host_applied(&self) -> &HostApplied {
+        &self.host_applied
+    }
+
     /// The join plan, once the sources stage made it.
     pub fn plan_made(&self) -> Option<&JoinPlan> {
         self.plan.as_ref()
@@ -124,20 +146,57 @@ impl<'a> NodeBoot<'a> {
         }
     }
 
+    /// The first layer of host preparation, before anything else: the image's defaults and
+    /// modules-load.d (its NIC and disk drivers) and the kernel command line's keys. What the
+    /// join sources add comes after `local-sources` and after `sources` ([`Self::host_layer`]).
     async fn host_prep(&mut self) -> Result<Done, Failure> {
         let cfg = host_config(&self.cmdline);
-        let root = Root::new("/");
-        let sys = RealHostSys;
-        let plan =
-            host::plan(&cfg, &root, &sys).map_err(|e| Failure::from_error("host-prep", &e))?;
+        let plan = host::plan(&cfg, &self.host_root, &*self.host_sys)
+            .map_err(|e| Failure::from_error("host-prep", &e))?;
         crate::info!(
             "host: kernel {}: {} module(s) and {} sysctl(s) to apply",
             plan.kernel_release,
             plan.modules.loads.len(),
             plan.sysctls.len()
         );
-        host::apply(&plan, &root, &sys).map_err(|e| Failure::from_error("host-prep", &e))?;
+        host::apply(&plan, &self.host_root, &*self.host_sys)
+            .map_err(|e| Failure::from_error("host-prep", &e))?;
+        self.host_applied.record(&cfg.modules, &cfg.sysctls);
         Ok(Done::Ok)
+    }
+
+    /// A later layer of host preparation: the modules and sysctls of the merged `settings` that
+    /// the layers before did not apply (a new module, a sysctl with a value not yet set), loaded
+    /// and written the way host-prep does, with the kernel command line's `sysctl.*` and module
+    /// parameters still on top. Applying what is in place already is harmless (a loaded module
+    /// is not loaded again, a sysctl with the value is not written), so a retried stage may
+    /// call this again.
+    fn host_layer(
+        &mut self,
+        stage: &'static str,
+        settings: &merge::Settings,
+    ) -> Result<(), Failure> {
+        let add = self.host_applied.missing(settings);
+        if add.is_empty() {
+            crate::info!("host ({stage}): the join settings add no module or sysctl");
+            return Ok(());
+        }
+        crate::info!("host ({stage}): the join settings add {add}");
+        let cfg = add.host_config();
+        let mut plan = host::plan(&cfg, &self.host_root, &*self.host_sys)
+            .map_err(|e| Failure::from_error(stage, &e))?;
+        // Only the added keys: the command line's own sysctl.* were set by host-prep (and the
+        // plan keeps them on top of the added ones, as host-prep's precedence has it).
+        let keys: Vec<String> = cfg
+            .sysctls
+            .iter()
+            .map(|(k, _)| host::sysctl::to_path(k.trim_start_matches('-')))
+            .collect();
+        plan.sysctls.retain(|s| keys.contains(&s.key));
+        host::apply(&plan, &self.host_root, &*self.host_sys)
+            .map_err(|e| Failure::from_error(stage, &e))?;
+        self.host_applied.record(&cfg.modules, &cfg.sysctls);
+        Ok(())
     }
 
     async fn sysroot(&mut self) -> Result<Done, Failure> {
@@ -184,6 +243,8 @@ impl<'a> NodeBoot<'a> {
                 .map(|n| format!("{} from {}", n.value, n.source))
                 .unwrap_or_else(|| "not described (DHCP on every physical link)".into())
         );
+        // Before the network: a local config may name the NIC's driver.
+        self.host_layer("local-sources", &settings)?;
         self.local = Some(local);
         Ok(Done::Ok)
     }
@@ -200,7 +261,10 @@ impl<'a> NodeBoot<'a> {
     }
 
     async fn sources(&mut self) -> Result<Done, Failure> {
-        let plan = load_plan_after(&self.sources, self.local.clone(), &self.root()).await?;
+        let (plan, settings) =
+            load_settings_after(&self.sources, self.local.clone(), &self.root()).await?;
+        // Before discovery: what the metadata user-data adds.
+        self.host_layer("sources", &settings)?;
         self.plan = Some(plan);
         Ok(Done::Ok)
     }
@@ -462,6 +526,16 @@ pub async fn load_plan_after(
     local: Option<merge::Local>,
     root: &Path,
 ) -> Result<JoinPlan, Failure> {
+    load_settings_after(opts, local, root).await.map(|(p, _)| p)
+}
+
+/// [`load_plan_after`], with the merged settings the plan was made from (their sources say
+/// where each module and sysctl came from).
+pub async fn load_settings_after(
+    opts: &merge::LoadOptions,
+    local: Option<merge::Local>,
+    root: &Path,
+) -> Result<(JoinPlan, merge::Settings), Failure> {
     let loaded = match local {
         Some(l) => merge::load_remote(opts, l).await,
         None => merge::load(opts).await,
@@ -495,28 +569,155 @@ pub async fn load_plan_after(
             discovery::Mode::Https { url, .. } => format!("discovery from {url}"),
         }
     );
-    Ok(plan)
+    Ok((plan, loaded.settings))
 }
 
-/// Host preparation's settings from the kernel command line: the defaults (overlay,
-/// br_netfilter, forwarding and bridge-netfilter sysctls, modules-load.d — where the image lists
-/// its NIC drivers), plus `kubejoin.modules=a,b` and `kubejoin.sysctl=key=value`.
-// TODO(source): take these from the merged join settings (config file and metadata layers too)
-// once the sources stage runs before host preparation can use them.
+/// Host preparation's first layer, from the kernel command line (split with the shared kernel
+/// tokenizer, leniently: see [`super::config::split`]): the defaults (overlay, br_netfilter,
+/// forwarding and bridge-netfilter sysctls, modules-load.d — where the image lists its NIC
+/// drivers), plus `kubejoin.modules=a,b` and `kubejoin.sysctl=key=value`. The config file,
+/// config drive and metadata layers come later ([`HostApplied::missing`]).
 pub fn host_config(cmdline: &str) -> HostConfig {
     let mut cfg = HostConfig::default();
-    for word in cmdline.split_whitespace() {
-        if let Some(list) = word.strip_prefix("kubejoin.modules=") {
-            cfg.modules
-                .extend(list.split(',').filter(|m| !m.is_empty()).map(String::from));
-        } else if let Some((k, v)) = word
-            .strip_prefix("kubejoin.sysctl=")
-            .and_then(|kv| kv.split_once('='))
-        {
-            cfg.sysctls.push((k.to_string(), v.to_string()));
+    for (key, value) in super::config::split(cmdline) {
+        let Some(value) = value else { continue };
+        match key.replace('_', "-").as_str() {
+            "kubejoin.modules" => {
+                for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                    if !cfg.modules.iter().any(|x| x == m) {
+                        cfg.modules.push(m.to_string());
+                    }
+                }
+            }
+            "kubejoin.sysctl" => {
+                if let Some((k, v)) = value.split_once('=') {
+                    cfg.sysctls.push((k.to_string(), v.to_string()));
+                }
+            }
+            _ => {}
         }
     }
     cfg
+}
+
+/// A module name as the kernel compares them (`-` and `_` are the same).
+fn module_key(m: &str) -> String {
+    m.trim().replace('-', "_")
+}
+
+/// A sysctl name in one spelling (dotted, no `-` ignore-failure prefix).
+fn sysctl_key(k: &str) -> String {
+    host::sysctl::to_dotted(&host::sysctl::to_path(k.trim().trim_start_matches('-')))
+}
+
+/// What host preparation applied over its layers: the modules asked for and the sysctl values
+/// set from a configuration (the defaults and modules-load.d are host-prep's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostApplied {
+    /// As the kernel compares names (`_`).
+    pub modules: Vec<String>,
+    /// Dotted name and value, the last value of a name only.
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// The modules and sysctls a layer adds, each with where the merge took it from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostAdditions {
+    pub modules: Vec<(String, String)>,
+    pub sysctls: Vec<((String, String), String)>,
+}
+
+impl HostApplied {
+    fn record(&mut self, modules: &[String], sysctls: &[(String, String)]) {
+        for m in modules {
+            let m = module_key(m);
+            if !self.modules.contains(&m) {
+                self.modules.push(m);
+            }
+        }
+        for (k, v) in sysctls {
+            let k = sysctl_key(k);
+            let v = v.trim().to_string();
+            match self.sysctls.iter_mut().find(|(n, _)| *n == k) {
+                Some(s) => s.1 = v,
+                None => self.sysctls.push((k, v)),
+            }
+        }
+    }
+
+    /// The merged settings' modules not asked for yet, and their sysctls whose value was not
+    /// set yet (a new name, or a new value for a name: the merge already chose the winner).
+    pub fn missing(&self, settings: &merge::Settings) -> HostAdditions {
+        let mut add = HostAdditions::default();
+        if let Some(m) = &settings.modules {
+            for name in &m.value {
+                if !self.modules.contains(&module_key(name))
+                    && !add
+                        .modules
+                        .iter()
+                        .any(|(x, _)| module_key(x) == module_key(name))
+                {
+                    add.modules.push((name.clone(), m.source.to_string()));
+                }
+            }
+        }
+        for s in &settings.sysctls {
+            let (k, v) = &s.value;
+            let done = self
+                .sysctls
+                .iter()
+                .any(|(n, val)| *n == sysctl_key(k) && val == v.trim());
+            if !done {
+                add.sysctls.push((s.value.clone(), s.source.to_string()));
+            }
+        }
+        add
+    }
+}
+
+impl HostAdditions {
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty() && self.sysctls.is_empty()
+    }
+
+    /// Host preparation of exactly these: no defaults, no modules-load.d or sysctl.d (host-prep
+    /// applied them), the kernel command line's `sysctl.*` and module parameters on top.
+    pub fn host_config(&self) -> HostConfig {
+        HostConfig {
+            modules: self.modules.iter().map(|(m, _)| m.clone()).collect(),
+            skip_default_modules: true,
+            sysctls: self.sysctls.iter().map(|(kv, _)| kv.clone()).collect(),
+            skip_default_sysctls: true,
+            read_modules_load_d: false,
+            read_sysctl_d: false,
+            read_kernel_cmdline: true,
+            ..HostConfig::default()
+        }
+    }
+}
+
+impl std::fmt::Display for HostAdditions {
+    /// `module(s) ip_vs (file:/etc/kubejoin.yaml); sysctl(s) vm.max_map_count=262144 (metadata:openstack)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if !self.modules.is_empty() {
+            let m: Vec<String> = self
+                .modules
+                .iter()
+                .map(|(m, src)| format!("{m} ({src})"))
+                .collect();
+            parts.push(format!("module(s) {}", m.join(", ")));
+        }
+        if !self.sysctls.is_empty() {
+            let s: Vec<String> = self
+                .sysctls
+                .iter()
+                .map(|((k, v), src)| format!("{k}={v} ({src})"))
+                .collect();
+            parts.push(format!("sysctl(s) {}", s.join(", ")));
+        }
+        f.write_str(&parts.join("; "))
+    }
 }
 
 #[cfg(test)]
@@ -580,6 +781,59 @@ mod tests {
             vec![("vm.max_map_count".to_string(), "262144".to_string())]
         );
         assert!(c.read_modules_load_d, "the image's module list is read");
+        // The shared tokenizer: quotes, tabs, `_` for `-`, nothing after `--`.
+        let c = host_config(
+            "kubejoin.modules=\"overlay, nvme\"\tkubejoin.sysctl=kernel.pid_max=65536 -- kubejoin.modules=ip_vs",
+        );
+        assert_eq!(c.modules, vec!["overlay", "nvme"]);
+        assert_eq!(
+            c.sysctls,
+            vec![("kernel.pid_max".to_string(), "65536".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_later_layer_adds_only_what_is_not_applied_yet() {
+        let mut applied = HostApplied::default();
+        applied.record(
+            &["br-netfilter".into()],
+            &[("net/ipv4/ip_forward".into(), "1".into())],
+        );
+        let file = merge::Source::File("/etc/kubejoin.yaml".into());
+        let s = merge::Settings {
+            modules: Some(Sourced {
+                value: vec!["br_netfilter".into(), "ip_vs".into(), "ip-vs".into()],
+                source: file.clone(),
+            }),
+            sysctls: vec![
+                Sourced {
+                    value: ("net.ipv4.ip_forward".into(), "1".into()),
+                    source: file.clone(),
+                },
+                Sourced {
+                    value: ("vm.swappiness".into(), "10".into()),
+                    source: file.clone(),
+                },
+            ],
+            ..merge::Settings::default()
+        };
+        let add = applied.missing(&s);
+        assert_eq!(
+            add.to_string(),
+            "module(s) ip_vs (file:/etc/kubejoin.yaml); sysctl(s) vm.swappiness=10 (file:/etc/kubejoin.yaml)"
+        );
+        let cfg = add.host_config();
+        assert!(cfg.skip_default_modules && cfg.skip_default_sysctls);
+        assert!(!cfg.read_modules_load_d && !cfg.read_sysctl_d && cfg.read_kernel_cmdline);
+        applied.record(&cfg.modules, &cfg.sysctls);
+        assert!(applied.missing(&s).is_empty(), "{applied:?}");
+        // A new value for a name is applied again (a higher layer won it).
+        let mut s2 = s.clone();
+        s2.sysctls[1].value.1 = "20".into();
+        assert_eq!(
+            applied.missing(&s2).to_string(),
+            "sysctl(s) vm.swappiness=20 (file:/etc/kubejoin.yaml)"
+        );
     }
 
     // ---- the network from the local sources ----
@@ -847,5 +1101,134 @@ mod tests {
         let network = plan.network.as_ref().unwrap();
         assert_eq!(network.source, "file:/etc/kubejoin.yaml");
         assert!(matches!(network.spec, NetworkSpec::Config(_)));
+    }
+
+    /// Host preparation in layers through the stages, on the recording host seam: host-prep
+    /// applies the image's and the command line's, local-sources what the config file adds
+    /// (before the network), sources what the metadata user-data adds (before discovery);
+    /// the merge's precedence decides every value, and re-running a stage changes nothing.
+    #[tokio::test]
+    async fn host_settings_are_applied_in_layers_from_the_merged_sources() {
+        use crate::host::testutil::{FakeRoot, RELEASE};
+        use crate::init::pipeline::{run_stages, Ended};
+        use crate::init::policy::Schedule;
+        use crate::source::metadata::mock::{quick, MockReply, MockServer};
+        use crate::source::metadata::{http::Retry, Endpoints};
+        use crate::sys::host::FakeHostSys;
+        use crate::sys::init::RecordingInitSys;
+        use crate::sys::RecordingSys;
+
+        // The metadata user-data: a module and sysctls, one of which the file outranks.
+        let user_data = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\n\
+            modules: [ip_vs]\nsysctls:\n  vm.max_map_count: 1\n  kernel.pid_max: 65536\n"
+            .to_string();
+        let srv = MockServer::start(move |r| match r.path.as_str() {
+            "/hetzner/v1/userdata" => MockReply::ok(user_data.clone()),
+            "/hetzner/v1/metadata/hostname" => MockReply::ok("cx-worker-3"),
+            _ => MockReply::status(404),
+        })
+        .await;
+        let node = FakeRoot::new().with_fixture_kernel().with_default_sysctls();
+        for (k, v) in [
+            ("vm.swappiness", "60"),
+            ("vm.max_map_count", "65530"),
+            ("kernel.pid_max", "32768"),
+        ] {
+            node.sysctl(k, v);
+        }
+        // The image lists its NIC driver; the command line a sysctl that outranks the file's.
+        node.write("/usr/lib/modules-load.d/image.conf", "virtio_net\n");
+        // ip=off: no DHCP on the fake link (the network stage is not what this test is about);
+        // the platform named, so its user-data is read although the command line can join.
+        let cmdline = format!(
+            "console=ttyS0 ip=off kubejoin.platform=hetzner kubejoin.sysctl=vm.swappiness=5 \
+             kubejoin.endpoint=10.0.0.2:6443 \
+             kubejoin.token=abcdef.0123456789abcdef kubejoin.ca-cert-hash={PIN}"
+        );
+        node.write("/proc/cmdline", &cmdline);
+        node.write(
+            "/etc/kubejoin.yaml",
+            "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nsysctls:\n  \
+             vm.swappiness: 10\n  vm.max_map_count: 262144\n",
+        );
+        node.write("/sys/class/dmi/id/sys_vendor", "Hetzner\n");
+
+        let mut sources = merge::LoadOptions::new(node.root.clone());
+        sources.metadata = merge::MetadataAccess::Live {
+            endpoints: Endpoints::all(&srv.url()),
+            timeouts: quick(),
+            retry: Retry::none(),
+            tls: None,
+        };
+        let host = std::sync::Arc::new(FakeHostSys::new(RELEASE).with_kernel_root(node.dir.path()));
+        let net = FakeNetSys::new()
+            .with_link(LinkInfo::loopback())
+            .with_link(eth0());
+        let sys = RecordingInitSys::new().with_file("/proc/cmdline", cmdline.as_str());
+        let exec = RecordingSys::new("host");
+        let cfg = InitConfig::from_cmdline(&cmdline);
+        let started = std::time::Instant::now();
+        let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None)
+            .with_environment(sources, Box::new(net), node.root.clone())
+            .with_host(node.root.clone(), host.clone());
+        let fast = Schedule {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            before_reboot: Duration::ZERO,
+        };
+        let sysctl = |k: &str| node.read(&format!("/proc/sys/{}", crate::host::sysctl::to_path(k)));
+        macro_rules! run {
+            ($stages:expr) => {
+                assert_eq!(
+                    run_stages(&mut boot, $stages, &sys, &cfg, &fast, started).await,
+                    Ended::Completed,
+                    "{:?}",
+                    $stages
+                )
+            };
+        }
+
+        run!(&["host-prep"]);
+        let after_prep = host.loaded();
+        for m in ["virtio_net", "overlay", "br_netfilter"] {
+            assert!(after_prep.iter().any(|x| x == m), "{m}: {after_prep:?}");
+        }
+        assert!(!after_prep.iter().any(|x| x == "ip_vs"), "{after_prep:?}");
+        assert_eq!(sysctl("vm.swappiness"), "5\n");
+        assert_eq!(sysctl("net.ipv4.ip_forward"), "1\n");
+        assert_eq!(sysctl("vm.max_map_count"), "65530\n");
+
+        // local-sources: the file's vm.max_map_count (its vm.swappiness loses to the cmdline).
+        run!(&["local-sources"]);
+        assert_eq!(host.loaded(), after_prep, "no module in the local layers");
+        assert_eq!(sysctl("vm.max_map_count"), "262144\n");
+        assert_eq!(sysctl("vm.swappiness"), "5\n");
+        assert_eq!(sysctl("kernel.pid_max"), "32768\n");
+        assert!(srv.hits().is_empty(), "{:?}", srv.hits());
+
+        // sources: the user-data's module and kernel.pid_max; its vm.max_map_count loses to the
+        // file's.
+        run!(&["network", "sources"]);
+        let after_sources = host.loaded();
+        let new: Vec<&String> = after_sources[after_prep.len()..].iter().collect();
+        assert!(new.iter().any(|m| *m == "ip_vs"), "{new:?}");
+        assert!(
+            !new.iter().any(|m| *m == "overlay" || *m == "virtio_net"),
+            "loaded again: {new:?}"
+        );
+        assert_eq!(sysctl("kernel.pid_max"), "65536\n");
+        assert_eq!(sysctl("vm.max_map_count"), "262144\n");
+        assert_eq!(sysctl("vm.swappiness"), "5\n");
+        assert_eq!(
+            boot.host_applied().modules,
+            ["ip_vs"],
+            "{:?}",
+            boot.host_applied()
+        );
+
+        // Twice is harmless: the stages again load nothing and write no new value.
+        run!(&["local-sources", "sources"]);
+        assert_eq!(host.loaded(), after_sources);
+        assert_eq!(sysctl("kernel.pid_max"), "65536\n");
     }
 }
