@@ -272,6 +272,23 @@ pub fn default_route(proc_net_route: &str) -> Option<(String, String)> {
     None
 }
 
+/// The `device on mountpoint (type)` of the `/proc/mounts` lines that could be a config drive
+/// (iso9660 or vfat).
+pub fn drive_mounts(proc_mounts: &str) -> Vec<String> {
+    proc_mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [dev, at, fstype, ..] if matches!(*fstype, "iso9660" | "vfat") => {
+                    Some(format!("{dev} on {at} ({fstype})"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// The names in `/proc/modules`.
 pub fn loaded_modules(proc_modules: &str) -> Vec<String> {
     let mut v: Vec<String> = proc_modules
@@ -316,6 +333,19 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
             ))),
             Err(e) => out.push(fail(format!("sysctl {}: {e}", key.replace('/', ".")))),
         }
+    }
+    // Informational (the config-drive case asserts the value): set by a join source's layer.
+    match std::fs::read_to_string(at("/proc/sys/vm/max_map_count")) {
+        Ok(v) => out.push(pass(format!("sysctl value vm.max_map_count={}", v.trim()))),
+        Err(e) => out.push(fail(format!("sysctl vm.max_map_count: {e}"))),
+    }
+    // A config drive is read and unmounted before the network: nothing of it stays mounted.
+    match std::fs::read_to_string(at("/proc/mounts")) {
+        Ok(m) => match drive_mounts(&m).as_slice() {
+            [] => out.push(pass("no iso9660/vfat filesystem mounted")),
+            left => out.push(fail(format!("still mounted: {}", left.join(", ")))),
+        },
+        Err(e) => out.push(fail(format!("reading /proc/mounts: {e}"))),
     }
     match std::fs::read_to_string(at("/proc/net/route"))
         .ok()
@@ -513,6 +543,16 @@ mod tests {
         assert_eq!(
             loaded_modules("virtio_net 61440 0 - Live 0x0\nbr_netfilter 32768 0 - Live 0x0\n"),
             vec!["br_netfilter", "virtio_net"]
+        );
+        assert_eq!(
+            drive_mounts("rootfs / rootfs rw 0 0\nproc /proc proc rw 0 0\n"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            drive_mounts(
+                "proc /proc proc rw 0 0\n/dev/vda /run/kubejoin/config-drive iso9660 ro 0 0\n"
+            ),
+            vec!["/dev/vda on /run/kubejoin/config-drive (iso9660)"]
         );
     }
 

@@ -188,6 +188,9 @@ pub struct VmSpec {
     pub serial_log: PathBuf,
     /// A raw disk image attached as the first virtio disk (`/dev/vda` in the guest).
     pub disk: Option<PathBuf>,
+    /// An OpenStack config drive image attached read-only as the next virtio disk (`/dev/vdb`
+    /// after a `disk`, else `/dev/vda`).
+    pub config_drive: Option<PathBuf>,
 }
 
 /// How a boot ended.
@@ -248,6 +251,12 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         a.extend([
             "-drive".into(),
             format!("file={},format=raw,if=virtio", disk.display()),
+        ]);
+    }
+    if let Some(drive) = &spec.config_drive {
+        a.extend([
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio,readonly=on", drive.display()),
         ]);
     }
     if accel == "kvm" {
@@ -321,6 +330,67 @@ pub fn make_root_disk(checker: &Path, dir: &Path) -> io::Result<PathBuf> {
         .arg(&tree)
         .arg(&img)
         .arg("64M"))?;
+    Ok(img)
+}
+
+/// What the config drive of [`make_config_drive`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriveContent {
+    /// `openstack/latest/user_data`.
+    pub user_data: String,
+    /// `openstack/latest/meta_data.json`.
+    pub meta_data: String,
+}
+
+/// The sysctl the config drive's KubejoinConfiguration sets (the kernel's default is 65530):
+/// host preparation's layer from user-data, seen by the checker.
+pub const DRIVE_SYSCTL: (&str, &str) = ("vm.max_map_count", "262144");
+
+/// What an OpenStack config drive carries for a join: the user-data (a kubeadm
+/// JoinConfiguration with the node name, plus a KubejoinConfiguration with [`DRIVE_SYSCTL`])
+/// and the instance's `meta_data.json` (uuid, hostname, name).
+pub fn drive_content(endpoint: &str, token: &str, pin: &str, node: &str) -> DriveContent {
+    let user_data = format!(
+        "apiVersion: kubeadm.k8s.io/v1beta4\n\
+         kind: JoinConfiguration\n\
+         discovery:\n  \
+           bootstrapToken:\n    \
+             apiServerEndpoint: \"{endpoint}\"\n    \
+             token: {token}\n    \
+             caCertHashes: [\"{pin}\"]\n\
+         ---\n\
+         apiVersion: kubejoin.dev/v1alpha1\n\
+         kind: KubejoinConfiguration\n\
+         sysctls:\n  \
+           {}: {}\n",
+        DRIVE_SYSCTL.0, DRIVE_SYSCTL.1
+    );
+    let meta_data = serde_json::json!({
+        "uuid": "0b7e5a4c-6b8e-4f0e-9d3c-1f2a3b4c5d6e",
+        "hostname": node,
+        "name": node,
+        "availability_zone": "nova",
+    })
+    .to_string();
+    DriveContent {
+        user_data,
+        meta_data,
+    }
+}
+
+/// An ISO 9660 image labelled `config-2` (as Nova builds config drives) holding `content`
+/// under `openstack/latest/`, built with `genisoimage` (Rock Ridge and Joliet names).
+pub fn make_config_drive(content: &DriveContent, dir: &Path) -> io::Result<PathBuf> {
+    let tree = dir.join("config-drive");
+    let latest = tree.join("openstack/latest");
+    std::fs::create_dir_all(&latest)?;
+    std::fs::write(latest.join("user_data"), &content.user_data)?;
+    std::fs::write(latest.join("meta_data.json"), &content.meta_data)?;
+    let img = dir.join("config-drive.iso");
+    run(Command::new("genisoimage")
+        .args(["-quiet", "-V", "config-2", "-J", "-R", "-o"])
+        .arg(&img)
+        .arg(&tree))?;
     Ok(img)
 }
 
@@ -446,6 +516,9 @@ pub struct Case {
     pub endpoint: Option<String>,
     /// `kubejoin.on-failure` and `kubejoin.timeout` instead of `poweroff` and `90s`.
     pub policy: Option<(String, String)>,
+    /// The join data goes on an OpenStack config drive ([`make_config_drive`]; the node name as
+    /// the instance's hostname) and the kernel command line carries none.
+    pub config_drive: bool,
 }
 
 /// What a [`Case`] left behind.
@@ -466,6 +539,17 @@ pub const WRONG_PIN: &str =
 
 /// The kernel command line of a join.
 pub fn append_line(endpoint: &str, token: &str, pin: &str, node: &str, extra: &[String]) -> String {
+    let join = [
+        format!("kubejoin.endpoint={endpoint}"),
+        format!("kubejoin.token={token}"),
+        format!("kubejoin.ca-cert-hash={pin}"),
+        format!("kubejoin.node-name={node}"),
+    ];
+    pid1_append_line(&join, extra)
+}
+
+/// A kernel command line with PID 1's own keys only (no join data) before `join` and `extra`.
+pub fn pid1_append_line(join: &[String], extra: &[String]) -> String {
     let mut words = vec![
         "console=ttyS0".to_string(),
         // Kernel messages below warning stay off the serial line: faster under emulation, and
@@ -473,16 +557,15 @@ pub fn append_line(endpoint: &str, token: &str, pin: &str, node: &str, extra: &[
         "quiet".into(),
         // A kernel panic (PID 1 died) reboots at once; with -no-reboot qemu then exits.
         "panic=-1".into(),
-        format!("kubejoin.endpoint={endpoint}"),
-        format!("kubejoin.token={token}"),
-        format!("kubejoin.ca-cert-hash={pin}"),
-        format!("kubejoin.node-name={node}"),
-        "kubejoin.handoff=exec".into(),
+    ];
+    words.extend(join.iter().cloned());
+    words.extend([
+        "kubejoin.handoff=exec".to_string(),
         "kubejoin.on-failure=poweroff".into(),
         // The join takes ~2 s here; anything stuck ends in the policy's power-off (the watchdog
         // fires 15 s after this) well before the harness's own 150 s bound.
         "kubejoin.timeout=90s".into(),
-    ];
+    ]);
     words.extend(extra.iter().cloned());
     words.join(" ")
 }
@@ -514,7 +597,18 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
         None
     };
     let endpoint = case.endpoint.clone().unwrap_or_else(|| cp.endpoint.clone());
-    let mut append = append_line(&endpoint, &token, &pin, &case.node_name, &extra);
+    let (mut append, config_drive) = if case.config_drive {
+        let content = drive_content(&endpoint, &token, &pin, &case.node_name);
+        (
+            pid1_append_line(&[], &extra),
+            Some(make_config_drive(&content, work)?),
+        )
+    } else {
+        (
+            append_line(&endpoint, &token, &pin, &case.node_name, &extra),
+            None,
+        )
+    };
     if case.switch_root {
         append = append.replace("kubejoin.handoff=exec", "kubejoin.handoff=switch-root");
     }
@@ -537,6 +631,7 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
         timeout: case.timeout,
         serial_log: work.join("console.log"),
         disk,
+        config_drive,
     };
     let run = boot(Some(&ns), &spec)?;
     let requests = cp.requests();
@@ -618,6 +713,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             serial_log: "/tmp/s.log".into(),
             disk: Some("/tmp/root.img".into()),
+            config_drive: Some("/tmp/config-drive.iso".into()),
         };
         let q = qemu_args(&spec, "tcg");
         let s = q.join(" ");
@@ -626,6 +722,49 @@ mod tests {
         assert!(s.contains("-netdev user,id=n0 -device virtio-net-pci,netdev=n0"));
         assert!(s.contains("-serial file:/tmp/s.log"));
         assert!(!s.contains("-cpu host"));
-        assert!(s.contains("-drive file=/tmp/root.img,format=raw,if=virtio"));
+        assert!(s.contains(
+            "-drive file=/tmp/root.img,format=raw,if=virtio -drive file=/tmp/config-drive.iso,format=raw,if=virtio,readonly=on"
+        ));
+        let p = pid1_append_line(&[], &[]);
+        assert!(
+            !p.contains("kubejoin.endpoint") && !p.contains("kubejoin.token"),
+            "{p}"
+        );
+        assert!(p.contains("kubejoin.on-failure=poweroff"), "{p}");
+    }
+
+    #[test]
+    fn the_config_drive_content() {
+        let d = drive_content(
+            "10.0.2.2:6443",
+            "abcdef.0123456789abcdef",
+            WRONG_PIN,
+            "kjvm-drive",
+        );
+        let docs = d.user_data.split("\n---\n").collect::<Vec<_>>();
+        assert_eq!(docs.len(), 2, "{}", d.user_data);
+        assert!(
+            docs[0].contains("kind: JoinConfiguration\n"),
+            "{}",
+            d.user_data
+        );
+        assert!(
+            docs[0].contains(
+                "    apiServerEndpoint: \"10.0.2.2:6443\"\n    token: abcdef.0123456789abcdef\n"
+            ),
+            "{}",
+            d.user_data
+        );
+        assert!(
+            docs[1].ends_with("sysctls:\n  vm.max_map_count: 262144\n"),
+            "{}",
+            d.user_data
+        );
+        let m: Value = serde_json::from_str(&d.meta_data).unwrap();
+        assert_eq!(
+            (m["hostname"].as_str(), m["name"].as_str()),
+            (Some("kjvm-drive"), Some("kjvm-drive"))
+        );
+        assert!(m["uuid"].is_string());
     }
 }

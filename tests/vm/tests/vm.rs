@@ -87,6 +87,7 @@ fn a_vm_joins_with_kubejoin_as_init() {
         switch_root: false,
         endpoint: None,
         policy: None,
+        config_drive: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -211,6 +212,7 @@ fn a_wrong_pin_never_sends_the_token() {
         switch_root: false,
         endpoint: None,
         policy: None,
+        config_drive: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -283,6 +285,7 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
         switch_root: true,
         endpoint: None,
         policy: None,
+        config_drive: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -343,6 +346,7 @@ fn the_default_policy_reboots_when_the_deadline_passes() {
         switch_root: false,
         endpoint: Some("10.0.2.2:6444".into()),
         policy: Some(("retry".into(), "20s".into())),
+        config_drive: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -360,4 +364,112 @@ fn the_default_policy_reboots_when_the_deadline_passes() {
         "the kernel did not restart{ctx}"
     );
     assert!(o.requests.is_empty(), "{ctx}");
+}
+
+#[test]
+fn a_vm_joins_from_an_openstack_config_drive() {
+    let Some(art) = artifacts() else { return };
+    let (work, _tmp) = work_dir("config-drive");
+    // The node name comes from the drive's meta_data.json (hostname), nothing from the kernel
+    // command line; the platform from the drive's config-2 label.
+    let node = "kjvm-drive";
+    let case = Case {
+        right_pin: true,
+        node_name: node.into(),
+        extra_append: vec![],
+        timeout: timeout(),
+        switch_root: false,
+        endpoint: None,
+        policy: None,
+        config_drive: true,
+    };
+    let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
+    let c = &o.run.console;
+    let ctx = context(&o);
+    let (token_id, secret) = o.token.split_once('.').unwrap_or_default();
+    for k in [
+        "kubejoin.endpoint",
+        "kubejoin.token",
+        "kubejoin.node-name",
+        "kubejoin.ca-cert-hash",
+    ] {
+        assert!(
+            !o.append.contains(k),
+            "{k} on the command line: {}",
+            o.append
+        );
+    }
+
+    assert!(o.run.exited(), "qemu did not exit within the timeout{ctx}");
+    // The drive was found by its label, read before the network, and unmounted.
+    assert!(
+        c.logged("(config drive read and unmounted)"),
+        "kubejoin did not say it read the config drive{ctx}"
+    );
+    // Host preparation's layer from the drive's user-data (before the network).
+    let (key, value) = kubejoin_vmtest::harness::DRIVE_SYSCTL;
+    assert!(
+        c.logged(&format!(
+            "host (local-sources): the join settings add sysctl(s) {key}={value} (metadata:openstack)"
+        )),
+        "no host layer from the config drive{ctx}"
+    );
+    assert!(
+        c.logged(&format!("host: set {key} = {value} (config): done")),
+        "{ctx}"
+    );
+    let checks = c.checks();
+    let check = |s: &str| checks.iter().find(|(_, w)| w.contains(s)).map(|c| c.0);
+    assert_eq!(
+        check(&format!("sysctl value {key}={value}")),
+        Some(true),
+        "the kubelet's node does not have {key}={value}{ctx}"
+    );
+    assert_eq!(
+        check("no iso9660/vfat filesystem mounted"),
+        Some(true),
+        "the config drive stayed mounted{ctx}"
+    );
+    for m in ["isofs", "virtio_blk"] {
+        assert!(
+            checks
+                .iter()
+                .any(|(_, w)| w.starts_with("modules loaded:")
+                    && w.split_whitespace().any(|x| x == m)),
+            "{m} not loaded{ctx}"
+        );
+    }
+
+    // The join, as the control plane saw it: a CSR from the drive's token, for the drive's
+    // hostname.
+    let bootstrap_user = format!("system:bootstrap:{token_id}");
+    assert!(
+        requests_matching(
+            &o,
+            "POST",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+        )
+        .iter()
+        .any(|r| r["user"] == bootstrap_user.as_str() && r["status"] == 201),
+        "no CSR created by {bootstrap_user}{ctx}"
+    );
+    assert!(
+        c.logged(&format!("certificate for system:node:{node} issued")),
+        "{ctx}"
+    );
+    assert!(
+        requests_matching(&o, "GET", &format!("/api/v1/nodes/{node}"))
+            .iter()
+            .any(|r| r["user"] == format!("system:node:{node}").as_str()),
+        "the control plane did not see the node {node}{ctx}"
+    );
+    assert_eq!(
+        c.check_result(),
+        Some(true),
+        "the checker did not pass{ctx}"
+    );
+    assert!(
+        !c.0.contains(secret),
+        "the token secret appeared on the console{ctx}"
+    );
 }

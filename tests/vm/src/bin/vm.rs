@@ -77,6 +77,7 @@ fn run(args: &[String]) -> Result<bool, String> {
                 switch_root,
                 endpoint: None,
                 policy: None,
+                config_drive: false,
             };
             say(&format!(
                 "booting a VM ({}): kernel {}, initramfs {} ({} KiB)",
@@ -122,6 +123,7 @@ fn run(args: &[String]) -> Result<bool, String> {
                 timeout,
                 serial_log: work.join("console.log"),
                 disk: None,
+                config_drive: None,
             };
             say(&format!("booting a VM ({}) on this machine's network", harness::accel()));
             let run = harness::boot(None, &spec).map_err(|e| e.to_string())?;
