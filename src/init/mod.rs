@@ -10,7 +10,9 @@
 //! 4. runs the boot stages ([`pipeline::STAGES`], implemented by [`stages::NodeBoot`]): host
 //!    preparation, the real root, the local join sources (command line, config file, config
 //!    drive: they may describe the network), network, the remote join sources (metadata),
-//!    discovery, TLS bootstrap + install, handoff — each a timed phase, under the failure policy ([`policy`]);
+//!    discovery, TLS bootstrap + install, handoff — each a timed phase, under the failure policy ([`policy`]).
+//!    Host preparation comes in layers: the image's and the command line's first, then what
+//!    the local sources add (before the network), then what user-data adds (before discovery);
 //! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
 //!    execs the kubelet / the real root's init, or acts on a failure (reason block,
 //!    `/run/kubejoin/result.json`, then retry, reboot, power-off or a shell).

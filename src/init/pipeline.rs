@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 
 /// The stages of a join from the initramfs, in order.
 pub const STAGES: &[&str] = &[
+    // The image's defaults, modules-load.d and the command line's modules and sysctls.
     "host-prep",
     "sysroot",
-    // Before the network: the sources that need none (they may say how to bring it up).
+    // Before the network: the sources that need none (they may say how to bring it up), and
+    // the modules and sysctls they add.
     "local-sources",
     "network",
+    // Metadata user-data, and the modules and sysctls it adds (before discovery).
     "sources",
     "discovery",
     "join",
