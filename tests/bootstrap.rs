@@ -7,6 +7,8 @@
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use kubejoin::api::{self, Identity, Timeouts, Trust};
 use kubejoin::app::{self, Joined, Outcome, Tuning};
 use kubejoin::bootstrap::{self, csr, wait::WaitOptions};
@@ -47,22 +49,8 @@ fn discovered(cp: &Handle) -> Discovered {
 
 /// A plan as the CLI builds it, into `root`.
 fn plan(cp: &Handle, root: &Path, extra: &[&str]) -> JoinPlan {
-    let mut argv: Vec<String> = [
-        "kubejoin",
-        "join",
-        &cp.endpoint(),
-        "--token",
-        &cp.token(),
-        "--discovery-token-ca-cert-hash",
-        &cp.signing_ca_pin(),
-        "--node-name",
-        NODE,
-        "--root",
-        root.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut argv = vec!["kubejoin".to_string()];
+    argv.extend(support::join_args(cp, &cp.token(), NODE, root));
     argv.extend(extra.iter().map(|s| s.to_string()));
     match kubejoin::cli::parse(argv.into_iter().map(Into::into)).unwrap() {
         kubejoin::cli::Command::Join(p) => *p,

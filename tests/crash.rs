@@ -24,6 +24,8 @@
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use kubejoin::bootstrap::csr::{self, NodeKey};
 use kubejoin::bootstrap::verify;
 use kubejoin::install::{self, failpoint};
@@ -57,20 +59,8 @@ fn kubejoin(cp: &Handle, root: &Path, umask: &str, failpoint: Option<&str>) -> O
     cmd.arg("-c")
         .arg(format!("umask {umask}; ulimit -c 0; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_kubejoin"))
-        .args([
-            "join",
-            &cp.endpoint(),
-            "--token",
-            &cp.token(),
-            "--discovery-token-ca-cert-hash",
-            &cp.signing_ca_pin(),
-            "--node-name",
-            NODE,
-            "--root",
-            root.to_str().unwrap(),
-            "--discovery-retry-interval",
-            "200ms",
-        ])
+        .args(support::join_args(cp, &cp.token(), NODE, root))
+        .args(["--discovery-retry-interval", "200ms"])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .stdin(Stdio::null())
@@ -79,26 +69,7 @@ fn kubejoin(cp: &Handle, root: &Path, umask: &str, failpoint: Option<&str>) -> O
     if let Some(fp) = failpoint {
         cmd.env(failpoint::ENV, fp);
     }
-    run_bounded(cmd)
-}
-
-fn run_bounded(mut cmd: Command) -> Output {
-    let mut child = cmd.spawn().expect("spawn kubejoin");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "kubejoin ran longer than {RUN_LIMIT:?}:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::run_bounded(cmd, RUN_LIMIT)
 }
 
 fn text(out: &Output) -> String {
@@ -457,7 +428,7 @@ fn listed() -> Vec<String> {
         .env(failpoint::ENV, "list")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let out = run_bounded(cmd);
+    let out = support::run_bounded(cmd, RUN_LIMIT);
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8(out.stdout)
         .unwrap()

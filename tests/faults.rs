@@ -17,6 +17,8 @@
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use kubejoin_testcp::{
     Action, Approval, Config, DownMode, Faults, Handle, InFlightLimit, NodeSpec, RequestFault,
     RequestRecord, TokenSpec, WatchCut,
@@ -132,26 +134,13 @@ fn kubejoin(args: &[String]) -> Run {
 /// `kubejoin join` against `cp` into `root` as node [`NODE`], with short retry intervals;
 /// `extra` flags come last.
 fn join_args(cp: &Handle, root: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "join",
-        &cp.endpoint(),
-        "--token",
-        &cp.token(),
-        "--discovery-token-ca-cert-hash",
-        &cp.signing_ca_pin(),
-        "--node-name",
-        NODE,
-        "--root",
-        root.to_str().unwrap(),
-        "--discovery-retry-interval",
-        "200ms",
-        "--handoff",
-        "none",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut args = support::join_args(cp, &cp.token(), NODE, root);
+    args.extend(
+        ["--discovery-retry-interval", "200ms", "--handoff", "none"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
     args
 }
 

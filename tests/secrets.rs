@@ -11,6 +11,8 @@
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use base64::Engine as _;
 use kubejoin::bootstrap::csr;
 use kubejoin::install;
@@ -63,25 +65,13 @@ fn run(args: &[String], umask: Option<&str>, failpoint: Option<&str>) -> Output 
 
 /// `kubejoin join` against `cp` into `root` with `token`, debug logging on, plus `extra`.
 fn join_args(cp: &Handle, root: &Path, token: &str, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "join",
-        &cp.endpoint(),
-        "--token",
-        token,
-        "--discovery-token-ca-cert-hash",
-        &cp.signing_ca_pin(),
-        "--node-name",
-        NODE,
-        "--root",
-        root.to_str().unwrap(),
-        "--discovery-retry-interval",
-        "200ms",
-        "-v",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    v.extend(extra.iter().map(|s| s.to_string()));
+    let mut v = support::join_args(cp, token, NODE, root);
+    v.extend(
+        ["--discovery-retry-interval", "200ms", "-v"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+    );
     v
 }
 

@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use kubejoin::error::{Classify, Report};
 use kubejoin::root::Root;
 use kubejoin::source::merge::{
@@ -507,8 +509,8 @@ mod join_without_flags {
     use super::*;
     use kubejoin::cli::{self, Command};
     use kubejoin_testcp::{Config, Handle};
-    use std::process::{Output, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::Stdio;
+    use std::time::Duration;
 
     const RUN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -546,25 +548,6 @@ mod join_without_flags {
             .any(|r| r.method == "POST" && r.path.contains("certificatesigningrequests")));
     }
 
-    fn run_bounded(mut cmd: std::process::Command) -> Output {
-        let mut child = cmd.spawn().unwrap();
-        let started = Instant::now();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if started.elapsed() > RUN_LIMIT {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "kubejoin ran longer than {RUN_LIMIT:?}:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// The real binary, `kubejoin join` and only `--root` (so this test machine is not
     /// prepared as a node): everything comes from `<root>/proc/cmdline`.
     #[test]
@@ -584,7 +567,7 @@ mod join_without_flags {
             .env_clear()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let out = run_bounded(cmd);
+        let out = crate::support::run_bounded(cmd, RUN_LIMIT);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{:?}\n{stderr}", out.status);
         assert!(
