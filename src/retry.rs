@@ -35,6 +35,32 @@
 //! Callers can also ask for a fixed pause for a miss that is not a failure of the wire
 //! (kubeadm polls for the bootstrap signer's JWS every 5 s, without jitter).
 //!
+//! ## Refusals while the API server restarts
+//!
+//! A 401 or a 403 is normally final: the token is wrong or expired, RBAC says no. But a
+//! kube-apiserver that has just started (an upgrade, an HA fail-over, a site powering up with
+//! its nodes) serves requests before its caches are filled: its post-start hooks start the
+//! shared informers *after* it begins listening (`start-kube-apiserver-informers`), so for a
+//! moment the bootstrap-token authenticator's Secret lister finds no `bootstrap-token-<id>`
+//! (it answers "not found", which is a 401 like any bad token:
+//! `plugin/pkg/auth/authenticator/token/bootstrap`), and the RBAC authorizer finds no binding
+//! (a 403 with the ordinary Forbidden message, even for the anonymous cluster-info GET). Its
+//! `/readyz` stays failing until then (`informer-sync`, `poststarthook/rbac/bootstrap-roles`).
+//! Measured on a real one: 1–2 answers of 401/403 right after it starts listening, then 200.
+//! kubeadm retries every error of its discovery loop until `--discovery-timeout` (5 m), so it
+//! survives that window but takes 5 minutes to report a wrong token.
+//!
+//! kubejoin takes a refusal as final only once it **persists** ([`Persistence`]): the same
+//! status on at least [`REFUSALS`]`.attempts` consecutive answers spanning at least
+//! [`REFUSALS`]`.over` (3 answers over 5 s); until then it is retried on the usual schedule, its
+//! pauses capped at [`REFUSALS`]`.max_pause` (2 s) so that a wrong token is still reported within
+//! about 7 s of its first refusal ("401 Unauthorized on 4 attempts over 5.3s"). Why not ask
+//! `/readyz` instead: during the window the anonymous `/readyz` is itself refused by the same
+//! unsynced RBAC (or answers 500), so it cannot say "ready" any sooner; behind a load balancer it
+//! may be answered by another API server than the one that refused; and a cluster may not allow
+//! anonymous requests at all (file discovery). Counting answers over time needs none of that and
+//! costs no request on the healthy path.
+//!
 //! The first attempt is immediate. No pause runs past the deadline, no attempt starts after it,
 //! and the caller gets each attempt's time left to bound it. The error that ends a loop keeps
 //! the last cause and the count: "gave up after 14 attempts over 5m0s: connection refused".
@@ -53,8 +79,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub enum Disposition {
     /// It may pass: refused, reset, timed out, 5xx, 429, the signer's lag.
     Transient,
-    /// It will not change by asking again: 401, 403, 404, TLS verification, malformed data.
+    /// It will not change by asking again: 404, TLS verification, malformed data.
     Permanent,
+    /// A refusal (401, 403, the status given): final once it persists ([`Persistence`]), retried
+    /// until then (an API server that just started refuses everyone for a moment).
+    Refused(u16),
 }
 
 /// How long a failure asks to wait before the next attempt.
@@ -80,10 +109,11 @@ pub trait Retryable {
 /// Classifies a failure on the wire.
 ///
 /// Transient: connection refused, reset or any other transport failure (DNS not up yet, an
-/// EOF mid-handshake), timeouts, 5xx, 429 and 408. Permanent: a TLS failure (the certificate
-/// does not verify, or the peer does not speak TLS 1.2+: waiting will not change the server's
-/// key or software), 401 (token rejected), 403 (RBAC), 404 (a required object is missing),
-/// redirects (kubejoin never follows them) and every other status.
+/// EOF mid-handshake), timeouts, 5xx, 429 and 408. Refused: 401 (token rejected) and 403
+/// (RBAC), final once they persist. Permanent: a TLS failure (the certificate does not verify,
+/// or the peer does not speak TLS 1.2+: waiting will not change the server's key or software),
+/// 404 (a required object is missing), redirects (kubejoin never follows them) and every other
+/// status.
 pub fn classify(failure: &WireFailure) -> Disposition {
     match failure {
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => {
@@ -92,6 +122,7 @@ pub fn classify(failure: &WireFailure) -> Disposition {
         WireFailure::TlsVerify(_) => Disposition::Permanent,
         WireFailure::Status { code, .. } => match code {
             408 | 429 | 500..=599 => Disposition::Transient,
+            401 | 403 => Disposition::Refused(*code),
             _ => Disposition::Permanent,
         },
     }
@@ -112,6 +143,8 @@ pub struct Policy {
     pub cap: Duration,
     /// Stop after this many attempts even before the deadline (`None`: the deadline alone).
     pub max_attempts: Option<u32>,
+    /// When a refusal (401/403) becomes final.
+    pub persist: Persistence,
 }
 
 impl Policy {
@@ -120,6 +153,7 @@ impl Policy {
             base,
             cap,
             max_attempts: None,
+            persist: REFUSALS,
         }
     }
 
@@ -150,6 +184,92 @@ impl Policy {
 pub fn jitter(max: Duration, random: u64) -> Duration {
     let nanos = (max.as_nanos().min(u128::from(u64::MAX)) * u128::from(random)) >> 64;
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// When a refusal (401 or 403) stops being "the API server is starting" and becomes final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// At least this many consecutive answers with the same status…
+    pub attempts: u32,
+    /// …the first and the last at least this far apart.
+    pub over: Duration,
+    /// Longest pause between two attempts while refused, so that the rule is decided soon
+    /// after `over` has passed, whatever the backoff had grown to.
+    pub max_pause: Duration,
+}
+
+/// kubejoin's rule (see the module doc): 3 answers over 5 s, at most 2 s apart. A wrong token
+/// stops about 5–7 s after its first 401; a restarting API server's window (1–2 answers, well
+/// under a second once it listens) passes long before.
+pub const REFUSALS: Persistence = Persistence {
+    attempts: 3,
+    over: Duration::from_secs(5),
+    max_pause: Duration::from_secs(2),
+};
+
+/// A refusal that persisted: `code` on `attempts` consecutive answers over `over`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persisted {
+    pub code: u16,
+    pub attempts: u32,
+    pub over: Duration,
+}
+
+impl fmt::Display for Persisted {
+    /// `401 Unauthorized on 4 attempts over 5.3s`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reason = match self.code {
+            401 => " Unauthorized",
+            403 => " Forbidden",
+            _ => "",
+        };
+        write!(
+            f,
+            "{}{reason} on {} attempts over {}",
+            self.code,
+            self.attempts,
+            human(self.over)
+        )
+    }
+}
+
+/// The current run of identical refusals of one loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// `(status, first seen, answers so far)`.
+    streak: Option<(u16, Instant, u32)>,
+}
+
+impl Refusals {
+    /// Records one answer at `now`: `Some(code)` for a refusal, `None` for anything else (which
+    /// ends the streak). Returns the persisted refusal once `rule` says it is final.
+    pub fn observe(
+        &mut self,
+        rule: &Persistence,
+        refusal: Option<u16>,
+        now: Instant,
+    ) -> Option<Persisted> {
+        let Some(code) = refusal else {
+            self.streak = None;
+            return None;
+        };
+        let (first, count) = match self.streak {
+            Some((c, first, n)) if c == code => (first, n.saturating_add(1)),
+            _ => (now, 1),
+        };
+        self.streak = Some((code, first, count));
+        let over = now.saturating_duration_since(first);
+        (count >= rule.attempts && over >= rule.over).then_some(Persisted {
+            code,
+            attempts: count,
+            over,
+        })
+    }
+
+    /// Whether the last answer was a refusal that has not persisted yet.
+    pub fn pending(&self) -> bool {
+        self.streak.is_some()
+    }
 }
 
 /// The value of a `Retry-After` header (RFC 9110 §10.2.3) as a pause from `now`: delta-seconds,
@@ -356,6 +476,8 @@ pub enum Stop {
     RetryAfterPastDeadline(Duration),
     /// [`Policy::max_attempts`] attempts were made.
     Attempts,
+    /// A refusal (401/403) persisted ([`Persistence`]): final.
+    Persisted(Persisted),
 }
 
 /// A loop that ended without success: the last failure, how many attempts, over how long.
@@ -373,7 +495,7 @@ pub struct GaveUp<E> {
 impl<E> GaveUp<E> {
     /// `gave up after 14 attempts over 5m0s` (or `stopped after …` for a permanent failure).
     pub fn summary(&self) -> String {
-        let verb = if self.stop == Stop::Permanent {
+        let verb = if matches!(self.stop, Stop::Permanent | Stop::Persisted(_)) {
             "stopped"
         } else {
             "gave up"
@@ -389,6 +511,9 @@ impl<E> GaveUp<E> {
                 " (the server asked to retry after {}, past the deadline)",
                 human(d)
             ));
+        }
+        if let Stop::Persisted(p) = self.stop {
+            s.push_str(&format!(" (it persisted: {p})"));
         }
         s
     }
@@ -423,8 +548,9 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// Runs `op` until it succeeds, fails permanently, or `deadline` comes: the first attempt at
-/// once, then after the pause each failure asks for ([`Policy::pause`]).
+/// Runs `op` until it succeeds, fails permanently (or with a refusal that persisted, see
+/// [`Persistence`]), or `deadline` comes: the first attempt at once, then after the pause each
+/// failure asks for ([`Policy::pause`], at most [`Persistence::max_pause`] while refused).
 pub async fn retry<T, E, F, Fut>(
     deadline: Instant,
     policy: &Policy,
@@ -457,6 +583,7 @@ where
     let mut attempts = 0u32;
     let mut backoffs = 0u32;
     let mut previous: Option<E> = None;
+    let mut refusals = Refusals::default();
     loop {
         attempts = attempts.saturating_add(1);
         let attempt = Attempt {
@@ -475,8 +602,16 @@ where
             elapsed: now.saturating_duration_since(started),
             stop,
         };
-        if err.disposition() == Disposition::Permanent {
+        let disposition = err.disposition();
+        if disposition == Disposition::Permanent {
             return Err(give_up(err, previous, Stop::Permanent));
+        }
+        let refused = match disposition {
+            Disposition::Refused(code) => Some(code),
+            _ => None,
+        };
+        if let Some(p) = refusals.observe(&policy.persist, refused, now) {
+            return Err(give_up(err, previous, Stop::Persisted(p)));
         }
         if policy.max_attempts.is_some_and(|m| attempts >= m) {
             return Err(give_up(err, previous, Stop::Attempts));
@@ -488,7 +623,10 @@ where
                 return Err(give_up(err, previous, Stop::RetryAfterPastDeadline(d)));
             }
         }
-        let pause = policy.pause(backoffs, asked, env.random());
+        let mut pause = policy.pause(backoffs, asked, env.random());
+        if refused.is_some() {
+            pause = pause.min(policy.persist.max_pause);
+        }
         // An attempt that could only start at or after the deadline would fail by definition.
         if pause >= left {
             return Err(give_up(err, previous, Stop::Deadline));
@@ -582,8 +720,8 @@ mod tests {
             (status(504), Transient),
             (status(429), Transient),
             (status(408), Transient),
-            (status(401), Permanent),
-            (status(403), Permanent),
+            (status(401), Refused(401)),
+            (status(403), Refused(403)),
             (status(404), Permanent),
             (status(400), Permanent),
             (status(301), Permanent),
@@ -831,8 +969,6 @@ mod tests {
     #[test]
     fn permanent_failures_stop_at_once() {
         for w in [
-            status(401),
-            status(403),
             status(404),
             WireFailure::TlsVerify("invalid peer certificate: NotValidForName".into()),
         ] {
@@ -855,6 +991,127 @@ mod tests {
             assert_eq!(seen.len(), 2);
             assert!(g.summary().starts_with("stopped after 2 attempts"));
         }
+    }
+
+    #[test]
+    fn refusals_are_retried_until_they_persist() {
+        for code in [401, 403] {
+            // Always the top of the window: the pauses are as long as they can be.
+            let env = Virtual::new(u64::MAX);
+            let policy = Policy::for_interval(Duration::from_secs(5));
+            let (r, seen) = run(
+                &env,
+                Duration::from_secs(300),
+                policy,
+                vec![
+                    Err(Fail::Wire(WireFailure::Refused)),
+                    Err(Fail::Wire(status(code))),
+                ],
+                CHEAP,
+            );
+            let g = r.unwrap_err();
+            let Stop::Persisted(p) = g.stop else {
+                panic!("{code}: {:?}", g.stop)
+            };
+            assert_eq!(p.code, code);
+            assert!(p.attempts >= REFUSALS.attempts, "{p:?}");
+            assert!(p.over >= REFUSALS.over, "{p:?}");
+            // Decided within one capped pause (and an attempt) of the rule's span.
+            assert!(
+                p.over <= REFUSALS.over + REFUSALS.max_pause + CHEAP,
+                "{p:?}"
+            );
+            assert!(env
+                .pauses()
+                .iter()
+                .skip(1)
+                .all(|d| *d <= REFUSALS.max_pause));
+            // The streak is the refusals alone, not the refused connection before them.
+            assert_eq!(g.attempts as usize, seen.len());
+            assert_eq!(p.attempts, g.attempts - 1);
+            assert_eq!(g.last, Fail::Wire(status(code)));
+            assert!(
+                g.summary().starts_with("stopped after ")
+                    && g.summary().contains(&format!(
+                        "(it persisted: {code} {} on {} attempts over ",
+                        if code == 401 {
+                            "Unauthorized"
+                        } else {
+                            "Forbidden"
+                        },
+                        p.attempts
+                    )),
+                "{}",
+                g.summary()
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_refusal_window_is_survived() {
+        // What a restarting API server does: refused, then two 403s, then the answer.
+        let env = Virtual::new(u64::MAX / 2);
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(60),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Wire(status(403))),
+                Err(Fail::Wire(status(403))),
+                Err(Fail::Wire(status(401))),
+                Ok(9),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(9));
+        assert_eq!(seen.len(), 5);
+    }
+
+    #[test]
+    fn another_answer_ends_a_streak_of_refusals() {
+        let rule = REFUSALS;
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut r = Refusals::default();
+        assert_eq!(r.observe(&rule, Some(401), at(0)), None);
+        assert!(r.pending());
+        assert_eq!(r.observe(&rule, Some(401), at(3)), None);
+        // A 403 is another answer: a new streak starts with it.
+        assert_eq!(r.observe(&rule, Some(403), at(6)), None);
+        assert_eq!(r.observe(&rule, Some(403), at(7)), None);
+        // Anything else (a refused connection, a 503) ends it.
+        assert_eq!(r.observe(&rule, None, at(8)), None);
+        assert!(!r.pending());
+        assert_eq!(r.observe(&rule, Some(403), at(9)), None);
+        assert_eq!(r.observe(&rule, Some(403), at(10)), None);
+        // Three answers, but not yet 5 s apart.
+        assert_eq!(r.observe(&rule, Some(403), at(13)), None);
+        assert_eq!(
+            r.observe(&rule, Some(403), at(14)),
+            Some(Persisted {
+                code: 403,
+                attempts: 4,
+                over: Duration::from_secs(5)
+            })
+        );
+        // Many answers in a short time are not enough either: it is the span that counts.
+        let mut r = Refusals::default();
+        for i in 0..20 {
+            assert_eq!(
+                r.observe(&rule, Some(401), t0 + Duration::from_millis(i * 100)),
+                None
+            );
+        }
+        assert_eq!(
+            Persisted {
+                code: 401,
+                attempts: 3,
+                over: Duration::from_millis(4100)
+            }
+            .to_string(),
+            "401 Unauthorized on 3 attempts over 4.1s"
+        );
     }
 
     #[test]

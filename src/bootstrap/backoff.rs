@@ -4,8 +4,10 @@
 //! 429 (`--max-requests-inflight`) or fails over with 503s and resets. A call that failed that
 //! way is retried on [`crate::retry`]'s full-jitter schedule until the phase's clock runs out;
 //! then the phase gives up with [`Error::GaveUp`], naming the phase and keeping the last
-//! failure as the cause. Failures that retrying cannot heal (401, 403, 404, TLS verification, a
-//! Ready Node of our name, a denied CSR…) end the phase at once, unchanged.
+//! failure as the cause. Failures that retrying cannot heal (404, TLS verification, a Ready Node
+//! of our name, a denied CSR…) end the phase at once, unchanged. A 401 or 403 is retried until it
+//! persists ([`crate::retry::Persistence`]: an API server that has just restarted refuses valid
+//! tokens for a moment), then ends the phase as [`Error::Persisted`].
 //!
 //! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
 //! per-request timeout), so a request that hangs cannot overrun it. A 429 or 503 that carries
@@ -113,6 +115,15 @@ where
     match result {
         Ok(v) => Ok(v),
         Err(g) if g.stop == Stop::Permanent => Err(g.last),
+        Err(g) if matches!(g.stop, Stop::Persisted(_)) => {
+            let Stop::Persisted(persisted) = g.stop else {
+                return Err(g.last);
+            };
+            Err(Error::Persisted {
+                source: Box::new(g.last),
+                persisted,
+            })
+        }
         Err(g) => {
             let last = match g.previous {
                 Some(p) if cut.load(std::sync::atomic::Ordering::Relaxed) => p,
@@ -152,8 +163,8 @@ mod tests {
     fn overload_and_transport_are_transient_refusals_are_not() {
         assert_eq!(api(429).disposition(), Disposition::Transient);
         assert_eq!(api(503).disposition(), Disposition::Transient);
-        assert_eq!(api(401).disposition(), Disposition::Permanent);
-        assert_eq!(api(403).disposition(), Disposition::Permanent);
+        assert_eq!(api(401).disposition(), Disposition::Refused(401));
+        assert_eq!(api(403).disposition(), Disposition::Refused(403));
         assert_eq!(
             Error::NodeExists { name: "n".into() }.disposition(),
             Disposition::Permanent
@@ -201,11 +212,11 @@ mod tests {
         let tries = AtomicU32::new(0);
         let e = within(&clock, &FAST, "posting", "https://x", || async {
             tries.fetch_add(1, Ordering::SeqCst);
-            Err::<(), _>(api(403))
+            Err::<(), _>(Error::NodeExists { name: "n".into() })
         })
         .await
         .unwrap_err();
-        assert!(matches!(e, Error::Api { .. }));
+        assert!(matches!(e, Error::NodeExists { .. }));
         assert_eq!(tries.load(Ordering::SeqCst), 1);
 
         // A request that hangs is cut at the clock, and named.
@@ -230,6 +241,71 @@ mod tests {
                 .to_string()
                 .contains("getting ConfigMap kube-system/kubelet-config at https://x: timed out"),
             "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_retried_until_it_persists_then_reported_as_such() {
+        use crate::error::Classify as _;
+        use crate::retry::test_env::Virtual;
+        let d = Deadline::after(Duration::from_secs(60));
+        let clock = d.phase("cluster-config", Duration::from_secs(30));
+        // A restart window: two 401s, then the answer.
+        let env = Virtual::new(u64::MAX);
+        let tries = AtomicU32::new(0);
+        let v = within_env(
+            &clock,
+            &API_POLICY,
+            &mut env.clone(),
+            "reading",
+            "https://x",
+            || async {
+                match tries.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err(api(401)),
+                    _ => Ok(5),
+                }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(v, 5);
+
+        // A token that is really refused: retried over the rule's span, then final.
+        let env = Virtual::new(u64::MAX);
+        let tries = AtomicU32::new(0);
+        let e = within_env(
+            &clock,
+            &API_POLICY,
+            &mut env.clone(),
+            "reading",
+            "https://x",
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(api(401))
+            },
+        )
+        .await
+        .unwrap_err();
+        let Error::Persisted { source, persisted } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(**source, Error::Api { .. }));
+        assert_eq!(persisted.attempts, tries.load(Ordering::SeqCst));
+        assert!(persisted.over >= crate::retry::REFUSALS.over);
+        let total: Duration = env.pauses().iter().sum();
+        assert_eq!(total, persisted.over);
+        assert_eq!(e.class(), crate::error::Class::Rejected);
+        assert!(e.hint().unwrap().contains("kubeadm token create"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "getting ConfigMap kube-system/kubelet-config at https://10.0.0.1:6443: the server answered 401"
+            )
+                && text.contains(&format!(
+                    "(it persisted: 401 Unauthorized on {} attempts over ",
+                    persisted.attempts
+                )),
+            "{text}"
         );
     }
 

@@ -113,6 +113,14 @@ pub enum Error {
     /// A phase ran out of time (its own bound or the overall `--timeout`).
     #[error(transparent)]
     GaveUp(#[from] crate::deadline::Expired),
+    /// A refusal (401/403) that was retried past an API server's restart window and persisted
+    /// ([`crate::retry::Persistence`]): final, classified and hinted as the refusal itself.
+    #[error("{source} (it persisted: {persisted})")]
+    Persisted {
+        #[source]
+        source: Box<Error>,
+        persisted: crate::retry::Persisted,
+    },
 }
 
 /// A [`WireFailure`] in words.
@@ -161,6 +169,7 @@ impl Classify for Error {
             Error::Timeout { .. } => Class::Timeout,
             Error::Certificate { .. } => Class::Trust,
             Error::GaveUp(e) => e.class(),
+            Error::Persisted { source, .. } => source.class(),
         }
     }
 
@@ -217,6 +226,7 @@ impl Classify for Error {
                     .into(),
             ),
             Error::GaveUp(e) => e.hint(),
+            Error::Persisted { source, .. } => source.hint(),
             _ => None,
         }
     }

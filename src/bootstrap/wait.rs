@@ -4,13 +4,15 @@
 //! outcome, unit-tested with captured watch events; and [`wait`], a small loop that watches from
 //! the resourceVersion of the POST's answer (no LIST first), re-establishes dropped watches from
 //! the last resourceVersion (LIST, then watch, on `410 Expired` or a watch that cannot start),
-//! prints a progress line every `progress_interval`, and stops at the deadline.
+//! prints a progress line every `progress_interval`, and stops at the deadline. A 401/403 on the
+//! list or watch (an API server restarting during the wait) is retried until it persists.
 
 use super::csr::{Submitted, CSR_PATH};
 use super::{api_error, Cluster, Error};
 use crate::api::types::{CertificateSigningRequest, CertificateSigningRequestList};
 pub use crate::api::WatchEvent;
 use crate::api::{query, RequestError};
+use crate::retry::Refusals;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,9 @@ pub struct WaitOptions {
     pub watch_timeout: Duration,
     /// Pause after a failed list/watch request before trying again.
     pub retry_pause: Duration,
+    /// When a 401/403 on the list or watch is final (an API server restarting during the wait
+    /// refuses the token for a moment; see [`crate::retry::Persistence`]).
+    pub refusals: crate::retry::Persistence,
 }
 
 impl Default for WaitOptions {
@@ -40,6 +45,7 @@ impl Default for WaitOptions {
             progress_interval: Duration::from_secs(10),
             watch_timeout: Duration::from_secs(60),
             retry_pause: Duration::from_secs(1),
+            refusals: crate::retry::REFUSALS,
         }
     }
 }
@@ -233,9 +239,21 @@ async fn race<F: Future>(
     }
 }
 
-/// A list/watch failure that retrying will not fix.
-fn is_fatal(e: &RequestError) -> bool {
-    matches!(e.status_code(), Some(401 | 403))
+/// Judges a failed list/watch: `Some(error)` once it is a refusal (401/403) that persisted
+/// over `refusals` (then it is final), `None` to try again.
+fn refused_for_good(
+    refusals: &mut Refusals,
+    rule: &crate::retry::Persistence,
+    e: &RequestError,
+    action: impl FnOnce() -> String,
+    server: &str,
+) -> Option<Error> {
+    let code = e.status_code().filter(|c| matches!(c, 401 | 403));
+    let persisted = refusals.observe(rule, code, Instant::now())?;
+    Some(Error::Persisted {
+        source: Box::new(api_error(action(), server, e)),
+        persisted,
+    })
 }
 
 /// Waits until the CSR is issued (returns the unverified certificate), denied, failed, deleted,
@@ -285,6 +303,9 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
     };
     let watch_secs = u32::try_from(opts.watch_timeout.min(MAX_WATCH_TIMEOUT).as_secs().max(1))
         .unwrap_or(u32::MAX);
+    // The list and the watch share one streak: an API server restarting under the wait refuses
+    // both the same way.
+    let mut refusals = Refusals::default();
 
     loop {
         if state.relist || state.resource_version.is_none() {
@@ -298,6 +319,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
             };
             match listed {
                 Ok(list) => {
+                    refusals = Refusals::default();
                     let csr = list
                         .items
                         .iter()
@@ -322,14 +344,16 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                         list.metadata.resource_version.or(state.resource_version);
                     state.relist = false;
                 }
-                Err(e) if is_fatal(&e) => {
-                    return Err(api_error(
-                        format!("listing certificate signing request {name}"),
-                        &cluster.server,
-                        &e,
-                    ))
-                }
                 Err(e) => {
+                    if let Some(err) = refused_for_good(
+                        &mut refusals,
+                        &opts.refusals,
+                        &e,
+                        || format!("listing certificate signing request {name}"),
+                        &cluster.server,
+                    ) {
+                        return Err(err);
+                    }
                     crate::debug!(
                         "listing {name}: {}; retrying",
                         super::describe(&e.failure())
@@ -373,15 +397,20 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         .await
         {
             None => return Err(timed_out(&state)),
-            Some(Ok(s)) => s,
-            Some(Err(e)) if is_fatal(&e) => {
-                return Err(api_error(
-                    format!("watching certificate signing request {name}"),
-                    &cluster.server,
-                    &e,
-                ))
+            Some(Ok(s)) => {
+                refusals = Refusals::default();
+                s
             }
             Some(Err(e)) => {
+                if let Some(err) = refused_for_good(
+                    &mut refusals,
+                    &opts.refusals,
+                    &e,
+                    || format!("watching certificate signing request {name}"),
+                    &cluster.server,
+                ) {
+                    return Err(err);
+                }
                 crate::debug!(
                     "watching {name}: {}; listing again",
                     super::describe(&e.failure())

@@ -245,8 +245,9 @@ pub enum Error {
         /// The `server:` of the cluster-info kubeconfig, when known (a name that will verify).
         cluster_server: Option<String>,
     },
-    /// The server answered 401 or 403.
-    #[error("the API server at {url} refused {who} access to {what} ({code} {reason}): {message}")]
+    /// The server answered 401 or 403 (and kept answering it past an API server's restart
+    /// window: `persisted`, see [`retry::Persistence`]).
+    #[error("the API server at {url} refused {who} access to {what} ({code} {reason}): {message}{}", persisted_note(.persisted))]
     Rejected {
         url: String,
         who: &'static str,
@@ -254,6 +255,8 @@ pub enum Error {
         code: u16,
         reason: String,
         message: String,
+        /// Boxed: the error stays within clippy's `result_large_err` bound.
+        persisted: Option<Box<retry::Persisted>>,
     },
     /// The server answered another non-success status.
     #[error(
@@ -316,6 +319,12 @@ pub enum Error {
     /// The HTTPS body could not be read (too large, not UTF-8, cut off).
     #[error("reading the discovery kubeconfig from {url}: {detail}")]
     HttpsBody { url: String, detail: String },
+}
+
+fn persisted_note(p: &Option<Box<retry::Persisted>>) -> String {
+    p.as_ref()
+        .map(|p| format!(" (it persisted: {p})"))
+        .unwrap_or_default()
 }
 
 fn retry_after_note(d: Option<Duration>) -> String {
@@ -738,8 +747,9 @@ impl Retryable for Failed {
 /// again until `judge` is satisfied or `opts.timeout` passes. While the JWS is missing it polls
 /// every `retry_interval`, as kubeadm does; failures of the wire are retried with the backoff of
 /// [`retry::Policy::for_interval`] (full jitter, mean pause `retry_interval`) and a server's
-/// `Retry-After` is honoured; a permanent failure (TLS, 401, 403, 404, a redirect, an answer
-/// that is not cluster-info) stops the loop at once. Each attempt is bounded by the time left,
+/// `Retry-After` is honoured; a permanent failure (TLS, 404, a redirect, an answer that is not
+/// cluster-info) stops the loop at once, a 401 or 403 once it persists (an API server that has
+/// just restarted refuses even the anonymous GET for a moment: [`retry::Persistence`]). Each attempt is bounded by the time left,
 /// so the loop never overruns its timeout.
 async fn poll_cluster_info<T>(
     client: &api::Client,
@@ -804,6 +814,10 @@ fn gave_up_error(g: GaveUp<Failed>, ctx: &FetchContext<'_>) -> Error {
             retry::Stop::RetryAfterPastDeadline(d) => Some(d),
             _ => None,
         },
+        persisted: match g.stop {
+            retry::Stop::Persisted(p) => Some(p),
+            _ => None,
+        },
     };
     let miss = match g.last.miss {
         Miss::CutOff => g
@@ -854,6 +868,8 @@ struct Tried {
     attempts: u32,
     waited: Duration,
     retry_after_past_deadline: Option<Duration>,
+    /// The refusal that ended the loop persisted this long.
+    persisted: Option<retry::Persisted>,
 }
 
 fn wire_error(
@@ -887,6 +903,7 @@ fn wire_error(
             code,
             reason,
             message,
+            persisted: tried.persisted.map(Box::new),
         },
         WireFailure::Status {
             code: code @ 300..=399,
@@ -949,6 +966,7 @@ fn single_request_error(e: &api::RequestError, ctx: &FetchContext<'_>, waited: D
         attempts: 1,
         waited,
         retry_after_past_deadline: None,
+        persisted: None,
     };
     wire_error(e.failure(), ctx, &tried, None, bad_certificate)
 }
@@ -1115,6 +1133,7 @@ mod tests {
             code: 403,
             reason: "Forbidden".into(),
             message: "no".into(),
+            persisted: None,
         };
         assert_eq!(rejected.class(), Rejected);
         assert!(rejected.hint().unwrap().contains("anonymous"));
@@ -1263,7 +1282,9 @@ mod tests {
             (Transient, Pause::Backoff)
         );
         assert_eq!(judge(Miss::Malformed("x".into())).0, Permanent);
-        assert_eq!(judge(Miss::wire(status(403))).0, Permanent);
+        assert_eq!(judge(Miss::wire(status(403))).0, Refused(403));
+        assert_eq!(judge(Miss::wire(status(401))).0, Refused(401));
+        assert_eq!(judge(Miss::wire(status(404))).0, Permanent);
         let with_retry_after = |code| Miss::Wire {
             failure: status(code),
             retry_after: Some(Duration::from_secs(2)),
