@@ -9,6 +9,7 @@
 //!                       [--down-for 5s [--down-reset]] [--fault SPEC]...
 //!                       [--watch-cut-every M [--watch-cut-abrupt]] [--certificate-delay 5s]
 //!                       [--max-in-flight N[:RETRY_AFTER]]
+//!                       [--startup-window 1500ms] [--restart down=3s,after=10s|path=PREFIX[,nth=N]]...
 //! kubejoin-testcp approve NAME --state-dir DIR
 //! kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
 //! ```
@@ -65,6 +66,16 @@ FAULT INJECTION (serve):
     --watch-cut-abrupt         cut watch streams with a connection reset instead of a clean end
     --certificate-delay DUR    issue the certificate this long after the CSR is approved
     --max-in-flight N[:S]      answer 429 (Retry-After: S, default 1) beyond N concurrent requests
+    --startup-window DURATION  for this long after the server starts listening (at start, after
+                               --down-for, after each restart) answer 401 to bearer tokens and 403 to
+                               everyone but system:masters, like a kube-apiserver whose caches are not
+                               synced yet
+    --restart SPEC             restart once (repeatable): connections closed, the port refusing for
+                               down=DURATION, then listening again with the same CA, tokens and
+                               objects; SPEC: down=DURATION,after=DURATION (after it came up) or
+                               down=DURATION,path=PREFIX[,nth=N] (on the Nth request under PREFIX,
+                               which is cut unanswered)
+                               e.g. --restart down=3s,path=/apis/certificates.k8s.io,nth=2
 ";
 
 /// A bad command line (exit code 2).
@@ -233,6 +244,15 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                             retry_after_secs: s.parse().map_err(|_| bad())?,
                         });
                     }
+                    "--startup-window" => {
+                        config.faults.startup_window = duration(&flag, &value(&flag, &mut rest)?)?
+                    }
+                    "--restart" => {
+                        let v = value(&flag, &mut rest)?;
+                        let restart = crate::fault::parse_restart(&v)
+                            .map_err(|e| Usage(format!("--restart {v:?}: {e}")))?;
+                        config.faults.restarts.push(restart);
+                    }
                     other => return Err(Usage(format!("unknown flag {other:?}"))),
                 }
             }
@@ -371,6 +391,22 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
             "fault: 429 (Retry-After: {}) beyond {} requests in flight",
             l.retry_after_secs, l.limit
         );
+    }
+    if !faults.startup_window.is_zero() {
+        let _ = writeln!(
+            out,
+            "fault: startup window of {:?} after each start (401 to tokens, 403 to the rest but system:masters)",
+            faults.startup_window
+        );
+    }
+    for r in &faults.restarts {
+        let when = match &r.trigger {
+            crate::fault::RestartTrigger::After(a) => format!("{a:?} after coming up"),
+            crate::fault::RestartTrigger::Request { path_prefix, nth } => {
+                format!("on request {nth} under {path_prefix}")
+            }
+        };
+        let _ = writeln!(out, "fault: restart {when}, down for {:?}", r.down);
     }
     let _ = writeln!(out, "READY {}", handle.url());
     let _ = out.flush();

@@ -14,6 +14,17 @@
 //! | [`Faults::watch_cut`] | every CSR watch stream ends after M events (cleanly or abruptly) |
 //! | [`Faults::certificate_delay`] | the certificate is issued this long after the `Approved` condition |
 //! | [`Faults::max_in_flight`] | 429 + `Retry-After` beyond N concurrent requests, like `--max-requests-inflight` |
+//! | [`Faults::startup_window`] | for N ms after the server starts listening (at start, after `down_for`, after each restart): 401 to every bearer token, 403 to anonymous and certificate users (except `system:masters`), with kube-apiserver's bodies |
+//! | [`Faults::restarts`] | the server stops (open connections closed, the port refusing), then listens again after N s with the same CA, tokens and objects (CSRs, approvals, ConfigMaps) |
+//!
+//! The startup window reproduces what a real kube-apiserver answers right after it starts
+//! listening: its post-start hooks start the shared informers only then, so the bootstrap-token
+//! authenticator's Secret lister is still empty (a valid token is "not found": 401, the body of
+//! every 401) and the RBAC authorizer has no bindings yet (403 with the ordinary Forbidden
+//! message and no reason, even for the anonymous cluster-info GET); only the `system:masters`
+//! superuser check, which needs no cache, passes. A restart is what an upgrade, an HA fail-over
+//! or a power cut does: the process goes away with its connections, the port refuses, and a new
+//! process comes up on the same etcd, so nothing stored changes.
 //!
 //! Request faults act before authentication, as a load balancer or a failing apiserver would,
 //! so a faulted request is recorded with an empty `user`; [`crate::RequestRecord::fault`] names
@@ -41,6 +52,161 @@ pub struct Faults {
     pub certificate_delay: Duration,
     /// More concurrent requests than this (watches excluded, as in kube-apiserver) get 429.
     pub max_in_flight: Option<InFlightLimit>,
+    /// For this long after the server starts listening — at [`crate::start`], after `down_for`,
+    /// and after every restart — bearer tokens get 401 and everyone else but `system:masters`
+    /// 403, as from a kube-apiserver whose caches are not synced yet (see the module doc).
+    pub startup_window: Duration,
+    /// Restarts of the server, each once (see [`Restart`]); [`crate::Handle::restart`] restarts
+    /// it on demand.
+    pub restarts: Vec<Restart>,
+}
+
+/// One restart: the server stops listening (open connections are closed, new ones refused),
+/// then listens again on the same port after `down`, with the same state; the startup window
+/// starts again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    pub trigger: RestartTrigger,
+    /// How long connections are refused.
+    pub down: Duration,
+}
+
+/// What makes a [`Restart`] happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestartTrigger {
+    /// This long after the server first started listening.
+    After(Duration),
+    /// The `nth` (from 1) request whose path (query excluded) starts with `path_prefix`: it is
+    /// cut unanswered, with every other open connection, as a process that is killed cuts them.
+    Request { path_prefix: String, nth: u64 },
+}
+
+impl Restart {
+    /// A restart `after` the server came up, down for `down`.
+    pub fn after(after: Duration, down: Duration) -> Restart {
+        Restart {
+            trigger: RestartTrigger::After(after),
+            down,
+        }
+    }
+
+    /// A restart on the first request under `path_prefix`, down for `down`.
+    pub fn on_request(path_prefix: &str, down: Duration) -> Restart {
+        Restart {
+            trigger: RestartTrigger::Request {
+                path_prefix: path_prefix.to_string(),
+                nth: 1,
+            },
+            down,
+        }
+    }
+
+    /// On the `nth` matching request instead of the first.
+    pub fn nth(mut self, n: u64) -> Restart {
+        if let RestartTrigger::Request { nth, .. } = &mut self.trigger {
+            *nth = n.max(1);
+        }
+        self
+    }
+}
+
+/// A request to restart, sent to the accept loop; `done` hears once the port refuses.
+#[derive(Debug)]
+pub(crate) struct RestartRequest {
+    pub down: Duration,
+    pub done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// When the server is up, its restart triggers, and the channel to its accept loop.
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    window: Duration,
+    /// When the server last started listening; `None` while it does not.
+    up_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The request-triggered restarts, with the matching requests seen so far by each.
+    on_request: Vec<(String, u64, Duration, AtomicU64)>,
+    restarts_done: AtomicU64,
+    tx: tokio::sync::mpsc::UnboundedSender<RestartRequest>,
+}
+
+impl Lifecycle {
+    pub(crate) fn new(
+        faults: &Faults,
+    ) -> (
+        Lifecycle,
+        tokio::sync::mpsc::UnboundedReceiver<RestartRequest>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let on_request = faults
+            .restarts
+            .iter()
+            .filter_map(|r| match &r.trigger {
+                RestartTrigger::Request { path_prefix, nth } => {
+                    Some((path_prefix.clone(), *nth, r.down, AtomicU64::new(0)))
+                }
+                RestartTrigger::After(_) => None,
+            })
+            .collect();
+        let lifecycle = Lifecycle {
+            window: faults.startup_window,
+            up_since: std::sync::Mutex::new(None),
+            on_request,
+            restarts_done: AtomicU64::new(0),
+            tx,
+        };
+        (lifecycle, rx)
+    }
+
+    /// The server listens from now on: its startup window starts.
+    pub(crate) fn up(&self) {
+        *self.up_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// The server stopped listening (a restart).
+    pub(crate) fn down(&self) {
+        *self.up_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.restarts_done.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether a request arriving now falls in the startup window.
+    pub(crate) fn in_startup_window(&self) -> bool {
+        if self.window.is_zero() {
+            return false;
+        }
+        self.up_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < self.window)
+    }
+
+    /// Restarts done so far.
+    pub(crate) fn restarts(&self) -> u64 {
+        self.restarts_done.load(Ordering::SeqCst)
+    }
+
+    /// Asks the accept loop to restart; `false` when the server has gone.
+    pub(crate) fn request(
+        &self,
+        down: Duration,
+        done: Option<std::sync::mpsc::Sender<()>>,
+    ) -> bool {
+        self.tx.send(RestartRequest { down, done }).is_ok()
+    }
+
+    /// Counts a request against the request-triggered restarts; `true` when it sets one off
+    /// (the restart has been asked for; the caller cuts the request).
+    pub(crate) fn on_request(&self, path: &str) -> bool {
+        let mut fired = false;
+        for (prefix, nth, down, seen) in &self.on_request {
+            if !path.starts_with(prefix.as_str()) {
+                continue;
+            }
+            if seen.fetch_add(1, Ordering::SeqCst) + 1 == *nth && !fired {
+                fired = self.request(*down, None);
+            }
+        }
+        fired
+    }
 }
 
 /// How connections are turned away while the server is down.
@@ -279,6 +445,46 @@ pub fn parse_spec(spec: &str) -> Result<RequestFault, String> {
     })
 }
 
+/// Parses a `--restart` spec: `down=DURATION` with either `after=DURATION` (after the server
+/// first came up) or `path=PREFIX[,nth=N]` (on the Nth request under PREFIX, default the first).
+pub fn parse_restart(spec: &str) -> Result<Restart, String> {
+    let mut down = None;
+    let mut after = None;
+    let mut path = None;
+    let mut nth = None;
+    for p in spec.split(',') {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("{p:?}: expected key=value"))?;
+        let dur = || crate::parse_duration(v).ok_or_else(|| format!("{k}={v:?}: not a duration"));
+        match k {
+            "down" => down = Some(dur()?),
+            "after" => after = Some(dur()?),
+            "path" if !v.is_empty() => path = Some(v.to_string()),
+            "nth" => {
+                nth = Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("nth={v:?}: a positive number"))?,
+                )
+            }
+            other => return Err(format!("unknown restart option {other:?}")),
+        }
+    }
+    let down = down.ok_or("down=DURATION is required")?;
+    let trigger = match (after, path, nth) {
+        (Some(a), None, None) => RestartTrigger::After(a),
+        (None, Some(path_prefix), nth) => RestartTrigger::Request {
+            path_prefix,
+            nth: nth.unwrap_or(1),
+        },
+        (None, None, _) => return Err("after=DURATION or path=PREFIX is required".into()),
+        _ => return Err("after= and path=/nth= exclude each other".into()),
+    };
+    Ok(Restart { trigger, down })
+}
+
 fn status_code(s: &str) -> Result<u16, String> {
     s.parse::<u16>()
         .ok()
@@ -360,6 +566,66 @@ mod tests {
         ] {
             assert!(parse_spec(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn restart_specs() {
+        assert_eq!(
+            parse_restart("down=3s,after=10s").unwrap(),
+            Restart::after(Duration::from_secs(10), Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_restart("path=/apis/certificates.k8s.io,down=500ms,nth=2").unwrap(),
+            Restart::on_request("/apis/certificates.k8s.io", Duration::from_millis(500)).nth(2)
+        );
+        assert_eq!(
+            parse_restart("down=1s,path=/api").unwrap().trigger,
+            RestartTrigger::Request {
+                path_prefix: "/api".into(),
+                nth: 1
+            }
+        );
+        for bad in [
+            "",
+            "after=1s",
+            "down=1s",
+            "down=soon,after=1s",
+            "down=1s,after=1s,path=/x",
+            "down=1s,path=/x,nth=0",
+            "down=1s,path=",
+            "down=1s,colour=red",
+            "down",
+        ] {
+            assert!(parse_restart(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn request_triggered_restarts_fire_once_on_their_nth_request() {
+        let faults = Faults {
+            restarts: vec![
+                Restart::on_request("/api/v1/namespaces/kube-system", Duration::from_secs(1))
+                    .nth(2),
+                Restart::after(Duration::from_secs(5), Duration::from_secs(1)),
+            ],
+            startup_window: Duration::from_secs(60),
+            ..Faults::default()
+        };
+        let (l, mut rx) = Lifecycle::new(&faults);
+        assert!(!l.in_startup_window(), "not listening yet");
+        l.up();
+        assert!(l.in_startup_window());
+        let cm = "/api/v1/namespaces/kube-system/configmaps/kubelet-config";
+        assert!(!l.on_request("/api/v1/namespaces/kube-public/configmaps/cluster-info"));
+        assert!(!l.on_request(cm));
+        assert!(l.on_request(cm));
+        assert!(!l.on_request(cm));
+        let req = rx.try_recv().unwrap();
+        assert_eq!(req.down, Duration::from_secs(1));
+        assert!(rx.try_recv().is_err(), "fired once");
+        l.down();
+        assert!(!l.in_startup_window());
+        assert_eq!(l.restarts(), 1);
     }
 
     #[test]

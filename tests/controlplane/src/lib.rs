@@ -25,7 +25,9 @@
 //!
 //! [`Config::faults`] injects failures on demand (see [`fault`]): down periods, error statuses
 //! with `Retry-After`, resets mid-body, stalls, truncated JSON, redirects, oversized bodies,
-//! watch cuts, late certificates and a concurrency cap.
+//! watch cuts, late certificates, a concurrency cap, the startup window of a kube-apiserver whose
+//! caches are not synced yet, and restarts ([`Handle::restart`], or triggered by time or by a
+//! request) that keep the CA, tokens and every object.
 
 mod auth;
 pub mod cli;
@@ -41,7 +43,9 @@ mod server;
 mod state;
 mod util;
 
-pub use fault::{Action, DownMode, Faults, InFlightLimit, RequestFault, WatchCut};
+pub use fault::{
+    Action, DownMode, Faults, InFlightLimit, RequestFault, Restart, RestartTrigger, WatchCut,
+};
 pub use jws::compute_detached_signature;
 pub use util::parse_duration;
 
@@ -288,6 +292,7 @@ pub enum Error {
 /// A running control plane. Dropping it shuts the server down.
 pub struct Handle {
     state: Arc<state::State>,
+    lifecycle: Arc<fault::Lifecycle>,
     addr: SocketAddr,
     endpoint: String,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -318,15 +323,7 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         addr: config.bind,
         source,
     };
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(config.bind),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(bind_err)?;
-    socket.set_reuse_address(true).map_err(bind_err)?;
-    socket.bind(&config.bind.into()).map_err(bind_err)?;
-    socket.set_nonblocking(true).map_err(bind_err)?;
+    let socket = bind_socket(config.bind).map_err(bind_err)?;
     let addr = socket
         .local_addr()
         .map_err(bind_err)?
@@ -413,6 +410,16 @@ pub fn start(config: Config) -> Result<Handle, Error> {
     let certificate_delay = faults.certificate_delay;
     let down_for = faults.down_for;
     let down_mode = faults.down_mode;
+    let (lifecycle, mut restart_rx) = fault::Lifecycle::new(&faults);
+    let lifecycle = Arc::new(lifecycle);
+    let timed_restarts: Vec<(Duration, Duration)> = faults
+        .restarts
+        .iter()
+        .filter_map(|r| match r.trigger {
+            RestartTrigger::After(after) => Some((after, r.down)),
+            RestartTrigger::Request { .. } => None,
+        })
+        .collect();
     let state = Arc::new(state::State::new(
         settings,
         ca,
@@ -426,6 +433,7 @@ pub fn start(config: Config) -> Result<Handle, Error> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
     let server_state = state.clone();
+    let server_lifecycle = lifecycle.clone();
     // The runtime lives and dies on this thread, so the handle can be dropped anywhere,
     // including inside another runtime.
     let thread = std::thread::Builder::new()
@@ -472,7 +480,7 @@ pub fn start(config: Config) -> Result<Handle, Error> {
                         return;
                     }
                 }
-                let listener = match tokio::net::TcpListener::from_std(socket.into()) {
+                let mut listener = match tokio::net::TcpListener::from_std(socket.into()) {
                     Ok(l) => l,
                     Err(source) => {
                         let _ = ready_tx.send(Err(Error::Bind { addr, source }));
@@ -482,15 +490,53 @@ pub fn start(config: Config) -> Result<Handle, Error> {
                 if !listen_late {
                     let _ = ready_tx.send(Ok(()));
                 }
-                let reset_until = (down_mode == DownMode::Reset).then_some(up_at);
-                server::serve(
-                    listener,
-                    tokio_rustls::TlsAcceptor::from(tls),
-                    server_state,
-                    shutdown_rx,
-                    reset_until,
-                )
-                .await;
+                // Restarts set off by the clock, counted from when the server came up.
+                for (after, down) in timed_restarts {
+                    let lifecycle = server_lifecycle.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(up_at + after).await;
+                        lifecycle.request(down, None);
+                    });
+                }
+                let mut reset_until = (down_mode == DownMode::Reset).then_some(up_at);
+                loop {
+                    server_lifecycle.up();
+                    let served = server::serve(
+                        listener,
+                        tokio_rustls::TlsAcceptor::from(tls.clone()),
+                        server_state.clone(),
+                        server_lifecycle.clone(),
+                        &mut restart_rx,
+                        shutdown_rx.clone(),
+                        reset_until,
+                    )
+                    .await;
+                    let request = match served {
+                        server::Served::Shutdown => break,
+                        server::Served::Restart(request) => request,
+                    };
+                    reset_until = None;
+                    // Down: the port is bound again at once (so it stays ours) but does not
+                    // listen, so connections are refused, as when the process is gone.
+                    let Some(socket) = rebind(addr).await else {
+                        break;
+                    };
+                    server_lifecycle.down();
+                    if let Some(done) = request.done {
+                        let _ = done.send(());
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(request.down) => {}
+                        _ = shutdown_rx.changed() => break,
+                    }
+                    if socket.listen(LISTEN_BACKLOG).is_err() {
+                        break;
+                    }
+                    listener = match tokio::net::TcpListener::from_std(socket.into()) {
+                        Ok(l) => l,
+                        Err(_) => break,
+                    };
+                }
             });
             // Open connections, watches and pending approvals end here.
             runtime.shutdown_timeout(Duration::from_millis(500));
@@ -511,11 +557,37 @@ pub fn start(config: Config) -> Result<Handle, Error> {
     }
     Ok(Handle {
         state,
+        lifecycle,
         addr,
         endpoint,
         shutdown: shutdown_tx,
         thread: Some(thread),
     })
+}
+
+/// A TCP socket bound to `addr` (`SO_REUSEADDR`, non-blocking), not listening yet.
+fn bind_socket(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Binds `addr` again after a restart closed its listener, trying for a while (the closed
+/// connections' sockets linger briefly). `None`: the port could not be had back.
+async fn rebind(addr: SocketAddr) -> Option<socket2::Socket> {
+    for _ in 0..100 {
+        match bind_socket(addr) {
+            Ok(s) => return Some(s),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    None
 }
 
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
@@ -650,6 +722,20 @@ impl Handle {
             .ca
             .client_cert(cn, orgs)
             .unwrap_or_else(|_| (String::new(), String::new()))
+    }
+
+    /// Restarts the server now: open connections are closed and the port refuses connections
+    /// for `down`, then it listens again with the same CA, tokens and objects, its startup
+    /// window (if any) starting anew. Returns once the port refuses (at most 5 s); `false` if
+    /// the server did not get there.
+    pub fn restart(&self, down: Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.lifecycle.request(down, Some(tx)) && rx.recv_timeout(Duration::from_secs(5)).is_ok()
+    }
+
+    /// How many restarts have happened so far (on demand or triggered).
+    pub fn restarts(&self) -> u64 {
+        self.lifecycle.restarts()
     }
 
     /// Appends one JSON line per finished request to `path`.

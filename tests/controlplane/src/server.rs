@@ -4,7 +4,7 @@
 
 use crate::auth::{self, Authn, Query, RequestInfo, User};
 use crate::csr::NewCsr;
-use crate::fault::Action;
+use crate::fault::{Action, Lifecycle, RestartRequest};
 use crate::objects::{
     ApiVersions, CsrCondition, SelfSubjectReview, SelfSubjectReviewStatus, ServerAddress, Status,
     UserInfoJson, VersionInfo, WatchEvent, CONFIGMAPS, NODES,
@@ -80,22 +80,44 @@ pub(crate) fn tls_config(
     Ok(Arc::new(config))
 }
 
-/// Accepts connections until `shutdown` flips (or its sender goes away). Until `reset_until`,
-/// each connection is reset as soon as it is accepted (the "down, resetting" fault).
+/// Why [`serve`] returned.
+#[derive(Debug)]
+pub(crate) enum Served {
+    /// `shutdown` flipped (or its sender went away).
+    Shutdown,
+    /// A restart was asked for: the listener and every connection are closed.
+    Restart(RestartRequest),
+}
+
+/// Accepts connections until `shutdown` flips (or its sender goes away) or a restart is asked
+/// for on `restarts`; then closes the listener, and for a restart every open connection too (a
+/// process that dies takes them with it). Until `reset_until`, each connection is reset as soon
+/// as it is accepted (the "down, resetting" fault).
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: TlsAcceptor,
     state: Arc<State>,
+    lifecycle: Arc<Lifecycle>,
+    restarts: &mut mpsc::UnboundedReceiver<RestartRequest>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     reset_until: Option<tokio::time::Instant>,
-) {
+) -> Served {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
-                    break;
+                    return Served::Shutdown;
                 }
             }
+            Some(request) = restarts.recv() => {
+                drop(listener);
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
+                return Served::Restart(request);
+            }
+            // Reaps finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     if reset_until.is_some_and(|t| tokio::time::Instant::now() < t) {
@@ -108,7 +130,12 @@ pub(crate) async fn serve(
                     // a small write (a watch event after the headers) waits ~40 ms for the
                     // client's delayed ACK.
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(stream, tls.clone(), state.clone()));
+                    connections.spawn(connection(
+                        stream,
+                        tls.clone(),
+                        state.clone(),
+                        lifecycle.clone(),
+                    ));
                 }
                 // Out of file descriptors and the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -129,7 +156,12 @@ impl std::fmt::Display for Abort {
 
 impl std::error::Error for Abort {}
 
-async fn connection(stream: tokio::net::TcpStream, tls: TlsAcceptor, state: Arc<State>) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    tls: TlsAcceptor,
+    state: Arc<State>,
+    lifecycle: Arc<Lifecycle>,
+) {
     // A second descriptor of the same socket: a fault can set SO_LINGER 0 on it after the
     // stream has gone to TLS and hyper, so that the close becomes a reset. It is closed with
     // the connection.
@@ -153,7 +185,8 @@ async fn connection(stream: tokio::net::TcpStream, tls: TlsAcceptor, state: Arc<
         let state = state.clone();
         let identity = identity.clone();
         let raw = raw.clone();
-        async move { handle(state, identity, raw, req).await }
+        let lifecycle = lifecycle.clone();
+        async move { handle(state, lifecycle, identity, raw, req).await }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -229,6 +262,7 @@ fn answered(
 
 async fn handle(
     state: Arc<State>,
+    lifecycle: Arc<Lifecycle>,
     identity: Arc<Option<(String, Vec<String>)>>,
     raw: Option<Arc<OwnedFd>>,
     req: Request<Incoming>,
@@ -254,6 +288,12 @@ async fn handle(
         },
         false,
     );
+    // A restart this request sets off takes it down with everything else, unanswered.
+    if lifecycle.on_request(&path) {
+        state.update_record(id, |r| r.fault = Some("restart".into()));
+        state.finish_record(id);
+        return Err(Abort("the server restarts"));
+    }
     // kube-apiserver's max-in-flight filter leaves long-running requests (watches) out.
     let in_flight = InFlight::enter(&state, !is_watch);
     if let Some(limit) = state.faults.max_in_flight {
@@ -290,6 +330,20 @@ async fn handle(
             return Ok(oversize(state.clone(), id, *bytes, *content_length));
         }
         Some(Action::ResetMidBody | Action::TruncateJson) | None => {}
+    }
+    if lifecycle.in_startup_window() {
+        if let Some((status, user)) = startup_refusal(identity.as_ref().as_ref(), &req) {
+            // The body is read first, as `route` does, so that the answer is not lost to a reset.
+            let (parts, body) = req.into_parts();
+            let _ = read_body(&parts.headers, body).await;
+            let pretty = is_pretty(
+                &Query::parse(parts.uri.query()),
+                parts.headers.get(USER_AGENT),
+            );
+            state.update_record(id, |r| r.user = user);
+            let response = status_response(&status, pretty);
+            return Ok(answered(&state, id, response, "startup window".into()));
+        }
     }
     // The handler runs as its own task so that a bug that panics becomes a 500 answer
     // instead of a connection closed without a word.
@@ -354,6 +408,33 @@ async fn handle(
         state.finish_record(id);
     }
     Ok(outcome.response)
+}
+
+/// What a kube-apiserver whose informers have not synced yet answers `req` (see
+/// [`crate::fault`]): a bearer token is unknown to the empty Secret lister (401, the body of
+/// every 401), and the RBAC authorizer, with no bindings yet, denies everyone but the
+/// `system:masters` superuser (403, the ordinary Forbidden message without a reason). `None`:
+/// the request passes (a `system:masters` client certificate). Also returns the user recorded.
+fn startup_refusal(
+    identity: Option<&(String, Vec<String>)>,
+    req: &Request<Incoming>,
+) -> Option<(Status, String)> {
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let user = match auth::authenticate(identity, authorization, &[], SystemTime::now()) {
+        Authn::Rejected => return Some((Status::unauthorized(), String::new())),
+        Authn::User(user) if user.in_group(auth::MASTERS) => return None,
+        Authn::User(user) => user,
+    };
+    let query = Query::parse(req.uri().query());
+    let ri = RequestInfo::parse(req.method().as_str(), req.uri().path(), &query);
+    let gr = ri
+        .is_resource
+        .then_some((ri.api_group.as_str(), ri.resource.as_str()));
+    let status = Status::forbidden(gr, &ri.name, &auth::forbidden_message(&user, &ri, ""));
+    Some((status, user.name))
 }
 
 /// The answer of an injected status fault, worded as kube-apiserver words these statuses.

@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::{csr_body, make_csr, wait_for, Client, CSRS};
+use common::{csr_body, fixture, make_csr, wait_for, Client, CSRS, TOKEN};
 use kubejoin_testcp::{
     start, Action, Config, DownMode, Faults, Handle, InFlightLimit, RequestFault, RequestRecord,
-    WatchCut,
+    Restart, WatchCut,
 };
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
@@ -19,6 +19,7 @@ use ureq::tls::TlsConfig;
 
 const CLUSTER_INFO: &str = "/api/v1/namespaces/kube-public/configmaps/cluster-info";
 const KUBE_PUBLIC: &str = "/api/v1/namespaces/kube-public";
+const KUBE_SYSTEM_CONFIGMAPS: &str = "/api/v1/namespaces/kube-system/configmaps";
 
 fn with_faults(faults: Faults) -> Handle {
     start(Config {
@@ -613,6 +614,270 @@ fn certificate_comes_later_than_the_approval() {
     );
 }
 
+// ---- startup window and restarts ----
+
+const KUBELET_CONFIG: &str = "/api/v1/namespaces/kube-system/configmaps/kubelet-config";
+
+/// The 403 a kube-apiserver with an empty RBAC cache gives the anonymous cluster-info GET: the
+/// captured anonymous 403 (on kubeadm-config) with this ConfigMap's name and namespace.
+fn anonymous_cluster_info_403() -> serde_json::Value {
+    let mut v = fixture("error-403-anonymous-kubeadm-config.json");
+    v["message"] = serde_json::Value::String(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .replace("\"kubeadm-config\"", "\"cluster-info\"")
+            .replace("\"kube-system\"", "\"kube-public\""),
+    );
+    v["details"]["name"] = "cluster-info".into();
+    v
+}
+
+#[test]
+fn the_startup_window_refuses_tokens_401_and_anonymous_403_then_serves() {
+    let window = Duration::from_millis(1500);
+    let t0 = Instant::now();
+    let cp = with_faults(Faults {
+        startup_window: window,
+        ..Faults::default()
+    });
+    let anonymous = Client::insecure(&cp);
+    let token = Client::bootstrap(&cp);
+    let admin = Client::admin(&cp);
+
+    let r = anonymous.get(CLUSTER_INFO);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json(), anonymous_cluster_info_403());
+    let r = token.get(KUBELET_CONFIG);
+    assert_eq!(r.status, 401, "{}", r.body);
+    // Byte for byte what a real one sends to any refused token.
+    assert_eq!(r.json(), fixture("error-401-wrong-token.json"));
+    let r = token.post(
+        CSRS,
+        &serde_json::json!({"kind": "CertificateSigningRequest"}),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    // Health and version are refused to anonymous users too (system:public-info-viewer's
+    // binding is not in the cache yet).
+    let r = anonymous.get("/readyz");
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["message"],
+        "forbidden: User \"system:anonymous\" cannot get path \"/readyz\""
+    );
+    // The superuser check needs no cache.
+    assert_eq!(admin.get(KUBELET_CONFIG).status, 200);
+    assert!(t0.elapsed() < window, "the test itself was too slow");
+
+    let refused: Vec<RequestRecord> = cp
+        .requests()
+        .into_iter()
+        .filter(|r| r.fault.as_deref() == Some("startup window"))
+        .collect();
+    assert_eq!(refused.len(), 4, "{refused:#?}");
+    assert_eq!(
+        refused.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![403, 401, 401, 403]
+    );
+    assert_eq!(refused[0].user, "system:anonymous");
+    assert_eq!(refused[1].user, "", "a refused token is no user");
+    assert!(refused[1].authorization);
+
+    // After the window: served as usual.
+    wait_for(Duration::from_secs(5), "the window to pass", || {
+        (anonymous.get(CLUSTER_INFO).status == 200).then_some(())
+    });
+    assert!(t0.elapsed() >= window);
+    assert_eq!(token.get(KUBELET_CONFIG).status, 200);
+    assert_eq!(anonymous.get("/readyz").status, 200);
+}
+
+#[test]
+fn the_startup_window_starts_when_the_server_listens_after_a_down_period() {
+    let down = Duration::from_millis(600);
+    let window = Duration::from_millis(800);
+    let cp = with_faults(Faults {
+        down_for: down,
+        startup_window: window,
+        ..Faults::default()
+    });
+    let anonymous = Client::insecure(&cp);
+    let up = wait_for(Duration::from_secs(5), "the server to come up", || {
+        TcpStream::connect(cp.addr()).ok().map(|_| Instant::now())
+    });
+    assert_eq!(anonymous.get(CLUSTER_INFO).status, 403);
+    wait_for(Duration::from_secs(5), "the window to pass", || {
+        (anonymous.get(CLUSTER_INFO).status == 200).then_some(())
+    });
+    assert!(up.elapsed() + Duration::from_millis(100) >= window);
+}
+
+/// A watch of every CSR, read on a thread: its events, then how it ended.
+fn watch_on_a_thread(cp: &Handle) -> std::thread::JoinHandle<(usize, Option<std::io::Error>)> {
+    let url = format!("{}{CSRS}?watch=true", cp.url());
+    let (cert, key) = cp.issue_client_cert("kubernetes-admin", &["system:masters"]);
+    let tls = TlsConfig::builder()
+        .disable_verification(true)
+        .client_cert(Some(ureq::tls::ClientCert::new_with_certs(
+            &[ureq::tls::Certificate::from_pem(cert.as_bytes()).unwrap()],
+            ureq::tls::PrivateKey::from_pem(key.as_bytes()).unwrap(),
+        )))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let r = agent.get(&url).call().unwrap();
+    std::thread::spawn(move || {
+        let mut reader = r.into_body().into_reader();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break Some(e),
+            }
+        };
+        (String::from_utf8_lossy(&got).lines().count(), end)
+    })
+}
+
+#[test]
+fn a_restart_refuses_then_serves_the_same_cluster_again() {
+    let cp = start(Config {
+        approval: kubejoin_testcp::Approval::Manual,
+        faults: Faults {
+            startup_window: Duration::from_millis(700),
+            ..Faults::default()
+        },
+        ..Config::default()
+    })
+    .unwrap();
+    // Past the first startup window, a pending CSR and an approved one, a watch open.
+    wait_for(Duration::from_secs(5), "the first window to pass", || {
+        (Client::bootstrap(&cp).get(KUBELET_CONFIG).status == 200).then_some(())
+    });
+    let pending = create_csr(&cp, "node-a");
+    let approved = create_csr(&cp, "node-b");
+    cp.approve(&approved).unwrap();
+    let pin = cp.signing_ca_pin();
+    let before = Client::admin(&cp).get(KUBELET_CONFIG).json();
+    let watch = watch_on_a_thread(&cp);
+
+    let down = Duration::from_millis(1000);
+    let t0 = Instant::now();
+    assert!(cp.restart(down), "the server went down");
+    assert_eq!(cp.restarts(), 1);
+    // Down: refused, and the open watch was cut.
+    let err = TcpStream::connect(cp.addr()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    let (events, _end) = watch.join().unwrap();
+    assert_eq!(events, 2, "the watch saw the two CSRs before the restart");
+    // Up again on the same port after `down`, in a new startup window.
+    let up = wait_for(Duration::from_secs(5), "the server to come back", || {
+        TcpStream::connect(cp.addr()).ok().map(|_| Instant::now())
+    });
+    assert!(up - t0 + Duration::from_millis(50) >= down, "{:?}", up - t0);
+    let token = Client::bootstrap(&cp);
+    assert_eq!(token.get(KUBELET_CONFIG).status, 401);
+    assert_eq!(Client::insecure(&cp).get(CLUSTER_INFO).status, 403);
+    wait_for(
+        Duration::from_secs(5),
+        "the window after the restart to pass",
+        || (token.get(KUBELET_CONFIG).status == 200).then_some(()),
+    );
+    // The same CA (the verified clients trust the bundle from before), tokens and objects.
+    assert_eq!(cp.signing_ca_pin(), pin);
+    assert_eq!(Client::admin(&cp).get(KUBELET_CONFIG).json(), before);
+    let csrs = Client::admin(&cp).get(CSRS).json();
+    let by_name = |n: &str| {
+        csrs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["metadata"]["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} survived the restart: {csrs}"))
+    };
+    assert!(by_name(&pending)["status"]["conditions"].is_null());
+    assert_eq!(
+        by_name(&approved)["status"]["conditions"][0]["type"],
+        "Approved"
+    );
+    assert!(by_name(&approved)["status"]["certificate"].is_string());
+    // Approving after the restart still works, the controllers being the same.
+    cp.approve(&pending).unwrap();
+    let issued = Client::admin(&cp).get(&format!("{CSRS}/{pending}")).json();
+    assert!(issued["status"]["certificate"].is_string());
+}
+
+#[test]
+fn a_request_can_set_off_a_restart_and_is_cut_by_it() {
+    let down = Duration::from_millis(800);
+    let cp = with_faults(Faults {
+        restarts: vec![Restart::on_request(KUBE_SYSTEM_CONFIGMAPS, down).nth(2)],
+        ..Faults::default()
+    });
+    let token = Client::bootstrap(&cp);
+    assert_eq!(token.get(KUBELET_CONFIG).status, 200);
+    assert_eq!(cp.restarts(), 0);
+    // The second request under the prefix is not answered: the connection closes.
+    let t0 = Instant::now();
+    let cut = raw_agent(Duration::from_secs(5))
+        .get(format!("{}{KUBELET_CONFIG}", cp.url()))
+        .call();
+    assert!(cut.is_err(), "{cut:?}");
+    wait_for(Duration::from_secs(2), "the port to refuse", || {
+        TcpStream::connect(cp.addr())
+            .err()
+            .filter(|e| e.kind() == ErrorKind::ConnectionRefused)
+    });
+    wait_for(Duration::from_secs(5), "the server to come back", || {
+        TcpStream::connect(cp.addr()).ok()
+    });
+    assert!(t0.elapsed() + Duration::from_millis(50) >= down);
+    assert_eq!(cp.restarts(), 1);
+    // Once only: the third request is answered.
+    assert_eq!(token.get(KUBELET_CONFIG).status, 200);
+    assert_eq!(cp.restarts(), 1);
+    let recs = records(&cp, KUBELET_CONFIG);
+    assert_eq!(
+        recs.iter().map(|r| r.fault.as_deref()).collect::<Vec<_>>(),
+        vec![None, Some("restart"), None]
+    );
+}
+
+#[test]
+fn a_restart_can_be_set_off_by_the_clock() {
+    let t0 = Instant::now();
+    let cp = with_faults(Faults {
+        restarts: vec![Restart::after(
+            Duration::from_millis(400),
+            Duration::from_millis(600),
+        )],
+        ..Faults::default()
+    });
+    assert_eq!(Client::insecure(&cp).get("/healthz").status, 200);
+    let refused = wait_for(Duration::from_secs(3), "the restart", || {
+        TcpStream::connect(cp.addr())
+            .err()
+            .filter(|e| e.kind() == ErrorKind::ConnectionRefused)
+            .map(|_| Instant::now())
+    });
+    assert!(
+        refused - t0 >= Duration::from_millis(400),
+        "{:?}",
+        refused - t0
+    );
+    wait_for(Duration::from_secs(5), "the server to come back", || {
+        TcpStream::connect(cp.addr()).ok()
+    });
+    assert_eq!(Client::insecure(&cp).get("/healthz").status, 200);
+    assert_eq!(cp.restarts(), 1);
+}
+
 // ---- the binary ----
 
 #[test]
@@ -669,6 +934,74 @@ fn serve_flags_inject_faults() {
             .status(),
         200
     );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_flags_set_a_startup_window_and_a_restart() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubejoin-testcp"))
+        .args([
+            "serve",
+            "--startup-window",
+            "1s",
+            "--restart",
+            &format!("down=800ms,path={KUBELET_CONFIG}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut url = String::new();
+    let mut lines = Vec::new();
+    while url.is_empty() {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "{lines:?}");
+        if let Some(u) = line.strip_prefix("READY ") {
+            url = u.trim().to_string();
+        }
+        lines.push(line);
+    }
+    let out = lines.concat();
+    assert!(out.contains("fault: startup window of 1s"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "fault: restart on request 1 under {KUBELET_CONFIG}, down for 800ms"
+        )),
+        "{out}"
+    );
+    let agent = raw_agent(Duration::from_secs(3));
+    let anonymous = |path: &str| {
+        agent
+            .get(format!("{url}{path}"))
+            .call()
+            .map(|r| r.status().as_u16())
+    };
+    assert_eq!(anonymous(CLUSTER_INFO).unwrap(), 403);
+    let served = wait_for(Duration::from_secs(5), "the window to pass", || {
+        anonymous(CLUSTER_INFO).ok().filter(|s| *s == 200)
+    });
+    assert_eq!(served, 200);
+    // The token's first kubelet-config read sets the restart off and is cut.
+    let cut = agent
+        .get(format!("{url}{KUBELET_CONFIG}"))
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call();
+    assert!(cut.is_err(), "{cut:?}");
+    let addr = url.trim_start_matches("https://").to_string();
+    wait_for(Duration::from_secs(2), "the port to refuse", || {
+        TcpStream::connect(&addr)
+            .err()
+            .filter(|e| e.kind() == ErrorKind::ConnectionRefused)
+    });
+    // Back, in a new startup window.
+    let status = wait_for(Duration::from_secs(5), "the server to come back", || {
+        anonymous(CLUSTER_INFO).ok()
+    });
+    assert_eq!(status, 403);
     let _ = child.kill();
     let _ = child.wait();
 }
