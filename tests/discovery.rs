@@ -812,25 +812,69 @@ fn truncated_json_stops_at_once() {
 }
 
 #[test]
-fn permanent_statuses_stop_at_once() {
-    for (code, class) in [
-        (401, Class::Rejected),
-        (403, Class::Rejected),
-        (404, Class::Other),
-    ] {
-        let h = with_faults(cluster_info_fault(100, status_fault(code, None)));
+fn permanent_statuses_stop_at_once_refusals_once_they_persist() {
+    // 404: the ConfigMap does not exist; asking again will not create it.
+    let h = with_faults(cluster_info_fault(100, status_fault(404, None)));
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.timeout = Duration::from_secs(30);
+    let t0 = Instant::now();
+    let e = expect_err(&o);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(e.class(), Class::Other, "{e}");
+    assert_eq!(cluster_info_gets(&h).len(), 1);
+
+    // 401/403: retried (an API server that just started refuses everyone for a moment) until
+    // the same answer came back over 5 s, then final, saying so.
+    for code in [401, 403] {
+        let h = with_faults(cluster_info_fault(1000, status_fault(code, None)));
         let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
-        o.timeout = Duration::from_secs(10);
+        o.timeout = Duration::from_secs(30);
+        o.retry_interval = Duration::from_millis(100);
         let t0 = Instant::now();
         let e = expect_err(&o);
+        let took = t0.elapsed();
         assert!(
-            t0.elapsed() < Duration::from_secs(1),
-            "{code}: {:?}",
-            t0.elapsed()
+            took >= Duration::from_secs(5) && took < Duration::from_secs(8),
+            "{code}: {took:?}"
         );
-        assert_eq!(e.class(), class, "{code}: {e}");
-        assert_eq!(cluster_info_gets(&h).len(), 1, "{code}");
+        assert_eq!(e.class(), Class::Rejected, "{code}: {e}");
+        let gets = cluster_info_gets(&h);
+        let Error::Rejected {
+            code: c,
+            persisted: Some(p),
+            ..
+        } = &e
+        else {
+            panic!("{code}: {e:?}")
+        };
+        assert_eq!(*c, code);
+        assert_eq!(p.code, code);
+        assert_eq!(p.attempts as usize, gets.len(), "{code}");
+        assert!(p.over >= Duration::from_secs(5), "{code}: {p:?}");
+        assert!(
+            e.to_string().contains(&format!("(it persisted: {p})")),
+            "{e}"
+        );
     }
+}
+
+#[test]
+fn the_startup_window_of_a_restarted_api_server_is_ridden_out() {
+    let h = with_faults(kubejoin_testcp::Faults {
+        startup_window: Duration::from_millis(700),
+        ..Default::default()
+    });
+    let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
+    o.retry_interval = Duration::from_millis(100);
+    run(&o).unwrap();
+    let gets = cluster_info_gets(&h);
+    let refused = gets
+        .iter()
+        .filter(|r| r.status == 403 && r.fault.as_deref() == Some("startup window"))
+        .count();
+    assert!(refused >= 1, "{gets:?}");
+    assert_eq!(gets.last().unwrap().status, 200);
+    assert_eq!(refused + 1, gets.len(), "{gets:?}");
 }
 
 #[test]

@@ -10,6 +10,11 @@
 //! denied, a Ready node of the same name) it must stop promptly, well before its deadline, with
 //! the documented exit class and a reason that names the problem, and install nothing.
 //!
+//! Under a **restart of the control plane** (the port refusing, then the startup window of a
+//! kube-apiserver whose caches are not synced: 403 to anonymous requests, 401 to the token) at
+//! each stage of the join, and a cold start of several nodes before the control plane is up,
+//! every join completes; the request log shows the refusals seen and retried.
+//!
 //! Every run is a child process into its own temporary `--root` (nothing on this machine is
 //! touched; host preparation is skipped for a root other than `/`), with `--handoff none` (the
 //! default), loopback only, killed after a minute; fault windows are a second or two.
@@ -21,7 +26,7 @@ mod support;
 
 use kubejoin_testcp::{
     Action, Approval, Config, DownMode, Faults, Handle, InFlightLimit, NodeSpec, RequestFault,
-    RequestRecord, TokenSpec, WatchCut,
+    RequestRecord, Restart, TokenSpec, WatchCut,
 };
 use std::io::Read as _;
 use std::path::Path;
@@ -688,6 +693,238 @@ fn a_fleet_against_a_concurrency_cap_all_join() {
     );
 }
 
+// ---- the control plane restarts: down, then its startup window ----
+
+/// How long a restarted control plane refuses connections.
+const RESTART_DOWN: Duration = Duration::from_secs(1);
+/// Its startup window: longer than any pause kubejoin can be in (a backed-off retry after 1 s of
+/// refused connections is at most 2 s away), so that every join meets it, and shorter than the
+/// 5 s over which a refusal must persist to be final.
+const STARTUP_WINDOW: Duration = Duration::from_millis(2500);
+
+fn startup_refusals(log: &[RequestRecord]) -> Vec<&RequestRecord> {
+    log.iter()
+        .filter(|r| r.fault.as_deref() == Some("startup window"))
+        .collect()
+}
+
+/// `12 × 403 GET /api/…, 1 × 401 GET /api/…`, in order of first appearance.
+fn tally(records: &[&RequestRecord]) -> String {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for r in records {
+        let key = format!("{} {} {}", r.status, r.method, path_only(r));
+        match seen.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((key, 1)),
+        }
+    }
+    seen.iter()
+        .map(|(k, n)| format!("{n} × {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every request refused in the startup window was tried again, and its path was then served.
+fn assert_refusals_retried(log: &[RequestRecord]) {
+    for (i, r) in log.iter().enumerate() {
+        if r.fault.as_deref() != Some("startup window") {
+            continue;
+        }
+        let path = path_only(r);
+        assert!(
+            log[i + 1..].iter().any(|later| path_only(later) == path
+                && later.fault.is_none()
+                // A Node GET is answered 404 (no such Node yet), the rest 200/201.
+                && ((200..300).contains(&later.status) || later.status == 404)),
+            "{} {path} refused in the startup window and never served after: {log:#?}",
+            r.status
+        );
+    }
+}
+
+/// One join through one restart: `trigger` sets it off; returns the run and the request log.
+fn join_through_a_restart(
+    what: &str,
+    restart: Restart,
+    config: Config,
+) -> (Run, Vec<RequestRecord>) {
+    let cp = start(Config {
+        faults: Faults {
+            restarts: vec![restart],
+            startup_window: STARTUP_WINDOW,
+            ..Faults::default()
+        },
+        ..config
+    });
+    // The node comes after the first startup window: the refusals seen are the restart's.
+    std::thread::sleep(STARTUP_WINDOW);
+    let (run, root) = join(&cp, &["--discovery-timeout", "30s", "--timeout", "45s"]);
+    assert_joined(&run, &cp, root.path());
+    assert_eq!(cp.restarts(), 1, "{what}: the control plane restarted");
+    let log = cp.requests();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.fault.as_deref() == Some("restart"))
+            .count(),
+        1,
+        "{what}: {log:#?}"
+    );
+    let refused = startup_refusals(&log);
+    assert!(!refused.is_empty(), "{what}: no refusal seen: {log:#?}");
+    assert_refusals_retried(&log);
+    println!(
+        "{what}: joined in {:.1} s; {} requests, {} refused in the startup window ({}), 1 cut by the restart",
+        run.took.as_secs_f64(),
+        log.len(),
+        refused.len(),
+        tally(&refused)
+    );
+    (run, log)
+}
+
+#[test]
+fn a_restart_before_discovery() {
+    // The first cluster-info GET sets the restart off and is cut.
+    let (_, log) = join_through_a_restart(
+        "restart before discovery",
+        Restart::on_request(CLUSTER_INFO, RESTART_DOWN),
+        Config::default(),
+    );
+    // The anonymous GET met the window's 403 (RBAC not synced) and was retried.
+    let refused = startup_refusals(&log);
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.status == 403 && path_only(r) == CLUSTER_INFO && !r.authorization),
+        "{refused:#?}"
+    );
+}
+
+#[test]
+fn a_restart_between_discovery_and_the_csr() {
+    // The Node GET (after the ConfigMap reads, just before the CSR) sets it off and is cut.
+    let (_, log) = join_through_a_restart(
+        "restart between discovery and the CSR",
+        Restart::on_request("/api/v1/nodes/", RESTART_DOWN),
+        Config::default(),
+    );
+    let refused = startup_refusals(&log);
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.status == 401 && r.authorization && r.user.is_empty()),
+        "the token was refused: {refused:#?}"
+    );
+    // Discovery was over before the restart: cluster-info was fetched once.
+    assert_eq!(
+        log.iter().filter(|r| path_only(r) == CLUSTER_INFO).count(),
+        1
+    );
+}
+
+#[test]
+fn a_restart_during_the_approval_wait() {
+    // The CSR watch (the second request under the CSR path, after the POST) sets it off; the
+    // auto-approver decides 2 s after the POST, while the control plane is down or starting.
+    let (_, log) = join_through_a_restart(
+        "restart during the approval wait",
+        Restart::on_request(CSRS, RESTART_DOWN).nth(2),
+        Config {
+            approval_delay: Duration::from_secs(2),
+            ..Config::default()
+        },
+    );
+    let refused = startup_refusals(&log);
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.status == 401 && path_only(r) == CSRS && r.method == "GET"),
+        "the CSR list/watch was refused: {refused:#?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.method == "POST" && path_only(r) == CSRS)
+            .count(),
+        1,
+        "one POST: the CSR was not submitted again"
+    );
+}
+
+#[test]
+fn a_cold_start_nodes_before_the_control_plane() {
+    // The nodes boot with their control plane (a site powering up): connections refused for
+    // 20 s, then the startup window. Three nodes at once; discovery polls every 1 s (backoff
+    // capped at 2 s), so each one's first request after the control plane comes up lands in
+    // the window.
+    const NODES: usize = 3;
+    const DOWN: Duration = Duration::from_secs(20);
+    let started = SystemTime::now();
+    let cp = Arc::new(start(Config {
+        faults: Faults {
+            down_for: DOWN,
+            startup_window: STARTUP_WINDOW,
+            ..Faults::default()
+        },
+        ..Config::default()
+    }));
+    let runs: Vec<_> = (0..NODES)
+        .map(|i| {
+            let cp = cp.clone();
+            std::thread::spawn(move || {
+                let root = tempfile::tempdir().unwrap();
+                let mut args = join_args(
+                    &cp,
+                    root.path(),
+                    &[
+                        "--discovery-retry-interval",
+                        "1s",
+                        "--discovery-timeout",
+                        "50s",
+                        "--timeout",
+                        "55s",
+                    ],
+                );
+                let at = args.iter().position(|a| a == NODE).unwrap();
+                args[at] = format!("cold-{i}");
+                (kubejoin(&args), root)
+            })
+        })
+        .collect();
+    let mut took = Vec::new();
+    for (i, t) in runs.into_iter().enumerate() {
+        let (run, root) = t.join().unwrap();
+        assert_eq!(run.code, 0, "node {i}: {}", run.show());
+        assert!(p(root.path(), kubejoin::install::KUBELET_CONF).is_file());
+        assert!(
+            run.took >= DOWN,
+            "node {i} joined before the control plane was up"
+        );
+        took.push(run.took);
+    }
+    assert_eq!(cp.csrs().len(), NODES);
+    let log = cp.requests();
+    let first = log[0].time.duration_since(started).unwrap();
+    assert!(
+        first + SLACK >= DOWN,
+        "nothing served while down: {first:?}"
+    );
+    let refused = startup_refusals(&log);
+    let anonymous = refused.iter().filter(|r| r.status == 403).count();
+    // Every node met the window on its first cluster-info GET.
+    assert!(anonymous >= NODES, "{refused:#?}");
+    assert_refusals_retried(&log);
+    println!(
+        "cold start of {NODES} nodes (down {DOWN:?}, window {STARTUP_WINDOW:?}): joined after {}; {} requests, {} refused in the window ({anonymous} 403, {} 401)",
+        took.iter()
+            .map(|t| format!("{:.1} s", t.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        log.len(),
+        refused.len(),
+        refused.len() - anonymous
+    );
+}
+
 // ---- giving up: the count, the time and the last cause ----
 
 #[test]
@@ -788,6 +1025,35 @@ fn assert_stopped_promptly(what: &str, run: &Run, root: &Path, code: i32, words:
     assert_not_joined(root);
 }
 
+/// A refusal was retried until it persisted (kubejoin's rule: the same status on 3 answers over
+/// at least 5 s), then reported with its count: `log` holds those answers, all `code`.
+fn assert_persisted(what: &str, run: &Run, log: &[RequestRecord], code: u16) {
+    assert!(log.len() >= 3, "{what}: {log:#?}");
+    assert!(log.iter().all(|r| r.status == code), "{what}: {log:#?}");
+    let span = gap(&log[0], &log[log.len() - 1]);
+    assert!(span + SLACK >= Duration::from_secs(5), "{what}: {span:?}");
+    let reason = if code == 401 {
+        "Unauthorized"
+    } else {
+        "Forbidden"
+    };
+    let said = format!(
+        "(it persisted: {code} {reason} on {} attempts over ",
+        log.len()
+    );
+    assert!(
+        run.stderr.contains(&said),
+        "{what}: {said:?} missing: {}",
+        run.show()
+    );
+    println!(
+        "{what}: stopped after {:.1} s, {} answers {code} over {:.1} s",
+        run.took.as_secs_f64(),
+        log.len(),
+        span.as_secs_f64()
+    );
+}
+
 #[test]
 fn permanent_failures_stop_promptly() {
     // 401: the token signs cluster-info (discovery passes) but does not authenticate.
@@ -800,6 +1066,7 @@ fn permanent_failures_stop_promptly() {
     });
     let (run, root) = join(&cp, &GENEROUS);
     assert_stopped_promptly("401", &run, root.path(), 4, &["401"]);
+    assert_persisted("401", &run, &under(&cp, CONFIGMAPS), 401);
 
     // 403: the token lacks kubeadm's default node group (RBAC).
     let cp = start(Config {
@@ -817,6 +1084,7 @@ fn permanent_failures_stop_promptly() {
         4,
         &["403", "system:bootstrappers:kubeadm:default-node-token"],
     );
+    assert_persisted("403", &run, &under(&cp, CONFIGMAPS), 403);
 
     // A wrong pin: trust failure, before any token-authenticated request.
     let cp = start(Config::default());
@@ -866,8 +1134,57 @@ fn permanent_failures_stop_promptly() {
             4,
             &[&code.to_string()],
         );
-        assert_eq!(under(&cp, CLUSTER_INFO).len(), 1, "{code}: not retried");
+        assert_persisted(
+            &format!("{code} on cluster-info"),
+            &run,
+            &under(&cp, CLUSTER_INFO),
+            code,
+        );
     }
+}
+
+/// A token that expires while the node waits for approval: the control plane restarts, the
+/// re-established watch is refused (401) for good, and the join stops with the refusal.
+#[test]
+fn a_token_expiring_during_the_wait_stops_promptly() {
+    let expires = SystemTime::now() + Duration::from_secs(3);
+    let cp = Arc::new(start(Config {
+        tokens: vec![TokenSpec {
+            expires: Some(expires),
+            ..TokenSpec::new("abcdef", SECRET)
+        }],
+        approval: Approval::Manual,
+        ..Config::default()
+    }));
+    let restarter = {
+        let cp = cp.clone();
+        std::thread::spawn(move || {
+            // Once the node waits (its CSR is there) and the token has expired, restart.
+            let t0 = Instant::now();
+            while cp.csrs().is_empty() && t0.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let left = expires
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            std::thread::sleep(left + Duration::from_millis(100));
+            assert!(cp.restart(Duration::from_millis(300)));
+        })
+    };
+    let (run, root) = join(&cp, &GENEROUS);
+    restarter.join().unwrap();
+    assert_stopped_promptly(
+        "expired during the wait",
+        &run,
+        root.path(),
+        4,
+        &["certificate signing request", "401", "kubeadm token create"],
+    );
+    let refused: Vec<RequestRecord> = under(&cp, CSRS)
+        .into_iter()
+        .filter(|r| r.status == 401)
+        .collect();
+    assert_persisted("expired during the wait", &run, &refused, 401);
 }
 
 #[test]
