@@ -594,8 +594,9 @@ pub async fn bootstrap_and_install_within(
         existing::Existing::Conflict(c) => return Err(install::Error::Existing(c).into()),
     }
 
-    // Overload (429), failover (5xx, resets) and slow answers are retried within the phase;
-    // refusals (401, 403, a Ready Node of our name) end it at once.
+    // Overload (429), failover (5xx, resets) and slow answers are retried within the phase; a
+    // Ready Node of our name ends it at once, a 401/403 once it persists (an API server that
+    // has just restarted refuses valid tokens for a moment: retry::Persistence).
     let stage = run.begin("cluster-config", tuning.api_phase);
     let cluster = Cluster::connect(d)?;
     let cfg = backoff::within(
