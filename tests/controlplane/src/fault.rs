@@ -157,9 +157,10 @@ impl Lifecycle {
         (lifecycle, rx)
     }
 
-    /// The server listens from now on: its startup window starts.
-    pub(crate) fn up(&self) {
-        *self.up_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+    /// The server serves from `at` on (now, or when a resetting down period ends): its startup
+    /// window starts then.
+    pub(crate) fn up(&self, at: std::time::Instant) {
+        *self.up_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
     }
 
     /// The server stopped listening (a restart).
@@ -613,7 +614,7 @@ mod tests {
         };
         let (l, mut rx) = Lifecycle::new(&faults);
         assert!(!l.in_startup_window(), "not listening yet");
-        l.up();
+        l.up(std::time::Instant::now());
         assert!(l.in_startup_window());
         let cm = "/api/v1/namespaces/kube-system/configmaps/kubelet-config";
         assert!(!l.on_request("/api/v1/namespaces/kube-public/configmaps/cluster-info"));

@@ -500,7 +500,10 @@ pub fn start(config: Config) -> Result<Handle, Error> {
                 }
                 let mut reset_until = (down_mode == DownMode::Reset).then_some(up_at);
                 loop {
-                    server_lifecycle.up();
+                    // While a resetting down period lasts, nothing is served: the window
+                    // starts when it ends.
+                    server_lifecycle
+                        .up(reset_until.map_or_else(std::time::Instant::now, |t| t.into_std()));
                     let served = server::serve(
                         listener,
                         tokio_rustls::TlsAcceptor::from(tls.clone()),
