@@ -108,6 +108,9 @@ pub struct Config {
     pub unversioned_kubelet_config_map: Option<bool>,
     /// `ClusterConfiguration.imageRepository`; `None`: kubeadm's default for the version.
     pub image_repository: Option<String>,
+    /// The kubelet-config ConfigMap's name when it does not follow the version and the gate (a
+    /// cluster set up or upgraded by other means): `kubelet-config` or `kubelet-config-1.N`.
+    pub kubelet_config_map_name: Option<String>,
     pub cluster_info_hook: Option<ClusterInfoHook>,
     /// Injected failures (none by default); see [`fault`].
     pub faults: Faults,
@@ -132,6 +135,7 @@ impl Default for Config {
             kubeadm_config_kubernetes_version: None,
             unversioned_kubelet_config_map: None,
             image_repository: None,
+            kubelet_config_map_name: None,
             cluster_info_hook: None,
             faults: Faults::default(),
         }
@@ -163,6 +167,7 @@ impl std::fmt::Debug for Config {
                 &self.unversioned_kubelet_config_map,
             )
             .field("image_repository", &self.image_repository)
+            .field("kubelet_config_map_name", &self.kubelet_config_map_name)
             .field(
                 "cluster_info_hook",
                 &self.cluster_info_hook.as_ref().map(|_| "<fn>"),
@@ -344,7 +349,13 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         Some(v) => version::ServerVersion::parse(v)?,
         None => version.clone(),
     };
-    let kubelet_config_map = version.kubelet_config_map(config.unversioned_kubelet_config_map)?;
+    let kubelet_config_map = match &config.kubelet_config_map_name {
+        Some(name) => {
+            version::legacy_minor(name)?;
+            name.clone()
+        }
+        None => version.kubelet_config_map(config.unversioned_kubelet_config_map)?,
+    };
     // The port is bound here, so the endpoint is known and stays ours; it only listens when the
     // server is up, so during `down_for` the kernel refuses connections to it.
     let bind_err = |source| Error::Bind {

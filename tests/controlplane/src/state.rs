@@ -322,8 +322,8 @@ impl State {
     pub(crate) fn policy(&self) -> auth::Policy {
         auth::Policy {
             kube_proxy: self.settings.kube_proxy,
-            kubelet_config_minor: (self.settings.kubelet_config_map != "kubelet-config")
-                .then_some(self.settings.version.minor),
+            kubelet_config_minor: crate::version::legacy_minor(&self.settings.kubelet_config_map)
+                .unwrap_or(None),
         }
     }
 

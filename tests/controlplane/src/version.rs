@@ -101,6 +101,21 @@ impl ServerVersion {
     }
 }
 
+/// `Some(N)` for `kubelet-config-1.N`, `None` for `kubelet-config`; anything else is refused.
+pub(crate) fn legacy_minor(name: &str) -> Result<Option<u32>, Error> {
+    if name == "kubelet-config" {
+        return Ok(None);
+    }
+    name.strip_prefix("kubelet-config-1.")
+        .and_then(|m| m.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "kubelet-config ConfigMap name {name:?}: expected kubelet-config or kubelet-config-1.N"
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
