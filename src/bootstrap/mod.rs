@@ -2,9 +2,10 @@
 //! submit, wait, verify.
 //!
 //! Stages, each a function the app runs as a named phase:
-//! - [`config::fetch`]: `kubelet-config` and `kubeadm-config` with the bootstrap credentials (not
-//!   `kube-proxy`, which a worker never uses), and the Node-name clash check
-//!   ([`config::check_node`]);
+//! - [`config::fetch`]: `kubeadm-config`, then the kubelet-config ConfigMap under the name of
+//!   the cluster's version, with the bootstrap credentials (not `kube-proxy`, which a worker
+//!   never uses), and the Node-name clash check ([`config::check_node`]); the cluster's version
+//!   then decides the CSR usages and kubelet flags ([`crate::versions`]);
 //! - [`csr::load_or_generate_key`] + [`csr::submit`]: a P-256 key persisted before anything is
 //!   sent, a CSR named deterministically from it (`node-csr-<digest>`, spec §5.2) so an
 //!   interrupted join resumes with the same CSR;

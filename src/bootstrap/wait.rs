@@ -230,16 +230,15 @@ impl Reporter<'_> {
         crate::info!("{line}");
         self.lines.push(line);
         // An auto-approver answers within milliseconds: a request still pending at the first
-        // progress line may be one this control plane never approves. Say so once.
+        // progress line may be one this control plane never approves. Say so once (logged, not
+        // a progress line: on a current control plane it is only a manual approval).
         let note = usages_note(self.usages);
         if !approved && !self.usages_noted && !note.is_empty() {
             self.usages_noted = true;
-            let line = format!(
+            crate::info!(
                 "certificate signing request {} is still pending{note}",
                 self.name
             );
-            crate::warn!("{line}");
-            self.lines.push(line);
         }
         self.next += self.interval;
     }

@@ -92,7 +92,7 @@ impl KubernetesVersion {
         }
         let pre = match pre {
             None => Vec::new(),
-            Some(p) if p.is_empty() => return Err(bad()),
+            Some("") => return Err(bad()),
             Some(p) => p
                 .split('.')
                 .map(|id| {
