@@ -150,12 +150,16 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
             .await
     };
 
-    // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error.
+    // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error — except an
+    // answer that says when to come back (429/503 with Retry-After): that goes to the phase's
+    // backoff, which honours it (an overloaded server must not see three more requests).
     let started = Instant::now();
     let kubeadm = loop {
         match get("kubeadm-config".into()).await {
             Ok(cm) => break cm,
-            Err(e) if started.elapsed() < Duration::from_millis(350) => {
+            Err(e)
+                if e.retry_after().is_none() && started.elapsed() < Duration::from_millis(350) =>
+            {
                 crate::debug!(
                     "getting kubeadm-config: {}; retrying",
                     super::describe(&e.failure())
