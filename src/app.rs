@@ -13,6 +13,7 @@ use crate::plan::pin::CaPin;
 use crate::plan::JoinPlan;
 use crate::root::Root;
 use crate::sys::{RealSys, Sys};
+use crate::versions::ClusterRules;
 use crate::{handoff, info, warn};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -632,21 +633,50 @@ pub async fn bootstrap_and_install_within(
     };
     let hostname_override =
         (id.hostname.as_deref() != Some(node.as_str())).then_some(node.as_str());
+    // What this cluster's version needs: CSR usages, runtime flags, pause image.
+    let rules = ClusterRules::for_cluster(cfg.kubernetes_version.as_ref());
+    if let Some(w) = &rules.warning {
+        warn!("{w}");
+    }
+    let kubelet_version = if rules.needs_kubelet_version(&plan.cri_socket) {
+        local_kubelet_version(&plan.kubelet_path, sys)
+    } else {
+        None
+    };
+    let usages = rules.usages();
     let args = flags::kubelet_args(&flags::FlagsInput {
+        runtime: rules.runtime_flags(&plan.cri_socket, kubelet_version.as_ref()),
         container_runtime_endpoint: runtime_endpoint,
         hostname_override,
         taints: &plan.taints,
         image_repository: &cfg.image_repository,
+        pause_tag: rules.pause_tag(),
         extra_args: &plan.kubelet_extra_args,
     });
     let flags_env = flags::render(&args);
+    info!(
+        "cluster version {} ({} in kube-system/kubeadm-config; kubelet configuration from kube-system/{}): \
+         joining as kubeadm v1.{} does, CSR usages [{}], {}",
+        rules
+            .version
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), |v| v.to_string()),
+        cfg.api_version.as_deref().unwrap_or("ClusterConfiguration"),
+        cfg.kubelet_config_map,
+        rules.row.minor,
+        usages.join(", "),
+        match rules.pause_tag() {
+            Some(tag) => format!("pause image {}/pause:{tag}", cfg.image_repository),
+            None => "no pause image flag".to_string(),
+        }
+    );
 
     if plan.dry_run {
         let (key, reused) = csr::load_or_generate_key(&root, false)?;
         if reused {
             println!(
                 "would: resume certificate signing request {} for {} (key from an earlier attempt)",
-                csr::csr_name(&key, &node),
+                csr::csr_name(&key, &node, usages),
                 csr::common_name(&node)
             );
         } else {
@@ -700,7 +730,7 @@ pub async fn bootstrap_and_install_within(
         &cluster.server,
         || async {
             let mut key = key_slot.lock().await;
-            csr::submit(&cluster, &root, &mut key, &node).await
+            csr::submit(&cluster, &root, &mut key, &node, usages).await
         },
     )
     .await?;
@@ -770,6 +800,47 @@ pub async fn bootstrap_and_install_within(
     Ok(joined)
 }
 
+/// The version of the kubelet at `path` (`kubelet --version`), as kubeadm's
+/// `preflight.GetKubeletVersion` reads it; `None` when there is no kubelet there or its answer
+/// is not a version (the kubelet is then taken to be of the cluster's version).
+fn local_kubelet_version(
+    path: &std::path::Path,
+    sys: &dyn Sys,
+) -> Option<crate::plan::version::KubernetesVersion> {
+    if std::fs::metadata(path).is_err() {
+        info!(
+            "no kubelet at {} (--kubelet-path): taking it to be of the cluster's version",
+            path.display()
+        );
+        return None;
+    }
+    let out = match sys.output(path, &["--version"], Duration::from_secs(10)) {
+        Ok(out) => out,
+        Err(e) => {
+            warn!(
+                "cannot run {} --version ({e}); taking the kubelet to be of the cluster's version",
+                path.display()
+            );
+            return None;
+        }
+    };
+    match crate::plan::version::KubernetesVersion::from_kubelet_output(&String::from_utf8_lossy(
+        &out,
+    )) {
+        Ok(v) => {
+            info!("kubelet at {} is {v}", path.display());
+            Some(v)
+        }
+        Err(e) => {
+            warn!(
+                "{} --version: {e}; taking the kubelet to be of the cluster's version",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 /// Writes the completion contract (`result.json`, Cluster API sentinel) as its own phase.
 async fn complete(
     run: &mut Run,
@@ -834,5 +905,5 @@ fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
         ),
         _ => println!("  trust:       TLS verified against the kubeconfig's CA"),
     }
-    println!("reading the cluster configuration (kube-proxy, kubelet-config, kubeadm-config) with the bootstrap credentials");
+    println!("reading the cluster configuration (kubeadm-config, then kubelet-config by the cluster's version) with the bootstrap credentials");
 }

@@ -36,4 +36,5 @@ pub mod retry;
 pub mod root;
 pub mod source;
 pub mod sys;
+pub mod versions;
 pub mod x509;

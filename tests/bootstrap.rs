@@ -498,7 +498,7 @@ async fn token_without_the_default_group_gets_403_with_a_hint() {
     assert_eq!(e.class(), Class::Rejected);
     let text = e.to_string();
     assert!(
-        text.contains("getting ConfigMap kube-system/kubelet-config") && text.contains("403"),
+        text.contains("getting ConfigMap kube-system/kubeadm-config") && text.contains("403"),
         "{text}"
     );
     let hint = e.hint().unwrap();
@@ -946,7 +946,7 @@ async fn a_server_that_keeps_failing_gives_up_at_the_phase_bound_with_the_last_c
     assert!(
         text.starts_with("gave up in cluster-config after ")
             && text.contains(
-                "(overall deadline 10m0s): getting ConfigMap kube-system/kubelet-config at"
+                "(overall deadline 10m0s): getting ConfigMap kube-system/kubeadm-config at"
             )
             && text.contains("500"),
         "{text}"
@@ -1026,11 +1026,11 @@ async fn a_fresh_join_makes_five_requests_and_watches_from_the_posts_version() {
         vec![
             (
                 "GET",
-                "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
+                "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
             ),
             (
                 "GET",
-                "/api/v1/namespaces/kube-system/configmaps/kubeadm-config"
+                "/api/v1/namespaces/kube-system/configmaps/kubelet-config"
             ),
             ("GET", &*format!("/api/v1/nodes/{NODE}")),
             ("POST", CSRS),

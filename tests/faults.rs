@@ -408,7 +408,7 @@ fn a_500_on_cluster_info_is_retried_with_backoff() {
     assert_eq!(statuses, vec![500, 500, 500, 200]);
 }
 
-/// The configmap reads of the bootstrap phase (kubelet-config, kubeadm-config).
+/// The configmap reads of the bootstrap phase (kubeadm-config, kubelet-config).
 #[test]
 fn retry_after_on_the_configmap_reads_is_honoured() {
     for code in [503, 429] {

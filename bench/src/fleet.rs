@@ -291,7 +291,10 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         config::check_node(&cluster, &node)
     )
     .map_err(|e| chain(&e))?;
+    let rules = kubejoin::versions::ClusterRules::for_cluster(cfg.kubernetes_version.as_ref());
     let args = flags::kubelet_args(&flags::FlagsInput {
+        runtime: rules.runtime_flags(&plan.cri_socket, None),
+        pause_tag: rules.pause_tag(),
         container_runtime_endpoint: cfg
             .container_runtime_endpoint
             .is_none()
@@ -307,7 +310,7 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         interval,
         deadline,
         transient_bootstrap,
-        csr::submit(&cluster, &root, &mut key, &node)
+        csr::submit(&cluster, &root, &mut key, &node, rules.usages())
     )
     .map_err(|e| chain(&e))?;
     let opts = wait::WaitOptions {

@@ -3,6 +3,8 @@
 
 use super::{api_error, Cluster, Error};
 use crate::api::types::{ConfigMap, Node};
+use crate::plan::version::KubernetesVersion;
+use crate::versions::ClusterRules;
 use std::time::{Duration, Instant};
 
 /// kubeadm's default image repository (and the fallback when ClusterConfiguration leaves it empty).
@@ -22,6 +24,14 @@ pub struct ClusterConfig {
     pub cluster_name: String,
     /// `ClusterConfiguration.imageRepository` (for the pause image).
     pub image_repository: String,
+    /// `ClusterConfiguration.apiVersion` (`kubeadm.k8s.io/v1beta2`, `v1beta3`, `v1beta4`).
+    pub api_version: Option<String>,
+    /// `ClusterConfiguration.kubernetesVersion`, when it is a version (not e.g. `stable`).
+    pub kubernetes_version: Option<KubernetesVersion>,
+    /// `ClusterConfiguration.featureGates.UnversionedKubeletConfigMap`, when set.
+    pub unversioned_kubelet_config_map: Option<bool>,
+    /// The kubelet-config ConfigMap that was read (`kubelet-config` or `kubelet-config-1.X`).
+    pub kubelet_config_map: String,
 }
 
 fn data_key(cm: &ConfigMap, name: &'static str, key: &'static str) -> Result<String, Error> {
@@ -46,8 +56,53 @@ fn str_field<'a>(v: &'a serde_yaml::Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What `kubeadm-config`'s `ClusterConfiguration` tells a join. The fields read are the same in
+/// `kubeadm.k8s.io/v1beta2`, `v1beta3` and `v1beta4`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfiguration {
+    pub api_version: Option<String>,
+    pub cluster_name: String,
+    pub image_repository: String,
+    pub kubernetes_version: Option<KubernetesVersion>,
+    /// `kubernetesVersion` as written, for messages when it is not a version.
+    pub kubernetes_version_text: Option<String>,
+    pub unversioned_kubelet_config_map: Option<bool>,
+}
+
+/// Parses `kubeadm-config`'s `ClusterConfiguration`.
+pub fn parse_cluster_configuration(text: &str) -> Result<ClusterConfiguration, Error> {
+    let cc = yaml("kubeadm-config", "ClusterConfiguration", text)?;
+    let version_text = str_field(&cc, "kubernetesVersion").map(str::to_string);
+    Ok(ClusterConfiguration {
+        api_version: str_field(&cc, "apiVersion").map(str::to_string),
+        cluster_name: str_field(&cc, "clusterName")
+            .unwrap_or(DEFAULT_CLUSTER_NAME)
+            .to_string(),
+        image_repository: str_field(&cc, "imageRepository")
+            .unwrap_or(DEFAULT_IMAGE_REPOSITORY)
+            .to_string(),
+        kubernetes_version: version_text
+            .as_deref()
+            .and_then(|v| KubernetesVersion::parse(v).ok()),
+        kubernetes_version_text: version_text,
+        unversioned_kubelet_config_map: cc
+            .get("featureGates")
+            .and_then(|g| g.get("UnversionedKubeletConfigMap"))
+            .and_then(|v| v.as_bool()),
+    })
+}
+
 /// Parses the two documents the join uses. Split out so it is tested on the captured fixtures.
 pub fn parse(kubelet_config: String, cluster_configuration: &str) -> Result<ClusterConfig, Error> {
+    let cc = parse_cluster_configuration(cluster_configuration)?;
+    with_kubelet_config(cc, kubelet_config, "kubelet-config".into())
+}
+
+fn with_kubelet_config(
+    cc: ClusterConfiguration,
+    kubelet_config: String,
+    map_name: String,
+) -> Result<ClusterConfig, Error> {
     let kubelet = yaml("kubelet-config", "kubelet", &kubelet_config)?;
     if !kubelet.is_mapping() {
         return Err(Error::BadConfig {
@@ -56,20 +111,15 @@ pub fn parse(kubelet_config: String, cluster_configuration: &str) -> Result<Clus
             why: "not a mapping".into(),
         });
     }
-    let cc = yaml(
-        "kubeadm-config",
-        "ClusterConfiguration",
-        cluster_configuration,
-    )?;
     Ok(ClusterConfig {
         container_runtime_endpoint: str_field(&kubelet, "containerRuntimeEndpoint")
             .map(str::to_string),
-        cluster_name: str_field(&cc, "clusterName")
-            .unwrap_or(DEFAULT_CLUSTER_NAME)
-            .to_string(),
-        image_repository: str_field(&cc, "imageRepository")
-            .unwrap_or(DEFAULT_IMAGE_REPOSITORY)
-            .to_string(),
+        cluster_name: cc.cluster_name,
+        image_repository: cc.image_repository,
+        api_version: cc.api_version,
+        kubernetes_version: cc.kubernetes_version,
+        unversioned_kubelet_config_map: cc.unversioned_kubelet_config_map,
+        kubelet_config_map: map_name,
         kubelet_config,
     })
 }
@@ -79,36 +129,37 @@ fn config_map_path(name: &str) -> String {
     format!("/api/v1/namespaces/kube-system/configmaps/{name}")
 }
 
-/// Reads kubelet-config (required) and kubeadm-config (required, with kubeadm's short retry),
-/// in kubeadm's order.
+/// Reads kubeadm-config (required, with kubeadm's short retry), then the kubelet-config
+/// ConfigMap (required) under the name kubeadm of the cluster's version uses, in kubeadm's order
+/// (`FetchInitConfigurationFromCluster` reads kubeadm-config before the component configs).
+///
+/// The name depends on the version and on `UnversionedKubeletConfigMap` (see
+/// [`crate::versions`]), so kubeadm-config comes first. When that name is missing (404), or is
+/// one the token may not read (403: kubeadm's RBAC only grants the name in use), the other
+/// naming is tried once; in the common case this is still one GET.
 ///
 /// Unlike kubeadm, the kube-proxy ConfigMap is not read: kubeadm reads it (optional,
 /// mustExist=false) while loading the cluster's component configs, but nothing a worker's join
 /// writes depends on it (kube-proxy runs from its own DaemonSet and ConfigMap), so it would be
 /// one request per join for nothing.
 pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
-    let get = |name: &'static str| async move {
+    let get = |name: String| async move {
         cluster
             .client
-            .get::<ConfigMap>(&config_map_path(name), "ConfigMap")
+            .get::<ConfigMap>(&config_map_path(&name), "ConfigMap")
             .await
     };
 
-    let kubelet = get("kubelet-config").await.map_err(|e| {
-        api_error(
-            "getting ConfigMap kube-system/kubelet-config",
-            &cluster.server,
-            &e,
-        )
-    })?;
-    let kubelet_config = data_key(&kubelet, "kubelet-config", "kubelet")?;
-
-    // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error.
+    // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error — except an
+    // answer that says when to come back (429/503 with Retry-After): that goes to the phase's
+    // backoff, which honours it (an overloaded server must not see three more requests).
     let started = Instant::now();
     let kubeadm = loop {
-        match get("kubeadm-config").await {
+        match get("kubeadm-config".into()).await {
             Ok(cm) => break cm,
-            Err(e) if started.elapsed() < Duration::from_millis(350) => {
+            Err(e)
+                if e.retry_after().is_none() && started.elapsed() < Duration::from_millis(350) =>
+            {
                 crate::debug!(
                     "getting kubeadm-config: {}; retrying",
                     super::describe(&e.failure())
@@ -124,8 +175,42 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
             }
         }
     };
-    let cc = data_key(&kubeadm, "kubeadm-config", "ClusterConfiguration")?;
-    parse(kubelet_config, &cc)
+    let cc = parse_cluster_configuration(&data_key(
+        &kubeadm,
+        "kubeadm-config",
+        "ClusterConfiguration",
+    )?)?;
+    let rules = ClusterRules::for_cluster(cc.kubernetes_version.as_ref());
+    let [first, second] = rules.kubelet_config_maps(cc.unversioned_kubelet_config_map);
+    let (kubelet, name) = match get(first.clone()).await {
+        Ok(cm) => (cm, first),
+        Err(e) if matches!(e.status_code(), Some(403 | 404)) => {
+            crate::info!(
+                "ConfigMap kube-system/{first} cannot be read ({}); trying kube-system/{second}",
+                super::describe(&e.failure())
+            );
+            match get(second.clone()).await {
+                Ok(cm) => (cm, second),
+                // The first name is the one this version uses: its error is the one to report.
+                Err(_) => {
+                    return Err(api_error(
+                        format!("getting ConfigMap kube-system/{first}"),
+                        &cluster.server,
+                        &e,
+                    ))
+                }
+            }
+        }
+        Err(e) => {
+            return Err(api_error(
+                format!("getting ConfigMap kube-system/{first}"),
+                &cluster.server,
+                &e,
+            ))
+        }
+    };
+    let kubelet_config = data_key(&kubelet, "kubelet-config", "kubelet")?;
+    with_kubelet_config(cc, kubelet_config, name)
 }
 
 /// What the cluster knows about a Node of our name.
@@ -195,6 +280,31 @@ mod tests {
         assert_eq!(c.container_runtime_endpoint, None);
         assert_eq!(c.cluster_name, "kubernetes");
         assert_eq!(c.image_repository, "registry.k8s.io");
+        assert_eq!(c.api_version.as_deref(), Some("kubeadm.k8s.io/v1beta3"));
+        assert_eq!(c.kubernetes_version, Some(KubernetesVersion::new(1, 28, 7)));
+        assert_eq!(c.unversioned_kubelet_config_map, None);
+    }
+
+    #[test]
+    fn reads_the_version_from_every_cluster_configuration_api_version() {
+        for api in ["v1beta2", "v1beta3", "v1beta4"] {
+            let cc = parse_cluster_configuration(&format!(
+                "apiVersion: kubeadm.k8s.io/{api}\nkind: ClusterConfiguration\nkubernetesVersion: v1.24.0-alpha.1\n\
+                 imageRepository: k8s.gcr.io\nfeatureGates:\n  UnversionedKubeletConfigMap: false\n"
+            ))
+            .unwrap();
+            assert_eq!(cc.api_version.unwrap(), format!("kubeadm.k8s.io/{api}"));
+            assert_eq!(
+                cc.kubernetes_version.unwrap().to_string(),
+                "v1.24.0-alpha.1"
+            );
+            assert_eq!(cc.image_repository, "k8s.gcr.io");
+            assert_eq!(cc.unversioned_kubelet_config_map, Some(false));
+        }
+        // A label instead of a version: kept as text, no version.
+        let cc = parse_cluster_configuration("kubernetesVersion: stable-1\n").unwrap();
+        assert_eq!(cc.kubernetes_version, None);
+        assert_eq!(cc.kubernetes_version_text.as_deref(), Some("stable-1"));
     }
 
     #[test]

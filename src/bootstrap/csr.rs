@@ -17,7 +17,8 @@ use std::time::SystemTime;
 
 /// The signer that issues kubelet client certificates.
 pub const SIGNER_NAME: &str = "kubernetes.io/kube-apiserver-client-kubelet";
-/// Usages for a non-RSA key (`DefaultKubeletClientGetUsages`); both auto-approvable sets accept it.
+/// Usages of a kubelet from v1.27 for a non-RSA key (`DefaultKubeletClientGetUsages`). What a
+/// join asks for depends on the cluster's version: [`crate::versions::ClusterRules::usages`].
 pub const USAGES: [&str; 2] = ["digital signature", "client auth"];
 /// The organisation every node certificate carries.
 pub const NODES_GROUP: &str = "system:nodes";
@@ -99,9 +100,10 @@ pub fn digested_name(spki_der: &[u8], cn: &str, orgs: &[&str], usages: &[&str]) 
     format!("node-csr-{}", b64.encode(h.finalize()))
 }
 
-/// Our CSR's name for `key` and `node`.
-pub fn csr_name(key: &NodeKey, node: &str) -> String {
-    digested_name(&key.spki_der(), &common_name(node), &[NODES_GROUP], &USAGES)
+/// Our CSR's name for `key`, `node` and the `usages` asked for (they are part of the digest, as
+/// in the kubelet's, so a request for other usages is another request).
+pub fn csr_name(key: &NodeKey, node: &str, usages: &[&str]) -> String {
+    digested_name(&key.spki_der(), &common_name(node), &[NODES_GROUP], usages)
 }
 
 /// Loads the persisted key, or generates one and persists it (0600) before returning, so a key
@@ -142,7 +144,7 @@ pub fn store_key(root: &Root, key: &NodeKey) -> Result<(), Error> {
 }
 
 /// The CSR object we POST.
-pub fn csr_object(name: &str, csr_pem: &str) -> CertificateSigningRequest {
+pub fn csr_object(name: &str, csr_pem: &str, usages: &[&str]) -> CertificateSigningRequest {
     CertificateSigningRequest {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -151,7 +153,7 @@ pub fn csr_object(name: &str, csr_pem: &str) -> CertificateSigningRequest {
         spec: CertificateSigningRequestSpec {
             request: ByteString(csr_pem.as_bytes().to_vec()),
             signer_name: SIGNER_NAME.to_string(),
-            usages: Some(USAGES.iter().map(|u| u.to_string()).collect()),
+            usages: Some(usages.iter().map(|u| u.to_string()).collect()),
         },
         ..Default::default()
     }
@@ -168,6 +170,8 @@ pub struct Submitted {
     /// The object as the POST (or, when adopted, the GET) returned it: its state and the
     /// resourceVersion the wait's watch starts from, so no LIST is needed first.
     pub observed: Option<Box<CertificateSigningRequest>>,
+    /// The usages asked for.
+    pub usages: Vec<String>,
 }
 
 /// `certificates.k8s.io/v1` CertificateSigningRequests.
@@ -288,11 +292,13 @@ pub async fn submit(
     root: &Root,
     key: &mut NodeKey,
     node: &str,
+    usages: &[&str],
 ) -> Result<Submitted, Error> {
     let client = &cluster.client;
+    let owned = || usages.iter().map(|u| u.to_string()).collect::<Vec<_>>();
     for attempt in 0..2 {
-        let name = csr_name(key, node);
-        let obj = csr_object(&name, &key.csr_pem(node)?);
+        let name = csr_name(key, node, usages);
+        let obj = csr_object(&name, &key.csr_pem(node)?, usages);
         let created = client
             .post::<_, CertificateSigningRequest>(CSR_PATH, &obj, "CertificateSigningRequest")
             .await;
@@ -308,6 +314,7 @@ pub async fn submit(
                     uid: created.metadata.uid.clone(),
                     reused: false,
                     observed: Some(Box::new(created)),
+                    usages: owned(),
                 });
             }
             Err(e) if e.status_code() == Some(409) => {
@@ -332,6 +339,7 @@ pub async fn submit(
                             uid: existing.metadata.uid.clone(),
                             reused: true,
                             observed: Some(Box::new(existing)),
+                            usages: owned(),
                         });
                     }
                     Err(Incompatible::Denied { reason, message }) => {
@@ -369,7 +377,7 @@ pub async fn submit(
     }
     // Unreachable in practice: the second attempt always returns.
     Err(Error::CsrConflict {
-        name: csr_name(key, node),
+        name: csr_name(key, node, usages),
         why: "no usable name".into(),
     })
 }
@@ -437,12 +445,17 @@ mod tests {
         let a = NodeKey::generate().unwrap();
         let b = NodeKey::generate().unwrap();
         assert_eq!(
-            csr_name(&a, "n"),
-            csr_name(&NodeKey::from_pem(&a.to_pem()).unwrap(), "n")
+            csr_name(&a, "n", &USAGES),
+            csr_name(&NodeKey::from_pem(&a.to_pem()).unwrap(), "n", &USAGES)
         );
-        assert_ne!(csr_name(&a, "n"), csr_name(&b, "n"));
-        assert_ne!(csr_name(&a, "n"), csr_name(&a, "m"));
-        assert!(csr_name(&a, "n").starts_with("node-csr-"));
+        assert_ne!(csr_name(&a, "n", &USAGES), csr_name(&b, "n", &USAGES));
+        assert_ne!(csr_name(&a, "n", &USAGES), csr_name(&a, "m", &USAGES));
+        assert!(csr_name(&a, "n", &USAGES).starts_with("node-csr-"));
+        // The usages are part of the name: a request for another set is another request.
+        assert_ne!(
+            csr_name(&a, "n", &USAGES),
+            csr_name(&a, "n", crate::versions::USAGES_WITH_KEY_ENCIPHERMENT)
+        );
         assert_eq!(format!("{a:?}"), "NodeKey(<redacted>)");
     }
 
@@ -456,7 +469,7 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        let ours = serde_json::to_value(csr_object("node-csr-x", "PEM")).unwrap();
+        let ours = serde_json::to_value(csr_object("node-csr-x", "PEM", &USAGES)).unwrap();
         assert_eq!(ours["apiVersion"], captured["apiVersion"]);
         assert_eq!(ours["kind"], captured["kind"]);
         assert_eq!(ours["spec"]["signerName"], captured["spec"]["signerName"]);
@@ -492,7 +505,11 @@ mod tests {
     }
 
     fn existing(key: &NodeKey, node: &str) -> CertificateSigningRequest {
-        csr_object(&csr_name(key, node), &key.csr_pem(node).unwrap())
+        csr_object(
+            &csr_name(key, node, &USAGES),
+            &key.csr_pem(node).unwrap(),
+            &USAGES,
+        )
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! submit, wait, verify.
 //!
 //! Stages, each a function the app runs as a named phase:
-//! - [`config::fetch`]: `kubelet-config` and `kubeadm-config` with the bootstrap credentials (not
-//!   `kube-proxy`, which a worker never uses), and the Node-name clash check
-//!   ([`config::check_node`]);
+//! - [`config::fetch`]: `kubeadm-config`, then the kubelet-config ConfigMap under the name of
+//!   the cluster's version, with the bootstrap credentials (not `kube-proxy`, which a worker
+//!   never uses), and the Node-name clash check ([`config::check_node`]); the cluster's version
+//!   then decides the CSR usages and kubelet flags ([`crate::versions`]);
 //! - [`csr::load_or_generate_key`] + [`csr::submit`]: a P-256 key persisted before anything is
 //!   sent, a CSR named deterministically from it (`node-csr-<digest>`, spec §5.2) so an
 //!   interrupted join resumes with the same CSR;
@@ -103,6 +104,8 @@ pub enum Error {
         name: String,
         waited: Duration,
         approved: bool,
+        /// The usages the request asked for (some control planes never approve some sets).
+        usages: Vec<String>,
     },
     #[error("the certificate issued for {name} is not acceptable")]
     Certificate {
@@ -205,15 +208,25 @@ impl Classify for Error {
             Error::Hostname(_) | Error::HostnameNotANodeName(_) => {
                 Some("set the node name explicitly with --node-name".into())
             }
+            Error::Failed { name, reason, message } if reason == "SignerValidationFailure" && message.contains("usages") => {
+                Some(format!(
+                    "the cluster's signer (kube-controller-manager) does not accept the usages this request asks \
+                     for; kubejoin chooses them by the version in kube-system/kubeadm-config (before v1.25 only \
+                     [digital signature, key encipherment, client auth] is signed) — if kube-controller-manager \
+                     runs an older version than that (an upgrade in progress), finish the upgrade or correct \
+                     kubernetesVersion, then remove the request with `kubectl delete csr {name}` and run kubejoin again"
+                ))
+            }
             Error::Denied { name, .. } | Error::Failed { name, .. } => Some(format!(
                 "an administrator or the signer refused this node's certificate; if that was a mistake, \
                  remove the request with `kubectl delete csr {name}` and run kubejoin again"
             )),
             Error::Deleted { .. } => Some("run kubejoin again to submit a new request".into()),
-            Error::Timeout { name, approved: false, .. } => Some(format!(
+            Error::Timeout { name, approved: false, usages, .. } => Some(format!(
                 "nobody approved the request: approve it with `kubectl certificate approve {name}` \
                  (or check that the token carries the group {DEFAULT_NODE_TOKEN_GROUP}, whose requests \
-                 kubeadm's RBAC auto-approves), or raise --tls-bootstrap-timeout"
+                 kubeadm's RBAC auto-approves), or raise --tls-bootstrap-timeout{}",
+                wait::usages_note(usages)
             )),
             Error::Timeout { approved: true, .. } => Some(
                 "the request was approved but no certificate was issued: check that kube-controller-manager \

@@ -204,6 +204,21 @@ pub fn progress_line(name: &str, approved: bool, elapsed: Duration, timeout: Dur
     }
 }
 
+/// For a request still pending: a note when its usages are ones that control planes before
+/// v1.25 never approve nor sign (`ValidateKubeletClientCSR` there requires exactly
+/// [digital signature, key encipherment, client auth]); empty otherwise.
+pub fn usages_note(usages: &[String]) -> String {
+    if usages.is_empty() || usages.iter().any(|u| u == "key encipherment") {
+        return String::new();
+    }
+    format!(
+        "; the request asks for usages [{}], which kube-controller-manager before v1.25 neither \
+         auto-approves nor signs — if it runs an older version than kube-system/kubeadm-config says \
+         (an upgrade in progress), the request will stay pending",
+        usages.join(", ")
+    )
+}
+
 struct Reporter<'a> {
     name: &'a str,
     start: Instant,
@@ -211,6 +226,8 @@ struct Reporter<'a> {
     interval: Duration,
     next: tokio::time::Instant,
     lines: Vec<String>,
+    usages: &'a [String],
+    usages_noted: bool,
 }
 
 impl Reporter<'_> {
@@ -218,6 +235,17 @@ impl Reporter<'_> {
         let line = progress_line(self.name, approved, self.start.elapsed(), self.timeout);
         crate::info!("{line}");
         self.lines.push(line);
+        // An auto-approver answers within milliseconds: a request still pending at the first
+        // progress line may be one this control plane never approves. Say so once (logged, not
+        // a progress line: on a current control plane it is only a manual approval).
+        let note = usages_note(self.usages);
+        if !approved && !self.usages_noted && !note.is_empty() {
+            self.usages_noted = true;
+            crate::info!(
+                "certificate signing request {} is still pending{note}",
+                self.name
+            );
+        }
         self.next += self.interval;
     }
 }
@@ -272,6 +300,8 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         interval,
         next: tokio::time::Instant::from_std(start + interval),
         lines: Vec::new(),
+        usages: &sub.usages,
+        usages_noted: false,
     };
     let mut state = WaitState {
         relist: true,
@@ -300,6 +330,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
         name: name.to_string(),
         waited: start.elapsed(),
         approved: state.approved,
+        usages: sub.usages.clone(),
     };
     let watch_secs = u32::try_from(opts.watch_timeout.min(MAX_WATCH_TIMEOUT).as_secs().max(1))
         .unwrap_or(u32::MAX);
@@ -632,6 +663,25 @@ mod tests {
             examine(&WaitState::default(), NAME, Some(UID), &csr).unwrap(),
             Next::Continue(_)
         ));
+    }
+
+    #[test]
+    fn usages_note_only_for_sets_old_control_planes_refuse() {
+        let s = |v: &[&str]| v.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            usages_note(&s(&[
+                "digital signature",
+                "key encipherment",
+                "client auth"
+            ])),
+            ""
+        );
+        assert_eq!(usages_note(&[]), "");
+        let note = usages_note(&s(&["digital signature", "client auth"]));
+        assert!(
+            note.contains("[digital signature, client auth]") && note.contains("before v1.25"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The kubelet's `PATH` (it runs iptables, mount, nsenter… by name).
-pub const KUBELET_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use crate::sys::KUBELET_PATH_ENV;
 
 /// Why the handoff failed.
 #[derive(Debug, thiserror::Error)]

@@ -2,13 +2,19 @@
 //!
 //! `KUBELET_KUBEADM_ARGS=<Go %q of the space-joined args>`; the packaging drop-in expands it
 //! into the kubelet's command line, and the exec handoff reads it back the same way.
+//!
+//! Which flags kubeadm writes depends on its version (`--container-runtime=remote` up to v1.25,
+//! `--network-plugin=cni` for a pre-v1.24 kubelet's dockershim under kubeadm v1.24, the pause
+//! image up to v1.34 with that version's tag): the caller passes them from
+//! [`crate::versions::ClusterRules`].
 
-/// The sandbox image kubeadm ≤1.34 passes (`--pod-infra-container-image`).
-pub const PAUSE_VERSION: &str = "3.10";
+pub use crate::versions::RuntimeFlags;
 
 /// The node-local inputs of the flags.
 #[derive(Debug, Clone, Default)]
 pub struct FlagsInput<'a> {
+    /// Which runtime flags the cluster's kubeadm version writes.
+    pub runtime: RuntimeFlags,
     /// `--container-runtime-endpoint`, unless the cluster's KubeletConfiguration sets one.
     pub container_runtime_endpoint: Option<&'a str>,
     /// The node name when it differs from the lower-cased hostname.
@@ -17,6 +23,9 @@ pub struct FlagsInput<'a> {
     pub taints: &'a [String],
     /// `ClusterConfiguration.imageRepository`.
     pub image_repository: &'a str,
+    /// The pause tag of the cluster's kubeadm version; `None`: no `--pod-infra-container-image`
+    /// (kubeadm from v1.35).
+    pub pause_tag: Option<&'a str>,
     /// `kubeletExtraArgs` / `--kubelet-arg`, in the order given.
     pub extra_args: &'a [(String, String)],
 }
@@ -25,16 +34,26 @@ pub struct FlagsInput<'a> {
 /// an extra arg removes every base arg of its name; the result is sorted by name, then value.
 pub fn kubelet_args(input: &FlagsInput<'_>) -> Vec<(String, String)> {
     let mut base: Vec<(String, String)> = Vec::new();
-    if let Some(ep) = input.container_runtime_endpoint {
-        base.push(("container-runtime-endpoint".into(), ep.into()));
+    match input.runtime {
+        RuntimeFlags::Dockershim => base.push(("network-plugin".into(), "cni".into())),
+        RuntimeFlags::RemoteWithFlag | RuntimeFlags::Remote => {
+            if input.runtime == RuntimeFlags::RemoteWithFlag {
+                base.push(("container-runtime".into(), "remote".into()));
+            }
+            if let Some(ep) = input.container_runtime_endpoint {
+                base.push(("container-runtime-endpoint".into(), ep.into()));
+            }
+        }
     }
     if let Some(h) = input.hostname_override {
         base.push(("hostname-override".into(), h.into()));
     }
-    base.push((
-        "pod-infra-container-image".into(),
-        format!("{}/pause:{PAUSE_VERSION}", input.image_repository),
-    ));
+    if let Some(tag) = input.pause_tag {
+        base.push((
+            "pod-infra-container-image".into(),
+            format!("{}/pause:{tag}", input.image_repository),
+        ));
+    }
     if !input.taints.is_empty() {
         base.push(("register-with-taints".into(), input.taints.join(",")));
     }
@@ -169,11 +188,52 @@ mod tests {
             container_runtime_endpoint: Some("unix:///tmp/realcp/refjoin/no-such-cri.sock"),
             hostname_override: Some("ref-join"),
             image_repository: "registry.k8s.io",
+            pause_tag: Some("3.9"),
             ..Default::default()
         });
         let ours = render(&args);
-        assert_eq!(ours, reference.replace("pause:3.9", "pause:3.10"));
+        assert_eq!(ours, reference);
         assert_eq!(parse(&reference).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn reproduces_what_kubeadm_v1_24_wrote() {
+        // kubeadm-v1.24/kubeadm-flags.env, written by kubeadm v1.24.0-alpha.1 (pause 3.6 then).
+        let reference = std::fs::read_to_string(format!(
+            "{}/tests/fixtures/kubeadm-v1.24/kubeadm-flags.env",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let v = crate::plan::version::KubernetesVersion::parse("v1.24.0-alpha.1").unwrap();
+        let rules = crate::versions::ClusterRules::for_cluster(Some(&v));
+        let endpoint = "unix:///tmp/realcp/run/containerd.sock";
+        let args = kubelet_args(&FlagsInput {
+            runtime: rules.runtime_flags(endpoint, None),
+            container_runtime_endpoint: Some(endpoint),
+            hostname_override: Some("cp-2"),
+            image_repository: "k8s.gcr.io",
+            pause_tag: rules.pause_tag(),
+            ..Default::default()
+        });
+        assert_eq!(render(&args), reference);
+    }
+
+    #[test]
+    fn dockershim_kubelets_get_the_network_plugin_and_no_runtime_flags() {
+        let args = kubelet_args(&FlagsInput {
+            runtime: RuntimeFlags::Dockershim,
+            container_runtime_endpoint: Some("unix:///var/run/dockershim.sock"),
+            image_repository: "k8s.gcr.io",
+            pause_tag: Some("3.7"),
+            ..Default::default()
+        });
+        assert_eq!(
+            to_command_line(&args),
+            vec![
+                "--network-plugin=cni",
+                "--pod-infra-container-image=k8s.gcr.io/pause:3.7"
+            ]
+        );
     }
 
     #[test]
@@ -193,7 +253,9 @@ mod tests {
             hostname_override: Some("worker-1"),
             taints: &taints,
             image_repository: "registry.example.com/k8s",
+            pause_tag: Some("3.10"),
             extra_args: &extra,
+            ..Default::default()
         });
         assert_eq!(
             to_command_line(&args),
@@ -213,12 +275,19 @@ mod tests {
     fn no_runtime_flag_when_the_cluster_config_sets_it() {
         let args = kubelet_args(&FlagsInput {
             image_repository: "registry.k8s.io",
+            pause_tag: Some("3.10"),
             ..Default::default()
         });
         assert_eq!(
             render(&args),
             "KUBELET_KUBEADM_ARGS=\"--pod-infra-container-image=registry.k8s.io/pause:3.10\"\n"
         );
+        // kubeadm from v1.35: no pause flag at all.
+        let args = kubelet_args(&FlagsInput {
+            image_repository: "registry.k8s.io",
+            ..Default::default()
+        });
+        assert_eq!(render(&args), "KUBELET_KUBEADM_ARGS=\"\"\n");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod network;
 pub mod node_name;
 pub mod pin;
 pub mod token;
+pub mod version;
 
 use crate::discovery;
 use node_name::NodeName;

@@ -18,9 +18,13 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 pub mod net;
 mod rtnl;
+
+/// The `PATH` of programs kubejoin starts (the kubelet runs iptables, mount, nsenter… by name).
+pub const KUBELET_PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The privileged effects kubejoin performs.
 pub trait Sys: fmt::Debug + Send + Sync {
@@ -30,6 +34,11 @@ pub trait Sys: fmt::Debug + Send + Sync {
 
     /// The kernel's hostname (UTS namespace), as `uname -n` prints it.
     fn hostname(&self) -> io::Result<String>;
+
+    /// Runs `path` with `args` in an empty environment (only `PATH`), no stdin, and returns its
+    /// standard output once it exits 0; killed and `TimedOut` after `timeout`. For
+    /// `kubelet --version`.
+    fn output(&self, path: &Path, args: &[&str], timeout: Duration) -> io::Result<Vec<u8>>;
 }
 
 /// The real system.
@@ -53,6 +62,47 @@ impl Sys for RealSys {
             .map_err(io::Error::from)
             .map(|h| h.to_string_lossy().into_owned())
     }
+
+    fn output(&self, path: &Path, args: &[&str], timeout: Duration) -> io::Result<Vec<u8>> {
+        use std::io::Read as _;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(path)
+            .args(args)
+            .env_clear()
+            .env("PATH", KUBELET_PATH_ENV)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // A version query prints a line and exits; a program that hangs must not hold the join.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} did not exit within {timeout:?}", path.display()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let mut out = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            // Bounded: a version line is short.
+            stdout.by_ref().take(64 * 1024).read_to_end(&mut out)?;
+        }
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "{} exited with {status}",
+                path.display()
+            )));
+        }
+        Ok(out)
+    }
 }
 
 /// One recorded call on [`RecordingSys`].
@@ -64,6 +114,10 @@ pub enum Call {
         env: Vec<(OsString, OsString)>,
     },
     Hostname,
+    Output {
+        path: PathBuf,
+        args: Vec<String>,
+    },
 }
 
 /// A fake that records every call and answers from its configuration.
@@ -75,6 +129,7 @@ pub struct RecordingSys {
     calls: Mutex<Vec<Call>>,
     hostname: Result<String, io::ErrorKind>,
     execve_error: io::ErrorKind,
+    output: Result<Vec<u8>, io::ErrorKind>,
 }
 
 impl RecordingSys {
@@ -84,7 +139,15 @@ impl RecordingSys {
             calls: Mutex::new(Vec::new()),
             hostname: Ok(hostname.to_string()),
             execve_error: io::ErrorKind::Other,
+            output: Err(io::ErrorKind::NotFound),
         }
+    }
+
+    /// Makes `output()` return `stdout` (by default it fails with `NotFound`, as for a
+    /// program that is not installed).
+    pub fn with_output(mut self, stdout: &[u8]) -> Self {
+        self.output = Ok(stdout.to_vec());
+        self
     }
 
     /// Makes `hostname()` fail with `kind`.
@@ -127,6 +190,16 @@ impl Sys for RecordingSys {
             .clone()
             .map_err(|k| io::Error::new(k, "hostname unavailable (recording fake)"))
     }
+
+    fn output(&self, path: &Path, args: &[&str], _timeout: Duration) -> io::Result<Vec<u8>> {
+        self.record(Call::Output {
+            path: path.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        });
+        self.output
+            .clone()
+            .map_err(|k| io::Error::new(k, "no output (recording fake)"))
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +209,42 @@ mod tests {
     #[test]
     fn real_hostname_is_not_empty() {
         assert!(!RealSys.hostname().unwrap().is_empty());
+    }
+
+    #[test]
+    fn real_output_returns_stdout_and_bounds_the_run() {
+        let out = RealSys
+            .output(
+                Path::new("/bin/sh"),
+                &["-c", "echo Kubernetes v1.23.17; echo ignored >&2"],
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        assert_eq!(out, b"Kubernetes v1.23.17\n");
+        let e = RealSys
+            .output(
+                Path::new("/bin/sh"),
+                &["-c", "exit 3"],
+                Duration::from_secs(10),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("exited with"), "{e}");
+        let e = RealSys
+            .output(
+                Path::new("/bin/sh"),
+                &["-c", "sleep 5"],
+                Duration::from_millis(100),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let e = RealSys
+            .output(
+                Path::new("/nonexistent/kubelet"),
+                &["--version"],
+                Duration::from_secs(1),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -321,6 +321,18 @@ pub(crate) fn valid_path_segment(name: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy {
     pub kube_proxy: bool,
+    /// `Some(minor)`: the kubelet-config ConfigMap (and kubeadm's RBAC for it) is the legacy
+    /// `kubelet-config-1.<minor>`.
+    pub kubelet_config_minor: Option<u32>,
+}
+
+impl Policy {
+    fn kubelet_config(&self) -> String {
+        match self.kubelet_config_minor {
+            Some(minor) => format!("kubelet-config-1.{minor}"),
+            None => "kubelet-config".to_string(),
+        }
+    }
 }
 
 /// Node + RBAC, as `kubeadm init` configures them. `Err(reason)` is a denial; the reason (from
@@ -441,8 +453,9 @@ fn rbac_allows(user: &User, ri: &RequestInfo, policy: Policy) -> bool {
         return true;
     }
     if user.in_group(DEFAULT_NODE_TOKEN_GROUP) {
-        // kubeadm:nodes-kubeadm-config, kubeadm:kubelet-config, kube-proxy (addon only)
-        let mut names = vec!["kubeadm-config", "kubelet-config"];
+        // kubeadm:nodes-kubeadm-config, kubeadm:kubelet-config(-1.X), kube-proxy (addon only)
+        let kubelet_config = policy.kubelet_config();
+        let mut names = vec!["kubeadm-config", kubelet_config.as_str()];
         if policy.kube_proxy {
             names.push("kube-proxy");
         }
@@ -470,7 +483,7 @@ fn rbac_allows(user: &User, ri: &RequestInfo, policy: Policy) -> bool {
         }
     }
     if user.in_group(NODES_GROUP) {
-        if get_configmap("kube-system", &["kubeadm-config", "kubelet-config"]) {
+        if get_configmap("kube-system", &["kubeadm-config", &policy.kubelet_config()]) {
             return true;
         }
         // kubeadm:node-autoapprove-certificate-rotation -> ...:selfnodeclient
@@ -655,7 +668,10 @@ mod tests {
 
     #[test]
     fn rbac_as_kubeadm_sets_it_up() {
-        let policy = Policy { kube_proxy: false };
+        let policy = Policy {
+            kube_proxy: false,
+            kubelet_config_minor: None,
+        };
         let bootstrap = User {
             name: "system:bootstrap:abcdef".into(),
             groups: vec![
@@ -692,7 +708,10 @@ mod tests {
                 "GET",
                 "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
             ),
-            Policy { kube_proxy: true }
+            Policy {
+                kube_proxy: true,
+                kubelet_config_minor: None,
+            }
         )
         .is_ok());
         assert!(allowed(&bootstrap, "GET", "/api/v1/nodes/n1"));

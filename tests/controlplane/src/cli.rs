@@ -50,7 +50,13 @@ SERVE FLAGS:
     --node NAME[:ready]        a Node that already exists (repeatable)
     --kube-proxy               install the kube-proxy addon ConfigMap and RBAC
     --no-preferences           no `preferences: {}` line (client-go >= 0.34)
-    --kubernetes-version V     /version and kubeadm-config (default v1.33.0)
+    --kubernetes-version V     the version to behave as, X.Y or vX.Y.Z (default v1.33.0): /version,
+                               kubeadm-config (ClusterConfiguration API version of that kubeadm),
+                               CSR approver/signer usage rules, kubelet-config ConfigMap name
+    --kubeadm-config-version V kubernetesVersion in kubeadm-config when it differs (an upgrade in
+                               progress: kubeadm-config ahead of kube-controller-manager)
+    --versioned-kubelet-config UnversionedKubeletConfigMap: false (before v1.25): kubelet-config-1.X
+    --image-repository REPO    ClusterConfiguration.imageRepository (default: kubeadm's for the version)
     --state-dir DIR            write ca.crt, admin.conf, endpoint, pin, requests.jsonl there
 
 FAULT INJECTION (serve):
@@ -210,6 +216,15 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                     "--kube-proxy" => config.kube_proxy = true,
                     "--no-preferences" => config.preferences_line = false,
                     "--kubernetes-version" => config.kubernetes_version = value(&flag, &mut rest)?,
+                    "--kubeadm-config-version" => {
+                        config.kubeadm_config_kubernetes_version = Some(value(&flag, &mut rest)?)
+                    }
+                    "--versioned-kubelet-config" => {
+                        config.unversioned_kubelet_config_map = Some(false)
+                    }
+                    "--image-repository" => {
+                        config.image_repository = Some(value(&flag, &mut rest)?)
+                    }
                     "--state-dir" => state_dir = Some(PathBuf::from(value(&flag, &mut rest)?)),
                     "--down-for" => {
                         config.faults.down_for = duration(&flag, &value(&flag, &mut rest)?)?

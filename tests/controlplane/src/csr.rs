@@ -3,6 +3,7 @@
 
 use crate::objects::{quote, FieldError};
 use crate::pki::{self, ku, oid, GoName, Sans, Template};
+use crate::version::ServerVersion;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
@@ -227,8 +228,14 @@ fn usage_set(usages: &[String]) -> BTreeSet<&str> {
     usages.iter().map(String::as_str).collect()
 }
 
-/// `ValidateKubeletClientCSR`, with its error texts (the signer reports them).
-pub(crate) fn validate_kubelet_client(csr: &ParsedCsr, usages: &[String]) -> Result<(), String> {
+/// `ValidateKubeletClientCSR` of `version`, with its error texts (the signer reports them).
+/// Up to v1.24 only the set with key encipherment passes; from v1.25 (PR 111061) also the
+/// set without it. The message lists the required set sorted, as `sets.String.List()` does.
+pub(crate) fn validate_kubelet_client(
+    csr: &ParsedCsr,
+    usages: &[String],
+    version: &ServerVersion,
+) -> Result<(), String> {
     if csr.subject.organization != ["system:nodes"] {
         return Err("subject organization is not system:nodes".into());
     }
@@ -250,7 +257,8 @@ pub(crate) fn validate_kubelet_client(csr: &ParsedCsr, usages: &[String]) -> Res
     let set = usage_set(usages);
     let with_rsa: BTreeSet<&str> = ["digital signature", "key encipherment", "client auth"].into();
     let without: BTreeSet<&str> = ["digital signature", "client auth"].into();
-    if set != with_rsa && set != without {
+    let accepted = set == with_rsa || (set == without && !version.strict_kubelet_client_usages());
+    if !accepted {
         return Err("usages did not match [client auth digital signature key encipherment]".into());
     }
     Ok(())
@@ -305,9 +313,10 @@ pub(crate) fn auto_approval(
     usages: &[String],
     username: &str,
     may_create: impl Fn(&str) -> bool,
+    version: &ServerVersion,
 ) -> Option<&'static str> {
-    let node_client =
-        signer_name == KUBELET_CLIENT_SIGNER && validate_kubelet_client(csr, usages).is_ok();
+    let node_client = signer_name == KUBELET_CLIENT_SIGNER
+        && validate_kubelet_client(csr, usages, version).is_ok();
     if !node_client {
         return None;
     }
@@ -340,9 +349,10 @@ pub(crate) fn sign(
     usages: &[String],
     expiration_seconds: Option<i64>,
     now: SystemTime,
+    version: &ServerVersion,
 ) -> Signing {
     let check = match signer_name {
-        KUBELET_CLIENT_SIGNER => validate_kubelet_client(csr, usages),
+        KUBELET_CLIENT_SIGNER => validate_kubelet_client(csr, usages, version),
         APISERVER_CLIENT_SIGNER => validate_apiserver_client(usages),
         KUBELET_SERVING_SIGNER => validate_kubelet_serving(csr, usages),
         _ => return Signing::NotMine,
@@ -484,7 +494,11 @@ mod tests {
         (req, usages)
     }
 
-    fn approves(name: &str) -> bool {
+    fn v(s: &str) -> ServerVersion {
+        ServerVersion::parse(s).unwrap()
+    }
+
+    fn approves_at(name: &str, version: &str) -> bool {
         let (req, usages) = fixture_request(name);
         let csr = parse_request(&req).unwrap();
         auto_approval(
@@ -493,8 +507,47 @@ mod tests {
             &usages,
             "system:bootstrap:abcdef",
             |s| s == "nodeclient",
+            &v(version),
         )
         .is_some()
+    }
+
+    /// As the v1.28.7 control plane the captures come from.
+    fn approves(name: &str) -> bool {
+        approves_at(name, "v1.28.7")
+    }
+
+    #[test]
+    fn before_v1_25_only_the_set_with_key_encipherment_is_approved_and_signed() {
+        // The captured ECDSA request asks for [digital signature, client auth].
+        assert!(!approves_at("csr-post-response.json", "v1.24.17"));
+        assert!(approves_at("csr-post-response.json", "v1.25.0"));
+        assert!(approves_at(
+            "extra/x-ok-rsa-keyenc-1795347852.post.json",
+            "v1.24.17"
+        ));
+        let (req, usages) = fixture_request("csr-post-response.json");
+        let csr = parse_request(&req).unwrap();
+        let ca = pki::Ca::generate("kubernetes", SystemTime::now()).unwrap();
+        let sign_at = |version: &str| {
+            sign(
+                &ca,
+                &csr,
+                KUBELET_CLIENT_SIGNER,
+                &usages,
+                None,
+                SystemTime::now(),
+                &v(version),
+            )
+        };
+        match sign_at("v1.24.0") {
+            Signing::Failed(m) => assert_eq!(
+                m,
+                "usages did not match [client auth digital signature key encipherment]"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(sign_at("v1.25.0"), Signing::Issued(_)));
     }
 
     #[test]
@@ -516,13 +569,25 @@ mod tests {
         let csr = parse_request(&req).unwrap();
         let cn = csr.subject.common_name.clone();
         assert_eq!(
-            auto_approval(&csr, KUBELET_CLIENT_SIGNER, &usages, &cn, |s| s
-                == "selfnodeclient"),
+            auto_approval(
+                &csr,
+                KUBELET_CLIENT_SIGNER,
+                &usages,
+                &cn,
+                |s| s == "selfnodeclient",
+                &v("v1.28.7")
+            ),
             Some("Auto approving self kubelet client certificate after SubjectAccessReview.")
         );
         assert_eq!(
-            auto_approval(&csr, KUBELET_CLIENT_SIGNER, &usages, "someone-else", |s| s
-                == "selfnodeclient"),
+            auto_approval(
+                &csr,
+                KUBELET_CLIENT_SIGNER,
+                &usages,
+                "someone-else",
+                |s| s == "selfnodeclient",
+                &v("v1.28.7")
+            ),
             None
         );
     }

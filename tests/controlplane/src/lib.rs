@@ -13,6 +13,9 @@
 //!   the csrapproving controller (nodeclient/selfnodeclient) and the csrsigning controller.
 //! - `kube-system` ConfigMaps (`kubeadm-config`, `kubelet-config`, optional `kube-proxy`),
 //!   Nodes, SelfSubjectReviews, `/healthz` `/readyz` `/livez` `/version` `/api` `/apis`.
+//! - Version-aware ([`Config::kubernetes_version`]): the usage rules of the approver and signer,
+//!   the kubelet-config ConfigMap name (`kubelet-config-1.X` where that version used it) and
+//!   the `ClusterConfiguration` API version follow the version it is told to be.
 //!
 //! ```no_run
 //! let cp = kubejoin_testcp::start(kubejoin_testcp::Config::default()).unwrap();
@@ -42,6 +45,7 @@ mod pki;
 mod server;
 mod state;
 mod util;
+mod version;
 
 pub use fault::{
     Action, DownMode, Faults, InFlightLimit, RequestFault, Restart, RestartTrigger, WatchCut,
@@ -95,8 +99,22 @@ pub struct Config {
     /// `kube-proxy` ConfigMap with a token is a 403, as on the captured control plane.
     pub kube_proxy: bool,
     pub cluster_name: String,
-    /// Served by `/version` and written into `kubeadm-config`.
+    /// The version this control plane behaves as (`v1.28.7`, or `1.24` for `v1.24.0`): served
+    /// by `/version`, written into `kubeadm-config` (in the `ClusterConfiguration` API version
+    /// kubeadm of that version uploads), and deciding the CSR approver's and signer's usage
+    /// rules and the kubelet-config ConfigMap name (see `version.rs`).
     pub kubernetes_version: String,
+    /// What `kubeadm-config` says when it is not `kubernetes_version`: a cluster whose
+    /// ClusterConfiguration was upgraded before its kube-controller-manager.
+    pub kubeadm_config_kubernetes_version: Option<String>,
+    /// kubeadm's `UnversionedKubeletConfigMap` gate in the ClusterConfiguration (`None`: the
+    /// version's default); `Some(false)` before v1.25 names the ConfigMap `kubelet-config-1.X`.
+    pub unversioned_kubelet_config_map: Option<bool>,
+    /// `ClusterConfiguration.imageRepository`; `None`: kubeadm's default for the version.
+    pub image_repository: Option<String>,
+    /// The kubelet-config ConfigMap's name when it does not follow the version and the gate (a
+    /// cluster set up or upgraded by other means): `kubelet-config` or `kubelet-config-1.N`.
+    pub kubelet_config_map_name: Option<String>,
     pub cluster_info_hook: Option<ClusterInfoHook>,
     /// Injected failures (none by default); see [`fault`].
     pub faults: Faults,
@@ -118,6 +136,10 @@ impl Default for Config {
             kube_proxy: false,
             cluster_name: "kubernetes".to_string(),
             kubernetes_version: "v1.33.0".to_string(),
+            kubeadm_config_kubernetes_version: None,
+            unversioned_kubelet_config_map: None,
+            image_repository: None,
+            kubelet_config_map_name: None,
             cluster_info_hook: None,
             faults: Faults::default(),
         }
@@ -140,6 +162,16 @@ impl std::fmt::Debug for Config {
             .field("kube_proxy", &self.kube_proxy)
             .field("cluster_name", &self.cluster_name)
             .field("kubernetes_version", &self.kubernetes_version)
+            .field(
+                "kubeadm_config_kubernetes_version",
+                &self.kubeadm_config_kubernetes_version,
+            )
+            .field(
+                "unversioned_kubelet_config_map",
+                &self.unversioned_kubelet_config_map,
+            )
+            .field("image_repository", &self.image_repository)
+            .field("kubelet_config_map_name", &self.kubelet_config_map_name)
             .field(
                 "cluster_info_hook",
                 &self.cluster_info_hook.as_ref().map(|_| "<fn>"),
@@ -317,6 +349,18 @@ pub fn start(config: Config) -> Result<Handle, Error> {
     if config.cluster_name.is_empty() {
         return Err(Error::Config("cluster_name is empty".to_string()));
     }
+    let version = version::ServerVersion::parse(&config.kubernetes_version)?;
+    let kubeadm_config_version = match &config.kubeadm_config_kubernetes_version {
+        Some(v) => version::ServerVersion::parse(v)?,
+        None => version.clone(),
+    };
+    let kubelet_config_map = match &config.kubelet_config_map_name {
+        Some(name) => {
+            version::legacy_minor(name)?;
+            name.clone()
+        }
+        None => version.kubelet_config_map(config.unversioned_kubelet_config_map)?,
+    };
     // The port is bound here, so the endpoint is known and stays ours; it only listens when the
     // server is up, so during `down_for` the kernel refuses connections to it.
     let bind_err = |source| Error::Bind {
@@ -404,7 +448,14 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         endpoint: endpoint.clone(),
         kube_proxy: config.kube_proxy,
         cluster_name: config.cluster_name,
-        kubernetes_version: config.kubernetes_version,
+        kubernetes_version: version.text.clone(),
+        image_repository: config
+            .image_repository
+            .unwrap_or_else(|| version.default_image_repository().to_string()),
+        unversioned_kubelet_config_map: config.unversioned_kubelet_config_map,
+        kubelet_config_map,
+        kubeadm_config_version,
+        version,
         hook: config.cluster_info_hook,
     };
     let certificate_delay = faults.certificate_delay;
@@ -682,6 +733,17 @@ impl Handle {
             "KubectlApprove",
             "This CSR was approved by kubectl certificate approve.",
         )
+    }
+
+    /// The kubelet-config ConfigMap name of this cluster (`kubelet-config` or
+    /// `kubelet-config-1.X`).
+    pub fn kubelet_config_map(&self) -> String {
+        self.state.settings.kubelet_config_map.clone()
+    }
+
+    /// The version this control plane behaves as (`v1.24.0`).
+    pub fn kubernetes_version(&self) -> String {
+        self.state.settings.version.text.clone()
     }
 
     /// Denies with the given condition reason and message.

@@ -41,6 +41,14 @@ pub(crate) struct Settings {
     pub kube_proxy: bool,
     pub cluster_name: String,
     pub kubernetes_version: String,
+    pub image_repository: String,
+    pub unversioned_kubelet_config_map: Option<bool>,
+    /// `kubelet-config` or `kubelet-config-1.X`.
+    pub kubelet_config_map: String,
+    /// The version the controllers behave as.
+    pub version: crate::version::ServerVersion,
+    /// The version `kubeadm-config` names (usually `version`).
+    pub kubeadm_config_version: crate::version::ServerVersion,
     pub hook: Option<ClusterInfoHook>,
 }
 
@@ -248,7 +256,7 @@ impl State {
             next(),
         );
         add_cm(
-            "kubelet-config",
+            &settings.kubelet_config_map,
             BTreeMap::new(),
             [("kubelet".to_string(), KUBELET_CONFIG.to_string())].into(),
             next(),
@@ -314,6 +322,8 @@ impl State {
     pub(crate) fn policy(&self) -> auth::Policy {
         auth::Policy {
             kube_proxy: self.settings.kube_proxy,
+            kubelet_config_minor: crate::version::legacy_minor(&self.settings.kubelet_config_map)
+                .unwrap_or(None),
         }
     }
 
@@ -848,6 +858,7 @@ impl State {
             &obj.spec.usages,
             &obj.spec.username,
             may_create,
+            &self.settings.version,
         ) else {
             // Not recognized or not permitted: it stays pending, with no condition at all.
             return;
@@ -935,6 +946,7 @@ impl State {
             &obj.spec.usages,
             obj.spec.expiration_seconds,
             SystemTime::now(),
+            &self.settings.version,
         );
         match outcome {
             Signing::Issued(der) => {
@@ -1322,16 +1334,36 @@ fn node_json(name: &str, n: &StoredNode, version: &str) -> Node {
     }
 }
 
-/// `ClusterConfiguration` as `kubeadm init` (v1.31+, v1beta4) uploads it.
+/// `ClusterConfiguration` as `kubeadm init` of the version `kubeadm-config` names uploads it:
+/// `v1beta2` up to v1.21, `v1beta3` (as captured from v1.28) v1.22–v1.30, `v1beta4` from v1.31.
+/// Keys are sorted, as kubeadm's marshaller writes them.
 fn cluster_configuration(s: &Settings) -> String {
     let endpoint = s
         .server_url
         .trim_start_matches("https://")
         .trim_end_matches('/');
-    format!(
-        "apiServer: {{}}\napiVersion: kubeadm.k8s.io/v1beta4\ncaCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\ncertificatesDir: /etc/kubernetes/pki\nclusterName: {}\ncontrolPlaneEndpoint: {endpoint}\ncontrollerManager: {{}}\ndns: {{}}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\nimageRepository: registry.k8s.io\nkind: ClusterConfiguration\nkubernetesVersion: {}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nproxy: {{}}\nscheduler: {{}}\n",
-        s.cluster_name, s.kubernetes_version
-    )
+    let v = &s.kubeadm_config_version;
+    let api = v.kubeadm_config_api();
+    let gates = match s.unversioned_kubelet_config_map {
+        Some(on) => format!("featureGates:\n  UnversionedKubeletConfigMap: {on}\n"),
+        None => String::new(),
+    };
+    let (name, repo, version) = (&s.cluster_name, &s.image_repository, &v.text);
+    if api == "kubeadm.k8s.io/v1beta4" {
+        format!(
+            "apiServer: {{}}\napiVersion: {api}\ncaCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\ncertificatesDir: /etc/kubernetes/pki\nclusterName: {name}\ncontrolPlaneEndpoint: {endpoint}\ncontrollerManager: {{}}\ndns: {{}}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\n{gates}imageRepository: {repo}\nkind: ClusterConfiguration\nkubernetesVersion: {version}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nproxy: {{}}\nscheduler: {{}}\n"
+        )
+    } else {
+        // v1beta2 and v1beta3 share these fields; v1beta2 spells the DNS type out.
+        let dns = if api == "kubeadm.k8s.io/v1beta2" {
+            "dns:\n  type: CoreDNS\n"
+        } else {
+            "dns: {}\n"
+        };
+        format!(
+            "apiServer:\n  timeoutForControlPlane: 4m0s\napiVersion: {api}\ncertificatesDir: /etc/kubernetes/pki\nclusterName: {name}\ncontrolPlaneEndpoint: {endpoint}\ncontrollerManager: {{}}\n{dns}etcd:\n  local:\n    dataDir: /var/lib/etcd\n{gates}imageRepository: {repo}\nkind: ClusterConfiguration\nkubernetesVersion: {version}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nscheduler: {{}}\n"
+        )
+    }
 }
 
 /// The captured `kubelet-config` document (kubeadm 1.28), with the standard CA path.
