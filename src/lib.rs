@@ -37,3 +37,4 @@ pub mod root;
 pub mod source;
 pub mod sys;
 pub mod x509;
+pub mod yaml;

@@ -3,6 +3,7 @@
 
 use super::{api_error, Cluster, Error};
 use crate::api::types::{ConfigMap, Node};
+use crate::yaml;
 use std::time::{Duration, Instant};
 
 /// kubeadm's default image repository (and the fallback when ClusterConfiguration leaves it empty).
@@ -32,24 +33,24 @@ fn data_key(cm: &ConfigMap, name: &'static str, key: &'static str) -> Result<Str
         .ok_or(Error::MissingConfig { name, key })
 }
 
-fn yaml(name: &'static str, key: &'static str, text: &str) -> Result<serde_yaml::Value, Error> {
-    serde_yaml::from_str(text).map_err(|e| Error::BadConfig {
-        name,
-        key,
-        why: e.to_string(),
-    })
+/// The one document of a ConfigMap value (none: null).
+fn yaml(name: &'static str, key: &'static str, text: &str) -> Result<Option<yaml::Node>, Error> {
+    let bad = |why: String| Error::BadConfig { name, key, why };
+    let mut docs = yaml::documents(text).map_err(|e| bad(e.to_string()))?;
+    if docs.len() > 1 {
+        return Err(bad("more than one YAML document".into()));
+    }
+    Ok(docs.pop())
 }
 
-fn str_field<'a>(v: &'a serde_yaml::Value, key: &str) -> Option<&'a str> {
-    v.get(key)
-        .and_then(|s| s.as_str())
-        .filter(|s| !s.is_empty())
+fn str_field<'a>(v: &'a Option<yaml::Node>, key: &str) -> Option<&'a str> {
+    v.as_ref()?.get(key)?.as_str().filter(|s| !s.is_empty())
 }
 
 /// Parses the two documents the join uses. Split out so it is tested on the captured fixtures.
 pub fn parse(kubelet_config: String, cluster_configuration: &str) -> Result<ClusterConfig, Error> {
     let kubelet = yaml("kubelet-config", "kubelet", &kubelet_config)?;
-    if !kubelet.is_mapping() {
+    if kubelet.as_ref().and_then(yaml::Node::as_mapping).is_none() {
         return Err(Error::BadConfig {
             name: "kubelet-config",
             key: "kubelet",
