@@ -45,6 +45,9 @@ pub enum UserDataError {
     NotMapping,
     #[error("not valid YAML: {0}")]
     Yaml(String),
+    /// Over a budget of [`crate::yaml`] (nesting, nodes, documents); names the limit.
+    #[error("{0}")]
+    Limit(String),
     #[error("{key}: {error}")]
     Key { key: String, error: KeyError },
     #[error("{key}: expects {expected}")]
@@ -222,15 +225,15 @@ pub fn values_from_mapping(
 fn yaml_err(e: yaml::Error) -> UserDataError {
     // A budget names itself; otherwise only the position: messages can quote a scalar, and that
     // scalar may be a token.
-    let what = match e.kind() {
-        yaml::ErrorKind::Limit { what, limit } => {
-            format!("the document exceeds the limit of {limit} {what}")
-        }
-        _ => "syntax error".to_string(),
-    };
-    match e.location() {
-        Some(l) => UserDataError::Yaml(format!("{what} at line {} column {}", l.line, l.column)),
-        None => UserDataError::Yaml(what),
+    let at = e
+        .location()
+        .map(|l| format!(" at line {} column {}", l.line, l.column))
+        .unwrap_or_default();
+    match e.kind() {
+        yaml::ErrorKind::Limit { what, limit } => UserDataError::Limit(format!(
+            "the YAML exceeds kubejoin's limit of {limit} {what}{at}"
+        )),
+        _ => UserDataError::Yaml(format!("syntax error{at}")),
     }
 }
 
