@@ -143,8 +143,8 @@ fn join_with_a_hostile_config_file_is_refused_before_any_network() {
         assert_eq!(code, 2, "{name}: {stderr}");
         assert!(stderr.contains(limit), "{name}: {stderr}");
         assert!(
-            stderr.contains("malformed YAML or JSON"),
-            "{name}: the config error: {stderr}"
+            stderr.contains(&format!("{}: line ", file.display())),
+            "{name}: the file and position: {stderr}"
         );
     }
 }

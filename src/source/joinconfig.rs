@@ -493,6 +493,9 @@ pub enum ConfigErrorKind {
     /// The bytes are not YAML/JSON.
     #[error("malformed YAML or JSON: {message}")]
     Syntax { message: String },
+    /// Over one of the YAML reader's budgets ([`crate::yaml`]): nesting, nodes, documents.
+    #[error("the YAML exceeds kubejoin's limit of {limit} {what}")]
+    YamlLimit { what: &'static str, limit: usize },
     #[error("document {document} is not a mapping with apiVersion and kind")]
     NotAMapping { document: usize },
     /// kubeadm's text.
@@ -705,6 +708,7 @@ impl ConfigErrorKind {
                 message: r(message),
             },
             other @ (K::TooLarge { .. }
+            | K::YamlLimit { .. }
             | K::NotAMapping { .. }
             | K::MissingTypeMeta { .. }
             | K::NoConfiguration
@@ -845,12 +849,16 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
     // Every document as a tree first, so that a syntax error or an input over the YAML budgets
     // (src/yaml.rs) anywhere in the stream stops us before acting on any document.
     let documents = yaml::documents(text).map_err(|e| {
-        fail(
-            e.location().map(location),
-            ConfigErrorKind::Syntax {
+        let kind = match e.kind() {
+            yaml::ErrorKind::Limit { what, limit } => ConfigErrorKind::YamlLimit {
+                what,
+                limit: *limit,
+            },
+            _ => ConfigErrorKind::Syntax {
                 message: redact_tokens(&e.message()),
             },
-        )
+        };
+        fail(e.location().map(location), kind)
     })?;
 
     let mut out = ConfigFile {
