@@ -38,6 +38,7 @@
 //!   net.ipv4.ip_forward: 1
 //! handoff: exec                            # exec | none
 //! kubeletPath: /usr/bin/kubelet            # absolute
+//! tokenFile: /etc/kubejoin/token           # the bootstrap token, from a chmod-600 file
 //! onFailure: retry                         # retry | reboot | poweroff | shell
 //! timeout: 5m                              # discovery timeout (Go duration)
 //! tlsBootstrapTimeout: 5m                  # wait for the CSR to be issued
@@ -358,6 +359,10 @@ pub struct KubejoinConfiguration {
     pub handoff: Option<HandoffMode>,
     /// `kubeletPath`: the kubelet binary for `handoff: exec`; absolute.
     pub kubelet_path: Option<PathBuf>,
+    /// `tokenFile`: a file (mode 0600) holding the bootstrap token, for discovery and the TLS
+    /// bootstrap, so the token is in no config and on no command line; absolute. A
+    /// JoinConfiguration token in the same file is refused alongside it.
+    pub token_file: Option<PathBuf>,
     /// `onFailure`: `retry` | `reboot` | `poweroff` | `shell`.
     pub on_failure: Option<OnFailure>,
     /// `timeout`: the discovery timeout (each cluster-info fetch loop), as `--discovery-timeout`.
@@ -1994,6 +1999,8 @@ struct RawKubejoin {
     #[serde(default)]
     kubelet_path: Option<String>,
     #[serde(default)]
+    token_file: Option<String>,
+    #[serde(default)]
     on_failure: Option<RawOnFailure>,
     #[serde(default)]
     timeout: Option<String>,
@@ -2095,8 +2102,10 @@ impl<'de> Deserialize<'de> for OrderedScalars {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OrderedScalars, A::Error> {
                 let mut out: Vec<(String, String)> = Vec::new();
+                // A set, not a scan of `out`: a hostile map of 50,000 keys stays linear.
+                let mut seen = std::collections::HashSet::new();
                 while let Some((k, Scalar(v))) = m.next_entry::<String, Scalar>()? {
-                    if out.iter().any(|(o, _)| *o == k) {
+                    if !seen.insert(k.clone()) {
                         return Err(de::Error::custom(format!("duplicate key {k:?}")));
                     }
                     out.push((k, v));
@@ -2152,6 +2161,15 @@ fn normalize_kubejoin(raw: RawKubejoin) -> Result<KubejoinConfiguration, ConfigE
             ));
         }
         out.kubelet_path = Some(PathBuf::from(p));
+    }
+    if let Some(p) = non_empty(raw.token_file) {
+        if !p.starts_with('/') {
+            return Err(invalid(
+                "tokenFile",
+                format!("invalid value {p:?}: path is not absolute"),
+            ));
+        }
+        out.token_file = Some(PathBuf::from(p));
     }
 
     out.timeout = non_empty(raw.timeout)

@@ -149,6 +149,7 @@ pub fn values_from_mapping(
 ) -> Result<(Values, Vec<String>), UserDataError> {
     let mut values = Values::default();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     for (k, v) in map {
         let Some(name) = k.as_str() else {
             // No value is quoted: only where the key is.
@@ -158,10 +159,15 @@ pub fn values_from_mapping(
             });
         };
         let Some(key) = Key::parse(name) else {
-            let hint = did_you_mean(name)
-                .map(|s| format!(" (did you mean {s}?)"))
-                .unwrap_or_default();
-            warnings.push(format!("ignoring unknown key {name}{hint}"));
+            // Each one named up to a point; past it, counted (a hostile document with 50,000
+            // keys must not cost 50,000 suggestions and log lines).
+            unknown += 1;
+            if unknown <= MAX_UNKNOWN_NAMED {
+                let hint = did_you_mean(name)
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                warnings.push(format!("ignoring unknown key {name}{hint}"));
+            }
             continue;
         };
         if key.cmdline_only() {
@@ -219,8 +225,17 @@ pub fn values_from_mapping(
             }
         }
     }
+    if unknown > MAX_UNKNOWN_NAMED {
+        warnings.push(format!(
+            "ignoring {} more unknown keys",
+            unknown - MAX_UNKNOWN_NAMED
+        ));
+    }
     Ok((values, warnings))
 }
+
+/// Unknown keys warned about one by one.
+const MAX_UNKNOWN_NAMED: usize = 20;
 
 fn yaml_err(e: yaml::Error) -> UserDataError {
     // A budget names itself; otherwise only the position: messages can quote a scalar, and that
