@@ -16,7 +16,6 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "abcdef.0123456789abcdef";
-const SECRET: &str = "0123456789abcdef";
 const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
 
 fn run(args: &[&str]) -> Output {
