@@ -30,13 +30,17 @@ USAGE:
     kubejoin help                                 print this help
 
 JOIN FLAGS (same names as kubeadm join):
-    --token TOKEN                                  discovery and TLS bootstrap token (<id>.<secret>)
+    --token TOKEN                                  discovery and TLS bootstrap token (<id>.<secret>); visible
+                                                   to local users in /proc: prefer --token-file
+    --token-file FILE                              read --token from FILE (mode 0600: owner-only)
     --discovery-token TOKEN                        token for discovery only
+    --discovery-token-file FILE                    read --discovery-token from FILE (mode 0600)
     --discovery-token-ca-cert-hash sha256:HEX      pin of the cluster CA's public key (repeatable)
     --discovery-token-unsafe-skip-ca-verification  join without a CA pin (dangerous: trusts the network)
     --discovery-file PATH|https://URL              discover from a kubeconfig file or HTTPS URL
     --discovery-file-ca FILE                       CA bundle to verify an HTTPS discovery URL (default: system)
     --tls-bootstrap-token TOKEN                    token for the TLS bootstrap (defaults to --token)
+    --tls-bootstrap-token-file FILE                read --tls-bootstrap-token from FILE (mode 0600)
     --node-name NAME                               node name (default: lower-cased hostname)
     --cri-socket ENDPOINT                          container runtime socket
                                                    (default unix:///var/run/containerd/containerd.sock)
@@ -134,6 +138,8 @@ pub enum UsageError {
     },
     #[error("invalid discovery token CA certificate hash")]
     Pin(#[source] PinError),
+    #[error(transparent)]
+    TokenFile(#[from] crate::plan::token::TokenFileError),
     #[error("invalid --node-name")]
     NodeName(#[source] NodeNameError),
     #[error("invalid value for {flag}")]
@@ -203,6 +209,8 @@ fn args_err(msg: impl Into<String>) -> UsageError {
 #[derive(Debug, Default)]
 struct JoinArgs {
     endpoints: Vec<String>,
+    /// Token flags given inline (`--token`, …): their values show in /proc/<pid>/cmdline.
+    inline_tokens: Vec<&'static str>,
     token: Option<String>,
     discovery_token: Option<String>,
     pins: Vec<String>,
@@ -274,6 +282,9 @@ where
         }
         "join" => {
             let a = parse_join(&mut p)?;
+            if let Some(w) = inline_token_warning(&a.inline_tokens) {
+                crate::warn!("{w}");
+            }
             if wants_boot_sources(&a) {
                 return sources_join(a).map(|j| Command::JoinFromSources(Box::new(j)));
             }
@@ -317,14 +328,33 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             .filter(|x| !x.is_empty())
             .collect()
     };
+    // (inline flag, file flag, path) of every token given by file.
+    let mut files: Vec<(&'static str, &'static str, PathBuf)> = Vec::new();
     while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
         match arg {
             Value(v) => a.endpoints.push(
                 v.into_string()
                     .map_err(|_| args_err("endpoint is not valid UTF-8"))?,
             ),
-            Long("token") => a.token = Some(text(p)?),
-            Long("discovery-token") => a.discovery_token = Some(text(p)?),
+            Long("token") => {
+                a.token = Some(text(p)?);
+                a.inline_tokens.push("--token");
+            }
+            Long("discovery-token") => {
+                a.discovery_token = Some(text(p)?);
+                a.inline_tokens.push("--discovery-token");
+            }
+            Long("token-file") => files.push(("--token", "--token-file", text(p)?.into())),
+            Long("discovery-token-file") => files.push((
+                "--discovery-token",
+                "--discovery-token-file",
+                text(p)?.into(),
+            )),
+            Long("tls-bootstrap-token-file") => files.push((
+                "--tls-bootstrap-token",
+                "--tls-bootstrap-token-file",
+                text(p)?.into(),
+            )),
             Long("discovery-token-ca-cert-hash") => {
                 // kubeadm takes the flag repeatedly or as a comma list.
                 a.pins.extend(
@@ -338,7 +368,10 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             Long("discovery-token-unsafe-skip-ca-verification") => a.unsafe_skip = true,
             Long("discovery-file") => a.discovery_file = Some(text(p)?),
             Long("discovery-file-ca") => a.discovery_file_ca = Some(text(p)?.into()),
-            Long("tls-bootstrap-token") => a.tls_bootstrap_token = Some(text(p)?),
+            Long("tls-bootstrap-token") => {
+                a.tls_bootstrap_token = Some(text(p)?);
+                a.inline_tokens.push("--tls-bootstrap-token");
+            }
             Long("node-name") => a.node_name = Some(text(p)?),
             Long("cri-socket") => a.cri_socket = Some(text(p)?),
             Long("config") => a.config = Some(text(p)?.into()),
@@ -375,7 +408,32 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             }
         }
     }
+    for (inline, flag, path) in files {
+        let slot = match inline {
+            "--token" => &mut a.token,
+            "--discovery-token" => &mut a.discovery_token,
+            _ => &mut a.tls_bootstrap_token,
+        };
+        if slot.is_some() {
+            return Err(args_err(format!(
+                "{inline} and {flag} both given (or {flag} twice): give the token once, preferably by file"
+            )));
+        }
+        let t = crate::plan::token::read_token_file(&path, &path)?;
+        *slot = Some(t.bearer());
+    }
     Ok(a)
+}
+
+/// The warning for tokens given inline on `kubejoin join`'s command line.
+fn inline_token_warning(flags: &[&'static str]) -> Option<String> {
+    let first = flags.first()?;
+    Some(format!(
+        "{} given on the command line: while the join runs (up to --timeout) every local user can read \
+         it in /proc/<pid>/cmdline; put the token in a file only root can read (chmod 600) and pass \
+         {first}-file FILE instead",
+        flags.join(", ")
+    ))
 }
 
 /// No discovery data on the command line (and no `--config`), or a recorded boot to replay: the
@@ -459,9 +517,30 @@ fn dur(flag: &'static str, s: Option<&str>, default: Duration) -> Result<Duratio
 
 /// Fills every value the command line left unset from a `--config` file: flags win over the file,
 /// as `kubeadm join --config` users expect when they add a flag to a shared config.
-fn fill_from_config(a: &mut JoinArgs, file: &crate::source::joinconfig::ConfigFile) {
+fn fill_from_config(
+    a: &mut JoinArgs,
+    file: &crate::source::joinconfig::ConfigFile,
+) -> Result<(), UsageError> {
     use crate::source::joinconfig::DiscoveryMethod;
     let cli_tls_timeout = a.tls_bootstrap_timeout.is_some();
+    // KubejoinConfiguration `tokenFile`: the token of this config, unless a flag gave one.
+    if let Some(path) = file.kubejoin.as_ref().and_then(|k| k.token_file.as_ref()) {
+        let in_join = file
+            .join
+            .as_ref()
+            .is_some_and(|j| matches!(j.discovery.method, DiscoveryMethod::Token { .. }));
+        if in_join {
+            return Err(args_err(format!(
+                "{}: the JoinConfiguration's bootstrapToken.token and the KubejoinConfiguration's \
+                 tokenFile both give the token: give it once, preferably by file",
+                file.origin
+            )));
+        }
+        if a.token.is_none() && a.discovery_token.is_none() {
+            let t = crate::plan::token::read_token_file(path, path)?;
+            a.token = Some(t.bearer());
+        }
+    }
     if let Some(j) = &file.join {
         let cli_gave_discovery =
             !a.endpoints.is_empty() || a.discovery_file.is_some() || a.discovery_token.is_some();
@@ -547,8 +626,11 @@ fn fill_from_config(a: &mut JoinArgs, file: &crate::source::joinconfig::ConfigFi
         if a.modules.is_empty() {
             a.modules = k.modules.clone();
         }
+        // Flags win; the file's keys are unique already. A set keeps 50,000 of them linear.
+        let cli_keys: std::collections::HashSet<String> =
+            a.sysctls.iter().map(|(ck, _)| ck.clone()).collect();
         for (key, value) in &k.sysctls {
-            if !a.sysctls.iter().any(|(ck, _)| ck == key) {
+            if !cli_keys.contains(key) {
                 a.sysctls.push((key.clone(), value.clone()));
             }
         }
@@ -563,6 +645,7 @@ fn fill_from_config(a: &mut JoinArgs, file: &crate::source::joinconfig::ConfigFi
             }
         }
     }
+    Ok(())
 }
 
 fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
@@ -578,7 +661,7 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
         for doc in file.ignored() {
             crate::info!("{doc}");
         }
-        fill_from_config(&mut a, &file);
+        fill_from_config(&mut a, &file)?;
     }
     let discovery_token = match (&a.discovery_token, &a.token) {
         (Some(t), _) => Some(token("--discovery-token", t)?),

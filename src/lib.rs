@@ -38,3 +38,4 @@ pub mod source;
 pub mod sys;
 pub mod versions;
 pub mod x509;
+pub mod yaml;

@@ -5,6 +5,7 @@ use super::{api_error, Cluster, Error};
 use crate::api::types::{ConfigMap, Node};
 use crate::plan::version::KubernetesVersion;
 use crate::versions::ClusterRules;
+use crate::yaml;
 use std::time::{Duration, Instant};
 
 /// kubeadm's default image repository (and the fallback when ClusterConfiguration leaves it empty).
@@ -42,18 +43,18 @@ fn data_key(cm: &ConfigMap, name: &'static str, key: &'static str) -> Result<Str
         .ok_or(Error::MissingConfig { name, key })
 }
 
-fn yaml(name: &'static str, key: &'static str, text: &str) -> Result<serde_yaml::Value, Error> {
-    serde_yaml::from_str(text).map_err(|e| Error::BadConfig {
-        name,
-        key,
-        why: e.to_string(),
-    })
+/// The one document of a ConfigMap value (none: null).
+fn yaml(name: &'static str, key: &'static str, text: &str) -> Result<Option<yaml::Node>, Error> {
+    let bad = |why: String| Error::BadConfig { name, key, why };
+    let mut docs = yaml::documents(text).map_err(|e| bad(e.to_string()))?;
+    if docs.len() > 1 {
+        return Err(bad("more than one YAML document".into()));
+    }
+    Ok(docs.pop())
 }
 
-fn str_field<'a>(v: &'a serde_yaml::Value, key: &str) -> Option<&'a str> {
-    v.get(key)
-        .and_then(|s| s.as_str())
-        .filter(|s| !s.is_empty())
+fn str_field<'a>(v: &'a Option<yaml::Node>, key: &str) -> Option<&'a str> {
+    v.as_ref()?.get(key)?.as_str().filter(|s| !s.is_empty())
 }
 
 /// What `kubeadm-config`'s `ClusterConfiguration` tells a join. The fields read are the same in
@@ -86,9 +87,14 @@ pub fn parse_cluster_configuration(text: &str) -> Result<ClusterConfiguration, E
             .and_then(|v| KubernetesVersion::parse(v).ok()),
         kubernetes_version_text: version_text,
         unversioned_kubelet_config_map: cc
-            .get("featureGates")
+            .as_ref()
+            .and_then(|c| c.get("featureGates"))
             .and_then(|g| g.get("UnversionedKubeletConfigMap"))
-            .and_then(|v| v.as_bool()),
+            .and_then(yaml::Node::as_scalar)
+            .and_then(|v| match v.resolve() {
+                yaml::Resolved::Bool(b) => Some(b),
+                _ => None,
+            }),
     })
 }
 
@@ -104,7 +110,7 @@ fn with_kubelet_config(
     map_name: String,
 ) -> Result<ClusterConfig, Error> {
     let kubelet = yaml("kubelet-config", "kubelet", &kubelet_config)?;
-    if !kubelet.is_mapping() {
+    if kubelet.as_ref().and_then(yaml::Node::as_mapping).is_none() {
         return Err(Error::BadConfig {
             name: "kubelet-config",
             key: "kubelet",

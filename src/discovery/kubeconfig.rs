@@ -137,7 +137,7 @@ mod raw {
         pub users: Option<Vec<NamedUser>>,
         #[serde(rename = "current-context")]
         pub current_context: Option<String>,
-        pub preferences: Option<serde_yaml::Value>,
+        pub preferences: Option<serde::de::IgnoredAny>,
     }
 
     #[derive(Deserialize, Default)]
@@ -241,14 +241,13 @@ impl Kubeconfig {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        // A document that is only `null` or `~` is an empty config too.
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| KubeconfigError::Yaml(e.to_string()))?;
-        if value.is_null() {
+        // A document that is only `null` or `~` is an empty config too (an Option of the
+        // all-optional struct reads both as None).
+        let raw: Option<raw::Config> =
+            crate::yaml::from_str(text).map_err(|e| KubeconfigError::Yaml(e.to_string()))?;
+        let Some(raw) = raw else {
             return Ok(Self::default());
-        }
-        let raw: raw::Config =
-            serde_yaml::from_value(value).map_err(|e| KubeconfigError::Yaml(e.to_string()))?;
+        };
         let mut clusters = Vec::new();
         for c in raw.clusters.unwrap_or_default() {
             let name = c.name.unwrap_or_default();

@@ -21,6 +21,76 @@ pub enum TokenError {
     Malformed { len: usize, dot: &'static str },
 }
 
+/// Why a token file cannot be used. Never carries the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("reading the token file {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Group- or other-readable (or writable): the token would be exposed to local users.
+    #[error(
+        "the token file {path} has mode {mode:04o}: a bootstrap token file must be readable by its owner only; \
+         run `chmod 600 {path}`"
+    )]
+    Mode { path: std::path::PathBuf, mode: u32 },
+    /// Not exactly one token (a trailing newline is allowed).
+    #[error("the token file {path} does not hold exactly one bootstrap token")]
+    Content {
+        path: std::path::PathBuf,
+        #[source]
+        source: TokenError,
+    },
+}
+
+/// Larger than any token file (23 bytes and a newline); a bigger file is not a token file.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// Reads a bootstrap token from `path` (`--token-file`, `kubejoin.token-file=`, `tokenFile`):
+/// the file must be a regular file that no one but its owner may read or write (`chmod 600`),
+/// holding one token and at most one trailing newline. `shown` is the path as the user wrote it
+/// (`path` may be that path under `--root`).
+pub fn read_token_file(
+    path: &std::path::Path,
+    shown: &std::path::Path,
+) -> Result<BootstrapToken, TokenFileError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let read_err = |source| TokenFileError::Read {
+        path: shown.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(TokenFileError::Mode {
+            path: shown.to_path_buf(),
+            mode,
+        });
+    }
+    let mut text = String::new();
+    file.take(MAX_TOKEN_FILE)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    let one = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    BootstrapToken::parse(one).map_err(|source| TokenFileError::Content {
+        path: shown.to_path_buf(),
+        source,
+    })
+}
+
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }

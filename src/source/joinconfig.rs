@@ -38,6 +38,7 @@
 //!   net.ipv4.ip_forward: 1
 //! handoff: exec                            # exec | none
 //! kubeletPath: /usr/bin/kubelet            # absolute
+//! tokenFile: /etc/kubejoin/token           # the bootstrap token, from a chmod-600 file
 //! onFailure: retry                         # retry | reboot | poweroff | shell
 //! timeout: 5m                              # discovery timeout (Go duration)
 //! tlsBootstrapTimeout: 5m                  # wait for the CSR to be issued
@@ -67,6 +68,7 @@ use crate::plan::node_name::{NodeName, NodeNameError};
 use crate::plan::pin::{PinError, PinSet};
 use crate::plan::token::BootstrapToken;
 use crate::plan::HandoffMode;
+use crate::yaml;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -357,6 +359,10 @@ pub struct KubejoinConfiguration {
     pub handoff: Option<HandoffMode>,
     /// `kubeletPath`: the kubelet binary for `handoff: exec`; absolute.
     pub kubelet_path: Option<PathBuf>,
+    /// `tokenFile`: a file (mode 0600) holding the bootstrap token, for discovery and the TLS
+    /// bootstrap, so the token is in no config and on no command line; absolute. A
+    /// JoinConfiguration token in the same file is refused alongside it.
+    pub token_file: Option<PathBuf>,
     /// `onFailure`: `retry` | `reboot` | `poweroff` | `shell`.
     pub on_failure: Option<OnFailure>,
     /// `timeout`: the discovery timeout (each cluster-info fetch loop), as `--discovery-timeout`.
@@ -492,6 +498,9 @@ pub enum ConfigErrorKind {
     /// The bytes are not YAML/JSON.
     #[error("malformed YAML or JSON: {message}")]
     Syntax { message: String },
+    /// Over one of the YAML reader's budgets ([`crate::yaml`]): nesting, nodes, documents.
+    #[error("the YAML exceeds kubejoin's limit of {limit} {what}")]
+    YamlLimit { what: &'static str, limit: usize },
     #[error("document {document} is not a mapping with apiVersion and kind")]
     NotAMapping { document: usize },
     /// kubeadm's text.
@@ -704,6 +713,7 @@ impl ConfigErrorKind {
                 message: r(message),
             },
             other @ (K::TooLarge { .. }
+            | K::YamlLimit { .. }
             | K::NotAMapping { .. }
             | K::MissingTypeMeta { .. }
             | K::NoConfiguration
@@ -801,12 +811,12 @@ fn classify(document: usize, api_version: &str, kind: &str) -> Result<Use, Confi
 }
 
 /// The part of a document that says what it is.
-fn type_meta(document: usize, v: &serde_yaml::Value) -> Result<(String, String), ConfigErrorKind> {
-    let serde_yaml::Value::Mapping(m) = v else {
+fn type_meta(document: usize, v: &yaml::Node) -> Result<(String, String), ConfigErrorKind> {
+    if v.as_mapping().is_none() {
         return Err(ConfigErrorKind::NotAMapping { document });
-    };
-    let get = |k: &str| match m.get(k) {
-        Some(serde_yaml::Value::String(s)) if !s.is_empty() => Some(redact_tokens(s)),
+    }
+    let get = |k: &str| match v.get(k).and_then(yaml::Node::as_str) {
+        Some(s) if !s.is_empty() => Some(redact_tokens(s)),
         _ => None,
     };
     match (get("apiVersion"), get("kind")) {
@@ -832,22 +842,29 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
     if bytes.len() > MAX_CONFIG_BYTES {
         return Err(fail(None, ConfigErrorKind::TooLarge { size: bytes.len() }));
     }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        fail(
+            None,
+            ConfigErrorKind::Syntax {
+                message: format!("the config is not UTF-8 text (byte {})", e.valid_up_to()),
+            },
+        )
+    })?;
 
-    // First pass: every document as a generic value, to learn its apiVersion/kind (and to find
-    // syntax errors anywhere in the stream before acting on any document). The typed decode
-    // needs a second pass because a streaming document can be deserialized only once, and only
-    // the streaming decoder reports line and column.
-    let mut values = Vec::new();
-    for doc in serde_yaml::Deserializer::from_slice(bytes) {
-        match serde_yaml::Value::deserialize(doc) {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                let (location, message) = split_yaml_error(&e);
-                // The multi-document iterator keeps yielding the same error; stop at the first.
-                return Err(fail(location, ConfigErrorKind::Syntax { message }));
-            }
-        }
-    }
+    // Every document as a tree first, so that a syntax error or an input over the YAML budgets
+    // (src/yaml.rs) anywhere in the stream stops us before acting on any document.
+    let documents = yaml::documents(text).map_err(|e| {
+        let kind = match e.kind() {
+            yaml::ErrorKind::Limit { what, limit } => ConfigErrorKind::YamlLimit {
+                what,
+                limit: *limit,
+            },
+            _ => ConfigErrorKind::Syntax {
+                message: redact_tokens(&e.message()),
+            },
+        };
+        fail(e.location().map(location), kind)
+    })?;
 
     let mut out = ConfigFile {
         origin: origin.to_string(),
@@ -857,15 +874,13 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
         warnings: Vec::new(),
     };
     let mut seen: Vec<(String, usize)> = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
+    for (i, doc) in documents.iter().enumerate() {
         let index = i + 1;
-        let Some(value) = values.get(i) else { break };
-        if value.is_null() {
+        if doc.is_null() {
             // An empty document (`---` twice, or a trailing `---`): nothing to read.
-            let _ = IgnoredAny::deserialize(doc);
             continue;
         }
-        let meta = type_meta(index, value).and_then(|(api, kind)| {
+        let meta = type_meta(index, doc).and_then(|(api, kind)| {
             let u = classify(index, &api, &kind)?;
             if let Some((_, first)) = seen.iter().find(|(k, _)| *k == kind) {
                 return Err(ConfigErrorKind::DuplicateDocument {
@@ -878,32 +893,31 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
         });
         let (api_version, kind, usage) = match meta {
             Ok(m) => m,
-            Err(reason) => return Err(fail(document_start(doc), reason)),
+            Err(reason) => return Err(fail(Some(document_start(doc)), reason)),
         };
         seen.push((kind.clone(), index));
-        let decode_err = |e: serde_yaml::Error| {
+        let decode_err = |e: yaml::Error| {
             let (location, reason) = decode_error(&e, &kind, &api_version);
             fail(location, reason)
         };
         match usage {
             Use::JoinV1beta3 => {
-                let raw = RawJoinV1beta3::deserialize(doc).map_err(decode_err)?;
+                let raw: RawJoinV1beta3 = yaml::from_node(doc).map_err(decode_err)?;
                 let join = normalize_join(raw.into_common(), &mut out.warnings)
                     .map_err(|k| fail(None, k))?;
                 out.join = Some(join);
             }
             Use::JoinV1beta4 => {
-                let raw = RawJoinV1beta4::deserialize(doc).map_err(decode_err)?;
+                let raw: RawJoinV1beta4 = yaml::from_node(doc).map_err(decode_err)?;
                 let join = normalize_join(raw.into_common(), &mut out.warnings)
                     .map_err(|k| fail(None, k))?;
                 out.join = Some(join);
             }
             Use::Kubejoin => {
-                let raw = RawKubejoin::deserialize(doc).map_err(decode_err)?;
+                let raw: RawKubejoin = yaml::from_node(doc).map_err(decode_err)?;
                 out.kubejoin = Some(normalize_kubejoin(raw).map_err(|k| fail(None, k))?);
             }
             Use::Ignore => {
-                let _ = IgnoredAny::deserialize(doc);
                 out.warnings.push(format!(
                     "document {index}: ignoring {kind} ({api_version}), as kubeadm join does"
                 ));
@@ -928,74 +942,52 @@ pub fn parse(bytes: &[u8], origin: &str) -> Result<ConfigFile, ConfigError> {
     Ok(out)
 }
 
-/// Where a document starts. Decoding it as a struct with no fields fails at its first key (or
-/// at the document itself when it is not a mapping), and that failure carries the position.
-fn document_start(doc: serde_yaml::Deserializer<'_>) -> Option<Location> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Nothing {}
-    match Nothing::deserialize(doc) {
-        Ok(_) => None,
-        Err(e) => e.location().map(|l| Location {
-            line: l.line(),
-            column: l.column(),
-        }),
+fn location(l: yaml::Location) -> Location {
+    Location {
+        line: l.line,
+        column: l.column,
     }
 }
 
-/// The location and the bare message of a serde_yaml error (which appends
-/// " at line L column C" itself when it knows the position).
-fn split_yaml_error(e: &serde_yaml::Error) -> (Option<Location>, String) {
-    let location = e.location().map(|l| Location {
-        line: l.line(),
-        column: l.column(),
-    });
-    let mut message = e.to_string();
-    if let Some(l) = location {
-        message = message.replacen(&format!(" at line {} column {}", l.line, l.column), "", 1);
-    }
-    (location, redact_tokens(&message))
+/// Where a document starts: its first key (a mapping's own position is where its first key is).
+fn document_start(doc: &yaml::Node) -> Location {
+    let at = doc
+        .as_mapping()
+        .and_then(|m| m.first())
+        .map_or(doc.location, |(k, _)| k.location);
+    location(at)
 }
 
 /// Turns a typed-decode error into an unknown-field error (with a suggestion) or a decode error.
 fn decode_error(
-    e: &serde_yaml::Error,
+    e: &yaml::Error,
     kind: &str,
     api_version: &str,
 ) -> (Option<Location>, ConfigErrorKind) {
-    let (location, message) = split_yaml_error(e);
-    const UNKNOWN: &str = "unknown field `";
-    if let Some(pos) = message.find(UNKNOWN) {
-        // serde_yaml prefixes nested errors with the path of the enclosing mapping: "a.b[0]: ".
-        let parent = message[..pos].trim_end_matches(": ").to_string();
-        let rest = &message[pos + UNKNOWN.len()..];
-        if let Some(end) = rest.find('`') {
-            let field = rest[..end].to_string();
-            // serde lists the known fields as `a`, `b` or `c` after "expected".
-            let known: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
-            let path = if parent.is_empty() {
-                field.clone()
-            } else {
-                format!("{parent}.{field}")
-            };
-            let help = moved_field_help(api_version, &path)
-                .map(str::to_string)
-                .or_else(|| closest(&field, &known).map(|s| format!("did you mean {s:?}?")));
-            return (
-                location,
-                ConfigErrorKind::UnknownField {
-                    field,
-                    path,
-                    kind: kind.to_string(),
-                    api_version: api_version.to_string(),
-                    help,
-                },
-            );
-        }
+    let at = e.location().map(location);
+    if let yaml::ErrorKind::UnknownField { field, expected } = e.kind() {
+        let path = e.path().to_string();
+        let help = moved_field_help(api_version, &path)
+            .map(str::to_string)
+            .or_else(|| closest(field, expected).map(|s| format!("did you mean {s:?}?")));
+        return (
+            at,
+            ConfigErrorKind::UnknownField {
+                field: field.clone(),
+                path,
+                kind: kind.to_string(),
+                api_version: api_version.to_string(),
+                help,
+            },
+        );
+    }
+    let message = redact_tokens(&e.message());
+    if let yaml::ErrorKind::Syntax(_) | yaml::ErrorKind::DuplicateKey(_) = e.kind() {
+        return (at, ConfigErrorKind::Syntax { message });
     }
     let help = shape_help(api_version, &message).map(str::to_string);
     (
-        location,
+        at,
         ConfigErrorKind::Decode {
             message,
             kind: kind.to_string(),
@@ -2007,6 +1999,8 @@ struct RawKubejoin {
     #[serde(default)]
     kubelet_path: Option<String>,
     #[serde(default)]
+    token_file: Option<String>,
+    #[serde(default)]
     on_failure: Option<RawOnFailure>,
     #[serde(default)]
     timeout: Option<String>,
@@ -2108,8 +2102,10 @@ impl<'de> Deserialize<'de> for OrderedScalars {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<OrderedScalars, A::Error> {
                 let mut out: Vec<(String, String)> = Vec::new();
+                // A set, not a scan of `out`: a hostile map of 50,000 keys stays linear.
+                let mut seen = std::collections::HashSet::new();
                 while let Some((k, Scalar(v))) = m.next_entry::<String, Scalar>()? {
-                    if out.iter().any(|(o, _)| *o == k) {
+                    if !seen.insert(k.clone()) {
                         return Err(de::Error::custom(format!("duplicate key {k:?}")));
                     }
                     out.push((k, v));
@@ -2165,6 +2161,15 @@ fn normalize_kubejoin(raw: RawKubejoin) -> Result<KubejoinConfiguration, ConfigE
             ));
         }
         out.kubelet_path = Some(PathBuf::from(p));
+    }
+    if let Some(p) = non_empty(raw.token_file) {
+        if !p.starts_with('/') {
+            return Err(invalid(
+                "tokenFile",
+                format!("invalid value {p:?}: path is not absolute"),
+            ));
+        }
+        out.token_file = Some(PathBuf::from(p));
     }
 
     out.timeout = non_empty(raw.timeout)

@@ -108,6 +108,8 @@ pub struct Sourced<T> {
 pub enum Key {
     Endpoint,
     Token,
+    /// A file holding the token (mode 0600), read at load time: `token` without exposing it.
+    TokenFile,
     CaCertHash,
     UnsafeSkipCaVerification,
     DiscoveryFile,
@@ -131,9 +133,10 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order the docs list them.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 20] = [
         Key::Endpoint,
         Key::Token,
+        Key::TokenFile,
         Key::CaCertHash,
         Key::UnsafeSkipCaVerification,
         Key::DiscoveryFile,
@@ -158,6 +161,7 @@ impl Key {
         match self {
             Key::Endpoint => "endpoint",
             Key::Token => "token",
+            Key::TokenFile => "token-file",
             Key::CaCertHash => "ca-cert-hash",
             Key::UnsafeSkipCaVerification => "discovery-token-unsafe-skip-ca-verification",
             Key::DiscoveryFile => "discovery-file",
@@ -213,6 +217,7 @@ impl Key {
         match self {
             Key::Endpoint => "host:port, e.g. 10.0.0.1:6443",
             Key::Token | Key::TlsBootstrapToken => "abcdef.0123456789abcdef",
+            Key::TokenFile => "/path/to/a/chmod-600/file",
             Key::CaCertHash => "sha256:<64 hex digits>",
             Key::UnsafeSkipCaVerification => "true or false",
             Key::DiscoveryFile => "/path/to/kubeconfig or https://…",
@@ -359,6 +364,9 @@ pub const HANDOFF: [&str; 3] = ["exec", "switch-root", "none"];
 pub struct Values {
     pub endpoint: Option<String>,
     pub token: Option<BootstrapToken>,
+    /// `token-file`: an absolute path (under the root), read into `token` before the merge
+    /// ([`read_token_files`]); the token then shows `file:<path>` as its source.
+    pub token_file: Option<String>,
     pub tls_bootstrap_token: Option<BootstrapToken>,
     pub ca_cert_hashes: Option<Vec<CaPin>>,
     pub unsafe_skip_ca_verification: Option<bool>,
@@ -554,6 +562,13 @@ impl Values {
                     &mut self.tls_bootstrap_token
                 };
                 set_once(slot, t)
+            }
+            Key::TokenFile => {
+                let v = need(key, value)?;
+                if !v.starts_with('/') {
+                    return Err(KeyError::Invalid(format!("{v:?} is not an absolute path")));
+                }
+                set_once(&mut self.token_file, v.to_string())
             }
             Key::CaCertHash => {
                 let v = need(key, value)?;
@@ -811,10 +826,16 @@ fn pick_pairs(
     let mut claimed: HashMap<String, (Source, Vec<String>)> = HashMap::new();
     for layer in layers {
         let mut mine: Vec<(String, Vec<String>)> = Vec::new();
+        // Index by name: a scan of `mine` per pair was quadratic (49,000 sysctls from a 760 KB
+        // user-data took 8 s).
+        let mut at: HashMap<&str, usize> = HashMap::new();
         for (n, v) in get(&layer.values) {
-            match mine.iter_mut().find(|(m, _)| m == n) {
-                Some((_, vals)) => vals.push(v.clone()),
-                None => mine.push((n.clone(), vec![v.clone()])),
+            match at.get(n.as_str()) {
+                Some(&i) => mine[i].1.push(v.clone()),
+                None => {
+                    at.insert(n, mine.len());
+                    mine.push((n.clone(), vec![v.clone()]));
+                }
             }
         }
         for (name, vals) in mine {
@@ -906,8 +927,52 @@ pub fn merge(layers: &[Layer]) -> Settings {
         warnings: Vec::new(),
     };
     s.conflicts = std::mem::take(c);
+    // A token read from a token file shows that file as its source.
+    if let Some(t) = &mut s.token {
+        let file = l
+            .iter()
+            .find(|layer| layer.source == t.source)
+            .and_then(|layer| layer.values.token_file.as_ref());
+        if let Some(f) = file {
+            t.source = Source::File(PathBuf::from(f));
+        }
+    }
     s
 }
+
+/// Reads every layer's `token-file` (under `root`) into its token. A layer that gives both a
+/// token and a token file is refused: which one was meant is not ours to guess.
+pub fn read_token_files(layers: &mut [Layer], root: &Root) -> Result<(), LoadError> {
+    for layer in layers.iter_mut() {
+        let Some(path) = layer.values.token_file.clone() else {
+            continue;
+        };
+        if layer.values.token.is_some() {
+            return Err(LoadError::TokenTwice {
+                origin: layer.source.clone(),
+            });
+        }
+        let shown = PathBuf::from(&path);
+        let real = root.join(&path).map_err(|e| {
+            LoadError::TokenFile(crate::plan::token::TokenFileError::Read {
+                path: shown.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            })
+        })?;
+        let t = crate::plan::token::read_token_file(&real, &shown)?;
+        layer.values.token = Some(t);
+    }
+    Ok(())
+}
+
+/// The boot-time warning for a token taken from the kernel command line (`kubejoin.token=`).
+pub const CMDLINE_TOKEN_WARNING: &str = "the bootstrap token comes from the kernel command line \
+     (kubejoin.token=): /proc/cmdline is world-readable and not namespaced, so every local user and \
+     every container on this node can read it for the node's whole uptime, and with kubeadm's \
+     default auto-approval that token can obtain a client certificate for any node name until it \
+     expires; give it from a safer source: a config drive or cloud user-data, kubejoin.config= \
+     with kubejoin.config.sha256=, or kubejoin.token-file= naming a chmod-600 file in the \
+     initramfs, and keep its TTL short";
 
 // ---------------------------------------------------------------------------------------------
 // Settings -> JoinPlan
@@ -1370,6 +1435,7 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
             });
         }
         v.kubelet_path = k.kubelet_path.as_ref().map(|p| p.display().to_string());
+        v.token_file = k.token_file.as_ref().map(|p| p.display().to_string());
         v.on_failure = k.on_failure.map(|o| o.name().to_string());
         // The KubejoinConfiguration's timeouts win over the JoinConfiguration's (joinconfig docs).
         v.timeout = k.timeout.or(v.timeout);
@@ -1503,6 +1569,11 @@ pub enum LoadError {
         "kubejoin.config=metadata, but no metadata platform is known (DMI did not identify one)"
     )]
     NoPlatform,
+    /// `token-file` unreadable, readable by others, or not one token.
+    #[error(transparent)]
+    TokenFile(#[from] crate::plan::token::TokenFileError),
+    #[error("{origin} gives both token and token-file: give the token once, preferably by file")]
+    TokenTwice { origin: Source },
 }
 
 impl Classify for LoadError {
@@ -1516,7 +1587,9 @@ impl Classify for LoadError {
             LoadError::ConfigTooLarge { .. }
             | LoadError::Document { .. }
             | LoadError::PinUnused
-            | LoadError::NoPlatform => Class::Usage,
+            | LoadError::NoPlatform
+            | LoadError::TokenFile(_)
+            | LoadError::TokenTwice { .. } => Class::Usage,
         }
     }
 
@@ -2059,7 +2132,19 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
     }
 
     layers.push(Layer::new(Source::Default, opts.defaults.clone()));
+    read_token_files(&mut layers, &opts.root)?;
     let mut settings = merge(&layers);
+    if settings
+        .token
+        .as_ref()
+        .is_some_and(|t| t.source == Source::Cmdline)
+        || settings
+            .tls_bootstrap_token
+            .as_ref()
+            .is_some_and(|t| t.source == Source::Cmdline)
+    {
+        warnings.push(CMDLINE_TOKEN_WARNING.to_string());
+    }
     // Only local sources can say how to bring the network up: anything fetched over it came too
     // late. (A config drive is local: its user-data was read before the network.)
     if let Some(n) = &settings.network {

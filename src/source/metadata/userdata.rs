@@ -22,6 +22,7 @@
 
 use super::MAX_USER_DATA;
 use crate::source::merge::{did_you_mean, Key, KeyError, Values};
+use crate::yaml;
 use base64::Engine as _;
 use std::io::Read;
 
@@ -44,6 +45,9 @@ pub enum UserDataError {
     NotMapping,
     #[error("not valid YAML: {0}")]
     Yaml(String),
+    /// Over a budget of [`crate::yaml`] (nesting, nodes, documents); names the limit.
+    #[error("{0}")]
+    Limit(String),
     #[error("{key}: {error}")]
     Key { key: String, error: KeyError },
     #[error("{key}: expects {expected}")]
@@ -129,34 +133,41 @@ pub fn decode(raw: &[u8]) -> Result<Vec<u8>, UserDataError> {
     Ok(data)
 }
 
-fn scalar(v: &serde_yaml::Value) -> Option<Option<String>> {
-    match v {
-        serde_yaml::Value::Null => Some(None),
-        serde_yaml::Value::Bool(b) => Some(Some(b.to_string())),
-        serde_yaml::Value::Number(n) => Some(Some(n.to_string())),
-        serde_yaml::Value::String(s) => Some(Some(s.clone())),
-        _ => None,
-    }
+/// A scalar's text (`None`: null), booleans in lower case; `None` for a collection.
+fn scalar(v: &yaml::Node) -> Option<Option<String>> {
+    let s = v.as_scalar()?;
+    Some(match s.resolve() {
+        yaml::Resolved::Null => None,
+        yaml::Resolved::Bool(b) => Some(b.to_string()),
+        _ => Some(s.text.clone()),
+    })
 }
 
 /// A mapping of kubejoin keys as a layer's values (warnings for unknown keys).
 pub fn values_from_mapping(
-    map: &serde_yaml::Mapping,
+    map: &[(yaml::Node, yaml::Node)],
 ) -> Result<(Values, Vec<String>), UserDataError> {
     let mut values = Values::default();
     let mut warnings = Vec::new();
+    let mut unknown = 0usize;
     for (k, v) in map {
         let Some(name) = k.as_str() else {
+            // No value is quoted: only where the key is.
             return Err(UserDataError::Shape {
-                key: format!("{k:?}"),
+                key: format!("the key at line {}", k.location.line),
                 expected: "a string key",
             });
         };
         let Some(key) = Key::parse(name) else {
-            let hint = did_you_mean(name)
-                .map(|s| format!(" (did you mean {s}?)"))
-                .unwrap_or_default();
-            warnings.push(format!("ignoring unknown key {name}{hint}"));
+            // Each one named up to a point; past it, counted (a hostile document with 50,000
+            // keys must not cost 50,000 suggestions and log lines).
+            unknown += 1;
+            if unknown <= MAX_UNKNOWN_NAMED {
+                let hint = did_you_mean(name)
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                warnings.push(format!("ignoring unknown key {name}{hint}"));
+            }
             continue;
         };
         if key.cmdline_only() {
@@ -178,8 +189,8 @@ pub fn values_from_mapping(
                 }),
             }
         };
-        match v {
-            serde_yaml::Value::Sequence(items) => {
+        match &v.value {
+            yaml::Value::Sequence(items) => {
                 if !key.repeatable() {
                     return Err(UserDataError::Shape {
                         key: name.into(),
@@ -194,7 +205,7 @@ pub fn values_from_mapping(
                     set(s.as_deref())?;
                 }
             }
-            serde_yaml::Value::Mapping(m) if matches!(key, Key::KubeletArg | Key::Sysctl) => {
+            yaml::Value::Mapping(m) if matches!(key, Key::KubeletArg | Key::Sysctl) => {
                 for (n, val) in m {
                     let (Some(Some(n)), Some(val)) = (scalar(n), scalar(val)) else {
                         return Err(UserDataError::Shape {
@@ -205,8 +216,8 @@ pub fn values_from_mapping(
                     set(Some(&format!("{n}={}", val.unwrap_or_default())))?;
                 }
             }
-            other => {
-                let s = scalar(other).ok_or(UserDataError::Shape {
+            _ => {
+                let s = scalar(v).ok_or(UserDataError::Shape {
                     key: name.into(),
                     expected: "a single value",
                 })?;
@@ -214,40 +225,54 @@ pub fn values_from_mapping(
             }
         }
     }
+    if unknown > MAX_UNKNOWN_NAMED {
+        warnings.push(format!(
+            "ignoring {} more unknown keys",
+            unknown - MAX_UNKNOWN_NAMED
+        ));
+    }
     Ok((values, warnings))
 }
 
-fn yaml_err(e: serde_yaml::Error) -> UserDataError {
-    // Only the position: serde_yaml messages can quote a scalar, and that scalar may be a token.
-    match e.location() {
-        Some(l) => UserDataError::Yaml(format!(
-            "syntax error at line {} column {}",
-            l.line(),
-            l.column()
+/// Unknown keys warned about one by one.
+const MAX_UNKNOWN_NAMED: usize = 20;
+
+fn yaml_err(e: yaml::Error) -> UserDataError {
+    // A budget names itself; otherwise only the position: messages can quote a scalar, and that
+    // scalar may be a token.
+    let at = e
+        .location()
+        .map(|l| format!(" at line {} column {}", l.line, l.column))
+        .unwrap_or_default();
+    match e.kind() {
+        yaml::ErrorKind::Limit { what, limit } => UserDataError::Limit(format!(
+            "the YAML exceeds kubejoin's limit of {limit} {what}{at}"
         )),
-        None => UserDataError::Yaml("syntax error".into()),
+        _ => UserDataError::Yaml(format!("syntax error{at}")),
     }
 }
 
 /// A typed document (kubeadm or kubejoin API object): joinconfig's business.
-fn is_typed(v: &serde_yaml::Value) -> bool {
+fn is_typed(v: &yaml::Node) -> bool {
     v.get("kind").is_some() || v.get("apiVersion").is_some()
 }
 
 /// The `kubejoin:` subtree of a `#cloud-config` as typed documents, when it holds them (one
-/// mapping with apiVersion/kind, or a list of them).
-fn typed_subtree(sub: &serde_yaml::Value) -> Result<Option<String>, UserDataError> {
-    let docs: Vec<&serde_yaml::Value> = match sub {
-        serde_yaml::Value::Sequence(items) if !items.is_empty() && items.iter().all(is_typed) => {
+/// mapping with apiVersion/kind, or a list of them), re-encoded as JSON documents (JSON is
+/// YAML) for [`crate::source::joinconfig::parse`].
+fn typed_subtree(sub: &yaml::Node) -> Result<Option<String>, UserDataError> {
+    let docs: Vec<&yaml::Node> = match &sub.value {
+        yaml::Value::Sequence(items) if !items.is_empty() && items.iter().all(is_typed) => {
             items.iter().collect()
         }
-        v if is_typed(v) => vec![v],
+        _ if is_typed(sub) => vec![sub],
         _ => return Ok(None),
     };
     let mut text = String::new();
     for d in docs {
         text.push_str("---\n");
-        text.push_str(&serde_yaml::to_string(d).map_err(|_| UserDataError::NotMapping)?);
+        text.push_str(&serde_json::to_string_pretty(d).map_err(|_| UserDataError::NotMapping)?);
+        text.push('\n');
     }
     Ok(Some(text))
 }
@@ -266,14 +291,11 @@ pub fn parse(bytes: &[u8]) -> Result<Document, UserDataError> {
         .lines()
         .next()
         .is_some_and(|l| l.trim_end() == "#cloud-config");
-    let mut docs = Vec::new();
-    for d in serde_yaml::Deserializer::from_str(text) {
-        use serde::Deserialize as _;
-        let v = serde_yaml::Value::deserialize(d).map_err(yaml_err)?;
-        if !v.is_null() {
-            docs.push(v);
-        }
-    }
+    let docs: Vec<yaml::Node> = yaml::documents(text)
+        .map_err(yaml_err)?
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect();
     if !cloud_config && docs.iter().any(is_typed) {
         return Ok(Document::Config(text.to_string()));
     }
@@ -288,7 +310,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, UserDataError> {
         });
     };
     let map = doc.as_mapping().ok_or(UserDataError::NotMapping)?;
-    let subtree = map.get("kubejoin");
+    let subtree = doc.get("kubejoin");
     let map = match (cloud_config, subtree) {
         (true, None) => return Err(UserDataError::NoKubejoinKey),
         (_, Some(sub)) => {
@@ -376,7 +398,7 @@ mod tests {
         match parse(cc.as_bytes()).unwrap() {
             Document::Config(t) => assert!(
                 t.starts_with(
-                    "---\napiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\n"
+                    "---\n{\n  \"apiVersion\": \"kubejoin.dev/v1alpha1\",\n  \"kind\": \"KubejoinConfiguration\",\n"
                 ),
                 "{t}"
             ),

@@ -87,7 +87,7 @@ pub struct ClientConfig {
 }
 
 fn bytes_of(
-    map: &serde_yaml::Value,
+    map: &serde_json::Value,
     file_key: &str,
     data_key: &str,
     base: &Path,
@@ -114,14 +114,14 @@ fn bytes_of(
 pub fn read_kubeconfig(path: &Path) -> Result<ClientConfig, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
     let current = doc
         .get("current-context")
         .and_then(|v| v.as_str())
         .unwrap_or_default();
-    let named = |list: &str, name: &str, inner: &str| -> Option<serde_yaml::Value> {
-        let items = doc.get(list)?.as_sequence()?;
+    let named = |list: &str, name: &str, inner: &str| -> Option<serde_json::Value> {
+        let items = doc.get(list)?.as_array()?;
         let pick = items
             .iter()
             .find(|i| i.get("name").and_then(|n| n.as_str()) == Some(name))

@@ -76,7 +76,7 @@ impl Provider for Hetzner {
                 Some(text) if text.trim().is_empty() => None,
                 Some(text) => {
                     let nets: Vec<PrivateNetwork> =
-                        serde_yaml::from_str(&text).map_err(|e| MetadataError::Malformed {
+                        crate::yaml::from_str(&text).map_err(|e| MetadataError::Malformed {
                             provider: Platform::Hetzner,
                             url: pn_url.clone(),
                             reason: format!("private-networks is not a YAML list: {e}"),
