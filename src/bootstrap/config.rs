@@ -158,13 +158,17 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
 
     // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error — except an
     // answer that says when to come back (429/503 with Retry-After): that goes to the phase's
-    // backoff, which honours it (an overloaded server must not see three more requests).
+    // backoff, which honours it (an overloaded server must not see three more requests); and a
+    // refusal (401/403): the phase's backoff decides when one has persisted (`crate::retry`), and
+    // counts each request it saw.
     let started = Instant::now();
     let kubeadm = loop {
         match get("kubeadm-config".into()).await {
             Ok(cm) => break cm,
             Err(e)
-                if e.retry_after().is_none() && started.elapsed() < Duration::from_millis(350) =>
+                if e.retry_after().is_none()
+                    && !matches!(e.status_code(), Some(401 | 403))
+                    && started.elapsed() < Duration::from_millis(350) =>
             {
                 crate::debug!(
                     "getting kubeadm-config: {}; retrying",
