@@ -780,7 +780,13 @@ pub fn issue(
     }
     dn.push(DnType::CommonName, go_dn_value(&spec.common_name));
     p.distinguished_name = dn;
-    p.is_ca = IsCa::ExplicitNoCa;
+    // Go writes basicConstraints CA:FALSE (critical, an empty SEQUENCE) and no
+    // subjectKeyIdentifier on leaves; rcgen's `ExplicitNoCa` would add an SKI, so the
+    // extension is written as a custom one.
+    p.is_ca = IsCa::NoCa;
+    let mut bc = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
+    bc.set_criticality(true);
+    p.custom_extensions.push(bc);
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
