@@ -3,6 +3,8 @@
 //! etcd (`tests/fixtures/kubeadm-v1.24/`), and against goldens derived from kubeadm's source for
 //! other versions (`tests/fixtures/controlplane/`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use base64::Engine as _;
 use kubejoin::controlplane::certkey::{self, CertificateKey, DecryptError};
 use kubejoin::controlplane::cluster::{ClusterConfig, Etcd, LocalNode};

@@ -15,9 +15,9 @@
 //!   gate → ECDSA-P256 before v1beta4 (inferred).
 //! - Key usage: digital signature + key encipherment, critical, for every leaf and key type
 //!   (read; golden). Basic constraints CA:FALSE, critical (golden). AKI = the CA's SKI (golden).
-//! - Validity: notBefore = the CA's notBefore (golden; read in `NewSignedCert`), notAfter = now
-//!   + 1 year (golden: 20:07:46 = the join's time + 365 d), or + `certificateValidityPeriod`
-//!   (v1beta4, read).
+//! - Validity: notBefore = the CA's notBefore (golden; read in `NewSignedCert`), notAfter =
+//!   now plus 1 year (golden: 20:07:46 = the join's time + 365 d), or plus
+//!   `certificateValidityPeriod` (v1beta4, read).
 //! - Serial: uniform random in [1, 2^63-1) (read: `NewSignedCert`; v1.24 drew from [0, 2^63-1)).
 //! - SANs: DNS names deduplicated and sorted (`sets.List`), IPs deduplicated in order (read;
 //!   golden order).
@@ -738,7 +738,7 @@ fn serial() -> Result<SerialNumber, PkiError> {
             })?;
         b[0] &= 0x7f;
         let v = u64::from_be_bytes(b);
-        if v >= 1 && v < (1u64 << 63) - 1 {
+        if (1..(1u64 << 63) - 1).contains(&v) {
             let bytes: Vec<u8> = v
                 .to_be_bytes()
                 .iter()
