@@ -30,6 +30,8 @@ fn server(offset_secs: f64, behaviour: Behaviour) -> SntpServer {
     .unwrap()
 }
 
+/// A server telling the truth shifted by `offset_secs`. Negative shifts beyond a few seconds
+/// would be refused: the clock floor of a test build is the last commit's time.
 fn good(offset_secs: f64) -> SntpServer {
     server(offset_secs, Behaviour::Answer)
 }
@@ -237,7 +239,7 @@ async fn servers_that_all_disagree_are_refused() {
     );
 
     // Two that disagree: neither can be told from the other, so both are refused.
-    let pair = [good(0.0), good(-3600.0)];
+    let pair = [good(0.0), good(3600.0)];
     let specs: Vec<Server> = pair.iter().map(spec).collect();
     let e = query(&specs, &quick(), &RealClockSys, floor::floor())
         .await
@@ -336,14 +338,14 @@ async fn forged_and_unsynchronised_answers_are_not_believed() {
 
 #[tokio::test]
 async fn names_resolve_through_the_system_resolver() {
-    let s = good(-7.0);
+    let s = good(7.0);
     let by_name = Server::parse(&format!("localhost:{}", s.addr().port())).unwrap();
     let a = query(&[by_name], &quick(), &RealClockSys, floor::floor())
         .await
         .unwrap();
     assert!(close(
         a.offset,
-        Offset::from_secs_f64(-7.0),
+        Offset::from_secs_f64(7.0),
         Duration::from_millis(100)
     ));
     let e = query(
@@ -358,4 +360,26 @@ async fn names_resolve_through_the_system_resolver() {
         matches!(&e.servers()[0].result, Err(ServerFailure::Resolve(_))),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn a_server_whose_time_is_before_the_build_is_refused_before_the_vote() {
+    // Two servers agree on a time ten years ago (before this binary was built): not a
+    // majority of believable answers, whatever their number.
+    let past = [good(-10.0 * YEAR), good(-10.0 * YEAR)];
+    let now = good(0.0);
+    let specs = vec![spec(&past[0]), spec(&past[1]), spec(&now)];
+    let e = query(&specs, &quick(), &RealClockSys, floor::floor())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SntpError::Unconfirmed(_)), "{e}");
+    assert!(
+        e.to_string().contains("is before this kubejoin was built"),
+        "{e}"
+    );
+    // Alone, it is refused too.
+    let e = query(&[spec(&past[0])], &quick(), &RealClockSys, floor::floor())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SntpError::NoAnswer(_)), "{e}");
 }

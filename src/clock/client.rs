@@ -12,6 +12,8 @@
 //! - an answer refused on its content (unsynchronised, stratum 16, zero timestamps, root distance)
 //!   ends the attempt; the next one comes when the attempt's time is up (a server that is still
 //!   synchronising may be ready then);
+//! - an answer whose time is earlier than the clock floor (the build time) is refused like one
+//!   with bad content: it is certainly wrong;
 //! - a kiss-o'-death ends the questions to that server for this run (RFC 4330 §8: DENY and RSTR
 //!   say never again, RATE says not so often, and this client asks only a few times anyway).
 //!
@@ -445,7 +447,7 @@ enum Attempt {
 async fn attempt(
     addr: SocketAddr,
     clock: &dyn ClockSys,
-    pivot: WallTime,
+    floor: WallTime,
     until: Instant,
 ) -> Result<Attempt, String> {
     let local: SocketAddr = if addr.is_ipv4() {
@@ -484,7 +486,15 @@ async fn attempt(
         let t4 = t1.add(Offset::of(started.elapsed()));
         let data = buf.get(..n).unwrap_or_default();
         match sntp::parse_reply(data, sent) {
-            Ok(reply) => match sntp::sample(t1, &reply, t4, pivot) {
+            Ok(reply) => match sntp::sample(t1, &reply, t4, floor) {
+                // A time before this binary was built is certainly wrong, whoever says it.
+                Ok(s) if s.server_time < floor => {
+                    tokio::time::sleep_until(until).await;
+                    return Ok(Attempt::Nothing(Some(format!(
+                        "refused its answer: its time {} is before this kubejoin was built ({floor})",
+                        s.server_time
+                    ))));
+                }
                 Ok(s) => return Ok(Attempt::Answer(s)),
                 Err(e) => {
                     tokio::time::sleep_until(until).await;
@@ -516,7 +526,7 @@ async fn ask(
     server: &Server,
     policy: &Policy,
     clock: &dyn ClockSys,
-    pivot: WallTime,
+    floor: WallTime,
     deadline: Instant,
 ) -> ServerReport {
     let report = |address, result| ServerReport {
@@ -542,7 +552,7 @@ async fn ask(
         address = Some(addr);
         asked += 1;
         let until = (now + policy.attempt_timeout).min(deadline);
-        match attempt(addr, clock, pivot, until).await {
+        match attempt(addr, clock, floor, until).await {
             Ok(Attempt::Answer(s)) => return report(Some(addr), Ok(s)),
             Ok(Attempt::Kiss(k)) => return report(Some(addr), Err(ServerFailure::Kiss(k))),
             Ok(Attempt::Nothing(why)) => last = why.or(last),
@@ -559,14 +569,15 @@ async fn ask(
     )
 }
 
-/// Asks every server at once and takes a consistent answer (see the module docs). `pivot`
-/// places the servers' timestamps in their NTP era (the clock floor); `clock` gives T1 and T4.
+/// Asks every server at once and takes a consistent answer (see the module docs). `floor` is
+/// the clock floor (`floor::floor()`): it places the servers' timestamps in their NTP era, and a
+/// server whose time is earlier is refused before the vote. `clock` gives T1 and T4.
 /// Returns within `policy.overall` (plus scheduling), whatever the servers do.
 pub async fn query(
     servers: &[Server],
     policy: &Policy,
     clock: &dyn ClockSys,
-    pivot: WallTime,
+    floor: WallTime,
 ) -> Result<Agreement, SntpError> {
     if servers.is_empty() {
         return Err(SntpError::NoServers);
@@ -575,7 +586,7 @@ pub async fn query(
     let mut reports: Vec<ServerReport> = futures_util::future::join_all(
         servers
             .iter()
-            .map(|s| ask(s, policy, clock, pivot, deadline)),
+            .map(|s| ask(s, policy, clock, floor, deadline)),
     )
     .await;
     let answered: Vec<usize> = (0..reports.len())
