@@ -356,7 +356,7 @@ pub fn sntp(data: &[u8]) {
                     );
                     assert_eq!(NtpTimestamp::from_wall(w).seconds(), ts.seconds());
                 }
-                let t4 = t1.add(Offset::from_nanos(i128::from(t1_raw & 0xffff) * 1_000_000));
+                let t4 = t1.plus(Offset::from_nanos(i128::from(t1_raw & 0xffff) * 1_000_000));
                 if let Ok(s) = sample(t1, &r, t4, pivot) {
                     assert!(s.delay >= Offset::ZERO, "{s:?}");
                 }

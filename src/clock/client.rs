@@ -483,7 +483,7 @@ async fn attempt(
                 return Ok(Attempt::Nothing(Some(e.to_string())));
             }
         };
-        let t4 = t1.add(Offset::of(started.elapsed()));
+        let t4 = t1.plus(Offset::of(started.elapsed()));
         let data = buf.get(..n).unwrap_or_default();
         match sntp::parse_reply(data, sent) {
             Ok(reply) => match sntp::sample(t1, &reply, t4, floor) {

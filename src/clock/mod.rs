@@ -83,7 +83,7 @@ impl WallTime {
     }
 
     /// `self + offset`.
-    pub fn add(self, offset: Offset) -> Self {
+    pub fn plus(self, offset: Offset) -> Self {
         WallTime(self.0.saturating_add(offset.0))
     }
 
@@ -149,7 +149,7 @@ impl Offset {
         Offset(d.as_nanos() as i128)
     }
 
-    pub fn neg(self) -> Self {
+    pub fn negated(self) -> Self {
         Offset(self.0.saturating_neg())
     }
 }
@@ -212,8 +212,8 @@ mod tests {
     fn offsets_add_and_print() {
         let t = WallTime::from_unix_secs(100);
         let o = Offset::from_nanos(-1_500_000_000);
-        assert_eq!(t.add(o), WallTime::from_unix_nanos(98_500_000_000));
-        assert_eq!(t.add(o).since(t), o);
+        assert_eq!(t.plus(o), WallTime::from_unix_nanos(98_500_000_000));
+        assert_eq!(t.plus(o).since(t), o);
         assert_eq!(o.to_string(), "-1.500s");
         assert_eq!(o.abs(), Duration::from_millis(1500));
         assert_eq!(Offset::from_nanos(41_999_999).to_string(), "+0.042s");
@@ -226,7 +226,7 @@ mod tests {
             "+7200.000s (2.0 hours)"
         );
         assert_eq!(
-            Offset::of(Duration::from_millis(3)).neg().nanos(),
+            Offset::of(Duration::from_millis(3)).negated().nanos(),
             -3_000_000
         );
     }

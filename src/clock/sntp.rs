@@ -610,10 +610,10 @@ mod tests {
         // takes 40 ms each way, the server holds the request 20 ms.
         let t1 = WallTime::from_unix_secs(1_796_083_200);
         let ms = |n: i128| Offset::from_nanos(n * 1_000_000);
-        let server = t1.add(ms(10_000));
-        let t2 = server.add(ms(40));
-        let t3 = t2.add(ms(20));
-        let t4 = t1.add(ms(100));
+        let server = t1.plus(ms(10_000));
+        let t2 = server.plus(ms(40));
+        let t3 = t2.plus(ms(20));
+        let t4 = t1.plus(ms(100));
         let mut r = decode(&reply_bytes(NtpTimestamp(1), NtpTimestamp::from_wall(t2))).unwrap();
         r.transmit = NtpTimestamp::from_wall(t3);
         let s = sample(t1, &r, t4, Y2026).unwrap();
@@ -622,9 +622,9 @@ mod tests {
         assert_eq!(s.server_time, t3);
         assert_eq!(s.stratum, 2);
         // Asymmetric paths put the error at up to half the delay: 70 ms out, 10 ms back.
-        let t2 = server.add(ms(70));
+        let t2 = server.plus(ms(70));
         r.receive = NtpTimestamp::from_wall(t2);
-        r.transmit = NtpTimestamp::from_wall(t2.add(ms(20)));
+        r.transmit = NtpTimestamp::from_wall(t2.plus(ms(20)));
         let s = sample(t1, &r, t4, Y2026).unwrap();
         assert_eq!(s.offset, ms(10_030));
         assert_eq!(s.delay, ms(80));
@@ -635,9 +635,9 @@ mod tests {
         let s = sample(y2015, &r, y2015, Y2026).unwrap();
         assert_eq!(s.offset, Y2026.since(y2015));
         // The server claims to have held the request longer than the round trip took.
-        r.transmit = NtpTimestamp::from_wall(Y2026.add(ms(50)));
+        r.transmit = NtpTimestamp::from_wall(Y2026.plus(ms(50)));
         assert_eq!(
-            sample(y2015, &r, y2015.add(ms(10)), Y2026),
+            sample(y2015, &r, y2015.plus(ms(10)), Y2026),
             Err(ReplyError::NegativeDelay { delay_ms: -40 })
         );
     }

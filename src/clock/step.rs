@@ -86,7 +86,7 @@ pub fn apply(
         return Ok(StepOutcome::WithinThreshold { offset });
     }
     let old = clock.now();
-    let new = old.add(offset);
+    let new = old.plus(offset);
     clock.set_realtime(new).map_err(|source| StepError {
         old,
         new,
@@ -132,8 +132,8 @@ mod tests {
         let offset = Offset::from_nanos(376_012_800 * 1_000_000_000 + 250_000_000);
         // Time passed between the measurement and the step: the offset still applies.
         clock.advance(Offset::from_nanos(3_000_000_000));
-        let old = Y2015.add(Offset::from_nanos(3_000_000_000));
-        let new = old.add(offset);
+        let old = Y2015.plus(Offset::from_nanos(3_000_000_000));
+        let new = old.plus(offset);
         assert_eq!(
             apply(&clock, offset, STEP_THRESHOLD).unwrap(),
             StepOutcome::Stepped(Step { old, new, offset })
@@ -150,7 +150,7 @@ mod tests {
         let clock = RecordingClockSys::at(Y2015);
         let offset = Offset::from_nanos(-90_000_000_000);
         let out = apply(&clock, offset, STEP_THRESHOLD).unwrap();
-        assert!(matches!(out, StepOutcome::Stepped(s) if s.new == Y2015.add(offset)));
+        assert!(matches!(out, StepOutcome::Stepped(s) if s.new == Y2015.plus(offset)));
     }
 
     #[test]

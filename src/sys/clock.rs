@@ -70,7 +70,7 @@ impl RecordingClockSys {
     /// Moves the fake clock on by `by` (time passing).
     pub fn advance(&self, by: crate::clock::Offset) {
         if let Ok(mut n) = self.now.lock() {
-            *n = n.add(by);
+            *n = n.plus(by);
         }
     }
 
@@ -144,6 +144,6 @@ mod tests {
         assert_eq!(denied.now(), t0, "a refused step leaves the clock alone");
         assert_eq!(denied.calls().len(), 1);
         fake.advance(crate::clock::Offset::from_nanos(5));
-        assert_eq!(fake.now(), t1.add(crate::clock::Offset::from_nanos(5)));
+        assert_eq!(fake.now(), t1.plus(crate::clock::Offset::from_nanos(5)));
     }
 }
