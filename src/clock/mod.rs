@@ -124,7 +124,7 @@ impl Offset {
     }
 
     pub fn from_secs_f64(secs: f64) -> Self {
-        Offset((secs * 1e9) as i128)
+        Offset((secs * 1e9).round() as i128)
     }
 
     pub const fn nanos(self) -> i128 {
