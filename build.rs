@@ -2,7 +2,7 @@
 //! Unix epoch, and `KUBEJOIN_CLOCK_FLOOR_SOURCE`), read by `src/clock/floor.rs`.
 //!
 //! The floor is when this binary was built, as reproducible builds define it: `SOURCE_DATE_EPOCH`
-//! when set (scripts/build sets it to the last commit's time), else the committer time of `HEAD`
+//! when set (scripts/lib.sh sets it to the last commit's time), else the committer time of `HEAD`
 //! (`git log -1 --format=%ct`), else a fixed date. The same source gives the same binary, and the
 //! floor is never later than the real time at which the binary can run.
 //!
