@@ -6,6 +6,10 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MUSL_TARGET=x86_64-unknown-linux-musl
 export CC_x86_64_unknown_linux_musl=musl-gcc
+# Reproducible builds: the binary's clock floor (build.rs) and the initramfs' mtimes come from the
+# last commit's time unless the caller sets it. One value for every build of a script run, so
+# build.rs (re-run when it changes) does not rebuild kubejoin between the steps of scripts/test.
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 0)}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 note() { printf '    %s\n' "$*"; }

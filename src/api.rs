@@ -213,7 +213,20 @@ fn tls_config(trust: &Trust, identity: &Identity) -> Result<rustls::ClientConfig
                     .add(rustls::pki_types::CertificateDer::from(der.clone()))
                     .map_err(|e| format!("a CA certificate is unusable as a trust root: {e}"))?;
             }
-            builder.with_root_certificates(roots)
+            if roots.is_empty() {
+                // Nothing can verify (every handshake fails as an unknown issuer).
+                builder.with_root_certificates(roots)
+            } else {
+                // WebPKI as `with_root_certificates` would do it, with validity checked at the
+                // best time known (never before this binary's build time) and a validity
+                // failure reported as the clock error (src/clock/cert.rs). `dangerous()` is
+                // only rustls' door to a custom verifier: nothing is skipped.
+                let verifier =
+                    crate::clock::cert::BestTimeVerifier::new(roots, crate::clock::floor::floor())?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+            }
         }
         Trust::System => {
             use hyper_rustls::ConfigBuilderExt as _;
@@ -505,7 +518,11 @@ pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) ->
     let links = chain_links(err);
     for e in &links {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return WireFailure::TlsVerify(tls.to_string());
+            // rustls prints a custom certificate error with Debug; the clock error has words.
+            return WireFailure::TlsVerify(match crate::clock::cert::clock_error_of(tls) {
+                Some(clock) => clock.to_string(),
+                None => tls.to_string(),
+            });
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             match io.kind() {
@@ -949,6 +966,77 @@ mod tests {
             RequestError::TimedOut(Duration::from_secs(10)).failure(),
             WireFailure::TimedOut
         );
+    }
+
+    /// An API server whose certificate is not yet valid at the best time known: the request
+    /// fails in the handshake, and the failure is the clock error (server, window, time used).
+    #[tokio::test]
+    async fn a_not_yet_valid_server_certificate_is_reported_as_a_clock_problem() {
+        use tokio_rustls::rustls;
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "kubernetes");
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        let ca = p.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(p, ca_key);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut lp = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        lp.distinguished_name = rcgen::DistinguishedName::new();
+        lp.distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-apiserver");
+        // Valid only from 2080: no clock of this machine, nor the floor, is there yet.
+        lp.not_before = rcgen::date_time_ymd(2080, 1, 1);
+        lp.not_after = rcgen::date_time_ymd(2081, 1, 1);
+        let leaf = lp.signed_by(&key, &issuer).unwrap();
+
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            if let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+
+        let c = client(
+            &format!("https://localhost:{port}"),
+            &Trust::CaBundle(vec![ca.der().to_vec()]),
+            &Identity::Anonymous,
+            Timeouts::default(),
+        )
+        .unwrap();
+        let e = c
+            .get::<serde_json::Value>("/version", "version")
+            .await
+            .unwrap_err();
+        let _ = server.await;
+        let ce = e
+            .rustls_error()
+            .and_then(crate::clock::cert::clock_error_of)
+            .unwrap_or_else(|| panic!("not a clock error: {e:?}"));
+        assert_eq!(ce.problem, crate::clock::cert::Problem::NotYetValid);
+        assert_eq!(ce.server.as_deref(), Some("localhost"));
+        assert!(ce.checked_at.time >= crate::clock::floor::floor());
+        let text = e.to_string();
+        assert!(text.starts_with("TLS handshake failed: "), "{text}");
+        assert!(text.contains("is not yet valid: it is valid from 2080-01-01T00:00:00.000Z to 2081-01-01T00:00:00.000Z"), "{text}");
+        assert!(text.contains("the clock is the likely cause"), "{text}");
+        assert!(matches!(e.failure(), WireFailure::TlsVerify(_)));
     }
 
     #[test]

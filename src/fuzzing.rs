@@ -25,6 +25,7 @@ pub const TARGETS: &[Target] = &[
     ("jws", jws),
     ("kubeconfig", kubeconfig),
     ("modules_dep", modules_dep),
+    ("sntp", sntp),
     ("sysctl_d", sysctl_d),
     ("userdata", userdata),
     ("x509", x509),
@@ -298,6 +299,89 @@ pub fn modules_dep(data: &[u8]) {
         let _ = idx.node_path(n);
         let _ = idx.deps(n);
         let _ = idx.load_order(n);
+    }
+}
+
+/// SNTP replies (`clock::sntp`) and the vote over offsets (`clock::client::vote`): decoding and
+/// checking never panic; whatever passes the checks echoes the nonce, comes from a synchronised
+/// server and gives a non-negative delay; era placement stays within 68 years of its pivot; the
+/// vote's majority is a real majority within the tolerance.
+///
+/// Input: `nonce (8 bytes) | T1 as i64 Unix seconds (8 bytes) | datagram`. With T1's top bit
+/// set, the nonce is patched into the datagram's originate field, so that mutations get past
+/// the nonce check into the content checks. The datagram, read as i64 nanoseconds in 8-byte
+/// chunks, is also the vote's input.
+pub fn sntp(data: &[u8]) {
+    use crate::clock::client::{vote, Vote};
+    use crate::clock::sntp::{
+        decode, parse_reply, sample, Leap, NtpTimestamp, MAX_ROOT_DISTANCE_NANOS,
+    };
+    use crate::clock::{floor::floor, Offset, WallTime};
+    use std::time::Duration;
+
+    let word = |b: Option<&[u8]>| -> [u8; 8] {
+        let mut w = [0u8; 8];
+        if let Some(b) = b {
+            w.copy_from_slice(b);
+        }
+        w
+    };
+    let nonce = NtpTimestamp(u64::from_be_bytes(word(data.get(0..8))));
+    let t1_raw = i64::from_be_bytes(word(data.get(8..16)));
+    let mut packet = data.get(16..).unwrap_or_default().to_vec();
+    if t1_raw < 0 {
+        if let Some(o) = packet.get_mut(24..32) {
+            o.copy_from_slice(&nonce.to_bytes());
+        }
+    }
+    // Any second within ±2^40 s (35,000 years) of 1970.
+    let t1 = WallTime::from_unix_secs(t1_raw % (1 << 40));
+    assert_eq!(decode(&packet).is_ok(), packet.len() >= 48);
+    match parse_reply(&packet, nonce) {
+        Ok(r) => {
+            assert_eq!(r.originate, nonce);
+            assert_eq!(r.mode, 4);
+            assert!(r.version == 3 || r.version == 4);
+            assert!((1..=15).contains(&r.stratum));
+            assert_ne!(r.leap, Leap::Unsynchronised);
+            assert_ne!(r.transmit, NtpTimestamp::ZERO);
+            assert!(r.root_distance_nanos() <= MAX_ROOT_DISTANCE_NANOS);
+            for pivot in [floor(), t1] {
+                for ts in [r.receive, r.transmit] {
+                    let w = ts.to_wall(pivot);
+                    let from_pivot = w.since(pivot).nanos().unsigned_abs();
+                    assert!(
+                        from_pivot <= ((1u128 << 31) + 1) * 1_000_000_000,
+                        "{w} vs {pivot}"
+                    );
+                    assert_eq!(NtpTimestamp::from_wall(w).seconds(), ts.seconds());
+                }
+                let t4 = t1.plus(Offset::from_nanos(i128::from(t1_raw & 0xffff) * 1_000_000));
+                if let Ok(s) = sample(t1, &r, t4, pivot) {
+                    assert!(s.delay >= Offset::ZERO, "{s:?}");
+                }
+            }
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+    let offsets: Vec<Offset> = packet
+        .chunks_exact(8)
+        .take(16)
+        .map(|c| Offset::from_nanos(i128::from(i64::from_be_bytes(word(Some(c))))))
+        .collect();
+    let tolerance = Duration::from_millis(u64::from(data.first().copied().unwrap_or(0)) * 10);
+    let configured = offsets.len() + usize::from(data.get(1).copied().unwrap_or(0) % 2);
+    if let Vote::Agreed { members, offset } = vote(&offsets, configured, tolerance) {
+        let picked: Vec<i128> = members.iter().map(|&i| offsets[i].nanos()).collect();
+        let (lo, hi) = (
+            picked.iter().copied().min().unwrap_or(0),
+            picked.iter().copied().max().unwrap_or(0),
+        );
+        assert!(hi - lo <= tolerance.as_nanos() as i128);
+        assert!(lo <= offset.nanos() && offset.nanos() <= hi);
+        assert!(configured == 1 || (members.len() >= 2 && members.len() * 2 > offsets.len()));
     }
 }
 

@@ -20,6 +20,7 @@ pub mod api;
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
+pub mod clock;
 pub mod controlplane;
 pub mod deadline;
 pub mod discovery;

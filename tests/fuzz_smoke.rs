@@ -302,6 +302,7 @@ targets!(
     jws,
     kubeconfig,
     modules_dep,
+    sntp,
     sysctl_d,
     userdata,
     x509,

@@ -82,6 +82,9 @@ pub struct Lease {
     pub lease_secs: Option<u32>,
     /// The server that acknowledged the lease (option 54).
     pub server: Ipv4Addr,
+    /// NTP servers (option 42, RFC 2132 §8.3), in the server's order: time sources for a
+    /// machine whose clock is wrong (`crate::clock`).
+    pub ntp: Vec<Ipv4Addr>,
 }
 
 impl Lease {
@@ -97,12 +100,14 @@ impl Lease {
         let router = opts
             .ips(code::ROUTER)
             .and_then(|r| r.into_iter().find(|a| !a.is_unspecified()));
-        let dns = opts
-            .ips(code::DNS)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| !a.is_unspecified() && !a.is_broadcast())
-            .collect();
+        let usable = |code| {
+            opts.ips(code)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| !a.is_unspecified() && !a.is_broadcast())
+                .collect::<Vec<_>>()
+        };
+        let dns = usable(code::DNS);
         let text = |code| {
             let s = std::str::from_utf8(opts.get(code)?).ok()?;
             let s = s.trim_end_matches('\0').trim();
@@ -119,6 +124,7 @@ impl Lease {
             mtu: opts.u16(code::INTERFACE_MTU).filter(|m| *m >= 68),
             lease_secs: opts.u32(code::LEASE_TIME),
             server,
+            ntp: usable(code::NTP_SERVERS),
         }
     }
 }
@@ -227,7 +233,7 @@ pub struct DhcpClient {
 /// Options we ask servers for (option 55). Classless static routes (121) are deliberately not
 /// requested: a server that sends them expects the client to ignore option 3, and we only
 /// install a default route.
-const REQUESTED: [u8; 10] = [
+const REQUESTED: [u8; 11] = [
     code::SUBNET_MASK,
     code::ROUTER,
     code::DNS,
@@ -235,6 +241,7 @@ const REQUESTED: [u8; 10] = [
     code::DOMAIN_NAME,
     code::INTERFACE_MTU,
     code::BROADCAST_ADDR,
+    code::NTP_SERVERS,
     code::LEASE_TIME,
     code::RENEWAL_TIME,
     code::REBINDING_TIME,
@@ -539,6 +546,10 @@ mod tests {
         o.insert(code::DOMAIN_NAME, "cluster.example");
         o.insert(code::INTERFACE_MTU, 1450u16.to_be_bytes());
         o.insert(code::LEASE_TIME, 3600u32.to_be_bytes());
+        o.insert_ips(
+            code::NTP_SERVERS,
+            &[Ipv4Addr::new(10, 0, 0, 4), Ipv4Addr::new(10, 0, 0, 5)],
+        );
         m
     }
 
@@ -567,7 +578,12 @@ mod tests {
         assert_eq!(opt(d, code::HOSTNAME), Some(&b"node1"[..]));
         assert_eq!(opt(d, code::MAX_MESSAGE_SIZE), Some(&[0x05, 0xc0][..]));
         let p = opt(d, code::PARAMETER_REQUEST_LIST).unwrap();
-        for code in [code::SUBNET_MASK, code::ROUTER, code::DNS] {
+        for code in [
+            code::SUBNET_MASK,
+            code::ROUTER,
+            code::DNS,
+            code::NTP_SERVERS,
+        ] {
             assert!(p.contains(&code), "{code} requested");
         }
         assert!(!p.contains(&121), "classless routes are not asked for");
@@ -606,6 +622,7 @@ mod tests {
                 mtu: Some(1450),
                 lease_secs: Some(3600),
                 server: SERVER,
+                ntp: vec![Ipv4Addr::new(10, 0, 0, 4), Ipv4Addr::new(10, 0, 0, 5)],
             })
         );
         // Done: anything further is ignored.
@@ -789,6 +806,7 @@ mod tests {
             code::DOMAIN_NAME,
             code::INTERFACE_MTU,
             code::LEASE_TIME,
+            code::NTP_SERVERS,
         ] {
             m.options.remove(code);
         }
@@ -799,6 +817,7 @@ mod tests {
             "classful default for 10.x without a mask"
         );
         assert!(lease.dns.is_empty());
+        assert!(lease.ntp.is_empty());
         assert_eq!(
             (lease.hostname, lease.domain, lease.mtu, lease.lease_secs),
             (None, None, None, None)
@@ -842,6 +861,40 @@ mod tests {
         assert_eq!(l.domain.as_deref(), Some("example.org"));
         assert_eq!(l.prefix_len, 20);
         assert_eq!(l.lease_secs, Some(u32::MAX));
+    }
+
+    #[test]
+    fn ntp_servers_come_from_option_42() {
+        // RFC 2132 §8.3: a list of addresses, in order of preference.
+        let mut m = reply(1, MessageType::Ack);
+        m.options.insert(
+            code::NTP_SERVERS,
+            [192, 0, 2, 123, 0, 0, 0, 0, 198, 51, 100, 7],
+        );
+        // Wire bytes: code 42, length 12, then the addresses as sent.
+        let wire = bytes(&m);
+        let at = wire
+            .windows(2)
+            .position(|w| w == [code::NTP_SERVERS, 12])
+            .unwrap();
+        assert_eq!(wire[at + 2..at + 6], [192, 0, 2, 123]);
+        // From the bytes, through the decoder: the unspecified address is dropped.
+        let l = Lease::from_reply(&decode(&wire).unwrap(), SERVER);
+        assert_eq!(
+            l.ntp,
+            [
+                Ipv4Addr::new(192, 0, 2, 123),
+                Ipv4Addr::new(198, 51, 100, 7)
+            ]
+        );
+        // A length that is not a multiple of four is ignored, not half-read.
+        m.options.insert(code::NTP_SERVERS, [192, 0, 2, 123, 1]);
+        assert!(Lease::from_reply(&m, SERVER).ntp.is_empty());
+        m.options.insert(code::NTP_SERVERS, []);
+        assert!(Lease::from_reply(&m, SERVER).ntp.is_empty());
+        m.options
+            .insert_ips(code::NTP_SERVERS, &[Ipv4Addr::BROADCAST]);
+        assert!(Lease::from_reply(&m, SERVER).ntp.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! No `unsafe` is needed: exec goes through `std::os::unix::process::CommandExt::exec` and the
 //! hostname through `nix`.
 
+pub mod clock;
 pub mod configdrive;
 pub mod host;
 pub mod init;

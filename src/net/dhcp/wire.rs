@@ -29,6 +29,7 @@ pub mod code {
     pub const DOMAIN_NAME: u8 = 15;
     pub const INTERFACE_MTU: u8 = 26;
     pub const BROADCAST_ADDR: u8 = 28;
+    pub const NTP_SERVERS: u8 = 42;
     pub const REQUESTED_IP: u8 = 50;
     pub const LEASE_TIME: u8 = 51;
     pub const OVERLOAD: u8 = 52;

@@ -16,6 +16,11 @@
 //! | `equinix` | `https://metadata.platformequinix.com/userdata` | — | `/metadata` JSON |
 //! | `url` | any `http(s)://` URL with `${mac}`, `${uuid}`, `${hostname}`, `${serial}` | — | — |
 //!
+//! Platforms with a documented time source (for a machine whose clock is wrong, `crate::clock`):
+//! `aws` the Amazon Time Sync Service `169.254.169.123` ([`aws::TIME_SERVER`]), `gcp` the
+//! metadata server `metadata.google.internal` ([`gcp::TIME_SERVER`]); both are defaults that
+//! [`Endpoints`] replaces, like the base URLs ([`Platform::time_server`]).
+//!
 //! Reads are bounded ([`MAX_USER_DATA`] for user-data, [`MAX_FACT`] for everything else) and
 //! every request has connect and total timeouts ([`http::Timeouts`]) plus a written-out retry
 //! schedule ([`http::Retry`]). Errors name the provider and the URL. User-data is kept in memory
@@ -97,6 +102,18 @@ impl Platform {
             .into_iter()
             .chain([Platform::Url])
             .find(|p| p.id() == id)
+    }
+}
+
+impl Platform {
+    /// The platform's documented NTP server (`host[:port]`) as `endpoints` name it, if it has
+    /// one.
+    pub fn time_server(self, endpoints: &Endpoints) -> Option<&str> {
+        match self {
+            Platform::Aws => Some(&endpoints.aws_time),
+            Platform::Gcp => Some(&endpoints.gcp_time),
+            _ => None,
+        }
     }
 }
 
@@ -442,6 +459,9 @@ pub struct Endpoints {
     pub digitalocean: String,
     pub hetzner: String,
     pub equinix: String,
+    /// NTP server (`host[:port]`) of the platform's time source, where it has one.
+    pub aws_time: String,
+    pub gcp_time: String,
 }
 
 impl Default for Endpoints {
@@ -455,12 +475,15 @@ impl Default for Endpoints {
             digitalocean: digitalocean::DEFAULT_BASE.into(),
             hetzner: hetzner::DEFAULT_BASE.into(),
             equinix: equinix::DEFAULT_BASE.into(),
+            aws_time: aws::TIME_SERVER.into(),
+            gcp_time: gcp::TIME_SERVER.into(),
         }
     }
 }
 
 impl Endpoints {
-    /// Every base URL set to `base` (one mock server for all providers).
+    /// Every base URL set to `base` (one mock server for all providers). The time servers keep
+    /// their defaults: they are UDP, not HTTP (set `aws_time`/`gcp_time` to point them elsewhere).
     pub fn all(base: &str) -> Self {
         Self {
             aws_ipv4: base.into(),
@@ -471,6 +494,7 @@ impl Endpoints {
             digitalocean: base.into(),
             hetzner: base.into(),
             equinix: base.into(),
+            ..Self::default()
         }
     }
 }
@@ -551,4 +575,40 @@ pub fn detect(d: &dmi::Dmi) -> Option<Platform> {
 /// Joins a base URL and an absolute path without doubling the slash.
 pub fn join_url(base: &str, path: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+#[cfg(test)]
+mod time_server_tests {
+    use super::*;
+    use crate::clock::client::Server;
+
+    #[test]
+    fn platform_time_sources_are_defaults_that_endpoints_replace() {
+        let d = Endpoints::default();
+        assert_eq!(Platform::Aws.time_server(&d), Some("169.254.169.123"));
+        assert_eq!(
+            Platform::Gcp.time_server(&d),
+            Some("metadata.google.internal")
+        );
+        for p in [
+            Platform::Azure,
+            Platform::OpenStack,
+            Platform::Hetzner,
+            Platform::Url,
+        ] {
+            assert_eq!(p.time_server(&d), None, "{p}");
+        }
+        // Both parse as NTP servers on port 123.
+        for p in [Platform::Aws, Platform::Gcp] {
+            let s = Server::parse(p.time_server(&d).unwrap()).unwrap();
+            assert_eq!(s.port, 123);
+        }
+        // Tests and replays point them at loopback.
+        let local = Endpoints {
+            aws_time: "127.0.0.1:10123".into(),
+            ..Endpoints::all("http://127.0.0.1:8080")
+        };
+        assert_eq!(Platform::Aws.time_server(&local), Some("127.0.0.1:10123"));
+        assert_eq!(local.gcp_time, gcp::TIME_SERVER);
+    }
 }

@@ -12,6 +12,8 @@
 //!                       [--startup-window 1500ms] [--restart down=3s,after=10s|path=PREFIX[,nth=N]]...
 //! kubejoin-testcp approve NAME --state-dir DIR
 //! kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
+//! kubejoin-testcp sntp [--listen ADDR] [--offset SECONDS] [--stratum N]
+//!                      [--kiss CODE | --unsynchronised | --wrong-originate | --silent]
 //! ```
 //!
 //! `serve` prints the CA pin(s), a join command and, last, `READY https://ADDR`; it runs until
@@ -37,6 +39,16 @@ USAGE:
     kubejoin-testcp serve [FLAGS]
     kubejoin-testcp approve NAME --state-dir DIR
     kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
+    kubejoin-testcp sntp [SNTP FLAGS]
+
+SNTP FLAGS (a test SNTP server on UDP; prints `READY udp://ADDR`, runs until SIGINT/SIGTERM):
+    --listen ADDR              address to listen on (default 127.0.0.1:0, a free port)
+    --offset SECONDS           added to this machine's time in every answer (default 0; negative: behind)
+    --stratum N                stratum of the answers, 1 to 15 (default 1)
+    --kiss CODE                answer every request with a kiss-o'-death (DENY, RSTR, RATE, ...)
+    --unsynchronised           answer with leap indicator 3 (clock not synchronised)
+    --wrong-originate          answer with an originate timestamp that is not the request's
+    --silent                   count requests but never answer
 
 SERVE FLAGS:
     --listen ADDR              address to listen on (default 127.0.0.1:0, a free port)
@@ -100,6 +112,7 @@ enum Command {
         message: String,
         state_dir: PathBuf,
     },
+    Sntp(crate::sntp::SntpConfig),
     Help,
 }
 
@@ -125,6 +138,7 @@ pub fn run(args: Vec<String>) -> i32 {
             message,
             state_dir,
         } => decide(&name, approve, &reason, &message, &state_dir),
+        Command::Sntp(config) => sntp(config),
     };
     match result {
         Ok(()) => 0,
@@ -323,8 +337,118 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                     .ok_or_else(|| Usage(format!("{sub}: --state-dir is required")))?,
             })
         }
+        "sntp" => {
+            use crate::sntp::{Behaviour, SntpConfig};
+            let mut config = SntpConfig::default();
+            let mut behaviours = 0;
+            while let Some(flag) = rest.next() {
+                match flag.as_str() {
+                    "--listen" => {
+                        let v = value(&flag, &mut rest)?;
+                        config.bind = v.parse().map_err(|_| {
+                            Usage(format!("--listen {v:?}: not an IP:PORT address"))
+                        })?;
+                    }
+                    "--offset" => {
+                        let v = value(&flag, &mut rest)?;
+                        config.offset_secs = v
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|o| o.is_finite())
+                            .ok_or_else(|| {
+                                Usage(format!("--offset {v:?}: a number of seconds, e.g. -3600"))
+                            })?;
+                    }
+                    "--stratum" => {
+                        let v = value(&flag, &mut rest)?;
+                        config.stratum = v
+                            .parse::<u8>()
+                            .ok()
+                            .filter(|s| (1..=15).contains(s))
+                            .ok_or_else(|| Usage(format!("--stratum {v:?}: 1 to 15")))?;
+                    }
+                    "--kiss" => {
+                        let v = value(&flag, &mut rest)?;
+                        let code: [u8; 4] = v
+                            .as_bytes()
+                            .try_into()
+                            .ok()
+                            .filter(|c: &[u8; 4]| c.iter().all(u8::is_ascii_uppercase))
+                            .ok_or_else(|| {
+                                Usage(format!("--kiss {v:?}: four capital letters, e.g. DENY"))
+                            })?;
+                        config.behaviour = Behaviour::Kiss(code);
+                        behaviours += 1;
+                    }
+                    "--unsynchronised" => {
+                        config.behaviour = Behaviour::Unsynchronised;
+                        behaviours += 1;
+                    }
+                    "--wrong-originate" => {
+                        config.behaviour = Behaviour::WrongOriginate;
+                        behaviours += 1;
+                    }
+                    "--silent" => {
+                        config.behaviour = Behaviour::Silent;
+                        behaviours += 1;
+                    }
+                    other => return Err(Usage(format!("unknown flag {other:?}"))),
+                }
+            }
+            if behaviours > 1 {
+                return Err(Usage(
+                    "--kiss, --unsynchronised, --wrong-originate and --silent exclude each other"
+                        .into(),
+                ));
+            }
+            Ok(Command::Sntp(config))
+        }
         other => Err(Usage(format!("unknown command {other:?}"))),
     }
+}
+
+fn sntp(config: crate::sntp::SntpConfig) -> Result<(), Error> {
+    let server = crate::sntp::start(config)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "kubejoin-testcp: SNTP on {} ({:?}, offset {}s, stratum {})",
+        server.addr(),
+        config.behaviour,
+        config.offset_secs,
+        config.stratum
+    );
+    let _ = writeln!(out, "READY udp://{}", server.addr());
+    let _ = out.flush();
+    drop(out);
+    wait_for_signal()?;
+    let requests = server.requests();
+    server.shutdown();
+    println!("kubejoin-testcp: SNTP answered {requests} request(s)");
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    });
+    Ok(())
 }
 
 fn duration(flag: &str, v: &str) -> Result<std::time::Duration, Usage> {
@@ -427,24 +551,7 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
     let _ = out.flush();
     drop(out);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    });
+    wait_for_signal()?;
     handle.shutdown();
     Ok(())
 }
@@ -533,6 +640,37 @@ mod tests {
             .chain(s.split_whitespace())
             .map(str::to_string)
             .collect()
+    }
+
+    #[test]
+    fn sntp_flags() {
+        use crate::sntp::Behaviour;
+        let Ok(Command::Sntp(c)) = parse(&args(
+            "sntp --listen 127.0.0.1:1123 --offset -3600.5 --stratum 3 --kiss DENY",
+        )) else {
+            panic!("did not parse");
+        };
+        assert_eq!(c.bind.to_string(), "127.0.0.1:1123");
+        assert_eq!(c.offset_secs, -3600.5);
+        assert_eq!(c.stratum, 3);
+        assert_eq!(c.behaviour, Behaviour::Kiss(*b"DENY"));
+        let Ok(Command::Sntp(c)) = parse(&args("sntp --silent --offset=12")) else {
+            panic!("did not parse");
+        };
+        assert_eq!((c.behaviour, c.offset_secs), (Behaviour::Silent, 12.0));
+        for bad in [
+            "sntp --offset soon",
+            "sntp --offset inf",
+            "sntp --stratum 0",
+            "sntp --stratum 16",
+            "sntp --kiss deny",
+            "sntp --kiss DENYX",
+            "sntp --silent --unsynchronised",
+            "sntp --listen nowhere",
+            "sntp --bogus",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod kubeconfig;
 mod objects;
 mod pki;
 mod server;
+pub mod sntp;
 mod state;
 mod util;
 mod version;

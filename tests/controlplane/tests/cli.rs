@@ -176,6 +176,7 @@ fn usage_errors_exit_2() {
     for args in [
         &["serve", "--approval", "sometimes"][..],
         &["approve", "x"],
+        &["sntp", "--kiss", "nope"],
         &["frobnicate"],
         &[],
     ] {
@@ -183,4 +184,64 @@ fn usage_errors_exit_2() {
         assert_eq!(code, 2, "{args:?}");
         assert!(stderr.contains("USAGE"), "{stderr}");
     }
+}
+
+/// `sntp` announces its address, answers a client request with its time shifted by `--offset`
+/// (checked here with a hand-made request, independent of both codecs), and on SIGTERM exits 0
+/// saying how many requests it answered.
+#[test]
+fn sntp_answers_with_its_offset_and_stops_on_sigterm() {
+    let child = Command::new(BIN)
+        .args(["sntp", "--offset", "300", "--stratum", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    // Killed on drop if an assertion fails first.
+    let mut server = Server {
+        child,
+        lines: Vec::new(),
+    };
+    let mut reader = BufReader::new(server.child.stdout.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited before READY"
+        );
+        if let Some(a) = line.trim_end().strip_prefix("READY udp://") {
+            break a.parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = [0u8; 48];
+    req[0] = 0x23; // LI 0, version 4, client
+    req[40..48].copy_from_slice(b"nonce-42");
+    sock.send_to(&req, addr).unwrap();
+    let mut reply = [0u8; 64];
+    let (n, from) = sock.recv_from(&mut reply).unwrap();
+    assert_eq!((n, from), (48, addr));
+    assert_eq!(reply[0], 0x24, "LI 0, version 4, server");
+    assert_eq!(reply[1], 2, "stratum");
+    assert_eq!(&reply[24..32], b"nonce-42", "originate = our transmit");
+    let ntp_secs = u32::from_be_bytes(reply[40..44].try_into().unwrap());
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Era 0 until 2036: NTP seconds minus 70 years.
+    let told = u64::from(ntp_secs) - 2_208_988_800;
+    assert!((unix_now + 300).abs_diff(told) <= 2, "{told} vs {unix_now}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    assert!(rest.contains("answered 1 request(s)"), "{rest}");
 }

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 pub const DEFAULT_IPV4: &str = "http://169.254.169.254";
 pub const DEFAULT_IPV6: &str = "http://[fd00:ec2::254]";
+/// The Amazon Time Sync Service: an NTP server on every instance's link-local network (Nitro
+/// instances also answer on `[fd00:ec2::123]`). A default only, like the metadata bases:
+/// [`super::Endpoints::aws_time`] replaces it.
+pub const TIME_SERVER: &str = "169.254.169.123";
 pub const TOKEN_PATH: &str = "/latest/api/token";
 pub const USER_DATA_PATH: &str = "/latest/user-data";
 pub const TTL_HEADER: &str = "X-aws-ec2-metadata-token-ttl-seconds";

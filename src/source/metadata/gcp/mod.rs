@@ -14,6 +14,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 pub const DEFAULT_BASE: &str = "http://169.254.169.254";
+/// The NTP server Google documents for Compute Engine instances (the metadata server, by its
+/// name). A default only: [`super::Endpoints::gcp_time`] replaces it.
+pub const TIME_SERVER: &str = "metadata.google.internal";
 pub const FLAVOR_HEADER: &str = "Metadata-Flavor";
 pub const ATTRIBUTES: &str = "/computeMetadata/v1/instance/attributes";
 

@@ -1,0 +1,149 @@
+//! The system clock behind a narrow trait: reading `CLOCK_REALTIME`, and stepping it with
+//! `clock_settime(2)` (needs `CAP_SYS_TIME`). [`RealClockSys`] is one line per method;
+//! [`RecordingClockSys`] keeps a fake clock, records every step as a typed [`ClockCall`] and can
+//! refuse it with an errno, so the decision to step (`crate::clock::step`) is tested without root
+//! and without touching the test machine's clock.
+
+use crate::clock::WallTime;
+use std::fmt;
+use std::io;
+use std::sync::Mutex;
+
+/// The clock effects.
+pub trait ClockSys: fmt::Debug + Send + Sync {
+    /// `CLOCK_REALTIME` now.
+    fn now(&self) -> WallTime;
+
+    /// Sets `CLOCK_REALTIME` to `t` (`clock_settime(2)`).
+    fn set_realtime(&self, t: WallTime) -> io::Result<()>;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealClockSys;
+
+impl ClockSys for RealClockSys {
+    fn now(&self) -> WallTime {
+        WallTime::from_system(std::time::SystemTime::now())
+    }
+
+    fn set_realtime(&self, t: WallTime) -> io::Result<()> {
+        use nix::sys::time::TimeSpec;
+        use nix::time::{clock_settime, ClockId};
+        let secs = t.unix_secs();
+        let spec = TimeSpec::new(secs, i64::from(t.subsec_nanos()));
+        Ok(clock_settime(ClockId::CLOCK_REALTIME, spec)?)
+    }
+}
+
+/// One recorded step of the fake clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockCall {
+    SetRealtime { from: WallTime, to: WallTime },
+}
+
+/// A fake clock: reads return its time (which stands still unless advanced), steps are recorded
+/// and change it, or fail with the configured error and leave it as it was.
+#[derive(Debug)]
+pub struct RecordingClockSys {
+    now: Mutex<WallTime>,
+    calls: Mutex<Vec<ClockCall>>,
+    set_error: Option<io::ErrorKind>,
+}
+
+impl RecordingClockSys {
+    /// A fake clock that reads `now`.
+    pub fn at(now: WallTime) -> Self {
+        Self {
+            now: Mutex::new(now),
+            calls: Mutex::new(Vec::new()),
+            set_error: None,
+        }
+    }
+
+    /// Makes every `set_realtime` fail with `kind` (e.g. `PermissionDenied`: no CAP_SYS_TIME).
+    pub fn failing_set(mut self, kind: io::ErrorKind) -> Self {
+        self.set_error = Some(kind);
+        self
+    }
+
+    /// Moves the fake clock on by `by` (time passing).
+    pub fn advance(&self, by: crate::clock::Offset) {
+        if let Ok(mut n) = self.now.lock() {
+            *n = n.plus(by);
+        }
+    }
+
+    /// Every step so far, in order.
+    pub fn calls(&self) -> Vec<ClockCall> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl ClockSys for RecordingClockSys {
+    fn now(&self) -> WallTime {
+        self.now.lock().map(|n| *n).unwrap_or(WallTime::UNIX_EPOCH)
+    }
+
+    fn set_realtime(&self, t: WallTime) -> io::Result<()> {
+        let from = self.now();
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(ClockCall::SetRealtime { from, to: t });
+        }
+        if let Some(kind) = self.set_error {
+            return Err(io::Error::new(
+                kind,
+                "clock_settime refused (recording fake)",
+            ));
+        }
+        if let Ok(mut n) = self.now.lock() {
+            *n = t;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_real_clock_reads_the_system_time() {
+        let before = WallTime::from_system(std::time::SystemTime::now());
+        let now = RealClockSys.now();
+        let after = WallTime::from_system(std::time::SystemTime::now());
+        assert!(before <= now && now <= after);
+    }
+
+    #[test]
+    fn the_real_call_reaches_the_kernel_without_changing_the_clock() {
+        // Linux checks the value before the privilege (do_sys_settimeofday64): a time before
+        // 1970 is EINVAL for root and everyone else, so this exercises the real syscall path
+        // without ever stepping the test machine's clock.
+        let before = RealClockSys.now();
+        let e = RealClockSys
+            .set_realtime(WallTime::from_unix_secs(-1))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(RealClockSys.now() >= before);
+    }
+
+    #[test]
+    fn the_fake_records_steps_and_can_refuse_them() {
+        let t0 = WallTime::from_unix_secs(1_420_070_400);
+        let t1 = WallTime::from_unix_secs(1_796_083_200);
+        let fake = RecordingClockSys::at(t0);
+        fake.set_realtime(t1).unwrap();
+        assert_eq!(fake.now(), t1);
+        assert_eq!(fake.calls(), [ClockCall::SetRealtime { from: t0, to: t1 }]);
+        let denied = RecordingClockSys::at(t0).failing_set(io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            denied.set_realtime(t1).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(denied.now(), t0, "a refused step leaves the clock alone");
+        assert_eq!(denied.calls().len(), 1);
+        fake.advance(crate::clock::Offset::from_nanos(5));
+        assert_eq!(fake.now(), t1.plus(crate::clock::Offset::from_nanos(5)));
+    }
+}
