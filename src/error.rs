@@ -58,7 +58,10 @@ impl fmt::Display for Report<'_> {
         let mut cause = self.0.source();
         let mut last = self.0.to_string();
         while let Some(c) = cause {
-            let text = c.to_string();
+            let text = match c.downcast_ref::<std::io::Error>() {
+                Some(io) => io_text(io),
+                None => c.to_string(),
+            };
             // Some wrapped errors repeat their cause in their own message; print each text once.
             if !last.contains(&text) {
                 write!(f, "\n  caused by: {text}")?;
@@ -70,6 +73,21 @@ impl fmt::Display for Report<'_> {
             write!(f, "\n  hint: {h}")?;
         }
         Ok(())
+    }
+}
+
+/// An I/O error in words, without the raw `(os error N)` std appends: `no such file or
+/// directory`, `permission denied`.
+pub fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
     }
 }
 
