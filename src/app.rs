@@ -468,9 +468,7 @@ pub async fn discover_within(plan: &JoinPlan, run: &mut Run) -> Result<Discovere
                 plan.discovery.timeout,
             );
             Err(Error::Deadline(match waited {
-                Some(w) if w + Duration::from_millis(1) < opts.timeout => {
-                    expired.stopped_early(opts.timeout - w)
-                }
+                Some(w) if w + Duration::from_millis(1) < opts.timeout => expired.stopped_early(),
                 _ => expired,
             }))
         }

@@ -1306,10 +1306,11 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(p.discovery.mode, Mode::Https { .. }));
-        let p = join(&["--discovery-file", "file:///etc/kc.yaml"]).unwrap();
-        assert!(
-            matches!(&p.discovery.mode, Mode::File { path } if path == std::path::Path::new("/etc/kc.yaml"))
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kc.yaml");
+        std::fs::write(&kc, "").unwrap();
+        let p = join(&["--discovery-file", &format!("file://{}", kc.display())]).unwrap();
+        assert!(matches!(&p.discovery.mode, Mode::File { path } if *path == kc));
     }
 
     fn fixture(name: &str) -> String {
@@ -1366,12 +1367,16 @@ mod tests {
     #[test]
     fn no_discovery_flags_means_boot_sources() {
         assert!(matches!(run(&["join"]), Ok(Command::JoinFromSources(_))));
+        let dir = tempfile::tempdir().unwrap();
+        let x = dir.path().join("x");
+        std::fs::write(&x, "").unwrap();
+        let (x, m) = (x.to_str().unwrap(), dir.path().to_str().unwrap());
         let c = run(&[
             "join",
             "--cmdline-file",
-            "/x",
+            x,
             "--metadata-dir",
-            "/m",
+            m,
             "--dry-run",
         ])
         .unwrap();
@@ -1381,18 +1386,64 @@ mod tests {
         assert!(j.dry_run);
         assert_eq!(
             j.sources.cmdline_file.as_deref(),
-            Some(std::path::Path::new("/x"))
+            Some(std::path::Path::new(x))
         );
         assert!(
-            matches!(run(&["plan", "--root", "/r"]), Ok(Command::Plan(a)) if a.root == std::path::Path::new("/r"))
+            matches!(run(&["plan", "--root", m]), Ok(Command::Plan(a)) if a.root == dir.path())
         );
+    }
+
+    #[test]
+    fn every_documented_flag_is_accepted_and_nothing_else() {
+        for (command, help) in [
+            ("join", JOIN_HELP),
+            ("plan", PLAN_HELP),
+            ("host-prep", HOST_PREP_HELP),
+        ] {
+            let flags = documented_flags(help);
+            assert!(flags.len() > 4, "{command}: {flags:?}");
+            for flag in &flags {
+                // A value after it keeps flags that take one from swallowing the next flag.
+                if let Err(UsageError::UnknownFlag { flag: f, .. }) = run(&[command, flag, "x"]) {
+                    panic!("`kubejoin {command} --help` documents {f}, which it refuses")
+                }
+            }
+        }
+        // plan and host-prep take only their own flags.
+        assert!(matches!(
+            run(&["plan", "--force"]),
+            Err(UsageError::UnknownFlag {
+                command: "plan",
+                ..
+            })
+        ));
+        assert!(matches!(
+            run(&["host-prep", "--token", TOKEN]),
+            Err(UsageError::UnknownFlag {
+                command: "host-prep",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn did_you_mean_reuses_the_kernel_command_lines_edit_distance() {
+        assert_eq!(closest("tokn", ["token", "node-name"]), Some("token"));
+        assert_eq!(closest("jion", ["join", "plan"]), Some("join"));
+        assert_eq!(closest("x", ["join", "plan"]), None);
+        assert_eq!(closest("frobnicate", ["join", "plan", "host-prep"]), None);
     }
 
     #[test]
     fn other_commands() {
         assert!(matches!(run(&[]), Ok(Command::Help(HELP))));
         assert!(matches!(run(&["version"]), Ok(Command::Version)));
-        assert!(matches!(run(&["ca-hash", "a.pem"]), Ok(Command::CaHash(f)) if f.len() == 1));
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("a.pem");
+        std::fs::write(&pem, "").unwrap();
+        assert!(
+            matches!(run(&["ca-hash", pem.to_str().unwrap()]), Ok(Command::CaHash(f)) if f.len() == 1)
+        );
         assert!(run(&["ca-hash"]).is_err());
         assert!(run(&["frobnicate"]).is_err());
     }

@@ -108,7 +108,7 @@ impl PhaseClock {
             by_overall: self.by_overall,
             own_limit: None,
             cause,
-            stopped_early: None,
+            stopped_early: false,
         }
     }
 
@@ -202,17 +202,17 @@ pub struct Expired {
     pub own_limit: Option<OwnLimit>,
     /// The last failure seen, if there was one.
     pub cause: Option<Cause>,
-    /// The phase stopped this long before its limit, because its next attempt could only have
-    /// started after it (a backoff pause or a `Retry-After` longer than the time left).
-    pub stopped_early: Option<Duration>,
+    /// The phase stopped before its limit, because its next attempt could only have started
+    /// after it (a backoff pause or a `Retry-After` longer than the time left).
+    pub stopped_early: bool,
 }
 
 impl Expired {
-    /// Marks the phase as stopped `left` before its limit, because the next attempt would have
-    /// come after it: the report says so instead of "the limit passed".
-    pub fn stopped_early(self, left: Duration) -> Self {
+    /// Marks the phase as stopped before its limit, because the next attempt would have come
+    /// after it: the report says so instead of "the limit passed".
+    pub fn stopped_early(self) -> Self {
         Self {
-            stopped_early: Some(left),
+            stopped_early: true,
             ..self
         }
     }
@@ -229,7 +229,7 @@ impl Expired {
 
 impl fmt::Display for Expired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.stopped_early.is_some() {
+        if self.stopped_early {
             write!(
                 f,
                 "gave up in {} after {}: the next attempt could only have started after {} (overall deadline {})",
@@ -276,7 +276,7 @@ impl Classify for Expired {
 
     fn hint(&self) -> Option<String> {
         let cause = self.cause.as_ref().and_then(|c| c.hint.clone());
-        if self.stopped_early.is_some() {
+        if self.stopped_early {
             // Nothing "passed": the limit left no room for another attempt.
             let flag = match (self.own_limit, self.by_overall) {
                 (Some(own), false) => own.flag,
@@ -361,7 +361,7 @@ mod tests {
             by_overall: true,
             own_limit: None,
             cause: Some(Cause::of(Pending)),
-            stopped_early: None,
+            stopped_early: false,
         };
         assert_eq!(
             e.to_string(),
@@ -388,7 +388,7 @@ mod tests {
             by_overall: false,
             own_limit: None,
             cause: None,
-            stopped_early: None,
+            stopped_early: false,
         };
         assert_eq!(bare.hint(), None);
         assert_eq!(
@@ -474,7 +474,7 @@ mod tests {
                 "--discovery-timeout",
                 Duration::from_secs(3),
             )
-            .stopped_early(Duration::from_millis(2997));
+            .stopped_early();
         let text = e.to_string();
         assert!(
             text.contains(

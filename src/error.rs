@@ -96,3 +96,28 @@ impl fmt::Debug for Report<'_> {
         fmt::Display::fmt(self, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading /etc/kubejoin.yaml")]
+    struct Reading(#[source] std::io::Error);
+
+    #[test]
+    fn io_causes_are_words_without_the_raw_os_error() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_text(&e), "no such file or directory");
+        assert_eq!(
+            io_text(&std::io::Error::from_raw_os_error(libc::EACCES)),
+            "permission denied"
+        );
+        assert_eq!(io_text(&std::io::Error::other("Custom")), "custom");
+        let report = Report(&Reading(e), None).to_string();
+        assert_eq!(
+            report,
+            "error: reading /etc/kubejoin.yaml\n  caused by: no such file or directory"
+        );
+    }
+}

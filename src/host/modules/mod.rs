@@ -620,7 +620,7 @@ pub fn plan_modules(
                         && index.missing_dep_file
                         && !root.join("/proc/modules").is_ok_and(|p| p.exists())
                         && !root
-                            .join(&format!("/lib/modules/{release}"))
+                            .join(format!("/lib/modules/{release}"))
                             .is_ok_and(|p| p.exists()) =>
                 {
                     return Err(HostError::NoModuleSupport {
