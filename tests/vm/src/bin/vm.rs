@@ -10,7 +10,7 @@
 //! Exit code 0 when the guest's checker printed RESULT PASS (or, with `--wrong-pin`, when the
 //! node refused the cluster without sending its token), 1 otherwise, 2 for usage errors.
 
-use kubejoin_vmtest::harness::{self, Artifacts, Case, Console, VmSpec};
+use kubejoin_vmtest::harness::{self, Artifacts, Case, Console};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -140,7 +140,7 @@ fn real(
         append.push_str(&format!(" kubejoin.ca-cert-hash={p}"));
     }
     std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
-    let spec = VmSpec {
+    let spec = harness::VmSpec {
         kernel,
         initrd,
         append: append.clone(),
