@@ -330,12 +330,8 @@ struct Progress {
 
 impl Progress {
     fn report(&mut self, serial_log: &Path, now: Duration) {
-        let Ok(bytes) = std::fs::read(serial_log) else {
-            return;
-        };
-        let Some(end) = bytes.iter().rposition(|b| *b == b'\n').map(|i| i + 1) else {
-            return;
-        };
+        let bytes = std::fs::read(serial_log).unwrap_or_default();
+        let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         if end > self.seen {
             let text = String::from_utf8_lossy(&bytes[self.seen..end]).replace('\r', "");
             self.seen = end;
@@ -354,11 +350,14 @@ impl Progress {
                 }
             }
         }
-        if now.saturating_sub(self.last) >= Duration::from_secs(5) {
-            println!(
-                "    [{:>5.1}s] guest: still running (software emulation is slow)",
-                now.as_secs_f64()
-            );
+        if now.saturating_sub(self.last) >= Duration::from_secs(3) {
+            // A `quiet` kernel prints nothing until kubejoin starts.
+            let what = if self.seen == 0 {
+                "the kernel is booting (software emulation: a few seconds)"
+            } else {
+                "still running"
+            };
+            println!("    [{:>5.1}s] guest: {what}", now.as_secs_f64());
             self.last = now;
         }
     }
