@@ -144,3 +144,12 @@ ensure_prereqs() {
   ensure_debs "${debs[@]}"
   ensure_rust
 }
+
+# build_testcp: the test control plane, release and static, built as scripts/vm-image builds it
+# (the same packages selected, so the same features: one build serves the demo, the smoke test
+# and the VMs).
+build_testcp() {
+  ensure_musl || die "the $MUSL_TARGET target cannot be installed"
+  cargo build --release --locked --target "$MUSL_TARGET" -p kubejoin-testcp -p kubejoin-vmtest \
+    --no-default-features --bin kubejoin-testcp
+}
