@@ -119,6 +119,12 @@ ensure_rust() {
     dry_run && return 0
   fi
   command -v cargo >/dev/null || die "no cargo after installing rustup: add ${CARGO_HOME:-$HOME/.cargo}/bin to PATH and re-run"
+  # rustup without the toolchain rust-toolchain.toml names (an interrupted first install, or
+  # RUSTUP_AUTO_INSTALL=0): install it now rather than fail at the first cargo command.
+  if ! (cd "$REPO" && cargo --version >/dev/null 2>&1) && command -v rustup >/dev/null; then
+    say "installing the Rust toolchain of rust-toolchain.toml"
+    (cd "$REPO" && rustup toolchain install) || die "rustup could not install the toolchain of rust-toolchain.toml (see above)"
+  fi
 }
 
 # ensure_musl: the musl target and musl-gcc (ring's C code). Returns 1 if the target cannot be had.
