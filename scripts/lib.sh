@@ -32,9 +32,10 @@ export CC_x86_64_unknown_linux_musl=musl-gcc
 #   dnsmasq-base               the DHCP server of tests/net_dhcp.rs
 #   cpio                       image's archives cross-checked with GNU cpio
 #   kmod                       depmod: the reference for real_kernel_tree_matches_depmod
+#   dosfstools, mtools         a FAT config drive, where the kernel mounts vfat but not iso9660
 DEBS_BUILD=(build-essential binutils curl ca-certificates musl-tools)
 DEBS_VM=(python3 qemu-system-x86 iproute2 e2fsprogs genisoimage)
-DEBS_TEST=(dnsmasq-base cpio kmod)
+DEBS_TEST=(dnsmasq-base cpio kmod dosfstools mtools)
 
 RUSTUP_SH_URL=${KUBEJOIN_RUSTUP_SH_URL:-https://sh.rustup.rs}
 RUSTUP_INIT_URL=${KUBEJOIN_RUSTUP_INIT_URL:-https://static.rust-lang.org/rustup/dist/x86_64-unknown-linux-gnu/rustup-init}
