@@ -2,7 +2,7 @@
 
 use crate::bootstrap::backoff;
 use crate::bootstrap::{self, config, csr, verify, wait, Cluster};
-use crate::cli::{Command, UsageError, HELP};
+use crate::cli::{Command, UsageError};
 use crate::deadline::{Cause, Deadline, Expired, PhaseClock};
 use crate::discovery::{self, Discovered, Method};
 use crate::error::{Class, Classify};
@@ -94,10 +94,14 @@ impl Classify for Error {
 /// Runs one command to completion.
 pub async fn run(cmd: Command) -> Result<(), Error> {
     match cmd {
-        Command::Help => {
-            print!("{HELP}");
+        Command::Help(text) => {
+            print!("{text}");
             Ok(())
         }
+        // `main` runs PID-1 mode itself, before any runtime exists; it never gets here.
+        Command::Init => Err(Error::Internal(
+            "`kubejoin init` is run by main, not by app::run".into(),
+        )),
         Command::Version => {
             println!("kubejoin {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -176,7 +180,20 @@ fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
     let pre = crate::host::preflight(&cfg, &plan.host, &root, &sys);
     eprint!("{pre}");
     if plan.dry_run {
-        phase.ok();
+        // A dry run goes on to discovery, but says that a real join would stop here.
+        let errors = pre.errors();
+        if errors.is_empty() {
+            phase.ok();
+        } else {
+            crate::warn!(
+                "preflight: {} check(s) in ERROR ({}): a real join would stop here; fix them, or downgrade them \
+                 with --ignore-preflight-errors={}",
+                errors.len(),
+                errors.join(", "),
+                errors.join(",")
+            );
+            phase.would_fail();
+        }
         return Ok(());
     }
     pre.into_result().map_err(Error::Host)?;
@@ -193,7 +210,15 @@ fn host_prep(
     let phase = log::phase("host");
     let root = crate::root::Root::new(root);
     let sys = crate::sys::host::RealHostSys;
-    let plan = crate::host::plan(cfg, &root, &sys).map_err(Error::Host)?;
+    let plan = match crate::host::plan(cfg, &root, &sys) {
+        Ok(plan) => plan,
+        Err(e) => {
+            if dry_run {
+                phase.would_fail();
+            }
+            return Err(Error::Host(e));
+        }
+    };
     if dry_run {
         println!("{plan}");
         phase.skipped();
@@ -430,11 +455,23 @@ pub async fn discover_within(plan: &JoinPlan, run: &mut Run) -> Result<Discovere
         }
         // Discovery's own bound or the overall deadline: the report says which flag to raise.
         Ok(Err(e)) if e.class() == Class::Timeout => {
-            Err(Error::Deadline(stage.clock.expired_own_limit(
+            // A loop that ended before its bound did so because the next attempt (a backoff
+            // pause, a Retry-After) would have started after it: say that, not "it passed".
+            let waited = match &e {
+                discovery::Error::Unreachable { waited, .. }
+                | discovery::Error::Unavailable { waited, .. }
+                | discovery::Error::JwsMissing { waited, .. } => Some(*waited),
+                _ => None,
+            };
+            let expired = stage.clock.expired_own_limit(
                 Some(Cause::of(e)),
                 "--discovery-timeout",
                 plan.discovery.timeout,
-            )))
+            );
+            Err(Error::Deadline(match waited {
+                Some(w) if w + Duration::from_millis(1) < opts.timeout => expired.stopped_early(),
+                _ => expired,
+            }))
         }
         Ok(Err(e)) => Err(e.into()),
         Err(expired) => Err(Error::Deadline(expired)),
@@ -703,11 +740,19 @@ pub async fn bootstrap_and_install_within(
         }];
         steps.extend(install::plan(&i));
         steps.extend(install::completion_steps());
-        for s in &steps {
+        // The join names the client PEM after the issued certificate's notBefore, which a dry
+        // run cannot know: say so instead of printing a name made from the clock.
+        let guessed = install::client_pem_path(i.now);
+        let named = format!("{}/kubelet-client-<notBefore>.pem", install::PKI_DIR);
+        joined.steps = steps
+            .iter()
+            .map(|s| s.to_string().replace(&guessed, &named))
+            .collect();
+        for s in &joined.steps {
             println!("  {s}");
         }
+        println!("  (<notBefore>: the issued certificate's notBefore, YYYY-MM-DD-HH-MM-SS in UTC)");
         println!("  {}", flags_env.trim_end());
-        joined.steps = steps.iter().map(|s| s.to_string()).collect();
         joined.phases = run.phases().to_vec();
         return Ok(joined);
     }
@@ -874,7 +919,7 @@ async fn complete(
 }
 
 /// What a dry run verified, for a person (stdout).
-fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
+fn print_dry_run(plan: &JoinPlan, d: &Discovered) {
     println!("dry run: discovery verified the cluster; nothing was written");
     match &d.method {
         Method::Token { endpoint } => println!("  discovery:   bootstrap token via {endpoint}"),
@@ -896,14 +941,36 @@ fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
         };
         println!("  cluster CA:  {subject}  {pin}{mark}");
     }
+    // Only what discovery did: the verified re-fetch is made only when `server:` is another
+    // address than the endpoint (see discovery::token).
     match (&d.method, &d.matched_pin) {
-        (Method::Token { .. }, Some(_)) => println!(
-            "  trust:       JWS signature of cluster-info valid for the token; CA pinned; TLS re-fetch verified and identical"
+        (Method::Token { endpoint }, Some(_))
+            if crate::discovery::token::same_address(&d.server, endpoint) =>
+        {
+            println!(
+                "  trust:       JWS signature of cluster-info valid for the token; CA pinned; {} is the endpoint itself, \
+                 so no re-fetch: its TLS is verified against the pinned CA by the next request, before the token is sent",
+                d.server
+            )
+        }
+        (Method::Token { endpoint }, Some(_)) => println!(
+            "  trust:       JWS signature of cluster-info valid for the token; CA pinned; cluster-info fetched again \
+             from {endpoint} over TLS verified against the pinned CA: identical"
         ),
         (Method::Token { .. }, None) => println!(
             "  trust:       JWS signature valid; CA NOT verified (--discovery-token-unsafe-skip-ca-verification)"
         ),
         _ => println!("  trust:       TLS verified against the kubeconfig's CA"),
     }
-    println!("reading the cluster configuration (kubeadm-config, then kubelet-config by the cluster's version) with the bootstrap credentials");
+    println!(
+        "reading the cluster configuration (kubeadm-config, then kubelet-config by the cluster's version) and looking up Node {:?} with the bootstrap credentials",
+        node_name_for_dry_run(plan)
+    );
+}
+
+/// The node name a dry run reports (`--node-name`, else the host's name as the join resolves it).
+fn node_name_for_dry_run(plan: &JoinPlan) -> String {
+    bootstrap::resolve_node_name(plan.node_name.as_ref(), &RealSys)
+        .map(|id| id.name.as_str().to_string())
+        .unwrap_or_else(|_| "<this host's name>".into())
 }

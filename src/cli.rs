@@ -12,22 +12,44 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `kubejoin --help`.
+/// `kubejoin help`: every command, and where to find each one's flags.
 pub const HELP: &str = "\
 kubejoin: turn this machine into a Kubernetes worker node
 
 USAGE:
-    kubejoin join [API_SERVER_ENDPOINT] [FLAGS]   discover the cluster, bootstrap, install, hand off
-    kubejoin join [FLAGS]                         no discovery flags: read the join data from the kernel
-                                                  command line, /etc/kubejoin.yaml or cloud metadata
-    kubejoin plan [--root DIR] [--cmdline-file F] [--metadata-dir D] [--config F]
-                                                  print the merged, validated join plan (JSON, secrets
-                                                  redacted, each value with its source)
-    kubejoin host-prep [--dry-run] [--module M] [--sysctl K=V] [--keep-swap]
-                                                  load modules, set sysctls, turn off swap, then verify
-    kubejoin ca-hash FILE...                      print the sha256: pin of each certificate in PEM files
-    kubejoin version                              print the version
-    kubejoin help                                 print this help
+    kubejoin COMMAND [FLAGS]
+    kubejoin COMMAND --help        the flags of one command (also `kubejoin help COMMAND`)
+
+COMMANDS:
+    join        discover the cluster (CA pinned), bootstrap the node's certificate, install the
+                kubelet's files, hand off; with no discovery flags the join data comes from the
+                kernel command line, /etc/kubejoin.yaml or cloud metadata
+    plan        print the merged, validated join plan of those boot sources (JSON, secrets redacted)
+    host-prep   load kernel modules, set sysctls, turn off swap, then verify (join's first step)
+    ca-hash     print the sha256: pin of each certificate in PEM files
+    init        run as PID 1 of an initramfs: mounts, host preparation, network, join, handoff
+    version     print the version
+    help        print this help
+
+EXIT CODES:
+    0  success
+    1  other failure (local I/O, internal)
+    2  usage error: bad flags, config or input (a missing input file included)
+    3  trust failure: CA pin mismatch, bad JWS signature, TLS verification failed
+    4  the cluster rejected the join: token refused, RBAC 403, CSR denied, node exists
+    5  timeout: a deadline passed (including a server that never became reachable)
+";
+
+/// `kubejoin join --help`.
+pub const JOIN_HELP: &str = "\
+kubejoin join: turn this machine into a Kubernetes worker node
+
+USAGE:
+    kubejoin join API_SERVER_ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HEX [FLAGS]
+    kubejoin join --discovery-file PATH|https://URL [FLAGS]
+    kubejoin join --config FILE [FLAGS]
+    kubejoin join [FLAGS]          no discovery flags: the join data comes from the kernel command
+                                   line, /etc/kubejoin.yaml or cloud metadata (see `kubejoin plan`)
 
 JOIN FLAGS (same names as kubeadm join):
     --token TOKEN                                  discovery and TLS bootstrap token (<id>.<secret>); visible
@@ -57,7 +79,7 @@ HOST PREPARATION (runs before discovery when installing onto this machine, --roo
     --skip-phases host                             skip host preparation and preflight
 
 KUBEJOIN FLAGS:
-    --root DIR                                     install under DIR instead of / (e.g. /sysroot)
+    --root DIR                                     install under DIR (an existing directory) instead of /
     --cmdline-file FILE                            replay a recorded kernel command line (instead of /proc/cmdline)
     --metadata-dir DIR                             replay recorded cloud metadata responses (offline)
     --force                                        re-join even if this node already has a valid identity
@@ -69,15 +91,136 @@ KUBEJOIN FLAGS:
     --tls-bootstrap-timeout DURATION               bound of the wait for the CSR to be issued (default 5m)
     --timeout DURATION                             overall deadline of the join, all phases included (default 10m)
     -v, --verbose                                  debug logging
+    -h, --help                                     print this help
 
-EXIT CODES:
-    0  success
-    1  other failure (local I/O, internal)
-    2  usage error: bad flags, config or input
-    3  trust failure: CA pin mismatch, bad JWS signature, TLS verification failed
-    4  the cluster rejected the join: token refused, RBAC 403, CSR denied, node exists
-    5  timeout: a deadline passed (including a server that never became reachable)
+Exit codes: see `kubejoin help`.
 ";
+
+/// `kubejoin plan --help`.
+pub const PLAN_HELP: &str = "\
+kubejoin plan: print the join plan of the boot sources, merged and validated
+
+USAGE:
+    kubejoin plan [--root DIR] [--cmdline-file FILE] [--metadata-dir DIR] [--config FILE]
+
+Reads the kernel command line, the local config file and cloud metadata (user-data) the way a
+`kubejoin join` without discovery flags would, and prints the merged plan as JSON: every value with
+its source, every conflict between layers, secrets redacted. Exits 2 when the plan is not joinable.
+
+FLAGS:
+    --root DIR                                     read the sources under DIR (an existing directory) instead of /
+    --cmdline-file FILE                            a recorded kernel command line instead of /proc/cmdline
+    --metadata-dir DIR                             recorded cloud metadata responses (offline replay)
+    --config FILE                                  a JoinConfiguration / KubejoinConfiguration file
+    -v, --verbose                                  debug logging
+    -h, --help                                     print this help
+";
+
+/// `kubejoin host-prep --help`.
+pub const HOST_PREP_HELP: &str = "\
+kubejoin host-prep: prepare this machine's kernel for the kubelet, then verify
+
+USAGE:
+    kubejoin host-prep [--dry-run] [--module NAME] [--sysctl KEY=VALUE] [--keep-swap]
+
+Loads overlay, br_netfilter and the modules of modules-load.d (with their dependencies, from
+modules.dep), sets the forwarding and bridge sysctls plus sysctl.d's, reads each one back, and turns
+swap off. `kubejoin join` does the same first when it installs onto this machine.
+
+FLAGS:
+    --dry-run                                      print what would be done, change nothing
+    --module NAME[,NAME]                           extra kernel module to load (with its dependencies)
+    --sysctl KEY=VALUE                             extra sysctl to set and verify
+    --keep-swap                                    leave swap on
+    --root DIR                                     where /proc, /sys and /lib/modules are (default /)
+    -v, --verbose                                  debug logging
+    -h, --help                                     print this help
+";
+
+/// `kubejoin ca-hash --help`.
+pub const CA_HASH_HELP: &str = "\
+kubejoin ca-hash: print the pin of each certificate in PEM files
+
+USAGE:
+    kubejoin ca-hash FILE...
+
+Prints `sha256:<hex>` (the SHA-256 of the certificate's SubjectPublicKeyInfo) for every certificate
+in each file, e.g. `kubejoin ca-hash /etc/kubernetes/pki/ca.crt` on a control-plane node; pass it to
+`kubejoin join` as --discovery-token-ca-cert-hash.
+
+FLAGS:
+    -h, --help                                     print this help
+";
+
+/// `kubejoin init --help`.
+pub const INIT_HELP: &str = "\
+kubejoin init: run as PID 1 of an initramfs
+
+USAGE:
+    kubejoin init                  (or kubejoin installed as /init: it detects PID 1 itself)
+
+Mounts /proc, /sys, /dev and /run, logs to the console, prepares the host, reads the join data
+(kernel command line kubejoin.*, a config file, a config drive, cloud metadata), brings the network
+up, joins, and hands off (kubejoin.handoff=exec|switch-root|none). On failure it follows
+kubejoin.on-failure=retry|reboot|poweroff|shell. It is meant for an initramfs, not for a running
+system: use `kubejoin join` there.
+
+FLAGS:
+    -h, --help                                     print this help
+";
+
+/// `kubejoin version --help`.
+pub const VERSION_HELP: &str = "\
+kubejoin version: print the version
+
+USAGE:
+    kubejoin version
+";
+
+/// The commands `kubejoin help` lists, with their help texts.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("join", JOIN_HELP),
+    ("plan", PLAN_HELP),
+    ("host-prep", HOST_PREP_HELP),
+    ("ca-hash", CA_HASH_HELP),
+    ("init", INIT_HELP),
+    ("version", VERSION_HELP),
+    ("help", HELP),
+];
+
+/// The flags a help text documents (`--name` and `-x`), in order: the flags a command accepts,
+/// and the candidates of "did you mean".
+pub fn documented_flags(help: &str) -> Vec<String> {
+    let mut flags: Vec<String> = Vec::new();
+    for word in
+        help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']' || c == '`')
+    {
+        let word = word.split('=').next().unwrap_or_default();
+        let is_long = word.len() > 2
+            && word.starts_with("--")
+            && word[2..]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let is_short = word.len() == 2
+            && word.starts_with('-')
+            && word[1..].chars().all(|c| c.is_ascii_lowercase());
+        if (is_long || is_short) && !flags.iter().any(|f| f == word) {
+            flags.push(word.to_string());
+        }
+    }
+    flags
+}
+
+/// The candidate closest to `typed`, when it is close enough to be a typo: at most 3 edits and
+/// at most half the length (`jion` is 2 edits from `join`).
+fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (crate::source::merge::edit_distance(typed, c), c))
+        .filter(|(d, c)| *d <= 3 && *d * 2 <= c.len().max(typed.len()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
 
 /// A parsed command.
 #[derive(Debug)]
@@ -91,7 +234,10 @@ pub enum Command {
     HostPrep(HostPrep),
     CaHash(Vec<PathBuf>),
     Version,
-    Help,
+    /// Print this text (`kubejoin help`, or one command's `--help`).
+    Help(&'static str),
+    /// PID-1 mode on request (`kubejoin init`); `main` runs it.
+    Init,
 }
 
 /// Where boot-time join data is read from (precedence: kernel command line > local config file >
@@ -172,6 +318,44 @@ pub enum UsageError {
     },
     #[error(transparent)]
     Config(#[from] crate::source::joinconfig::ConfigError),
+    #[error("unknown flag {flag} for `kubejoin {command}`{}", match (suggestion, other_command) {
+        (Some(s), _) => format!(" (did you mean {s}?)"),
+        (None, Some(c)) => format!(" (it is a flag of `kubejoin {c}`)"),
+        (None, None) => String::new(),
+    })]
+    UnknownFlag {
+        flag: String,
+        command: &'static str,
+        /// The documented flag of `command` it most likely meant.
+        suggestion: Option<String>,
+        /// Another command that has this very flag.
+        other_command: Option<&'static str>,
+    },
+    #[error("unknown command {name:?}{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    UnknownCommand {
+        name: String,
+        suggestion: Option<String>,
+    },
+    /// An input file named on the command line does not exist.
+    #[error("no such file: {} (given to {flag})", path.display())]
+    NoSuchFile { flag: &'static str, path: PathBuf },
+    /// An input directory named on the command line does not exist.
+    #[error("no such directory: {} (given to {flag})", path.display())]
+    NoSuchDir { flag: &'static str, path: PathBuf },
+    #[error("{} given to {flag} is a directory, not a file", path.display())]
+    NotAFile { flag: &'static str, path: PathBuf },
+    #[error("{} given to {flag} is not a directory", path.display())]
+    NotADir { flag: &'static str, path: PathBuf },
+    #[error("unexpected argument {shown:?}: `kubejoin {command}` takes no positional arguments")]
+    Positional {
+        command: &'static str,
+        /// The argument, with a token's secret redacted.
+        shown: String,
+    },
+    #[error("--root {}: no such directory", .0.display())]
+    RootMissing(PathBuf),
+    #[error("--root {}: not a directory", .0.display())]
+    RootNotDir(PathBuf),
 }
 
 impl Classify for UsageError {
@@ -193,6 +377,42 @@ impl Classify for UsageError {
                 Some("give the API server as host:port, e.g. `kubejoin join 10.0.0.1:6443 …`".into())
             }
             UsageError::Config(e) => e.hint(),
+            UsageError::UnknownFlag { command, .. } => {
+                Some(format!("`kubejoin {command} --help` lists its flags"))
+            }
+            UsageError::UnknownCommand { .. } => Some("`kubejoin help` lists the commands".into()),
+            UsageError::NotAFile { flag, .. } => Some(format!("{flag} takes a file")),
+            UsageError::NotADir { flag, .. } => Some(format!("{flag} takes a directory")),
+            UsageError::Positional { command, .. } => {
+                Some(format!("`kubejoin {command} --help` lists its flags"))
+            }
+            UsageError::NoSuchFile { flag, path } | UsageError::NoSuchDir { flag, path } => {
+                let what = match *flag {
+                    "--config" => "a kubeadm JoinConfiguration file (YAML or JSON)",
+                    "--cmdline-file" => "a file holding a recorded kernel command line",
+                    "--metadata-dir" => "a directory of recorded metadata responses",
+                    "--discovery-file" => "a kubeconfig file, or an https:// URL",
+                    "--discovery-file-ca" => "a PEM file of CA certificates",
+                    "kubejoin ca-hash" => "PEM files, e.g. /etc/kubernetes/pki/ca.crt",
+                    _ => "an existing path",
+                };
+                let relative = if path.is_relative() {
+                    std::env::current_dir()
+                        .map(|d| format!("; a relative path starts from the current directory, {}", d.display()))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                Some(format!("{flag} takes {what}: check the path{relative}"))
+            }
+            UsageError::RootMissing(path) => Some(format!(
+                "--root names an existing directory, the node's filesystem (default /): create it first \
+                 (mkdir -p {}), or leave --root out to work on this machine",
+                path.display()
+            )),
+            UsageError::RootNotDir(_) => Some(
+                "--root names a directory, the node's filesystem (default /), not a file".into(),
+            ),
             UsageError::Args(_) | UsageError::NoDiscovery | UsageError::BothDiscovery => {
                 Some("run `kubejoin help` for the flags".into())
             }
@@ -240,6 +460,8 @@ struct JoinArgs {
     modules: Vec<String>,
     sysctls: Vec<(String, String)>,
     keep_swap: bool,
+    /// `--help`: print the command's help instead.
+    help: bool,
 }
 
 /// Parses `argv` (including the program name).
@@ -250,9 +472,9 @@ where
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_iter(argv);
     let sub = match p.next().map_err(|e| args_err(e.to_string()))? {
-        None => return Ok(Command::Help),
+        None => return Ok(Command::Help(HELP)),
         Some(Value(v)) => v.string().map_err(|e| args_err(e.to_string()))?,
-        Some(Long("help")) | Some(Short('h')) => return Ok(Command::Help),
+        Some(Long("help")) | Some(Short('h')) => return Ok(Command::Help(HELP)),
         Some(Long("version")) => return Ok(Command::Version),
         Some(other) => {
             return Err(args_err(format!(
@@ -262,15 +484,38 @@ where
         }
     };
     match sub.as_str() {
-        "help" => Ok(Command::Help),
-        "version" => Ok(Command::Version),
+        "help" => match p.next().map_err(|e| args_err(e.to_string()))? {
+            // `kubejoin help join`: that command's help.
+            Some(Value(v)) => {
+                let name = v.string().map_err(|e| args_err(e.to_string()))?;
+                COMMANDS
+                    .iter()
+                    .find(|(c, _)| *c == name)
+                    .map(|(_, h)| Command::Help(h))
+                    .ok_or_else(|| unknown_command(&name))
+            }
+            _ => Ok(Command::Help(HELP)),
+        },
+        "version" | "init" => {
+            let help = if sub == "init" {
+                INIT_HELP
+            } else {
+                VERSION_HELP
+            };
+            match p.next().map_err(|e| args_err(e.to_string()))? {
+                None if sub == "init" => Ok(Command::Init),
+                None => Ok(Command::Version),
+                Some(Long("help")) | Some(Short('h')) => Ok(Command::Help(help)),
+                Some(other) => Err(unexpected(other, command_name(&sub), help)),
+            }
+        }
         "ca-hash" => {
             let mut files = Vec::new();
             while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
                 match arg {
                     Value(v) => files.push(PathBuf::from(v)),
-                    Long("help") | Short('h') => return Ok(Command::Help),
-                    other => return Err(args_err(other.unexpected().to_string())),
+                    Long("help") | Short('h') => return Ok(Command::Help(CA_HASH_HELP)),
+                    other => return Err(unexpected(other, "ca-hash", CA_HASH_HELP)),
                 }
             }
             if files.is_empty() {
@@ -278,10 +523,17 @@ where
                     "ca-hash needs at least one PEM file (e.g. /etc/kubernetes/pki/ca.crt)",
                 ));
             }
+            for f in &files {
+                input_file("kubejoin ca-hash", f)?;
+            }
             Ok(Command::CaHash(files))
         }
         "join" => {
-            let a = parse_join(&mut p)?;
+            let a = parse_join(&mut p, "join")?;
+            if a.help {
+                return Ok(Command::Help(JOIN_HELP));
+            }
+            check_inputs(&a)?;
             if let Some(w) = inline_token_warning(&a.inline_tokens) {
                 crate::warn!("{w}");
             }
@@ -291,7 +543,11 @@ where
             validate(a).map(|plan| Command::Join(Box::new(plan)))
         }
         "host-prep" => {
-            let a = parse_join(&mut p)?;
+            let a = parse_join(&mut p, "host-prep")?;
+            if a.help {
+                return Ok(Command::Help(HOST_PREP_HELP));
+            }
+            check_inputs(&a)?;
             Ok(Command::HostPrep(HostPrep {
                 root: a.root.clone().unwrap_or_else(|| PathBuf::from("/")),
                 dry_run: a.dry_run,
@@ -304,18 +560,145 @@ where
             }))
         }
         "plan" => {
-            let a = parse_join(&mut p)?;
+            let a = parse_join(&mut p, "plan")?;
+            if a.help {
+                return Ok(Command::Help(PLAN_HELP));
+            }
+            check_inputs(&a)?;
             Ok(Command::Plan(source_args(&a)))
         }
-        other => Err(args_err(format!(
-            "unknown command {other:?} (commands: join, ca-hash, version, help)"
-        ))),
+        other => Err(unknown_command(other)),
     }
 }
 
-fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
+/// `name` as a `&'static str` for messages (it is one of [`COMMANDS`]).
+fn command_name(name: &str) -> &'static str {
+    COMMANDS
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| *c == name)
+        .unwrap_or("join")
+}
+
+fn unknown_command(name: &str) -> UsageError {
+    UsageError::UnknownCommand {
+        name: name.to_string(),
+        suggestion: closest(name, COMMANDS.iter().map(|(c, _)| *c)).map(str::to_string),
+    }
+}
+
+/// The error for an argument `command` does not take: an unknown flag (with the documented flag
+/// it most likely meant) or a stray positional argument (a token-shaped one is not echoed).
+fn unexpected(arg: lexopt::Arg<'_>, command: &'static str, help: &str) -> UsageError {
+    let flag = match arg {
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Value(v) => {
+            let v = v.to_string_lossy();
+            let shown = match BootstrapToken::parse(&v) {
+                Ok(t) => t.to_string(),
+                Err(_) => v.into_owned(),
+            };
+            return UsageError::Positional { command, shown };
+        }
+    };
+    let documented = documented_flags(help);
+    let suggestion = closest(
+        flag.trim_start_matches('-'),
+        documented
+            .iter()
+            .filter(|f| f.starts_with("--"))
+            .map(|f| f.trim_start_matches('-')),
+    )
+    .map(|f| format!("--{f}"));
+    let other_command = COMMANDS
+        .iter()
+        .filter(|(c, _)| *c != command && *c != "help")
+        .find(|(_, h)| documented_flags(h).contains(&flag))
+        .map(|(c, _)| *c);
+    UsageError::UnknownFlag {
+        flag,
+        command,
+        suggestion,
+        other_command,
+    }
+}
+
+/// Checks that every input file and directory the command line names exists and is of the
+/// right kind, so a typo says "no such file" (exit 2) before anything runs.
+fn check_inputs(a: &JoinArgs) -> Result<(), UsageError> {
+    if let Some(root) = &a.root {
+        match std::fs::metadata(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(UsageError::RootMissing(root.clone()))
+            }
+            Ok(m) if !m.is_dir() => return Err(UsageError::RootNotDir(root.clone())),
+            _ => {}
+        }
+    }
+    if let Some(f) = &a.config {
+        input_file("--config", f)?;
+    }
+    if let Some(f) = &a.cmdline_file {
+        input_file("--cmdline-file", f)?;
+    }
+    if let Some(d) = &a.metadata_dir {
+        match std::fs::metadata(d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(UsageError::NoSuchDir {
+                    flag: "--metadata-dir",
+                    path: d.clone(),
+                })
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(UsageError::NotADir {
+                    flag: "--metadata-dir",
+                    path: d.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = &a.discovery_file {
+        if let Some(path) = f.strip_prefix("file://") {
+            input_file("--discovery-file", std::path::Path::new(path))?;
+        } else if !f.contains("://") {
+            input_file("--discovery-file", std::path::Path::new(f))?;
+        }
+    }
+    if let Some(f) = &a.discovery_file_ca {
+        input_file("--discovery-file-ca", f)?;
+    }
+    Ok(())
+}
+
+/// `path`, given to `flag`, must be an existing file (not a directory).
+fn input_file(flag: &'static str, path: &std::path::Path) -> Result<(), UsageError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(UsageError::NoSuchFile {
+            flag,
+            path: path.to_path_buf(),
+        }),
+        Ok(m) if m.is_dir() => Err(UsageError::NotAFile {
+            flag,
+            path: path.to_path_buf(),
+        }),
+        // Unreadable files are reported by whoever reads them, with the reason.
+        _ => Ok(()),
+    }
+}
+
+/// The flags of `join`, `plan` and `host-prep` (one parser; `plan` and `host-prep` accept only
+/// the flags their help documents).
+fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs, UsageError> {
     use lexopt::prelude::*;
     let mut a = JoinArgs::default();
+    let help = match command {
+        "plan" => PLAN_HELP,
+        "host-prep" => HOST_PREP_HELP,
+        _ => JOIN_HELP,
+    };
+    let allowed = (command != "join").then(|| documented_flags(help));
     let text = |p: &mut lexopt::Parser| -> Result<String, UsageError> {
         p.value()
             .map_err(|e| args_err(e.to_string()))?
@@ -331,6 +714,16 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
     // (inline flag, file flag, path) of every token given by file.
     let mut files: Vec<(&'static str, &'static str, PathBuf)> = Vec::new();
     while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
+        if let Some(allowed) = &allowed {
+            let given = match &arg {
+                Long(name) => format!("--{name}"),
+                Short(c) => format!("-{c}"),
+                Value(_) => String::new(),
+            };
+            if !allowed.contains(&given) {
+                return Err(unexpected(arg, command, help));
+            }
+        }
         match arg {
             Value(v) => a.endpoints.push(
                 v.into_string()
@@ -399,13 +792,8 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
             Long("cmdline-file") => a.cmdline_file = Some(text(p)?.into()),
             Long("metadata-dir") => a.metadata_dir = Some(text(p)?.into()),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
-            Long("help") | Short('h') => return Err(args_err("`kubejoin help` lists the flags")),
-            other => {
-                return Err(args_err(format!(
-                    "{} for `kubejoin join`",
-                    other.unexpected()
-                )))
-            }
+            Long("help") | Short('h') => a.help = true,
+            other => return Err(unexpected(other, command, help)),
         }
     }
     for (inline, flag, path) in files {
@@ -419,6 +807,7 @@ fn parse_join(p: &mut lexopt::Parser) -> Result<JoinArgs, UsageError> {
                 "{inline} and {flag} both given (or {flag} twice): give the token once, preferably by file"
             )));
         }
+        input_file(flag, &path)?;
         let t = crate::plan::token::read_token_file(&path, &path)?;
         *slot = Some(t.bearer());
     }
@@ -1001,10 +1390,11 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(p.discovery.mode, Mode::Https { .. }));
-        let p = join(&["--discovery-file", "file:///etc/kc.yaml"]).unwrap();
-        assert!(
-            matches!(&p.discovery.mode, Mode::File { path } if path == std::path::Path::new("/etc/kc.yaml"))
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kc.yaml");
+        std::fs::write(&kc, "").unwrap();
+        let p = join(&["--discovery-file", &format!("file://{}", kc.display())]).unwrap();
+        assert!(matches!(&p.discovery.mode, Mode::File { path } if *path == kc));
     }
 
     fn fixture(name: &str) -> String {
@@ -1045,7 +1435,7 @@ mod tests {
     #[test]
     fn config_file_errors_are_usage_errors() {
         let e = join(&["--config", "/nonexistent/kubejoin.yaml"]).unwrap_err();
-        assert!(matches!(e, UsageError::ConfigRead { .. }));
+        assert!(matches!(e, UsageError::NoSuchFile { .. }), "{e:?}");
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.yaml");
         std::fs::write(
@@ -1061,12 +1451,16 @@ mod tests {
     #[test]
     fn no_discovery_flags_means_boot_sources() {
         assert!(matches!(run(&["join"]), Ok(Command::JoinFromSources(_))));
+        let dir = tempfile::tempdir().unwrap();
+        let x = dir.path().join("x");
+        std::fs::write(&x, "").unwrap();
+        let (x, m) = (x.to_str().unwrap(), dir.path().to_str().unwrap());
         let c = run(&[
             "join",
             "--cmdline-file",
-            "/x",
+            x,
             "--metadata-dir",
-            "/m",
+            m,
             "--dry-run",
         ])
         .unwrap();
@@ -1076,18 +1470,64 @@ mod tests {
         assert!(j.dry_run);
         assert_eq!(
             j.sources.cmdline_file.as_deref(),
-            Some(std::path::Path::new("/x"))
+            Some(std::path::Path::new(x))
         );
         assert!(
-            matches!(run(&["plan", "--root", "/r"]), Ok(Command::Plan(a)) if a.root == std::path::Path::new("/r"))
+            matches!(run(&["plan", "--root", m]), Ok(Command::Plan(a)) if a.root == dir.path())
         );
     }
 
     #[test]
+    fn every_documented_flag_is_accepted_and_nothing_else() {
+        for (command, help) in [
+            ("join", JOIN_HELP),
+            ("plan", PLAN_HELP),
+            ("host-prep", HOST_PREP_HELP),
+        ] {
+            let flags = documented_flags(help);
+            assert!(flags.len() > 4, "{command}: {flags:?}");
+            for flag in &flags {
+                // A value after it keeps flags that take one from swallowing the next flag.
+                if let Err(UsageError::UnknownFlag { flag: f, .. }) = run(&[command, flag, "x"]) {
+                    panic!("`kubejoin {command} --help` documents {f}, which it refuses")
+                }
+            }
+        }
+        // plan and host-prep take only their own flags.
+        assert!(matches!(
+            run(&["plan", "--force"]),
+            Err(UsageError::UnknownFlag {
+                command: "plan",
+                ..
+            })
+        ));
+        assert!(matches!(
+            run(&["host-prep", "--token", TOKEN]),
+            Err(UsageError::UnknownFlag {
+                command: "host-prep",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn did_you_mean_reuses_the_kernel_command_lines_edit_distance() {
+        assert_eq!(closest("tokn", ["token", "node-name"]), Some("token"));
+        assert_eq!(closest("jion", ["join", "plan"]), Some("join"));
+        assert_eq!(closest("x", ["join", "plan"]), None);
+        assert_eq!(closest("frobnicate", ["join", "plan", "host-prep"]), None);
+    }
+
+    #[test]
     fn other_commands() {
-        assert!(matches!(run(&[]), Ok(Command::Help)));
+        assert!(matches!(run(&[]), Ok(Command::Help(HELP))));
         assert!(matches!(run(&["version"]), Ok(Command::Version)));
-        assert!(matches!(run(&["ca-hash", "a.pem"]), Ok(Command::CaHash(f)) if f.len() == 1));
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("a.pem");
+        std::fs::write(&pem, "").unwrap();
+        assert!(
+            matches!(run(&["ca-hash", pem.to_str().unwrap()]), Ok(Command::CaHash(f)) if f.len() == 1)
+        );
         assert!(run(&["ca-hash"]).is_err());
         assert!(run(&["frobnicate"]).is_err());
     }

@@ -108,6 +108,7 @@ impl PhaseClock {
             by_overall: self.by_overall,
             own_limit: None,
             cause,
+            stopped_early: false,
         }
     }
 
@@ -201,10 +202,47 @@ pub struct Expired {
     pub own_limit: Option<OwnLimit>,
     /// The last failure seen, if there was one.
     pub cause: Option<Cause>,
+    /// The phase stopped before its limit, because its next attempt could only have started
+    /// after it (a backoff pause or a `Retry-After` longer than the time left).
+    pub stopped_early: bool,
+}
+
+impl Expired {
+    /// Marks the phase as stopped before its limit, because the next attempt would have come
+    /// after it: the report says so instead of "the limit passed".
+    pub fn stopped_early(self) -> Self {
+        Self {
+            stopped_early: true,
+            ..self
+        }
+    }
+
+    /// The limit that ended (or would have ended) the phase, as a person knows it:
+    /// `--discovery-timeout 3s` or `the overall deadline 10m0s`.
+    fn limit_name(&self) -> String {
+        match (self.own_limit, self.by_overall) {
+            (Some(own), false) => format!("{} {}", own.flag, duration::format(own.limit())),
+            _ => format!("the overall deadline {}", duration::format(self.overall)),
+        }
+    }
 }
 
 impl fmt::Display for Expired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stopped_early {
+            write!(
+                f,
+                "gave up in {} after {}: the next attempt could only have started after {} (overall deadline {})",
+                self.phase,
+                duration::format(round_ms(self.after)),
+                self.limit_name(),
+                duration::format(self.overall)
+            )?;
+            return match &self.cause {
+                Some(c) => write!(f, ": {}", c.error),
+                None => Ok(()),
+            };
+        }
         write!(
             f,
             "gave up in {} after {} (",
@@ -238,6 +276,21 @@ impl Classify for Expired {
 
     fn hint(&self) -> Option<String> {
         let cause = self.cause.as_ref().and_then(|c| c.hint.clone());
+        if self.stopped_early {
+            // Nothing "passed": the limit left no room for another attempt.
+            let flag = match (self.own_limit, self.by_overall) {
+                (Some(own), false) => own.flag,
+                _ => "--timeout",
+            };
+            let own = format!(
+                "{} left no room for another attempt: raise {flag} to give the server more time",
+                self.limit_name()
+            );
+            return Some(match cause {
+                Some(h) => format!("{h}; {own}"),
+                None => own,
+            });
+        }
         if !self.by_overall {
             // The phase's own limit ended it: that flag is the one to raise, never --timeout.
             return match (cause, self.own_limit.map(|o| o.flag)) {
@@ -308,6 +361,7 @@ mod tests {
             by_overall: true,
             own_limit: None,
             cause: Some(Cause::of(Pending)),
+            stopped_early: false,
         };
         assert_eq!(
             e.to_string(),
@@ -334,6 +388,7 @@ mod tests {
             by_overall: false,
             own_limit: None,
             cause: None,
+            stopped_early: false,
         };
         assert_eq!(bare.hint(), None);
         assert_eq!(
@@ -407,6 +462,33 @@ mod tests {
             Duration::ZERO,
         );
         assert!(e.by_overall);
+    }
+
+    #[test]
+    fn a_phase_that_stopped_early_says_why_and_not_that_its_limit_passed() {
+        let d = Deadline::after(Duration::from_secs(600));
+        let e = d
+            .phase("discovery", Duration::MAX)
+            .expired_own_limit(
+                Some(Cause::of(Refused)),
+                "--discovery-timeout",
+                Duration::from_secs(3),
+            )
+            .stopped_early();
+        let text = e.to_string();
+        assert!(
+            text.contains(
+                "the next attempt could only have started after --discovery-timeout 3s (overall deadline 10m0s): could not reach"
+            ),
+            "{text}"
+        );
+        let hint = e.hint().unwrap();
+        assert!(!hint.contains("passed"), "{hint}");
+        assert!(
+            hint.ends_with("--discovery-timeout 3s left no room for another attempt: raise --discovery-timeout to give the server more time"),
+            "{hint}"
+        );
+        assert_eq!(e.class().exit_code(), 5);
     }
 
     #[tokio::test]

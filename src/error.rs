@@ -58,7 +58,10 @@ impl fmt::Display for Report<'_> {
         let mut cause = self.0.source();
         let mut last = self.0.to_string();
         while let Some(c) = cause {
-            let text = c.to_string();
+            let text = match c.downcast_ref::<std::io::Error>() {
+                Some(io) => io_text(io),
+                None => c.to_string(),
+            };
             // Some wrapped errors repeat their cause in their own message; print each text once.
             if !last.contains(&text) {
                 write!(f, "\n  caused by: {text}")?;
@@ -73,8 +76,48 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// An I/O error in words, without the raw `(os error N)` std appends: `no such file or
+/// directory`, `permission denied`.
+pub fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 impl fmt::Debug for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading /etc/kubejoin.yaml")]
+    struct Reading(#[source] std::io::Error);
+
+    #[test]
+    fn io_causes_are_words_without_the_raw_os_error() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_text(&e), "no such file or directory");
+        assert_eq!(
+            io_text(&std::io::Error::from_raw_os_error(libc::EACCES)),
+            "permission denied"
+        );
+        assert_eq!(io_text(&std::io::Error::other("Custom")), "custom");
+        let report = Report(&Reading(e), None).to_string();
+        assert_eq!(
+            report,
+            "error: reading /etc/kubejoin.yaml\n  caused by: no such file or directory"
+        );
     }
 }

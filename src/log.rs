@@ -127,6 +127,11 @@ impl Phase {
     pub fn skipped(mut self) {
         self.finish("skipped");
     }
+
+    /// Ends a dry run's phase that found what would stop a real run.
+    pub fn would_fail(mut self) {
+        self.finish("would fail");
+    }
 }
 
 impl Drop for Phase {

@@ -4,8 +4,8 @@ use kubejoin::error::{Classify, Report};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // The initramfs' /init (PID 1), or `kubejoin init`: PID-1 mode, which never returns.
-    if std::process::id() == 1 || std::env::args_os().nth(1).is_some_and(|a| a == "init") {
+    // The initramfs' /init (PID 1): PID-1 mode, which never returns.
+    if std::process::id() == 1 {
         kubejoin::init::run();
     }
     std::panic::set_hook(Box::new(|info| {
@@ -15,6 +15,10 @@ fn main() -> ExitCode {
         Ok(cmd) => cmd,
         Err(e) => return fail(&e, e.hint(), e.class().exit_code()),
     };
+    // `kubejoin init` (`kubejoin init --help` is only help): PID-1 mode on request.
+    if matches!(cmd, kubejoin::cli::Command::Init) {
+        kubejoin::init::run();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -408,23 +408,28 @@ fn check_final(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
     }
 }
 
-fn join_args_for_listing() -> Vec<&'static str> {
-    vec![
+fn join_args_for_listing(root: &Path) -> Vec<String> {
+    [
         "join",
         "127.0.0.1:9",
         "--token",
         "abcdef.0123456789abcdef",
         "--discovery-token-unsafe-skip-ca-verification",
-        // Not `/`: the join would prepare this host first.
+        // Not `/`: the join would prepare this host first (an empty directory: --root must
+        // exist; listing writes nothing).
         "--root",
-        "/nonexistent/kubejoin-failpoint-list",
+        root.to_str().unwrap(),
     ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The failpoints, as the binary prints them.
 fn listed() -> Vec<String> {
+    let root = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubejoin"));
-    cmd.args(join_args_for_listing())
+    cmd.args(join_args_for_listing(root.path()))
         .env(failpoint::ENV, "list")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

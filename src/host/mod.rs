@@ -537,6 +537,8 @@ pub enum HostError {
     UnresolvedDependency { module: String, depends: String },
     #[error("module {module}: dependency cycle {cycle}")]
     DependencyCycle { module: String, cycle: String },
+    #[error("module {name} is needed, but kernel {release} cannot load modules: /proc/modules is missing (a kernel built without loadable module support) and so is /lib/modules/{release}")]
+    NoModuleSupport { name: String, release: String },
     #[error("module {name} not found for kernel {release}: {}", not_found_reason(release, *index_missing))]
     ModuleNotFound {
         name: String,
@@ -643,6 +645,11 @@ impl Classify for HostError {
 
     fn hint(&self) -> Option<String> {
         match self {
+            Self::NoModuleSupport { .. } => Some(
+                "on such a kernel the modules the node needs (overlay, br_netfilter, …) must be built in; if they are, \
+                 or the host is prepared some other way, skip host preparation: `kubejoin join --skip-phases host`"
+                    .into(),
+            ),
             Self::ModuleNotFound { release, index_missing: true, .. } => Some(format!(
                 "generate modules.dep for {release} when building the image (kubejoin's image builder does it without depmod)"
             )),

@@ -315,7 +315,10 @@ fn cri(c: &mut Checks<'_>, node: &Root, endpoint: &str) {
             Err(e) => c.push(
                 "CRI",
                 CheckStatus::Error,
-                format!("container runtime is not running: connecting to {endpoint}: {e}"),
+                format!(
+                    "container runtime is not running: connecting to {endpoint}: {}",
+                    crate::error::io_text(&e)
+                ),
             ),
         },
         Err(e) => c.push("CRI", CheckStatus::Error, e.to_string()),

@@ -439,7 +439,19 @@ fn a_missing_module_is_named_with_the_kernel_release() {
     );
     assert!(e.hint().unwrap().contains("module list"));
 
+    // A kernel built without loadable modules: no /proc/modules, no module tree.
     let bare = FakeRoot::new();
+    let e = plan(&HostConfig::default(), &bare.root, &fake()).unwrap_err();
+    assert!(
+        matches!(&e, HostError::NoModuleSupport { name, .. } if name == "overlay"),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("--skip-phases host"));
+
+    // A kernel that loads modules, whose tree was never indexed by depmod.
+    let bare = FakeRoot::new();
+    bare.write("/proc/modules", "");
+    bare.write(&format!("/lib/modules/{RELEASE}/modules.order"), "");
     let e = plan(&HostConfig::default(), &bare.root, &fake()).unwrap_err();
     assert!(e.to_string().contains("modules.dep is missing"), "{e}");
     assert!(

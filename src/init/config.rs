@@ -97,8 +97,8 @@ pub struct InitConfig {
     pub warnings: Vec<String>,
 }
 
-/// The default deadline of the whole join.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The default deadline of the whole join: the same constant as `kubejoin join --timeout`'s.
+pub use crate::deadline::DEFAULT_TIMEOUT;
 /// Where the real root is mounted before the switch.
 pub const SYSROOT: &str = "/sysroot";
 

@@ -532,7 +532,8 @@ impl Values {
         Values {
             cri_socket: Some(DEFAULT_CRI_SOCKET.to_string()),
             handoff: Some("none".to_string()),
-            timeout: Some(Duration::from_secs(300)),
+            // The one default overall deadline, as for `kubejoin join --timeout` and PID 1.
+            timeout: Some(crate::deadline::DEFAULT_TIMEOUT),
             tls_bootstrap_timeout: Some(Duration::from_secs(300)),
             ..Values::default()
         }
@@ -2568,7 +2569,7 @@ mod tests {
         );
         assert_eq!(
             j["values"]["timeout"],
-            serde_json::json!({"value": "5m0s", "source": "default"})
+            serde_json::json!({"value": "10m0s", "source": "default"})
         );
         assert_eq!(j["conflicts"][0]["dropped"]["value"], "zzzzzz.<redacted>");
 

@@ -613,6 +613,21 @@ pub fn plan_modules(
         } else {
             match index.resolve(&req.name) {
                 Resolved::Builtin(_) => RequestOutcome::Builtin,
+                // A kernel built without loadable modules has no /proc/modules and usually
+                // no module tree: say that, rather than "depmod never ran".
+                Resolved::NotFound
+                    if req.required
+                        && index.missing_dep_file
+                        && !root.join("/proc/modules").is_ok_and(|p| p.exists())
+                        && !root
+                            .join(format!("/lib/modules/{release}"))
+                            .is_ok_and(|p| p.exists()) =>
+                {
+                    return Err(HostError::NoModuleSupport {
+                        name: req.name.clone(),
+                        release: release.to_string(),
+                    })
+                }
                 Resolved::NotFound if req.required => {
                     return Err(HostError::ModuleNotFound {
                         name: req.name.clone(),

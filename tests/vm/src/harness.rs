@@ -283,12 +283,16 @@ pub fn boot(ns: Option<&Netns>, spec: &VmSpec) -> io::Result<VmRun> {
         .stderr(qlog)
         .spawn()?;
     let mut guard = Guard(child);
+    let mut progress = Progress::default();
     let exit = loop {
         if let Some(status) = guard.0.try_wait()? {
             break Some(status);
         }
         if start.elapsed() > spec.timeout {
             break None;
+        }
+        if PROGRESS.load(std::sync::atomic::Ordering::Relaxed) {
+            progress.report(&spec.serial_log, start.elapsed());
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -304,6 +308,59 @@ pub fn boot(ns: Option<&Netns>, spec: &VmSpec) -> io::Result<VmRun> {
         console,
         accel,
     })
+}
+
+static PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes [`boot`] print, while the guest runs, each boot phase as it starts on the serial console
+/// (and a line every few seconds while the console is quiet), for a person watching
+/// (`kubejoin-vm`); tests leave it off.
+pub fn show_progress(on: bool) {
+    PROGRESS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What [`boot`] has reported of the console so far.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Bytes of the serial log already looked at (up to the last complete line).
+    seen: usize,
+    /// When the last line was printed.
+    last: Duration,
+}
+
+impl Progress {
+    fn report(&mut self, serial_log: &Path, now: Duration) {
+        let bytes = std::fs::read(serial_log).unwrap_or_default();
+        let end = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if end > self.seen {
+            let text = String::from_utf8_lossy(&bytes[self.seen..end]).replace('\r', "");
+            self.seen = end;
+            for line in text.lines() {
+                let what = if line.contains("Linux version ") {
+                    Some("the kernel is starting".to_string())
+                } else {
+                    line.find("kubejoin: info: [")
+                        .map(|i| &line[i + "kubejoin: info: [".len()..])
+                        .and_then(|rest| rest.strip_suffix("] start"))
+                        .map(|phase| format!("kubejoin: {phase}"))
+                };
+                if let Some(what) = what {
+                    println!("    [{:>5.1}s] guest: {what}", now.as_secs_f64());
+                    self.last = now;
+                }
+            }
+        }
+        if now.saturating_sub(self.last) >= Duration::from_secs(3) {
+            // A `quiet` kernel prints nothing until kubejoin starts.
+            let what = if self.seen == 0 {
+                "the kernel is booting (software emulation: a few seconds)"
+            } else {
+                "still running"
+            };
+            println!("    [{:>5.1}s] guest: {what}", now.as_secs_f64());
+            self.last = now;
+        }
+    }
 }
 
 /// A file the disk of the switch-root case carries, so the checker can tell it runs there.

@@ -7,9 +7,10 @@
 //!   `10.0.2.2:PORT`) booting the kernel with kubejoin as `/init` and the join data on the
 //!   kernel command line, and readers for what comes back: the serial console (kubejoin's log,
 //!   its JSON timeline, the checker's PASS/FAIL lines) and the control plane's `requests.jsonl`.
-//! - [`cluster`]: `scripts/demo --kubeconfig`: a short-lived bootstrap token and the CA pin of a
-//!   real cluster.
+//! - `cluster` (feature `real-cluster`, on by default): `scripts/demo --kubeconfig`: a
+//!   short-lived bootstrap token and the CA pin of a real cluster.
 
 pub mod check;
+#[cfg(feature = "real-cluster")]
 pub mod cluster;
 pub mod harness;

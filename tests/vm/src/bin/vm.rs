@@ -10,7 +10,7 @@
 //! Exit code 0 when the guest's checker printed RESULT PASS (or, with `--wrong-pin`, when the
 //! node refused the cluster without sending its token), 1 otherwise, 2 for usage errors.
 
-use kubejoin_vmtest::harness::{self, Artifacts, Case, Console, VmSpec};
+use kubejoin_vmtest::harness::{self, Artifacts, Case, Console};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,6 +54,7 @@ fn default_node() -> String {
 }
 
 fn run(args: &[String]) -> Result<bool, String> {
+    harness::show_progress(true);
     let node = opt(args, "--node").unwrap_or_else(default_node);
     let timeout = secs(args, "--timeout", 150)?;
     let work = PathBuf::from(need(args, "--work")?);
@@ -95,42 +96,87 @@ fn run(args: &[String]) -> Result<bool, String> {
             ));
             Ok(tell(&o.run.console, &o.run, &o.append, &o.token, &o.requests, &node, wrong, &work))
         }
-        Some("real") => {
-            let kubeconfig = PathBuf::from(need(args, "--kubeconfig")?);
-            let ttl = secs(args, "--ttl", 900)?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            say(&format!("creating a bootstrap token valid for {}s in the cluster of {}", ttl.as_secs(), kubeconfig.display()));
-            let (token, data) = rt.block_on(kubejoin_vmtest::cluster::prepare(&kubeconfig, ttl))?;
-            note(&format!("API server {} (the guest dials {})", data.server, data.endpoint));
-            note(&format!("CA pin(s): {}", data.pins.join(", ")));
-            if data.endpoint.starts_with(harness::HOST_FROM_GUEST) {
-                note(
+        Some("real") => real(args, &node, timeout, &work, kernel, initrd),
+        _ => Err("usage: kubejoin-vm join|real --kernel K --initrd I --work DIR … (see the source's doc comment)".into()),
+    }
+}
+
+/// `kubejoin-vm real`: a VM joining the real cluster of an admin kubeconfig.
+#[cfg(feature = "real-cluster")]
+fn real(
+    args: &[String],
+    node: &str,
+    timeout: Duration,
+    work: &Path,
+    kernel: PathBuf,
+    initrd: PathBuf,
+) -> Result<bool, String> {
+    let kubeconfig = PathBuf::from(need(args, "--kubeconfig")?);
+    let ttl = secs(args, "--ttl", 900)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    say(&format!(
+        "creating a bootstrap token valid for {}s in the cluster of {}",
+        ttl.as_secs(),
+        kubeconfig.display()
+    ));
+    let (token, data) = rt.block_on(kubejoin_vmtest::cluster::prepare(&kubeconfig, ttl))?;
+    note(&format!(
+        "API server {} (the guest dials {})",
+        data.server, data.endpoint
+    ));
+    note(&format!("CA pin(s): {}", data.pins.join(", ")));
+    if data.endpoint.starts_with(harness::HOST_FROM_GUEST) {
+        note(
                     "warning: the API server is on this machine's loopback; the VM reaches it at 10.0.2.2 for \
                      discovery, but everything after follows the server URL in cluster-info, which must be \
                      reachable from the VM too",
                 );
-            }
-            let mut append = harness::append_line(&data.endpoint, &token, &data.pins[0], &node, &[]);
-            for p in &data.pins[1..] {
-                append.push_str(&format!(" kubejoin.ca-cert-hash={p}"));
-            }
-            std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-            let spec = VmSpec {
-                kernel,
-                initrd,
-                append: append.clone(),
-                memory_mb: 512,
-                timeout,
-                serial_log: work.join("console.log"),
-                disk: None,
-                config_drive: None,
-            };
-            say(&format!("booting a VM ({}) on this machine's network", harness::accel()));
-            let run = harness::boot(None, &spec).map_err(|e| e.to_string())?;
-            Ok(tell(&run.console, &run, &append, &token, &[], &node, false, &work))
-        }
-        _ => Err("usage: kubejoin-vm join|real --kernel K --initrd I --work DIR … (see the source's doc comment)".into()),
     }
+    let mut append = harness::append_line(&data.endpoint, &token, &data.pins[0], node, &[]);
+    for p in &data.pins[1..] {
+        append.push_str(&format!(" kubejoin.ca-cert-hash={p}"));
+    }
+    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let spec = harness::VmSpec {
+        kernel,
+        initrd,
+        append: append.clone(),
+        memory_mb: 512,
+        timeout,
+        serial_log: work.join("console.log"),
+        disk: None,
+        config_drive: None,
+    };
+    say(&format!(
+        "booting a VM ({}) on this machine's network",
+        harness::accel()
+    ));
+    let run = harness::boot(None, &spec).map_err(|e| e.to_string())?;
+    Ok(tell(
+        &run.console,
+        &run,
+        &append,
+        &token,
+        &[],
+        node,
+        false,
+        work,
+    ))
+}
+
+#[cfg(not(feature = "real-cluster"))]
+fn real(
+    _args: &[String],
+    _node: &str,
+    _timeout: Duration,
+    _work: &Path,
+    _kernel: PathBuf,
+    _initrd: PathBuf,
+) -> Result<bool, String> {
+    Err("this kubejoin-vm was built without the real-cluster feature (scripts/demo --kubeconfig builds it with it)".into())
 }
 
 fn file_name(p: &Path) -> String {
@@ -221,11 +267,21 @@ fn tell(
             "token-authenticated requests reaching the control plane: {}",
             if sent_token { "SOME (bad)" } else { "none" }
         ));
+        // The reason block's first line after its banner is the error itself.
+        let lines = console.kubejoin_lines();
+        let reason = lines
+            .iter()
+            .position(|l| l.contains("join failed in stage discovery"))
+            .and_then(|i| lines.get(i + 1))
+            .map(|l| {
+                let l = l.strip_prefix("kubejoin: ").unwrap_or(l);
+                l.strip_prefix("error: ").unwrap_or(l).to_string()
+            });
         note(&format!(
-            "reason on the console: {}",
-            console.logged("join failed in stage discovery")
+            "reason on the console (stage discovery): {}",
+            reason.as_deref().unwrap_or("none found (bad)")
         ));
-        !sent_token && console.logged("join failed in stage discovery") && run.exited()
+        !sent_token && reason.is_some() && run.exited()
     } else {
         say("the node");
         for l in console.kubejoin_lines() {
@@ -246,16 +302,12 @@ fn tell(
     if !requests.is_empty() {
         say("what the control plane saw, request by request");
         for r in requests {
+            // The whole path: a watch's query (fieldSelector, resourceVersion) is part of the story.
             note(&format!(
-                "{:>3} {:<6} {:<70} as {}",
+                "{:>3} {:<6} {}  as {}",
                 r["status"],
                 r["method"].as_str().unwrap_or_default(),
-                r["path"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(70)
-                    .collect::<String>(),
+                r["path"].as_str().unwrap_or_default(),
                 r["user"].as_str().unwrap_or_default()
             ));
         }
