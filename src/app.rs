@@ -810,23 +810,31 @@ fn print_dry_run(_plan: &JoinPlan, d: &Discovered) {
         Method::Https { url } => println!("  discovery:   kubeconfig from {url}"),
     }
     println!("  API server:  {}", d.server);
-    for der in &d.ca_der {
-        let subject = crate::x509::parse_certificate(der)
+    let subject = |der: &[u8]| {
+        crate::x509::parse_certificate(der)
             .map(|c| c.subject.to_string())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    for der in &d.ca_der {
         let pin = CaPin::of_cert_der(der)
             .map(|p| p.to_string())
             .unwrap_or_default();
-        let mark = if d.matched_pin.as_ref().map(|p| p.to_string()) == Some(pin.clone()) {
-            "  <- matches the pinned hash"
+        let mark = if d.matched_pin.is_some() {
+            "  <- matches a pinned hash: trusted, would be installed"
         } else {
             ""
         };
-        println!("  cluster CA:  {subject}  {pin}{mark}");
+        println!("  cluster CA:  {}  {pin}{mark}", subject(der));
+    }
+    for (pin, der) in &d.unpinned {
+        println!(
+            "  cluster CA:  {}  {pin}  <- NOT pinned: not trusted, would not be installed",
+            subject(der)
+        );
     }
     match (&d.method, &d.matched_pin) {
         (Method::Token { .. }, Some(_)) => println!(
-            "  trust:       JWS signature of cluster-info valid for the token; CA pinned; TLS re-fetch verified and identical"
+            "  trust:       JWS signature of cluster-info valid for the token; only the pinned CA(s) trusted for TLS"
         ),
         (Method::Token { .. }, None) => println!(
             "  trust:       JWS signature valid; CA NOT verified (--discovery-token-unsafe-skip-ca-verification)"

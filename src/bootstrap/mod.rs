@@ -24,7 +24,7 @@ pub mod csr;
 pub mod verify;
 pub mod wait;
 
-use crate::api::{self, Identity, Timeouts, Trust, WireFailure};
+use crate::api::{self, Identity, Timeouts, WireFailure};
 use crate::discovery::{BootstrapCredentials, Discovered};
 use crate::error::{Class, Classify};
 use crate::plan::node_name::{NodeName, NodeNameError};
@@ -135,6 +135,10 @@ pub fn describe(f: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(s) => format!("TLS verification failed: {s}"),
+        WireFailure::UnpinnedCa(pins) => format!(
+            "TLS verification failed: {}; only the pinned CAs are trusted, so the bootstrap token was not sent",
+            api::UnpinnedCa { pins: pins.clone() }
+        ),
         WireFailure::Transport(s) => s.clone(),
     }
 }
@@ -147,7 +151,7 @@ impl Classify for Error {
                 WireFailure::Status {
                     code: 401 | 403, ..
                 } => Class::Rejected,
-                WireFailure::TlsVerify(_) => Class::Trust,
+                WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => Class::Trust,
                 WireFailure::Refused | WireFailure::TimedOut => Class::Timeout,
                 _ => Class::Other,
             },
@@ -177,6 +181,9 @@ impl Classify for Error {
                  with the default groups (`kubeadm token create --print-join-command`) or add the group \
                  (`kubeadm token create --groups {DEFAULT_NODE_TOKEN_GROUP}`)"
             )),
+            Error::Api { failure: WireFailure::UnpinnedCa(pins), .. } => {
+                Some(crate::discovery::unpinned_ca_hint(pins))
+            }
             Error::Api { failure: WireFailure::TlsVerify(_), server, .. } => Some(format!(
                 "{server} presented a certificate that does not chain to the discovered cluster CA or \
                  does not name that address; the server: URL in cluster-info must be covered by the \
@@ -259,7 +266,8 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Connects (lazily) to `d.server`, trusting only the discovered CA bundle.
+    /// Connects (lazily) to `d.server`, trusting only the discovered trust anchors (the pinned
+    /// CAs, for token discovery with pins).
     pub fn connect(d: &Discovered) -> Result<Self, Error> {
         let identity = match &d.credentials {
             BootstrapCredentials::Token(t) => Identity::Token(t.clone()),
@@ -268,7 +276,7 @@ impl Cluster {
                 key_pem: key_pem.clone(),
             },
         };
-        let trust = Trust::CaBundle(d.ca_der.clone());
+        let trust = d.trust();
         let client =
             api::client(&d.server, &trust, &identity, Timeouts::default()).map_err(|source| {
                 Error::Client {

@@ -276,6 +276,39 @@ mod tests {
             check(&root, &ders, "worker-1", at(2030)),
             Existing::Stale(_)
         ));
+        // Identity from a CA that is in the installed bundle but not among the trusted (pinned)
+        // ones: never "already joined".
+        let pinned = ca();
+        let both = format!("{}{}", pinned.pem, c.pem);
+        let i = Inputs {
+            server: "https://10.0.0.1:6443",
+            ca_pem: both.as_bytes(),
+            cert_chain_pem: &cert,
+            key_pem: &key,
+            kubelet_config: "kind: KubeletConfiguration\n",
+            flags_env: "KUBELET_KUBEADM_ARGS=\"\"\n",
+            now: SystemTime::now(),
+        };
+        apply(&root, &plan(&i)).unwrap();
+        assert!(matches!(
+            check(
+                &root,
+                &[c.der.clone(), pinned.der.clone()],
+                "worker-1",
+                at(2030)
+            ),
+            Existing::Joined { .. }
+        ));
+        assert!(
+            matches!(check(&root, std::slice::from_ref(&pinned.der), "worker-1", at(2030)), Existing::Stale(w) if w.contains("does not chain")),
+            "{:?}",
+            check(
+                &root,
+                std::slice::from_ref(&pinned.der),
+                "worker-1",
+                at(2030)
+            )
+        );
         // Garbage: refuse.
         std::fs::write(root.join(KUBELET_CONF).unwrap(), "clusters: [").unwrap();
         let e = check(&root, &ders, "worker-1", at(2030));

@@ -158,7 +158,8 @@ impl fmt::Display for Step {
 pub struct Inputs<'a> {
     /// `server:` from cluster-info.
     pub server: &'a str,
-    /// The CA bundle from cluster-info, verbatim.
+    /// The trusted cluster CAs (the pinned ones, for token discovery with pins), PEM
+    /// re-encoded from their DER.
     pub ca_pem: &'a [u8],
     /// The verified certificate chain (PEM, leaf first).
     pub cert_chain_pem: &'a str,
@@ -210,7 +211,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
             path: CA_CRT.into(),
             mode: 0o644,
             contents: i.ca_pem.to_vec(),
-            what: "cluster CA bundle",
+            what: "cluster CA certificates trusted by discovery",
         },
         Step::File {
             path: pem_path.clone(),
@@ -548,7 +549,7 @@ users:
         let lines: Vec<String> = plan(&inputs()).iter().map(|s| s.to_string()).collect();
         assert_eq!(
             lines[0],
-            "write   /etc/kubernetes/pki/ca.crt (0644): cluster CA bundle"
+            "write   /etc/kubernetes/pki/ca.crt (0644): cluster CA certificates trusted by discovery"
         );
         assert!(lines[2].starts_with("symlink /var/lib/kubelet/pki/kubelet-client-current.pem -> /var/lib/kubelet/pki/kubelet-client-"));
         assert_eq!(
