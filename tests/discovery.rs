@@ -682,6 +682,32 @@ fn file_discovery_reads_a_ca_file_next_to_the_kubeconfig() {
 }
 
 #[test]
+fn file_discovery_keeps_every_ca_of_its_file_but_only_as_certificates() {
+    // File discovery has no pin: the file is the trust decision, so every CA it holds is
+    // trusted (a rotation bundle here), as before. What is installed is re-encoded from the
+    // parsed certificates: a key or other text bundled into the CA file never reaches ca.crt.
+    let h = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let messy = format!(
+        "# the cluster CAs\r\n{}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        h.ca_pem().replace('\n', "\r\n")
+    );
+    write(dir.path(), "ca.crt", messy.as_bytes());
+    let mut kc = file_kubeconfig(&h, Some(TOKEN));
+    kc.clusters[0].cluster.certificate_authority_data = None;
+    kc.clusters[0].cluster.certificate_authority = Some("ca.crt".into());
+    let path = write(dir.path(), "discovery.conf", kc.render().as_bytes());
+    let d = run(&opts(Mode::File { path })).unwrap();
+    assert_eq!(d.ca_der.len(), 2);
+    assert!(d.unpinned.is_empty());
+    assert_eq!(d.ca_pem, h.ca_pem().as_bytes());
+    assert!(!String::from_utf8_lossy(&d.ca_pem).contains("PRIVATE KEY"));
+}
+
+#[test]
 fn file_discovery_to_a_closed_port() {
     let h = start(Config::default());
     let dir = tempfile::tempdir().unwrap();
