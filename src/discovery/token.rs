@@ -129,8 +129,8 @@ pub async fn discover(
     for (pin, _) in &v.unpinned {
         crate::warn!(
             "cluster-info's CA bundle also lists CA {pin}, which is not pinned: it is not trusted and not \
-             installed (pin it too with --discovery-token-ca-cert-hash if it is the cluster's, e.g. during a CA \
-             rotation)"
+             installed (pin it too with --discovery-token-ca-cert-hash only if you know it is the cluster's, e.g. \
+             during a CA rotation)"
         );
     }
     let kc = v.kubeconfig.clone();
