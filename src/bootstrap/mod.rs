@@ -359,6 +359,28 @@ mod tests {
     }
 
     #[test]
+    fn a_server_chaining_to_an_unpinned_ca_is_a_trust_failure_naming_it() {
+        let pin = crate::plan::pin::CaPin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let e = Error::Api {
+            action: "getting ConfigMap kube-system/kubelet-config".into(),
+            server: "https://10.0.0.1:6443".into(),
+            failure: WireFailure::UnpinnedCa(vec![pin.clone()]),
+            retry_after_ms: None,
+        };
+        assert_eq!(e.class(), Class::Trust);
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("presented a certificate issued by CA {pin}"))
+                && text.contains("the bootstrap token was not sent"),
+            "{text}"
+        );
+        assert!(e
+            .hint()
+            .unwrap()
+            .contains(&format!("--discovery-token-ca-cert-hash {pin}")));
+    }
+
+    #[test]
     fn forbidden_is_rejected_with_the_group_hint() {
         let e = Error::Api {
             action: "getting ConfigMap kube-system/kubelet-config".into(),

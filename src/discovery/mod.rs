@@ -1153,6 +1153,38 @@ mod tests {
     }
 
     #[test]
+    fn an_unpinned_ca_is_a_trust_failure_naming_its_pin_and_the_flag() {
+        let pin =
+            CaPin::parse("sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2")
+                .unwrap();
+        let e = Error::UnpinnedCa {
+            endpoint: "10.0.0.1:6443".into(),
+            pins: vec![pin.clone()],
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the API server at 10.0.0.1:6443 presented a certificate issued by CA {pin}, which the \
+                 cluster-info CA bundle lists but which is not pinned; only the pinned CAs are trusted, so \
+                 nothing was sent to it"
+            )
+        );
+        assert_eq!(e.class(), Class::Trust);
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.contains(&format!("--discovery-token-ca-cert-hash {pin}")),
+            "{hint}"
+        );
+        assert!(hint.contains("impersonating the API server"), "{hint}");
+        // The retry policy never retries it; the wire text names the CA too.
+        assert_eq!(
+            retry::classify(&WireFailure::UnpinnedCa(vec![pin.clone()])),
+            Disposition::Permanent
+        );
+        assert!(wire_text(&WireFailure::UnpinnedCa(vec![pin.clone()])).contains(&pin.to_string()));
+    }
+
+    #[test]
     fn classes() {
         let c: Vec<Class> = all_errors().iter().map(|e| e.class()).collect();
         use Class::*;
