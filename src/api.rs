@@ -17,6 +17,7 @@
 
 pub mod types;
 
+use crate::plan::pin::CaPin;
 use crate::plan::token::BootstrapToken;
 use bytes::Bytes;
 use http::header::{
@@ -35,6 +36,14 @@ use std::time::{Duration, SystemTime};
 pub enum Trust {
     /// Verify the chain and hostname against exactly these CA certificates (DER).
     CaBundle(Vec<Vec<u8>>),
+    /// Verify against the pinned CAs of a cluster-info bundle only. `unpinned` are the other
+    /// CAs of that bundle: never trusted, only recognised, so that a server whose certificate
+    /// chains to one of them is refused with [`WireFailure::UnpinnedCa`] naming it (the bundle
+    /// is signed with the bootstrap token, so whoever holds the token can add a CA to it).
+    Pinned {
+        pinned: Vec<Vec<u8>>,
+        unpinned: Vec<(CaPin, Vec<u8>)>,
+    },
     /// Verify against the platform trust store (HTTPS discovery without an explicit CA).
     System,
     /// Accept any certificate. Only for the insecure cluster-info fetch, whose content is then
@@ -203,41 +212,57 @@ fn ring_builder(
         .map_err(|e| format!("TLS setup: {e}"))
 }
 
+fn root_store(ders: &[Vec<u8>]) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in ders {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| format!("a CA certificate is unusable as a trust root: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// WebPKI as `with_root_certificates` would do it, with validity checked at the best time known
+/// (never before this binary's build time) and a validity failure reported as the clock error
+/// (src/clock/cert.rs). `dangerous()` is only rustls' door to a custom verifier: nothing is
+/// skipped.
+fn best_time(ders: &[Vec<u8>]) -> Result<crate::clock::cert::BestTimeVerifier, String> {
+    crate::clock::cert::BestTimeVerifier::new(root_store(ders)?, crate::clock::floor::floor())
+}
+
 fn tls_config(trust: &Trust, identity: &Identity) -> Result<rustls::ClientConfig, String> {
     let builder = ring_builder()?;
-    let builder = match trust {
-        Trust::CaBundle(ders) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for der in ders {
-                roots
-                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
-                    .map_err(|e| format!("a CA certificate is unusable as a trust root: {e}"))?;
+    let builder =
+        match trust {
+            // No roots: nothing can verify (every handshake fails as an unknown issuer).
+            Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => {
+                builder.with_root_certificates(rustls::RootCertStore::empty())
             }
-            if roots.is_empty() {
-                // Nothing can verify (every handshake fails as an unknown issuer).
-                builder.with_root_certificates(roots)
-            } else {
-                // WebPKI as `with_root_certificates` would do it, with validity checked at the
-                // best time known (never before this binary's build time) and a validity
-                // failure reported as the clock error (src/clock/cert.rs). `dangerous()` is
-                // only rustls' door to a custom verifier: nothing is skipped.
-                let verifier =
-                    crate::clock::cert::BestTimeVerifier::new(roots, crate::clock::floor::floor())?;
+            Trust::CaBundle(ders) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(best_time(ders)?)),
+            // Nothing to recognise: plain roots, at the best time known.
+            Trust::Pinned { pinned, unpinned } if unpinned.is_empty() => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(best_time(pinned)?)),
+            Trust::Pinned { pinned, unpinned } => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(
+                    crate::clock::cert::BestTimeVerifier::over(
+                        Arc::new(pinned::PinnedOnly::new(pinned, unpinned)?),
+                        crate::clock::floor::floor(),
+                    ),
+                )),
+            Trust::System => {
+                use hyper_rustls::ConfigBuilderExt as _;
                 builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_native_roots()
+                    .map_err(|e| format!("loading the system trust store: {e}"))?
             }
-        }
-        Trust::System => {
-            use hyper_rustls::ConfigBuilderExt as _;
-            builder
-                .with_native_roots()
-                .map_err(|e| format!("loading the system trust store: {e}"))?
-        }
-        Trust::DangerousAcceptAny => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
-    };
+            Trust::DangerousAcceptAny => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
+        };
     match identity {
         Identity::ClientCert { cert_pem, key_pem } => {
             let (chain, key) = client_cert(cert_pem, key_pem)?;
@@ -287,6 +312,120 @@ fn client_cert(
         })
         .ok_or("the client key PEM holds no PRIVATE KEY block")?;
     Ok((chain, key))
+}
+
+mod pinned {
+    use super::root_store;
+    use crate::plan::pin::CaPin;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
+    use std::sync::Arc;
+
+    /// Verifies exactly as rustls does against the pinned CAs, and nothing else is ever
+    /// accepted. Only when that fails does it look at the bundle's unpinned CAs, one at a time
+    /// with the same full check (chain, name, validity): a server that one of them would have
+    /// let through is the attack of a stolen token plus a CA of the attacker's in cluster-info,
+    /// or a CA rotation the user has not pinned yet, and the error names that CA's pin.
+    #[derive(Debug)]
+    pub struct PinnedOnly {
+        pinned: Arc<WebPkiServerVerifier>,
+        unpinned: Vec<(CaPin, Arc<WebPkiServerVerifier>)>,
+    }
+
+    fn verifier(ders: &[Vec<u8>]) -> Result<Arc<WebPkiServerVerifier>, String> {
+        WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(ders)?),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(|e| format!("TLS setup: {e}"))
+    }
+
+    impl PinnedOnly {
+        pub fn new(pinned: &[Vec<u8>], unpinned: &[(CaPin, Vec<u8>)]) -> Result<Self, String> {
+            let mut others = Vec::with_capacity(unpinned.len());
+            for (pin, der) in unpinned {
+                // A CA that is not even usable as a root cannot be the one the server used.
+                if let Ok(v) = verifier(std::slice::from_ref(der)) {
+                    others.push((pin.clone(), v));
+                }
+            }
+            Ok(Self {
+                pinned: verifier(pinned)?,
+                unpinned: others,
+            })
+        }
+    }
+
+    impl ServerCertVerifier for PinnedOnly {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let verdict =
+                self.pinned
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+            let Err(rustls::Error::InvalidCertificate(_)) = &verdict else {
+                return verdict;
+            };
+            let pins: Vec<CaPin> = self
+                .unpinned
+                .iter()
+                .filter(|(_, v)| {
+                    v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                        .is_ok()
+                })
+                .map(|(pin, _)| pin.clone())
+                .collect();
+            if pins.is_empty() {
+                return verdict;
+            }
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(super::UnpinnedCa { pins })),
+            )))
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.pinned.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.pinned.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.pinned.supported_verify_schemes()
+        }
+    }
+}
+
+/// The server's certificate chains to CAs of the cluster-info bundle that are not pinned (and
+/// not to a pinned one): carried inside the rustls error of the refused handshake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the server presented a certificate issued by CA {}, which the cluster-info CA bundle lists but which is not pinned", pin_list(.pins))]
+pub struct UnpinnedCa {
+    pub pins: Vec<CaPin>,
+}
+
+fn pin_list(pins: &[CaPin]) -> String {
+    let list: Vec<String> = pins.iter().map(CaPin::to_string).collect();
+    list.join(" or ")
 }
 
 mod dangerous {
@@ -407,6 +546,10 @@ fn wire_text(w: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(d) => format!("TLS handshake failed: {d}"),
+        WireFailure::UnpinnedCa(pins) => format!(
+            "TLS handshake refused: {}",
+            UnpinnedCa { pins: pins.clone() }
+        ),
         WireFailure::Transport(t) => t.clone(),
         WireFailure::Status { code, reason, .. } => format!("{code} {reason}"),
     }
@@ -472,6 +615,9 @@ pub enum WireFailure {
     TimedOut,
     /// The TLS handshake failed verification (unknown CA, wrong name, expired…).
     TlsVerify(String),
+    /// The server's certificate chains only to CAs that cluster-info lists but no pin names
+    /// ([`Trust::Pinned`]): refused at the handshake, before any request was sent.
+    UnpinnedCa(Vec<CaPin>),
     /// Anything else on the transport (reset, DNS, protocol).
     Transport(String),
 }
@@ -518,6 +664,11 @@ pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) ->
     let links = chain_links(err);
     for e in &links {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) = tls {
+                if let Some(u) = o.0.downcast_ref::<UnpinnedCa>() {
+                    return WireFailure::UnpinnedCa(u.pins.clone());
+                }
+            }
             // rustls prints a custom certificate error with Debug; the clock error has words.
             return WireFailure::TlsVerify(match crate::clock::cert::clock_error_of(tls) {
                 Some(clock) => clock.to_string(),
@@ -1105,5 +1256,99 @@ mod tests {
             ),
             Err(ClientError::NotHttps { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod pinned_tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, IsCa, KeyPair};
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    struct Ca {
+        der: Vec<u8>,
+        issuer: rcgen::Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = p.self_signed(&key).unwrap();
+        Ca {
+            der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(p, key),
+        }
+    }
+
+    fn serving(ca: &Ca) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.signed_by(&key, &ca.issuer).unwrap().der().to_vec()
+    }
+
+    fn pin(c: &Ca) -> CaPin {
+        CaPin::of_cert_der(&c.der).unwrap()
+    }
+
+    /// What the handshake's certificate check says about a server certificate `leaf`.
+    fn check(v: &pinned::PinnedOnly, leaf: &[u8]) -> Result<(), WireFailure> {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        v.verify_server_cert(
+            &CertificateDer::from(leaf.to_vec()),
+            &[],
+            &name,
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| wire_failure_of(&e))
+    }
+
+    #[test]
+    fn only_pinned_cas_are_trusted_and_an_unpinned_one_is_named() {
+        let (a, b, evil, stranger) = (ca("a"), ca("b"), ca("evil"), ca("stranger"));
+        // Two pins matched (a CA rotation): both are trust anchors.
+        let v = pinned::PinnedOnly::new(
+            &[a.der.clone(), b.der.clone()],
+            &[(pin(&evil), evil.der.clone())],
+        )
+        .unwrap();
+        assert_eq!(check(&v, &serving(&a)), Ok(()));
+        assert_eq!(check(&v, &serving(&b)), Ok(()));
+        // The bundle's unpinned CA is recognised, never trusted, and named.
+        assert_eq!(
+            check(&v, &serving(&evil)),
+            Err(WireFailure::UnpinnedCa(vec![pin(&evil)]))
+        );
+        // A CA that is not in the bundle at all is just unknown.
+        assert!(matches!(
+            check(&v, &serving(&stranger)),
+            Err(WireFailure::TlsVerify(d)) if d.contains("UnknownIssuer")
+        ));
+        let text = UnpinnedCa {
+            pins: vec![pin(&evil)],
+        }
+        .to_string();
+        assert!(text.contains(&pin(&evil).to_string()), "{text}");
+    }
+
+    #[test]
+    fn pinned_trust_builds_a_client_with_or_without_unpinned_cas() {
+        let (a, evil) = (ca("a"), ca("evil"));
+        for unpinned in [vec![], vec![(pin(&evil), evil.der.clone())]] {
+            client(
+                "https://127.0.0.1:6443",
+                &Trust::Pinned {
+                    pinned: vec![a.der.clone()],
+                    unpinned,
+                },
+                &Identity::Anonymous,
+                Timeouts::default(),
+            )
+            .unwrap();
+        }
     }
 }

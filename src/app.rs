@@ -927,19 +927,27 @@ fn print_dry_run(plan: &JoinPlan, d: &Discovered) {
         Method::Https { url } => println!("  discovery:   kubeconfig from {url}"),
     }
     println!("  API server:  {}", d.server);
-    for der in &d.ca_der {
-        let subject = crate::x509::parse_certificate(der)
+    let subject = |der: &[u8]| {
+        crate::x509::parse_certificate(der)
             .map(|c| c.subject.to_string())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    for der in &d.ca_der {
         let pin = CaPin::of_cert_der(der)
             .map(|p| p.to_string())
             .unwrap_or_default();
-        let mark = if d.matched_pin.as_ref().map(|p| p.to_string()) == Some(pin.clone()) {
-            "  <- matches the pinned hash"
+        let mark = if d.matched_pin.is_some() {
+            "  <- matches a pinned hash: trusted, would be installed"
         } else {
             ""
         };
-        println!("  cluster CA:  {subject}  {pin}{mark}");
+        println!("  cluster CA:  {}  {pin}{mark}", subject(der));
+    }
+    for (pin, der) in &d.unpinned {
+        println!(
+            "  cluster CA:  {}  {pin}  <- NOT pinned: not trusted, would not be installed",
+            subject(der)
+        );
     }
     // Only what discovery did: the verified re-fetch is made only when `server:` is another
     // address than the endpoint (see discovery::token).
@@ -948,13 +956,13 @@ fn print_dry_run(plan: &JoinPlan, d: &Discovered) {
             if crate::discovery::token::same_address(&d.server, endpoint) =>
         {
             println!(
-                "  trust:       JWS signature of cluster-info valid for the token; CA pinned; {} is the endpoint itself, \
+                "  trust:       JWS signature of cluster-info valid for the token; only the pinned CA(s) trusted; {} is the endpoint itself, \
                  so no re-fetch: its TLS is verified against the pinned CA by the next request, before the token is sent",
                 d.server
             )
         }
         (Method::Token { endpoint }, Some(_)) => println!(
-            "  trust:       JWS signature of cluster-info valid for the token; CA pinned; cluster-info fetched again \
+            "  trust:       JWS signature of cluster-info valid for the token; only the pinned CA(s) trusted; cluster-info fetched again \
              from {endpoint} over TLS verified against the pinned CA: identical"
         ),
         (Method::Token { .. }, None) => println!(

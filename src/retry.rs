@@ -119,7 +119,7 @@ pub fn classify(failure: &WireFailure) -> Disposition {
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => {
             Disposition::Transient
         }
-        WireFailure::TlsVerify(_) => Disposition::Permanent,
+        WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => Disposition::Permanent,
         WireFailure::Status { code, .. } => match code {
             408 | 429 | 500..=599 => Disposition::Transient,
             401 | 403 => Disposition::Refused(*code),

@@ -696,6 +696,19 @@ impl Csr<'_> {
     }
 }
 
+/// PEM with 64-column base64 lines.
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// The PEM label of a section kind (the ones kubejoin reads).
 fn label_of(kind: rustls::pki_types::pem::SectionKind) -> &'static str {
     use rustls::pki_types::pem::SectionKind as K;

@@ -39,6 +39,7 @@ fn discovered(cp: &Handle) -> Discovered {
         server: cp.url(),
         ca_pem,
         ca_der,
+        unpinned: Vec::new(),
         matched_pin: None,
         method: Method::Token {
             endpoint: cp.endpoint(),

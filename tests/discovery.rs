@@ -162,11 +162,49 @@ fn ca_rotation_either_pin_matches() {
     });
     let pins = h.ca_pins();
     assert_eq!(pins.len(), 2, "a rotation bundle holds two CAs");
-    for pin in &pins {
+    let ders = kubejoin::plan::pin::certs_from_pem(h.ca_pem().as_bytes()).unwrap();
+    for (i, pin) in pins.iter().enumerate() {
         let d = run(&token_opts(&h.endpoint(), std::slice::from_ref(pin), false)).unwrap();
-        assert_eq!(&d.matched_pin.unwrap().to_string(), pin);
-        assert_eq!(d.ca_der.len(), 2);
+        assert_eq!(&d.matched_pin.clone().unwrap().to_string(), pin);
+        // Only the pinned CA is trusted (and installed); the other is recognised, not trusted.
+        assert_eq!(d.ca_der, vec![ders[i].clone()]);
+        assert_eq!(d.ca_pem, kubejoin::plan::pin::pem_bundle(&d.ca_der));
+        assert_eq!(d.unpinned.len(), 1);
+        assert_eq!(d.unpinned[0].1, ders[1 - i]);
+        assert_eq!(d.unpinned[0].0.to_string(), pins[1 - i]);
     }
+    // Both pinned: both trusted, in bundle order, nothing left over.
+    let d = run(&token_opts(&h.endpoint(), &pins, false)).unwrap();
+    assert_eq!(d.ca_der, ders);
+    assert!(d.unpinned.is_empty());
+}
+
+#[test]
+fn a_verified_refetch_from_an_unpinned_ca_of_the_bundle_is_refused_by_name() {
+    // The endpoint is not cluster-info's `server:`, so discovery re-fetches over TLS verified
+    // against the pinned CA only: here the retiring one, while the server already serves from
+    // the new CA that the bundle also lists.
+    let h = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let old = h.ca_pins()[0].clone();
+    let e = expect_err(&token_opts(&localhost_endpoint(&h), &[old], false));
+    let Error::UnpinnedCa { pins, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        pins.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        vec![h.signing_ca_pin()]
+    );
+    assert_eq!(e.class(), Class::Trust);
+    assert!(e.hint().unwrap().contains(&format!(
+        "--discovery-token-ca-cert-hash {}",
+        h.signing_ca_pin()
+    )));
+    // Refused at the handshake: only the insecure GET reached HTTP, never with a token.
+    assert_eq!(cluster_info_gets(&h).len(), 1);
+    assert_token_never_sent(&h);
 }
 
 #[test]
@@ -641,6 +679,32 @@ fn file_discovery_reads_a_ca_file_next_to_the_kubeconfig() {
     let path = write(dir.path(), "discovery.conf", kc.render().as_bytes());
     let d = run(&opts(Mode::File { path })).unwrap();
     assert_eq!(d.ca_pem, h.ca_pem().as_bytes());
+}
+
+#[test]
+fn file_discovery_keeps_every_ca_of_its_file_but_only_as_certificates() {
+    // File discovery has no pin: the file is the trust decision, so every CA it holds is
+    // trusted (a rotation bundle here), as before. What is installed is re-encoded from the
+    // parsed certificates: a key or other text bundled into the CA file never reaches ca.crt.
+    let h = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let messy = format!(
+        "# the cluster CAs\r\n{}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        h.ca_pem().replace('\n', "\r\n")
+    );
+    write(dir.path(), "ca.crt", messy.as_bytes());
+    let mut kc = file_kubeconfig(&h, Some(TOKEN));
+    kc.clusters[0].cluster.certificate_authority_data = None;
+    kc.clusters[0].cluster.certificate_authority = Some("ca.crt".into());
+    let path = write(dir.path(), "discovery.conf", kc.render().as_bytes());
+    let d = run(&opts(Mode::File { path })).unwrap();
+    assert_eq!(d.ca_der.len(), 2);
+    assert!(d.unpinned.is_empty());
+    assert_eq!(d.ca_pem, h.ca_pem().as_bytes());
+    assert!(!String::from_utf8_lossy(&d.ca_pem).contains("PRIVATE KEY"));
 }
 
 #[test]

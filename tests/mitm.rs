@@ -739,3 +739,213 @@ fn no_pin_without_the_unsafe_opt_in_is_refused_before_any_request() {
     assert!(server.requests().is_empty(), "{:?}", server.requests());
     assert_nothing_installed(root.path());
 }
+
+// ---- (j) a second CA in cluster-info: trust is only what was pinned ----
+
+/// The cluster CAs of a PEM bundle, re-encoded as kubejoin installs them (DER → PEM).
+fn reencoded(pem: &str) -> String {
+    let ders = kubejoin::plan::pin::certs_from_pem(pem.as_bytes()).unwrap();
+    String::from_utf8(kubejoin::plan::pin::pem_bundle(&ders)).unwrap()
+}
+
+/// The `certificate-authority-data` of the kubeconfig at `path`, decoded.
+fn kubeconfig_ca(path: &Path) -> String {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).unwrap();
+    let b64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .unwrap_or_else(|| panic!("no CA data in {text}"));
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_second_ca_in_cluster_info_does_not_bypass_the_pin() {
+    // The attack of issue 13: the attacker holds the bootstrap token (a leaked join line) and
+    // the real CA's certificate (cluster-info is anonymous). It publishes cluster-info with the
+    // bundle [real CA, attacker CA], signed with the token, `server:` = the endpoint itself, and
+    // serves TLS with a certificate from its own CA. The pin matches through the real CA; a
+    // client that then trusts the whole bundle (kubeadm does) sends the attacker its token.
+    let legit = start(Config::default());
+    let slot: Arc<std::sync::OnceLock<(String, String)>> = Arc::default();
+    let (slot2, real_ca) = (slot.clone(), legit.ca_pem());
+    let attacker = start(Config {
+        cluster_info_hook: Some(Arc::new(move |_, data: &mut BTreeMap<String, String>| {
+            let Some((server, own_ca)) = slot2.get() else {
+                return;
+            };
+            let bundle = format!("{real_ca}{own_ca}");
+            let evil = kubejoin_testcp::kubeconfig::cluster_info_kubeconfig(&bundle, server, true);
+            data.insert(
+                "jws-kubeconfig-abcdef".into(),
+                kubejoin_testcp::compute_detached_signature(&evil, "abcdef", SECRET),
+            );
+            data.insert("kubeconfig".into(), evil);
+        })),
+        ..Config::default()
+    });
+    slot.set((attacker.url(), attacker.ca_pem())).unwrap();
+    let evil_pin = attacker.signing_ca_pin();
+    assert_ne!(evil_pin, legit.signing_ca_pin());
+
+    // A real join and a dry run (which also reads the cluster configuration with the token).
+    let mut seen = 0;
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let (run, root) = join(&attacker.endpoint(), &[legit.signing_ca_pin()], extra);
+        assert_refused(
+            &run,
+            3,
+            &[
+                &format!("presented a certificate issued by CA {evil_pin}"),
+                "not pinned",
+                &format!("--discovery-token-ca-cert-hash {evil_pin}"),
+            ],
+        );
+        // The JWS and the pin passed (through the real CA); the unpinned CA was flagged and
+        // the handshake of the first token-bearing request refused the attacker's certificate.
+        assert!(
+            run.stderr.contains("matches the pinned hash"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("also lists CA {evil_pin}, which is not pinned")),
+            "{}",
+            run.stderr
+        );
+        assert_nothing_installed(root.path());
+        // The attacker's own log: one anonymous cluster-info per run, never the token.
+        seen += 1;
+        assert_eq!(only_anonymous_cluster_info(&attacker, "the attacker"), seen);
+    }
+    assert!(legit.requests().is_empty());
+}
+
+#[test]
+fn ca_rotation_with_both_cas_pinned_trusts_and_installs_both() {
+    // cluster-info lists [old CA, new CA]; the API server's certificate is from the new one.
+    let cp = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let pins = cp.ca_pins();
+    assert_eq!(pins.len(), 2);
+    let (run, root) = join(&cp.endpoint(), &pins, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_secret_free(&run);
+    // Both pinned, so both are the node's cluster CA, re-encoded from their DER.
+    let want = reencoded(&cp.ca_pem());
+    assert_eq!(
+        kubejoin::plan::pin::certs_from_pem(want.as_bytes())
+            .unwrap()
+            .len(),
+        2
+    );
+    let ca_crt = std::fs::read_to_string(root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+    assert_eq!(ca_crt, want);
+    assert_eq!(
+        kubeconfig_ca(&root.path().join("etc/kubernetes/kubelet.conf")),
+        want
+    );
+    assert!(
+        !run.stderr.contains("which is not pinned"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_unpinned_ca_of_the_bundle_is_neither_trusted_nor_installed() {
+    // The same rotation bundle, only the serving (new) CA pinned: the join succeeds and the
+    // old CA is reported, not trusted, not installed.
+    let cp = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let (old, new) = (cp.ca_pins()[0].clone(), cp.signing_ca_pin());
+    assert_ne!(old, new);
+    let (run, root) = join(&cp.endpoint(), std::slice::from_ref(&new), &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("also lists CA {old}, which is not pinned")),
+        "{}",
+        run.stderr
+    );
+    let ders = kubejoin::plan::pin::certs_from_pem(cp.ca_pem().as_bytes()).unwrap();
+    let signing: Vec<Vec<u8>> = ders
+        .into_iter()
+        .filter(|d| {
+            kubejoin::plan::pin::CaPin::of_cert_der(d)
+                .unwrap()
+                .to_string()
+                == new
+        })
+        .collect();
+    let want = String::from_utf8(kubejoin::plan::pin::pem_bundle(&signing)).unwrap();
+    let ca_crt = std::fs::read_to_string(root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+    assert_eq!(ca_crt, want, "ca.crt holds only the pinned certificate");
+    assert_eq!(
+        kubeconfig_ca(&root.path().join("etc/kubernetes/kubelet.conf")),
+        want
+    );
+    let (run, _) = join(&cp.endpoint(), &[new], &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(&format!(
+            "{old}  <- NOT pinned: not trusted, would not be installed"
+        )),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_rotation_with_only_the_old_ca_pinned_is_refused_by_name() {
+    // The user pinned the CA that is being retired; the API server already serves from the new
+    // one, which cluster-info lists: refused before the token is sent, naming the new CA.
+    let cp = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let (old, new) = (cp.ca_pins()[0].clone(), cp.signing_ca_pin());
+    let (run, root) = join(&cp.endpoint(), &[old], &[]);
+    assert_refused(
+        &run,
+        3,
+        &[
+            &format!("presented a certificate issued by CA {new}"),
+            &format!("add it with --discovery-token-ca-cert-hash {new}"),
+        ],
+    );
+    assert_eq!(only_anonymous_cluster_info(&cp, "the cluster"), 1);
+    assert_nothing_installed(root.path());
+}
+
+#[test]
+fn the_unsafe_skip_still_trusts_the_whole_bundle_loudly() {
+    let cp = start(Config {
+        ca_rotation: true,
+        ..Config::default()
+    });
+    let (run, root) = join(
+        &cp.endpoint(),
+        &[],
+        &["--discovery-token-unsafe-skip-ca-verification"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("THE CLUSTER CA WAS NOT VERIFIED")
+            && run.stderr.contains("trusting ALL 2 certificate(s)"),
+        "{}",
+        run.stderr
+    );
+    let ca_crt = std::fs::read_to_string(root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+    assert_eq!(ca_crt, reencoded(&cp.ca_pem()));
+}

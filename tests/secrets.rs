@@ -648,6 +648,7 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
         server: cp.url(),
         ca_der: kubejoin::plan::pin::certs_from_pem(&ca_pem).unwrap(),
         ca_pem,
+        unpinned: Vec::new(),
         matched_pin: None,
         method: Method::Token {
             endpoint: cp.endpoint(),

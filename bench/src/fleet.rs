@@ -150,7 +150,7 @@ fn transient_api(e: &api::RequestError) -> bool {
     match e.failure() {
         WireFailure::Status { code, .. } => transient_status(code),
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
-        WireFailure::TlsVerify(_) => false,
+        WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => false,
     }
 }
 
@@ -160,7 +160,7 @@ fn transient_bootstrap(e: &bootstrap::Error) -> bool {
         bootstrap::Error::Api { failure, .. } => match failure {
             WireFailure::Status { code, .. } => transient_status(*code),
             WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
-            WireFailure::TlsVerify(_) => false,
+            WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => false,
         },
         _ => false,
     }
@@ -241,6 +241,8 @@ async fn naive_discover(
         server: cluster.server.clone(),
         ca_pem,
         ca_der,
+        // The naive client models kubeadm: the whole bundle is trusted after a match.
+        unpinned: Vec::new(),
         matched_pin: Some(matched),
         method: Method::Token {
             endpoint: endpoint.clone(),

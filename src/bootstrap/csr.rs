@@ -110,10 +110,8 @@ pub fn csr_name(key: &NodeKey, node: &str, usages: &[&str]) -> String {
 /// whose CSR reaches the server is always on disk. With `persist` false (dry run) nothing is
 /// written. Returns whether an existing key was reused.
 pub fn load_or_generate_key(root: &Root, persist: bool) -> Result<(NodeKey, bool), Error> {
-    let path = root
-        .join(KEY_TMP)
-        .map_err(|e| Error::KeyGen(e.to_string()))?;
-    match std::fs::read_to_string(&path) {
+    // Read inside the root (a planted symlink cannot make it read a key from elsewhere).
+    match root.read_to_string(KEY_TMP) {
         Ok(pem) => match NodeKey::from_pem(&pem) {
             Some(k) => {
                 crate::info!("reusing the node key from an earlier attempt ({KEY_TMP})");
@@ -133,12 +131,15 @@ pub fn load_or_generate_key(root: &Root, persist: bool) -> Result<(NodeKey, bool
 
 /// Writes the key to `KEY_TMP`, 0600.
 pub fn store_key(root: &Root, key: &NodeKey) -> Result<(), Error> {
-    let path = root
-        .join(KEY_TMP)
-        .map_err(|e| Error::KeyGen(e.to_string()))?;
     install::ensure_dirs_for(root, KEY_TMP).map_err(Error::StoreKey)?;
-    atomic::write_file_as(&path, KEY_TMP, key.to_pem().as_bytes(), 0o600, 0o755)
-        .map_err(Error::StoreKey)?;
+    atomic::write_file(
+        root,
+        std::path::Path::new(KEY_TMP),
+        key.to_pem().as_bytes(),
+        0o600,
+        0o755,
+    )
+    .map_err(Error::StoreKey)?;
     install::failpoint::hit("key.persisted", KEY_TMP);
     Ok(())
 }

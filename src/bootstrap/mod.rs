@@ -25,7 +25,7 @@ pub mod csr;
 pub mod verify;
 pub mod wait;
 
-use crate::api::{self, Identity, Timeouts, Trust, WireFailure};
+use crate::api::{self, Identity, Timeouts, WireFailure};
 use crate::discovery::{BootstrapCredentials, Discovered};
 use crate::error::{Class, Classify};
 use crate::plan::node_name::{NodeName, NodeNameError};
@@ -146,6 +146,10 @@ pub fn describe(f: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(s) => format!("TLS verification failed: {s}"),
+        WireFailure::UnpinnedCa(pins) => format!(
+            "TLS verification failed: {}; only the pinned CAs are trusted, so the bootstrap token was not sent",
+            api::UnpinnedCa { pins: pins.clone() }
+        ),
         WireFailure::Transport(s) => s.clone(),
     }
 }
@@ -158,7 +162,7 @@ impl Classify for Error {
                 WireFailure::Status {
                     code: 401 | 403, ..
                 } => Class::Rejected,
-                WireFailure::TlsVerify(_) => Class::Trust,
+                WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => Class::Trust,
                 WireFailure::Refused | WireFailure::TimedOut => Class::Timeout,
                 _ => Class::Other,
             },
@@ -189,6 +193,9 @@ impl Classify for Error {
                  with the default groups (`kubeadm token create --print-join-command`) or add the group \
                  (`kubeadm token create --groups {DEFAULT_NODE_TOKEN_GROUP}`)"
             )),
+            Error::Api { failure: WireFailure::UnpinnedCa(pins), .. } => {
+                Some(crate::discovery::unpinned_ca_hint(pins))
+            }
             Error::Api { failure: WireFailure::TlsVerify(_), server, .. } => Some(format!(
                 "{server} presented a certificate that does not chain to the discovered cluster CA or \
                  does not name that address; the server: URL in cluster-info must be covered by the \
@@ -282,7 +289,8 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Connects (lazily) to `d.server`, trusting only the discovered CA bundle.
+    /// Connects (lazily) to `d.server`, trusting only the discovered trust anchors (the pinned
+    /// CAs, for token discovery with pins).
     pub fn connect(d: &Discovered) -> Result<Self, Error> {
         let identity = match &d.credentials {
             BootstrapCredentials::Token(t) => Identity::Token(t.clone()),
@@ -291,7 +299,7 @@ impl Cluster {
                 key_pem: key_pem.clone(),
             },
         };
-        let trust = Trust::CaBundle(d.ca_der.clone());
+        let trust = d.trust();
         let client =
             api::client(&d.server, &trust, &identity, Timeouts::default()).map_err(|source| {
                 Error::Client {
@@ -371,6 +379,28 @@ mod tests {
         let e = resolve_node_name(None, &RecordingSys::new("bad_host")).unwrap_err();
         assert_eq!(e.class(), Class::Usage);
         assert!(e.hint().unwrap().contains("--node-name"));
+    }
+
+    #[test]
+    fn a_server_chaining_to_an_unpinned_ca_is_a_trust_failure_naming_it() {
+        let pin = crate::plan::pin::CaPin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let e = Error::Api {
+            action: "getting ConfigMap kube-system/kubelet-config".into(),
+            server: "https://10.0.0.1:6443".into(),
+            failure: WireFailure::UnpinnedCa(vec![pin.clone()]),
+            retry_after_ms: None,
+        };
+        assert_eq!(e.class(), Class::Trust);
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("presented a certificate issued by CA {pin}"))
+                && text.contains("the bootstrap token was not sent"),
+            "{text}"
+        );
+        assert!(e
+            .hint()
+            .unwrap()
+            .contains(&format!("--discovery-token-ca-cert-hash {pin}")));
     }
 
     #[test]

@@ -157,18 +157,7 @@ pub fn chains_to(
         .map_err(|e| VerifyError::NotChained(e.to_string()))
 }
 
-/// PEM with 64-column base64 lines.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+pub use crate::x509::pem_encode;
 
 #[cfg(test)]
 mod tests {

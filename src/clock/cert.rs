@@ -165,7 +165,7 @@ fn unix_time(t: WallTime) -> UnixTime {
 /// check later, past a clock that is certainly wrong.
 #[derive(Debug)]
 pub struct BestTimeVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+    inner: Arc<dyn ServerCertVerifier>,
     floor: WallTime,
 }
 
@@ -177,7 +177,13 @@ impl BestTimeVerifier {
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .map_err(|e| format!("building the certificate verifier: {e}"))?;
-        Ok(Self { inner, floor })
+        Ok(Self::over(inner, floor))
+    }
+
+    /// The same time rule around another verifier (the pinned-CAs-only one of `crate::api`):
+    /// `inner` is asked at the best time known, and its validity failures become the clock error.
+    pub fn over(inner: Arc<dyn ServerCertVerifier>, floor: WallTime) -> Self {
+        Self { inner, floor }
     }
 }
 

@@ -301,10 +301,13 @@ pub(super) async fn validate(
         origin: origin.to_string(),
         source,
     })?;
+    // Installed re-encoded from what parsed, as for token discovery: only certificates reach
+    // `ca.crt` and `kubelet.conf`, whatever else the PEM held.
     Ok(Discovered {
         server,
-        ca_pem,
+        ca_pem: crate::plan::pin::pem_bundle(&ca_der),
         ca_der,
+        unpinned: Vec::new(),
         matched_pin: None,
         method,
         credentials,

@@ -2,8 +2,9 @@
 //!
 //! Token discovery (spec §2.2): anonymous insecure GET of cluster-info, wait for the JWS of our
 //! token id, verify the detached HS256 JWS over the raw kubeconfig bytes, check the CA bundle
-//! against the pins, and (when the signed `server:` is another address than the endpoint) re-fetch
-//! over verified TLS and require a byte-identical kubeconfig. File and HTTPS discovery
+//! against the pins, narrow trust to the certificates the pins matched (never the rest of the
+//! bundle), and (when the signed `server:` is another address than the endpoint) re-fetch over
+//! TLS verified against those and require a byte-identical kubeconfig. File and HTTPS discovery
 //! (spec §2.3–2.4) read a kubeconfig instead.
 
 pub mod file;
@@ -43,6 +44,17 @@ pub enum BootstrapCredentials {
     ClientCert { cert_pem: Vec<u8>, key_pem: Vec<u8> },
 }
 
+impl Discovered {
+    /// How later clients verify the API server: the pinned CAs only, recognising the unpinned
+    /// ones of the bundle to name them when a server chains to one.
+    pub fn trust(&self) -> api::Trust {
+        api::Trust::Pinned {
+            pinned: self.ca_der.clone(),
+            unpinned: self.unpinned.clone(),
+        }
+    }
+}
+
 impl std::fmt::Debug for BootstrapCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -57,12 +69,20 @@ impl std::fmt::Debug for BootstrapCredentials {
 pub struct Discovered {
     /// `server:` of the discovered kubeconfig (SRV). Everything after discovery talks to it.
     pub server: String,
-    /// The CA bundle exactly as `certificate-authority-data` carried it (PEM). Installed verbatim
-    /// as `ca.crt`.
-    pub ca_pem: Vec<u8>,
-    /// Every certificate of `ca_pem`, DER; the roots for all later TLS connections.
+    /// The trust anchors (DER) of everything after discovery: every TLS connection, the chain
+    /// check of the issued certificate, the "already joined" check. Token discovery with pins:
+    /// only the certificates of cluster-info's bundle that a pin matched (all of them when
+    /// several pins match, as during a CA rotation), never the rest of the bundle. The unsafe
+    /// skip, file and HTTPS discovery: every certificate of the bundle they read.
     pub ca_der: Vec<Vec<u8>>,
-    /// The pin that matched, or `None` when discovery was file/HTTPS or the unsafe skip was used.
+    /// `ca_der` as PEM, re-encoded from the DER ([`crate::plan::pin::pem_bundle`]): what
+    /// `ca.crt` and `kubelet.conf` hold. Never the bundle as it was carried.
+    pub ca_pem: Vec<u8>,
+    /// The certificates of cluster-info's bundle that no pin matched, with their pins: never
+    /// trusted, only recognised, so a server that chains to one is refused by name.
+    pub unpinned: Vec<(CaPin, Vec<u8>)>,
+    /// The first pin that matched, or `None` when discovery was file/HTTPS or the unsafe skip
+    /// was used.
     pub matched_pin: Option<CaPin>,
     /// How the cluster was discovered.
     pub method: Method,
@@ -308,6 +328,10 @@ pub enum Error {
         expected: Vec<CaPin>,
         seen: Vec<CaPin>,
     },
+    /// The server's certificate chains to a CA that cluster-info's bundle lists but no pin
+    /// names: with a stolen token anyone can add a CA of their own to the bundle.
+    #[error("the API server at {endpoint} presented a certificate issued by CA {}, which the cluster-info CA bundle lists but which is not pinned; only the pinned CAs are trusted, so nothing was sent to it", ca_list(.pins))]
+    UnpinnedCa { endpoint: String, pins: Vec<CaPin> },
     /// The TLS-verified copy of cluster-info differs from the JWS-verified one.
     #[error("the second kubeconfig from the cluster-info ConfigMap at {endpoint} (using validated TLS) was different from the first")]
     RefetchDiffers { endpoint: String },
@@ -335,6 +359,12 @@ fn retry_after_note(d: Option<Duration>) -> String {
         )
     })
     .unwrap_or_default()
+}
+
+/// `sha256:…` or `sha256:… or sha256:…`.
+fn ca_list(p: &[CaPin]) -> String {
+    let list: Vec<String> = p.iter().map(CaPin::to_string).collect();
+    list.join(" or ")
 }
 
 fn pins(p: &[CaPin]) -> String {
@@ -406,6 +436,7 @@ impl Classify for Error {
             | ClusterInfoKubeconfig { .. }
             | ClusterInfoCa { .. }
             | PinMismatch { .. }
+            | UnpinnedCa { .. }
             | RefetchDiffers { .. } => Class::Trust,
             Rejected { .. } => Class::Rejected,
             HttpsStatus {
@@ -496,6 +527,7 @@ impl Classify for Error {
                  `kubejoin ca-hash /etc/kubernetes/pki/ca.crt`; if the CA was rotated, pin the new CA; \
                  do not join until they match"
                 .into(),
+            UnpinnedCa { pins, .. } => unpinned_ca_hint(pins),
             RefetchDiffers { .. } => "cluster-info changed between the two fetches, or a different server answered \
                  the verified request: retry, and check for proxies or load balancers in front of the API server"
                 .into(),
@@ -503,6 +535,21 @@ impl Classify for Error {
             _ => return None,
         })
     }
+}
+
+/// What to do about a server whose certificate chains to an unpinned CA of the bundle.
+pub fn unpinned_ca_hint(pins: &[CaPin]) -> String {
+    let flags: Vec<String> = pins
+        .iter()
+        .map(|p| format!("--discovery-token-ca-cert-hash {p}"))
+        .collect();
+    format!(
+        "if that CA is legitimately the cluster's (a CA rotation in progress: compare with \
+         `kubejoin ca-hash /etc/kubernetes/pki/ca.crt` on a control-plane node), add it with {}; \
+         otherwise someone holding the bootstrap token may be impersonating the API server: \
+         do not join, and delete the token (`kubeadm token delete`)",
+        flags.join(" ")
+    )
 }
 
 /// Checks token-discovery inputs given as text (for config sources other than the CLI, and
@@ -633,6 +680,10 @@ fn wire_text(w: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(d) => format!("TLS handshake failed: {d}"),
+        WireFailure::UnpinnedCa(pins) => format!(
+            "TLS handshake refused: the server's certificate chains to CA {}, which is not pinned",
+            ca_list(pins)
+        ),
         WireFailure::Transport(t) => t.clone(),
     }
 }
@@ -880,6 +931,10 @@ fn wire_error(
     bad_certificate: bool,
 ) -> Error {
     match w {
+        WireFailure::UnpinnedCa(pins) => Error::UnpinnedCa {
+            endpoint: ctx.endpoint.to_string(),
+            pins,
+        },
         WireFailure::TlsVerify(detail) if bad_certificate && ctx.against.is_some() => {
             Error::TlsVerify {
                 endpoint: ctx.endpoint.to_string(),
@@ -1113,6 +1168,38 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn an_unpinned_ca_is_a_trust_failure_naming_its_pin_and_the_flag() {
+        let pin =
+            CaPin::parse("sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2")
+                .unwrap();
+        let e = Error::UnpinnedCa {
+            endpoint: "10.0.0.1:6443".into(),
+            pins: vec![pin.clone()],
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the API server at 10.0.0.1:6443 presented a certificate issued by CA {pin}, which the \
+                 cluster-info CA bundle lists but which is not pinned; only the pinned CAs are trusted, so \
+                 nothing was sent to it"
+            )
+        );
+        assert_eq!(e.class(), Class::Trust);
+        let hint = e.hint().unwrap();
+        assert!(
+            hint.contains(&format!("--discovery-token-ca-cert-hash {pin}")),
+            "{hint}"
+        );
+        assert!(hint.contains("impersonating the API server"), "{hint}");
+        // The retry policy never retries it; the wire text names the CA too.
+        assert_eq!(
+            retry::classify(&WireFailure::UnpinnedCa(vec![pin.clone()])),
+            Disposition::Permanent
+        );
+        assert!(wire_text(&WireFailure::UnpinnedCa(vec![pin.clone()])).contains(&pin.to_string()));
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //!    someone who knows the token could have produced this content.
 //! 3. Any CA of the signed kubeconfig must match any pin: the token alone is not enough, since
 //!    anyone holding a token (e.g. from a leaked join command) could sign a fake cluster-info.
+//!    From then on the trust anchors are **only the certificates a pin matched** (all of them
+//!    when several pins match, as during a CA rotation). The rest of the bundle is never
+//!    trusted: the same token holder could sign a bundle `[real CA, own CA]`, which matches the
+//!    pin through the real CA, and then serve TLS from its own (kubeadm trusts the whole bundle
+//!    after any match and falls for it). A server whose certificate chains to such an unpinned
+//!    CA is refused at the handshake, before any request, with that CA's pin in the error.
 //! 4. When the signed kubeconfig's `server:` (SRV) is another address than EP: the same GET
 //!    again, to EP, over TLS verified against that CA bundle, with its own full timeout; its
 //!    `kubeconfig` must be byte-identical. This proves the server we talked to holds a key
@@ -30,7 +36,7 @@ use super::{
     Error, FetchContext, Method, Miss, Options, Verdict,
 };
 use crate::api::{Identity, Trust};
-use crate::plan::pin::{certs_from_pem, CaPin, PinSet};
+use crate::plan::pin::{certs_from_pem, pem_bundle, CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
 use std::collections::BTreeMap;
 
@@ -92,8 +98,9 @@ pub async fn discover(
     );
     let done = |matched_pin| Discovered {
         server: v.server.clone(),
-        ca_pem: v.ca_pem.clone(),
-        ca_der: v.ca_der.clone(),
+        ca_pem: pem_bundle(&v.trusted),
+        ca_der: v.trusted.clone(),
+        unpinned: v.unpinned.clone(),
         matched_pin,
         method: Method::Token {
             endpoint: endpoint.to_string(),
@@ -111,9 +118,21 @@ pub async fn discover(
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "sha256:<hash>".into())
         );
+        crate::warn!(
+            "trusting ALL {} certificate(s) of the cluster-info CA bundle from {url} for TLS and installing them as \
+             the cluster CA, because none is pinned (--discovery-token-unsafe-skip-ca-verification)",
+            v.trusted.len()
+        );
         return Ok(done(None));
     };
     crate::info!("cluster CA {matched} from cluster-info matches the pinned hash");
+    for (pin, _) in &v.unpinned {
+        crate::warn!(
+            "cluster-info's CA bundle also lists CA {pin}, which is not pinned: it is not trusted and not \
+             installed (pin it too with --discovery-token-ca-cert-hash only if you know it is the cluster's, e.g. \
+             during a CA rotation)"
+        );
+    }
     let kc = v.kubeconfig.clone();
     let cluster_server = v.server.clone();
     if same_address(&cluster_server, endpoint) {
@@ -130,7 +149,10 @@ pub async fn discover(
     );
     let secure = crate::api::client(
         &url,
-        &Trust::CaBundle(v.ca_der.clone()),
+        &Trust::Pinned {
+            pinned: v.trusted.clone(),
+            unpinned: v.unpinned.clone(),
+        },
         &Identity::Anonymous,
         timeouts(opts),
     )
@@ -185,8 +207,14 @@ pub struct Verified {
     pub server: String,
     /// Its `certificate-authority-data`, as carried.
     pub ca_pem: Vec<u8>,
+    /// Every certificate of `ca_pem`, DER, in bundle order.
     pub ca_der: Vec<Vec<u8>>,
-    /// The pin that matched; `None` only when `pins` was empty (the unsafe opt-in).
+    /// What is trusted from here on: the certificates a pin matched (each once), or with no
+    /// pins (the unsafe opt-in) every certificate of the bundle.
+    pub trusted: Vec<Vec<u8>>,
+    /// The certificates of the bundle no pin matched, with their pins (empty without pins).
+    pub unpinned: Vec<(CaPin, Vec<u8>)>,
+    /// The first pin that matched; `None` only when `pins` was empty (the unsafe opt-in).
     pub matched_pin: Option<CaPin>,
 }
 
@@ -262,32 +290,46 @@ pub fn verify_signed_kubeconfig(
         endpoint: endpoint.to_string(),
         source,
     })?;
-    let matched_pin = if pins.is_empty() {
-        None
-    } else {
-        let matched = pins.matching(&ca_der).map_err(|e| Error::ClusterInfoCa {
+    if pins.is_empty() {
+        let mut trusted: Vec<Vec<u8>> = Vec::with_capacity(ca_der.len());
+        for der in &ca_der {
+            if !trusted.contains(der) {
+                trusted.push(der.clone());
+            }
+        }
+        return Ok(Verified {
+            kubeconfig: kc,
+            server: cluster.server,
+            ca_pem,
+            ca_der,
+            trusted,
+            unpinned: Vec::new(),
+            matched_pin: None,
+        });
+    }
+    let split = pins.partition(&ca_der).map_err(|e| Error::ClusterInfoCa {
+        endpoint: endpoint.to_string(),
+        source: e.into(),
+    })?;
+    let Some((matched, _)) = split.pinned.first().cloned() else {
+        let seen = ca_der
+            .iter()
+            .filter_map(|d| CaPin::of_cert_der(d).ok())
+            .collect();
+        return Err(Error::PinMismatch {
             endpoint: endpoint.to_string(),
-            source: e.into(),
-        })?;
-        let Some(matched) = matched else {
-            let seen = ca_der
-                .iter()
-                .filter_map(|d| CaPin::of_cert_der(d).ok())
-                .collect();
-            return Err(Error::PinMismatch {
-                endpoint: endpoint.to_string(),
-                expected: pins.pins().to_vec(),
-                seen,
-            });
-        };
-        Some(matched)
+            expected: pins.pins().to_vec(),
+            seen,
+        });
     };
     Ok(Verified {
         kubeconfig: kc,
         server: cluster.server,
         ca_pem,
         ca_der,
-        matched_pin,
+        trusted: split.pinned.into_iter().map(|(_, der)| der).collect(),
+        unpinned: split.unpinned,
+        matched_pin: Some(matched),
     })
 }
 

@@ -98,10 +98,12 @@ pub fn read_flags(root: &Root) -> Result<Vec<String>, Error> {
         path: PathBuf::from(FLAGS_ENV),
         source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
     })?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFlags {
-        path: path.clone(),
-        source,
-    })?;
+    let text = root
+        .read_to_string(FLAGS_ENV)
+        .map_err(|source| Error::ReadFlags {
+            path: path.clone(),
+            source,
+        })?;
     flags::parse(&text).map_err(|source| Error::ParseFlags { path, source })
 }
 
@@ -155,7 +157,8 @@ mod tests {
             ("node-ip".into(), "10.0.0.5".into()),
         ]);
         crate::install::atomic::write_file(
-            &root.join(FLAGS_ENV).unwrap(),
+            &root,
+            Path::new(FLAGS_ENV),
             env.as_bytes(),
             0o644,
             0o755,
@@ -214,7 +217,8 @@ mod tests {
         assert!(matches!(e, Error::ReadFlags { .. }), "{e:?}");
         let sys = RecordingSys::new("n").failing_execve(std::io::ErrorKind::NotFound);
         crate::install::atomic::write_file(
-            &Root::new(t.path()).join(FLAGS_ENV).unwrap(),
+            &Root::new(t.path()),
+            Path::new(FLAGS_ENV),
             b"KUBELET_KUBEADM_ARGS=\"\"\n",
             0o644,
             0o755,

@@ -16,17 +16,26 @@
 //! directory left by a crash between `mkdir` and `chmod` would keep the umask's mode forever,
 //! since existing directories are deliberately left alone.)
 //!
+//! Paths are node paths under a [`Root`]. The directory of each file is resolved **inside the
+//! root** (`openat2(RESOLVE_IN_ROOT)`, or its per-component fallback: see [`crate::root`]), so a
+//! symlink planted anywhere under the root never takes a write outside it; every step after
+//! that is relative to that directory's fd (`openat`, `mkdirat`, `renameat2`, `symlinkat`,
+//! `unlinkat`, `fsync`), so the directory that was resolved is the one written and synced.
+//!
 //! Every instant between these system calls is a named failpoint (see [`super::failpoint`]),
-//! labelled with the node path when the caller gives one (`*_as` functions).
-//! Errors name the action and the real path ("writing /etc/kubernetes/kubelet.conf").
+//! labelled with the node path. Errors name the action and the path under the root
+//! ("writing /sysroot/etc/kubernetes/kubelet.conf").
 
-use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
+
 use super::failpoint::hit;
+use crate::root::Root;
 
 /// A local file operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +48,26 @@ pub struct WriteError {
     pub source: io::Error,
 }
 
-fn err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
+/// The error of `action` on the node path `node` under `root`.
+fn err<'a>(
+    action: &'static str,
+    root: &'a Root,
+    node: &'a Path,
+) -> impl FnOnce(io::Error) -> WriteError + 'a {
     move |source| WriteError {
         action,
-        path: path.to_path_buf(),
+        path: shown(root, node),
         source,
     }
+}
+
+/// The path to show for `node` under `root` (the text, not a resolution).
+fn shown(root: &Root, node: &Path) -> PathBuf {
+    root.join(node).unwrap_or_else(|_| node.to_path_buf())
+}
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from(e)
 }
 
 static TEMP_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -54,303 +77,325 @@ fn temp_prefix(name: &str) -> String {
     format!(".{name}.kubejoin-tmp.")
 }
 
-fn parent_of(path: &Path) -> Result<&Path, WriteError> {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => Ok(p),
-        _ => Err(WriteError {
-            action: "writing",
-            path: path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "path has no parent directory"),
-        }),
-    }
+fn temp_name(name: &str) -> String {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}{}.{n}", temp_prefix(name), std::process::id())
 }
 
-fn file_name_of(path: &Path) -> Result<String, WriteError> {
-    path.file_name()
+/// The parent directory and file name of a node path (`/a/b` → `/a`, `b`).
+fn split<'a>(
+    root: &Root,
+    node: &'a Path,
+    action: &'static str,
+) -> Result<(&'a Path, String), WriteError> {
+    let invalid = |why: &str| WriteError {
+        action,
+        path: shown(root, node),
+        source: io::Error::new(io::ErrorKind::InvalidInput, why.to_string()),
+    };
+    if root.relative(node).is_err() {
+        return Err(invalid("the path contains `..`"));
+    }
+    let name = node
+        .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| WriteError {
-            action: "writing",
-            path: path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
-        })
+        .ok_or_else(|| invalid("path has no file name"))?;
+    let parent = node
+        .parent()
+        .ok_or_else(|| invalid("path has no parent directory"))?;
+    Ok((parent, name))
 }
 
 /// Makes a directory entry change durable (rename, create, unlink inside `dir`).
-pub fn sync_dir(dir: &Path) -> Result<(), WriteError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err("syncing directory", dir))
+fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
+    rustix::fs::fsync(dir).map_err(errno)
 }
 
-/// Creates `dir` and its missing ancestors, each with exactly `mode`. Existing directories are
-/// left as they are (an admin may have tightened them on purpose).
-pub fn create_dirs(dir: &Path, mode: u32) -> Result<(), WriteError> {
-    create_dirs_as(dir, &dir.display().to_string(), mode)
-}
-
-/// [`create_dirs`], with `label` (the node path of `dir`) naming the failpoints.
-pub fn create_dirs_as(dir: &Path, label: &str, mode: u32) -> Result<(), WriteError> {
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    let mut cur_label = Some(Path::new(label));
-    while let Some(d) = cur {
-        if d.as_os_str().is_empty() || d.is_dir() {
-            break;
+/// Creates the node directory `dir` and its missing ancestors, each with exactly `mode`, and
+/// returns it opened. Existing directories are left as they are (an admin may have tightened
+/// them on purpose); symlinks on the way are resolved inside the root.
+pub fn create_dirs(root: &Root, dir: &Path, mode: u32) -> Result<OwnedFd, WriteError> {
+    match root.open_dir(dir) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err("opening directory", root, dir)(e)),
+    }
+    // The root directory itself is the caller's to name; make it if it is missing.
+    if !root.path().is_dir() {
+        std::fs::create_dir_all(root.path()).map_err(err(
+            "creating the root directory",
+            root,
+            Path::new("/"),
+        ))?;
+    }
+    let rel = root
+        .relative(dir)
+        .map_err(|e| err("creating directory", root, dir)(io::Error::other(e)))?;
+    let mut node = PathBuf::from("/");
+    let mut parent = root
+        .open_dir(&node)
+        .map_err(err("opening directory", root, &node))?;
+    for part in rel.iter() {
+        node.push(part);
+        match root.open_dir(&node) {
+            Ok(fd) => {
+                parent = fd;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err("opening directory", root, &node)(e)),
         }
-        let l = cur_label
-            .filter(|l| l.parent().is_some())
-            .map_or_else(|| d.display().to_string(), |l| l.display().to_string());
-        missing.push((d, l));
-        cur = d.parent();
-        cur_label = cur_label.and_then(Path::parent);
+        create_dir(root, &parent, &node, mode)?;
+        // Whoever made it (we, or another writer racing us), it must now be a directory.
+        parent = match root.open_dir(&node) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The name exists but leads nowhere: a symlink whose target is missing inside
+                // the root. It is not followed out of the root, and not created through.
+                let why = format!(
+                    "it is a symlink whose target does not exist inside the root {root} (symlinks \
+                     under the root resolve inside it, as they will for the booted system)"
+                );
+                return Err(err("creating directory", root, &node)(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    why,
+                )));
+            }
+            Err(e) => return Err(err("creating directory", root, &node)(e)),
+        };
     }
-    for (d, l) in missing.into_iter().rev() {
-        create_dir(d, &l, mode)?;
-    }
-    Ok(())
+    Ok(parent)
 }
 
-/// Creates the single directory `d` (its parent exists) with exactly `mode`, atomically.
-fn create_dir(d: &Path, label: &str, mode: u32) -> Result<(), WriteError> {
-    let parent = parent_of(d)?;
-    let name = file_name_of(d)?;
+/// Creates the single directory `node` (in the open directory `parent`) with exactly `mode`,
+/// atomically; an entry that appears meanwhile under that name is left alone.
+fn create_dir(root: &Root, parent: &OwnedFd, node: &Path, mode: u32) -> Result<(), WriteError> {
+    let (_, name) = split(root, node, "creating directory")?;
+    let label = node.display().to_string();
     remove_stale_temps(parent, &name);
-    hit("mkdir.before", label);
+    hit("mkdir.before", &label);
     let tmp = loop {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = parent.join(format!("{}{}.{n}", temp_prefix(&name), std::process::id()));
-        match fs::DirBuilder::new().mode(mode).create(&tmp) {
+        let tmp = temp_name(&name);
+        match rustix::fs::mkdirat(parent, tmp.as_str(), Mode::from_raw_mode(mode)) {
             Ok(()) => break tmp,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(err("creating directory", d)(e)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(err("creating directory", root, node)(errno(e))),
         }
     };
     let staged = (|| {
-        // DirBuilder's mode is filtered by the umask; make it exactly what the spec says
-        // before the directory gets its real name.
-        fs::set_permissions(&tmp, Permissions::from_mode(mode))?;
-        File::open(&tmp)?.sync_all()
+        // mkdir's mode is filtered by the umask; make it exactly what the spec says before the
+        // directory gets its real name.
+        let fd = rustix::fs::openat(
+            parent,
+            tmp.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+        rustix::fs::fsync(&fd)
     })();
     if let Err(e) = staged {
-        let _ = fs::remove_dir(&tmp);
-        return Err(err("setting the mode of", d)(e));
+        let _ = rustix::fs::unlinkat(parent, tmp.as_str(), AtFlags::REMOVEDIR);
+        return Err(err("setting the mode of", root, node)(errno(e)));
     }
-    hit("mkdir.staged", label);
-    if let Err(e) = rename_noreplace(&tmp, d) {
-        let _ = fs::remove_dir(&tmp);
-        // Someone else created it in between: fine, it is a directory now.
-        if d.is_dir() {
+    hit("mkdir.staged", &label);
+    if let Err(e) = rename_noreplace(parent, &tmp, &name) {
+        let _ = rustix::fs::unlinkat(parent, tmp.as_str(), AtFlags::REMOVEDIR);
+        // Someone else created it in between: the caller checks it is a directory now.
+        if e == Errno::EXIST {
             return Ok(());
         }
-        return Err(err("creating directory", d)(e));
+        return Err(err("creating directory", root, node)(errno(e)));
     }
-    hit("mkdir.renamed", label);
-    sync_dir(parent)?;
-    hit("mkdir.dir-synced", label);
+    hit("mkdir.renamed", &label);
+    sync_dir(parent).map_err(err("syncing the directory of", root, node))?;
+    hit("mkdir.dir-synced", &label);
     Ok(())
 }
 
-/// `rename` that fails instead of replacing an existing (empty) directory at `to`, which a plain
-/// rename(2) would silently do to a directory another process just created.
-#[cfg(target_env = "gnu")]
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
-        Ok(()) => Ok(()),
+/// `renameat2(RENAME_NOREPLACE)` within `dir`: fails instead of replacing an existing (empty)
+/// directory at `to`, which a plain rename(2) would silently do to a directory another process
+/// just created. rustix makes the system call itself, so this works on musl too.
+fn rename_noreplace(dir: &OwnedFd, from: &str, to: &str) -> Result<(), Errno> {
+    match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
         // Filesystems without RENAME_NOREPLACE: check, then rename (a narrow race, and only
         // with another writer creating the same directory).
-        Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOSYS) => {
-            if to.exists() {
-                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        Err(Errno::INVAL) | Err(Errno::NOSYS) => {
+            match rustix::fs::statat(dir, to, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => Err(Errno::EXIST),
+                Err(Errno::NOENT) => rustix::fs::renameat(dir, from, dir, to),
+                Err(e) => Err(e),
             }
-            fs::rename(from, to)
         }
-        Err(e) => Err(io::Error::from(e)),
+        r => r,
     }
-}
-
-/// musl has no `renameat2` wrapper (and nix exposes it for glibc only): check, then rename. The
-/// race is narrow and needs another writer creating the same directory at the same moment.
-#[cfg(not(target_env = "gnu"))]
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    if to.exists() {
-        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
-    }
-    fs::rename(from, to)
 }
 
 /// Removes leftover temp files (or empty temp directories) of `name` in `dir` from an earlier,
 /// interrupted run. Best effort: they are invisible to the kubelet and only cost space.
-fn remove_stale_temps(dir: &Path, name: &str) {
+fn remove_stale_temps(dir: &OwnedFd, name: &str) {
     let prefix = temp_prefix(name);
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(entries) = rustix::fs::Dir::read_from(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => {
-                    let _ = fs::remove_dir(entry.path());
-                }
-                _ => {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
+        let file = entry.file_name().to_bytes();
+        if !file.starts_with(prefix.as_bytes()) {
+            continue;
         }
+        let flags = if entry.file_type() == FileType::Directory {
+            AtFlags::REMOVEDIR
+        } else {
+            AtFlags::empty()
+        };
+        let _ = rustix::fs::unlinkat(dir, entry.file_name(), flags);
     }
 }
 
-/// Atomically replaces `path` with `contents`, mode `mode` (e.g. 0o600); missing parents are
-/// created with `dir_mode`.
+/// Atomically replaces the node file `path` under `root` with `contents`, mode `mode` (e.g.
+/// 0o600); missing parents are created with `dir_mode`.
 pub fn write_file(
+    root: &Root,
     path: &Path,
     contents: &[u8],
     mode: u32,
     dir_mode: u32,
 ) -> Result<(), WriteError> {
-    write_file_as(path, &path.display().to_string(), contents, mode, dir_mode)
-}
+    let (parent, name) = split(root, path, "writing")?;
+    let label = path.display().to_string();
+    let dir = create_dirs(root, parent, dir_mode)?;
+    remove_stale_temps(&dir, &name);
+    hit("write.before", &label);
 
-/// [`write_file`], with `label` (the node path of `path`) naming the failpoints.
-pub fn write_file_as(
-    path: &Path,
-    label: &str,
-    contents: &[u8],
-    mode: u32,
-    dir_mode: u32,
-) -> Result<(), WriteError> {
-    let dir = parent_of(path)?;
-    let name = file_name_of(path)?;
-    let dir_label = Path::new(label)
-        .parent()
-        .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
-    create_dirs_as(dir, &dir_label, dir_mode)?;
-    remove_stale_temps(dir, &name);
-    hit("write.before", label);
-
-    let (tmp, mut file) = loop {
-        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!("{}{}.{n}", temp_prefix(&name), std::process::id()));
-        // create_new = O_CREAT|O_EXCL: never follows a planted symlink, never reuses a file.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(err("writing", path)(e)),
+    let (tmp, file) = loop {
+        let tmp = temp_name(&name);
+        // O_CREAT|O_EXCL: never follows a planted symlink, never reuses a file.
+        match rustix::fs::openat(
+            &dir,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        ) {
+            Ok(fd) => break (tmp, fd),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(err("writing", root, path)(errno(e))),
         }
     };
-    hit("write.opened", label);
+    hit("write.opened", &label);
     let result = (|| {
         // fchmod before the first byte: the open mode was reduced by the umask, and may only
         // ever be made stricter than `mode`, never looser, so nothing leaks in between.
-        file.set_permissions(Permissions::from_mode(mode))?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(errno)?;
+        let mut file = std::fs::File::from(file);
         file.write_all(contents)?;
         file.sync_all()
     })();
-    drop(file);
     if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err("writing", path)(e));
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+        return Err(err("writing", root, path)(e));
     }
-    hit("write.temp-synced", label);
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err("writing", path)(e));
+    hit("write.temp-synced", &label);
+    if let Err(e) = rustix::fs::renameat(&dir, tmp.as_str(), &dir, name.as_str()) {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+        return Err(err("writing", root, path)(errno(e)));
     }
-    hit("write.renamed", label);
-    sync_dir(dir)?;
-    hit("write.dir-synced", label);
+    hit("write.renamed", &label);
+    sync_dir(&dir).map_err(err("syncing the directory of", root, path))?;
+    hit("write.dir-synced", &label);
     Ok(())
 }
 
-/// Atomically points the symlink `link` at `target` (the kubelet's certificate-store swap):
-/// create the symlink `staging` → `target`, then rename it over `link`. As the kubelet's store
-/// does, a regular file at either name is an error rather than something to delete.
+/// Atomically points the node symlink `link` at `target` (the kubelet's certificate-store
+/// swap): create the symlink `staging` (in the same directory) → `target`, then rename it over
+/// `link`. As the kubelet's store does, a regular file at either name is an error rather than
+/// something to delete. `target` is stored as given: a node path, right once the root is `/`.
 pub fn swap_symlink(
+    root: &Root,
     link: &Path,
     staging: &Path,
     target: &Path,
     dir_mode: u32,
 ) -> Result<(), WriteError> {
-    swap_symlink_as(link, &link.display().to_string(), staging, target, dir_mode)
-}
-
-/// [`swap_symlink`], with `label` (the node path of `link`) naming the failpoints.
-pub fn swap_symlink_as(
-    link: &Path,
-    label: &str,
-    staging: &Path,
-    target: &Path,
-    dir_mode: u32,
-) -> Result<(), WriteError> {
-    let dir = parent_of(link)?;
-    let dir_label = Path::new(label)
-        .parent()
-        .map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
-    create_dirs_as(dir, &dir_label, dir_mode)?;
+    let (parent, link_name) = split(root, link, "replacing symlink")?;
+    let (staging_parent, staging_name) = split(root, staging, "replacing symlink")?;
+    if parent != staging_parent {
+        return Err(WriteError {
+            action: "replacing symlink",
+            path: shown(root, staging),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the staging link must be in the same directory as the link",
+            ),
+        });
+    }
+    let label = link.display().to_string();
+    let dir = create_dirs(root, parent, dir_mode)?;
     let not_a_symlink = |p: &Path| WriteError {
         action: "replacing symlink",
-        path: p.to_path_buf(),
+        path: shown(root, p),
         source: io::Error::new(
             io::ErrorKind::AlreadyExists,
             "it exists and is not a symlink",
         ),
     };
-    match fs::symlink_metadata(staging) {
-        Ok(m) if m.file_type().is_symlink() => {
-            fs::remove_file(staging).map_err(err("removing", staging))?;
-        }
-        Ok(_) => return Err(not_a_symlink(staging)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err("inspecting", staging)(e)),
+    let is_symlink = |name: &str| {
+        rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    };
+    match is_symlink(&staging_name) {
+        Ok(true) => rustix::fs::unlinkat(&dir, staging_name.as_str(), AtFlags::empty())
+            .map_err(|e| err("removing", root, staging)(errno(e)))?,
+        Ok(false) => return Err(not_a_symlink(staging)),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(err("inspecting", root, staging)(errno(e))),
     }
-    match fs::symlink_metadata(link) {
-        Ok(m) if !m.file_type().is_symlink() => return Err(not_a_symlink(link)),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err("inspecting", link)(e)),
+    match is_symlink(&link_name) {
+        Ok(false) => return Err(not_a_symlink(link)),
+        Ok(true) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(err("inspecting", root, link)(errno(e))),
     }
-    hit("symlink.before", label);
-    std::os::unix::fs::symlink(target, staging).map_err(err("creating symlink", staging))?;
-    hit("symlink.staged", label);
-    if let Err(e) = fs::rename(staging, link) {
-        let _ = fs::remove_file(staging);
-        return Err(err("replacing symlink", link)(e));
+    hit("symlink.before", &label);
+    rustix::fs::symlinkat(target, &dir, staging_name.as_str())
+        .map_err(|e| err("creating symlink", root, staging)(errno(e)))?;
+    hit("symlink.staged", &label);
+    if let Err(e) = rustix::fs::renameat(&dir, staging_name.as_str(), &dir, link_name.as_str()) {
+        let _ = rustix::fs::unlinkat(&dir, staging_name.as_str(), AtFlags::empty());
+        return Err(err("replacing symlink", root, link)(errno(e)));
     }
-    hit("symlink.swapped", label);
-    sync_dir(dir)?;
-    hit("symlink.dir-synced", label);
+    hit("symlink.swapped", &label);
+    sync_dir(&dir).map_err(err("syncing the directory of", root, link))?;
+    hit("symlink.dir-synced", &label);
     Ok(())
 }
 
-/// Removes `path` if it exists and makes the removal durable.
-pub fn remove_file(path: &Path) -> Result<(), WriteError> {
-    remove_file_as(path, &path.display().to_string())
-}
-
-/// [`remove_file`], with `label` (the node path of `path`) naming the failpoints.
-pub fn remove_file_as(path: &Path, label: &str) -> Result<(), WriteError> {
-    hit("remove.before", label);
-    match fs::remove_file(path) {
+/// Removes the node file `path` if it exists and makes the removal durable.
+pub fn remove_file(root: &Root, path: &Path) -> Result<(), WriteError> {
+    let (parent, name) = split(root, path, "removing")?;
+    let label = path.display().to_string();
+    hit("remove.before", &label);
+    let dir = match root.open_dir(parent) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err("removing", root, path)(e)),
+    };
+    match rustix::fs::unlinkat(&dir, name.as_str(), AtFlags::empty()) {
         Ok(()) => {
-            hit("remove.unlinked", label);
-            sync_dir(parent_of(path)?)?;
-            hit("remove.dir-synced", label);
+            hit("remove.unlinked", &label);
+            sync_dir(&dir).map_err(err("syncing the directory of", root, path))?;
+            hit("remove.dir-synced", &label);
             Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(err("removing", path)(e)),
+        Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(err("removing", root, path)(errno(e))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt as _;
+    use crate::root::Resolver;
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
     fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().mode() & 0o7777
@@ -365,20 +410,37 @@ mod tests {
         v
     }
 
+    fn roots(t: &tempfile::TempDir) -> [Root; 2] {
+        [
+            Root::new(t.path()),
+            Root::new(t.path()).with_resolver(Resolver::Walk),
+        ]
+    }
+
     #[test]
     fn writes_with_exact_mode_and_creates_parents_with_dir_mode() {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("var/lib/kubelet/pki/key.pem");
-        write_file(&p, b"secret", 0o600, 0o700).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"secret");
-        assert_eq!(mode(&p), 0o600);
-        assert_eq!(mode(&t.path().join("var")), 0o700);
-        assert_eq!(mode(&t.path().join("var/lib/kubelet/pki")), 0o700);
-        assert_eq!(
-            names(p.parent().unwrap()),
-            vec!["key.pem"],
-            "no temp file left"
-        );
+        for i in 0..2 {
+            let t = tempfile::tempdir().unwrap();
+            let r = &roots(&t)[i];
+            write_file(
+                r,
+                Path::new("/var/lib/kubelet/pki/key.pem"),
+                b"secret",
+                0o600,
+                0o700,
+            )
+            .unwrap();
+            let p = t.path().join("var/lib/kubelet/pki/key.pem");
+            assert_eq!(fs::read(&p).unwrap(), b"secret");
+            assert_eq!(mode(&p), 0o600);
+            assert_eq!(mode(&t.path().join("var")), 0o700);
+            assert_eq!(mode(&t.path().join("var/lib/kubelet/pki")), 0o700);
+            assert_eq!(
+                names(p.parent().unwrap()),
+                vec!["key.pem"],
+                "no temp file left"
+            );
+        }
     }
 
     #[test]
@@ -387,7 +449,14 @@ mod tests {
         let p = t.path().join("kubelet.conf");
         fs::write(&p, "old").unwrap();
         fs::set_permissions(&p, Permissions::from_mode(0o666)).unwrap();
-        write_file(&p, b"new", 0o600, 0o755).unwrap();
+        write_file(
+            &Root::new(t.path()),
+            Path::new("/kubelet.conf"),
+            b"new",
+            0o600,
+            0o755,
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(mode(&p), 0o600);
         assert_eq!(names(t.path()), vec!["kubelet.conf"]);
@@ -398,9 +467,15 @@ mod tests {
         // A wide-open mode must come out exactly as asked even though the process umask (022
         // at least) would strip group/other write bits at open time.
         let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("a/shared");
-        write_file(&p, b"x", 0o664, 0o775).unwrap();
-        assert_eq!(mode(&p), 0o664);
+        write_file(
+            &Root::new(t.path()),
+            Path::new("/a/shared"),
+            b"x",
+            0o664,
+            0o775,
+        )
+        .unwrap();
+        assert_eq!(mode(&t.path().join("a/shared")), 0o664);
         assert_eq!(mode(&t.path().join("a")), 0o775);
     }
 
@@ -410,7 +485,14 @@ mod tests {
         fs::set_permissions(t.path(), Permissions::from_mode(0o711)).unwrap();
         let stale = t.path().join(".ca.crt.kubejoin-tmp.1.0");
         fs::write(&stale, "partial").unwrap();
-        write_file(&t.path().join("ca.crt"), b"pem", 0o644, 0o755).unwrap();
+        write_file(
+            &Root::new(t.path()),
+            Path::new("/ca.crt"),
+            b"pem",
+            0o644,
+            0o755,
+        )
+        .unwrap();
         assert_eq!(names(t.path()), vec!["ca.crt"]);
         assert_eq!(mode(t.path()), 0o711);
     }
@@ -421,7 +503,14 @@ mod tests {
         let p = t.path().join("dir-in-the-way");
         fs::create_dir(&p).unwrap();
         fs::write(p.join("keep"), "x").unwrap();
-        let e = write_file(&p, b"x", 0o644, 0o755).unwrap_err();
+        let e = write_file(
+            &Root::new(t.path()),
+            Path::new("/dir-in-the-way"),
+            b"x",
+            0o644,
+            0o755,
+        )
+        .unwrap_err();
         assert_eq!(e.action, "writing");
         assert_eq!(e.to_string(), format!("writing {}", p.display()));
         assert_eq!(names(t.path()), vec!["dir-in-the-way"]);
@@ -429,35 +518,40 @@ mod tests {
 
     #[test]
     fn symlink_swap_replaces_the_link_atomically() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("pki");
-        let link = dir.join("kubelet-client-current.pem");
-        let staging = dir.join("kubelet-client-updated.pem");
-        swap_symlink(
-            &link,
-            &staging,
-            Path::new("/var/lib/kubelet/pki/kubelet-client-1.pem"),
-            0o755,
-        )
-        .unwrap();
-        assert_eq!(
-            fs::read_link(&link).unwrap(),
-            PathBuf::from("/var/lib/kubelet/pki/kubelet-client-1.pem")
-        );
-        // A leftover staging link from a crash is replaced; the current link is swapped.
-        std::os::unix::fs::symlink("/stale", &staging).unwrap();
-        swap_symlink(
-            &link,
-            &staging,
-            Path::new("/var/lib/kubelet/pki/kubelet-client-2.pem"),
-            0o755,
-        )
-        .unwrap();
-        assert_eq!(
-            fs::read_link(&link).unwrap(),
-            PathBuf::from("/var/lib/kubelet/pki/kubelet-client-2.pem")
-        );
-        assert_eq!(names(&dir), vec!["kubelet-client-current.pem"]);
+        for i in 0..2 {
+            let t = tempfile::tempdir().unwrap();
+            let r = &roots(&t)[i];
+            let link = Path::new("/pki/kubelet-client-current.pem");
+            let staging = Path::new("/pki/kubelet-client-updated.pem");
+            let dir = t.path().join("pki");
+            swap_symlink(
+                r,
+                link,
+                staging,
+                Path::new("/var/lib/kubelet/pki/kubelet-client-1.pem"),
+                0o755,
+            )
+            .unwrap();
+            assert_eq!(
+                fs::read_link(dir.join("kubelet-client-current.pem")).unwrap(),
+                PathBuf::from("/var/lib/kubelet/pki/kubelet-client-1.pem")
+            );
+            // A leftover staging link from a crash is replaced; the current link is swapped.
+            std::os::unix::fs::symlink("/stale", dir.join("kubelet-client-updated.pem")).unwrap();
+            swap_symlink(
+                r,
+                link,
+                staging,
+                Path::new("/var/lib/kubelet/pki/kubelet-client-2.pem"),
+                0o755,
+            )
+            .unwrap();
+            assert_eq!(
+                fs::read_link(dir.join("kubelet-client-current.pem")).unwrap(),
+                PathBuf::from("/var/lib/kubelet/pki/kubelet-client-2.pem")
+            );
+            assert_eq!(names(&dir), vec!["kubelet-client-current.pem"]);
+        }
     }
 
     #[test]
@@ -466,8 +560,9 @@ mod tests {
         let link = t.path().join("kubelet-client-current.pem");
         fs::write(&link, "not a link").unwrap();
         let e = swap_symlink(
-            &link,
-            &t.path().join("kubelet-client-updated.pem"),
+            &Root::new(t.path()),
+            Path::new("/kubelet-client-current.pem"),
+            Path::new("/kubelet-client-updated.pem"),
             Path::new("/x"),
             0o755,
         )
@@ -480,11 +575,12 @@ mod tests {
     #[test]
     fn directories_appear_whole_and_leftovers_of_a_crash_are_cleaned() {
         let t = tempfile::tempdir().unwrap();
+        let r = Root::new(t.path());
         // A crash between mkdir and rename left a staged directory behind.
         let stale = t.path().join(".kubelet.kubejoin-tmp.1.0");
         fs::create_dir(&stale).unwrap();
+        create_dirs(&r, Path::new("/kubelet/pki"), 0o700).unwrap();
         let d = t.path().join("kubelet/pki");
-        create_dirs_as(&d, "/var/lib/kubelet/pki", 0o700).unwrap();
         assert_eq!(mode(&t.path().join("kubelet")), 0o700);
         assert_eq!(mode(&d), 0o700);
         assert_eq!(
@@ -495,18 +591,20 @@ mod tests {
         assert_eq!(names(&t.path().join("kubelet")), vec!["pki"]);
         // Existing directories are left alone, whatever their mode.
         fs::set_permissions(&d, Permissions::from_mode(0o750)).unwrap();
-        create_dirs(&d, 0o755).unwrap();
+        create_dirs(&r, Path::new("/kubelet/pki"), 0o755).unwrap();
         assert_eq!(mode(&d), 0o750);
     }
 
     #[test]
     fn a_directory_created_meanwhile_is_not_replaced() {
         let t = tempfile::tempdir().unwrap();
+        let r = Root::new(t.path());
+        let top = r.open_dir(Path::new("/")).unwrap();
         let d = t.path().join("pki");
         fs::create_dir(&d).unwrap();
         fs::write(d.join("theirs"), "x").unwrap();
-        // As if another writer won the race between our is_dir check and our rename.
-        create_dir(&d, "/pki", 0o755).unwrap();
+        // As if another writer won the race between our check and our rename.
+        create_dir(&r, &top, Path::new("/pki"), 0o755).unwrap();
         assert_eq!(names(&d), vec!["theirs"]);
         assert_eq!(
             names(t.path()),
@@ -516,7 +614,7 @@ mod tests {
         let empty = t.path().join("empty");
         fs::create_dir(&empty).unwrap();
         fs::set_permissions(&empty, Permissions::from_mode(0o711)).unwrap();
-        create_dir(&empty, "/empty", 0o755).unwrap();
+        create_dir(&r, &top, Path::new("/empty"), 0o755).unwrap();
         assert_eq!(
             mode(&empty),
             0o711,
@@ -527,10 +625,74 @@ mod tests {
     #[test]
     fn remove_is_idempotent() {
         let t = tempfile::tempdir().unwrap();
+        let r = Root::new(t.path());
         let p = t.path().join("kubelet-client.key.tmp");
         fs::write(&p, "k").unwrap();
-        remove_file(&p).unwrap();
-        remove_file(&p).unwrap();
+        remove_file(&r, Path::new("/kubelet-client.key.tmp")).unwrap();
+        remove_file(&r, Path::new("/kubelet-client.key.tmp")).unwrap();
+        remove_file(&r, Path::new("/no/such/dir/x")).unwrap();
         assert!(!p.exists());
+    }
+
+    /// A root whose every level (`/etc`, `/etc/kubernetes`, ...) is, in turn, a symlink to a
+    /// directory outside the root, absolute or relative.
+    #[test]
+    fn a_symlink_at_any_level_never_takes_a_write_outside_the_root() {
+        let levels = ["/etc", "/etc/kubernetes", "/etc/kubernetes/pki"];
+        for resolver in [Resolver::Auto, Resolver::Walk] {
+            for level in levels {
+                for absolute in [true, false] {
+                    let t = tempfile::tempdir().unwrap();
+                    let root_dir = t.path().join("root");
+                    let outside = t.path().join("outside");
+                    fs::create_dir_all(&outside).unwrap();
+                    let planted = root_dir.join(&level[1..]);
+                    fs::create_dir_all(planted.parent().unwrap()).unwrap();
+                    let target = if absolute {
+                        outside.clone()
+                    } else {
+                        // Enough `..` to climb out of any level, then into `outside`.
+                        PathBuf::from("../../../../../../../../..")
+                            .join(outside.strip_prefix("/").unwrap())
+                    };
+                    std::os::unix::fs::symlink(&target, &planted).unwrap();
+                    let r = Root::new(&root_dir).with_resolver(resolver);
+                    let file = Path::new("/etc/kubernetes/pki/ca.crt");
+                    // The target does not exist inside the root: refused, nothing outside.
+                    let e = write_file(&r, file, b"pem", 0o644, 0o755).unwrap_err();
+                    assert!(
+                        e.source
+                            .to_string()
+                            .contains("does not exist inside the root"),
+                        "{e}: {}",
+                        e.source
+                    );
+                    assert_eq!(names(&outside), Vec::<String>::new());
+                    // It exists inside the root (as on the booted system): the write goes there.
+                    fs::create_dir_all(root_dir.join(outside.strip_prefix("/").unwrap())).unwrap();
+                    write_file(&r, file, b"pem", 0o644, 0o755).unwrap();
+                    swap_symlink(
+                        &r,
+                        Path::new("/etc/kubernetes/pki/current"),
+                        Path::new("/etc/kubernetes/pki/updated"),
+                        Path::new("/x"),
+                        0o755,
+                    )
+                    .unwrap();
+                    remove_file(&r, Path::new("/etc/kubernetes/pki/gone")).unwrap();
+                    assert_eq!(
+                        names(&outside),
+                        Vec::<String>::new(),
+                        "{resolver:?} {level} -> {target:?}"
+                    );
+                    // The write landed inside the root, where the booted system reads it.
+                    assert_eq!(r.read(file).unwrap(), b"pem");
+                    let inside = root_dir
+                        .join(outside.strip_prefix("/").unwrap())
+                        .join(Path::new(file).strip_prefix(level).unwrap());
+                    assert_eq!(fs::read(&inside).unwrap(), b"pem", "{resolver:?} {level}");
+                }
+            }
+        }
     }
 }

@@ -57,27 +57,14 @@ impl Classify for Conflict {
     }
 }
 
-/// Reads a path a kubeconfig names (absolute as the node sees it) under the root. A symlink
-/// as the last component is followed inside the root: `kubelet-client-current.pem` points at
-/// an absolute node path, which outside `/` would otherwise resolve on the host.
+/// Reads a path a kubeconfig names (absolute as the node sees it) inside the root: every
+/// symlink on the way (`kubelet-client-current.pem` points at an absolute node path) resolves
+/// inside the root, as it will for the booted system, never on the host.
 fn read_node_file(root: &Root, p: &str) -> Result<Vec<u8>, String> {
-    let mut node_path = std::path::PathBuf::from(p);
-    for _ in 0..8 {
-        let real = root.join(&node_path).map_err(|e| e.to_string())?;
-        match std::fs::read_link(&real) {
-            Ok(target) if target.is_absolute() => node_path = target,
-            Ok(target) => {
-                node_path = node_path
-                    .parent()
-                    .unwrap_or(std::path::Path::new("/"))
-                    .join(target)
-            }
-            Err(_) => {
-                return std::fs::read(&real).map_err(|e| format!("reading {}: {e}", real.display()))
-            }
-        }
-    }
-    Err(format!("reading {p}: too many levels of symbolic links"))
+    root.read(p).map_err(|e| {
+        let shown = root.join(p).unwrap_or_else(|_| PathBuf::from(p));
+        format!("reading {}: {e}", shown.display())
+    })
 }
 
 /// Inspects `/etc/kubernetes/kubelet.conf` under `root` for node `node`, against the
@@ -92,7 +79,7 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
             why,
         })
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match root.read_to_string(super::KUBELET_CONF) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Existing::None,
         Err(e) => return unreadable(e.to_string()),
@@ -276,6 +263,39 @@ mod tests {
             check(&root, &ders, "worker-1", at(2030)),
             Existing::Stale(_)
         ));
+        // Identity from a CA that is in the installed bundle but not among the trusted (pinned)
+        // ones: never "already joined".
+        let pinned = ca();
+        let both = format!("{}{}", pinned.pem, c.pem);
+        let i = Inputs {
+            server: "https://10.0.0.1:6443",
+            ca_pem: both.as_bytes(),
+            cert_chain_pem: &cert,
+            key_pem: &key,
+            kubelet_config: "kind: KubeletConfiguration\n",
+            flags_env: "KUBELET_KUBEADM_ARGS=\"\"\n",
+            now: SystemTime::now(),
+        };
+        apply(&root, &plan(&i)).unwrap();
+        assert!(matches!(
+            check(
+                &root,
+                &[c.der.clone(), pinned.der.clone()],
+                "worker-1",
+                at(2030)
+            ),
+            Existing::Joined { .. }
+        ));
+        assert!(
+            matches!(check(&root, std::slice::from_ref(&pinned.der), "worker-1", at(2030)), Existing::Stale(w) if w.contains("does not chain")),
+            "{:?}",
+            check(
+                &root,
+                std::slice::from_ref(&pinned.der),
+                "worker-1",
+                at(2030)
+            )
+        );
         // Garbage: refuse.
         std::fs::write(root.join(KUBELET_CONF).unwrap(), "clusters: [").unwrap();
         let e = check(&root, &ders, "worker-1", at(2030));

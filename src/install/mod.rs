@@ -19,9 +19,10 @@ pub mod flags;
 
 use crate::discovery::kubeconfig::Kubeconfig;
 use crate::error::{Class, Classify};
-use crate::root::{Root, RootError};
+use crate::root::Root;
 use atomic::WriteError;
 use std::fmt;
+use std::path::Path;
 use std::time::SystemTime;
 
 pub const CA_CRT: &str = "/etc/kubernetes/pki/ca.crt";
@@ -53,19 +54,10 @@ pub fn ensure_dirs_for(root: &Root, node_path: &str) -> Result<(), WriteError> {
     for (dir, mode) in DIRS {
         let prefix = format!("{dir}/");
         if node_path.starts_with(&prefix) {
-            let real = root.join(dir).map_err(root_write_error)?;
-            atomic::create_dirs_as(&real, dir, *mode)?;
+            atomic::create_dirs(root, Path::new(dir), *mode)?;
         }
     }
     Ok(())
-}
-
-fn root_write_error(e: RootError) -> WriteError {
-    WriteError {
-        action: "placing",
-        path: e.path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
-    }
 }
 
 /// Why installing failed.
@@ -158,7 +150,8 @@ impl fmt::Display for Step {
 pub struct Inputs<'a> {
     /// `server:` from cluster-info.
     pub server: &'a str,
-    /// The CA bundle from cluster-info, verbatim.
+    /// The trusted cluster CAs (the pinned ones, for token discovery with pins), PEM
+    /// re-encoded from their DER.
     pub ca_pem: &'a [u8],
     /// The verified certificate chain (PEM, leaf first).
     pub cert_chain_pem: &'a str,
@@ -210,7 +203,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
             path: CA_CRT.into(),
             mode: 0o644,
             contents: i.ca_pem.to_vec(),
-            what: "cluster CA bundle",
+            what: "cluster CA certificates trusted by discovery",
         },
         Step::File {
             path: pem_path.clone(),
@@ -248,9 +241,8 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
     ]
 }
 
-/// Applies `steps` in order under `root`.
+/// Applies `steps` in order under `root` (every path resolved inside it: see [`crate::root`]).
 pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
-    let real = |p: &str| root.join(p).map_err(root_write_error);
     for step in steps {
         match step {
             Step::File {
@@ -260,7 +252,7 @@ pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
                 ..
             } => {
                 ensure_dirs_for(root, path)?;
-                atomic::write_file_as(&real(path)?, path, contents, *mode, 0o755)?;
+                atomic::write_file(root, Path::new(path), contents, *mode, 0o755)?;
             }
             Step::Symlink {
                 link,
@@ -269,15 +261,15 @@ pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
             } => {
                 ensure_dirs_for(root, link)?;
                 // The target is absolute as the node sees it: correct once the root is `/`.
-                atomic::swap_symlink_as(
-                    &real(link)?,
-                    link,
-                    &real(staging)?,
-                    std::path::Path::new(target),
+                atomic::swap_symlink(
+                    root,
+                    Path::new(link),
+                    Path::new(staging),
+                    Path::new(target),
                     0o755,
                 )?;
             }
-            Step::Remove { path, .. } => atomic::remove_file_as(&real(path)?, path)?,
+            Step::Remove { path, .. } => atomic::remove_file(root, Path::new(path))?,
         }
         crate::debug!("{step}");
     }
@@ -548,7 +540,7 @@ users:
         let lines: Vec<String> = plan(&inputs()).iter().map(|s| s.to_string()).collect();
         assert_eq!(
             lines[0],
-            "write   /etc/kubernetes/pki/ca.crt (0644): cluster CA bundle"
+            "write   /etc/kubernetes/pki/ca.crt (0644): cluster CA certificates trusted by discovery"
         );
         assert!(lines[2].starts_with("symlink /var/lib/kubelet/pki/kubelet-client-current.pem -> /var/lib/kubelet/pki/kubelet-client-"));
         assert_eq!(

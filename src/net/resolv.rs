@@ -30,7 +30,14 @@ pub fn render(nameservers: &[Ipv4Addr], search: &[String], origin: &str) -> Stri
 /// and returns the real path.
 pub fn write(root: &Root, content: &str) -> Result<PathBuf, NetError> {
     let path = root.join(RESOLV_CONF).map_err(NetError::ResolvPath)?;
-    atomic::write_file(&path, content.as_bytes(), 0o644, 0o755).map_err(NetError::ResolvConf)?;
+    atomic::write_file(
+        root,
+        std::path::Path::new(RESOLV_CONF),
+        content.as_bytes(),
+        0o644,
+        0o755,
+    )
+    .map_err(NetError::ResolvConf)?;
     Ok(path)
 }
 

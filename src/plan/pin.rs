@@ -146,6 +146,46 @@ impl PinSet {
         }
         Ok(None)
     }
+
+    /// Splits a CA bundle (DER, in bundle order) into the certificates a pin matches and the
+    /// rest, each with its own pin; a certificate repeated in the bundle is kept once. After a
+    /// match only [`Partition::pinned`] is ever trusted: a bundle is signed with the bootstrap
+    /// token, so anyone holding the token can add a CA of their own next to the real one.
+    pub fn partition(&self, certs_der: &[Vec<u8>]) -> Result<Partition, CertParseError> {
+        let mut out = Partition::default();
+        for der in certs_der {
+            let pin = CaPin::of_cert_der(der)?;
+            let side = if self.0.contains(&pin) {
+                &mut out.pinned
+            } else {
+                &mut out.unpinned
+            };
+            if !side.iter().any(|(_, d)| d == der) {
+                side.push((pin, der.clone()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A CA bundle split by [`PinSet::partition`]: `(pin, DER)` in bundle order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Partition {
+    /// Certificates whose public key is pinned: the only trust anchors after discovery.
+    pub pinned: Vec<(CaPin, Vec<u8>)>,
+    /// Certificates of the bundle that no pin names: never trusted.
+    pub unpinned: Vec<(CaPin, Vec<u8>)>,
+}
+
+/// DER certificates as one PEM bundle (`CERTIFICATE` blocks, 64-column base64, LF), in order:
+/// what kubejoin installs as `ca.crt` and embeds in `kubelet.conf`, re-encoded from what was
+/// parsed rather than copied, so nothing but those certificates reaches the disk.
+pub fn pem_bundle(certs_der: &[Vec<u8>]) -> Vec<u8> {
+    certs_der
+        .iter()
+        .map(|der| crate::x509::pem_encode("CERTIFICATE", der))
+        .collect::<String>()
+        .into_bytes()
 }
 
 #[cfg(test)]
@@ -259,6 +299,42 @@ jEQMEQpG8Ss7HGJLGLBw/xAmG0e//XS/o2dDonbGbvzToFByz8OGxjMhk6yV6hdd
         let der = certs_from_pem(real.as_bytes()).unwrap();
         let pin = include_str!("../../tests/fixtures/apiserver/ca-pin.txt").trim();
         assert_eq!(CaPin::of_cert_der(&der[0]).unwrap().to_string(), pin);
+    }
+
+    #[test]
+    fn partition_keeps_only_pinned_certificates_trusted() {
+        let c1 = certs_from_pem(TEST_CERT.as_bytes()).unwrap().remove(0);
+        let c2 = certs_from_pem(TEST_CERT2.as_bytes()).unwrap().remove(0);
+        let pin2 = CaPin::of_cert_der(&c2).unwrap();
+        let set = PinSet::parse(&[EXPECTED]).unwrap();
+        let bundle = vec![c2.clone(), c1.clone(), c1.clone()];
+        let p = set.partition(&bundle).unwrap();
+        assert_eq!(p.pinned.len(), 1, "a repeated certificate is kept once");
+        assert_eq!(p.pinned[0].0.to_string(), EXPECTED);
+        assert_eq!(p.pinned[0].1, c1);
+        assert_eq!(p.unpinned, vec![(pin2.clone(), c2.clone())]);
+        // Both pinned (a CA rotation): both trusted, in bundle order.
+        let both = PinSet::parse(&[EXPECTED.to_string(), pin2.to_string()]).unwrap();
+        let p = both.partition(&bundle).unwrap();
+        assert_eq!(
+            p.pinned.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+            vec![c2.clone(), c1.clone()]
+        );
+        assert!(p.unpinned.is_empty());
+    }
+
+    #[test]
+    fn pem_bundle_round_trips_only_the_certificates() {
+        let c1 = certs_from_pem(TEST_CERT.as_bytes()).unwrap();
+        // The upstream PEM is already canonical (64 columns, LF): re-encoding gives it back.
+        assert_eq!(pem_bundle(&c1), TEST_CERT.as_bytes());
+        // Anything else in the input (a key, comments, CRLF) is not carried over.
+        let messy = format!(
+            "junk before\r\n{}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            TEST_CERT2.replace('\n', "\r\n")
+        );
+        let ders = certs_from_pem(messy.as_bytes()).unwrap();
+        assert_eq!(pem_bundle(&ders), TEST_CERT2.as_bytes());
     }
 
     #[test]
