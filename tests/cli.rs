@@ -363,7 +363,7 @@ fn a_dry_run_tells_only_what_happens() {
     assert!(!r.stdout.contains("kube-proxy"), "{}", r.show());
     assert!(
         r.stdout
-            .contains("reading the cluster configuration (kubelet-config, kubeadm-config) and looking up Node \"cli-node\""),
+            .contains("reading the cluster configuration (kubeadm-config, then kubelet-config by the cluster's version) and looking up Node \"cli-node\""),
         "{}",
         r.show()
     );

@@ -221,7 +221,7 @@ fn a_token_file_must_hold_exactly_one_token() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", all(&out));
     assert!(
-        all(&out).contains("reading the token file"),
+        all(&out).contains("no such file: ") && all(&out).contains("(given to --token-file)"),
         "{}",
         all(&out)
     );
