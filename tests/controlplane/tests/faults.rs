@@ -713,7 +713,15 @@ fn the_startup_window_starts_when_the_server_listens_after_a_down_period() {
 }
 
 /// A watch of every CSR, read on a thread: its events, then how it ended.
-fn watch_on_a_thread(cp: &Handle) -> std::thread::JoinHandle<(usize, Option<std::io::Error>)> {
+/// A watch of the CSRs read on a thread: its handle, and the count of whole lines (events) read so
+/// far (a test waits on it before cutting the stream: a reset discards what the client has not
+/// read yet).
+fn watch_on_a_thread(
+    cp: &Handle,
+) -> (
+    std::thread::JoinHandle<(usize, Option<std::io::Error>)>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let url = format!("{}{CSRS}?watch=true", cp.url());
     let (cert, key) = cp.issue_client_cert("kubernetes-admin", &["system:masters"]);
     let tls = TlsConfig::builder()
@@ -729,19 +737,26 @@ fn watch_on_a_thread(cp: &Handle) -> std::thread::JoinHandle<(usize, Option<std:
         .build()
         .into();
     let r = agent.get(&url).call().unwrap();
-    std::thread::spawn(move || {
+    let lines = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = lines.clone();
+    let handle = std::thread::spawn(move || {
         let mut reader = r.into_body().into_reader();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         let end = loop {
             match reader.read(&mut buf) {
                 Ok(0) => break None,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    let whole = got.iter().filter(|b| **b == b'\n').count();
+                    seen.store(whole, std::sync::atomic::Ordering::SeqCst);
+                }
                 Err(e) => break Some(e),
             }
         };
         (String::from_utf8_lossy(&got).lines().count(), end)
-    })
+    });
+    (handle, lines)
 }
 
 #[test]
@@ -764,7 +779,12 @@ fn a_restart_refuses_then_serves_the_same_cluster_again() {
     cp.approve(&approved).unwrap();
     let pin = cp.signing_ca_pin();
     let before = Client::admin(&cp).get(KUBELET_CONFIG).json();
-    let watch = watch_on_a_thread(&cp);
+    let (watch, lines) = watch_on_a_thread(&cp);
+    wait_for(
+        Duration::from_secs(5),
+        "the watch to read both CSRs",
+        || (lines.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(()),
+    );
 
     let down = Duration::from_millis(1000);
     let t0 = Instant::now();
