@@ -1,17 +1,18 @@
 //! The one place that knows the order of stages.
 
 use crate::bootstrap::backoff;
+use crate::bootstrap::existing;
 use crate::bootstrap::{self, config, csr, verify, wait, Cluster};
 use crate::cli::{Command, UsageError};
 use crate::deadline::{Cause, Deadline, Expired, PhaseClock};
 use crate::discovery::{self, Discovered, Method};
 use crate::error::{Class, Classify};
-use crate::install::{self, existing, flags};
+use crate::fs::root::Root;
+use crate::install::{self, flags};
 use crate::log;
+use crate::pki::pin::CaPin;
 use crate::plan::node_name::NodeName;
-use crate::plan::pin::CaPin;
 use crate::plan::JoinPlan;
-use crate::root::Root;
 use crate::sys::{RealSys, Sys};
 use crate::versions::ClusterRules;
 use crate::{handoff, info, warn};
@@ -35,7 +36,7 @@ pub enum Error {
     Pem {
         path: PathBuf,
         #[source]
-        source: crate::plan::pin::PemError,
+        source: crate::pki::pin::PemError,
     },
     #[error(transparent)]
     Host(crate::host::HostError),
@@ -155,7 +156,7 @@ fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
         );
         return Ok(());
     }
-    let root = crate::root::Root::new("/");
+    let root = crate::fs::root::Root::new("/");
     if plan.dry_run {
         // A dry run reports what host preparation would find wrong, and goes on to discovery.
         if let Err(e) = host_prep(&plan.host, std::path::Path::new("/"), true) {
@@ -208,7 +209,7 @@ fn host_prep(
     dry_run: bool,
 ) -> Result<Option<crate::host::HostReport>, Error> {
     let phase = log::phase("host");
-    let root = crate::root::Root::new(root);
+    let root = crate::fs::root::Root::new(root);
     let sys = crate::sys::host::RealHostSys;
     let plan = match crate::host::plan(cfg, &root, &sys) {
         Ok(plan) => plan,
@@ -235,7 +236,7 @@ fn host_prep(
 /// replays (`--metadata-dir`) never mount anything.
 pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOptions {
     use crate::source::merge::{LoadOptions, MetadataAccess};
-    let mut opts = LoadOptions::live(crate::root::Root::new(&args.root));
+    let mut opts = LoadOptions::live(crate::fs::root::Root::new(&args.root));
     opts.cmdline_file = args.cmdline_file.clone();
     opts.config_file = args.config.clone();
     if let Some(dir) = &args.metadata_dir {
@@ -303,14 +304,14 @@ fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {
             path: path.clone(),
             source,
         })?;
-        let ders = crate::plan::pin::certs_from_pem(&pem).map_err(|source| Error::Pem {
+        let ders = crate::pki::pin::certs_from_pem(&pem).map_err(|source| Error::Pem {
             path: path.clone(),
             source,
         })?;
         for der in ders {
             let pin = CaPin::of_cert_der(&der).map_err(|e| Error::Pem {
                 path: path.clone(),
-                source: crate::plan::pin::PemError::Cert(e),
+                source: crate::pki::pin::PemError::Cert(e),
             })?;
             println!("{pin}");
         }
@@ -320,8 +321,8 @@ fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {
 
 async fn join(plan: &JoinPlan) -> Result<(), Error> {
     // Crash tests enumerate the failpoints through the binary they kill (debug builds only).
-    if install::failpoint::armed() == Some(&install::failpoint::Armed::List) {
-        for name in install::failpoint::list() {
+    if crate::fs::failpoint::armed() == Some(&crate::fs::failpoint::Armed::List) {
+        for name in crate::fs::failpoint::list() {
             println!("{name}");
         }
         return Ok(());
@@ -361,7 +362,7 @@ pub struct Tuning {
     /// The CSR wait; its `timeout` is replaced by `min(plan.tls_bootstrap_timeout, time left)`.
     pub wait: wait::WaitOptions,
     /// Retry schedule of the API calls of `cluster-config` and `csr`.
-    pub backoff: crate::retry::Policy,
+    pub backoff: crate::http::retry::Policy,
     /// Own bound of each API phase (`cluster-config`, `csr`): kubeadm's 1 m for an API call
     /// with retries (`timeouts.kubernetesAPICall`).
     pub api_phase: Duration,
@@ -928,7 +929,7 @@ fn print_dry_run(plan: &JoinPlan, d: &Discovered) {
     }
     println!("  API server:  {}", d.server);
     let subject = |der: &[u8]| {
-        crate::x509::parse_certificate(der)
+        crate::pki::x509::parse_certificate(der)
             .map(|c| c.subject.to_string())
             .unwrap_or_default()
     };

@@ -3,11 +3,11 @@
 
 use crate::discovery::{Mode, Options};
 use crate::error::{Class, Classify};
-use crate::plan::duration;
+use crate::pki::pin::{PinError, PinSet};
 use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::plan::pin::{PinError, PinSet};
 use crate::plan::token::{BootstrapToken, TokenError};
 use crate::plan::{HandoffMode, JoinPlan, DEFAULT_CRI_SOCKET};
+use crate::time::duration;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //! (the last refused connection, the CSR still pending…) so the operator knows what to fix.
 
 use crate::error::{Class, Classify};
-use crate::plan::duration;
+use crate::time::duration;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;

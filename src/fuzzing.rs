@@ -44,7 +44,7 @@ const CLUSTER_INFO_PIN: &str =
 pub fn cluster_info(data: &[u8]) {
     use crate::discovery::token::{jws_key, verify_cluster_info, KUBECONFIG_KEY};
     use crate::discovery::{decode_cluster_info, jws, Error};
-    use crate::plan::pin::PinSet;
+    use crate::pki::pin::PinSet;
     use crate::plan::token::BootstrapToken;
     use std::collections::BTreeMap;
 
@@ -248,7 +248,7 @@ pub fn jws(data: &[u8]) {
 /// Kubeconfig parsing and rendering (`discovery::kubeconfig`): never panics, and what it
 /// renders it reads back to the same thing (render ∘ parse is idempotent).
 pub fn kubeconfig(data: &[u8]) {
-    use crate::discovery::kubeconfig::Kubeconfig;
+    use crate::kube::kubeconfig::Kubeconfig;
 
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -414,9 +414,9 @@ thread_local! {
 /// Input: `sysctl.d file \0 kernel command line`. The file is written under a scratch root (the
 /// only way into the parser is the way kubejoin reads it).
 pub fn sysctl_d(data: &[u8]) {
+    use crate::fs::root::Root;
     use crate::host::sysctl::plan_sysctls;
     use crate::host::{cmdline, HostConfig};
-    use crate::root::Root;
 
     let (file, line) = match data.iter().position(|b| *b == 0) {
         Some(i) => (&data[..i], &data[i + 1..]),
@@ -461,7 +461,7 @@ pub fn userdata(data: &[u8]) {
 /// input's own), re-parse identically, and print without panicking; a CSR's self-signature
 /// check must not panic either.
 pub fn x509(data: &[u8]) {
-    use crate::x509::{parse_certificate, parse_csr, pem_blocks};
+    use crate::pki::x509::{parse_certificate, parse_csr, pem_blocks};
     let inside = |s: &[u8]| {
         let (lo, hi) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
         let p = s.as_ptr() as usize;

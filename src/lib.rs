@@ -16,7 +16,6 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod api;
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
@@ -25,19 +24,21 @@ pub mod controlplane;
 pub mod deadline;
 pub mod discovery;
 pub mod error;
+pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handoff;
 pub mod host;
+pub mod http;
 pub mod init;
 pub mod install;
+pub mod kube;
 pub mod log;
 pub mod net;
+pub mod pki;
 pub mod plan;
-pub mod retry;
-pub mod root;
 pub mod source;
 pub mod sys;
+pub mod time;
 pub mod versions;
-pub mod x509;
 pub mod yaml;

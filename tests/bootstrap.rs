@@ -9,15 +9,15 @@
 
 mod support;
 
-use kubejoin::api::{self, Identity, Timeouts, Trust};
 use kubejoin::app::{self, Joined, Outcome, Tuning};
 use kubejoin::bootstrap::{self, csr, wait::WaitOptions};
 use kubejoin::discovery::{BootstrapCredentials, Discovered, Method};
 use kubejoin::error::{Class, Classify};
+use kubejoin::fs::root::Root;
 use kubejoin::install;
+use kubejoin::kube::{self, Identity, Timeouts, Trust};
 use kubejoin::plan::token::BootstrapToken;
 use kubejoin::plan::{HandoffMode, JoinPlan};
-use kubejoin::root::Root;
 use kubejoin::sys::{Call, RecordingSys};
 use kubejoin_testcp::{Approval, Config, Handle, NodeSpec, TokenSpec};
 use std::os::unix::fs::MetadataExt as _;
@@ -34,7 +34,7 @@ fn start(config: Config) -> Handle {
 
 fn discovered(cp: &Handle) -> Discovered {
     let ca_pem = cp.ca_pem().into_bytes();
-    let ca_der = kubejoin::plan::pin::certs_from_pem(&ca_pem).unwrap();
+    let ca_der = kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap();
     Discovered {
         server: cp.url(),
         ca_pem,
@@ -619,7 +619,7 @@ async fn issued_certificate_authenticates_as_the_node() {
     let target = std::fs::read_link(p(t.path(), install::CLIENT_CURRENT)).unwrap();
     let pem = std::fs::read(p(t.path(), target.to_str().unwrap())).unwrap();
     let d = discovered(&cp);
-    let client = api::client(
+    let client = kube::client(
         &cp.url(),
         &Trust::CaBundle(d.ca_der.clone()),
         &Identity::ClientCert {
@@ -630,11 +630,11 @@ async fn issued_certificate_authenticates_as_the_node() {
     )
     .unwrap();
     let err = client
-        .get::<kubejoin::api::types::Node>(&format!("/api/v1/nodes/{NODE}"), "Node")
+        .get::<kubejoin::kube::types::Node>(&format!("/api/v1/nodes/{NODE}"), "Node")
         .await
         .unwrap_err();
-    match api::wire_failure(&err) {
-        api::WireFailure::Status { code, reason, .. } => {
+    match kube::wire_failure(&err) {
+        kube::WireFailure::Status { code, reason, .. } => {
             assert_eq!(
                 (code, reason.as_str()),
                 (404, "NotFound"),

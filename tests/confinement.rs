@@ -59,7 +59,7 @@ fn kubejoin(cp: &Handle, root: &Path, resolver: Resolver) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if resolver == Resolver::Walk {
-        cmd.env(kubejoin::root::RESOLVE_ENV, "walk");
+        cmd.env(kubejoin::fs::root::RESOLVE_ENV, "walk");
     }
     support::run_bounded(cmd, RUN_LIMIT)
 }
@@ -135,7 +135,7 @@ fn assert_outside_empty(p: &Planted, what: &str, out: &Output) {
 
 /// What a clean join leaves that kubejoin reads back, resolved inside the root.
 fn assert_joined_files(root: &Path, what: &str) {
-    let r = kubejoin::root::Root::new(root);
+    let r = kubejoin::fs::root::Root::new(root);
     for p in [
         "/etc/kubernetes/kubelet.conf",
         "/etc/kubernetes/pki/ca.crt",

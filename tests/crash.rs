@@ -28,7 +28,8 @@ mod support;
 
 use kubejoin::bootstrap::csr::{self, NodeKey};
 use kubejoin::bootstrap::verify;
-use kubejoin::install::{self, failpoint};
+use kubejoin::fs::failpoint;
+use kubejoin::install;
 use kubejoin_testcp::{Config, Handle};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt as _;
@@ -207,7 +208,7 @@ impl Reference {
 fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
     let snap = snapshot(root);
     let ca_pem = cp.ca_pem().into_bytes();
-    let ca_der = kubejoin::plan::pin::certs_from_pem(&ca_pem).unwrap();
+    let ca_der = kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap();
     let ctx = |msg: String| {
         format!(
             "after a crash at {fp}: {msg}\nroot: {:#?}",
@@ -358,7 +359,7 @@ fn check_final(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
         "after a crash at {fp} and a re-run, the root differs from a clean join's"
     );
     let ca_pem = cp.ca_pem().into_bytes();
-    let ca_der = kubejoin::plan::pin::certs_from_pem(&ca_pem).unwrap();
+    let ca_der = kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap();
     let file = |p: &str| match snap.get(p) {
         Some(Entry::File { bytes, .. }) => bytes.clone(),
         other => panic!("after {fp}: {p}: {other:?}"),

@@ -14,8 +14,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kubejoin::app::{self, Run, Tuning};
+use kubejoin::fs::root::Root;
 use kubejoin::install;
-use kubejoin::root::Root;
 use kubejoin::sys::RecordingSys;
 use kubejoin_testcp::{Config, Faults, Handle, InFlightLimit};
 use std::path::Path;

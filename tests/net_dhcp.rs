@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kubejoin::fs::root::Root;
 use kubejoin::net::{bring_up, DhcpTiming, NetConfig, NetError, NetReport};
-use kubejoin::root::Root;
 use kubejoin::sys::net::RealNetSys;
 
 fn find_tool(name: &str) -> Option<PathBuf> {

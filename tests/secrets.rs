@@ -15,8 +15,8 @@ mod support;
 
 use base64::Engine as _;
 use kubejoin::bootstrap::csr;
+use kubejoin::fs::root::Root;
 use kubejoin::install;
-use kubejoin::root::Root;
 use kubejoin_testcp::{Approval, Config, Handle, TokenSpec};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ fn run(args: &[String], umask: Option<&str>, failpoint: Option<&str>) -> Output 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(fp) = failpoint {
-        cmd.env(install::failpoint::ENV, fp);
+        cmd.env(kubejoin::fs::failpoint::ENV, fp);
     }
     let mut child = cmd.spawn().unwrap();
     let started = Instant::now();
@@ -646,7 +646,7 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
     let ca_pem = cp.ca_pem().into_bytes();
     let d = Discovered {
         server: cp.url(),
-        ca_der: kubejoin::plan::pin::certs_from_pem(&ca_pem).unwrap(),
+        ca_der: kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap(),
         ca_pem,
         unpinned: Vec::new(),
         matched_pin: None,

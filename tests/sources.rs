@@ -12,7 +12,7 @@
 mod support;
 
 use kubejoin::error::{Classify, Report};
-use kubejoin::root::Root;
+use kubejoin::fs::root::Root;
 use kubejoin::source::merge::{
     load, plan_json, LoadError, LoadOptions, MetadataAccess, Source, Values,
 };

@@ -18,18 +18,18 @@
 
 use crate::stats::{self, round2};
 use crate::{err, Error};
-use kubejoin::api;
-use kubejoin::api::types::ConfigMap;
 use kubejoin::app::{self, Tuning};
 use kubejoin::bootstrap::{self, config, csr, verify, wait, Cluster};
-use kubejoin::discovery::kubeconfig::Kubeconfig;
 use kubejoin::discovery::token::{jws_key, KUBECONFIG_KEY};
 use kubejoin::discovery::{jws, BootstrapCredentials, Discovered, Method, Mode};
+use kubejoin::fs::root::Root;
 use kubejoin::install::{self, flags};
-use kubejoin::plan::pin::certs_from_pem;
+use kubejoin::kube;
+use kubejoin::kube::kubeconfig::Kubeconfig;
+use kubejoin::kube::types::ConfigMap;
+use kubejoin::pki::pin::certs_from_pem;
 use kubejoin::plan::token::BootstrapToken;
 use kubejoin::plan::JoinPlan;
-use kubejoin::root::Root;
 use kubejoin_testcp::Handle;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -125,28 +125,28 @@ fn naive_client(
     ca: Option<&[Vec<u8>]>,
     token: Option<&BootstrapToken>,
     read: Option<Duration>,
-) -> Result<api::Client, String> {
+) -> Result<kube::Client, String> {
     let trust = match ca {
-        Some(ders) => api::Trust::CaBundle(ders.to_vec()),
-        None => api::Trust::DangerousAcceptAny,
+        Some(ders) => kube::Trust::CaBundle(ders.to_vec()),
+        None => kube::Trust::DangerousAcceptAny,
     };
     let identity = match token {
-        Some(t) => api::Identity::Token(t.clone()),
-        None => api::Identity::Anonymous,
+        Some(t) => kube::Identity::Token(t.clone()),
+        None => kube::Identity::Anonymous,
     };
-    let timeouts = api::Timeouts {
+    let timeouts = kube::Timeouts {
         connect: Duration::from_secs(10),
         read,
     };
-    api::client(server, &trust, &identity, timeouts).map_err(|e| chain(&e))
+    kube::client(server, &trust, &identity, timeouts).map_err(|e| chain(&e))
 }
 
 fn transient_status(code: u16) -> bool {
     matches!(code, 408 | 429 | 500..=599)
 }
 
-fn transient_api(e: &api::RequestError) -> bool {
-    use kubejoin::api::WireFailure;
+fn transient_api(e: &kube::RequestError) -> bool {
+    use kubejoin::kube::WireFailure;
     match e.failure() {
         WireFailure::Status { code, .. } => transient_status(code),
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
@@ -155,7 +155,7 @@ fn transient_api(e: &api::RequestError) -> bool {
 }
 
 fn transient_bootstrap(e: &bootstrap::Error) -> bool {
-    use kubejoin::api::WireFailure;
+    use kubejoin::kube::WireFailure;
     match e {
         bootstrap::Error::Api { failure, .. } => match failure {
             WireFailure::Status { code, .. } => transient_status(*code),
@@ -183,7 +183,7 @@ macro_rules! every {
 }
 
 async fn naive_cluster_info(
-    client: &api::Client,
+    client: &kube::Client,
     interval: Duration,
     deadline: Instant,
 ) -> Result<std::collections::BTreeMap<String, String>, String> {

@@ -1,12 +1,12 @@
-//! The bootstrap's API calls under [`crate::retry`], within a phase's clock.
+//! The bootstrap's API calls under [`crate::http::retry`], within a phase's clock.
 //!
 //! Thousands of machines join at once after a power cut, and the API server sheds load with
 //! 429 (`--max-requests-inflight`) or fails over with 503s and resets. A call that failed that
-//! way is retried on [`crate::retry`]'s full-jitter schedule until the phase's clock runs out;
+//! way is retried on [`crate::http::retry`]'s full-jitter schedule until the phase's clock runs out;
 //! then the phase gives up with [`Error::GaveUp`], naming the phase and keeping the last
 //! failure as the cause. Failures that retrying cannot heal (404, TLS verification, a Ready Node
 //! of our name, a denied CSR…) end the phase at once, unchanged. A 401 or 403 is retried until it
-//! persists ([`crate::retry::Persistence`]: an API server that has just restarted refuses valid
+//! persists ([`crate::http::retry::Persistence`]: an API server that has just restarted refuses valid
 //! tokens for a moment), then ends the phase as [`Error::Persisted`].
 //!
 //! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
@@ -16,9 +16,9 @@
 //! clock ends the phase at once. The API client itself never retries: this is the only policy.
 
 use super::Error;
-use crate::api::WireFailure;
 use crate::deadline::{Cause, PhaseClock};
-use crate::retry::{self, Disposition, Env, Pause, Policy, RealEnv, Retryable, Stop};
+use crate::http::retry::{self, Disposition, Env, Pause, Policy, RealEnv, Retryable, Stop};
+use crate::kube::WireFailure;
 use std::future::Future;
 use std::time::Duration;
 
@@ -247,7 +247,7 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_is_retried_until_it_persists_then_reported_as_such() {
         use crate::error::Classify as _;
-        use crate::retry::test_env::Virtual;
+        use crate::http::retry::test_env::Virtual;
         let d = Deadline::after(Duration::from_secs(60));
         let clock = d.phase("cluster-config", Duration::from_secs(30));
         // A restart window: two 401s, then the answer.
@@ -291,7 +291,7 @@ mod tests {
         };
         assert!(matches!(**source, Error::Api { .. }));
         assert_eq!(persisted.attempts, tries.load(Ordering::SeqCst));
-        assert!(persisted.over >= crate::retry::REFUSALS.over);
+        assert!(persisted.over >= crate::http::retry::REFUSALS.over);
         let total: Duration = env.pauses().iter().sum();
         assert_eq!(total, persisted.over);
         assert_eq!(e.class(), crate::error::Class::Rejected);
@@ -326,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_429_with_retry_after_is_waited_as_the_server_said() {
-        use crate::retry::test_env::Virtual;
+        use crate::http::retry::test_env::Virtual;
         let d = Deadline::after(Duration::from_secs(60));
         let clock = d.phase("cluster-config", Duration::from_secs(30));
         // random 0: no jitter on top of what the server asked for.
@@ -384,7 +384,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_after_past_the_phase_clock_ends_the_phase_at_once() {
-        use crate::retry::test_env::Virtual;
+        use crate::http::retry::test_env::Virtual;
         let d = Deadline::after(Duration::from_secs(60));
         let clock = d.phase("csr", Duration::from_secs(5));
         let env = Virtual::new(0);

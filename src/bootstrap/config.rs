@@ -2,7 +2,7 @@
 //! credentials from the discovered server.
 
 use super::{api_error, Cluster, Error};
-use crate::api::types::{ConfigMap, Node};
+use crate::kube::types::{ConfigMap, Node};
 use crate::plan::version::KubernetesVersion;
 use crate::versions::ClusterRules;
 use crate::yaml;
@@ -159,7 +159,7 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
     // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error — except an
     // answer that says when to come back (429/503 with Retry-After): that goes to the phase's
     // backoff, which honours it (an overloaded server must not see three more requests); and a
-    // refusal (401/403): the phase's backoff decides when one has persisted (`crate::retry`), and
+    // refusal (401/403): the phase's backoff decides when one has persisted (`crate::http::retry`), and
     // counts each request it saw.
     let started = Instant::now();
     let kubeadm = loop {

@@ -6,11 +6,12 @@
 //! between POST and install resume with the *same* CSR instead of leaving an orphan behind.
 
 use super::{api_error, Cluster, Error};
-use crate::api::types::{
+use crate::fs::atomic;
+use crate::fs::root::Root;
+use crate::install;
+use crate::kube::types::{
     ByteString, CertificateSigningRequest, CertificateSigningRequestSpec, ObjectMeta,
 };
-use crate::install::{self, atomic};
-use crate::root::Root;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha512_256};
 use std::time::SystemTime;
@@ -140,7 +141,7 @@ pub fn store_key(root: &Root, key: &NodeKey) -> Result<(), Error> {
         0o755,
     )
     .map_err(Error::StoreKey)?;
-    install::failpoint::hit("key.persisted", KEY_TMP);
+    crate::fs::failpoint::hit("key.persisted", KEY_TMP);
     Ok(())
 }
 
@@ -238,7 +239,7 @@ pub fn check_compatible(
     let der = ders
         .first()
         .ok_or_else(|| other("its request is not a PEM certificate request"))?;
-    let req = crate::x509::parse_csr(der).map_err(|_| other("its request does not parse"))?;
+    let req = crate::pki::x509::parse_csr(der).map_err(|_| other("its request does not parse"))?;
     if req.spki.raw != key.spki_der().as_slice() {
         return Err(other("it was made for a different key"));
     }
@@ -247,8 +248,8 @@ pub fn check_compatible(
             "its request's signature does not verify under our key",
         ));
     }
-    let cns = req.subject.values_of(crate::x509::OID_CN);
-    let orgs = req.subject.values_of(crate::x509::OID_O);
+    let cns = req.subject.values_of(crate::pki::x509::OID_CN);
+    let orgs = req.subject.values_of(crate::pki::x509::OID_O);
     if cns != [common_name(node).as_str()] || orgs != [NODES_GROUP] {
         return Err(other("it asks for a different subject"));
     }
@@ -262,7 +263,7 @@ pub fn check_compatible(
             let leaf = ders
                 .first()
                 .ok_or_else(|| other("its certificate is not PEM"))?;
-            let c = crate::x509::parse_certificate(leaf)
+            let c = crate::pki::x509::parse_certificate(leaf)
                 .map_err(|_| other("its certificate does not parse"))?;
             let now = now
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -278,7 +279,7 @@ pub fn check_compatible(
 
 /// The DER of every PEM block of type `label` in `data`.
 pub fn pem_blocks(data: &[u8], label: &str) -> Vec<Vec<u8>> {
-    crate::x509::pem_blocks(data)
+    crate::pki::x509::pem_blocks(data)
         .into_iter()
         .filter(|(l, _)| *l == label)
         .map(|(_, der)| der)
@@ -305,7 +306,7 @@ pub async fn submit(
             .await;
         match created {
             Ok(created) => {
-                install::failpoint::hit("csr.posted", "node-csr-*");
+                crate::fs::failpoint::hit("csr.posted", "node-csr-*");
                 crate::info!(
                     "submitted certificate signing request {name} for {}",
                     common_name(node)
@@ -410,7 +411,7 @@ mod tests {
         );
         // And the pin of that key, as a check that the SPKI bytes are the spec's.
         assert_eq!(
-            crate::plan::pin::CaPin::of_spki(&spki).to_string(),
+            crate::pki::pin::CaPin::of_spki(&spki).to_string(),
             "sha256:5a7a78cca4a0f420d9bc62bb669c3c2759e39f723d3ae10dcbe0f0815a07ecd4"
         );
     }

@@ -22,12 +22,13 @@
 pub mod backoff;
 pub mod config;
 pub mod csr;
+pub mod existing;
 pub mod verify;
 pub mod wait;
 
-use crate::api::{self, Identity, Timeouts, WireFailure};
 use crate::discovery::{BootstrapCredentials, Discovered};
 use crate::error::{Class, Classify};
+use crate::kube::{self, Identity, Timeouts, WireFailure};
 use crate::plan::node_name::{NodeName, NodeNameError};
 use crate::sys::Sys;
 use std::time::Duration;
@@ -46,7 +47,7 @@ pub enum Error {
     Client {
         server: String,
         #[source]
-        source: api::ClientError,
+        source: kube::ClientError,
     },
     /// An API call failed on the wire or with an unexpected status.
     #[error("{action} at {server}: {}", describe(failure))]
@@ -76,7 +77,7 @@ pub enum Error {
     #[error("this machine's hostname cannot be used as the node name")]
     HostnameNotANodeName(#[source] NodeNameError),
     #[error("storing the node's private key")]
-    StoreKey(#[source] crate::install::atomic::WriteError),
+    StoreKey(#[source] crate::fs::atomic::WriteError),
     #[error("generating the node's private key: {0}")]
     KeyGen(String),
     #[error("building the certificate signing request: {0}")]
@@ -117,12 +118,12 @@ pub enum Error {
     #[error(transparent)]
     GaveUp(#[from] crate::deadline::Expired),
     /// A refusal (401/403) that was retried past an API server's restart window and persisted
-    /// ([`crate::retry::Persistence`]): final, classified and hinted as the refusal itself.
+    /// ([`crate::http::retry::Persistence`]): final, classified and hinted as the refusal itself.
     #[error("{source} (it persisted: {persisted})")]
     Persisted {
         #[source]
         source: Box<Error>,
-        persisted: crate::retry::Persisted,
+        persisted: crate::http::retry::Persisted,
     },
 }
 
@@ -148,7 +149,7 @@ pub fn describe(f: &WireFailure) -> String {
         WireFailure::TlsVerify(s) => format!("TLS verification failed: {s}"),
         WireFailure::UnpinnedCa(pins) => format!(
             "TLS verification failed: {}; only the pinned CAs are trusted, so the bootstrap token was not sent",
-            api::UnpinnedCa { pins: pins.clone() }
+            kube::UnpinnedCa { pins: pins.clone() }
         ),
         WireFailure::Transport(s) => s.clone(),
     }
@@ -253,7 +254,7 @@ impl Classify for Error {
 }
 
 /// Wraps a failed request of `action` against `server`.
-pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &api::RequestError) -> Error {
+pub(crate) fn api_error(action: impl Into<String>, server: &str, e: &kube::RequestError) -> Error {
     Error::Api {
         action: action.into(),
         server: server.to_string(),
@@ -273,11 +274,11 @@ pub struct Cluster {
     /// `server:` of cluster-info.
     pub server: String,
     /// For ordinary requests (per-request timeout).
-    pub client: api::Client,
+    pub client: kube::Client,
     /// For watches: the same connections, with a silence bound of [`WATCH_READ_TIMEOUT`],
     /// longer than any watch's `timeoutSeconds` (after which the server ends the stream), so
     /// only a dead connection trips it.
-    pub watch_client: api::Client,
+    pub watch_client: kube::Client,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -301,7 +302,7 @@ impl Cluster {
         };
         let trust = d.trust();
         let client =
-            api::client(&d.server, &trust, &identity, Timeouts::default()).map_err(|source| {
+            kube::client(&d.server, &trust, &identity, Timeouts::default()).map_err(|source| {
                 Error::Client {
                     server: d.server.clone(),
                     source,
@@ -383,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_server_chaining_to_an_unpinned_ca_is_a_trust_failure_naming_it() {
-        let pin = crate::plan::pin::CaPin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let pin = crate::pki::pin::CaPin::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
         let e = Error::Api {
             action: "getting ConfigMap kube-system/kubelet-config".into(),
             server: "https://10.0.0.1:6443".into(),

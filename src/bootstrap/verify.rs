@@ -67,8 +67,8 @@ pub fn verify(
 ) -> Result<VerifiedCert, VerifyError> {
     let ders = pem_blocks(cert_pem, "CERTIFICATE");
     let leaf_der = ders.first().ok_or(VerifyError::NotPem)?;
-    let leaf =
-        crate::x509::parse_certificate(leaf_der).map_err(|e| VerifyError::Parse(e.to_string()))?;
+    let leaf = crate::pki::x509::parse_certificate(leaf_der)
+        .map_err(|e| VerifyError::Parse(e.to_string()))?;
 
     if leaf.spki.raw != spki {
         return Err(VerifyError::WrongKey);
@@ -84,8 +84,8 @@ pub fn verify(
     for attr in subject.attributes() {
         let value = attr.as_str().unwrap_or("");
         match attr.oid {
-            crate::x509::OID_O => orgs.push(value),
-            crate::x509::OID_CN => cns.push(value),
+            crate::pki::x509::OID_O => orgs.push(value),
+            crate::pki::x509::OID_CN => cns.push(value),
             _ => others += 1,
         }
     }
@@ -157,7 +157,7 @@ pub fn chains_to(
         .map_err(|e| VerifyError::NotChained(e.to_string()))
 }
 
-pub use crate::x509::pem_encode;
+pub use crate::pki::x509::pem_encode;
 
 #[cfg(test)]
 mod tests {
@@ -354,7 +354,7 @@ mod tests {
         // csr-issued.json: issued by the real control plane whose CA is ca.crt.
         let dir = format!("{}/tests/fixtures/apiserver", env!("CARGO_MANIFEST_DIR"));
         let ca_der =
-            crate::plan::pin::certs_from_pem(&std::fs::read(format!("{dir}/ca.crt")).unwrap())
+            crate::pki::pin::certs_from_pem(&std::fs::read(format!("{dir}/ca.crt")).unwrap())
                 .unwrap();
         let csr: k8s_openapi::api::certificates::v1::CertificateSigningRequest =
             serde_json::from_str(

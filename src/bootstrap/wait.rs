@@ -9,10 +9,10 @@
 
 use super::csr::{Submitted, CSR_PATH};
 use super::{api_error, Cluster, Error};
-use crate::api::types::{CertificateSigningRequest, CertificateSigningRequestList};
-pub use crate::api::WatchEvent;
-use crate::api::{query, RequestError};
-use crate::retry::Refusals;
+use crate::http::retry::Refusals;
+use crate::kube::types::{CertificateSigningRequest, CertificateSigningRequestList};
+pub use crate::kube::WatchEvent;
+use crate::kube::{query, RequestError};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,8 @@ pub struct WaitOptions {
     /// Pause after a failed list/watch request before trying again.
     pub retry_pause: Duration,
     /// When a 401/403 on the list or watch is final (an API server restarting during the wait
-    /// refuses the token for a moment; see [`crate::retry::Persistence`]).
-    pub refusals: crate::retry::Persistence,
+    /// refuses the token for a moment; see [`crate::http::retry::Persistence`]).
+    pub refusals: crate::http::retry::Persistence,
 }
 
 impl Default for WaitOptions {
@@ -45,7 +45,7 @@ impl Default for WaitOptions {
             progress_interval: Duration::from_secs(10),
             watch_timeout: Duration::from_secs(60),
             retry_pause: Duration::from_secs(1),
-            refusals: crate::retry::REFUSALS,
+            refusals: crate::http::retry::REFUSALS,
         }
     }
 }
@@ -271,7 +271,7 @@ async fn race<F: Future>(
 /// over `refusals` (then it is final), `None` to try again.
 fn refused_for_good(
     refusals: &mut Refusals,
-    rule: &crate::retry::Persistence,
+    rule: &crate::http::retry::Persistence,
     e: &RequestError,
     action: impl FnOnce() -> String,
     server: &str,

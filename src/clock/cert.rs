@@ -106,7 +106,7 @@ pub fn explain(
     at: BestTime,
     system_clock: WallTime,
 ) -> Option<ClockError> {
-    let c = crate::x509::parse_certificate(cert_der).ok()?;
+    let c = crate::pki::x509::parse_certificate(cert_der).ok()?;
     let not_before = WallTime::from_unix_secs(c.validity.not_before.timestamp());
     let not_after = WallTime::from_unix_secs(c.validity.not_after.timestamp());
     // RFC 5280 §4.1.2.5: the window includes both ends, to the second.
@@ -180,7 +180,7 @@ impl BestTimeVerifier {
         Ok(Self::over(inner, floor))
     }
 
-    /// The same time rule around another verifier (the pinned-CAs-only one of `crate::api`):
+    /// The same time rule around another verifier (the pinned-CAs-only one of `crate::kube`):
     /// `inner` is asked at the best time known, and its validity failures become the clock error.
     pub fn over(inner: Arc<dyn ServerCertVerifier>, floor: WallTime) -> Self {
         Self { inner, floor }

@@ -99,7 +99,7 @@ impl fmt::Display for WallTime {
         let secs = i128::from(self.unix_secs());
         let days = i64::try_from(secs.div_euclid(86_400)).unwrap_or(0);
         let tod = secs.rem_euclid(86_400);
-        let (y, m, d) = crate::x509::civil_from_days(days);
+        let (y, m, d) = crate::pki::x509::civil_from_days(days);
         write!(
             f,
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",

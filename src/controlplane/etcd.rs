@@ -209,7 +209,7 @@ pub enum EtcdError {
         call: &'static str,
         endpoint: String,
         #[source]
-        source: crate::api::RequestError,
+        source: crate::kube::RequestError,
     },
     #[error("{call} on {endpoint}: etcd answered {status}: {message}")]
     Refused {
@@ -241,7 +241,7 @@ impl EtcdError {
 /// A client of the gateways of a list of endpoints, tried in order (as clientv3 balances).
 #[derive(Debug)]
 pub struct Client {
-    clients: Vec<crate::api::Client>,
+    clients: Vec<crate::kube::Client>,
 }
 
 impl Client {
@@ -254,24 +254,24 @@ impl Client {
         key_pem: &[u8],
         timeout: Duration,
     ) -> Result<Self, EtcdError> {
-        let roots: Vec<Vec<u8>> = crate::x509::pem_blocks(ca_pem)
+        let roots: Vec<Vec<u8>> = crate::pki::x509::pem_blocks(ca_pem)
             .into_iter()
             .filter(|(l, _)| *l == "CERTIFICATE")
             .map(|(_, d)| d)
             .collect();
-        let trust = crate::api::Trust::CaBundle(roots);
-        let identity = crate::api::Identity::ClientCert {
+        let trust = crate::kube::Trust::CaBundle(roots);
+        let identity = crate::kube::Identity::ClientCert {
             cert_pem: cert_pem.to_vec(),
             key_pem: key_pem.to_vec(),
         };
-        let timeouts = crate::api::Timeouts {
+        let timeouts = crate::kube::Timeouts {
             connect: timeout,
             read: Some(timeout),
         };
         let clients = endpoints
             .iter()
             .map(|e| {
-                crate::api::client(e, &trust, &identity, timeouts).map_err(|err| {
+                crate::kube::client(e, &trust, &identity, timeouts).map_err(|err| {
                     EtcdError::Client {
                         endpoint: e.clone(),
                         detail: err.to_string(),
@@ -305,7 +305,7 @@ impl Client {
                     path,
                     "application/json",
                     Some(body.clone()),
-                    crate::api::MAX_BODY,
+                    crate::kube::MAX_BODY,
                 )
                 .await
             {

@@ -19,7 +19,7 @@
 use super::cluster::{ClusterConfig, LocalNode};
 use super::pki::{self, Ca, PkiError};
 use super::{join_path, NodeFile};
-use crate::discovery::kubeconfig::{
+use crate::kube::kubeconfig::{
     AuthInfo, Cluster, Context, Kubeconfig, NamedCluster, NamedContext, NamedUser,
 };
 

@@ -182,7 +182,7 @@ impl KeySigner {
             what: name.to_string(),
             why: why.to_string(),
         };
-        let (label, kder) = crate::x509::pem_blocks(key_pem)
+        let (label, kder) = crate::pki::x509::pem_blocks(key_pem)
             .into_iter()
             .find(|(l, _)| l.ends_with("PRIVATE KEY"))
             .ok_or_else(|| bad("no private key PEM block"))?;
@@ -238,7 +238,7 @@ impl fmt::Debug for Ca {
 
 /// The same string type the CA used for each attribute, so a leaf's issuer is byte-identical to
 /// the CA's subject (Go's chain building matches the raw bytes).
-fn dn_from(name: &crate::x509::Name<'_>) -> Result<DistinguishedName, String> {
+fn dn_from(name: &crate::pki::x509::Name<'_>) -> Result<DistinguishedName, String> {
     let mut dn = DistinguishedName::new();
     for a in name.attributes() {
         let text = a
@@ -297,15 +297,16 @@ impl Ca {
     /// KEY` or `PRIVATE KEY`), as download-certs wrote them. `name` is for messages (`ca`).
     pub fn from_pem(name: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, PkiError> {
         let what = format!("{name} certificate");
-        let der = crate::x509::pem_blocks(cert_pem)
+        let der = crate::pki::x509::pem_blocks(cert_pem)
             .into_iter()
             .find(|(l, _)| *l == "CERTIFICATE")
             .map(|(_, d)| d)
             .ok_or_else(|| PkiError::NotACertificate { what: what.clone() })?;
-        let cert = crate::x509::parse_certificate(&der).map_err(|e| PkiError::BadCertificate {
-            what: what.clone(),
-            why: e.to_string(),
-        })?;
+        let cert =
+            crate::pki::x509::parse_certificate(&der).map_err(|e| PkiError::BadCertificate {
+                what: what.clone(),
+                why: e.to_string(),
+            })?;
         let subject = dn_from(&cert.subject).map_err(|why| PkiError::BadCertificate {
             what: what.clone(),
             why,

@@ -10,13 +10,13 @@
 //! Deliberate difference from kubeadm: `insecure-skip-tls-verify` is refused, because the CA
 //! learned through such a connection would be trusted without any verification at all.
 
-use super::kubeconfig::{Kubeconfig, NamedUser};
 use super::{
     data_of, gave_up_error, poll_cluster_info, timeouts, BootstrapCredentials, Discovered, Error,
     FetchContext, Method, Miss, Options, Verdict,
 };
-use crate::api::{Identity, Trust, WireFailure};
-use crate::plan::pin::certs_from_pem;
+use crate::kube::kubeconfig::{Kubeconfig, NamedUser};
+use crate::kube::{Identity, Trust, WireFailure};
+use crate::pki::pin::certs_from_pem;
 use crate::plan::token::BootstrapToken;
 use std::path::{Path, PathBuf};
 
@@ -222,7 +222,7 @@ pub(super) async fn validate(
     };
     crate::info!("reading cluster-info from {server} ({who}), verifying TLS against {against}");
     let client =
-        crate::api::client(&server, &trust, &identity, timeouts(opts)).map_err(|source| {
+        crate::kube::client(&server, &trust, &identity, timeouts(opts)).map_err(|source| {
             Error::BadAddress {
                 url: server.clone(),
                 source,
@@ -305,7 +305,7 @@ pub(super) async fn validate(
     // `ca.crt` and `kubelet.conf`, whatever else the PEM held.
     Ok(Discovered {
         server,
-        ca_pem: crate::plan::pin::pem_bundle(&ca_der),
+        ca_pem: crate::pki::pin::pem_bundle(&ca_der),
         ca_der,
         unpinned: Vec::new(),
         matched_pin: None,

@@ -6,10 +6,10 @@
 //! cluster. The certificate is verified against the system trust store, or `--discovery-file-ca`.
 //! The body is bounded, so a hostile or broken server cannot exhaust an initramfs's memory.
 
-use super::kubeconfig::Kubeconfig;
 use super::{single_request_error, timeouts, Discovered, Error, FetchContext, Method, Options};
-use crate::api::{Identity, Trust};
-use crate::plan::pin::certs_from_pem;
+use crate::kube::kubeconfig::Kubeconfig;
+use crate::kube::{Identity, Trust};
+use crate::pki::pin::certs_from_pem;
 use std::path::Path;
 
 /// Largest discovery kubeconfig accepted (a real one is a few KiB).
@@ -81,7 +81,7 @@ pub async fn discover(
         None => (Trust::System, "the system trust store".to_string()),
     };
     crate::info!("fetching the discovery kubeconfig from {url}, verifying TLS against {against}");
-    let client = crate::api::client(&origin, &trust, &Identity::Anonymous, timeouts(opts))
+    let client = crate::kube::client(&origin, &trust, &Identity::Anonymous, timeouts(opts))
         .map_err(|source| Error::BadAddress {
             url: url.to_string(),
             source,
@@ -107,13 +107,13 @@ pub async fn discover(
     );
     let answer = match tokio::time::timeout(opts.timeout, fetch).await {
         Ok(Ok(a)) => a,
-        Ok(Err(crate::api::RequestError::TooLarge { .. })) => {
+        Ok(Err(crate::kube::RequestError::TooLarge { .. })) => {
             return Err(Error::HttpsBody {
                 url: url.to_string(),
                 detail: format!("the body is larger than {MAX_BODY} bytes"),
             })
         }
-        Ok(Err(e @ crate::api::RequestError::BodyCut(_))) => {
+        Ok(Err(e @ crate::kube::RequestError::BodyCut(_))) => {
             return Err(Error::HttpsBody {
                 url: url.to_string(),
                 detail: e.to_string(),

@@ -10,16 +10,15 @@
 pub mod file;
 pub mod https;
 pub mod jws;
-pub mod kubeconfig;
 pub mod token;
 
-use crate::api::types::ConfigMap;
-use crate::api::{self, WireFailure};
 use crate::error::{Class, Classify};
-use crate::plan::pin::{CaPin, PemError, PinError, PinSet};
+use crate::http::retry::{self, Disposition, GaveUp, Pause, Retryable};
+use crate::kube::kubeconfig::KubeconfigError;
+use crate::kube::types::ConfigMap;
+use crate::kube::{self, WireFailure};
+use crate::pki::pin::{CaPin, PemError, PinError, PinSet};
 use crate::plan::token::{BootstrapToken, TokenError};
-use crate::retry::{self, Disposition, GaveUp, Pause, Retryable};
-use kubeconfig::KubeconfigError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -47,8 +46,8 @@ pub enum BootstrapCredentials {
 impl Discovered {
     /// How later clients verify the API server: the pinned CAs only, recognising the unpinned
     /// ones of the bundle to name them when a server chains to one.
-    pub fn trust(&self) -> api::Trust {
-        api::Trust::Pinned {
+    pub fn trust(&self) -> kube::Trust {
+        kube::Trust::Pinned {
             pinned: self.ca_der.clone(),
             unpinned: self.unpinned.clone(),
         }
@@ -75,7 +74,7 @@ pub struct Discovered {
     /// several pins match, as during a CA rotation), never the rest of the bundle. The unsafe
     /// skip, file and HTTPS discovery: every certificate of the bundle they read.
     pub ca_der: Vec<Vec<u8>>,
-    /// `ca_der` as PEM, re-encoded from the DER ([`crate::plan::pin::pem_bundle`]): what
+    /// `ca_der` as PEM, re-encoded from the DER ([`crate::pki::pin::pem_bundle`]): what
     /// `ca.crt` and `kubelet.conf` hold. Never the bundle as it was carried.
     pub ca_pem: Vec<u8>,
     /// The certificates of cluster-info's bundle that no pin matched, with their pins: never
@@ -143,7 +142,7 @@ pub enum Error {
     BadAddress {
         url: String,
         #[source]
-        source: api::ClientError,
+        source: kube::ClientError,
     },
     /// HTTPS discovery was given a URL that is not `https://` (no connection was made).
     #[error("refusing to fetch the discovery kubeconfig from {url:?}: only https:// URLs are allowed, because this kubeconfig decides which CA the node trusts")]
@@ -589,11 +588,11 @@ pub async fn discover(opts: &Options) -> Result<Discovered, Error> {
 
 /// Each CA of a PEM bundle with its pin and subject, for `kubejoin ca-hash FILE`.
 pub fn ca_hash_report(pem: &[u8]) -> Result<Vec<(CaPin, String)>, PemError> {
-    let ders = crate::plan::pin::certs_from_pem(pem)?;
+    let ders = crate::pki::pin::certs_from_pem(pem)?;
     let mut out = Vec::with_capacity(ders.len());
     for der in ders {
-        let cert = crate::x509::parse_certificate(&der)
-            .map_err(|e| PemError::Cert(crate::plan::pin::CertParseError(e.to_string())))?;
+        let cert = crate::pki::x509::parse_certificate(&der)
+            .map_err(|e| PemError::Cert(crate::pki::pin::CertParseError(e.to_string())))?;
         out.push((CaPin::of_spki(cert.spki.raw), cert.subject.to_string()));
     }
     Ok(out)
@@ -688,15 +687,15 @@ fn wire_text(w: &WireFailure) -> String {
     }
 }
 
-fn wire_miss(err: &api::RequestError) -> Miss {
+fn wire_miss(err: &kube::RequestError) -> Miss {
     match err {
-        api::RequestError::TooLarge {
+        kube::RequestError::TooLarge {
             announced: Some(n), ..
         } => Miss::Malformed(format!(
             "the answer announces {n} bytes; a cluster-info ConfigMap is a few KiB, and no more than \
              {MAX_CLUSTER_INFO} bytes are read"
         )),
-        api::RequestError::TooLarge { announced: None, .. } => Miss::Malformed(format!(
+        kube::RequestError::TooLarge { announced: None, .. } => Miss::Malformed(format!(
             "the answer is larger than {MAX_CLUSTER_INFO} bytes; a cluster-info ConfigMap is a few KiB"
         )),
         _ => Miss::Wire {
@@ -714,7 +713,7 @@ fn wire_miss(err: &api::RequestError) -> Miss {
 /// One anonymous GET of cluster-info. The body is read only up to [`MAX_CLUSTER_INFO`] (an
 /// announced larger one is not read at all); `Retry-After` and `Location` are kept for the
 /// retry policy and the error message; kubejoin never follows a redirect.
-async fn get_cluster_info(client: &api::Client) -> Result<ConfigMap, Miss> {
+async fn get_cluster_info(client: &kube::Client) -> Result<ConfigMap, Miss> {
     let a = client
         .send(
             http::Method::GET,
@@ -803,7 +802,7 @@ impl Retryable for Failed {
 /// just restarted refuses even the anonymous GET for a moment: [`retry::Persistence`]). Each attempt is bounded by the time left,
 /// so the loop never overruns its timeout.
 async fn poll_cluster_info<T>(
-    client: &api::Client,
+    client: &kube::Client,
     url: &str,
     label: &str,
     opts: &Options,
@@ -847,9 +846,9 @@ async fn poll_cluster_info<T>(
 }
 
 /// Per-request timeouts of discovery clients: kubeadm's 10 s, but never beyond the loop's bound.
-fn timeouts(opts: &Options) -> api::Timeouts {
+fn timeouts(opts: &Options) -> kube::Timeouts {
     let t = Duration::from_secs(10).min(opts.timeout.max(Duration::from_millis(1)));
-    api::Timeouts {
+    kube::Timeouts {
         connect: t,
         read: Some(t),
     }
@@ -1015,7 +1014,7 @@ fn wire_error(
 }
 
 /// The error for a single request that failed (HTTPS discovery, which has no retry loop).
-fn single_request_error(e: &api::RequestError, ctx: &FetchContext<'_>, waited: Duration) -> Error {
+fn single_request_error(e: &kube::RequestError, ctx: &FetchContext<'_>, waited: Duration) -> Error {
     let bad_certificate = matches!(e.rustls_error(), Some(rustls::Error::InvalidCertificate(_)));
     let tried = Tried {
         attempts: 1,
@@ -1043,7 +1042,7 @@ fn gave_up_text(attempts: u32, waited: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::status_text;
+    use crate::kube::status_text;
 
     const SECRET: &str = "0123456789abcdef";
 
@@ -1273,11 +1272,11 @@ mod tests {
         use std::io;
         let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         let nested = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, tls));
-        let e = api::RequestError::Transport(Box::new(nested));
+        let e = kube::RequestError::Transport(Box::new(nested));
         assert!(
             matches!(wire_miss(&e), Miss::Wire { failure: WireFailure::TlsVerify(d), bad_certificate: true, .. } if d.contains("UnknownIssuer"))
         );
-        let refused = api::RequestError::Transport(Box::new(io::Error::from(
+        let refused = kube::RequestError::Transport(Box::new(io::Error::from(
             io::ErrorKind::ConnectionRefused,
         )));
         assert_eq!(wire_miss(&refused), Miss::wire(WireFailure::Refused));

@@ -3,7 +3,7 @@
 //! 1. Anonymous GET of `kube-public/cluster-info` from `https://EP` with TLS verification off,
 //!    repeated every `retry_interval` until `jws-kubeconfig-<id>` appears (the bootstrap signer
 //!    adds it asynchronously, 1–15 s after any rewrite) or `timeout` passes. Failures of the
-//!    wire are retried with backoff and jitter (`crate::retry`); permanent ones stop at once.
+//!    wire are retried with backoff and jitter (`crate::http::retry`); permanent ones stop at once.
 //!    The answer is read with a size bound: this server is not trusted yet.
 //! 2. The detached JWS is verified over the raw `kubeconfig` bytes with the token secret: only
 //!    someone who knows the token could have produced this content.
@@ -30,13 +30,13 @@
 //! With no pins (only allowed with the explicit unsafe opt-in), steps 3–4 are skipped and the JWS
 //! is the only trust anchor.
 
-use super::kubeconfig::Kubeconfig;
 use super::{
     data_of, gave_up_error, jws, poll_cluster_info, timeouts, BootstrapCredentials, Discovered,
     Error, FetchContext, Method, Miss, Options, Verdict,
 };
-use crate::api::{Identity, Trust};
-use crate::plan::pin::{certs_from_pem, pem_bundle, CaPin, PinSet};
+use crate::kube::kubeconfig::Kubeconfig;
+use crate::kube::{Identity, Trust};
+use crate::pki::pin::{certs_from_pem, pem_bundle, CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
 use std::collections::BTreeMap;
 
@@ -66,7 +66,7 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info from {url} without TLS verification (authenticated next by the JWS of token {token})"
     );
-    let insecure = crate::api::client(
+    let insecure = crate::kube::client(
         &url,
         &Trust::DangerousAcceptAny,
         &Identity::Anonymous,
@@ -147,7 +147,7 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info again from {url}, verifying TLS against the pinned cluster CA"
     );
-    let secure = crate::api::client(
+    let secure = crate::kube::client(
         &url,
         &Trust::Pinned {
             pinned: v.trusted.clone(),
@@ -335,7 +335,7 @@ pub fn verify_signed_kubeconfig(
 
 /// The fetch loop of §2.2 step 2: done once our token's JWS key is present.
 async fn fetch_signed(
-    client: &crate::api::Client,
+    client: &crate::kube::Client,
     ctx: &FetchContext<'_>,
     label: &str,
     opts: &Options,
@@ -384,7 +384,7 @@ mod tests {
     fn real_capture_passes_every_offline_check() {
         // What discovery does between the two fetches, on the v1.28.7 capture.
         let json = include_str!("../../tests/fixtures/apiserver/cluster-info.anonymous.json");
-        let cm: crate::api::types::ConfigMap = serde_json::from_str(json).unwrap();
+        let cm: crate::kube::types::ConfigMap = serde_json::from_str(json).unwrap();
         let data = data_of(cm);
         let token = BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
         let kc = &data[KUBECONFIG_KEY];

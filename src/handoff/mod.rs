@@ -10,9 +10,9 @@
 //!   `kubejoin.service` before `kubelet.service`, starts the kubelet.
 
 use crate::error::{Class, Classify};
+use crate::fs::root::Root;
 use crate::install::{flags, FLAGS_ENV, KUBELET_CONF, KUBELET_CONFIG};
 use crate::plan::HandoffMode;
-use crate::root::Root;
 use crate::sys::Sys;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -156,14 +156,8 @@ mod tests {
             ),
             ("node-ip".into(), "10.0.0.5".into()),
         ]);
-        crate::install::atomic::write_file(
-            &root,
-            Path::new(FLAGS_ENV),
-            env.as_bytes(),
-            0o644,
-            0o755,
-        )
-        .unwrap();
+        crate::fs::atomic::write_file(&root, Path::new(FLAGS_ENV), env.as_bytes(), 0o644, 0o755)
+            .unwrap();
         let sys = RecordingSys::new("n");
         let e = handoff(
             HandoffMode::Exec,
@@ -216,7 +210,7 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, Error::ReadFlags { .. }), "{e:?}");
         let sys = RecordingSys::new("n").failing_execve(std::io::ErrorKind::NotFound);
-        crate::install::atomic::write_file(
+        crate::fs::atomic::write_file(
             &Root::new(t.path()),
             Path::new(FLAGS_ENV),
             b"KUBELET_KUBEADM_ARGS=\"\"\n",

@@ -6,8 +6,8 @@
 //! with an empty file or a symlink to `/dev/null`. The survivors are read in file-name order
 //! regardless of directory.
 
+use crate::fs::root::Root;
 use crate::host::HostError;
-use crate::root::Root;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

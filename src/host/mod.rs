@@ -35,8 +35,8 @@ pub use preflight::{preflight, CheckStatus, PreflightConfig, PreflightReport};
 pub use sysctl::SysctlSetting;
 
 use crate::error::{Class, Classify};
+use crate::fs::root::{Root, RootError};
 use crate::log::fmt_ms;
-use crate::root::{Root, RootError};
 use crate::sys::host::HostSys;
 use modules::{LoadMethod, LoadOutcome, RequestOutcome};
 use std::collections::BTreeSet;

@@ -6,10 +6,10 @@
 //! name for the forwarding and bridge-nf checks), `SystemVerification` for cgroup v2 controllers
 //! (where kubeadm's system validator checks them).
 
+use crate::fs::root::Root;
 use crate::host::modules::{self, ModuleIndex, Resolved};
 use crate::host::sysctl::{self, Severity};
 use crate::host::{swap, HostConfig, HostError};
-use crate::root::Root;
 use crate::sys::host::HostSys;
 use std::fmt;
 use std::path::PathBuf;

@@ -4,8 +4,8 @@
 //! `failSwapOn: false`), so host preparation turns every active area off unless told to keep
 //! them.
 
+use crate::fs::root::Root;
 use crate::host::HostError;
-use crate::root::Root;
 use std::fmt;
 
 /// One line of `/proc/swaps`.

@@ -2,8 +2,8 @@
 //! precedence, config and `sysctl.*` from the kernel command line; written to `/proc/sys` and
 //! read back.
 
+use crate::fs::root::Root;
 use crate::host::{cmdline, confdirs, fnmatch, HostConfig, HostError};
-use crate::root::Root;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Test helpers: synthetic ELF modules and a fake root laid out like `/proc`, `/sys` and
 //! `/lib/modules` with the committed Debian 6.1 fixture index.
 
-use crate::root::Root;
+use crate::fs::root::Root;
 use std::path::{Path, PathBuf};
 
 pub const RELEASE: &str = "6.1.0-56-cloud-amd64";

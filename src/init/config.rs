@@ -13,7 +13,7 @@
 //! | `init` | the real root's init | `/sbin/init` |
 //! | `kubejoin.debug` | (flag) | off |
 
-use crate::plan::duration;
+use crate::time::duration;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -161,7 +161,7 @@ fn boot(
             .map(|d| format!(", started {} after the kernel", crate::log::fmt_ms(d)))
             .unwrap_or_default(),
         cfg.on_failure.name(),
-        crate::plan::duration::format(cfg.timeout),
+        crate::time::duration::format(cfg.timeout),
         cfg.handoff.name(),
     );
     start_watchdog(&cfg, kernel_to_init);

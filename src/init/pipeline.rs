@@ -77,7 +77,7 @@ pub async fn run_stages<B: Boot>(
                 Class::Timeout,
                 format!(
                     "stage {name} was still running when kubejoin.timeout ({}) ran out",
-                    crate::plan::duration::format(cfg.timeout)
+                    crate::time::duration::format(cfg.timeout)
                 ),
             )
             .with_hint("raise kubejoin.timeout on the kernel command line if the network or the cluster is slow")),
@@ -119,7 +119,7 @@ pub async fn run_stages<B: Boot>(
                         crate::warn!(
                             "[{name}] attempt {attempt} failed: {first}; retrying in {} (until kubejoin.timeout={})",
                             log::fmt_ms(pause),
-                            crate::plan::duration::format(cfg.timeout)
+                            crate::time::duration::format(cfg.timeout)
                         );
                         if let Some(h) = &failure.hint {
                             crate::warn!("[{name}] hint: {h}");

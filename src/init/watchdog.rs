@@ -71,7 +71,7 @@ pub fn failure(cfg: &InitConfig) -> Failure {
         format!(
             "stage {stage} was still running {} after kubejoin.timeout ({}) ran out and did not stop by itself",
             crate::log::fmt_ms(GRACE),
-            crate::plan::duration::format(cfg.timeout)
+            crate::time::duration::format(cfg.timeout)
         ),
     )
     .with_hint("a blocking call hung; the log above shows the last thing kubejoin did")

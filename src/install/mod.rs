@@ -12,15 +12,12 @@
 //! is proven, not argued: every instant is a [`failpoint`], and `tests/crash.rs` kills the real
 //! binary at each one and checks the root it leaves.
 
-pub mod atomic;
-pub mod existing;
-pub mod failpoint;
 pub mod flags;
 
-use crate::discovery::kubeconfig::Kubeconfig;
 use crate::error::{Class, Classify};
-use crate::root::Root;
-use atomic::WriteError;
+use crate::fs::atomic::{self, WriteError};
+use crate::fs::root::Root;
+use crate::kube::kubeconfig::Kubeconfig;
 use std::fmt;
 use std::path::Path;
 use std::time::SystemTime;
@@ -68,7 +65,7 @@ pub enum Error {
     #[error("serialising {what}: {why}")]
     Serialise { what: &'static str, why: String },
     #[error(transparent)]
-    Existing(#[from] existing::Conflict),
+    Existing(#[from] crate::bootstrap::existing::Conflict),
 }
 
 impl Classify for Error {
@@ -241,7 +238,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
     ]
 }
 
-/// Applies `steps` in order under `root` (every path resolved inside it: see [`crate::root`]).
+/// Applies `steps` in order under `root` (every path resolved inside it: see [`crate::fs::root`]).
 pub fn apply(root: &Root, steps: &[Step]) -> Result<(), Error> {
     for step in steps {
         match step {

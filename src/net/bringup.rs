@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::root::Root;
+use crate::fs::root::Root;
 use crate::sys::net::{DefaultRoute, LinkInfo, NetSys};
 
 use super::config::{LinkSpec, Method, NetConfig, NetMode};

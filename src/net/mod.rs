@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Class, Classify};
-use crate::install::atomic::WriteError;
-use crate::root::RootError;
+use crate::fs::atomic::WriteError;
+use crate::fs::root::RootError;
 
 mod bringup;
 pub mod config;

@@ -1,11 +1,11 @@
 //! `/etc/resolv.conf` from the DNS servers the bring-up found, written atomically under the root
-//! through the crate's atomic writer (`crate::install::atomic`).
+//! through the crate's atomic writer (`crate::fs::atomic`).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crate::install::atomic;
-use crate::root::Root;
+use crate::fs::atomic;
+use crate::fs::root::Root;
 
 use super::NetError;
 

@@ -1,10 +1,8 @@
 //! Validated inputs ("parse, don't validate"): newtypes that can only hold valid values, and the
 //! [`JoinPlan`] that the CLI (and later the kernel command line and metadata) produce.
 
-pub mod duration;
 pub mod network;
 pub mod node_name;
-pub mod pin;
 pub mod token;
 pub mod version;
 

@@ -32,7 +32,7 @@
 //! names, as in the kernel's own `parameq()`. Every other parameter (`ip=`, `root=`,
 //! `br_netfilter.x=1`, …) stays available through [`Cmdline::params`] for other stages.
 
-use crate::root::Root;
+use crate::fs::root::Root;
 use crate::source::merge::{did_you_mean, Key, KeyError, Values};
 use std::collections::HashMap;
 use std::io::Read;

@@ -63,11 +63,11 @@
 
 use crate::error::{Class, Classify};
 use crate::init::config::OnFailure;
-use crate::plan::duration::{self, DurationError};
+use crate::pki::pin::{PinError, PinSet};
 use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::plan::pin::{PinError, PinSet};
 use crate::plan::token::BootstrapToken;
 use crate::plan::HandoffMode;
+use crate::time::duration::{self, DurationError};
 use crate::yaml;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;

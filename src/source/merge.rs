@@ -27,13 +27,12 @@
 use crate::cli::{validate_endpoint, UsageError};
 use crate::discovery::{Mode, Options};
 use crate::error::{Class, Classify};
-use crate::plan::duration;
+use crate::fs::root::Root;
+use crate::pki::pin::{CaPin, PinSet};
 use crate::plan::network::{NetworkPlan, NetworkSpec};
 use crate::plan::node_name::NodeName;
-use crate::plan::pin::{CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
 use crate::plan::{HandoffMode, JoinPlan, DEFAULT_CRI_SOCKET};
-use crate::root::Root;
 use crate::source::cmdline::{Cmdline, CmdlineError};
 use crate::source::joinconfig::{self, ConfigError, ConfigFile, DiscoveryMethod};
 use crate::source::metadata::http::{HttpTransport, Retry, Timeouts, Tls, Transport};
@@ -45,6 +44,7 @@ use crate::source::metadata::{
     self, dmi::Dmi, Context, Endpoints, MetadataError, Platform, Provider, UserData, MAX_USER_DATA,
 };
 use crate::sys::configdrive::DriveSys;
+use crate::time::duration;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;

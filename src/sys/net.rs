@@ -21,7 +21,7 @@ use std::time::Duration;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use super::rtnl;
-use crate::root::Root;
+use crate::fs::root::Root;
 
 /// DHCP server port (RFC 2131): where client packets go.
 pub const DHCP_SERVER_PORT: u16 = 67;

@@ -12,8 +12,8 @@ pub use modinfo::{
     generate_modules_dep, modinfo, scan_tree, DepFiles, ModInfo, ModInfoError, ModuleFile,
 };
 
+use crate::fs::root::Root;
 use crate::host::{cmdline, confdirs, fnmatch, HostConfig, HostError, ProxyMode};
-use crate::root::Root;
 use crate::sys::host::HostSys;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

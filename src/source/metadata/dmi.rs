@@ -3,7 +3,7 @@
 //! Reading these files needs no network and no privileges, so detection costs nothing on bare
 //! metal.
 
-use crate::root::Root;
+use crate::fs::root::Root;
 use std::io::Read;
 
 /// The DMI fields detection looks at (trimmed; empty when absent).

@@ -10,7 +10,7 @@
 //!   extended boot signature `0x29` at byte 38 and the 11-byte volume label at 43, FAT32 (whose
 //!   16-bit sectors-per-FAT at byte 22 is zero) keeps them at 66 and 71. Padded with spaces.
 
-use crate::root::Root;
+use crate::fs::root::Root;
 use std::io::Read;
 use std::path::PathBuf;
 

@@ -18,7 +18,7 @@ mod mock_tests;
 use super::http::{Request, Retry, Transport};
 use super::{join_url, Context, Http, MetadataError, NodeFacts, Platform, Provider, UserData};
 use super::{MAX_FACT, MAX_USER_DATA};
-use crate::root::Root;
+use crate::fs::root::Root;
 use crate::sys::configdrive::DriveSys;
 use futures_util::future::BoxFuture;
 use label::FsKind;

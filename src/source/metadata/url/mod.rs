@@ -15,7 +15,7 @@ mod mock_tests;
 
 use super::http::{Request, Retry, Transport};
 use super::{Http, MetadataError, NodeFacts, Platform, Provider, UserData, MAX_USER_DATA};
-use crate::root::Root;
+use crate::fs::root::Root;
 use futures_util::future::BoxFuture;
 use std::io::Read;
 use std::path::Path;

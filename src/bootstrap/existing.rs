@@ -9,9 +9,9 @@
 
 use crate::bootstrap::csr::{common_name, pem_blocks};
 use crate::bootstrap::verify;
-use crate::discovery::kubeconfig::Kubeconfig;
 use crate::error::{Class, Classify};
-use crate::root::Root;
+use crate::fs::root::Root;
+use crate::kube::kubeconfig::Kubeconfig;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -70,7 +70,7 @@ fn read_node_file(root: &Root, p: &str) -> Result<Vec<u8>, String> {
 /// Inspects `/etc/kubernetes/kubelet.conf` under `root` for node `node`, against the
 /// discovered CA bundle `ca_der`, at `now`.
 pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Existing {
-    let Ok(path) = root.join(super::KUBELET_CONF) else {
+    let Ok(path) = root.join(crate::install::KUBELET_CONF) else {
         return Existing::None;
     };
     let unreadable = |why: String| {
@@ -79,7 +79,7 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
             why,
         })
     };
-    let text = match root.read_to_string(super::KUBELET_CONF) {
+    let text = match root.read_to_string(crate::install::KUBELET_CONF) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Existing::None,
         Err(e) => return unreadable(e.to_string()),
@@ -133,13 +133,13 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
     let Some(leaf_der) = ders.first() else {
         return Existing::Stale("its client certificate is not PEM".into());
     };
-    let Ok(leaf) = crate::x509::parse_certificate(leaf_der) else {
+    let Ok(leaf) = crate::pki::x509::parse_certificate(leaf_der) else {
         return Existing::Stale("its client certificate does not parse".into());
     };
     let found = leaf
         .subject
         .attributes()
-        .find(|a| a.oid == crate::x509::OID_CN)
+        .find(|a| a.oid == crate::pki::x509::OID_CN)
         .and_then(|a| a.as_str())
         .unwrap_or("")
         .to_string();

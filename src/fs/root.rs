@@ -27,7 +27,7 @@
 //! refused up front ([`RootError`]): kubejoin's own paths never contain it.
 //!
 //! What is opened is then operated on by fd (`openat`, `mkdirat`, `renameat2`, `symlinkat`,
-//! `unlinkat` relative to the directory fd: see `crate::install::atomic`), so the directory that
+//! `unlinkat` relative to the directory fd: see `crate::fs::atomic`), so the directory that
 //! was resolved is the one written, even if the path is changed meanwhile.
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};

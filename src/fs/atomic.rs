@@ -17,7 +17,7 @@
 //! since existing directories are deliberately left alone.)
 //!
 //! Paths are node paths under a [`Root`]. The directory of each file is resolved **inside the
-//! root** (`openat2(RESOLVE_IN_ROOT)`, or its per-component fallback: see [`crate::root`]), so a
+//! root** (`openat2(RESOLVE_IN_ROOT)`, or its per-component fallback: see [`crate::fs::root`]), so a
 //! symlink planted anywhere under the root never takes a write outside it; every step after
 //! that is relative to that directory's fd (`openat`, `mkdirat`, `renameat2`, `symlinkat`,
 //! `unlinkat`, `fsync`), so the directory that was resolved is the one written and synced.
@@ -35,7 +35,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 use super::failpoint::hit;
-use crate::root::Root;
+use crate::fs::root::Root;
 
 /// A local file operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -393,7 +393,7 @@ pub fn remove_file(root: &Root, path: &Path) -> Result<(), WriteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::root::Resolver;
+    use crate::fs::root::Resolver;
     use std::fs::{self, Permissions};
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 

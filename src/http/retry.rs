@@ -69,7 +69,7 @@
 //! [`Policy::pause`], [`parse_retry_after`]); [`retry`] drives them with an injectable clock,
 //! sleep and random source ([`Env`]) so that its tests run in virtual time.
 
-use crate::api::WireFailure;
+use crate::kube::WireFailure;
 use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

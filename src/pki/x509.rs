@@ -862,7 +862,7 @@ mod tests {
         let der = &certs()[0];
         let c = parse_certificate(der).unwrap();
         assert_eq!(
-            crate::plan::pin::CaPin::of_spki(c.spki.raw).to_string(),
+            crate::pki::pin::CaPin::of_spki(c.spki.raw).to_string(),
             pin.trim()
         );
     }

@@ -117,8 +117,8 @@ pub fn hit(_site: &str, _label: &str) {}
 /// plan itself (so a new step gets its failpoints listed), and checked against a traced run by
 /// `tests/crash.rs`.
 pub fn list() -> Vec<String> {
-    use super::{completion_steps, plan, Inputs, Step, DIRS};
     use crate::bootstrap::csr::KEY_TMP;
+    use crate::install::{completion_steps, plan, Inputs, Step, DIRS};
     let mut out = Vec::new();
     let mut made: Vec<String> = Vec::new();
     let mut mkdirs = |node_file: &str, out: &mut Vec<String>| {

@@ -9,15 +9,16 @@
 //!   answers 403 to a bearer token on `cluster-info`), a bootstrap token, or a client certificate;
 //! - a connect timeout and a per-request timeout (head and body), never a proxy from the
 //!   environment, never a redirect followed, and **no retries**: every retry is
-//!   [`crate::retry`]'s, which sees each failure with its status, `Status` and `Retry-After`;
+//!   [`crate::http::retry`]'s, which sees each failure with its status, `Status` and `Retry-After`;
 //! - bounded body reads (a larger answer is refused, not buffered) and a watch whose events are
 //!   read one bounded line at a time;
 //! - TCP keep-alive and one connection pool per client, shared by its clones, so a join's
 //!   requests to one server reuse a connection.
 
+pub mod kubeconfig;
 pub mod types;
 
-use crate::plan::pin::CaPin;
+use crate::pki::pin::CaPin;
 use crate::plan::token::BootstrapToken;
 use bytes::Bytes;
 use http::header::{
@@ -289,7 +290,7 @@ fn client_cert(
         CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
     };
     let blocks = |data: &[u8]| -> Vec<(String, Vec<u8>)> {
-        crate::x509::pem_blocks(data)
+        crate::pki::x509::pem_blocks(data)
             .into_iter()
             .map(|(label, der)| (label.to_string(), der))
             .collect()
@@ -316,7 +317,7 @@ fn client_cert(
 
 mod pinned {
     use super::root_store;
-    use crate::plan::pin::CaPin;
+    use crate::pki::pin::CaPin;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::client::WebPkiServerVerifier;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -817,7 +818,7 @@ impl Client {
                 .map(str::to_string)
         };
         let retry_after = header(RETRY_AFTER)
-            .and_then(|v| crate::retry::parse_retry_after(&v, SystemTime::now()));
+            .and_then(|v| crate::http::retry::parse_retry_after(&v, SystemTime::now()));
         let location = header(LOCATION);
         let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
         Ok(Head {

@@ -52,8 +52,8 @@ impl CaPin {
 
     /// The pin of a DER certificate (hash of its SubjectPublicKeyInfo, not of the certificate).
     pub fn of_cert_der(cert_der: &[u8]) -> Result<Self, CertParseError> {
-        let cert =
-            crate::x509::parse_certificate(cert_der).map_err(|e| CertParseError(e.to_string()))?;
+        let cert = crate::pki::x509::parse_certificate(cert_der)
+            .map_err(|e| CertParseError(e.to_string()))?;
         Ok(Self::of_spki(cert.spki.raw))
     }
 
@@ -99,7 +99,7 @@ pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
     for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
         let (kind, der) = item.map_err(|e| PemError::Malformed(format!("{e:?}")))?;
         if kind == SectionKind::Certificate {
-            crate::x509::parse_certificate(&der).map_err(|e| CertParseError(e.to_string()))?;
+            crate::pki::x509::parse_certificate(&der).map_err(|e| CertParseError(e.to_string()))?;
             out.push(der);
         }
     }
@@ -183,7 +183,7 @@ pub struct Partition {
 pub fn pem_bundle(certs_der: &[Vec<u8>]) -> Vec<u8> {
     certs_der
         .iter()
-        .map(|der| crate::x509::pem_encode("CERTIFICATE", der))
+        .map(|der| crate::pki::x509::pem_encode("CERTIFICATE", der))
         .collect::<String>()
         .into_bytes()
 }

@@ -1,0 +1,4 @@
+//! Certificates and keys: a strict DER/X.509 reader, PEM, and CA pins.
+
+pub mod pin;
+pub mod x509;

@@ -1,0 +1,3 @@
+//! Time as text and numbers: durations (Go syntax).
+
+pub mod duration;
