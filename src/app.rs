@@ -36,7 +36,7 @@ pub enum Error {
     Pem {
         path: PathBuf,
         #[source]
-        source: crate::pki::pin::PemError,
+        source: crate::pki::pem::PemError,
     },
     #[error(transparent)]
     Host(crate::host::HostError),
@@ -304,14 +304,14 @@ fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {
             path: path.clone(),
             source,
         })?;
-        let ders = crate::pki::pin::certs_from_pem(&pem).map_err(|source| Error::Pem {
+        let ders = crate::pki::pem::certs_from_pem(&pem).map_err(|source| Error::Pem {
             path: path.clone(),
             source,
         })?;
         for der in ders {
             let pin = CaPin::of_cert_der(&der).map_err(|e| Error::Pem {
                 path: path.clone(),
-                source: crate::pki::pin::PemError::Cert(e),
+                source: crate::pki::pem::PemError::Cert(e),
             })?;
             println!("{pin}");
         }
@@ -322,7 +322,7 @@ fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {
 async fn join(plan: &JoinPlan) -> Result<(), Error> {
     // Crash tests enumerate the failpoints through the binary they kill (debug builds only).
     if crate::fs::failpoint::armed() == Some(&crate::fs::failpoint::Armed::List) {
-        for name in crate::fs::failpoint::list() {
+        for name in install::failpoints::list() {
             println!("{name}");
         }
         return Ok(());
@@ -606,7 +606,7 @@ pub async fn bootstrap_and_install_within(
                 install::apply(
                     &r,
                     &[install::Step::Remove {
-                        path: csr::KEY_TMP.into(),
+                        path: install::KEY_TMP.into(),
                         what: "a pending key left by an interrupted run",
                     }],
                 )
@@ -630,7 +630,7 @@ pub async fn bootstrap_and_install_within(
             warn!("{c}; replacing it because --force was given");
             run.end(stage, false);
         }
-        existing::Existing::Conflict(c) => return Err(install::Error::Existing(c).into()),
+        existing::Existing::Conflict(c) => return Err(bootstrap::Error::Existing(c).into()),
     }
 
     // Overload (429), failover (5xx, resets) and slow answers are retried within the phase; a
@@ -734,7 +734,7 @@ pub async fn bootstrap_and_install_within(
             now: SystemTime::now(),
         };
         let mut steps = vec![install::Step::File {
-            path: csr::KEY_TMP.into(),
+            path: install::KEY_TMP.into(),
             mode: 0o600,
             contents: Vec::new(),
             what: "the node's private key while the CSR is pending",

@@ -461,7 +461,8 @@ pub fn userdata(data: &[u8]) {
 /// input's own), re-parse identically, and print without panicking; a CSR's self-signature
 /// check must not panic either.
 pub fn x509(data: &[u8]) {
-    use crate::pki::x509::{parse_certificate, parse_csr, pem_blocks};
+    use crate::pki::pem::pem_blocks;
+    use crate::pki::x509::{parse_certificate, parse_csr};
     let inside = |s: &[u8]| {
         let (lo, hi) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
         let p = s.as_ptr() as usize;

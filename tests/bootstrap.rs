@@ -34,7 +34,7 @@ fn start(config: Config) -> Handle {
 
 fn discovered(cp: &Handle) -> Discovered {
     let ca_pem = cp.ca_pem().into_bytes();
-    let ca_der = kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap();
+    let ca_der = kubejoin::pki::pem::certs_from_pem(&ca_pem).unwrap();
     Discovered {
         server: cp.url(),
         ca_pem,
@@ -141,7 +141,7 @@ fn assert_nothing_installed(root: &Path) {
     // Only the pending key may exist: it is what lets a re-run resume the same CSR.
     let files = tree(root);
     assert!(
-        files.iter().all(|f| f == csr::KEY_TMP),
+        files.iter().all(|f| f == install::KEY_TMP),
         "nothing but the pending key may be written, found {files:?}"
     );
 }
@@ -243,7 +243,7 @@ async fn auto_approved_join_installs_every_file() {
 
     // No bootstrap kubeconfig, no pending key, and the token secret nowhere on disk.
     assert!(!p(root, "/etc/kubernetes/bootstrap-kubelet.conf").exists());
-    assert!(!p(root, csr::KEY_TMP).exists());
+    assert!(!p(root, install::KEY_TMP).exists());
     let secret = cp.token().split_once('.').unwrap().1.to_string();
     for f in tree(root)
         .into_iter()
@@ -418,7 +418,7 @@ async fn certificate_for_another_key_is_refused() {
     .unwrap_err();
     assert_eq!(e, bootstrap::verify::VerifyError::WrongKey);
     // The same certificate is fine for its own key, and refused against another cluster's CA.
-    let ders = csr::pem_blocks(cert.as_bytes(), "CERTIFICATE");
+    let ders = kubejoin::pki::pem::blocks_of(cert.as_bytes(), "CERTIFICATE");
     let (_, c) = x509_parser::parse_x509_certificate(&ders[0]).unwrap();
     let spki = c.tbs_certificate.subject_pki.raw.to_vec();
     bootstrap::verify::verify(
@@ -524,7 +524,7 @@ async fn crash_between_post_and_install_resumes_the_same_csr() {
     assert_eq!(csrs.len(), 1);
     let name = csrs[0]["metadata"]["name"].as_str().unwrap().to_string();
     assert!(
-        p(t.path(), csr::KEY_TMP).exists(),
+        p(t.path(), install::KEY_TMP).exists(),
         "the key was persisted before the POST"
     );
     assert!(!p(t.path(), install::KUBELET_CONF).exists());
@@ -541,7 +541,7 @@ async fn crash_between_post_and_install_resumes_the_same_csr() {
         .map(|r| r.status)
         .collect::<Vec<_>>();
     assert_eq!(posts, vec![201, 409]);
-    assert!(!p(t.path(), csr::KEY_TMP).exists());
+    assert!(!p(t.path(), install::KEY_TMP).exists());
 }
 
 #[tokio::test]

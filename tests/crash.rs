@@ -26,7 +26,7 @@
 
 mod support;
 
-use kubejoin::bootstrap::csr::{self, NodeKey};
+use kubejoin::bootstrap::csr::NodeKey;
 use kubejoin::bootstrap::verify;
 use kubejoin::fs::failpoint;
 use kubejoin::install;
@@ -208,7 +208,7 @@ impl Reference {
 fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
     let snap = snapshot(root);
     let ca_pem = cp.ca_pem().into_bytes();
-    let ca_der = kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap();
+    let ca_der = kubejoin::pki::pem::certs_from_pem(&ca_pem).unwrap();
     let ctx = |msg: String| {
         format!(
             "after a crash at {fp}: {msg}\nroot: {:#?}",
@@ -293,7 +293,7 @@ fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference)
                 assert_eq!(*mode, 0o600, "{}", ctx(format!("{path} mode")));
                 check_client_pem(bytes, &ca_der, path);
             }
-            (csr::KEY_TMP, Entry::File { bytes, mode }) => {
+            (install::KEY_TMP, Entry::File { bytes, mode }) => {
                 assert_eq!(*mode, 0o600, "{}", ctx(format!("{path} mode")));
                 assert!(
                     NodeKey::from_pem(&String::from_utf8_lossy(bytes)).is_some(),
@@ -315,7 +315,7 @@ fn check_intermediate(fp: &str, root: &Path, cp: &Handle, reference: &Reference)
 
     // The open mode of a key file is already its final mode (umask 000 hides nothing).
     if let Some(node) = fp.strip_prefix("write.opened:") {
-        let keyed = node == csr::KEY_TMP
+        let keyed = node == install::KEY_TMP
             || node.ends_with("kubelet-client-*.pem")
             || node == install::KUBELET_CONF;
         let dir = Path::new(node).parent().unwrap().display().to_string();
@@ -359,7 +359,7 @@ fn check_final(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
         "after a crash at {fp} and a re-run, the root differs from a clean join's"
     );
     let ca_pem = cp.ca_pem().into_bytes();
-    let ca_der = kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap();
+    let ca_der = kubejoin::pki::pem::certs_from_pem(&ca_pem).unwrap();
     let file = |p: &str| match snap.get(p) {
         Some(Entry::File { bytes, .. }) => bytes.clone(),
         other => panic!("after {fp}: {p}: {other:?}"),
@@ -393,9 +393,9 @@ fn check_final(fp: &str, root: &Path, cp: &Handle, reference: &Reference) {
     let issued = base64::engine::general_purpose::STANDARD
         .decode(issued)
         .unwrap();
-    let leaf = csr::pem_blocks(&issued, "CERTIFICATE");
+    let leaf = kubejoin::pki::pem::blocks_of(&issued, "CERTIFICATE");
     assert_eq!(
-        csr::pem_blocks(pem, "CERTIFICATE").first(),
+        kubejoin::pki::pem::blocks_of(pem, "CERTIFICATE").first(),
         leaf.first(),
         "after {fp}: the installed certificate is the one issued for the single CSR"
     );
@@ -467,7 +467,11 @@ fn traced_clean_join(umask: &str) -> (Reference, Vec<String>) {
 #[test]
 fn the_binary_lists_every_failpoint_a_join_passes() {
     let list = listed();
-    assert_eq!(list, failpoint::list(), "the binary and the library agree");
+    assert_eq!(
+        list,
+        install::failpoints::list(),
+        "the binary and the library agree"
+    );
     let (_, passed) = traced_clean_join("022");
     assert_eq!(
         passed, list,

@@ -162,13 +162,13 @@ fn ca_rotation_either_pin_matches() {
     });
     let pins = h.ca_pins();
     assert_eq!(pins.len(), 2, "a rotation bundle holds two CAs");
-    let ders = kubejoin::pki::pin::certs_from_pem(h.ca_pem().as_bytes()).unwrap();
+    let ders = kubejoin::pki::pem::certs_from_pem(h.ca_pem().as_bytes()).unwrap();
     for (i, pin) in pins.iter().enumerate() {
         let d = run(&token_opts(&h.endpoint(), std::slice::from_ref(pin), false)).unwrap();
         assert_eq!(&d.matched_pin.clone().unwrap().to_string(), pin);
         // Only the pinned CA is trusted (and installed); the other is recognised, not trusted.
         assert_eq!(d.ca_der, vec![ders[i].clone()]);
-        assert_eq!(d.ca_pem, kubejoin::pki::pin::pem_bundle(&d.ca_der));
+        assert_eq!(d.ca_pem, kubejoin::pki::pem::pem_bundle(&d.ca_der));
         assert_eq!(d.unpinned.len(), 1);
         assert_eq!(d.unpinned[0].1, ders[1 - i]);
         assert_eq!(d.unpinned[0].0.to_string(), pins[1 - i]);

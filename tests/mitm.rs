@@ -744,8 +744,8 @@ fn no_pin_without_the_unsafe_opt_in_is_refused_before_any_request() {
 
 /// The cluster CAs of a PEM bundle, re-encoded as kubejoin installs them (DER → PEM).
 fn reencoded(pem: &str) -> String {
-    let ders = kubejoin::pki::pin::certs_from_pem(pem.as_bytes()).unwrap();
-    String::from_utf8(kubejoin::pki::pin::pem_bundle(&ders)).unwrap()
+    let ders = kubejoin::pki::pem::certs_from_pem(pem.as_bytes()).unwrap();
+    String::from_utf8(kubejoin::pki::pem::pem_bundle(&ders)).unwrap()
 }
 
 /// The `certificate-authority-data` of the kubeconfig at `path`, decoded.
@@ -842,7 +842,7 @@ fn ca_rotation_with_both_cas_pinned_trusts_and_installs_both() {
     // Both pinned, so both are the node's cluster CA, re-encoded from their DER.
     let want = reencoded(&cp.ca_pem());
     assert_eq!(
-        kubejoin::pki::pin::certs_from_pem(want.as_bytes())
+        kubejoin::pki::pem::certs_from_pem(want.as_bytes())
             .unwrap()
             .len(),
         2
@@ -878,7 +878,7 @@ fn an_unpinned_ca_of_the_bundle_is_neither_trusted_nor_installed() {
         "{}",
         run.stderr
     );
-    let ders = kubejoin::pki::pin::certs_from_pem(cp.ca_pem().as_bytes()).unwrap();
+    let ders = kubejoin::pki::pem::certs_from_pem(cp.ca_pem().as_bytes()).unwrap();
     let signing: Vec<Vec<u8>> = ders
         .into_iter()
         .filter(|d| {
@@ -888,7 +888,7 @@ fn an_unpinned_ca_of_the_bundle_is_neither_trusted_nor_installed() {
                 == new
         })
         .collect();
-    let want = String::from_utf8(kubejoin::pki::pin::pem_bundle(&signing)).unwrap();
+    let want = String::from_utf8(kubejoin::pki::pem::pem_bundle(&signing)).unwrap();
     let ca_crt = std::fs::read_to_string(root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
     assert_eq!(ca_crt, want, "ca.crt holds only the pinned certificate");
     assert_eq!(

@@ -14,7 +14,6 @@
 mod support;
 
 use base64::Engine as _;
-use kubejoin::bootstrap::csr;
 use kubejoin::fs::root::Root;
 use kubejoin::install;
 use kubejoin_testcp::{Approval, Config, Handle, TokenSpec};
@@ -97,7 +96,7 @@ fn token_needles(token: &str) -> Vec<String> {
 
 /// The encodings of a private key (PKCS#8 PEM) that must never be printed.
 fn key_needles(key_pem: &str) -> Vec<String> {
-    let der = csr::pem_blocks(key_pem.as_bytes(), "PRIVATE KEY")
+    let der = kubejoin::pki::pem::blocks_of(key_pem.as_bytes(), "PRIVATE KEY")
         .into_iter()
         .next()
         .expect("a PRIVATE KEY block");
@@ -134,7 +133,7 @@ fn assert_absent(what: &str, haystack: &str, needles: &[String]) {
 /// The key in the installed client PEM (after a join) or the pending key (after a failure).
 fn key_on_disk(root: &Path) -> Option<String> {
     let r = Root::new(root);
-    let pending = r.join(csr::KEY_TMP).unwrap();
+    let pending = r.join(install::KEY_TMP).unwrap();
     if let Ok(k) = std::fs::read_to_string(&pending) {
         return Some(k);
     }
@@ -251,7 +250,7 @@ fn success_dry_run_and_already_joined_print_no_secret_and_leave_no_token_on_disk
     let key = key_on_disk(joined.root.path()).expect("the installed key");
     assert!(
         !Root::new(joined.root.path())
-            .join(csr::KEY_TMP)
+            .join(install::KEY_TMP)
             .unwrap()
             .exists(),
         "the pending key is removed once installed"
@@ -266,7 +265,7 @@ fn success_dry_run_and_already_joined_print_no_secret_and_leave_no_token_on_disk
     .unwrap();
     assert_absent("result.json", &result, &token_needles(&token));
     assert_absent("result.json", &result, &key_needles(&key));
-    for p in [install::KUBELET_CONF, csr::KEY_TMP] {
+    for p in [install::KUBELET_CONF, install::KEY_TMP] {
         let real = Root::new(joined.root.path()).join(p).unwrap();
         if real.exists() {
             assert_eq!(mode(&real), 0o600, "{p}");
@@ -584,7 +583,7 @@ fn key_files_are_created_0600_even_under_umask_000() {
     // Stopped right after open(O_CREAT|O_EXCL, mode), before fchmod and before any byte: with
     // umask 000 the temp file shows exactly the mode it was created with.
     for node_path in [
-        csr::KEY_TMP.to_string(),
+        install::KEY_TMP.to_string(),
         "/var/lib/kubelet/pki/kubelet-client-*.pem".to_string(),
         install::KUBELET_CONF.to_string(),
     ] {
@@ -646,7 +645,7 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
     let ca_pem = cp.ca_pem().into_bytes();
     let d = Discovered {
         server: cp.url(),
-        ca_der: kubejoin::pki::pin::certs_from_pem(&ca_pem).unwrap(),
+        ca_der: kubejoin::pki::pem::certs_from_pem(&ca_pem).unwrap(),
         ca_pem,
         unpinned: Vec::new(),
         matched_pin: None,

@@ -27,7 +27,7 @@ use kubejoin::install::{self, flags};
 use kubejoin::kube;
 use kubejoin::kube::kubeconfig::Kubeconfig;
 use kubejoin::kube::types::ConfigMap;
-use kubejoin::pki::pin::certs_from_pem;
+use kubejoin::pki::pem::certs_from_pem;
 use kubejoin::plan::token::BootstrapToken;
 use kubejoin::plan::JoinPlan;
 use kubejoin_testcp::Handle;

@@ -8,7 +8,7 @@
 use super::{api_error, Cluster, Error};
 use crate::fs::atomic;
 use crate::fs::root::Root;
-use crate::install;
+use crate::install::{self, KEY_TMP};
 use crate::kube::types::{
     ByteString, CertificateSigningRequest, CertificateSigningRequestSpec, ObjectMeta,
 };
@@ -23,8 +23,6 @@ pub const SIGNER_NAME: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 pub const USAGES: [&str; 2] = ["digital signature", "client auth"];
 /// The organisation every node certificate carries.
 pub const NODES_GROUP: &str = "system:nodes";
-/// Where the key waits for its certificate (the legacy kubelet's path), as the node sees it.
-pub const KEY_TMP: &str = "/var/lib/kubelet/pki/kubelet-client.key.tmp";
 
 /// `system:node:<name>`.
 pub fn common_name(node: &str) -> String {
@@ -235,7 +233,7 @@ pub fn check_compatible(
     if existing.spec.signer_name != SIGNER_NAME {
         return Err(other("it asks a different signer"));
     }
-    let ders = pem_blocks(&existing.spec.request.0, "CERTIFICATE REQUEST");
+    let ders = crate::pki::pem::blocks_of(&existing.spec.request.0, "CERTIFICATE REQUEST");
     let der = ders
         .first()
         .ok_or_else(|| other("its request is not a PEM certificate request"))?;
@@ -259,7 +257,7 @@ pub fn check_compatible(
         .and_then(|s| s.certificate.as_ref())
     {
         if !cert.0.is_empty() {
-            let ders = pem_blocks(&cert.0, "CERTIFICATE");
+            let ders = crate::pki::pem::blocks_of(&cert.0, "CERTIFICATE");
             let leaf = ders
                 .first()
                 .ok_or_else(|| other("its certificate is not PEM"))?;
@@ -275,15 +273,6 @@ pub fn check_compatible(
         }
     }
     Ok(())
-}
-
-/// The DER of every PEM block of type `label` in `data`.
-pub fn pem_blocks(data: &[u8], label: &str) -> Vec<Vec<u8>> {
-    crate::pki::x509::pem_blocks(data)
-        .into_iter()
-        .filter(|(l, _)| *l == label)
-        .map(|(_, der)| der)
-        .collect()
 }
 
 /// POSTs our CSR; on `AlreadyExists` adopts the existing one when compatible (a resumed join).
@@ -422,7 +411,7 @@ mod tests {
         let key = NodeKey::generate().unwrap();
         let pem = key.csr_pem("worker-1").unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
-        let der = &pem_blocks(pem.as_bytes(), "CERTIFICATE REQUEST")[0];
+        let der = &crate::pki::pem::blocks_of(pem.as_bytes(), "CERTIFICATE REQUEST")[0];
         let (_, req) =
             x509_parser::certification_request::X509CertificationRequest::from_der(der).unwrap();
         req.verify_signature().unwrap();

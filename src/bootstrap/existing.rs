@@ -7,11 +7,12 @@
 //! name, or that cannot be read, is refused unless `--force`: overwriting it would silently
 //! move the machine.
 
-use crate::bootstrap::csr::{common_name, pem_blocks};
+use crate::bootstrap::csr::common_name;
 use crate::bootstrap::verify;
 use crate::error::{Class, Classify};
 use crate::fs::root::Root;
 use crate::kube::kubeconfig::Kubeconfig;
+use crate::pki::pem::blocks_of as pem_blocks;
 use std::path::PathBuf;
 use std::time::SystemTime;
 

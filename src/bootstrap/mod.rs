@@ -114,6 +114,9 @@ pub enum Error {
         #[source]
         source: verify::VerifyError,
     },
+    /// The node already has an identity a join must not replace silently.
+    #[error(transparent)]
+    Existing(#[from] existing::Conflict),
     /// A phase ran out of time (its own bound or the overall `--timeout`).
     #[error(transparent)]
     GaveUp(#[from] crate::deadline::Expired),
@@ -176,6 +179,7 @@ impl Classify for Error {
             Error::Denied { .. } | Error::Failed { .. } | Error::Deleted { .. } => Class::Rejected,
             Error::Timeout { .. } => Class::Timeout,
             Error::Certificate { .. } => Class::Trust,
+            Error::Existing(c) => c.class(),
             Error::GaveUp(e) => e.class(),
             Error::Persisted { source, .. } => source.class(),
         }
@@ -183,6 +187,7 @@ impl Classify for Error {
 
     fn hint(&self) -> Option<String> {
         match self {
+            Error::Existing(c) => c.hint(),
             Error::Api { failure: WireFailure::Status { code: 401, .. }, .. } => Some(
                 "the bootstrap token was refused: it has likely expired or been deleted — create one with \
                  `kubeadm token create --print-join-command`"

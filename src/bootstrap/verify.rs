@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::csr::{common_name, pem_blocks, NODES_GROUP};
+use super::csr::{common_name, NODES_GROUP};
 use crate::error::{Class, Classify};
+use crate::pki::pem::blocks_of as pem_blocks;
 use rustls::pki_types::{CertificateDer, UnixTime};
 
 /// A certificate that passed every check.
@@ -157,7 +158,7 @@ pub fn chains_to(
         .map_err(|e| VerifyError::NotChained(e.to_string()))
 }
 
-pub use crate::pki::x509::pem_encode;
+pub use crate::pki::pem::pem_encode;
 
 #[cfg(test)]
 mod tests {
@@ -354,7 +355,7 @@ mod tests {
         // csr-issued.json: issued by the real control plane whose CA is ca.crt.
         let dir = format!("{}/tests/fixtures/apiserver", env!("CARGO_MANIFEST_DIR"));
         let ca_der =
-            crate::pki::pin::certs_from_pem(&std::fs::read(format!("{dir}/ca.crt")).unwrap())
+            crate::pki::pem::certs_from_pem(&std::fs::read(format!("{dir}/ca.crt")).unwrap())
                 .unwrap();
         let csr: k8s_openapi::api::certificates::v1::CertificateSigningRequest =
             serde_json::from_str(

@@ -225,7 +225,7 @@ enum Kind {
 /// client-go's `keyutil.ParsePrivateKeyPEM` first (the first private-key block decides), then
 /// `ParsePublicKeysPEM` (public keys or certificates).
 fn classify(pem: &[u8]) -> Option<Kind> {
-    let blocks = crate::pki::x509::pem_blocks(pem);
+    let blocks = crate::pki::pem::pem_blocks(pem);
     if blocks
         .iter()
         .any(|(label, _)| matches!(*label, "RSA PRIVATE KEY" | "PRIVATE KEY" | "EC PRIVATE KEY"))

@@ -254,7 +254,7 @@ impl Client {
         key_pem: &[u8],
         timeout: Duration,
     ) -> Result<Self, EtcdError> {
-        let roots: Vec<Vec<u8>> = crate::pki::x509::pem_blocks(ca_pem)
+        let roots: Vec<Vec<u8>> = crate::pki::pem::pem_blocks(ca_pem)
             .into_iter()
             .filter(|(l, _)| *l == "CERTIFICATE")
             .map(|(_, d)| d)

@@ -182,7 +182,7 @@ impl KeySigner {
             what: name.to_string(),
             why: why.to_string(),
         };
-        let (label, kder) = crate::pki::x509::pem_blocks(key_pem)
+        let (label, kder) = crate::pki::pem::pem_blocks(key_pem)
             .into_iter()
             .find(|(l, _)| l.ends_with("PRIVATE KEY"))
             .ok_or_else(|| bad("no private key PEM block"))?;
@@ -297,7 +297,7 @@ impl Ca {
     /// KEY` or `PRIVATE KEY`), as download-certs wrote them. `name` is for messages (`ca`).
     pub fn from_pem(name: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, PkiError> {
         let what = format!("{name} certificate");
-        let der = crate::pki::x509::pem_blocks(cert_pem)
+        let der = crate::pki::pem::pem_blocks(cert_pem)
             .into_iter()
             .find(|(l, _)| *l == "CERTIFICATE")
             .map(|(_, d)| d)

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::kube::kubeconfig::{Kubeconfig, NamedUser};
 use crate::kube::{Identity, Trust, WireFailure};
-use crate::pki::pin::certs_from_pem;
+use crate::pki::pem::certs_from_pem;
 use crate::plan::token::BootstrapToken;
 use std::path::{Path, PathBuf};
 
@@ -305,7 +305,7 @@ pub(super) async fn validate(
     // `ca.crt` and `kubelet.conf`, whatever else the PEM held.
     Ok(Discovered {
         server,
-        ca_pem: crate::pki::pin::pem_bundle(&ca_der),
+        ca_pem: crate::pki::pem::pem_bundle(&ca_der),
         ca_der,
         unpinned: Vec::new(),
         matched_pin: None,

@@ -9,7 +9,7 @@
 use super::{single_request_error, timeouts, Discovered, Error, FetchContext, Method, Options};
 use crate::kube::kubeconfig::Kubeconfig;
 use crate::kube::{Identity, Trust};
-use crate::pki::pin::certs_from_pem;
+use crate::pki::pem::certs_from_pem;
 use std::path::Path;
 
 /// Largest discovery kubeconfig accepted (a real one is a few KiB).

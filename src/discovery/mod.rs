@@ -17,7 +17,8 @@ use crate::http::retry::{self, Disposition, GaveUp, Pause, Retryable};
 use crate::kube::kubeconfig::KubeconfigError;
 use crate::kube::types::ConfigMap;
 use crate::kube::{self, WireFailure};
-use crate::pki::pin::{CaPin, PemError, PinError, PinSet};
+use crate::pki::pem::PemError;
+use crate::pki::pin::{CaPin, PinError, PinSet};
 use crate::plan::token::{BootstrapToken, TokenError};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,7 +75,7 @@ pub struct Discovered {
     /// several pins match, as during a CA rotation), never the rest of the bundle. The unsafe
     /// skip, file and HTTPS discovery: every certificate of the bundle they read.
     pub ca_der: Vec<Vec<u8>>,
-    /// `ca_der` as PEM, re-encoded from the DER ([`crate::pki::pin::pem_bundle`]): what
+    /// `ca_der` as PEM, re-encoded from the DER ([`crate::pki::pem::pem_bundle`]): what
     /// `ca.crt` and `kubelet.conf` hold. Never the bundle as it was carried.
     pub ca_pem: Vec<u8>,
     /// The certificates of cluster-info's bundle that no pin matched, with their pins: never
@@ -588,7 +589,7 @@ pub async fn discover(opts: &Options) -> Result<Discovered, Error> {
 
 /// Each CA of a PEM bundle with its pin and subject, for `kubejoin ca-hash FILE`.
 pub fn ca_hash_report(pem: &[u8]) -> Result<Vec<(CaPin, String)>, PemError> {
-    let ders = crate::pki::pin::certs_from_pem(pem)?;
+    let ders = crate::pki::pem::certs_from_pem(pem)?;
     let mut out = Vec::with_capacity(ders.len());
     for der in ders {
         let cert = crate::pki::x509::parse_certificate(&der)

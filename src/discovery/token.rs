@@ -36,7 +36,8 @@ use super::{
 };
 use crate::kube::kubeconfig::Kubeconfig;
 use crate::kube::{Identity, Trust};
-use crate::pki::pin::{certs_from_pem, pem_bundle, CaPin, PinSet};
+use crate::pki::pem::{certs_from_pem, pem_bundle};
+use crate::pki::pin::{CaPin, PinSet};
 use crate::plan::token::BootstrapToken;
 use std::collections::BTreeMap;
 

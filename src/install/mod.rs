@@ -9,9 +9,10 @@
 //! kubejoin already did the bootstrap, and the token never touches the disk.
 //!
 //! That a process killed at any instant of this leaves a node a kubelet and a re-run can use
-//! is proven, not argued: every instant is a [`failpoint`], and `tests/crash.rs` kills the real
+//! is proven, not argued: every instant is a [`crate::fs::failpoint`], and `tests/crash.rs` kills the real
 //! binary at each one and checks the root it leaves.
 
+pub mod failpoints;
 pub mod flags;
 
 use crate::error::{Class, Classify};
@@ -29,6 +30,8 @@ pub const FLAGS_ENV: &str = "/var/lib/kubelet/kubeadm-flags.env";
 pub const PKI_DIR: &str = "/var/lib/kubelet/pki";
 pub const CLIENT_CURRENT: &str = "/var/lib/kubelet/pki/kubelet-client-current.pem";
 pub const CLIENT_UPDATED: &str = "/var/lib/kubelet/pki/kubelet-client-updated.pem";
+/// Where the key waits for its certificate (the legacy kubelet's path).
+pub const KEY_TMP: &str = "/var/lib/kubelet/pki/kubelet-client.key.tmp";
 pub const RESULT_JSON: &str = "/run/kubejoin/result.json";
 /// Cluster API's bootstrap-success sentinel, for machines provisioned by CAPI.
 pub const CAPI_SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
@@ -64,21 +67,15 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error("serialising {what}: {why}")]
     Serialise { what: &'static str, why: String },
-    #[error(transparent)]
-    Existing(#[from] crate::bootstrap::existing::Conflict),
 }
 
 impl Classify for Error {
     fn class(&self) -> Class {
-        match self {
-            Error::Existing(c) => c.class(),
-            _ => Class::Other,
-        }
+        Class::Other
     }
 
     fn hint(&self) -> Option<String> {
         match self {
-            Error::Existing(c) => c.hint(),
             Error::Write(_) => {
                 Some("check that the root filesystem is writable and has space".into())
             }
@@ -232,7 +229,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
             what: "kubelet kubeconfig (node identity)",
         },
         Step::Remove {
-            path: crate::bootstrap::csr::KEY_TMP.into(),
+            path: KEY_TMP.into(),
             what: "the pending key, now part of the client PEM",
         },
     ]
@@ -448,7 +445,7 @@ users:
                 KUBELET_CONFIG,
                 FLAGS_ENV,
                 KUBELET_CONF,
-                crate::bootstrap::csr::KEY_TMP,
+                KEY_TMP,
             ]
         );
         // Debug never shows contents (the key).
@@ -490,7 +487,7 @@ users:
             .unwrap(),
             "CERT\nKEY\n"
         );
-        assert!(!p(crate::bootstrap::csr::KEY_TMP).exists());
+        assert!(!p(KEY_TMP).exists());
         let mut pki: Vec<String> = std::fs::read_dir(p(PKI_DIR))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

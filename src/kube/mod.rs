@@ -290,7 +290,7 @@ fn client_cert(
         CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
     };
     let blocks = |data: &[u8]| -> Vec<(String, Vec<u8>)> {
-        crate::pki::x509::pem_blocks(data)
+        crate::pki::pem::pem_blocks(data)
             .into_iter()
             .map(|(label, der)| (label.to_string(), der))
             .collect()

@@ -80,35 +80,6 @@ impl fmt::Debug for CaPin {
 #[error("certificate does not parse as X.509: {0}")]
 pub struct CertParseError(pub String);
 
-/// A PEM bundle that yielded no usable certificate.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PemError {
-    #[error("no CERTIFICATE block found in the PEM data")]
-    NoCertificates,
-    #[error("PEM data is malformed: {0}")]
-    Malformed(String),
-    #[error(transparent)]
-    Cert(#[from] CertParseError),
-}
-
-/// Every `CERTIFICATE` block of a PEM bundle, as DER, each checked to parse as X.509.
-/// Other block types (keys, CSRs) are skipped, as Go's `certutil.ParseCertsPEM` does.
-pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
-    use rustls::pki_types::pem::{PemObject, SectionKind};
-    let mut out = Vec::new();
-    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
-        let (kind, der) = item.map_err(|e| PemError::Malformed(format!("{e:?}")))?;
-        if kind == SectionKind::Certificate {
-            crate::pki::x509::parse_certificate(&der).map_err(|e| CertParseError(e.to_string()))?;
-            out.push(der);
-        }
-    }
-    if out.is_empty() {
-        return Err(PemError::NoCertificates);
-    }
-    Ok(out)
-}
-
 /// The set of pins a join accepts; any CA of the bundle matching any pin is a match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PinSet(Vec<CaPin>);
@@ -177,20 +148,10 @@ pub struct Partition {
     pub unpinned: Vec<(CaPin, Vec<u8>)>,
 }
 
-/// DER certificates as one PEM bundle (`CERTIFICATE` blocks, 64-column base64, LF), in order:
-/// what kubejoin installs as `ca.crt` and embeds in `kubelet.conf`, re-encoded from what was
-/// parsed rather than copied, so nothing but those certificates reaches the disk.
-pub fn pem_bundle(certs_der: &[Vec<u8>]) -> Vec<u8> {
-    certs_der
-        .iter()
-        .map(|der| crate::pki::x509::pem_encode("CERTIFICATE", der))
-        .collect::<String>()
-        .into_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::pem::{certs_from_pem, pem_bundle, PemError};
 
     // Upstream vectors: kubeadm pubkeypin_test.go (spec §11.2).
     const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----

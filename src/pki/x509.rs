@@ -1,6 +1,6 @@
 //! A small, strict DER reader for the few read-only X.509 uses of kubejoin: a certificate's
 //! subject, validity and exact SubjectPublicKeyInfo bytes (the CA pin is SHA-256 over them), a
-//! PKCS#10 request's subject, key and self-signature (checked with `ring`), and PEM blocks.
+//! PKCS#10 request's subject, key and self-signature (checked with `ring`); PEM is [`super::pem`].
 //!
 //! Every function is total: lengths are checked against the input, nothing panics, trailing
 //! bytes, indefinite lengths, high tag numbers and non-minimal lengths are refused.
@@ -696,50 +696,11 @@ impl Csr<'_> {
     }
 }
 
-/// PEM with 64-column base64 lines.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-/// The PEM label of a section kind (the ones kubejoin reads).
-fn label_of(kind: rustls::pki_types::pem::SectionKind) -> &'static str {
-    use rustls::pki_types::pem::SectionKind as K;
-    match kind {
-        K::Certificate => "CERTIFICATE",
-        K::PublicKey => "PUBLIC KEY",
-        K::RsaPrivateKey => "RSA PRIVATE KEY",
-        K::PrivateKey => "PRIVATE KEY",
-        K::EcPrivateKey => "EC PRIVATE KEY",
-        K::Crl => "X509 CRL",
-        K::Csr => "CERTIFICATE REQUEST",
-        K::EchConfigList => "ECHCONFIG",
-        _ => "",
-    }
-}
-
-/// Every PEM block of `data` as (label, DER), in order, up to the first malformed block.
-/// Blocks of labels kubejoin does not know are skipped.
-pub fn pem_blocks(data: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
-    use rustls::pki_types::pem::{PemObject, SectionKind};
-    <(SectionKind, Vec<u8>)>::pem_slice_iter(data)
-        .map_while(Result::ok)
-        .map(|(k, der)| (label_of(k), der))
-        .filter(|(l, _)| !l.is_empty())
-        .collect()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::pki::pem::pem_blocks;
     use x509_parser::prelude::FromDer as _;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -1013,19 +974,5 @@ mod tests {
         }
         assert!(t(GENERALIZED_TIME, "20230101000000.5Z").is_err());
         assert!(t(0x04, "20230101000000Z").is_err());
-    }
-
-    #[test]
-    fn pem_blocks_keep_order_and_labels() {
-        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n\
-            -----BEGIN FOO-----\nMAA=\n-----END FOO-----\n\
-            -----BEGIN EC PRIVATE KEY-----\nMAEC\n-----END EC PRIVATE KEY-----\n";
-        assert_eq!(
-            pem_blocks(pem),
-            vec![
-                ("CERTIFICATE", vec![0x30, 0x00]),
-                ("EC PRIVATE KEY", vec![0x30, 0x01, 0x02])
-            ]
-        );
     }
 }

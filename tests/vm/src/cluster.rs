@@ -193,7 +193,7 @@ mod tests {
     fn pins_of_the_fixture_ca() {
         let pem = include_bytes!("../../fixtures/apiserver/ca.crt");
         let want = include_str!("../../fixtures/apiserver/ca-pin.txt").trim();
-        let der = kubejoin::pki::pin::certs_from_pem(pem).unwrap();
+        let der = kubejoin::pki::pem::certs_from_pem(pem).unwrap();
         assert_eq!(pins(&der).unwrap(), vec![want.to_string()]);
     }
 }
