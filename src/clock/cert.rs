@@ -172,15 +172,17 @@ pub struct BestTimeVerifier {
 impl BestTimeVerifier {
     /// A verifier for `roots` with the ring provider, checking validity no earlier than `floor`
     /// (`floor::floor()` outside tests).
-    pub fn new(roots: rustls::RootCertStore, floor: WallTime) -> Result<Self, String> {
+    pub fn new(
+        roots: rustls::RootCertStore,
+        floor: WallTime,
+    ) -> Result<Self, rustls::client::VerifierBuilderError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .map_err(|e| format!("building the certificate verifier: {e}"))?;
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
         Ok(Self::over(inner, floor))
     }
 
-    /// The same time rule around another verifier (the pinned-CAs-only one of `crate::kube`):
+    /// The same time rule around another verifier (the pinned-CAs-only one of `crate::http::tls`):
     /// `inner` is asked at the best time known, and its validity failures become the clock error.
     pub fn over(inner: Arc<dyn ServerCertVerifier>, floor: WallTime) -> Self {
         Self { inner, floor }

@@ -1,3 +1,40 @@
-//! HTTP plumbing shared by the Kubernetes API client and the metadata clients.
+//! HTTP plumbing shared by the Kubernetes API client ([`crate::kube`]) and the metadata clients
+//! ([`crate::source::metadata`]): one TLS set-up ([`tls`]), one connector, the classification
+//! of wire failures ([`wire`]) and the retry policy beside them ([`retry`]).
 
 pub mod retry;
+pub mod tls;
+pub mod wire;
+
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::time::Duration;
+
+/// Which URL schemes a connector accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schemes {
+    /// `https://` only (the API server is only ever reached over TLS).
+    HttpsOnly,
+    /// `http://` and `https://` (link-local metadata services are plain HTTP).
+    HttpOrHttps,
+}
+
+/// The connector of every client: no proxy from the environment, `TCP_NODELAY`, a connect
+/// timeout, TCP keep-alive when given, HTTP/1.1 over `tls`.
+pub fn connector(
+    tls: rustls::ClientConfig,
+    connect_timeout: Duration,
+    keepalive: Option<Duration>,
+    schemes: Schemes,
+) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_keepalive(keepalive);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+    match schemes {
+        Schemes::HttpsOnly => builder.https_only().enable_http1().wrap_connector(http),
+        Schemes::HttpOrHttps => builder.https_or_http().enable_http1().wrap_connector(http),
+    }
+}

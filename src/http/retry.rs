@@ -69,7 +69,7 @@
 //! [`Policy::pause`], [`parse_retry_after`]); [`retry`] drives them with an injectable clock,
 //! sleep and random source ([`Env`]) so that its tests run in virtual time.
 
-use crate::kube::WireFailure;
+use super::wire::WireFailure;
 use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -18,7 +18,11 @@
 pub mod kubeconfig;
 pub mod types;
 
-use crate::pki::pin::CaPin;
+pub use crate::http::tls::{Trust, UnpinnedCa};
+pub use crate::http::wire::WireFailure;
+
+use crate::http::tls::TlsError;
+use crate::http::wire::{find_rustls, wire_failure_of};
 use crate::plan::token::BootstrapToken;
 use bytes::Bytes;
 use http::header::{
@@ -29,28 +33,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// How the server's certificate is verified.
-#[derive(Debug, Clone)]
-pub enum Trust {
-    /// Verify the chain and hostname against exactly these CA certificates (DER).
-    CaBundle(Vec<Vec<u8>>),
-    /// Verify against the pinned CAs of a cluster-info bundle only. `unpinned` are the other
-    /// CAs of that bundle: never trusted, only recognised, so that a server whose certificate
-    /// chains to one of them is refused with [`WireFailure::UnpinnedCa`] naming it (the bundle
-    /// is signed with the bootstrap token, so whoever holds the token can add a CA to it).
-    Pinned {
-        pinned: Vec<Vec<u8>>,
-        unpinned: Vec<(CaPin, Vec<u8>)>,
-    },
-    /// Verify against the platform trust store (HTTPS discovery without an explicit CA).
-    System,
-    /// Accept any certificate. Only for the insecure cluster-info fetch, whose content is then
-    /// authenticated by the JWS and the CA pin.
-    DangerousAcceptAny,
-}
 
 /// Who the client is.
 #[derive(Clone)]
@@ -103,8 +86,14 @@ pub enum ClientError {
     },
     #[error("invalid server URL {url:?}: {why}")]
     NotHttps { url: String, why: &'static str },
-    #[error("building the API client for {url}: {detail}")]
-    Build { url: String, detail: String },
+    #[error("building the API client for {url}")]
+    Tls {
+        url: String,
+        #[source]
+        source: Box<TlsError>,
+    },
+    #[error("building the API client for {url}: the bootstrap token is not a valid header value")]
+    TokenHeader { url: String },
 }
 
 /// Largest answer to an ordinary request (a CSR with its certificate, a ConfigMap, a Node are a
@@ -170,29 +159,32 @@ pub fn client(
                 url: server.to_string(),
                 why: "it names no host",
             })?;
-    let build = |detail: String| ClientError::Build {
-        url: server.to_string(),
-        detail,
+    let client_cert = match identity {
+        Identity::ClientCert { cert_pem, key_pem } => Some((&cert_pem[..], &key_pem[..])),
+        Identity::Anonymous | Identity::Token(_) => None,
     };
-    let tls = tls_config(trust, identity).map_err(build)?;
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(timeouts.connect));
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_keepalive(Some(KEEPALIVE));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
+    let tls =
+        crate::http::tls::client_config(trust, client_cert).map_err(|source| ClientError::Tls {
+            url: server.to_string(),
+            source: Box::new(source),
+        })?;
+    let connector = crate::http::connector(
+        tls,
+        timeouts.connect,
+        Some(KEEPALIVE),
+        crate::http::Schemes::HttpsOnly,
+    );
     let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(4)
         .build(connector);
     let auth = match identity {
         Identity::Token(t) => {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.bearer()))
-                .map_err(|_| build("the bootstrap token is not a valid header value".into()))?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.bearer())).map_err(|_| {
+                ClientError::TokenHeader {
+                    url: server.to_string(),
+                }
+            })?;
             v.set_sensitive(true);
             Some(v)
         }
@@ -204,285 +196,6 @@ pub fn client(
         auth,
         read: timeouts.read,
     })
-}
-
-fn ring_builder(
-) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, String> {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))
-}
-
-fn root_store(ders: &[Vec<u8>]) -> Result<rustls::RootCertStore, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for der in ders {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| format!("a CA certificate is unusable as a trust root: {e}"))?;
-    }
-    Ok(roots)
-}
-
-/// WebPKI as `with_root_certificates` would do it, with validity checked at the best time known
-/// (never before this binary's build time) and a validity failure reported as the clock error
-/// (src/clock/cert.rs). `dangerous()` is only rustls' door to a custom verifier: nothing is
-/// skipped.
-fn best_time(ders: &[Vec<u8>]) -> Result<crate::clock::cert::BestTimeVerifier, String> {
-    crate::clock::cert::BestTimeVerifier::new(root_store(ders)?, crate::clock::floor::floor())
-}
-
-fn tls_config(trust: &Trust, identity: &Identity) -> Result<rustls::ClientConfig, String> {
-    let builder = ring_builder()?;
-    let builder =
-        match trust {
-            // No roots: nothing can verify (every handshake fails as an unknown issuer).
-            Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => {
-                builder.with_root_certificates(rustls::RootCertStore::empty())
-            }
-            Trust::CaBundle(ders) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(best_time(ders)?)),
-            // Nothing to recognise: plain roots, at the best time known.
-            Trust::Pinned { pinned, unpinned } if unpinned.is_empty() => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(best_time(pinned)?)),
-            Trust::Pinned { pinned, unpinned } => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(
-                    crate::clock::cert::BestTimeVerifier::over(
-                        Arc::new(pinned::PinnedOnly::new(pinned, unpinned)?),
-                        crate::clock::floor::floor(),
-                    ),
-                )),
-            Trust::System => {
-                use hyper_rustls::ConfigBuilderExt as _;
-                builder
-                    .with_native_roots()
-                    .map_err(|e| format!("loading the system trust store: {e}"))?
-            }
-            Trust::DangerousAcceptAny => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
-        };
-    match identity {
-        Identity::ClientCert { cert_pem, key_pem } => {
-            let (chain, key) = client_cert(cert_pem, key_pem)?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("the client certificate and key do not form an identity: {e}"))
-        }
-        Identity::Anonymous | Identity::Token(_) => Ok(builder.with_no_client_auth()),
-    }
-}
-
-/// The certificate chain and private key of PEM texts (PKCS#8, SEC1 or PKCS#1 key).
-fn client_cert(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-) -> Result<
-    (
-        Vec<rustls::pki_types::CertificateDer<'static>>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    ),
-    String,
-> {
-    use rustls::pki_types::{
-        CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
-    };
-    let blocks = |data: &[u8]| -> Vec<(String, Vec<u8>)> {
-        crate::pki::pem::pem_blocks(data)
-            .into_iter()
-            .map(|(label, der)| (label.to_string(), der))
-            .collect()
-    };
-    let chain: Vec<CertificateDer<'static>> = blocks(cert_pem)
-        .into_iter()
-        .filter(|(l, _)| l == "CERTIFICATE")
-        .map(|(_, der)| CertificateDer::from(der))
-        .collect();
-    if chain.is_empty() {
-        return Err("the client certificate PEM holds no CERTIFICATE block".into());
-    }
-    let key = blocks(key_pem)
-        .into_iter()
-        .find_map(|(label, der)| match label.as_str() {
-            "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
-            "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
-            "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
-            _ => None,
-        })
-        .ok_or("the client key PEM holds no PRIVATE KEY block")?;
-    Ok((chain, key))
-}
-
-mod pinned {
-    use super::root_store;
-    use crate::pki::pin::CaPin;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::client::WebPkiServerVerifier;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
-    use std::sync::Arc;
-
-    /// Verifies exactly as rustls does against the pinned CAs, and nothing else is ever
-    /// accepted. Only when that fails does it look at the bundle's unpinned CAs, one at a time
-    /// with the same full check (chain, name, validity): a server that one of them would have
-    /// let through is the attack of a stolen token plus a CA of the attacker's in cluster-info,
-    /// or a CA rotation the user has not pinned yet, and the error names that CA's pin.
-    #[derive(Debug)]
-    pub struct PinnedOnly {
-        pinned: Arc<WebPkiServerVerifier>,
-        unpinned: Vec<(CaPin, Arc<WebPkiServerVerifier>)>,
-    }
-
-    fn verifier(ders: &[Vec<u8>]) -> Result<Arc<WebPkiServerVerifier>, String> {
-        WebPkiServerVerifier::builder_with_provider(
-            Arc::new(root_store(ders)?),
-            Arc::new(rustls::crypto::ring::default_provider()),
-        )
-        .build()
-        .map_err(|e| format!("TLS setup: {e}"))
-    }
-
-    impl PinnedOnly {
-        pub fn new(pinned: &[Vec<u8>], unpinned: &[(CaPin, Vec<u8>)]) -> Result<Self, String> {
-            let mut others = Vec::with_capacity(unpinned.len());
-            for (pin, der) in unpinned {
-                // A CA that is not even usable as a root cannot be the one the server used.
-                if let Ok(v) = verifier(std::slice::from_ref(der)) {
-                    others.push((pin.clone(), v));
-                }
-            }
-            Ok(Self {
-                pinned: verifier(pinned)?,
-                unpinned: others,
-            })
-        }
-    }
-
-    impl ServerCertVerifier for PinnedOnly {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            intermediates: &[CertificateDer<'_>],
-            server_name: &ServerName<'_>,
-            ocsp: &[u8],
-            now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            let verdict =
-                self.pinned
-                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
-            let Err(rustls::Error::InvalidCertificate(_)) = &verdict else {
-                return verdict;
-            };
-            let pins: Vec<CaPin> = self
-                .unpinned
-                .iter()
-                .filter(|(_, v)| {
-                    v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-                        .is_ok()
-                })
-                .map(|(pin, _)| pin.clone())
-                .collect();
-            if pins.is_empty() {
-                return verdict;
-            }
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                OtherError(Arc::new(super::UnpinnedCa { pins })),
-            )))
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.pinned.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.pinned.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.pinned.supported_verify_schemes()
-        }
-    }
-}
-
-/// The server's certificate chains to CAs of the cluster-info bundle that are not pinned (and
-/// not to a pinned one): carried inside the rustls error of the refused handshake.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the server presented a certificate issued by CA {}, which the cluster-info CA bundle lists but which is not pinned", pin_list(.pins))]
-pub struct UnpinnedCa {
-    pub pins: Vec<CaPin>,
-}
-
-fn pin_list(pins: &[CaPin]) -> String {
-    let list: Vec<String> = pins.iter().map(CaPin::to_string).collect();
-    list.join(" or ")
-}
-
-mod dangerous {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-
-    /// Accepts any server certificate (but still checks the handshake signatures, so the peer
-    /// holds the key of the certificate it sent). Only [`super::Trust::DangerousAcceptAny`].
-    #[derive(Debug)]
-    pub struct AcceptAnyCertificate {
-        algs: rustls::crypto::WebPkiSupportedAlgorithms,
-    }
-
-    impl AcceptAnyCertificate {
-        pub fn new() -> Self {
-            Self {
-                algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
-            }
-        }
-    }
-
-    impl ServerCertVerifier for AcceptAnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.algs.supported_schemes()
-        }
-    }
 }
 
 // ---- errors ----
@@ -600,101 +313,9 @@ impl RequestError {
     }
 }
 
-/// What went wrong on the wire, distilled from an error's cause chain, so callers can classify
-/// (retry or stop) and explain (hint) without string matching at every call site.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WireFailure {
-    /// The server answered with an HTTP status (and a `Status` body when it sent one).
-    Status {
-        code: u16,
-        reason: String,
-        message: String,
-    },
-    /// TCP connect refused.
-    Refused,
-    /// A connect or read deadline passed.
-    TimedOut,
-    /// The TLS handshake failed verification (unknown CA, wrong name, expired…).
-    TlsVerify(String),
-    /// The server's certificate chains only to CAs that cluster-info lists but no pin names
-    /// ([`Trust::Pinned`]): refused at the handshake, before any request was sent.
-    UnpinnedCa(Vec<CaPin>),
-    /// Anything else on the transport (reset, DNS, protocol).
-    Transport(String),
-}
-
 /// [`RequestError::failure`] (kept as a function for callers that only need the distillate).
 pub fn wire_failure(err: &RequestError) -> WireFailure {
     err.failure()
-}
-
-/// Each link of `err`'s chain, also following `io::Error::get_ref` (hyper-util wraps the rustls
-/// error in nested `io::Error`s whose `source()` skips the inner error).
-fn chain_links<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Vec<&'a (dyn std::error::Error + 'static)> {
-    let mut out = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(e);
-        while let Some(i) = inner {
-            out.push(i);
-            inner = i
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .map(|r| r as &(dyn std::error::Error + 'static));
-        }
-        cur = e.source();
-        if out.len() > 64 {
-            break;
-        }
-    }
-    out
-}
-
-fn find_rustls<'a>(
-    err: &'a (dyn std::error::Error + Send + Sync + 'static),
-) -> Option<&'a rustls::Error> {
-    chain_links(err)
-        .into_iter()
-        .find_map(|e| e.downcast_ref::<rustls::Error>())
-}
-
-/// Classifies a transport error by walking its cause chain.
-pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) -> WireFailure {
-    let links = chain_links(err);
-    for e in &links {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) = tls {
-                if let Some(u) = o.0.downcast_ref::<UnpinnedCa>() {
-                    return WireFailure::UnpinnedCa(u.pins.clone());
-                }
-            }
-            // rustls prints a custom certificate error with Debug; the clock error has words.
-            return WireFailure::TlsVerify(match crate::clock::cert::clock_error_of(tls) {
-                Some(clock) => clock.to_string(),
-                None => tls.to_string(),
-            });
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return WireFailure::Refused,
-                std::io::ErrorKind::TimedOut => return WireFailure::TimedOut,
-                _ => {}
-            }
-        }
-    }
-    let mut last = String::new();
-    for e in &links {
-        let t = e.to_string();
-        if t.contains("timed out") || t.contains("deadline has elapsed") {
-            return WireFailure::TimedOut;
-        }
-        if !t.is_empty() {
-            last = t;
-        }
-    }
-    WireFailure::Transport(last)
 }
 
 /// `reason` and `message` of an error answer: its `Status` object when it is one, else the
@@ -1098,6 +719,7 @@ pub fn query(params: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn finds_tls_failures_nested_in_io_errors() {
@@ -1257,99 +879,5 @@ mod tests {
             ),
             Err(ClientError::NotHttps { .. })
         ));
-    }
-}
-
-#[cfg(test)]
-mod pinned_tests {
-    use super::*;
-    use rcgen::{CertificateParams, DnType, IsCa, KeyPair};
-    use rustls::client::danger::ServerCertVerifier as _;
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    struct Ca {
-        der: Vec<u8>,
-        issuer: rcgen::Issuer<'static, KeyPair>,
-    }
-
-    fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::default();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let cert = p.self_signed(&key).unwrap();
-        Ca {
-            der: cert.der().to_vec(),
-            issuer: rcgen::Issuer::new(p, key),
-        }
-    }
-
-    fn serving(ca: &Ca) -> Vec<u8> {
-        let key = KeyPair::generate().unwrap();
-        let p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        p.signed_by(&key, &ca.issuer).unwrap().der().to_vec()
-    }
-
-    fn pin(c: &Ca) -> CaPin {
-        CaPin::of_cert_der(&c.der).unwrap()
-    }
-
-    /// What the handshake's certificate check says about a server certificate `leaf`.
-    fn check(v: &pinned::PinnedOnly, leaf: &[u8]) -> Result<(), WireFailure> {
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        v.verify_server_cert(
-            &CertificateDer::from(leaf.to_vec()),
-            &[],
-            &name,
-            &[],
-            UnixTime::now(),
-        )
-        .map(|_| ())
-        .map_err(|e| wire_failure_of(&e))
-    }
-
-    #[test]
-    fn only_pinned_cas_are_trusted_and_an_unpinned_one_is_named() {
-        let (a, b, evil, stranger) = (ca("a"), ca("b"), ca("evil"), ca("stranger"));
-        // Two pins matched (a CA rotation): both are trust anchors.
-        let v = pinned::PinnedOnly::new(
-            &[a.der.clone(), b.der.clone()],
-            &[(pin(&evil), evil.der.clone())],
-        )
-        .unwrap();
-        assert_eq!(check(&v, &serving(&a)), Ok(()));
-        assert_eq!(check(&v, &serving(&b)), Ok(()));
-        // The bundle's unpinned CA is recognised, never trusted, and named.
-        assert_eq!(
-            check(&v, &serving(&evil)),
-            Err(WireFailure::UnpinnedCa(vec![pin(&evil)]))
-        );
-        // A CA that is not in the bundle at all is just unknown.
-        assert!(matches!(
-            check(&v, &serving(&stranger)),
-            Err(WireFailure::TlsVerify(d)) if d.contains("UnknownIssuer")
-        ));
-        let text = UnpinnedCa {
-            pins: vec![pin(&evil)],
-        }
-        .to_string();
-        assert!(text.contains(&pin(&evil).to_string()), "{text}");
-    }
-
-    #[test]
-    fn pinned_trust_builds_a_client_with_or_without_unpinned_cas() {
-        let (a, evil) = (ca("a"), ca("evil"));
-        for unpinned in [vec![], vec![(pin(&evil), evil.der.clone())]] {
-            client(
-                "https://127.0.0.1:6443",
-                &Trust::Pinned {
-                    pinned: vec![a.der.clone()],
-                    unpinned,
-                },
-                &Identity::Anonymous,
-                Timeouts::default(),
-            )
-            .unwrap();
-        }
     }
 }

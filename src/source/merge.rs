@@ -1740,10 +1740,11 @@ impl Providers<'_> {
                     (true, Some(cfg)) => Tls::Config(cfg.clone()),
                     (true, None) => Tls::NativeRoots,
                 };
-                let t = HttpTransport::new(*timeouts, tls).map_err(|e| MetadataError::Client {
-                    provider: platform,
-                    reason: e.to_string(),
-                })?;
+                let t =
+                    HttpTransport::new(*timeouts, tls).map_err(|source| MetadataError::Tls {
+                        provider: platform,
+                        source: Box::new(source),
+                    })?;
                 Ok((Arc::new(t), endpoints.clone(), retry.clone()))
             }
             MetadataAccess::Recorded(dir) => Ok((

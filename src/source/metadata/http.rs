@@ -109,8 +109,6 @@ pub enum TransportError {
     TooLarge(usize),
     #[error("reading the response: {0}")]
     Body(String),
-    #[error("TLS setup: {0}")]
-    Tls(String),
 }
 
 impl TransportError {
@@ -184,44 +182,21 @@ impl fmt::Debug for HttpTransport {
     }
 }
 
-fn ring_config_builder(
-) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TransportError> {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TransportError::Tls(e.to_string()))
-}
-
 impl HttpTransport {
-    pub fn new(timeouts: Timeouts, tls: Tls) -> Result<Self, TransportError> {
+    pub fn new(timeouts: Timeouts, tls: Tls) -> Result<Self, crate::http::tls::TlsError> {
+        use crate::http::tls::{client_config, Trust};
         let (config, https) = match tls {
             // The connector wants a TLS config even when https is refused up front (in `send`).
-            Tls::Disabled => (
-                ring_config_builder()?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-                false,
-            ),
-            Tls::NativeRoots => {
-                use hyper_rustls::ConfigBuilderExt as _;
-                let cfg = ring_config_builder()?
-                    .with_native_roots()
-                    .map_err(|e| {
-                        TransportError::Tls(format!("loading the system trust store: {e}"))
-                    })?
-                    .with_no_client_auth();
-                (cfg, true)
-            }
+            Tls::Disabled => (client_config(&Trust::CaBundle(Vec::new()), None)?, false),
+            Tls::NativeRoots => (client_config(&Trust::System, None)?, true),
             Tls::Config(cfg) => ((*cfg).clone(), true),
         };
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(timeouts.connect));
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::http::connector(
+            config,
+            timeouts.connect,
+            None,
+            crate::http::Schemes::HttpOrHttps,
+        );
         // No idle pool: a handful of requests per boot, and no connection should outlive them.
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)

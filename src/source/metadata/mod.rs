@@ -249,6 +249,12 @@ pub enum MetadataError {
     InsecureUrl { url: String },
     #[error("provider {provider}: setting up the HTTP client: {reason}")]
     Client { provider: Platform, reason: String },
+    #[error("provider {provider}: setting up TLS for the HTTP client")]
+    Tls {
+        provider: Platform,
+        #[source]
+        source: Box<crate::http::tls::TlsError>,
+    },
 }
 
 impl MetadataError {
@@ -294,7 +300,8 @@ impl MetadataError {
             | MetadataError::Malformed { provider, .. }
             | MetadataError::ConfigDrive { provider, .. }
             | MetadataError::NoUserDataFile { provider, .. }
-            | MetadataError::Client { provider, .. } => *provider,
+            | MetadataError::Client { provider, .. }
+            | MetadataError::Tls { provider, .. } => *provider,
             MetadataError::Substitution { .. } | MetadataError::InsecureUrl { .. } => Platform::Url,
         }
     }

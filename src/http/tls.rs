@@ -1,0 +1,419 @@
+//! TLS client configuration, one for every client kubejoin has (the Kubernetes API, HTTPS
+//! discovery, metadata over https): rustls with the ring provider only, validity checked at the
+//! best time known ([`crate::clock`]), and the trust decisions of a join: a CA bundle, the pinned
+//! CAs only (recognising the bundle's unpinned ones to name them), the system store, or — only
+//! for the JWS-checked first cluster-info fetch — any certificate.
+
+use crate::pki::pin::CaPin;
+use std::sync::Arc;
+
+/// How the server's certificate is verified.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// Verify the chain and hostname against exactly these CA certificates (DER).
+    CaBundle(Vec<Vec<u8>>),
+    /// Verify against the pinned CAs of a cluster-info bundle only. `unpinned` are the other
+    /// CAs of that bundle: never trusted, only recognised, so that a server whose certificate
+    /// chains to one of them is refused with [`crate::http::wire::WireFailure::UnpinnedCa`] naming it (the bundle
+    /// is signed with the bootstrap token, so whoever holds the token can add a CA to it).
+    Pinned {
+        pinned: Vec<Vec<u8>>,
+        unpinned: Vec<(CaPin, Vec<u8>)>,
+    },
+    /// Verify against the platform trust store (HTTPS discovery without an explicit CA).
+    System,
+    /// Accept any certificate. Only for the insecure cluster-info fetch, whose content is then
+    /// authenticated by the JWS and the CA pin.
+    DangerousAcceptAny,
+}
+
+/// Building a TLS client configuration failed; nothing was sent. rustls' own errors are kept
+/// as the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS setup: the ring provider offers no safe protocol version")]
+    Protocols(#[source] rustls::Error),
+    #[error("a CA certificate is unusable as a trust root")]
+    Root(#[source] rustls::Error),
+    #[error("building the certificate verifier")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    #[error("loading the system trust store")]
+    NativeRoots(#[source] std::io::Error),
+    #[error("the client certificate PEM holds no CERTIFICATE block")]
+    NoClientCert,
+    #[error("the client key PEM holds no PRIVATE KEY block")]
+    NoClientKey,
+    #[error("the client certificate and key do not form an identity")]
+    ClientAuth(#[source] rustls::Error),
+}
+
+/// rustls with the ring provider and its safe protocol versions (TLS 1.2 and 1.3): the one
+/// starting point of every client configuration (no OpenSSL, no aws-lc).
+pub fn ring_builder(
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Protocols)
+}
+
+fn root_store(ders: &[Vec<u8>]) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in ders {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(TlsError::Root)?;
+    }
+    Ok(roots)
+}
+
+/// WebPKI as `with_root_certificates` would do it, with validity checked at the best time known
+/// (never before this binary's build time) and a validity failure reported as the clock error
+/// (src/clock/cert.rs). `dangerous()` is only rustls' door to a custom verifier: nothing is
+/// skipped.
+fn best_time(ders: &[Vec<u8>]) -> Result<crate::clock::cert::BestTimeVerifier, TlsError> {
+    crate::clock::cert::BestTimeVerifier::new(root_store(ders)?, crate::clock::floor::floor())
+        .map_err(TlsError::Verifier)
+}
+
+/// The client configuration for `trust`, presenting `client_cert` (certificate chain and key,
+/// PEM) when given.
+pub fn client_config(
+    trust: &Trust,
+    client_cert: Option<(&[u8], &[u8])>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = ring_builder()?;
+    let builder =
+        match trust {
+            // No roots: nothing can verify (every handshake fails as an unknown issuer).
+            Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => {
+                builder.with_root_certificates(rustls::RootCertStore::empty())
+            }
+            Trust::CaBundle(ders) => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(best_time(ders)?)),
+            // Nothing to recognise: plain roots, at the best time known.
+            Trust::Pinned { pinned, unpinned } if unpinned.is_empty() => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(best_time(pinned)?)),
+            Trust::Pinned { pinned, unpinned } => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(
+                    crate::clock::cert::BestTimeVerifier::over(
+                        Arc::new(pinned::PinnedOnly::new(pinned, unpinned)?),
+                        crate::clock::floor::floor(),
+                    ),
+                )),
+            Trust::System => {
+                use hyper_rustls::ConfigBuilderExt as _;
+                builder.with_native_roots().map_err(TlsError::NativeRoots)?
+            }
+            Trust::DangerousAcceptAny => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
+        };
+    match client_cert {
+        Some((cert_pem, key_pem)) => {
+            let (chain, key) = client_identity(cert_pem, key_pem)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(TlsError::ClientAuth)
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// The certificate chain and private key of PEM texts (PKCS#8, SEC1 or PKCS#1 key).
+fn client_identity(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    TlsError,
+> {
+    use rustls::pki_types::{
+        CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+    };
+    let chain: Vec<CertificateDer<'static>> = crate::pki::pem::blocks_of(cert_pem, "CERTIFICATE")
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    if chain.is_empty() {
+        return Err(TlsError::NoClientCert);
+    }
+    let key = crate::pki::pem::pem_blocks(key_pem)
+        .into_iter()
+        .find_map(|(label, der)| match label {
+            "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
+            "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
+            "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
+            _ => None,
+        })
+        .ok_or(TlsError::NoClientKey)?;
+    Ok((chain, key))
+}
+
+mod pinned {
+    use super::{root_store, TlsError};
+    use crate::pki::pin::CaPin;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
+    use std::sync::Arc;
+
+    /// Verifies exactly as rustls does against the pinned CAs, and nothing else is ever
+    /// accepted. Only when that fails does it look at the bundle's unpinned CAs, one at a time
+    /// with the same full check (chain, name, validity): a server that one of them would have
+    /// let through is the attack of a stolen token plus a CA of the attacker's in cluster-info,
+    /// or a CA rotation the user has not pinned yet, and the error names that CA's pin.
+    #[derive(Debug)]
+    pub struct PinnedOnly {
+        pinned: Arc<WebPkiServerVerifier>,
+        unpinned: Vec<(CaPin, Arc<WebPkiServerVerifier>)>,
+    }
+
+    fn verifier(ders: &[Vec<u8>]) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+        WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(ders)?),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .map_err(TlsError::Verifier)
+    }
+
+    impl PinnedOnly {
+        pub fn new(pinned: &[Vec<u8>], unpinned: &[(CaPin, Vec<u8>)]) -> Result<Self, TlsError> {
+            let mut others = Vec::with_capacity(unpinned.len());
+            for (pin, der) in unpinned {
+                // A CA that is not even usable as a root cannot be the one the server used.
+                if let Ok(v) = verifier(std::slice::from_ref(der)) {
+                    others.push((pin.clone(), v));
+                }
+            }
+            Ok(Self {
+                pinned: verifier(pinned)?,
+                unpinned: others,
+            })
+        }
+    }
+
+    impl ServerCertVerifier for PinnedOnly {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let verdict =
+                self.pinned
+                    .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
+            let Err(rustls::Error::InvalidCertificate(_)) = &verdict else {
+                return verdict;
+            };
+            let pins: Vec<CaPin> = self
+                .unpinned
+                .iter()
+                .filter(|(_, v)| {
+                    v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                        .is_ok()
+                })
+                .map(|(pin, _)| pin.clone())
+                .collect();
+            if pins.is_empty() {
+                return verdict;
+            }
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(super::UnpinnedCa { pins })),
+            )))
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.pinned.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.pinned.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.pinned.supported_verify_schemes()
+        }
+    }
+}
+
+/// The server's certificate chains to CAs of the cluster-info bundle that are not pinned (and
+/// not to a pinned one): carried inside the rustls error of the refused handshake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the server presented a certificate issued by CA {}, which the cluster-info CA bundle lists but which is not pinned", pin_list(.pins))]
+pub struct UnpinnedCa {
+    pub pins: Vec<CaPin>,
+}
+
+fn pin_list(pins: &[CaPin]) -> String {
+    let list: Vec<String> = pins.iter().map(CaPin::to_string).collect();
+    list.join(" or ")
+}
+
+mod dangerous {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    /// Accepts any server certificate (but still checks the handshake signatures, so the peer
+    /// holds the key of the certificate it sent). Only [`super::Trust::DangerousAcceptAny`].
+    #[derive(Debug)]
+    pub struct AcceptAnyCertificate {
+        algs: rustls::crypto::WebPkiSupportedAlgorithms,
+    }
+
+    impl AcceptAnyCertificate {
+        pub fn new() -> Self {
+            Self {
+                algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            }
+        }
+    }
+
+    impl ServerCertVerifier for AcceptAnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.algs.supported_schemes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::wire::{wire_failure_of, WireFailure};
+    use rcgen::{CertificateParams, DnType, IsCa, KeyPair};
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    struct Ca {
+        der: Vec<u8>,
+        issuer: rcgen::Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = p.self_signed(&key).unwrap();
+        Ca {
+            der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(p, key),
+        }
+    }
+
+    fn serving(ca: &Ca) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let p = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.signed_by(&key, &ca.issuer).unwrap().der().to_vec()
+    }
+
+    fn pin(c: &Ca) -> CaPin {
+        CaPin::of_cert_der(&c.der).unwrap()
+    }
+
+    /// What the handshake's certificate check says about a server certificate `leaf`.
+    fn check(v: &pinned::PinnedOnly, leaf: &[u8]) -> Result<(), WireFailure> {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        v.verify_server_cert(
+            &CertificateDer::from(leaf.to_vec()),
+            &[],
+            &name,
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| wire_failure_of(&e))
+    }
+
+    #[test]
+    fn only_pinned_cas_are_trusted_and_an_unpinned_one_is_named() {
+        let (a, b, evil, stranger) = (ca("a"), ca("b"), ca("evil"), ca("stranger"));
+        // Two pins matched (a CA rotation): both are trust anchors.
+        let v = pinned::PinnedOnly::new(
+            &[a.der.clone(), b.der.clone()],
+            &[(pin(&evil), evil.der.clone())],
+        )
+        .unwrap();
+        assert_eq!(check(&v, &serving(&a)), Ok(()));
+        assert_eq!(check(&v, &serving(&b)), Ok(()));
+        // The bundle's unpinned CA is recognised, never trusted, and named.
+        assert_eq!(
+            check(&v, &serving(&evil)),
+            Err(WireFailure::UnpinnedCa(vec![pin(&evil)]))
+        );
+        // A CA that is not in the bundle at all is just unknown.
+        assert!(matches!(
+            check(&v, &serving(&stranger)),
+            Err(WireFailure::TlsVerify(d)) if d.contains("UnknownIssuer")
+        ));
+        let text = UnpinnedCa {
+            pins: vec![pin(&evil)],
+        }
+        .to_string();
+        assert!(text.contains(&pin(&evil).to_string()), "{text}");
+    }
+
+    #[test]
+    fn pinned_trust_builds_a_client_with_or_without_unpinned_cas() {
+        let (a, evil) = (ca("a"), ca("evil"));
+        for unpinned in [vec![], vec![(pin(&evil), evil.der.clone())]] {
+            client_config(
+                &Trust::Pinned {
+                    pinned: vec![a.der.clone()],
+                    unpinned,
+                },
+                None,
+            )
+            .unwrap();
+        }
+    }
+}

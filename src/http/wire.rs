@@ -1,0 +1,97 @@
+//! What went wrong on the wire, distilled from an error's cause chain (refused, timed out, TLS
+//! verification, an HTTP status), for retry decisions and messages.
+
+use super::tls::UnpinnedCa;
+use crate::pki::pin::CaPin;
+
+/// What went wrong on the wire, distilled from an error's cause chain, so callers can classify
+/// (retry or stop) and explain (hint) without string matching at every call site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireFailure {
+    /// The server answered with an HTTP status (and a `Status` body when it sent one).
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// TCP connect refused.
+    Refused,
+    /// A connect or read deadline passed.
+    TimedOut,
+    /// The TLS handshake failed verification (unknown CA, wrong name, expired…).
+    TlsVerify(String),
+    /// The server's certificate chains only to CAs that cluster-info lists but no pin names
+    /// ([`super::tls::Trust::Pinned`]): refused at the handshake, before any request was sent.
+    UnpinnedCa(Vec<CaPin>),
+    /// Anything else on the transport (reset, DNS, protocol).
+    Transport(String),
+}
+
+/// Each link of `err`'s chain, also following `io::Error::get_ref` (hyper-util wraps the rustls
+/// error in nested `io::Error`s whose `source()` skips the inner error).
+fn chain_links<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(i) = inner {
+            out.push(i);
+            inner = i
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .map(|r| r as &(dyn std::error::Error + 'static));
+        }
+        cur = e.source();
+        if out.len() > 64 {
+            break;
+        }
+    }
+    out
+}
+
+pub fn find_rustls<'a>(
+    err: &'a (dyn std::error::Error + Send + Sync + 'static),
+) -> Option<&'a rustls::Error> {
+    chain_links(err)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<rustls::Error>())
+}
+
+/// Classifies a transport error by walking its cause chain.
+pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) -> WireFailure {
+    let links = chain_links(err);
+    for e in &links {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) = tls {
+                if let Some(u) = o.0.downcast_ref::<UnpinnedCa>() {
+                    return WireFailure::UnpinnedCa(u.pins.clone());
+                }
+            }
+            // rustls prints a custom certificate error with Debug; the clock error has words.
+            return WireFailure::TlsVerify(match crate::clock::cert::clock_error_of(tls) {
+                Some(clock) => clock.to_string(),
+                None => tls.to_string(),
+            });
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return WireFailure::Refused,
+                std::io::ErrorKind::TimedOut => return WireFailure::TimedOut,
+                _ => {}
+            }
+        }
+    }
+    let mut last = String::new();
+    for e in &links {
+        let t = e.to_string();
+        if t.contains("timed out") || t.contains("deadline has elapsed") {
+            return WireFailure::TimedOut;
+        }
+        if !t.is_empty() {
+            last = t;
+        }
+    }
+    WireFailure::Transport(last)
+}
