@@ -589,7 +589,7 @@ pub async fn bootstrap_and_install_within(
             info!(
                 "already joined: {} holds a valid certificate for system:node:{node} from this cluster (until {}); nothing to do",
                 install::KUBELET_CONF,
-                install::rfc3339(not_after)
+                crate::time::calendar::rfc3339(not_after)
             );
             run.end(stage, true);
             if plan.dry_run {
@@ -816,7 +816,7 @@ pub async fn bootstrap_and_install_within(
     info!(
         "certificate for {} issued, valid until {}",
         csr::common_name(&node),
-        install::rfc3339(verified.not_after)
+        crate::time::calendar::rfc3339(verified.not_after)
     );
     run.end(stage, false);
 
@@ -904,7 +904,7 @@ async fn complete(
         .into(),
         node: joined.node.to_string(),
         csr: joined.csr.clone(),
-        certificate_not_after: joined.not_after.map(install::rfc3339),
+        certificate_not_after: joined.not_after.map(crate::time::calendar::rfc3339),
         server: d.server.clone(),
         ca_pin: ca_pin(d),
         phases: run.phases().to_vec(),

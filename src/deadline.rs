@@ -393,7 +393,7 @@ mod tests {
         assert_eq!(bare.hint(), None);
         assert_eq!(
             bare.to_string(),
-            "gave up in csr after 1.500s (overall deadline 1m0s): no answer within the phase's time"
+            "gave up in csr after 1.5s (overall deadline 1m0s): no answer within the phase's time"
         );
     }
 

@@ -313,10 +313,11 @@ pub fn modules_dep(data: &[u8]) {
 /// chunks, is also the vote's input.
 pub fn sntp(data: &[u8]) {
     use crate::clock::client::{vote, Vote};
+    use crate::clock::floor::floor;
     use crate::clock::sntp::{
         decode, parse_reply, sample, Leap, NtpTimestamp, MAX_ROOT_DISTANCE_NANOS,
     };
-    use crate::clock::{floor::floor, Offset, WallTime};
+    use crate::time::{Offset, WallTime};
     use std::time::Duration;
 
     let word = |b: Option<&[u8]>| -> [u8; 8] {

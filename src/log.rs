@@ -104,7 +104,12 @@ impl Phase {
         let d = self.started.elapsed();
         emit(
             Level::Info,
-            format_args!("[{}] {} in {}", self.name, outcome, fmt_ms(d)),
+            format_args!(
+                "[{}] {} in {}",
+                self.name,
+                outcome,
+                crate::time::duration::format(d)
+            ),
         );
         let start_ms = epoch_ms(self.started_wall);
         if let Ok(mut t) = TIMELINE.lock() {
@@ -144,13 +149,4 @@ impl Drop for Phase {
 /// The phases finished so far, in order.
 pub fn timeline() -> Vec<PhaseRecord> {
     TIMELINE.lock().map(|t| t.clone()).unwrap_or_default()
-}
-
-/// `12ms`, `1.234s`: short human durations for log lines.
-pub fn fmt_ms(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.3}s", d.as_secs_f64())
-    }
 }

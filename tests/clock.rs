@@ -11,10 +11,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kubejoin::clock::client::{query, Policy, Server, ServerFailure, SntpError, Verdict};
+use kubejoin::clock::floor;
 use kubejoin::clock::sntp::KissCode;
 use kubejoin::clock::step::{self, StepOutcome};
-use kubejoin::clock::{floor, Offset, WallTime};
 use kubejoin::sys::clock::{ClockCall, RealClockSys, RecordingClockSys};
+use kubejoin::time::{Offset, WallTime};
 use kubejoin_testcp::sntp::{start, Behaviour, SntpConfig, SntpServer};
 use std::time::{Duration, Instant, SystemTime};
 

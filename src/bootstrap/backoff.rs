@@ -107,7 +107,7 @@ where
         |e, attempt, pause| {
             crate::debug!(
                 "{e}; retrying in {} (attempt {attempt})",
-                crate::log::fmt_ms(pause)
+                crate::time::duration::format(pause)
             )
         },
     )

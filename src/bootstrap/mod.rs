@@ -100,7 +100,7 @@ pub enum Error {
     Deleted { name: String },
     #[error("certificate signing request {name} changed UIDs (it was deleted and re-created by someone else)")]
     UidChanged { name: String },
-    #[error("timed out after {} waiting for certificate signing request {name} to be approved and issued", crate::log::fmt_ms(*waited))]
+    #[error("timed out after {} waiting for certificate signing request {name} to be approved and issued", crate::time::duration::format(*waited))]
     Timeout {
         name: String,
         waited: Duration,

@@ -175,14 +175,9 @@ pub struct Issued {
     pub progress: Vec<String>,
 }
 
-/// `42s`, `3m05s`.
-pub fn fmt_duration(d: Duration) -> String {
-    let s = d.as_secs_f64().round() as u64;
-    if s < 60 {
-        format!("{s}s")
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
+/// A progress figure: whole seconds (`42s`, `3m5s`).
+fn secs(d: Duration) -> String {
+    crate::time::duration::format(crate::time::duration::round(d, Duration::from_secs(1)))
 }
 
 /// The progress line for a pending request.
@@ -191,15 +186,15 @@ pub fn progress_line(name: &str, approved: bool, elapsed: Duration, timeout: Dur
         format!(
             "certificate signing request {name} is approved; waiting for the signer to issue the certificate \
              ({} elapsed, timeout {})",
-            fmt_duration(elapsed),
-            fmt_duration(timeout)
+            secs(elapsed),
+            secs(timeout)
         )
     } else {
         format!(
             "waiting for certificate signing request {name} to be approved ({} elapsed, timeout {}); \
              an administrator can approve it with: kubectl certificate approve {name}",
-            fmt_duration(elapsed),
-            fmt_duration(timeout)
+            secs(elapsed),
+            secs(timeout)
         )
     }
 }
@@ -694,12 +689,12 @@ mod tests {
         );
         assert_eq!(
             l,
-            "waiting for certificate signing request node-csr-abc to be approved (20s elapsed, timeout 5m00s); \
+            "waiting for certificate signing request node-csr-abc to be approved (20s elapsed, timeout 5m0s); \
              an administrator can approve it with: kubectl certificate approve node-csr-abc"
         );
         assert!(
             progress_line("n", true, Duration::from_secs(61), Duration::from_secs(300))
-                .contains("1m01s elapsed")
+                .contains("1m1s elapsed")
         );
     }
 }

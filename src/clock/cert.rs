@@ -9,8 +9,8 @@
 //! kubejoin a time source (`kubejoin.ntp=`).
 
 use super::floor::{best_known, BestTime, TimeSource};
-use super::WallTime;
 use crate::error::{Class, Classify};
+use crate::time::WallTime;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};

@@ -27,9 +27,9 @@
 //! is off by minutes to years, and a disagreement below a second would not change the step.
 
 use super::sntp::{self, KissCode, NtpTimestamp, ReplyError, Sample, NTP_PORT};
-use super::{Offset, WallTime};
 use crate::error::{Class, Classify};
 use crate::sys::clock::ClockSys;
+use crate::time::{Offset, WallTime};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -193,7 +193,7 @@ impl fmt::Display for ServerFailure {
                 write!(
                     f,
                     "no answer to {attempts} request(s) in {}",
-                    crate::log::fmt_ms(*waited)
+                    crate::time::duration::format(*waited)
                 )?;
                 if let Some(l) = last {
                     write!(f, " (last: {l})")?;
@@ -781,7 +781,7 @@ mod tests {
         ]);
         assert_eq!(
             e.to_string(),
-            "no NTP server gave an acceptable answer: 10.0.0.1:123: no answer to 3 request(s) in 3.000s; \
+            "no NTP server gave an acceptable answer: 10.0.0.1:123: no answer to 3 request(s) in 3s; \
              pool.invalid:123: cannot resolve it: no such host; 10.0.0.3:123: kiss-o'-death DENY: the \
              server denies access to this client"
         );

@@ -7,7 +7,7 @@
 //! floor only bounds what is believed when nothing answers.
 
 use super::build_floor::{parse_epoch, FloorSource};
-use super::WallTime;
+use crate::time::WallTime;
 
 /// The floor compiled into this binary (seconds since the Unix epoch).
 pub const FLOOR_SECS: &str = env!("KUBEJOIN_CLOCK_FLOOR");

@@ -26,7 +26,7 @@
 //! clock floor (the build time), which is right for 68 years after the build whatever the local
 //! clock says.
 
-use super::{Offset, WallTime};
+use crate::time::{Offset, WallTime};
 use std::fmt;
 
 /// The size of an NTP header without extension fields or MAC.

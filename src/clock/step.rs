@@ -15,9 +15,9 @@
 //! kubejoin steps forwards and backwards alike when SNTP agrees: a clock in the future makes
 //! certificates look expired just as one in the past makes them "not yet valid".
 
-use super::{Offset, WallTime};
 use crate::error::{Class, Classify};
 use crate::sys::clock::ClockSys;
+use crate::time::{Offset, WallTime};
 use std::time::Duration;
 
 /// Offsets up to this are left alone.

@@ -292,7 +292,7 @@ pub enum Error {
 
     // ---- token discovery (spec §2.2) ----
     /// No `jws-kubeconfig-<id>` appeared within the timeout.
-    #[error("could not find a JWS signature in the cluster-info ConfigMap for token ID {token_id:?} at {endpoint} within {}: the token is unknown to this cluster or has expired", human(*.waited))]
+    #[error("could not find a JWS signature in the cluster-info ConfigMap for token ID {token_id:?} at {endpoint} within {}: the token is unknown to this cluster or has expired", crate::time::duration::format(*.waited))]
     JwsMissing {
         endpoint: String,
         token_id: String,
@@ -355,7 +355,7 @@ fn retry_after_note(d: Option<Duration>) -> String {
     d.map(|d| {
         format!(
             " (it asked to retry after {}, past the deadline)",
-            retry::human(d)
+            crate::time::duration::format(d)
         )
     })
     .unwrap_or_default()
@@ -370,20 +370,6 @@ fn ca_list(p: &[CaPin]) -> String {
 fn pins(p: &[CaPin]) -> String {
     let list: Vec<String> = p.iter().map(CaPin::to_string).collect();
     format!("[{}]", list.join(", "))
-}
-
-/// `2s`, `1.500s`, `5m0s`: the durations users configure, printed back recognisably.
-fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        return crate::log::fmt_ms(d);
-    }
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
 }
 
 /// The port of an `https://host:port` URL or `host:port` endpoint, for hints.
@@ -653,7 +639,7 @@ impl std::fmt::Display for Miss {
             } => {
                 f.write_str(&wire_text(failure))?;
                 if let Some(d) = retry_after {
-                    write!(f, " (Retry-After: {})", retry::human(*d))?;
+                    write!(f, " (Retry-After: {})", crate::time::duration::format(*d))?;
                 }
                 Ok(())
             }
@@ -839,7 +825,7 @@ async fn poll_cluster_info<T>(
             crate::info!(
                 "cluster-info ({label}) from {url}, attempt {attempt}: {}; retrying in {}",
                 failed.miss,
-                crate::log::fmt_ms(pause)
+                crate::time::duration::format(pause)
             );
         },
     )
@@ -1036,7 +1022,7 @@ fn gave_up_text(attempts: u32, waited: Duration) -> String {
     format!(
         "gave up after {attempts} attempt{} over {}",
         if attempts == 1 { "" } else { "s" },
-        retry::human(waited)
+        crate::time::duration::format(waited)
     )
 }
 
@@ -1419,10 +1405,19 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        assert_eq!(human(Duration::from_secs(2)), "2s");
-        assert_eq!(human(Duration::from_secs(300)), "5m0s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.500s");
-        assert_eq!(human(Duration::from_millis(100)), "100ms");
+        assert_eq!(crate::time::duration::format(Duration::from_secs(2)), "2s");
+        assert_eq!(
+            crate::time::duration::format(Duration::from_secs(300)),
+            "5m0s"
+        );
+        assert_eq!(
+            crate::time::duration::format(Duration::from_millis(1500)),
+            "1.5s"
+        );
+        assert_eq!(
+            crate::time::duration::format(Duration::from_millis(100)),
+            "100ms"
+        );
     }
 
     #[test]

@@ -36,8 +36,8 @@ pub use sysctl::SysctlSetting;
 
 use crate::error::{Class, Classify};
 use crate::fs::root::{Root, RootError};
-use crate::log::fmt_ms;
 use crate::sys::host::HostSys;
+use crate::time::duration::format as fmt_duration;
 use modules::{LoadMethod, LoadOutcome, RequestOutcome};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -260,9 +260,9 @@ impl HostReport {
         let duration = started.elapsed();
         match &outcome {
             Outcome::Failed(_) | Outcome::Ignored(_) => {
-                crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration))
+                crate::warn!("host: {action}: {outcome} ({})", fmt_duration(duration))
             }
-            _ => crate::info!("host: {action}: {outcome} ({})", fmt_ms(duration)),
+            _ => crate::info!("host: {action}: {outcome} ({})", fmt_duration(duration)),
         }
         self.actions.push(ActionRecord {
             action,
@@ -275,7 +275,13 @@ impl HostReport {
 impl fmt::Display for HostReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for r in &self.actions {
-            writeln!(f, "{}: {} ({})", r.action, r.outcome, fmt_ms(r.duration))?;
+            writeln!(
+                f,
+                "{}: {} ({})",
+                r.action,
+                r.outcome,
+                fmt_duration(r.duration)
+            )?;
         }
         Ok(())
     }

@@ -228,7 +228,7 @@ impl fmt::Display for Persisted {
             "{}{reason} on {} attempts over {}",
             self.code,
             self.attempts,
-            human(self.over)
+            crate::time::duration::format(self.over)
         )
     }
 }
@@ -280,125 +280,8 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         return v.parse::<u64>().ok().map(Duration::from_secs);
     }
-    let at = http_date_at(v, now)?;
+    let at = crate::time::http_date::http_date_at(v, now)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const LONG_DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
-/// An HTTP-date (RFC 9110 §5.6.7) as a point in time.
-pub fn parse_http_date(s: &str) -> Option<SystemTime> {
-    http_date_at(s, SystemTime::now())
-}
-
-/// [`parse_http_date`], with RFC 850's two-digit years read relative to `now`.
-fn http_date_at(s: &str, now: SystemTime) -> Option<SystemTime> {
-    let month = |m: &str| MONTHS.iter().position(|x| *x == m).map(|i| i as u32 + 1);
-    let num = |t: &str| -> Option<u32> {
-        (!t.is_empty() && t.len() <= 4 && t.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| t.parse().ok())
-            .flatten()
-    };
-    let time = |t: &str| -> Option<(u32, u32, u32)> {
-        let mut p = t.split(':');
-        let (h, m, s) = (p.next()?, p.next()?, p.next()?);
-        if p.next().is_some() || h.len() != 2 || m.len() != 2 || s.len() != 2 {
-            return None;
-        }
-        Some((num(h)?, num(m)?, num(s)?))
-    };
-    let (year, mon, day, hms) = if let Some((wd, rest)) = s.split_once(", ") {
-        let f: Vec<&str> = rest.split(' ').collect();
-        if DAYS.contains(&wd) {
-            // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-            match f.as_slice() {
-                [d, m, y, t, "GMT"] if d.len() == 2 && y.len() == 4 => {
-                    (i64::from(num(y)?), month(m)?, num(d)?, time(t)?)
-                }
-                _ => return None,
-            }
-        } else if LONG_DAYS.contains(&wd) {
-            // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-            match f.as_slice() {
-                [dmy, t, "GMT"] => {
-                    let mut p = dmy.split('-');
-                    let (d, m, y) = (p.next()?, p.next()?, p.next()?);
-                    if p.next().is_some() || d.len() != 2 || y.len() != 2 {
-                        return None;
-                    }
-                    (two_digit_year(num(y)?, now), month(m)?, num(d)?, time(t)?)
-                }
-                _ => return None,
-            }
-        } else {
-            return None;
-        }
-    } else {
-        // asctime: Sun Nov  6 08:49:37 1994 (day padded with a space)
-        let f: Vec<&str> = s.split(' ').filter(|t| !t.is_empty()).collect();
-        match f.as_slice() {
-            [wd, m, d, t, y] if DAYS.contains(wd) && y.len() == 4 && d.len() <= 2 => {
-                (i64::from(num(y)?), month(m)?, num(d)?, time(t)?)
-            }
-            _ => return None,
-        }
-    };
-    let (h, mi, se) = hms;
-    // A leap second (60) is accepted by the grammar; it is the same instant as :59 plus one.
-    if !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 || day > days_in(year, mon) {
-        return None;
-    }
-    let days = days_from_civil(year, mon, day);
-    let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + se);
-    let secs = u64::try_from(secs).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-}
-
-/// RFC 9110: a two-digit year more than 50 years in the future is in the past century.
-fn two_digit_year(yy: u32, now: SystemTime) -> i64 {
-    let this_year = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| 1970 + d.as_secs() as i64 / 31_556_952)
-        .unwrap_or(1970);
-    let century = this_year - this_year.rem_euclid(100);
-    let y = century + i64::from(yy);
-    if y > this_year + 50 {
-        y - 100
-    } else {
-        y
-    }
-}
-
-fn days_in(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Clock, sleep and random source of [`retry`]; tests pass a virtual one.
@@ -504,12 +387,12 @@ impl<E> GaveUp<E> {
         let mut s = format!(
             "{verb} after {} attempt{plural} over {}",
             self.attempts,
-            human(self.elapsed)
+            crate::time::duration::format(self.elapsed)
         );
         if let Stop::RetryAfterPastDeadline(d) = self.stop {
             s.push_str(&format!(
                 " (the server asked to retry after {}, past the deadline)",
-                human(d)
+                crate::time::duration::format(d)
             ));
         }
         if let Stop::Persisted(p) = self.stop {
@@ -528,23 +411,6 @@ impl<E: fmt::Display> fmt::Display for GaveUp<E> {
 impl<E: std::error::Error + 'static> std::error::Error for GaveUp<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.last.source()
-    }
-}
-
-/// `300ms`, `2.3s`, `5m0s`: elapsed times, rounded to what a person needs.
-pub fn human(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else if d < Duration::from_secs(60) {
-        let tenths = (d.as_millis() + 50) / 100;
-        if tenths.is_multiple_of(10) {
-            format!("{}s", tenths / 10)
-        } else {
-            format!("{}.{}s", tenths / 10, tenths % 10)
-        }
-    } else {
-        let s = (d.as_millis() + 500) / 1000;
-        format!("{}m{}s", s / 60, s % 60)
     }
 }
 
@@ -808,7 +674,11 @@ mod tests {
             "Sunday, 06-Nov-94 08:49:37 GMT",
             "Sun Nov  6 08:49:37 1994",
         ] {
-            assert_eq!(parse_http_date(form), Some(t), "{form}");
+            assert_eq!(
+                crate::time::http_date::parse_http_date(form),
+                Some(t),
+                "{form}"
+            );
             assert_eq!(
                 parse_retry_after(form, before),
                 Some(Duration::from_secs(30)),
@@ -821,11 +691,11 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(
-            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            crate::time::http_date::parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
             Some(UNIX_EPOCH)
         );
         assert_eq!(
-            parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            crate::time::http_date::parse_http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
             Some(UNIX_EPOCH + Duration::from_secs(1_835_481_599))
         );
         for bad in [
@@ -847,16 +717,6 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(bad, t), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn durations_for_people() {
-        assert_eq!(human(Duration::from_millis(300)), "300ms");
-        assert_eq!(human(Duration::from_millis(2340)), "2.3s");
-        assert_eq!(human(Duration::from_millis(4999)), "5s");
-        assert_eq!(human(Duration::from_secs(300)), "5m0s");
-        assert_eq!(human(Duration::from_millis(299_700)), "5m0s");
-        assert_eq!(human(Duration::from_secs(61)), "1m1s");
     }
 
     // ---- the loop, in virtual time ----
@@ -1139,7 +999,7 @@ mod tests {
             format!(
                 "gave up after {} attempts over {}: connection refused",
                 g.attempts,
-                human(g.elapsed)
+                crate::time::duration::format(g.elapsed)
             )
         );
     }
@@ -1184,7 +1044,7 @@ mod tests {
         );
         assert!(
             g.summary()
-                .contains("the server asked to retry after 60m0s, past the deadline"),
+                .contains("the server asked to retry after 1h0m0s, past the deadline"),
             "{}",
             g.summary()
         );

@@ -158,7 +158,10 @@ fn boot(
             "`kubejoin init` (not PID 1: will never reboot)"
         },
         kernel_to_init
-            .map(|d| format!(", started {} after the kernel", crate::log::fmt_ms(d)))
+            .map(|d| format!(
+                ", started {} after the kernel",
+                crate::time::duration::format(d)
+            ))
             .unwrap_or_default(),
         cfg.on_failure.name(),
         crate::time::duration::format(cfg.timeout),

@@ -118,7 +118,7 @@ pub async fn run_stages<B: Boot>(
                             .trim_start_matches("error: ");
                         crate::warn!(
                             "[{name}] attempt {attempt} failed: {first}; retrying in {} (until kubejoin.timeout={})",
-                            log::fmt_ms(pause),
+                            crate::time::duration::format(pause),
                             crate::time::duration::format(cfg.timeout)
                         );
                         if let Some(h) = &failure.hint {

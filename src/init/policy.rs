@@ -187,14 +187,16 @@ pub fn reason_block(
     }
     lines.push(format!(
         "attempt {attempt}, {} after /init started; class {} (exit code {})",
-        crate::log::fmt_ms(elapsed),
+        crate::time::duration::format(elapsed),
         class_name(f.class),
         f.class.exit_code()
     ));
     let next = match action {
-        Action::RetryIn(d) => format!("retrying in {}", crate::log::fmt_ms(*d)),
+        Action::RetryIn(d) => format!("retrying in {}", crate::time::duration::format(*d)),
         Action::Reboot { after } if after.is_zero() => "rebooting now".to_string(),
-        Action::Reboot { after } => format!("rebooting in {}", crate::log::fmt_ms(*after)),
+        Action::Reboot { after } => {
+            format!("rebooting in {}", crate::time::duration::format(*after))
+        }
         Action::Poweroff => "powering off now".to_string(),
         Action::Shell => "starting a shell on the console".to_string(),
         Action::Exit(code) => {
@@ -367,7 +369,7 @@ mod tests {
         assert_eq!(b[2], "  hint: check the pin");
         assert_eq!(
             b[3],
-            "attempt 1, 5.300s after /init started; class trust (exit code 3)"
+            "attempt 1, 5.3s after /init started; class trust (exit code 3)"
         );
         assert_eq!(
             b[4],

@@ -37,7 +37,7 @@ pub enum SwitchError {
     NotMounted(PathBuf),
     #[error("the real root has no init at {0}")]
     NoInit(PathBuf),
-    #[error("root device {device} did not appear within {}", crate::log::fmt_ms(*waited))]
+    #[error("root device {device} did not appear within {}", crate::time::duration::format(*waited))]
     NoDevice { device: PathBuf, waited: Duration },
     #[error("{action}")]
     Io {

@@ -70,7 +70,7 @@ pub fn failure(cfg: &InitConfig) -> Failure {
         Class::Timeout,
         format!(
             "stage {stage} was still running {} after kubejoin.timeout ({}) ran out and did not stop by itself",
-            crate::log::fmt_ms(GRACE),
+            crate::time::duration::format(GRACE),
             crate::time::duration::format(cfg.timeout)
         ),
     )
@@ -148,7 +148,7 @@ mod tests {
         assert_eq!((f.stage, f.class), ("network", Class::Timeout));
         assert!(
             f.message
-                .contains("stage network was still running 15.000s after kubejoin.timeout (1m30s)"),
+                .contains("stage network was still running 15s after kubejoin.timeout (1m30s)"),
             "{}",
             f.message
         );

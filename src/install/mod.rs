@@ -180,7 +180,7 @@ pub fn kubelet_conf(server: &str, ca_pem: &[u8]) -> String {
 /// The client PEM's name for `now` (Go layout `2006-01-02-15-04-05`; UTC, the only zone an
 /// initramfs reliably has).
 pub fn client_pem_path(now: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(unix_secs(now));
+    let (y, mo, d, h, mi, s) = crate::time::calendar::civil(unix_secs(now));
     format!("{PKI_DIR}/kubelet-client-{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}.pem")
 }
 
@@ -333,36 +333,6 @@ fn unix_secs(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// Unix seconds → (year, month, day, hour, minute, second), UTC (Howard Hinnant's
-/// days-to-civil algorithm).
-pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
-/// RFC 3339 (`2027-11-22T11:51:16Z`).
-pub fn rfc3339(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,11 +340,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
-        assert_eq!(civil(1_795_348_576), (2026, 11, 22, 11, 56, 16));
-        assert_eq!(rfc3339(1_826_884_276), "2027-11-22T11:51:16Z");
+    fn client_pem_is_named_after_its_time() {
         assert_eq!(
             client_pem_path(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_348_576)),
             "/var/lib/kubelet/pki/kubelet-client-2026-11-22-11-56-16.pem"
@@ -511,7 +477,7 @@ users:
             outcome: "joined".into(),
             node: "n".into(),
             csr: Some("node-csr-x".into()),
-            certificate_not_after: Some(rfc3339(0)),
+            certificate_not_after: Some(crate::time::calendar::rfc3339(0)),
             server: "https://s".into(),
             ca_pin: None,
             phases: vec![],

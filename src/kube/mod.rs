@@ -226,7 +226,7 @@ pub enum RequestError {
     #[error("the answer was cut off: {}", wire_text(&wire_failure_of(.0.as_ref())))]
     BodyCut(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The per-request timeout passed.
-    #[error("timed out after {}", crate::log::fmt_ms(*.0))]
+    #[error("timed out after {}", crate::time::duration::format(*.0))]
     TimedOut(Duration),
     /// The answer is larger than the client reads.
     #[error("{}", too_large_text(*.limit, *.announced))]

@@ -811,7 +811,7 @@ mod tests {
         );
         assert!(
             e.to_string()
-                .starts_with("network link eth7 did not appear within 0.2s"),
+                .starts_with("network link eth7 did not appear within 200ms"),
             "{e}"
         );
 
@@ -826,7 +826,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "no physical network link appeared within 0.2s (links present: br0): is the NIC driver module loaded?"
+            "no physical network link appeared within 200ms (links present: br0): is the NIC driver module loaded?"
         );
     }
 

@@ -92,12 +92,9 @@ pub enum NetError {
     ResolvConf(#[source] WriteError),
 }
 
+/// A wait, to a tenth of a second (`1.5s`, `12s`).
 fn secs(d: Duration) -> String {
-    if d < Duration::from_secs(10) {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{:.0}s", d.as_secs_f64())
-    }
+    crate::time::duration::format(crate::time::duration::round(d, Duration::from_millis(100)))
 }
 
 fn list(items: &[String]) -> String {
@@ -311,7 +308,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "no DHCP offer on eth0 after 6 attempts over 20s: is a DHCP server on this network?"
+            "no DHCP offer on eth0 after 6 attempts over 19.6s: is a DHCP server on this network?"
         );
         assert_eq!(e.class(), Class::Timeout);
         let e = NetError::NoCarrier {
@@ -379,7 +376,7 @@ mod tests {
         assert_eq!(
             r.to_string(),
             "eth0 10.0.0.42/24 via 10.0.0.1 host node1 mtu 1450 (dhcp from 10.0.0.1, lease 3600s, \
-             carrier 0.3s, dhcp 1.2s); eth1 failed: no carrier; dns 10.0.0.2 search cluster.example"
+             carrier 300ms, dhcp 1.2s); eth1 failed: no carrier; dns 10.0.0.2 search cluster.example"
         );
         assert_eq!(r.hostname(), Some("node1"));
         assert!(!r.to_string().contains('\n'));

@@ -382,34 +382,6 @@ impl Time {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
 impl fmt::Display for Time {
     /// `Nov 23 14:56:40 2026 +00:00`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -418,8 +390,8 @@ impl fmt::Display for Time {
         ];
         let days = self.0.div_euclid(86_400);
         let secs = self.0.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        let month = usize::try_from(m - 1)
+        let (y, m, d) = crate::time::calendar::civil_from_days(days);
+        let month = usize::try_from(m.saturating_sub(1))
             .ok()
             .and_then(|i| MONTHS.get(i))
             .copied()
@@ -468,18 +440,18 @@ fn time(t: &Tlv<'_>) -> Result<Time, DerError> {
     else {
         return err(W, "time is not digits");
     };
-    let mdays = match mo {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(year) => 29,
-        2 => 28,
-        _ => return err(W, "month out of range"),
+    let (Ok(mo), Ok(d)) = (u32::try_from(mo), u32::try_from(d)) else {
+        return err(W, "date out of range");
     };
+    let mdays = crate::time::calendar::days_in_month(year, mo);
+    if mdays == 0 {
+        return err(W, "month out of range");
+    }
     if d < 1 || d > mdays || h > 23 || mi > 59 || s > 59 {
         return err(W, "date or time of day out of range");
     }
     Ok(Time(
-        days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + s,
+        crate::time::calendar::days_from_civil(year, mo, d) * 86_400 + h * 3600 + mi * 60 + s,
     ))
 }
 

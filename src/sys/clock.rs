@@ -4,7 +4,7 @@
 //! refuse it with an errno, so the decision to step (`crate::clock::step`) is tested without root
 //! and without touching the test machine's clock.
 
-use crate::clock::WallTime;
+use crate::time::WallTime;
 use std::fmt;
 use std::io;
 use std::sync::Mutex;
@@ -68,7 +68,7 @@ impl RecordingClockSys {
     }
 
     /// Moves the fake clock on by `by` (time passing).
-    pub fn advance(&self, by: crate::clock::Offset) {
+    pub fn advance(&self, by: crate::time::Offset) {
         if let Ok(mut n) = self.now.lock() {
             *n = n.plus(by);
         }
@@ -143,7 +143,7 @@ mod tests {
         );
         assert_eq!(denied.now(), t0, "a refused step leaves the clock alone");
         assert_eq!(denied.calls().len(), 1);
-        fake.advance(crate::clock::Offset::from_nanos(5));
-        assert_eq!(fake.now(), t1.plus(crate::clock::Offset::from_nanos(5)));
+        fake.advance(crate::time::Offset::from_nanos(5));
+        assert_eq!(fake.now(), t1.plus(crate::time::Offset::from_nanos(5)));
     }
 }

@@ -71,7 +71,7 @@ pub fn token_secret(id: &str, secret: &str, ttl: Duration, now: SystemTime) -> S
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let expiration = kubejoin::install::rfc3339(i64::try_from(expires).unwrap_or(i64::MAX));
+    let expiration = kubejoin::time::calendar::rfc3339(i64::try_from(expires).unwrap_or(i64::MAX));
     let data: BTreeMap<String, String> = [
         ("token-id", id.to_string()),
         ("token-secret", secret.to_string()),
