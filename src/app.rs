@@ -41,9 +41,9 @@ pub enum Error {
     #[error(transparent)]
     Host(crate::host::HostError),
     #[error(transparent)]
-    Sources(#[from] crate::source::merge::LoadError),
+    Sources(#[from] crate::source::load::LoadError),
     #[error(transparent)]
-    Settings(crate::source::merge::SettingsError),
+    Settings(crate::plan::build::SettingsError),
     #[error(transparent)]
     Bootstrap(#[from] bootstrap::Error),
     #[error(transparent)]
@@ -116,7 +116,7 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
         Command::JoinFromSources(j) => join_from_sources(&j, &load_options(&j.sources)).await,
         Command::Plan(args) => {
             let loaded = load_sources(&args).await?;
-            let json = crate::source::merge::plan_json(&loaded.settings);
+            let json = crate::plan::json::plan_json(&loaded.settings);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json).unwrap_or_default()
@@ -234,8 +234,8 @@ fn host_prep(
 /// The boot sources of `kubejoin join`/`plan` as the command line names them. On this machine
 /// (`--root /`) an OpenStack config drive is mounted for real (read-only, and unmounted again);
 /// replays (`--metadata-dir`) never mount anything.
-pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::LoadOptions {
-    use crate::source::merge::{LoadOptions, MetadataAccess};
+pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::load::LoadOptions {
+    use crate::source::load::{LoadOptions, MetadataAccess};
     let mut opts = LoadOptions::live(crate::fs::root::Root::new(&args.root));
     opts.cmdline_file = args.cmdline_file.clone();
     opts.config_file = args.config.clone();
@@ -248,14 +248,14 @@ pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::merge::Load
 /// Gathers the boot sources (kernel command line, local config, metadata) into merged settings.
 pub async fn load_sources(
     args: &crate::cli::SourceArgs,
-) -> Result<crate::source::merge::Loaded, Error> {
+) -> Result<crate::source::load::Loaded, Error> {
     load_sources_with(&load_options(args)).await
 }
 
 async fn load_sources_with(
-    opts: &crate::source::merge::LoadOptions,
-) -> Result<crate::source::merge::Loaded, Error> {
-    let loaded = crate::source::merge::load(opts).await?;
+    opts: &crate::source::load::LoadOptions,
+) -> Result<crate::source::load::Loaded, Error> {
+    let loaded = crate::source::load::load(opts).await?;
     for w in &loaded.settings.warnings {
         crate::warn!("{w}");
     }
@@ -276,7 +276,7 @@ pub async fn plan_from_sources(args: &crate::cli::SourceArgs) -> Result<JoinPlan
 /// with the flags that were given on top, then host preparation and the join.
 pub async fn join_from_sources(
     j: &crate::cli::SourcesJoin,
-    opts: &crate::source::merge::LoadOptions,
+    opts: &crate::source::load::LoadOptions,
 ) -> Result<(), Error> {
     let loaded = load_sources_with(opts).await?;
     let mut plan = loaded

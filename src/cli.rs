@@ -3,9 +3,11 @@
 
 use crate::discovery::{Mode, Options};
 use crate::error::{Class, Classify};
-use crate::pki::pin::{PinError, PinSet};
+use crate::kube::token::{BootstrapToken, TokenError};
+use crate::pki::pin::PinSet;
+use crate::plan::build::PlanError;
+use crate::plan::endpoint::Endpoint;
 use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::plan::token::{BootstrapToken, TokenError};
 use crate::plan::{HandoffMode, JoinPlan, DEFAULT_CRI_SOCKET};
 use crate::time::duration;
 use std::ffi::OsString;
@@ -214,12 +216,9 @@ pub fn documented_flags(help: &str) -> Vec<String> {
 /// The candidate closest to `typed`, when it is close enough to be a typo: at most 3 edits and
 /// at most half the length (`jion` is 2 edits from `join`).
 fn closest<'a>(typed: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (crate::source::merge::edit_distance(typed, c), c))
-        .filter(|(d, c)| *d <= 3 && *d * 2 <= c.len().max(typed.len()))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    crate::suggest::closest(typed, candidates, |d, c| {
+        d <= 3 && d * 2 <= c.len().max(typed.len())
+    })
 }
 
 /// A parsed command.
@@ -282,10 +281,8 @@ pub enum UsageError {
         #[source]
         source: TokenError,
     },
-    #[error("invalid discovery token CA certificate hash")]
-    Pin(#[source] PinError),
     #[error(transparent)]
-    TokenFile(#[from] crate::plan::token::TokenFileError),
+    TokenFile(#[from] crate::kube::token::TokenFileError),
     #[error("invalid --node-name")]
     NodeName(#[source] NodeNameError),
     #[error("invalid value for {flag}")]
@@ -294,22 +291,9 @@ pub enum UsageError {
         #[source]
         source: duration::DurationError,
     },
-    #[error("invalid API server endpoint {0:?}: expected host:port (IPv6 as [addr]:port)")]
-    Endpoint(String),
-    #[error("using token-based discovery without caCertHashes can be unsafe. Set unsafeSkipCAVerification as true in your kubeadm config file or pass --discovery-token-unsafe-skip-ca-verification flag to continue")]
-    NoPin,
-    #[error(
-        "no discovery method given: pass an API server endpoint with --token, or --discovery-file"
-    )]
-    NoDiscovery,
-    #[error("bootstrapToken and file cannot both be set: use either token discovery (endpoint + --discovery-token) or --discovery-file")]
-    BothDiscovery,
-    #[error("no API server endpoint given for token discovery")]
-    NoEndpoint,
-    #[error("no bootstrap token given for token discovery")]
-    NoToken,
-    #[error("if a URL is used, the scheme must be https (got {0:?})")]
-    DiscoveryScheme(String),
+    /// The flags do not make a join (the same rules as every other source).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error("reading --config {path}")]
     ConfigRead {
         path: PathBuf,
@@ -365,17 +349,10 @@ impl Classify for UsageError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            UsageError::NoPin => Some(
-                "print the pin on a control-plane node with `kubejoin ca-hash /etc/kubernetes/pki/ca.crt` \
-                 (or `kubeadm token create --print-join-command`) and pass --discovery-token-ca-cert-hash"
-                    .into(),
-            ),
-            UsageError::Token { .. } | UsageError::NoToken => Some(
+            UsageError::Plan(e) => e.hint(),
+            UsageError::Token { .. } => Some(
                 "create a token on a control-plane node with `kubeadm token create --print-join-command`".into(),
             ),
-            UsageError::Endpoint(_) | UsageError::NoEndpoint => {
-                Some("give the API server as host:port, e.g. `kubejoin join 10.0.0.1:6443 …`".into())
-            }
             UsageError::Config(e) => e.hint(),
             UsageError::UnknownFlag { command, .. } => {
                 Some(format!("`kubejoin {command} --help` lists its flags"))
@@ -413,9 +390,7 @@ impl Classify for UsageError {
             UsageError::RootNotDir(_) => Some(
                 "--root names a directory, the node's filesystem (default /), not a file".into(),
             ),
-            UsageError::Args(_) | UsageError::NoDiscovery | UsageError::BothDiscovery => {
-                Some("run `kubejoin help` for the flags".into())
-            }
+            UsageError::Args(_) => Some("run `kubejoin help` for the flags".into()),
             _ => None,
         }
     }
@@ -808,7 +783,7 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
             )));
         }
         input_file(flag, &path)?;
-        let t = crate::plan::token::read_token_file(&path, &path)?;
+        let t = crate::kube::token::read_token_file(&path, &path)?;
         *slot = Some(t.bearer());
     }
     Ok(a)
@@ -873,26 +848,6 @@ fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
     })
 }
 
-/// Checks `host:port` as Go's `net.SplitHostPort` would, plus a non-empty host and a valid port.
-pub fn validate_endpoint(ep: &str) -> Result<(), UsageError> {
-    let bad = || UsageError::Endpoint(ep.to_string());
-    let (host, port) = if let Some(rest) = ep.strip_prefix('[') {
-        let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
-        h.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-        (h, p)
-    } else {
-        let (h, p) = ep.rsplit_once(':').ok_or_else(bad)?;
-        if h.contains(':') {
-            return Err(bad());
-        }
-        (h, p)
-    };
-    if host.is_empty() || host.contains('/') || port.parse::<u16>().map_or(true, |p| p == 0) {
-        return Err(bad());
-    }
-    Ok(())
-}
-
 fn token(flag: &'static str, s: &str) -> Result<BootstrapToken, UsageError> {
     BootstrapToken::parse(s).map_err(|source| UsageError::Token { flag, source })
 }
@@ -926,7 +881,7 @@ fn fill_from_config(
             )));
         }
         if a.token.is_none() && a.discovery_token.is_none() {
-            let t = crate::plan::token::read_token_file(path, path)?;
+            let t = crate::kube::token::read_token_file(path, path)?;
             a.token = Some(t.bearer());
         }
     }
@@ -1071,7 +1026,7 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
     let mode = match &a.discovery_file {
         Some(file) => {
             if a.discovery_token.is_some() || !a.endpoints.is_empty() || !a.pins.is_empty() {
-                return Err(UsageError::BothDiscovery);
+                return Err(PlanError::BothDiscovery.into());
             }
             if let Some(rest) = file.strip_prefix("file://") {
                 Mode::File { path: rest.into() }
@@ -1081,7 +1036,7 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
                     ca_file: a.discovery_file_ca.clone(),
                 }
             } else if file.contains("://") {
-                return Err(UsageError::DiscoveryScheme(file.clone()));
+                return Err(PlanError::DiscoveryScheme(file.clone()).into());
             } else {
                 Mode::File { path: file.into() }
             }
@@ -1089,14 +1044,16 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
         None => {
             let endpoint = a.endpoints.first().cloned();
             if endpoint.is_none() && discovery_token.is_none() {
-                return Err(UsageError::NoDiscovery);
+                return Err(PlanError::NoDiscovery.into());
             }
-            let endpoint = endpoint.ok_or(UsageError::NoEndpoint)?;
-            validate_endpoint(&endpoint)?;
-            let token = discovery_token.ok_or(UsageError::NoToken)?;
-            let pins = PinSet::parse(&a.pins).map_err(UsageError::Pin)?;
+            let endpoint = endpoint.ok_or(PlanError::NoEndpoint)?;
+            let endpoint = Endpoint::parse(&endpoint)
+                .map_err(PlanError::Endpoint)?
+                .to_string();
+            let token = discovery_token.ok_or(PlanError::NoToken)?;
+            let pins = PinSet::parse(&a.pins).map_err(PlanError::Pin)?;
             if pins.is_empty() && !a.unsafe_skip {
-                return Err(UsageError::NoPin);
+                return Err(PlanError::NoPin.into());
             }
             Mode::Token {
                 endpoint,
@@ -1280,7 +1237,7 @@ mod tests {
     fn refuses_token_discovery_without_pin_unless_unsafe() {
         assert!(matches!(
             join(&["10.0.0.1:6443", "--token", TOKEN]),
-            Err(UsageError::NoPin)
+            Err(UsageError::Plan(PlanError::NoPin))
         ));
         let p = join(&[
             "10.0.0.1:6443",

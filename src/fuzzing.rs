@@ -44,8 +44,8 @@ const CLUSTER_INFO_PIN: &str =
 pub fn cluster_info(data: &[u8]) {
     use crate::discovery::token::{jws_key, verify_cluster_info, KUBECONFIG_KEY};
     use crate::discovery::{decode_cluster_info, jws, Error};
+    use crate::kube::token::BootstrapToken;
     use crate::pki::pin::PinSet;
-    use crate::plan::token::BootstrapToken;
     use std::collections::BTreeMap;
 
     let Some((&mode, rest)) = data.split_first() else {
@@ -200,7 +200,7 @@ pub fn dhcp(data: &[u8]) {
 /// conversion into join settings: never panic, whatever the YAML or JSON.
 pub fn joinconfig(data: &[u8]) {
     use crate::source::joinconfig::parse;
-    use crate::source::merge::values_from_config_file;
+    use crate::source::load::values_from_config_file;
 
     match parse(data, "/etc/kubernetes/join.yaml") {
         Ok(cf) => {
@@ -457,7 +457,7 @@ pub fn userdata(data: &[u8]) {
     let _ = parse(data);
 }
 
-/// The DER reader of `src/x509.rs`: a certificate and a PKCS#10 request from the same bytes.
+/// The DER reader of `src/pki/x509.rs`: a certificate and a PKCS#10 request from the same bytes.
 /// Whatever parses must hand back sub-slices of the input (the pinned SPKI bytes are the
 /// input's own), re-parse identically, and print without panicking; a CSR's self-signature
 /// check must not panic either.

@@ -38,6 +38,7 @@ pub mod net;
 pub mod pki;
 pub mod plan;
 pub mod source;
+pub mod suggest;
 pub mod sys;
 pub mod time;
 pub mod versions;

@@ -146,7 +146,7 @@ fn tls_bootstrap_token_overrides_the_discovery_token() {
     let h = start(Config::default());
     let mut o = token_opts(&h.endpoint(), &h.ca_pins(), false);
     o.tls_bootstrap_token =
-        Some(kubejoin::plan::token::BootstrapToken::parse("zzzzzz.0123456789zzzzzz").unwrap());
+        Some(kubejoin::kube::token::BootstrapToken::parse("zzzzzz.0123456789zzzzzz").unwrap());
     let d = run(&o).unwrap();
     match &d.credentials {
         BootstrapCredentials::Token(t) => assert_eq!(t.id(), "zzzzzz"),
@@ -646,7 +646,7 @@ fn file_discovery_without_credentials_needs_a_tls_bootstrap_token() {
     assert!(h.requests().is_empty());
 
     let mut o = opts(Mode::File { path });
-    o.tls_bootstrap_token = Some(kubejoin::plan::token::BootstrapToken::parse(TOKEN).unwrap());
+    o.tls_bootstrap_token = Some(kubejoin::kube::token::BootstrapToken::parse(TOKEN).unwrap());
     let d = run(&o).unwrap();
     assert!(matches!(&d.credentials, BootstrapCredentials::Token(t) if t.id() == "abcdef"));
     // anonymous → 200
@@ -815,7 +815,7 @@ fn retry_after_past_the_deadline_stops_at_once() {
     assert_eq!(*retry_after_past_deadline, Some(Duration::from_secs(3600)));
     assert!(
         e.to_string()
-            .contains("(it asked to retry after 60m0s, past the deadline): 429 TooManyRequests"),
+            .contains("(it asked to retry after 1h0m0s, past the deadline): 429 TooManyRequests"),
         "{e}"
     );
     assert_eq!(e.class(), Class::Timeout);

@@ -626,7 +626,7 @@ fn key_files_are_created_0600_even_under_umask_000() {
 #[tokio::test]
 async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
     use kubejoin::discovery::{BootstrapCredentials, Discovered, Method};
-    use kubejoin::plan::token::BootstrapToken;
+    use kubejoin::kube::token::BootstrapToken;
     use kubejoin::sys::{Call, RecordingSys};
     let cp = start(Config::default());
     let t = tempfile::tempdir().unwrap();

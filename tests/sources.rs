@@ -1,5 +1,5 @@
 //! Join sources end to end: recorded boots replayed offline, and the layering rules of
-//! `source::merge::load` on a temporary root.
+//! `source::load::load` on a temporary root.
 //!
 //! Each directory of `tests/fixtures/boot/` is one recorded boot (layout in its README): the
 //! kernel command line, the metadata responses by URL path, optionally a root with DMI files
@@ -13,9 +13,10 @@ mod support;
 
 use kubejoin::error::{Classify, Report};
 use kubejoin::fs::root::Root;
-use kubejoin::source::merge::{
-    load, plan_json, LoadError, LoadOptions, MetadataAccess, Source, Values,
-};
+use kubejoin::plan::json::plan_json;
+use kubejoin::plan::merge::Source;
+use kubejoin::plan::values::Values;
+use kubejoin::source::load::{load, LoadError, LoadOptions, MetadataAccess};
 use kubejoin::source::metadata::Platform;
 use std::path::{Path, PathBuf};
 
@@ -392,7 +393,7 @@ fn closed_url() -> String {
 
 #[tokio::test]
 async fn the_config_drive_is_read_before_the_network_and_unmounted() {
-    use kubejoin::source::merge::{load_local, load_remote};
+    use kubejoin::source::load::{load_local, load_remote};
     use kubejoin::source::metadata::http::{Retry, Timeouts};
     use kubejoin::source::metadata::Endpoints;
     use kubejoin::sys::configdrive::{DriveCall, DriveSys, RecordingDriveSys};

@@ -15,9 +15,9 @@ use super::{
     FetchContext, Method, Miss, Options, Verdict,
 };
 use crate::kube::kubeconfig::{Kubeconfig, NamedUser};
+use crate::kube::token::BootstrapToken;
 use crate::kube::{Identity, Trust, WireFailure};
 use crate::pki::pem::certs_from_pem;
-use crate::plan::token::BootstrapToken;
 use std::path::{Path, PathBuf};
 
 /// Runs file discovery on the kubeconfig at `path`.

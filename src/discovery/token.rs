@@ -35,10 +35,10 @@ use super::{
     Error, FetchContext, Method, Miss, Options, Verdict,
 };
 use crate::kube::kubeconfig::Kubeconfig;
+use crate::kube::token::BootstrapToken;
 use crate::kube::{Identity, Trust};
 use crate::pki::pem::{certs_from_pem, pem_bundle};
 use crate::pki::pin::{CaPin, PinSet};
-use crate::plan::token::BootstrapToken;
 use std::collections::BTreeMap;
 
 /// The ConfigMap key holding the kubeconfig that is signed.

@@ -4,6 +4,11 @@
 //! kernel applies at boot only to sysctls that already exist — those of a module loaded later,
 //! like `net.bridge.*`, are missed, so we apply them again after loading modules).
 
+/// Kernel module names treat `-` and `_` alike; the kernel itself uses `_`.
+pub fn normalize(name: &str) -> String {
+    name.replace('-', "_")
+}
+
 /// One `param` or `param=value` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arg {
@@ -91,11 +96,7 @@ pub fn module_params(args: &[Arg]) -> Vec<(String, String, Option<String>)> {
             if module.is_empty() || param.is_empty() || module == "sysctl" {
                 return None;
             }
-            Some((
-                crate::host::modules::normalize(module),
-                param.to_string(),
-                a.value.clone(),
-            ))
+            Some((normalize(module), param.to_string(), a.value.clone()))
         })
         .collect()
 }

@@ -38,3 +38,19 @@ pub fn connector(
         Schemes::HttpOrHttps => builder.https_or_http().enable_http1().wrap_connector(http),
     }
 }
+
+/// `url` for messages: no `user:password@`, no query string.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (path, query) = match path.split_once('?') {
+        Some((p, _)) => (p, "?<redacted>"),
+        None => (path, ""),
+    };
+    let sep = if scheme.is_empty() { "" } else { "://" };
+    format!("{scheme}{sep}{authority}{path}{query}")
+}

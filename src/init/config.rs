@@ -13,41 +13,10 @@
 //! | `init` | the real root's init | `/sbin/init` |
 //! | `kubejoin.debug` | (flag) | off |
 
+pub use crate::plan::boot::OnFailure;
 use crate::time::duration;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// What to do when the join fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Retry with backoff until `kubejoin.timeout`, then reboot.
-    Retry,
-    Reboot,
-    Poweroff,
-    /// Exec `/bin/sh` on the console when the image has one; otherwise say so and power off.
-    Shell,
-}
-
-impl OnFailure {
-    pub fn name(self) -> &'static str {
-        match self {
-            OnFailure::Retry => "retry",
-            OnFailure::Reboot => "reboot",
-            OnFailure::Poweroff => "poweroff",
-            OnFailure::Shell => "shell",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "retry" => Some(OnFailure::Retry),
-            "reboot" => Some(OnFailure::Reboot),
-            "poweroff" => Some(OnFailure::Poweroff),
-            "shell" => Some(OnFailure::Shell),
-            _ => None,
-        }
-    }
-}
 
 /// How PID 1 hands the machine over once the node's files are installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,6 +31,7 @@ pub mod switch_root;
 pub mod watchdog;
 
 use crate::error::Class;
+use crate::fs::root::Root;
 use crate::sys::init::{InitSys, PowerAction, RealInitSys};
 use crate::sys::{RealSys, Sys};
 use config::{InitConfig, OnFailure};
@@ -40,9 +41,6 @@ use std::ffi::OsString;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Where the outcome of a failed join is written (the same path the install writes on success).
-pub const RESULT_PATH: &str = "/run/kubejoin/result.json";
 
 /// The shell `kubejoin.on-failure=shell` starts.
 pub const SHELL: &str = "/bin/sh";
@@ -87,7 +85,7 @@ pub fn run() -> ! {
                 &Schedule::default(),
                 sys.is_pid1(),
             );
-            report_failure(&sys, &cfg, &f, &action, 1, started);
+            report_failure(&Root::new("/"), &cfg, &f, &action, 1, started);
             Next::Act(action)
         }
     };
@@ -235,7 +233,7 @@ fn boot(
             action,
             attempt,
         } => {
-            report_failure(sys, &cfg, &failure, &action, attempt, started);
+            report_failure(&Root::new("/"), &cfg, &failure, &action, attempt, started);
             print_timeline("failed", started, kernel_to_init);
             if let Some(t) = tee {
                 t.finish(sys);
@@ -283,7 +281,7 @@ fn conclude(
             sys.is_pid1(),
         ),
     };
-    report_failure(sys, cfg, &f, &action, attempt, started);
+    report_failure(&Root::new("/"), cfg, &f, &action, attempt, started);
     print_timeline("failed", started, kernel_to_init);
     if let Some(t) = tee {
         t.finish(sys);
@@ -291,9 +289,10 @@ fn conclude(
     Next::Act(action)
 }
 
-/// The reason block on the console, and `result.json`.
+/// The reason block on the console, and `result.json` under `root` (the live `/`), written
+/// atomically as every file kubejoin writes.
 pub fn report_failure(
-    sys: &dyn InitSys,
+    root: &Root,
     cfg: &InitConfig,
     f: &Failure,
     action: &Action,
@@ -306,8 +305,15 @@ pub fn report_failure(
     let json = policy::failure_json(f, cfg.on_failure, action, attempt, started.elapsed());
     let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
     bytes.push(b'\n');
-    if let Err(e) = sys.write_file(Path::new(RESULT_PATH), &bytes) {
-        eprintln!("kubejoin: warning: could not write {RESULT_PATH}: {e}");
+    if let Err(e) = crate::install::write_result_json(root, &bytes) {
+        eprintln!(
+            "kubejoin: warning: could not write {}: {}",
+            crate::install::RESULT_JSON,
+            crate::error::Report(&e, None)
+                .to_string()
+                .trim_start_matches("error: ")
+                .replace('\n', " ")
+        );
     }
 }
 
@@ -438,12 +444,25 @@ mod tests {
 
     #[test]
     fn a_failure_leaves_result_json() {
-        let sys = RecordingInitSys::new();
         let cfg = InitConfig::from_cmdline("kubejoin.on-failure=poweroff");
         let f = Failure::new("discovery", Class::Trust, "pin mismatch");
-        report_failure(&sys, &cfg, &f, &Action::Poweroff, 1, Instant::now());
+        let dir = tempfile::tempdir().unwrap();
+        report_failure(
+            &Root::new(dir.path()),
+            &cfg,
+            &f,
+            &Action::Poweroff,
+            1,
+            Instant::now(),
+        );
+        let path = dir.path().join("run/kubejoin/result.json");
         let json: serde_json::Value =
-            serde_json::from_slice(&sys.written(RESULT_PATH).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         assert_eq!(json["outcome"], "failed");
         assert_eq!(json["stage"], "discovery");
         assert_eq!(json["policy"], "poweroff");

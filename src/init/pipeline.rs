@@ -157,7 +157,7 @@ pub async fn sleep_reaping(sys: &dyn InitSys, d: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::config::OnFailure;
+    use crate::plan::boot::OnFailure;
     use crate::sys::init::RecordingInitSys;
     use std::collections::HashMap;
 

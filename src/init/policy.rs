@@ -207,7 +207,7 @@ pub fn reason_block(
         "policy: kubejoin.on-failure={} -> {next}",
         policy.name()
     ));
-    lines.push(format!("details: {}", super::RESULT_PATH));
+    lines.push(format!("details: {}", crate::install::RESULT_JSON));
     lines.push("=".repeat(lines[0].chars().count()));
     lines
 }

@@ -15,10 +15,10 @@ use crate::error::Class;
 use crate::fs::root::Root;
 use crate::host::{self, HostConfig};
 use crate::net;
+use crate::plan::merge::Sourced;
 use crate::plan::network::NetworkSpec;
+use crate::plan::network::{Addressing, Network};
 use crate::plan::{HandoffMode, JoinPlan};
-use crate::source::joinconfig::{self, Addressing};
-use crate::source::merge::{self, Sourced};
 use crate::sys::host::{HostSys, RealHostSys};
 use crate::sys::init::InitSys;
 use crate::sys::net::{NetSys, RealNetSys};
@@ -39,7 +39,7 @@ pub struct NodeBoot<'a> {
     tee: Option<Tee>,
     cmdline: String,
     /// Where the boot sources are read (the initramfs' `/`, the real config-drive mount).
-    sources: merge::LoadOptions,
+    sources: crate::source::load::LoadOptions,
     /// The network seam and the root `/etc/resolv.conf` is written under.
     net: Box<dyn NetSys>,
     net_root: Root,
@@ -50,7 +50,7 @@ pub struct NodeBoot<'a> {
     /// The modules and sysctls host preparation applied so far, over its layers.
     host_applied: HostApplied,
     /// The sources read before the network (kept for the `sources` stage and its retries).
-    local: Option<merge::Local>,
+    local: Option<crate::source::load::Local>,
     plan: Option<JoinPlan>,
     discovered: Option<Discovered>,
     joined: Option<Joined>,
@@ -88,7 +88,7 @@ impl<'a> NodeBoot<'a> {
             kernel_to_init,
             tee,
             cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
-            sources: merge::LoadOptions::live(Root::new("/")),
+            sources: crate::source::load::LoadOptions::live(Root::new("/")),
             net: Box::new(RealNetSys::new(Root::new("/"))),
             net_root: Root::new("/"),
             host_root: Root::new("/"),
@@ -105,7 +105,7 @@ impl<'a> NodeBoot<'a> {
     /// recording fake of the network, metadata on loopback).
     pub fn with_environment(
         mut self,
-        sources: merge::LoadOptions,
+        sources: crate::source::load::LoadOptions,
         net: Box<dyn NetSys>,
         net_root: Root,
     ) -> Self {
@@ -174,7 +174,7 @@ impl<'a> NodeBoot<'a> {
     fn host_layer(
         &mut self,
         stage: &'static str,
-        settings: &merge::Settings,
+        settings: &crate::plan::merge::Settings,
     ) -> Result<(), Failure> {
         let add = self.host_applied.missing(settings);
         if add.is_empty() {
@@ -226,7 +226,7 @@ impl<'a> NodeBoot<'a> {
     /// (`/etc/kubejoin.yaml`, `kubejoin.config=/path`) and an OpenStack config drive. Read now so
     /// the network stage can use their `network`; metadata comes after the network.
     async fn local_sources(&mut self) -> Result<Done, Failure> {
-        let local = merge::load_local(&self.sources)
+        let local = crate::source::load::load_local(&self.sources)
             .map_err(|e| Failure::from_error("local-sources", &e))?;
         let settings = local.settings();
         crate::info!(
@@ -356,9 +356,14 @@ impl<'a> NodeBoot<'a> {
                     .unwrap_or_else(|| PathBuf::from("/sbin/init"));
                 // The install wrote result.json under the real root's /run, which the live /run
                 // is about to be mounted over: carry it along in the live one.
-                let theirs = Path::new(SYSROOT).join("run/kubejoin/result.json");
-                if let Ok(bytes) = self.sys.read_file(&theirs) {
-                    let _ = self.sys.write_file(Path::new(super::RESULT_PATH), &bytes);
+                let theirs = Root::new(SYSROOT).read(crate::install::RESULT_JSON);
+                if let Ok(bytes) = theirs {
+                    if let Err(e) = crate::install::write_result_json(&Root::new("/"), &bytes) {
+                        crate::warn!(
+                            "could not carry {} over into the live /run: {e}",
+                            crate::install::RESULT_JSON
+                        );
+                    }
                 }
                 crate::info!(
                     "switching to the real root {SYSROOT} and executing {}",
@@ -393,7 +398,7 @@ impl Boot for NodeBoot<'_> {
 }
 
 /// The layers that gave join data or a network, for the log (`cmdline, file:/etc/kubejoin.yaml`).
-fn settings_layers(s: &merge::Settings) -> String {
+fn settings_layers(s: &crate::plan::merge::Settings) -> String {
     let mut seen: Vec<String> = Vec::new();
     for src in [
         s.endpoint.as_ref().map(|v| &v.source),
@@ -445,7 +450,7 @@ pub fn net_config(
 /// A KubejoinConfiguration `network` as the bring-up's mode: no interfaces is DHCP on every
 /// physical link; each interface is one link (a name-less one: every physical link for DHCP, the
 /// first one for a static address — the meaning `ip=` gives an empty device).
-fn net_mode(n: &joinconfig::Network) -> net::NetMode {
+fn net_mode(n: &Network) -> net::NetMode {
     if n.interfaces.is_empty() {
         return net::NetMode::Auto;
     }
@@ -516,14 +521,17 @@ pub async fn bring_up_network(
 /// The join plan from the boot sources — the kernel command line, `/etc/kubejoin.yaml` and
 /// cloud metadata, merged by the sources module exactly as `kubejoin plan` shows them — with
 /// the node's files going under `root`.
-pub async fn load_plan(opts: &merge::LoadOptions, root: &Path) -> Result<JoinPlan, Failure> {
+pub async fn load_plan(
+    opts: &crate::source::load::LoadOptions,
+    root: &Path,
+) -> Result<JoinPlan, Failure> {
     load_plan_after(opts, None, root).await
 }
 
 /// [`load_plan`], continuing from the local sources already read (`None`: read them now).
 pub async fn load_plan_after(
-    opts: &merge::LoadOptions,
-    local: Option<merge::Local>,
+    opts: &crate::source::load::LoadOptions,
+    local: Option<crate::source::load::Local>,
     root: &Path,
 ) -> Result<JoinPlan, Failure> {
     load_settings_after(opts, local, root).await.map(|(p, _)| p)
@@ -532,13 +540,13 @@ pub async fn load_plan_after(
 /// [`load_plan_after`], with the merged settings the plan was made from (their sources say
 /// where each module and sysctl came from).
 pub async fn load_settings_after(
-    opts: &merge::LoadOptions,
-    local: Option<merge::Local>,
+    opts: &crate::source::load::LoadOptions,
+    local: Option<crate::source::load::Local>,
     root: &Path,
-) -> Result<(JoinPlan, merge::Settings), Failure> {
+) -> Result<(JoinPlan, crate::plan::merge::Settings), Failure> {
     let loaded = match local {
-        Some(l) => merge::load_remote(opts, l).await,
-        None => merge::load(opts).await,
+        Some(l) => crate::source::load::load_remote(opts, l).await,
+        None => crate::source::load::load(opts).await,
     }
     .map_err(|e| Failure::from_error("sources", &e))?;
     for w in &loaded.settings.warnings {
@@ -647,7 +655,7 @@ impl HostApplied {
 
     /// The merged settings' modules not asked for yet, and their sysctls whose value was not
     /// set yet (a new name, or a new value for a name: the merge already chose the winner).
-    pub fn missing(&self, settings: &merge::Settings) -> HostAdditions {
+    pub fn missing(&self, settings: &crate::plan::merge::Settings) -> HostAdditions {
         let mut add = HostAdditions::default();
         if let Some(m) = &settings.modules {
             for name in &m.value {
@@ -726,10 +734,10 @@ mod tests {
 
     const PIN: &str = "sha256:0f90fc16ca8700dea6e04dd26e9925296f500cadb2dc8221bee9034bb5dec0c2";
 
-    fn opts(cmdline: &str) -> (merge::LoadOptions, tempfile::TempDir) {
+    fn opts(cmdline: &str) -> (crate::source::load::LoadOptions, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cmdline"), cmdline).unwrap();
-        let mut o = merge::LoadOptions::new(Root::new(dir.path()));
+        let mut o = crate::source::load::LoadOptions::new(Root::new(dir.path()));
         o.cmdline_file = Some(dir.path().join("cmdline"));
         (o, dir)
     }
@@ -799,8 +807,8 @@ mod tests {
             &["br-netfilter".into()],
             &[("net/ipv4/ip_forward".into(), "1".into())],
         );
-        let file = merge::Source::File("/etc/kubejoin.yaml".into());
-        let s = merge::Settings {
+        let file = crate::plan::merge::Source::File("/etc/kubejoin.yaml".into());
+        let s = crate::plan::merge::Settings {
             modules: Some(Sourced {
                 value: vec!["br_netfilter".into(), "ip_vs".into(), "ip-vs".into()],
                 source: file.clone(),
@@ -815,7 +823,7 @@ mod tests {
                     source: file.clone(),
                 },
             ],
-            ..merge::Settings::default()
+            ..crate::plan::merge::Settings::default()
         };
         let add = applied.missing(&s);
         assert_eq!(
@@ -840,7 +848,7 @@ mod tests {
 
     use crate::net::{Method, NetMode};
     use crate::plan::network::NetworkSpec;
-    use crate::source::joinconfig::{Interface, Network};
+    use crate::plan::network::{Interface, Network};
     use crate::sys::net::{DefaultRoute, FakeNetSys, LinkInfo, NetCall};
     use std::net::Ipv4Addr;
 
@@ -862,7 +870,7 @@ mod tests {
                 }],
                 nameservers: vec![Ipv4Addr::new(10, 0, 0, 53)],
             }),
-            source: merge::Source::File("/etc/kubejoin.yaml".into()),
+            source: crate::plan::merge::Source::File("/etc/kubejoin.yaml".into()),
         }
     }
 
@@ -903,7 +911,7 @@ mod tests {
         // No interfaces: DHCP on every physical link; no network at all: the cmdline's own.
         let all_dhcp = Sourced {
             value: NetworkSpec::Config(Network::default()),
-            source: merge::Source::File("/etc/kubejoin.yaml".into()),
+            source: crate::plan::merge::Source::File("/etc/kubejoin.yaml".into()),
         };
         assert_eq!(
             net_config(&[], Some(&all_dhcp)).unwrap().mode,
@@ -916,7 +924,7 @@ mod tests {
         // A network the merge took from the command line is the command line's ip=.
         let from_cmdline = Sourced {
             value: NetworkSpec::Cmdline(vec!["ip=off".into()]),
-            source: merge::Source::Cmdline,
+            source: crate::plan::merge::Source::Cmdline,
         };
         assert_eq!(
             net_config(&params("ip=off"), Some(&from_cmdline))
@@ -980,10 +988,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         std::fs::write(dir.path().join("etc/kubejoin.yaml"), NET_DOC).unwrap();
         o.root = Root::new(dir.path());
-        let local = merge::load_local(&o).unwrap();
+        let local = crate::source::load::load_local(&o).unwrap();
         let s = local.settings();
         let net = s.network.clone().unwrap();
-        assert_eq!(net.source, merge::Source::Cmdline);
+        assert_eq!(net.source, crate::plan::merge::Source::Cmdline);
         assert_eq!(
             s.conflicts
                 .iter()
@@ -1038,8 +1046,8 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, content).unwrap();
         }
-        let mut sources = merge::LoadOptions::new(Root::new(dir.path()));
-        sources.metadata = merge::MetadataAccess::Live {
+        let mut sources = crate::source::load::LoadOptions::new(Root::new(dir.path()));
+        sources.metadata = crate::source::load::MetadataAccess::Live {
             endpoints: Endpoints::all(&srv.url()),
             timeouts: quick(),
             retry: Retry::none(),
@@ -1153,8 +1161,8 @@ mod tests {
         );
         node.write("/sys/class/dmi/id/sys_vendor", "Hetzner\n");
 
-        let mut sources = merge::LoadOptions::new(node.root.clone());
-        sources.metadata = merge::MetadataAccess::Live {
+        let mut sources = crate::source::load::LoadOptions::new(node.root.clone());
+        sources.metadata = crate::source::load::MetadataAccess::Live {
             endpoints: Endpoints::all(&srv.url()),
             timeouts: quick(),
             retry: Retry::none(),

@@ -106,7 +106,14 @@ pub fn start<S, E>(
             disarm();
             let f = failure(&cfg);
             let action = action(&cfg, sys.is_pid1());
-            super::report_failure(&sys, &cfg, &f, &action, 1, started);
+            super::report_failure(
+                &crate::fs::root::Root::new("/"),
+                &cfg,
+                &f,
+                &action,
+                1,
+                started,
+            );
             super::print_timeline("failed", started, kernel_to_init);
             super::act(&sys, &exec, action);
         });

@@ -284,6 +284,19 @@ pub struct JoinResult {
     pub phases: Vec<crate::log::PhaseRecord>,
 }
 
+/// Writes `result.json` alone (0644): PID 1's report of a failed boot, or a carried-over one.
+pub fn write_result_json(root: &Root, json: &[u8]) -> Result<(), Error> {
+    apply(
+        root,
+        &[Step::File {
+            path: RESULT_JSON.into(),
+            mode: 0o644,
+            contents: json.to_vec(),
+            what: "join result",
+        }],
+    )
+}
+
 /// Writes `result.json` and the Cluster API sentinel (both 0644).
 pub fn write_completion(root: &Root, result: &JoinResult) -> Result<(), Error> {
     let mut json = serde_json::to_vec_pretty(result).map_err(|e| Error::Serialise {

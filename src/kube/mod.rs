@@ -16,6 +16,7 @@
 //!   requests to one server reuse a connection.
 
 pub mod kubeconfig;
+pub mod token;
 pub mod types;
 
 pub use crate::http::tls::{Trust, UnpinnedCa};
@@ -23,7 +24,7 @@ pub use crate::http::wire::WireFailure;
 
 use crate::http::tls::TlsError;
 use crate::http::wire::{find_rustls, wire_failure_of};
-use crate::plan::token::BootstrapToken;
+use crate::kube::token::BootstrapToken;
 use bytes::Bytes;
 use http::header::{
     HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER,

@@ -1,9 +1,17 @@
 //! Validated inputs ("parse, don't validate"): newtypes that can only hold valid values, and the
 //! [`JoinPlan`] that the CLI (and later the kernel command line and metadata) produce.
 
+pub mod boot;
+pub mod build;
+pub mod config_pin;
+pub mod endpoint;
+pub mod json;
+pub mod key;
+pub mod merge;
 pub mod network;
 pub mod node_name;
-pub mod token;
+pub mod platform;
+pub mod values;
 pub mod version;
 
 use crate::discovery;

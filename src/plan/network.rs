@@ -2,11 +2,43 @@
 //!
 //! Two sources can describe it: the kernel command line's `ip=` parameters (dracut's syntax,
 //! parsed by [`crate::net::NetConfig::from_cmdline`]) and the `network` of a
-//! KubejoinConfiguration ([`crate::source::joinconfig::Network`]). They are never mixed: the
-//! highest layer that describes the network describes all of it (`crate::source::merge`).
+//! KubejoinConfiguration ([`Network`]). They are never mixed: the
+//! highest layer that describes the network describes all of it (`crate::plan::merge`).
 
-use crate::source::joinconfig::{Addressing, Network};
 use std::fmt;
+use std::net::Ipv4Addr;
+
+/// `network` of a KubejoinConfiguration (IPv4, like the network bring-up).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Network {
+    /// `interfaces`; empty means DHCP on every physical link.
+    pub interfaces: Vec<Interface>,
+    /// `nameservers`, in order.
+    pub nameservers: Vec<Ipv4Addr>,
+}
+
+/// One `network.interfaces` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// `name`; `None`: every physical link for DHCP, the first one for a static address.
+    pub name: Option<String>,
+    pub addressing: Addressing,
+    /// `mtu` (68–65535).
+    pub mtu: Option<u32>,
+}
+
+/// How an interface gets its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// `dhcp: true`, or no `address`.
+    Dhcp,
+    /// `address: a.b.c.d/len` with an optional `gateway`.
+    Static {
+        address: Ipv4Addr,
+        prefix_len: u8,
+        gateway: Option<Ipv4Addr>,
+    },
+}
 
 /// The network description one layer gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +151,6 @@ impl fmt::Display for NetworkSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::joinconfig::Interface;
 
     fn net() -> Network {
         Network {

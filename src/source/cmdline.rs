@@ -25,7 +25,7 @@
 //! refused. The tokenizer never panics on any input (it is fuzzed as a pure function).
 //!
 //! # kubejoin keys
-//! `kubejoin.<key>[=value]` with the keys of [`crate::source::merge::Key`] (mirroring
+//! `kubejoin.<key>[=value]` with the keys of [`crate::plan::key::Key`] (mirroring
 //! `kubejoin join`'s flags). A key that allows one value and is given twice with different
 //! values is an error (not last-wins); the same value twice is a warning. Unknown `kubejoin.*`
 //! keys are warnings with a "did you mean" suggestion. `_` and `-` are interchangeable in key
@@ -33,7 +33,8 @@
 //! `br_netfilter.x=1`, …) stays available through [`Cmdline::params`] for other stages.
 
 use crate::fs::root::Root;
-use crate::source::merge::{did_you_mean, Key, KeyError, Values};
+use crate::plan::key::{did_you_mean, Key, KeyError};
+use crate::plan::values::Values;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -62,10 +62,11 @@
 //! them before they reach a [`ConfigError`].
 
 use crate::error::{Class, Classify};
-use crate::init::config::OnFailure;
+use crate::kube::token::BootstrapToken;
 use crate::pki::pin::{PinError, PinSet};
+use crate::plan::boot::OnFailure;
+use crate::plan::network::{Addressing, Interface, Network};
 use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::plan::token::BootstrapToken;
 use crate::plan::HandoffMode;
 use crate::time::duration::{self, DurationError};
 use crate::yaml;
@@ -73,7 +74,7 @@ use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -375,38 +376,6 @@ pub struct KubejoinConfiguration {
     pub network: Option<Network>,
     /// `kubeletArgs`: `(name, value)` pairs without leading dashes, in order, duplicates kept.
     pub kubelet_args: Vec<(String, String)>,
-}
-
-/// `network` of a KubejoinConfiguration (IPv4, like the network bring-up).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Network {
-    /// `interfaces`; empty means DHCP on every physical link.
-    pub interfaces: Vec<Interface>,
-    /// `nameservers`, in order.
-    pub nameservers: Vec<Ipv4Addr>,
-}
-
-/// One `network.interfaces` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    /// `name`; `None`: every physical link for DHCP, the first one for a static address.
-    pub name: Option<String>,
-    pub addressing: Addressing,
-    /// `mtu` (68–65535).
-    pub mtu: Option<u32>,
-}
-
-/// How an interface gets its address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressing {
-    /// `dhcp: true`, or no `address`.
-    Dhcp,
-    /// `address: a.b.c.d/len` with an optional `gateway`.
-    Static {
-        address: Ipv4Addr,
-        prefix_len: u8,
-        gateway: Option<Ipv4Addr>,
-    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1035,30 +1004,15 @@ fn shape_help(api_version: &str, message: &str) -> Option<&'static str> {
     }
 }
 
-/// The known name closest to `name`, if it is close enough to be a likely typo.
+/// The known name closest to `name`, if it is close enough to be a likely typo (case ignored).
 fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, &k.to_ascii_lowercase()), *k))
-        .filter(|(d, k)| *d <= 2 || *d * 3 <= k.len())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    let lowered: Vec<String> = known.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let hit = crate::suggest::closest(&lower, lowered.iter().map(String::as_str), |d, k| {
+        d <= 2 || d * 3 <= k.len()
+    })?;
+    let i = lowered.iter().position(|k| k == hit)?;
+    known.get(i).copied()
 }
 
 /// Replaces the secret half of anything shaped like a bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`,
@@ -1642,61 +1596,14 @@ fn normalize_discovery(
     }
 }
 
-/// `host:port` as Go's `net.SplitHostPort` splits it, plus what a dial needs: a host and a port
-/// number.
+/// `host:port`, validated as for every source ([`crate::plan::endpoint`]).
 fn check_endpoint(ep: &str) -> Result<(), ConfigErrorKind> {
-    let bad = |why| {
-        Err(ConfigErrorKind::EndpointInvalid {
-            value: ep.to_string(),
-            why,
+    crate::plan::endpoint::Endpoint::parse(ep)
+        .map(|_| ())
+        .map_err(|e| ConfigErrorKind::EndpointInvalid {
+            value: e.value,
+            why: e.why,
         })
-    };
-    let (host, port) = if let Some(rest) = ep.strip_prefix('[') {
-        let Some(close) = rest.find(']') else {
-            return bad("missing ']' in address");
-        };
-        let host = &rest[..close];
-        let after = &rest[close + 1..];
-        let Some(port) = after.strip_prefix(':') else {
-            return if after.is_empty() {
-                bad("missing port in address")
-            } else {
-                bad("unexpected ']' in address")
-            };
-        };
-        // A zone (`fe80::1%eth0`) is allowed after the address, as Go allows it.
-        let addr = host.split('%').next().unwrap_or(host);
-        if addr.parse::<Ipv6Addr>().is_err() {
-            return bad("the part in brackets is not an IPv6 address");
-        }
-        (host, port)
-    } else {
-        let Some((host, port)) = ep.rsplit_once(':') else {
-            return bad("missing port in address");
-        };
-        if host.contains(':') {
-            return bad("too many colons in address");
-        }
-        if host.contains(['[', ']']) {
-            return bad("unexpected '[' or ']' in address");
-        }
-        (host, port)
-    };
-    if host.is_empty() {
-        return bad("the host is empty");
-    }
-    if !port.bytes().all(|b| b.is_ascii_digit()) || !matches!(port.parse::<u32>(), Ok(1..=65535)) {
-        return bad("the port is not a number from 1 to 65535");
-    }
-    if !ep.starts_with('[')
-        && host.parse::<IpAddr>().is_err()
-        && !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-    {
-        return bad("the host is neither an IP address nor a DNS name");
-    }
-    Ok(())
 }
 
 /// The scheme of a URL as Go's `url.Parse` finds it (`[a-zA-Z][a-zA-Z0-9+.-]*:`), lower-cased.
@@ -2336,9 +2243,6 @@ mod tests {
 
     #[test]
     fn edit_distance_and_suggestions() {
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("tlsBootstrapTokn", "tlsBootstrapToken"), 1);
         let known = ["caCertPath", "discovery", "nodeRegistration"];
         assert_eq!(closest("cacertpath", &known), Some("caCertPath"));
         assert_eq!(closest("discovry", &known), Some("discovery"));

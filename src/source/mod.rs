@@ -2,5 +2,5 @@
 
 pub mod cmdline;
 pub mod joinconfig;
-pub mod merge;
+pub mod load;
 pub mod metadata;

@@ -29,10 +29,7 @@ pub const IPVS_MODULES: &[&str] = &["ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh"
 /// What kube-proxy's nftables mode needs on top.
 pub const NFTABLES_MODULES: &[&str] = &["nf_tables", "nf_conntrack"];
 
-/// Kernel module names treat `-` and `_` alike; the kernel itself uses `_`.
-pub fn normalize(name: &str) -> String {
-    name.replace('-', "_")
-}
+pub use super::cmdline::normalize;
 
 /// Alias normalisation as kmod does it: `-` becomes `_` except inside `[...]` character
 /// classes (where `-` is a range).

@@ -21,7 +21,8 @@
 //! re-pin itself. Error messages never quote values (they may hold a token).
 
 use super::MAX_USER_DATA;
-use crate::source::merge::{did_you_mean, Key, KeyError, Values};
+use crate::plan::key::{did_you_mean, Key, KeyError};
+use crate::plan::values::Values;
 use crate::yaml;
 use base64::Engine as _;
 use std::io::Read;

@@ -16,6 +16,7 @@ mod mock_tests;
 use super::http::{Request, Retry, Transport};
 use super::{Http, MetadataError, NodeFacts, Platform, Provider, UserData, MAX_USER_DATA};
 use crate::fs::root::Root;
+pub use crate::http::redact_url as redact;
 use futures_util::future::BoxFuture;
 use std::io::Read;
 use std::path::Path;
@@ -98,22 +99,6 @@ fn encode(v: &str) -> String {
         }
     }
     out
-}
-
-/// `url` for messages: no `user:password@`, no query string.
-pub fn redact(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (path, query) = match path.split_once('?') {
-        Some((p, _)) => (p, "?<redacted>"),
-        None => (path, ""),
-    };
-    let sep = if scheme.is_empty() { "" } else { "://" };
-    format!("{scheme}{sep}{authority}{path}{query}")
 }
 
 /// Replaces `${name}` with the variable's (percent-encoded) value.

@@ -1,0 +1,219 @@
+//! `kubejoin plan`: the merged settings as JSON — every value with its source, the conflicts
+//! between layers, whether they make a join — with secrets redacted.
+
+use crate::discovery::Mode;
+use crate::plan::key::Key;
+use crate::plan::merge::{Settings, Sourced};
+use crate::plan::values::Shown;
+use std::path::Path;
+
+fn entry<T: Shown>(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    v: &Option<Sourced<T>>,
+) {
+    if let Some(s) = v {
+        out.insert(
+            key.to_string(),
+            serde_json::json!({ "value": s.value.shown(), "source": s.source.to_string() }),
+        );
+    }
+}
+
+fn list_entry(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    v: &Option<Sourced<Vec<String>>>,
+) {
+    if let Some(s) = v {
+        out.insert(
+            key.to_string(),
+            serde_json::json!({ "value": s.value, "source": s.source.to_string() }),
+        );
+    }
+}
+
+fn pairs_json(v: &[Sourced<(String, String)>]) -> serde_json::Value {
+    v.iter()
+        .map(|s| serde_json::json!({ "name": s.value.0, "value": s.value.1, "source": s.source.to_string() }))
+        .collect()
+}
+
+/// The merged settings for `kubejoin plan`: whether they make a valid join (and if not, why),
+/// every value with its source, conflicts and warnings. Tokens appear as `abcdef.<redacted>`.
+pub fn plan_json(settings: &Settings) -> serde_json::Value {
+    let s = settings;
+    let mut values = serde_json::Map::new();
+    entry(&mut values, "endpoint", &s.endpoint);
+    entry(&mut values, "token", &s.token);
+    entry(&mut values, "tls-bootstrap-token", &s.tls_bootstrap_token);
+    if let Some(p) = &s.ca_cert_hashes {
+        let pins: Vec<String> = p.value.iter().map(ToString::to_string).collect();
+        values.insert(
+            "ca-cert-hash".into(),
+            serde_json::json!({ "value": pins, "source": p.source.to_string() }),
+        );
+    }
+    if let Some(u) = &s.unsafe_skip_ca_verification {
+        values.insert(
+            Key::UnsafeSkipCaVerification.name().into(),
+            serde_json::json!({ "value": u.value, "source": u.source.to_string() }),
+        );
+    }
+    entry(&mut values, "discovery-file", &s.discovery_file);
+    entry(&mut values, "node-name", &s.node_name);
+    entry(&mut values, "node-ip", &s.node_ip);
+    entry(&mut values, "cri-socket", &s.cri_socket);
+    list_entry(&mut values, "modules", &s.modules);
+    list_entry(&mut values, "taints", &s.taints);
+    list_entry(
+        &mut values,
+        "ignore-preflight-errors",
+        &s.ignore_preflight_errors,
+    );
+    list_entry(&mut values, "skip-phases", &s.skip_phases);
+    entry(&mut values, "platform", &s.platform);
+    // A config URL can carry credentials (user:password@, a signed query): shown redacted.
+    let config = s.config.as_ref().map(|c| Sourced {
+        value: crate::http::redact_url(&c.value),
+        source: c.source.clone(),
+    });
+    entry(&mut values, "config", &config);
+    entry(&mut values, "config.sha256", &s.config_sha256);
+    entry(&mut values, "handoff", &s.handoff);
+    entry(&mut values, "kubelet-path", &s.kubelet_path);
+    entry(&mut values, "on-failure", &s.on_failure);
+    entry(&mut values, "timeout", &s.timeout);
+    entry(
+        &mut values,
+        "tls-bootstrap-timeout",
+        &s.tls_bootstrap_timeout,
+    );
+    if let Some(n) = &s.network {
+        values.insert(
+            "network".into(),
+            serde_json::json!({ "value": n.value.to_json(), "source": n.source.to_string() }),
+        );
+    }
+
+    let conflicts: Vec<serde_json::Value> = s
+        .conflicts
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "key": c.key,
+                "kept": { "value": c.kept.value, "source": c.kept.source.to_string() },
+                "dropped": { "value": c.dropped.value, "source": c.dropped.source.to_string() },
+            })
+        })
+        .collect();
+    let mut out = serde_json::json!({
+        "values": values,
+        "kubelet-args": pairs_json(&s.kubelet_args),
+        "sysctls": pairs_json(&s.sysctls),
+        "conflicts": conflicts,
+        "warnings": s.warnings,
+    });
+    match s.to_plan(Path::new("/")) {
+        Ok(plan) => {
+            out["valid"] = true.into();
+            out["discovery"] = match plan.discovery.mode {
+                Mode::Token { .. } => "token",
+                Mode::File { .. } => "file",
+                Mode::Https { .. } => "https",
+            }
+            .into();
+            out["kubelet-extra-args"] = plan
+                .kubelet_extra_args
+                .iter()
+                .map(|(n, v)| serde_json::Value::from(format!("--{n}={v}")))
+                .collect();
+        }
+        Err(e) => {
+            out["valid"] = false.into();
+            out["error"] = e.to_string().into();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::key::Key;
+    use crate::plan::merge::{merge, Layer, Source};
+    use crate::plan::values::Values;
+
+    const TOKEN: &str = "abcdef.0123456789abcdef";
+    const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+
+    fn values(pairs: &[(Key, &str)]) -> Values {
+        let mut v = Values::default();
+        for (k, val) in pairs {
+            v.set(*k, Some(val)).unwrap();
+        }
+        v
+    }
+
+    fn file() -> Source {
+        Source::File("/etc/kubejoin.yaml".into())
+    }
+
+    fn token_layer() -> Layer {
+        Layer::new(
+            Source::Cmdline,
+            values(&[
+                (Key::Endpoint, "10.0.0.1:6443"),
+                (Key::Token, TOKEN),
+                (Key::CaCertHash, PIN),
+            ]),
+        )
+    }
+
+    #[test]
+    fn plan_json_redacts_and_shows_sources() {
+        let s = merge(&[
+            token_layer(),
+            Layer::new(
+                file(),
+                values(&[
+                    (Key::Token, "zzzzzz.0123456789abcdef"),
+                    (Key::Modules, "br_netfilter"),
+                ]),
+            ),
+            Layer::new(Source::Default, Values::builtin_defaults()),
+        ]);
+        let j = plan_json(&s);
+        let text = j.to_string();
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert_eq!(j["valid"], true);
+        assert_eq!(j["discovery"], "token");
+        assert_eq!(
+            j["values"]["token"],
+            serde_json::json!({"value": "abcdef.<redacted>", "source": "cmdline"})
+        );
+        assert_eq!(
+            j["values"]["modules"],
+            serde_json::json!({"value": ["br_netfilter"], "source": "file:/etc/kubejoin.yaml"})
+        );
+        assert_eq!(
+            j["values"]["timeout"],
+            serde_json::json!({"value": "10m0s", "source": "default"})
+        );
+        assert_eq!(j["conflicts"][0]["dropped"]["value"], "zzzzzz.<redacted>");
+
+        let bad = plan_json(&merge(&[Layer::new(
+            Source::Cmdline,
+            values(&[(Key::Token, TOKEN)]),
+        )]));
+        assert_eq!(bad["valid"], false);
+        assert!(
+            bad["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("no API server endpoint"),
+            "{bad}"
+        );
+        assert!(!bad.to_string().contains("0123456789abcdef"));
+    }
+}
