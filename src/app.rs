@@ -13,7 +13,7 @@ use crate::log;
 use crate::pki::pin::CaPin;
 use crate::plan::node_name::NodeName;
 use crate::plan::JoinPlan;
-use crate::sys::{RealSys, Sys};
+use crate::sys::{Exec, RealExec};
 use crate::versions::ClusterRules;
 use crate::{handoff, info, warn};
 use std::path::PathBuf;
@@ -171,7 +171,7 @@ fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
         host_prep(&plan.host, std::path::Path::new("/"), false)?;
     }
     let phase = log::phase("preflight");
-    let sys = crate::sys::host::RealHostSys;
+    let sys = crate::sys::host::RealHost;
     let cfg = crate::host::PreflightConfig {
         cri_socket: plan.cri_socket.clone(),
         kubelet_path: plan.kubelet_path.clone(),
@@ -210,7 +210,7 @@ fn host_prep(
 ) -> Result<Option<crate::host::HostReport>, Error> {
     let phase = log::phase("host");
     let root = crate::fs::root::Root::new(root);
-    let sys = crate::sys::host::RealHostSys;
+    let sys = crate::sys::host::RealHost;
     let plan = match crate::host::plan(cfg, &root, &sys) {
         Ok(plan) => plan,
         Err(e) => {
@@ -333,7 +333,7 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
     if plan.dry_run {
         print_dry_run(plan, &discovered);
     }
-    let sys = RealSys;
+    let sys = RealExec;
     let joined =
         bootstrap_and_install_within(plan, &discovered, &sys, &Tuning::default(), &mut run).await?;
     if joined.outcome == Outcome::DryRun {
@@ -544,7 +544,7 @@ fn ca_pin(d: &Discovered) -> Option<String> {
 pub async fn bootstrap_and_install(
     plan: &JoinPlan,
     d: &Discovered,
-    sys: &dyn Sys,
+    sys: &dyn Exec,
     tuning: &Tuning,
 ) -> Result<Joined, Error> {
     let mut run = Run::new(overall_timeout(plan));
@@ -558,7 +558,7 @@ pub async fn bootstrap_and_install(
 pub async fn bootstrap_and_install_within(
     plan: &JoinPlan,
     d: &Discovered,
-    sys: &dyn Sys,
+    sys: &dyn Exec,
     tuning: &Tuning,
     run: &mut Run,
 ) -> Result<Joined, Error> {
@@ -851,7 +851,7 @@ pub async fn bootstrap_and_install_within(
 /// is not a version (the kubelet is then taken to be of the cluster's version).
 fn local_kubelet_version(
     path: &std::path::Path,
-    sys: &dyn Sys,
+    sys: &dyn Exec,
 ) -> Option<crate::plan::version::KubernetesVersion> {
     if std::fs::metadata(path).is_err() {
         info!(
@@ -979,7 +979,7 @@ fn print_dry_run(plan: &JoinPlan, d: &Discovered) {
 
 /// The node name a dry run reports (`--node-name`, else the host's name as the join resolves it).
 fn node_name_for_dry_run(plan: &JoinPlan) -> String {
-    bootstrap::resolve_node_name(plan.node_name.as_ref(), &RealSys)
+    bootstrap::resolve_node_name(plan.node_name.as_ref(), &RealExec)
         .map(|id| id.name.as_str().to_string())
         .unwrap_or_else(|_| "<this host's name>".into())
 }

@@ -18,7 +18,7 @@ use kubejoin::install;
 use kubejoin::kube::token::BootstrapToken;
 use kubejoin::kube::{self, Identity, Timeouts, Trust};
 use kubejoin::plan::{HandoffMode, JoinPlan};
-use kubejoin::sys::{Call, RecordingSys};
+use kubejoin::sys::exec::{ExecCall, RecordingExec};
 use kubejoin_testcp::{Approval, Config, Handle, NodeSpec, TokenSpec};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ fn tuning() -> Tuning {
 }
 
 async fn join(plan: &JoinPlan, cp: &Handle, tuning: &Tuning) -> Result<Joined, app::Error> {
-    app::bootstrap_and_install(plan, &discovered(cp), &RecordingSys::new(HOSTNAME), tuning).await
+    app::bootstrap_and_install(plan, &discovered(cp), &RecordingExec::new(HOSTNAME), tuning).await
 }
 
 fn p(root: &Path, node_path: &str) -> PathBuf {
@@ -670,12 +670,12 @@ async fn exec_handoff_through_the_recording_fake() {
     );
     assert_eq!(pl.handoff, HandoffMode::Exec);
     join(&pl, &cp, &tuning()).await.unwrap();
-    let sys = RecordingSys::new(HOSTNAME);
+    let sys = RecordingExec::new(HOSTNAME);
     let e = kubejoin::handoff::handoff(pl.handoff, &pl.kubelet_path, &Root::new(t.path()), &sys)
         .unwrap_err();
     assert!(matches!(e, kubejoin::handoff::Error::Exec { .. }));
     let calls = sys.calls();
-    let [Call::Execve { path, argv, env }] = calls.as_slice() else {
+    let [ExecCall::Execve { path, argv, env }] = calls.as_slice() else {
         panic!("{calls:?}")
     };
     assert_eq!(path, Path::new("/opt/bin/kubelet"));
@@ -759,7 +759,7 @@ async fn the_overall_deadline_cuts_the_approval_wait_and_names_the_phase() {
     let e = app::bootstrap_and_install_within(
         &pl,
         &discovered(&cp),
-        &RecordingSys::new(HOSTNAME),
+        &RecordingExec::new(HOSTNAME),
         &tuning(),
         &mut run,
     )
@@ -837,7 +837,7 @@ async fn an_exhausted_deadline_stops_before_any_request() {
     let e = app::bootstrap_and_install_within(
         &pl,
         &discovered(&cp),
-        &RecordingSys::new(HOSTNAME),
+        &RecordingExec::new(HOSTNAME),
         &tuning(),
         &mut run,
     )

@@ -14,7 +14,7 @@ use kubejoin::clock::client::{query, Policy, Server, ServerFailure, SntpError, V
 use kubejoin::clock::floor;
 use kubejoin::clock::sntp::KissCode;
 use kubejoin::clock::step::{self, StepOutcome};
-use kubejoin::sys::clock::{ClockCall, RealClockSys, RecordingClockSys};
+use kubejoin::sys::clock::{ClockCall, RealClock, RecordingClock};
 use kubejoin::time::{Offset, WallTime};
 use kubejoin_testcp::sntp::{start, Behaviour, SntpConfig, SntpServer};
 use std::time::{Duration, Instant, SystemTime};
@@ -64,7 +64,7 @@ fn close(a: Offset, b: Offset, within: Duration) -> bool {
 async fn the_offset_is_what_the_servers_say() {
     let servers = [good(120.0), good(120.0), good(120.0)];
     let specs: Vec<Server> = servers.iter().map(spec).collect();
-    let a = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let a = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap();
     assert!(
@@ -91,7 +91,7 @@ async fn the_offset_is_what_the_servers_say() {
 async fn a_machine_stuck_in_2015_learns_the_time_and_steps_its_clock() {
     let servers = [good(0.0), good(0.0), good(0.0)];
     let specs: Vec<Server> = servers.iter().map(spec).collect();
-    let clock = RecordingClockSys::at(Y2015);
+    let clock = RecordingClock::at(Y2015);
     let a = query(&specs, &quick(), &clock, floor::floor())
         .await
         .unwrap();
@@ -141,7 +141,7 @@ async fn silence_is_bounded_and_says_so() {
     specs.push(Server::parse(&closed.to_string()).unwrap());
     let policy = quick();
     let started = Instant::now();
-    let e = query(&specs, &policy, &RealClockSys, floor::floor())
+    let e = query(&specs, &policy, &RealClock, floor::floor())
         .await
         .unwrap_err();
     let took = started.elapsed();
@@ -183,7 +183,7 @@ async fn the_overall_bound_cuts_attempts_short() {
         ..Policy::default()
     };
     let started = Instant::now();
-    let e = query(&[spec(&silent)], &policy, &RealClockSys, floor::floor())
+    let e = query(&[spec(&silent)], &policy, &RealClock, floor::floor())
         .await
         .unwrap_err();
     let took = started.elapsed();
@@ -196,7 +196,7 @@ async fn the_overall_bound_cuts_attempts_short() {
 async fn a_liar_among_three_is_outvoted() {
     let servers = [good(0.0), good(10.0 * YEAR), good(0.0)];
     let specs: Vec<Server> = servers.iter().map(spec).collect();
-    let a = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let a = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap();
     assert!(
@@ -223,7 +223,7 @@ async fn a_liar_among_three_is_outvoted() {
 async fn servers_that_all_disagree_are_refused() {
     let servers = [good(0.0), good(100.0), good(200.0)];
     let specs: Vec<Server> = servers.iter().map(spec).collect();
-    let e = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let e = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     let SntpError::Inconsistent {
@@ -242,7 +242,7 @@ async fn servers_that_all_disagree_are_refused() {
     // Two that disagree: neither can be told from the other, so both are refused.
     let pair = [good(0.0), good(3600.0)];
     let specs: Vec<Server> = pair.iter().map(spec).collect();
-    let e = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let e = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     assert!(matches!(e, SntpError::Inconsistent { .. }), "{e}");
@@ -252,7 +252,7 @@ async fn servers_that_all_disagree_are_refused() {
 #[tokio::test]
 async fn one_answer_is_believed_only_from_the_only_server() {
     let alone = good(30.0);
-    let a = query(&[spec(&alone)], &quick(), &RealClockSys, floor::floor())
+    let a = query(&[spec(&alone)], &quick(), &RealClock, floor::floor())
         .await
         .unwrap();
     assert!(close(
@@ -267,7 +267,7 @@ async fn one_answer_is_believed_only_from_the_only_server() {
         server(0.0, Behaviour::Silent),
     ];
     let specs = vec![spec(&one), spec(&quiet[0]), spec(&quiet[1])];
-    let e = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let e = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     assert!(matches!(e, SntpError::Unconfirmed(_)), "{e}");
@@ -285,7 +285,7 @@ async fn kiss_o_death_ends_the_questions_to_that_server() {
     let servers = [good(5.0), good(5.0), good(5.0)];
     let mut specs = vec![spec(&deny), spec(&rate)];
     specs.extend(servers.iter().map(spec));
-    let a = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let a = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap();
     assert!(close(
@@ -312,7 +312,7 @@ async fn kiss_o_death_ends_the_questions_to_that_server() {
 #[tokio::test]
 async fn forged_and_unsynchronised_answers_are_not_believed() {
     let forged = server(0.0, Behaviour::WrongOriginate);
-    let e = query(&[spec(&forged)], &quick(), &RealClockSys, floor::floor())
+    let e = query(&[spec(&forged)], &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     let text = e.to_string();
@@ -327,7 +327,7 @@ async fn forged_and_unsynchronised_answers_are_not_believed() {
     );
 
     let unsync = server(0.0, Behaviour::Unsynchronised);
-    let e = query(&[spec(&unsync)], &quick(), &RealClockSys, floor::floor())
+    let e = query(&[spec(&unsync)], &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     assert!(
@@ -341,7 +341,7 @@ async fn forged_and_unsynchronised_answers_are_not_believed() {
 async fn names_resolve_through_the_system_resolver() {
     let s = good(7.0);
     let by_name = Server::parse(&format!("localhost:{}", s.addr().port())).unwrap();
-    let a = query(&[by_name], &quick(), &RealClockSys, floor::floor())
+    let a = query(&[by_name], &quick(), &RealClock, floor::floor())
         .await
         .unwrap();
     assert!(close(
@@ -352,7 +352,7 @@ async fn names_resolve_through_the_system_resolver() {
     let e = query(
         &[Server::parse("no-such-host.invalid").unwrap()],
         &quick(),
-        &RealClockSys,
+        &RealClock,
         floor::floor(),
     )
     .await
@@ -370,7 +370,7 @@ async fn a_server_whose_time_is_before_the_build_is_refused_before_the_vote() {
     let past = [good(-10.0 * YEAR), good(-10.0 * YEAR)];
     let now = good(0.0);
     let specs = vec![spec(&past[0]), spec(&past[1]), spec(&now)];
-    let e = query(&specs, &quick(), &RealClockSys, floor::floor())
+    let e = query(&specs, &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     assert!(matches!(e, SntpError::Unconfirmed(_)), "{e}");
@@ -379,7 +379,7 @@ async fn a_server_whose_time_is_before_the_build_is_refused_before_the_vote() {
         "{e}"
     );
     // Alone, it is refused too.
-    let e = query(&[spec(&past[0])], &quick(), &RealClockSys, floor::floor())
+    let e = query(&[spec(&past[0])], &quick(), &RealClock, floor::floor())
         .await
         .unwrap_err();
     assert!(matches!(e, SntpError::NoAnswer(_)), "{e}");

@@ -16,7 +16,7 @@
 use kubejoin::app::{self, Run, Tuning};
 use kubejoin::fs::root::Root;
 use kubejoin::install;
-use kubejoin::sys::RecordingSys;
+use kubejoin::sys::RecordingExec;
 use kubejoin_testcp::{Config, Faults, Handle, InFlightLimit};
 use std::path::Path;
 use std::sync::Arc;
@@ -112,7 +112,7 @@ fn fleet(joins: usize, in_flight: usize, limit: Duration) {
                 let joined = app::bootstrap_and_install_within(
                     &plan,
                     &d,
-                    &RecordingSys::new(&node),
+                    &RecordingExec::new(&node),
                     &Tuning::default(),
                     &mut run,
                 )
@@ -193,7 +193,7 @@ fn fleet(joins: usize, in_flight: usize, limit: Duration) {
 #[allow(dead_code)]
 fn bootstrap_is_send(plan: &kubejoin::plan::JoinPlan, d: &kubejoin::discovery::Discovered) {
     fn send<T: Send>(_: T) {}
-    let sys = RecordingSys::new("n");
+    let sys = RecordingExec::new("n");
     let tuning = Tuning::default();
     let mut run = Run::new(Duration::from_secs(1));
     send(app::bootstrap_and_install_within(

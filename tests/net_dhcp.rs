@@ -1,6 +1,6 @@
 //! The real network bring-up against a real DHCP server, inside network namespaces this test
 //! creates (and always deletes): `dnsmasq` serves 10.200.<n>.0/24 on one end of a veth pair,
-//! kubejoin's `bring_up` runs with `RealNetSys` on the other end, from a thread that entered
+//! kubejoin's `bring_up` runs with `RealNet` on the other end, from a thread that entered
 //! the client namespace with setns(2). The result is read back with `ip -n <ns> addr/route`.
 //!
 //! Needs root, `ip` (iproute2) and `dnsmasq` (Debian package `dnsmasq-base`), so each test is
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use kubejoin::fs::root::Root;
 use kubejoin::net::{bring_up, DhcpTiming, NetConfig, NetError, NetReport};
-use kubejoin::sys::net::RealNetSys;
+use kubejoin::sys::net::RealNet;
 
 fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
@@ -198,7 +198,7 @@ impl Lab {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let sys = RealNetSys::new(Root::new("/"));
+                let sys = RealNet::new(Root::new("/"));
                 // The outer bound: the test must end even if a wait were unbounded.
                 tokio::time::timeout(Duration::from_secs(15), bring_up(&cfg, &root, &sys))
                     .await

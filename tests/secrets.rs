@@ -627,7 +627,7 @@ fn key_files_are_created_0600_even_under_umask_000() {
 async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
     use kubejoin::discovery::{BootstrapCredentials, Discovered, Method};
     use kubejoin::kube::token::BootstrapToken;
-    use kubejoin::sys::{Call, RecordingSys};
+    use kubejoin::sys::exec::{ExecCall, RecordingExec};
     let cp = start(Config::default());
     let t = tempfile::tempdir().unwrap();
     let args: Vec<String> = std::iter::once("kubejoin".to_string())
@@ -654,19 +654,19 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
         },
         credentials: BootstrapCredentials::Token(BootstrapToken::parse(&cp.token()).unwrap()),
     };
-    let sys = RecordingSys::new("host");
+    let sys = RecordingExec::new("host");
     kubejoin::app::bootstrap_and_install(&plan, &d, &sys, &kubejoin::app::Tuning::default())
         .await
         .unwrap();
     let _ =
         kubejoin::handoff::handoff(plan.handoff, &plan.kubelet_path, &Root::new(t.path()), &sys);
     let key = key_on_disk(t.path()).unwrap();
-    let execs: Vec<Call> = sys
+    let execs: Vec<ExecCall> = sys
         .calls()
         .into_iter()
-        .filter(|c| matches!(c, Call::Execve { .. }))
+        .filter(|c| matches!(c, ExecCall::Execve { .. }))
         .collect();
-    let [Call::Execve { argv, env, .. }] = execs.as_slice() else {
+    let [ExecCall::Execve { argv, env, .. }] = execs.as_slice() else {
         panic!("{execs:?}")
     };
     assert_eq!(

@@ -396,7 +396,7 @@ async fn the_config_drive_is_read_before_the_network_and_unmounted() {
     use kubejoin::source::load::{load_local, load_remote};
     use kubejoin::source::metadata::http::{Retry, Timeouts};
     use kubejoin::source::metadata::Endpoints;
-    use kubejoin::sys::configdrive::{DriveCall, DriveSys, RecordingDriveSys};
+    use kubejoin::sys::drive::{Drive, DriveCall, RecordingDrive};
     use std::sync::Arc;
 
     let user_data = format!(
@@ -409,7 +409,7 @@ async fn the_config_drive_is_read_before_the_network_and_unmounted() {
     b.write("sys/class/dmi/id/product_name", "OpenStack Nova\n");
     b.write("dev/disk/by-label/config-2", "");
     let drive = Arc::new(
-        RecordingDriveSys::new()
+        RecordingDrive::new()
             .accepting("iso9660")
             .with_file("openstack/latest/user_data", user_data)
             .with_file(
@@ -424,7 +424,7 @@ async fn the_config_drive_is_read_before_the_network_and_unmounted() {
         retry: Retry::none(),
         tls: None,
     };
-    o.config_drive = Some(drive.clone() as Arc<dyn DriveSys>);
+    o.config_drive = Some(drive.clone() as Arc<dyn Drive>);
 
     let local = load_local(&o).unwrap();
     let device = b.dir.path().join("dev/disk/by-label/config-2");
@@ -477,7 +477,7 @@ async fn the_config_drive_is_read_before_the_network_and_unmounted() {
 
 #[tokio::test]
 async fn a_config_drive_that_cannot_be_mounted_falls_back_to_the_metadata_service_with_a_warning() {
-    use kubejoin::sys::configdrive::{DriveSys, RecordingDriveSys};
+    use kubejoin::sys::drive::{Drive, RecordingDrive};
     use std::sync::Arc;
     let b = Boot::new(&format!(
         "kubejoin.endpoint=10.0.0.1:6443 kubejoin.token={TOKEN} kubejoin.ca-cert-hash={PIN} kubejoin.node-name=n1"
@@ -491,7 +491,7 @@ async fn a_config_drive_that_cannot_be_mounted_falls_back_to_the_metadata_servic
         retry: kubejoin::source::metadata::http::Retry::none(),
         tls: None,
     };
-    o.config_drive = Some(Arc::new(RecordingDriveSys::new()) as Arc<dyn DriveSys>);
+    o.config_drive = Some(Arc::new(RecordingDrive::new()) as Arc<dyn Drive>);
     let l = load(&o).await.unwrap();
     let w = &l.settings.warnings;
     assert!(
@@ -707,7 +707,7 @@ mod join_without_flags {
 /// user-data carries the whole join.
 #[tokio::test]
 async fn a_config_drive_found_by_its_label_in_sys_class_block_means_openstack() {
-    use kubejoin::sys::configdrive::{DriveCall, DriveSys, RecordingDriveSys};
+    use kubejoin::sys::drive::{Drive, DriveCall, RecordingDrive};
     use std::sync::Arc;
     let b = Boot::new("console=ttyS0");
     b.write("sys/class/dmi/id/sys_vendor", "Supermicro\n");
@@ -721,7 +721,7 @@ async fn a_config_drive_found_by_its_label_in_sys_class_block_means_openstack() 
     std::fs::create_dir_all(b.dir.path().join("dev")).unwrap();
     std::fs::write(b.dir.path().join("dev/sr0"), &iso).unwrap();
     std::fs::write(b.dir.path().join("dev/vda"), vec![0u8; 4096]).unwrap();
-    let drive = Arc::new(RecordingDriveSys::new().accepting("iso9660").with_file(
+    let drive = Arc::new(RecordingDrive::new().accepting("iso9660").with_file(
         "openstack/latest/user_data",
         format!("endpoint: 10.3.0.1:6443\ntoken: {TOKEN}\nca-cert-hash: {PIN}\nnode-name: bm-1\n"),
     ));
@@ -732,7 +732,7 @@ async fn a_config_drive_found_by_its_label_in_sys_class_block_means_openstack() 
         retry: kubejoin::source::metadata::http::Retry::none(),
         tls: None,
     };
-    o.config_drive = Some(drive.clone() as Arc<dyn DriveSys>);
+    o.config_drive = Some(drive.clone() as Arc<dyn Drive>);
     let l = load(&o).await.unwrap();
     assert_eq!(l.platform, Some(Platform::OpenStack));
     assert!(matches!(

@@ -108,7 +108,7 @@ async fn join_kubejoin(plan: JoinPlan, timeout: Duration) -> Result<(), String> 
     app::bootstrap_and_install_within(
         &plan,
         &d,
-        &kubejoin::sys::RealSys,
+        &kubejoin::sys::RealExec,
         &Tuning::default(),
         &mut run,
     )

@@ -30,7 +30,7 @@ use crate::discovery::{BootstrapCredentials, Discovered};
 use crate::error::{Class, Classify};
 use crate::kube::{self, Identity, Timeouts, WireFailure};
 use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::sys::Sys;
+use crate::sys::Exec;
 use std::time::Duration;
 
 /// Longest silence on a watch connection before it counts as dead. Watches ask the server to
@@ -331,7 +331,7 @@ pub struct NodeIdentity {
 }
 
 /// `--node-name`, or the hostname trimmed and lower-cased as kubeadm's `GetHostname` does.
-pub fn resolve_node_name(given: Option<&NodeName>, sys: &dyn Sys) -> Result<NodeIdentity, Error> {
+pub fn resolve_node_name(given: Option<&NodeName>, sys: &dyn Exec) -> Result<NodeIdentity, Error> {
     let hostname = sys.hostname().map(|h| h.trim().to_ascii_lowercase());
     match (given, hostname) {
         (Some(n), h) => Ok(NodeIdentity {
@@ -352,21 +352,21 @@ pub fn resolve_node_name(given: Option<&NodeName>, sys: &dyn Sys) -> Result<Node
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{Call, RecordingSys};
+    use crate::sys::exec::{ExecCall, RecordingExec};
 
     #[test]
     fn node_name_defaults_to_lowercased_hostname() {
-        let sys = RecordingSys::new("Worker-7\n");
+        let sys = RecordingExec::new("Worker-7\n");
         let id = resolve_node_name(None, &sys).unwrap();
         assert_eq!(id.name.as_str(), "worker-7");
         assert_eq!(id.hostname.as_deref(), Some("worker-7"));
-        assert_eq!(sys.calls(), vec![Call::Hostname]);
+        assert_eq!(sys.calls(), vec![ExecCall::Hostname]);
     }
 
     #[test]
     fn explicit_node_name_wins_and_survives_a_hostname_failure() {
         let n = NodeName::parse("node-a").unwrap();
-        let sys = RecordingSys::new("x").failing_hostname(std::io::ErrorKind::PermissionDenied);
+        let sys = RecordingExec::new("x").failing_hostname(std::io::ErrorKind::PermissionDenied);
         let id = resolve_node_name(Some(&n), &sys).unwrap();
         assert_eq!(
             id,
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn invalid_hostname_is_a_usage_error_with_a_hint() {
-        let e = resolve_node_name(None, &RecordingSys::new("bad_host")).unwrap_err();
+        let e = resolve_node_name(None, &RecordingExec::new("bad_host")).unwrap_err();
         assert_eq!(e.class(), Class::Usage);
         assert!(e.hint().unwrap().contains("--node-name"));
     }

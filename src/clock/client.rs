@@ -28,7 +28,7 @@
 
 use super::sntp::{self, KissCode, NtpTimestamp, ReplyError, Sample, NTP_PORT};
 use crate::error::{Class, Classify};
-use crate::sys::clock::ClockSys;
+use crate::sys::clock::Clock;
 use crate::time::{Offset, WallTime};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -446,7 +446,7 @@ enum Attempt {
 /// One request to `addr`, waiting until `until` for its answer.
 async fn attempt(
     addr: SocketAddr,
-    clock: &dyn ClockSys,
+    clock: &dyn Clock,
     floor: WallTime,
     until: Instant,
 ) -> Result<Attempt, String> {
@@ -525,7 +525,7 @@ async fn attempt(
 async fn ask(
     server: &Server,
     policy: &Policy,
-    clock: &dyn ClockSys,
+    clock: &dyn Clock,
     floor: WallTime,
     deadline: Instant,
 ) -> ServerReport {
@@ -576,7 +576,7 @@ async fn ask(
 pub async fn query(
     servers: &[Server],
     policy: &Policy,
-    clock: &dyn ClockSys,
+    clock: &dyn Clock,
     floor: WallTime,
 ) -> Result<Agreement, SntpError> {
     if servers.is_empty() {

@@ -11,7 +11,7 @@
 //! - [`client`]: several servers queried over UDP, bounded in time and attempts, and one
 //!   consistent answer (or a refusal that says why);
 //! - [`step`]: whether to set the system clock, and setting it through
-//!   [`crate::sys::clock::ClockSys`] with `old → new` in the log;
+//!   [`crate::sys::clock::Clock`] with `old → new` in the log;
 //! - [`cert`]: the error that says the clock is the likely cause when a certificate is "not yet
 //!   valid" or "expired", and a rustls server verifier that checks validity against the best
 //!   time known.

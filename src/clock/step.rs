@@ -16,7 +16,7 @@
 //! certificates look expired just as one in the past makes them "not yet valid".
 
 use crate::error::{Class, Classify};
-use crate::sys::clock::ClockSys;
+use crate::sys::clock::Clock;
 use crate::time::{Offset, WallTime};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ impl Classify for StepError {
 /// again and set to that reading plus the offset (an offset stays right while time passes, an
 /// absolute time would not), and `old → new` is logged.
 pub fn apply(
-    clock: &dyn ClockSys,
+    clock: &dyn Clock,
     offset: Offset,
     threshold: Duration,
 ) -> Result<StepOutcome, StepError> {
@@ -100,14 +100,14 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::clock::{ClockCall, RecordingClockSys};
+    use crate::sys::clock::{ClockCall, RecordingClock};
     use std::io;
 
     const Y2015: WallTime = WallTime::from_unix_secs(1_420_070_400);
 
     #[test]
     fn small_offsets_are_left_alone() {
-        let clock = RecordingClockSys::at(Y2015);
+        let clock = RecordingClock::at(Y2015);
         for ms in [0, 1, -999, 1000, -1000] {
             let o = Offset::from_nanos(ms * 1_000_000);
             assert_eq!(
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_clock_years_behind_is_stepped_forward_from_its_current_reading() {
-        let clock = RecordingClockSys::at(Y2015);
+        let clock = RecordingClock::at(Y2015);
         let offset = Offset::from_nanos(376_012_800 * 1_000_000_000 + 250_000_000);
         // Time passed between the measurement and the step: the offset still applies.
         clock.advance(Offset::from_nanos(3_000_000_000));
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn a_clock_ahead_is_stepped_back() {
-        let clock = RecordingClockSys::at(Y2015);
+        let clock = RecordingClock::at(Y2015);
         let offset = Offset::from_nanos(-90_000_000_000);
         let out = apply(&clock, offset, STEP_THRESHOLD).unwrap();
         assert!(matches!(out, StepOutcome::Stepped(s) if s.new == Y2015.plus(offset)));
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_refused_step_says_what_and_how_to_fix_it() {
-        let clock = RecordingClockSys::at(Y2015).failing_set(io::ErrorKind::PermissionDenied);
+        let clock = RecordingClock::at(Y2015).failing_set(io::ErrorKind::PermissionDenied);
         let e = apply(&clock, Offset::from_nanos(5_000_000_000), STEP_THRESHOLD).unwrap_err();
         assert_eq!(
             e.to_string(),

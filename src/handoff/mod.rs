@@ -13,12 +13,12 @@ use crate::error::{Class, Classify};
 use crate::fs::root::Root;
 use crate::install::{flags, FLAGS_ENV, KUBELET_CONF, KUBELET_CONFIG};
 use crate::plan::HandoffMode;
-use crate::sys::Sys;
+use crate::sys::Exec;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The kubelet's `PATH` (it runs iptables, mount, nsenter… by name).
-pub use crate::sys::KUBELET_PATH_ENV;
+pub use crate::sys::exec::KUBELET_PATH_ENV;
 
 /// Why the handoff failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +108,12 @@ pub fn read_flags(root: &Root) -> Result<Vec<String>, Error> {
 }
 
 /// Hands off. `None` returns `Ok(())`; `Exec` returns only if the exec failed.
-pub fn handoff(mode: HandoffMode, kubelet: &Path, root: &Root, sys: &dyn Sys) -> Result<(), Error> {
+pub fn handoff(
+    mode: HandoffMode,
+    kubelet: &Path,
+    root: &Root,
+    sys: &dyn Exec,
+) -> Result<(), Error> {
     match mode {
         HandoffMode::None => {
             crate::info!("handing off to the service manager: kubelet.service can start now");
@@ -143,7 +148,7 @@ pub fn handoff(mode: HandoffMode, kubelet: &Path, root: &Root, sys: &dyn Sys) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{Call, RecordingSys};
+    use crate::sys::exec::{ExecCall, RecordingExec};
 
     #[test]
     fn exec_passes_installed_flags_and_a_scrubbed_env() {
@@ -158,7 +163,7 @@ mod tests {
         ]);
         crate::fs::atomic::write_file(&root, Path::new(FLAGS_ENV), env.as_bytes(), 0o644, 0o755)
             .unwrap();
-        let sys = RecordingSys::new("n");
+        let sys = RecordingExec::new("n");
         let e = handoff(
             HandoffMode::Exec,
             Path::new("/usr/bin/kubelet"),
@@ -169,7 +174,7 @@ mod tests {
         assert!(matches!(e, Error::Exec { .. }));
         assert_eq!(
             sys.calls(),
-            vec![Call::Execve {
+            vec![ExecCall::Execve {
                 path: "/usr/bin/kubelet".into(),
                 argv: vec![
                     "/usr/bin/kubelet".into(),
@@ -185,7 +190,7 @@ mod tests {
 
     #[test]
     fn none_returns_and_execs_nothing() {
-        let sys = RecordingSys::new("n");
+        let sys = RecordingExec::new("n");
         handoff(
             HandoffMode::None,
             Path::new("/usr/bin/kubelet"),
@@ -205,11 +210,11 @@ mod tests {
             HandoffMode::Exec,
             Path::new("/usr/bin/kubelet"),
             &Root::new(t.path()),
-            &RecordingSys::new("n"),
+            &RecordingExec::new("n"),
         )
         .unwrap_err();
         assert!(matches!(e, Error::ReadFlags { .. }), "{e:?}");
-        let sys = RecordingSys::new("n").failing_execve(std::io::ErrorKind::NotFound);
+        let sys = RecordingExec::new("n").failing_execve(std::io::ErrorKind::NotFound);
         crate::fs::atomic::write_file(
             &Root::new(t.path()),
             Path::new(FLAGS_ENV),

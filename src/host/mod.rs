@@ -18,7 +18,7 @@
 //! Every file access goes through a [`Root`]: it must be where the *running* kernel's `/proc`,
 //! `/sys` and `/lib/modules` are — `/` on a booted node and also inside an initramfs (whose own
 //! `/lib/modules` holds the modules), a temporary directory in tests. Every syscall goes through
-//! [`HostSys`].
+//! [`Host`].
 
 pub mod cmdline;
 pub mod confdirs;
@@ -36,7 +36,7 @@ pub use sysctl::SysctlSetting;
 
 use crate::error::{Class, Classify};
 use crate::fs::root::{Root, RootError};
-use crate::sys::host::HostSys;
+use crate::sys::host::Host;
 use crate::time::duration::format as fmt_duration;
 use modules::{LoadMethod, LoadOutcome, RequestOutcome};
 use std::collections::BTreeSet;
@@ -147,7 +147,7 @@ pub struct HostPlan {
 }
 
 /// Builds the plan for `cfg` from the host's state under `root`. Reads only.
-pub fn plan(cfg: &HostConfig, root: &Root, sys: &dyn HostSys) -> Result<HostPlan, HostError> {
+pub fn plan(cfg: &HostConfig, root: &Root, sys: &dyn Host) -> Result<HostPlan, HostError> {
     let release = sys
         .uname_release()
         .map_err(|source| HostError::Uname { source })?;
@@ -291,7 +291,7 @@ impl fmt::Display for HostReport {
 /// Keeps going after a failure so one run shows every problem; modules whose dependency
 /// failed are skipped. Fails with [`HostError::Apply`] (holding the report) when a required
 /// action failed.
-pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn HostSys) -> Result<HostReport, HostError> {
+pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn Host) -> Result<HostReport, HostError> {
     let mut report = HostReport::default();
     let mut failures = Vec::new();
     for n in &plan.notes {

@@ -10,7 +10,7 @@ use crate::fs::root::Root;
 use crate::host::modules::{self, ModuleIndex, Resolved};
 use crate::host::sysctl::{self, Severity};
 use crate::host::{swap, HostConfig, HostError};
-use crate::sys::host::HostSys;
+use crate::sys::host::Host;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -179,7 +179,7 @@ pub fn preflight(
     cfg: &PreflightConfig,
     host: &HostConfig,
     root: &Root,
-    sys: &dyn HostSys,
+    sys: &dyn Host,
 ) -> PreflightReport {
     let mut out = Vec::new();
     let mut c = Checks {
@@ -396,7 +396,7 @@ fn cgroups(c: &mut Checks<'_>, root: &Root) {
     }
 }
 
-fn kernel_modules(c: &mut Checks<'_>, host: &HostConfig, root: &Root, sys: &dyn HostSys) {
+fn kernel_modules(c: &mut Checks<'_>, host: &HostConfig, root: &Root, sys: &dyn Host) {
     let mut notes = Vec::new();
     let requests = match modules::module_set(host, root, &mut notes) {
         Ok(r) => r,

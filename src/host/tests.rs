@@ -5,10 +5,10 @@
 use super::*;
 use crate::host::modules::compress::{self, MODULE_INIT_COMPRESSED_FILE};
 use crate::host::testutil::{synthetic_ko, FakeRoot, RELEASE};
-use crate::sys::host::{FakeHostSys, HostCall};
+use crate::sys::host::{HostCall, RecordingHost};
 
-fn fake() -> FakeHostSys {
-    FakeHostSys::new(RELEASE)
+fn fake() -> RecordingHost {
+    RecordingHost::new(RELEASE)
 }
 
 fn node() -> FakeRoot {
@@ -23,7 +23,7 @@ fn load_names(p: &HostPlan) -> Vec<&str> {
     p.modules.loads.iter().map(|l| l.name.as_str()).collect()
 }
 
-fn finit_calls(f: &FakeHostSys) -> Vec<(String, PathBuf, String, u32)> {
+fn finit_calls(f: &RecordingHost) -> Vec<(String, PathBuf, String, u32)> {
     f.calls()
         .into_iter()
         .filter_map(|c| match c {
@@ -327,9 +327,9 @@ fn compressed_modules_are_decompressed_here_without_kernel_support_or_when_refus
 
 /// A kernel that rejects MODULE_INIT_COMPRESSED_FILE with EOPNOTSUPP.
 #[derive(Debug)]
-struct RefusingFlag(FakeHostSys);
+struct RefusingFlag(RecordingHost);
 
-impl HostSys for RefusingFlag {
+impl Host for RefusingFlag {
     fn uname_release(&self) -> std::io::Result<String> {
         self.0.uname_release()
     }

@@ -12,7 +12,7 @@
 //! as written. Lines too long for one kmsg record (the JSON timeline) always go to the console
 //! directly and are cut in kmsg.
 
-use crate::sys::init::InitSys;
+use crate::sys::init::Init;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
@@ -24,7 +24,7 @@ static CONSOLE: std::sync::OnceLock<File> = std::sync::OnceLock::new();
 
 /// Points stderr back at the console without waiting for the copy thread (which may be the
 /// thing that is stuck). A no-op when stderr was never captured.
-pub fn restore(sys: &dyn InitSys) {
+pub fn restore(sys: &dyn Init) {
     if let Some(c) = CONSOLE.get() {
         let _ = sys.restore_stderr(c);
     }
@@ -89,7 +89,7 @@ pub struct Tee {
 
 /// Starts the copy. Returns `None` (logs then simply stay on stderr) when stderr cannot be
 /// captured; never fails the boot for logging's sake.
-pub fn start(sys: &dyn InitSys) -> Option<Tee> {
+pub fn start(sys: &dyn Init) -> Option<Tee> {
     let kmsg = sys.open_kmsg().ok();
     let mut echo_below = None;
     if kmsg.is_some() && sys.is_pid1() {
@@ -145,7 +145,7 @@ pub fn copy_lines(reader: File, mut console: File, mut kmsg: Option<File>, echo_
 
 impl Tee {
     /// Points stderr back at the console and waits until every line written so far is out.
-    pub fn finish(mut self, sys: &dyn InitSys) {
+    pub fn finish(mut self, sys: &dyn Init) {
         if sys.restore_stderr(&self.console).is_ok() {
             if let Some(t) = self.thread.take() {
                 let _ = t.join();

@@ -32,8 +32,8 @@ pub mod watchdog;
 
 use crate::error::Class;
 use crate::fs::root::Root;
-use crate::sys::init::{InitSys, PowerAction, RealInitSys};
-use crate::sys::{RealSys, Sys};
+use crate::sys::init::{Init, PowerAction, RealInit};
+use crate::sys::{Exec, RealExec};
 use config::{InitConfig, OnFailure};
 use pipeline::Ended;
 use policy::{Action, Failure, Schedule};
@@ -55,8 +55,8 @@ pub enum Next {
 
 /// Runs PID 1 mode. Never returns.
 pub fn run() -> ! {
-    let sys = RealInitSys;
-    let exec = RealSys;
+    let sys = RealInit;
+    let exec = RealExec;
     std::panic::set_hook(Box::new(|info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
     }));
@@ -93,7 +93,7 @@ pub fn run() -> ! {
 }
 
 /// Acts on `next`, and if that returns or panics, idles forever.
-fn finish(sys: &dyn InitSys, exec: &dyn Sys, next: Next) -> ! {
+fn finish(sys: &dyn Init, exec: &dyn Exec, next: Next) -> ! {
     watchdog::disarm();
     if let Next::Act(action) = next {
         let _ = catch_unwind(AssertUnwindSafe(|| act(sys, exec, action)));
@@ -102,7 +102,7 @@ fn finish(sys: &dyn InitSys, exec: &dyn Sys, next: Next) -> ! {
 }
 
 /// The last resort: PID 1 must not exit. Reaps orphans once a second, forever.
-fn idle(sys: &dyn InitSys) -> ! {
+fn idle(sys: &dyn Init) -> ! {
     if !sys.is_pid1() {
         // `kubejoin init` by hand: there is no kernel to panic, exit like a normal program.
         std::process::exit(1);
@@ -113,7 +113,7 @@ fn idle(sys: &dyn InitSys) -> ! {
     }
 }
 
-fn read_config(sys: &dyn InitSys) -> InitConfig {
+fn read_config(sys: &dyn Init) -> InitConfig {
     let cmdline = sys
         .read_file(Path::new("/proc/cmdline"))
         .unwrap_or_default();
@@ -128,8 +128,8 @@ pub fn uptime(text: &str) -> Option<Duration> {
 
 /// Everything up to the final action.
 fn boot(
-    sys: &dyn InitSys,
-    exec: &dyn Sys,
+    sys: &dyn Init,
+    exec: &dyn Exec,
     started: Instant,
     start_watchdog: &dyn Fn(&InitConfig, Option<Duration>),
 ) -> Next {
@@ -258,7 +258,7 @@ impl Failure {
 
 /// A failure before the stages: decide, report, print the timeline.
 fn conclude(
-    sys: &dyn InitSys,
+    sys: &dyn Init,
     cfg: &InitConfig,
     f: Failure,
     attempt: u32,
@@ -338,7 +338,7 @@ pub fn print_timeline(outcome: &str, started: Instant, kernel_to_init: Option<Du
 }
 
 /// Carries out a final action. Returns only when it could not.
-pub(crate) fn act(sys: &dyn InitSys, exec: &dyn Sys, action: Action) {
+pub(crate) fn act(sys: &dyn Init, exec: &dyn Exec, action: Action) {
     match action {
         Action::RetryIn(_) => {}
         Action::Exit(code) => std::process::exit(i32::from(code)),
@@ -376,7 +376,7 @@ pub(crate) fn act(sys: &dyn InitSys, exec: &dyn Sys, action: Action) {
     }
 }
 
-fn power_off(sys: &dyn InitSys) {
+fn power_off(sys: &dyn Init) {
     sys.sync();
     let e = sys.power(PowerAction::PowerOff);
     eprintln!("kubejoin: error: power-off failed: {e}; idling");
@@ -385,8 +385,8 @@ fn power_off(sys: &dyn InitSys) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::init::{InitCall, RecordingInitSys};
-    use crate::sys::{Call, RecordingSys};
+    use crate::sys::exec::{ExecCall, RecordingExec};
+    use crate::sys::init::{InitCall, RecordingInit};
 
     #[test]
     fn uptime_parses_proc_uptime() {
@@ -397,8 +397,8 @@ mod tests {
 
     #[test]
     fn reboot_and_poweroff_sync_first() {
-        let sys = RecordingInitSys::new();
-        let exec = RecordingSys::new("n");
+        let sys = RecordingInit::new();
+        let exec = RecordingExec::new("n");
         act(
             &sys,
             &exec,
@@ -420,11 +420,11 @@ mod tests {
 
     #[test]
     fn shell_execs_sh_or_powers_off_without_one() {
-        let sys = RecordingInitSys::new().with_path("/bin/sh");
-        let exec = RecordingSys::new("n");
+        let sys = RecordingInit::new().with_path("/bin/sh");
+        let exec = RecordingExec::new("n");
         act(&sys, &exec, Action::Shell);
         assert!(
-            matches!(&exec.calls()[0], Call::Execve { path, .. } if path == Path::new("/bin/sh"))
+            matches!(&exec.calls()[0], ExecCall::Execve { path, .. } if path == Path::new("/bin/sh"))
         );
         // The fake's exec "fails", so the policy falls through to a power-off.
         assert_eq!(
@@ -432,8 +432,8 @@ mod tests {
             Some(&InitCall::Power(PowerAction::PowerOff))
         );
 
-        let sys = RecordingInitSys::new();
-        let exec = RecordingSys::new("n");
+        let sys = RecordingInit::new();
+        let exec = RecordingExec::new("n");
         act(&sys, &exec, Action::Shell);
         assert!(exec.calls().is_empty());
         assert_eq!(

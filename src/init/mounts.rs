@@ -6,7 +6,7 @@
 //! cgroup2 in `/sys`). A `required` row failing is fatal; the others only warn, because
 //! kubejoin can join without them (they matter to the kubelet afterwards).
 
-use crate::sys::init::{InitSys, MountFlags};
+use crate::sys::init::{Init, MountFlags};
 use std::io;
 use std::path::Path;
 
@@ -134,7 +134,7 @@ pub struct MountError {
 /// Mounts every row of `table` in order; stops at the first required row that fails.
 /// Returns each row's outcome (for the log).
 pub fn mount_all(
-    sys: &dyn InitSys,
+    sys: &dyn Init,
     table: &[Mount],
 ) -> Result<Vec<(&'static str, Outcome)>, MountError> {
     let mut out = Vec::new();
@@ -171,7 +171,7 @@ pub fn mount_all(
 }
 
 /// Creates [`DEV_SYMLINKS`]; existing links are left alone, failures are only reported.
-pub fn dev_symlinks(sys: &dyn InitSys) -> Vec<String> {
+pub fn dev_symlinks(sys: &dyn Init) -> Vec<String> {
     let mut problems = Vec::new();
     for (target, link) in DEV_SYMLINKS {
         let link = Path::new(link);
@@ -188,7 +188,7 @@ pub fn dev_symlinks(sys: &dyn InitSys) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::init::{InitCall, RecordingInitSys};
+    use crate::sys::init::{InitCall, RecordingInit};
 
     #[test]
     fn the_table_mounts_parents_before_children() {
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn mounts_every_row_in_order() {
-        let fake = RecordingInitSys::new();
+        let fake = RecordingInit::new();
         let out = mount_all(&fake, EARLY_MOUNTS).unwrap();
         assert!(out.iter().all(|(_, o)| *o == Outcome::Mounted));
         let mounts: Vec<(String, PathBuf, String)> = fake
@@ -265,7 +265,7 @@ mod tests {
             io::Error::from_raw_os_error(nix::libc::EBUSY).kind(),
             io::ErrorKind::ResourceBusy
         );
-        let fake = RecordingInitSys::new()
+        let fake = RecordingInit::new()
             .fail_at("/dev/pts", io::ErrorKind::PermissionDenied)
             .fail_at("/dev", io::ErrorKind::ResourceBusy);
         let out = mount_all(&fake, EARLY_MOUNTS).unwrap();
@@ -282,7 +282,7 @@ mod tests {
         ));
         assert_eq!(out.len(), EARLY_MOUNTS.len());
 
-        let fake = RecordingInitSys::new().fail_at("/sys", io::ErrorKind::PermissionDenied);
+        let fake = RecordingInit::new().fail_at("/sys", io::ErrorKind::PermissionDenied);
         let e = mount_all(&fake, EARLY_MOUNTS).unwrap_err();
         assert_eq!(e.target, "/sys");
         assert_eq!(e.to_string(), "mounting sysfs on /sys");
@@ -295,9 +295,7 @@ mod tests {
 
     #[test]
     fn mounted_targets_are_left_alone() {
-        let fake = RecordingInitSys::new()
-            .with_mount("/proc")
-            .with_mount("/sys");
+        let fake = RecordingInit::new().with_mount("/proc").with_mount("/sys");
         let out = mount_all(&fake, EARLY_MOUNTS).unwrap();
         assert_eq!(out[0], ("/proc", Outcome::AlreadyMounted));
         assert_eq!(out[1], ("/sys", Outcome::AlreadyMounted));
@@ -310,7 +308,7 @@ mod tests {
 
     #[test]
     fn symlinks_skip_existing() {
-        let fake = RecordingInitSys::new().with_path("/dev/fd");
+        let fake = RecordingInit::new().with_path("/dev/fd");
         assert!(dev_symlinks(&fake).is_empty());
         let links: Vec<_> = fake
             .calls()

@@ -9,7 +9,7 @@ use super::config::InitConfig;
 use super::policy::{decide, Action, Failure, Schedule};
 use crate::error::Class;
 use crate::log;
-use crate::sys::init::InitSys;
+use crate::sys::init::Init;
 use std::time::{Duration, Instant};
 
 /// The stages of a join from the initramfs, in order.
@@ -59,7 +59,7 @@ pub enum Ended {
 pub async fn run_stages<B: Boot>(
     boot: &mut B,
     stages: &[&'static str],
-    sys: &dyn InitSys,
+    sys: &dyn Init,
     cfg: &InitConfig,
     schedule: &Schedule,
     started: Instant,
@@ -142,7 +142,7 @@ pub async fn run_stages<B: Boot>(
 }
 
 /// Sleeps, reaping orphans once a second meanwhile.
-pub async fn sleep_reaping(sys: &dyn InitSys, d: Duration) {
+pub async fn sleep_reaping(sys: &dyn Init, d: Duration) {
     let until = Instant::now() + d;
     loop {
         let left = until.saturating_duration_since(Instant::now());
@@ -158,7 +158,7 @@ pub async fn sleep_reaping(sys: &dyn InitSys, d: Duration) {
 mod tests {
     use super::*;
     use crate::plan::boot::OnFailure;
-    use crate::sys::init::RecordingInitSys;
+    use crate::sys::init::RecordingInit;
     use std::collections::HashMap;
 
     /// Stages that fail a set number of times with a set class, then succeed.
@@ -212,7 +212,7 @@ mod tests {
             ran: vec![],
             slow: None,
         };
-        let sys = RecordingInitSys::new();
+        let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
             STAGES,
@@ -232,7 +232,7 @@ mod tests {
             ran: vec![],
             slow: None,
         };
-        let sys = RecordingInitSys::new();
+        let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
             STAGES,
@@ -253,7 +253,7 @@ mod tests {
             ran: vec![],
             slow: None,
         };
-        let sys = RecordingInitSys::new();
+        let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
             STAGES,
@@ -290,7 +290,7 @@ mod tests {
             ran: vec![],
             slow: None,
         };
-        let sys = RecordingInitSys::new();
+        let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
             STAGES,
@@ -319,7 +319,7 @@ mod tests {
             ran: vec![],
             slow: Some("join"),
         };
-        let sys = RecordingInitSys::new();
+        let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
             STAGES,

@@ -19,10 +19,10 @@ use crate::plan::merge::Sourced;
 use crate::plan::network::NetworkSpec;
 use crate::plan::network::{Addressing, Network};
 use crate::plan::{HandoffMode, JoinPlan};
-use crate::sys::host::{HostSys, RealHostSys};
-use crate::sys::init::InitSys;
-use crate::sys::net::{NetSys, RealNetSys};
-use crate::sys::Sys;
+use crate::sys::host::{Host, RealHost};
+use crate::sys::init::Init;
+use crate::sys::net::{Net, RealNet};
+use crate::sys::Exec;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,8 @@ const ROOT_DEVICE_WAIT: Duration = Duration::from_secs(30);
 
 /// The join from the initramfs.
 pub struct NodeBoot<'a> {
-    sys: &'a dyn InitSys,
-    exec: &'a dyn Sys,
+    sys: &'a dyn Init,
+    exec: &'a dyn Exec,
     cfg: &'a InitConfig,
     started: Instant,
     kernel_to_init: Option<Duration>,
@@ -41,12 +41,12 @@ pub struct NodeBoot<'a> {
     /// Where the boot sources are read (the initramfs' `/`, the real config-drive mount).
     sources: crate::source::load::LoadOptions,
     /// The network seam and the root `/etc/resolv.conf` is written under.
-    net: Box<dyn NetSys>,
+    net: Box<dyn Net>,
     net_root: Root,
     /// Where host preparation finds the running kernel's `/proc`, `/sys`, `/lib/modules`, and
     /// its syscall seam.
     host_root: Root,
-    host_sys: std::sync::Arc<dyn HostSys>,
+    host_sys: std::sync::Arc<dyn Host>,
     /// The modules and sysctls host preparation applied so far, over its layers.
     host_applied: HostApplied,
     /// The sources read before the network (kept for the `sources` stage and its retries).
@@ -70,8 +70,8 @@ impl std::fmt::Debug for NodeBoot<'_> {
 
 impl<'a> NodeBoot<'a> {
     pub fn new(
-        sys: &'a dyn InitSys,
-        exec: &'a dyn Sys,
+        sys: &'a dyn Init,
+        exec: &'a dyn Exec,
         cfg: &'a InitConfig,
         started: Instant,
         kernel_to_init: Option<Duration>,
@@ -89,10 +89,10 @@ impl<'a> NodeBoot<'a> {
             tee,
             cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
             sources: crate::source::load::LoadOptions::live(Root::new("/")),
-            net: Box::new(RealNetSys::new(Root::new("/"))),
+            net: Box::new(RealNet::new(Root::new("/"))),
             net_root: Root::new("/"),
             host_root: Root::new("/"),
-            host_sys: std::sync::Arc::new(RealHostSys),
+            host_sys: std::sync::Arc::new(RealHost),
             host_applied: HostApplied::default(),
             local: None,
             plan: None,
@@ -106,7 +106,7 @@ impl<'a> NodeBoot<'a> {
     pub fn with_environment(
         mut self,
         sources: crate::source::load::LoadOptions,
-        net: Box<dyn NetSys>,
+        net: Box<dyn Net>,
         net_root: Root,
     ) -> Self {
         self.sources = sources;
@@ -117,7 +117,7 @@ impl<'a> NodeBoot<'a> {
 
     /// Replaces where host preparation reads the kernel's files and its syscall seam (tests: a
     /// temporary root and the recording fake).
-    pub fn with_host(mut self, root: Root, sys: std::sync::Arc<dyn HostSys>) -> Self {
+    pub fn with_host(mut self, root: Root, sys: std::sync::Arc<dyn Host>) -> Self {
         self.host_root = root;
         self.host_sys = sys;
         self
@@ -485,7 +485,7 @@ pub async fn bring_up_network(
     params: &[(String, Option<String>)],
     network: Option<&Sourced<NetworkSpec>>,
     root: &Root,
-    sys: &dyn NetSys,
+    sys: &dyn Net,
 ) -> Result<Done, Failure> {
     let cfg = net_config(params, network).map_err(|e| Failure::from_error("network", &e))?;
     let origin = match network {
@@ -849,7 +849,7 @@ mod tests {
     use crate::net::{Method, NetMode};
     use crate::plan::network::NetworkSpec;
     use crate::plan::network::{Interface, Network};
-    use crate::sys::net::{DefaultRoute, FakeNetSys, LinkInfo, NetCall};
+    use crate::sys::net::{DefaultRoute, LinkInfo, NetCall, RecordingNet};
     use std::net::Ipv4Addr;
 
     const NET_DOC: &str = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nnetwork:\n  \
@@ -936,7 +936,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_network_stage_configures_what_the_config_says_through_the_net_seam() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
         let root = tempfile::tempdir().unwrap();
@@ -1001,7 +1001,7 @@ mod tests {
                 r#"network: using "ip=off" from cmdline, ignoring "eth0 10.0.0.7/24 via 10.0.0.1 mtu 9000; nameservers 10.0.0.53" from file:/etc/kubejoin.yaml"#
             ]
         );
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
         let done = bring_up_network(&params("ip=off"), Some(&net), &Root::new(dir.path()), &sys)
@@ -1023,8 +1023,8 @@ mod tests {
         use crate::init::policy::Schedule;
         use crate::source::metadata::mock::{quick, MockReply, MockServer};
         use crate::source::metadata::{http::Retry, Endpoints};
-        use crate::sys::init::RecordingInitSys;
-        use crate::sys::RecordingSys;
+        use crate::sys::init::RecordingInit;
+        use crate::sys::RecordingExec;
 
         let user_data = format!(
             "#cloud-config\nkubejoin:\n  endpoint: 10.0.0.2:6443\n  token: abcdef.0123456789abcdef\n  ca-cert-hash: {PIN}\n"
@@ -1053,11 +1053,11 @@ mod tests {
             retry: Retry::none(),
             tls: None,
         };
-        let net = FakeNetSys::new()
+        let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
-        let sys = RecordingInitSys::new().with_file("/proc/cmdline", cmdline);
-        let exec = RecordingSys::new("host");
+        let sys = RecordingInit::new().with_file("/proc/cmdline", cmdline);
+        let exec = RecordingExec::new("host");
         let cfg = InitConfig::from_cmdline(cmdline);
         let started = std::time::Instant::now();
         let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None).with_environment(
@@ -1122,9 +1122,9 @@ mod tests {
         use crate::init::policy::Schedule;
         use crate::source::metadata::mock::{quick, MockReply, MockServer};
         use crate::source::metadata::{http::Retry, Endpoints};
-        use crate::sys::host::FakeHostSys;
-        use crate::sys::init::RecordingInitSys;
-        use crate::sys::RecordingSys;
+        use crate::sys::host::RecordingHost;
+        use crate::sys::init::RecordingInit;
+        use crate::sys::RecordingExec;
 
         // The metadata user-data: a module and sysctls, one of which the file outranks.
         let user_data = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\n\
@@ -1168,12 +1168,13 @@ mod tests {
             retry: Retry::none(),
             tls: None,
         };
-        let host = std::sync::Arc::new(FakeHostSys::new(RELEASE).with_kernel_root(node.dir.path()));
-        let net = FakeNetSys::new()
+        let host =
+            std::sync::Arc::new(RecordingHost::new(RELEASE).with_kernel_root(node.dir.path()));
+        let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
-        let sys = RecordingInitSys::new().with_file("/proc/cmdline", cmdline.as_str());
-        let exec = RecordingSys::new("host");
+        let sys = RecordingInit::new().with_file("/proc/cmdline", cmdline.as_str());
+        let exec = RecordingExec::new("host");
         let cfg = InitConfig::from_cmdline(&cmdline);
         let started = std::time::Instant::now();
         let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None)

@@ -12,8 +12,8 @@
 //! mount of its own, and that its init exists.
 
 use crate::error::{Class, Classify};
-use crate::sys::init::{InitSys, MountFlags, RAMFS_MAGIC, TMPFS_MAGIC};
-use crate::sys::Sys;
+use crate::sys::init::{Init, MountFlags, RAMFS_MAGIC, TMPFS_MAGIC};
+use crate::sys::Exec;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -90,7 +90,7 @@ fn under(root: &Path, node_path: &Path) -> PathBuf {
 /// Waits (bounded) for the root device, then mounts it read-write at `at`: kubejoin writes the
 /// node's files into it; the real init remounts it as its fstab says.
 pub async fn mount_sysroot(
-    sys: &dyn InitSys,
+    sys: &dyn Init,
     spec: &SysrootSpec,
     at: &Path,
     wait: Duration,
@@ -123,7 +123,7 @@ pub async fn mount_sysroot(
 }
 
 /// Everything `switch_root` checks before acting.
-pub fn validate(sys: &dyn InitSys, sysroot: &Path, init: &Path) -> Result<(), SwitchError> {
+pub fn validate(sys: &dyn Init, sysroot: &Path, init: &Path) -> Result<(), SwitchError> {
     if !sys.is_pid1() {
         return Err(SwitchError::NotPid1);
     }
@@ -148,7 +148,7 @@ pub fn validate(sys: &dyn InitSys, sysroot: &Path, init: &Path) -> Result<(), Sw
 /// Steps: validate; move `/dev`, `/proc`, `/sys`, `/run` into the new root; delete the
 /// initramfs' files (same filesystem only, the new root kept); move the new root over `/`;
 /// `chroot .`; `chdir /`; exec `init`.
-pub fn switch_root(sys: &dyn InitSys, exec: &dyn Sys, sysroot: &Path, init: &Path) -> SwitchError {
+pub fn switch_root(sys: &dyn Init, exec: &dyn Exec, sysroot: &Path, init: &Path) -> SwitchError {
     if let Err(e) = validate(sys, sysroot, init) {
         return e;
     }
@@ -164,7 +164,7 @@ pub fn switch_root(sys: &dyn InitSys, exec: &dyn Sys, sysroot: &Path, init: &Pat
     io_err(format!("exec {} in the new root", init.display()))(exec.execve(init, &argv, &env))
 }
 
-fn steps(sys: &dyn InitSys, sysroot: &Path) -> Result<(), SwitchError> {
+fn steps(sys: &dyn Init, sysroot: &Path) -> Result<(), SwitchError> {
     for m in MOVED_MOUNTS {
         let to = under(sysroot, Path::new(m));
         sys.mkdir_all(&to, 0o755)
@@ -195,11 +195,11 @@ fn steps(sys: &dyn InitSys, sysroot: &Path) -> Result<(), SwitchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::init::{InitCall, RecordingInitSys};
-    use crate::sys::{Call, RecordingSys};
+    use crate::sys::exec::{ExecCall, RecordingExec};
+    use crate::sys::init::{InitCall, RecordingInit};
 
-    fn ready() -> RecordingInitSys {
-        RecordingInitSys::new()
+    fn ready() -> RecordingInit {
+        RecordingInit::new()
             .with_mount("/sysroot")
             .with_path("/sysroot/lib/systemd/systemd")
     }
@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn switches_in_the_right_order() {
         let sys = ready();
-        let exec = RecordingSys::new("n");
+        let exec = RecordingExec::new("n");
         let e = switch_root(
             &sys,
             &exec,
@@ -250,7 +250,7 @@ mod tests {
         );
         assert_eq!(
             exec.calls(),
-            vec![Call::Execve {
+            vec![ExecCall::Execve {
                 path: "/lib/systemd/systemd".into(),
                 argv: vec!["/lib/systemd/systemd".into()],
                 env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
@@ -260,21 +260,21 @@ mod tests {
 
     #[test]
     fn refuses_before_touching_anything() {
-        let exec = RecordingSys::new("n");
+        let exec = RecordingExec::new("n");
         let root = Path::new("/sysroot");
         let init = Path::new("/sbin/init");
-        let cases: Vec<(RecordingInitSys, &str)> = vec![
+        let cases: Vec<(RecordingInit, &str)> = vec![
             (ready().not_pid1(), "not PID 1"),
             (
                 ready().with_fs_magic(0xef53),
                 "is not an initramfs (statfs magic 0xef53)",
             ),
             (
-                RecordingInitSys::new().with_path("/sysroot/sbin/init"),
+                RecordingInit::new().with_path("/sysroot/sbin/init"),
                 "/sysroot is not a mount point",
             ),
             (
-                RecordingInitSys::new().with_mount("/sysroot"),
+                RecordingInit::new().with_mount("/sysroot"),
                 "has no init at /sbin/init",
             ),
         ];
@@ -284,7 +284,7 @@ mod tests {
             assert!(sys.calls().is_empty(), "{:?}", sys.calls());
         }
         assert!(exec.calls().is_empty());
-        let e = switch_root(&RecordingInitSys::new().not_pid1(), &exec, root, init);
+        let e = switch_root(&RecordingInit::new().not_pid1(), &exec, root, init);
         assert_eq!(e.class(), Class::Usage);
         // Absolute init paths are looked up inside the new root.
         assert_eq!(
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn a_failed_move_stops_before_deleting() {
         let sys = ready().fail_at("/proc", io::ErrorKind::InvalidInput);
-        let exec = RecordingSys::new("n");
+        let exec = RecordingExec::new("n");
         let e = switch_root(
             &sys,
             &exec,
@@ -324,7 +324,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let sys = RecordingInitSys::new().with_path("/dev/vda1");
+        let sys = RecordingInit::new().with_path("/dev/vda1");
         rt.block_on(mount_sysroot(
             &sys,
             &spec,
@@ -342,7 +342,7 @@ mod tests {
                 data: "noatime".into(),
             }
         );
-        let missing = RecordingInitSys::new();
+        let missing = RecordingInit::new();
         let e = rt
             .block_on(mount_sysroot(
                 &missing,

@@ -14,8 +14,8 @@
 use super::config::{InitConfig, OnFailure};
 use super::policy::{Action, Failure};
 use crate::error::Class;
-use crate::sys::init::InitSys;
-use crate::sys::Sys;
+use crate::sys::init::Init;
+use crate::sys::Exec;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -85,8 +85,8 @@ pub fn start<S, E>(
     started: Instant,
     kernel_to_init: Option<Duration>,
 ) where
-    S: InitSys + 'static,
-    E: Sys + 'static,
+    S: Init + 'static,
+    E: Exec + 'static,
 {
     let deadline = cfg.timeout.saturating_add(GRACE);
     let spawned = std::thread::Builder::new()

@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::fs::root::Root;
-use crate::sys::net::{DefaultRoute, LinkInfo, NetSys};
+use crate::sys::net::{DefaultRoute, LinkInfo, Net};
 
 use super::config::{LinkSpec, Method, NetConfig, NetMode};
 use super::dhcp::{self, DhcpClient, ExchangeError};
@@ -29,11 +29,7 @@ struct Target {
 
 /// Brings the network up as `cfg` says (see the module documentation for the sequence) and
 /// writes `/etc/resolv.conf` under `root`. Every wait is bounded by `cfg.timeouts`.
-pub async fn bring_up(
-    cfg: &NetConfig,
-    root: &Root,
-    sys: &dyn NetSys,
-) -> Result<NetReport, NetError> {
+pub async fn bring_up(cfg: &NetConfig, root: &Root, sys: &dyn Net) -> Result<NetReport, NetError> {
     let links = sys.links().map_err(NetError::ListLinks)?;
     // Loopback first, whatever else happens: the kubelet and its static pods talk to 127.0.0.1.
     // The kernel assigns 127.0.0.1/8 itself when `lo` goes up.
@@ -123,7 +119,7 @@ fn netlink(link: &LinkInfo, action: String) -> impl FnOnce(io::Error) -> NetErro
 async fn find_targets(
     cfg: &NetConfig,
     specs: &[LinkSpec],
-    sys: &dyn NetSys,
+    sys: &dyn Net,
 ) -> Result<Vec<Target>, NetError> {
     let start = Instant::now();
     loop {
@@ -220,7 +216,7 @@ async fn wait_for_carrier(
     cfg: &NetConfig,
     targets: &[Target],
     active: &[bool],
-    sys: &dyn NetSys,
+    sys: &dyn Net,
 ) -> Result<Vec<Option<Duration>>, NetError> {
     let start = Instant::now();
     let mut seen: Vec<Option<Duration>> = vec![None; targets.len()];
@@ -254,7 +250,7 @@ async fn wait_for_carrier(
 /// Gets an address for one link (static or DHCP) and configures it.
 async fn configure(
     cfg: &NetConfig,
-    sys: &dyn NetSys,
+    sys: &dyn Net,
     t: &Target,
     carrier: Option<Duration>,
     metric: u32,
@@ -419,7 +415,7 @@ fn dedup<T: PartialEq + Clone>(v: &mut Vec<T>) {
 }
 
 /// Runs futures concurrently on the current task and returns their outputs in order (DHCP on
-/// several links at once, without spawning: they borrow the config and the `NetSys`).
+/// several links at once, without spawning: they borrow the config and the `Net`).
 async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
@@ -452,7 +448,7 @@ mod tests {
     use crate::net::dhcp::{
         code, decode, encode, DhcpFailure, DhcpTiming, Message, MessageType, Opcode,
     };
-    use crate::sys::net::{FakeNetSys, NetCall, NetOp};
+    use crate::sys::net::{NetCall, NetOp, RecordingNet};
 
     const MAC0: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
     const MAC1: [u8; 6] = [0x52, 0x54, 0, 0, 0, 2];
@@ -537,7 +533,7 @@ mod tests {
 
     #[tokio::test]
     async fn auto_mode_runs_dhcp_on_physical_links_with_carrier() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(wired(2, "eth0", MAC0))
             .with_link(LinkInfo {
@@ -610,7 +606,7 @@ mod tests {
 
     #[tokio::test]
     async fn two_physical_links_get_leases_concurrently_with_distinct_metrics() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(3, "eth1", MAC1))
             .with_link(wired(2, "eth0", MAC0))
             .dhcp_responder(
@@ -650,7 +646,7 @@ mod tests {
         ])
         .unwrap();
         c.timeouts = fast();
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(wired(2, "eth0", MAC0));
         let (dir, root) = root();
@@ -699,7 +695,7 @@ mod tests {
             }),
             ..LinkSpec::dhcp_everywhere()
         };
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo {
                 physical: false,
                 ..wired(2, "docker0", MAC1)
@@ -730,7 +726,7 @@ mod tests {
             device: Some("eth0".into()),
             ..LinkSpec::dhcp_everywhere()
         };
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .with_link(wired(3, "eth1", MAC1));
         let (_dir, root) = root();
@@ -765,7 +761,7 @@ mod tests {
 
     #[tokio::test]
     async fn auto_mode_with_every_link_failing_reports_each() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .with_link(LinkInfo::ethernet(3, "eth1", MAC1));
         let (_dir, root) = root();
@@ -787,7 +783,7 @@ mod tests {
 
     #[tokio::test]
     async fn links_that_appear_late_are_waited_for_and_missing_ones_named() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .appears_after("eth0", 3)
             .dhcp_responder(
@@ -815,7 +811,7 @@ mod tests {
             "{e}"
         );
 
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(LinkInfo {
                 physical: false,
@@ -832,7 +828,7 @@ mod tests {
 
     #[tokio::test]
     async fn candidate_links_may_be_given_and_may_be_virtual() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo {
                 physical: false,
                 ..wired(2, "veth0", MAC0)
@@ -860,7 +856,7 @@ mod tests {
 
     #[tokio::test]
     async fn ip_off_brings_up_loopback_only() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(wired(2, "eth0", MAC0));
         let (_dir, root) = root();
@@ -872,7 +868,7 @@ mod tests {
     #[tokio::test]
     async fn existing_address_and_route_are_fine_other_failures_name_link_and_action() {
         let lease = || server(Ipv4Addr::new(10, 0, 0, 42), mask24(), Some(SERVER));
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .dhcp_responder("eth0", lease())
             .failing(NetOp::AddAddress, None, io::ErrorKind::AlreadyExists)
@@ -880,7 +876,7 @@ mod tests {
         let (_dir, root) = root();
         bring_up(&cfg(NetMode::Auto), &root, &sys).await.unwrap();
 
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .dhcp_responder("eth0", lease())
             .failing(
@@ -902,7 +898,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slash_32_lease_gets_an_onlink_default_route() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .dhcp_responder(
                 "eth0",
@@ -926,7 +922,7 @@ mod tests {
 
     #[tokio::test]
     async fn peer_dns_off_ignores_dhcp_dns() {
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .dhcp_responder(
                 "eth0",
@@ -949,7 +945,7 @@ mod tests {
             hostname: Some("node9".into()),
             ..LinkSpec::dhcp_everywhere()
         };
-        let sys = FakeNetSys::new()
+        let sys = RecordingNet::new()
             .with_link(wired(2, "eth0", MAC0))
             .dhcp_responder(
                 "eth0",

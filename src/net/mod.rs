@@ -7,7 +7,7 @@
 //! 1. loopback up;
 //! 2. wait (bounded) for the links to appear, set them up, wait (bounded) for carrier;
 //! 3. per link, a static address from `ip=` or a DHCPv4 lease ([`dhcp`]), links in parallel;
-//! 4. MTU, address and default route through rtnetlink ([`crate::sys::net::NetSys`]);
+//! 4. MTU, address and default route through rtnetlink ([`crate::sys::net::Net`]);
 //! 5. `/etc/resolv.conf` from `nameserver=`, `ip=` DNS fields and DHCP ([`resolv`]).
 //!
 //! Without `ip=`, every physical link (one with `/sys/class/net/<if>/device`) that has carrier

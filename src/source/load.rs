@@ -20,7 +20,7 @@ use crate::source::metadata::userdata::{self, Document, UserDataError};
 use crate::source::metadata::{
     self, dmi::Dmi, Context, Endpoints, MetadataError, Platform, Provider, UserData, MAX_USER_DATA,
 };
-use crate::sys::configdrive::DriveSys;
+use crate::sys::drive::Drive;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,7 +180,7 @@ pub struct LoadOptions {
     pub metadata: MetadataAccess,
     /// Mounts an OpenStack config drive; without it the drive is not read (a warning says so)
     /// and the metadata service is used.
-    pub config_drive: Option<Arc<dyn DriveSys>>,
+    pub config_drive: Option<Arc<dyn Drive>>,
     /// The image defaults (lowest layer).
     pub defaults: Values,
 }
@@ -202,9 +202,9 @@ impl LoadOptions {
     /// config-drive mount when `root` is this machine's `/` (mounting a device found under
     /// another root would mount the wrong machine's disk).
     pub fn live(root: Root) -> Self {
-        let drive: Option<Arc<dyn DriveSys>> = root
+        let drive: Option<Arc<dyn Drive>> = root
             .is_host()
-            .then(|| Arc::new(crate::sys::configdrive::RealDriveSys) as Arc<dyn DriveSys>);
+            .then(|| Arc::new(crate::sys::drive::RealDrive) as Arc<dyn Drive>);
         Self {
             config_drive: drive,
             ..Self::new(root)

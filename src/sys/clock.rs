@@ -1,6 +1,6 @@
 //! The system clock behind a narrow trait: reading `CLOCK_REALTIME`, and stepping it with
-//! `clock_settime(2)` (needs `CAP_SYS_TIME`). [`RealClockSys`] is one line per method;
-//! [`RecordingClockSys`] keeps a fake clock, records every step as a typed [`ClockCall`] and can
+//! `clock_settime(2)` (needs `CAP_SYS_TIME`). [`RealClock`] is one line per method;
+//! [`RecordingClock`] keeps a fake clock, records every step as a typed [`ClockCall`] and can
 //! refuse it with an errno, so the decision to step (`crate::clock::step`) is tested without root
 //! and without touching the test machine's clock.
 
@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Mutex;
 
 /// The clock effects.
-pub trait ClockSys: fmt::Debug + Send + Sync {
+pub trait Clock: fmt::Debug + Send + Sync {
     /// `CLOCK_REALTIME` now.
     fn now(&self) -> WallTime;
 
@@ -20,9 +20,9 @@ pub trait ClockSys: fmt::Debug + Send + Sync {
 
 /// The real clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct RealClockSys;
+pub struct RealClock;
 
-impl ClockSys for RealClockSys {
+impl Clock for RealClock {
     fn now(&self) -> WallTime {
         WallTime::from_system(std::time::SystemTime::now())
     }
@@ -45,13 +45,13 @@ pub enum ClockCall {
 /// A fake clock: reads return its time (which stands still unless advanced), steps are recorded
 /// and change it, or fail with the configured error and leave it as it was.
 #[derive(Debug)]
-pub struct RecordingClockSys {
+pub struct RecordingClock {
     now: Mutex<WallTime>,
     calls: Mutex<Vec<ClockCall>>,
     set_error: Option<io::ErrorKind>,
 }
 
-impl RecordingClockSys {
+impl RecordingClock {
     /// A fake clock that reads `now`.
     pub fn at(now: WallTime) -> Self {
         Self {
@@ -80,7 +80,7 @@ impl RecordingClockSys {
     }
 }
 
-impl ClockSys for RecordingClockSys {
+impl Clock for RecordingClock {
     fn now(&self) -> WallTime {
         self.now.lock().map(|n| *n).unwrap_or(WallTime::UNIX_EPOCH)
     }
@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn the_real_clock_reads_the_system_time() {
         let before = WallTime::from_system(std::time::SystemTime::now());
-        let now = RealClockSys.now();
+        let now = RealClock.now();
         let after = WallTime::from_system(std::time::SystemTime::now());
         assert!(before <= now && now <= after);
     }
@@ -120,23 +120,23 @@ mod tests {
         // Linux checks the value before the privilege (do_sys_settimeofday64): a time before
         // 1970 is EINVAL for root and everyone else, so this exercises the real syscall path
         // without ever stepping the test machine's clock.
-        let before = RealClockSys.now();
-        let e = RealClockSys
+        let before = RealClock.now();
+        let e = RealClock
             .set_realtime(WallTime::from_unix_secs(-1))
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
-        assert!(RealClockSys.now() >= before);
+        assert!(RealClock.now() >= before);
     }
 
     #[test]
     fn the_fake_records_steps_and_can_refuse_them() {
         let t0 = WallTime::from_unix_secs(1_420_070_400);
         let t1 = WallTime::from_unix_secs(1_796_083_200);
-        let fake = RecordingClockSys::at(t0);
+        let fake = RecordingClock::at(t0);
         fake.set_realtime(t1).unwrap();
         assert_eq!(fake.now(), t1);
         assert_eq!(fake.calls(), [ClockCall::SetRealtime { from: t0, to: t1 }]);
-        let denied = RecordingClockSys::at(t0).failing_set(io::ErrorKind::PermissionDenied);
+        let denied = RecordingClock::at(t0).failing_set(io::ErrorKind::PermissionDenied);
         assert_eq!(
             denied.set_realtime(t1).unwrap_err().kind(),
             io::ErrorKind::PermissionDenied

@@ -1,7 +1,7 @@
 //! The kernel-facing calls of host preparation (modules, swap, identity) behind one narrow
 //! trait, so the planning and applying logic in `crate::host` runs in tests against a fake.
 //!
-//! [`RealHostSys`] is one line per method; [`FakeHostSys`] records typed [`HostCall`]s, answers
+//! [`RealHost`] is one line per method; [`RecordingHost`] records typed [`HostCall`]s, answers
 //! from its configuration, can inject an errno per module or swap device, and can emulate the
 //! kernel's visible side effects in a fake root (`/sys/module/<name>` appearing after a load,
 //! the line of `/proc/swaps` disappearing after swapoff) so verification is exercised too.
@@ -19,7 +19,7 @@ use std::sync::Mutex;
 pub type CapabilitySet = BTreeSet<String>;
 
 /// The privileged effects of host preparation.
-pub trait HostSys: fmt::Debug + Send + Sync {
+pub trait Host: fmt::Debug + Send + Sync {
     /// The running kernel's release, as `uname -r` prints it.
     fn uname_release(&self) -> io::Result<String>;
 
@@ -53,14 +53,14 @@ pub trait HostSys: fmt::Debug + Send + Sync {
 
 /// The real system.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct RealHostSys;
+pub struct RealHost;
 
 fn c_string(s: &str) -> io::Result<CString> {
     CString::new(s)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
-impl HostSys for RealHostSys {
+impl Host for RealHost {
     fn uname_release(&self) -> io::Result<String> {
         Ok(nix::sys::utsname::uname()?
             .release()
@@ -129,7 +129,7 @@ impl HostSys for RealHostSys {
     }
 }
 
-/// One recorded call on [`FakeHostSys`].
+/// One recorded call on [`RecordingHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostCall {
     Uname,
@@ -159,7 +159,7 @@ pub enum HostCall {
 /// A recording fake. Loads and swapoffs succeed unless an errno was injected for that module
 /// or device; the kernel release, euid and capabilities are configured.
 #[derive(Debug)]
-pub struct FakeHostSys {
+pub struct RecordingHost {
     calls: Mutex<Vec<HostCall>>,
     release: String,
     load_errors: BTreeMap<String, i32>,
@@ -171,7 +171,7 @@ pub struct FakeHostSys {
     kernel_root: Option<PathBuf>,
 }
 
-impl FakeHostSys {
+impl RecordingHost {
     /// A fake kernel of release `release`, running as root with every capability host
     /// preparation asks for.
     pub fn new(release: &str) -> Self {
@@ -278,7 +278,7 @@ impl FakeHostSys {
     }
 }
 
-impl HostSys for FakeHostSys {
+impl Host for RecordingHost {
     fn uname_release(&self) -> io::Result<String> {
         self.record(HostCall::Uname);
         match self.uname_error {
@@ -369,9 +369,9 @@ mod tests {
     fn real_uname_and_identity_answer() {
         // Reading identity is harmless; loading modules or swapoff on this machine is never
         // attempted in unit tests (the VM test does that).
-        assert!(!RealHostSys.uname_release().unwrap().is_empty());
-        let caps = RealHostSys.effective_capabilities().unwrap();
-        if RealHostSys.euid() != 0 {
+        assert!(!RealHost.uname_release().unwrap().is_empty());
+        let caps = RealHost.effective_capabilities().unwrap();
+        if RealHost.euid() != 0 {
             assert!(!caps.contains("CAP_SYS_MODULE"));
         }
     }
@@ -383,7 +383,7 @@ mod tests {
             .unwrap();
         let port = l.local_addr().unwrap().port();
         assert_eq!(
-            RealHostSys.bind_tcp(port).unwrap_err().kind(),
+            RealHost.bind_tcp(port).unwrap_err().kind(),
             io::ErrorKind::AddrInUse
         );
     }
@@ -398,7 +398,7 @@ mod tests {
         )
         .unwrap();
         let f = File::open(dir.path().join("proc/swaps")).unwrap();
-        let fake = FakeHostSys::new("6.1.0-test")
+        let fake = RecordingHost::new("6.1.0-test")
             .with_kernel_root(dir.path())
             .failing_load("bad", libc::ENOEXEC)
             .failing_swapoff("/swapfile", libc::ENOMEM)
@@ -430,7 +430,7 @@ mod tests {
         fake.bind_tcp(10251).unwrap();
         assert_eq!(fake.loaded(), vec!["llc", "bad"]);
         assert_eq!(fake.calls()[0], HostCall::Uname);
-        assert!(FakeHostSys::new("x")
+        assert!(RecordingHost::new("x")
             .failing_uname(libc::EPERM)
             .uname_release()
             .is_err());

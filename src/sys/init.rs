@@ -1,8 +1,8 @@
 //! The kernel-facing effects of PID-1 mode (youki's syscall seam, for `src/init`).
 //!
-//! Everything `src/init` does to the machine goes through [`InitSys`]: mounts and mount moves,
+//! Everything `src/init` does to the machine goes through [`Init`]: mounts and mount moves,
 //! the console and `/dev/kmsg`, reaping orphans, `reboot(2)`, `chroot`, and the deletion of the
-//! initramfs before a switch-root. [`RealInitSys`] is one short method per call; [`RecordingInitSys`]
+//! initramfs before a switch-root. [`RealInit`] is one short method per call; [`RecordingInit`]
 //! records typed [`InitCall`]s, answers reads from an in-memory file table and injects failures
 //! by path, so the early mount table, the failure policy and the switch-root steps are unit-tested
 //! without root and without touching the test machine.
@@ -96,7 +96,7 @@ pub enum PowerAction {
     PowerOff,
 }
 
-/// A child collected by [`InitSys::reap`].
+/// A child collected by [`Init::reap`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reaped {
     pub pid: i32,
@@ -104,7 +104,7 @@ pub struct Reaped {
     pub how: String,
 }
 
-/// What [`InitSys::clear_tree`] removed and left.
+/// What [`Init::clear_tree`] removed and left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleared {
     pub removed: u64,
@@ -113,7 +113,7 @@ pub struct Cleared {
 }
 
 /// The effects of PID-1 mode.
-pub trait InitSys: fmt::Debug + Send + Sync {
+pub trait Init: fmt::Debug + Send + Sync {
     /// Whether this process is PID 1 (the only case in which kubejoin may reboot the machine).
     fn is_pid1(&self) -> bool;
     /// `mkdir -p` with `mode` for the directories it creates.
@@ -168,13 +168,13 @@ pub trait InitSys: fmt::Debug + Send + Sync {
 
 /// The real system.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct RealInitSys;
+pub struct RealInit;
 
 fn errno(e: nix::errno::Errno) -> io::Error {
     io::Error::from(e)
 }
 
-impl InitSys for RealInitSys {
+impl Init for RealInit {
     fn is_pid1(&self) -> bool {
         std::process::id() == 1
     }
@@ -367,7 +367,7 @@ fn clear_dir(dir: &Path, dev: u64, keep: &[PathBuf], c: &mut Cleared) {
     }
 }
 
-/// One recorded call on [`RecordingInitSys`].
+/// One recorded call on [`RecordingInit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitCall {
     MkdirAll {
@@ -406,7 +406,7 @@ pub enum InitCall {
 }
 
 impl InitCall {
-    /// The path a failure injected with [`RecordingInitSys::fail_at`] is matched against.
+    /// The path a failure injected with [`RecordingInit::fail_at`] is matched against.
     fn path(&self) -> Option<&Path> {
         match self {
             InitCall::MkdirAll { path, .. } | InitCall::WriteFile { path, .. } => Some(path),
@@ -422,12 +422,12 @@ impl InitCall {
 
 /// A fake that records every call, keeps written files in memory and fails on request.
 ///
-/// Reads are answered from the files given with [`RecordingInitSys::with_file`] and from those
+/// Reads are answered from the files given with [`RecordingInit::with_file`] and from those
 /// written since; `exists` is true for those files, for directories created with `mkdir_all`
-/// and for paths given with [`RecordingInitSys::with_path`]. `power` records and returns an
+/// and for paths given with [`RecordingInit::with_path`]. `power` records and returns an
 /// error: the test process is never rebooted.
 #[derive(Debug)]
-pub struct RecordingInitSys {
+pub struct RecordingInit {
     calls: Mutex<Vec<InitCall>>,
     files: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
     paths: Mutex<Vec<PathBuf>>,
@@ -438,13 +438,13 @@ pub struct RecordingInitSys {
     fs_magic: u64,
 }
 
-impl Default for RecordingInitSys {
+impl Default for RecordingInit {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl RecordingInitSys {
+impl RecordingInit {
     /// A fake PID 1 on an initramfs (ramfs) root with no files.
     pub fn new() -> Self {
         Self {
@@ -539,7 +539,7 @@ impl RecordingInitSys {
     }
 }
 
-impl InitSys for RecordingInitSys {
+impl Init for RecordingInit {
     fn is_pid1(&self) -> bool {
         self.pid1
     }
@@ -739,7 +739,7 @@ mod tests {
 
     #[test]
     fn fake_records_reads_writes_and_failures() {
-        let fake = RecordingInitSys::new()
+        let fake = RecordingInit::new()
             .with_file("/proc/cmdline", "console=ttyS0")
             .fail_at("/sys", io::ErrorKind::PermissionDenied);
         assert_eq!(
@@ -766,10 +766,10 @@ mod tests {
             Some(&InitCall::Power(PowerAction::PowerOff))
         );
         assert!(fake.is_pid1());
-        assert!(!RecordingInitSys::new().not_pid1().is_pid1());
+        assert!(!RecordingInit::new().not_pid1().is_pid1());
 
         // Mount points as the fake tracks them.
-        let fake = RecordingInitSys::new().with_mount("/sysroot");
+        let fake = RecordingInit::new().with_mount("/sysroot");
         assert!(!fake.same_fs(Path::new("/"), Path::new("/sysroot")).unwrap());
         assert!(fake
             .same_fs(Path::new("/sysroot/etc"), Path::new("/sysroot"))
@@ -787,7 +787,7 @@ mod tests {
 
     #[test]
     fn real_reads_and_stat() {
-        let real = RealInitSys;
+        let real = RealInit;
         assert!(!real.is_pid1());
         assert!(real.exists(Path::new("/")));
         assert!(real.fs_magic(Path::new("/")).unwrap() != 0);

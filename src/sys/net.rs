@@ -1,10 +1,10 @@
 //! Kernel-facing network effects behind one narrow trait (the `src/net` bring-up's seam).
 //!
-//! [`NetSys`] is everything the network bring-up asks of the kernel: list links, set a link up,
+//! [`Net`] is everything the network bring-up asks of the kernel: list links, set a link up,
 //! set its MTU, add an IPv4 address, add a default route, and open a DHCP client socket bound to
-//! one link. [`RealNetSys`] speaks rtnetlink (the few messages encoded by hand in `rtnl`, a
+//! one link. [`RealNet`] speaks rtnetlink (the few messages encoded by hand in `rtnl`, a
 //! plain blocking `netlink-sys` socket) and uses `socket2` + tokio for the DHCP socket;
-//! [`FakeNetSys`] records typed [`NetCall`]s, can inject failures, and answers DHCP packets with
+//! [`RecordingNet`] records typed [`NetCall`]s, can inject failures, and answers DHCP packets with
 //! a scripted responder, so the bring-up logic is tested without root and without a network.
 //!
 //! No `unsafe` is needed: `netlink-sys` and `socket2` wrap the raw calls.
@@ -96,7 +96,7 @@ pub struct DefaultRoute {
 
 /// The network effects the bring-up needs. Errors are plain `io::Error`s carrying the kernel's
 /// errno (`AlreadyExists` for `EEXIST`), so callers decide what is benign.
-pub trait NetSys: fmt::Debug + Send + Sync {
+pub trait Net: fmt::Debug + Send + Sync {
     /// Every link in this network namespace, ordered by index.
     fn links(&self) -> io::Result<Vec<LinkInfo>>;
     /// `ip link set <link> up`.
@@ -125,11 +125,11 @@ pub trait DhcpSocket: fmt::Debug + Send {
 
 /// The real system: rtnetlink in the calling thread's network namespace, `sysfs` under `root`.
 #[derive(Debug, Clone)]
-pub struct RealNetSys {
+pub struct RealNet {
     root: Root,
 }
 
-impl RealNetSys {
+impl RealNet {
     /// Reads `/sys/class/net` under `root` (`/` on a booted system or in the initramfs).
     pub fn new(root: Root) -> Self {
         Self { root }
@@ -187,7 +187,7 @@ fn link_info(link: rtnl::Link) -> Option<LinkInfo> {
     })
 }
 
-impl NetSys for RealNetSys {
+impl Net for RealNet {
     fn links(&self) -> io::Result<Vec<LinkInfo>> {
         let mut links: Vec<LinkInfo> = rtnl_request(&rtnl::get_links())?
             .into_iter()
@@ -278,7 +278,7 @@ impl DhcpSocket for RealDhcpSocket {
 // ------------------------------------------------------------------------------------------------
 // The recording fake.
 
-/// One recorded call on [`FakeNetSys`] (links named, packets as sent).
+/// One recorded call on [`RecordingNet`] (links named, packets as sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetCall {
     Links,
@@ -307,7 +307,7 @@ pub enum NetCall {
     },
 }
 
-/// Which operation a [`FakeNetSys`] failure applies to.
+/// Which operation a [`RecordingNet`] failure applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NetOp {
     Links,
@@ -321,7 +321,7 @@ pub enum NetOp {
 /// Answers one sent DHCP packet with zero or more reply packets (a scripted server).
 pub type DhcpResponder = Box<dyn FnMut(&[u8]) -> Vec<Vec<u8>> + Send>;
 
-struct FakeState {
+struct RecordingState {
     links: Vec<LinkInfo>,
     /// Link name -> number of `links()` calls before the link exists (a driver still probing).
     appears_after: BTreeMap<String, u32>,
@@ -335,9 +335,9 @@ struct FakeState {
     responders: BTreeMap<String, DhcpResponder>,
 }
 
-impl fmt::Debug for FakeState {
+impl fmt::Debug for RecordingState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FakeState")
+        f.debug_struct("RecordingState")
             .field("links", &self.links)
             .field("calls", &self.calls)
             .field("failures", &self.failures)
@@ -349,25 +349,25 @@ impl fmt::Debug for FakeState {
 /// A fake network: a table of links whose state follows the calls made on it, a record of
 /// every call, injectable failures, and scripted DHCP servers per link.
 ///
-/// A link's carrier shows once it is up (and, with [`FakeNetSys::carrier_after`], only after
+/// A link's carrier shows once it is up (and, with [`RecordingNet::carrier_after`], only after
 /// some more polls), like the kernel's `IFF_LOWER_UP`. A DHCP socket's `recv` returns the
 /// responder's queued replies, or times out at once when there are none, so tests never sleep.
 #[derive(Debug, Clone)]
-pub struct FakeNetSys {
-    state: Arc<Mutex<FakeState>>,
+pub struct RecordingNet {
+    state: Arc<Mutex<RecordingState>>,
 }
 
-impl Default for FakeNetSys {
+impl Default for RecordingNet {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl FakeNetSys {
+impl RecordingNet {
     /// A fake with no links at all.
     pub fn new() -> Self {
         Self {
-            state: Arc::new(Mutex::new(FakeState {
+            state: Arc::new(Mutex::new(RecordingState {
                 links: Vec::new(),
                 appears_after: BTreeMap::new(),
                 carrier_after: BTreeMap::new(),
@@ -380,7 +380,7 @@ impl FakeNetSys {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, FakeState> {
+    fn lock(&self) -> MutexGuard<'_, RecordingState> {
         // A panicking test thread poisons the lock; the state is still usable for reporting.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -435,7 +435,7 @@ impl FakeNetSys {
             .collect()
     }
 
-    fn check(s: &FakeState, op: NetOp, link: &str) -> io::Result<()> {
+    fn check(s: &RecordingState, op: NetOp, link: &str) -> io::Result<()> {
         let kind = s
             .failures
             .get(&(op, Some(link.to_string())))
@@ -466,7 +466,7 @@ impl FakeNetSys {
     }
 }
 
-impl NetSys for FakeNetSys {
+impl Net for RecordingNet {
     fn links(&self) -> io::Result<Vec<LinkInfo>> {
         let mut s = self.lock();
         s.calls.push(NetCall::Links);
@@ -540,7 +540,7 @@ impl NetSys for FakeNetSys {
             link: link.name.clone(),
         });
         Self::check(&s, NetOp::DhcpSocket, &link.name)?;
-        Ok(Box::new(FakeDhcpSocket {
+        Ok(Box::new(RecordingDhcpSocket {
             state: Arc::clone(&self.state),
             link: link.name.clone(),
             inbox: VecDeque::new(),
@@ -549,13 +549,13 @@ impl NetSys for FakeNetSys {
 }
 
 #[derive(Debug)]
-struct FakeDhcpSocket {
-    state: Arc<Mutex<FakeState>>,
+struct RecordingDhcpSocket {
+    state: Arc<Mutex<RecordingState>>,
     link: String,
     inbox: VecDeque<Vec<u8>>,
 }
 
-impl DhcpSocket for FakeDhcpSocket {
+impl DhcpSocket for RecordingDhcpSocket {
     fn send<'a>(&'a mut self, packet: &'a [u8]) -> IoFuture<'a, ()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.calls.push(NetCall::DhcpSend {
@@ -590,7 +590,7 @@ mod tests {
 
     #[test]
     fn fake_link_state_follows_calls() {
-        let fake = FakeNetSys::new()
+        let fake = RecordingNet::new()
             .with_link(LinkInfo {
                 carrier: true,
                 ..LinkInfo::ethernet(2, "eth0", MAC)
@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn fake_injects_failures_per_link() {
-        let fake = FakeNetSys::new()
+        let fake = RecordingNet::new()
             .with_link(LinkInfo::ethernet(2, "eth0", MAC))
             .with_link(LinkInfo::ethernet(3, "eth1", MAC))
             .failing(
@@ -645,7 +645,7 @@ mod tests {
 
     #[tokio::test]
     async fn fake_dhcp_socket_answers_from_the_responder_and_times_out_when_empty() {
-        let fake = FakeNetSys::new()
+        let fake = RecordingNet::new()
             .with_link(LinkInfo::ethernet(2, "eth0", MAC))
             .dhcp_responder(
                 "eth0",
@@ -669,7 +669,7 @@ mod tests {
     #[test]
     fn real_links_include_loopback() {
         // Reading links needs no privilege; every network namespace has `lo`.
-        let links = RealNetSys::new(Root::new("/")).links().unwrap();
+        let links = RealNet::new(Root::new("/")).links().unwrap();
         let lo = links.iter().find(|l| l.loopback).unwrap();
         assert_eq!(lo.name, "lo");
         assert!(!lo.physical);
@@ -678,7 +678,7 @@ mod tests {
 
     #[test]
     fn real_dhcp_socket_outside_a_runtime_is_an_error_not_a_panic() {
-        let e = RealNetSys::new(Root::new("/"))
+        let e = RealNet::new(Root::new("/"))
             .dhcp_socket(&LinkInfo::loopback())
             .unwrap_err();
         assert!(e.to_string().contains("tokio runtime"), "{e}");

@@ -14,7 +14,7 @@ pub use modinfo::{
 
 use crate::fs::root::Root;
 use crate::host::{cmdline, confdirs, fnmatch, HostConfig, HostError, ProxyMode};
-use crate::sys::host::HostSys;
+use crate::sys::host::Host;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -742,7 +742,7 @@ pub enum LoadOutcome {
 }
 
 /// Loads one module through the seam.
-pub fn load(load: &PlannedLoad, root: &Root, sys: &dyn HostSys) -> Result<LoadOutcome, HostError> {
+pub fn load(load: &PlannedLoad, root: &Root, sys: &dyn Host) -> Result<LoadOutcome, HostError> {
     let real = root.join(&load.path)?;
     let params = load.params.join(" ");
     let fail = |e: std::io::Error| HostError::ModuleLoad {
@@ -793,7 +793,7 @@ fn init_decompressed(
     real: &Path,
     c: Compression,
     params: &str,
-    sys: &dyn HostSys,
+    sys: &dyn Host,
 ) -> Result<std::io::Result<()>, HostError> {
     let data = std::fs::read(real).map_err(|source| HostError::ModuleOpen {
         module: load.name.clone(),

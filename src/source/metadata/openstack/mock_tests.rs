@@ -122,10 +122,10 @@ fn finds_the_config_drive_by_label_under_the_root() {
 
 // ---- mounting through the seam ----
 
-use crate::sys::configdrive::{DriveCall, RecordingDriveSys};
+use crate::sys::drive::{DriveCall, RecordingDrive};
 
-fn fake_drive() -> RecordingDriveSys {
-    RecordingDriveSys::new()
+fn fake_drive() -> RecordingDrive {
+    RecordingDrive::new()
         .with_file("openstack/latest/user_data", "endpoint: 10.0.0.1:6443\n")
         .with_file("openstack/latest/meta_data.json", META)
 }
@@ -200,7 +200,7 @@ fn a_drive_that_mounts_as_nothing_is_an_error_and_leaves_no_directory() {
 fn a_read_error_after_the_mount_still_unmounts() {
     let run = tempfile::tempdir().unwrap();
     let dir = run.path().join("config-drive");
-    let sys = RecordingDriveSys::new()
+    let sys = RecordingDrive::new()
         .accepting("iso9660")
         .with_file("openstack/latest/user_data", vec![b'x'; MAX_USER_DATA + 1]);
     let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None).unwrap_err();
@@ -250,7 +250,7 @@ fn an_unmount_that_fails_leaves_the_directory_in_place() {
 
 /// The real seam on a real image: builds a config drive image with `genisoimage` or
 /// `mkfs.vfat` + `mcopy`, attaches it to a loop device, finds it by its label through
-/// `/sys/class/block`, mounts and reads it through `RealDriveSys`, and checks it is unmounted
+/// `/sys/class/block`, mounts and reads it through `RealDrive`, and checks it is unmounted
 /// and its directory gone. Needs root, a free loop device and a kernel that mounts iso9660 or
 /// vfat, so it is ignored in a plain `cargo test`; `scripts/test` runs it with `--ignored` when
 /// the machine has all of that and otherwise reports it as ignored with the reason. Run on a
@@ -258,7 +258,7 @@ fn an_unmount_that_fails_leaves_the_directory_in_place() {
 #[test]
 #[ignore = "needs root, a free loop device and a kernel that mounts iso9660 or vfat: scripts/test runs it with --ignored where it can"]
 fn real_config_drive_on_a_loop_device() {
-    use crate::sys::configdrive::RealDriveSys;
+    use crate::sys::drive::RealDrive;
     use std::process::Command;
     let skip = |why: &str| panic!("cannot run here: {why}");
     if !nix::unistd::geteuid().is_root() {
@@ -335,7 +335,7 @@ fn real_config_drive_on_a_loop_device() {
         "another config-2 device on this machine?"
     );
     let dir = work.path().join("run/kubejoin/config-drive");
-    let data = read_config_drive(&RealDriveSys, &found, &dir, Some(kind)).unwrap();
+    let data = read_config_drive(&RealDrive, &found, &dir, Some(kind)).unwrap();
     assert!(!dir.exists(), "the mount directory is removed");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&loopdev), "still mounted:\n{mounts}");
@@ -359,12 +359,12 @@ fn real_config_drive_on_a_loop_device() {
 /// filesystem at all fails both types, and the mount directory does not stay behind.
 #[test]
 fn real_mount_of_a_non_filesystem_fails_both_types_and_cleans_up() {
-    use crate::sys::configdrive::RealDriveSys;
+    use crate::sys::drive::RealDrive;
     let work = tempfile::tempdir().unwrap();
     let img = work.path().join("zeros.img");
     std::fs::write(&img, vec![0u8; 64 * 1024]).unwrap();
     let dir = work.path().join("run/kubejoin/config-drive");
-    let e = read_config_drive(&RealDriveSys, &img, &dir, None).unwrap_err();
+    let e = read_config_drive(&RealDrive, &img, &dir, None).unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("(tried iso9660: ") && msg.contains("; vfat: "),

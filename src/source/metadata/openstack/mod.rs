@@ -5,7 +5,7 @@
 //! offer it. Finding it ([`find_config_drive`]) is a look at `/dev/disk/by-label/config-2` under
 //! the root, or — in an initramfs, where no udev made that link — reading the filesystem labels
 //! of the block devices in `/sys/class/block` ([`label`]). Reading it ([`read_config_drive`])
-//! mounts it read-only through the [`DriveSys`] seam at a private directory, copies the few
+//! mounts it read-only through the [`Drive`] seam at a private directory, copies the few
 //! small files kubejoin needs into memory ([`DriveData`]), and unmounts it and removes the
 //! directory again before returning — also when something failed on the way. The provider then
 //! answers from memory: nothing of the drive stays mounted during the join, and user-data is
@@ -19,7 +19,7 @@ use super::http::{Request, Retry, Transport};
 use super::{join_url, Context, Http, MetadataError, NodeFacts, Platform, Provider, UserData};
 use super::{MAX_FACT, MAX_USER_DATA};
 use crate::fs::root::Root;
-use crate::sys::configdrive::DriveSys;
+use crate::sys::drive::Drive;
 use futures_util::future::BoxFuture;
 use label::FsKind;
 use std::io::Read;
@@ -163,7 +163,7 @@ impl DriveData {
 /// Unmounts the drive (if mounted) and removes the mount directory when dropped, so every way
 /// out of [`read_config_drive`] — success, an error, a panic in a test — cleans up.
 struct Mounted<'a> {
-    sys: &'a dyn DriveSys,
+    sys: &'a dyn Drive,
     dir: PathBuf,
     mounted: bool,
 }
@@ -216,7 +216,7 @@ pub enum DriveError {
 /// `first` (the type its label was read from), else iso9660 then vfat — reads what kubejoin
 /// needs into memory, then unmounts it and removes `dir`, whatever happened.
 pub fn read_config_drive(
-    sys: &dyn DriveSys,
+    sys: &dyn Drive,
     device: &Path,
     dir: &Path,
     first: Option<FsKind>,

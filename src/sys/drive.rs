@@ -1,8 +1,8 @@
 //! Mounting a config drive (OpenStack's `config-2` filesystem) read-only, behind a narrow seam.
 //!
-//! [`DriveSys`] is the two calls the config-drive reader makes: a read-only mount of one
-//! filesystem type and the unmount. [`RealDriveSys`] is one `nix` call per method;
-//! [`RecordingDriveSys`] records typed [`DriveCall`]s, accepts only the filesystem types it is
+//! [`Drive`] is the two calls the config-drive reader makes: a read-only mount of one
+//! filesystem type and the unmount. [`RealDrive`] is one `nix` call per method;
+//! [`RecordingDrive`] records typed [`DriveCall`]s, accepts only the filesystem types it is
 //! told to, and emulates a successful mount by placing files in the target directory (removed
 //! again on unmount), so the reader's try-iso9660-then-vfat order, its unmount guard and its
 //! cleanup are unit-tested without root. What to mount, where, and what to read is decided in
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The mount and unmount of a config drive.
-pub trait DriveSys: fmt::Debug + Send + Sync {
+pub trait Drive: fmt::Debug + Send + Sync {
     /// `mount(2)` of `device` on `target` as `fstype`, read-only, `nosuid`, `nodev`, `noexec`.
     fn mount_ro(&self, device: &Path, target: &Path, fstype: &str) -> io::Result<()>;
     /// `umount2(2)` of `target`.
@@ -24,9 +24,9 @@ pub trait DriveSys: fmt::Debug + Send + Sync {
 
 /// The real system.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct RealDriveSys;
+pub struct RealDrive;
 
-impl DriveSys for RealDriveSys {
+impl Drive for RealDrive {
     fn mount_ro(&self, device: &Path, target: &Path, fstype: &str) -> io::Result<()> {
         use nix::mount::MsFlags as M;
         // The drive's content is untrusted input: nothing on it may run, be a device node, or
@@ -41,7 +41,7 @@ impl DriveSys for RealDriveSys {
     }
 }
 
-/// One recorded call on [`RecordingDriveSys`].
+/// One recorded call on [`RecordingDrive`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriveCall {
     MountRo {
@@ -55,17 +55,17 @@ pub enum DriveCall {
 }
 
 /// A fake that records calls. A mount succeeds only for the filesystem types given to
-/// [`RecordingDriveSys::accepting`]; a successful mount writes the fake drive's files under the
+/// [`RecordingDrive::accepting`]; a successful mount writes the fake drive's files under the
 /// target (so readers see them there), and the unmount deletes them again.
 #[derive(Debug, Default)]
-pub struct RecordingDriveSys {
+pub struct RecordingDrive {
     calls: Mutex<Vec<DriveCall>>,
     accepts: Vec<String>,
     files: BTreeMap<PathBuf, Vec<u8>>,
     unmount_error: Option<io::ErrorKind>,
 }
 
-impl RecordingDriveSys {
+impl RecordingDrive {
     /// A fake on which every mount fails (`EINVAL`, as the kernel answers a wrong type).
     pub fn new() -> Self {
         Self::default()
@@ -101,7 +101,7 @@ impl RecordingDriveSys {
     }
 }
 
-impl DriveSys for RecordingDriveSys {
+impl Drive for RecordingDrive {
     fn mount_ro(&self, device: &Path, target: &Path, fstype: &str) -> io::Result<()> {
         self.record(DriveCall::MountRo {
             device: device.to_path_buf(),
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn fake_mount_shows_files_until_unmounted_and_records_the_calls() {
         let dir = tempfile::tempdir().unwrap();
-        let sys = RecordingDriveSys::new()
+        let sys = RecordingDrive::new()
             .accepting("vfat")
             .with_file("openstack/latest/user_data", "x");
         let e = sys
@@ -170,11 +170,11 @@ mod tests {
     #[test]
     fn real_mount_of_a_missing_device_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let e = RealDriveSys
+        let e = RealDrive
             .mount_ro(Path::new("/nonexistent/config-2"), dir.path(), "iso9660")
             .unwrap_err();
         // ENOENT as root, EPERM otherwise: either way an error that names no secret.
         assert!(e.raw_os_error().is_some(), "{e}");
-        assert!(RealDriveSys.unmount(dir.path()).is_err());
+        assert!(RealDrive.unmount(dir.path()).is_err());
     }
 }
