@@ -312,6 +312,12 @@ impl Ca {
         pem_encode("CERTIFICATE", &self.der)
     }
 
+    /// The CA's private key (PKCS#8 DER) and public key (uncompressed P-256 point), for the
+    /// files `kubeadm init` leaves on disk and `upload-certs` shares.
+    pub(crate) fn key_material(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.key.serialize_der(), self.key.public_key_raw().to_vec())
+    }
+
     /// A client certificate and its key (PEM), as kubeadm issues them for kubeconfig files.
     pub(crate) fn client_cert(
         &self,
