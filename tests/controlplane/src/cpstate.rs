@@ -112,6 +112,7 @@ impl ControlPlaneState {
                 controller: Some(true),
                 block_owner_deletion: Some(true),
             }],
+            expires: None,
         };
         if let Err(e) = ks.put_secret(secret.clone(), false, "kubeadm") {
             if e.code != 409 {

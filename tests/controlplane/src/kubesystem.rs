@@ -134,6 +134,9 @@ pub(crate) struct NewSecret {
     pub type_: String,
     pub data: BTreeMap<String, Vec<u8>>,
     pub owners: Vec<OwnerReference>,
+    /// A bootstrap token's expiry to the instant (its `expiration` data has whole seconds);
+    /// `None`: read from `expiration`.
+    pub expires: Option<SystemTime>,
 }
 
 impl KubeSystem {
@@ -206,13 +209,15 @@ impl KubeSystem {
         } else {
             new.type_
         };
-        let expires = if type_ == TOKEN_TYPE {
+        let expires = if type_ != TOKEN_TYPE {
+            None
+        } else if new.expires.is_some() {
+            new.expires
+        } else {
             new.data
                 .get("expiration")
                 .and_then(|e| std::str::from_utf8(e).ok())
                 .and_then(parse_rfc3339)
-        } else {
-            None
         };
         let rv = store.next_rv();
         let (uid, created) = match store.secrets.get(&new.name) {
@@ -619,6 +624,7 @@ pub(crate) fn decode_secret(body: &[u8]) -> Result<NewSecret, Status> {
         type_: str_at(&v, "/type"),
         data,
         owners,
+        expires: None,
     })
 }
 
@@ -654,6 +660,7 @@ pub(crate) fn token_secret(
         type_: TOKEN_TYPE.to_string(),
         data,
         owners: Vec::new(),
+        expires,
     }
 }
 
