@@ -534,16 +534,18 @@ pub fn start(config: Config) -> Result<Handle, Error> {
             RestartTrigger::Request { .. } => None,
         })
         .collect();
-    let state = Arc::new(state::State::new(
-        settings,
-        ca,
-        bundle_pem,
-        bundle_pins,
-        admin,
-        config.nodes,
-        faults,
-        cp_state,
-    ));
+    let state = Arc::new(
+        state::State::new(
+            settings,
+            ca,
+            bundle_pem,
+            bundle_pins,
+            admin,
+            config.nodes,
+            faults,
+        )
+        .with_control_plane(cp_state),
+    );
     // Every bootstrap token has its Secret, as `kubeadm token create` makes it.
     for t in &state.settings.tokens {
         let mut usages = Vec::new();

@@ -229,14 +229,8 @@ impl State {
         admin: (String, String),
         nodes: Vec<NodeSpec>,
         faults: Faults,
-        cp: Option<crate::cpstate::ControlPlaneState>,
     ) -> State {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (reg_tx, reg_rx) = tokio::sync::mpsc::unbounded_channel();
-        let registrations = cp
-            .as_ref()
-            .and_then(|c| c.config.register_nodes_after)
-            .map(|_| reg_tx);
         let delayed_signs = (!faults.certificate_delay.is_zero()).then_some(tx);
         let now = SystemTime::now();
         let mut rv = FIRST_RESOURCE_VERSION;
@@ -313,7 +307,43 @@ impl State {
             list_rv: 0,
             evicted: false,
         };
-        if let Some(cp) = &cp {
+        for n in nodes {
+            insert_node(&mut inner, n);
+        }
+        inner.list_rv = inner.rv;
+        let (events, _) = tokio::sync::watch::channel(inner.rv);
+        State {
+            settings,
+            ca,
+            bundle_pem,
+            bundle_pins,
+            admin,
+            inner: Mutex::new(inner),
+            events,
+            records: Mutex::new(Records::default()),
+            budgets: Budgets::new(faults.requests.clone()),
+            faults,
+            in_flight: AtomicUsize::new(0),
+            delayed_signs,
+            delayed_rx: Mutex::new(Some(rx)),
+            kube_system: crate::kubesystem::KubeSystem::new(),
+            cp: None,
+            registrations: None,
+            registrations_rx: Mutex::new(None),
+        }
+    }
+
+    /// Adds the control-plane side: the first control plane's Node, marked as its version
+    /// marks control planes, and the simulated kubelet registrations.
+    pub(crate) fn with_control_plane(
+        mut self,
+        cp: Option<crate::cpstate::ControlPlaneState>,
+    ) -> State {
+        let Some(cp) = cp else {
+            return self;
+        };
+        {
+            let mut inner = lock(&self.inner);
             // The node `kubeadm init` ran on, marked as its version marks control planes.
             insert_node(
                 &mut inner,
@@ -338,31 +368,16 @@ impl State {
                     })
                     .collect();
             }
+            // Still part of the state the server starts with.
+            inner.list_rv = inner.rv;
         }
-        for n in nodes {
-            insert_node(&mut inner, n);
+        if cp.config.register_nodes_after.is_some() {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            self.registrations = Some(tx);
+            self.registrations_rx = Mutex::new(Some(rx));
         }
-        inner.list_rv = inner.rv;
-        let (events, _) = tokio::sync::watch::channel(inner.rv);
-        State {
-            settings,
-            ca,
-            bundle_pem,
-            bundle_pins,
-            admin,
-            inner: Mutex::new(inner),
-            events,
-            records: Mutex::new(Records::default()),
-            budgets: Budgets::new(faults.requests.clone()),
-            faults,
-            in_flight: AtomicUsize::new(0),
-            delayed_signs,
-            delayed_rx: Mutex::new(Some(rx)),
-            kube_system: crate::kubesystem::KubeSystem::new(),
-            cp,
-            registrations,
-            registrations_rx: Mutex::new(Some(reg_rx)),
-        }
+        self.cp = Some(cp);
+        self
     }
 
     /// The receiving end of the kubelet registrations, for the task that makes the Nodes.

@@ -1084,25 +1084,30 @@ impl Drop for Served {
 
 fn serve_bin(args: &[&str]) -> Served {
     use std::io::BufRead as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kubejoin-testcp"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kubejoin-testcp"))
         .arg("serve")
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
+    // Killed and reaped on drop, whatever happens below.
+    let mut served = Served {
+        child,
+        lines: Vec::new(),
+    };
+    let mut reader = std::io::BufReader::new(served.child.stdout.take().unwrap());
     loop {
         let mut line = String::new();
         assert!(
             reader.read_line(&mut line).unwrap() > 0,
-            "serve exited: {lines:?}"
+            "serve exited: {:?}",
+            served.lines
         );
         let done = line.starts_with("READY ");
-        lines.push(line.trim_end().to_string());
+        served.lines.push(line.trim_end().to_string());
         if done {
-            return Served { child, lines };
+            return served;
         }
     }
 }
