@@ -39,7 +39,8 @@ pub const APISERVER_ANNOTATION: &str =
     "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint";
 
 /// A cluster whose first control plane ran `kubeadm init` (by default with `--upload-certs`).
-#[derive(Debug, Clone)]
+/// Its `Debug` never shows the certificate key.
+#[derive(Clone)]
 pub struct ControlPlane {
     /// The key of `kube-system/kubeadm-certs`, 64 hex digits. `None`: the certificates were
     /// never uploaded (no Secret, no Role: a bootstrap token gets 403).
@@ -57,6 +58,23 @@ pub struct ControlPlane {
     /// The kubelet of a joined node registers its Node this long after its client certificate
     /// is issued (`None`: only [`crate::Handle::register_node`] creates Nodes).
     pub register_nodes_after: Option<Duration>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field(
+                "certificate_key",
+                &self.certificate_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("certs_ttl", &self.certs_ttl)
+            .field("etcd", &self.etcd)
+            .field("cluster", &self.cluster)
+            .field("first_node", &self.first_node)
+            .field("etcd_options", &self.etcd_options)
+            .field("register_nodes_after", &self.register_nodes_after)
+            .finish()
+    }
 }
 
 impl Default for ControlPlane {
@@ -532,6 +550,20 @@ mod tests {
             r("1.25").control_plane_taints,
             ["node-role.kubernetes.io/control-plane"]
         );
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug() {
+        let key = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+        let cp = ControlPlane::with_certificate_key(key);
+        let config = crate::Config {
+            control_plane: Some(cp.clone()),
+            ..crate::Config::default()
+        };
+        for shown in [format!("{cp:?}"), format!("{config:?}")] {
+            assert!(!shown.contains("a0be1615"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
     }
 
     #[test]

@@ -1030,7 +1030,9 @@ impl Handle {
 
     // ---- the control-plane side (with `Config::control_plane`) ----------------------------
 
-    /// The key of the current `kubeadm-certs` upload (64 hex digits).
+    /// The key of the last upload this server made (at start or [`Handle::upload_certs`]), 64
+    /// hex digits. An upload through the API (`kubejoin-testcp upload-certs`) is not known
+    /// here: the API server never sees the key.
     pub fn certificate_key(&self) -> Option<String> {
         self.state.cp.as_ref()?.certificate_key()
     }
