@@ -69,6 +69,7 @@ SERVE FLAGS:
     --approval auto|manual     auto-approve qualifying kubelet CSRs (default auto)
     --approval-delay DURATION  delay before auto-approval (default 0s)
     --ca-rotation              serve an extra, old CA before the signing one in cluster-info
+    --ca-key ecdsa-p256|rsa-2048  key type of the CAs (default ecdsa-p256; kubeadm's default is rsa-2048)
     --server-url URL           server: written into cluster-info (default https://ADDR)
     --node NAME[:ready]        a Node that already exists (repeatable)
     --kube-proxy               install the kube-proxy addon ConfigMap and RBAC
@@ -241,6 +242,17 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                         }
                     }
                     "--ca-rotation" => config.ca_rotation = true,
+                    "--ca-key" => {
+                        config.ca_key_type = match value(&flag, &mut rest)?.as_str() {
+                            "ecdsa-p256" => crate::CaKeyType::EcdsaP256,
+                            "rsa-2048" => crate::CaKeyType::Rsa2048,
+                            other => {
+                                return Err(Usage(format!(
+                                    "--ca-key {other:?}: ecdsa-p256 or rsa-2048"
+                                )))
+                            }
+                        }
+                    }
                     "--server-url" => config.server_url = Some(value(&flag, &mut rest)?),
                     "--node" => {
                         let v = value(&flag, &mut rest)?;

@@ -331,17 +331,21 @@ impl std::fmt::Debug for ControlPlanePki {
 }
 
 impl ControlPlanePki {
-    pub(crate) fn generate(topology: &EtcdTopology) -> Result<ControlPlanePki, Error> {
+    pub(crate) fn generate(
+        topology: &EtcdTopology,
+        kind: pki::CaKeyType,
+    ) -> Result<ControlPlanePki, Error> {
         let now = SystemTime::now();
         let pki_err = |e: pki::PkiError| Error::Pki(e.to_string());
-        let front_proxy_ca = Ca::generate("front-proxy-ca", now).map_err(pki_err)?;
+        let front_proxy_ca = Ca::generate_with("front-proxy-ca", now, kind).map_err(pki_err)?;
         let (sa_key_pem, sa_pub_pem) = rsa_key_pair()?;
         let (etcd_ca, external) = match topology {
-            EtcdTopology::Stacked(_) => {
-                (Some(Ca::generate("etcd-ca", now).map_err(pki_err)?), None)
-            }
+            EtcdTopology::Stacked(_) => (
+                Some(Ca::generate_with("etcd-ca", now, kind).map_err(pki_err)?),
+                None,
+            ),
             EtcdTopology::External(x) if x.tls => {
-                let ca = Ca::generate("etcd-ca", now).map_err(pki_err)?;
+                let ca = Ca::generate_with("etcd-ca", now, kind).map_err(pki_err)?;
                 let (cert, key) = ca
                     .client_cert("kube-apiserver-etcd-client", &[])
                     .map_err(pki_err)?;
@@ -396,9 +400,13 @@ impl ControlPlanePki {
     }
 }
 
-/// A CA key as kubeadm writes an ECDSA key: `EC PRIVATE KEY` (SEC 1, Go's
-/// `x509.MarshalECPrivateKey`: version 1, the scalar, [0] the curve, [1] the public key).
+/// A CA key as kubeadm writes it: for ECDSA `EC PRIVATE KEY` (SEC 1, Go's
+/// `x509.MarshalECPrivateKey`: version 1, the scalar, [0] the curve, [1] the public key), for
+/// RSA `RSA PRIVATE KEY` (PKCS#1).
 pub(crate) fn ec_private_key_pem(ca: &Ca) -> String {
+    if ca.is_rsa() {
+        return rsa_private_key_pem(ca);
+    }
     let (scalar, public) = key_parts(ca);
     const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     let body = der::seq(&[
@@ -408,6 +416,21 @@ pub(crate) fn ec_private_key_pem(ca: &Ca) -> String {
         &der::tlv(0xa1, &der::bits(0, &public)),
     ]);
     pki::pem_encode("EC PRIVATE KEY", &body)
+}
+
+/// An RSA CA key as kubeadm writes it: `RSA PRIVATE KEY` (PKCS#1, the private key inside
+/// PKCS#8's OCTET STRING).
+fn rsa_private_key_pem(ca: &Ca) -> String {
+    let (pkcs8, _) = ca.key_material();
+    let pkcs1 = (|| {
+        let (_, body, _) = der_read(&pkcs8)?;
+        let (_, _version, rest) = der_read(body)?;
+        let (_, _alg, rest) = der_read(rest)?;
+        let (_, octets, _) = der_read(rest)?;
+        Some(octets.to_vec())
+    })()
+    .unwrap_or_default();
+    pki::pem_encode("RSA PRIVATE KEY", &pkcs1)
 }
 
 /// The private scalar and the public point of a CA's P-256 key (the scalar read out of
@@ -456,9 +479,10 @@ fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 /// `PUBLIC KEY` (PKIX), as in the v1.24 capture's `sa.pub`.
 fn rsa_key_pair() -> Result<(String, String), Error> {
     use rsa::pkcs1::EncodeRsaPrivateKey as _;
-    use rsa::pkcs8::EncodePublicKey as _;
+    use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
     let fail = |e: String| Error::Pki(format!("generating the service-account key: {e}"));
-    let key = rsa::PrivateKey::new(&mut RingRng, 2048).map_err(|e| fail(e.to_string()))?;
+    let pkcs8 = pki::rsa_2048_pkcs8().map_err(|e| fail(e.to_string()))?;
+    let key = rsa::PrivateKey::from_pkcs8_der(&pkcs8).map_err(|e| fail(e.to_string()))?;
     let private = key.to_pkcs1_der().map_err(|e| fail(e.to_string()))?;
     let public = key
         .to_public_key()
@@ -469,42 +493,6 @@ fn rsa_key_pair() -> Result<(String, String), Error> {
         pki::pem_encode("PUBLIC KEY", public.as_bytes()),
     ))
 }
-
-/// ring's system CSPRNG as the RNG the `rsa` crate asks for.
-struct RingRng;
-
-#[derive(Debug)]
-struct RngFailure;
-
-impl std::fmt::Display for RngFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the system random number generator failed")
-    }
-}
-
-impl std::error::Error for RngFailure {}
-
-impl rsa::rand_core::TryRng for RingRng {
-    type Error = RngFailure;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
-        use ring::rand::SecureRandom as _;
-        ring::rand::SystemRandom::new()
-            .fill(dest)
-            .map_err(|_| RngFailure)
-    }
-}
-
-impl rsa::rand_core::TryCryptoRng for RingRng {}
 
 #[cfg(test)]
 mod tests {

@@ -77,6 +77,7 @@ pub use fault::{
     Action, DownMode, Faults, InFlightLimit, RequestFault, Restart, RestartTrigger, WatchCut,
 };
 pub use jws::compute_detached_signature;
+pub use pki::CaKeyType;
 pub use util::parse_duration;
 
 use std::collections::BTreeMap;
@@ -144,6 +145,9 @@ pub struct Config {
     pub cluster_info_hook: Option<ClusterInfoHook>,
     /// Injected failures (none by default); see [`fault`].
     pub faults: Faults,
+    /// The key type of the cluster CA (and of the front-proxy and etcd CAs): ECDSA P-256 by
+    /// default (fast), RSA 2048 as kubeadm makes it by default.
+    pub ca_key_type: CaKeyType,
     /// The control-plane side (`kubeadm init --upload-certs`): `None` for a cluster that
     /// only workers join (no kubeadm-certs, no etcd gateway, no first control-plane Node).
     pub control_plane: Option<ControlPlane>,
@@ -171,6 +175,7 @@ impl Default for Config {
             kubelet_config_map_name: None,
             cluster_info_hook: None,
             faults: Faults::default(),
+            ca_key_type: CaKeyType::EcdsaP256,
             control_plane: None,
         }
     }
@@ -207,6 +212,7 @@ impl std::fmt::Debug for Config {
                 &self.cluster_info_hook.as_ref().map(|_| "<fn>"),
             )
             .field("faults", &self.faults)
+            .field("ca_key_type", &self.ca_key_type)
             .field("control_plane", &self.control_plane)
             .finish()
     }
@@ -424,11 +430,13 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         .unwrap_or_else(|| format!("https://{endpoint}"));
 
     let now = SystemTime::now();
-    let ca = pki::Ca::generate("kubernetes", now).map_err(|e| Error::Pki(e.to_string()))?;
+    let ca = pki::Ca::generate_with("kubernetes", now, config.ca_key_type)
+        .map_err(|e| Error::Pki(e.to_string()))?;
     let mut bundle_pem = String::new();
     let mut bundle_pins = Vec::new();
     if config.ca_rotation {
-        let old = pki::Ca::generate("kubernetes", now).map_err(|e| Error::Pki(e.to_string()))?;
+        let old = pki::Ca::generate_with("kubernetes", now, config.ca_key_type)
+            .map_err(|e| Error::Pki(e.to_string()))?;
         bundle_pem.push_str(&old.pem());
         bundle_pins.push(old.pin());
     }
@@ -478,6 +486,7 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         Some(cp) => {
             let setup = setup_control_plane(
                 cp,
+                config.ca_key_type,
                 &ca,
                 &version,
                 dial_ip,
@@ -749,8 +758,10 @@ type EtcdServer = (
 
 /// The control-plane side: its PKI, the certificate key to upload with, and for stacked etcd
 /// the gateway (bound here, so that its URL is known to the Pods and the first member).
+#[allow(clippy::too_many_arguments)] // the facts of the first control plane, each used once
 fn setup_control_plane(
     cp: &ControlPlane,
+    ca_key_type: CaKeyType,
     ca: &pki::Ca,
     version: &version::ServerVersion,
     dial_ip: IpAddr,
@@ -776,7 +787,7 @@ fn setup_control_plane(
         return Err(Error::Config("control_plane.first_node is empty".into()));
     }
     let rules = controlplane::rules(version);
-    let pki = controlplane::ControlPlanePki::generate(&cp.etcd)?;
+    let pki = controlplane::ControlPlanePki::generate(&cp.etcd, ca_key_type)?;
     let files = pki.files(ca, &cp.etcd);
     let minor = if version.major == 1 {
         version.minor

@@ -1245,3 +1245,65 @@ fn serve_prints_the_control_plane_join_and_upload_certs_re_uploads() {
         "{err}"
     );
 }
+
+#[test]
+fn an_rsa_cluster_as_kubeadm_makes_it_by_default() {
+    let cp = start(Config {
+        kubernetes_version: "v1.24.17".into(),
+        ca_key_type: kubejoin_testcp::CaKeyType::Rsa2048,
+        control_plane: Some(ControlPlane::with_certificate_key(KEY)),
+        ..Config::default()
+    })
+    .unwrap();
+    let d = download(&cp, KEY, &local_etcd());
+    for key in ["ca.key", "front-proxy-ca.key", "etcd/ca.key", "sa.key"] {
+        let pem = &file(&d, &format!("/etc/kubernetes/pki/{key}")).contents;
+        assert!(
+            pem.starts_with(b"-----BEGIN RSA PRIVATE KEY-----\n"),
+            "{key}"
+        );
+    }
+    // kubejoin loads the RSA CA (ring) and what it signs authenticates here.
+    let ca = kj::pki::Ca::from_pem(
+        "ca",
+        &file(&d, "/etc/kubernetes/pki/ca.crt").contents,
+        &file(&d, "/etc/kubernetes/pki/ca.key").contents,
+    )
+    .unwrap();
+    let issued = kj::pki::client_cert(
+        &ca,
+        "kubernetes-admin",
+        &["system:masters"],
+        kj::cluster::KeyAlgorithm::EcdsaP256,
+        unix_now(),
+        86_400,
+    )
+    .unwrap();
+    let admin = Client::cert(
+        &cp,
+        std::str::from_utf8(&issued.cert_pem).unwrap(),
+        std::str::from_utf8(&issued.key.private_pem).unwrap(),
+    );
+    assert_eq!(admin.get("/api/v1/nodes").status, 200);
+    // The etcd gateway's certificate comes from the RSA etcd CA.
+    let etcd = kubejoin_etcd(&cp);
+    assert_eq!(
+        runtime()
+            .block_on(etcd.member_list())
+            .unwrap()
+            .members
+            .len(),
+        1
+    );
+    // The pin kubejoin checks is the RSA CA's.
+    let der = common::ca_der(&cp);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(
+        cert.tbs_certificate
+            .subject_pki
+            .algorithm
+            .algorithm
+            .to_id_string(),
+        "1.2.840.113549.1.1.1"
+    );
+}
