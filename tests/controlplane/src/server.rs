@@ -921,9 +921,9 @@ fn api_group_list() -> serde_json::Value {
         "kind": "APIGroupList",
         "apiVersion": "v1",
         "groups": [
-            group("rbac.authorization.k8s.io"),
             group("authentication.k8s.io"),
             group("certificates.k8s.io"),
+            group("rbac.authorization.k8s.io"),
         ],
     })
 }
