@@ -320,6 +320,8 @@ pub(crate) fn valid_path_segment(name: &str) -> bool {
 /// What the authorizers need to know about this cluster.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy {
+    /// kubeadm's ClusterRoleBinding `kubeadm:cluster-admins` → `cluster-admin` exists (v1.29+).
+    pub cluster_admins: bool,
     pub kube_proxy: bool,
     /// `Some(minor)`: the kubelet-config ConfigMap (and kubeadm's RBAC for it) is the legacy
     /// `kubelet-config-1.<minor>`.
@@ -338,7 +340,9 @@ impl Policy {
 /// Node + RBAC, as `kubeadm init` configures them. `Err(reason)` is a denial; the reason (from
 /// the Node authorizer) is appended to the Forbidden message when not empty.
 pub(crate) fn authorize(user: &User, ri: &RequestInfo, policy: Policy) -> Result<(), String> {
-    if user.in_group(MASTERS) {
+    if user.in_group(MASTERS)
+        || (policy.cluster_admins && user.in_group(crate::controlplane::CLUSTER_ADMINS_GROUP))
+    {
         return Ok(());
     }
     if !ri.is_resource {
@@ -418,6 +422,13 @@ fn node_rules(node: &str, ri: &RequestInfo) -> NodeDecision {
         ("certificates.k8s.io", "certificatesigningrequests")
             if ri.subresource.is_empty()
                 && matches!(ri.verb.as_str(), "create" | "get" | "list" | "watch") =>
+        {
+            NodeDecision::Allow
+        }
+        // system:node's read access to Pods.
+        ("", "pods")
+            if ri.subresource.is_empty()
+                && matches!(ri.verb.as_str(), "get" | "list" | "watch") =>
         {
             NodeDecision::Allow
         }
@@ -669,6 +680,7 @@ mod tests {
     #[test]
     fn rbac_as_kubeadm_sets_it_up() {
         let policy = Policy {
+            cluster_admins: false,
             kube_proxy: false,
             kubelet_config_minor: None,
         };
@@ -709,6 +721,7 @@ mod tests {
                 "/api/v1/namespaces/kube-system/configmaps/kube-proxy"
             ),
             Policy {
+                cluster_admins: false,
                 kube_proxy: true,
                 kubelet_config_minor: None,
             }

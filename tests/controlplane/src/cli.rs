@@ -10,6 +10,8 @@
 //!                       [--watch-cut-every M [--watch-cut-abrupt]] [--certificate-delay 5s]
 //!                       [--max-in-flight N[:RETRY_AFTER]]
 //!                       [--startup-window 1500ms] [--restart down=3s,after=10s|path=PREFIX[,nth=N]]...
+//!                       [control-plane flags: --upload-certs | --certificate-key HEX, --etcd ...]
+//! kubejoin-testcp upload-certs --state-dir DIR [--certificate-key HEX] [--certs-ttl 2h]
 //! kubejoin-testcp approve NAME --state-dir DIR
 //! kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
 //! kubejoin-testcp sntp [--listen ADDR] [--offset SECONDS] [--stratum N]
@@ -23,7 +25,15 @@
 //! `admin.conf`, exactly as `kubectl certificate approve|deny` would: GET the CSR, append the
 //! condition, PUT the `approval` subresource.
 //!
+//! With control-plane flags, `serve` also prints the control-plane join line (with the
+//! certificate key, as `kubeadm init --upload-certs` prints it) and the etcd gateway's URL, and
+//! the state dir gets `pki/` (the shared CAs and keys, as on the first control-plane node),
+//! `certificate-key` and `etcd-endpoint`. `upload-certs` re-uploads `kubeadm-certs` through the
+//! API from those files, as `kubeadm init phase upload-certs --upload-certs` does.
+//!
 //! Exit codes: 0 success, 1 failure, 2 usage error.
+
+mod controlplane;
 
 use crate::client::Client;
 use crate::fault::{DownMode, InFlightLimit, WatchCut};
@@ -37,6 +47,7 @@ kubejoin-testcp: a test Kubernetes control plane for kubejoin
 
 USAGE:
     kubejoin-testcp serve [FLAGS]
+    kubejoin-testcp upload-certs --state-dir DIR [--certificate-key HEX] [--certs-ttl DURATION]
     kubejoin-testcp approve NAME --state-dir DIR
     kubejoin-testcp deny NAME [--reason R] [--message M] --state-dir DIR
     kubejoin-testcp sntp [SNTP FLAGS]
@@ -58,6 +69,7 @@ SERVE FLAGS:
     --approval auto|manual     auto-approve qualifying kubelet CSRs (default auto)
     --approval-delay DURATION  delay before auto-approval (default 0s)
     --ca-rotation              serve an extra, old CA before the signing one in cluster-info
+    --ca-key ecdsa-p256|rsa-2048  key type of the CAs (default ecdsa-p256; kubeadm's default is rsa-2048)
     --server-url URL           server: written into cluster-info (default https://ADDR)
     --node NAME[:ready]        a Node that already exists (repeatable)
     --kube-proxy               install the kube-proxy addon ConfigMap and RBAC
@@ -100,6 +112,11 @@ FAULT INJECTION (serve):
 #[derive(Debug)]
 struct Usage(String);
 
+/// The whole help text.
+fn usage_text() -> String {
+    format!("{USAGE}\n{}", controlplane::SERVE_FLAGS)
+}
+
 enum Command {
     Serve {
         config: Box<Config>,
@@ -113,6 +130,11 @@ enum Command {
         state_dir: PathBuf,
     },
     Sntp(crate::sntp::SntpConfig),
+    UploadCerts {
+        state_dir: PathBuf,
+        key: Option<String>,
+        ttl: std::time::Duration,
+    },
     Help,
 }
 
@@ -121,15 +143,20 @@ pub fn run(args: Vec<String>) -> i32 {
     let command = match parse(&args) {
         Ok(c) => c,
         Err(Usage(msg)) => {
-            eprintln!("kubejoin-testcp: {msg}\n\n{USAGE}");
+            eprintln!("kubejoin-testcp: {msg}\n\n{}", usage_text());
             return 2;
         }
     };
     let result = match command {
         Command::Help => {
-            print!("{USAGE}");
+            print!("{}", usage_text());
             Ok(())
         }
+        Command::UploadCerts {
+            state_dir,
+            key,
+            ttl,
+        } => controlplane::upload_certs(&state_dir, key, ttl),
         Command::Serve { config, state_dir } => serve(*config, state_dir.as_deref()),
         Command::Decide {
             name,
@@ -183,6 +210,7 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
             let mut tokens: Vec<TokenSpec> = Vec::new();
             let mut state_dir = None;
             let mut watch_cut_abrupt = false;
+            let mut cp_flags = controlplane::Flags::default();
             while let Some(flag) = rest.next() {
                 match flag.as_str() {
                     "--listen" => {
@@ -214,6 +242,17 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                         }
                     }
                     "--ca-rotation" => config.ca_rotation = true,
+                    "--ca-key" => {
+                        config.ca_key_type = match value(&flag, &mut rest)?.as_str() {
+                            "ecdsa-p256" => crate::CaKeyType::EcdsaP256,
+                            "rsa-2048" => crate::CaKeyType::Rsa2048,
+                            other => {
+                                return Err(Usage(format!(
+                                    "--ca-key {other:?}: ecdsa-p256 or rsa-2048"
+                                )))
+                            }
+                        }
+                    }
                     "--server-url" => config.server_url = Some(value(&flag, &mut rest)?),
                     "--node" => {
                         let v = value(&flag, &mut rest)?;
@@ -282,12 +321,14 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                             .map_err(|e| Usage(format!("--restart {v:?}: {e}")))?;
                         config.faults.restarts.push(restart);
                     }
+                    other if cp_flags.take(other, &mut rest)? => {}
                     other => return Err(Usage(format!("unknown flag {other:?}"))),
                 }
             }
             if !tokens.is_empty() {
                 config.tokens = tokens;
             }
+            config.control_plane = cp_flags.finish()?;
             match (&mut config.faults.watch_cut, watch_cut_abrupt) {
                 (Some(cut), true) => cut.abrupt = true,
                 (None, true) => {
@@ -298,6 +339,30 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
             Ok(Command::Serve {
                 config: Box::new(config),
                 state_dir,
+            })
+        }
+        "upload-certs" => {
+            let mut state_dir = None;
+            let mut key = None;
+            let mut ttl = crate::copycerts::DEFAULT_TTL;
+            while let Some(flag) = rest.next() {
+                match flag.as_str() {
+                    "--state-dir" => state_dir = Some(PathBuf::from(value(&flag, &mut rest)?)),
+                    "--certificate-key" => {
+                        let v = value(&flag, &mut rest)?;
+                        crate::copycerts::CertificateKey::parse(&v)
+                            .map_err(|why| Usage(format!("--certificate-key: {why}")))?;
+                        key = Some(v);
+                    }
+                    "--certs-ttl" => ttl = duration(&flag, &value(&flag, &mut rest)?)?,
+                    other => return Err(Usage(format!("unknown flag {other:?}"))),
+                }
+            }
+            Ok(Command::UploadCerts {
+                state_dir: state_dir
+                    .ok_or_else(|| Usage("upload-certs: --state-dir is required".into()))?,
+                key,
+                ttl,
             })
         }
         "approve" | "deny" => {
@@ -409,6 +474,7 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
 
 fn sntp(config: crate::sntp::SntpConfig) -> Result<(), Error> {
     let server = crate::sntp::start(config)?;
+    let signals = Signals::catch()?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -421,34 +487,69 @@ fn sntp(config: crate::sntp::SntpConfig) -> Result<(), Error> {
     let _ = writeln!(out, "READY udp://{}", server.addr());
     let _ = out.flush();
     drop(out);
-    wait_for_signal()?;
+    signals.wait();
     let requests = server.requests();
     server.shutdown();
     println!("kubejoin-testcp: SNTP answered {requests} request(s)");
     Ok(())
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    runtime.block_on(async {
+/// SIGINT and SIGTERM, caught from the moment this is made: made before `READY` is printed,
+/// so that a signal sent right after it stops the server cleanly instead of killing it.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn catch() -> Result<Signals, Error> {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let (term, int) = runtime.block_on(async {
+            (
+                signal(SignalKind::terminate()).ok(),
+                signal(SignalKind::interrupt()).ok(),
+            )
+        });
+        Ok(Signals { runtime, term, int })
+    }
+
+    /// Blocks until one of them arrives.
+    fn wait(self) {
+        let Signals {
+            runtime,
+            mut term,
+            mut int,
+        } = self;
+        runtime.block_on(async {
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(i) => {
+                        i.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    });
-    Ok(())
+        });
+    }
 }
 
 fn duration(flag: &str, v: &str) -> Result<std::time::Duration, Usage> {
@@ -469,6 +570,7 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
     let rotation = config.ca_rotation;
     let faults = config.faults.clone();
     let handle = start(config)?;
+    let signals = Signals::catch()?;
     if let Some(dir) = state_dir {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             action: "creating",
@@ -480,6 +582,7 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
         write_file(dir, "endpoint", &format!("{}\n", handle.endpoint()))?;
         write_file(dir, "pin", &format!("{}\n", handle.signing_ca_pin()))?;
         handle.log_requests_to(&dir.join("requests.jsonl"))?;
+        controlplane::write_state(&handle, dir)?;
     }
     let mut out = std::io::stdout().lock();
     let signing = handle.signing_ca_pin();
@@ -495,6 +598,7 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
         let _ = writeln!(out, "CA pin ({role}): {pin}");
     }
     let _ = writeln!(out, "join with:\n  {}", handle.join_command());
+    controlplane::print(&handle, &mut out);
     if !faults.down_for.is_zero() {
         let how = match faults.down_mode {
             DownMode::Refuse => "refusing",
@@ -551,7 +655,7 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
     let _ = out.flush();
     drop(out);
 
-    wait_for_signal()?;
+    signals.wait();
     handle.shutdown();
     Ok(())
 }

@@ -26,6 +26,16 @@
 //! returns when the server accepts connections (or, with [`Faults::down_for`], at once, while
 //! the port refuses them). Dropping the [`Handle`] stops everything.
 //!
+//! [`Config::control_plane`] makes it a cluster other control planes can join (`kubeadm init
+//! --upload-certs`): `kube-system/kubeadm-certs` encrypted with the certificate key, owned by a
+//! 2-hour bootstrap token and readable by bootstrappers through kubeadm's Role; the shared CAs
+//! and service-account key it holds (the cluster CA is the one this server signs with); the
+//! `ClusterConfiguration` a control-plane join reads; the first control plane's Node and static
+//! Pods with kubeadm's endpoint annotations; admin credentials of the version; Node marking
+//! (strategic-merge PATCH, NodeRestriction); and for stacked etcd a fake etcd v3 JSON gateway
+//! over mutual TLS on its own port, recording member list/add/promote, with faults. See
+//! [`controlplane`] for the version rules and their sources.
+//!
 //! [`Config::faults`] injects failures on demand (see [`fault`]): down periods, error statuses
 //! with `Retry-After`, resets mid-body, stalls, truncated JSON, redirects, oversized bodies,
 //! watch cuts, late certificates, a concurrency cap, the startup window of a kube-apiserver whose
@@ -35,23 +45,39 @@
 mod auth;
 pub mod cli;
 mod client;
+pub mod controlplane;
+pub mod copycerts;
+mod cpapi;
+mod cpstate;
 mod csr;
 mod der;
+pub mod etcd;
 pub mod fault;
 mod jws;
+mod kubeadm_config;
 pub mod kubeconfig;
+mod kubesystem;
+mod nodepatch;
 mod objects;
 mod pki;
+mod pods;
 mod server;
 pub mod sntp;
 mod state;
 mod util;
 mod version;
 
+pub use controlplane::{
+    kubeadm_rules, ClusterSpec, ControlPlane, EtcdOptions, EtcdRefusal, EtcdTopology, ExternalEtcd,
+    KubeadmRules, LocalEtcd,
+};
+pub use copycerts::CertificateKey;
+pub use etcd::{EtcdCall, EtcdError, EtcdMember};
 pub use fault::{
     Action, DownMode, Faults, InFlightLimit, RequestFault, Restart, RestartTrigger, WatchCut,
 };
 pub use jws::compute_detached_signature;
+pub use pki::CaKeyType;
 pub use util::parse_duration;
 
 use std::collections::BTreeMap;
@@ -119,6 +145,12 @@ pub struct Config {
     pub cluster_info_hook: Option<ClusterInfoHook>,
     /// Injected failures (none by default); see [`fault`].
     pub faults: Faults,
+    /// The key type of the cluster CA (and of the front-proxy and etcd CAs): ECDSA P-256 by
+    /// default (fast), RSA 2048 as kubeadm makes it by default.
+    pub ca_key_type: CaKeyType,
+    /// The control-plane side (`kubeadm init --upload-certs`): `None` for a cluster that
+    /// only workers join (no kubeadm-certs, no etcd gateway, no first control-plane Node).
+    pub control_plane: Option<ControlPlane>,
 }
 
 impl Default for Config {
@@ -143,6 +175,8 @@ impl Default for Config {
             kubelet_config_map_name: None,
             cluster_info_hook: None,
             faults: Faults::default(),
+            ca_key_type: CaKeyType::EcdsaP256,
+            control_plane: None,
         }
     }
 }
@@ -178,6 +212,8 @@ impl std::fmt::Debug for Config {
                 &self.cluster_info_hook.as_ref().map(|_| "<fn>"),
             )
             .field("faults", &self.faults)
+            .field("ca_key_type", &self.ca_key_type)
+            .field("control_plane", &self.control_plane)
             .finish()
     }
 }
@@ -320,6 +356,8 @@ pub enum Error {
     },
     #[error("{0}")]
     Client(String),
+    #[error("control plane: {0}")]
+    ControlPlane(String),
 }
 
 /// A running control plane. Dropping it shuts the server down.
@@ -392,11 +430,13 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         .unwrap_or_else(|| format!("https://{endpoint}"));
 
     let now = SystemTime::now();
-    let ca = pki::Ca::generate("kubernetes", now).map_err(|e| Error::Pki(e.to_string()))?;
+    let ca = pki::Ca::generate_with("kubernetes", now, config.ca_key_type)
+        .map_err(|e| Error::Pki(e.to_string()))?;
     let mut bundle_pem = String::new();
     let mut bundle_pins = Vec::new();
     if config.ca_rotation {
-        let old = pki::Ca::generate("kubernetes", now).map_err(|e| Error::Pki(e.to_string()))?;
+        let old = pki::Ca::generate_with("kubernetes", now, config.ca_key_type)
+            .map_err(|e| Error::Pki(e.to_string()))?;
         bundle_pem.push_str(&old.pem());
         bundle_pins.push(old.pin());
     }
@@ -438,6 +478,34 @@ pub fn start(config: Config) -> Result<Handle, Error> {
     let admin = ca
         .client_cert("kubernetes-admin", &[auth::MASTERS])
         .map_err(|e| Error::Pki(e.to_string()))?;
+    let first_node = config.control_plane.as_ref().map_or_else(
+        || ControlPlane::default().first_node,
+        |c| c.first_node.clone(),
+    );
+    let (cp_state, cp_key, etcd_server) = match &config.control_plane {
+        Some(cp) => {
+            let setup = setup_control_plane(
+                cp,
+                config.ca_key_type,
+                &ca,
+                &version,
+                dial_ip,
+                addr.port(),
+                &config.cluster_name,
+                config
+                    .image_repository
+                    .as_deref()
+                    .unwrap_or_else(|| version.default_image_repository()),
+            )?;
+            (Some(setup.0), setup.1, setup.2)
+        }
+        None => (None, None, None),
+    };
+    let (cluster_spec, etcd_topology) = config
+        .control_plane
+        .as_ref()
+        .map(|c| (c.cluster.clone(), c.etcd.clone()))
+        .unwrap_or_default();
 
     let settings = state::Settings {
         tokens: config.tokens,
@@ -458,6 +526,9 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         kubeadm_config_version,
         version,
         hook: config.cluster_info_hook,
+        cluster: cluster_spec,
+        etcd: etcd_topology,
+        api_endpoint: (first_node, dial_ip.to_string(), addr.port()),
     };
     let certificate_delay = faults.certificate_delay;
     let down_for = faults.down_for;
@@ -472,15 +543,40 @@ pub fn start(config: Config) -> Result<Handle, Error> {
             RestartTrigger::Request { .. } => None,
         })
         .collect();
-    let state = Arc::new(state::State::new(
-        settings,
-        ca,
-        bundle_pem,
-        bundle_pins,
-        admin,
-        config.nodes,
-        faults,
-    ));
+    let state = Arc::new(
+        state::State::new(
+            settings,
+            ca,
+            bundle_pem,
+            bundle_pins,
+            admin,
+            config.nodes,
+            faults,
+        )
+        .with_control_plane(cp_state),
+    );
+    // Every bootstrap token has its Secret, as `kubeadm token create` makes it.
+    for t in &state.settings.tokens {
+        let mut usages = Vec::new();
+        if t.signing {
+            usages.push("signing");
+        }
+        if t.authentication {
+            usages.push("authentication");
+        }
+        let _ = state.kube_system.put_secret(
+            kubesystem::token_secret(&t.id, &t.secret, None, t.expires, &usages, &t.extra_groups),
+            false,
+            "kubeadm",
+        );
+    }
+    if let (Some(cp), Some(key)) = (&state.cp, cp_key) {
+        cp.upload(&state.kube_system, key)?;
+    }
+    let register_after = config
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.register_nodes_after);
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
@@ -505,6 +601,39 @@ pub fn start(config: Config) -> Result<Handle, Error> {
             };
             runtime.block_on(async move {
                 let up_at = tokio::time::Instant::now() + down_for;
+                // The fake etcd is its own process in a real cluster: it serves on its own
+                // port, whatever happens to the API server.
+                if let Some((listener, tls, etcd)) = etcd_server {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            tokio::spawn(etcd::serve(
+                                listener,
+                                tokio_rustls::TlsAcceptor::from(tls),
+                                etcd,
+                                shutdown_rx.clone(),
+                            ));
+                        }
+                        Err(source) => {
+                            let _ = ready_tx.send(Err(Error::Bind { addr, source }));
+                            return;
+                        }
+                    }
+                }
+                // The kubelets of joined nodes register their Nodes.
+                if let (Some(mut rx), Some(delay)) =
+                    (server_state.take_registrations(), register_after)
+                {
+                    let state = server_state.clone();
+                    tokio::spawn(async move {
+                        while let Some(name) = rx.recv().await {
+                            let state = state.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                state.register_node(&name);
+                            });
+                        }
+                    });
+                }
                 // The delayed csrsigning controller: each approval is signed `certificate_delay`
                 // after it was made.
                 let signer_state = server_state.clone();
@@ -618,6 +747,126 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         shutdown: shutdown_tx,
         thread: Some(thread),
     })
+}
+
+/// The etcd gateway's listener, TLS and state.
+type EtcdServer = (
+    std::net::TcpListener,
+    Arc<rustls::ServerConfig>,
+    Arc<etcd::Etcd>,
+);
+
+/// The control-plane side: its PKI, the certificate key to upload with, and for stacked etcd
+/// the gateway (bound here, so that its URL is known to the Pods and the first member).
+#[allow(clippy::too_many_arguments)] // the facts of the first control plane, each used once
+fn setup_control_plane(
+    cp: &ControlPlane,
+    ca_key_type: CaKeyType,
+    ca: &pki::Ca,
+    version: &version::ServerVersion,
+    dial_ip: IpAddr,
+    api_port: u16,
+    cluster_name: &str,
+    image_repository: &str,
+) -> Result<
+    (
+        cpstate::ControlPlaneState,
+        Option<CertificateKey>,
+        Option<EtcdServer>,
+    ),
+    Error,
+> {
+    let key = match &cp.certificate_key {
+        Some(k) => Some(
+            CertificateKey::parse(k)
+                .map_err(|why| Error::Config(format!("certificate key: {why}")))?,
+        ),
+        None => None,
+    };
+    if cp.first_node.is_empty() {
+        return Err(Error::Config("control_plane.first_node is empty".into()));
+    }
+    let rules = controlplane::rules(version);
+    let pki = controlplane::ControlPlanePki::generate(&cp.etcd, ca_key_type)?;
+    let files = pki.files(ca, &cp.etcd);
+    let minor = if version.major == 1 {
+        version.minor
+    } else {
+        u32::MAX
+    };
+    let mut etcd_server = None;
+    let mut etcd_url = None;
+    if let (controlplane::EtcdTopology::Stacked(_), Some(etcd_ca)) = (&cp.etcd, &pki.etcd_ca) {
+        let bind = SocketAddr::new(dial_ip, 0);
+        let bind_err = |source| Error::Bind { addr: bind, source };
+        let listener = std::net::TcpListener::bind(bind).map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let port = listener.local_addr().map_err(bind_err)?.port();
+        let url = format!("https://{}", SocketAddr::new(dial_ip, port));
+        // kubeadm's etcd/server: CN and a SAN the node name, localhost, the advertise
+        // address, 127.0.0.1 and ::1; server and client auth.
+        let mut sans = pki::Sans::default();
+        for n in [cp.first_node.as_str(), "localhost", "127.0.0.1", "::1"] {
+            sans.push_name(n);
+        }
+        if dial_ip != IpAddr::V4(Ipv4Addr::LOCALHOST) && dial_ip != IpAddr::V6(Ipv6Addr::LOCALHOST)
+        {
+            sans.push_name(&dial_ip.to_string());
+        }
+        let key_pair = pki::new_key().map_err(|e| Error::Pki(e.to_string()))?;
+        let now = der::truncate_to_seconds(SystemTime::now());
+        let template = pki::Template {
+            subject: pki::GoName::new(&cp.first_node, &[]).to_der(),
+            spki: rcgen::PublicKeyData::subject_public_key_info(&key_pair),
+            not_before: now - Duration::from_secs(300),
+            not_after: now + Duration::from_secs(365 * 86_400),
+            key_usage: pki::ku::DIGITAL_SIGNATURE | pki::ku::KEY_ENCIPHERMENT,
+            ext_key_usages: vec![pki::oid::EKU_SERVER_AUTH, pki::oid::EKU_CLIENT_AUTH],
+            sans,
+        };
+        let serving = etcd_ca
+            .issue(&template)
+            .map_err(|e| Error::Pki(e.to_string()))?;
+        let tls = etcd::tls_config(&etcd_ca.der, serving, key_pair.serialize_der())
+            .map_err(Error::Tls)?;
+        let etcd = Arc::new(etcd::Etcd::new(
+            url.clone(),
+            &cp.first_node,
+            &dial_ip.to_string(),
+            minor,
+            cp.etcd_options.clone(),
+        ));
+        etcd_url = Some(url);
+        etcd_server = Some((listener, tls, etcd));
+    }
+    let pod_facts = pods::PodFacts {
+        node: cp.first_node.clone(),
+        node_uid: String::new(),
+        address: dial_ip.to_string(),
+        api_port,
+        etcd_url,
+        external_etcd: match &cp.etcd {
+            controlplane::EtcdTopology::External(x) => x.endpoints.clone(),
+            controlplane::EtcdTopology::Stacked(_) => Vec::new(),
+        },
+        image_repository: image_repository.to_string(),
+        kubernetes_version: version.text.clone(),
+        etcd_version: etcd::etcd_version(minor).to_string(),
+        annotations: rules.pod_annotations,
+        created: SystemTime::now(),
+        service_subnet: cp.cluster.service_subnet.clone(),
+        pod_subnet: cp.cluster.pod_subnet.clone(),
+        cluster_name: cluster_name.to_string(),
+    };
+    let state = cpstate::ControlPlaneState::new(
+        cp.clone(),
+        rules,
+        pki,
+        files,
+        etcd_server.as_ref().map(|(_, _, e)| e.clone()),
+        pod_facts,
+    );
+    Ok((state, key, etcd_server))
 }
 
 /// A TCP socket bound to `addr` (`SO_REUSEADDR`, non-blocking), not listening yet.
@@ -788,6 +1037,152 @@ impl Handle {
             .ca
             .client_cert(cn, orgs)
             .unwrap_or_else(|_| (String::new(), String::new()))
+    }
+
+    // ---- the control-plane side (with `Config::control_plane`) ----------------------------
+
+    /// The key of the last upload this server made (at start or [`Handle::upload_certs`]), 64
+    /// hex digits. An upload through the API (`kubejoin-testcp upload-certs`) is not known
+    /// here: the API server never sees the key.
+    pub fn certificate_key(&self) -> Option<String> {
+        self.state.cp.as_ref()?.certificate_key()
+    }
+
+    /// What `kubeadm init --upload-certs` prints for control planes, as a `kubejoin join` line.
+    pub fn control_plane_join_command(&self) -> Option<String> {
+        Some(format!(
+            "{} --control-plane --certificate-key {}",
+            self.join_command(),
+            self.certificate_key()?
+        ))
+    }
+
+    /// `kubeadm init phase upload-certs --upload-certs [--certificate-key KEY]`: a new token
+    /// (TTL `certs_ttl`) owns the re-encrypted Secret from now on; returns the key used (a
+    /// fresh one when `key` is `None`).
+    pub fn upload_certs(&self, key: Option<&str>) -> Result<String, Error> {
+        let cp = self
+            .state
+            .cp
+            .as_ref()
+            .ok_or_else(|| Error::Config("this server has no control plane".into()))?;
+        let key = match key {
+            Some(k) => CertificateKey::parse(k)
+                .map_err(|why| Error::Config(format!("certificate key: {why}")))?,
+            None => CertificateKey::generate(),
+        };
+        let hex = key.to_hex();
+        cp.upload(&self.state.kube_system, key)?;
+        Ok(hex)
+    }
+
+    /// The token owning `kubeadm-certs` expires now: the token cleaner deletes it and the
+    /// garbage collector the Secret (404 from then on). `false` if there was none.
+    pub fn expire_kubeadm_certs(&self) -> bool {
+        match self.state.kube_system.owner_of(copycerts::SECRET_NAME) {
+            Some((owner, _)) => self.state.kube_system.expire_token(&owner),
+            None => false,
+        }
+    }
+
+    /// When `kubeadm-certs` goes away (its owner token's expiration); `None` if it is gone.
+    pub fn kubeadm_certs_expiry(&self) -> Option<SystemTime> {
+        self.state
+            .kube_system
+            .owner_of(copycerts::SECRET_NAME)
+            .and_then(|(_, e)| e)
+    }
+
+    /// What `kubeadm-certs` carries, decrypted: (path under `certificatesDir`, or the
+    /// `external-etcd*` entry name; contents), empty for a file that does not exist.
+    pub fn shared_files(&self) -> Vec<(String, Vec<u8>)> {
+        self.state
+            .cp
+            .as_ref()
+            .map(|cp| cp.files.clone())
+            .unwrap_or_default()
+    }
+
+    /// The raw (encrypted) values of `kubeadm-certs` as stored now.
+    pub fn kubeadm_certs_data(&self) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.state.kube_system.secret_data(copycerts::SECRET_NAME)
+    }
+
+    /// What kubeadm of this server's version does (see [`controlplane`]).
+    pub fn kubeadm_rules(&self) -> KubeadmRules {
+        controlplane::rules(&self.state.settings.version)
+    }
+
+    /// admin.conf as `kubeadm init` of this version writes it: `kubernetes-admin` in
+    /// `system:masters` up to v1.28, in `kubeadm:cluster-admins` (bound to cluster-admin) from
+    /// v1.29. ([`Handle::admin_kubeconfig`] is always `system:masters`, like super-admin.conf.)
+    pub fn kubeadm_admin_kubeconfig(&self) -> String {
+        let group = self.kubeadm_rules().admin_group;
+        let (cert, key) = self.issue_client_cert("kubernetes-admin", &[group]);
+        kubeconfig::admin_kubeconfig(
+            &self.state.bundle_pem,
+            &self.url(),
+            &self.state.settings.cluster_name,
+            &cert,
+            &key,
+        )
+    }
+
+    /// The etcd gateway's URL (`https://127.0.0.1:PORT`), stacked etcd only.
+    pub fn etcd_url(&self) -> Option<String> {
+        Some(self.state.cp.as_ref()?.etcd.as_ref()?.url.clone())
+    }
+
+    /// The etcd CA (PEM), stacked etcd only.
+    pub fn etcd_ca_pem(&self) -> Option<String> {
+        Some(self.state.cp.as_ref()?.pki.etcd_ca.as_ref()?.pem())
+    }
+
+    /// A client certificate from the etcd CA: `(certificate PEM, PKCS#8 key PEM)`.
+    pub fn issue_etcd_client_cert(&self, cn: &str, orgs: &[&str]) -> Option<(String, String)> {
+        self.state
+            .cp
+            .as_ref()?
+            .pki
+            .etcd_ca
+            .as_ref()?
+            .client_cert(cn, orgs)
+            .ok()
+    }
+
+    /// The etcd members now.
+    pub fn etcd_members(&self) -> Vec<EtcdMember> {
+        self.etcd().map(|e| e.members()).unwrap_or_default()
+    }
+
+    /// Every call the etcd gateway answered, in order.
+    pub fn etcd_calls(&self) -> Vec<EtcdCall> {
+        self.etcd().map(|e| e.calls()).unwrap_or_default()
+    }
+
+    /// The etcd of the member whose first peer URL is `peer_url` has started: it now reports
+    /// `name` and `client_urls` and counts as started (a learner can be promoted).
+    pub fn etcd_member_started(&self, peer_url: &str, name: &str, client_urls: &[&str]) -> bool {
+        let urls: Vec<String> = client_urls.iter().map(|u| u.to_string()).collect();
+        self.etcd()
+            .is_some_and(|e| e.member_started(peer_url, name, &urls))
+    }
+
+    fn etcd(&self) -> Option<&etcd::Etcd> {
+        self.state.cp.as_ref()?.etcd.as_deref()
+    }
+
+    /// The kubelet of `name` registers its Node (not ready, as a kubelet without a network
+    /// plugin), as it does after the handoff; a Node that exists stays as it is.
+    pub fn register_node(&self, name: &str) {
+        self.state.register_node(name);
+    }
+
+    /// A Node as the API returns it.
+    pub fn node(&self, name: &str) -> Option<serde_json::Value> {
+        self.state
+            .node(name)
+            .and_then(|n| serde_json::to_value(n).ok())
     }
 
     /// Restarts the server now: open connections are closed and the port refuses connections

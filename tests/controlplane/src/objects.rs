@@ -32,7 +32,23 @@ pub(crate) struct ObjectMeta {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// `metav1.OwnerReference`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_owner_deletion: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +155,14 @@ pub(crate) const NODES: GroupResource = GroupResource {
 pub(crate) const CONFIGMAPS: GroupResource = GroupResource {
     group: "",
     resource: "configmaps",
+};
+pub(crate) const SECRETS: GroupResource = GroupResource {
+    group: "",
+    resource: "secrets",
+};
+pub(crate) const PODS: GroupResource = GroupResource {
+    group: "",
+    resource: "pods",
 };
 
 /// One entry of a field.ErrorList, as apimachinery's `field.Error` renders it.
@@ -556,10 +580,12 @@ pub(crate) struct NodeSpecJson {
     pub taints: Vec<Taint>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Taint {
     pub key: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub value: String,
     pub effect: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub time_added: String,

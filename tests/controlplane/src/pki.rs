@@ -23,6 +23,7 @@ pub(crate) mod oid {
     pub const SERIAL_NUMBER: &[u8] = &[0x55, 0x04, 0x05];
 
     pub const ECDSA_WITH_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    pub const SHA256_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
 
     pub const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
     pub const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
@@ -200,6 +201,72 @@ pub(crate) fn new_key() -> Result<KeyPair, PkiError> {
     KeyPair::generate().map_err(|e| PkiError::Key(e.to_string()))
 }
 
+/// The key type of the CAs: ECDSA P-256 (fast to make; what `encryptionAlgorithm: ECDSA-P256`
+/// gives) or RSA 2048 (kubeadm's default, as in the v1.24 capture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaKeyType {
+    #[default]
+    EcdsaP256,
+    Rsa2048,
+}
+
+/// An RSA 2048 key (e = 65537) as PKCS#8 DER, from the `rsa` crate (ring cannot make RSA
+/// keys; it signs with them).
+pub(crate) fn rsa_2048_pkcs8() -> Result<Vec<u8>, PkiError> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let key = rsa::PrivateKey::new(&mut RingRng, 2048).map_err(|e| PkiError::Key(e.to_string()))?;
+    let der = key
+        .to_pkcs8_der()
+        .map_err(|e| PkiError::Key(e.to_string()))?;
+    Ok(der.as_bytes().to_vec())
+}
+
+/// ring's system CSPRNG as the RNG the `rsa` crate asks for.
+pub(crate) struct RingRng;
+
+#[derive(Debug)]
+pub(crate) struct RngFailure;
+
+impl std::fmt::Display for RngFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the system random number generator failed")
+    }
+}
+
+impl std::error::Error for RngFailure {}
+
+impl rsa::rand_core::TryRng for RingRng {
+    type Error = RngFailure;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        use ring::rand::SecureRandom as _;
+        ring::rand::SystemRandom::new()
+            .fill(dest)
+            .map_err(|_| RngFailure)
+    }
+}
+
+impl rsa::rand_core::TryCryptoRng for RingRng {}
+
+/// The signature algorithm identifier of a key's signatures (ECDSA with SHA-256, or
+/// sha256WithRSAEncryption with its NULL parameters).
+fn signature_algorithm(key: &KeyPair) -> Vec<u8> {
+    if key.algorithm() == &rcgen::PKCS_RSA_SHA256 {
+        der::seq(&[&der::oid(oid::SHA256_WITH_RSA), &[0x05, 0x00]])
+    } else {
+        der::seq(&[&der::oid(oid::ECDSA_WITH_SHA256)])
+    }
+}
+
 /// The certificate authority of the cluster (or an unrelated "old" one for rotation tests).
 pub(crate) struct Ca {
     key: KeyPair,
@@ -220,8 +287,22 @@ impl std::fmt::Debug for Ca {
 impl Ca {
     /// A self-signed CA like kubeadm's: CN=kubernetes, valid 10 years from 5 minutes ago,
     /// keyUsage digitalSignature/keyEncipherment/keyCertSign, CA:TRUE, SAN DNS:kubernetes.
+    #[cfg(test)]
     pub(crate) fn generate(cn: &str, now: SystemTime) -> Result<Ca, PkiError> {
-        let key = new_key()?;
+        Ca::generate_with(cn, now, CaKeyType::EcdsaP256)
+    }
+
+    /// [`Ca::generate`] with a key of `kind`.
+    pub(crate) fn generate_with(
+        cn: &str,
+        now: SystemTime,
+        kind: CaKeyType,
+    ) -> Result<Ca, PkiError> {
+        let key = match kind {
+            CaKeyType::EcdsaP256 => new_key()?,
+            CaKeyType::Rsa2048 => KeyPair::try_from(rsa_2048_pkcs8()?.as_slice())
+                .map_err(|e| PkiError::Key(e.to_string()))?,
+        };
         let now = der::truncate_to_seconds(now);
         let name = GoName::new(cn, &[]).to_der();
         // Go derives the subject key identifier as SHA-1 over the subjectPublicKey bits.
@@ -243,6 +324,7 @@ impl Ca {
         ];
         let tbs = tbs(
             &random_serial(),
+            &signature_algorithm(&key),
             &name,
             now - Duration::from_secs(300),
             not_after,
@@ -293,6 +375,7 @@ impl Ca {
         }
         let tbs = tbs(
             &random_serial(),
+            &signature_algorithm(&self.key),
             &self.name,
             t.not_before,
             t.not_after,
@@ -310,6 +393,16 @@ impl Ca {
 
     pub(crate) fn pem(&self) -> String {
         pem_encode("CERTIFICATE", &self.der)
+    }
+
+    /// The CA's private key (PKCS#8 DER) and public key (uncompressed P-256 point, or PKCS#1
+    /// for RSA), for the files `kubeadm init` leaves on disk and `upload-certs` shares.
+    pub(crate) fn key_material(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.key.serialize_der(), self.key.public_key_raw().to_vec())
+    }
+
+    pub(crate) fn is_rsa(&self) -> bool {
+        self.key.algorithm() == &rcgen::PKCS_RSA_SHA256
     }
 
     /// A client certificate and its key (PEM), as kubeadm issues them for kubeconfig files.
@@ -354,8 +447,10 @@ impl Ca {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the fields of a TBSCertificate, in order
 fn tbs(
     serial: &[u8],
+    alg: &[u8],
     issuer: &[u8],
     not_before: SystemTime,
     not_after: SystemTime,
@@ -364,14 +459,13 @@ fn tbs(
     extensions: &[Vec<u8>],
 ) -> Vec<u8> {
     let version = der::tlv(0xa0, &der::uint(&[2]));
-    let alg = der::seq(&[&der::oid(oid::ECDSA_WITH_SHA256)]);
     let validity = der::seq(&[&der::time(not_before), &der::time(not_after)]);
     let ext_refs: Vec<&[u8]> = extensions.iter().map(Vec::as_slice).collect();
     let exts = der::tlv(0xa3, &der::seq(&ext_refs));
     der::seq(&[
         &version,
         &der::uint(serial),
-        &alg,
+        alg,
         issuer,
         &validity,
         subject,
@@ -382,7 +476,7 @@ fn tbs(
 
 fn sign(key: &KeyPair, tbs: &[u8]) -> Result<Vec<u8>, PkiError> {
     let signature = key.sign(tbs).map_err(|e| PkiError::Sign(e.to_string()))?;
-    let alg = der::seq(&[&der::oid(oid::ECDSA_WITH_SHA256)]);
+    let alg = signature_algorithm(key);
     Ok(der::seq(&[tbs, &alg, &der::bits(0, &signature)]))
 }
 
@@ -531,6 +625,22 @@ mod tests {
             .find(|e| e.oid.to_id_string() == "2.5.29.35")
             .unwrap();
         assert!(!aki.critical);
+    }
+
+    #[test]
+    fn an_rsa_ca_signs_with_sha256_rsa() {
+        let ca = Ca::generate_with("kubernetes", SystemTime::now(), CaKeyType::Rsa2048).unwrap();
+        assert!(ca.is_rsa());
+        let (_, cert) = x509_parser::parse_x509_certificate(&ca.der).unwrap();
+        assert_eq!(
+            cert.signature_algorithm.algorithm.to_id_string(),
+            "1.2.840.113549.1.1.11"
+        );
+        cert.verify_signature(None).unwrap();
+        let (leaf_pem, _) = ca.client_cert("jane", &[]).unwrap();
+        let leaf = pem_certs(leaf_pem.as_bytes()).remove(0);
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        leaf.verify_signature(Some(cert.public_key())).unwrap();
     }
 
     #[test]

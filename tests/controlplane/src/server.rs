@@ -589,7 +589,15 @@ async fn route(
         }
     };
     let ri = RequestInfo::parse(parts.method.as_str(), parts.uri.path(), &query);
-    if let Err(reason) = auth::authorize(&user, &ri, state.policy()) {
+    // The kube-system Roles and RoleBindings (kubeadm's `kubeadm:kubeadm-certs`) are the
+    // RBAC authorizer's too: a request either of them allows goes on.
+    let authorized = auth::authorize(&user, &ri, state.policy()).or_else(|reason| {
+        match state.kube_system.allows(&user, &ri) {
+            true => Ok(()),
+            false => Err(reason),
+        }
+    });
+    if let Err(reason) = authorized {
         let gr = ri
             .is_resource
             .then_some((ri.api_group.as_str(), ri.resource.as_str()));
@@ -608,6 +616,12 @@ async fn route(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let user_agent = parts
+        .headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let ctx = Ctx {
         state,
         user,
@@ -616,6 +630,7 @@ async fn route(
         pretty,
         body,
         content_type,
+        user_agent,
         record_id,
     };
     let (response, streaming) = if ctx.ri.is_resource {
@@ -688,23 +703,25 @@ fn is_pretty(query: &Query, user_agent: Option<&HeaderValue>) -> bool {
     ua.starts_with("curl") || ua.starts_with("Wget") || ua.starts_with("Mozilla/5.0")
 }
 
-struct Ctx {
-    state: Arc<State>,
-    user: User,
-    ri: RequestInfo,
-    query: Query,
+pub(crate) struct Ctx {
+    pub(crate) state: Arc<State>,
+    pub(crate) user: User,
+    pub(crate) ri: RequestInfo,
+    pub(crate) query: Query,
     pretty: bool,
-    body: Bytes,
+    pub(crate) body: Bytes,
     content_type: String,
+    /// The client's `User-Agent` (the field manager of what it writes).
+    pub(crate) user_agent: String,
     record_id: usize,
 }
 
 impl Ctx {
-    fn json<T: Serialize>(&self, code: u16, v: &T) -> Response<RespBody> {
+    pub(crate) fn json<T: Serialize>(&self, code: u16, v: &T) -> Response<RespBody> {
         json_response(code, v, self.pretty)
     }
 
-    fn status(&self, s: &Status) -> Response<RespBody> {
+    pub(crate) fn status(&self, s: &Status) -> Response<RespBody> {
         status_response(s, self.pretty)
     }
 }
@@ -801,6 +818,13 @@ fn non_resource(ctx: &Ctx, method: &str) -> Response<RespBody> {
                 &[
                     ("configmaps", "ConfigMap", true, &["get", "list"]),
                     ("nodes", "Node", false, &["get", "list", "patch"]),
+                    ("pods", "Pod", true, &["get", "list"]),
+                    (
+                        "secrets",
+                        "Secret",
+                        true,
+                        &["create", "delete", "get", "list", "update"],
+                    ),
                 ],
             ),
         ),
@@ -826,6 +850,26 @@ fn non_resource(ctx: &Ctx, method: &str) -> Response<RespBody> {
                         "CertificateSigningRequest",
                         false,
                         &["get"],
+                    ),
+                ],
+            ),
+        ),
+        "/apis/rbac.authorization.k8s.io/v1" => ctx.json(
+            200,
+            &resource_list(
+                "rbac.authorization.k8s.io/v1",
+                &[
+                    (
+                        "rolebindings",
+                        "RoleBinding",
+                        true,
+                        &["create", "delete", "get", "update"],
+                    ),
+                    (
+                        "roles",
+                        "Role",
+                        true,
+                        &["create", "delete", "get", "update"],
                     ),
                 ],
             ),
@@ -876,7 +920,11 @@ fn api_group_list() -> serde_json::Value {
     serde_json::json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [group("authentication.k8s.io"), group("certificates.k8s.io")],
+        "groups": [
+            group("authentication.k8s.io"),
+            group("certificates.k8s.io"),
+            group("rbac.authorization.k8s.io"),
+        ],
     })
 }
 
@@ -919,6 +967,11 @@ fn resource(ctx: &Ctx) -> (Response<RespBody>, bool) {
     ) {
         ("", "v1", "configmaps") => (configmaps(ctx), false),
         ("", "v1", "nodes") => (nodes(ctx), false),
+        ("", "v1", "secrets") => (crate::cpapi::secrets(ctx), false),
+        ("", "v1", "pods") => (crate::cpapi::pods(ctx), false),
+        ("rbac.authorization.k8s.io", "v1", "roles" | "rolebindings") => {
+            (crate::cpapi::rbac(ctx), false)
+        }
         ("certificates.k8s.io", "v1", "certificatesigningrequests") => csrs(ctx),
         ("authentication.k8s.io", "v1", "selfsubjectreviews") if ri.verb == "create" => {
             let review = SelfSubjectReview {
@@ -1002,7 +1055,7 @@ fn nodes(ctx: &Ctx) -> Response<RespBody> {
                     return ctx.status(&Status::bad_request(format!("error decoding patch: {e}")))
                 }
             };
-            match ctx.state.patch_node(&ri.name, &patch) {
+            match ctx.state.patch_node(&ri.name, &patch, &ctx.user) {
                 Ok(node) => ctx.json(200, &node),
                 Err(status) => ctx.status(&status),
             }

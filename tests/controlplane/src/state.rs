@@ -50,6 +50,11 @@ pub(crate) struct Settings {
     /// The version `kubeadm-config` names (usually `version`).
     pub kubeadm_config_version: crate::version::ServerVersion,
     pub hook: Option<ClusterInfoHook>,
+    /// What `kubeadm-config` says about the control plane (defaults without one).
+    pub cluster: crate::controlplane::ClusterSpec,
+    pub etcd: crate::controlplane::EtcdTopology,
+    /// The first control plane's (name, advertise address, port), for `ClusterStatus`.
+    pub api_endpoint: (String, String, u16),
 }
 
 pub(crate) struct State {
@@ -71,6 +76,14 @@ pub(crate) struct State {
     /// by a task of the server's runtime (approvals also come from threads outside it).
     delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
     delayed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, String)>>>,
+    /// kube-system Secrets, Roles and RoleBindings (see `kubesystem.rs`).
+    pub kube_system: crate::kubesystem::KubeSystem,
+    /// The control-plane side, when the cluster has one (see `cpstate.rs`).
+    pub cp: Option<crate::cpstate::ControlPlaneState>,
+    /// Node names whose kubelet client certificate was issued, for the simulated kubelet
+    /// registration (`ControlPlane::register_nodes_after`).
+    registrations: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    registrations_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 impl std::fmt::Debug for State {
@@ -117,6 +130,7 @@ struct StoredNode {
     rv: u64,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+    taints: Vec<Taint>,
     ids: [String; 3],
 }
 
@@ -248,11 +262,7 @@ impl State {
         add_cm(
             "kubeadm-config",
             BTreeMap::new(),
-            [(
-                "ClusterConfiguration".to_string(),
-                cluster_configuration(&settings),
-            )]
-            .into(),
+            kubeadm_config_data(&settings),
             next(),
         );
         add_cm(
@@ -316,11 +326,90 @@ impl State {
             in_flight: AtomicUsize::new(0),
             delayed_signs,
             delayed_rx: Mutex::new(Some(rx)),
+            kube_system: crate::kubesystem::KubeSystem::new(),
+            cp: None,
+            registrations: None,
+            registrations_rx: Mutex::new(None),
         }
+    }
+
+    /// Adds the control-plane side: the first control plane's Node, marked as its version
+    /// marks control planes, and the simulated kubelet registrations.
+    pub(crate) fn with_control_plane(
+        mut self,
+        cp: Option<crate::cpstate::ControlPlaneState>,
+    ) -> State {
+        let Some(cp) = cp else {
+            return self;
+        };
+        {
+            let mut inner = lock(&self.inner);
+            // The node `kubeadm init` ran on, marked as its version marks control planes.
+            insert_node(
+                &mut inner,
+                NodeSpec {
+                    name: cp.config.first_node.clone(),
+                    ready: true,
+                },
+            );
+            let rules = &cp.rules;
+            if let Some(node) = inner.nodes.get_mut(&cp.config.first_node) {
+                for l in &rules.control_plane_labels {
+                    node.labels.insert(l.to_string(), String::new());
+                }
+                node.taints = rules
+                    .control_plane_taints
+                    .iter()
+                    .map(|k| Taint {
+                        key: k.to_string(),
+                        value: String::new(),
+                        effect: "NoSchedule".into(),
+                        time_added: String::new(),
+                    })
+                    .collect();
+            }
+            // Still part of the state the server starts with.
+            inner.list_rv = inner.rv;
+        }
+        if cp.config.register_nodes_after.is_some() {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            self.registrations = Some(tx);
+            self.registrations_rx = Mutex::new(Some(rx));
+        }
+        self.cp = Some(cp);
+        self
+    }
+
+    /// The receiving end of the kubelet registrations, for the task that makes the Nodes.
+    pub(crate) fn take_registrations(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        self.registrations.as_ref()?;
+        lock(&self.registrations_rx).take()
+    }
+
+    /// The kubelet of `name` registers its Node (a Node that exists is left as it is).
+    pub(crate) fn register_node(&self, name: &str) {
+        let mut inner = lock(&self.inner);
+        if !inner.nodes.contains_key(name) {
+            insert_node(
+                &mut inner,
+                NodeSpec {
+                    name: name.to_string(),
+                    ready: false,
+                },
+            );
+        }
+    }
+
+    /// The UID of a Node.
+    pub(crate) fn node_uid(&self, name: &str) -> Option<String> {
+        lock(&self.inner).nodes.get(name).map(|n| n.uid.clone())
     }
 
     pub(crate) fn policy(&self) -> auth::Policy {
         auth::Policy {
+            cluster_admins: self.settings.version.major == 1 && self.settings.version.minor >= 29,
             kube_proxy: self.settings.kube_proxy,
             kubelet_config_minor: crate::version::legacy_minor(&self.settings.kubelet_config_map)
                 .unwrap_or(None),
@@ -489,36 +578,52 @@ impl State {
         }
     }
 
-    /// A merge patch of the node's labels and annotations (what kubeadm patches); other
-    /// fields are ignored.
-    pub(crate) fn patch_node(&self, name: &str, patch: &serde_json::Value) -> Result<Node, Status> {
+    /// A strategic merge or JSON merge patch of the Node's labels, annotations and taints
+    /// (`nodepatch.rs`); a node changing its own Node is held to NodeRestriction.
+    pub(crate) fn patch_node(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+        user: &User,
+    ) -> Result<Node, Status> {
         let mut inner = lock(&self.inner);
-        if !inner.nodes.contains_key(name) {
+        let Some(node) = inner.nodes.get(name) else {
             return Err(Status::not_found(NODES, name));
+        };
+        let old = crate::nodepatch::NodeView {
+            labels: node.labels.clone(),
+            annotations: node.annotations.clone(),
+            taints: node.taints.clone(),
+        };
+        let mut new = crate::nodepatch::apply(&old, patch).map_err(Status::bad_request)?;
+        // The Node strategy stamps NoExecute taints with the time they were added.
+        for t in &mut new.taints {
+            if t.effect == "NoExecute" && t.time_added.is_empty() {
+                t.time_added = ts(SystemTime::now());
+            }
+        }
+        let errs = crate::nodepatch::validate(&new);
+        if !errs.is_empty() {
+            return Err(Status::invalid("", "Node", name, &errs));
+        }
+        if user.node_name() == Some(name) {
+            crate::nodepatch::node_restriction(name, &old, &new).map_err(|why| {
+                Status::forbidden(Some((NODES.group, NODES.resource)), name, &why)
+            })?;
         }
         let rv = inner.next_rv();
         let Some(node) = inner.nodes.get_mut(name) else {
             return Err(Status::not_found(NODES, name));
         };
-        let meta = patch.get("metadata");
-        for (key, target) in [
-            ("labels", &mut node.labels),
-            ("annotations", &mut node.annotations),
-        ] {
-            if let Some(map) = meta.and_then(|m| m.get(key)).and_then(|v| v.as_object()) {
-                for (k, v) in map {
-                    match v.as_str() {
-                        Some(s) => {
-                            target.insert(k.clone(), s.to_string());
-                        }
-                        None => {
-                            target.remove(k);
-                        }
-                    }
-                }
-            }
+        if new.labels != node.labels
+            || new.annotations != node.annotations
+            || new.taints != node.taints
+        {
+            node.labels = new.labels;
+            node.annotations = new.annotations;
+            node.taints = new.taints;
+            node.rv = rv;
         }
-        node.rv = rv;
         Ok(node_json(name, node, &self.settings.kubernetes_version))
     }
 
@@ -958,7 +1063,19 @@ impl State {
                     Some(STANDARD.encode(pki::pem_encode("CERTIFICATE", &der).as_bytes()));
                 obj.metadata.resource_version = rv.to_string();
                 let snapshot = obj.clone();
+                let kubelet_client = snapshot.spec.signer_name == csr::KUBELET_CLIENT_SIGNER;
                 inner.push_event("MODIFIED", snapshot, rv);
+                // The kubelet that gets a client certificate registers its Node next.
+                if let Some(tx) = &self.registrations {
+                    if let Some(node) = parsed
+                        .subject
+                        .common_name
+                        .strip_prefix("system:node:")
+                        .filter(|_| kubelet_client)
+                    {
+                        let _ = tx.send(node.to_string());
+                    }
+                }
             }
             Signing::Failed(message) => {
                 let now = ts(SystemTime::now());
@@ -1216,10 +1333,21 @@ fn insert_node(inner: &mut Inner, spec: NodeSpec) {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let name = spec.name.clone();
+    let taints = if spec.ready {
+        Vec::new()
+    } else {
+        vec![Taint {
+            key: "node.kubernetes.io/not-ready".into(),
+            value: String::new(),
+            effect: "NoSchedule".into(),
+            time_added: String::new(),
+        }]
+    };
     inner.nodes.insert(
         name,
         StoredNode {
             ready: spec.ready,
+            taints,
             index,
             uid,
             created: now,
@@ -1278,15 +1406,7 @@ fn node_json(name: &str, n: &StoredNode, version: &str) -> Node {
         }
     });
     let cidr = format!("10.244.{}.0/24", n.index % 256);
-    let taints = if n.ready {
-        Vec::new()
-    } else {
-        vec![Taint {
-            key: "node.kubernetes.io/not-ready".into(),
-            effect: "NoSchedule".into(),
-            time_added: String::new(),
-        }]
-    };
+    let taints = n.taints.clone();
     Node {
         kind: Some("Node"),
         api_version: Some("v1"),
@@ -1334,36 +1454,34 @@ fn node_json(name: &str, n: &StoredNode, version: &str) -> Node {
     }
 }
 
-/// `ClusterConfiguration` as `kubeadm init` of the version `kubeadm-config` names uploads it:
-/// `v1beta2` up to v1.21, `v1beta3` (as captured from v1.28) v1.22–v1.30, `v1beta4` from v1.31.
-/// Keys are sorted, as kubeadm's marshaller writes them.
-fn cluster_configuration(s: &Settings) -> String {
+/// The data of `kube-system/kubeadm-config` (see `kubeadm_config.rs`): `ClusterConfiguration`,
+/// and `ClusterStatus` where the kubeadm that wrote it still kept one (up to v1.21).
+fn kubeadm_config_data(s: &Settings) -> BTreeMap<String, String> {
     let endpoint = s
         .server_url
         .trim_start_matches("https://")
         .trim_end_matches('/');
     let v = &s.kubeadm_config_version;
-    let api = v.kubeadm_config_api();
-    let gates = match s.unversioned_kubelet_config_map {
-        Some(on) => format!("featureGates:\n  UnversionedKubeletConfigMap: {on}\n"),
-        None => String::new(),
+    let facts = crate::kubeadm_config::Facts {
+        api: v.kubeadm_config_api(),
+        cluster_name: &s.cluster_name,
+        default_endpoint: endpoint,
+        image_repository: &s.image_repository,
+        kubernetes_version: &v.text,
+        unversioned_kubelet_config_map: s.unversioned_kubelet_config_map,
     };
-    let (name, repo, version) = (&s.cluster_name, &s.image_repository, &v.text);
-    if api == "kubeadm.k8s.io/v1beta4" {
-        format!(
-            "apiServer: {{}}\napiVersion: {api}\ncaCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\ncertificatesDir: /etc/kubernetes/pki\nclusterName: {name}\ncontrolPlaneEndpoint: {endpoint}\ncontrollerManager: {{}}\ndns: {{}}\nencryptionAlgorithm: RSA-2048\netcd:\n  local:\n    dataDir: /var/lib/etcd\n{gates}imageRepository: {repo}\nkind: ClusterConfiguration\nkubernetesVersion: {version}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nproxy: {{}}\nscheduler: {{}}\n"
-        )
-    } else {
-        // v1beta2 and v1beta3 share these fields; v1beta2 spells the DNS type out.
-        let dns = if api == "kubeadm.k8s.io/v1beta2" {
-            "dns:\n  type: CoreDNS\n"
-        } else {
-            "dns: {}\n"
-        };
-        format!(
-            "apiServer:\n  timeoutForControlPlane: 4m0s\napiVersion: {api}\ncertificatesDir: /etc/kubernetes/pki\nclusterName: {name}\ncontrolPlaneEndpoint: {endpoint}\ncontrollerManager: {{}}\n{dns}etcd:\n  local:\n    dataDir: /var/lib/etcd\n{gates}imageRepository: {repo}\nkind: ClusterConfiguration\nkubernetesVersion: {version}\nnetworking:\n  dnsDomain: cluster.local\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/12\nscheduler: {{}}\n"
-        )
+    let mut data = BTreeMap::new();
+    data.insert(
+        "ClusterConfiguration".to_string(),
+        crate::kubeadm_config::cluster_configuration(&facts, &s.cluster, &s.etcd),
+    );
+    if crate::controlplane::rules(v).cluster_status {
+        data.insert(
+            "ClusterStatus".to_string(),
+            crate::kubeadm_config::cluster_status(std::slice::from_ref(&s.api_endpoint)),
+        );
     }
+    data
 }
 
 /// The captured `kubelet-config` document (kubeadm 1.28), with the standard CA path.

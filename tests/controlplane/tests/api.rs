@@ -432,10 +432,14 @@ fn the_admin_kubeconfig_is_cluster_admin() {
         json!(["system:masters", "system:authenticated"])
     );
     assert_eq!(admin.get("/api/v1/nodes").status, 200);
+    // kube-system Secrets: the bootstrap token's (no control plane, so no kubeadm-certs).
+    let secrets = admin.get("/api/v1/namespaces/kube-system/secrets").json();
+    assert_eq!(secrets["kind"], "SecretList");
     assert_eq!(
-        admin.get("/api/v1/namespaces/kube-system/secrets").status,
-        404
+        secrets["items"][0]["metadata"]["name"],
+        "bootstrap-token-abcdef"
     );
+    assert_eq!(secrets["items"].as_array().unwrap().len(), 1);
 }
 
 #[test]
