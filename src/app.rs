@@ -656,7 +656,40 @@ pub async fn bootstrap_and_install_within(
     .await?;
     run.end(stage, false);
 
+    // What this cluster's version needs: CSR usages, runtime flags, pause image.
+    let rules = ClusterRules::for_cluster(cfg.kubernetes_version.as_ref());
+    if let Some(w) = &rules.warning {
+        warn!("{w}");
+    }
+    // kubeadm's NodeLocalCRISocket: the CRI socket in the kubelet's instance configuration,
+    // patched into config.yaml over whatever the cluster's KubeletConfiguration says.
+    let node_local_cri = rules.node_local_cri_socket(cfg.node_local_cri_socket);
+    let (kubelet_config, instance_config) = if node_local_cri {
+        if let Some(ep) = cfg
+            .container_runtime_endpoint
+            .as_ref()
+            .filter(|ep| **ep != plan.cri_socket)
+        {
+            warn!(
+                "the cluster's KubeletConfiguration sets containerRuntimeEndpoint {ep:?}; this node's \
+                 {:?} replaces it in config.yaml, as kubeadm's kubelet instance configuration does",
+                plan.cri_socket
+            );
+        }
+        let patched =
+            install::instance::patch_kubelet_config(&cfg.kubelet_config, &plan.cri_socket)
+                .map_err(|e| {
+                    install::Error::Serialise {
+            what: "the cluster's KubeletConfiguration with this node's containerRuntimeEndpoint",
+            why: e.to_string(),
+        }
+                })?;
+        (patched, Some(install::instance::render(&plan.cri_socket)))
+    } else {
+        (cfg.kubelet_config.clone(), None)
+    };
     let runtime_endpoint = match &cfg.container_runtime_endpoint {
+        _ if node_local_cri => None,
         Some(ep) => {
             if *ep != plan.cri_socket {
                 warn!(
@@ -671,11 +704,6 @@ pub async fn bootstrap_and_install_within(
     };
     let hostname_override =
         (id.hostname.as_deref() != Some(node.as_str())).then_some(node.as_str());
-    // What this cluster's version needs: CSR usages, runtime flags, pause image.
-    let rules = ClusterRules::for_cluster(cfg.kubernetes_version.as_ref());
-    if let Some(w) = &rules.warning {
-        warn!("{w}");
-    }
     let kubelet_version = if rules.needs_kubelet_version(&plan.cri_socket) {
         local_kubelet_version(&plan.kubelet_path, sys)
     } else {
@@ -694,7 +722,7 @@ pub async fn bootstrap_and_install_within(
     let flags_env = flags::render(&args);
     info!(
         "cluster version {} ({} in kube-system/kubeadm-config; kubelet configuration from kube-system/{}): \
-         joining as kubeadm v1.{} does, CSR usages [{}], {}",
+         joining as kubeadm v1.{} does, CSR usages [{}], {}{}",
         rules
             .version
             .as_ref()
@@ -706,6 +734,11 @@ pub async fn bootstrap_and_install_within(
         match rules.pause_tag() {
             Some(tag) => format!("pause image {}/pause:{tag}", cfg.image_repository),
             None => "no pause image flag".to_string(),
+        },
+        if node_local_cri {
+            ", the CRI socket in the kubelet instance configuration"
+        } else {
+            ""
         }
     );
 
@@ -729,8 +762,9 @@ pub async fn bootstrap_and_install_within(
             ca_pem: &d.ca_pem,
             cert_chain_pem: "",
             key_pem: "",
-            kubelet_config: &cfg.kubelet_config,
+            kubelet_config: &kubelet_config,
             flags_env: &flags_env,
+            instance_config: instance_config.as_deref(),
             now: SystemTime::now(),
         };
         let mut steps = vec![install::Step::File {
@@ -827,8 +861,9 @@ pub async fn bootstrap_and_install_within(
         ca_pem: &d.ca_pem,
         cert_chain_pem: &verified.chain_pem,
         key_pem: &key_pem,
-        kubelet_config: &cfg.kubelet_config,
+        kubelet_config: &kubelet_config,
         flags_env: &flags_env,
+        instance_config: instance_config.as_deref(),
         // Named after the certificate, not the clock: a re-run that resumes the same CSR gets
         // the same certificate and rewrites the same file instead of leaving a second PEM.
         now: SystemTime::UNIX_EPOCH

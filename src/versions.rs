@@ -43,6 +43,14 @@
 //!   (`cmd/kubeadm/app/constants/constants.go` `PauseVersion`, `cmd/kubeadm/app/images/images.go`
 //!   `GetPauseImage`) up to v1.34; kubeadm v1.35 stopped writing it (PR 133778) and kubelet
 //!   v1.35 removed the flag (PR 133779).
+//!
+//! **Kubelet instance configuration** (kubeadm's `NodeLocalCRISocket` gate, KEP-4656,
+//! `cmd/kubeadm/app/features/features.go`, `cmd/kubeadm/app/phases/kubelet/config.go`): the
+//! node's CRI socket goes into `/var/lib/kubelet/instance-config.yaml`, is patched into
+//! `config.yaml` as `containerRuntimeEndpoint`, and `kubeadm-flags.env` has no
+//! `--container-runtime-endpoint`. Alpha and off in v1.32–v1.33, beta and on by default in v1.34
+//! (PR 131981; `featureGates: {NodeLocalCRISocket: false}` in the ClusterConfiguration keeps the
+//! flag), GA and locked on in v1.36 (PR 135742), the gate removed in v1.37 (PR 138645).
 
 use crate::plan::version::KubernetesVersion;
 
@@ -260,6 +268,18 @@ impl ClusterRules {
         }
     }
 
+    /// Whether kubeadm of this version keeps the CRI socket in the kubelet's instance
+    /// configuration instead of the `--container-runtime-endpoint` flag (`gate`: the
+    /// ClusterConfiguration's `featureGates.NodeLocalCRISocket`, when set).
+    pub fn node_local_cri_socket(&self, gate: Option<bool>) -> bool {
+        match self.row.minor {
+            m if m >= 36 => true,
+            34 | 35 => gate.unwrap_or(true),
+            32 | 33 => gate.unwrap_or(false),
+            _ => false,
+        }
+    }
+
     /// Whether the runtime flags depend on the host kubelet's version for `cri_socket`.
     pub fn needs_kubelet_version(&self, cri_socket: &str) -> bool {
         self.row.asks_kubelet_version && cri_socket == DOCKERSHIM_SOCKET
@@ -396,6 +416,24 @@ mod tests {
         );
         // From v1.25 the kubelet's version is not asked.
         assert!(!rules("v1.25.0").needs_kubelet_version(DOCKERSHIM_SOCKET));
+    }
+
+    #[test]
+    fn the_instance_configuration_follows_the_gate_of_each_version() {
+        let at = |v: &str| ClusterRules::for_cluster(Some(&KubernetesVersion::parse(v).unwrap()));
+        for (v, default, off, on) in [
+            ("v1.31.4", false, false, false),
+            ("v1.33.1", false, false, true),
+            ("v1.34.2", true, false, true),
+            ("v1.35.0", true, false, true),
+            ("v1.36.3", true, true, true),
+        ] {
+            let r = at(v);
+            assert_eq!(r.node_local_cri_socket(None), default, "{v}");
+            assert_eq!(r.node_local_cri_socket(Some(false)), off, "{v}");
+            assert_eq!(r.node_local_cri_socket(Some(true)), on, "{v}");
+        }
+        assert!(ClusterRules::for_cluster(None).node_local_cri_socket(None));
     }
 
     #[test]

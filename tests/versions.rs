@@ -100,7 +100,7 @@ fn flags_line(args: &[&str]) -> String {
 }
 
 /// Joins a control plane of `version` and checks what the join chose and read.
-fn check_version(version: &str, node: &str, usages: &[&str], flags: &[&str]) {
+fn check_version(version: &str, node: &str, usages: &[&str], flags: &[&str]) -> Joined {
     let cp = at(version);
     let j = join(&cp, node, &[]);
     j.ok();
@@ -126,6 +126,48 @@ fn check_version(version: &str, node: &str, usages: &[&str], flags: &[&str]) {
         "{}",
         j.stderr()
     );
+    j
+}
+
+impl Joined {
+    fn file(&self, node_path: &str) -> Option<String> {
+        std::fs::read_to_string(self.root.path().join(node_path.trim_start_matches('/'))).ok()
+    }
+
+    /// kubeadm's NodeLocalCRISocket layout: the socket in instance-config.yaml and config.yaml.
+    fn has_instance_config(&self, cluster_config: &str) {
+        assert_eq!(
+            self.file("/var/lib/kubelet/instance-config.yaml")
+                .as_deref(),
+            Some(format!("containerRuntimeEndpoint: \"{CONTAINERD}\"\n").as_str())
+        );
+        let want = cluster_config.replace(
+            "containerRuntimeEndpoint: \"\"\n",
+            &format!("containerRuntimeEndpoint: {CONTAINERD}\n"),
+        );
+        assert_ne!(
+            want, cluster_config,
+            "the cluster's config has the empty endpoint line"
+        );
+        assert_eq!(self.file("/var/lib/kubelet/config.yaml").unwrap(), want);
+        assert!(
+            !self.flags().contains("container-runtime-endpoint"),
+            "{}",
+            self.flags()
+        );
+    }
+
+    /// The flag layout: config.yaml is the cluster's, byte for byte, and no instance file.
+    fn has_no_instance_config(&self, cluster_config: &str) {
+        assert_eq!(self.file("/var/lib/kubelet/instance-config.yaml"), None);
+        assert_eq!(
+            self.file("/var/lib/kubelet/config.yaml").unwrap(),
+            cluster_config
+        );
+        assert!(self
+            .flags()
+            .contains(&format!("--container-runtime-endpoint={CONTAINERD}")));
+    }
 }
 
 #[test]
@@ -201,30 +243,69 @@ fn v1_31_v1beta4_and_pause_3_10() {
 }
 
 #[test]
-fn v1_34_pause_3_10_1() {
-    check_version(
+fn v1_34_pause_3_10_1_and_the_cri_socket_in_the_instance_configuration() {
+    let j = check_version(
         "v1.34.2",
         "v134",
         &NON_RSA,
         &[
-            &format!("--container-runtime-endpoint={CONTAINERD}"),
             "--hostname-override=v134",
             "--pod-infra-container-image=registry.k8s.io/pause:3.10.1",
         ],
     );
+    j.has_instance_config(&kubelet_config_of("v1.34.2"));
+}
+
+/// The KubeletConfiguration a test control plane of `version` serves.
+fn kubelet_config_of(version: &str) -> String {
+    at(version).kubelet_config()
 }
 
 #[test]
-fn v1_36_newest_no_pause_flag() {
-    check_version(
-        "v1.36.3",
-        "v136",
-        &NON_RSA,
-        &[
+fn v1_34_with_node_local_cri_socket_off_keeps_the_flag() {
+    let cp = start(Config {
+        kubernetes_version: "v1.34.2".into(),
+        feature_gates: vec![("NodeLocalCRISocket".into(), false)],
+        ..Config::default()
+    });
+    let j = join(&cp, "gate-off", &[]);
+    j.ok();
+    j.has_no_instance_config(&kubelet_config_of("v1.34.2"));
+    assert_eq!(
+        j.flags(),
+        flags_line(&[
             &format!("--container-runtime-endpoint={CONTAINERD}"),
-            "--hostname-override=v136",
-        ],
+            "--hostname-override=gate-off",
+            "--pod-infra-container-image=registry.k8s.io/pause:3.10.1",
+        ])
     );
+}
+
+#[test]
+fn v1_33_with_the_alpha_gate_on_writes_the_instance_configuration() {
+    let off = join(&at("v1.33.1"), "alpha-off", &[]);
+    off.ok();
+    off.has_no_instance_config(&kubelet_config_of("v1.33.1"));
+    let cp = start(Config {
+        kubernetes_version: "v1.33.1".into(),
+        feature_gates: vec![("NodeLocalCRISocket".into(), true)],
+        ..Config::default()
+    });
+    let on = join(&cp, "alpha-on", &[]);
+    on.ok();
+    on.has_instance_config(&kubelet_config_of("v1.33.1"));
+    assert!(
+        on.stderr()
+            .contains("the CRI socket in the kubelet instance configuration"),
+        "{}",
+        on.stderr()
+    );
+}
+
+#[test]
+fn v1_36_newest_no_pause_flag_and_the_instance_configuration_whatever_the_gate() {
+    let j = check_version("v1.36.3", "v136", &NON_RSA, &["--hostname-override=v136"]);
+    j.has_instance_config(&kubelet_config_of("v1.36.3"));
 }
 
 #[test]
@@ -348,13 +429,8 @@ fn versions_outside_the_known_range_warn_and_join_as_the_nearest() {
         j.stderr()
     );
     assert_eq!(csr_usages(&new), NON_RSA);
-    assert_eq!(
-        j.flags(),
-        flags_line(&[
-            &format!("--container-runtime-endpoint={CONTAINERD}"),
-            "--hostname-override=new",
-        ])
-    );
+    assert_eq!(j.flags(), flags_line(&["--hostname-override=new"]));
+    j.has_instance_config(&new.kubelet_config());
 }
 
 /// A stand-in kubelet: prints `version_line` for `--version`, and records every invocation's

@@ -339,6 +339,7 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         key_pem: &key_pem,
         kubelet_config: &cfg.kubelet_config,
         flags_env: &flags_env,
+        instance_config: None,
         now: SystemTime::now(),
     });
     install::apply(&root, &steps).map_err(|e| chain(&e))?;

@@ -31,6 +31,8 @@ pub struct ClusterConfig {
     pub kubernetes_version: Option<KubernetesVersion>,
     /// `ClusterConfiguration.featureGates.UnversionedKubeletConfigMap`, when set.
     pub unversioned_kubelet_config_map: Option<bool>,
+    /// `ClusterConfiguration.featureGates.NodeLocalCRISocket`, when set.
+    pub node_local_cri_socket: Option<bool>,
     /// The kubelet-config ConfigMap that was read (`kubelet-config` or `kubelet-config-1.X`).
     pub kubelet_config_map: String,
 }
@@ -68,6 +70,19 @@ pub struct ClusterConfiguration {
     /// `kubernetesVersion` as written, for messages when it is not a version.
     pub kubernetes_version_text: Option<String>,
     pub unversioned_kubelet_config_map: Option<bool>,
+    pub node_local_cri_socket: Option<bool>,
+}
+
+/// `featureGates.<name>` of a ClusterConfiguration, when it is a boolean.
+fn feature_gate(cc: &Option<yaml::Node>, name: &str) -> Option<bool> {
+    cc.as_ref()?
+        .get("featureGates")?
+        .get(name)
+        .and_then(yaml::Node::as_scalar)
+        .and_then(|v| match v.resolve() {
+            yaml::Resolved::Bool(b) => Some(b),
+            _ => None,
+        })
 }
 
 /// Parses `kubeadm-config`'s `ClusterConfiguration`.
@@ -86,15 +101,8 @@ pub fn parse_cluster_configuration(text: &str) -> Result<ClusterConfiguration, E
             .as_deref()
             .and_then(|v| KubernetesVersion::parse(v).ok()),
         kubernetes_version_text: version_text,
-        unversioned_kubelet_config_map: cc
-            .as_ref()
-            .and_then(|c| c.get("featureGates"))
-            .and_then(|g| g.get("UnversionedKubeletConfigMap"))
-            .and_then(yaml::Node::as_scalar)
-            .and_then(|v| match v.resolve() {
-                yaml::Resolved::Bool(b) => Some(b),
-                _ => None,
-            }),
+        unversioned_kubelet_config_map: feature_gate(&cc, "UnversionedKubeletConfigMap"),
+        node_local_cri_socket: feature_gate(&cc, "NodeLocalCRISocket"),
     })
 }
 
@@ -125,6 +133,7 @@ fn with_kubelet_config(
         api_version: cc.api_version,
         kubernetes_version: cc.kubernetes_version,
         unversioned_kubelet_config_map: cc.unversioned_kubelet_config_map,
+        node_local_cri_socket: cc.node_local_cri_socket,
         kubelet_config_map: map_name,
         kubelet_config,
     })

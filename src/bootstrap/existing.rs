@@ -215,6 +215,7 @@ mod tests {
             key_pem: key,
             kubelet_config: "kind: KubeletConfiguration\n",
             flags_env: "KUBELET_KUBEADM_ARGS=\"\"\n",
+            instance_config: None,
             now: SystemTime::now(),
         };
         apply(root, &plan(&i)).unwrap();
@@ -275,6 +276,7 @@ mod tests {
             key_pem: &key,
             kubelet_config: "kind: KubeletConfiguration\n",
             flags_env: "KUBELET_KUBEADM_ARGS=\"\"\n",
+            instance_config: None,
             now: SystemTime::now(),
         };
         apply(&root, &plan(&i)).unwrap();

@@ -49,6 +49,7 @@ pub fn list() -> Vec<String> {
         key_pem: "",
         kubelet_config: "",
         flags_env: "",
+        instance_config: None,
         now: std::time::SystemTime::UNIX_EPOCH,
     };
     for step in plan(&inputs).iter().chain(completion_steps().iter()) {

@@ -14,6 +14,7 @@
 
 pub mod failpoints;
 pub mod flags;
+pub mod instance;
 
 use crate::error::{Class, Classify};
 use crate::fs::atomic::{self, WriteError};
@@ -155,6 +156,9 @@ pub struct Inputs<'a> {
     pub kubelet_config: &'a str,
     /// The rendered kubeadm-flags.env.
     pub flags_env: &'a str,
+    /// The kubelet instance configuration, where the cluster's kubeadm writes one
+    /// ([`instance`]).
+    pub instance_config: Option<&'a str>,
     /// Names the client PEM (`kubelet-client-<YYYY-MM-DD-HH-MM-SS>.pem`, UTC). A join passes
     /// the certificate's notBefore, so a re-run after a crash that resumes the same CSR (and
     /// gets the same certificate) rewrites the same file rather than leaving a second one.
@@ -192,7 +196,7 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
         client_pem.push('\n');
     }
     client_pem.push_str(i.key_pem);
-    vec![
+    let mut steps = vec![
         Step::File {
             path: CA_CRT.into(),
             mode: 0o644,
@@ -210,6 +214,16 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
             staging: CLIENT_UPDATED.into(),
             target: pem_path,
         },
+    ];
+    if let Some(instance) = i.instance_config {
+        steps.push(Step::File {
+            path: instance::INSTANCE_CONFIG.into(),
+            mode: 0o644,
+            contents: instance.as_bytes().to_vec(),
+            what: "kubelet instance configuration (the node's CRI socket)",
+        });
+    }
+    steps.extend([
         Step::File {
             path: KUBELET_CONFIG.into(),
             mode: 0o644,
@@ -232,7 +246,8 @@ pub fn plan(i: &Inputs<'_>) -> Vec<Step> {
             path: KEY_TMP.into(),
             what: "the pending key, now part of the client PEM",
         },
-    ]
+    ]);
+    steps
 }
 
 /// Applies `steps` in order under `root` (every path resolved inside it: see [`crate::fs::root`]).
@@ -401,6 +416,7 @@ users:
             key_pem: "KEY\n",
             kubelet_config: "kind: KubeletConfiguration\n",
             flags_env: "KUBELET_KUBEADM_ARGS=\"\"\n",
+            instance_config: None,
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_348_576),
         }
     }

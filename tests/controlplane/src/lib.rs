@@ -137,6 +137,9 @@ pub struct Config {
     /// kubeadm's `UnversionedKubeletConfigMap` gate in the ClusterConfiguration (`None`: the
     /// version's default); `Some(false)` before v1.25 names the ConfigMap `kubelet-config-1.X`.
     pub unversioned_kubelet_config_map: Option<bool>,
+    /// kubeadm feature gates written into `ClusterConfiguration.featureGates` (e.g.
+    /// `NodeLocalCRISocket=false`), also for a cluster only workers join.
+    pub feature_gates: Vec<(String, bool)>,
     /// `ClusterConfiguration.imageRepository`; `None`: kubeadm's default for the version.
     pub image_repository: Option<String>,
     /// The kubelet-config ConfigMap's name when it does not follow the version and the gate (a
@@ -171,6 +174,7 @@ impl Default for Config {
             kubernetes_version: "v1.33.0".to_string(),
             kubeadm_config_kubernetes_version: None,
             unversioned_kubelet_config_map: None,
+            feature_gates: Vec::new(),
             image_repository: None,
             kubelet_config_map_name: None,
             cluster_info_hook: None,
@@ -205,6 +209,7 @@ impl std::fmt::Debug for Config {
                 "unversioned_kubelet_config_map",
                 &self.unversioned_kubelet_config_map,
             )
+            .field("feature_gates", &self.feature_gates)
             .field("image_repository", &self.image_repository)
             .field("kubelet_config_map_name", &self.kubelet_config_map_name)
             .field(
@@ -501,11 +506,14 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         }
         None => (None, None, None),
     };
-    let (cluster_spec, etcd_topology) = config
+    let (mut cluster_spec, etcd_topology): (ClusterSpec, EtcdTopology) = config
         .control_plane
         .as_ref()
         .map(|c| (c.cluster.clone(), c.etcd.clone()))
         .unwrap_or_default();
+    cluster_spec
+        .feature_gates
+        .extend(config.feature_gates.iter().cloned());
 
     let settings = state::Settings {
         tokens: config.tokens,
@@ -989,6 +997,11 @@ impl Handle {
     /// `kubelet-config-1.X`).
     pub fn kubelet_config_map(&self) -> String {
         self.state.settings.kubelet_config_map.clone()
+    }
+
+    /// The KubeletConfiguration its kubelet-config ConfigMap serves (`data.kubelet`).
+    pub fn kubelet_config(&self) -> String {
+        state::KUBELET_CONFIG.to_string()
     }
 
     /// The version this control plane behaves as (`v1.24.0`).
