@@ -935,11 +935,25 @@ fn a_cluster_info_that_keeps_failing_gives_up_with_the_count_and_last_cause() {
     });
     let (run, root) = join(&cp, &["--discovery-timeout", "2s"]);
     assert_eq!(run.code, 5, "{}", run.show());
-    let attempts = under(&cp, CLUSTER_INFO).len();
-    assert!(attempts >= 3, "{attempts}");
+    let seen = under(&cp, CLUSTER_INFO).len();
+    assert!(seen >= 3, "{seen}");
+    // The server may have seen one request more than the join counted: the one in flight when
+    // the deadline cut it (its answer never arrived, so it is not a completed attempt).
+    let reported: usize = run
+        .stderr
+        .split("gave up after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no attempt count: {}", run.show()));
+    assert!(
+        reported == seen || reported + 1 == seen,
+        "the join counted {reported} attempts, the server saw {seen}: {}",
+        run.show()
+    );
     assert!(
         run.stderr
-            .contains(&format!("gave up after {attempts} attempts over "))
+            .contains(&format!("gave up after {reported} attempts over "))
             && run
                 .stderr
                 .contains("500 InternalError: Internal error occurred: injected fault"),
