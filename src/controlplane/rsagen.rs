@@ -20,24 +20,24 @@
 //! widely used crate (num-bigint: `modpow`, `modinv`). Phase 1 itself (+241,664 B without any
 //! RSA) does not fit either: wiring it in needs size work elsewhere (see docs/control-plane.md).
 //!
-//! What the generator does, after FIPS 186-5 appendix A.1.3 and what Go's `rsa.GenerateKey`
-//! (kubeadm's) produces: e = 65537; p and q random with their two top bits set (so n has exactly
-//! `bits` bits), odd, not divisible by a small prime, p - 1 and q - 1 coprime to e, then
-//! Miller-Rabin with random bases ([`MR_ROUNDS`] rounds, more than FIPS 186-5 table B.1 asks);
-//! |p - q| > 2^(bits/2 - 100); d = e^-1 mod lcm(p-1, q-1) with d > 2^(bits/2); CRT values
-//! dP, dQ, qInv; p > q (PKCS#1 does not require it, OpenSSL and ring's tests use it).
+//! What the generator does, after FIPS 186-5 appendix A.1.3, with Go's (kubeadm's) public
+//! exponent e = 65537: p and q random with their two top bits set (so n has exactly
+//! `bits` bits), odd, not divisible by an odd prime below 4096, p - 1 and q - 1 coprime to e,
+//! then Miller-Rabin with [`MR_ROUNDS`] random bases; p and q at least 2^(bits/2 - 100) apart;
+//! d = e^-1 mod lcm(p-1, q-1), larger than 2^(bits/2); CRT values dP, dQ, qInv; p > q.
 //! Randomness is ring's system CSPRNG. The arithmetic (num-bigint) is not constant-time; the keys
-//! are generated once, on the node itself, before anything else runs there.
-//! Unit tests check every key by signing and verifying with ring (PKCS#1 and PKCS#8 parsing).
+//! are generated once, on the node itself, early in its life.
+//! The unit tests parse generated keys with ring (PKCS#1 and PKCS#8) and sign and verify.
 
 use num_bigint::BigUint;
 use num_traits::{One as _, Zero as _};
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// Miller-Rabin rounds per prime candidate that passed trial division. FIPS 186-5 table B.1
-/// asks for 5 (1024-bit primes) down to 4 (2048-bit) for an error below 2^-100; Go's
-/// `ProbablyPrime(20)` did 20 plus a Lucas test. 28 random bases bound the error by 4^-28 for
-/// any odd composite, whatever the candidate distribution.
+/// Miller-Rabin rounds for a candidate that passed trial division. Whatever the odd composite,
+/// each random base lets it through with probability at most 1/4, so 28 bases bound the error by
+/// 2^-56; for random candidates of these sizes it is far smaller (Damgård, Landrock and Pomerance),
+/// which is why FIPS 186 asks for only a few rounds. Composites almost always fail the first
+/// base, so the extra rounds are spent only on the two primes kept.
 const MR_ROUNDS: usize = 28;
 
 /// The public exponent kubeadm's keys carry (Go's `rsa.GenerateKey`).
