@@ -12,6 +12,7 @@
 //! | [`download`] | `kube-system/kubeadm-certs` → the shared CA/SA/etcd files with kubeadm's modes |
 //! | [`cluster`] | the cluster's `ClusterConfiguration` (v1beta2–v1beta4) and this node's endpoint |
 //! | [`pki`] | this node's certificates and keys, as kubeadm of the cluster's version makes them |
+//! | [`rsagen`] | RSA key generation (PKCS#1 DER), our own for binary size |
 //! | [`kubeconfigs`] | admin.conf, controller-manager.conf, scheduler.conf |
 //! | [`yaml`] | a deterministic YAML emitter in the style of sigs.k8s.io/yaml (go-yaml v2) |
 //! | [`manifests`] | the static Pod manifests (kube-apiserver, controller-manager, scheduler, etcd) |
@@ -24,6 +25,7 @@ pub mod etcd;
 pub mod kubeconfigs;
 pub mod manifests;
 pub mod pki;
+pub mod rsagen;
 pub mod yaml;
 
 use std::fmt;

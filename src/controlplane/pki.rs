@@ -25,12 +25,11 @@
 //!
 //! RSA key generation: ring (and so rcgen on ring) cannot generate RSA keys. Options weighed:
 //! ECDSA P-256 leaves by default would need no new code but differ from what kubeadm makes for
-//! every version (RSA-2048 unless the cluster asks otherwise), which the goldens check; a
-//! hand-written prime generator is security code we should not own. Chosen: the RustCrypto
-//! `rsa` crate, only for key generation and PKCS#1 encoding (signing stays in ring). Measured
-//! (musl, opt-level "z", fat LTO, stripped): +225,280 bytes once reachable (probe binary 557,736
-//! → 783,016 B); 0 bytes in today's binary, where phase 1 is not reachable from `main` yet;
-//! 0.1–0.4 s per RSA-2048 key. Details: `docs/control-plane.md`.
+//! every version (RSA-2048 unless the cluster asks otherwise), which the goldens check; the
+//! RustCrypto `rsa` crate costs +221,184 B (0.10) or +135,168 B (0.9) in the release binary once
+//! phase 1 is reachable, more than the 4 MiB budget's whole margin. Chosen: [`super::rsagen`],
+//! Miller-Rabin prime generation and PKCS#1 encoding over num-bigint, +57,344 B (its header has
+//! the measurement table); signing stays in ring. Details: `docs/control-plane.md`.
 
 use super::cluster::{ClusterConfig, Etcd, KeyAlgorithm, LocalNode};
 use super::{join_path, NodeFile};
@@ -440,22 +439,15 @@ impl LeafKey {
         };
         match alg {
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
-                use rsa::pkcs1::{EncodeRsaPrivateKey as _, EncodeRsaPublicKey as _};
                 let bits = match alg {
                     KeyAlgorithm::Rsa3072 => 3072,
                     KeyAlgorithm::Rsa4096 => 4096,
                     _ => 2048,
                 };
-                let key =
-                    rsa::PrivateKey::new(&mut RingRng, bits).map_err(|e| fail(e.to_string()))?;
-                let private = key.to_pkcs1_der().map_err(|e| fail(e.to_string()))?;
-                let public = key
-                    .to_public_key()
-                    .to_pkcs1_der()
-                    .map_err(|e| fail(e.to_string()))?;
+                let key = super::rsagen::generate(bits).map_err(|e| fail(e.to_string()))?;
                 Ok(Self {
-                    private_pem: pem("RSA PRIVATE KEY", private.as_bytes()),
-                    public_raw: public.as_bytes().to_vec(),
+                    private_pem: pem("RSA PRIVATE KEY", &key.private_pkcs1),
+                    public_raw: key.public_pkcs1,
                     alg: &rcgen::PKCS_RSA_SHA256,
                 })
             }
@@ -509,41 +501,6 @@ fn pkcs8_ec_scalar(pkcs8: &[u8]) -> Option<Vec<u8>> {
     let (_, scalar, _) = der_read(rest)?;
     Some(scalar.to_vec())
 }
-
-/// ring's system CSPRNG as the RNG the `rsa` crate asks for.
-struct RingRng;
-
-/// The system RNG failed.
-#[derive(Debug)]
-struct RngFailure;
-
-impl fmt::Display for RngFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the system random number generator failed")
-    }
-}
-
-impl std::error::Error for RngFailure {}
-
-impl rsa::rand_core::TryRng for RingRng {
-    type Error = RngFailure;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
-        use ring::rand::SecureRandom as _;
-        SystemRandom::new().fill(dest).map_err(|_| RngFailure)
-    }
-}
-
-impl rsa::rand_core::TryCryptoRng for RingRng {}
 
 // ---- certificate specs ----
 
