@@ -7,10 +7,12 @@
 //! 2. copies every log line to the console and `/dev/kmsg` ([`console`]);
 //! 3. reads its own settings from `/proc/cmdline` ([`config`]: failure policy, deadline,
 //!    handoff, real root);
-//! 4. runs the boot stages ([`pipeline::STAGES`], implemented by [`stages::NodeBoot`]): host
-//!    preparation, the real root, the local join sources (command line, config file, config
-//!    drive: they may describe the network), network, the remote join sources (metadata),
-//!    discovery, TLS bootstrap + install, handoff — each a timed phase, under the failure policy ([`policy`]).
+//! 4. runs the boot stages ([`pipeline::stages`]: the join's one phase list,
+//!    [`crate::join::PHASES`], with PID 1's own stages around it; run by [`stages::NodeBoot`]):
+//!    host preparation, the real root, the local join sources (command line, config file,
+//!    config drive: they may describe the network), network, the remote join sources
+//!    (metadata), then the orchestrator's discovery and join (TLS bootstrap + install), and the
+//!    handoff — each a timed phase, under the failure policy ([`policy`]).
 //!    Host preparation comes in layers: the image's and the command line's first, then what
 //!    the local sources add (before the network), then what user-data adds (before discovery);
 //! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
@@ -211,7 +213,7 @@ fn boot(
     let mut boot = stages::NodeBoot::new(sys, exec, &cfg, started, kernel_to_init, tee);
     let ended = runtime.block_on(pipeline::run_stages(
         &mut boot,
-        pipeline::STAGES,
+        &pipeline::stages(),
         sys,
         &cfg,
         &Schedule::default(),

@@ -1,19 +1,21 @@
-//! The boot stages of PID-1 mode, composed from the rest of the crate.
+//! The boot stages of PID-1 mode: its own stages (host preparation in layers, the real root,
+//! the sources, the network, the handoff) and every other phase of the join's list handed to
+//! the orchestrator ([`crate::join::Join`]).
 //!
-//! Each stage calls the public functions of the module that owns it and turns its error into a
-//! [`Failure`] named after the stage; the outputs (the plan, the discovered cluster, the join)
-//! are kept here so a retry re-runs only the stage that failed.
+//! Each stage turns its error into a [`Failure`] named after the stage; the outputs (the plan,
+//! and in the [`Join`] the discovered cluster and the join) are kept here so a retry re-runs
+//! only the stage that failed.
 
 use super::config::{Handoff, InitConfig, SYSROOT};
 use super::console::Tee;
 use super::pipeline::{Boot, Done};
 use super::policy::Failure;
 use super::switch_root;
-use crate::app::{self, Joined, Tuning};
-use crate::discovery::{self, Discovered};
+use crate::discovery;
 use crate::error::Class;
 use crate::fs::root::Root;
 use crate::host::{self, HostConfig};
+use crate::join::{Front, Join, Phase};
 use crate::net;
 use crate::plan::merge::Sourced;
 use crate::plan::network::NetworkSpec;
@@ -51,9 +53,8 @@ pub struct NodeBoot<'a> {
     host_applied: HostApplied,
     /// The sources read before the network (kept for the `sources` stage and its retries).
     local: Option<crate::source::load::Local>,
-    plan: Option<JoinPlan>,
-    discovered: Option<Discovered>,
-    joined: Option<Joined>,
+    /// The join (its plan and the phases' results), once the sources stage made the plan.
+    join: Option<Join<'a>>,
 }
 
 impl std::fmt::Debug for NodeBoot<'_> {
@@ -61,9 +62,7 @@ impl std::fmt::Debug for NodeBoot<'_> {
         f.debug_struct("NodeBoot")
             .field("handoff", &self.cfg.handoff)
             .field("local_sources", &self.local.is_some())
-            .field("planned", &self.plan.is_some())
-            .field("discovered", &self.discovered.is_some())
-            .field("joined", &self.joined.is_some())
+            .field("join", &self.join)
             .finish_non_exhaustive()
     }
 }
@@ -95,9 +94,7 @@ impl<'a> NodeBoot<'a> {
             host_sys: std::sync::Arc::new(RealHost),
             host_applied: HostApplied::default(),
             local: None,
-            plan: None,
-            discovered: None,
-            joined: None,
+            join: None,
         }
     }
 
@@ -130,7 +127,7 @@ impl<'a> NodeBoot<'a> {
 
     /// The join plan, once the sources stage made it.
     pub fn plan_made(&self) -> Option<&JoinPlan> {
-        self.plan.as_ref()
+        self.join.as_ref().map(Join::plan)
     }
 
     /// The log copy, for the caller to finish once the stages are over.
@@ -265,12 +262,12 @@ impl<'a> NodeBoot<'a> {
             load_settings_after(&self.sources, self.local.clone(), &self.root()).await?;
         // Before discovery: what the metadata user-data adds.
         self.host_layer("sources", &settings)?;
-        self.plan = Some(plan);
+        self.join = Some(Join::new(plan, self.exec, Front::Boot));
         Ok(Done::Ok)
     }
 
     fn plan(&self, stage: &'static str) -> Result<&JoinPlan, Failure> {
-        self.plan.as_ref().ok_or_else(|| {
+        self.plan_made().ok_or_else(|| {
             Failure::new(
                 stage,
                 Class::Other,
@@ -279,45 +276,18 @@ impl<'a> NodeBoot<'a> {
         })
     }
 
-    async fn discovery(&mut self) -> Result<Done, Failure> {
-        let plan = self.plan("discovery")?;
-        let d = discovery::discover(&plan.discovery)
-            .await
-            .map_err(|e| Failure::from_error("discovery", &e))?;
-        match &d.matched_pin {
-            Some(pin) => crate::info!("cluster CA pinned: {pin} matches; API server {}", d.server),
-            None => crate::warn!(
-                "cluster CA not pinned (unsafe skip); API server {}",
-                d.server
-            ),
-        }
-        self.discovered = Some(d);
-        Ok(Done::Ok)
-    }
-
-    async fn join(&mut self) -> Result<Done, Failure> {
-        let plan = self.plan("join")?;
-        let d = self.discovered.as_ref().ok_or_else(|| {
+    /// A phase of the join's own list ([`crate::join::PHASES`]), run by the orchestrator.
+    async fn join_phase(&mut self, name: &'static str, phase: Phase) -> Result<Done, Failure> {
+        let join = self.join.as_mut().ok_or_else(|| {
             Failure::new(
-                "join",
+                name,
                 Class::Other,
-                "no discovered cluster (discovery did not run)",
+                "no join plan (the sources stage did not run)",
             )
         })?;
-        let joined = app::bootstrap_and_install(plan, d, self.exec, &Tuning::default())
+        join.phase(phase)
             .await
-            .map_err(|e| Failure::from_error("join", &e))?;
-        crate::info!(
-            "node identity system:node:{} ({:?}); files installed under {}",
-            joined.node,
-            joined.outcome,
-            plan.root.display()
-        );
-        for s in &joined.steps {
-            crate::info!("  {s}");
-        }
-        self.joined = Some(joined);
-        Ok(Done::Ok)
+            .map_err(|e| Failure::from_error(name, &e))
     }
 
     /// Prints the timeline and stops the log copy: the last things before an exec.
@@ -385,14 +355,17 @@ impl Boot for NodeBoot<'_> {
             "local-sources" => self.local_sources().await,
             "network" => self.network().await,
             "sources" => self.sources().await,
-            "discovery" => self.discovery().await,
-            "join" => self.join().await,
+            // Its own: it ends the timeline first, and may switch root.
             "handoff" => self.handoff().await,
-            other => Err(Failure::new(
-                other,
-                Class::Other,
-                format!("unknown boot stage {other:?}"),
-            )),
+            // Every other phase of the join (discovery, join, and any phase added to the list).
+            other => match Phase::from_name(other) {
+                Some(phase) => self.join_phase(name, phase).await,
+                None => Err(Failure::new(
+                    other,
+                    Class::Other,
+                    format!("unknown boot stage {other:?}"),
+                )),
+            },
         }
     }
 }
