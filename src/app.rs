@@ -3,13 +3,13 @@
 use crate::cli::Command;
 use crate::pki::pin::CaPin;
 use crate::plan::JoinPlan;
-use crate::sys::RealExec;
+use crate::sys::System;
 use std::path::PathBuf;
 
 pub use crate::join::Error;
 
 /// Runs one command to completion.
-pub async fn run(cmd: Command) -> Result<(), Error> {
+pub async fn run(cmd: Command, system: &System) -> Result<(), Error> {
     match cmd {
         Command::Help(text) => {
             print!("{text}");
@@ -24,11 +24,15 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::CaHash(files) => ca_hash(&files),
-        Command::Join(plan) => crate::join::run(*plan, &RealExec).await,
-        Command::HostPrep(h) => crate::join::host_prep(&h.host, &h.root, h.dry_run).map(|_| ()),
-        Command::JoinFromSources(j) => join_from_sources(&j, &load_options(&j.sources)).await,
+        Command::Join(plan) => crate::join::run(*plan, system).await,
+        Command::HostPrep(h) => {
+            crate::join::host_prep(&h.host, &h.root, h.dry_run, &*system.host).map(|_| ())
+        }
+        Command::JoinFromSources(j) => {
+            join_from_sources(&j, &load_options(&j.sources, system), system).await
+        }
         Command::Plan(args) => {
-            let loaded = load_sources(&args).await?;
+            let loaded = load_sources(&args, system).await?;
             let json = crate::plan::json::plan_json(&loaded.settings);
             println!(
                 "{}",
@@ -51,9 +55,12 @@ pub async fn run(cmd: Command) -> Result<(), Error> {
 /// The boot sources of `kubejoin join`/`plan` as the command line names them. On this machine
 /// (`--root /`) an OpenStack config drive is mounted for real (read-only, and unmounted again);
 /// replays (`--metadata-dir`) never mount anything.
-pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::load::LoadOptions {
+pub fn load_options(
+    args: &crate::cli::SourceArgs,
+    system: &System,
+) -> crate::source::load::LoadOptions {
     use crate::source::load::{LoadOptions, MetadataAccess};
-    let mut opts = LoadOptions::live(crate::fs::root::Root::new(&args.root));
+    let mut opts = LoadOptions::live(crate::fs::root::Root::new(&args.root), system.drive.clone());
     opts.cmdline_file = args.cmdline_file.clone();
     opts.config_file = args.config.clone();
     if let Some(dir) = &args.metadata_dir {
@@ -65,8 +72,9 @@ pub fn load_options(args: &crate::cli::SourceArgs) -> crate::source::load::LoadO
 /// Gathers the boot sources (kernel command line, local config, metadata) into merged settings.
 pub async fn load_sources(
     args: &crate::cli::SourceArgs,
+    system: &System,
 ) -> Result<crate::source::load::Loaded, Error> {
-    load_sources_with(&load_options(args)).await
+    load_sources_with(&load_options(args, system)).await
 }
 
 async fn load_sources_with(
@@ -83,8 +91,11 @@ async fn load_sources_with(
 }
 
 /// The join plan of the boot sources, validated like the command line's.
-pub async fn plan_from_sources(args: &crate::cli::SourceArgs) -> Result<JoinPlan, Error> {
-    let loaded = load_sources(args).await?;
+pub async fn plan_from_sources(
+    args: &crate::cli::SourceArgs,
+    system: &System,
+) -> Result<JoinPlan, Error> {
+    let loaded = load_sources(args, system).await?;
     loaded.settings.to_plan(&args.root).map_err(Error::Settings)
 }
 
@@ -94,6 +105,7 @@ pub async fn plan_from_sources(args: &crate::cli::SourceArgs) -> Result<JoinPlan
 pub async fn join_from_sources(
     j: &crate::cli::SourcesJoin,
     opts: &crate::source::load::LoadOptions,
+    system: &System,
 ) -> Result<(), Error> {
     let loaded = load_sources_with(opts).await?;
     let mut plan = loaded
@@ -111,7 +123,7 @@ pub async fn join_from_sources(
     if let Some(n) = &j.node_name {
         plan.node_name = Some(n.clone());
     }
-    crate::join::run(plan, &RealExec).await
+    crate::join::run(plan, system).await
 }
 
 fn ca_hash(files: &[PathBuf]) -> Result<(), Error> {

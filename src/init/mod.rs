@@ -34,8 +34,8 @@ pub mod watchdog;
 
 use crate::error::Class;
 use crate::fs::root::Root;
-use crate::sys::init::{Init, PowerAction, RealInit};
-use crate::sys::{Exec, RealExec};
+use crate::sys::init::{Init, PowerAction};
+use crate::sys::{Exec, System};
 use config::{InitConfig, OnFailure};
 use pipeline::Ended;
 use policy::{Action, Failure, Schedule};
@@ -56,23 +56,27 @@ pub enum Next {
 }
 
 /// Runs PID 1 mode. Never returns.
-pub fn run() -> ! {
-    let sys = RealInit;
-    let exec = RealExec;
+pub fn run(system: System) -> ! {
+    let sys = &*system.init;
+    let exec = &*system.exec;
     std::panic::set_hook(Box::new(|info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
     }));
     let started = Instant::now();
     let start_watchdog = |cfg: &InitConfig, kernel_to_init: Option<Duration>| {
-        watchdog::start(sys, exec, cfg.clone(), started, kernel_to_init)
+        watchdog::start(
+            system.init.clone(),
+            system.exec.clone(),
+            cfg.clone(),
+            started,
+            kernel_to_init,
+        )
     };
-    let next = match catch_unwind(AssertUnwindSafe(|| {
-        boot(&sys, &exec, started, &start_watchdog)
-    })) {
+    let next = match catch_unwind(AssertUnwindSafe(|| boot(&system, started, &start_watchdog))) {
         Ok(next) => next,
         Err(_) => {
             // The hook printed the panic; treat it like any other failure of the boot.
-            let cfg = read_config(&sys);
+            let cfg = read_config(sys);
             let f = Failure::new(
                 "init",
                 Class::Other,
@@ -91,7 +95,7 @@ pub fn run() -> ! {
             Next::Act(action)
         }
     };
-    finish(&sys, &exec, next)
+    finish(sys, exec, next)
 }
 
 /// Acts on `next`, and if that returns or panics, idles forever.
@@ -130,11 +134,11 @@ pub fn uptime(text: &str) -> Option<Duration> {
 
 /// Everything up to the final action.
 fn boot(
-    sys: &dyn Init,
-    exec: &dyn Exec,
+    system: &System,
     started: Instant,
     start_watchdog: &dyn Fn(&InitConfig, Option<Duration>),
 ) -> Next {
+    let sys = &*system.init;
     let phase = crate::log::phase("mounts");
     let mounted = mounts::mount_all(sys, mounts::EARLY_MOUNTS);
     // Only now can the console be opened if the image gave us none (/dev is mounted).
@@ -210,7 +214,7 @@ fn boot(
             return conclude(sys, &cfg, f, 1, started, tee, kernel_to_init);
         }
     };
-    let mut boot = stages::NodeBoot::new(sys, exec, &cfg, started, kernel_to_init, tee);
+    let mut boot = stages::NodeBoot::new(system, &cfg, started, kernel_to_init, tee);
     let ended = runtime.block_on(pipeline::run_stages(
         &mut boot,
         &pipeline::stages(),

@@ -21,10 +21,9 @@ use crate::plan::merge::Sourced;
 use crate::plan::network::NetworkSpec;
 use crate::plan::network::{Addressing, Network};
 use crate::plan::{HandoffMode, JoinPlan};
-use crate::sys::host::{Host, RealHost};
 use crate::sys::init::Init;
-use crate::sys::net::{Net, RealNet};
-use crate::sys::Exec;
+use crate::sys::net::Net;
+use crate::sys::{Exec, System};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,6 +32,8 @@ const ROOT_DEVICE_WAIT: Duration = Duration::from_secs(30);
 
 /// The join from the initramfs.
 pub struct NodeBoot<'a> {
+    /// The seam: every effect of the boot goes through its parts.
+    system: &'a System,
     sys: &'a dyn Init,
     exec: &'a dyn Exec,
     cfg: &'a InitConfig,
@@ -42,13 +43,10 @@ pub struct NodeBoot<'a> {
     cmdline: String,
     /// Where the boot sources are read (the initramfs' `/`, the real config-drive mount).
     sources: crate::source::load::LoadOptions,
-    /// The network seam and the root `/etc/resolv.conf` is written under.
-    net: Box<dyn Net>,
+    /// The root `/etc/resolv.conf` is written under.
     net_root: Root,
-    /// Where host preparation finds the running kernel's `/proc`, `/sys`, `/lib/modules`, and
-    /// its syscall seam.
+    /// Where host preparation finds the running kernel's `/proc`, `/sys`, `/lib/modules`.
     host_root: Root,
-    host_sys: std::sync::Arc<dyn Host>,
     /// The modules and sysctls host preparation applied so far, over its layers.
     host_applied: HostApplied,
     /// The sources read before the network (kept for the `sources` stage and its retries).
@@ -69,54 +67,49 @@ impl std::fmt::Debug for NodeBoot<'_> {
 
 impl<'a> NodeBoot<'a> {
     pub fn new(
-        sys: &'a dyn Init,
-        exec: &'a dyn Exec,
+        system: &'a System,
         cfg: &'a InitConfig,
         started: Instant,
         kernel_to_init: Option<Duration>,
         tee: Option<Tee>,
     ) -> Self {
-        let cmdline = sys
+        let cmdline = system
+            .init
             .read_file(Path::new("/proc/cmdline"))
             .unwrap_or_default();
         Self {
-            sys,
-            exec,
+            system,
+            sys: &*system.init,
+            exec: &*system.exec,
             cfg,
             started,
             kernel_to_init,
             tee,
             cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
-            sources: crate::source::load::LoadOptions::live(Root::new("/")),
-            net: Box::new(RealNet::new(Root::new("/"))),
+            sources: crate::source::load::LoadOptions::live(Root::new("/"), system.drive.clone()),
             net_root: Root::new("/"),
             host_root: Root::new("/"),
-            host_sys: std::sync::Arc::new(RealHost),
             host_applied: HostApplied::default(),
             local: None,
             join: None,
         }
     }
 
-    /// Replaces where the sources are read and the network seam (tests: a temporary root, a
-    /// recording fake of the network, metadata on loopback).
+    /// Replaces where the sources are read and where `/etc/resolv.conf` is written (tests: a
+    /// temporary root, metadata on loopback).
     pub fn with_environment(
         mut self,
         sources: crate::source::load::LoadOptions,
-        net: Box<dyn Net>,
         net_root: Root,
     ) -> Self {
         self.sources = sources;
-        self.net = net;
         self.net_root = net_root;
         self
     }
 
-    /// Replaces where host preparation reads the kernel's files and its syscall seam (tests: a
-    /// temporary root and the recording fake).
-    pub fn with_host(mut self, root: Root, sys: std::sync::Arc<dyn Host>) -> Self {
+    /// Replaces where host preparation reads the kernel's files (tests: a temporary root).
+    pub fn with_host_root(mut self, root: Root) -> Self {
         self.host_root = root;
-        self.host_sys = sys;
         self
     }
 
@@ -148,7 +141,7 @@ impl<'a> NodeBoot<'a> {
     /// join sources add comes after `local-sources` and after `sources` ([`Self::host_layer`]).
     async fn host_prep(&mut self) -> Result<Done, Failure> {
         let cfg = host_config(&self.cmdline);
-        let plan = host::plan(&cfg, &self.host_root, &*self.host_sys)
+        let plan = host::plan(&cfg, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         crate::info!(
             "host: kernel {}: {} module(s) and {} sysctl(s) to apply",
@@ -156,7 +149,7 @@ impl<'a> NodeBoot<'a> {
             plan.modules.loads.len(),
             plan.sysctls.len()
         );
-        host::apply(&plan, &self.host_root, &*self.host_sys)
+        host::apply(&plan, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
         Ok(Done::Ok)
@@ -180,7 +173,7 @@ impl<'a> NodeBoot<'a> {
         }
         crate::info!("host ({stage}): the join settings add {add}");
         let cfg = add.host_config();
-        let mut plan = host::plan(&cfg, &self.host_root, &*self.host_sys)
+        let mut plan = host::plan(&cfg, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error(stage, &e))?;
         // Only the added keys: the command line's own sysctl.* were set by host-prep (and the
         // plan keeps them on top of the added ones, as host-prep's precedence has it).
@@ -190,7 +183,7 @@ impl<'a> NodeBoot<'a> {
             .map(|(k, _)| host::sysctl::to_path(k.trim_start_matches('-')))
             .collect();
         plan.sysctls.retain(|s| keys.contains(&s.key));
-        host::apply(&plan, &self.host_root, &*self.host_sys)
+        host::apply(&plan, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error(stage, &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
         Ok(())
@@ -252,7 +245,7 @@ impl<'a> NodeBoot<'a> {
             &super::config::split(&self.cmdline),
             network.as_ref(),
             &self.net_root,
-            &*self.net,
+            &*self.system.net,
         )
         .await
     }
@@ -262,7 +255,7 @@ impl<'a> NodeBoot<'a> {
             load_settings_after(&self.sources, self.local.clone(), &self.root()).await?;
         // Before discovery: what the metadata user-data adds.
         self.host_layer("sources", &settings)?;
-        self.join = Some(Join::new(plan, self.exec, Front::Boot));
+        self.join = Some(Join::new(plan, self.system, Front::Boot));
         Ok(Done::Ok)
     }
 
@@ -997,7 +990,6 @@ mod tests {
         use crate::source::metadata::mock::{quick, MockReply, MockServer};
         use crate::source::metadata::{http::Retry, Endpoints};
         use crate::sys::init::RecordingInit;
-        use crate::sys::RecordingExec;
 
         let user_data = format!(
             "#cloud-config\nkubejoin:\n  endpoint: 10.0.0.2:6443\n  token: abcdef.0123456789abcdef\n  ca-cert-hash: {PIN}\n"
@@ -1029,15 +1021,15 @@ mod tests {
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
-        let sys = RecordingInit::new().with_file("/proc/cmdline", cmdline);
-        let exec = RecordingExec::new("host");
+        let sys = std::sync::Arc::new(RecordingInit::new().with_file("/proc/cmdline", cmdline));
+        let system = crate::sys::System::recording("host")
+            .with_init(sys.clone())
+            .with_net(std::sync::Arc::new(net.clone()));
+        let sys = &*sys;
         let cfg = InitConfig::from_cmdline(cmdline);
         let started = std::time::Instant::now();
-        let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None).with_environment(
-            sources,
-            Box::new(net.clone()),
-            Root::new(dir.path()),
-        );
+        let mut boot = NodeBoot::new(&system, &cfg, started, None, None)
+            .with_environment(sources, Root::new(dir.path()));
         let fast = Schedule {
             first: Duration::from_millis(1),
             max: Duration::from_millis(1),
@@ -1046,7 +1038,7 @@ mod tests {
         let end = run_stages(
             &mut boot,
             &["local-sources", "network"],
-            &sys,
+            sys,
             &cfg,
             &fast,
             started,
@@ -1068,7 +1060,7 @@ mod tests {
             srv.hits()
         );
 
-        let end = run_stages(&mut boot, &["sources"], &sys, &cfg, &fast, started).await;
+        let end = run_stages(&mut boot, &["sources"], sys, &cfg, &fast, started).await;
         assert_eq!(end, Ended::Completed);
         assert_eq!(
             srv.hits().first().map(String::as_str),
@@ -1097,7 +1089,6 @@ mod tests {
         use crate::source::metadata::{http::Retry, Endpoints};
         use crate::sys::host::RecordingHost;
         use crate::sys::init::RecordingInit;
-        use crate::sys::RecordingExec;
 
         // The metadata user-data: a module and sysctls, one of which the file outranks.
         let user_data = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\n\
@@ -1146,13 +1137,18 @@ mod tests {
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
-        let sys = RecordingInit::new().with_file("/proc/cmdline", cmdline.as_str());
-        let exec = RecordingExec::new("host");
+        let sys =
+            std::sync::Arc::new(RecordingInit::new().with_file("/proc/cmdline", cmdline.as_str()));
+        let system = crate::sys::System::recording("host")
+            .with_init(sys.clone())
+            .with_net(std::sync::Arc::new(net))
+            .with_host(host.clone());
+        let sys = &*sys;
         let cfg = InitConfig::from_cmdline(&cmdline);
         let started = std::time::Instant::now();
-        let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None)
-            .with_environment(sources, Box::new(net), node.root.clone())
-            .with_host(node.root.clone(), host.clone());
+        let mut boot = NodeBoot::new(&system, &cfg, started, None, None)
+            .with_environment(sources, node.root.clone())
+            .with_host_root(node.root.clone());
         let fast = Schedule {
             first: Duration::from_millis(1),
             max: Duration::from_millis(1),
@@ -1162,7 +1158,7 @@ mod tests {
         macro_rules! run {
             ($stages:expr) => {
                 assert_eq!(
-                    run_stages(&mut boot, $stages, &sys, &cfg, &fast, started).await,
+                    run_stages(&mut boot, $stages, sys, &cfg, &fast, started).await,
                     Ended::Completed,
                     "{:?}",
                     $stages

@@ -4,13 +4,14 @@ use super::Error;
 use crate::error::Classify;
 use crate::log;
 use crate::plan::JoinPlan;
+use crate::sys::Host;
 
 /// Host preparation and preflight before a join, when the node being joined is this machine.
 ///
 /// Only with `--root /`: installing into another directory (a test root, an image being built)
 /// says nothing about the running kernel, and loading modules or changing sysctls there would
 /// change the wrong machine. PID-1 mode runs host preparation itself, before the network.
-pub(super) fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
+pub(super) fn prepare_host(plan: &JoinPlan, sys: &dyn Host) -> Result<(), Error> {
     if plan
         .skip_phases
         .iter()
@@ -29,7 +30,7 @@ pub(super) fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
     let root = crate::fs::root::Root::new("/");
     if plan.dry_run {
         // A dry run reports what host preparation would find wrong, and goes on to discovery.
-        if let Err(e) = host_prep(&plan.host, std::path::Path::new("/"), true) {
+        if let Err(e) = host_prep(&plan.host, std::path::Path::new("/"), true, sys) {
             crate::warn!(
                 "host preparation would fail: {}",
                 crate::error::Report(&e, e.hint())
@@ -38,17 +39,16 @@ pub(super) fn prepare_host(plan: &JoinPlan) -> Result<(), Error> {
             );
         }
     } else {
-        host_prep(&plan.host, std::path::Path::new("/"), false)?;
+        host_prep(&plan.host, std::path::Path::new("/"), false, sys)?;
     }
     let phase = log::phase("preflight");
-    let sys = crate::sys::host::RealHost;
     let cfg = crate::host::PreflightConfig {
         cri_socket: plan.cri_socket.clone(),
         kubelet_path: plan.kubelet_path.clone(),
         ignore_errors: plan.ignore_preflight_errors.clone(),
         ..crate::host::PreflightConfig::default()
     };
-    let pre = crate::host::preflight(&cfg, &plan.host, &root, &sys);
+    let pre = crate::host::preflight(&cfg, &plan.host, &root, sys);
     eprint!("{pre}");
     if plan.dry_run {
         // A dry run goes on to discovery, but says that a real join would stop here.
@@ -77,11 +77,11 @@ pub fn host_prep(
     cfg: &crate::host::HostConfig,
     root: &std::path::Path,
     dry_run: bool,
+    sys: &dyn Host,
 ) -> Result<Option<crate::host::HostReport>, Error> {
     let phase = log::phase("host");
     let root = crate::fs::root::Root::new(root);
-    let sys = crate::sys::host::RealHost;
-    let plan = match crate::host::plan(cfg, &root, &sys) {
+    let plan = match crate::host::plan(cfg, &root, sys) {
         Ok(plan) => plan,
         Err(e) => {
             if dry_run {
@@ -95,7 +95,7 @@ pub fn host_prep(
         phase.skipped();
         return Ok(None);
     }
-    let report = crate::host::apply(&plan, &root, &sys).map_err(Error::Host)?;
+    let report = crate::host::apply(&plan, &root, sys).map_err(Error::Host)?;
     crate::info!("{report}");
     phase.ok();
     Ok(Some(report))

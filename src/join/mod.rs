@@ -43,7 +43,7 @@ pub use run::{Joined, Outcome, Run, Tuning};
 use crate::discovery::{self, Discovered};
 use crate::fs::root::Root;
 use crate::plan::JoinPlan;
-use crate::sys::Exec;
+use crate::sys::System;
 
 /// The phases of a join, in order (see [`PHASES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub enum Front {
 /// finds the earlier phases' results here).
 pub struct Join<'a> {
     plan: JoinPlan,
-    exec: &'a dyn Exec,
+    system: &'a System,
     front: Front,
     tuning: Tuning,
     /// The overall deadline and phase records (`kubejoin join`: made when discovery starts).
@@ -135,10 +135,10 @@ impl std::fmt::Debug for Join<'_> {
 }
 
 impl<'a> Join<'a> {
-    pub fn new(plan: JoinPlan, exec: &'a dyn Exec, front: Front) -> Self {
+    pub fn new(plan: JoinPlan, system: &'a System, front: Front) -> Self {
         Self {
             plan,
-            exec,
+            system,
             front,
             tuning: Tuning::default(),
             run: None,
@@ -165,7 +165,9 @@ impl<'a> Join<'a> {
     /// Runs one phase: the one place where each phase's work is chosen.
     pub async fn phase(&mut self, phase: Phase) -> Result<Done, Error> {
         match (phase, self.front) {
-            (Phase::Host, Front::Command) => host::prepare_host(&self.plan).map(|()| Done::Ok),
+            (Phase::Host, Front::Command) => {
+                host::prepare_host(&self.plan, &*self.system.host).map(|()| Done::Ok)
+            }
             (Phase::Network, Front::Command) => {
                 Ok(Done::Skipped("the machine's network is up".into()))
             }
@@ -189,7 +191,7 @@ impl<'a> Join<'a> {
                 let run = self.run.insert(Run::new(self.plan.timeout));
                 let d = discover_within(&self.plan, run).await?;
                 if self.plan.dry_run {
-                    discover::print_dry_run(&self.plan, &d, self.exec);
+                    discover::print_dry_run(&self.plan, &d, &*self.system.exec);
                 }
                 d
             }
@@ -217,10 +219,11 @@ impl<'a> Join<'a> {
         })?;
         let joined = match (self.front, self.run.as_mut()) {
             (Front::Command, Some(run)) => {
-                bootstrap_and_install_within(&self.plan, d, self.exec, &self.tuning, run).await?
+                bootstrap_and_install_within(&self.plan, d, &*self.system.exec, &self.tuning, run)
+                    .await?
             }
             // PID 1: each attempt under a fresh `--timeout` of its own.
-            _ => bootstrap_and_install(&self.plan, d, self.exec, &self.tuning).await?,
+            _ => bootstrap_and_install(&self.plan, d, &*self.system.exec, &self.tuning).await?,
         };
         if self.front == Front::Boot {
             crate::info!(
@@ -249,7 +252,7 @@ impl<'a> Join<'a> {
             self.plan.handoff,
             &self.plan.kubelet_path,
             &Root::new(&self.plan.root),
-            self.exec,
+            &*self.system.exec,
         )?;
         phase.ok();
         Ok(Done::Ok)
@@ -257,8 +260,8 @@ impl<'a> Join<'a> {
 }
 
 /// `kubejoin join`: every phase of [`PHASES`] in order, for `plan`.
-pub async fn run(plan: JoinPlan, exec: &dyn Exec) -> Result<(), Error> {
-    let mut join = Join::new(plan, exec, Front::Command);
+pub async fn run(plan: JoinPlan, system: &System) -> Result<(), Error> {
+    let mut join = Join::new(plan, system, Front::Command);
     for &phase in PHASES {
         join.phase(phase).await?;
         // Crash tests enumerate the failpoints through the binary they kill (debug builds only).

@@ -201,10 +201,8 @@ impl LoadOptions {
     /// The options of a live boot of this machine: like [`LoadOptions::new`], plus the real
     /// config-drive mount when `root` is this machine's `/` (mounting a device found under
     /// another root would mount the wrong machine's disk).
-    pub fn live(root: Root) -> Self {
-        let drive: Option<Arc<dyn Drive>> = root
-            .is_host()
-            .then(|| Arc::new(crate::sys::drive::RealDrive) as Arc<dyn Drive>);
+    pub fn live(root: Root, drive: Arc<dyn Drive>) -> Self {
+        let drive: Option<Arc<dyn Drive>> = root.is_host().then_some(drive);
         Self {
             config_drive: drive,
             ..Self::new(root)
