@@ -111,7 +111,8 @@ fn finish(sys: &dyn Init, exec: &dyn Exec, next: Next) -> ! {
 fn idle(sys: &dyn Init) -> ! {
     if !sys.is_pid1() {
         // `kubejoin init` by hand: there is no kernel to panic, exit like a normal program.
-        std::process::exit(1);
+        let e = sys.exit(1);
+        eprintln!("kubejoin: error: could not exit: {e}; idling");
     }
     loop {
         let _ = catch_unwind(AssertUnwindSafe(|| sys.reap()));
@@ -347,7 +348,10 @@ pub fn print_timeline(outcome: &str, started: Instant, kernel_to_init: Option<Du
 pub(crate) fn act(sys: &dyn Init, exec: &dyn Exec, action: Action) {
     match action {
         Action::RetryIn(_) => {}
-        Action::Exit(code) => std::process::exit(i32::from(code)),
+        Action::Exit(code) => {
+            let e = sys.exit(i32::from(code));
+            eprintln!("kubejoin: error: could not exit: {e}");
+        }
         Action::Reboot { after } => {
             if !after.is_zero() {
                 std::thread::sleep(after);
@@ -399,6 +403,14 @@ mod tests {
         assert_eq!(uptime("3.91 1.20\n"), Some(Duration::from_millis(3910)));
         assert_eq!(uptime(""), None);
         assert_eq!(uptime("x y"), None);
+    }
+
+    #[test]
+    fn exit_goes_through_the_seam() {
+        let sys = RecordingInit::new();
+        let exec = RecordingExec::new("n");
+        act(&sys, &exec, Action::Exit(2));
+        assert_eq!(sys.calls(), vec![InitCall::Exit(2)]);
     }
 
     #[test]
