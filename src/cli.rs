@@ -961,6 +961,10 @@ fn fill_from_config(
         if a.kubelet_path.is_none() {
             a.kubelet_path = k.kubelet_path.clone();
         }
+        // `timeout`: the overall deadline, as `--timeout` (a flag wins).
+        if a.timeout.is_none() {
+            a.timeout = k.timeout.map(duration::format);
+        }
         if let Some(t) = k.tls_bootstrap_timeout {
             // kubejoin's own document is more specific than the JoinConfiguration's default.
             if !cli_tls_timeout {

@@ -32,6 +32,7 @@ pub mod host;
 pub mod http;
 pub mod init;
 pub mod install;
+pub mod join;
 pub mod kube;
 pub mod log;
 pub mod net;

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // The initramfs' /init (PID 1): PID-1 mode, which never returns.
+    // The one seam, made once here and handed down.
+    let system = kubejoin::sys::System::real();
     if std::process::id() == 1 {
-        kubejoin::init::run();
+        kubejoin::init::run(system);
     }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
@@ -17,7 +19,7 @@ fn main() -> ExitCode {
     };
     // `kubejoin init` (`kubejoin init --help` is only help): PID-1 mode on request.
     if matches!(cmd, kubejoin::cli::Command::Init) {
-        kubejoin::init::run();
+        kubejoin::init::run(system);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(kubejoin::app::run(cmd)) {
+    match runtime.block_on(kubejoin::app::run(cmd, &system)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e, e.hint(), e.class().exit_code()),
     }

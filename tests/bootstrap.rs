@@ -9,12 +9,12 @@
 
 mod support;
 
-use kubejoin::app::{self, Joined, Outcome, Tuning};
 use kubejoin::bootstrap::{self, csr, wait::WaitOptions};
 use kubejoin::discovery::{BootstrapCredentials, Discovered, Method};
 use kubejoin::error::{Class, Classify};
 use kubejoin::fs::root::Root;
 use kubejoin::install;
+use kubejoin::join::{self, Joined, Outcome, Tuning};
 use kubejoin::kube::token::BootstrapToken;
 use kubejoin::kube::{self, Identity, Timeouts, Trust};
 use kubejoin::plan::{HandoffMode, JoinPlan};
@@ -70,8 +70,8 @@ fn tuning() -> Tuning {
     }
 }
 
-async fn join(plan: &JoinPlan, cp: &Handle, tuning: &Tuning) -> Result<Joined, app::Error> {
-    app::bootstrap_and_install(plan, &discovered(cp), &RecordingExec::new(HOSTNAME), tuning).await
+async fn join(plan: &JoinPlan, cp: &Handle, tuning: &Tuning) -> Result<Joined, join::Error> {
+    join::bootstrap_and_install(plan, &discovered(cp), &RecordingExec::new(HOSTNAME), tuning).await
 }
 
 fn p(root: &Path, node_path: &str) -> PathBuf {
@@ -363,7 +363,7 @@ async fn csr_deleted_while_waiting() {
         .unwrap_err();
     deleter.join().unwrap();
     assert!(
-        matches!(e, app::Error::Bootstrap(bootstrap::Error::Deleted { .. })),
+        matches!(e, join::Error::Bootstrap(bootstrap::Error::Deleted { .. })),
         "{e:?}"
     );
     assert_eq!(e.class(), Class::Rejected);
@@ -754,9 +754,9 @@ async fn the_overall_deadline_cuts_the_approval_wait_and_names_the_phase() {
     let t = tempfile::tempdir().unwrap();
     // --tls-bootstrap-timeout stays at 5 m: the 3 s overall deadline is what ends the wait.
     let pl = plan(&cp, t.path(), &[]);
-    let mut run = app::Run::new(Duration::from_secs(3));
+    let mut run = join::Run::new(Duration::from_secs(3));
     let started = std::time::Instant::now();
-    let e = app::bootstrap_and_install_within(
+    let e = join::bootstrap_and_install_within(
         &pl,
         &discovered(&cp),
         &RecordingExec::new(HOSTNAME),
@@ -833,8 +833,8 @@ async fn an_exhausted_deadline_stops_before_any_request() {
     let cp = start(Config::default());
     let t = tempfile::tempdir().unwrap();
     let pl = plan(&cp, t.path(), &[]);
-    let mut run = app::Run::new(Duration::ZERO);
-    let e = app::bootstrap_and_install_within(
+    let mut run = join::Run::new(Duration::ZERO);
+    let e = join::bootstrap_and_install_within(
         &pl,
         &discovered(&cp),
         &RecordingExec::new(HOSTNAME),

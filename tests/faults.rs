@@ -1266,7 +1266,7 @@ fn a_denied_csr_stops_promptly() {
 #[allow(dead_code)]
 fn discovery_is_send(plan: &kubejoin::plan::JoinPlan, opts: &kubejoin::discovery::Options) {
     fn send<T: Send>(_: T) {}
-    let mut run = kubejoin::app::Run::new(Duration::from_secs(1));
-    send(kubejoin::app::discover_within(plan, &mut run));
+    let mut run = kubejoin::join::Run::new(Duration::from_secs(1));
+    send(kubejoin::join::discover_within(plan, &mut run));
     send(kubejoin::discovery::discover(opts));
 }

@@ -13,9 +13,9 @@
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use kubejoin::app::{self, Run, Tuning};
 use kubejoin::fs::root::Root;
 use kubejoin::install;
+use kubejoin::join::{self, Run, Tuning};
 use kubejoin::sys::RecordingExec;
 use kubejoin_testcp::{Config, Faults, Handle, InFlightLimit};
 use std::path::Path;
@@ -108,8 +108,8 @@ fn fleet(joins: usize, in_flight: usize, limit: Duration) {
                 // The binary's own pipeline: one overall deadline from discovery on.
                 let mut run = Run::new(plan_timeout());
                 let t0 = Instant::now();
-                let d = app::discover_within(&plan, &mut run).await?;
-                let joined = app::bootstrap_and_install_within(
+                let d = join::discover_within(&plan, &mut run).await?;
+                let joined = join::bootstrap_and_install_within(
                     &plan,
                     &d,
                     &RecordingExec::new(&node),
@@ -117,7 +117,7 @@ fn fleet(joins: usize, in_flight: usize, limit: Duration) {
                     &mut run,
                 )
                 .await?;
-                Ok::<_, app::Error>((joined, t0.elapsed()))
+                Ok::<_, join::Error>((joined, t0.elapsed()))
             }));
         }
         let all = async {
@@ -138,7 +138,7 @@ fn fleet(joins: usize, in_flight: usize, limit: Duration) {
     for (i, o) in outcomes.into_iter().enumerate() {
         match o {
             Ok(Ok((joined, took))) => {
-                assert_eq!(joined.outcome, app::Outcome::Joined);
+                assert_eq!(joined.outcome, join::Outcome::Joined);
                 durations.push(took);
             }
             Ok(Err(e)) => failures.push(format!("join {i}: {}", kubejoin::error::Report(&e, None))),
@@ -196,10 +196,10 @@ fn bootstrap_is_send(plan: &kubejoin::plan::JoinPlan, d: &kubejoin::discovery::D
     let sys = RecordingExec::new("n");
     let tuning = Tuning::default();
     let mut run = Run::new(Duration::from_secs(1));
-    send(app::bootstrap_and_install_within(
+    send(join::bootstrap_and_install_within(
         plan, d, &sys, &tuning, &mut run,
     ));
-    send(app::bootstrap_and_install(plan, d, &sys, &tuning));
+    send(join::bootstrap_and_install(plan, d, &sys, &tuning));
 }
 
 /// The binary's default overall deadline; the fleet bound below is what stops a hung test.

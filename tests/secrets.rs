@@ -655,7 +655,7 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
         credentials: BootstrapCredentials::Token(BootstrapToken::parse(&cp.token()).unwrap()),
     };
     let sys = RecordingExec::new("host");
-    kubejoin::app::bootstrap_and_install(&plan, &d, &sys, &kubejoin::app::Tuning::default())
+    kubejoin::join::bootstrap_and_install(&plan, &d, &sys, &kubejoin::join::Tuning::default())
         .await
         .unwrap();
     let _ =

@@ -644,17 +644,22 @@ mod join_without_flags {
         let Command::JoinFromSources(j) = cli::parse(argv.iter().map(Into::into)).unwrap() else {
             panic!("no flags must mean the boot sources")
         };
-        let mut opts = kubejoin::app::load_options(&j.sources);
+        // This machine's seam: the join goes into a temporary root (no host preparation there).
+        let system = kubejoin::sys::System::real();
+        let mut opts = kubejoin::app::load_options(&j.sources, &system);
         opts.metadata = MetadataAccess::Live {
             endpoints: kubejoin::source::metadata::Endpoints::all(&url),
             timeouts: kubejoin::source::metadata::http::Timeouts::default(),
             retry: kubejoin::source::metadata::http::Retry::none(),
             tls: None,
         };
-        tokio::time::timeout(RUN_LIMIT, kubejoin::app::join_from_sources(&j, &opts))
-            .await
-            .expect("the join is bounded")
-            .unwrap();
+        tokio::time::timeout(
+            RUN_LIMIT,
+            kubejoin::app::join_from_sources(&j, &opts, &system),
+        )
+        .await
+        .expect("the join is bounded")
+        .unwrap();
         task.abort();
         let seen = seen.lock().unwrap().clone();
         assert_eq!(
@@ -693,7 +698,9 @@ mod join_without_flags {
         let Command::Plan(args) = cli::parse(argv.iter().map(Into::into)).unwrap() else {
             panic!("not a plan")
         };
-        let loaded = kubejoin::app::load_sources(&args).await.unwrap();
+        let loaded = kubejoin::app::load_sources(&args, &kubejoin::sys::System::real())
+            .await
+            .unwrap();
         let expected: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(case.join("expected-plan.json")).unwrap(),
         )

@@ -4,8 +4,8 @@
 //!
 //! Two client policies, same requests:
 //!
-//! - **kubejoin**: exactly the binary's join (`app::discover_within` +
-//!   `app::bootstrap_and_install_within`, the binary's defaults), i.e. whatever retry
+//! - **kubejoin**: exactly the binary's join (`join::discover_within` +
+//!   `join::bootstrap_and_install_within`, the binary's defaults), i.e. whatever retry
 //!   behaviour kubejoin ships.
 //! - **naive**: the same stages, each request retried at a constant interval without jitter,
 //!   ignoring `Retry-After`, on kubejoin's API client (which never retries); discovery's two
@@ -18,12 +18,12 @@
 
 use crate::stats::{self, round2};
 use crate::{err, Error};
-use kubejoin::app::{self, Tuning};
 use kubejoin::bootstrap::{self, config, csr, verify, wait, Cluster};
 use kubejoin::discovery::token::{jws_key, KUBECONFIG_KEY};
 use kubejoin::discovery::{jws, BootstrapCredentials, Discovered, Method, Mode};
 use kubejoin::fs::root::Root;
 use kubejoin::install::{self, flags};
+use kubejoin::join::{self, Tuning};
 use kubejoin::kube;
 use kubejoin::kube::kubeconfig::Kubeconfig;
 use kubejoin::kube::token::BootstrapToken;
@@ -101,11 +101,11 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 // ---- the kubejoin policy: the binary's join ------------------------------------------------
 
 async fn join_kubejoin(plan: JoinPlan, timeout: Duration) -> Result<(), String> {
-    let mut run = app::Run::new(timeout);
-    let d = app::discover_within(&plan, &mut run)
+    let mut run = join::Run::new(timeout);
+    let d = join::discover_within(&plan, &mut run)
         .await
         .map_err(|e| chain(&e))?;
-    app::bootstrap_and_install_within(
+    join::bootstrap_and_install_within(
         &plan,
         &d,
         &kubejoin::sys::RealExec,
@@ -251,7 +251,7 @@ async fn naive_discover(
     })
 }
 
-/// The join of `app::bootstrap_and_install_within` (identity check and completion files
+/// The join of `join::bootstrap_and_install_within` (identity check and completion files
 /// aside), every request retried naively.
 async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Result<(), String> {
     let d = naive_discover(&plan, interval, deadline).await?;

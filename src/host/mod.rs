@@ -357,7 +357,7 @@ pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn Host) -> Result<HostReport,
                 value: s.value.clone(),
                 source: s.source.clone(),
             };
-            let outcome = match sysctl::write(root, &k, &s.value) {
+            let outcome = match sysctl::write(root, &k, &s.value, sys) {
                 Ok(SysctlOutcome::Written) => Outcome::Done,
                 Ok(SysctlOutcome::AlreadySet) => Outcome::AlreadyDone,
                 Ok(SysctlOutcome::WrittenUnverified) => {

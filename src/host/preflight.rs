@@ -24,6 +24,9 @@ pub const REQUIRED_CGROUP_CONTROLLERS: &[&str] = &["cpu", "cpuset", "memory", "p
 /// Controllers whose absence only degrades the node (no hugepage or I/O accounting).
 pub const OPTIONAL_CGROUP_CONTROLLERS: &[&str] = &["hugetlb", "io"];
 
+/// kubeadm's default CRI socket (containerd).
+pub const DEFAULT_CRI_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
+
 /// Inputs of the checks besides the host config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreflightConfig {
@@ -47,7 +50,7 @@ impl Default for PreflightConfig {
     fn default() -> Self {
         Self {
             node_root: None,
-            cri_socket: crate::plan::DEFAULT_CRI_SOCKET.to_string(),
+            cri_socket: DEFAULT_CRI_SOCKET.to_string(),
             kubelet_path: PathBuf::from("/usr/bin/kubelet"),
             join_skipped: false,
             ignore_errors: Vec::new(),

@@ -368,9 +368,13 @@ pub enum SysctlOutcome {
     WrittenUnverified,
 }
 
-/// Sets one sysctl (path-form key) and reads it back.
-pub fn write(root: &Root, path_key: &str, value: &str) -> Result<SysctlOutcome, HostError> {
-    use std::io::Write as _;
+/// Sets one sysctl (path-form key) through the host seam, and reads it back.
+pub fn write(
+    root: &Root,
+    path_key: &str,
+    value: &str,
+    sys: &dyn crate::sys::Host,
+) -> Result<SysctlOutcome, HostError> {
     let node = node_path(path_key);
     let real = root.join(&node)?;
     // Not `is_file()`: what matters is that the kernel has an entry there (a test root may
@@ -385,13 +389,7 @@ pub fn write(root: &Root, path_key: &str, value: &str) -> Result<SysctlOutcome, 
     if std::fs::read_to_string(&real).is_ok_and(|cur| same_value(&cur, value)) {
         return Ok(SysctlOutcome::AlreadySet);
     }
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&real)
-        // One write call: procfs parses each write(2) on its own.
-        .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()));
-    if let Err(source) = written {
+    if let Err(source) = sys.write_sysctl(&to_dotted(path_key), &real, value) {
         return Err(HostError::SysctlWrite {
             key: to_dotted(path_key),
             path: node,

@@ -93,6 +93,16 @@ fn default_plan_loads_the_real_chain_in_order_and_sets_sysctls() {
         "0",
         "not dual-stack"
     );
+    // Every write went through the host seam, and only the values not already in place.
+    let written = sys.sysctls_written();
+    assert!(
+        written.contains(&("vm.swappiness".into(), "10".into())),
+        "{written:?}"
+    );
+    assert!(
+        !written.iter().any(|(k, _)| k == "vm.panic_on_oom"),
+        "{written:?}"
+    );
     // One record per action; vm.panic_on_oom already had its value.
     assert!(report.actions.iter().any(
         |a| matches!(&a.action, Action::SetSysctl { key, .. } if key == "vm.panic_on_oom")
@@ -358,6 +368,9 @@ impl Host for RefusingFlag {
     }
     fn effective_capabilities(&self) -> std::io::Result<crate::sys::host::CapabilitySet> {
         self.0.effective_capabilities()
+    }
+    fn write_sysctl(&self, k: &str, p: &std::path::Path, v: &str) -> std::io::Result<()> {
+        self.0.write_sysctl(k, p, v)
     }
     fn bind_tcp(&self, port: u16) -> std::io::Result<()> {
         self.0.bind_tcp(port)
@@ -1185,4 +1198,28 @@ fn preflight_variants_root_join_skipped_keep_swap_no_cgroup2() {
         report.get("FileExisting-kubelet").unwrap().message,
         "kubelet not found at /usr/bin/kubelet"
     );
+}
+
+#[test]
+fn a_refused_sysctl_write_through_the_seam_is_named() {
+    let r = node();
+    r.write("/proc/cmdline", "\n");
+    r.sysctl("vm.swappiness", "60");
+    let sys = fake()
+        .with_kernel_root(r.dir.path())
+        .failing_sysctl("vm.swappiness", libc::EACCES);
+    let cfg = HostConfig {
+        sysctls: vec![("vm.swappiness".into(), "10".into())],
+        ..HostConfig::default()
+    };
+    let plan = plan(&cfg, &r.root, &sys).unwrap();
+    let HostError::Apply { failures, .. } = apply(&plan, &r.root, &sys).unwrap_err() else {
+        panic!("not an apply failure")
+    };
+    assert!(
+        matches!(&failures[..], [HostError::SysctlWrite { key, value, source, .. }]
+            if key == "vm.swappiness" && value == "10" && source.raw_os_error() == Some(libc::EACCES)),
+        "{failures:?}"
+    );
+    assert_eq!(r.read("/proc/sys/vm/swappiness"), "60\n", "nothing written");
 }

@@ -7,10 +7,12 @@
 //! 2. copies every log line to the console and `/dev/kmsg` ([`console`]);
 //! 3. reads its own settings from `/proc/cmdline` ([`config`]: failure policy, deadline,
 //!    handoff, real root);
-//! 4. runs the boot stages ([`pipeline::STAGES`], implemented by [`stages::NodeBoot`]): host
-//!    preparation, the real root, the local join sources (command line, config file, config
-//!    drive: they may describe the network), network, the remote join sources (metadata),
-//!    discovery, TLS bootstrap + install, handoff — each a timed phase, under the failure policy ([`policy`]).
+//! 4. runs the boot stages ([`pipeline::stages`]: the join's one phase list,
+//!    [`crate::join::PHASES`], with PID 1's own stages around it; run by [`stages::NodeBoot`]):
+//!    host preparation, the real root, the local join sources (command line, config file,
+//!    config drive: they may describe the network), network, the remote join sources
+//!    (metadata), then the orchestrator's discovery and join (TLS bootstrap + install), and the
+//!    handoff — each a timed phase, under the failure policy ([`policy`]).
 //!    Host preparation comes in layers: the image's and the command line's first, then what
 //!    the local sources add (before the network), then what user-data adds (before discovery);
 //! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
@@ -32,8 +34,8 @@ pub mod watchdog;
 
 use crate::error::Class;
 use crate::fs::root::Root;
-use crate::sys::init::{Init, PowerAction, RealInit};
-use crate::sys::{Exec, RealExec};
+use crate::sys::init::{Init, PowerAction};
+use crate::sys::{Exec, System};
 use config::{InitConfig, OnFailure};
 use pipeline::Ended;
 use policy::{Action, Failure, Schedule};
@@ -54,23 +56,27 @@ pub enum Next {
 }
 
 /// Runs PID 1 mode. Never returns.
-pub fn run() -> ! {
-    let sys = RealInit;
-    let exec = RealExec;
+pub fn run(system: System) -> ! {
+    let sys = &*system.init;
+    let exec = &*system.exec;
     std::panic::set_hook(Box::new(|info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
     }));
     let started = Instant::now();
     let start_watchdog = |cfg: &InitConfig, kernel_to_init: Option<Duration>| {
-        watchdog::start(sys, exec, cfg.clone(), started, kernel_to_init)
+        watchdog::start(
+            system.init.clone(),
+            system.exec.clone(),
+            cfg.clone(),
+            started,
+            kernel_to_init,
+        )
     };
-    let next = match catch_unwind(AssertUnwindSafe(|| {
-        boot(&sys, &exec, started, &start_watchdog)
-    })) {
+    let next = match catch_unwind(AssertUnwindSafe(|| boot(&system, started, &start_watchdog))) {
         Ok(next) => next,
         Err(_) => {
             // The hook printed the panic; treat it like any other failure of the boot.
-            let cfg = read_config(&sys);
+            let cfg = read_config(sys);
             let f = Failure::new(
                 "init",
                 Class::Other,
@@ -89,7 +95,7 @@ pub fn run() -> ! {
             Next::Act(action)
         }
     };
-    finish(&sys, &exec, next)
+    finish(sys, exec, next)
 }
 
 /// Acts on `next`, and if that returns or panics, idles forever.
@@ -105,7 +111,8 @@ fn finish(sys: &dyn Init, exec: &dyn Exec, next: Next) -> ! {
 fn idle(sys: &dyn Init) -> ! {
     if !sys.is_pid1() {
         // `kubejoin init` by hand: there is no kernel to panic, exit like a normal program.
-        std::process::exit(1);
+        let e = sys.exit(1);
+        eprintln!("kubejoin: error: could not exit: {e}; idling");
     }
     loop {
         let _ = catch_unwind(AssertUnwindSafe(|| sys.reap()));
@@ -128,11 +135,11 @@ pub fn uptime(text: &str) -> Option<Duration> {
 
 /// Everything up to the final action.
 fn boot(
-    sys: &dyn Init,
-    exec: &dyn Exec,
+    system: &System,
     started: Instant,
     start_watchdog: &dyn Fn(&InitConfig, Option<Duration>),
 ) -> Next {
+    let sys = &*system.init;
     let phase = crate::log::phase("mounts");
     let mounted = mounts::mount_all(sys, mounts::EARLY_MOUNTS);
     // Only now can the console be opened if the image gave us none (/dev is mounted).
@@ -208,10 +215,10 @@ fn boot(
             return conclude(sys, &cfg, f, 1, started, tee, kernel_to_init);
         }
     };
-    let mut boot = stages::NodeBoot::new(sys, exec, &cfg, started, kernel_to_init, tee);
+    let mut boot = stages::NodeBoot::new(system, &cfg, started, kernel_to_init, tee);
     let ended = runtime.block_on(pipeline::run_stages(
         &mut boot,
-        pipeline::STAGES,
+        &pipeline::stages(),
         sys,
         &cfg,
         &Schedule::default(),
@@ -341,7 +348,10 @@ pub fn print_timeline(outcome: &str, started: Instant, kernel_to_init: Option<Du
 pub(crate) fn act(sys: &dyn Init, exec: &dyn Exec, action: Action) {
     match action {
         Action::RetryIn(_) => {}
-        Action::Exit(code) => std::process::exit(i32::from(code)),
+        Action::Exit(code) => {
+            let e = sys.exit(i32::from(code));
+            eprintln!("kubejoin: error: could not exit: {e}");
+        }
         Action::Reboot { after } => {
             if !after.is_zero() {
                 std::thread::sleep(after);
@@ -393,6 +403,14 @@ mod tests {
         assert_eq!(uptime("3.91 1.20\n"), Some(Duration::from_millis(3910)));
         assert_eq!(uptime(""), None);
         assert_eq!(uptime("x y"), None);
+    }
+
+    #[test]
+    fn exit_goes_through_the_seam() {
+        let sys = RecordingInit::new();
+        let exec = RecordingExec::new("n");
+        act(&sys, &exec, Action::Exit(2));
+        assert_eq!(sys.calls(), vec![InitCall::Exit(2)]);
     }
 
     #[test]

@@ -8,32 +8,35 @@
 use super::config::InitConfig;
 use super::policy::{decide, Action, Failure, Schedule};
 use crate::error::Class;
+use crate::join::Phase;
 use crate::log;
 use crate::sys::init::Init;
 use std::time::{Duration, Instant};
 
-/// The stages of a join from the initramfs, in order.
-pub const STAGES: &[&str] = &[
-    // The image's defaults, modules-load.d and the command line's modules and sysctls.
-    "host-prep",
-    "sysroot",
-    // Before the network: the sources that need none (they may say how to bring it up), and
-    // the modules and sysctls they add.
-    "local-sources",
-    "network",
-    // Metadata user-data, and the modules and sysctls it adds (before discovery).
-    "sources",
-    "discovery",
-    "join",
-    "handoff",
-];
+pub use crate::join::Done;
 
-/// How a stage ended well.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Done {
-    Ok,
-    /// Nothing to do (with the reason, for the log).
-    Skipped(String),
+/// PID 1's own stage that follows a join phase: `sysroot` after host preparation (the real
+/// root's disk driver is loaded by then), `local-sources` before the network (a local config may
+/// describe it).
+fn own_stages(phase: Phase) -> (&'static [&'static str], &'static [&'static str]) {
+    match phase {
+        Phase::Host => (&[], &["sysroot"]),
+        Phase::Network => (&["local-sources"], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+/// The stages of a join from the initramfs, in order: the join's phases ([`crate::join::PHASES`])
+/// with PID 1's own stages around them.
+pub fn stages() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for &phase in crate::join::PHASES {
+        let (before, after) = own_stages(phase);
+        out.extend_from_slice(before);
+        out.push(phase.name());
+        out.extend_from_slice(after);
+    }
+    out
 }
 
 /// Runs the stages. Implementations keep each stage's output for the later ones.
@@ -185,6 +188,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_boot_runs_the_join_phases_with_its_own_stages_around_them() {
+        assert_eq!(
+            stages(),
+            [
+                "host-prep",
+                "sysroot",
+                "local-sources",
+                "network",
+                "sources",
+                "discovery",
+                "join",
+                "handoff"
+            ]
+        );
+    }
+
     fn cfg(policy: OnFailure, timeout_ms: u64) -> InitConfig {
         let mut c = InitConfig::from_cmdline("");
         c.on_failure = policy;
@@ -215,14 +235,14 @@ mod tests {
         let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
-            STAGES,
+            &stages(),
             &sys,
             &cfg(OnFailure::Retry, 60_000),
             &FAST,
             Instant::now(),
         ));
         assert_eq!(end, Ended::Completed);
-        assert_eq!(b.ran, STAGES);
+        assert_eq!(b.ran, stages());
     }
 
     #[test]
@@ -235,7 +255,7 @@ mod tests {
         let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
-            STAGES,
+            &stages(),
             &sys,
             &cfg(OnFailure::Retry, 60_000),
             &FAST,
@@ -256,7 +276,7 @@ mod tests {
         let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
-            STAGES,
+            &stages(),
             &sys,
             &cfg(OnFailure::Retry, 60_000),
             &FAST,
@@ -293,7 +313,7 @@ mod tests {
         let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
-            STAGES,
+            &stages(),
             &sys,
             &cfg(OnFailure::Poweroff, 60_000),
             &FAST,
@@ -322,7 +342,7 @@ mod tests {
         let sys = RecordingInit::new();
         let end = rt().block_on(run_stages(
             &mut b,
-            STAGES,
+            &stages(),
             &sys,
             &cfg(OnFailure::Retry, 200),
             &FAST,
@@ -356,7 +376,7 @@ mod tests {
         let t = Instant::now();
         let end = rt().block_on(run_stages(
             &mut b,
-            STAGES,
+            &stages(),
             &sys,
             &cfg(OnFailure::Retry, 150),
             &FAST,

@@ -1,28 +1,29 @@
-//! The boot stages of PID-1 mode, composed from the rest of the crate.
+//! The boot stages of PID-1 mode: its own stages (host preparation in layers, the real root,
+//! the sources, the network, the handoff) and every other phase of the join's list handed to
+//! the orchestrator ([`crate::join::Join`]).
 //!
-//! Each stage calls the public functions of the module that owns it and turns its error into a
-//! [`Failure`] named after the stage; the outputs (the plan, the discovered cluster, the join)
-//! are kept here so a retry re-runs only the stage that failed.
+//! Each stage turns its error into a [`Failure`] named after the stage; the outputs (the plan,
+//! and in the [`Join`] the discovered cluster and the join) are kept here so a retry re-runs
+//! only the stage that failed.
 
 use super::config::{Handoff, InitConfig, SYSROOT};
 use super::console::Tee;
 use super::pipeline::{Boot, Done};
 use super::policy::Failure;
 use super::switch_root;
-use crate::app::{self, Joined, Tuning};
-use crate::discovery::{self, Discovered};
+use crate::discovery;
 use crate::error::Class;
 use crate::fs::root::Root;
 use crate::host::{self, HostConfig};
+use crate::join::{Front, Join, Phase};
 use crate::net;
 use crate::plan::merge::Sourced;
 use crate::plan::network::NetworkSpec;
 use crate::plan::network::{Addressing, Network};
 use crate::plan::{HandoffMode, JoinPlan};
-use crate::sys::host::{Host, RealHost};
 use crate::sys::init::Init;
-use crate::sys::net::{Net, RealNet};
-use crate::sys::Exec;
+use crate::sys::net::Net;
+use crate::sys::{Exec, System};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ const ROOT_DEVICE_WAIT: Duration = Duration::from_secs(30);
 
 /// The join from the initramfs.
 pub struct NodeBoot<'a> {
+    /// The seam: every effect of the boot goes through its parts.
+    system: &'a System,
     sys: &'a dyn Init,
     exec: &'a dyn Exec,
     cfg: &'a InitConfig,
@@ -40,20 +43,16 @@ pub struct NodeBoot<'a> {
     cmdline: String,
     /// Where the boot sources are read (the initramfs' `/`, the real config-drive mount).
     sources: crate::source::load::LoadOptions,
-    /// The network seam and the root `/etc/resolv.conf` is written under.
-    net: Box<dyn Net>,
+    /// The root `/etc/resolv.conf` is written under.
     net_root: Root,
-    /// Where host preparation finds the running kernel's `/proc`, `/sys`, `/lib/modules`, and
-    /// its syscall seam.
+    /// Where host preparation finds the running kernel's `/proc`, `/sys`, `/lib/modules`.
     host_root: Root,
-    host_sys: std::sync::Arc<dyn Host>,
     /// The modules and sysctls host preparation applied so far, over its layers.
     host_applied: HostApplied,
     /// The sources read before the network (kept for the `sources` stage and its retries).
     local: Option<crate::source::load::Local>,
-    plan: Option<JoinPlan>,
-    discovered: Option<Discovered>,
-    joined: Option<Joined>,
+    /// The join (its plan and the phases' results), once the sources stage made the plan.
+    join: Option<Join<'a>>,
 }
 
 impl std::fmt::Debug for NodeBoot<'_> {
@@ -61,65 +60,56 @@ impl std::fmt::Debug for NodeBoot<'_> {
         f.debug_struct("NodeBoot")
             .field("handoff", &self.cfg.handoff)
             .field("local_sources", &self.local.is_some())
-            .field("planned", &self.plan.is_some())
-            .field("discovered", &self.discovered.is_some())
-            .field("joined", &self.joined.is_some())
+            .field("join", &self.join)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> NodeBoot<'a> {
     pub fn new(
-        sys: &'a dyn Init,
-        exec: &'a dyn Exec,
+        system: &'a System,
         cfg: &'a InitConfig,
         started: Instant,
         kernel_to_init: Option<Duration>,
         tee: Option<Tee>,
     ) -> Self {
-        let cmdline = sys
+        let cmdline = system
+            .init
             .read_file(Path::new("/proc/cmdline"))
             .unwrap_or_default();
         Self {
-            sys,
-            exec,
+            system,
+            sys: &*system.init,
+            exec: &*system.exec,
             cfg,
             started,
             kernel_to_init,
             tee,
             cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
-            sources: crate::source::load::LoadOptions::live(Root::new("/")),
-            net: Box::new(RealNet::new(Root::new("/"))),
+            sources: crate::source::load::LoadOptions::live(Root::new("/"), system.drive.clone()),
             net_root: Root::new("/"),
             host_root: Root::new("/"),
-            host_sys: std::sync::Arc::new(RealHost),
             host_applied: HostApplied::default(),
             local: None,
-            plan: None,
-            discovered: None,
-            joined: None,
+            join: None,
         }
     }
 
-    /// Replaces where the sources are read and the network seam (tests: a temporary root, a
-    /// recording fake of the network, metadata on loopback).
+    /// Replaces where the sources are read and where `/etc/resolv.conf` is written (tests: a
+    /// temporary root, metadata on loopback).
     pub fn with_environment(
         mut self,
         sources: crate::source::load::LoadOptions,
-        net: Box<dyn Net>,
         net_root: Root,
     ) -> Self {
         self.sources = sources;
-        self.net = net;
         self.net_root = net_root;
         self
     }
 
-    /// Replaces where host preparation reads the kernel's files and its syscall seam (tests: a
-    /// temporary root and the recording fake).
-    pub fn with_host(mut self, root: Root, sys: std::sync::Arc<dyn Host>) -> Self {
+    /// Replaces where host preparation reads the kernel's files (tests: a temporary root).
+    pub fn with_host_root(mut self, root: Root) -> Self {
         self.host_root = root;
-        self.host_sys = sys;
         self
     }
 
@@ -130,7 +120,7 @@ impl<'a> NodeBoot<'a> {
 
     /// The join plan, once the sources stage made it.
     pub fn plan_made(&self) -> Option<&JoinPlan> {
-        self.plan.as_ref()
+        self.join.as_ref().map(Join::plan)
     }
 
     /// The log copy, for the caller to finish once the stages are over.
@@ -151,7 +141,7 @@ impl<'a> NodeBoot<'a> {
     /// join sources add comes after `local-sources` and after `sources` ([`Self::host_layer`]).
     async fn host_prep(&mut self) -> Result<Done, Failure> {
         let cfg = host_config(&self.cmdline);
-        let plan = host::plan(&cfg, &self.host_root, &*self.host_sys)
+        let plan = host::plan(&cfg, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         crate::info!(
             "host: kernel {}: {} module(s) and {} sysctl(s) to apply",
@@ -159,7 +149,7 @@ impl<'a> NodeBoot<'a> {
             plan.modules.loads.len(),
             plan.sysctls.len()
         );
-        host::apply(&plan, &self.host_root, &*self.host_sys)
+        host::apply(&plan, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
         Ok(Done::Ok)
@@ -183,7 +173,7 @@ impl<'a> NodeBoot<'a> {
         }
         crate::info!("host ({stage}): the join settings add {add}");
         let cfg = add.host_config();
-        let mut plan = host::plan(&cfg, &self.host_root, &*self.host_sys)
+        let mut plan = host::plan(&cfg, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error(stage, &e))?;
         // Only the added keys: the command line's own sysctl.* were set by host-prep (and the
         // plan keeps them on top of the added ones, as host-prep's precedence has it).
@@ -193,7 +183,7 @@ impl<'a> NodeBoot<'a> {
             .map(|(k, _)| host::sysctl::to_path(k.trim_start_matches('-')))
             .collect();
         plan.sysctls.retain(|s| keys.contains(&s.key));
-        host::apply(&plan, &self.host_root, &*self.host_sys)
+        host::apply(&plan, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error(stage, &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
         Ok(())
@@ -255,7 +245,7 @@ impl<'a> NodeBoot<'a> {
             &super::config::split(&self.cmdline),
             network.as_ref(),
             &self.net_root,
-            &*self.net,
+            &*self.system.net,
         )
         .await
     }
@@ -265,12 +255,12 @@ impl<'a> NodeBoot<'a> {
             load_settings_after(&self.sources, self.local.clone(), &self.root()).await?;
         // Before discovery: what the metadata user-data adds.
         self.host_layer("sources", &settings)?;
-        self.plan = Some(plan);
+        self.join = Some(Join::new(plan, self.system, Front::Boot));
         Ok(Done::Ok)
     }
 
     fn plan(&self, stage: &'static str) -> Result<&JoinPlan, Failure> {
-        self.plan.as_ref().ok_or_else(|| {
+        self.plan_made().ok_or_else(|| {
             Failure::new(
                 stage,
                 Class::Other,
@@ -279,45 +269,18 @@ impl<'a> NodeBoot<'a> {
         })
     }
 
-    async fn discovery(&mut self) -> Result<Done, Failure> {
-        let plan = self.plan("discovery")?;
-        let d = discovery::discover(&plan.discovery)
-            .await
-            .map_err(|e| Failure::from_error("discovery", &e))?;
-        match &d.matched_pin {
-            Some(pin) => crate::info!("cluster CA pinned: {pin} matches; API server {}", d.server),
-            None => crate::warn!(
-                "cluster CA not pinned (unsafe skip); API server {}",
-                d.server
-            ),
-        }
-        self.discovered = Some(d);
-        Ok(Done::Ok)
-    }
-
-    async fn join(&mut self) -> Result<Done, Failure> {
-        let plan = self.plan("join")?;
-        let d = self.discovered.as_ref().ok_or_else(|| {
+    /// A phase of the join's own list ([`crate::join::PHASES`]), run by the orchestrator.
+    async fn join_phase(&mut self, name: &'static str, phase: Phase) -> Result<Done, Failure> {
+        let join = self.join.as_mut().ok_or_else(|| {
             Failure::new(
-                "join",
+                name,
                 Class::Other,
-                "no discovered cluster (discovery did not run)",
+                "no join plan (the sources stage did not run)",
             )
         })?;
-        let joined = app::bootstrap_and_install(plan, d, self.exec, &Tuning::default())
+        join.phase(phase)
             .await
-            .map_err(|e| Failure::from_error("join", &e))?;
-        crate::info!(
-            "node identity system:node:{} ({:?}); files installed under {}",
-            joined.node,
-            joined.outcome,
-            plan.root.display()
-        );
-        for s in &joined.steps {
-            crate::info!("  {s}");
-        }
-        self.joined = Some(joined);
-        Ok(Done::Ok)
+            .map_err(|e| Failure::from_error(name, &e))
     }
 
     /// Prints the timeline and stops the log copy: the last things before an exec.
@@ -385,14 +348,17 @@ impl Boot for NodeBoot<'_> {
             "local-sources" => self.local_sources().await,
             "network" => self.network().await,
             "sources" => self.sources().await,
-            "discovery" => self.discovery().await,
-            "join" => self.join().await,
+            // Its own: it ends the timeline first, and may switch root.
             "handoff" => self.handoff().await,
-            other => Err(Failure::new(
-                other,
-                Class::Other,
-                format!("unknown boot stage {other:?}"),
-            )),
+            // Every other phase of the join (discovery, join, and any phase added to the list).
+            other => match Phase::from_name(other) {
+                Some(phase) => self.join_phase(name, phase).await,
+                None => Err(Failure::new(
+                    other,
+                    Class::Other,
+                    format!("unknown boot stage {other:?}"),
+                )),
+            },
         }
     }
 }
@@ -1024,7 +990,6 @@ mod tests {
         use crate::source::metadata::mock::{quick, MockReply, MockServer};
         use crate::source::metadata::{http::Retry, Endpoints};
         use crate::sys::init::RecordingInit;
-        use crate::sys::RecordingExec;
 
         let user_data = format!(
             "#cloud-config\nkubejoin:\n  endpoint: 10.0.0.2:6443\n  token: abcdef.0123456789abcdef\n  ca-cert-hash: {PIN}\n"
@@ -1056,15 +1021,15 @@ mod tests {
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
-        let sys = RecordingInit::new().with_file("/proc/cmdline", cmdline);
-        let exec = RecordingExec::new("host");
+        let sys = std::sync::Arc::new(RecordingInit::new().with_file("/proc/cmdline", cmdline));
+        let system = crate::sys::System::recording("host")
+            .with_init(sys.clone())
+            .with_net(std::sync::Arc::new(net.clone()));
+        let sys = &*sys;
         let cfg = InitConfig::from_cmdline(cmdline);
         let started = std::time::Instant::now();
-        let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None).with_environment(
-            sources,
-            Box::new(net.clone()),
-            Root::new(dir.path()),
-        );
+        let mut boot = NodeBoot::new(&system, &cfg, started, None, None)
+            .with_environment(sources, Root::new(dir.path()));
         let fast = Schedule {
             first: Duration::from_millis(1),
             max: Duration::from_millis(1),
@@ -1073,7 +1038,7 @@ mod tests {
         let end = run_stages(
             &mut boot,
             &["local-sources", "network"],
-            &sys,
+            sys,
             &cfg,
             &fast,
             started,
@@ -1095,7 +1060,7 @@ mod tests {
             srv.hits()
         );
 
-        let end = run_stages(&mut boot, &["sources"], &sys, &cfg, &fast, started).await;
+        let end = run_stages(&mut boot, &["sources"], sys, &cfg, &fast, started).await;
         assert_eq!(end, Ended::Completed);
         assert_eq!(
             srv.hits().first().map(String::as_str),
@@ -1124,7 +1089,6 @@ mod tests {
         use crate::source::metadata::{http::Retry, Endpoints};
         use crate::sys::host::RecordingHost;
         use crate::sys::init::RecordingInit;
-        use crate::sys::RecordingExec;
 
         // The metadata user-data: a module and sysctls, one of which the file outranks.
         let user_data = "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\n\
@@ -1173,13 +1137,18 @@ mod tests {
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
-        let sys = RecordingInit::new().with_file("/proc/cmdline", cmdline.as_str());
-        let exec = RecordingExec::new("host");
+        let sys =
+            std::sync::Arc::new(RecordingInit::new().with_file("/proc/cmdline", cmdline.as_str()));
+        let system = crate::sys::System::recording("host")
+            .with_init(sys.clone())
+            .with_net(std::sync::Arc::new(net))
+            .with_host(host.clone());
+        let sys = &*sys;
         let cfg = InitConfig::from_cmdline(&cmdline);
         let started = std::time::Instant::now();
-        let mut boot = NodeBoot::new(&sys, &exec, &cfg, started, None, None)
-            .with_environment(sources, Box::new(net), node.root.clone())
-            .with_host(node.root.clone(), host.clone());
+        let mut boot = NodeBoot::new(&system, &cfg, started, None, None)
+            .with_environment(sources, node.root.clone())
+            .with_host_root(node.root.clone());
         let fast = Schedule {
             first: Duration::from_millis(1),
             max: Duration::from_millis(1),
@@ -1189,7 +1158,7 @@ mod tests {
         macro_rules! run {
             ($stages:expr) => {
                 assert_eq!(
-                    run_stages(&mut boot, $stages, &sys, &cfg, &fast, started).await,
+                    run_stages(&mut boot, $stages, sys, &cfg, &fast, started).await,
                     Ended::Completed,
                     "{:?}",
                     $stages

@@ -17,7 +17,7 @@ use crate::error::Class;
 use crate::sys::init::Init;
 use crate::sys::Exec;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long past `kubejoin.timeout` the watchdog waits for the runtime's own deadline to win.
@@ -78,16 +78,13 @@ pub fn failure(cfg: &InitConfig) -> Failure {
 }
 
 /// Starts the watchdog thread. `sys` and `exec` are moved into it.
-pub fn start<S, E>(
-    sys: S,
-    exec: E,
+pub fn start(
+    sys: Arc<dyn Init>,
+    exec: Arc<dyn Exec>,
     cfg: InitConfig,
     started: Instant,
     kernel_to_init: Option<Duration>,
-) where
-    S: Init + 'static,
-    E: Exec + 'static,
-{
+) {
     let deadline = cfg.timeout.saturating_add(GRACE);
     let spawned = std::thread::Builder::new()
         .name("watchdog".into())
@@ -115,7 +112,7 @@ pub fn start<S, E>(
                 started,
             );
             super::print_timeline("failed", started, kernel_to_init);
-            super::act(&sys, &exec, action);
+            super::act(&*sys, &*exec, action);
         });
     if let Err(e) = spawned {
         crate::warn!(

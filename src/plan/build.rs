@@ -265,7 +265,10 @@ impl Settings {
                 mode,
                 tls_bootstrap_token,
                 // kubeadm's per-loop discovery bound; the overall deadline below caps it.
-                timeout: five_min,
+                timeout: self
+                    .discovery_timeout
+                    .as_ref()
+                    .map_or(five_min, |t| t.value),
                 retry_interval: Duration::from_secs(5),
             },
             node_name,

@@ -84,6 +84,7 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
     entry(&mut values, "kubelet-path", &s.kubelet_path);
     entry(&mut values, "on-failure", &s.on_failure);
     entry(&mut values, "timeout", &s.timeout);
+    entry(&mut values, "discovery-timeout", &s.discovery_timeout);
     entry(
         &mut values,
         "tls-bootstrap-timeout",

@@ -135,6 +135,7 @@ pub struct Settings {
     pub kubelet_path: Option<Sourced<String>>,
     pub on_failure: Option<Sourced<String>>,
     pub timeout: Option<Sourced<Duration>>,
+    pub discovery_timeout: Option<Sourced<Duration>>,
     pub tls_bootstrap_timeout: Option<Sourced<Duration>>,
     pub network: Option<Sourced<NetworkSpec>>,
     pub conflicts: Vec<Conflict>,
@@ -281,6 +282,7 @@ pub fn merge(layers: &[Layer]) -> Settings {
         kubelet_path: pick("kubelet-path", l, |v| v.kubelet_path.as_ref(), c),
         on_failure: pick("on-failure", l, |v| v.on_failure.as_ref(), c),
         timeout: pick("timeout", l, |v| v.timeout.as_ref(), c),
+        discovery_timeout: pick("discovery-timeout", l, |v| v.discovery_timeout.as_ref(), c),
         tls_bootstrap_timeout: pick(
             "tls-bootstrap-timeout",
             l,

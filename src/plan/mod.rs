@@ -19,8 +19,8 @@ use node_name::NodeName;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// kubeadm's default CRI socket (containerd).
-pub const DEFAULT_CRI_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
+/// kubeadm's default CRI socket (containerd); owned by the host checks that probe it.
+pub use crate::host::preflight::DEFAULT_CRI_SOCKET;
 
 /// What happens once the node's files are installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

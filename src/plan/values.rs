@@ -55,8 +55,12 @@ pub struct Values {
     pub kubelet_path: Option<String>,
     /// One of [`ON_FAILURE`].
     pub on_failure: Option<String>,
-    /// Discovery timeout (kubeadm's `discovery.timeout`).
+    /// The overall deadline of the join: `kubejoin.timeout`, a KubejoinConfiguration's
+    /// `timeout`, `--timeout` (one meaning on every route).
     pub timeout: Option<Duration>,
+    /// The bound of each cluster-info fetch loop: a JoinConfiguration's `timeouts.discovery`
+    /// (v1beta3 `discovery.timeout`), `--discovery-timeout`; kubeadm's 5m when unset.
+    pub discovery_timeout: Option<Duration>,
     pub tls_bootstrap_timeout: Option<Duration>,
     /// How to bring the network up: the command line's `ip=` parameters, or a
     /// KubejoinConfiguration's `network`. Taken whole from the highest layer that has one.

@@ -40,7 +40,7 @@
 //! kubeletPath: /usr/bin/kubelet            # absolute
 //! tokenFile: /etc/kubejoin/token           # the bootstrap token, from a chmod-600 file
 //! onFailure: retry                         # retry | reboot | poweroff | shell
-//! timeout: 5m                              # discovery timeout (Go duration)
+//! timeout: 10m                             # overall deadline of the join (Go duration)
 //! tlsBootstrapTimeout: 5m                  # wait for the CSR to be issued
 //! network:
 //!   interfaces:                            # none: DHCP on every physical link
@@ -366,8 +366,8 @@ pub struct KubejoinConfiguration {
     pub token_file: Option<PathBuf>,
     /// `onFailure`: `retry` | `reboot` | `poweroff` | `shell`.
     pub on_failure: Option<OnFailure>,
-    /// `timeout`: the discovery timeout (each cluster-info fetch loop), as `--discovery-timeout`.
-    /// When both are set it takes precedence over the JoinConfiguration's discovery timeout.
+    /// `timeout`: the overall deadline of the join, all phases included — what `--timeout` and
+    /// `kubejoin.timeout` set (a JoinConfiguration's `timeouts.discovery` is the discovery bound).
     pub timeout: Option<Duration>,
     /// `tlsBootstrapTimeout`: bound of the wait for the CSR to be issued. When both are set it
     /// takes precedence over the JoinConfiguration's `timeouts.tlsBootstrap`.

@@ -106,7 +106,7 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
         v.skip_phases = nonempty(&j.skip_phases);
         let defaults = joinconfig::Timeouts::default();
         if j.timeouts.discovery != defaults.discovery {
-            v.timeout = Some(j.timeouts.discovery);
+            v.discovery_timeout = Some(j.timeouts.discovery);
         }
         if j.timeouts.tls_bootstrap != defaults.tls_bootstrap {
             v.tls_bootstrap_timeout = Some(j.timeouts.tls_bootstrap);
@@ -126,8 +126,9 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
         v.kubelet_path = k.kubelet_path.as_ref().map(|p| p.display().to_string());
         v.token_file = k.token_file.as_ref().map(|p| p.display().to_string());
         v.on_failure = k.on_failure.map(|o| o.name().to_string());
-        // The KubejoinConfiguration's timeouts win over the JoinConfiguration's (joinconfig docs).
-        v.timeout = k.timeout.or(v.timeout);
+        // `timeout` is the overall deadline (as `kubejoin.timeout`); the CSR wait's bound wins
+        // over the JoinConfiguration's (joinconfig docs).
+        v.timeout = k.timeout;
         v.tls_bootstrap_timeout = k.tls_bootstrap_timeout.or(v.tls_bootstrap_timeout);
         v.kubelet_args.extend(k.kubelet_args.iter().cloned());
         v.network = k.network.clone().map(NetworkSpec::Config);
@@ -201,10 +202,8 @@ impl LoadOptions {
     /// The options of a live boot of this machine: like [`LoadOptions::new`], plus the real
     /// config-drive mount when `root` is this machine's `/` (mounting a device found under
     /// another root would mount the wrong machine's disk).
-    pub fn live(root: Root) -> Self {
-        let drive: Option<Arc<dyn Drive>> = root
-            .is_host()
-            .then(|| Arc::new(crate::sys::drive::RealDrive) as Arc<dyn Drive>);
+    pub fn live(root: Root, drive: Arc<dyn Drive>) -> Self {
+        let drive: Option<Arc<dyn Drive>> = root.is_host().then_some(drive);
         Self {
             config_drive: drive,
             ..Self::new(root)

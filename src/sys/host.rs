@@ -46,6 +46,10 @@ pub trait Host: fmt::Debug + Send + Sync {
     /// The effective capability set.
     fn effective_capabilities(&self) -> io::Result<CapabilitySet>;
 
+    /// Writes `value` to the sysctl `key` (dotted, for the record) at `path` (its
+    /// `/proc/sys/…` file, under the root in use), in one `write(2)`.
+    fn write_sysctl(&self, key: &str, path: &Path, value: &str) -> io::Result<()>;
+
     /// Binds (then releases) a TCP listener on `port` on all addresses, like the kubelet will:
     /// `AddrInUse` means something already listens there.
     fn bind_tcp(&self, port: u16) -> io::Result<()>;
@@ -116,6 +120,16 @@ impl Host for RealHost {
         Ok(caps.iter().map(ToString::to_string).collect())
     }
 
+    fn write_sysctl(&self, _key: &str, path: &Path, value: &str) -> io::Result<()> {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            // One write call: procfs parses each write(2) on its own.
+            .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()))
+    }
+
     fn bind_tcp(&self, port: u16) -> io::Result<()> {
         std::net::TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, port))
             .or_else(|e| match e.kind() {
@@ -154,6 +168,10 @@ pub enum HostCall {
     BindTcp {
         port: u16,
     },
+    WriteSysctl {
+        key: String,
+        value: String,
+    },
 }
 
 /// A recording fake. Loads and swapoffs succeed unless an errno was injected for that module
@@ -168,6 +186,7 @@ pub struct RecordingHost {
     euid: u32,
     caps: CapabilitySet,
     ports_in_use: BTreeSet<u16>,
+    sysctl_errors: BTreeMap<String, i32>,
     kernel_root: Option<PathBuf>,
 }
 
@@ -192,6 +211,7 @@ impl RecordingHost {
             .map(String::from)
             .collect(),
             ports_in_use: BTreeSet::new(),
+            sysctl_errors: BTreeMap::new(),
             kernel_root: None,
         }
     }
@@ -208,6 +228,23 @@ impl RecordingHost {
     pub fn failing_load(mut self, module: &str, errno: i32) -> Self {
         self.load_errors.insert(module.to_string(), errno);
         self
+    }
+
+    /// Makes writing the sysctl `key` (dotted) fail with `errno`.
+    pub fn failing_sysctl(mut self, key: &str, errno: i32) -> Self {
+        self.sysctl_errors.insert(key.to_string(), errno);
+        self
+    }
+
+    /// The sysctls written so far (dotted key, value), in order.
+    pub fn sysctls_written(&self) -> Vec<(String, String)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                HostCall::WriteSysctl { key, value } => Some((key, value)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Makes swapoff of `path` fail with `errno`.
@@ -312,6 +349,19 @@ impl Host for RecordingHost {
             params: params.to_string(),
         });
         self.load(module)
+    }
+
+    /// Records the write; the value then shows in the file at `path` (under the test's fake
+    /// `/proc/sys`), as the kernel would show it.
+    fn write_sysctl(&self, key: &str, path: &Path, value: &str) -> io::Result<()> {
+        self.record(HostCall::WriteSysctl {
+            key: key.to_string(),
+            value: value.to_string(),
+        });
+        if let Some(&errno) = self.sysctl_errors.get(key) {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        RealHost.write_sysctl(key, path, value)
     }
 
     fn swapoff(&self, path: &Path) -> io::Result<()> {

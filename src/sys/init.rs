@@ -154,6 +154,9 @@ pub trait Init: fmt::Debug + Send + Sync {
     fn sync(&self);
     /// `reboot(2)`. Returns only on failure.
     fn power(&self, action: PowerAction) -> io::Error;
+    /// Ends the process with `code` (`kubejoin init` run by hand: never as PID 1, whose exit
+    /// panics the kernel). Returns only when it did not exit (the recording fake).
+    fn exit(&self, code: i32) -> io::Error;
     fn chdir(&self, dir: &Path) -> io::Result<()>;
     fn chroot(&self, dir: &Path) -> io::Result<()>;
     /// `statfs(2)` magic of the filesystem holding `path`.
@@ -302,6 +305,10 @@ impl Init for RealInit {
         }
     }
 
+    fn exit(&self, code: i32) -> io::Error {
+        std::process::exit(code)
+    }
+
     fn chdir(&self, dir: &Path) -> io::Result<()> {
         nix::unistd::chdir(dir).map_err(errno)
     }
@@ -397,6 +404,7 @@ pub enum InitCall {
     Reap,
     Sync,
     Power(PowerAction),
+    Exit(i32),
     Chdir(PathBuf),
     Chroot(PathBuf),
     ClearTree {
@@ -669,6 +677,11 @@ impl Init for RecordingInit {
     fn power(&self, action: PowerAction) -> io::Error {
         let _ = self.record(InitCall::Power(action));
         io::Error::other("reboot not performed (recording fake)")
+    }
+
+    fn exit(&self, code: i32) -> io::Error {
+        let _ = self.record(InitCall::Exit(code));
+        io::Error::other("exit not performed (recording fake)")
     }
 
     fn chdir(&self, dir: &Path) -> io::Result<()> {

@@ -27,3 +27,76 @@ pub use exec::{Exec, ExecCall, RealExec, RecordingExec};
 pub use host::{Host, RealHost, RecordingHost};
 pub use init::{Init, RealInit, RecordingInit};
 pub use net::{Net, RealNet, RecordingNet};
+
+use std::sync::Arc;
+
+/// The one seam: every part, made once at the top (`main` for a command, [`crate::init`] for
+/// PID 1) and handed down. Cloning shares the parts (they are behind `Arc`s), so a recording
+/// fake kept by a test sees every call made through the `System` it was put in.
+#[derive(Debug, Clone)]
+pub struct System {
+    pub exec: Arc<dyn Exec>,
+    pub host: Arc<dyn Host>,
+    pub init: Arc<dyn Init>,
+    pub net: Arc<dyn Net>,
+    pub drive: Arc<dyn Drive>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl System {
+    /// This machine: every part real (the network's `/sys/class/net` read under `/`).
+    pub fn real() -> Self {
+        Self {
+            exec: Arc::new(RealExec),
+            host: Arc::new(RealHost),
+            init: Arc::new(RealInit),
+            net: Arc::new(RealNet::new(crate::fs::root::Root::new("/"))),
+            drive: Arc::new(RealDrive),
+            clock: Arc::new(RealClock),
+        }
+    }
+
+    /// Every part a recording fake of an empty machine named `hostname` (kernel `6.1.0`, no
+    /// links, no files, clock at the Unix epoch); tests replace the parts they look at with
+    /// `with_…`, keeping their own handle on the fake.
+    pub fn recording(hostname: &str) -> Self {
+        Self {
+            exec: Arc::new(RecordingExec::new(hostname)),
+            host: Arc::new(RecordingHost::new("6.1.0")),
+            init: Arc::new(RecordingInit::new()),
+            net: Arc::new(RecordingNet::new()),
+            drive: Arc::new(RecordingDrive::new()),
+            clock: Arc::new(RecordingClock::at(crate::time::wall::WallTime::UNIX_EPOCH)),
+        }
+    }
+
+    pub fn with_exec(mut self, exec: Arc<dyn Exec>) -> Self {
+        self.exec = exec;
+        self
+    }
+
+    pub fn with_host(mut self, host: Arc<dyn Host>) -> Self {
+        self.host = host;
+        self
+    }
+
+    pub fn with_init(mut self, init: Arc<dyn Init>) -> Self {
+        self.init = init;
+        self
+    }
+
+    pub fn with_net(mut self, net: Arc<dyn Net>) -> Self {
+        self.net = net;
+        self
+    }
+
+    pub fn with_drive(mut self, drive: Arc<dyn Drive>) -> Self {
+        self.drive = drive;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
