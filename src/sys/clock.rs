@@ -84,8 +84,7 @@ impl Clock for OffsetClock {
 /// Unix seconds — an [`OffsetClock`] starting there. One instance per process, so the clock step
 /// and every TLS verification (`crate::http::tls`) see the same clock.
 pub fn node_clock() -> std::sync::Arc<dyn Clock> {
-    static NODE_CLOCK: std::sync::OnceLock<std::sync::Arc<dyn Clock>> =
-        std::sync::OnceLock::new();
+    static NODE_CLOCK: std::sync::OnceLock<std::sync::Arc<dyn Clock>> = std::sync::OnceLock::new();
     NODE_CLOCK
         .get_or_init(|| {
             let fake = cfg!(debug_assertions)
