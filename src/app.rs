@@ -50,6 +50,9 @@ pub enum Error {
     Install(#[from] install::Error),
     #[error(transparent)]
     Handoff(#[from] handoff::Error),
+    /// The clock had to be stepped and could not be.
+    #[error(transparent)]
+    Clock(crate::clock::step::StepError),
     /// A join phase ran out of time (its own bound or `--timeout`).
     #[error(transparent)]
     Deadline(#[from] Expired),
@@ -71,6 +74,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.class(),
             Error::Install(e) => e.class(),
             Error::Handoff(e) => e.class(),
+            Error::Clock(e) => e.class(),
             Error::Deadline(e) => e.class(),
             Error::Internal(_) => Class::Other,
         }
@@ -86,6 +90,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.hint(),
             Error::Install(e) => e.hint(),
             Error::Handoff(e) => e.hint(),
+            Error::Clock(e) => e.hint(),
             Error::Deadline(e) => e.hint(),
             _ => None,
         }
@@ -332,6 +337,20 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
     }
     // The overall deadline starts before discovery: `--timeout` bounds the whole join.
     let mut run = Run::new(overall_timeout(plan));
+    // Time before trust: the clock is set (or the best time known chosen) before any TLS.
+    let stage = run.begin("clock", Duration::MAX);
+    let clock = stage
+        .clock
+        .run(crate::clock::phase::run_for(
+            &plan.time.servers,
+            plan.time.source.as_deref(),
+            plan.time.off,
+        ))
+        .await
+        .map_err(Error::Deadline)?
+        .map_err(Error::Clock)?;
+    run.end(stage, false);
+    run.clock = Some(clock);
     let discovered = discover_within(plan, &mut run).await?;
     if plan.dry_run {
         print_dry_run(plan, &discovered);
@@ -390,6 +409,8 @@ impl Default for Tuning {
 pub struct Run {
     pub deadline: Deadline,
     phases: Vec<log::PhaseRecord>,
+    /// What the clock phase did, for `result.json`.
+    clock: Option<crate::clock::phase::ClockRecord>,
 }
 
 /// A phase in progress: its log line, its clock, its wall-clock start.
@@ -405,7 +426,14 @@ impl Run {
         Self {
             deadline: Deadline::after(timeout),
             phases: Vec::new(),
+            clock: None,
         }
+    }
+
+    /// Keeps what the clock phase did (run before this join's discovery) for `result.json`.
+    pub fn with_clock(mut self, clock: Option<crate::clock::phase::ClockRecord>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The phases finished so far, in order.
@@ -435,6 +463,7 @@ impl Run {
             end_ms: start_ms + took,
             duration_ms: took,
             outcome: if skipped { "skipped" } else { "ok" }.into(),
+            detail: None,
         });
         if skipped {
             stage.log.skipped();
@@ -911,6 +940,7 @@ async fn complete(
         server: d.server.clone(),
         ca_pin: ca_pin(d),
         phases: run.phases().to_vec(),
+        clock: run.clock.clone(),
     };
     let r = root.clone();
     on_disk(&stage.clock, move || {

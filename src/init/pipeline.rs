@@ -23,6 +23,8 @@ pub const STAGES: &[&str] = &[
     "network",
     // Metadata user-data, and the modules and sysctls it adds (before discovery).
     "sources",
+    // Time before trust: the clock set from SNTP (or the best time known) before any TLS.
+    "clock",
     "discovery",
     "join",
     "handoff",

@@ -52,6 +52,8 @@ pub struct NodeBoot<'a> {
     /// The sources read before the network (kept for the `sources` stage and its retries).
     local: Option<crate::source::load::Local>,
     plan: Option<JoinPlan>,
+    /// What the clock stage did, for `result.json`.
+    clock: Option<crate::clock::phase::ClockRecord>,
     discovered: Option<Discovered>,
     joined: Option<Joined>,
 }
@@ -96,6 +98,7 @@ impl<'a> NodeBoot<'a> {
             host_applied: HostApplied::default(),
             local: None,
             plan: None,
+            clock: None,
             discovered: None,
             joined: None,
         }
@@ -251,13 +254,29 @@ impl<'a> NodeBoot<'a> {
 
     async fn network(&mut self) -> Result<Done, Failure> {
         let network = self.local.as_ref().and_then(|l| l.settings().network);
-        bring_up_network(
+        let (done, ntp) = bring_up_network_with_ntp(
             &super::config::split(&self.cmdline),
             network.as_ref(),
             &self.net_root,
             &*self.net,
         )
+        .await?;
+        // The lease's NTP servers join the plan as its `dhcp` layer (the sources stage).
+        self.sources.dhcp_ntp = ntp.iter().map(ToString::to_string).collect();
+        Ok(done)
+    }
+
+    async fn clock(&mut self) -> Result<Done, Failure> {
+        let plan = self.plan("clock")?;
+        let record = crate::clock::phase::run_for(
+            &plan.time.servers,
+            plan.time.source.as_deref(),
+            plan.time.off,
+        )
         .await
+        .map_err(|e| Failure::from_error("clock", &e))?;
+        self.clock = Some(record);
+        Ok(Done::Ok)
     }
 
     async fn sources(&mut self) -> Result<Done, Failure> {
@@ -304,9 +323,11 @@ impl<'a> NodeBoot<'a> {
                 "no discovered cluster (discovery did not run)",
             )
         })?;
-        let joined = app::bootstrap_and_install(plan, d, self.exec, &Tuning::default())
-            .await
-            .map_err(|e| Failure::from_error("join", &e))?;
+        let mut run = app::Run::new(plan.timeout).with_clock(self.clock.clone());
+        let joined =
+            app::bootstrap_and_install_within(plan, d, self.exec, &Tuning::default(), &mut run)
+                .await
+                .map_err(|e| Failure::from_error("join", &e))?;
         crate::info!(
             "node identity system:node:{} ({:?}); files installed under {}",
             joined.node,
@@ -385,6 +406,7 @@ impl Boot for NodeBoot<'_> {
             "local-sources" => self.local_sources().await,
             "network" => self.network().await,
             "sources" => self.sources().await,
+            "clock" => self.clock().await,
             "discovery" => self.discovery().await,
             "join" => self.join().await,
             "handoff" => self.handoff().await,
@@ -487,6 +509,18 @@ pub async fn bring_up_network(
     root: &Root,
     sys: &dyn Net,
 ) -> Result<Done, Failure> {
+    bring_up_network_with_ntp(params, network, root, sys)
+        .await
+        .map(|(d, _)| d)
+}
+
+/// [`bring_up_network`], also giving the NTP servers the DHCP leases named (option 42).
+pub async fn bring_up_network_with_ntp(
+    params: &[(String, Option<String>)],
+    network: Option<&Sourced<NetworkSpec>>,
+    root: &Root,
+    sys: &dyn Net,
+) -> Result<(Done, Vec<std::net::Ipv4Addr>), Failure> {
     let cfg = net_config(params, network).map_err(|e| Failure::from_error("network", &e))?;
     let origin = match network {
         Some(n) => n.source.to_string(),
@@ -496,9 +530,10 @@ pub async fn bring_up_network(
         .await
         .map_err(|e| Failure::from_error("network", &e))?;
     if report.disabled {
-        return Ok(Done::Skipped(format!(
-            "ip=off: only loopback is up (from {origin})"
-        )));
+        return Ok((
+            Done::Skipped(format!("ip=off: only loopback is up (from {origin})")),
+            Vec::new(),
+        ));
     }
     for (link, c) in report.configured() {
         let how = match c.source {
@@ -515,7 +550,17 @@ pub async fn bring_up_network(
             c.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
         );
     }
-    Ok(Done::Ok)
+    let ntp = report.ntp_servers();
+    if !ntp.is_empty() {
+        crate::info!(
+            "network: DHCP names NTP server(s) {}",
+            ntp.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok((Done::Ok, ntp))
 }
 
 /// The join plan from the boot sources — the kernel command line, `/etc/kubejoin.yaml` and

@@ -354,6 +354,7 @@ async fn configure(
         },
         carrier_after: carrier,
         dhcp_took,
+        ntp: lease.as_ref().map(|l| l.ntp.clone()).unwrap_or_default(),
     })
 }
 
