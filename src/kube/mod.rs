@@ -813,7 +813,9 @@ mod tests {
         assert!(text.contains("is not yet valid: it is valid from 2080-01-01T00:00:00.000Z to 2081-01-01T00:00:00.000Z"), "{text}");
         assert!(text.contains("the clock is the likely cause"), "{text}");
         // Typed, so discovery and the bootstrap can give the clock's hint (kubejoin.ntp=).
-        assert!(matches!(e.failure(), WireFailure::Clock(c) if c.problem == crate::clock::cert::Problem::NotYetValid));
+        assert!(
+            matches!(e.failure(), WireFailure::Clock(c) if c.problem == crate::clock::cert::Problem::NotYetValid)
+        );
     }
 
     #[test]
