@@ -429,6 +429,7 @@ impl Client {
     }
 
     async fn head(&self, req: http::Request<Full<Bytes>>) -> Result<Head, RequestError> {
+        let server = req.uri().authority().map(ToString::to_string);
         let res = self
             .hyper
             .request(req)
@@ -442,6 +443,13 @@ impl Client {
         };
         let retry_after = header(RETRY_AFTER)
             .and_then(|v| crate::http::retry::parse_retry_after(&v, SystemTime::now()));
+        // A hint for the clock error only (`clock::cert::note_server_date`): never a time source.
+        if let (Some(server), Some(date)) = (
+            server,
+            header(http::header::DATE).and_then(|d| crate::time::http_date::parse_http_date(&d)),
+        ) {
+            crate::clock::cert::note_server_date(&server, crate::time::WallTime::from_system(date));
+        }
         let location = header(LOCATION);
         let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
         Ok(Head {
