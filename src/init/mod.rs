@@ -9,8 +9,9 @@
 //!    handoff, real root);
 //! 4. runs the boot stages ([`pipeline::STAGES`], implemented by [`stages::NodeBoot`]): host
 //!    preparation, the real root, the local join sources (command line, config file, config
-//!    drive: they may describe the network), network, the remote join sources (metadata),
-//!    discovery, TLS bootstrap + install, handoff — each a timed phase, under the failure policy ([`policy`]).
+//!    drive: they may describe the network), network, the remote join sources (metadata), the
+//!    clock (SNTP, before any TLS: `crate::clock::phase`), discovery, TLS bootstrap + install,
+//!    handoff — each a timed phase, under the failure policy ([`policy`]).
 //!    Host preparation comes in layers: the image's and the command line's first, then what
 //!    the local sources add (before the network), then what user-data adds (before discovery);
 //! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
