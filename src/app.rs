@@ -345,6 +345,7 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
             &plan.time.servers,
             plan.time.source.as_deref(),
             plan.time.off,
+            plan.dry_run,
         ))
         .await
         .map_err(Error::Deadline)?

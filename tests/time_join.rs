@@ -319,3 +319,31 @@ fn kubejoin_plan_shows_the_time_sources_and_where_they_came_from() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dry_run_asks_the_time_but_never_sets_the_clock() {
+    let cp = start_cp();
+    let only = ntp(0.0, Behaviour::Answer);
+    let root = tempfile::tempdir().unwrap();
+    let mut extra = ntp_flags(&[&only]);
+    extra.push("--dry-run".into());
+    let r = join(&cp, root.path(), Y2015, &extra);
+    assert!(
+        r.stderr
+            .contains("clock: dry run: would step 2015-01-01T00:00:"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("clock: stepped"), "{}", r.stderr);
+    assert!(only.requests() >= 1);
+    // The clock still says 2015 afterwards: whatever discovery then checks, it checks at the
+    // build time (the clock is earlier), never at a time the dry run set.
+    if r.code != 0 {
+        assert!(
+            r.stderr.contains("its clock says 2015-01-01T"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!root.path().join("run/kubejoin/result.json").exists());
+}

@@ -26,6 +26,8 @@ pub struct Sources<'a> {
     pub from: Option<&'a str>,
     /// SNTP turned off (`--ntp off`, `kubejoin.ntp=off`).
     pub off: bool,
+    /// `--dry-run`: ask and report, but never set the clock.
+    pub dry_run: bool,
 }
 
 /// One server's part, for `result.json`.
@@ -115,10 +117,16 @@ pub async fn run_for(
     servers: &[Server],
     from: Option<&str>,
     off: bool,
+    dry_run: bool,
 ) -> Result<ClockRecord, StepError> {
     let clock = crate::sys::clock::node_clock();
     run(
-        Sources { servers, from, off },
+        Sources {
+            servers,
+            from,
+            off,
+            dry_run,
+        },
         &*clock,
         &Policy::default(),
         super::floor::floor(),
@@ -179,6 +187,17 @@ pub async fn run(
                 .filter(|r| r.verdict == Some(Verdict::Agreed))
                 .map(|r| r.server.to_string())
                 .collect();
+            if sources.dry_run {
+                if step::needs_step(agreement.offset, STEP_THRESHOLD) {
+                    let now = clock.now();
+                    crate::info!(
+                        "clock: dry run: would step {now} → {} (offset {}); not set",
+                        now.plus(agreement.offset),
+                        agreement.offset
+                    );
+                }
+                return Ok(record);
+            }
             match step::apply(clock, agreement.offset, STEP_THRESHOLD)? {
                 StepOutcome::Stepped(s) => {
                     let step = StepRecord {
@@ -251,6 +270,7 @@ mod tests {
             servers: &[],
             from: None,
             off: false,
+            dry_run: false,
         };
         let r = rt()
             .block_on(run(sources, &clock, &Policy::default(), FLOOR))
@@ -264,6 +284,7 @@ mod tests {
             servers: &[],
             from: Some("cmdline"),
             off: true,
+            dry_run: false,
         };
         let later = RecordingClock::at(FLOOR.plus(crate::time::Offset::from_nanos(1)));
         let r = rt()
@@ -290,6 +311,7 @@ mod tests {
             servers: &servers,
             from: Some("flag"),
             off: false,
+            dry_run: false,
         };
         let r = rt().block_on(run(sources, &clock, &policy, FLOOR)).unwrap();
         assert_eq!(r.source, "build-time-floor");

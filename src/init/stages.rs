@@ -272,6 +272,7 @@ impl<'a> NodeBoot<'a> {
             &plan.time.servers,
             plan.time.source.as_deref(),
             plan.time.off,
+            plan.dry_run,
         )
         .await
         .map_err(|e| Failure::from_error("clock", &e))?;
