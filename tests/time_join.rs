@@ -207,7 +207,7 @@ fn without_an_sntp_answer_a_clock_ahead_stops_at_the_first_verified_connection_w
         "kubejoin.ntp=HOST[:PORT]",
         // The API server's Date, for the reader only, and said to be unauthenticated.
         "answered with `Date: ",
-        "(not authenticated, so not used to check certificates): if that is right, this machine's time is off by -",
+        "(not authenticated, so not used to check certificates): if that is right, this machine's clock is off by -",
     ] {
         assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
     }

@@ -119,8 +119,8 @@ impl Classify for ClockError {
         if let Some((server, date)) = &self.server_date {
             h.push_str(&format!(
                 "; {server} answered with `Date: {date}` (not authenticated, so not used to check \
-                 certificates): if that is right, this machine's time is off by {}",
-                date.since(self.checked_at.time)
+                 certificates): if that is right, this machine's clock is off by {}",
+                date.since(self.system_clock)
             ));
         }
         Some(h)
