@@ -673,6 +673,61 @@ mod join_without_flags {
         cp.shutdown();
     }
 
+    /// The platform's documented time source (AWS's `169.254.169.123`) joins the plan below every
+    /// written layer, at the address the endpoints give it (loopback here): an AWS instance (by
+    /// DMI) whose boot names no NTP server asks it in the clock phase, and `result.json` says so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_platform_time_source_is_asked_at_its_injected_address() {
+        let cp = start();
+        let sntp =
+            kubejoin_testcp::sntp::start(kubejoin_testcp::sntp::SntpConfig::default()).unwrap();
+        let b = Boot::new(&format!(
+            "BOOT_IMAGE=/vmlinuz console=ttyS0 kubejoin.endpoint={} kubejoin.token={} \
+             kubejoin.ca-cert-hash={} kubejoin.node-name=aws-time-node\n",
+            cp.endpoint(),
+            cp.token(),
+            cp.signing_ca_pin()
+        ));
+        b.write("sys/class/dmi/id/sys_vendor", "Amazon EC2\n");
+        let argv = ["kubejoin", "join", "--root", b.dir.path().to_str().unwrap()];
+        let Command::JoinFromSources(j) = cli::parse(argv.iter().map(Into::into)).unwrap() else {
+            panic!("no flags must mean the boot sources")
+        };
+        let mut opts = kubejoin::app::load_options(&j.sources);
+        let mut endpoints = kubejoin::source::metadata::Endpoints::all(&closed_url());
+        endpoints.aws_time = sntp.addr().to_string();
+        opts.metadata = MetadataAccess::Live {
+            endpoints,
+            timeouts: kubejoin::source::metadata::http::Timeouts::default(),
+            retry: kubejoin::source::metadata::http::Retry::none(),
+            tls: None,
+        };
+        tokio::time::timeout(RUN_LIMIT, kubejoin::app::join_from_sources(&j, &opts))
+            .await
+            .expect("the join is bounded")
+            .unwrap();
+        assert_joined(&cp, b.dir.path(), "aws-time-node");
+        assert!(
+            sntp.requests() >= 1,
+            "the platform's time source was not asked"
+        );
+        let result: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(b.dir.path().join("run/kubejoin/result.json")).unwrap(),
+        )
+        .unwrap();
+        let clock = &result["clock"];
+        assert_eq!(clock["servers_from"], "platform:aws", "{clock}");
+        assert_eq!(clock["source"], "sntp", "{clock}");
+        assert_eq!(
+            clock["servers"][0]["server"],
+            sntp.addr().to_string(),
+            "{clock}"
+        );
+        assert_eq!(clock["servers"][0]["verdict"], "agreed", "{clock}");
+        // This machine's clock is right: nothing to step.
+        assert!(clock.get("step").is_none(), "{clock}");
+    }
+
     /// The replay mode (`--cmdline-file`, `--metadata-dir`) parses like a live boot and its
     /// plan is the recorded fixture's.
     #[tokio::test]
