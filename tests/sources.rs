@@ -230,6 +230,47 @@ async fn each_bad_input_names_what_and_where() {
 
 // ---- load() on a temporary root ----
 
+/// DHCP option 42 (which PID 1's network stage passes in `dhcp_ntp`) is the `dhcp` layer of the
+/// time sources: below what a person wrote, above the platform's.
+#[tokio::test]
+async fn dhcp_ntp_servers_are_a_layer_below_the_written_ones() {
+    let b = Boot::new(&format!(
+        "ro kubejoin.platform=none kubejoin.token={TOKEN} kubejoin.endpoint=10.0.0.1:6443 kubejoin.ca-cert-hash={PIN}\n"
+    ));
+    let mut o = b.options();
+    o.dhcp_ntp = vec!["10.0.0.123".into(), "10.0.0.124".into()];
+    let plan = load(&o)
+        .await
+        .unwrap()
+        .settings
+        .to_plan(b.dir.path())
+        .unwrap();
+    assert_eq!(plan.time.source.as_deref(), Some("dhcp"));
+    assert_eq!(
+        plan.time
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.0.0.123:123", "10.0.0.124:123"]
+    );
+    // A server on the command line replaces DHCP's list whole (a recorded conflict).
+    b.write(
+        "proc/cmdline",
+        &format!(
+            "ro kubejoin.platform=none kubejoin.token={TOKEN} kubejoin.endpoint=10.0.0.1:6443 kubejoin.ca-cert-hash={PIN} kubejoin.ntp=192.0.2.9\n"
+        ),
+    );
+    let l = load(&o).await.unwrap();
+    let plan = l.settings.to_plan(b.dir.path()).unwrap();
+    assert_eq!(plan.time.describe(), "192.0.2.9:123 (from cmdline)");
+    assert!(l
+        .settings
+        .conflicts
+        .iter()
+        .any(|c| c.key == "ntp" && c.dropped.source == Source::Dhcp));
+}
+
 struct Boot {
     dir: tempfile::TempDir,
 }
