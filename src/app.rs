@@ -123,6 +123,9 @@ pub async fn join_from_sources(
     if let Some(n) = &j.node_name {
         plan.node_name = Some(n.clone());
     }
+    if let Some(t) = &j.time {
+        plan.time = t.clone();
+    }
     crate::join::run(plan, system).await
 }
 

@@ -92,6 +92,8 @@ KUBEJOIN FLAGS:
     --discovery-retry-interval DURATION            pause between cluster-info attempts (default 5s)
     --tls-bootstrap-timeout DURATION               bound of the wait for the CSR to be issued (default 5m)
     --timeout DURATION                             overall deadline of the join, all phases included (default 10m)
+    --ntp HOST[:PORT]|off                          SNTP server to set the clock from before discovery
+                                                   (repeatable; off: none, not even DHCP's or the platform's)
     -v, --verbose                                  debug logging
     -h, --help                                     print this help
 
@@ -268,6 +270,8 @@ pub struct SourcesJoin {
     pub handoff: Option<HandoffMode>,
     pub kubelet_path: Option<PathBuf>,
     pub node_name: Option<NodeName>,
+    /// `--ntp`: replaces the time sources of the boot sources.
+    pub time: Option<crate::plan::TimePlan>,
 }
 
 /// A command line that cannot be run. Never echoes token secrets.
@@ -435,6 +439,8 @@ struct JoinArgs {
     modules: Vec<String>,
     sysctls: Vec<(String, String)>,
     keep_swap: bool,
+    /// `--ntp`, as given (checked by the plan's `ntp` rules).
+    ntp: Vec<String>,
     /// `--help`: print the command's help instead.
     help: bool,
 }
@@ -764,6 +770,7 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
                 a.sysctls.push((k.trim().to_string(), v.trim().to_string()));
             }
             Long("keep-swap") => a.keep_swap = true,
+            Long("ntp") => a.ntp.push(text(p)?),
             Long("cmdline-file") => a.cmdline_file = Some(text(p)?.into()),
             Long("metadata-dir") => a.metadata_dir = Some(text(p)?.into()),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
@@ -838,7 +845,11 @@ fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
         .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
         .transpose()
         .map_err(UsageError::NodeName)?;
+    let time = (!a.ntp.is_empty())
+        .then(|| ntp_plan(&a.ntp, "flag"))
+        .transpose()?;
     Ok(SourcesJoin {
+        time,
         sources: source_args(&a),
         dry_run: a.dry_run,
         force: a.force,
@@ -846,6 +857,17 @@ fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
         kubelet_path: a.kubelet_path.clone(),
         node_name,
     })
+}
+
+/// `--ntp` values (or a config's `ntp:`) as the plan's `ntp` key checks them, from `source`.
+fn ntp_plan(given: &[String], source: &str) -> Result<crate::plan::TimePlan, UsageError> {
+    let mut v = crate::plan::values::Values::default();
+    for n in given {
+        v.set(crate::plan::key::Key::Ntp, Some(n))
+            .map_err(|e| args_err(format!("--ntp {n:?}: {e}")))?;
+    }
+    crate::plan::TimePlan::of(&v.ntp.unwrap_or_default(), source)
+        .map_err(|e| args_err(format!("--ntp: {e}")))
 }
 
 fn token(flag: &'static str, s: &str) -> Result<BootstrapToken, UsageError> {
@@ -997,6 +1019,7 @@ fn fill_from_config(
 }
 
 fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
+    let mut config_time = None;
     if let Some(path) = a.config.clone() {
         let bytes = std::fs::read(&path).map_err(|source| UsageError::ConfigRead {
             path: path.clone(),
@@ -1010,7 +1033,18 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
             crate::info!("{doc}");
         }
         fill_from_config(&mut a, &file)?;
+        // Flags win over the file here too: its `ntp:` only when no --ntp was given.
+        if a.ntp.is_empty() {
+            if let Some(k) = file.kubejoin.as_ref().filter(|k| !k.ntp.is_empty()) {
+                config_time = Some(ntp_plan(&k.ntp, &format!("file:{}", path.display()))?);
+            }
+        }
     }
+    let time = match config_time {
+        Some(t) => t,
+        None if a.ntp.is_empty() => crate::plan::TimePlan::default(),
+        None => ntp_plan(&a.ntp, "flag")?,
+    };
     let discovery_token = match (&a.discovery_token, &a.token) {
         (Some(t), _) => Some(token("--discovery-token", t)?),
         (None, Some(t)) => Some(token("--token", t)?),
@@ -1149,6 +1183,7 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
         },
         // Flags join a running machine, whose network is already up.
         network: None,
+        time,
     })
 }
 

@@ -10,7 +10,7 @@
 //! | 0 | success |
 //! | 1 | other failure (local I/O, internal) |
 //! | 2 | usage error: bad flags, config or input |
-//! | 3 | trust failure: CA pin mismatch, bad JWS, TLS verification failed |
+//! | 3 | trust failure: CA pin mismatch, bad JWS, TLS verification failed, a certificate outside its validity window at the best time known (the clock error) |
 //! | 4 | the cluster rejected us: token refused, RBAC 403, CSR denied, node exists |
 //! | 5 | timeout: a deadline passed (including a server that never became reachable) |
 

@@ -60,6 +60,9 @@ pub struct PhaseRecord {
     pub duration_ms: u128,
     /// `ok`, `skipped` or `failed`.
     pub outcome: String,
+    /// What the phase found worth keeping (the clock phase: servers, offset, the step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 static TIMELINE: Mutex<Vec<PhaseRecord>> = Mutex::new(Vec::new());
@@ -119,6 +122,7 @@ impl Phase {
                 end_ms: start_ms + d.as_millis(),
                 duration_ms: d.as_millis(),
                 outcome: outcome.to_string(),
+                detail: None,
             });
         }
     }
@@ -143,6 +147,22 @@ impl Drop for Phase {
     fn drop(&mut self) {
         // A phase dropped without ok()/skipped() ended through an error path.
         self.finish("failed");
+    }
+}
+
+/// Records a moment worth a line of its own in the timeline (the clock step: from, to, the
+/// servers), as a zero-length entry named `event`.
+pub fn record_event(event: &str, detail: serde_json::Value) {
+    let at = epoch_ms(SystemTime::now());
+    if let Ok(mut t) = TIMELINE.lock() {
+        t.push(PhaseRecord {
+            phase: event.to_string(),
+            start_ms: at,
+            end_ms: at,
+            duration_ms: 0,
+            outcome: "ok".into(),
+            detail: Some(detail),
+        });
     }
 }
 

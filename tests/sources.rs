@@ -230,6 +230,47 @@ async fn each_bad_input_names_what_and_where() {
 
 // ---- load() on a temporary root ----
 
+/// DHCP option 42 (which PID 1's network stage passes in `dhcp_ntp`) is the `dhcp` layer of the
+/// time sources: below what a person wrote, above the platform's.
+#[tokio::test]
+async fn dhcp_ntp_servers_are_a_layer_below_the_written_ones() {
+    let b = Boot::new(&format!(
+        "ro kubejoin.platform=none kubejoin.token={TOKEN} kubejoin.endpoint=10.0.0.1:6443 kubejoin.ca-cert-hash={PIN}\n"
+    ));
+    let mut o = b.options();
+    o.dhcp_ntp = vec!["10.0.0.123".into(), "10.0.0.124".into()];
+    let plan = load(&o)
+        .await
+        .unwrap()
+        .settings
+        .to_plan(b.dir.path())
+        .unwrap();
+    assert_eq!(plan.time.source.as_deref(), Some("dhcp"));
+    assert_eq!(
+        plan.time
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.0.0.123:123", "10.0.0.124:123"]
+    );
+    // A server on the command line replaces DHCP's list whole (a recorded conflict).
+    b.write(
+        "proc/cmdline",
+        &format!(
+            "ro kubejoin.platform=none kubejoin.token={TOKEN} kubejoin.endpoint=10.0.0.1:6443 kubejoin.ca-cert-hash={PIN} kubejoin.ntp=192.0.2.9\n"
+        ),
+    );
+    let l = load(&o).await.unwrap();
+    let plan = l.settings.to_plan(b.dir.path()).unwrap();
+    assert_eq!(plan.time.describe(), "192.0.2.9:123 (from cmdline)");
+    assert!(l
+        .settings
+        .conflicts
+        .iter()
+        .any(|c| c.key == "ntp" && c.dropped.source == Source::Dhcp));
+}
+
 struct Boot {
     dir: tempfile::TempDir,
 }
@@ -676,6 +717,65 @@ mod join_without_flags {
             "the provider's address reaches the kubelet: {kubeadm_flags}"
         );
         cp.shutdown();
+    }
+
+    /// The platform's documented time source (AWS's `169.254.169.123`) joins the plan below every
+    /// written layer, at the address the endpoints give it (loopback here): an AWS instance (by
+    /// DMI) whose boot names no NTP server asks it in the clock phase, and `result.json` says so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_platform_time_source_is_asked_at_its_injected_address() {
+        let cp = start();
+        let sntp =
+            kubejoin_testcp::sntp::start(kubejoin_testcp::sntp::SntpConfig::default()).unwrap();
+        let b = Boot::new(&format!(
+            "BOOT_IMAGE=/vmlinuz console=ttyS0 kubejoin.endpoint={} kubejoin.token={} \
+             kubejoin.ca-cert-hash={} kubejoin.node-name=aws-time-node\n",
+            cp.endpoint(),
+            cp.token(),
+            cp.signing_ca_pin()
+        ));
+        b.write("sys/class/dmi/id/sys_vendor", "Amazon EC2\n");
+        let argv = ["kubejoin", "join", "--root", b.dir.path().to_str().unwrap()];
+        let Command::JoinFromSources(j) = cli::parse(argv.iter().map(Into::into)).unwrap() else {
+            panic!("no flags must mean the boot sources")
+        };
+        let system = kubejoin::sys::System::real();
+        let mut opts = kubejoin::app::load_options(&j.sources, &system);
+        let mut endpoints = kubejoin::source::metadata::Endpoints::all(&closed_url());
+        endpoints.aws_time = sntp.addr().to_string();
+        opts.metadata = MetadataAccess::Live {
+            endpoints,
+            timeouts: kubejoin::source::metadata::http::Timeouts::default(),
+            retry: kubejoin::source::metadata::http::Retry::none(),
+            tls: None,
+        };
+        tokio::time::timeout(
+            RUN_LIMIT,
+            kubejoin::app::join_from_sources(&j, &opts, &system),
+        )
+        .await
+        .expect("the join is bounded")
+        .unwrap();
+        assert_joined(&cp, b.dir.path(), "aws-time-node");
+        assert!(
+            sntp.requests() >= 1,
+            "the platform's time source was not asked"
+        );
+        let result: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(b.dir.path().join("run/kubejoin/result.json")).unwrap(),
+        )
+        .unwrap();
+        let clock = &result["clock"];
+        assert_eq!(clock["servers_from"], "platform:aws", "{clock}");
+        assert_eq!(clock["source"], "sntp", "{clock}");
+        assert_eq!(
+            clock["servers"][0]["server"],
+            sntp.addr().to_string(),
+            "{clock}"
+        );
+        assert_eq!(clock["servers"][0]["verdict"], "agreed", "{clock}");
+        // This machine's clock is right: nothing to step.
+        assert!(clock.get("step").is_none(), "{clock}");
     }
 
     /// The replay mode (`--cmdline-file`, `--metadata-dir`) parses like a live boot and its

@@ -150,7 +150,7 @@ fn transient_api(e: &kube::RequestError) -> bool {
     match e.failure() {
         WireFailure::Status { code, .. } => transient_status(code),
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
-        WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => false,
+        WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) | WireFailure::Clock(_) => false,
     }
 }
 
@@ -160,7 +160,7 @@ fn transient_bootstrap(e: &bootstrap::Error) -> bool {
         bootstrap::Error::Api { failure, .. } => match failure {
             WireFailure::Status { code, .. } => transient_status(*code),
             WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => true,
-            WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => false,
+            WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) | WireFailure::Clock(_) => false,
         },
         _ => false,
     }

@@ -150,6 +150,7 @@ pub fn describe(f: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(s) => format!("TLS verification failed: {s}"),
+        WireFailure::Clock(c) => c.to_string(),
         WireFailure::UnpinnedCa(pins) => format!(
             "TLS verification failed: {}; only the pinned CAs are trusted, so the bootstrap token was not sent",
             kube::UnpinnedCa { pins: pins.clone() }
@@ -166,7 +167,9 @@ impl Classify for Error {
                 WireFailure::Status {
                     code: 401 | 403, ..
                 } => Class::Rejected,
-                WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => Class::Trust,
+                WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) | WireFailure::Clock(_) => {
+                    Class::Trust
+                }
                 WireFailure::Refused | WireFailure::TimedOut => Class::Timeout,
                 _ => Class::Other,
             },
@@ -202,6 +205,7 @@ impl Classify for Error {
             Error::Api { failure: WireFailure::UnpinnedCa(pins), .. } => {
                 Some(crate::discovery::unpinned_ca_hint(pins))
             }
+            Error::Api { failure: WireFailure::Clock(c), .. } => c.hint(),
             Error::Api { failure: WireFailure::TlsVerify(_), server, .. } => Some(format!(
                 "{server} presented a certificate that does not chain to the discovered cluster CA or \
                  does not name that address; the server: URL in cluster-info must be covered by the \

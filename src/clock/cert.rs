@@ -41,6 +41,27 @@ pub struct ClockError {
     pub checked_at: BestTime,
     /// What the system clock said (differs from `checked_at` when the floor was later).
     pub system_clock: WallTime,
+    /// The `Date` header of the first answer an API server gave this process, and whose: shown
+    /// in the hint only ([`note_server_date`]).
+    pub server_date: Option<(String, WallTime)>,
+}
+
+/// The `Date` header of the first API server answer of this process (the first cluster-info
+/// fetch, usually: a connection that verified nothing), and who sent it.
+static FIRST_SERVER_DATE: std::sync::OnceLock<(String, WallTime)> = std::sync::OnceLock::new();
+
+/// Notes the `Date` header of an API server's answer; only the first one of the process is
+/// kept. It is a **hint** for the person reading a clock error and nothing else: it may have
+/// come over a connection that verified nothing, so anyone on the path could have written it,
+/// and it is never a time certificates are checked at (docs/time.md: only a `Date` received
+/// over TLS verified against the pinned CA could be, and that source is not built).
+pub fn note_server_date(server: &str, date: WallTime) {
+    let _ = FIRST_SERVER_DATE.set((server.to_string(), date));
+}
+
+/// What [`note_server_date`] kept.
+pub fn first_server_date() -> Option<(String, WallTime)> {
+    FIRST_SERVER_DATE.get().cloned()
 }
 
 impl fmt::Display for ClockError {
@@ -88,13 +109,21 @@ impl Classify for ClockError {
         let ntp = "name NTP servers with kubejoin.ntp=HOST[:PORT] on the kernel command line (repeatable), \
                    `ntp:` in the KubejoinConfiguration, or DHCP option 42, so kubejoin sets the clock before \
                    it joins";
-        Some(match self.problem {
+        let mut h = match self.problem {
             Problem::NotYetValid => format!("this machine's clock is behind: {ntp}; or set the clock (RTC) by hand"),
             Problem::Expired => format!(
                 "if this machine's clock is ahead, {ntp}; if the clock is right, the certificate really expired: \
                  renew it on the control plane (`kubeadm certs renew`)"
             ),
-        })
+        };
+        if let Some((server, date)) = &self.server_date {
+            h.push_str(&format!(
+                "; {server} answered with `Date: {date}` (not authenticated, so not used to check \
+                 certificates): if that is right, this machine's clock is off by {}",
+                date.since(self.system_clock)
+            ));
+        }
+        Some(h)
     }
 }
 
@@ -126,6 +155,7 @@ pub fn explain(
         not_after,
         checked_at: at,
         system_clock,
+        server_date: None,
     })
 }
 
@@ -212,7 +242,11 @@ impl ServerCertVerifier for BestTimeVerifier {
                 let name = server_name.to_str();
                 let explained = std::iter::once(end_entity)
                     .chain(intermediates)
-                    .find_map(|c| explain(c, Some(&name), best, system));
+                    .find_map(|c| explain(c, Some(&name), best, system))
+                    .map(|ce| ClockError {
+                        server_date: first_server_date(),
+                        ..ce
+                    });
                 match explained {
                     Some(ce) => Err(rustls::Error::InvalidCertificate(CertificateError::Other(
                         rustls::OtherError(Arc::new(ce)),
@@ -374,6 +408,17 @@ mod tests {
         assert!(ce.to_string().contains("has expired"), "{ce}");
         assert!(ce.to_string().contains("(its clock)"), "{ce}");
         assert!(ce.hint().unwrap().contains("kubeadm certs renew"));
+        // A Date header seen earlier is shown in the hint, for a person to judge; never used.
+        let with_date = ClockError {
+            server_date: Some(("10.0.0.1:6443".into(), FLOOR)),
+            ..ce.clone()
+        };
+        let h = with_date.hint().unwrap();
+        assert!(
+            h.contains("10.0.0.1:6443 answered with `Date: 2026-12-01T00:00:00.000Z` (not authenticated, so not used to check certificates)"),
+            "{h}"
+        );
+        assert_eq!(with_date.to_string(), ce.to_string());
     }
 
     #[test]

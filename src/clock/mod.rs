@@ -12,6 +12,8 @@
 //!   consistent answer (or a refusal that says why);
 //! - [`step`]: whether to set the system clock, and setting it through
 //!   [`crate::sys::clock::Clock`] with `old → new` in the log;
+//! - [`phase`]: the clock phase of a join, before discovery: ask, vote, step or fall back to the
+//!   best time known, and the record of it for `result.json` and the timeline;
 //! - [`cert`]: the error that says the clock is the likely cause when a certificate is "not yet
 //!   valid" or "expired", and a rustls server verifier that checks validity against the best
 //!   time known.
@@ -23,5 +25,6 @@ pub mod build_floor;
 pub mod cert;
 pub mod client;
 pub mod floor;
+pub mod phase;
 pub mod sntp;
 pub mod step;

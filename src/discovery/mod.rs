@@ -239,6 +239,14 @@ pub enum Error {
     /// The TLS handshake itself failed (a peer that does not speak TLS 1.2+, or not TLS at all).
     #[error("the TLS handshake with {endpoint} failed: {detail}; kubejoin speaks only TLS 1.2 and 1.3 to an API server")]
     TlsHandshake { endpoint: String, detail: String },
+    /// The server's certificate is outside its validity window at the best time known: the
+    /// clock is the likely cause (the message shows the clock and the window, the hint names
+    /// `kubejoin.ntp=`).
+    #[error("the API server at {endpoint}: {error}")]
+    Clock {
+        endpoint: String,
+        error: Box<crate::clock::cert::ClockError>,
+    },
     /// The server answered with a redirect; kubejoin never follows one.
     #[error("the server at {url} answered the request for {what} with a redirect ({code}) to {location:?}; kubejoin does not follow redirects")]
     Redirect {
@@ -413,6 +421,7 @@ impl Classify for Error {
             | UnsupportedCredentials { .. } => Class::Usage,
             Unreachable { .. } | Unavailable { .. } | JwsMissing { .. } => Class::Timeout,
             TlsVerify { .. }
+            | Clock { .. }
             | TlsHandshake { .. }
             | Redirect { .. }
             | Malformed { .. }
@@ -479,6 +488,7 @@ impl Classify for Error {
             Malformed { .. } => "an API server answers with a small ConfigMap: this answer came from something else \
                  (a proxy, a captive portal or an attacker); check that the endpoint is the API server"
                 .into(),
+            Clock { error, .. } => return error.hint(),
             TlsVerify { cluster_server, .. } => {
                 let mut h = "connect to a name or address listed in the API server certificate \
                      (kubeadm: apiServer.certSANs / --apiserver-cert-extra-sans add more)"
@@ -666,6 +676,7 @@ fn wire_text(w: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(d) => format!("TLS handshake failed: {d}"),
+        WireFailure::Clock(c) => c.to_string(),
         WireFailure::UnpinnedCa(pins) => format!(
             "TLS handshake refused: the server's certificate chains to CA {}, which is not pinned",
             ca_list(pins)
@@ -929,6 +940,10 @@ fn wire_error(
                 cluster_server: ctx.cluster_server.map(str::to_string),
             }
         }
+        WireFailure::Clock(error) => Error::Clock {
+            endpoint: ctx.endpoint.to_string(),
+            error,
+        },
         WireFailure::TlsVerify(detail) => Error::TlsHandshake {
             endpoint: ctx.endpoint.to_string(),
             detail,

@@ -119,7 +119,10 @@ pub fn classify(failure: &WireFailure) -> Disposition {
         WireFailure::Refused | WireFailure::TimedOut | WireFailure::Transport(_) => {
             Disposition::Transient
         }
-        WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) => Disposition::Permanent,
+        // A clock that is wrong stays wrong while kubejoin waits (the clock phase is over).
+        WireFailure::TlsVerify(_) | WireFailure::UnpinnedCa(_) | WireFailure::Clock(_) => {
+            Disposition::Permanent
+        }
         WireFailure::Status { code, .. } => match code {
             408 | 429 | 500..=599 => Disposition::Transient,
             401 | 403 => Disposition::Refused(*code),

@@ -51,9 +51,28 @@ pub enum TlsError {
 /// starting point of every client configuration (no OpenSSL, no aws-lc).
 pub fn ring_builder(
 ) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError> {
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Protocols)
+    rustls::ClientConfig::builder_with_details(
+        Arc::new(rustls::crypto::ring::default_provider()),
+        Arc::new(NodeTime),
+    )
+    .with_safe_default_protocol_versions()
+    .map_err(TlsError::Protocols)
+}
+
+/// rustls' idea of "now" is the node's clock (`sys::clock::node_clock`): the one the clock phase
+/// steps. In a deployed binary that is the system clock, as rustls' default; a debug build under
+/// test may fake it, and then certificate validity must be judged by the same fake clock, or a
+/// test of "a clock years off" would prove nothing.
+#[derive(Debug)]
+struct NodeTime;
+
+impl rustls::time_provider::TimeProvider for NodeTime {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        let secs = crate::sys::clock::node_clock().now().unix_secs();
+        u64::try_from(secs).ok().map(|s| {
+            rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(s))
+        })
+    }
 }
 
 fn root_store(ders: &[Vec<u8>]) -> Result<rustls::RootCertStore, TlsError> {

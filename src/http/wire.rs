@@ -18,8 +18,11 @@ pub enum WireFailure {
     Refused,
     /// A connect or read deadline passed.
     TimedOut,
-    /// The TLS handshake failed verification (unknown CA, wrong name, expired…).
+    /// The TLS handshake failed verification (unknown CA, wrong name…).
     TlsVerify(String),
+    /// The server's certificate is outside its validity window at the best time known: the
+    /// clock is the likely cause ([`crate::clock::cert::ClockError`]).
+    Clock(Box<crate::clock::cert::ClockError>),
     /// The server's certificate chains only to CAs that cluster-info lists but no pin names
     /// ([`super::tls::Trust::Pinned`]): refused at the handshake, before any request was sent.
     UnpinnedCa(Vec<CaPin>),
@@ -69,11 +72,10 @@ pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) ->
                     return WireFailure::UnpinnedCa(u.pins.clone());
                 }
             }
-            // rustls prints a custom certificate error with Debug; the clock error has words.
-            return WireFailure::TlsVerify(match crate::clock::cert::clock_error_of(tls) {
-                Some(clock) => clock.to_string(),
-                None => tls.to_string(),
-            });
+            return match crate::clock::cert::clock_error_of(tls) {
+                Some(clock) => WireFailure::Clock(Box::new(clock.clone())),
+                None => WireFailure::TlsVerify(tls.to_string()),
+            };
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             match io.kind() {

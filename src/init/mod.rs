@@ -11,7 +11,8 @@
 //!    [`crate::join::PHASES`], with PID 1's own stages around it; run by [`stages::NodeBoot`]):
 //!    host preparation, the real root, the local join sources (command line, config file,
 //!    config drive: they may describe the network), network, the remote join sources
-//!    (metadata), then the orchestrator's discovery and join (TLS bootstrap + install), and the
+//!    (metadata), then the orchestrator's clock (SNTP, before any TLS: `crate::clock::phase`),
+//!    discovery and join (TLS bootstrap + install), and the
 //!    handoff — each a timed phase, under the failure policy ([`policy`]).
 //!    Host preparation comes in layers: the image's and the command line's first, then what
 //!    the local sources add (before the network), then what user-data adds (before discovery);

@@ -241,13 +241,16 @@ impl<'a> NodeBoot<'a> {
 
     async fn network(&mut self) -> Result<Done, Failure> {
         let network = self.local.as_ref().and_then(|l| l.settings().network);
-        bring_up_network(
+        let (done, ntp) = bring_up_network_with_ntp(
             &super::config::split(&self.cmdline),
             network.as_ref(),
             &self.net_root,
             &*self.system.net,
         )
-        .await
+        .await?;
+        // The lease's NTP servers join the plan as its `dhcp` layer (the sources stage).
+        self.sources.dhcp_ntp = ntp.iter().map(ToString::to_string).collect();
+        Ok(done)
     }
 
     async fn sources(&mut self) -> Result<Done, Failure> {
@@ -453,6 +456,18 @@ pub async fn bring_up_network(
     root: &Root,
     sys: &dyn Net,
 ) -> Result<Done, Failure> {
+    bring_up_network_with_ntp(params, network, root, sys)
+        .await
+        .map(|(d, _)| d)
+}
+
+/// [`bring_up_network`], also giving the NTP servers the DHCP leases named (option 42).
+pub async fn bring_up_network_with_ntp(
+    params: &[(String, Option<String>)],
+    network: Option<&Sourced<NetworkSpec>>,
+    root: &Root,
+    sys: &dyn Net,
+) -> Result<(Done, Vec<std::net::Ipv4Addr>), Failure> {
     let cfg = net_config(params, network).map_err(|e| Failure::from_error("network", &e))?;
     let origin = match network {
         Some(n) => n.source.to_string(),
@@ -462,9 +477,10 @@ pub async fn bring_up_network(
         .await
         .map_err(|e| Failure::from_error("network", &e))?;
     if report.disabled {
-        return Ok(Done::Skipped(format!(
-            "ip=off: only loopback is up (from {origin})"
-        )));
+        return Ok((
+            Done::Skipped(format!("ip=off: only loopback is up (from {origin})")),
+            Vec::new(),
+        ));
     }
     for (link, c) in report.configured() {
         let how = match c.source {
@@ -481,7 +497,17 @@ pub async fn bring_up_network(
             c.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
         );
     }
-    Ok(Done::Ok)
+    let ntp = report.ntp_servers();
+    if !ntp.is_empty() {
+        crate::info!(
+            "network: DHCP names NTP server(s) {}",
+            ntp.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok((Done::Ok, ntp))
 }
 
 /// The join plan from the boot sources — the kernel command line, `/etc/kubejoin.yaml` and

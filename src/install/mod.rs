@@ -297,6 +297,9 @@ pub struct JoinResult {
     pub server: String,
     pub ca_pin: Option<String>,
     pub phases: Vec<crate::log::PhaseRecord>,
+    /// What the clock phase did (time source, offset, the step), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<crate::clock::phase::ClockRecord>,
 }
 
 /// Writes `result.json` alone (0644): PID 1's report of a failed boot, or a carried-over one.
@@ -510,6 +513,7 @@ users:
             server: "https://s".into(),
             ca_pin: None,
             phases: vec![],
+            clock: None,
         };
         write_completion(&root, &r).unwrap();
         let v: serde_json::Value = serde_json::from_str(

@@ -150,14 +150,14 @@ pub async fn bootstrap_and_install_within(
                 plan.cri_socket
             );
         }
-        let patched = install::instance::patch_kubelet_config(
-            &cfg.kubelet_config,
-            &plan.cri_socket,
-        )
-        .map_err(|e| install::Error::Serialise {
+        let patched =
+            install::instance::patch_kubelet_config(&cfg.kubelet_config, &plan.cri_socket)
+                .map_err(|e| {
+                    install::Error::Serialise {
             what: "the cluster's KubeletConfiguration with this node's containerRuntimeEndpoint",
             why: e.to_string(),
-        })?;
+        }
+                })?;
         (patched, Some(install::instance::render(&plan.cri_socket)))
     } else {
         (cfg.kubelet_config.clone(), None)
@@ -417,6 +417,7 @@ async fn complete(
         server: d.server.clone(),
         ca_pin: ca_pin(d),
         phases: run.phases().to_vec(),
+        clock: run.clock.clone(),
     };
     let r = root.clone();
     on_disk(&stage.clock, move || {

@@ -40,6 +40,9 @@ pub enum Error {
     Install(#[from] install::Error),
     #[error(transparent)]
     Handoff(#[from] handoff::Error),
+    /// The clock had to be stepped and could not be.
+    #[error(transparent)]
+    Clock(crate::clock::step::StepError),
     /// A join phase ran out of time (its own bound or `--timeout`).
     #[error(transparent)]
     Deadline(#[from] Expired),
@@ -61,6 +64,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.class(),
             Error::Install(e) => e.class(),
             Error::Handoff(e) => e.class(),
+            Error::Clock(e) => e.class(),
             Error::Deadline(e) => e.class(),
             Error::Internal(_) => Class::Other,
         }
@@ -76,6 +80,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.hint(),
             Error::Install(e) => e.hint(),
             Error::Handoff(e) => e.hint(),
+            Error::Clock(e) => e.hint(),
             Error::Deadline(e) => e.hint(),
             _ => None,
         }

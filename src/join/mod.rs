@@ -9,6 +9,7 @@
 //!               (only onto this machine, --root /)
 //!   network     the machine's own (skipped)           local-sources, network      (init/)
 //!   sources     the plan was made before (skipped)    sources → the plan          (init/)
+//!   clock       SNTP, or the best time known, before any TLS (`crate::clock::phase`)
 //!   discovery   discovery (bounded by --timeout)      discovery
 //!   join        identity-check, cluster-config, csr, wait-approval, verify-certificate,
 //!               install, completion (bootstrap.rs)
@@ -54,6 +55,8 @@ pub enum Phase {
     Network,
     /// The boot sources merged into the plan (PID 1 only; `kubejoin join` is given its plan).
     Sources,
+    /// The clock set from SNTP (or the best time known chosen), before any TLS.
+    Clock,
     /// Cluster-info fetched, its signature and CA pin checked; trust narrowed to the pinned CAs.
     Discovery,
     /// Key, CSR, approval, certificate check, kubelet's files, completion files.
@@ -68,6 +71,8 @@ pub const PHASES: &[Phase] = &[
     // Before discovery: the network a config may describe, then the sources that need it.
     Phase::Network,
     Phase::Sources,
+    // Time before trust: every certificate check after this one uses the clock it set.
+    Phase::Clock,
     Phase::Discovery,
     Phase::Join,
     Phase::Handoff,
@@ -80,6 +85,7 @@ impl Phase {
             Phase::Host => "host-prep",
             Phase::Network => "network",
             Phase::Sources => "sources",
+            Phase::Clock => "clock",
             Phase::Discovery => "discovery",
             Phase::Join => "join",
             Phase::Handoff => "handoff",
@@ -120,6 +126,8 @@ pub struct Join<'a> {
     tuning: Tuning,
     /// The overall deadline and phase records (`kubejoin join`: made when discovery starts).
     run: Option<Run>,
+    /// What the clock phase did (PID 1 keeps it across the join phase's retries).
+    clock: Option<crate::clock::phase::ClockRecord>,
     discovered: Option<Discovered>,
     joined: Option<Joined>,
 }
@@ -142,6 +150,7 @@ impl<'a> Join<'a> {
             front,
             tuning: Tuning::default(),
             run: None,
+            clock: None,
             discovered: None,
             joined: None,
         }
@@ -178,17 +187,46 @@ impl<'a> Join<'a> {
             (Phase::Host | Phase::Network | Phase::Sources, Front::Boot) => Ok(Done::Skipped(
                 format!("{} is run by PID 1's own stage", phase.name()),
             )),
+            (Phase::Clock, _) => self.clock().await,
             (Phase::Discovery, _) => self.discovery().await,
             (Phase::Join, _) => self.bootstrap_and_install().await,
             (Phase::Handoff, _) => self.handoff(),
         }
     }
 
+    /// Time before trust: the clock set (or the best time known chosen) before any TLS.
+    /// `kubejoin join`: the first phase under the overall deadline, recorded in `result.json`.
+    async fn clock(&mut self) -> Result<Done, Error> {
+        let t = &self.plan.time;
+        let ask =
+            crate::clock::phase::run_for(&t.servers, t.source.as_deref(), t.off, self.plan.dry_run);
+        let record = match self.front {
+            Front::Command => {
+                // The overall deadline starts here: `--timeout` bounds the whole join.
+                let run = self.run.insert(Run::new(self.plan.timeout));
+                let stage = run.begin("clock", std::time::Duration::MAX);
+                let record = stage
+                    .clock
+                    .run(ask)
+                    .await
+                    .map_err(Error::Deadline)?
+                    .map_err(Error::Clock)?;
+                run.end(stage, false);
+                run.clock = Some(record.clone());
+                record
+            }
+            Front::Boot => ask.await.map_err(Error::Clock)?,
+        };
+        self.clock = Some(record);
+        Ok(Done::Ok)
+    }
+
     async fn discovery(&mut self) -> Result<Done, Error> {
         let d = match self.front {
             Front::Command => {
-                // The overall deadline starts before discovery: `--timeout` bounds the join.
-                let run = self.run.insert(Run::new(self.plan.timeout));
+                // The overall deadline started with the clock phase (or starts here).
+                let timeout = self.plan.timeout;
+                let run = self.run.get_or_insert_with(|| Run::new(timeout));
                 let d = discover_within(&self.plan, run).await?;
                 if self.plan.dry_run {
                     discover::print_dry_run(&self.plan, &d, &*self.system.exec);
@@ -223,7 +261,17 @@ impl<'a> Join<'a> {
                     .await?
             }
             // PID 1: each attempt under a fresh `--timeout` of its own.
-            _ => bootstrap_and_install(&self.plan, d, &*self.system.exec, &self.tuning).await?,
+            _ => {
+                let mut run = Run::new(self.plan.timeout).with_clock(self.clock.clone());
+                bootstrap_and_install_within(
+                    &self.plan,
+                    d,
+                    &*self.system.exec,
+                    &self.tuning,
+                    &mut run,
+                )
+                .await?
+            }
         };
         if self.front == Front::Boot {
             crate::info!(
@@ -298,7 +346,8 @@ mod tests {
         let at = |p| PHASES.iter().position(|x| *x == p).unwrap();
         assert!(at(Phase::Host) < at(Phase::Network));
         assert!(at(Phase::Network) < at(Phase::Sources));
-        assert!(at(Phase::Sources) < at(Phase::Discovery));
+        assert!(at(Phase::Sources) < at(Phase::Clock));
+        assert!(at(Phase::Clock) < at(Phase::Discovery));
         assert!(at(Phase::Discovery) < at(Phase::Join));
         assert_eq!(PHASES.last(), Some(&Phase::Handoff));
     }

@@ -40,6 +40,8 @@ impl Default for Tuning {
 pub struct Run {
     pub deadline: Deadline,
     phases: Vec<log::PhaseRecord>,
+    /// What the clock phase did, for `result.json`.
+    pub(super) clock: Option<crate::clock::phase::ClockRecord>,
 }
 
 /// A phase in progress: its log line, its clock, its wall-clock start.
@@ -55,7 +57,14 @@ impl Run {
         Self {
             deadline: Deadline::after(timeout),
             phases: Vec::new(),
+            clock: None,
         }
+    }
+
+    /// Keeps what the clock phase did (run before this join's discovery) for `result.json`.
+    pub fn with_clock(mut self, clock: Option<crate::clock::phase::ClockRecord>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The phases finished so far, in order.
@@ -85,6 +94,7 @@ impl Run {
             end_ms: start_ms + took,
             duration_ms: took,
             outcome: if skipped { "skipped" } else { "ok" }.into(),
+            detail: None,
         });
         if skipped {
             stage.log.skipped();

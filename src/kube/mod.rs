@@ -261,6 +261,7 @@ fn wire_text(w: &WireFailure) -> String {
         WireFailure::Refused => "connection refused".into(),
         WireFailure::TimedOut => "timed out".into(),
         WireFailure::TlsVerify(d) => format!("TLS handshake failed: {d}"),
+        WireFailure::Clock(c) => c.to_string(),
         WireFailure::UnpinnedCa(pins) => format!(
             "TLS handshake refused: {}",
             UnpinnedCa { pins: pins.clone() }
@@ -428,6 +429,7 @@ impl Client {
     }
 
     async fn head(&self, req: http::Request<Full<Bytes>>) -> Result<Head, RequestError> {
+        let server = req.uri().authority().map(ToString::to_string);
         let res = self
             .hyper
             .request(req)
@@ -441,6 +443,13 @@ impl Client {
         };
         let retry_after = header(RETRY_AFTER)
             .and_then(|v| crate::http::retry::parse_retry_after(&v, SystemTime::now()));
+        // A hint for the clock error only (`clock::cert::note_server_date`): never a time source.
+        if let (Some(server), Some(date)) = (
+            server,
+            header(http::header::DATE).and_then(|d| crate::time::http_date::parse_http_date(&d)),
+        ) {
+            crate::clock::cert::note_server_date(&server, crate::time::WallTime::from_system(date));
+        }
         let location = header(LOCATION);
         let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
         Ok(Head {
@@ -808,10 +817,13 @@ mod tests {
         assert_eq!(ce.server.as_deref(), Some("localhost"));
         assert!(ce.checked_at.time >= crate::clock::floor::floor());
         let text = e.to_string();
-        assert!(text.starts_with("TLS handshake failed: "), "{text}");
+        assert!(text.starts_with("the certificate of localhost"), "{text}");
         assert!(text.contains("is not yet valid: it is valid from 2080-01-01T00:00:00.000Z to 2081-01-01T00:00:00.000Z"), "{text}");
         assert!(text.contains("the clock is the likely cause"), "{text}");
-        assert!(matches!(e.failure(), WireFailure::TlsVerify(_)));
+        // Typed, so discovery and the bootstrap can give the clock's hint (kubejoin.ntp=).
+        assert!(
+            matches!(e.failure(), WireFailure::Clock(c) if c.problem == crate::clock::cert::Problem::NotYetValid)
+        );
     }
 
     #[test]

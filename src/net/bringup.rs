@@ -354,6 +354,7 @@ async fn configure(
         },
         carrier_after: carrier,
         dhcp_took,
+        ntp: lease.as_ref().map(|l| l.ntp.clone()).unwrap_or_default(),
     })
 }
 
@@ -510,6 +511,7 @@ mod tests {
             o.insert(code::DOMAIN_NAME, "cluster.example");
             o.insert(code::LEASE_TIME, 600u32.to_be_bytes());
             o.insert(code::INTERFACE_MTU, 1450u16.to_be_bytes());
+            o.insert_ips(code::NTP_SERVERS, &[Ipv4Addr::new(10, 0, 0, 123)]);
             vec![encode(&m)]
         })
     }
@@ -633,6 +635,12 @@ mod tests {
         );
         assert_eq!(report.configured().count(), 2);
         assert_eq!(report.dns, [Ipv4Addr::new(10, 0, 0, 2)], "deduplicated");
+        // Option 42 of both leases, once: the clock phase's `dhcp` layer.
+        assert_eq!(report.ntp_servers(), [Ipv4Addr::new(10, 0, 0, 123)]);
+        assert_eq!(
+            configured(&report, "eth1").ntp,
+            [Ipv4Addr::new(10, 0, 0, 123)]
+        );
     }
 
     #[tokio::test]

@@ -185,6 +185,8 @@ pub struct Configured {
     pub carrier_after: Option<Duration>,
     /// How long the DHCP exchange took.
     pub dhcp_took: Option<Duration>,
+    /// NTP servers of the lease (option 42), for the clock phase.
+    pub ntp: Vec<Ipv4Addr>,
 }
 
 /// What happened on one link.
@@ -223,6 +225,19 @@ impl NetReport {
             LinkOutcome::Configured(c) => Some((l.link.as_str(), c)),
             LinkOutcome::Failed(_) => None,
         })
+    }
+
+    /// The NTP servers the DHCP leases named (option 42), in link order, each once.
+    pub fn ntp_servers(&self) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = Vec::new();
+        for (_, c) in self.configured() {
+            for n in &c.ntp {
+                if !out.contains(n) {
+                    out.push(*n);
+                }
+            }
+        }
+        out
     }
 
     /// The first host name a link was given (by `ip=` or DHCP), for the node name.
@@ -361,6 +376,7 @@ mod tests {
                         },
                         carrier_after: Some(Duration::from_millis(300)),
                         dhcp_took: Some(Duration::from_millis(1200)),
+                        ntp: Vec::new(),
                     }),
                 },
                 LinkReport {

@@ -39,6 +39,8 @@ pub enum PlanError {
     NoToken,
     #[error("if a URL is used, the scheme must be https (got {0:?})")]
     DiscoveryScheme(String),
+    #[error(transparent)]
+    Ntp(crate::clock::client::ServerSpecError),
 }
 
 impl Classify for PlanError {
@@ -62,6 +64,7 @@ impl Classify for PlanError {
             PlanError::NoDiscovery | PlanError::BothDiscovery => {
                 Some("run `kubejoin help` for the flags".into())
             }
+            PlanError::Ntp(e) => e.hint(),
             _ => None,
         }
     }
@@ -320,6 +323,19 @@ impl Settings {
                 spec: n.value.clone(),
                 source: n.source.to_string(),
             }),
+            time: match &self.ntp {
+                None => crate::plan::TimePlan::default(),
+                // Every value was checked when its layer was read: an error here is a bug.
+                Some(n) => {
+                    crate::plan::TimePlan::of(&n.value, &n.source.to_string()).map_err(|e| {
+                        SettingsError::Invalid {
+                            key: "ntp",
+                            origin: n.source.clone(),
+                            error: PlanError::Ntp(e),
+                        }
+                    })?
+                }
+            },
         })
     }
 }

@@ -90,6 +90,7 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
         "tls-bootstrap-timeout",
         &s.tls_bootstrap_timeout,
     );
+    list_entry(&mut values, "ntp", &s.ntp);
     if let Some(n) = &s.network {
         values.insert(
             "network".into(),
@@ -124,6 +125,13 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
                 Mode::Https { .. } => "https",
             }
             .into();
+            // The clock phase's servers (docs/time.md): what a join would ask before discovery.
+            out["time"] = serde_json::json!({
+                "servers": plan.time.servers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "source": plan.time.source,
+                "off": plan.time.off,
+                "summary": plan.time.describe(),
+            });
             out["kubelet-extra-args"] = plan
                 .kubelet_extra_args
                 .iter()
@@ -169,6 +177,52 @@ mod tests {
                 (Key::CaCertHash, PIN),
             ]),
         )
+    }
+
+    #[test]
+    fn the_time_sources_are_taken_whole_from_the_highest_layer_and_shown() {
+        let mut cmd = token_layer();
+        cmd.values
+            .set(Key::Ntp, Some("10.0.0.1:10123,time.example.org"))
+            .unwrap();
+        let dhcp = Layer::new(Source::Dhcp, values(&[(Key::Ntp, "192.0.2.1")]));
+        let plat = Layer::new(
+            Source::Platform(crate::plan::platform::Platform::Aws),
+            values(&[(Key::Ntp, "169.254.169.123")]),
+        );
+        let j = plan_json(&merge(&[cmd, dhcp.clone(), plat.clone()]));
+        assert_eq!(j["values"]["ntp"]["source"], "cmdline");
+        assert_eq!(
+            j["time"]["servers"],
+            serde_json::json!(["10.0.0.1:10123", "time.example.org:123"])
+        );
+        assert_eq!(j["time"]["source"], "cmdline");
+        // The dropped lower layer is a recorded conflict, not a silent merge.
+        assert!(j["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["key"] == "ntp" && c["dropped"]["source"] == "dhcp"));
+        // Without a higher layer: DHCP option 42, then the platform's time source.
+        let j = plan_json(&merge(&[token_layer(), dhcp, plat.clone()]));
+        assert_eq!(j["time"]["summary"], "192.0.2.1:123 (from dhcp)");
+        let j = plan_json(&merge(&[token_layer(), plat.clone()]));
+        assert_eq!(
+            j["time"]["summary"],
+            "169.254.169.123:123 (from platform:aws)"
+        );
+        // `off` on the command line silences every lower layer.
+        let mut off = token_layer();
+        off.values.set(Key::Ntp, Some("off")).unwrap();
+        let j = plan_json(&merge(&[off, plat]));
+        assert_eq!(j["time"]["off"], true);
+        assert_eq!(j["time"]["servers"], serde_json::json!([]));
+        // Bad values and `off` mixed with servers are refused where they are read.
+        let mut v = Values::default();
+        assert!(v.set(Key::Ntp, Some("bad host")).is_err());
+        assert!(v.set(Key::Ntp, Some("10.0.0.1,off")).is_err());
+        let j = plan_json(&merge(&[token_layer()]));
+        assert_eq!(j["time"]["summary"], "none");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Key {
     Handoff,
     OnFailure,
     Timeout,
+    /// SNTP servers (`host[:port]`, repeatable or a comma list), or `off`/`none`.
+    Ntp,
     /// Read by PID-1 mode (`src/init/config.rs`): the real root's block device.
     Sysroot,
     /// Read by PID-1 mode: debug logging.
@@ -35,7 +37,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order the docs list them.
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 21] = [
         Key::Endpoint,
         Key::Token,
         Key::TokenFile,
@@ -54,6 +56,7 @@ impl Key {
         Key::Handoff,
         Key::OnFailure,
         Key::Timeout,
+        Key::Ntp,
         Key::Sysroot,
         Key::Debug,
     ];
@@ -79,6 +82,7 @@ impl Key {
             Key::Handoff => "handoff",
             Key::OnFailure => "on-failure",
             Key::Timeout => "timeout",
+            Key::Ntp => "ntp",
             Key::Sysroot => "sysroot",
             Key::Debug => "debug",
         }
@@ -95,7 +99,7 @@ impl Key {
     pub fn repeatable(self) -> bool {
         matches!(
             self,
-            Key::CaCertHash | Key::KubeletArg | Key::Modules | Key::Sysctl
+            Key::CaCertHash | Key::KubeletArg | Key::Modules | Key::Sysctl | Key::Ntp
         )
     }
 
@@ -134,6 +138,7 @@ impl Key {
             Key::Handoff => "exec, switch-root or none",
             Key::OnFailure => "retry, reboot, poweroff or shell",
             Key::Timeout => "a duration, e.g. 5m",
+            Key::Ntp => "host[:port], e.g. time.example.org or 10.0.0.1:123, or off",
             Key::Sysroot => "a block device, e.g. /dev/vda1",
             Key::Debug => "true or false",
         }

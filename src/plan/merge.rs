@@ -44,6 +44,10 @@ pub enum Source {
     Cmdline,
     File(PathBuf),
     Metadata(Platform),
+    /// The DHCP lease (its NTP servers).
+    Dhcp,
+    /// What the platform documents (its time source).
+    Platform(Platform),
     Default,
 }
 
@@ -54,7 +58,9 @@ impl Source {
             Source::Cmdline => 0,
             Source::File(_) => 1,
             Source::Metadata(_) => 2,
-            Source::Default => 3,
+            Source::Dhcp => 3,
+            Source::Platform(_) => 4,
+            Source::Default => 5,
         }
     }
 }
@@ -65,6 +71,8 @@ impl fmt::Display for Source {
             Source::Cmdline => f.write_str("cmdline"),
             Source::File(p) => write!(f, "file:{}", p.display()),
             Source::Metadata(p) => write!(f, "metadata:{}", p.id()),
+            Source::Dhcp => f.write_str("dhcp"),
+            Source::Platform(p) => write!(f, "platform:{}", p.id()),
             Source::Default => f.write_str("default"),
         }
     }
@@ -138,6 +146,8 @@ pub struct Settings {
     pub discovery_timeout: Option<Sourced<Duration>>,
     pub tls_bootstrap_timeout: Option<Sourced<Duration>>,
     pub network: Option<Sourced<NetworkSpec>>,
+    /// SNTP servers (`host[:port]`), or `["off"]`: whole from the highest layer naming any.
+    pub ntp: Option<Sourced<Vec<String>>>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
 }
@@ -290,6 +300,7 @@ pub fn merge(layers: &[Layer]) -> Settings {
             c,
         ),
         network: pick("network", l, |v| v.network.as_ref(), c),
+        ntp: pick("ntp", l, |v| v.ntp.as_ref(), c),
         conflicts: Vec::new(),
         warnings: Vec::new(),
     };

@@ -66,4 +66,60 @@ pub struct JoinPlan {
     /// KubejoinConfiguration's `network`). PID-1 mode applies it before discovery; on a running
     /// machine the network is already up and this is only reported.
     pub network: Option<network::NetworkPlan>,
+    /// Where the clock phase asks the time before discovery (docs/time.md).
+    pub time: TimePlan,
+}
+
+/// The SNTP servers of a join and the layer that named them (`--ntp`, `kubejoin.ntp=`, `ntp:`,
+/// DHCP option 42, the platform's time source), taken whole from the highest layer naming any.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimePlan {
+    /// In the order given; empty when none was named or SNTP is off.
+    pub servers: Vec<crate::clock::client::Server>,
+    /// The layer they came from (`flag`, `cmdline`, `file:…`, `metadata:aws`, `dhcp`,
+    /// `platform:aws`); `None` when no layer named any.
+    pub source: Option<String>,
+    /// `off`/`none` was given: no SNTP even where a lower layer names servers.
+    pub off: bool,
+}
+
+impl TimePlan {
+    /// The plan of `ntp` values (`host[:port]` or `off`, as [`values::Values::set`] checked them)
+    /// from `source`.
+    pub fn of(
+        values: &[String],
+        source: &str,
+    ) -> Result<Self, crate::clock::client::ServerSpecError> {
+        let off = values.iter().any(|v| v == values::NTP_OFF);
+        let servers = if off {
+            Vec::new()
+        } else {
+            values
+                .iter()
+                .map(|v| crate::clock::client::Server::parse(v))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Self {
+            servers,
+            source: Some(source.to_string()),
+            off,
+        })
+    }
+
+    /// For `kubejoin plan` and the log: `off (from cmdline)`, `10.0.0.1:123, … (from dhcp)`,
+    /// `none`.
+    pub fn describe(&self) -> String {
+        match (&self.source, self.off) {
+            (Some(src), true) => format!("off (from {src})"),
+            (Some(src), false) => format!(
+                "{} (from {src})",
+                self.servers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            (None, _) => "none".into(),
+        }
+    }
 }

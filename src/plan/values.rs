@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// What `on-failure` may say (PID-1 mode's policy, `src/init/config.rs`).
 pub const ON_FAILURE: [&str; 4] = ["retry", "reboot", "poweroff", "shell"];
+/// The `ntp` value that turns SNTP off (`none` is taken as its synonym).
+pub const NTP_OFF: &str = "off";
 /// What `handoff` may say (`switch-root` is PID-1 mode's; to the join it means "install only").
 pub const HANDOFF: [&str; 3] = ["exec", "switch-root", "none"];
 
@@ -61,6 +63,9 @@ pub struct Values {
     /// The bound of each cluster-info fetch loop: a JoinConfiguration's `timeouts.discovery`
     /// (v1beta3 `discovery.timeout`), `--discovery-timeout`; kubeadm's 5m when unset.
     pub discovery_timeout: Option<Duration>,
+    /// `ntp`: SNTP servers as given (`host[:port]`, each checked), in order; `["off"]` when SNTP
+    /// is turned off.
+    pub ntp: Option<Vec<String>>,
     pub tls_bootstrap_timeout: Option<Duration>,
     /// How to bring the network up: the command line's `ip=` parameters, or a
     /// KubejoinConfiguration's `network`. Taken whole from the highest layer that has one.
@@ -368,6 +373,30 @@ impl Values {
                 let d = duration::parse(need(key, value)?)
                     .map_err(|e| KeyError::Invalid(e.to_string()))?;
                 set_once(&mut self.timeout, d)
+            }
+            Key::Ntp => {
+                let v = need(key, value)?;
+                let list = self.ntp.get_or_insert_with(Vec::new);
+                for n in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let off = n.eq_ignore_ascii_case("off") || n.eq_ignore_ascii_case("none");
+                    if off != list.iter().all(|x| x == NTP_OFF) && !list.is_empty() {
+                        return Err(KeyError::Invalid(format!(
+                            "{n:?} given with {}: `off` turns SNTP off, so it cannot go with servers",
+                            list.join(",")
+                        )));
+                    }
+                    let n = if off {
+                        NTP_OFF.to_string()
+                    } else {
+                        crate::clock::client::Server::parse(n)
+                            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+                        n.to_string()
+                    };
+                    if !list.contains(&n) {
+                        list.push(n);
+                    }
+                }
+                Ok(None)
             }
             Key::Sysroot | Key::Debug => Ok(None),
         }

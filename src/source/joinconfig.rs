@@ -54,6 +54,7 @@
 //! kubeletArgs:                             # as v1beta4 kubeletExtraArgs
 //! - name: max-pods
 //!   value: "200"
+//! ntp: [time.example.org, 10.0.0.1:123]    # SNTP servers, host[:port]; [off] turns SNTP off
 //! ```
 //!
 //! # Secrets
@@ -376,6 +377,8 @@ pub struct KubejoinConfiguration {
     pub network: Option<Network>,
     /// `kubeletArgs`: `(name, value)` pairs without leading dashes, in order, duplicates kept.
     pub kubelet_args: Vec<(String, String)>,
+    /// `ntp`: SNTP servers (`host[:port]`), in order, or `[off]` (docs/time.md).
+    pub ntp: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1917,6 +1920,8 @@ struct RawKubejoin {
     network: Option<RawNetwork>,
     #[serde(default)]
     kubelet_args: Option<Vec<RawArg>>,
+    #[serde(default)]
+    ntp: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -2103,6 +2108,13 @@ fn normalize_kubejoin(raw: RawKubejoin) -> Result<KubejoinConfiguration, ConfigE
             &format!("kubeletArgs[{i}]"),
         )?);
     }
+    // Checked as the kernel command line's `kubejoin.ntp=` is, one entry at a time.
+    let mut ntp = crate::plan::values::Values::default();
+    for (i, n) in raw.ntp.unwrap_or_default().into_iter().enumerate() {
+        ntp.set(crate::plan::key::Key::Ntp, Some(&n))
+            .map_err(|e| invalid(format!("ntp[{i}]"), e.to_string()))?;
+    }
+    out.ntp = ntp.ntp.unwrap_or_default();
     Ok(out)
 }
 

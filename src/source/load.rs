@@ -132,6 +132,7 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
         v.tls_bootstrap_timeout = k.tls_bootstrap_timeout.or(v.tls_bootstrap_timeout);
         v.kubelet_args.extend(k.kubelet_args.iter().cloned());
         v.network = k.network.clone().map(NetworkSpec::Config);
+        v.ntp = (!k.ntp.is_empty()).then(|| k.ntp.clone());
     }
     (v, cf.warnings.clone())
 }
@@ -184,6 +185,9 @@ pub struct LoadOptions {
     pub config_drive: Option<Arc<dyn Drive>>,
     /// The image defaults (lowest layer).
     pub defaults: Values,
+    /// NTP servers of the DHCP lease (option 42), once PID 1 has brought the network up: a
+    /// layer below metadata, above the platform's time source.
+    pub dhcp_ntp: Vec<String>,
 }
 
 impl LoadOptions {
@@ -196,6 +200,7 @@ impl LoadOptions {
             config_file: None,
             metadata: MetadataAccess::live(),
             defaults: Values::builtin_defaults(),
+            dhcp_ntp: Vec::new(),
         }
     }
 
@@ -816,6 +821,31 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
         }
     }
 
+    // Time sources below every layer a person wrote: the lease's, then the platform's.
+    if !opts.dhcp_ntp.is_empty() {
+        let mut v = Values::default();
+        for n in &opts.dhcp_ntp {
+            if let Err(e) = v.set(Key::Ntp, Some(n)) {
+                warnings.push(format!("dhcp: NTP server {n:?} not used: {e}"));
+            }
+        }
+        layers.push(Layer::new(Source::Dhcp, v));
+    }
+    if let Some(plat) = platform {
+        let endpoints = match &opts.metadata {
+            MetadataAccess::Live { endpoints, .. } => endpoints.clone(),
+            MetadataAccess::Recorded(_) => Endpoints::default(),
+        };
+        if let Some(t) = plat.time_server(&endpoints) {
+            let mut v = Values::default();
+            match v.set(Key::Ntp, Some(t)) {
+                Ok(_) => layers.push(Layer::new(Source::Platform(plat), v)),
+                Err(e) => {
+                    warnings.push(format!("platform:{plat}: time source {t:?} not used: {e}"))
+                }
+            }
+        }
+    }
     layers.push(Layer::new(Source::Default, opts.defaults.clone()));
     read_token_files(&mut layers, &opts.root)?;
     let mut settings = merge(&layers);
@@ -835,6 +865,7 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
     if let Some(n) = &settings.network {
         let local = match &n.source {
             Source::Cmdline | Source::File(_) | Source::Default => true,
+            Source::Dhcp | Source::Platform(_) => false,
             Source::Metadata(p) => *p == Platform::OpenStack && drive.is_some(),
         };
         if !local {

@@ -36,6 +36,75 @@ impl Clock for RealClock {
     }
 }
 
+/// The environment variable that gives a **debug** build of the binary a fake clock (see
+/// [`OffsetClock`]): Unix seconds the clock reads when the process starts, e.g. `1420070400` for
+/// 2015-01-01. Test-only: release builds ignore it, so a deployed kubejoin always reads and sets
+/// the machine's real clock. The integration tests use it to join "a machine whose clock is
+/// years off" without ever stepping the test machine's clock.
+pub const TEST_CLOCK_ENV: &str = "KUBEJOIN_TEST_CLOCK";
+
+/// A fake clock for the binary under test: the machine's clock shifted by an offset, stepped by
+/// changing the offset only (the machine's clock is never touched). Made only by
+/// [`node_clock`] in debug builds when [`TEST_CLOCK_ENV`] is set.
+#[derive(Debug)]
+pub struct OffsetClock {
+    offset: Mutex<crate::time::Offset>,
+}
+
+impl OffsetClock {
+    /// A clock that reads `start` now and runs at the machine's pace.
+    pub fn starting_at(start: WallTime) -> Self {
+        Self {
+            offset: Mutex::new(start.since(RealClock.now())),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> WallTime {
+        let offset = self
+            .offset
+            .lock()
+            .map(|o| *o)
+            .unwrap_or(crate::time::Offset::from_nanos(0));
+        RealClock.now().plus(offset)
+    }
+
+    fn set_realtime(&self, t: WallTime) -> io::Result<()> {
+        let mut o = self
+            .offset
+            .lock()
+            .map_err(|_| io::Error::other("fake clock poisoned"))?;
+        *o = t.since(RealClock.now());
+        Ok(())
+    }
+}
+
+/// The clock of this process: the real one, or — in a debug build with [`TEST_CLOCK_ENV`] set to
+/// Unix seconds — an [`OffsetClock`] starting there. One instance per process, so the clock step
+/// and every TLS verification (`crate::http::tls`) see the same clock.
+pub fn node_clock() -> std::sync::Arc<dyn Clock> {
+    static NODE_CLOCK: std::sync::OnceLock<std::sync::Arc<dyn Clock>> = std::sync::OnceLock::new();
+    NODE_CLOCK
+        .get_or_init(|| {
+            let fake = cfg!(debug_assertions)
+                .then(|| std::env::var(TEST_CLOCK_ENV).ok())
+                .flatten()
+                .and_then(|v| v.trim().parse::<i64>().ok());
+            match fake {
+                Some(secs) => {
+                    let start = WallTime::from_unix_secs(secs);
+                    crate::warn!(
+                        "{TEST_CLOCK_ENV}: test build with a fake clock starting at {start}; the machine's clock is neither read nor set"
+                    );
+                    std::sync::Arc::new(OffsetClock::starting_at(start))
+                }
+                None => std::sync::Arc::new(RealClock),
+            }
+        })
+        .clone()
+}
+
 /// One recorded step of the fake clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClockCall {
@@ -126,6 +195,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
         assert!(RealClock.now() >= before);
+    }
+
+    #[test]
+    fn the_offset_clock_steps_without_touching_the_machine() {
+        let t0 = WallTime::from_unix_secs(1_420_070_400);
+        let c = OffsetClock::starting_at(t0);
+        let off = c.now().since(t0);
+        assert!(off.abs() < std::time::Duration::from_secs(1), "{off}");
+        let real_before = RealClock.now();
+        let target = real_before.plus(crate::time::Offset::from_nanos(7_000_000_000));
+        c.set_realtime(target).unwrap();
+        assert!(c.now().since(target).abs() < std::time::Duration::from_secs(1));
+        // The machine's clock did not move by 7 s.
+        assert!(RealClock.now().since(real_before).abs() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -52,7 +52,7 @@ impl System {
             init: Arc::new(RealInit),
             net: Arc::new(RealNet::new(crate::fs::root::Root::new("/"))),
             drive: Arc::new(RealDrive),
-            clock: Arc::new(RealClock),
+            clock: clock::node_clock(),
         }
     }
 

@@ -334,6 +334,20 @@ pub fn run(root: &Path, argv: &[String]) -> Vec<Check> {
             Err(e) => out.push(fail(format!("sysctl {}: {e}", key.replace('/', ".")))),
         }
     }
+    // The clock, as the kubelet meets it: a board that booted in 2015 must have been set by
+    // kubejoin (the issued certificate's check below fails too if it was not).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // 2025-01-01T00:00:00Z: earlier than any control plane these VMs join.
+    const CLOCK_AFTER: u64 = 1_735_689_600;
+    let line = format!("system clock {now} (Unix seconds) is after 2025-01-01");
+    out.push(if now >= CLOCK_AFTER {
+        pass(line)
+    } else {
+        fail(line)
+    });
     // Informational (the config-drive case asserts the value): set by a join source's layer.
     match std::fs::read_to_string(at("/proc/sys/vm/max_map_count")) {
         Ok(v) => out.push(pass(format!("sysctl value vm.max_map_count={}", v.trim()))),

@@ -15,6 +15,9 @@ pub const HOST_FROM_GUEST: &str = "10.0.2.2";
 /// The port the control plane listens on inside the namespace (the namespace is fresh, so it is
 /// free; the guest sees it at 10.0.2.2:PORT).
 pub const PORT: u16 = 6443;
+/// The UDP port the test SNTP server listens on inside the namespace (the guest asks
+/// `10.0.2.2:NTP_PORT`: qemu's user network forwards UDP to the host's loopback as it does TCP).
+pub const NTP_PORT: u16 = 10123;
 
 /// Random bytes from the kernel.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -191,6 +194,8 @@ pub struct VmSpec {
     /// An OpenStack config drive image attached read-only as the next virtio disk (`/dev/vdb`
     /// after a `disk`, else `/dev/vda`).
     pub config_drive: Option<PathBuf>,
+    /// qemu's `-rtc base=…` (e.g. `2015-01-01`): the guest's clock starts there.
+    pub rtc_base: Option<String>,
 }
 
 /// How a boot ended.
@@ -259,10 +264,61 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
             format!("file={},format=raw,if=virtio,readonly=on", drive.display()),
         ]);
     }
+    if let Some(base) = &spec.rtc_base {
+        a.extend(["-rtc".into(), format!("base={base}")]);
+    }
     if accel == "kvm" {
         a.extend(["-cpu".into(), "host".into()]);
     }
     a
+}
+
+/// The test SNTP server (`testcp sntp`) in a namespace, on `127.0.0.1:NTP_PORT`, telling the
+/// host's time.
+#[derive(Debug)]
+pub struct SntpServer {
+    _child: Guard,
+    /// What the guest asks: `10.0.2.2:NTP_PORT`.
+    pub server: String,
+}
+
+impl SntpServer {
+    /// Starts it and waits (bounded) for its `READY` line.
+    pub fn start(ns: &Netns, testcp: &Path, dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let log_path = dir.join("sntp.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = ns
+            .command(testcp)
+            .args(["sntp", "--listen", &format!("127.0.0.1:{NTP_PORT}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut guard = Guard(child);
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if text.lines().any(|l| l.starts_with("READY ")) {
+                break;
+            }
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                return Err(io::Error::other(format!(
+                    "the test SNTP server exited ({status}):\n{text}"
+                )));
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(io::Error::other(format!(
+                    "the test SNTP server was not READY within 10s:\n{text}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            _child: guard,
+            server: format!("{HOST_FROM_GUEST}:{NTP_PORT}"),
+        })
+    }
 }
 
 /// Boots `spec` with qemu inside `ns` (or, for a real cluster, in the host's network) and
@@ -576,6 +632,10 @@ pub struct Case {
     /// The join data goes on an OpenStack config drive ([`make_config_drive`]; the node name as
     /// the instance's hostname) and the kernel command line carries none.
     pub config_drive: bool,
+    /// qemu's `-rtc base=…`: the guest's clock starts there (a board without a real-time clock).
+    pub rtc_base: Option<String>,
+    /// Run the test SNTP server in the namespace and name it with `kubejoin.ntp=10.0.2.2:PORT`.
+    pub sntp: bool,
 }
 
 /// What a [`Case`] left behind.
@@ -639,6 +699,13 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
         WRONG_PIN.to_string()
     };
     let mut extra = case.extra_append.clone();
+    let sntp = if case.sntp {
+        let s = SntpServer::start(&ns, &art.testcp, &work.join("sntp"))?;
+        extra.push(format!("kubejoin.ntp={}", s.server));
+        Some(s)
+    } else {
+        None
+    };
     let disk = if case.switch_root {
         let checker = art
             .checker
@@ -689,10 +756,12 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
         serial_log: work.join("console.log"),
         disk,
         config_drive,
+        rtc_base: case.rtc_base.clone(),
     };
     let run = boot(Some(&ns), &spec)?;
     let requests = cp.requests();
     let netns = ns.name.clone();
+    drop(sntp);
     drop(cp);
     drop(ns);
     Ok(Outcome {
@@ -771,6 +840,7 @@ mod tests {
             serial_log: "/tmp/s.log".into(),
             disk: Some("/tmp/root.img".into()),
             config_drive: Some("/tmp/config-drive.iso".into()),
+            rtc_base: Some("2015-01-01".into()),
         };
         let q = qemu_args(&spec, "tcg");
         let s = q.join(" ");
@@ -779,6 +849,7 @@ mod tests {
         assert!(s.contains("-netdev user,id=n0 -device virtio-net-pci,netdev=n0"));
         assert!(s.contains("-serial file:/tmp/s.log"));
         assert!(!s.contains("-cpu host"));
+        assert!(s.contains("-rtc base=2015-01-01"));
         assert!(s.contains(
             "-drive file=/tmp/root.img,format=raw,if=virtio -drive file=/tmp/config-drive.iso,format=raw,if=virtio,readonly=on"
         ));

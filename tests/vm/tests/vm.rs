@@ -89,6 +89,8 @@ fn a_vm_joins_with_kubejoin_as_init() {
         endpoint: None,
         policy: None,
         config_drive: false,
+        rtc_base: None,
+        sntp: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -215,6 +217,8 @@ fn a_wrong_pin_never_sends_the_token() {
         endpoint: None,
         policy: None,
         config_drive: false,
+        rtc_base: None,
+        sntp: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -289,6 +293,8 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
         endpoint: None,
         policy: None,
         config_drive: false,
+        rtc_base: None,
+        sntp: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -351,6 +357,8 @@ fn the_default_policy_reboots_when_the_deadline_passes() {
         endpoint: Some("10.0.2.2:6444".into()),
         policy: Some(("retry".into(), "20s".into())),
         config_drive: false,
+        rtc_base: None,
+        sntp: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -387,6 +395,8 @@ fn a_vm_joins_from_an_openstack_config_drive() {
         endpoint: None,
         policy: None,
         config_drive: true,
+        rtc_base: None,
+        sntp: false,
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -477,4 +487,127 @@ fn a_vm_joins_from_an_openstack_config_drive() {
         !c.0.contains(secret),
         "the token secret appeared on the console{ctx}"
     );
+}
+
+/// A board whose clock starts in 2015 (`-rtc base=2015-01-01`), with the test SNTP server
+/// reachable through qemu's user network (`kubejoin.ntp=10.0.2.2:10123`): kubejoin steps the
+/// clock in its `clock` stage, before discovery, joins and hands off; the stand-in kubelet finds
+/// the clock set and proves the identity over mTLS (which it verifies at its own clock).
+#[test]
+#[ignore = "boots a VM: needs root, qemu and the artifacts of scripts/vm-test, which runs it with --ignored"]
+fn a_vm_whose_clock_is_in_2015_sets_it_from_sntp_and_joins() {
+    let art = artifacts();
+    let (work, _tmp) = work_dir("clock-sntp");
+    let node = "kjvm-clock";
+    let case = Case {
+        right_pin: true,
+        node_name: node.into(),
+        extra_append: vec![],
+        timeout: timeout(),
+        switch_root: false,
+        endpoint: None,
+        policy: None,
+        config_drive: false,
+        rtc_base: Some("2015-01-01".into()),
+        sntp: true,
+    };
+    let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
+    let c = &o.run.console;
+    let ctx = context(&o);
+    assert!(o.run.exited(), "qemu did not exit within the timeout{ctx}");
+    assert!(
+        c.logged("clock: asking 10.0.2.2:10123 (from cmdline)"),
+        "{ctx}"
+    );
+    assert!(c.logged("clock: stepped 2015-01-01T"), "{ctx}");
+    let timeline = c
+        .timeline()
+        .unwrap_or_else(|| panic!("no JSON timeline on the console{ctx}"));
+    let phases = timeline["phases"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap_or_default())
+        .collect();
+    let at = |n: &str| names.iter().position(|x| *x == n);
+    assert!(
+        at("clock").is_some() && at("clock") < at("discovery"),
+        "the clock stage must run before discovery: {names:?}{ctx}"
+    );
+    let step = phases
+        .iter()
+        .find(|p| p["phase"] == "clock-step")
+        .unwrap_or_else(|| panic!("no clock-step entry in the timeline {names:?}{ctx}"));
+    assert!(
+        step["detail"]["from"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("2015-01-01T"),
+        "{step}{ctx}"
+    );
+    assert_eq!(
+        step["detail"]["servers"],
+        serde_json::json!(["10.0.2.2:10123"]),
+        "{step}{ctx}"
+    );
+    let checks = c.checks();
+    let check = |s: &str| checks.iter().find(|(_, w)| w.contains(s)).map(|c| c.0);
+    assert_eq!(check("is after 2025-01-01"), Some(true), "{ctx}");
+    assert_eq!(check("-> 404 NotFound"), Some(true), "{ctx}");
+    assert_eq!(
+        c.check_result(),
+        Some(true),
+        "the checker did not pass{ctx}"
+    );
+}
+
+/// The same board without any time source: the clock stage says the clock is earlier than the
+/// build and goes on at the build time; the control plane's certificates (valid from five
+/// minutes before it started, after the image was built) are "not yet valid" at it, so the join
+/// stops with the clock message, before the token is sent, and the failure policy powers off.
+#[test]
+#[ignore = "boots a VM: needs root, qemu and the artifacts of scripts/vm-test, which runs it with --ignored"]
+fn a_vm_whose_clock_is_in_2015_without_a_time_source_stops_with_the_clock_message() {
+    let art = artifacts();
+    let (work, _tmp) = work_dir("clock-none");
+    let case = Case {
+        right_pin: true,
+        node_name: "kjvm-noclock".into(),
+        extra_append: vec![],
+        timeout: timeout(),
+        switch_root: false,
+        endpoint: None,
+        policy: None,
+        config_drive: false,
+        rtc_base: Some("2015-01-01".into()),
+        sntp: false,
+    };
+    let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
+    let c = &o.run.console;
+    let ctx = context(&o);
+    assert!(
+        o.run.exited(),
+        "qemu did not exit: the failure policy did not power off{ctx}"
+    );
+    assert!(c.logged("earlier than this kubejoin was built"), "{ctx}");
+    for needle in [
+        "is not yet valid: it is valid from",
+        "earlier than this kubejoin was built, so the build time was used",
+        "the clock is the likely cause",
+        "kubejoin.ntp=HOST[:PORT]",
+        "policy: kubejoin.on-failure=poweroff -> powering off now",
+    ] {
+        assert!(c.logged(needle), "{needle}{ctx}");
+    }
+    assert_eq!(
+        c.check_result(),
+        None,
+        "the kubelet stand-in must not have run{ctx}"
+    );
+    for r in &o.requests {
+        let user = r["user"].as_str().unwrap_or_default();
+        assert!(
+            !user.starts_with("system:bootstrap:"),
+            "a token-authenticated request was sent: {r}{ctx}"
+        );
+    }
 }

@@ -79,6 +79,8 @@ fn run(args: &[String]) -> Result<bool, String> {
                 endpoint: None,
                 policy: None,
                 config_drive: false,
+                rtc_base: None,
+                sntp: false,
             };
             say(&format!(
                 "booting a VM ({}): kernel {}, initramfs {} ({} KiB)",
@@ -149,6 +151,7 @@ fn real(
         serial_log: work.join("console.log"),
         disk: None,
         config_drive: None,
+        rtc_base: None,
     };
     say(&format!(
         "booting a VM ({}) on this machine's network",

@@ -1,0 +1,349 @@
+//! Time before trust, through the real binary: `kubejoin join` on a node whose clock is years
+//! off, against `kubejoin-testcp` and its SNTP servers on loopback.
+//!
+//! The node's clock is faked with `KUBEJOIN_TEST_CLOCK` (Unix seconds the clock reads at start),
+//! which only debug builds honour (`sys::clock::node_clock`): the clock phase steps that fake
+//! clock, and every TLS verification of the binary judges certificate validity by it, so the
+//! test machine's own clock is never read as the node's nor set. The SNTP servers tell this
+//! machine's real time (shifted where a test says so).
+//!
+//! What is proved: with SNTP answering, a node in 2015 (or 2040) steps its clock and joins, and
+//! `result.json` and the log say what was stepped from and to, by which servers (a liar is
+//! outvoted); with no SNTP answer, a clock in 2040 stops at the first connection verified
+//! against the pinned CA with the clock error (window, time used, `kubejoin.ntp=`), bounded in
+//! time; a clock in 2015 falls back to the build
+//! time; `kubejoin plan` shows the time sources and where they came from.
+
+// Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use kubejoin_testcp::sntp::{start as sntp, Behaviour, SntpConfig, SntpServer};
+use kubejoin_testcp::{Config, Handle};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubejoin");
+const TOKEN: &str = "abcdef.0123456789abcdef";
+const Y2015: i64 = 1_420_070_400;
+/// 2040-01-01: past the test CA's ten years, so every certificate looks expired.
+const Y2040: i64 = 2_208_988_800;
+
+struct Run {
+    code: i32,
+    stderr: String,
+    took: Duration,
+}
+
+fn start_cp() -> Handle {
+    kubejoin_testcp::start(Config::default()).expect("test control plane starts")
+}
+
+fn ntp(offset_secs: f64, behaviour: Behaviour) -> SntpServer {
+    sntp(SntpConfig {
+        offset_secs,
+        behaviour,
+        ..SntpConfig::default()
+    })
+    .unwrap()
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `kubejoin join` into `root` with the node clock starting at `clock` (Unix seconds) and
+/// `extra` flags.
+fn join(cp: &Handle, root: &Path, clock: i64, extra: &[String]) -> Run {
+    let mut args = support::join_args(cp, TOKEN, "time-node", root);
+    args.extend(["--timeout".to_string(), "60s".to_string()]);
+    args.extend_from_slice(extra);
+    let mut cmd = Command::new(BIN);
+    cmd.args(&args)
+        .env("KUBEJOIN_TEST_CLOCK", clock.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let out = support::run_bounded(cmd, Duration::from_secs(90));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+fn ntp_flags(servers: &[&SntpServer]) -> Vec<String> {
+    servers
+        .iter()
+        .flat_map(|s| ["--ntp".to_string(), s.addr().to_string()])
+        .collect()
+}
+
+fn result_json(root: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(root.join("run/kubejoin/result.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn phases(result: &serde_json::Value) -> Vec<String> {
+    result["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_node_in_2015_steps_its_clock_from_sntp_and_joins_with_a_liar_outvoted() {
+    let cp = start_cp();
+    let (a, b) = (ntp(0.0, Behaviour::Answer), ntp(0.0, Behaviour::Answer));
+    let liar = ntp(400.0 * 86_400.0, Behaviour::Answer);
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &ntp_flags(&[&a, &b, &liar]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("clock: stepped 2015-01-01T00:00:"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("more than 1s from the others"),
+        "{}",
+        r.stderr
+    );
+
+    let res = result_json(root.path());
+    let clock = &res["clock"];
+    assert_eq!(clock["source"], "sntp", "{clock}");
+    assert_eq!(clock["servers_from"], "flag");
+    assert!(clock["clock_at_start"]
+        .as_str()
+        .unwrap()
+        .starts_with("2015-01-01T00:00:"));
+    // The step took the clock from 2015 to this machine's real time (the agreeing servers').
+    let step = &clock["step"];
+    assert!(
+        step["from"].as_str().unwrap().starts_with("2015-01-01T"),
+        "{step}"
+    );
+    let expected = now_secs() - Y2015 as f64;
+    let offset = step["offset_seconds"].as_f64().unwrap();
+    assert!((offset - expected).abs() < 30.0, "{offset} vs {expected}");
+    assert_eq!(clock["offset_seconds"].as_f64().unwrap(), offset);
+    let mut agreed: Vec<&str> = step["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    agreed.sort_unstable();
+    let mut want = vec![a.addr().to_string(), b.addr().to_string()];
+    want.sort_unstable();
+    assert_eq!(
+        agreed, want,
+        "the liar is not among the servers that set the clock"
+    );
+    let verdicts: Vec<(&str, &str)> = clock["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["server"].as_str().unwrap(),
+                s["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let liar_addr = liar.addr().to_string();
+    assert!(
+        verdicts.contains(&(liar_addr.as_str(), "outvoted")),
+        "{verdicts:?}"
+    );
+    // The clock phase ran first, before any TLS (discovery).
+    let p = phases(&res);
+    assert_eq!(p.first().map(String::as_str), Some("clock"), "{p:?}");
+    assert!(p.iter().position(|x| x == "discovery").unwrap() > 0);
+    assert!(a.requests() >= 1 && liar.requests() >= 1);
+}
+
+#[test]
+fn a_node_in_2040_is_stepped_back_by_a_single_named_server() {
+    let cp = start_cp();
+    let only = ntp(0.0, Behaviour::Answer);
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2040, &ntp_flags(&[&only]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let clock = &result_json(root.path())["clock"];
+    assert_eq!(clock["source"], "sntp");
+    let offset = clock["step"]["offset_seconds"].as_f64().unwrap();
+    let expected = now_secs() - Y2040 as f64;
+    assert!(offset < 0.0 && (offset - expected).abs() < 30.0, "{offset}");
+}
+
+#[test]
+fn without_an_sntp_answer_a_clock_ahead_stops_at_the_first_verified_connection_with_the_clock_error(
+) {
+    let cp = start_cp();
+    let silent = ntp(0.0, Behaviour::Silent);
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2040, &ntp_flags(&[&silent]));
+    // Exit 3: a trust failure (docs/time.md: the clock error).
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    for needle in [
+        // The clock phase: the server was asked, did not answer, and the join went on.
+        "no NTP server gave an acceptable answer",
+        // The certificate error: what, the window, the time used and the likely cause.
+        "has expired: it is valid from",
+        "this machine's time is 2040-01-01T",
+        "(its clock)",
+        "the clock is the likely cause",
+        // The fix.
+        "kubejoin.ntp=HOST[:PORT]",
+        // The API server's Date, for the reader only, and said to be unauthenticated.
+        "answered with `Date: ",
+        "(not authenticated, so not used to check certificates): if that is right, this machine's clock is off by -",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(silent.requests() >= 1);
+    // Bounded: the SNTP policy's 3 attempts of 1 s, then the first connection verified against
+    // the pinned CA (the TLS bootstrap's first request) refuses the certificate, before the
+    // token is sent; a clock error is not retried.
+    assert!(r.took < Duration::from_secs(30), "{:?}", r.took);
+    assert!(!root.path().join("etc/kubernetes/kubelet.conf").exists());
+}
+
+#[test]
+fn without_any_time_source_a_clock_in_2015_is_checked_at_the_build_time() {
+    let cp = start_cp();
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &[]);
+    assert!(
+        r.stderr.contains("earlier than this kubejoin was built"),
+        "{}",
+        r.stderr
+    );
+    // The test CA is valid from five minutes before the control plane started. A build older
+    // than that (the usual case) cannot vouch for it: the join stops with the clock error. A
+    // build newer than that can, and the join succeeds at the build time.
+    let floor = kubejoin::clock::floor::floor().unix_secs() as f64;
+    let ca_from = now_secs() - 300.0 - r.took.as_secs_f64();
+    if floor < ca_from - 5.0 {
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        for needle in [
+            "is not yet valid: it is valid from",
+            "its clock says 2015-01-01T",
+            "earlier than this kubejoin was built, so the build time was used",
+            "the clock is the likely cause",
+            "this machine's clock is behind",
+            "kubejoin.ntp=HOST[:PORT]",
+        ] {
+            assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+        }
+    } else if floor > ca_from + 5.0 {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let clock = &result_json(root.path())["clock"];
+        assert_eq!(clock["source"], "build-time-floor");
+    }
+}
+
+#[test]
+fn kubejoin_plan_shows_the_time_sources_and_where_they_came_from() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("proc")).unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let pin = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+    let plan = |cmdline: &str| {
+        std::fs::write(root.path().join("proc/cmdline"), cmdline).unwrap();
+        let out = Command::new(BIN)
+            .args(["plan", "--root", root.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        // A refused command line prints no plan: `null` then.
+        let j: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code(),
+            j,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let boot = format!(
+        "kubejoin.platform=none kubejoin.endpoint=10.0.0.1:6443 kubejoin.token-file=/etc/t kubejoin.ca-cert-hash={pin}"
+    );
+    std::fs::write(root.path().join("etc/t"), format!("{TOKEN}\n")).unwrap();
+    let mut perms = std::fs::metadata(root.path().join("etc/t"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(root.path().join("etc/t"), perms).unwrap();
+
+    let (code, j, err) = plan(&format!(
+        "{boot} kubejoin.ntp=10.0.0.5 kubejoin.ntp=[fd00::7]:10123\n"
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        j["time"]["servers"],
+        serde_json::json!(["10.0.0.5:123", "[fd00::7]:10123"])
+    );
+    assert_eq!(j["time"]["source"], "cmdline");
+    assert_eq!(j["values"]["ntp"]["source"], "cmdline");
+
+    // A config file's `ntp:` when the command line names none.
+    std::fs::write(
+        root.path().join("etc/kubejoin.yaml"),
+        "apiVersion: kubejoin.dev/v1alpha1\nkind: KubejoinConfiguration\nntp: [time.example.org]\n",
+    )
+    .unwrap();
+    let (code, j, err) = plan(&format!("{boot}\n"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        j["time"]["summary"],
+        "time.example.org:123 (from file:/etc/kubejoin.yaml)"
+    );
+    // `off` on the command line wins over the file, and is shown as such.
+    let (_, j, _) = plan(&format!("{boot} kubejoin.ntp=off\n"));
+    assert_eq!(j["time"]["off"], true);
+    assert_eq!(j["time"]["summary"], "off (from cmdline)");
+    // A bad server is refused where it is read, naming the key.
+    let (code, _, err) = plan(&format!("{boot} kubejoin.ntp=bad:host:x\n"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("kubejoin.ntp at byte") && err.contains("NTP server \"bad:host:x\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dry_run_asks_the_time_but_never_sets_the_clock() {
+    let cp = start_cp();
+    let only = ntp(0.0, Behaviour::Answer);
+    let root = tempfile::tempdir().unwrap();
+    let mut extra = ntp_flags(&[&only]);
+    extra.push("--dry-run".into());
+    let r = join(&cp, root.path(), Y2015, &extra);
+    assert!(
+        r.stderr
+            .contains("clock: dry run: would step 2015-01-01T00:00:"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("clock: stepped"), "{}", r.stderr);
+    assert!(only.requests() >= 1);
+    // The clock still says 2015 afterwards: whatever discovery then checks, it checks at the
+    // build time (the clock is earlier), never at a time the dry run set.
+    if r.code != 0 {
+        assert!(
+            r.stderr.contains("its clock says 2015-01-01T"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!root.path().join("run/kubejoin/result.json").exists());
+}
