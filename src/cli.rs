@@ -73,6 +73,13 @@ JOIN FLAGS (same names as kubeadm join):
     --dry-run                                      discover for real, print what would be done, write nothing
     --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
     --skip-phases LIST                             phases to skip
+    --control-plane                                join as a control-plane node (certificates from kubeadm-certs,
+                                                   static Pods, etcd member); needs --handoff none
+    --certificate-key HEX                          key that decrypts kube-system/kubeadm-certs (64 hex digits);
+                                                   visible to local users in /proc: prefer --certificate-key-file
+    --certificate-key-file FILE                    read --certificate-key from FILE (mode 0600: owner-only)
+    --apiserver-advertise-address IP               address this node's API server and etcd advertise
+    --apiserver-bind-port PORT                     port of this node's API server (default 6443)
 
 HOST PREPARATION (runs before discovery when installing onto this machine, --root /):
     --module NAME[,NAME]                           extra kernel module to load (with its dependencies)
@@ -92,6 +99,8 @@ KUBEJOIN FLAGS:
     --discovery-retry-interval DURATION            pause between cluster-info attempts (default 5s)
     --tls-bootstrap-timeout DURATION               bound of the wait for the CSR to be issued (default 5m)
     --timeout DURATION                             overall deadline of the join, all phases included (default 10m)
+    --control-plane-healthz-url URL                where a control-plane join waits for the local API server
+                                                   (default https://ADVERTISE-ADDRESS:BIND-PORT/healthz)
     -v, --verbose                                  debug logging
     -h, --help                                     print this help
 
@@ -340,6 +349,9 @@ pub enum UsageError {
     RootMissing(PathBuf),
     #[error("--root {}: not a directory", .0.display())]
     RootNotDir(PathBuf),
+    /// The control-plane settings do not make a control-plane join.
+    #[error(transparent)]
+    ControlPlane(#[from] crate::plan::control_plane::ControlPlaneError),
 }
 
 impl Classify for UsageError {
@@ -350,6 +362,7 @@ impl Classify for UsageError {
     fn hint(&self) -> Option<String> {
         match self {
             UsageError::Plan(e) => e.hint(),
+            UsageError::ControlPlane(e) => e.hint(),
             UsageError::Token { .. } => Some(
                 "create a token on a control-plane node with `kubeadm token create --print-join-command`".into(),
             ),
@@ -435,6 +448,15 @@ struct JoinArgs {
     modules: Vec<String>,
     sysctls: Vec<(String, String)>,
     keep_swap: bool,
+    /// `--control-plane` and its settings.
+    control_plane: bool,
+    /// `--certificate-key` (parsed at once: the text is never kept) or `--certificate-key-file`.
+    certificate_key: Option<(crate::plan::certificate_key::CertificateKey, String)>,
+    /// `--certificate-key` given inline (its value shows in /proc/<pid>/cmdline).
+    inline_certificate_key: bool,
+    advertise_address: Option<String>,
+    bind_port: Option<u16>,
+    healthz_url: Option<String>,
     /// `--help`: print the command's help instead.
     help: bool,
 }
@@ -511,6 +533,9 @@ where
             check_inputs(&a)?;
             if let Some(w) = inline_token_warning(&a.inline_tokens) {
                 crate::warn!("{w}");
+            }
+            if a.inline_certificate_key {
+                crate::warn!("{INLINE_CERTIFICATE_KEY_WARNING}");
             }
             if wants_boot_sources(&a) {
                 return sources_join(a).map(|j| Command::JoinFromSources(Box::new(j)));
@@ -764,6 +789,32 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
                 a.sysctls.push((k.trim().to_string(), v.trim().to_string()));
             }
             Long("keep-swap") => a.keep_swap = true,
+            Long("control-plane") => a.control_plane = true,
+            Long("certificate-key") => {
+                let text = text(p)?;
+                set_certificate_key(
+                    &mut a,
+                    crate::plan::control_plane::parse_key(&text, "--certificate-key")?,
+                )?;
+                a.inline_certificate_key = true;
+            }
+            Long("certificate-key-file") => {
+                let path = PathBuf::from(text(p)?);
+                input_file("--certificate-key-file", &path)?;
+                let key = crate::plan::certificate_key::read_key_file(&path, &path)
+                    .map_err(crate::plan::control_plane::ControlPlaneError::from)?;
+                set_certificate_key(&mut a, (key, format!("file:{}", path.display())))?;
+            }
+            Long("apiserver-advertise-address") => a.advertise_address = Some(text(p)?),
+            Long("apiserver-bind-port") => {
+                let v = text(p)?;
+                a.bind_port = Some(v.trim().parse::<u16>().map_err(|_| {
+                    args_err(format!(
+                        "--apiserver-bind-port {v:?}: expected a port number (1-65535)"
+                    ))
+                })?);
+            }
+            Long("control-plane-healthz-url") => a.healthz_url = Some(text(p)?),
             Long("cmdline-file") => a.cmdline_file = Some(text(p)?.into()),
             Long("metadata-dir") => a.metadata_dir = Some(text(p)?.into()),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
@@ -788,6 +839,28 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
     }
     Ok(a)
 }
+
+/// Records the certificate key; a second one (flag and file, or twice) is a usage error.
+fn set_certificate_key(
+    a: &mut JoinArgs,
+    key: (crate::plan::certificate_key::CertificateKey, String),
+) -> Result<(), UsageError> {
+    if let Some((_, first)) = &a.certificate_key {
+        return Err(crate::plan::control_plane::ControlPlaneError::KeyTwice(format!(
+            "{first} and {}",
+            key.1
+        ))
+        .into());
+    }
+    a.certificate_key = Some(key);
+    Ok(())
+}
+
+/// The warning for a certificate key given inline on `kubejoin join`'s command line.
+pub const INLINE_CERTIFICATE_KEY_WARNING: &str = "--certificate-key given on the command line: while the join runs \
+     (up to --timeout) every local user can read it in /proc/<pid>/cmdline, and with the bootstrap token it \
+     decrypts the cluster's CA keys; put it in a file only root can read (chmod 600) and pass \
+     --certificate-key-file FILE instead";
 
 /// The warning for tokens given inline on `kubejoin join`'s command line.
 fn inline_token_warning(flags: &[&'static str]) -> Option<String> {
@@ -822,6 +895,18 @@ fn source_args(a: &JoinArgs) -> SourceArgs {
 }
 
 fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
+    if a.control_plane
+        || a.certificate_key.is_some()
+        || a.advertise_address.is_some()
+        || a.bind_port.is_some()
+        || a.healthz_url.is_some()
+    {
+        return Err(args_err(
+            "the control-plane flags need the join's discovery flags (or --config) on the same command line; \
+             a join from the boot sources takes them from there (kubejoin.control-plane, \
+             kubejoin.certificate-key-file, kubejoin.advertise-address, or a JoinConfiguration's controlPlane)",
+        ));
+    }
     let handoff = match a.handoff.as_deref() {
         None => None,
         Some("none") => Some(HandoffMode::None),
@@ -926,6 +1011,22 @@ fn fill_from_config(
             a.cri_socket = reg.cri_socket.clone();
         }
         a.taints = reg.taints.iter().map(ToString::to_string).collect();
+        // `controlPlane`: flags win over the file, field by field.
+        if let Some(cp) = &j.control_plane {
+            a.control_plane = true;
+            if a.advertise_address.is_none() {
+                a.advertise_address = cp.advertise_address.map(|ip| ip.to_string());
+            }
+            if a.bind_port.is_none() {
+                a.bind_port = cp.bind_port;
+            }
+            if a.certificate_key.is_none() {
+                a.certificate_key = cp
+                    .certificate_key
+                    .clone()
+                    .map(|k| (k, format!("file:{}", file.origin)));
+            }
+        }
         // File arguments first; a flag with the same name replaces them all (kubeadm's override rule).
         let cli_names: Vec<String> = a
             .kubelet_args
@@ -1089,6 +1190,9 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
     }
     let handoff = match a.handoff.as_deref() {
         None | Some("none") => HandoffMode::None,
+        Some("exec") if a.control_plane => {
+            return Err(crate::plan::control_plane::ControlPlaneError::HandoffExec.into())
+        }
         Some("exec") => HandoffMode::Exec,
         Some(other) => {
             return Err(args_err(format!(
@@ -1096,6 +1200,21 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
             )))
         }
     };
+    let node_ip = kubelet_extra_args
+        .iter()
+        .find(|(k, _)| k == "node-ip")
+        .and_then(|(_, v)| v.parse().ok());
+    let control_plane = crate::plan::control_plane::build(
+        crate::plan::control_plane::Inputs {
+            enabled: a.control_plane,
+            key: a.certificate_key.take(),
+            advertise_address: a.advertise_address.take(),
+            bind_port: a.bind_port,
+            healthz_url: a.healthz_url.take(),
+            node_ip,
+        },
+        handoff,
+    )?;
     Ok(JoinPlan {
         discovery: Options {
             mode,
@@ -1145,6 +1264,7 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
         },
         // Flags join a running machine, whose network is already up.
         network: None,
+        control_plane,
     })
 }
 

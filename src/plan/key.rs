@@ -31,11 +31,20 @@ pub enum Key {
     Sysroot,
     /// Read by PID-1 mode: debug logging.
     Debug,
+    /// Join as a control-plane node (`kubeadm join --control-plane`).
+    ControlPlane,
+    /// The key that decrypts `kube-system/kubeadm-certs` (a secret; warned about on the command
+    /// line as tokens are).
+    CertificateKey,
+    /// A file holding the certificate key (mode 0600), read at load time.
+    CertificateKeyFile,
+    /// The address this node's API server and etcd advertise.
+    AdvertiseAddress,
 }
 
 impl Key {
     /// Every key, in the order the docs list them.
-    pub const ALL: [Key; 20] = [
+    pub const ALL: [Key; 24] = [
         Key::Endpoint,
         Key::Token,
         Key::TokenFile,
@@ -56,6 +65,10 @@ impl Key {
         Key::Timeout,
         Key::Sysroot,
         Key::Debug,
+        Key::ControlPlane,
+        Key::CertificateKey,
+        Key::CertificateKeyFile,
+        Key::AdvertiseAddress,
     ];
 
     /// The key's name without the `kubejoin.` prefix.
@@ -81,6 +94,10 @@ impl Key {
             Key::Timeout => "timeout",
             Key::Sysroot => "sysroot",
             Key::Debug => "debug",
+            Key::ControlPlane => "control-plane",
+            Key::CertificateKey => "certificate-key",
+            Key::CertificateKeyFile => "certificate-key-file",
+            Key::AdvertiseAddress => "advertise-address",
         }
     }
 
@@ -136,6 +153,10 @@ impl Key {
             Key::Timeout => "a duration, e.g. 5m",
             Key::Sysroot => "a block device, e.g. /dev/vda1",
             Key::Debug => "true or false",
+            Key::ControlPlane => "true or false",
+            Key::CertificateKey => "<64 hex digits>",
+            Key::CertificateKeyFile => "/path/to/a/chmod-600/file",
+            Key::AdvertiseAddress => "an IP address, e.g. 10.0.0.2",
         }
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod boot;
 pub mod build;
+pub mod certificate_key;
+pub mod control_plane;
 pub mod config_pin;
 pub mod endpoint;
 pub mod json;
@@ -66,4 +68,6 @@ pub struct JoinPlan {
     /// KubejoinConfiguration's `network`). PID-1 mode applies it before discovery; on a running
     /// machine the network is already up and this is only reported.
     pub network: Option<network::NetworkPlan>,
+    /// `--control-plane`: join as a control-plane node (`None`: a worker).
+    pub control_plane: Option<control_plane::ControlPlanePlan>,
 }
