@@ -50,6 +50,8 @@ pub enum Error {
     Install(#[from] install::Error),
     #[error(transparent)]
     Handoff(#[from] handoff::Error),
+    #[error(transparent)]
+    ControlPlane(#[from] crate::controlplane::join::Error),
     /// A join phase ran out of time (its own bound or `--timeout`).
     #[error(transparent)]
     Deadline(#[from] Expired),
@@ -71,6 +73,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.class(),
             Error::Install(e) => e.class(),
             Error::Handoff(e) => e.class(),
+            Error::ControlPlane(e) => e.class(),
             Error::Deadline(e) => e.class(),
             Error::Internal(_) => Class::Other,
         }
@@ -86,6 +89,7 @@ impl Classify for Error {
             Error::Bootstrap(e) => e.hint(),
             Error::Install(e) => e.hint(),
             Error::Handoff(e) => e.hint(),
+            Error::ControlPlane(e) => e.hint(),
             Error::Deadline(e) => e.hint(),
             _ => None,
         }
@@ -334,8 +338,18 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
         print_dry_run(plan, &discovered);
     }
     let sys = RealExec;
-    let joined =
-        bootstrap_and_install_within(plan, &discovered, &sys, &Tuning::default(), &mut run).await?;
+    let tuning = Tuning::default();
+    let joined = match &plan.control_plane {
+        None => bootstrap_and_install_within(plan, &discovered, &sys, &tuning, &mut run).await?,
+        // A control-plane join runs its own phases around the worker's (src/controlplane/join.rs).
+        Some(cp) => {
+            let deadline = run.deadline;
+            crate::controlplane::join::join(plan, cp, &discovered, deadline, async |p: &JoinPlan| {
+                bootstrap_and_install_within(p, &discovered, &sys, &tuning, &mut run).await
+            })
+            .await?
+        }
+    };
     if joined.outcome == Outcome::DryRun {
         return Ok(());
     }

@@ -21,6 +21,7 @@ pub mod certkey;
 pub mod cluster;
 pub mod download;
 pub mod etcd;
+pub mod join;
 pub mod kubeconfigs;
 pub mod manifests;
 pub mod pki;

@@ -304,6 +304,16 @@ impl<'a> NodeBoot<'a> {
                 "no discovered cluster (discovery did not run)",
             )
         })?;
+        // The control-plane phases run around the kubelet, which PID 1 only starts by its
+        // handoff at the very end: not wired here yet (the join orchestrator will take them).
+        if plan.control_plane.is_some() {
+            return Err(Failure::new(
+                "join",
+                Class::Usage,
+                "a control-plane join (kubejoin.control-plane) is not supported in PID-1 mode yet: \
+                 run `kubejoin join --control-plane` on the booted system (handoff none, the kubelet as a service)",
+            ));
+        }
         let joined = app::bootstrap_and_install(plan, d, self.exec, &Tuning::default())
             .await
             .map_err(|e| Failure::from_error("join", &e))?;
