@@ -344,9 +344,15 @@ async fn join(plan: &JoinPlan) -> Result<(), Error> {
         // A control-plane join runs its own phases around the worker's (src/controlplane/join.rs).
         Some(cp) => {
             let deadline = run.deadline;
-            crate::controlplane::join::join(plan, cp, &discovered, deadline, async |p: &JoinPlan| {
-                bootstrap_and_install_within(p, &discovered, &sys, &tuning, &mut run).await
-            })
+            crate::controlplane::join::join(
+                plan,
+                cp,
+                &discovered,
+                deadline,
+                async |p: &JoinPlan| {
+                    bootstrap_and_install_within(p, &discovered, &sys, &tuning, &mut run).await
+                },
+            )
             .await?
         }
     };

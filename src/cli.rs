@@ -846,11 +846,13 @@ fn set_certificate_key(
     key: (crate::plan::certificate_key::CertificateKey, String),
 ) -> Result<(), UsageError> {
     if let Some((_, first)) = &a.certificate_key {
-        return Err(crate::plan::control_plane::ControlPlaneError::KeyTwice(format!(
-            "{first} and {}",
-            key.1
-        ))
-        .into());
+        return Err(
+            crate::plan::control_plane::ControlPlaneError::KeyTwice(format!(
+                "{first} and {}",
+                key.1
+            ))
+            .into(),
+        );
     }
     a.certificate_key = Some(key);
     Ok(())

@@ -89,7 +89,10 @@ pub enum Error {
     Ports(Vec<String>),
     #[error("writing the control-plane files")]
     Write(#[source] install::Error),
-    #[error("no etcd endpoint found: no etcd Pod in kube-system carries the annotation {}", etcd::ADVERTISE_ANNOTATION)]
+    #[error(
+        "no etcd endpoint found: no etcd Pod in kube-system carries the annotation {}",
+        etcd::ADVERTISE_ANNOTATION
+    )]
     NoEtcdEndpoints,
     #[error("joining the etcd cluster")]
     Etcd(#[source] EtcdError),
@@ -177,11 +180,12 @@ where
     E: From<Error>,
 {
     let root = Root::new(&plan.root);
-    let node_name = crate::bootstrap::resolve_node_name(plan.node_name.as_ref(), &crate::sys::RealExec)
-        .map_err(|e| Error::Internal(format!("resolving the node name: {e}")))?
-        .name
-        .as_str()
-        .to_string();
+    let node_name =
+        crate::bootstrap::resolve_node_name(plan.node_name.as_ref(), &crate::sys::RealExec)
+            .map_err(|e| Error::Internal(format!("resolving the node name: {e}")))?
+            .name
+            .as_str()
+            .to_string();
     let bootstrap = crate::bootstrap::Cluster::connect(d)
         .map_err(|e| Error::Internal(format!("connecting to {}: {e}", d.server)))?;
 
@@ -193,7 +197,11 @@ where
         "control plane: cluster {} ({}), {} etcd; this node {} advertises {}",
         prepared.cfg.kubernetes_version_text,
         prepared.cfg.api_version,
-        if matches!(prepared.cfg.etcd, Etcd::Local(_)) { "stacked" } else { "external" },
+        if matches!(prepared.cfg.etcd, Etcd::Local(_)) {
+            "stacked"
+        } else {
+            "external"
+        },
         prepared.node.name,
         prepared.node.endpoint()
     );
@@ -256,7 +264,8 @@ where
         let phase = log::phase("etcd-join");
         let clock = deadline.phase("etcd-join", ETCD_PHASE);
         let initial = within(&clock, join_etcd(&admin, &prepared, ca, cert, key, &clock)).await??;
-        let file = manifests::etcd(&prepared.cfg, &prepared.node, &initial).map_err(Error::Config)?;
+        let file =
+            manifests::etcd(&prepared.cfg, &prepared.node, &initial).map_err(Error::Config)?;
         write(
             &root,
             vec![Step::File {
@@ -273,7 +282,11 @@ where
 
     let phase = log::phase("mark-control-plane");
     let clock = deadline.phase("mark-control-plane", MARK_PHASE);
-    within(&clock, mark(&admin, &prepared.node.name, prepared.cfg.minor(), &taints)).await??;
+    within(
+        &clock,
+        mark(&admin, &prepared.node.name, prepared.cfg.minor(), &taints),
+    )
+    .await??;
     phase.ok();
 
     let phase = log::phase("wait-control-plane");
@@ -286,10 +299,16 @@ where
 }
 
 /// `fut` within `clock`; running out of time names the phase.
-async fn within<T>(clock: &PhaseClock, fut: impl std::future::Future<Output = T>) -> Result<T, Error> {
+async fn within<T>(
+    clock: &PhaseClock,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
     clock.run(fut).await.map_err(|source| Error::Deadline {
         phase: clock.name,
-        detail: format!("gave up after {}", crate::time::duration::format(clock.bound())),
+        detail: format!(
+            "gave up after {}",
+            crate::time::duration::format(clock.bound())
+        ),
         source,
     })
 }
@@ -300,7 +319,9 @@ async fn write(root: &Root, steps: Vec<Step>, deadline: Deadline) -> Result<(), 
     let task = tokio::task::spawn_blocking(move || install::apply(&r, &steps));
     match within(&clock, task).await? {
         Ok(r) => r.map_err(Error::Write),
-        Err(e) => Err(Error::Internal(format!("the file task ended abnormally: {e}"))),
+        Err(e) => Err(Error::Internal(format!(
+            "the file task ended abnormally: {e}"
+        ))),
     }
 }
 
@@ -336,7 +357,9 @@ async fn prepare(
     let text = cm
         .pointer("/data/ClusterConfiguration")
         .and_then(Value::as_str)
-        .ok_or(Error::Config(super::cluster::ConfigError::Missing("ClusterConfiguration")))?;
+        .ok_or(Error::Config(super::cluster::ConfigError::Missing(
+            "ClusterConfiguration",
+        )))?;
     let doc: Value = crate::yaml::from_str(text).map_err(|e| {
         Error::Config(super::cluster::ConfigError::Invalid {
             field: "ClusterConfiguration".into(),
@@ -383,7 +406,10 @@ async fn prepare(
         if downloaded.skipped_empty.is_empty() {
             String::new()
         } else {
-            format!(" (empty, not written: {})", downloaded.skipped_empty.join(", "))
+            format!(
+                " (empty, not written: {})",
+                downloaded.skipped_empty.join(", ")
+            )
         }
     );
     // The downloaded cluster CA must be the one discovery pinned: a Secret that carries another
@@ -472,7 +498,8 @@ async fn prepare(
     .map_err(|e| Error::Internal(format!("the key generation task ended abnormally: {e}")))?
     .map_err(Error::Pki)?;
     let (leaves, confs, admin, etcd_ca_pem, _) = made;
-    let admin = admin.ok_or_else(|| Error::Internal("no admin.conf among the kubeconfigs".into()))?;
+    let admin =
+        admin.ok_or_else(|| Error::Internal("no admin.conf among the kubeconfigs".into()))?;
 
     let host_ca_dirs: Vec<String> = manifests::host_ca_dir_candidates(&cfg)
         .iter()
@@ -483,11 +510,25 @@ async fn prepare(
 
     let etcd_client = match etcd_ca_pem {
         Some(ca_pem) => {
-            let path = |ext: &str| super::join_path(&cfg.certificates_dir, &format!("etcd/healthcheck-client.{ext}"));
-            let get = |p: String| leaves.iter().find(|f| f.path == p).map(|f| f.contents.clone());
+            let path = |ext: &str| {
+                super::join_path(
+                    &cfg.certificates_dir,
+                    &format!("etcd/healthcheck-client.{ext}"),
+                )
+            };
+            let get = |p: String| {
+                leaves
+                    .iter()
+                    .find(|f| f.path == p)
+                    .map(|f| f.contents.clone())
+            };
             match (get(path("crt")), get(path("key"))) {
                 (Some(c), Some(k)) => Some((ca_pem, c, k)),
-                _ => return Err(Error::Internal("no etcd healthcheck client among the certificates".into())),
+                _ => {
+                    return Err(Error::Internal(
+                        "no etcd healthcheck client among the certificates".into(),
+                    ))
+                }
             }
         }
         None => None,
@@ -511,16 +552,32 @@ async fn prepare(
                 "{}.crt: subject CN={}{}, issuer {ca_name}, SANs [{}]",
                 s.base_name,
                 s.common_name,
-                s.organization.iter().map(|o| format!(", O={o}")).collect::<String>(),
+                s.organization
+                    .iter()
+                    .map(|o| format!(", O={o}"))
+                    .collect::<String>(),
                 sans.join(", ")
             )
         })
         .collect();
 
     let mut files: Vec<(NodeFile, &'static str)> = Vec::new();
-    files.extend(downloaded.files.into_iter().map(|f| (f, "shared certificate or key from kubeadm-certs")));
-    files.extend(leaves.into_iter().map(|f| (f, "this control plane's certificate or key")));
-    files.extend(confs.into_iter().map(|f| (f, "kubeconfig of a control-plane component")));
+    files.extend(
+        downloaded
+            .files
+            .into_iter()
+            .map(|f| (f, "shared certificate or key from kubeadm-certs")),
+    );
+    files.extend(
+        leaves
+            .into_iter()
+            .map(|f| (f, "this control plane's certificate or key")),
+    );
+    files.extend(
+        confs
+            .into_iter()
+            .map(|f| (f, "kubeconfig of a control-plane component")),
+    );
     files.extend(pods.into_iter().map(|f| (f, "static Pod manifest")));
     Ok(Prepared {
         cfg,
@@ -563,7 +620,12 @@ fn ignored(plan: &JoinPlan, name: &str) -> bool {
 }
 
 /// control-plane-preflight: nothing of a control plane may be there yet.
-fn preflight(plan: &JoinPlan, cp: &ControlPlanePlan, p: &Prepared, root: &Root) -> Result<(), Error> {
+fn preflight(
+    plan: &JoinPlan,
+    cp: &ControlPlanePlan,
+    p: &Prepared,
+    root: &Root,
+) -> Result<(), Error> {
     let mut existing = Vec::new();
     let mut paths: Vec<&str> = p.files.iter().map(|(f, _)| f.path.as_str()).collect();
     let etcd_yaml = super::join_path(manifests::MANIFESTS_DIR, "etcd.yaml");
@@ -710,7 +772,8 @@ async fn join_etcd(
         return Err(Error::NoEtcdEndpoints);
     }
     info!("etcd: endpoints {}", endpoints.join(", "));
-    let client = etcd::Client::new(&endpoints, ca, cert, key, Duration::from_secs(10)).map_err(Error::Etcd)?;
+    let client = etcd::Client::new(&endpoints, ca, cert, key, Duration::from_secs(10))
+        .map_err(Error::Etcd)?;
     let peer = manifests::etcd_peer_url(&p.node);
     let learner = etcd::adds_as_learner(&p.cfg);
     let listed = client.member_list().await.map_err(Error::Etcd)?;
@@ -725,7 +788,9 @@ async fn join_etcd(
             let added = loop {
                 match client.member_add(&peer, learner).await {
                     Ok(a) => break a,
-                    Err(e @ EtcdError::Refused { .. }) if !e.to_string().contains("already exists") => {
+                    Err(e @ EtcdError::Refused { .. })
+                        if !e.to_string().contains("already exists") =>
+                    {
                         if clock.remaining() <= pause(attempt) {
                             return Err(Error::Etcd(e));
                         }
@@ -764,7 +829,12 @@ async fn join_etcd(
 }
 
 /// mark-control-plane: wait for the Node, then add the labels and the taints it lacks.
-async fn mark(admin: &kube::Client, node: &str, minor: u32, taints: &[String]) -> Result<(), Error> {
+async fn mark(
+    admin: &kube::Client,
+    node: &str,
+    minor: u32,
+    taints: &[String],
+) -> Result<(), Error> {
     let path = format!("/api/v1/nodes/{node}");
     let mut attempt = 0;
     let current: Value = loop {
@@ -787,7 +857,10 @@ async fn mark(admin: &kube::Client, node: &str, minor: u32, taints: &[String]) -
         .cloned()
         .unwrap_or_default()
     {
-        if !want.iter().any(|w| w["key"] == t["key"] && w["effect"] == t["effect"]) {
+        if !want
+            .iter()
+            .any(|w| w["key"] == t["key"] && w["effect"] == t["effect"])
+        {
             want.push(t);
         }
     }
@@ -808,7 +881,9 @@ async fn mark(admin: &kube::Client, node: &str, minor: u32, taints: &[String]) -
         .await
         .map_err(api(format!("patching Node {node:?}"), admin.server()))?;
     if !answer.is_success() {
-        return Err(api(format!("patching Node {node:?}"), admin.server())(answer.into_status_error()));
+        return Err(api(format!("patching Node {node:?}"), admin.server())(
+            answer.into_status_error(),
+        ));
     }
     info!(
         "mark-control-plane: Node {node:?} labelled [{}] and tainted [{}]",
@@ -868,14 +943,26 @@ mod tests {
                 "node-role.kubernetes.io/control-plane:NoSchedule"
             ]
         );
-        assert_eq!(default_taints(30), ["node-role.kubernetes.io/control-plane:NoSchedule"]);
+        assert_eq!(
+            default_taints(30),
+            ["node-role.kubernetes.io/control-plane:NoSchedule"]
+        );
         assert_eq!(control_plane_labels(23).len(), 3);
-        assert_eq!(control_plane_labels(24)[0], "node-role.kubernetes.io/control-plane");
+        assert_eq!(
+            control_plane_labels(24)[0],
+            "node-role.kubernetes.io/control-plane"
+        );
         assert_eq!(
             taint_json("a=b:NoExecute"),
             json!({"key": "a", "value": "b", "effect": "NoExecute"})
         );
-        assert_eq!(check_name("/etc/kubernetes/manifests/kube-apiserver.yaml", false), "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml");
-        assert_eq!(check_name("/var/lib/etcd", true), "DirAvailable--var-lib-etcd");
+        assert_eq!(
+            check_name("/etc/kubernetes/manifests/kube-apiserver.yaml", false),
+            "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml"
+        );
+        assert_eq!(
+            check_name("/var/lib/etcd", true),
+            "DirAvailable--var-lib-etcd"
+        );
     }
 }

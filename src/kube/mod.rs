@@ -587,7 +587,13 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<WatchStream<T>, RequestError> {
-        let req = self.request(http::Method::GET, path, "application/json", "application/json", None)?;
+        let req = self.request(
+            http::Method::GET,
+            path,
+            "application/json",
+            "application/json",
+            None,
+        )?;
         let head = self.bounded(self.head(req)).await?;
         if !(200..300).contains(&head.code) {
             let a = self.bounded(Self::read_body(head, MAX_ERROR_BODY)).await?;

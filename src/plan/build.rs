@@ -363,11 +363,13 @@ impl Settings {
         )
         .map_err(|e| {
             let key = match &e {
-                ControlPlaneError::NoKey | ControlPlaneError::Key(_) | ControlPlaneError::KeyTwice(_) => {
-                    "certificate-key"
-                }
+                ControlPlaneError::NoKey
+                | ControlPlaneError::Key(_)
+                | ControlPlaneError::KeyTwice(_) => "certificate-key",
                 ControlPlaneError::KeyFile(_) => "certificate-key-file",
-                ControlPlaneError::Advertise(_) | ControlPlaneError::NoAdvertise => "advertise-address",
+                ControlPlaneError::Advertise(_) | ControlPlaneError::NoAdvertise => {
+                    "advertise-address"
+                }
                 ControlPlaneError::HandoffExec => "handoff",
                 _ => "control-plane",
             };

@@ -71,7 +71,6 @@ impl fmt::Display for CertificateKey {
     }
 }
 
-
 /// Why a certificate key file was refused. Never carries the key.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -123,7 +122,9 @@ pub fn read_key_file(
         });
     }
     let mut text = String::new();
-    file.take(4096).read_to_string(&mut text).map_err(read_err)?;
+    file.take(4096)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
     CertificateKey::parse(&text).map_err(|source| KeyFileError::Content {
         path: shown.to_path_buf(),
         source,

@@ -109,7 +109,10 @@ impl Classify for ControlPlaneError {
 }
 
 /// Builds the control-plane part of a plan: `Ok(None)` for a worker join.
-pub fn build(i: Inputs, handoff: HandoffMode) -> Result<Option<ControlPlanePlan>, ControlPlaneError> {
+pub fn build(
+    i: Inputs,
+    handoff: HandoffMode,
+) -> Result<Option<ControlPlanePlan>, ControlPlaneError> {
     if !i.enabled {
         let what = if i.key.is_some() {
             Some("a certificate key")
@@ -188,7 +191,9 @@ mod tests {
         assert_eq!(p.bind_port, 6443);
         assert_eq!(p.advertise_address.to_string(), "10.0.0.2");
         assert!(!format!("{p:?}").contains(KEY));
-        assert!(build(Inputs::default(), HandoffMode::Exec).unwrap().is_none());
+        assert!(build(Inputs::default(), HandoffMode::Exec)
+            .unwrap()
+            .is_none());
         let e = build(inputs(), HandoffMode::Exec).unwrap_err();
         assert!(matches!(e, ControlPlaneError::HandoffExec));
         let e = build(

@@ -295,12 +295,7 @@ pub fn merge(layers: &[Layer]) -> Settings {
         network: pick("network", l, |v| v.network.as_ref(), c),
         control_plane: pick("control-plane", l, |v| v.control_plane.as_ref(), c),
         certificate_key: pick("certificate-key", l, |v| v.certificate_key.as_ref(), c),
-        advertise_address: pick(
-            "advertise-address",
-            l,
-            |v| v.advertise_address.as_ref(),
-            c,
-        ),
+        advertise_address: pick("advertise-address", l, |v| v.advertise_address.as_ref(), c),
         bind_port: pick("bind-port", l, |v| v.bind_port.as_ref(), c),
         conflicts: Vec::new(),
         warnings: Vec::new(),

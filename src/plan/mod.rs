@@ -4,8 +4,8 @@
 pub mod boot;
 pub mod build;
 pub mod certificate_key;
-pub mod control_plane;
 pub mod config_pin;
+pub mod control_plane;
 pub mod endpoint;
 pub mod json;
 pub mod key;
