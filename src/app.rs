@@ -50,14 +50,21 @@ pub enum Error {
     Install(#[from] install::Error),
     #[error(transparent)]
     Handoff(#[from] handoff::Error),
+    /// Boxed: the control-plane join's errors are large and rare.
     #[error(transparent)]
-    ControlPlane(#[from] crate::controlplane::join::Error),
+    ControlPlane(Box<crate::controlplane::join::Error>),
     /// A join phase ran out of time (its own bound or `--timeout`).
     #[error(transparent)]
     Deadline(#[from] Expired),
     /// A bug (a task that panicked); never expected.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::controlplane::join::Error> for Error {
+    fn from(e: crate::controlplane::join::Error) -> Self {
+        Error::ControlPlane(Box::new(e))
+    }
 }
 
 impl Classify for Error {
