@@ -572,3 +572,66 @@ fn bad_control_plane_input_is_a_usage_error_that_never_echoes_the_key() {
     no_key_in(&r, KEY);
     assert_eq!(files_under(&root), Vec::<String>::new());
 }
+
+#[test]
+fn the_kernel_command_line_route_plans_a_control_plane_join() {
+    const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    key_file(&root, KEY);
+    let base = format!(
+        "console=ttyS0 kubejoin.platform=none kubejoin.endpoint=10.0.0.1:6443 kubejoin.token={TOKEN} \
+         kubejoin.ca-cert-hash={PIN} kubejoin.control-plane kubejoin.advertise-address=10.0.0.2"
+    );
+    let plan = |line: &str| -> (Run, serde_json::Value) {
+        let f = dir.path().join("cmdline");
+        std::fs::write(&f, line).unwrap();
+        let r = run(&[
+            "plan".to_string(),
+            "--cmdline-file".into(),
+            f.display().to_string(),
+            "--root".into(),
+            root.display().to_string(),
+        ]);
+        let json = serde_json::from_str(&r.stdout).unwrap_or(serde_json::Value::Null);
+        (r, json)
+    };
+    // By file (chmod 600, under the root): valid, the key redacted and its source the file.
+    let (r, json) = plan(&format!(
+        "{base} kubejoin.certificate-key-file=/certificate-key"
+    ));
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert_eq!(json["valid"], true, "{}", r.show());
+    assert_eq!(
+        json["values"]["certificate-key"],
+        serde_json::json!({"value": "<redacted>", "source": "file:/certificate-key"})
+    );
+    assert_eq!(json["values"]["control-plane"]["value"], true);
+    assert_eq!(json["values"]["advertise-address"]["value"], "10.0.0.2");
+    no_key_in(&r, KEY);
+    // Inline: the same plan, with the exposure warning; never the key.
+    let (r, json) = plan(&format!("{base} kubejoin.certificate-key={KEY}"));
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert_eq!(json["valid"], true);
+    assert!(
+        json["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("kubejoin.certificate-key=")),
+        "{}",
+        r.show()
+    );
+    no_key_in(&r, KEY);
+    // Without a key: not joinable, exit 2, saying what to add.
+    let (r, json) = plan(&base);
+    assert_eq!(r.code, 2, "{}", r.show());
+    assert_eq!(json["valid"], false);
+    assert!(
+        r.stderr.contains("certificate-key from cmdline")
+            && r.stderr.contains("needs the certificate key"),
+        "{}",
+        r.show()
+    );
+}
