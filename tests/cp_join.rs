@@ -635,3 +635,143 @@ fn the_kernel_command_line_route_plans_a_control_plane_join() {
         r.show()
     );
 }
+
+/// A crash (abort, as an OOM kill) at a sample of the control-plane writes and around the etcd
+/// member add: every file under a real name is whole, and `--force` then completes the join
+/// with one etcd member added, not two.
+#[cfg(debug_assertions)]
+#[test]
+fn a_crash_mid_join_leaves_whole_files_and_a_forced_re_run_completes() {
+    use kubejoin::fs::failpoint;
+    // The failpoints a clean join passes, in order.
+    let cp0 = cp("v1.30.4", ControlPlane::with_certificate_key(KEY));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let key = key_file(dir.path(), KEY);
+    let traced = {
+        let mut args = support::join_args(&cp0, TOKEN, NODE, &root);
+        args.extend(
+            [
+                "--control-plane",
+                "--certificate-key-file",
+                key.to_str().unwrap(),
+                "--apiserver-advertise-address",
+                ADVERTISE,
+                "--control-plane-healthz-url",
+                &format!("{}/healthz", cp0.url()),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args)
+            .env(failpoint::ENV, "trace")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = support::run_bounded(cmd, Duration::from_secs(120));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| l.strip_prefix("kubejoin: failpoint: "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let cp_writes: Vec<&String> = traced
+        .iter()
+        .filter(|f| f.contains("/etc/kubernetes/pki/") || f.contains("/etc/kubernetes/manifests/"))
+        .collect();
+    assert!(cp_writes.len() > 100, "{traced:#?}");
+    // A sample across the whole sequence: the first and last control-plane writes, every 25th,
+    // and each site of etcd.yaml (written after the member add).
+    let mut sample: Vec<String> = cp_writes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 25 == 0 || *i + 1 == cp_writes.len())
+        .map(|(_, f)| f.to_string())
+        .collect();
+    sample.extend(
+        traced
+            .iter()
+            .filter(|f| f.ends_with("manifests/etcd.yaml") && f.starts_with("write.opened"))
+            .cloned(),
+    );
+    let started = Instant::now();
+    for fp in &sample {
+        let cp = cp("v1.30.4", ControlPlane::with_certificate_key(KEY));
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let key = key_file(dir.path(), KEY);
+        let mut args = vec![
+            "-c".to_string(),
+            "ulimit -c 0; exec \"$0\" \"$@\"".into(),
+            BIN.into(),
+        ];
+        args.extend(support::join_args(&cp, TOKEN, NODE, &root));
+        args.extend(
+            [
+                "--control-plane",
+                "--certificate-key-file",
+                key.to_str().unwrap(),
+                "--apiserver-advertise-address",
+                ADVERTISE,
+                "--control-plane-healthz-url",
+                &format!("{}/healthz", cp.url()),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(&args)
+            .env(failpoint::ENV, fp)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = support::run_bounded(cmd, Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("failpoint: {fp}: aborting")),
+            "{fp}: {stderr}"
+        );
+        // Every file under a real name is whole: PEM files end with their END line, the rest
+        // (kubeconfigs, manifests, the worker's files) end with a newline.
+        for f in files_under(&root) {
+            let name = f.rsplit('/').next().unwrap();
+            if name.starts_with('.') && name.contains(".kubejoin-tmp.") {
+                continue;
+            }
+            let b = contents(&root.join(&f));
+            if f.ends_with(".crt") || f.ends_with(".key") || f.ends_with(".pub") {
+                assert!(
+                    String::from_utf8_lossy(&b).trim_end().ends_with("-----"),
+                    "{fp}: {f} is not whole"
+                );
+            } else if !f.ends_with("kubelet-client-current.pem") {
+                assert!(b.ends_with(b"\n"), "{fp}: {f} is not whole");
+            }
+            let text = String::from_utf8_lossy(&b);
+            assert!(!text.contains(KEY), "{fp}: the certificate key is in {f}");
+        }
+        // The re-run: refused without --force (it names the files), complete with it.
+        let r = join(&cp, &root, &key, &["--force"]);
+        assert_eq!(r.code, 0, "{fp}: {}", r.show());
+        assert_eq!(cp.etcd_members().len(), 2, "{fp}: one member added");
+        assert!(root.join("etc/kubernetes/manifests/etcd.yaml").exists());
+        assert_eq!(
+            cp.node(NODE).unwrap()["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+            ""
+        );
+    }
+    eprintln!(
+        "{} crash points of {} control-plane writes, {:?}",
+        sample.len(),
+        cp_writes.len(),
+        started.elapsed()
+    );
+}
