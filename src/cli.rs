@@ -44,7 +44,7 @@ EXIT CODES:
 
 /// `kubejoin join --help`.
 pub const JOIN_HELP: &str = "\
-kubejoin join: turn this machine into a Kubernetes worker node
+kubejoin join: turn this machine into a Kubernetes worker node (or a control plane: --control-plane)
 
 USAGE:
     kubejoin join API_SERVER_ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HEX [FLAGS]

@@ -14,7 +14,9 @@
 
 mod support;
 
-use kubejoin_testcp::{Config, ControlPlane, EtcdError, EtcdOptions, EtcdRefusal, Handle};
+use kubejoin_testcp::{
+    Config, ControlPlane, EtcdError, EtcdOptions, EtcdRefusal, EtcdTopology, ExternalEtcd, Handle,
+};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -773,5 +775,56 @@ fn a_crash_mid_join_leaves_whole_files_and_a_forced_re_run_completes() {
         sample.len(),
         cp_writes.len(),
         started.elapsed()
+    );
+}
+
+#[test]
+fn an_external_etcd_cluster_gets_its_files_and_no_member() {
+    // TLS: the three external-etcd files travel in kubeadm-certs to the configured paths.
+    let x = ExternalEtcd::tls(&["https://10.0.0.9:2379", "https://10.0.0.10:2379"]);
+    let cp = cp(
+        "v1.24.17",
+        ControlPlane {
+            etcd: EtcdTopology::External(x.clone()),
+            ..ControlPlane::with_certificate_key(KEY)
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let r = join(&cp, &root, &key_file(dir.path(), KEY), &[]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    for (name, content) in cp.shared_files() {
+        if content.is_empty() {
+            continue;
+        }
+        let p = match name.as_str() {
+            "external-etcd-ca.crt" => x.ca_file.clone(),
+            "external-etcd.crt" => x.cert_file.clone(),
+            "external-etcd.key" => x.key_file.clone(),
+            n => format!("/etc/kubernetes/pki/{n}"),
+        };
+        assert_eq!(read(&root, &p).as_bytes(), &content[..], "{p}");
+    }
+    assert_eq!(mode(&root, &x.key_file), 0o600);
+    // No local etcd: no etcd certificates of its own, no etcd.yaml, no etcd call.
+    for p in [
+        "etc/kubernetes/manifests/etcd.yaml",
+        "etc/kubernetes/pki/etcd/server.crt",
+        "etc/kubernetes/pki/etcd/peer.key",
+    ] {
+        assert!(!root.join(p).exists(), "{p}");
+    }
+    let apiserver = read(&root, "/etc/kubernetes/manifests/kube-apiserver.yaml");
+    assert!(
+        apiserver.contains("    - --etcd-servers=https://10.0.0.9:2379,https://10.0.0.10:2379\n"),
+        "{apiserver}"
+    );
+    assert!(apiserver.contains(&format!("    - --etcd-keyfile={}\n", x.key_file)));
+    assert!(cp.etcd_calls().is_empty());
+    let node = cp.node(NODE).unwrap();
+    assert_eq!(
+        node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+        ""
     );
 }
