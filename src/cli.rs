@@ -1512,6 +1512,67 @@ mod tests {
     }
 
     #[test]
+    fn control_plane_flags_and_config_make_one_control_plane_plan() {
+        const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+        let base = [
+            "10.0.0.1:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            PIN,
+        ];
+        let mut args = base.to_vec();
+        args.extend([
+            "--control-plane",
+            "--certificate-key",
+            KEY,
+            "--apiserver-advertise-address",
+            "fd00::2",
+            "--apiserver-bind-port",
+            "6444",
+        ]);
+        let cp = join(&args).unwrap().control_plane.unwrap();
+        assert_eq!(cp.advertise_address.to_string(), "fd00::2");
+        assert_eq!(cp.bind_port, 6444);
+        assert_eq!(cp.key_source, "--certificate-key");
+        assert!(!format!("{cp:?}").contains(KEY));
+        let mut args = base.to_vec();
+        args.extend(["--control-plane", "--apiserver-bind-port", "http"]);
+        let e = join(&args).unwrap_err();
+        assert!(e.to_string().contains("--apiserver-bind-port"), "{e}");
+        // The same from a JoinConfiguration; a flag wins over its field.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("join.yaml");
+        std::fs::write(
+            &f,
+            format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+                 token: {TOKEN}\n    apiServerEndpoint: 10.0.0.1:6443\n    caCertHashes: [\"{PIN}\"]\ncontrolPlane:\n  \
+                 localAPIEndpoint:\n    advertiseAddress: 10.0.0.2\n  certificateKey: {KEY}\n"
+            ),
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let cp = join(&["--config", path]).unwrap().control_plane.unwrap();
+        assert_eq!(cp.advertise_address.to_string(), "10.0.0.2");
+        assert_eq!(cp.bind_port, 6443);
+        assert_eq!(cp.key_source, format!("file:{path}"));
+        let cp = join(&[
+            "--config",
+            path,
+            "--apiserver-advertise-address",
+            "10.0.0.3",
+        ])
+        .unwrap()
+        .control_plane
+        .unwrap();
+        assert_eq!(cp.advertise_address.to_string(), "10.0.0.3");
+        // Control-plane flags on the boot-sources route are refused, not dropped.
+        let e = run(&["join", "--control-plane"]).unwrap_err();
+        assert!(e.to_string().contains("kubejoin.control-plane"), "{e}");
+    }
+
+    #[test]
     fn config_file_errors_are_usage_errors() {
         let e = join(&["--config", "/nonexistent/kubejoin.yaml"]).unwrap_err();
         assert!(matches!(e, UsageError::NoSuchFile { .. }), "{e:?}");
