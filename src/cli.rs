@@ -44,7 +44,7 @@ EXIT CODES:
 
 /// `kubejoin join --help`.
 pub const JOIN_HELP: &str = "\
-kubejoin join: turn this machine into a Kubernetes worker node
+kubejoin join: turn this machine into a Kubernetes worker node (or a control plane: --control-plane)
 
 USAGE:
     kubejoin join API_SERVER_ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HEX [FLAGS]
@@ -73,6 +73,13 @@ JOIN FLAGS (same names as kubeadm join):
     --dry-run                                      discover for real, print what would be done, write nothing
     --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
     --skip-phases LIST                             phases to skip
+    --control-plane                                join as a control-plane node (certificates from kubeadm-certs,
+                                                   static Pods, etcd member); needs --handoff none
+    --certificate-key HEX                          key that decrypts kube-system/kubeadm-certs (64 hex digits);
+                                                   visible to local users in /proc: prefer --certificate-key-file
+    --certificate-key-file FILE                    read --certificate-key from FILE (mode 0600: owner-only)
+    --apiserver-advertise-address IP               address this node's API server and etcd advertise
+    --apiserver-bind-port PORT                     port of this node's API server (default 6443)
 
 HOST PREPARATION (runs before discovery when installing onto this machine, --root /):
     --module NAME[,NAME]                           extra kernel module to load (with its dependencies)
@@ -94,6 +101,8 @@ KUBEJOIN FLAGS:
     --timeout DURATION                             overall deadline of the join, all phases included (default 10m)
     --ntp HOST[:PORT]|off                          SNTP server to set the clock from before discovery
                                                    (repeatable; off: none, not even DHCP's or the platform's)
+    --control-plane-healthz-url URL                where a control-plane join waits for the local API server
+                                                   (default https://ADVERTISE-ADDRESS:BIND-PORT/healthz)
     -v, --verbose                                  debug logging
     -h, --help                                     print this help
 
@@ -344,6 +353,9 @@ pub enum UsageError {
     RootMissing(PathBuf),
     #[error("--root {}: not a directory", .0.display())]
     RootNotDir(PathBuf),
+    /// The control-plane settings do not make a control-plane join.
+    #[error(transparent)]
+    ControlPlane(#[from] crate::plan::control_plane::ControlPlaneError),
 }
 
 impl Classify for UsageError {
@@ -354,6 +366,7 @@ impl Classify for UsageError {
     fn hint(&self) -> Option<String> {
         match self {
             UsageError::Plan(e) => e.hint(),
+            UsageError::ControlPlane(e) => e.hint(),
             UsageError::Token { .. } => Some(
                 "create a token on a control-plane node with `kubeadm token create --print-join-command`".into(),
             ),
@@ -441,6 +454,15 @@ struct JoinArgs {
     keep_swap: bool,
     /// `--ntp`, as given (checked by the plan's `ntp` rules).
     ntp: Vec<String>,
+    /// `--control-plane` and its settings.
+    control_plane: bool,
+    /// `--certificate-key` (parsed at once: the text is never kept) or `--certificate-key-file`.
+    certificate_key: Option<(crate::plan::certificate_key::CertificateKey, String)>,
+    /// `--certificate-key` given inline (its value shows in /proc/<pid>/cmdline).
+    inline_certificate_key: bool,
+    advertise_address: Option<String>,
+    bind_port: Option<u16>,
+    healthz_url: Option<String>,
     /// `--help`: print the command's help instead.
     help: bool,
 }
@@ -517,6 +539,9 @@ where
             check_inputs(&a)?;
             if let Some(w) = inline_token_warning(&a.inline_tokens) {
                 crate::warn!("{w}");
+            }
+            if a.inline_certificate_key {
+                crate::warn!("{INLINE_CERTIFICATE_KEY_WARNING}");
             }
             if wants_boot_sources(&a) {
                 return sources_join(a).map(|j| Command::JoinFromSources(Box::new(j)));
@@ -771,6 +796,32 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
             }
             Long("keep-swap") => a.keep_swap = true,
             Long("ntp") => a.ntp.push(text(p)?),
+            Long("control-plane") => a.control_plane = true,
+            Long("certificate-key") => {
+                let text = text(p)?;
+                set_certificate_key(
+                    &mut a,
+                    crate::plan::control_plane::parse_key(&text, "--certificate-key")?,
+                )?;
+                a.inline_certificate_key = true;
+            }
+            Long("certificate-key-file") => {
+                let path = PathBuf::from(text(p)?);
+                input_file("--certificate-key-file", &path)?;
+                let key = crate::plan::certificate_key::read_key_file(&path, &path)
+                    .map_err(crate::plan::control_plane::ControlPlaneError::from)?;
+                set_certificate_key(&mut a, (key, format!("file:{}", path.display())))?;
+            }
+            Long("apiserver-advertise-address") => a.advertise_address = Some(text(p)?),
+            Long("apiserver-bind-port") => {
+                let v = text(p)?;
+                a.bind_port = Some(v.trim().parse::<u16>().map_err(|_| {
+                    args_err(format!(
+                        "--apiserver-bind-port {v:?}: expected a port number (1-65535)"
+                    ))
+                })?);
+            }
+            Long("control-plane-healthz-url") => a.healthz_url = Some(text(p)?),
             Long("cmdline-file") => a.cmdline_file = Some(text(p)?.into()),
             Long("metadata-dir") => a.metadata_dir = Some(text(p)?.into()),
             Short('v') | Long("verbose") => crate::log::set_level(crate::log::Level::Debug),
@@ -795,6 +846,30 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
     }
     Ok(a)
 }
+
+/// Records the certificate key; a second one (flag and file, or twice) is a usage error.
+fn set_certificate_key(
+    a: &mut JoinArgs,
+    key: (crate::plan::certificate_key::CertificateKey, String),
+) -> Result<(), UsageError> {
+    if let Some((_, first)) = &a.certificate_key {
+        return Err(
+            crate::plan::control_plane::ControlPlaneError::KeyTwice(format!(
+                "{first} and {}",
+                key.1
+            ))
+            .into(),
+        );
+    }
+    a.certificate_key = Some(key);
+    Ok(())
+}
+
+/// The warning for a certificate key given inline on `kubejoin join`'s command line.
+pub const INLINE_CERTIFICATE_KEY_WARNING: &str = "--certificate-key given on the command line: while the join runs \
+     (up to --timeout) every local user can read it in /proc/<pid>/cmdline, and with the bootstrap token it \
+     decrypts the cluster's CA keys; put it in a file only root can read (chmod 600) and pass \
+     --certificate-key-file FILE instead";
 
 /// The warning for tokens given inline on `kubejoin join`'s command line.
 fn inline_token_warning(flags: &[&'static str]) -> Option<String> {
@@ -829,6 +904,18 @@ fn source_args(a: &JoinArgs) -> SourceArgs {
 }
 
 fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
+    if a.control_plane
+        || a.certificate_key.is_some()
+        || a.advertise_address.is_some()
+        || a.bind_port.is_some()
+        || a.healthz_url.is_some()
+    {
+        return Err(args_err(
+            "the control-plane flags need the join's discovery flags (or --config) on the same command line; \
+             a join from the boot sources takes them from there (kubejoin.control-plane, \
+             kubejoin.certificate-key-file, kubejoin.advertise-address, or a JoinConfiguration's controlPlane)",
+        ));
+    }
     let handoff = match a.handoff.as_deref() {
         None => None,
         Some("none") => Some(HandoffMode::None),
@@ -948,6 +1035,22 @@ fn fill_from_config(
             a.cri_socket = reg.cri_socket.clone();
         }
         a.taints = reg.taints.iter().map(ToString::to_string).collect();
+        // `controlPlane`: flags win over the file, field by field.
+        if let Some(cp) = &j.control_plane {
+            a.control_plane = true;
+            if a.advertise_address.is_none() {
+                a.advertise_address = cp.advertise_address.map(|ip| ip.to_string());
+            }
+            if a.bind_port.is_none() {
+                a.bind_port = cp.bind_port;
+            }
+            if a.certificate_key.is_none() {
+                a.certificate_key = cp
+                    .certificate_key
+                    .clone()
+                    .map(|k| (k, format!("file:{}", file.origin)));
+            }
+        }
         // File arguments first; a flag with the same name replaces them all (kubeadm's override rule).
         let cli_names: Vec<String> = a
             .kubelet_args
@@ -1127,6 +1230,9 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
     }
     let handoff = match a.handoff.as_deref() {
         None | Some("none") => HandoffMode::None,
+        Some("exec") if a.control_plane => {
+            return Err(crate::plan::control_plane::ControlPlaneError::HandoffExec.into())
+        }
         Some("exec") => HandoffMode::Exec,
         Some(other) => {
             return Err(args_err(format!(
@@ -1134,6 +1240,21 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
             )))
         }
     };
+    let node_ip = kubelet_extra_args
+        .iter()
+        .find(|(k, _)| k == "node-ip")
+        .and_then(|(_, v)| v.parse().ok());
+    let control_plane = crate::plan::control_plane::build(
+        crate::plan::control_plane::Inputs {
+            enabled: a.control_plane,
+            key: a.certificate_key.take(),
+            advertise_address: a.advertise_address.take(),
+            bind_port: a.bind_port,
+            healthz_url: a.healthz_url.take(),
+            node_ip,
+        },
+        handoff,
+    )?;
     Ok(JoinPlan {
         discovery: Options {
             mode,
@@ -1184,6 +1305,7 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
         // Flags join a running machine, whose network is already up.
         network: None,
         time,
+        control_plane,
     })
 }
 
@@ -1426,6 +1548,67 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(p3.tls_bootstrap_timeout, Duration::from_secs(42));
+    }
+
+    #[test]
+    fn control_plane_flags_and_config_make_one_control_plane_plan() {
+        const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+        let base = [
+            "10.0.0.1:6443",
+            "--token",
+            TOKEN,
+            "--discovery-token-ca-cert-hash",
+            PIN,
+        ];
+        let mut args = base.to_vec();
+        args.extend([
+            "--control-plane",
+            "--certificate-key",
+            KEY,
+            "--apiserver-advertise-address",
+            "fd00::2",
+            "--apiserver-bind-port",
+            "6444",
+        ]);
+        let cp = join(&args).unwrap().control_plane.unwrap();
+        assert_eq!(cp.advertise_address.to_string(), "fd00::2");
+        assert_eq!(cp.bind_port, 6444);
+        assert_eq!(cp.key_source, "--certificate-key");
+        assert!(!format!("{cp:?}").contains(KEY));
+        let mut args = base.to_vec();
+        args.extend(["--control-plane", "--apiserver-bind-port", "http"]);
+        let e = join(&args).unwrap_err();
+        assert!(e.to_string().contains("--apiserver-bind-port"), "{e}");
+        // The same from a JoinConfiguration; a flag wins over its field.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("join.yaml");
+        std::fs::write(
+            &f,
+            format!(
+                "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    \
+                 token: {TOKEN}\n    apiServerEndpoint: 10.0.0.1:6443\n    caCertHashes: [\"{PIN}\"]\ncontrolPlane:\n  \
+                 localAPIEndpoint:\n    advertiseAddress: 10.0.0.2\n  certificateKey: {KEY}\n"
+            ),
+        )
+        .unwrap();
+        let path = f.to_str().unwrap();
+        let cp = join(&["--config", path]).unwrap().control_plane.unwrap();
+        assert_eq!(cp.advertise_address.to_string(), "10.0.0.2");
+        assert_eq!(cp.bind_port, 6443);
+        assert_eq!(cp.key_source, format!("file:{path}"));
+        let cp = join(&[
+            "--config",
+            path,
+            "--apiserver-advertise-address",
+            "10.0.0.3",
+        ])
+        .unwrap()
+        .control_plane
+        .unwrap();
+        assert_eq!(cp.advertise_address.to_string(), "10.0.0.3");
+        // Control-plane flags on the boot-sources route are refused, not dropped.
+        let e = run(&["join", "--control-plane"]).unwrap_err();
+        assert!(e.to_string().contains("kubejoin.control-plane"), "{e}");
     }
 
     #[test]

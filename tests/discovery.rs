@@ -839,7 +839,14 @@ fn a_server_that_keeps_failing_gives_up_with_the_count_and_last_cause() {
         panic!("{e}")
     };
     assert_eq!(*code, 500);
-    assert_eq!(*attempts as usize, cluster_info_gets(&h).len());
+    // The server may have seen one request more than the join counted: the one in flight when
+    // the deadline cut it (its answer never arrived, so it is not a completed attempt).
+    let seen = cluster_info_gets(&h).len();
+    let counted = *attempts as usize;
+    assert!(
+        counted == seen || counted + 1 == seen,
+        "counted {counted}, the server saw {seen}"
+    );
     assert!(*attempts >= 5, "{attempts}");
     let text = e.to_string();
     assert!(

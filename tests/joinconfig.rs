@@ -800,18 +800,43 @@ fn bad_durations_name_their_field() {
 }
 
 #[test]
-fn control_plane_is_refused_but_null_is_fine() {
-    let e = err(&v4(
+fn control_plane_is_read_validated_and_its_key_never_echoed() {
+    const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+    let j = join(&v4(
         &token_discovery(),
-        "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 10.0.0.2\n",
+        &format!(
+            "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: 10.0.0.2\n    bindPort: 6444\n  certificateKey: {KEY}\n"
+        ),
     ));
-    assert_eq!(*e.kind(), ConfigErrorKind::ControlPlane);
-    assert!(
-        e.to_string().contains("kubejoin joins worker nodes only"),
-        "{e}"
-    );
-    assert!(e.hint().unwrap().contains("--control-plane"));
-    join(&v4(&token_discovery(), "controlPlane: null\n"));
+    let cp = j.control_plane.expect("controlPlane");
+    assert_eq!(cp.advertise_address, Some("10.0.0.2".parse().unwrap()));
+    assert_eq!(cp.bind_port, Some(6444));
+    assert!(cp.certificate_key.is_some());
+    assert!(!format!("{cp:?}").contains(KEY));
+    // Empty: a control-plane join whose values come from elsewhere (flags).
+    let j = join(&v4(&token_discovery(), "controlPlane: {}\n"));
+    assert_eq!(j.control_plane, Some(Default::default()));
+    assert!(join(&v4(&token_discovery(), "controlPlane: null\n"))
+        .control_plane
+        .is_none());
+    for (extra, path) in [
+        (
+            "controlPlane:\n  localAPIEndpoint:\n    advertiseAddress: cp.example\n",
+            "controlPlane.localAPIEndpoint.advertiseAddress",
+        ),
+        (
+            "controlPlane:\n  localAPIEndpoint:\n    bindPort: 70000\n",
+            "controlPlane.localAPIEndpoint.bindPort",
+        ),
+        (
+            "controlPlane:\n  certificateKey: 0123abcdXYZ\n",
+            "controlPlane.certificateKey",
+        ),
+    ] {
+        let e = err(&v4(&token_discovery(), extra));
+        assert!(e.to_string().contains(path), "{e}");
+        assert!(!e.to_string().contains("0123abcdXYZ"), "{e}");
+    }
 }
 
 // ---- unknown fields -----------------------------------------------------------------------------

@@ -10,80 +10,19 @@
 //! accept (16/24/32 bytes); kubejoin insists on 32, the only size kubeadm ever prints.
 
 use ring::aead;
-use std::fmt;
 
 /// Bytes of an AES-GCM nonce as Go's `cipher.NewGCM` uses it.
 pub const NONCE_LEN: usize = 12;
 /// Bytes of the GCM tag.
 pub const TAG_LEN: usize = 16;
 
-/// The hex-decoded 32-byte certificate key. A secret: `Debug` and `Display` never show it and
-/// nothing derived from it is printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CertificateKey([u8; 32]);
+pub use crate::plan::certificate_key::{CertificateKey, KeyError};
 
-/// Why a certificate key was refused. Never carries the key or any part of it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error(
-        "the certificate key is not 64 hexadecimal digits (it has {len} characters): use the key \
-         `kubeadm init phase upload-certs --upload-certs` printed on an existing control plane"
-    )]
-    Length { len: usize },
-    #[error(
-        "the certificate key is not hexadecimal (character {position} is not 0-9 or a-f): use the \
-         key `kubeadm init phase upload-certs --upload-certs` printed on an existing control plane"
-    )]
-    NotHex { position: usize },
-}
-
-impl CertificateKey {
-    /// Parses the 64 hex digits kubeadm prints (either case, surrounding whitespace ignored).
-    pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let t = text.trim();
-        if t.len() != 64 {
-            return Err(KeyError::Length {
-                len: t.chars().count(),
-            });
-        }
-        if let Some(position) = t.bytes().position(|b| !b.is_ascii_hexdigit()) {
-            return Err(KeyError::NotHex {
-                position: position + 1,
-            });
-        }
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(t, &mut key).map_err(|_| KeyError::NotHex { position: 1 })?;
-        Ok(Self(key))
-    }
-
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The key as kubeadm prints it (lowercase hex). Only for the test control plane and tests:
-    /// kubejoin never prints it.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// ring's key; it refuses only keys of the wrong length, which the type rules out.
-    fn aead_key(&self) -> Option<aead::LessSafeKey> {
-        aead::UnboundKey::new(&aead::AES_256_GCM, &self.0)
-            .ok()
-            .map(aead::LessSafeKey::new)
-    }
-}
-
-impl fmt::Debug for CertificateKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CertificateKey(<redacted>)")
-    }
-}
-
-impl fmt::Display for CertificateKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+/// ring's key; it refuses only keys of the wrong length, which the type rules out.
+fn aead_key(key: &CertificateKey) -> Option<aead::LessSafeKey> {
+    aead::UnboundKey::new(&aead::AES_256_GCM, key.bytes())
+        .ok()
+        .map(aead::LessSafeKey::new)
 }
 
 /// Why one entry could not be decrypted.
@@ -106,7 +45,7 @@ pub fn decrypt(key: &CertificateKey, value: &[u8]) -> Result<Vec<u8>, DecryptErr
     let mut n = [0u8; NONCE_LEN];
     n.copy_from_slice(nonce);
     let mut buf = sealed.to_vec();
-    let aead_key = key.aead_key().ok_or(DecryptError::TagMismatch)?;
+    let aead_key = aead_key(key).ok_or(DecryptError::TagMismatch)?;
     let plain_len = aead_key
         .open_in_place(
             aead::Nonce::assume_unique_for_key(n),
@@ -122,7 +61,7 @@ pub fn decrypt(key: &CertificateKey, value: &[u8]) -> Result<Vec<u8>, DecryptErr
 /// Encrypts as kubeadm's `EncryptBytes` with the given nonce (the caller supplies fresh random
 /// bytes; tests pass fixed ones for known answers).
 pub fn encrypt_with_nonce(key: &CertificateKey, nonce: [u8; NONCE_LEN], plain: &[u8]) -> Vec<u8> {
-    let Some(aead_key) = key.aead_key() else {
+    let Some(aead_key) = aead_key(key) else {
         return Vec::new();
     };
     let mut buf = plain.to_vec();

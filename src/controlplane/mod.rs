@@ -1,8 +1,8 @@
-//! Control-plane join, phase 1: the self-contained core that `kubeadm join --control-plane
-//! --certificate-key` performs, as pure functions that return file contents and modes (written
-//! later through the one atomic writer) plus a small etcd v3 JSON gateway client.
-//!
-//! Nothing here is wired into `kubejoin join` yet. Every version-dependent rule names its
+//! Control-plane join: what `kubeadm join --control-plane --certificate-key` performs. The core
+//! (phase 1) is pure functions that return file contents and modes plus a small etcd v3 JSON
+//! gateway client; [`join`] runs them as phases around the worker's kubelet start (`kubejoin
+//! join --control-plane`, called from one spot in `app.rs`), writing through the one atomic
+//! writer. PID-1 mode refuses a control-plane plan for now. Every version-dependent rule names its
 //! upstream source (kubernetes/kubernetes, `cmd/kubeadm/app/...`) and whether it was read at a
 //! tag or inferred; `docs/control-plane.md` collects them in one table.
 //!
@@ -17,14 +17,22 @@
 //! | [`yaml`] | a deterministic YAML emitter in the style of sigs.k8s.io/yaml (go-yaml v2) |
 //! | [`manifests`] | the static Pod manifests (kube-apiserver, controller-manager, scheduler, etcd) |
 //! | [`etcd`] | etcd's v3 JSON gateway: member list/add/promote codec and an mTLS client |
+//! | [`join`] | the one entry: the phases in kubeadm's order, around the kubelet start |
+//! | [`prepare`] | control-plane-prepare (kubeadm-config, kubeadm-certs, every file in memory), preflight, dry-run listing |
+//! | [`finish`] | after the kubelet: etcd member add/promote, node marking, the local `/healthz` wait |
+//! | [`join_error`] | the join's errors and their exit classes |
 
 pub mod certkey;
 pub mod cluster;
 pub mod download;
 pub mod etcd;
+pub mod finish;
+pub mod join;
+pub mod join_error;
 pub mod kubeconfigs;
 pub mod manifests;
 pub mod pki;
+pub mod prepare;
 pub mod rsagen;
 pub mod yaml;
 

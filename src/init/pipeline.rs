@@ -198,6 +198,7 @@ mod tests {
                 "local-sources",
                 "network",
                 "sources",
+                "clock",
                 "discovery",
                 "join",
                 "handoff"

@@ -40,6 +40,9 @@ pub enum Error {
     Install(#[from] install::Error),
     #[error(transparent)]
     Handoff(#[from] handoff::Error),
+    /// Boxed: the control-plane join's errors are large and rare.
+    #[error(transparent)]
+    ControlPlane(Box<crate::controlplane::join::Error>),
     /// The clock had to be stepped and could not be.
     #[error(transparent)]
     Clock(crate::clock::step::StepError),
@@ -65,6 +68,7 @@ impl Classify for Error {
             Error::Install(e) => e.class(),
             Error::Handoff(e) => e.class(),
             Error::Clock(e) => e.class(),
+            Error::ControlPlane(e) => e.class(),
             Error::Deadline(e) => e.class(),
             Error::Internal(_) => Class::Other,
         }
@@ -81,8 +85,15 @@ impl Classify for Error {
             Error::Install(e) => e.hint(),
             Error::Handoff(e) => e.hint(),
             Error::Clock(e) => e.hint(),
+            Error::ControlPlane(e) => e.hint(),
             Error::Deadline(e) => e.hint(),
             _ => None,
         }
+    }
+}
+
+impl From<crate::controlplane::join::Error> for Error {
+    fn from(e: crate::controlplane::join::Error) -> Self {
+        Error::ControlPlane(Box::new(e))
     }
 }

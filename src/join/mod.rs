@@ -255,11 +255,37 @@ impl<'a> Join<'a> {
         let d = self.discovered.as_ref().ok_or_else(|| {
             Error::Internal("no discovered cluster (discovery did not run)".into())
         })?;
+        if self.front == Front::Boot && self.plan.control_plane.is_some() {
+            // The control-plane phases run around a running kubelet, which PID 1 only starts by
+            // its handoff at the very end.
+            return Err(Error::Usage(crate::cli::UsageError::Args(
+                "a control-plane join (kubejoin.control-plane) is not supported in PID-1 mode yet: \
+                 run `kubejoin join --control-plane` on the booted system (handoff none, the kubelet \
+                 as a service)"
+                    .into(),
+            )));
+        }
+        let exec = &*self.system.exec;
+        let tuning = &self.tuning;
         let joined = match (self.front, self.run.as_mut()) {
-            (Front::Command, Some(run)) => {
-                bootstrap_and_install_within(&self.plan, d, &*self.system.exec, &self.tuning, run)
+            (Front::Command, Some(run)) => match &self.plan.control_plane {
+                None => bootstrap_and_install_within(&self.plan, d, exec, tuning, run).await?,
+                // A control-plane join runs its own phases around the worker's
+                // (src/controlplane/join.rs), the worker's given as a closure.
+                Some(cp) => {
+                    let deadline = run.deadline;
+                    crate::controlplane::join::join(
+                        &self.plan,
+                        cp,
+                        d,
+                        deadline,
+                        async |p: &JoinPlan| {
+                            bootstrap_and_install_within(p, d, exec, tuning, run).await
+                        },
+                    )
                     .await?
-            }
+                }
+            },
             // PID 1: each attempt under a fresh `--timeout` of its own.
             _ => {
                 let mut run = Run::new(self.plan.timeout).with_clock(self.clock.clone());

@@ -405,6 +405,7 @@ impl Client {
         method: http::Method,
         path: &str,
         accept: &str,
+        content_type: &str,
         body: Option<Vec<u8>>,
     ) -> Result<http::Request<Full<Bytes>>, RequestError> {
         let uri = format!("{}{path}", self.base);
@@ -417,7 +418,7 @@ impl Client {
         }
         let body = match body {
             Some(bytes) => {
-                b = b.header(CONTENT_TYPE, "application/json");
+                b = b.header(CONTENT_TYPE, content_type);
                 Full::new(Bytes::from(bytes))
             }
             None => Full::new(Bytes::new()),
@@ -523,7 +524,21 @@ impl Client {
         body: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<Answer, RequestError> {
-        let req = self.request(method, path, accept, body)?;
+        self.send_typed(method, path, accept, "application/json", body, limit)
+            .await
+    }
+
+    /// [`Client::send`] with a body of another content type (a strategic-merge PATCH).
+    pub async fn send_typed(
+        &self,
+        method: http::Method,
+        path: &str,
+        accept: &str,
+        content_type: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Answer, RequestError> {
+        let req = self.request(method, path, accept, content_type, body)?;
         self.bounded(async {
             let head = self.head(req).await?;
             Self::read_body(head, limit).await
@@ -581,7 +596,13 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<WatchStream<T>, RequestError> {
-        let req = self.request(http::Method::GET, path, "application/json", None)?;
+        let req = self.request(
+            http::Method::GET,
+            path,
+            "application/json",
+            "application/json",
+            None,
+        )?;
         let head = self.bounded(self.head(req)).await?;
         if !(200..300).contains(&head.code) {
             let a = self.bounded(Self::read_body(head, MAX_ERROR_BODY)).await?;

@@ -41,6 +41,8 @@ pub enum PlanError {
     DiscoveryScheme(String),
     #[error(transparent)]
     Ntp(crate::clock::client::ServerSpecError),
+    #[error(transparent)]
+    ControlPlane(crate::plan::control_plane::ControlPlaneError),
 }
 
 impl Classify for PlanError {
@@ -65,6 +67,7 @@ impl Classify for PlanError {
                 Some("run `kubejoin help` for the flags".into())
             }
             PlanError::Ntp(e) => e.hint(),
+            PlanError::ControlPlane(e) => e.hint(),
             _ => None,
         }
     }
@@ -263,6 +266,7 @@ impl Settings {
             _ => HandoffMode::None,
         };
         let five_min = Duration::from_secs(300);
+        let control_plane = self.control_plane_plan(&kubelet_extra_args, handoff)?;
         Ok(JoinPlan {
             discovery: Options {
                 mode,
@@ -336,6 +340,63 @@ impl Settings {
                     })?
                 }
             },
+            control_plane,
+        })
+    }
+
+    /// The control-plane part of the plan, by the same rules as the flags'
+    /// ([`crate::plan::control_plane::build`]); an error names the layer of the value at fault.
+    fn control_plane_plan(
+        &self,
+        kubelet_extra_args: &[(String, String)],
+        handoff: HandoffMode,
+    ) -> Result<Option<crate::plan::control_plane::ControlPlanePlan>, SettingsError> {
+        use crate::plan::control_plane::{build, ControlPlaneError, Inputs};
+        let origin = match &self.control_plane {
+            Some(c) => c.source.clone(),
+            None => self
+                .certificate_key
+                .as_ref()
+                .map(|k| k.source.clone())
+                .or_else(|| self.advertise_address.as_ref().map(|a| a.source.clone()))
+                .unwrap_or(Source::Default),
+        };
+        let node_ip = kubelet_extra_args
+            .iter()
+            .find(|(k, _)| k == "node-ip")
+            .and_then(|(_, v)| v.parse().ok())
+            .or(self.node_ip.as_ref().map(|n| n.value));
+        build(
+            Inputs {
+                enabled: self.control_plane.as_ref().is_some_and(|c| c.value),
+                key: self
+                    .certificate_key
+                    .as_ref()
+                    .map(|k| (k.value.clone(), k.source.to_string())),
+                advertise_address: self.advertise_address.as_ref().map(|a| a.value.to_string()),
+                bind_port: self.bind_port.as_ref().map(|p| p.value),
+                healthz_url: None,
+                node_ip,
+            },
+            handoff,
+        )
+        .map_err(|e| {
+            let key = match &e {
+                ControlPlaneError::NoKey
+                | ControlPlaneError::Key(_)
+                | ControlPlaneError::KeyTwice(_) => "certificate-key",
+                ControlPlaneError::KeyFile(_) => "certificate-key-file",
+                ControlPlaneError::Advertise(_) | ControlPlaneError::NoAdvertise => {
+                    "advertise-address"
+                }
+                ControlPlaneError::HandoffExec => "handoff",
+                _ => "control-plane",
+            };
+            SettingsError::Invalid {
+                key,
+                origin,
+                error: PlanError::ControlPlane(e),
+            }
         })
     }
 }

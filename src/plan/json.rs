@@ -91,6 +91,20 @@ pub fn plan_json(settings: &Settings) -> serde_json::Value {
         &s.tls_bootstrap_timeout,
     );
     list_entry(&mut values, "ntp", &s.ntp);
+    if let Some(c) = &s.control_plane {
+        values.insert(
+            Key::ControlPlane.name().into(),
+            serde_json::json!({ "value": c.value, "source": c.source.to_string() }),
+        );
+    }
+    // The certificate key's type shows itself as `<redacted>`.
+    entry(&mut values, Key::CertificateKey.name(), &s.certificate_key);
+    entry(
+        &mut values,
+        Key::AdvertiseAddress.name(),
+        &s.advertise_address,
+    );
+    entry(&mut values, "bind-port", &s.bind_port);
     if let Some(n) = &s.network {
         values.insert(
             "network".into(),

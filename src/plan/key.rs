@@ -33,11 +33,20 @@ pub enum Key {
     Sysroot,
     /// Read by PID-1 mode: debug logging.
     Debug,
+    /// Join as a control-plane node (`kubeadm join --control-plane`).
+    ControlPlane,
+    /// The key that decrypts `kube-system/kubeadm-certs` (a secret; warned about on the command
+    /// line as tokens are).
+    CertificateKey,
+    /// A file holding the certificate key (mode 0600), read at load time.
+    CertificateKeyFile,
+    /// The address this node's API server and etcd advertise.
+    AdvertiseAddress,
 }
 
 impl Key {
     /// Every key, in the order the docs list them.
-    pub const ALL: [Key; 21] = [
+    pub const ALL: [Key; 25] = [
         Key::Endpoint,
         Key::Token,
         Key::TokenFile,
@@ -59,6 +68,10 @@ impl Key {
         Key::Ntp,
         Key::Sysroot,
         Key::Debug,
+        Key::ControlPlane,
+        Key::CertificateKey,
+        Key::CertificateKeyFile,
+        Key::AdvertiseAddress,
     ];
 
     /// The key's name without the `kubejoin.` prefix.
@@ -85,6 +98,10 @@ impl Key {
             Key::Ntp => "ntp",
             Key::Sysroot => "sysroot",
             Key::Debug => "debug",
+            Key::ControlPlane => "control-plane",
+            Key::CertificateKey => "certificate-key",
+            Key::CertificateKeyFile => "certificate-key-file",
+            Key::AdvertiseAddress => "advertise-address",
         }
     }
 
@@ -141,6 +158,10 @@ impl Key {
             Key::Ntp => "host[:port], e.g. time.example.org or 10.0.0.1:123, or off",
             Key::Sysroot => "a block device, e.g. /dev/vda1",
             Key::Debug => "true or false",
+            Key::ControlPlane => "true or false",
+            Key::CertificateKey => "<64 hex digits>",
+            Key::CertificateKeyFile => "/path/to/a/chmod-600/file",
+            Key::AdvertiseAddress => "an IP address, e.g. 10.0.0.2",
         }
     }
 }

@@ -26,6 +26,7 @@
 
 use crate::kube::token::BootstrapToken;
 use crate::pki::pin::CaPin;
+use crate::plan::certificate_key::CertificateKey;
 use crate::plan::config_pin::ConfigPin;
 use crate::plan::key::Key;
 use crate::plan::network::NetworkSpec;
@@ -148,6 +149,10 @@ pub struct Settings {
     pub network: Option<Sourced<NetworkSpec>>,
     /// SNTP servers (`host[:port]`), or `["off"]`: whole from the highest layer naming any.
     pub ntp: Option<Sourced<Vec<String>>>,
+    pub control_plane: Option<Sourced<bool>>,
+    pub certificate_key: Option<Sourced<CertificateKey>>,
+    pub advertise_address: Option<Sourced<IpAddr>>,
+    pub bind_port: Option<Sourced<u16>>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
 }
@@ -301,6 +306,10 @@ pub fn merge(layers: &[Layer]) -> Settings {
         ),
         network: pick("network", l, |v| v.network.as_ref(), c),
         ntp: pick("ntp", l, |v| v.ntp.as_ref(), c),
+        control_plane: pick("control-plane", l, |v| v.control_plane.as_ref(), c),
+        certificate_key: pick("certificate-key", l, |v| v.certificate_key.as_ref(), c),
+        advertise_address: pick("advertise-address", l, |v| v.advertise_address.as_ref(), c),
+        bind_port: pick("bind-port", l, |v| v.bind_port.as_ref(), c),
         conflicts: Vec::new(),
         warnings: Vec::new(),
     };
@@ -313,6 +322,16 @@ pub fn merge(layers: &[Layer]) -> Settings {
             .and_then(|layer| layer.values.token_file.as_ref());
         if let Some(f) = file {
             t.source = Source::File(PathBuf::from(f));
+        }
+    }
+    // Likewise a certificate key read from a key file.
+    if let Some(k) = &mut s.certificate_key {
+        let file = l
+            .iter()
+            .find(|layer| layer.source == k.source)
+            .and_then(|layer| layer.values.certificate_key_file.as_ref());
+        if let Some(f) = file {
+            k.source = Source::File(PathBuf::from(f));
         }
     }
     s

@@ -3,7 +3,9 @@
 
 pub mod boot;
 pub mod build;
+pub mod certificate_key;
 pub mod config_pin;
+pub mod control_plane;
 pub mod endpoint;
 pub mod json;
 pub mod key;
@@ -66,6 +68,8 @@ pub struct JoinPlan {
     /// KubejoinConfiguration's `network`). PID-1 mode applies it before discovery; on a running
     /// machine the network is already up and this is only reported.
     pub network: Option<network::NetworkPlan>,
+    /// `--control-plane`: join as a control-plane node (`None`: a worker).
+    pub control_plane: Option<control_plane::ControlPlanePlan>,
     /// Where the clock phase asks the time before discovery (docs/time.md).
     pub time: TimePlan,
 }

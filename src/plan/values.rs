@@ -3,6 +3,7 @@
 
 use crate::kube::token::BootstrapToken;
 use crate::pki::pin::CaPin;
+use crate::plan::certificate_key::CertificateKey;
 use crate::plan::config_pin::ConfigPin;
 use crate::plan::endpoint::Endpoint;
 use crate::plan::key::{Key, KeyError};
@@ -70,6 +71,17 @@ pub struct Values {
     /// How to bring the network up: the command line's `ip=` parameters, or a
     /// KubejoinConfiguration's `network`. Taken whole from the highest layer that has one.
     pub network: Option<NetworkSpec>,
+    /// `control-plane`: join as a control-plane node.
+    pub control_plane: Option<bool>,
+    /// `certificate-key` (a secret: shown redacted).
+    pub certificate_key: Option<CertificateKey>,
+    /// `certificate-key-file`: an absolute path (under the root), read into `certificate_key`
+    /// before the merge, as `token-file` is.
+    pub certificate_key_file: Option<String>,
+    /// `advertise-address` (JoinConfiguration `controlPlane.localAPIEndpoint.advertiseAddress`).
+    pub advertise_address: Option<IpAddr>,
+    /// JoinConfiguration `controlPlane.localAPIEndpoint.bindPort` only.
+    pub bind_port: Option<u16>,
 }
 
 /// Values a layer can compare and show (redacted) in conflicts and `kubejoin plan`.
@@ -104,6 +116,24 @@ impl Shown for BootstrapToken {
     }
     fn same(&self, other: &Self) -> bool {
         self.ct_eq(other)
+    }
+}
+
+impl Shown for CertificateKey {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+impl Shown for u16 {
+    fn shown(&self) -> String {
+        self.to_string()
+    }
+    fn same(&self, other: &Self) -> bool {
+        self == other
     }
 }
 
@@ -397,6 +427,37 @@ impl Values {
                     }
                 }
                 Ok(None)
+            }
+            Key::ControlPlane => {
+                let b = match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                    None | Some("") | Some("true") | Some("1") | Some("yes") => true,
+                    Some("false") | Some("0") | Some("no") => false,
+                    Some(other) => {
+                        return Err(KeyError::Invalid(format!(
+                            "{other:?} is not a boolean (true or false)"
+                        )))
+                    }
+                };
+                set_once(&mut self.control_plane, b)
+            }
+            Key::CertificateKey => {
+                let k = CertificateKey::parse(need(key, value)?)
+                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
+                set_once(&mut self.certificate_key, k)
+            }
+            Key::CertificateKeyFile => {
+                let v = need(key, value)?;
+                if !v.starts_with('/') {
+                    return Err(KeyError::Invalid(format!("{v:?} is not an absolute path")));
+                }
+                set_once(&mut self.certificate_key_file, v.to_string())
+            }
+            Key::AdvertiseAddress => {
+                let v = need(key, value)?;
+                let ip: IpAddr = v
+                    .parse()
+                    .map_err(|_| KeyError::Invalid(format!("{v:?} is not an IP address")))?;
+                set_once(&mut self.advertise_address, ip)
             }
             Key::Sysroot | Key::Debug => Ok(None),
         }

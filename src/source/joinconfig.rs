@@ -163,6 +163,19 @@ pub struct JoinConfiguration {
     pub patches_directory: Option<PathBuf>,
     /// v1beta4 `timeouts` (v1beta3: `discovery.timeout`), each defaulted as kubeadm does.
     pub timeouts: Timeouts,
+    /// `controlPlane`: set for a control-plane join.
+    pub control_plane: Option<JoinControlPlane>,
+}
+
+/// `controlPlane` of a JoinConfiguration (same fields in v1beta3 and v1beta4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinControlPlane {
+    /// `localAPIEndpoint.advertiseAddress`.
+    pub advertise_address: Option<std::net::IpAddr>,
+    /// `localAPIEndpoint.bindPort` (kubeadm's default 6443 applies when unset).
+    pub bind_port: Option<u16>,
+    /// `certificateKey`: a secret, redacted by its type.
+    pub certificate_key: Option<crate::plan::certificate_key::CertificateKey>,
 }
 
 /// `discovery`: exactly one mechanism, plus the token for the TLS bootstrap.
@@ -454,9 +467,6 @@ impl Classify for ConfigError {
                  | openssl rsa -pubin -outform der 2>/dev/null | openssl dgst -sha256 -hex | sed 's/^.* /sha256:/'"
                     .into(),
             ),
-            ConfigErrorKind::ControlPlane => {
-                Some("join control-plane nodes with `kubeadm join --control-plane`".into())
-            }
             _ => None,
         }
     }
@@ -533,11 +543,6 @@ pub enum ConfigErrorKind {
         api_version: String,
         help: Option<String>,
     },
-    #[error(
-        "controlPlane: kubejoin joins worker nodes only, and a JoinConfiguration with controlPlane set joins a \
-         control-plane node"
-    )]
-    ControlPlane,
     /// kubeadm's text.
     #[error("discovery: bootstrapToken or file must be set")]
     DiscoveryNotSet,
@@ -689,7 +694,6 @@ impl ConfigErrorKind {
             | K::NotAMapping { .. }
             | K::MissingTypeMeta { .. }
             | K::NoConfiguration
-            | K::ControlPlane
             | K::DiscoveryNotSet
             | K::DiscoveryBothSet
             | K::EndpointNotSet
@@ -1070,7 +1074,7 @@ struct RawJoinV1beta3 {
     #[serde(default)]
     node_registration: Option<RawNodeRegistrationV1beta3>,
     #[serde(default)]
-    control_plane: Option<IgnoredAny>,
+    control_plane: Option<RawControlPlane>,
     #[serde(default)]
     skip_phases: Option<Vec<String>>,
     #[serde(default)]
@@ -1097,7 +1101,7 @@ struct RawJoinV1beta4 {
     #[serde(default)]
     node_registration: Option<RawNodeRegistrationV1beta4>,
     #[serde(default)]
-    control_plane: Option<IgnoredAny>,
+    control_plane: Option<RawControlPlane>,
     #[serde(default)]
     skip_phases: Option<Vec<String>>,
     #[serde(default)]
@@ -1251,6 +1255,32 @@ struct RawPatches {
     directory: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a controlPlane mapping"
+)]
+struct RawControlPlane {
+    #[serde(default, rename = "localAPIEndpoint")]
+    local_api_endpoint: Option<RawApiEndpoint>,
+    #[serde(default)]
+    certificate_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a localAPIEndpoint mapping"
+)]
+struct RawApiEndpoint {
+    #[serde(default)]
+    advertise_address: Option<String>,
+    #[serde(default)]
+    bind_port: Option<i64>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(
     deny_unknown_fields,
@@ -1291,7 +1321,7 @@ struct Common {
     ignore_preflight_errors: Vec<String>,
     image_pull_policy: Option<String>,
     image_pull_serial: Option<bool>,
-    control_plane: bool,
+    control_plane: Option<RawControlPlane>,
     skip_phases: Vec<String>,
     patches_directory: Option<String>,
     /// v1beta4 `timeouts`; for v1beta3 only `discovery` is set (from `discovery.timeout`).
@@ -1321,7 +1351,7 @@ impl RawJoinV1beta3 {
             ignore_preflight_errors: Vec::new(),
             image_pull_policy: None,
             image_pull_serial: None,
-            control_plane: self.control_plane.is_some(),
+            control_plane: self.control_plane,
             skip_phases: self.skip_phases.unwrap_or_default(),
             patches_directory: self.patches.and_then(|p| p.directory),
             timeouts: RawTimeouts {
@@ -1370,7 +1400,7 @@ impl RawJoinV1beta4 {
             ignore_preflight_errors: Vec::new(),
             image_pull_policy: None,
             image_pull_serial: None,
-            control_plane: self.control_plane.is_some(),
+            control_plane: self.control_plane,
             skip_phases: self.skip_phases.unwrap_or_default(),
             patches_directory: self.patches.and_then(|p| p.directory),
             timeouts: self.timeouts.unwrap_or_default(),
@@ -1405,6 +1435,37 @@ impl RawJoinV1beta4 {
 // Defaulting and validation of a JoinConfiguration
 // ---------------------------------------------------------------------------------------------
 
+/// `controlPlane`, validated as kubeadm does (an IP address, a port), the key parsed and never
+/// echoed.
+fn control_plane(cp: RawControlPlane) -> Result<JoinControlPlane, ConfigErrorKind> {
+    let mut out = JoinControlPlane::default();
+    if let Some(e) = cp.local_api_endpoint {
+        if let Some(a) = non_empty(e.advertise_address) {
+            out.advertise_address = Some(a.parse().map_err(|_| {
+                invalid(
+                    "controlPlane.localAPIEndpoint.advertiseAddress",
+                    format!("{a:?} is not a valid IP address"),
+                )
+            })?);
+        }
+        if let Some(p) = e.bind_port {
+            out.bind_port = Some(u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                invalid(
+                    "controlPlane.localAPIEndpoint.bindPort",
+                    format!("{p} is not a valid port number (1-65535)"),
+                )
+            })?);
+        }
+    }
+    if let Some(k) = non_empty(cp.certificate_key) {
+        out.certificate_key = Some(
+            crate::plan::certificate_key::CertificateKey::parse(&k)
+                .map_err(|e| invalid("controlPlane.certificateKey", e.to_string()))?,
+        );
+    }
+    Ok(out)
+}
+
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
 }
@@ -1413,10 +1474,10 @@ fn normalize_join(
     c: Common,
     warnings: &mut Vec<String>,
 ) -> Result<JoinConfiguration, ConfigErrorKind> {
-    // Refuse first: nothing else in a control-plane join config matters to a worker join.
-    if c.control_plane {
-        return Err(ConfigErrorKind::ControlPlane);
-    }
+    let control_plane = match c.control_plane {
+        None => None,
+        Some(cp) => Some(control_plane(cp)?),
+    };
 
     let ca_cert_path =
         non_empty(c.ca_cert_path).unwrap_or_else(|| DEFAULT_CA_CERT_PATH.to_string());
@@ -1518,6 +1579,7 @@ fn normalize_join(
             image_pull_policy,
             image_pull_serial: c.image_pull_serial.unwrap_or(true),
         },
+        control_plane,
         skip_phases: c
             .skip_phases
             .into_iter()

@@ -47,8 +47,35 @@ pub fn read_token_files(layers: &mut [Layer], root: &Root) -> Result<(), LoadErr
         let t = crate::kube::token::read_token_file(&real, &shown)?;
         layer.values.token = Some(t);
     }
+    for layer in layers.iter_mut() {
+        let Some(path) = layer.values.certificate_key_file.clone() else {
+            continue;
+        };
+        if layer.values.certificate_key.is_some() {
+            return Err(LoadError::KeyTwice {
+                origin: layer.source.clone(),
+            });
+        }
+        let shown = PathBuf::from(&path);
+        let real = root.join(&path).map_err(|e| {
+            LoadError::KeyFile(crate::plan::certificate_key::KeyFileError::Read {
+                path: shown.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            })
+        })?;
+        layer.values.certificate_key =
+            Some(crate::plan::certificate_key::read_key_file(&real, &shown)?);
+    }
     Ok(())
 }
+
+/// The boot-time warning for a certificate key taken from the kernel command line.
+pub const CMDLINE_CERTIFICATE_KEY_WARNING: &str = "the certificate key comes from the kernel command line \
+     (kubejoin.certificate-key=): /proc/cmdline is world-readable and not namespaced, so every local user and \
+     every container on this node can read it for the node's whole uptime, and with a bootstrap token it \
+     decrypts the cluster's CA keys from kube-system/kubeadm-certs (for the 2 hours the Secret lives); give it \
+     with kubejoin.certificate-key-file= naming a chmod-600 file in the initramfs, or in a config drive or \
+     cloud user-data";
 
 /// The boot-time warning for a token taken from the kernel command line (`kubejoin.token=`).
 pub const CMDLINE_TOKEN_WARNING: &str = "the bootstrap token comes from the kernel command line \
@@ -110,6 +137,12 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
         }
         if j.timeouts.tls_bootstrap != defaults.tls_bootstrap {
             v.tls_bootstrap_timeout = Some(j.timeouts.tls_bootstrap);
+        }
+        if let Some(cp) = &j.control_plane {
+            v.control_plane = Some(true);
+            v.advertise_address = cp.advertise_address;
+            v.bind_port = cp.bind_port;
+            v.certificate_key = cp.certificate_key.clone();
         }
     }
     if let Some(k) = &cf.kubejoin {
@@ -263,6 +296,13 @@ pub enum LoadError {
     TokenFile(#[from] crate::kube::token::TokenFileError),
     #[error("{origin} gives both token and token-file: give the token once, preferably by file")]
     TokenTwice { origin: Source },
+    /// `certificate-key-file` unreadable, readable by others, or not one key.
+    #[error(transparent)]
+    KeyFile(#[from] crate::plan::certificate_key::KeyFileError),
+    #[error(
+        "{origin} gives both certificate-key and certificate-key-file: give the key once, preferably by file"
+    )]
+    KeyTwice { origin: Source },
 }
 
 impl Classify for LoadError {
@@ -278,7 +318,9 @@ impl Classify for LoadError {
             | LoadError::PinUnused
             | LoadError::NoPlatform
             | LoadError::TokenFile(_)
-            | LoadError::TokenTwice { .. } => Class::Usage,
+            | LoadError::TokenTwice { .. }
+            | LoadError::KeyFile(_)
+            | LoadError::KeyTwice { .. } => Class::Usage,
         }
     }
 
@@ -859,6 +901,13 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
             .is_some_and(|t| t.source == Source::Cmdline)
     {
         warnings.push(CMDLINE_TOKEN_WARNING.to_string());
+    }
+    if settings
+        .certificate_key
+        .as_ref()
+        .is_some_and(|k| k.source == Source::Cmdline)
+    {
+        warnings.push(CMDLINE_CERTIFICATE_KEY_WARNING.to_string());
     }
     // Only local sources can say how to bring the network up: anything fetched over it came too
     // late. (A config drive is local: its user-data was read before the network.)

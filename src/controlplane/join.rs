@@ -1,0 +1,222 @@
+//! The control-plane join's phases (`kubeadm join --control-plane --certificate-key`), run around
+//! the worker's kubelet start: [`join`] is the one entry.
+//!
+//! Order, as kubeadm v1.24+ runs its join phases (`cmd/kubeadm/app/cmd/join.go`,
+//! `phases/join/controlplaneprepare.go`, `kubelet.go`, `controlplanejoin.go`; read):
+//!
+//! 1. `control-plane-prepare`: read `ClusterConfiguration` from `kube-system/kubeadm-config`
+//!    (the bootstrap token may), refuse a cluster without `controlPlaneEndpoint` (kubeadm:
+//!    "unable to add a new control plane instance to a cluster that doesn't have a stable
+//!    controlPlaneEndpoint address"), download and decrypt `kube-system/kubeadm-certs`, make this
+//!    node's certificates, kubeconfigs and static Pod manifests in memory;
+//! 2. `control-plane-preflight`: none of those files may exist yet (kubeadm's `FileAvailable--…`
+//!    checks; for stacked etcd also `DirAvailable--var-lib-etcd`), and on this machine (`--root /`)
+//!    the control-plane ports must be free (`Port-6443`, `Port-10259`, `Port-10257`, `Port-2379`,
+//!    `Port-2380`); `--force` or `--ignore-preflight-errors` lets a re-run overwrite them;
+//! 3. `control-plane-files`: everything written through the one atomic writer, shared PKI
+//!    first, manifests last, private keys 0600;
+//! 4. `kubelet-start`: the worker's path (TLS bootstrap, kubelet files), with the control-plane
+//!    taints of the version passed to `--register-with-taints` as kubeadm does;
+//! 5. `etcd-join` (stacked etcd): endpoints from the etcd Pods' annotation (listed with the new
+//!    admin credentials), `member add` (as a learner where the version does, then `promote`
+//!    once it is in sync), `etcd.yaml` with `--initial-cluster-state=existing`; a re-run finds
+//!    its own member by peer URL instead of adding a second one;
+//! 6. `mark-control-plane`: once the kubelet has registered the Node, its labels and taints by
+//!    strategic-merge PATCH with the admin credentials (NodeRestriction forbids the node itself);
+//! 7. `wait-control-plane`: the local API server's `/healthz`, bounded.
+//!
+//! A dry run does 1 for real (the download proves the key), prints every file with its mode
+//! (and, for certificates, subject, issuer and SANs) and every request it would make, runs the
+//! worker's dry run, and writes nothing.
+
+use super::cluster::Etcd;
+use super::finish;
+pub use super::join_error::Error;
+use super::manifests;
+use super::prepare;
+use crate::deadline::{Deadline, PhaseClock};
+use crate::discovery::Discovered;
+use crate::fs::root::Root;
+use crate::install::{self, Step};
+use crate::kube::{self, Identity, Timeouts};
+use crate::plan::control_plane::ControlPlanePlan;
+use crate::plan::JoinPlan;
+use crate::{info, log, warn};
+use std::time::Duration;
+
+/// Own bound of each API phase (kubeadm's `kubernetesAPICall` is 1 m).
+pub(super) const API_PHASE: Duration = Duration::from_secs(60);
+/// Own bound of the etcd member add and promotion (kubeadm: `etcdAPICall` 2 m).
+const ETCD_PHASE: Duration = Duration::from_secs(120);
+/// Own bound of the wait for the local API server (kubeadm's `controlPlaneComponentHealthCheck`, 4 m).
+const HEALTH_PHASE: Duration = Duration::from_secs(240);
+/// Own bound of the wait for the kubelet to register the Node (kubeadm's `kubeletHealthCheck`, 4 m).
+const MARK_PHASE: Duration = Duration::from_secs(240);
+
+/// Runs a control-plane join: its phases before the kubelet, then `kubelet_start` (the worker's
+/// path, given the plan with the control-plane taints), then its phases after. Every phase is
+/// bounded by its own limit and by `deadline`. With `plan.dry_run` only reads happen.
+pub async fn join<T, E, F>(
+    plan: &JoinPlan,
+    cp: &ControlPlanePlan,
+    d: &Discovered,
+    deadline: Deadline,
+    kubelet_start: F,
+) -> Result<T, E>
+where
+    F: AsyncFnOnce(&JoinPlan) -> Result<T, E>,
+    E: From<Error>,
+{
+    let root = Root::new(&plan.root);
+    let node_name =
+        crate::bootstrap::resolve_node_name(plan.node_name.as_ref(), &crate::sys::RealExec)
+            .map_err(|e| Error::Internal(format!("resolving the node name: {e}")))?
+            .name
+            .as_str()
+            .to_string();
+    let bootstrap = crate::bootstrap::Cluster::connect(d)
+        .map_err(|e| Error::Internal(format!("connecting to {}: {e}", d.server)))?;
+
+    let phase = log::phase("control-plane-prepare");
+    let clock = deadline.phase("control-plane-prepare", API_PHASE);
+    let prepared = within(
+        &clock,
+        prepare::prepare(&bootstrap.client, cp, &node_name, &root, d),
+    )
+    .await??;
+    phase.ok();
+    info!(
+        "control plane: cluster {} ({}), {} etcd; this node {} advertises {}",
+        prepared.cfg.kubernetes_version_text,
+        prepared.cfg.api_version,
+        if matches!(prepared.cfg.etcd, Etcd::Local(_)) {
+            "stacked"
+        } else {
+            "external"
+        },
+        prepared.node.name,
+        prepared.node.endpoint()
+    );
+
+    let phase = log::phase("control-plane-preflight");
+    let pre = prepare::preflight(plan, cp, &prepared, &root);
+    if plan.dry_run {
+        if let Err(e) = &pre {
+            warn!("{e}: a real join would stop here");
+        }
+        phase.skipped();
+    } else {
+        pre?;
+        phase.ok();
+    }
+
+    // kubeadm registers a control-plane node with its control-plane taints unless the
+    // JoinConfiguration sets taints itself (`SetNodeRegistrationDynamicDefaults`).
+    let taints = if plan.taints.is_empty() {
+        finish::default_taints(prepared.cfg.minor())
+    } else {
+        plan.taints.clone()
+    };
+    let mut worker = plan.clone();
+    worker.taints = taints.clone();
+
+    if plan.dry_run {
+        prepare::print_dry_run(&prepared, cp);
+        return kubelet_start(&worker).await;
+    }
+
+    let phase = log::phase("control-plane-files");
+    let steps: Vec<Step> = prepared
+        .files
+        .iter()
+        .map(|(f, what)| Step::File {
+            path: f.path.clone(),
+            mode: f.mode,
+            contents: f.contents.clone(),
+            what,
+        })
+        .collect();
+    write(&root, steps, deadline).await?;
+    phase.ok();
+
+    let out = kubelet_start(&worker).await?;
+
+    let admin = kube::client(
+        &d.server,
+        &d.trust(),
+        &Identity::ClientCert {
+            cert_pem: prepared.admin.0.clone(),
+            key_pem: prepared.admin.1.clone(),
+        },
+        Timeouts::default(),
+    )
+    .map_err(|e| Error::Internal(format!("the admin client for {}: {e}", d.server)))?;
+
+    if let Some((ca, cert, key)) = &prepared.etcd_client {
+        let phase = log::phase("etcd-join");
+        let clock = deadline.phase("etcd-join", ETCD_PHASE);
+        let initial = within(
+            &clock,
+            finish::join_etcd(&admin, &prepared.cfg, &prepared.node, ca, cert, key, &clock),
+        )
+        .await??;
+        let file =
+            manifests::etcd(&prepared.cfg, &prepared.node, &initial).map_err(Error::Config)?;
+        write(
+            &root,
+            vec![Step::File {
+                path: file.path,
+                mode: file.mode,
+                contents: file.contents,
+                what: "static Pod manifest (etcd, joining the existing cluster)",
+            }],
+            deadline,
+        )
+        .await?;
+        phase.ok();
+    }
+
+    let phase = log::phase("mark-control-plane");
+    let clock = deadline.phase("mark-control-plane", MARK_PHASE);
+    within(
+        &clock,
+        finish::mark(&admin, &prepared.node.name, prepared.cfg.minor(), &taints),
+    )
+    .await??;
+    phase.ok();
+
+    let phase = log::phase("wait-control-plane");
+    let clock = deadline.phase("wait-control-plane", HEALTH_PHASE);
+    let url = finish::healthz_url(cp);
+    within(&clock, finish::wait_healthy(&url, d)).await??;
+    info!("control plane: the local API server at {url} is healthy");
+    phase.ok();
+    Ok(out)
+}
+
+/// `fut` within `clock`; running out of time names the phase.
+async fn within<T>(
+    clock: &PhaseClock,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    clock.run(fut).await.map_err(|source| Error::Deadline {
+        phase: clock.name,
+        detail: format!(
+            "gave up after {}",
+            crate::time::duration::format(clock.bound())
+        ),
+        source: Box::new(source),
+    })
+}
+
+async fn write(root: &Root, steps: Vec<Step>, deadline: Deadline) -> Result<(), Error> {
+    let clock = deadline.phase("control-plane-files", API_PHASE);
+    let r = root.clone();
+    let task = tokio::task::spawn_blocking(move || install::apply(&r, &steps));
+    match within(&clock, task).await? {
+        Ok(r) => r.map_err(Error::Write),
+        Err(e) => Err(Error::Internal(format!(
+            "the file task ended abnormally: {e}"
+        ))),
+    }
+}
