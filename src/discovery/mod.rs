@@ -733,19 +733,29 @@ async fn get_cluster_info(client: &kube::Client) -> Result<ConfigMap, Miss> {
             bad_certificate: false,
         });
     }
-    decode_cluster_info(&a.body).map_err(Miss::Malformed)
+    decode_cluster_info(&a.body).map_err(|e| Miss::Malformed(e.to_string()))
+}
+
+/// Why an answer to the cluster-info request is not a cluster-info ConfigMap.
+#[derive(Debug, thiserror::Error)]
+pub enum MalformedClusterInfo {
+    #[error("the answer is larger than {limit} bytes; a cluster-info ConfigMap is a few KiB")]
+    TooLarge { limit: usize },
+    /// The JSON error is part of the message: the answer is reported as one line of a retry
+    /// loop's verdict.
+    #[error("the answer is not a ConfigMap: {0}")]
+    NotConfigMap(serde_json::Error),
 }
 
 /// Decodes the body of a cluster-info answer (at most [`MAX_CLUSTER_INFO`] bytes); the error
 /// says why it is not a ConfigMap.
-pub fn decode_cluster_info(bytes: &[u8]) -> Result<ConfigMap, String> {
+pub fn decode_cluster_info(bytes: &[u8]) -> Result<ConfigMap, MalformedClusterInfo> {
     if bytes.len() > MAX_CLUSTER_INFO {
-        return Err(format!(
-            "the answer is larger than {MAX_CLUSTER_INFO} bytes; a cluster-info ConfigMap is a few KiB"
-        ));
+        return Err(MalformedClusterInfo::TooLarge {
+            limit: MAX_CLUSTER_INFO,
+        });
     }
-    serde_json::from_slice::<ConfigMap>(bytes)
-        .map_err(|e| format!("the answer is not a ConfigMap: {e}"))
+    serde_json::from_slice::<ConfigMap>(bytes).map_err(MalformedClusterInfo::NotConfigMap)
 }
 
 /// What the loop does with one answer.

@@ -431,8 +431,14 @@ mod tests {
             verify_cluster_info(&data, "ep", &token, &PinSet::parse(&[foreign]).unwrap()),
             Err(Error::PinMismatch { .. })
         ));
-        assert!(super::super::decode_cluster_info(b"{\"kind\":").is_err());
-        assert!(super::super::decode_cluster_info(&vec![b' '; (1 << 20) + 1]).is_err());
+        assert!(matches!(
+            super::super::decode_cluster_info(b"{\"kind\":"),
+            Err(super::super::MalformedClusterInfo::NotConfigMap(_))
+        ));
+        assert!(matches!(
+            super::super::decode_cluster_info(&vec![b' '; (1 << 20) + 1]),
+            Err(super::super::MalformedClusterInfo::TooLarge { limit: 1_048_576 })
+        ));
     }
 
     #[test]

@@ -4,13 +4,20 @@
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+/// A `kubejoin.config.sha256` value that is no SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a SHA-256 hash (64 hex digits, optionally prefixed sha256:)")]
+pub struct BadConfigPin {
+    pub input: String,
+}
+
 /// The expected SHA-256 of the first config document (`kubejoin.config.sha256`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ConfigPin(pub [u8; 32]);
 
 impl ConfigPin {
     /// `<64 hex>` or `sha256:<64 hex>`, any case.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, BadConfigPin> {
         let hexpart = s
             .strip_prefix("sha256:")
             .or_else(|| s.strip_prefix("SHA256:"))
@@ -19,9 +26,9 @@ impl ConfigPin {
         if hexpart.len() != 64
             || hex::decode_to_slice(hexpart.to_ascii_lowercase(), &mut out).is_err()
         {
-            return Err(format!(
-                "{s:?} is not a SHA-256 hash (64 hex digits, optionally prefixed sha256:)"
-            ));
+            return Err(BadConfigPin {
+                input: s.to_string(),
+            });
         }
         Ok(Self(out))
     }

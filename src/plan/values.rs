@@ -376,7 +376,8 @@ impl Values {
                 set_once(&mut self.config, v.to_string())
             }
             Key::ConfigSha256 => {
-                let pin = ConfigPin::parse(need(key, value)?).map_err(KeyError::Invalid)?;
+                let pin = ConfigPin::parse(need(key, value)?)
+                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
                 set_once(&mut self.config_sha256, pin)
             }
             Key::Handoff => {
