@@ -349,6 +349,8 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
 
 /// The plan the CLI builds for node `name` of `cp` (the binary's defaults otherwise).
 fn plan_for(cp: &Handle, name: &str, root: &Path) -> Result<JoinPlan, Error> {
+    // `--root` must be an existing directory (the command line checks it).
+    std::fs::create_dir_all(root).map_err(|e| err(format!("creating {}: {e}", root.display())))?;
     let argv = [
         "kubejoin".to_string(),
         "join".into(),
