@@ -119,7 +119,9 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// TCP keep-alive of API connections: a dead peer is noticed even on a quiet watch.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
-type Hyper = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper's connectors, each connect and handshake recorded in the timeline ([`crate::trace`]).
+type Connector = crate::trace::Handshake<HttpsConnector<crate::trace::Connect<HttpConnector>>>;
+type Hyper = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
 
 /// A Kubernetes API client for one server. Clones share the connection pool.
 #[derive(Clone)]
@@ -179,11 +181,13 @@ pub fn client(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_keepalive(Some(KEEPALIVE));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
+    let connector = crate::trace::Handshake(
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(crate::trace::Connect(http)),
+    );
     let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(4)
@@ -891,12 +895,19 @@ impl Client {
         body: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<Answer, RequestError> {
+        let step = request_step(&method, path);
         let req = self.request(method, path, accept, body)?;
-        self.bounded(async {
-            let head = self.head(req).await?;
-            Self::read_body(head, limit).await
-        })
-        .await
+        let r = self
+            .bounded(async {
+                let head = self.head(req).await?;
+                Self::read_body(head, limit).await
+            })
+            .await;
+        step.finish(match &r {
+            Ok(a) => format!("-> {} ({} B)", a.code, a.body.len()),
+            Err(e) => format!("-> {e}"),
+        });
+        r
     }
 
     async fn json<T: DeserializeOwned>(
@@ -949,8 +960,14 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<WatchStream<T>, RequestError> {
+        let step = request_step(&http::Method::GET, path);
         let req = self.request(http::Method::GET, path, "application/json", None)?;
-        let head = self.bounded(self.head(req)).await?;
+        let head = self.bounded(self.head(req)).await;
+        step.finish(match &head {
+            Ok(h) => format!("-> {} (watch started)", h.code),
+            Err(e) => format!("-> {e}"),
+        });
+        let head = head?;
         if !(200..300).contains(&head.code) {
             let a = self.bounded(Self::read_body(head, MAX_ERROR_BODY)).await?;
             return Err(a.into_status_error());
@@ -963,6 +980,13 @@ impl Client {
             _t: std::marker::PhantomData,
         })
     }
+}
+
+/// The timeline step of one request: method and path (the query only says which object; no
+/// header or body is ever recorded).
+fn request_step(method: &http::Method, path: &str) -> crate::trace::Span {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    crate::trace::span("request", format!("{method} {path}"))
 }
 
 /// One event of a watch (the `type`/`object` envelope of the watch protocol).

@@ -38,6 +38,7 @@ pub mod retry;
 pub mod root;
 pub mod source;
 pub mod sys;
+pub mod trace;
 pub mod versions;
 pub mod x509;
 pub mod yaml;

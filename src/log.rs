@@ -60,6 +60,9 @@ pub struct PhaseRecord {
     pub duration_ms: u128,
     /// `ok`, `skipped` or `failed`.
     pub outcome: String,
+    /// What happened inside the phase ([`crate::trace`]), when anything was recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::trace::Step>,
 }
 
 static TIMELINE: Mutex<Vec<PhaseRecord>> = Mutex::new(Vec::new());
@@ -70,6 +73,7 @@ pub struct Phase {
     name: &'static str,
     started: Instant,
     started_wall: SystemTime,
+    mark: crate::trace::Mark,
     done: bool,
 }
 
@@ -80,6 +84,7 @@ pub fn phase(name: &'static str) -> Phase {
         name,
         started: Instant::now(),
         started_wall: SystemTime::now(),
+        mark: crate::trace::mark(),
         done: false,
     }
 }
@@ -96,9 +101,10 @@ impl Phase {
         self.started.elapsed()
     }
 
-    fn finish(&mut self, outcome: &str) {
+    /// Ends the phase; returns the steps recorded inside it.
+    fn finish(&mut self, outcome: &str) -> Vec<crate::trace::Step> {
         if self.done {
-            return;
+            return Vec::new();
         }
         self.done = true;
         let d = self.started.elapsed();
@@ -107,6 +113,7 @@ impl Phase {
             format_args!("[{}] {} in {}", self.name, outcome, fmt_ms(d)),
         );
         let start_ms = epoch_ms(self.started_wall);
+        let steps = crate::trace::take_since(self.mark);
         if let Ok(mut t) = TIMELINE.lock() {
             t.push(PhaseRecord {
                 phase: self.name.to_string(),
@@ -114,8 +121,10 @@ impl Phase {
                 end_ms: start_ms + d.as_millis(),
                 duration_ms: d.as_millis(),
                 outcome: outcome.to_string(),
+                steps: steps.clone(),
             });
         }
+        steps
     }
 
     /// Ends the phase successfully.
@@ -123,9 +132,20 @@ impl Phase {
         self.finish("ok");
     }
 
+    /// Ends the phase successfully; returns the steps recorded inside it (for a caller that
+    /// keeps its own record of the phase, as `result.json` does).
+    pub fn ok_steps(mut self) -> Vec<crate::trace::Step> {
+        self.finish("ok")
+    }
+
     /// Ends the phase as skipped.
     pub fn skipped(mut self) {
         self.finish("skipped");
+    }
+
+    /// [`Phase::skipped`], returning the steps recorded inside it.
+    pub fn skipped_steps(mut self) -> Vec<crate::trace::Step> {
+        self.finish("skipped")
     }
 
     /// Ends a dry run's phase that found what would stop a real run.

@@ -104,6 +104,10 @@ pub trait Retryable {
     fn pause(&self) -> Pause {
         Pause::Backoff
     }
+    /// What failed, in a few words, for the timeline's record of the pause that follows.
+    fn reason(&self) -> String {
+        String::new()
+    }
 }
 
 /// Classifies a failure on the wire.
@@ -131,6 +135,9 @@ pub fn classify(failure: &WireFailure) -> Disposition {
 impl Retryable for WireFailure {
     fn disposition(&self) -> Disposition {
         classify(self)
+    }
+    fn reason(&self) -> String {
+        format!("{self:?}")
     }
 }
 
@@ -635,8 +642,22 @@ where
             backoffs = backoffs.saturating_add(1);
         }
         notify(&err, attempts, pause);
-        previous = Some(err);
+        let slept = std::time::Instant::now();
         env.sleep(pause).await;
+        crate::trace::record(
+            "wait",
+            || {
+                let why = err.reason();
+                let kind = match asked {
+                    Pause::Backoff => "backoff".to_string(),
+                    Pause::RetryAfter(d) => format!("Retry-After {}", human(d)),
+                    Pause::Fixed(d) => format!("poll every {}", human(d)),
+                };
+                format!("retry pause after attempt {attempts} ({kind}): {why}")
+            },
+            slept,
+        );
+        previous = Some(err);
     }
 }
 

@@ -49,6 +49,10 @@ impl Retryable for Error {
             _ => Pause::Backoff,
         }
     }
+
+    fn reason(&self) -> String {
+        self.to_string()
+    }
 }
 
 /// Runs `op` until it succeeds, fails for good (that error, unchanged), or `clock` runs out

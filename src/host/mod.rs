@@ -148,6 +148,7 @@ pub struct HostPlan {
 
 /// Builds the plan for `cfg` from the host's state under `root`. Reads only.
 pub fn plan(cfg: &HostConfig, root: &Root, sys: &dyn HostSys) -> Result<HostPlan, HostError> {
+    let _step = crate::trace::span("host-plan", "module index, modules-load.d, sysctl.d, swaps");
     let release = sys
         .uname_release()
         .map_err(|source| HostError::Uname { source })?;
@@ -258,6 +259,13 @@ pub struct HostReport {
 impl HostReport {
     fn record(&mut self, action: Action, outcome: Outcome, started: Instant) {
         let duration = started.elapsed();
+        if let Action::LoadModule { name, .. } | Action::Swapoff { path: name } = &action {
+            let kind = match action {
+                Action::LoadModule { .. } => "module",
+                _ => "swapoff",
+            };
+            crate::trace::record_took(kind, || format!("{name}: {outcome}"), started, duration);
+        }
         match &outcome {
             Outcome::Failed(_) | Outcome::Ignored(_) => {
                 crate::warn!("host: {action}: {outcome} ({})", fmt_ms(duration))
@@ -326,6 +334,7 @@ pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn HostSys) -> Result<HostRepo
         report.record(action, outcome, started);
     }
 
+    let sysctls_started = Instant::now();
     let explicit = sysctl::explicit_keys(&plan.sysctls);
     for s in &plan.sysctls {
         let keys = if s.glob {
@@ -372,6 +381,13 @@ pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn HostSys) -> Result<HostRepo
         }
     }
 
+    if !plan.sysctls.is_empty() {
+        crate::trace::record(
+            "sysctls",
+            || format!("{} setting(s) written and read back", plan.sysctls.len()),
+            sysctls_started,
+        );
+    }
     let mut turned_off = Vec::new();
     for a in &plan.swaps {
         let started = Instant::now();

@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod configdrive;
+pub mod entropy;
 pub mod host;
 pub mod init;
 
