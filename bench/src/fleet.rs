@@ -444,6 +444,9 @@ pub struct Tally {
     r5xx: u64,
     /// 401 and 403: refusals (a restarting API server's, here).
     refused: u64,
+    /// Cut by a restart before they were answered.
+    #[serde(default)]
+    unanswered: u64,
     /// Answered without 429, 5xx, 401 or 403: the work a join needed.
     useful: u64,
     /// Per kind of request: (total, 429s).
@@ -497,6 +500,8 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
                     k.1 += 1;
                 }
                 match r.status {
+                    // Taken down with the server (a restart) before any answer.
+                    0 => t.unanswered += 1,
                     429 => t.r429 += 1,
                     401 | 403 => t.refused += 1,
                     s if s >= 500 => t.r5xx += 1,
@@ -826,6 +831,7 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "responses_429": counted.r429,
         "responses_5xx": counted.r5xx,
         "responses_401_403": counted.refused,
+        "unanswered": counted.unanswered,
         "useful_requests": counted.useful,
         "by_request": counted
             .by_kind

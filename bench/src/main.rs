@@ -57,13 +57,14 @@ pub fn capped_config(cap: Option<usize>) -> kubejoin_testcp::Config {
 struct Args {
     quick: bool,
     runs: usize,
-    /// (nodes, overload): the cap is the nodes joining at once divided by the overload.
     /// (nodes, overload, scenario): the cap is the nodes divided by the overload.
     fleet: Vec<(usize, usize, fleet::Scenario)>,
     /// Runs per fleet row and policy (`None`: 3 up to 1,000 nodes, 1 above), medians reported.
     fleet_repeat: Option<usize>,
     bin: PathBuf,
     out: PathBuf,
+    /// The report of the before column (default: the one this run replaces).
+    before: Option<PathBuf>,
     vm_console: Option<PathBuf>,
     /// How the VM ran (`kvm`, `tcg`), when known.
     vm_accel: Option<String>,
@@ -82,7 +83,7 @@ struct Args {
 
 const USAGE: &str =
     "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
-[--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--vm-console PATH] \
+[--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--before REPORT] [--vm-console PATH] \
 [--vm-accel kvm|tcg] [--vm-env VM.ENV [--vm-boots N] [--vm-variant-boots N] [--vm-initrd IMG]] [--sections size,join,wire,fleet,vm]";
 
 fn parse_args() -> Result<Args, Error> {
@@ -93,6 +94,7 @@ fn parse_args() -> Result<Args, Error> {
         fleet_repeat: None,
         bin: PathBuf::from("target/dist/kubejoin"),
         out: PathBuf::from("target/bench/report.json"),
+        before: None,
         vm_console: None,
         vm_accel: None,
         vm_env: None,
@@ -155,6 +157,7 @@ fn parse_args() -> Result<Args, Error> {
             }
             "--bin" => a.bin = value("--bin")?.into(),
             "--out" => a.out = value("--out")?.into(),
+            "--before" => a.before = Some(value("--before")?.into()),
             "--vm-console" => a.vm_console = Some(value("--vm-console")?.into()),
             "--vm-accel" => a.vm_accel = Some(value("--vm-accel")?),
             "--vm-env" => a.vm_env = Some(value("--vm-env")?.into()),
@@ -474,6 +477,15 @@ fn run(args: &Args) -> Result<bool, Error> {
         let kept = report::previous_path(&args.out);
         let _ = std::fs::copy(&args.out, &kept);
         report["previous"] = report::summary_of(prev, &kept);
+    }
+    // `--before FILE`: the before column from that report instead (a run measured in parts,
+    // each replacing the last, still compares with the report from before them all).
+    if let Some(path) = &args.before {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(format!("reading --before {}: {e}", path.display())))?;
+        let before: Value = serde_json::from_str(&text)
+            .map_err(|e| err(format!("reading --before {}: {e}", path.display())))?;
+        report["previous"] = report::summary_of(&before, path);
     }
     report["budgets"] = report::budgets(&report);
     let mut text = serde_json::to_string_pretty(&report).map_err(|e| err(e.to_string()))?;
