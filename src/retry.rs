@@ -29,9 +29,15 @@
 //! ```
 //!
 //! A server that says when to come back is believed: after a 429 or 503 with `Retry-After`
-//! (delta-seconds or an HTTP-date) the pause is that long plus `random(0, base)`, the jitter so
-//! that a fleet told "1" does not return in the same millisecond. A `Retry-After` that ends
-//! past the deadline stops the loop at once: waiting could only end in the same failure.
+//! (delta-seconds or an HTTP-date) the pause is at least that long. On top of it comes
+//! `random(0, max(retry_after, ceiling(n)))`, where `n` counts the pauses so far as the backoff
+//! does: a server that sheds load says "1" to everyone it turns away at the same moment, and a
+//! fleet that came back within the same quarter of a second met the same full server again
+//! (measured with `scripts/bench`, 1,000 nodes against a cap of 10 in flight: amplification
+//! 1.16–1.18 with `random(0, base)`). Spread over at least the `Retry-After` itself, and wider
+//! each time the same caller is turned away again, the returns no longer arrive as a wave. A
+//! `Retry-After` that ends past the deadline stops the loop at once: waiting could only end in
+//! the same failure.
 //! Callers can also ask for a fixed pause for a miss that is not a failure of the wire
 //! (kubeadm polls for the bootstrap signer's JWS every 5 s, without jitter).
 //!
@@ -181,7 +187,7 @@ impl Policy {
     pub fn pause(&self, n: u32, pause: Pause, random: u64) -> Duration {
         match pause {
             Pause::Backoff => jitter(self.ceiling(n), random),
-            Pause::RetryAfter(d) => d.saturating_add(jitter(self.base, random)),
+            Pause::RetryAfter(d) => d.saturating_add(jitter(d.max(self.ceiling(n)), random)),
             Pause::Fixed(d) => d,
         }
     }
@@ -638,7 +644,7 @@ where
         if pause >= left {
             return Err(give_up(err, previous, Stop::Deadline));
         }
-        if asked == Pause::Backoff {
+        if matches!(asked, Pause::Backoff | Pause::RetryAfter(_)) {
             backoffs = backoffs.saturating_add(1);
         }
         notify(&err, attempts, pause);
@@ -806,8 +812,16 @@ mod tests {
             p.pause(9, Pause::RetryAfter(Duration::from_secs(2)), 0),
             Duration::from_secs(2)
         );
+        // The jitter on top spreads over at least the Retry-After itself…
+        let most = p.pause(0, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
+        assert!(most > Duration::from_millis(3999) && most <= Duration::from_secs(4));
+        let half = p.pause(0, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX / 2);
+        assert!(half > Duration::from_millis(2999) && half <= Duration::from_secs(3));
+        // …and over the backoff's ceiling once that is wider (turned away again and again).
+        let most = p.pause(3, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
+        assert!(most > Duration::from_millis(5999) && most <= Duration::from_secs(6));
         let most = p.pause(9, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
-        assert!(most > Duration::from_millis(2499) && most <= Duration::from_millis(2500));
+        assert!(most > Duration::from_millis(31_999) && most <= Duration::from_secs(32));
         assert_eq!(
             p.pause(9, Pause::Fixed(Duration::from_secs(5)), u64::MAX),
             Duration::from_secs(5)
@@ -1209,6 +1223,50 @@ mod tests {
             "{}",
             g.summary()
         );
+    }
+
+    #[test]
+    fn repeated_retry_after_widens_the_jitter_on_top() {
+        // Always the top of the window: each pause is the Retry-After plus the whole window,
+        // which is at least the Retry-After and grows with the backoff's ceiling (0.625 s,
+        // 1.25 s, 2.5 s, 5 s for a 5 s interval); a backoff after them continues from there.
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run(
+            &env,
+            Duration::from_secs(300),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::Wire(WireFailure::Refused)),
+                Ok(3),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(3));
+        let ms: Vec<u128> = env
+            .pauses()
+            .iter()
+            .map(|d| (d.as_millis() + 1) / 10 * 10)
+            .collect();
+        assert_eq!(ms, vec![2000, 2250, 3500, 6000, 10000]);
+        // With no jitter drawn, exactly what the server asked.
+        let env = Virtual::new(0);
+        let (r, _) = run(
+            &env,
+            Duration::from_secs(300),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Ok(0),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(0));
+        assert_eq!(env.pauses(), vec![Duration::from_secs(1); 2]);
     }
 
     #[test]

@@ -393,7 +393,13 @@ fn run(args: &Args) -> Result<bool, Error> {
                         opts.deadline.as_secs()
                     ));
                     match fleet::run(&opts) {
-                        Ok(v) => tries.push(v),
+                        Ok(v) => {
+                            eprintln!(
+                                "kubejoin-bench:   wall {} ms, amplification {}, requests {}, 429s {}, failures {}",
+                                v["wall_ms"], v["amplification"], v["requests"], v["responses_429"], v["failures"]
+                            );
+                            tries.push(v)
+                        }
                         Err(e) => {
                             eprintln!("kubejoin-bench: fleet {n}: could not measure: {e}");
                             complete = false;

@@ -56,6 +56,8 @@ struct Variant {
     initrd: PathBuf,
     /// A virtio-rng device in the VM.
     rng: bool,
+    /// The VM's CPUs.
+    smp: u32,
     what: String,
 }
 
@@ -65,6 +67,7 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
         name: "default".into(),
         initrd: default.to_path_buf(),
         rng: true,
+        smp: 1,
         what: format!(
             "the VM test's image ({} KiB), with a virtio-rng device",
             size(default) / 1024
@@ -94,13 +97,23 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
                 ),
                 initrd: p,
                 rng: true,
+                smp: 1,
             });
         }
     }
     v.push(Variant {
+        name: "smp2".into(),
+        initrd: default.to_path_buf(),
+        rng: true,
+        smp: 2,
+        what: "the default image in a VM with 2 CPUs (module loads can then run side by side)"
+            .into(),
+    });
+    v.push(Variant {
         name: "no-rng".into(),
         initrd: default.to_path_buf(),
         rng: false,
+        smp: 1,
         what: "the default image in a VM without any hardware random source (the emulated CPU has no RDRAND)".into(),
     });
     v
@@ -167,6 +180,7 @@ pub fn run(opts: &BootOptions) -> Result<Value, Error> {
                 .arg("--work")
                 .arg(&work)
                 .env("KUBEJOIN_VM_RNG", if v.rng { "virtio" } else { "none" })
+                .env("KUBEJOIN_VM_SMP", v.smp.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -529,8 +543,15 @@ mod tests {
         let names: Vec<&str> = v.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(
             names,
-            ["default", "initramfs-gzip", "initramfs-zstd", "no-rng"]
+            [
+                "default",
+                "initramfs-gzip",
+                "initramfs-zstd",
+                "smp2",
+                "no-rng"
+            ]
         );
-        assert!(!v[3].rng && v[0].rng);
+        assert!(!v[4].rng && v[0].rng);
+        assert_eq!((v[0].smp, v[3].smp), (1, 2));
     }
 }

@@ -11,8 +11,9 @@
 //!
 //! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
 //! per-request timeout), so a request that hangs cannot overrun it. A 429 or 503 that carries
-//! `Retry-After` is waited as the server said (plus at most the policy's base of jitter, so a
-//! fleet told the same second does not come back in lockstep); a `Retry-After` past the phase's
+//! `Retry-After` is waited as the server said (plus jitter over at least as long again, wider
+//! each time the same call is turned away, so a fleet told the same second does not come back
+//! in lockstep: `crate::retry`); a `Retry-After` past the phase's
 //! clock ends the phase at once. The API client itself never retries: this is the only policy.
 
 use super::Error;
@@ -359,7 +360,8 @@ mod tests {
             "the pauses are exactly the server's Retry-After, not the 250 ms backoff"
         );
 
-        // At most the policy's base of jitter is added, so a fleet does not come back at once.
+        // Jitter over at most the Retry-After again is added (a first refusal: the backoff's
+        // ceiling, 250 ms, is the smaller), so a fleet does not come back at once.
         let env = Virtual::new(u64::MAX);
         let tries = AtomicU32::new(0);
         within_env(
@@ -381,7 +383,7 @@ mod tests {
         let p = env.pauses();
         assert_eq!(p.len(), 1);
         assert!(
-            p[0] >= Duration::from_secs(3) && p[0] <= Duration::from_secs(3) + API_POLICY.base,
+            p[0] > Duration::from_millis(5999) && p[0] <= Duration::from_secs(6),
             "{p:?}"
         );
     }

@@ -226,6 +226,16 @@ pub fn rng() -> bool {
     std::env::var("KUBEJOIN_VM_RNG").as_deref() != Ok("none")
 }
 
+/// The VM's CPUs: 1 unless `KUBEJOIN_VM_SMP=N` (1–8), which `scripts/bench --vm` uses to
+/// measure what loading modules in parallel gives a guest with more than one CPU.
+pub fn smp() -> u32 {
+    std::env::var("KUBEJOIN_VM_SMP")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=8).contains(n))
+        .unwrap_or(1)
+}
+
 /// The qemu command line for `spec` (without the namespace wrapper).
 pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
     let mut a: Vec<String> = vec![
@@ -238,7 +248,7 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         "-m".into(),
         spec.memory_mb.to_string(),
         "-smp".into(),
-        "1".into(),
+        smp().to_string(),
         "-kernel".into(),
         spec.kernel.display().to_string(),
         "-initrd".into(),
@@ -792,6 +802,7 @@ mod tests {
         assert_eq!(s.contains("-device virtio-rng-pci"), rng());
         assert!(s.contains("-serial file:/tmp/s.log"));
         assert!(!s.contains("-cpu host"));
+        assert!(s.contains(&format!("-smp {} ", smp())));
         assert!(s.contains(
             "-drive file=/tmp/root.img,format=raw,if=virtio -drive file=/tmp/config-drive.iso,format=raw,if=virtio,readonly=on"
         ));
