@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! kubejoin-bench --markdown [REPORT]     (the README's tables from a report)
-//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] [--bin PATH]
+//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000,1000:restart | --no-fleet] [--bin PATH]
 //!                [--overload K] [--naive-interval-ms MS] [--out PATH] [--vm-console PATH]
 //!                [--sections size,join,wire,fleet,vm]
 //! ```
@@ -82,7 +82,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
+    "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000,1000:restart | --no-fleet] \
 [--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--before REPORT] [--vm-console PATH] \
 [--vm-accel kvm|tcg] [--vm-env VM.ENV [--vm-boots N] [--vm-variant-boots N] [--vm-initrd IMG]] [--sections size,join,wire,fleet,vm]";
 
@@ -108,7 +108,7 @@ fn parse_args() -> Result<Args, Error> {
         overload: 10,
         naive_interval: Duration::from_secs(1),
     };
-    let mut fleet: Option<Vec<usize>> = None;
+    let mut fleet: Option<Vec<(usize, bool)>> = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -126,9 +126,22 @@ fn parse_args() -> Result<Args, Error> {
                 let v = value("--fleet")?;
                 fleet = Some(
                     v.split(',')
-                        .map(|s| s.trim().replace('_', "").parse::<usize>())
+                        .map(|s| {
+                            // `1000:restart`: that size in the restart scenario.
+                            let (n, restart) = match s.trim().split_once(':') {
+                                Some((n, "restart")) => (n, true),
+                                Some(_) => return Err(()),
+                                None => (s.trim(), false),
+                            };
+                            n.replace('_', "")
+                                .parse::<usize>()
+                                .map(|n| (n, restart))
+                                .map_err(|_| ())
+                        })
                         .collect::<Result<_, _>>()
-                        .map_err(|_| err("--fleet: a comma-separated list of node counts"))?,
+                        .map_err(|_| {
+                            err("--fleet: a comma-separated list of node counts (N or N:restart)")
+                        })?,
                 )
             }
             "--no-fleet" => fleet = Some(Vec::new()),
@@ -197,7 +210,13 @@ fn parse_args() -> Result<Args, Error> {
     a.fleet = match fleet {
         Some(sizes) => sizes
             .into_iter()
-            .map(|n| (n, a.overload, Overload))
+            .map(|(n, restart)| {
+                if restart {
+                    (n, a.overload, RESTART)
+                } else {
+                    (n, a.overload, Overload)
+                }
+            })
             .collect(),
         // Each size at the budgets' 10x overload and at a hard one (100x), where the control
         // plane sheds most of the load and the retry policy decides what follows; then a
@@ -475,6 +494,7 @@ fn run(args: &Args) -> Result<bool, Error> {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
     if let Some(prev) = &previous {
+        report::carry_over_fleet_rows(&mut report, prev);
         report::carry_over(
             &mut report,
             prev,

@@ -207,6 +207,41 @@ pub fn carry_over(report: &mut Value, prev: &Value, keys: &[&str]) {
     }
 }
 
+/// A run that measured only some fleet rows (`--fleet 1000:restart`) keeps the replaced
+/// report's other rows, each marked with the time it was measured.
+pub fn carry_over_fleet_rows(report: &mut Value, prev: &Value) {
+    let Some(runs) = report["fleet"]["runs"].as_array().cloned() else {
+        return;
+    };
+    let same = |a: &Value, b: &Value| {
+        ["nodes", "overload", "scenario", "policy"]
+            .iter()
+            .all(|k| a[*k] == b[*k])
+    };
+    let mut merged = Vec::new();
+    for old in prev["fleet"]["runs"].as_array().into_iter().flatten() {
+        if old.get("error").is_some() {
+            continue;
+        }
+        match runs.iter().find(|r| same(r, old)) {
+            Some(new) => merged.push(new.clone()),
+            None => {
+                let mut old = old.clone();
+                if old.get("carried_over_from_unix_s").is_none() {
+                    old["carried_over_from_unix_s"] = prev["generated_unix_s"].clone();
+                }
+                merged.push(old);
+            }
+        }
+    }
+    for r in &runs {
+        if !merged.iter().any(|m| same(m, r)) {
+            merged.push(r.clone());
+        }
+    }
+    report["fleet"]["runs"] = Value::Array(merged);
+}
+
 /// What the table's "before" column needs of the previous report: its budget lines (computed
 /// by this version's rules, so they line up) and its VM phase medians.
 pub fn summary_of(prev: &Value, kept: &std::path::Path) -> Value {
@@ -404,11 +439,12 @@ pub fn table(r: &Value) -> String {
         }
         let _ = writeln!(
             s,
-            "   {:>6} {:>7} {:>5} {:>6} {:<21} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>9}",
+            "   {:>6} {:>7} {:>5} {:>6} {:<8} {:<21} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>9}",
             "nodes",
             "at once",
             "cap",
             "load",
+            "scenario",
             "policy",
             "wall s",
             "p50 s",
@@ -433,11 +469,12 @@ pub fn table(r: &Value) -> String {
             let n = |v: &Value| v.to_string();
             let _ = writeln!(
                 s,
-                "   {:>6} {:>7} {:>5} {:>5}x {:<21} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>6} ms",
+                "   {:>6} {:>7} {:>5} {:>5}x {:<8} {:<21} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>6} ms",
                 n(&run["nodes"]),
                 n(&run["concurrent_nodes"]),
                 n(&run["cap"]),
                 f(&run["overload"], 0),
+                run["scenario"].as_str().unwrap_or("overload"),
                 run["policy"].as_str().unwrap_or(""),
                 secs(&run["wall_ms"]),
                 secs(&run["join_ms"]["median"]),
@@ -712,41 +749,79 @@ pub fn markdown(r: &Value) -> String {
         w["tcp_bytes_per_join"]["median"].as_f64().unwrap_or(0.0) / 1e3,
         f(&w["tcp_connections_per_join"]["median"], 0)
     );
-    for run in r["fleet"]["runs"].as_array().into_iter().flatten() {
-        if run["policy"] != "kubejoin" || run["overload"].as_f64().is_none_or(|o| o > 11.0) {
-            continue;
-        }
+    let vm_default = crate::vm::default_variant(&r["vm"]);
+    if let Some(v) = vm_default {
         let _ = writeln!(
             s,
-            "| Fleet of {} at 10× overload: amplification, failures | {} ×, {} | ≤ 1.2 ×, 0 | **{}** |",
-            run["nodes"],
-            f(&run["amplification"], 2),
-            run["failures"],
-            if run["amplification"].as_f64().is_some_and(|a| a <= 1.2)
-                && run["failures"].as_u64() == Some(0)
-            {
-                "PASS"
-            } else {
-                "OVER"
-            }
-        );
-    }
-    let v = &r["vm"];
-    if v["status"] == "measured" {
-        let _ = writeln!(
-            s,
-            "| VM boot (qemu {}): kernel → /init; /init → network up → discovery done → certificate → handoff | {} ms; {} → {} → {} → {} ms | | |",
-            match v["accel"].as_str() {
+            "| VM boot (qemu {}, median of {} boots): kernel → /init; /init → network up → discovery done → certificate → handoff | {} ms; {} → {} → {} → {} ms | | |",
+            match r["vm"]["accel"].as_str() {
                 Some("kvm") => "KVM",
                 Some("tcg") => "TCG, software emulation",
                 _ => "TCG unless KUBEJOIN_VM_ACCEL=kvm",
             },
+            v["boots"],
             f(&v["kernel_to_init_ms"], 0),
             f(&v["init_to_network_up_ms"], 0),
             f(&v["init_to_discovery_done_ms"], 0),
             f(&v["init_to_certificate_issued_ms"], 0),
             f(&v["init_to_handoff_ms"], 0)
         );
+    }
+
+    let _ = writeln!(
+        s,
+        "\nEvery budget, beside the report before this work ({}):\n",
+        r["previous"]["file"].as_str().unwrap_or("none kept")
+    );
+    let _ = writeln!(s, "| Budget | Before | Now | Limit | |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---|");
+    for l in r["budgets"].as_array().into_iter().flatten() {
+        let name = l["budget"].as_str().unwrap_or("");
+        let unit = l["unit"].as_str().unwrap_or("");
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} {unit} | {} {} {unit} | **{}** |",
+            f(&json!(before(r, name)), 2),
+            f(&l["value"], 2),
+            if l["at_least"].as_bool() == Some(true) {
+                "≥"
+            } else {
+                "≤"
+            },
+            l["limit"],
+            l["verdict"].as_str().unwrap_or("")
+        );
+    }
+
+    if let Some(vm) = r["vm"]["variants"].as_array() {
+        let prev = &r["previous"]["vm_default"];
+        let _ = writeln!(
+            s,
+            "\nVM boot per image (medians, ms; `before`: the previous report's default image{}):\n",
+            if prev.is_object() { "" } else { ", none kept" }
+        );
+        let _ = writeln!(
+            s,
+            "| Image | Boots | kernel → /init | /init → handoff | host-prep | network | discovery |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for var in vm {
+            let ph = |n: &str| json!(crate::vm::phase_median(var, n));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                var["what"]
+                    .as_str()
+                    .or(var["variant"].as_str())
+                    .unwrap_or("?"),
+                var["boots"],
+                f(&var["kernel_to_init_ms"], 0),
+                f(&var["init_to_handoff_ms"], 0),
+                f(&ph("host-prep"), 0),
+                f(&ph("network"), 0),
+                f(&ph("discovery"), 0)
+            );
+        }
     }
 
     let _ = writeln!(
@@ -772,9 +847,9 @@ pub fn markdown(r: &Value) -> String {
     );
     let _ = writeln!(
         s,
-        "| Nodes (at once) | Cap | Load | Policy | Wall | p50 / p99 per node | Requests (429s) | Amplification | Failures |"
+        "| Nodes (at once) | Cap | Load | Scenario | Policy | Wall | p50 / p99 per node | Requests (429s) | Amplification | Failures |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|");
     for run in r["fleet"]["runs"].as_array().into_iter().flatten() {
         if run.get("error").is_some() {
             continue;
@@ -786,11 +861,15 @@ pub fn markdown(r: &Value) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} ({}) | {} | {}× | {} | {} s | {} / {} s | {} ({}) | {} | {} |",
+            "| {} ({}) | {} | {}× | {} | {} | {} s | {} / {} s | {} ({}) | {} | {} |",
             run["nodes"],
             run["concurrent_nodes"],
             run["cap"],
             f(&run["overload"], 0),
+            match run["scenario"].as_str() {
+                Some("restart") => "restart mid-fleet",
+                _ => "overload",
+            },
             run["policy"].as_str().unwrap_or(""),
             secs(&run["wall_ms"]),
             secs(&run["join_ms"]["median"]),
@@ -807,6 +886,29 @@ pub fn markdown(r: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_fleet_run_keeps_the_other_rows() {
+        let row = |nodes: u64, scenario: &str, policy: &str, wall: f64| json!({ "nodes": nodes, "overload": 10.0, "scenario": scenario, "policy": policy, "wall_ms": wall });
+        let prev = json!({ "generated_unix_s": 7, "fleet": { "runs": [
+            row(100, "overload", "kubejoin", 1.0),
+            row(1000, "restart", "kubejoin", 2.0),
+            row(1000, "restart", "naive", 3.0),
+        ]}});
+        let mut now = json!({ "fleet": { "runs": [
+            row(1000, "restart", "kubejoin", 20.0),
+            row(1000, "restart", "naive", 30.0),
+        ]}});
+        carry_over_fleet_rows(&mut now, &prev);
+        let runs = now["fleet"]["runs"].as_array().unwrap();
+        let walls: Vec<f64> = runs
+            .iter()
+            .map(|r| r["wall_ms"].as_f64().unwrap())
+            .collect();
+        assert_eq!(walls, [1.0, 20.0, 30.0]);
+        assert_eq!(runs[0]["carried_over_from_unix_s"], 7);
+        assert!(runs[1].get("carried_over_from_unix_s").is_none());
+    }
 
     #[test]
     fn budgets_pass_over_and_not_measured() {

@@ -47,6 +47,7 @@ impl Retryable for Error {
                 retry_after_ms: Some(ms),
                 ..
             } => Pause::RetryAfter(Duration::from_millis(u64::from(*ms))),
+            Error::Api { failure, .. } => retry::pause_of(failure),
             _ => Pause::Backoff,
         }
     }

@@ -814,6 +814,7 @@ impl Retryable for Failed {
             } => Pause::RetryAfter(*d),
             // kubeadm's semantics for the signer's lag: a fixed poll.
             Miss::NoJws | Miss::NoKubeconfig => Pause::Fixed(self.interval),
+            Miss::Wire { failure, .. } => retry::pause_of(failure),
             _ => Pause::Backoff,
         }
     }
@@ -1395,6 +1396,10 @@ mod tests {
         );
         assert_eq!(
             judge(Miss::wire(WireFailure::Refused)),
+            (Transient, Pause::Probe)
+        );
+        assert_eq!(
+            judge(Miss::wire(WireFailure::TimedOut)),
             (Transient, Pause::Backoff)
         );
         assert_eq!(judge(Miss::Malformed("x".into())).0, Permanent);
