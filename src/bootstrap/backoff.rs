@@ -11,10 +11,10 @@
 //!
 //! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
 //! per-request timeout), so a request that hangs cannot overrun it. A 429 or 503 that carries
-//! `Retry-After` is waited as the server said (plus jitter over at least as long again, wider
-//! each time the same call is turned away, so a fleet told the same second does not come back
-//! in lockstep: `crate::retry`); a `Retry-After` past the phase's
-//! clock ends the phase at once. The API client itself never retries: this is the only policy.
+//! `Retry-After` is waited as the server said, plus jitter over at least as long again, wider
+//! each time the same call is turned away (`crate::retry`), so a fleet told the same second
+//! does not come back in lockstep; a `Retry-After` past the phase's clock ends the phase at
+//! once. The API client itself never retries: this is the only policy.
 
 use super::Error;
 use crate::api::WireFailure;
@@ -361,8 +361,8 @@ mod tests {
             "the pauses are exactly the server's Retry-After, not the 250 ms backoff"
         );
 
-        // Jitter over at most the Retry-After again is added (a first refusal: the backoff's
-        // ceiling, 250 ms, is the smaller), so a fleet does not come back at once.
+        // Jitter over the Retry-After's own length is added (the backoff's first ceiling,
+        // 250 ms, is shorter), so a fleet does not come back at once.
         let env = Virtual::new(u64::MAX);
         let tries = AtomicU32::new(0);
         within_env(
