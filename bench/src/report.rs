@@ -807,13 +807,25 @@ pub fn markdown(r: &Value) -> String {
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
         for var in vm {
             let ph = |n: &str| json!(crate::vm::phase_median(var, n));
+            let label = match var["variant"].as_str().unwrap_or("?") {
+                "default" => "default: archive gzip, modules as the kernel ships them",
+                "initramfs-zstd" => "archive zstd (the builder's one fast level)",
+                "initramfs-zstd19" => "archive zstd -19 (the zstd tool)",
+                "initramfs-none" => "archive uncompressed",
+                "initramfs-none-kozstd" => "archive uncompressed, each module zstd",
+                "smp2" => "default image, VM with 2 CPUs",
+                "no-rng" => "default image, VM without a hardware random source",
+                other => other,
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {label} ({}) | {} | {} | {} | {} | {} | {} |",
                 var["what"]
                     .as_str()
-                    .or(var["variant"].as_str())
-                    .unwrap_or("?"),
+                    .and_then(|w| w.split_once('(').map(|(_, k)| k))
+                    .and_then(|k| k.split_once(')').map(|(k, _)| k))
+                    .filter(|k| k.ends_with("KiB"))
+                    .unwrap_or("-"),
                 var["boots"],
                 f(&var["kernel_to_init_ms"], 0),
                 f(&var["init_to_handoff_ms"], 0),
