@@ -9,17 +9,21 @@
 //!    control plane's request arrivals; process start-up cost;
 //! 3. peak RSS of the join process;
 //! 4. requests and bytes per join (request log; TCP bytes through a counting relay);
-//! 5. fleet scale: N in-process nodes at once against a capped control plane, kubejoin's
-//!    backoff vs a naive fixed-interval retry;
-//! 6. the VM boot milestones from the VM test's guest timeline (when a console log is there).
+//! 5. fleet scale: N in-process nodes all at once against a capped control plane in a child
+//!    process (10x and 100x overload, and a restart mid-fleet), kubejoin's retry policy vs a
+//!    naive fixed-interval retry, repeated runs with medians;
+//! 6. the VM boot (with `--vm-env`: boots of the VM test's image and of comparison images, the
+//!    guest timeline's phases and steps, medians; else consoles kept by an earlier run).
 //!
 //! Budgets are reported, never asserted: the exit status is 0 unless a measurement could not
 //! be taken at all.
 //!
 //! ```text
 //! kubejoin-bench --markdown [REPORT]     (the README's tables from a report)
-//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000,1000:restart | --no-fleet] [--bin PATH]
-//!                [--overload K] [--naive-interval-ms MS] [--out PATH] [--vm-console PATH]
+//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000,1000:restart | --no-fleet]
+//!                [--fleet-repeat N] [--bin PATH] [--overload K] [--naive-interval-ms MS]
+//!                [--out PATH] [--before REPORT] [--vm-console PATH]
+//!                [--vm-env VM.ENV [--vm-boots N] [--vm-variant-boots N] [--vm-initrd IMG]]
 //!                [--sections size,join,wire,fleet,vm]
 //! ```
 

@@ -794,12 +794,7 @@ pub fn markdown(r: &Value) -> String {
     }
 
     if let Some(vm) = r["vm"]["variants"].as_array() {
-        let prev = &r["previous"]["vm_default"];
-        let _ = writeln!(
-            s,
-            "\nVM boot per image (medians, ms; `before`: the previous report's default image{}):\n",
-            if prev.is_object() { "" } else { ", none kept" }
-        );
+        let _ = writeln!(s, "\nVM boot per image (medians, ms):\n");
         let _ = writeln!(
             s,
             "| Image | Boots | kernel → /init | /init → handoff | host-prep | network | discovery |"
@@ -817,15 +812,16 @@ pub fn markdown(r: &Value) -> String {
                 "no-rng" => "default image, VM without a hardware random source",
                 other => other,
             };
+            let size = var["what"]
+                .as_str()
+                .and_then(|w| w.split_once('(').map(|(_, k)| k))
+                .and_then(|k| k.split_once(')').map(|(k, _)| k))
+                .filter(|k| k.ends_with("KiB"))
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "| {label} ({}) | {} | {} | {} | {} | {} | {} |",
-                var["what"]
-                    .as_str()
-                    .and_then(|w| w.split_once('(').map(|(_, k)| k))
-                    .and_then(|k| k.split_once(')').map(|(k, _)| k))
-                    .filter(|k| k.ends_with("KiB"))
-                    .unwrap_or("-"),
+                "| {label}{size} | {} | {} | {} | {} | {} | {} |",
                 var["boots"],
                 f(&var["kernel_to_init_ms"], 0),
                 f(&var["init_to_handoff_ms"], 0),
