@@ -42,5 +42,6 @@ pub mod source;
 pub mod suggest;
 pub mod sys;
 pub mod time;
+pub mod trace;
 pub mod versions;
 pub mod yaml;

@@ -63,6 +63,9 @@ pub struct PhaseRecord {
     /// What the phase found worth keeping (the clock phase: servers, offset, the step).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// What happened inside the phase ([`crate::trace`]), when anything was recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::trace::Step>,
 }
 
 static TIMELINE: Mutex<Vec<PhaseRecord>> = Mutex::new(Vec::new());
@@ -73,6 +76,7 @@ pub struct Phase {
     name: &'static str,
     started: Instant,
     started_wall: SystemTime,
+    mark: crate::trace::Mark,
     done: bool,
 }
 
@@ -83,6 +87,7 @@ pub fn phase(name: &'static str) -> Phase {
         name,
         started: Instant::now(),
         started_wall: SystemTime::now(),
+        mark: crate::trace::mark(),
         done: false,
     }
 }
@@ -99,9 +104,10 @@ impl Phase {
         self.started.elapsed()
     }
 
-    fn finish(&mut self, outcome: &str) {
+    /// Ends the phase; returns the steps recorded inside it.
+    fn finish(&mut self, outcome: &str) -> Vec<crate::trace::Step> {
         if self.done {
-            return;
+            return Vec::new();
         }
         self.done = true;
         let d = self.started.elapsed();
@@ -115,6 +121,7 @@ impl Phase {
             ),
         );
         let start_ms = epoch_ms(self.started_wall);
+        let steps = crate::trace::take_since(self.mark);
         if let Ok(mut t) = TIMELINE.lock() {
             t.push(PhaseRecord {
                 phase: self.name.to_string(),
@@ -123,8 +130,10 @@ impl Phase {
                 duration_ms: d.as_millis(),
                 outcome: outcome.to_string(),
                 detail: None,
+                steps: steps.clone(),
             });
         }
+        steps
     }
 
     /// Ends the phase successfully.
@@ -132,9 +141,20 @@ impl Phase {
         self.finish("ok");
     }
 
+    /// Ends the phase successfully; returns the steps recorded inside it (for a caller that
+    /// keeps its own record of the phase, as `result.json` does).
+    pub fn ok_steps(mut self) -> Vec<crate::trace::Step> {
+        self.finish("ok")
+    }
+
     /// Ends the phase as skipped.
     pub fn skipped(mut self) {
         self.finish("skipped");
+    }
+
+    /// [`Phase::skipped`], returning the steps recorded inside it.
+    pub fn skipped_steps(mut self) -> Vec<crate::trace::Step> {
+        self.finish("skipped")
     }
 
     /// Ends a dry run's phase that found what would stop a real run.
@@ -162,6 +182,7 @@ pub fn record_event(event: &str, detail: serde_json::Value) {
             duration_ms: 0,
             outcome: "ok".into(),
             detail: Some(detail),
+            steps: Vec::new(),
         });
     }
 }

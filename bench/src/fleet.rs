@@ -8,13 +8,23 @@
 //!   `join::bootstrap_and_install_within`, the binary's defaults), i.e. whatever retry
 //!   behaviour kubejoin ships.
 //! - **naive**: the same stages, each request retried at a constant interval without jitter,
-//!   ignoring `Retry-After`, on kubejoin's API client (which never retries); discovery's two
-//!   cluster-info fetches are done by the harness the same way (JWS, pin and byte-identical
-//!   re-fetch checked with kubejoin's functions).
+//!   ignoring `Retry-After`, whatever failed (a 401 or 403 included, as kubeadm's discovery
+//!   loop does), on kubejoin's API client (which never retries); discovery's two cluster-info
+//!   fetches are done by the harness the same way (JWS, pin and byte-identical re-fetch checked
+//!   with kubejoin's functions).
 //!
+//! Every node starts at the same instant: nothing queues them. The control plane runs in a
+//! child process (this binary again, `--fleet-server`) so that each side has its own file
+//! descriptor table: a node holds one connection at a time (discovery's, then the bootstrap's,
+//! shared by its watch), so 10,000 nodes need ~10,000 descriptors on each side, which a
+//! machine whose hard RLIMIT_NOFILE is 20,000 (and that may not raise it) allows only split.
 //! Nodes run as tasks on one thread per CPU, each thread a current-thread runtime (what the
-//! binary uses) with a `LocalSet`. The control plane runs in the same process on its own two
-//! worker threads: clients and server share the machine's cores.
+//! binary uses) with a `LocalSet`; the control plane has two worker threads: clients and
+//! server share the machine's cores.
+//!
+//! The restart row: the control plane stops 1 s into the fleet (connections cut, the port
+//! refusing), comes back 2 s later, and for 0.5 s after it listens again answers as a
+//! kube-apiserver whose caches are not synced (401 to every token, 403 to anonymous).
 
 use crate::stats::{self, round2};
 use crate::{err, Error};
@@ -64,16 +74,44 @@ impl Policy {
     }
 }
 
+/// What happens to the control plane during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// It only sheds load (429 beyond its cap).
+    Overload,
+    /// It also restarts mid-fleet: stops `at` into the fleet, refuses connections for `down`,
+    /// then answers 401/403 for `window` as a kube-apiserver whose caches are not synced.
+    Restart {
+        at: Duration,
+        down: Duration,
+        window: Duration,
+    },
+}
+
+impl Scenario {
+    /// The restart row of the report.
+    pub const RESTART: Scenario = Scenario::Restart {
+        at: Duration::from_secs(1),
+        down: Duration::from_secs(2),
+        window: Duration::from_millis(500),
+    };
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Overload => "overload",
+            Scenario::Restart { .. } => "restart",
+        }
+    }
+}
+
 /// One fleet run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub nodes: usize,
-    /// At most this many nodes join at any moment (the rest wait for a slot): bounded by the
-    /// process's file descriptor limit, since both ends of every connection live here.
-    pub concurrent: usize,
     /// The control plane's max-in-flight cap; `None`: uncapped.
     pub cap: Option<usize>,
     pub policy: Policy,
+    pub scenario: Scenario,
     /// Everything stops by then; unfinished nodes count as failures.
     pub deadline: Duration,
     /// Parent of the per-node roots.
@@ -141,8 +179,10 @@ fn naive_client(
     kube::client(server, &trust, &identity, timeouts).map_err(|e| chain(&e))
 }
 
+/// The naive client retries whatever failed but a missing object or a conflict: overload,
+/// failover, and the 401/403 of an API server that has just restarted alike.
 fn transient_status(code: u16) -> bool {
-    matches!(code, 408 | 429 | 500..=599)
+    matches!(code, 401 | 403 | 408 | 429 | 500..=599)
 }
 
 fn transient_api(e: &kube::RequestError) -> bool {
@@ -214,8 +254,12 @@ async fn naive_discover(
     };
     let url = format!("https://{endpoint}");
     let timeout = Some(Duration::from_secs(10));
-    let insecure = naive_client(&url, None, None, timeout)?;
-    let data = naive_cluster_info(&insecure, interval, deadline).await?;
+    // Dropped (its connection closed) before the verified client connects: one connection per
+    // node at a time, as kubejoin.
+    let data = {
+        let insecure = naive_client(&url, None, None, timeout)?;
+        naive_cluster_info(&insecure, interval, deadline).await?
+    };
     let kc = data.get(KUBECONFIG_KEY).cloned().unwrap_or_default();
     let sig = data.get(&jws_key(token.id())).cloned().unwrap_or_default();
     if !jws::verify_detached(&sig, kc.as_bytes(), token.id(), token.secret()) {
@@ -258,20 +302,17 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
     let BootstrapCredentials::Token(token) = &d.credentials else {
         return Err("the fleet uses token credentials".into());
     };
+    let client = naive_client(
+        &d.server,
+        Some(&d.ca_der),
+        Some(token),
+        Some(Duration::from_secs(10)),
+    )?;
     let cluster = Cluster {
         server: d.server.clone(),
-        client: naive_client(
-            &d.server,
-            Some(&d.ca_der),
-            Some(token),
-            Some(Duration::from_secs(10)),
-        )?,
-        watch_client: naive_client(
-            &d.server,
-            Some(&d.ca_der),
-            Some(token),
-            Some(bootstrap::WATCH_READ_TIMEOUT),
-        )?,
+        // The same connection pool, as kubejoin's.
+        watch_client: client.with_read_timeout(Some(bootstrap::WATCH_READ_TIMEOUT)),
+        client,
     };
     let root = Root::new(&plan.root);
     let node = plan
@@ -279,11 +320,12 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         .as_ref()
         .map(|n| n.as_str().to_string())
         .ok_or("no node name")?;
+    let resume = config::Resume::default();
     let cfg = every!(
         interval,
         deadline,
         transient_bootstrap,
-        config::fetch(&cluster)
+        config::fetch_resuming(&cluster, &resume)
     )
     .map_err(|e| chain(&e))?;
     every!(
@@ -349,15 +391,17 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
 // ---- the run ----------------------------------------------------------------------------------
 
 /// The plan the CLI builds for node `name` of `cp` (the binary's defaults otherwise).
-fn plan_for(cp: &Handle, name: &str, root: &Path) -> Result<JoinPlan, Error> {
+fn plan_for(cp: &ServerInfo, name: &str, root: &Path) -> Result<JoinPlan, Error> {
+    // `--root` must be an existing directory (the command line checks it).
+    std::fs::create_dir_all(root).map_err(|e| err(format!("creating {}: {e}", root.display())))?;
     let argv = [
         "kubejoin".to_string(),
         "join".into(),
-        cp.endpoint(),
+        cp.endpoint.clone(),
         "--token".into(),
-        cp.token(),
+        cp.token.clone(),
         "--discovery-token-ca-cert-hash".into(),
-        cp.signing_ca_pin(),
+        cp.pin.clone(),
         "--node-name".into(),
         name.into(),
         "--root".into(),
@@ -392,14 +436,19 @@ fn cpu_ms() -> f64 {
 }
 
 /// Requests the control plane answered, tallied from its in-memory log (which keeps the newest
-/// 100,000): polled every second, each record counted once it is 2 s old (answered by then),
-/// the rest at the end.
-#[derive(Debug, Default, Clone)]
-struct Tally {
+/// 100,000): polled every 2 s, each record counted once it is 2 s old (answered by then), the
+/// rest at the end.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
     total: u64,
     r429: u64,
     r5xx: u64,
-    /// Answered without error: the work a join needed.
+    /// 401 and 403: refusals (a restarting API server's, here).
+    refused: u64,
+    /// Cut by a restart before they were answered.
+    #[serde(default)]
+    unanswered: u64,
+    /// Answered without 429, 5xx, 401 or 403: the work a join needed.
     useful: u64,
     /// Per kind of request: (total, 429s).
     by_kind: std::collections::BTreeMap<String, (u64, u64)>,
@@ -452,7 +501,10 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
                     k.1 += 1;
                 }
                 match r.status {
+                    // Taken down with the server (a restart) before any answer.
+                    0 => t.unanswered += 1,
                     429 => t.r429 += 1,
+                    401 | 403 => t.refused += 1,
                     s if s >= 500 => t.r5xx += 1,
                     _ => t.useful += 1,
                 }
@@ -462,21 +514,205 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
         if finished {
             return t;
         }
-        std::thread::sleep(Duration::from_secs(1));
+        // Short steps, so the end is not delayed by a whole poll.
+        for _ in 0..20 {
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+// ---- the control plane, in a child process ----------------------------------------------------
+
+/// What the nodes need to know of the control plane.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    pub endpoint: String,
+    pub token: String,
+    pub pin: String,
+}
+
+/// How the child configures its control plane (one JSON line on its stdin).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ServerConfig {
+    cap: Option<usize>,
+    startup_window_ms: u64,
+}
+
+/// `kubejoin-bench --fleet-server`: runs a control plane for a parent fleet run. Reads its
+/// configuration (one JSON line), prints its [`ServerInfo`] (one JSON line), then obeys one
+/// command per line: `tally` (start counting requests from now), `restart MS` (stop, refuse
+/// connections for MS ms, come back), `end` (print the [`Tally`] as one JSON line and exit).
+/// Exits when its stdin closes, so it never outlives the parent.
+pub fn serve_child() -> Result<(), Error> {
+    use std::io::{BufRead as _, Write as _};
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let line = lines
+        .next()
+        .ok_or_else(|| err("no configuration on stdin"))?
+        .map_err(|e| err(e.to_string()))?;
+    let cfg: ServerConfig = serde_json::from_str(&line).map_err(|e| err(e.to_string()))?;
+    let mut config = crate::capped_config(cfg.cap);
+    config.faults.startup_window = Duration::from_millis(cfg.startup_window_ms);
+    let cp = kubejoin_testcp::start(config)
+        .map_err(|e| err(format!("starting the test control plane: {e}")))?;
+    let info = ServerInfo {
+        endpoint: cp.endpoint(),
+        token: cp.token(),
+        pin: cp.signing_ca_pin(),
+    };
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&info).map_err(|e| err(e.to_string()))?
+    )
+    .and_then(|_| out.flush())
+    .map_err(|e| err(e.to_string()))?;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<(), Error> {
+        let mut counter = None;
+        for line in lines {
+            let line = line.map_err(|e| err(e.to_string()))?;
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("tally") => {
+                    let from = SystemTime::now();
+                    let (cp, done) = (&cp, &done);
+                    counter = Some(s.spawn(move || tally(cp, from, done)));
+                }
+                Some("restart") => {
+                    let ms = words.next().and_then(|w| w.parse().ok()).unwrap_or(1000);
+                    let ok = cp.restart(Duration::from_millis(ms));
+                    writeln!(out, "{}", json!({ "restarted": ok }))
+                        .and_then(|_| out.flush())
+                        .map_err(|e| err(e.to_string()))?;
+                }
+                Some("end") => {
+                    done.store(true, Ordering::SeqCst);
+                    let t = counter
+                        .take()
+                        .and_then(|c| c.join().ok())
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string(&t).map_err(|e| err(e.to_string()))?
+                    )
+                    .and_then(|_| out.flush())
+                    .map_err(|e| err(e.to_string()))?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        Ok(())
+    })
+}
+
+/// The parent's end of a [`serve_child`] process (killed on drop).
+struct Server {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    info: ServerInfo,
+}
+
+impl Server {
+    fn start(cfg: &ServerConfig) -> Result<Server, Error> {
+        use std::io::{BufRead as _, Write as _};
+        let exe = std::env::current_exe().map_err(|e| err(format!("this program's path: {e}")))?;
+        let mut child = std::process::Command::new(exe)
+            .arg("--fleet-server")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .map_err(|e| err(format!("starting the control plane process: {e}")))?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(err("the control plane process has no pipes"));
+        };
+        writeln!(
+            stdin,
+            "{}",
+            serde_json::to_string(cfg).map_err(|e| err(e.to_string()))?
+        )
+        .map_err(|e| err(format!("configuring the control plane process: {e}")))?;
+        let mut stdout = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .map_err(|e| err(format!("reading from the control plane process: {e}")))?;
+        let info: ServerInfo = serde_json::from_str(&line).map_err(|e| {
+            err(format!(
+                "the control plane process did not start: {e}: {line:?}"
+            ))
+        })?;
+        Ok(Server {
+            child,
+            stdin,
+            stdout,
+            info,
+        })
+    }
+
+    fn send(&mut self, cmd: &str) -> Result<(), Error> {
+        use std::io::Write as _;
+        writeln!(self.stdin, "{cmd}")
+            .and_then(|_| self.stdin.flush())
+            .map_err(|e| err(format!("telling the control plane process {cmd:?}: {e}")))
+    }
+
+    fn reply(&mut self) -> Result<String, Error> {
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| err(format!("reading from the control plane process: {e}")))?;
+        Ok(line)
+    }
+
+    /// Stops the count and returns it (the process then exits).
+    fn end(mut self) -> Result<Tally, Error> {
+        self.send("end")?;
+        let line = self.reply()?;
+        serde_json::from_str(&line).map_err(|e| err(format!("the request tally: {e}: {line:?}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// Runs one fleet: a warm-up join alone (its request count is an uncontended join's), then N
 /// at once.
 pub fn run(opts: &Options) -> Result<Value, Error> {
-    let cp = kubejoin_testcp::start(crate::capped_config(opts.cap))
-        .map_err(|e| err(format!("starting the test control plane: {e}")))?;
+    let window = match opts.scenario {
+        Scenario::Restart { window, .. } => window,
+        Scenario::Overload => Duration::ZERO,
+    };
+    let mut server = Server::start(&ServerConfig {
+        cap: opts.cap,
+        startup_window_ms: window.as_millis() as u64,
+    })?;
+    let cp = server.info.clone();
+    // The startup window also follows the first start: the warm-up comes after it.
+    std::thread::sleep(window);
     let base = opts
         .roots
         .join(format!("kubejoin-bench-fleet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).map_err(|e| err(format!("creating {}: {e}", base.display())))?;
 
+    server.send("tally")?;
     let warm = plan_for(&cp, "fleet-warmup", &base.join("warmup"))?;
     let far = Instant::now() + Duration::from_secs(60);
     let policy = opts.policy;
@@ -484,7 +720,18 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         r.map_err(|e| err(format!("the warm-up join failed: {e}")))?;
     }
     std::thread::sleep(Duration::from_millis(200));
-    let uncontended = cp.requests().len();
+    let uncontended = std::mem::replace(
+        &mut server,
+        Server::start(&ServerConfig {
+            cap: opts.cap,
+            startup_window_ms: window.as_millis() as u64,
+        })?,
+    )
+    .end()?
+    .total;
+    // A fresh control plane for the fleet (the warm-up's CSR and Node are not in its way).
+    let cp = server.info.clone();
+    std::thread::sleep(window);
 
     let mut plans = Vec::with_capacity(opts.nodes);
     for i in 0..opts.nodes {
@@ -494,57 +741,71 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
             &base.join(format!("n{i}")),
         )?);
     }
-    let done = AtomicBool::new(false);
-    let from = SystemTime::now();
+    server.send("tally")?;
     let cpu0 = cpu_ms();
     let started = Instant::now();
     let deadline = started + opts.deadline;
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.concurrent.max(1)));
-    let (results, counted) = std::thread::scope(|s| {
-        let counter = s.spawn(|| tally(&cp, from, &done));
-        let results = on_client_threads(plans, move |_, plan| {
-            let slots = slots.clone();
-            async move {
-                let Ok(_slot) = slots.acquire_owned().await else {
-                    return NodeResult {
-                        ok: false,
-                        ms: 0.0,
-                        error: Some("no slot".into()),
-                    };
-                };
-                let t0 = Instant::now();
-                let left = deadline.saturating_duration_since(t0);
-                let r = tokio::time::timeout(left, join_node(plan, policy, deadline)).await;
-                let ms = t0.elapsed().as_secs_f64() * 1e3;
-                match r {
-                    Ok(Ok(())) => NodeResult {
-                        ok: true,
-                        ms,
-                        error: None,
-                    },
-                    Ok(Err(e)) => NodeResult {
-                        ok: false,
-                        ms,
-                        error: Some(e),
-                    },
-                    Err(_) => NodeResult {
-                        ok: false,
-                        ms,
-                        error: Some("did not finish before the fleet deadline".into()),
-                    },
-                }
+    let fds = std::sync::atomic::AtomicUsize::new(0);
+    let finished = AtomicBool::new(false);
+    let (results, restarted) = std::thread::scope(|s| {
+        // The restart, from here: the control plane process obeys.
+        let restart = match opts.scenario {
+            Scenario::Restart { at, down, .. } => {
+                let server = &mut server;
+                Some(s.spawn(move || {
+                    std::thread::sleep(at);
+                    let sent = server.send(&format!("restart {}", down.as_millis()));
+                    sent.and_then(|_| server.reply())
+                        .map(|l| l.contains("true"))
+                        .unwrap_or(false)
+                }))
+            }
+            Scenario::Overload => None,
+        };
+        // Peak descriptors of this process (the clients' side), sampled.
+        let sampler = s.spawn(|| {
+            while !finished.load(Ordering::SeqCst) {
+                let n = std::fs::read_dir("/proc/self/fd")
+                    .map(|d| d.count())
+                    .unwrap_or(0);
+                fds.fetch_max(n, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let results = on_client_threads(plans, move |_, plan| async move {
+            let t0 = Instant::now();
+            let left = deadline.saturating_duration_since(t0);
+            let r = tokio::time::timeout(left, join_node(plan, policy, deadline)).await;
+            let ms = t0.elapsed().as_secs_f64() * 1e3;
+            match r {
+                Ok(Ok(())) => NodeResult {
+                    ok: true,
+                    ms,
+                    error: None,
+                },
+                Ok(Err(e)) => NodeResult {
+                    ok: false,
+                    ms,
+                    error: Some(e),
+                },
+                Err(_) => NodeResult {
+                    ok: false,
+                    ms,
+                    error: Some("did not finish before the fleet deadline".into()),
+                },
             }
         });
         let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-        // Let the last watch streams end, then count the rest.
-        std::thread::sleep(Duration::from_millis(500));
-        done.store(true, Ordering::SeqCst);
-        let counted = counter.join().unwrap_or_default();
-        (results.map(|r| (r, wall_ms)), counted)
+        finished.store(true, Ordering::SeqCst);
+        let _ = sampler.join();
+        let restarted = restart.map(|r| r.join().unwrap_or(false));
+        (results.map(|r| (r, wall_ms)), restarted)
     });
     let (results, wall_ms) = results?;
     let cpu = cpu_ms() - cpu0;
-    drop(cp);
+    // Let the last watch streams end, then count.
+    std::thread::sleep(Duration::from_millis(500));
+    let counted = server.end()?;
     let _ = std::fs::remove_dir_all(&base);
 
     let ok: Vec<f64> = results.iter().filter(|r| r.ok).map(|r| r.ms).collect();
@@ -556,9 +817,11 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
     let ratio = |a: u64, b: u64| (b > 0).then(|| round2(a as f64 / b as f64));
     Ok(json!({
         "nodes": opts.nodes,
-        "concurrent_nodes": opts.concurrent.min(opts.nodes),
+        "concurrent_nodes": opts.nodes,
         "cap": opts.cap,
-        "overload": opts.cap.map(|c| round2(opts.concurrent.min(opts.nodes) as f64 / c.max(1) as f64)),
+        "overload": opts.cap.map(|c| round2(opts.nodes as f64 / c.max(1) as f64)),
+        "scenario": opts.scenario.name(),
+        "restarted": restarted,
         "policy": opts.policy.name(),
         "policy_detail": opts.policy.describe(),
         "wall_ms": round2(wall_ms),
@@ -568,6 +831,8 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "requests": counted.total,
         "responses_429": counted.r429,
         "responses_5xx": counted.r5xx,
+        "responses_401_403": counted.refused,
+        "unanswered": counted.unanswered,
         "useful_requests": counted.useful,
         "by_request": counted
             .by_kind
@@ -577,10 +842,48 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "amplification": ratio(counted.total, counted.useful),
         "uncontended_requests_per_join": uncontended,
         "requests_per_join": ratio(counted.total, opts.nodes as u64),
-        "cpu_ms": round2(cpu),
-        "cpu_ms_per_join": round2(cpu / opts.nodes.max(1) as f64),
+        "client_fds_peak": fds.load(Ordering::SeqCst),
+        "cpu_ms_clients": round2(cpu),
+        "cpu_ms_per_join_clients": round2(cpu / opts.nodes.max(1) as f64),
         "deadline_s": opts.deadline.as_secs(),
     }))
+}
+
+/// One row of the report from repeated runs: the run of median wall time, with the median
+/// wall time and amplification of all of them and the worst failure count; every run's
+/// figures are kept under `repeats`.
+pub fn median_run(mut tries: Vec<Value>) -> Value {
+    let med = |key: &str| {
+        let v: Vec<f64> = tries.iter().filter_map(|t| t[key].as_f64()).collect();
+        stats::median(&v)
+    };
+    let (wall, amp) = (med("wall_ms"), med("amplification"));
+    let failures = tries.iter().filter_map(|t| t["failures"].as_u64()).max();
+    let repeats: Vec<Value> = tries
+        .iter()
+        .map(|t| {
+            json!({
+                "wall_ms": t["wall_ms"],
+                "amplification": t["amplification"],
+                "failures": t["failures"],
+                "requests": t["requests"],
+                "responses_429": t["responses_429"],
+            })
+        })
+        .collect();
+    tries.sort_by(|a, b| {
+        a["wall_ms"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&b["wall_ms"].as_f64().unwrap_or(0.0))
+    });
+    let mid = (tries.len().saturating_sub(1)) / 2;
+    let mut row = tries.swap_remove(mid);
+    row["wall_ms"] = json!(wall);
+    row["amplification"] = json!(amp);
+    row["failures"] = json!(failures);
+    row["repeats"] = json!(repeats);
+    row
 }
 
 /// What the crypto of N joins costs on its own: P-256 key generation + CSR signing, in a loop.

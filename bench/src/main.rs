@@ -9,17 +9,21 @@
 //!    control plane's request arrivals; process start-up cost;
 //! 3. peak RSS of the join process;
 //! 4. requests and bytes per join (request log; TCP bytes through a counting relay);
-//! 5. fleet scale: N in-process nodes at once against a capped control plane, kubejoin's
-//!    backoff vs a naive fixed-interval retry;
-//! 6. the VM boot milestones from the VM test's guest timeline (when a console log is there).
+//! 5. fleet scale: N in-process nodes all at once against a capped control plane in a child
+//!    process (10x and 100x overload, and a restart mid-fleet), kubejoin's retry policy vs a
+//!    naive fixed-interval retry, repeated runs with medians;
+//! 6. the VM boot (with `--vm-env`: boots of the VM test's image and of comparison images, the
+//!    guest timeline's phases and steps, medians; else consoles kept by an earlier run).
 //!
 //! Budgets are reported, never asserted: the exit status is 0 unless a measurement could not
 //! be taken at all.
 //!
 //! ```text
 //! kubejoin-bench --markdown [REPORT]     (the README's tables from a report)
-//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] [--bin PATH]
-//!                [--overload K] [--naive-interval-ms MS] [--out PATH] [--vm-console PATH]
+//! kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000,1000:restart | --no-fleet]
+//!                [--fleet-repeat N] [--bin PATH] [--overload K] [--naive-interval-ms MS]
+//!                [--out PATH] [--before REPORT] [--vm-console PATH]
+//!                [--vm-env VM.ENV [--vm-boots N] [--vm-variant-boots N] [--vm-initrd IMG]]
 //!                [--sections size,join,wire,fleet,vm]
 //! ```
 
@@ -57,13 +61,23 @@ pub fn capped_config(cap: Option<usize>) -> kubejoin_testcp::Config {
 struct Args {
     quick: bool,
     runs: usize,
-    /// (nodes, overload): the cap is the nodes joining at once divided by the overload.
-    fleet: Vec<(usize, usize)>,
+    /// (nodes, overload, scenario): the cap is the nodes divided by the overload.
+    fleet: Vec<(usize, usize, fleet::Scenario)>,
+    /// Runs per fleet row and policy (`None`: 3 up to 1,000 nodes, 1 above), medians reported.
+    fleet_repeat: Option<usize>,
     bin: PathBuf,
     out: PathBuf,
+    /// The report of the before column (default: the one this run replaces).
+    before: Option<PathBuf>,
     vm_console: Option<PathBuf>,
-    /// How the VM of `vm_console` ran (`kvm`, `tcg`), when known.
+    /// How the VM ran (`kvm`, `tcg`), when known.
     vm_accel: Option<String>,
+    /// `scripts/vm-image`'s `vm.env`: boot the VMs (else the kept consoles are read).
+    vm_env: Option<PathBuf>,
+    vm_boots: usize,
+    vm_variant_boots: usize,
+    /// Boot this image as the default one (e.g. an older build, for a before/after).
+    vm_initrd: Option<PathBuf>,
     sections: Vec<String>,
     /// Fleet nodes per unit of the control plane's max-in-flight cap.
     overload: usize,
@@ -72,19 +86,25 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000 | --no-fleet] \
-[--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--vm-console PATH] \
-[--vm-accel kvm|tcg] [--sections size,join,wire,fleet,vm]";
+    "usage: kubejoin-bench [--quick] [--runs N] [--fleet 100,1000,10000,1000:restart | --no-fleet] \
+[--overload K] [--naive-interval-ms MS] [--bin PATH] [--out PATH] [--before REPORT] [--vm-console PATH] \
+[--vm-accel kvm|tcg] [--vm-env VM.ENV [--vm-boots N] [--vm-variant-boots N] [--vm-initrd IMG]] [--sections size,join,wire,fleet,vm]";
 
 fn parse_args() -> Result<Args, Error> {
     let mut a = Args {
         quick: false,
         runs: 0,
         fleet: Vec::new(),
+        fleet_repeat: None,
         bin: PathBuf::from("target/dist/kubejoin"),
         out: PathBuf::from("target/bench/report.json"),
+        before: None,
         vm_console: None,
         vm_accel: None,
+        vm_env: None,
+        vm_boots: vm::MIN_BOOTS,
+        vm_variant_boots: vm::VARIANT_BOOTS,
+        vm_initrd: None,
         sections: ["size", "join", "wire", "fleet", "vm"]
             .iter()
             .map(|s| s.to_string())
@@ -92,7 +112,7 @@ fn parse_args() -> Result<Args, Error> {
         overload: 10,
         naive_interval: Duration::from_secs(1),
     };
-    let mut fleet: Option<Vec<usize>> = None;
+    let mut fleet: Option<Vec<(usize, bool)>> = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -110,12 +130,34 @@ fn parse_args() -> Result<Args, Error> {
                 let v = value("--fleet")?;
                 fleet = Some(
                     v.split(',')
-                        .map(|s| s.trim().replace('_', "").parse::<usize>())
+                        .map(|s| {
+                            // `1000:restart`: that size in the restart scenario.
+                            let (n, restart) = match s.trim().split_once(':') {
+                                Some((n, "restart")) => (n, true),
+                                Some(_) => return Err(()),
+                                None => (s.trim(), false),
+                            };
+                            n.replace('_', "")
+                                .parse::<usize>()
+                                .map(|n| (n, restart))
+                                .map_err(|_| ())
+                        })
                         .collect::<Result<_, _>>()
-                        .map_err(|_| err("--fleet: a comma-separated list of node counts"))?,
+                        .map_err(|_| {
+                            err("--fleet: a comma-separated list of node counts (N or N:restart)")
+                        })?,
                 )
             }
             "--no-fleet" => fleet = Some(Vec::new()),
+            "--fleet-repeat" => {
+                a.fleet_repeat = Some(
+                    value("--fleet-repeat")?
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| err("--fleet-repeat: a positive number"))?,
+                )
+            }
             "--overload" => {
                 a.overload = value("--overload")?
                     .parse::<usize>()
@@ -132,8 +174,25 @@ fn parse_args() -> Result<Args, Error> {
             }
             "--bin" => a.bin = value("--bin")?.into(),
             "--out" => a.out = value("--out")?.into(),
+            "--before" => a.before = Some(value("--before")?.into()),
             "--vm-console" => a.vm_console = Some(value("--vm-console")?.into()),
             "--vm-accel" => a.vm_accel = Some(value("--vm-accel")?),
+            "--vm-env" => a.vm_env = Some(value("--vm-env")?.into()),
+            "--vm-initrd" => a.vm_initrd = Some(value("--vm-initrd")?.into()),
+            "--vm-variant-boots" => {
+                a.vm_variant_boots = value("--vm-variant-boots")?
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err("--vm-variant-boots: a positive number"))?
+            }
+            "--vm-boots" => {
+                a.vm_boots = value("--vm-boots")?
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| err("--vm-boots: a positive number"))?
+            }
             "--sections" => {
                 a.sections = value("--sections")?
                     .split(',')
@@ -150,12 +209,38 @@ fn parse_args() -> Result<Args, Error> {
     if a.runs == 0 {
         a.runs = if a.quick { 30 } else { 50 };
     }
+    use fleet::Scenario::Overload;
+    const RESTART: fleet::Scenario = fleet::Scenario::RESTART;
     a.fleet = match fleet {
-        Some(sizes) => sizes.into_iter().map(|n| (n, a.overload)).collect(),
-        // The budgets' 10x overload at each size; then a hard overload (100x), where the
-        // control plane sheds much of the load and the retry policy decides what follows.
-        None if a.quick => vec![(100, 10), (1000, 10)],
-        None => vec![(100, 10), (1000, 10), (10_000, 10), (1000, 100)],
+        Some(sizes) => sizes
+            .into_iter()
+            .map(|(n, restart)| {
+                if restart {
+                    (n, a.overload, RESTART)
+                } else {
+                    (n, a.overload, Overload)
+                }
+            })
+            .collect(),
+        // Each size at the budgets' 10x overload and at a hard one (100x), where the control
+        // plane sheds most of the load and the retry policy decides what follows; then a
+        // control plane that restarts mid-fleet.
+        None if a.quick => vec![
+            (100, 10, Overload),
+            (100, 100, Overload),
+            (1000, 10, Overload),
+            (1000, 100, Overload),
+            (1000, 10, RESTART),
+        ],
+        None => vec![
+            (100, 10, Overload),
+            (100, 100, Overload),
+            (1000, 10, Overload),
+            (1000, 100, Overload),
+            (10_000, 10, Overload),
+            (10_000, 100, Overload),
+            (1000, 10, RESTART),
+        ],
     };
     Ok(a)
 }
@@ -163,6 +248,18 @@ fn parse_args() -> Result<Args, Error> {
 fn main() -> ExitCode {
     // `kubejoin-bench --markdown REPORT`: the README's tables from a report.
     let argv: Vec<String> = std::env::args().collect();
+    // The fleet's control plane, in its own process (fleet::run starts it).
+    if argv.get(1).map(String::as_str) == Some("--fleet-server") {
+        kubejoin::log::set_level(kubejoin::log::Level::Error);
+        kubejoin::trace::set_enabled(false);
+        return match fleet::serve_child() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kubejoin-bench --fleet-server: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if argv.get(1).map(String::as_str) == Some("--markdown") {
         let path = argv
             .get(2)
@@ -208,6 +305,8 @@ fn run(args: &Args) -> Result<bool, Error> {
     let want = |s: &str| args.sections.iter().any(|x| x == s);
     // Quiet library: the fleet's nodes would otherwise print thousands of info lines.
     kubejoin::log::set_level(kubejoin::log::Level::Error);
+    // Thousands of joins side by side in this process: their timeline steps would mix.
+    kubejoin::trace::set_enabled(false);
     let work = std::env::temp_dir().join(format!("kubejoin-bench.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| err(format!("creating {}: {e}", work.display())))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -230,7 +329,7 @@ fn run(args: &Args) -> Result<bool, Error> {
         "settings": {
             "quick": args.quick,
             "runs": args.runs,
-            "fleet": args.fleet,
+            "fleet": args.fleet.iter().map(|(n, o, sc)| json!([n, o, sc.name()])).collect::<Vec<_>>(),
             "binary": bin.display().to_string(),
         },
     });
@@ -283,7 +382,7 @@ fn run(args: &Args) -> Result<bool, Error> {
         let crypto_n = args
             .fleet
             .iter()
-            .map(|(n, _)| *n)
+            .map(|(n, _, _)| *n)
             .max()
             .unwrap_or(0)
             .min(10_000);
@@ -291,41 +390,50 @@ fn run(args: &Args) -> Result<bool, Error> {
         let crypto =
             fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         let mut runs = Vec::new();
-        for &(n, overload) in &args.fleet {
+        for &(n, overload, scenario) in &args.fleet {
+            let repeat = args.fleet_repeat.unwrap_or(if n <= 1000 { 3 } else { 1 });
             for policy in [
                 fleet::Policy::Kubejoin,
                 fleet::Policy::Naive {
                     interval: args.naive_interval,
                 },
             ] {
-                // Both ends of up to two connections per joining node live in this process, and a closed
-                // connection holds its descriptors until each side has noticed: 6 per node.
-                let reserve = (nofile / 8).min(2048);
-                let concurrent = n.min((nofile.saturating_sub(reserve) / 6).max(1) as usize);
                 let opts = fleet::Options {
                     nodes: n,
-                    concurrent,
-                    cap: Some((concurrent / overload).max(1)),
+                    cap: Some((n / overload).max(1)),
                     policy,
+                    scenario,
                     deadline: Duration::from_secs(60) + Duration::from_millis(20) * n as u32,
                     roots: roots.clone(),
                 };
-                section(&format!(
-                    "fleet: {n} nodes ({concurrent} at once), max in flight {:?}, {} policy (deadline {} s)",
-                    opts.cap,
-                    policy.name(),
-                    opts.deadline.as_secs()
-                ));
-                match fleet::run(&opts) {
-                    Ok(v) => runs.push(v),
-                    Err(e) => {
-                        eprintln!("kubejoin-bench: fleet {n}: could not measure: {e}");
-                        runs.push(
-                            json!({ "nodes": n, "policy": policy.name(), "error": e.to_string() }),
-                        );
-                        complete = false;
+                let mut tries = Vec::new();
+                for r in 1..=repeat {
+                    section(&format!(
+                        "fleet: {n} nodes at once, max in flight {:?}, {}, {} policy, run {r}/{repeat} (deadline {} s)",
+                        opts.cap,
+                        scenario.name(),
+                        policy.name(),
+                        opts.deadline.as_secs()
+                    ));
+                    match fleet::run(&opts) {
+                        Ok(v) => {
+                            eprintln!(
+                                "kubejoin-bench:   wall {} ms, amplification {}, requests {}, 429s {}, failures {}",
+                                v["wall_ms"], v["amplification"], v["requests"], v["responses_429"], v["failures"]
+                            );
+                            tries.push(v)
+                        }
+                        Err(e) => {
+                            eprintln!("kubejoin-bench: fleet {n}: could not measure: {e}");
+                            complete = false;
+                        }
                     }
                 }
+                runs.push(if tries.is_empty() {
+                    json!({ "nodes": n, "overload": overload, "scenario": scenario.name(), "policy": policy.name(), "error": "no run could be measured" })
+                } else {
+                    fleet::median_run(tries)
+                });
             }
         }
         report["fleet"] = json!({
@@ -338,29 +446,78 @@ fn run(args: &Args) -> Result<bool, Error> {
         });
     }
     if want("vm") {
-        let saved = args
+        let keep = args
             .out
             .parent()
             .unwrap_or(std::path::Path::new("."))
-            .join("vm-console.log");
-        let console = vm::find_console(args.vm_console.as_deref(), &saved);
-        report["vm"] = vm::measure(console.as_deref());
-        if report["vm"]["status"] == "measured" {
-            report["vm"]["accel"] = json!(args
-                .vm_accel
-                .as_deref()
-                .filter(|_| args.vm_console.is_some())
-                .unwrap_or("unknown (tcg unless KUBEJOIN_VM_ACCEL=kvm)"));
+            .join("vm");
+        match &args.vm_env {
+            Some(env) => {
+                section(&format!(
+                    "VM boots (kubejoin-vm join): {} of the default image, {} of each comparison image",
+                    args.vm_boots, args.vm_variant_boots
+                ));
+                let r = vm::run(&vm::BootOptions {
+                    env: env.clone(),
+                    boots: args.vm_boots,
+                    variant_boots: args.vm_variant_boots,
+                    initrd: args.vm_initrd.clone(),
+                    keep,
+                    accel: args.vm_accel.clone().unwrap_or_else(|| "tcg".into()),
+                });
+                match r {
+                    Ok(v) => report["vm"] = v,
+                    Err(e) => {
+                        eprintln!("kubejoin-bench: vm: could not measure: {e}");
+                        report["vm"] = json!({ "error": e.to_string() });
+                        complete = false;
+                    }
+                }
+            }
+            None => {
+                report["vm"] = vm::measure_kept(args.vm_console.as_deref(), &keep);
+                if report["vm"]["status"] == "measured" {
+                    report["vm"]["accel"] = json!(args
+                        .vm_accel
+                        .as_deref()
+                        .unwrap_or("unknown (tcg unless KUBEJOIN_VM_ACCEL=kvm)"));
+                }
+            }
         }
     }
     report["bench_wall_s"] = json!(stats::round2(started.elapsed().as_secs_f64()));
     report["loadavg_end"] = json!(loadavg());
-    report["budgets"] = report::budgets(&report);
 
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
     }
+    // The report this run replaces: kept beside it (REPORT.previous.json) for the before/after
+    // column, and the source of the sections this run did not measure (marked as carried over).
+    let previous = std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    if let Some(prev) = &previous {
+        report::carry_over_fleet_rows(&mut report, prev);
+        report::carry_over(
+            &mut report,
+            prev,
+            &["binary", "join", "wire", "fleet", "vm"],
+        );
+        let kept = report::previous_path(&args.out);
+        let _ = std::fs::copy(&args.out, &kept);
+        report["previous"] = report::summary_of(prev, &kept);
+    }
+    // `--before FILE`: the before column from that report instead (a run measured in parts,
+    // each replacing the last, still compares with the report from before them all).
+    if let Some(path) = &args.before {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(format!("reading --before {}: {e}", path.display())))?;
+        let before: Value = serde_json::from_str(&text)
+            .map_err(|e| err(format!("reading --before {}: {e}", path.display())))?;
+        report["previous"] = report::summary_of(&before, path);
+    }
+    report["budgets"] = report::budgets(&report);
     let mut text = serde_json::to_string_pretty(&report).map_err(|e| err(e.to_string()))?;
     text.push('\n');
     std::fs::write(&args.out, text)

@@ -4,6 +4,7 @@ use crate::compress::{self, Compression};
 use crate::cpio::{Archive, Kind, PathError};
 use crate::modules::{self, ModulesError};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Where the CA bundle goes (the path Debian, Alpine and rustls-native-certs look at first).
@@ -34,6 +35,11 @@ pub struct Spec {
     pub ca_bundle: Option<PathBuf>,
     pub extra: Vec<Extra>,
     pub compression: Compression,
+    /// Each kernel module compressed on its own (`.ko.zst`, `.ko.gz`), or shipped as the tree
+    /// has it (`Compression::None`). The node loads a compressed module with
+    /// `finit_module(MODULE_INIT_COMPRESSED_FILE)` when its kernel decompresses that format,
+    /// else decompresses it in memory first (Debian 12's kernel has no in-kernel decompression).
+    pub module_compression: Compression,
     /// Every member's mtime (`SOURCE_DATE_EPOCH`).
     pub mtime: u32,
 }
@@ -145,6 +151,35 @@ pub fn skeleton(a: &mut Archive) -> Result<(), PathError> {
 }
 
 /// Builds the image `spec` describes.
+/// The file name suffix of a module compressed with `c` (`None`: shipped as is).
+fn module_suffix(c: Compression) -> Option<&'static str> {
+    match c {
+        Compression::None => None,
+        Compression::Gzip => Some(".gz"),
+        Compression::Zstd => Some(".zst"),
+    }
+}
+
+/// `modules.dep` with every renamed path replaced (each line is `path: dep dep …`).
+fn rename_in_dep(dep: &str, renamed: &BTreeMap<String, String>) -> String {
+    if renamed.is_empty() {
+        return dep.to_string();
+    }
+    let mut out = String::with_capacity(dep.len() + renamed.len() * 4);
+    for line in dep.lines() {
+        let (head, rest) = line.split_once(':').unwrap_or((line, ""));
+        let name = |p: &str| renamed.get(p).cloned().unwrap_or_else(|| p.to_string());
+        out.push_str(&name(head.trim()));
+        out.push(':');
+        for d in rest.split_whitespace() {
+            out.push(' ');
+            out.push_str(&name(d));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 pub fn build(spec: &Spec) -> Result<Built, BuildError> {
     let mut a = Archive::new();
     skeleton(&mut a)?;
@@ -167,21 +202,30 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
                 .to_string();
             let sel = modules::select(dir, &rel, &spec.modules).map_err(Box::new)?;
             let base = format!("/lib/modules/{rel}");
+            // Renamed members (`x.ko` -> `x.ko.zst`), for modules.dep.
+            let mut renamed: BTreeMap<String, String> = BTreeMap::new();
             for c in &sel.chosen {
-                a.add(
-                    &format!("{base}/{}", c.path),
-                    Kind::File(read(&dir.join(&c.path))?),
-                    0o644,
-                )?;
+                let bytes = read(&dir.join(&c.path))?;
+                let (path, bytes) = match module_suffix(spec.module_compression) {
+                    Some(suffix) if c.path.ends_with(".ko") => {
+                        let packed = compress::compress(spec.module_compression, &bytes)
+                            .map_err(BuildError::Compress)?;
+                        let path = format!("{}{suffix}", c.path);
+                        renamed.insert(c.path.clone(), path.clone());
+                        (path, packed)
+                    }
+                    _ => (c.path.clone(), bytes),
+                };
+                a.add(&format!("{base}/{path}"), Kind::File(bytes), 0o644)?;
                 mods.push(ManifestModule {
                     name: c.name.clone(),
-                    path: c.path.clone(),
+                    path,
                     wanted_by: c.wanted_by.clone(),
                 });
             }
             a.add(
                 &format!("{base}/modules.dep"),
-                Kind::File(sel.index.modules_dep.into_bytes()),
+                Kind::File(rename_in_dep(&sel.index.modules_dep, &renamed).into_bytes()),
                 0o644,
             )?;
             a.add(

@@ -25,6 +25,9 @@ BUILD FLAGS:
     --ca-bundle FILE         PEM bundle, installed as /etc/ssl/certs/ca-certificates.crt
     --file SRC:DEST[:MODE]   an extra file (repeatable), e.g. ./kubelet:/usr/bin/kubelet:0755
     --compress gzip|zstd|none   (default gzip)
+    --compress-modules gzip|zstd|none   each module on its own (default none: as the tree has
+                             them); a kernel without in-kernel decompression gets them
+                             decompressed by kubejoin before init_module
 
 ENVIRONMENT:
     SOURCE_DATE_EPOCH        mtime of every member (default 0)
@@ -116,6 +119,7 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
             let mut modules = Vec::new();
             let mut extra = Vec::new();
             let mut compression = Compression::Gzip;
+            let mut module_compression = Compression::None;
             while let Some(arg) = p.next().map_err(|e| usage(e.to_string()))? {
                 match arg {
                     Long("init") => init = Some(PathBuf::from(text(&mut p)?)),
@@ -149,6 +153,11 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
                         compression = Compression::parse(&v)
                             .ok_or_else(|| usage(format!("unknown compression {v:?}")))?;
                     }
+                    Long("compress-modules") => {
+                        let v = text(&mut p)?;
+                        module_compression = Compression::parse(&v)
+                            .ok_or_else(|| usage(format!("unknown compression {v:?}")))?;
+                    }
                     Long("help") | Short('h') => {
                         print!("{HELP}");
                         return Ok(());
@@ -173,6 +182,7 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
                 ca_bundle: ca,
                 extra,
                 compression,
+                module_compression,
                 mtime,
             };
             let built = build::build(&spec)?;

@@ -96,6 +96,7 @@ fn spec(dir: &Path, modules: &[&str], mtime: u32, compression: Compression) -> S
             mode: Some(0o755),
         }],
         compression,
+        module_compression: Compression::None,
         mtime,
     }
 }
@@ -176,6 +177,55 @@ fn closes_dependencies_and_regenerates_the_index() {
     let init = m.members.iter().find(|x| x.path == "init").unwrap();
     assert_eq!(init.mode, "0755");
     assert_eq!(init.sha256.as_deref().map(str::len), Some(64));
+}
+
+#[test]
+fn modules_compressed_one_by_one_are_renamed_in_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sp = spec(dir.path(), &["virtio_net"], 0, Compression::None);
+    sp.module_compression = Compression::Zstd;
+    let built = build(&sp).unwrap();
+    let members = read_newc(&built.bytes).unwrap();
+    let member = |p: &str| members.iter().find(|x| x.path == p);
+    let base = "lib/modules/6.1.0-test";
+    let packed = member(&format!("{base}/kernel/drivers/net/virtio_net.ko.zst")).unwrap();
+    assert!(member(&format!("{base}/kernel/drivers/net/virtio_net.ko")).is_none());
+    // The original module's bytes, compressed on their own.
+    let original = std::fs::read(
+        dir.path()
+            .join(format!("{base}/kernel/drivers/net/virtio_net.ko")),
+    )
+    .unwrap();
+    assert_eq!(decompress(&packed.data).unwrap(), original);
+    let dep =
+        String::from_utf8_lossy(&member(&format!("{base}/modules.dep")).unwrap().data).into_owned();
+    assert!(
+        dep.contains("kernel/drivers/net/virtio_net.ko.zst: kernel/drivers/net/net_failover.ko.zst kernel/net/core/failover.ko.zst\n"),
+        "{dep}"
+    );
+    assert!(built
+        .manifest
+        .modules
+        .iter()
+        .all(|m| m.path.ends_with(".ko.zst")));
+    // What the node reads at boot resolves to the renamed files.
+    let root = tempfile::tempdir().unwrap();
+    for m in &members {
+        if m.path.starts_with(base) && !m.data.is_empty() {
+            let p = root.path().join(&m.path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, &m.data).unwrap();
+        }
+    }
+    let index = kubejoin::host::modules::ModuleIndex::load(
+        &kubejoin::fs::root::Root::new(root.path()),
+        "6.1.0-test",
+    )
+    .unwrap();
+    assert_eq!(
+        index.node_path("virtio_net").unwrap(),
+        std::path::PathBuf::from(format!("/{base}/kernel/drivers/net/virtio_net.ko.zst"))
+    );
 }
 
 #[test]

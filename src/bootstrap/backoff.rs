@@ -11,9 +11,10 @@
 //!
 //! Each attempt is bounded by the time left in the phase (on top of the client's own 10 s
 //! per-request timeout), so a request that hangs cannot overrun it. A 429 or 503 that carries
-//! `Retry-After` is waited as the server said (plus at most the policy's base of jitter, so a
-//! fleet told the same second does not come back in lockstep); a `Retry-After` past the phase's
-//! clock ends the phase at once. The API client itself never retries: this is the only policy.
+//! `Retry-After` is waited as the server said, plus jitter over at least as long again, wider
+//! each time the same call is turned away (`crate::http::retry`), so a fleet told the same second
+//! does not come back in lockstep; a `Retry-After` past the phase's clock ends the phase at
+//! once. The API client itself never retries: this is the only policy.
 
 use super::Error;
 use crate::deadline::{Cause, PhaseClock};
@@ -46,8 +47,13 @@ impl Retryable for Error {
                 retry_after_ms: Some(ms),
                 ..
             } => Pause::RetryAfter(Duration::from_millis(u64::from(*ms))),
+            Error::Api { failure, .. } => retry::pause_of(failure),
             _ => Pause::Backoff,
         }
+    }
+
+    fn reason(&self) -> String {
+        self.to_string()
     }
 }
 
@@ -355,7 +361,8 @@ mod tests {
             "the pauses are exactly the server's Retry-After, not the 250 ms backoff"
         );
 
-        // At most the policy's base of jitter is added, so a fleet does not come back at once.
+        // Jitter over the Retry-After's own length is added (the backoff's first ceiling,
+        // 250 ms, is shorter), so a fleet does not come back at once.
         let env = Virtual::new(u64::MAX);
         let tries = AtomicU32::new(0);
         within_env(
@@ -377,7 +384,7 @@ mod tests {
         let p = env.pauses();
         assert_eq!(p.len(), 1);
         assert!(
-            p[0] >= Duration::from_secs(3) && p[0] <= Duration::from_secs(3) + API_POLICY.base,
+            p[0] > Duration::from_millis(5999) && p[0] <= Duration::from_secs(6),
             "{p:?}"
         );
     }

@@ -158,6 +158,20 @@ fn config_map_path(name: &str) -> String {
 /// writes depends on it (kube-proxy runs from its own DaemonSet and ConfigMap), so it would be
 /// one request per join for nothing.
 pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
+    fetch_resuming(cluster, &Resume::default()).await
+}
+
+/// What [`fetch_resuming`] keeps between its attempts: kubeadm-config once it was read, so an
+/// attempt that failed on the kubelet-config (a 429 of an overloaded API server) is retried
+/// from there rather than reading kubeadm-config again (one request less per retry).
+#[derive(Debug, Default)]
+pub struct Resume {
+    kubeadm: std::sync::Mutex<Option<ConfigMap>>,
+}
+
+/// [`fetch`] as one attempt of a retried phase: it starts from what an earlier attempt with
+/// the same `resume` already read.
+pub async fn fetch_resuming(cluster: &Cluster, resume: &Resume) -> Result<ClusterConfig, Error> {
     let get = |name: String| async move {
         cluster
             .client
@@ -171,28 +185,37 @@ pub async fn fetch(cluster: &Cluster) -> Result<ClusterConfig, Error> {
     // refusal (401/403): the phase's backoff decides when one has persisted (`crate::http::retry`), and
     // counts each request it saw.
     let started = Instant::now();
-    let kubeadm = loop {
-        match get("kubeadm-config".into()).await {
-            Ok(cm) => break cm,
-            Err(e)
-                if e.retry_after().is_none()
-                    && !matches!(e.status_code(), Some(401 | 403))
-                    && started.elapsed() < Duration::from_millis(350) =>
-            {
-                crate::debug!(
-                    "getting kubeadm-config: {}; retrying",
-                    super::describe(&e.failure())
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    let cached = resume.kubeadm.lock().ok().and_then(|c| c.clone());
+    let kubeadm = match cached {
+        Some(cm) => cm,
+        None => loop {
+            match get("kubeadm-config".into()).await {
+                Ok(cm) => {
+                    if let Ok(mut c) = resume.kubeadm.lock() {
+                        *c = Some(cm.clone());
+                    }
+                    break cm;
+                }
+                Err(e)
+                    if e.retry_after().is_none()
+                        && !matches!(e.status_code(), Some(401 | 403))
+                        && started.elapsed() < Duration::from_millis(350) =>
+                {
+                    crate::debug!(
+                        "getting kubeadm-config: {}; retrying",
+                        super::describe(&e.failure())
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(api_error(
+                        "getting ConfigMap kube-system/kubeadm-config",
+                        &cluster.server,
+                        &e,
+                    ))
+                }
             }
-            Err(e) => {
-                return Err(api_error(
-                    "getting ConfigMap kube-system/kubeadm-config",
-                    &cluster.server,
-                    &e,
-                ))
-            }
-        }
+        },
     };
     let cc = parse_cluster_configuration(&data_key(
         &kubeadm,

@@ -571,6 +571,7 @@ pub fn token_mode<S: AsRef<str>>(
 
 /// Runs the configured discovery (spec §2.1): token, file or HTTPS.
 pub async fn discover(opts: &Options) -> Result<Discovered, Error> {
+    random_pool_ready().await;
     match &opts.mode {
         Mode::Token {
             endpoint,
@@ -581,6 +582,30 @@ pub async fn discover(opts: &Options) -> Result<Discovered, Error> {
         Mode::File { path } => file::discover(path, opts).await,
         Mode::Https { url, ca_file } => https::discover(url, ca_file.as_deref(), opts).await,
     }
+}
+
+/// The first TLS handshake needs the kernel's random pool: when it is not initialised yet (a
+/// machine without RDRAND or an RNG device, see [`crate::sys::entropy`]), the wait happens
+/// here, said in the log and recorded in the timeline, rather than hidden in the handshake.
+async fn random_pool_ready() {
+    if crate::sys::entropy::ready() {
+        return;
+    }
+    crate::info!(
+        "waiting for the kernel's random pool (TLS needs it): this machine has no hardware random source \
+         (CPU RDRAND or a virtio-rng device) the kernel trusts, so it gathers timer jitter, ~1 s"
+    );
+    let start = Instant::now();
+    let r = tokio::task::spawn_blocking(crate::sys::entropy::wait).await;
+    crate::trace::record(
+        "wait",
+        || match r {
+            Ok(Ok(())) => "entropy: the kernel's random pool was not initialised".into(),
+            Ok(Err(e)) => format!("entropy: getrandom failed: {e}"),
+            Err(e) => format!("entropy: {e}"),
+        },
+        start,
+    );
 }
 
 /// Each CA of a PEM bundle with its pin and subject, for `kubejoin ca-hash FILE`.
@@ -796,8 +821,13 @@ impl Retryable for Failed {
             } => Pause::RetryAfter(*d),
             // kubeadm's semantics for the signer's lag: a fixed poll.
             Miss::NoJws | Miss::NoKubeconfig => Pause::Fixed(self.interval),
+            Miss::Wire { failure, .. } => retry::pause_of(failure),
             _ => Pause::Backoff,
         }
+    }
+
+    fn reason(&self) -> String {
+        self.miss.to_string()
     }
 }
 
@@ -1377,6 +1407,10 @@ mod tests {
         );
         assert_eq!(
             judge(Miss::wire(WireFailure::Refused)),
+            (Transient, Pause::Probe)
+        );
+        assert_eq!(
+            judge(Miss::wire(WireFailure::TimedOut)),
             (Transient, Pause::Backoff)
         );
         assert_eq!(judge(Miss::Malformed("x".into())).0, Permanent);

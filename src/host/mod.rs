@@ -38,8 +38,7 @@ use crate::error::{Class, Classify};
 use crate::fs::root::{Root, RootError};
 use crate::sys::host::Host;
 use crate::time::duration::format as fmt_duration;
-use modules::{LoadMethod, LoadOutcome, RequestOutcome};
-use std::collections::BTreeSet;
+use modules::{LoadMethod, LoadOutcome, PlannedLoad, RequestOutcome};
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -148,6 +147,7 @@ pub struct HostPlan {
 
 /// Builds the plan for `cfg` from the host's state under `root`. Reads only.
 pub fn plan(cfg: &HostConfig, root: &Root, sys: &dyn Host) -> Result<HostPlan, HostError> {
+    let _step = crate::trace::span("host-plan", "module index, modules-load.d, sysctl.d, swaps");
     let release = sys
         .uname_release()
         .map_err(|source| HostError::Uname { source })?;
@@ -257,7 +257,23 @@ pub struct HostReport {
 
 impl HostReport {
     fn record(&mut self, action: Action, outcome: Outcome, started: Instant) {
-        let duration = started.elapsed();
+        self.record_took(action, outcome, started, started.elapsed());
+    }
+
+    fn record_took(
+        &mut self,
+        action: Action,
+        outcome: Outcome,
+        started: Instant,
+        duration: Duration,
+    ) {
+        if let Action::LoadModule { name, .. } | Action::Swapoff { path: name } = &action {
+            let kind = match action {
+                Action::LoadModule { .. } => "module",
+                _ => "swapoff",
+            };
+            crate::trace::record_took(kind, || format!("{name}: {outcome}"), started, duration);
+        }
         match &outcome {
             Outcome::Failed(_) | Outcome::Ignored(_) => {
                 crate::warn!("host: {action}: {outcome} ({})", fmt_duration(duration))
@@ -287,6 +303,157 @@ impl fmt::Display for HostReport {
     }
 }
 
+/// How one module load of [`load_all`] ended.
+struct Loaded {
+    outcome: Outcome,
+    /// A required module's failure.
+    error: Option<HostError>,
+    started: Instant,
+    took: Duration,
+}
+
+/// Where a module of [`load_all`] is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Pending,
+    Running,
+    /// Loaded (or already there): `true`; failed or skipped: `false`.
+    Done(bool),
+}
+
+/// Loads `loads` (in dependency order), up to [`HostSys::module_load_threads`] at once: a
+/// module starts once every module of the list it needs has loaded, in list order among those
+/// that may start; one whose dependency failed is skipped. With one thread this is the plain
+/// sequence. The kernel loads independent modules in parallel (signature check, relocation and
+/// the driver's init, which may wait on its device, run outside its module lock), so a node
+/// whose NIC driver probes slowly does not also wait for overlay and the bridge in turn.
+fn load_all(loads: &[PlannedLoad], root: &Root, sys: &dyn Host) -> Vec<Loaded> {
+    use std::collections::HashMap;
+    use std::sync::{Condvar, Mutex};
+    let index: HashMap<&str, usize> = loads
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.as_str(), i))
+        .collect();
+    // Each module's dependencies within the list (the others are loaded or built in already).
+    let deps: Vec<Vec<usize>> = loads
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            l.deps
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .filter(|&d| d != i)
+                .collect()
+        })
+        .collect();
+    struct State {
+        slots: Vec<Slot>,
+        results: Vec<Option<Loaded>>,
+        left: usize,
+    }
+    let state = Mutex::new(State {
+        slots: vec![Slot::Pending; loads.len()],
+        results: (0..loads.len()).map(|_| None).collect(),
+        left: loads.len(),
+    });
+    let changed = Condvar::new();
+    let worker = || loop {
+        let Ok(mut st) = state.lock() else {
+            return;
+        };
+        let next = loop {
+            if st.left == 0 {
+                return;
+            }
+            let mut next = None;
+            for (i, needs) in deps.iter().enumerate() {
+                if st.slots[i] != Slot::Pending {
+                    continue;
+                }
+                if let Some(&d) = needs.iter().find(|&&d| st.slots[d] == Slot::Done(false)) {
+                    // A dependency failed: this one cannot load.
+                    st.slots[i] = Slot::Done(false);
+                    st.results[i] = Some(Loaded {
+                        outcome: Outcome::Skipped(format!(
+                            "dependency {} failed to load",
+                            loads[d].name
+                        )),
+                        error: None,
+                        started: Instant::now(),
+                        took: Duration::ZERO,
+                    });
+                    st.left -= 1;
+                    changed.notify_all();
+                    continue;
+                }
+                if needs.iter().all(|&d| st.slots[d] == Slot::Done(true)) {
+                    next = Some(i);
+                    break;
+                }
+            }
+            match next {
+                Some(i) => break i,
+                None if st.left == 0 => return,
+                None => match changed.wait(st) {
+                    Ok(g) => st = g,
+                    Err(_) => return,
+                },
+            }
+        };
+        st.slots[next] = Slot::Running;
+        drop(st);
+        let l = &loads[next];
+        let started = Instant::now();
+        let (outcome, error) = match modules::load(l, root, sys) {
+            Ok(LoadOutcome::Loaded) => (Outcome::Done, None),
+            Ok(LoadOutcome::AlreadyLoaded) => (Outcome::AlreadyDone, None),
+            Err(e) if l.required => (Outcome::Failed(e.to_string()), Some(e)),
+            Err(e) => (Outcome::Ignored(e.to_string()), None),
+        };
+        let ok = matches!(outcome, Outcome::Done | Outcome::AlreadyDone);
+        let took = started.elapsed();
+        let Ok(mut st) = state.lock() else {
+            return;
+        };
+        st.slots[next] = Slot::Done(ok);
+        st.results[next] = Some(Loaded {
+            outcome,
+            error,
+            started,
+            took,
+        });
+        st.left -= 1;
+        changed.notify_all();
+    };
+    let threads = sys.module_load_threads().clamp(1, loads.len().max(1));
+    if threads == 1 {
+        worker();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(worker);
+            }
+            worker();
+        });
+    }
+    let results = match state.into_inner() {
+        Ok(st) => st.results,
+        Err(p) => p.into_inner().results,
+    };
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Loaded {
+                outcome: Outcome::Skipped("not attempted".into()),
+                error: None,
+                started: Instant::now(),
+                took: Duration::ZERO,
+            })
+        })
+        .collect()
+}
+
 /// Carries out `plan`: modules in dependency order, then sysctls (read back), then swap.
 /// Keeps going after a failure so one run shows every problem; modules whose dependency
 /// failed are skipped. Fails with [`HostError::Apply`] (holding the report) when a required
@@ -298,40 +465,24 @@ pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn Host) -> Result<HostReport,
         crate::info!("host: note: {n}");
     }
 
-    let mut failed: BTreeSet<&str> = BTreeSet::new();
-    for l in &plan.modules.loads {
-        let started = Instant::now();
+    for (l, loaded) in plan
+        .modules
+        .loads
+        .iter()
+        .zip(load_all(&plan.modules.loads, root, sys))
+    {
         let action = Action::LoadModule {
             name: l.name.clone(),
             path: l.path.clone(),
             method: l.method,
         };
-        if let Some(dep) = l.deps.iter().find(|d| failed.contains(d.as_str())) {
-            failed.insert(&l.name);
-            report.record(
-                action,
-                Outcome::Skipped(format!("dependency {dep} failed to load")),
-                started,
-            );
-            continue;
+        if let Some(e) = loaded.error {
+            failures.push(e);
         }
-        let outcome = match modules::load(l, root, sys) {
-            Ok(LoadOutcome::Loaded) => Outcome::Done,
-            Ok(LoadOutcome::AlreadyLoaded) => Outcome::AlreadyDone,
-            Err(e) => {
-                failed.insert(&l.name);
-                if l.required {
-                    let o = Outcome::Failed(e.to_string());
-                    failures.push(e);
-                    o
-                } else {
-                    Outcome::Ignored(e.to_string())
-                }
-            }
-        };
-        report.record(action, outcome, started);
+        report.record_took(action, loaded.outcome, loaded.started, loaded.took);
     }
 
+    let sysctls_started = Instant::now();
     let explicit = sysctl::explicit_keys(&plan.sysctls);
     for s in &plan.sysctls {
         let keys = if s.glob {
@@ -378,6 +529,13 @@ pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn Host) -> Result<HostReport,
         }
     }
 
+    if !plan.sysctls.is_empty() {
+        crate::trace::record(
+            "sysctls",
+            || format!("{} setting(s) written and read back", plan.sysctls.len()),
+            sysctls_started,
+        );
+    }
     let mut turned_off = Vec::new();
     for a in &plan.swaps {
         let started = Instant::now();

@@ -1223,3 +1223,64 @@ fn a_refused_sysctl_write_through_the_seam_is_named() {
     );
     assert_eq!(r.read("/proc/sys/vm/swappiness"), "60\n", "nothing written");
 }
+
+#[test]
+fn modules_load_in_parallel_after_their_dependencies_and_a_failure_skips_dependents() {
+    // Several threads: independent modules may load in any order, but each only after what it
+    // needs; the report keeps the plan's order.
+    for _ in 0..20 {
+        let r = node();
+        let sys = fake().with_kernel_root(r.dir.path()).with_load_threads(4);
+        let p = plan(&HostConfig::default(), &r.root, &sys).unwrap();
+        let report = apply(&p, &r.root, &sys).unwrap();
+        let loaded = sys.loaded();
+        let pos = |m: &str| loaded.iter().position(|x| x == m).unwrap();
+        assert_eq!(loaded.len(), 5, "{loaded:?}");
+        assert!(
+            pos("llc") < pos("stp") && pos("stp") < pos("bridge"),
+            "{loaded:?}"
+        );
+        assert!(pos("bridge") < pos("br_netfilter"), "{loaded:?}");
+        let names: Vec<String> = report
+            .actions
+            .iter()
+            .filter_map(|a| match &a.action {
+                Action::LoadModule { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["overlay", "llc", "stp", "bridge", "br_netfilter"]);
+    }
+    let r = node();
+    let sys = fake()
+        .failing_load("stp", libc::ENOEXEC)
+        .with_load_threads(4);
+    let p = plan(&HostConfig::default(), &r.root, &sys).unwrap();
+    let HostError::Apply { report, .. } = apply(&p, &r.root, &sys).unwrap_err() else {
+        panic!("not Apply")
+    };
+    let mut loaded = sys.loaded();
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        ["llc", "overlay", "stp"],
+        "bridge, br_netfilter never attempted"
+    );
+    let outcome = |m: &str| {
+        report
+            .actions
+            .iter()
+            .find(|a| matches!(&a.action, Action::LoadModule { name, .. } if name == m))
+            .map(|a| a.outcome.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        outcome("bridge"),
+        Outcome::Skipped("dependency stp failed to load".into())
+    );
+    assert_eq!(
+        outcome("br_netfilter"),
+        Outcome::Skipped("dependency bridge failed to load".into())
+    );
+    assert_eq!(outcome("overlay"), Outcome::Done);
+}

@@ -26,18 +26,23 @@ pub fn connector(
     connect_timeout: Duration,
     keepalive: Option<Duration>,
     schemes: Schemes,
-) -> HttpsConnector<HttpConnector> {
+) -> Connector {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_keepalive(keepalive);
+    // The timeline's connect and handshake steps (crate::trace) wrap the two layers.
+    let http = crate::trace::Connect(http);
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
-    match schemes {
+    crate::trace::Handshake(match schemes {
         Schemes::HttpsOnly => builder.https_only().enable_http1().wrap_connector(http),
         Schemes::HttpOrHttps => builder.https_or_http().enable_http1().wrap_connector(http),
-    }
+    })
 }
+
+/// The one connector of the API and metadata clients: TCP, then TLS, each timed.
+pub type Connector = crate::trace::Handshake<HttpsConnector<crate::trace::Connect<HttpConnector>>>;
 
 /// `url` for messages: no `user:password@`, no query string.
 pub fn redact_url(url: &str) -> String {

@@ -29,9 +29,18 @@
 //! ```
 //!
 //! A server that says when to come back is believed: after a 429 or 503 with `Retry-After`
-//! (delta-seconds or an HTTP-date) the pause is that long plus `random(0, base)`, the jitter so
-//! that a fleet told "1" does not return in the same millisecond. A `Retry-After` that ends
-//! past the deadline stops the loop at once: waiting could only end in the same failure.
+//! (delta-seconds or an HTTP-date) the pause is at least that long. On top of it comes
+//! `random(0, max(retry_after, ceiling(n)))`, where `n` counts the pauses so far as the backoff
+//! does: a server that sheds load says "1" to everyone it turns away at the same moment, and a
+//! fleet that came back within the same quarter of a second met the same full server again
+//! (measured with `scripts/bench`, 1,000 nodes against a cap of 10 in flight: amplification
+//! 1.16–1.18 with `random(0, base)`). Spread over at least the `Retry-After` itself, and wider
+//! each time the same caller is turned away again, the returns no longer arrive as a wave. A
+//! `Retry-After` that ends past the deadline stops the loop at once: waiting could only end in
+//! the same failure.
+//! After a refused connection the pause is the same backoff with its ceiling capped at
+//! [`PROBE_CEILING`] (1 s): nothing listens, so asking again costs the server nothing, and a
+//! restarted API server is found again soon after it listens.
 //! Callers can also ask for a fixed pause for a miss that is not a failure of the wire
 //! (kubeadm polls for the bootstrap signer's JWS every 5 s, without jitter).
 //!
@@ -95,7 +104,17 @@ pub enum Pause {
     RetryAfter(Duration),
     /// The caller polls for this kind of miss at a fixed interval (no jitter).
     Fixed(Duration),
+    /// The connection was refused: the backoff, its ceiling at most [`PROBE_CEILING`].
+    Probe,
 }
+
+/// Largest ceiling of the pause after a refused connection ([`Pause::Probe`]). A refused
+/// connection costs the server nothing (the kernel answers the SYN; no TLS, no request), so
+/// there is no load to shed by waiting longer, and an API server that restarts is found again
+/// within about a second of listening rather than after the backoff has grown to its cap
+/// (measured with `scripts/bench`, 1,000 nodes and a restart 2 s long: the fleet's tail ended
+/// ~3 s after a client polling every second; see README "Performance").
+pub const PROBE_CEILING: Duration = Duration::from_secs(1);
 
 /// A failure the retry loop can judge.
 pub trait Retryable {
@@ -103,6 +122,10 @@ pub trait Retryable {
     /// The pause this failure asks for; the policy's backoff unless it says otherwise.
     fn pause(&self) -> Pause {
         Pause::Backoff
+    }
+    /// What failed, in a few words, for the timeline's record of the pause that follows.
+    fn reason(&self) -> String {
+        String::new()
     }
 }
 
@@ -131,9 +154,24 @@ pub fn classify(failure: &WireFailure) -> Disposition {
     }
 }
 
+/// The pause a failure on the wire asks for when the server said nothing of when to return:
+/// [`Pause::Probe`] after a refused connection, else the backoff.
+pub fn pause_of(failure: &WireFailure) -> Pause {
+    match failure {
+        WireFailure::Refused => Pause::Probe,
+        _ => Pause::Backoff,
+    }
+}
+
 impl Retryable for WireFailure {
     fn disposition(&self) -> Disposition {
         classify(self)
+    }
+    fn pause(&self) -> Pause {
+        pause_of(self)
+    }
+    fn reason(&self) -> String {
+        format!("{self:?}")
     }
 }
 
@@ -177,8 +215,9 @@ impl Policy {
     pub fn pause(&self, n: u32, pause: Pause, random: u64) -> Duration {
         match pause {
             Pause::Backoff => jitter(self.ceiling(n), random),
-            Pause::RetryAfter(d) => d.saturating_add(jitter(self.base, random)),
+            Pause::RetryAfter(d) => d.saturating_add(jitter(d.max(self.ceiling(n)), random)),
             Pause::Fixed(d) => d,
+            Pause::Probe => jitter(self.ceiling(n).min(PROBE_CEILING), random),
         }
     }
 }
@@ -500,12 +539,32 @@ where
         if pause >= left {
             return Err(give_up(err, previous, Stop::Deadline));
         }
-        if asked == Pause::Backoff {
+        if matches!(asked, Pause::Backoff | Pause::RetryAfter(_) | Pause::Probe) {
             backoffs = backoffs.saturating_add(1);
         }
         notify(&err, attempts, pause);
-        previous = Some(err);
+        let slept = std::time::Instant::now();
         env.sleep(pause).await;
+        crate::trace::record(
+            "wait",
+            || {
+                let why = err.reason();
+                let kind = match asked {
+                    Pause::Backoff => "backoff".to_string(),
+                    Pause::RetryAfter(d) => {
+                        format!("Retry-After {}", crate::time::duration::format(d))
+                    }
+                    Pause::Fixed(d) => format!("poll every {}", crate::time::duration::format(d)),
+                    Pause::Probe => format!(
+                        "backoff, at most {}",
+                        crate::time::duration::format(PROBE_CEILING)
+                    ),
+                };
+                format!("retry pause after attempt {attempts} ({kind}): {why}")
+            },
+            slept,
+        );
+        previous = Some(err);
     }
 }
 
@@ -602,7 +661,8 @@ mod tests {
         ] {
             assert_eq!(classify(&w), want, "{w:?}");
             assert_eq!(w.disposition(), want);
-            assert_eq!(w.pause(), Pause::Backoff);
+            let probe = w == WireFailure::Refused;
+            assert_eq!(w.pause(), if probe { Pause::Probe } else { Pause::Backoff });
         }
     }
 
@@ -654,8 +714,16 @@ mod tests {
             p.pause(9, Pause::RetryAfter(Duration::from_secs(2)), 0),
             Duration::from_secs(2)
         );
+        // The jitter on top spreads over at least the Retry-After itself…
+        let most = p.pause(0, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
+        assert!(most > Duration::from_millis(3999) && most <= Duration::from_secs(4));
+        let half = p.pause(0, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX / 2);
+        assert!(half > Duration::from_millis(2999) && half <= Duration::from_secs(3));
+        // …and over the backoff's ceiling once that is wider (turned away again and again).
+        let most = p.pause(3, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
+        assert!(most > Duration::from_millis(5999) && most <= Duration::from_secs(6));
         let most = p.pause(9, Pause::RetryAfter(Duration::from_secs(2)), u64::MAX);
-        assert!(most > Duration::from_millis(2499) && most <= Duration::from_millis(2500));
+        assert!(most > Duration::from_millis(31_999) && most <= Duration::from_secs(32));
         assert_eq!(
             p.pause(9, Pause::Fixed(Duration::from_secs(5)), u64::MAX),
             Duration::from_secs(5)
@@ -742,7 +810,7 @@ mod tests {
         }
         fn pause(&self) -> Pause {
             match self {
-                Fail::Wire(_) => Pause::Backoff,
+                Fail::Wire(w) => pause_of(w),
                 Fail::After(d) => Pause::RetryAfter(*d),
                 Fail::Signer => Pause::Fixed(Duration::from_secs(5)),
             }
@@ -753,6 +821,7 @@ mod tests {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             match self {
                 Fail::Wire(WireFailure::Refused) => f.write_str("connection refused"),
+                Fail::Wire(WireFailure::TimedOut) => f.write_str("timed out"),
                 other => write!(f, "{other:?}"),
             }
         }
@@ -985,7 +1054,7 @@ mod tests {
             &env,
             Duration::from_secs(300),
             policy,
-            vec![Err(Fail::Wire(WireFailure::Refused))],
+            vec![Err(Fail::Wire(WireFailure::TimedOut))],
             CHEAP,
         );
         let g = r.unwrap_err();
@@ -1000,7 +1069,7 @@ mod tests {
         assert_eq!(
             g.to_string(),
             format!(
-                "gave up after {} attempts over {}: connection refused",
+                "gave up after {} attempts over {}: timed out",
                 g.attempts,
                 crate::time::duration::format(g.elapsed)
             )
@@ -1054,6 +1123,91 @@ mod tests {
     }
 
     #[test]
+    fn repeated_retry_after_widens_the_jitter_on_top() {
+        // Always the top of the window: each pause is the Retry-After plus the whole window,
+        // which is at least the Retry-After and grows with the backoff's ceiling (0.625 s,
+        // 1.25 s, 2.5 s, 5 s for a 5 s interval); a backoff after them continues from there.
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run(
+            &env,
+            Duration::from_secs(300),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::Wire(WireFailure::TimedOut)),
+                Ok(3),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(3));
+        let ms: Vec<u128> = env
+            .pauses()
+            .iter()
+            .map(|d| (d.as_millis() + 1) / 10 * 10)
+            .collect();
+        assert_eq!(ms, vec![2000, 2250, 3500, 6000, 10000]);
+        // With no jitter drawn, exactly what the server asked.
+        let env = Virtual::new(0);
+        let (r, _) = run(
+            &env,
+            Duration::from_secs(300),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Ok(0),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(0));
+        assert_eq!(env.pauses(), vec![Duration::from_secs(1); 2]);
+    }
+
+    #[test]
+    fn refused_connections_are_probed_at_most_a_second_apart() {
+        // Always the top of the window. A refused connection costs the server nothing: the
+        // pauses after it stop growing at PROBE_CEILING, while the backoff's count goes on,
+        // so a failure that does load the server (a timeout) pauses as long as ever after them.
+        let env = Virtual::new(u64::MAX);
+        let mut script = vec![Err(Fail::Wire(WireFailure::Refused)); 6];
+        script.push(Err(Fail::Wire(WireFailure::TimedOut)));
+        script.push(Ok(5));
+        let (r, seen) = run(
+            &env,
+            Duration::from_secs(300),
+            Policy::for_interval(Duration::from_secs(5)),
+            script,
+            CHEAP,
+        );
+        assert_eq!(r, Ok(5));
+        assert_eq!(seen.len(), 8);
+        let ms: Vec<u128> = env
+            .pauses()
+            .iter()
+            .map(|d| (d.as_millis() + 1) / 5 * 5)
+            .collect();
+        assert_eq!(ms, vec![625, 1000, 1000, 1000, 1000, 1000, 10000]);
+        // The same wait with a uniform draw is half as long on average.
+        let env = Virtual::new(u64::MAX / 2);
+        let (_, _) = run(
+            &env,
+            Duration::from_secs(300),
+            Policy::for_interval(Duration::from_secs(5)),
+            vec![Err(Fail::Wire(WireFailure::Refused)), Ok(1)],
+            CHEAP,
+        );
+        assert_eq!(
+            (env.pauses()[0].as_millis() + 1) / 5 * 5,
+            310,
+            "{:?}",
+            env.pauses()
+        );
+    }
+
+    #[test]
     fn fixed_pauses_do_not_advance_the_backoff() {
         let env = Virtual::new(u64::MAX);
         let policy = Policy::new(Duration::from_secs(1), Duration::from_secs(64));
@@ -1065,9 +1219,9 @@ mod tests {
                 Err(Fail::Signer),
                 Err(Fail::Signer),
                 Err(Fail::Signer),
-                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Wire(WireFailure::TimedOut)),
                 Err(Fail::Signer),
-                Err(Fail::Wire(WireFailure::Refused)),
+                Err(Fail::Wire(WireFailure::TimedOut)),
                 Ok(0),
             ],
             CHEAP,

@@ -142,10 +142,14 @@ fn boot(
 ) -> Next {
     let sys = &*system.init;
     let phase = crate::log::phase("mounts");
+    let step = crate::trace::span("mount", "the API filesystems");
     let mounted = mounts::mount_all(sys, mounts::EARLY_MOUNTS);
+    drop(step);
     // Only now can the console be opened if the image gave us none (/dev is mounted).
     let reopened = sys.ensure_stdio();
+    let step = crate::trace::span("console", "stderr to the console and /dev/kmsg");
     let tee = console::start(sys);
+    drop(step);
     let cfg = read_config(sys);
     if cfg.debug {
         crate::log::set_level(crate::log::Level::Debug);
@@ -172,6 +176,21 @@ fn boot(
         cfg.on_failure.name(),
         crate::time::duration::format(cfg.timeout),
         cfg.handoff.name(),
+    );
+    // Whether TLS will have to wait for the kernel's random pool (see sys::entropy).
+    let pool = Instant::now();
+    let ready = crate::sys::entropy::ready();
+    crate::trace::record(
+        "entropy",
+        || {
+            if ready {
+                "the kernel's random pool is initialised".into()
+            } else {
+                "the kernel's random pool is not initialised yet (no trusted hardware RNG so far)"
+                    .into()
+            }
+        },
+        pool,
     );
     start_watchdog(&cfg, kernel_to_init);
     if let Ok(true) = reopened {
@@ -336,6 +355,8 @@ pub fn timeline_json(
         "kernel_to_init_ms": kernel_to_init.map(|d| d.as_millis() as u64),
         "init_to_end_ms": init_to_end.as_millis() as u64,
         "phases": crate::log::timeline(),
+        // What happened outside every phase (PID 1's first look at the random pool).
+        "steps": crate::trace::unclaimed(Instant::now().checked_sub(init_to_end).unwrap_or_else(Instant::now)),
     })
 }
 

@@ -112,12 +112,13 @@ pub async fn bootstrap_and_install_within(
     // has just restarted refuses valid tokens for a moment: retry::Persistence).
     let stage = run.begin("cluster-config", tuning.api_phase);
     let cluster = Cluster::connect(d)?;
+    let resume = config::Resume::default();
     let cfg = backoff::within(
         &stage.clock,
         &tuning.backoff,
         "reading the cluster configuration",
         &cluster.server,
-        || config::fetch(&cluster),
+        || config::fetch_resuming(&cluster, &resume),
     )
     .await?;
     backoff::within(

@@ -88,6 +88,11 @@ impl Run {
         };
         let took = stage.clock.started.elapsed().as_millis();
         let start_ms = ms(stage.wall);
+        let steps = if skipped {
+            stage.log.skipped_steps()
+        } else {
+            stage.log.ok_steps()
+        };
         self.phases.push(log::PhaseRecord {
             phase: stage.clock.name.to_string(),
             start_ms,
@@ -95,12 +100,8 @@ impl Run {
             duration_ms: took,
             outcome: if skipped { "skipped" } else { "ok" }.into(),
             detail: None,
+            steps,
         });
-        if skipped {
-            stage.log.skipped();
-        } else {
-            stage.log.ok();
-        }
     }
 }
 

@@ -30,8 +30,6 @@ use http::header::{
     HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RETRY_AFTER,
 };
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, SystemTime};
@@ -110,7 +108,9 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 /// TCP keep-alive of API connections: a dead peer is noticed even on a quiet watch.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
-type Hyper = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// hyper's connectors, each connect and handshake recorded in the timeline ([`crate::trace`]).
+type Connector = crate::http::Connector;
+type Hyper = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
 
 /// A Kubernetes API client for one server. Clones share the connection pool.
 #[derive(Clone)]
@@ -538,12 +538,19 @@ impl Client {
         body: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<Answer, RequestError> {
+        let step = request_step(&method, path);
         let req = self.request(method, path, accept, content_type, body)?;
-        self.bounded(async {
-            let head = self.head(req).await?;
-            Self::read_body(head, limit).await
-        })
-        .await
+        let r = self
+            .bounded(async {
+                let head = self.head(req).await?;
+                Self::read_body(head, limit).await
+            })
+            .await;
+        step.finish(match &r {
+            Ok(a) => format!("-> {} ({} B)", a.code, a.body.len()),
+            Err(e) => format!("-> {e}"),
+        });
+        r
     }
 
     async fn json<T: DeserializeOwned>(
@@ -596,6 +603,7 @@ impl Client {
         &self,
         path: &str,
     ) -> Result<WatchStream<T>, RequestError> {
+        let step = request_step(&http::Method::GET, path);
         let req = self.request(
             http::Method::GET,
             path,
@@ -603,7 +611,12 @@ impl Client {
             "application/json",
             None,
         )?;
-        let head = self.bounded(self.head(req)).await?;
+        let head = self.bounded(self.head(req)).await;
+        step.finish(match &head {
+            Ok(h) => format!("-> {} (watch started)", h.code),
+            Err(e) => format!("-> {e}"),
+        });
+        let head = head?;
         if !(200..300).contains(&head.code) {
             let a = self.bounded(Self::read_body(head, MAX_ERROR_BODY)).await?;
             return Err(a.into_status_error());
@@ -616,6 +629,13 @@ impl Client {
             _t: std::marker::PhantomData,
         })
     }
+}
+
+/// The timeline step of one request: method and path (the query only says which object; no
+/// header or body is ever recorded).
+fn request_step(method: &http::Method, path: &str) -> crate::trace::Span {
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    crate::trace::span("request", format!("{method} {path}"))
 }
 
 /// One event of a watch (the `type`/`object` envelope of the watch protocol).

@@ -48,7 +48,16 @@ pub async fn bring_up(cfg: &NetConfig, root: &Root, sys: &dyn Net) -> Result<Net
         NetMode::Explicit(specs) => specs.clone(),
     };
 
+    let waited = std::time::Instant::now();
     let targets = find_targets(cfg, &specs, sys).await?;
+    crate::trace::record(
+        "wait",
+        || {
+            let names: Vec<&str> = targets.iter().map(|t| t.link.name.as_str()).collect();
+            format!("links to appear: {}", names.join(", "))
+        },
+        waited,
+    );
     let mut failed: Vec<Option<NetError>> = targets
         .iter()
         .map(|t| match t.link.up {
@@ -60,7 +69,31 @@ pub async fn bring_up(cfg: &NetConfig, root: &Root, sys: &dyn Net) -> Result<Net
         })
         .collect();
     let active: Vec<bool> = failed.iter().map(Option::is_none).collect();
+    let waited = std::time::Instant::now();
     let carrier = wait_for_carrier(cfg, &targets, &active, sys).await?;
+    crate::trace::record(
+        "wait",
+        || {
+            let seen: Vec<String> = targets
+                .iter()
+                .zip(&carrier)
+                .map(|(t, c)| match c {
+                    Some(d) => format!(
+                        "{} after {}",
+                        t.link.name,
+                        crate::time::duration::format(*d)
+                    ),
+                    None => format!("{} none", t.link.name),
+                })
+                .collect();
+            format!(
+                "carrier (polled every {}): {}",
+                crate::time::duration::format(cfg.timeouts.poll),
+                seen.join(", ")
+            )
+        },
+        waited,
+    );
 
     let jobs = targets
         .iter()
@@ -303,6 +336,7 @@ async fn configure(
         }
     };
 
+    let configuring = Instant::now();
     // MTU before the address: nothing may be sent with the wrong one.
     let mtu = t
         .spec
@@ -331,6 +365,16 @@ async fn configure(
         ))?;
     }
 
+    crate::trace::record(
+        "netlink",
+        || {
+            format!(
+                "{}: address {address}/{prefix_len}, default route",
+                link.name
+            )
+        },
+        configuring,
+    );
     let mut dns = t.spec.dns.clone();
     if cfg.peer_dns {
         dns.extend(lease.iter().flat_map(|l| l.dns.iter().copied()));

@@ -447,7 +447,27 @@ pub async fn exchange(
     let mut deadline = started;
     let mut action = client.start(Duration::ZERO);
     let mut buf = vec![0u8; 4096];
+    // The timeline's steps: each message sent, until what followed it.
+    let mut sent: Option<(Instant, String)> = None;
+    let step = |sent: &mut Option<(Instant, String)>, then: String| {
+        if let Some((at, what)) = sent.take() {
+            crate::trace::record("dhcp", || format!("{what} -> {then}"), at);
+        }
+    };
     loop {
+        match &action {
+            Action::Send { message, .. } => {
+                let what = match message.options.msg_type() {
+                    Some(t) => format!("{t:?}").to_uppercase(),
+                    None => "message".into(),
+                };
+                step(&mut sent, format!("sent {what}"));
+                sent = Some((Instant::now(), what));
+            }
+            Action::Wait => {}
+            Action::Bound(lease) => step(&mut sent, format!("bound {}", lease.address)),
+            Action::Failed(_) => step(&mut sent, "failed".into()),
+        }
         match action {
             Action::Send { message, wait } => {
                 let bytes = encode(&message);

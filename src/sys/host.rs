@@ -53,6 +53,32 @@ pub trait Host: fmt::Debug + Send + Sync {
     /// Binds (then releases) a TCP listener on `port` on all addresses, like the kubelet will:
     /// `AddrInUse` means something already listens there.
     fn bind_tcp(&self, port: u16) -> io::Result<()>;
+
+    /// How many modules host preparation may load at once (`finit_module` from that many
+    /// threads; a module still starts only after the modules it needs). 1: one after another.
+    fn module_load_threads(&self) -> usize {
+        1
+    }
+}
+
+/// Module loads at once on a real kernel: one per CPU, at most 4 (beyond that the kernel's own
+/// module locks serialise them anyway). `KUBEJOIN_MODULE_THREADS=N` overrides it (on the kernel
+/// command line it reaches PID 1 as an environment variable).
+pub fn real_module_load_threads() -> usize {
+    if let Some(n) = std::env::var("KUBEJOIN_MODULE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return n.clamp(1, 16);
+    }
+    // sysconf, not std's available_parallelism: that one parses cgroup quotas (9 KiB of code
+    // in this binary), which mean nothing to PID 1 on a node.
+    nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 /// The real system.
@@ -112,6 +138,10 @@ impl Host for RealHost {
 
     fn euid(&self) -> u32 {
         nix::unistd::geteuid().as_raw()
+    }
+
+    fn module_load_threads(&self) -> usize {
+        real_module_load_threads()
     }
 
     fn effective_capabilities(&self) -> io::Result<CapabilitySet> {
@@ -188,6 +218,7 @@ pub struct RecordingHost {
     ports_in_use: BTreeSet<u16>,
     sysctl_errors: BTreeMap<String, i32>,
     kernel_root: Option<PathBuf>,
+    load_threads: usize,
 }
 
 impl RecordingHost {
@@ -213,7 +244,14 @@ impl RecordingHost {
             ports_in_use: BTreeSet::new(),
             sysctl_errors: BTreeMap::new(),
             kernel_root: None,
+            load_threads: 1,
         }
+    }
+
+    /// Lets host preparation load up to `n` modules at once (default 1: calls in plan order).
+    pub fn with_load_threads(mut self, n: usize) -> Self {
+        self.load_threads = n;
+        self
     }
 
     /// Emulates the kernel's visible effects under `root` (a fake `/`): a successful load
@@ -316,6 +354,10 @@ impl RecordingHost {
 }
 
 impl Host for RecordingHost {
+    fn module_load_threads(&self) -> usize {
+        self.load_threads
+    }
+
     fn uname_release(&self) -> io::Result<String> {
         self.record(HostCall::Uname);
         match self.uname_error {

@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod drive;
+pub mod entropy;
 pub mod exec;
 pub mod host;
 pub mod init;

@@ -10,8 +10,6 @@
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::fmt;
@@ -168,7 +166,7 @@ impl fmt::Debug for Tls {
 
 /// The real client.
 pub struct HttpTransport {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<crate::http::Connector, Empty<Bytes>>,
     https: bool,
     timeouts: Timeouts,
 }

@@ -226,6 +226,21 @@ pub fn accel() -> &'static str {
     }
 }
 
+/// Whether the VM gets a virtio-rng device (unless `KUBEJOIN_VM_RNG=none`).
+pub fn rng() -> bool {
+    std::env::var("KUBEJOIN_VM_RNG").as_deref() != Ok("none")
+}
+
+/// The VM's CPUs: 1 unless `KUBEJOIN_VM_SMP=N` (1–8), which `scripts/bench --vm` uses to
+/// measure what loading modules in parallel gives a guest with more than one CPU.
+pub fn smp() -> u32 {
+    std::env::var("KUBEJOIN_VM_SMP")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| (1..=8).contains(n))
+        .unwrap_or(1)
+}
+
 /// The qemu command line for `spec` (without the namespace wrapper).
 pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
     let mut a: Vec<String> = vec![
@@ -238,7 +253,7 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         "-m".into(),
         spec.memory_mb.to_string(),
         "-smp".into(),
-        "1".into(),
+        smp().to_string(),
         "-kernel".into(),
         spec.kernel.display().to_string(),
         "-initrd".into(),
@@ -252,6 +267,13 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         "-serial".into(),
         format!("file:{}", spec.serial_log.display()),
     ];
+    if rng() {
+        // A hardware random source, as cloud and libvirt VMs have (and real CPUs, through
+        // RDRAND, which the emulated CPU lacks): without one the guest kernel's random pool
+        // takes ~1 s of timer jitter to initialise, and the first TLS handshake waits for it
+        // (src/sys/entropy.rs). `KUBEJOIN_VM_RNG=none` boots without it to measure that.
+        a.extend(["-device".into(), "virtio-rng-pci".into()]);
+    }
     if let Some(disk) = &spec.disk {
         a.extend([
             "-drive".into(),
@@ -847,9 +869,11 @@ mod tests {
         assert!(s.contains("-no-reboot"));
         assert!(s.contains("-machine pc,accel=tcg"));
         assert!(s.contains("-netdev user,id=n0 -device virtio-net-pci,netdev=n0"));
+        assert_eq!(s.contains("-device virtio-rng-pci"), rng());
         assert!(s.contains("-serial file:/tmp/s.log"));
         assert!(!s.contains("-cpu host"));
         assert!(s.contains("-rtc base=2015-01-01"));
+        assert!(s.contains(&format!("-smp {} ", smp())));
         assert!(s.contains(
             "-drive file=/tmp/root.img,format=raw,if=virtio -drive file=/tmp/config-drive.iso,format=raw,if=virtio,readonly=on"
         ));
