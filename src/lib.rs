@@ -27,6 +27,7 @@ pub mod error;
 pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod goyaml;
 pub mod handoff;
 pub mod host;
 pub mod http;

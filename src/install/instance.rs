@@ -9,9 +9,11 @@
 //! scalars where YAML allows them). The cluster's KubeletConfiguration is itself that
 //! marshaller's output, with `containerRuntimeEndpoint: ""` in its sorted place, so the patch is
 //! the replacement of that one top-level line (or its insertion in key order when absent), and
-//! the result is checked by parsing it back. When kubeadm does this is in [`crate::versions`].
+//! the result is checked by parsing it back (the value written by [`crate::goyaml`]). When kubeadm
+//! does this is in [`crate::versions`].
 
 use super::flags::go_quote;
+use crate::goyaml::string_scalar;
 use crate::yaml;
 
 /// The node path of the instance configuration.
@@ -22,31 +24,6 @@ const KEY: &str = "containerRuntimeEndpoint";
 /// The instance configuration file's content.
 pub fn render(endpoint: &str) -> String {
     format!("{KEY}: {}\n", go_quote(endpoint))
-}
-
-/// `value` as a YAML scalar the way go-yaml writes a string: plain when it reads back as the
-/// same string, double-quoted otherwise.
-fn scalar(value: &str) -> String {
-    let plain_chars = value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/:._-+@=,".contains(c));
-    let starts_plain = value
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/' || c == '.');
-    let reads_back = match yaml::documents(&format!("k: {value}\n")) {
-        Ok(docs) => docs
-            .first()
-            .and_then(|d| d.get("k"))
-            .and_then(yaml::Node::as_scalar)
-            .is_some_and(|s| matches!(s.resolve(), yaml::Resolved::Str(t) if t == value)),
-        Err(_) => false,
-    };
-    if plain_chars && starts_plain && reads_back && !value.ends_with(':') {
-        value.to_string()
-    } else {
-        go_quote(value)
-    }
 }
 
 /// The top-level key a line starts, if it starts one (`key:` at column 0).
@@ -65,7 +42,7 @@ pub struct PatchError(String);
 
 /// `kubelet_config` with its top-level `containerRuntimeEndpoint` set to `endpoint`.
 pub fn patch_kubelet_config(kubelet_config: &str, endpoint: &str) -> Result<String, PatchError> {
-    let line = format!("{KEY}: {}", scalar(endpoint));
+    let line = format!("{KEY}: {}", string_scalar(endpoint));
     let lines: Vec<&str> = kubelet_config.lines().collect();
     let mut out: Vec<String> = Vec::with_capacity(lines.len() + 1);
     let mut placed = false;
@@ -182,13 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn values_yaml_would_misread_are_quoted() {
-        for v in ["true", "1", "", "a: b", "#x", "null", "x #y"] {
+    fn values_yaml_would_misread_are_quoted_as_go_yaml_quotes_them() {
+        for (v, want) in [
+            ("true", "\"true\""),
+            ("1", "\"1\""),
+            ("", "\"\""),
+            ("null", "\"null\""),
+            ("a: b", "'a: b'"),
+            ("#x", "'#x'"),
+            ("x #y", "'x #y'"),
+        ] {
             let out = patch_kubelet_config("kind: K\n", v).unwrap();
-            assert!(
-                out.contains(&format!("{KEY}: {}", go_quote(v))),
-                "{v:?}: {out}"
-            );
+            assert!(out.contains(&format!("{KEY}: {want}\n")), "{v:?}: {out}");
         }
     }
 

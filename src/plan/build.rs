@@ -409,31 +409,7 @@ mod tests {
     use crate::plan::platform::Platform;
     use crate::plan::values::Values;
 
-    const TOKEN: &str = "abcdef.0123456789abcdef";
-    const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
-
-    fn values(pairs: &[(Key, &str)]) -> Values {
-        let mut v = Values::default();
-        for (k, val) in pairs {
-            v.set(*k, Some(val)).unwrap();
-        }
-        v
-    }
-
-    fn file() -> Source {
-        Source::File("/etc/kubejoin.yaml".into())
-    }
-
-    fn token_layer() -> Layer {
-        Layer::new(
-            Source::Cmdline,
-            values(&[
-                (Key::Endpoint, "10.0.0.1:6443"),
-                (Key::Token, TOKEN),
-                (Key::CaCertHash, PIN),
-            ]),
-        )
-    }
+    use crate::plan::testutil::{file, token_layer, values, TOKEN};
 
     #[test]
     fn to_plan_builds_a_token_join() {

@@ -341,23 +341,9 @@ pub fn merge(layers: &[Layer]) -> Settings {
 mod tests {
     use super::*;
 
-    const TOKEN: &str = "abcdef.0123456789abcdef";
-
-    const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
+    use crate::plan::testutil::{file, values, PIN, TOKEN};
 
     const PIN2: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000002";
-
-    fn values(pairs: &[(Key, &str)]) -> Values {
-        let mut v = Values::default();
-        for (k, val) in pairs {
-            v.set(*k, Some(val)).unwrap();
-        }
-        v
-    }
-
-    fn file() -> Source {
-        Source::File("/etc/kubejoin.yaml".into())
-    }
 
     #[test]
     fn sources_display_as_plan_prints_them() {

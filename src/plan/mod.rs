@@ -13,6 +13,8 @@ pub mod merge;
 pub mod network;
 pub mod node_name;
 pub mod platform;
+#[cfg(test)]
+mod testutil;
 pub mod values;
 pub mod version;
 

@@ -101,39 +101,12 @@ impl Shown for String {
     }
 }
 
-impl Shown for bool {
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-    fn same(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-
 impl Shown for BootstrapToken {
     fn shown(&self) -> String {
         self.to_string()
     }
     fn same(&self, other: &Self) -> bool {
         self.ct_eq(other)
-    }
-}
-
-impl Shown for CertificateKey {
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-    fn same(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-
-impl Shown for u16 {
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-    fn same(&self, other: &Self) -> bool {
-        self == other
     }
 }
 
@@ -146,32 +119,22 @@ impl Shown for Duration {
     }
 }
 
-impl Shown for ConfigPin {
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-    fn same(&self, other: &Self) -> bool {
-        self == other
-    }
+/// Values shown by their `Display` (which redacts where needed, e.g. [`CertificateKey`]) and
+/// compared with `==`.
+macro_rules! shown_by_display {
+    ($($t:ty),* $(,)?) => {$(
+        impl Shown for $t {
+            fn shown(&self) -> String {
+                self.to_string()
+            }
+            fn same(&self, other: &Self) -> bool {
+                self == other
+            }
+        }
+    )*};
 }
 
-impl Shown for IpAddr {
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-    fn same(&self, other: &Self) -> bool {
-        self == other
-    }
-}
-
-impl Shown for NetworkSpec {
-    fn shown(&self) -> String {
-        self.to_string()
-    }
-    fn same(&self, other: &Self) -> bool {
-        self == other
-    }
-}
+shown_by_display!(bool, CertificateKey, u16, ConfigPin, IpAddr, NetworkSpec);
 
 impl Shown for Vec<String> {
     fn shown(&self) -> String {
