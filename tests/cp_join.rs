@@ -234,17 +234,13 @@ fn a_control_plane_joins_a_stacked_etcd_cluster() {
             "{etcd_yaml}"
         );
         assert!(etcd_yaml.contains("    - --initial-cluster-state=existing\n"));
-        // The worker's files, with kubeadm's control-plane taints for the kubelet to register.
+        // The worker's files, without `--register-with-taints`: kubeadm passes it only for a
+        // worker; mark-control-plane taints a control plane (checked on the Node below).
         let flags = read(&root, "/var/lib/kubelet/kubeadm-flags.env");
-        let want_flag = format!(
-            "--register-with-taints={}",
-            taints
-                .iter()
-                .map(|t| format!("{t}:NoSchedule"))
-                .collect::<Vec<_>>()
-                .join(",")
+        assert!(
+            !flags.contains("--register-with-taints"),
+            "{version}: {flags}"
         );
-        assert!(flags.contains(&want_flag), "{version}: {flags}");
         assert_eq!(mode(&root, "/etc/kubernetes/kubelet.conf"), 0o600);
 
         // The requests: the Secret with the bootstrap token, the etcd Pods and the PATCH with
@@ -392,8 +388,8 @@ fn a_dry_run_lists_files_and_requests_and_writes_nothing() {
         "  write   /etc/kubernetes/pki/apiserver.key (0600): this control plane's certificate or key",
         "  write   /etc/kubernetes/admin.conf (0600): kubeconfig of a control-plane component",
         "  write   /etc/kubernetes/manifests/kube-apiserver.yaml (0600): static Pod manifest",
-        "  certificate apiserver.crt: subject CN=kube-apiserver, issuer ca, SANs [cp-2, kubernetes, kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.cluster.local, 10.96.0.1, 127.0.0.2, 127.0.0.1]",
-        "  certificate apiserver-kubelet-client.crt: subject CN=kube-apiserver-kubelet-client, O=kubeadm:cluster-admins, issuer ca, SANs []",
+        "  certificate apiserver.crt: subject CN=kube-apiserver, issuer ca, signed for DNS names [cp-2 kubernetes kubernetes.default kubernetes.default.svc kubernetes.default.svc.cluster.local] and IPs [10.96.0.1 127.0.0.2 127.0.0.1]",
+        "  certificate apiserver-kubelet-client.crt: subject CN=kube-apiserver-kubelet-client, O=kubeadm:cluster-admins, issuer ca, no SANs",
         "\"isLearner\":true}",
         "would: PATCH /api/v1/nodes/cp-2 (strategic merge) with labels [node-role.kubernetes.io/control-plane, node.kubernetes.io/exclude-from-external-load-balancers] and taints [node-role.kubernetes.io/control-plane:NoSchedule]",
     ] {

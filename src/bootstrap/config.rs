@@ -169,6 +169,17 @@ pub struct Resume {
     kubeadm: std::sync::Mutex<Option<ConfigMap>>,
 }
 
+impl Resume {
+    /// Starts from `kubeadm-config` already read by an earlier phase of the same join (a
+    /// control-plane join reads it in control-plane-prepare): the cluster-config phase then
+    /// reads only the kubelet-config ConfigMap.
+    pub fn with_kubeadm_config(cm: ConfigMap) -> Resume {
+        Resume {
+            kubeadm: std::sync::Mutex::new(Some(cm)),
+        }
+    }
+}
+
 /// [`fetch`] as one attempt of a retried phase: it starts from what an earlier attempt with
 /// the same `resume` already read.
 pub async fn fetch_resuming(cluster: &Cluster, resume: &Resume) -> Result<ClusterConfig, Error> {

@@ -15,8 +15,8 @@
 //!    `Port-2380`); `--force` or `--ignore-preflight-errors` lets a re-run overwrite them;
 //! 3. `control-plane-files`: everything written through the one atomic writer, shared PKI
 //!    first, manifests last, private keys 0600;
-//! 4. `kubelet-start`: the worker's path (TLS bootstrap, kubelet files), with the control-plane
-//!    taints of the version passed to `--register-with-taints` as kubeadm does;
+//! 4. `kubelet-start`: the worker's path (TLS bootstrap, kubelet files), without
+//!    `--register-with-taints` (kubeadm passes it only for a worker; step 6 taints the node);
 //! 5. `etcd-join` (stacked etcd): endpoints from the etcd Pods' annotation (listed with the new
 //!    admin credentials), `member add` (as a learner where the version does, then `promote`
 //!    once it is in sync), `etcd.yaml` with `--initial-cluster-state=existing`; a re-run finds
@@ -34,6 +34,7 @@ use super::finish;
 pub use super::join_error::Error;
 use super::manifests;
 use super::prepare;
+use crate::bootstrap::config::Resume;
 use crate::deadline::{Deadline, PhaseClock};
 use crate::discovery::Discovered;
 use crate::fs::root::Root;
@@ -54,7 +55,8 @@ const HEALTH_PHASE: Duration = Duration::from_secs(240);
 const MARK_PHASE: Duration = Duration::from_secs(240);
 
 /// Runs a control-plane join: its phases before the kubelet, then `kubelet_start` (the worker's
-/// path, given the plan with the control-plane taints), then its phases after. Every phase is
+/// path, given the plan and the `kubeadm-config` already read, so the join reads it once), then
+/// its phases after. Every phase is
 /// bounded by its own limit and by `deadline`. With `plan.dry_run` only reads happen.
 pub async fn join<T, E, F>(
     plan: &JoinPlan,
@@ -64,7 +66,7 @@ pub async fn join<T, E, F>(
     kubelet_start: F,
 ) -> Result<T, E>
 where
-    F: AsyncFnOnce(&JoinPlan) -> Result<T, E>,
+    F: AsyncFnOnce(&JoinPlan, Resume) -> Result<T, E>,
     E: From<Error>,
 {
     let root = Root::new(&plan.root);
@@ -110,19 +112,23 @@ where
         phase.ok();
     }
 
-    // kubeadm registers a control-plane node with its control-plane taints unless the
-    // JoinConfiguration sets taints itself (`SetNodeRegistrationDynamicDefaults`).
+    // A control-plane node gets the version's control-plane taints unless the
+    // JoinConfiguration sets taints itself (`SetNodeRegistrationDynamicDefaults`). They are
+    // applied by mark-control-plane, not by the kubelet's registration: kubeadm's kubelet-start
+    // passes `--register-with-taints` only for a worker (`registerTaintsUsingFlags :=
+    // cfg.ControlPlane == nil`, phases/join/kubelet.go), and the real v1.24 capture's
+    // kubeadm-flags.env has no such flag.
     let taints = if plan.taints.is_empty() {
         finish::default_taints(prepared.cfg.minor())
     } else {
         plan.taints.clone()
     };
     let mut worker = plan.clone();
-    worker.taints = taints.clone();
+    worker.taints = Vec::new();
 
     if plan.dry_run {
         prepare::print_dry_run(&prepared, cp);
-        return kubelet_start(&worker).await;
+        return kubelet_start(&worker, prepared.resume()).await;
     }
 
     let phase = log::phase("control-plane-files");
@@ -139,7 +145,7 @@ where
     write(&root, steps, deadline).await?;
     phase.ok();
 
-    let out = kubelet_start(&worker).await?;
+    let out = kubelet_start(&worker, prepared.resume()).await?;
 
     let admin = kube::client(
         &d.server,

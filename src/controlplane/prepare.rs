@@ -8,9 +8,11 @@ use super::finish;
 use super::join_error::{api, Error};
 use super::pki::{self, Ca, PkiError};
 use super::{kubeconfigs, manifests, NodeFile};
+use crate::bootstrap::config::Resume;
 use crate::discovery::Discovered;
 use crate::fs::root::Root;
 use crate::kube;
+use crate::kube::types::ConfigMap;
 use crate::plan::control_plane::ControlPlanePlan;
 use crate::plan::JoinPlan;
 use crate::{info, warn};
@@ -31,6 +33,15 @@ pub(super) struct Prepared {
     pub(super) etcd_client: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     /// For a dry run: one line per certificate (subject, issuer, SANs).
     pub(super) cert_lines: Vec<String>,
+    /// `kube-system/kubeadm-config` as read, for kubelet-start.
+    pub(super) kubeadm_config: ConfigMap,
+}
+
+impl Prepared {
+    /// What kubelet-start starts from: `kubeadm-config` is not read a second time.
+    pub(super) fn resume(&self) -> Resume {
+        Resume::with_kubeadm_config(self.kubeadm_config.clone())
+    }
 }
 
 fn unix_now() -> i64 {
@@ -49,13 +60,15 @@ pub(super) async fn prepare(
     d: &Discovered,
 ) -> Result<Prepared, Error> {
     let server = client.server().to_string();
-    let cm: Value = client
+    // Read once per join: kubelet-start resumes from it (`Prepared::resume`).
+    let cm: ConfigMap = client
         .get(KUBEADM_CONFIG, "ConfigMap")
         .await
         .map_err(api("getting ConfigMap kube-system/kubeadm-config", &server))?;
     let text = cm
-        .pointer("/data/ClusterConfiguration")
-        .and_then(Value::as_str)
+        .data
+        .as_ref()
+        .and_then(|d| d.get("ClusterConfiguration"))
         .ok_or(Error::Config(super::cluster::ConfigError::Missing(
             "ClusterConfiguration",
         )))?;
@@ -245,17 +258,29 @@ pub(super) async fn prepare(
                 pki::CaName::FrontProxyCa => "front-proxy-ca",
                 pki::CaName::EtcdCa => "etcd/ca",
             };
-            let mut sans: Vec<String> = s.dns_names.clone();
-            sans.extend(s.ips.iter().map(|i| i.to_string()));
+            // SANs in kubeadm's words (`[certs] … serving cert is signed for DNS names [..]
+            // and IPs [..]`, Go's `%v` of a slice), so the two dry runs compare line for line.
+            let sans = if s.dns_names.is_empty() && s.ips.is_empty() {
+                "no SANs".to_string()
+            } else {
+                format!(
+                    "signed for DNS names [{}] and IPs [{}]",
+                    s.dns_names.join(" "),
+                    s.ips
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            };
             format!(
-                "{}.crt: subject CN={}{}, issuer {ca_name}, SANs [{}]",
+                "{}.crt: subject CN={}{}, issuer {ca_name}, {sans}",
                 s.base_name,
                 s.common_name,
                 s.organization
                     .iter()
                     .map(|o| format!(", O={o}"))
                     .collect::<String>(),
-                sans.join(", ")
             )
         })
         .collect();
@@ -285,6 +310,7 @@ pub(super) async fn prepare(
         admin,
         etcd_client,
         cert_lines,
+        kubeadm_config: cm,
     })
 }
 

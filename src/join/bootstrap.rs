@@ -36,6 +36,19 @@ pub async fn bootstrap_and_install_within(
     tuning: &Tuning,
     run: &mut Run,
 ) -> Result<Joined, Error> {
+    bootstrap_and_install_resuming(plan, d, sys, tuning, run, config::Resume::default()).await
+}
+
+/// [`bootstrap_and_install_within`] starting from what an earlier phase of the same join read
+/// (`resume`: the control-plane join's `kubeadm-config`, so it is read once per join).
+pub async fn bootstrap_and_install_resuming(
+    plan: &JoinPlan,
+    d: &Discovered,
+    sys: &dyn Exec,
+    tuning: &Tuning,
+    run: &mut Run,
+    resume: config::Resume,
+) -> Result<Joined, Error> {
     let root = Root::new(&plan.root);
     let id = bootstrap::resolve_node_name(plan.node_name.as_ref(), sys)?;
     let node = id.name.as_str().to_string();
@@ -112,7 +125,6 @@ pub async fn bootstrap_and_install_within(
     // has just restarted refuses valid tokens for a moment: retry::Persistence).
     let stage = run.begin("cluster-config", tuning.api_phase);
     let cluster = Cluster::connect(d)?;
-    let resume = config::Resume::default();
     let cfg = backoff::within(
         &stage.clock,
         &tuning.backoff,

@@ -35,7 +35,9 @@ mod error;
 mod host;
 mod run;
 
-pub use bootstrap::{bootstrap_and_install, bootstrap_and_install_within};
+pub use bootstrap::{
+    bootstrap_and_install, bootstrap_and_install_resuming, bootstrap_and_install_within,
+};
 pub use discover::discover_within;
 pub use error::Error;
 pub use host::host_prep;
@@ -282,8 +284,8 @@ impl<'a> Join<'a> {
                         cp,
                         d,
                         deadline,
-                        async |p: &JoinPlan| {
-                            bootstrap_and_install_within(p, d, exec, tuning, run).await
+                        async |p: &JoinPlan, resume| {
+                            bootstrap_and_install_resuming(p, d, exec, tuning, run, resume).await
                         },
                     )
                     .await?
