@@ -246,6 +246,14 @@ fn a_control_plane_joins_a_stacked_etcd_cluster() {
         // The requests: the Secret with the bootstrap token, the etcd Pods and the PATCH with
         // the new admin credentials, the health check.
         let reqs = cp.requests();
+        // kubeadm-config once: control-plane-prepare reads it, kubelet-start resumes from it.
+        assert_eq!(
+            reqs.iter()
+                .filter(|q| q.path == "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+                .count(),
+            1,
+            "{version}: kubeadm-config read once"
+        );
         let saw = |method: &str, path: &str, user: &str| {
             reqs.iter()
                 .any(|q| q.method == method && q.path == path && q.user == user && q.status < 300)
