@@ -192,7 +192,12 @@ fn crash_and_rerun(fp: &str, reference: &BTreeMap<String, Kind>) {
     let cp = start();
     let t = tempfile::tempdir().unwrap();
     let out = kubejoin(&cp, t.path(), Some(fp), &[]);
-    assert_eq!(out.status.signal(), Some(6), "must die at {fp}:\n{}", text(&out));
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "must die at {fp}:\n{}",
+        text(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&format!("failpoint: {fp}: aborting")),
         "{}",
@@ -202,16 +207,25 @@ fn crash_and_rerun(fp: &str, reference: &BTreeMap<String, Kind>) {
 
     let out = kubejoin(&cp, t.path(), None, &["--force"]);
     assert!(out.status.success(), "re-run after {fp}:\n{}", text(&out));
+    let after = snapshot(&t.path().join("root"));
     assert_eq!(
-        &shape(&snapshot(&t.path().join("root"))),
+        &shape(&after),
         reference,
         "after a crash at {fp} and a re-run, the root differs from a clean join's"
     );
+    // The shared PKI is the first control plane's, byte for byte.
+    for (name, content) in cp.shared_files() {
+        let p = format!("/etc/kubernetes/pki/{name}");
+        assert_eq!(after.get(&p).map(|(_, b)| b), Some(&content), "{fp}: {p}");
+    }
     let peer = format!("https://{ADVERTISE}:2380");
     let members = cp.etcd_members();
     assert_eq!(members.len(), 2, "{fp}: one member added: {members:?}");
     assert_eq!(
-        members.iter().filter(|m| m.peer_urls.contains(&peer)).count(),
+        members
+            .iter()
+            .filter(|m| m.peer_urls.contains(&peer))
+            .count(),
         1,
         "{fp}: {members:?}"
     );
@@ -265,7 +279,10 @@ fn a_crash_at_every_control_plane_write_re_runs_to_the_same_files() {
         .rposition(|f| Some(f) == worker.last())
         .unwrap();
     for f in &traced[first..=last] {
-        assert!(worker.contains(f), "{f}: a control-plane write inside kubelet-start");
+        assert!(
+            worker.contains(f),
+            "{f}: a control-plane write inside kubelet-start"
+        );
     }
     let points: Vec<String> = traced[..first]
         .iter()
@@ -293,7 +310,9 @@ fn a_crash_at_every_control_plane_write_re_runs_to_the_same_files() {
         "{points:#?}"
     );
     assert!(
-        points.iter().any(|f| f == "write.dir-synced:/etc/kubernetes/manifests/etcd.yaml"),
+        points
+            .iter()
+            .any(|f| f == "write.dir-synced:/etc/kubernetes/manifests/etcd.yaml"),
         "{points:#?}"
     );
 

@@ -159,15 +159,6 @@ fn kubeadm_files(log: &str) -> Kubeadm {
     k
 }
 
-/// The node path a `kubeadm-certs` entry is saved to (external etcd: the configured files; none
-/// in this cluster, whose three external entries are empty).
-fn entry_path(entry: &str) -> String {
-    match entry.strip_prefix("etcd-") {
-        Some(rest) => format!("{PKI}/etcd/{rest}"),
-        None => format!("{PKI}/{entry}"),
-    }
-}
-
 /// The capture's cluster.
 fn capture_cluster() -> Handle {
     kubejoin_testcp::start(Config {
@@ -243,9 +234,11 @@ fn the_dry_run_names_the_files_and_sans_kubeadm_v1_24_names() {
         .collect();
     assert_eq!(empty, kubeadm.skipped, "kubeadm-certs' empty entries");
     let mut want = kubeadm.files.clone();
+    // (`shared_files` names a file by its path under the certificates dir, an empty external
+    // entry by its Secret name.)
     for (name, content) in &secret {
         if !content.is_empty() {
-            want.insert(entry_path(name));
+            want.insert(format!("{PKI}/{name}"));
         }
     }
 
