@@ -732,13 +732,18 @@ pub fn etcd(
         json!({"requests": {"cpu": "100m", "memory": "100Mi"}}),
     );
     // Probes. Read (v1.31-era and newest local.go): liveness `/livez`, readiness `/readyz`,
-    // startup `/readyz` (kubeadm issue 3039). Inferred for v1.24–v1.30: liveness
-    // `/health?exclude=NOSPACE&serializable=true`, startup `/health?serializable=false`, no
-    // readiness probe.
+    // startup `/readyz` (kubeadm issue 3039). v1.24: plain `/health` for both: kubeadm moved
+    // the etcd probes to `/health?serializable=true` in v1.25 (CHANGELOG-1.25.md, PR #110072)
+    // and the older local.go probes `/health`; the startup probe's `/health` is inferred.
+    // Inferred for v1.25–v1.30: liveness `/health?exclude=NOSPACE&serializable=true`, startup
+    // `/health?serializable=false`, no readiness probe.
     if minor >= 31 {
         c.insert("livenessProbe".into(), liveness(&ph, "/livez", pp, ps));
         c.insert("readinessProbe".into(), readiness(&ph, "/readyz", pp, ps));
         c.insert("startupProbe".into(), startup(&ph, "/readyz", pp, ps));
+    } else if minor <= 24 {
+        c.insert("livenessProbe".into(), liveness(&ph, "/health", pp, ps));
+        c.insert("startupProbe".into(), startup(&ph, "/health", pp, ps));
     } else {
         c.insert(
             "livenessProbe".into(),
