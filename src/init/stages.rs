@@ -757,6 +757,39 @@ mod tests {
     }
 
     #[test]
+    fn a_control_plane_join_from_the_command_line_is_refused_before_any_request() {
+        const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+        // Nothing listens on port 9: a request would fail with another error than the refusal.
+        let (o, _d) = opts(&format!(
+            "console=ttyS0 kubejoin.endpoint=127.0.0.1:9 kubejoin.token=abcdef.0123456789abcdef \
+             kubejoin.ca-cert-hash={PIN} kubejoin.control-plane kubejoin.certificate-key={KEY} \
+             kubejoin.advertise-address=10.0.0.2"
+        ));
+        let rt = rt();
+        let plan = rt.block_on(load_plan(&o, Path::new("/sysroot"))).unwrap();
+        assert!(plan.control_plane.is_some());
+        let system = crate::sys::System::recording("host");
+        let mut join = Join::new(plan, &system, Front::Boot);
+        for (phase, name) in [
+            (Phase::Clock, "clock"),
+            (Phase::Discovery, "discovery"),
+            (Phase::Join, "join"),
+        ] {
+            let e = rt.block_on(join.phase(phase)).unwrap_err();
+            // What PID 1's stage makes of it: a usage failure (no retry), the key nowhere.
+            let f = Failure::from_error(name, &e);
+            assert_eq!(f.class, Class::Usage, "{name}: {}", f.message);
+            assert!(
+                f.message.contains("not supported in PID-1 mode"),
+                "{}",
+                f.message
+            );
+            assert!(!f.message.contains(KEY) && !format!("{e:?}").contains(KEY));
+        }
+        assert!(join.joined().is_none());
+    }
+
+    #[test]
     fn bad_join_data_is_a_usage_failure_without_secrets() {
         let (o, _d) =
             opts("kubejoin.endpoint=10.0.2.2:6443 kubejoin.token=abcdef.0123456789abcdeZ");

@@ -175,6 +175,20 @@ impl<'a> Join<'a> {
 
     /// Runs one phase: the one place where each phase's work is chosen.
     pub async fn phase(&mut self, phase: Phase) -> Result<Done, Error> {
+        // PID 1 cannot finish a control-plane join (its phases after kubelet-start need a
+        // running kubelet, which PID 1 only starts by its handoff): refused before the first
+        // request (clock, discovery), not after the cluster was contacted.
+        if self.front == Front::Boot
+            && self.plan.control_plane.is_some()
+            && matches!(phase, Phase::Clock | Phase::Discovery | Phase::Join)
+        {
+            return Err(Error::Usage(crate::cli::UsageError::Args(
+                "a control-plane join (kubejoin.control-plane) is not supported in PID-1 mode yet: \
+                 run `kubejoin join --control-plane` on the booted system (handoff none, the kubelet \
+                 as a service)"
+                    .into(),
+            )));
+        }
         match (phase, self.front) {
             (Phase::Host, Front::Command) => {
                 host::prepare_host(&self.plan, &*self.system.host).map(|()| Done::Ok)
@@ -260,16 +274,6 @@ impl<'a> Join<'a> {
         let d = self.discovered.as_ref().ok_or_else(|| {
             Error::Internal("no discovered cluster (discovery did not run)".into())
         })?;
-        if self.front == Front::Boot && self.plan.control_plane.is_some() {
-            // The control-plane phases run around a running kubelet, which PID 1 only starts by
-            // its handoff at the very end.
-            return Err(Error::Usage(crate::cli::UsageError::Args(
-                "a control-plane join (kubejoin.control-plane) is not supported in PID-1 mode yet: \
-                 run `kubejoin join --control-plane` on the booted system (handoff none, the kubelet \
-                 as a service)"
-                    .into(),
-            )));
-        }
         let exec = &*self.system.exec;
         let tuning = &self.tuning;
         let joined = match (self.front, self.run.as_mut()) {
