@@ -131,6 +131,7 @@ pub fn values_from_config_file(cf: &ConfigFile) -> (Values, Vec<String>) {
         v.taints = nonempty(&taints);
         v.ignore_preflight_errors = nonempty(&nr.ignore_preflight_errors);
         v.skip_phases = nonempty(&j.skip_phases);
+        v.dry_run = j.dry_run.then_some(true);
         let defaults = joinconfig::Timeouts::default();
         if j.timeouts.discovery != defaults.discovery {
             v.discovery_timeout = Some(j.timeouts.discovery);
@@ -395,6 +396,23 @@ fn document_layer(
             Ok(Layer::new(origin, values))
         }
     }
+}
+
+/// A local config file (`real` on this machine, shown as `shown`) as a file layer: the one
+/// reader of config files, for `/etc/kubejoin.yaml` at boot and `kubejoin join --config` alike.
+/// `pin`, when given and not yet used, is checked against the file's bytes first.
+pub fn config_file_layer(
+    real: &Path,
+    shown: PathBuf,
+    pin: Option<(ConfigPin, &mut bool)>,
+    warnings: &mut Vec<String>,
+) -> Result<Layer, LoadError> {
+    let bytes = read_config(real)?;
+    let what = shown.display().to_string();
+    if let Some((pin, used)) = pin {
+        check_pin(Some(pin), used, &what, &bytes)?;
+    }
+    document_layer(&bytes, Source::File(shown), &what, warnings)
 }
 
 fn read_config(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -716,13 +734,10 @@ pub fn load_local(opts: &LoadOptions) -> Result<Local, LoadError> {
                     .map(|real| (real, PathBuf::from(DEFAULT_CONFIG_FILE))),
             };
             if let Some((real, shown)) = local {
-                let bytes = read_config(&real)?;
-                let what = shown.display().to_string();
-                check_pin(pin, &mut pin_used, &what, &bytes)?;
-                layers.push(document_layer(
-                    &bytes,
-                    Source::File(shown),
-                    &what,
+                layers.push(config_file_layer(
+                    &real,
+                    shown,
+                    pin.map(|p| (p, &mut pin_used)),
                     &mut warnings,
                 )?);
             }
@@ -913,7 +928,7 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
     // late. (A config drive is local: its user-data was read before the network.)
     if let Some(n) = &settings.network {
         let local = match &n.source {
-            Source::Cmdline | Source::File(_) | Source::Default => true,
+            Source::Flag | Source::Cmdline | Source::File(_) | Source::Default => true,
             Source::Dhcp | Source::Platform(_) => false,
             Source::Metadata(p) => *p == Platform::OpenStack && drive.is_some(),
         };
