@@ -51,17 +51,7 @@ pub(super) fn plan(a: JoinArgs) -> Result<JoinPlan, UsageError> {
     if plan.timeout.is_zero() {
         return Err(args_err("--timeout must be longer than 0"));
     }
-    // What only flags can say.
-    plan.force = a.force;
-    plan.host.keep_swap = a.keep_swap;
-    plan.discovery.retry_interval = dur(
-        "--discovery-retry-interval",
-        a.retry_interval.as_deref(),
-        Duration::from_secs(5),
-    )?;
-    if let Mode::Https { ca_file, .. } = &mut plan.discovery.mode {
-        ca_file.clone_from(&a.discovery_file_ca);
-    }
+    FlagsOnly::of(&a)?.apply(&mut plan);
     if let Some(cp) = &mut plan.control_plane {
         // The flag (or the key file's path) names where the key came from, as before the merge.
         if let (Some(k), Some((_, shown))) = (&settings.certificate_key, &a.certificate_key) {
@@ -83,6 +73,44 @@ pub(super) fn plan(a: JoinArgs) -> Result<JoinPlan, UsageError> {
         cp.healthz_url = Some(u.clone());
     }
     Ok(plan)
+}
+
+/// What only flags can say: set on the plan after the merge, on either route.
+#[derive(Debug, Clone)]
+pub struct FlagsOnly {
+    pub force: bool,
+    pub keep_swap: bool,
+    /// `--discovery-retry-interval` (default 5s).
+    pub retry_interval: Duration,
+    /// `--discovery-file-ca`: the CA bundle of an `https://` discovery file.
+    pub discovery_file_ca: Option<PathBuf>,
+}
+
+impl FlagsOnly {
+    pub(super) fn of(a: &JoinArgs) -> Result<Self, UsageError> {
+        Ok(Self {
+            force: a.force,
+            keep_swap: a.keep_swap,
+            retry_interval: dur(
+                "--discovery-retry-interval",
+                a.retry_interval.as_deref(),
+                Duration::from_secs(5),
+            )?,
+            discovery_file_ca: a.discovery_file_ca.clone(),
+        })
+    }
+
+    /// Sets them on a plan made by the merge.
+    pub fn apply(&self, plan: &mut JoinPlan) {
+        plan.force |= self.force;
+        plan.host.keep_swap |= self.keep_swap;
+        plan.discovery.retry_interval = self.retry_interval;
+        if let (Mode::Https { ca_file, .. }, Some(ca)) =
+            (&mut plan.discovery.mode, &self.discovery_file_ca)
+        {
+            *ca_file = Some(ca.clone());
+        }
+    }
 }
 
 /// A merged-settings error as the command line reports it: a value of the flags (or a missing
@@ -120,7 +148,7 @@ fn some_dur(flag: &'static str, s: Option<&str>) -> Result<Option<Duration>, Usa
 }
 
 /// The flags as one layer's values, each checked by its key's rule.
-fn flag_values(a: &JoinArgs) -> Result<Values, UsageError> {
+pub(super) fn flag_values(a: &JoinArgs) -> Result<Values, UsageError> {
     let mut v = Values::default();
     // Token discovery flags and a discovery file on one command line: which was meant is not
     // ours to guess (a `--token` alone may stay: it is then the TLS bootstrap token).

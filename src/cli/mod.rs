@@ -4,8 +4,8 @@
 use crate::error::{Class, Classify};
 use crate::kube::token::{BootstrapToken, TokenError};
 use crate::plan::build::PlanError;
-use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::plan::{HandoffMode, JoinPlan};
+use crate::plan::node_name::NodeNameError;
+use crate::plan::JoinPlan;
 use crate::time::duration;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ mod help;
 mod layer;
 
 pub use help::*;
+pub use layer::FlagsOnly;
 
 /// The candidate closest to `typed`, when it is close enough to be a typo: at most 3 edits and
 /// at most half the length (`jion` is 2 edits from `join`).
@@ -60,18 +61,16 @@ pub struct HostPrep {
     pub host: crate::host::HostConfig,
 }
 
-/// A join whose data comes from the boot sources, with the few command-line settings that still
-/// apply on top.
+/// A join whose data comes from the boot sources, with the command line's flags as the top
+/// layer of their merge.
 #[derive(Debug, Clone)]
 pub struct SourcesJoin {
     pub sources: SourceArgs,
     pub dry_run: bool,
-    pub force: bool,
-    pub handoff: Option<HandoffMode>,
-    pub kubelet_path: Option<PathBuf>,
-    pub node_name: Option<NodeName>,
-    /// `--ntp`: replaces the time sources of the boot sources.
-    pub time: Option<crate::plan::TimePlan>,
+    /// The flags given, as the top layer ([`crate::plan::merge::Source::Flag`]).
+    pub flags: crate::plan::values::Values,
+    /// What only flags can say, set on the merged plan.
+    pub only: FlagsOnly,
 }
 
 /// A command line that cannot be run. Never echoes token secrets.
@@ -704,45 +703,12 @@ fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
              kubejoin.certificate-key-file, kubejoin.advertise-address, or a JoinConfiguration's controlPlane)",
         ));
     }
-    let handoff = match a.handoff.as_deref() {
-        None => None,
-        Some("none") => Some(HandoffMode::None),
-        Some("exec") => Some(HandoffMode::Exec),
-        Some(other) => {
-            return Err(args_err(format!(
-                "--handoff {other:?}: expected exec or none"
-            )))
-        }
-    };
-    let node_name = a
-        .node_name
-        .as_deref()
-        .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
-        .transpose()
-        .map_err(UsageError::NodeName)?;
-    let time = (!a.ntp.is_empty())
-        .then(|| ntp_plan(&a.ntp, "flag"))
-        .transpose()?;
     Ok(SourcesJoin {
-        time,
         sources: source_args(&a),
         dry_run: a.dry_run,
-        force: a.force,
-        handoff,
-        kubelet_path: a.kubelet_path.clone(),
-        node_name,
+        flags: layer::flag_values(&a)?,
+        only: FlagsOnly::of(&a)?,
     })
-}
-
-/// `--ntp` values (or a config's `ntp:`) as the plan's `ntp` key checks them, from `source`.
-fn ntp_plan(given: &[String], source: &str) -> Result<crate::plan::TimePlan, UsageError> {
-    let mut v = crate::plan::values::Values::default();
-    for n in given {
-        v.set(crate::plan::key::Key::Ntp, Some(n))
-            .map_err(|e| args_err(format!("--ntp {n:?}: {e}")))?;
-    }
-    crate::plan::TimePlan::of(&v.ntp.unwrap_or_default(), source)
-        .map_err(|e| args_err(format!("--ntp: {e}")))
 }
 
 fn token(flag: &'static str, s: &str) -> Result<BootstrapToken, UsageError> {
@@ -753,7 +719,7 @@ fn token(flag: &'static str, s: &str) -> Result<BootstrapToken, UsageError> {
 mod tests {
     use super::*;
     use crate::discovery::Mode;
-    use crate::plan::DEFAULT_CRI_SOCKET;
+    use crate::plan::{HandoffMode, DEFAULT_CRI_SOCKET};
     use std::time::Duration;
 
     const TOKEN: &str = "abcdef.0123456789abcdef";

@@ -217,6 +217,8 @@ pub struct LoadOptions {
     /// Mounts an OpenStack config drive; without it the drive is not read (a warning says so)
     /// and the metadata service is used.
     pub config_drive: Option<Arc<dyn Drive>>,
+    /// `kubejoin join`'s flags on the boot sources: the top layer ([`Source::Flag`]).
+    pub flags: Option<Values>,
     /// The image defaults (lowest layer).
     pub defaults: Values,
     /// NTP servers of the DHCP lease (option 42), once PID 1 has brought the network up: a
@@ -233,6 +235,7 @@ impl LoadOptions {
             config_drive: None,
             config_file: None,
             metadata: MetadataAccess::live(),
+            flags: None,
             defaults: Values::builtin_defaults(),
             dhcp_ntp: Vec::new(),
         }
@@ -902,6 +905,9 @@ pub async fn load_remote(opts: &LoadOptions, local: Local) -> Result<Loaded, Loa
                 }
             }
         }
+    }
+    if let Some(flags) = &opts.flags {
+        layers.push(Layer::new(Source::Flag, flags.clone()));
     }
     layers.push(Layer::new(Source::Default, opts.defaults.clone()));
     read_token_files(&mut layers, &opts.root)?;
