@@ -213,3 +213,47 @@ fn flags_override_the_config_key_by_key_with_the_boot_routes_conflict_rules() {
         "{text}"
     );
 }
+
+/// On the boot route too the flags are the top layer of the merge (not fields patched onto the
+/// finished plan): a flag that a boot source also sets wins with the conflict reported, and a flag
+/// the old route dropped (`--kubelet-arg`, `--timeout`) reaches the plan.
+#[test]
+fn flags_on_the_boot_sources_are_their_top_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmdline = dir.path().join("proc/cmdline");
+    std::fs::create_dir_all(cmdline.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cmdline,
+        format!(
+            "console=ttyS0 kubejoin.platform=none kubejoin.endpoint=127.0.0.1:1 kubejoin.token={TOKEN} \
+             kubejoin.ca-cert-hash={PIN} kubejoin.node-name=from-cmdline\n"
+        ),
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap();
+    let Command::JoinFromSources(j) = parse(&[
+        "join",
+        "--root",
+        root,
+        "--node-name",
+        "from-flag",
+        "--kubelet-arg",
+        "max-pods=50",
+    ]) else {
+        panic!("no discovery flags: the boot sources")
+    };
+    assert_eq!(j.flags.node_name.as_deref(), Some("from-flag"));
+    assert_eq!(
+        j.flags.kubelet_args,
+        [("max-pods".to_string(), "50".to_string())]
+    );
+    let (code, text) = join(&["--root", root, "--node-name", "from-flag"]);
+    assert!(code.is_some_and(|c| c != 0 && c != 2), "{text}");
+    assert!(
+        text.contains(
+            "node-name: using \"from-flag\" from flag, ignoring \"from-cmdline\" from cmdline"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("[discovery] failed"), "{text}");
+}
