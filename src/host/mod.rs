@@ -576,7 +576,7 @@ pub enum HostError {
         module: String,
         path: PathBuf,
         format: modules::Compression,
-        reason: String,
+        reason: modules::compress::DecompressError,
     },
     #[error("loading module {module} from {}: {meaning} ({})", path.display(), errno_name(*errno))]
     ModuleLoad {
