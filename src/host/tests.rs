@@ -375,6 +375,9 @@ impl Host for RefusingFlag {
     fn bind_tcp(&self, port: u16) -> std::io::Result<()> {
         self.0.bind_tcp(port)
     }
+    fn connect_unix(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.0.connect_unix(path)
+    }
 }
 
 #[test]
@@ -1031,6 +1034,14 @@ fn preflight_reports_every_problem_in_a_table() {
     );
     let (s, m) = status("CRI");
     assert!(s == CheckStatus::Error && m.starts_with("container runtime is not running: connecting to unix:///run/containerd/containerd.sock"), "{m}");
+    // The probe went through the seam, at the socket's path under the root.
+    assert!(
+        sys.calls().contains(&HostCall::ConnectUnix {
+            path: r.real("/run/containerd/containerd.sock")
+        }),
+        "{:?}",
+        sys.calls()
+    );
     let (s, m) = status("Swap");
     assert!(s == CheckStatus::Error && m.contains("/dev/vda2"), "{m}");
     assert_eq!(

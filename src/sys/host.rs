@@ -54,6 +54,10 @@ pub trait Host: fmt::Debug + Send + Sync {
     /// `AddrInUse` means something already listens there.
     fn bind_tcp(&self, port: u16) -> io::Result<()>;
 
+    /// Connects to the unix socket at `path` (a real path, under the root in use) and closes the
+    /// connection again: whether something listens there (the container runtime probe).
+    fn connect_unix(&self, path: &Path) -> io::Result<()>;
+
     /// How many modules host preparation may load at once (`finit_module` from that many
     /// threads; a module still starts only after the modules it needs). 1: one after another.
     fn module_load_threads(&self) -> usize {
@@ -171,6 +175,10 @@ impl Host for RealHost {
             })
             .map(drop)
     }
+
+    fn connect_unix(&self, path: &Path) -> io::Result<()> {
+        std::os::unix::net::UnixStream::connect(path).map(drop)
+    }
 }
 
 /// One recorded call on [`RecordingHost`].
@@ -197,6 +205,9 @@ pub enum HostCall {
     Capabilities,
     BindTcp {
         port: u16,
+    },
+    ConnectUnix {
+        path: PathBuf,
     },
     WriteSysctl {
         key: String,
@@ -450,6 +461,21 @@ impl Host for RecordingHost {
             return Err(io::Error::from(io::ErrorKind::AddrInUse));
         }
         Ok(())
+    }
+
+    /// Records the probe; something listens when a socket file is at `path` (tests bind one in
+    /// their temporary root), as the kernel would answer: `NotFound` without a file,
+    /// `ECONNREFUSED` for a file that is no socket.
+    fn connect_unix(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::FileTypeExt as _;
+        self.record(HostCall::ConnectUnix {
+            path: path.to_path_buf(),
+        });
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_socket() => Ok(()),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            Err(e) => Err(e),
+        }
     }
 }
 
