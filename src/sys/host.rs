@@ -23,6 +23,10 @@ pub trait Host: fmt::Debug + Send + Sync {
     /// The running kernel's release, as `uname -r` prints it.
     fn uname_release(&self) -> io::Result<String>;
 
+    /// Opens a module file (`real`: its path under the root in use) read-only, for
+    /// [`Host::finit_module`] or to read it whole for [`Host::init_module`].
+    fn open_module(&self, real: &Path) -> io::Result<File>;
+
     /// `finit_module(2)` on an open module file. `module` and `path` are for the record only:
     /// the kernel sees just the descriptor. `flags` are `MODULE_INIT_*` bits.
     fn finit_module(
@@ -100,6 +104,10 @@ impl Host for RealHost {
             .release()
             .to_string_lossy()
             .into_owned())
+    }
+
+    fn open_module(&self, real: &Path) -> io::Result<File> {
+        File::open(real)
     }
 
     fn finit_module(
@@ -207,6 +215,10 @@ pub enum HostCall {
         port: u16,
     },
     ConnectUnix {
+        path: PathBuf,
+    },
+    /// A module file opened for loading (its real path under the root).
+    OpenModule {
         path: PathBuf,
     },
     WriteSysctl {
@@ -375,6 +387,14 @@ impl Host for RecordingHost {
             Some(errno) => Err(io::Error::from_raw_os_error(errno)),
             None => Ok(self.release.clone()),
         }
+    }
+
+    /// Records the open; the file is the test root's own (a fixture kernel's module tree).
+    fn open_module(&self, real: &Path) -> io::Result<File> {
+        self.record(HostCall::OpenModule {
+            path: real.to_path_buf(),
+        });
+        File::open(real)
     }
 
     fn finit_module(
