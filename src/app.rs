@@ -101,31 +101,21 @@ pub async fn plan_from_sources(
 
 /// `kubejoin join` without discovery flags: the plan of the boot sources `opts` describes
 /// (normally [`load_options`] of `j.sources`; tests point the metadata at a loopback server),
-/// with the flags that were given on top, then host preparation and the join.
+/// with the flags that were given as its top layer, then host preparation and the join.
 pub async fn join_from_sources(
     j: &crate::cli::SourcesJoin,
     opts: &crate::source::load::LoadOptions,
     system: &System,
 ) -> Result<(), Error> {
-    let loaded = load_sources_with(opts).await?;
+    let mut opts = opts.clone();
+    opts.flags = Some(j.flags.clone());
+    let loaded = load_sources_with(&opts).await?;
     let mut plan = loaded
         .settings
         .to_plan(&j.sources.root)
         .map_err(Error::Settings)?;
     plan.dry_run |= j.dry_run;
-    plan.force |= j.force;
-    if let Some(h) = j.handoff {
-        plan.handoff = h;
-    }
-    if let Some(k) = &j.kubelet_path {
-        plan.kubelet_path = k.clone();
-    }
-    if let Some(n) = &j.node_name {
-        plan.node_name = Some(n.clone());
-    }
-    if let Some(t) = &j.time {
-        plan.time = t.clone();
-    }
+    j.only.apply(&mut plan);
     crate::join::run(plan, system).await
 }
 

@@ -142,8 +142,10 @@ fn join_with_a_hostile_config_file_is_refused_before_any_network() {
         ]);
         assert_eq!(code, 2, "{name}: {stderr}");
         assert!(stderr.contains(limit), "{name}: {stderr}");
+        // The same reader as the boot sources' (`plan --config` above), so the same message:
+        // the file, then the position.
         assert!(
-            stderr.contains(&format!("{}: line ", file.display())),
+            stderr.contains(&format!("file:{}", file.display())) && stderr.contains("at line "),
             "{name}: the file and position: {stderr}"
         );
     }

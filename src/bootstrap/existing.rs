@@ -61,11 +61,19 @@ impl Classify for Conflict {
 /// Reads a path a kubeconfig names (absolute as the node sees it) inside the root: every
 /// symlink on the way (`kubelet-client-current.pem` points at an absolute node path) resolves
 /// inside the root, as it will for the booted system, never on the host.
-fn read_node_file(root: &Root, p: &str) -> Result<Vec<u8>, String> {
-    root.read(p).map_err(|e| {
-        let shown = root.join(p).unwrap_or_else(|_| PathBuf::from(p));
-        format!("reading {}: {e}", shown.display())
+fn read_node_file(root: &Root, p: &str) -> Result<Vec<u8>, NodeFileError> {
+    root.read(p).map_err(|source| NodeFileError {
+        path: root.join(p).unwrap_or_else(|_| PathBuf::from(p)),
+        source,
     })
+}
+
+/// A file a kubeconfig names that could not be read (the reason the kubeconfig is unusable).
+#[derive(Debug, thiserror::Error)]
+#[error("reading {}: {source}", path.display())]
+struct NodeFileError {
+    path: PathBuf,
+    source: std::io::Error,
 }
 
 /// Inspects `/etc/kubernetes/kubelet.conf` under `root` for node `node`, against the
@@ -103,7 +111,7 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
         (Some(d), _) => d.clone(),
         (None, Some(p)) => match read_node_file(root, p) {
             Ok(d) => d,
-            Err(why) => return unreadable(why),
+            Err(why) => return unreadable(why.to_string()),
         },
         (None, None) => return unreadable("it names no cluster CA".into()),
     };
@@ -126,7 +134,7 @@ pub fn check(root: &Root, ca_der: &[Vec<u8>], node: &str, now: SystemTime) -> Ex
         (Some(d), _) => d.clone(),
         (None, Some(p)) => match read_node_file(root, p) {
             Ok(d) => d,
-            Err(why) => return Existing::Stale(why),
+            Err(why) => return Existing::Stale(why.to_string()),
         },
         (None, None) => return Existing::Stale("it has no client certificate".into()),
     };

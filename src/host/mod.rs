@@ -576,7 +576,7 @@ pub enum HostError {
         module: String,
         path: PathBuf,
         format: modules::Compression,
-        reason: String,
+        reason: modules::compress::DecompressError,
     },
     #[error("loading module {module} from {}: {meaning} ({})", path.display(), errno_name(*errno))]
     ModuleLoad {
@@ -588,7 +588,7 @@ pub enum HostError {
     #[error("invalid proxy mode {value:?} (expected iptables, ipvs, nftables or none)")]
     ProxyMode { value: String },
     #[error("invalid sysctl configuration: {reason}")]
-    Sysctl { reason: String },
+    Sysctl { reason: sysctl::AssignmentError },
     #[error("setting sysctl {key}: {} does not exist{}", path.display(), module.as_ref().map(|m| format!(" (load module {m} first)")).unwrap_or_default())]
     SysctlMissing {
         key: String,

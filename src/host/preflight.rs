@@ -235,7 +235,7 @@ pub fn preflight(
         }
     }
 
-    cri(&mut c, node, &cfg.cri_socket);
+    cri(&mut c, node, &cfg.cri_socket, sys);
 
     match swap::active(root) {
         Ok(a) if a.is_empty() => c.ok("Swap", ""),
@@ -299,7 +299,7 @@ fn file_available(c: &mut Checks<'_>, node: &Root, p: &str) {
     }
 }
 
-fn cri(c: &mut Checks<'_>, node: &Root, endpoint: &str) {
+fn cri(c: &mut Checks<'_>, node: &Root, endpoint: &str, sys: &dyn Host) {
     let path = match endpoint.strip_prefix("unix://") {
         Some(p) => p,
         None if endpoint.starts_with('/') => endpoint,
@@ -313,7 +313,7 @@ fn cri(c: &mut Checks<'_>, node: &Root, endpoint: &str) {
         }
     };
     match node.join(path) {
-        Ok(real) => match std::os::unix::net::UnixStream::connect(&real) {
+        Ok(real) => match sys.connect_unix(&real) {
             Ok(_) => c.ok("CRI", ""),
             Err(e) => c.push(
                 "CRI",

@@ -193,6 +193,15 @@ fn valid_key(path_key: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// A sysctl assignment that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssignmentError {
+    #[error("invalid sysctl key {0:?}")]
+    Key(String),
+    #[error("invalid value for {0}: contains a NUL byte")]
+    NulInValue(String),
+}
+
 /// Ordered assignments with systemd's override rule: assigning a key again replaces the value
 /// in place (the later file or line wins) and remembers what it replaced.
 #[derive(Debug, Default)]
@@ -205,15 +214,15 @@ impl Assignments {
         value: &str,
         source: String,
         notes: &mut Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AssignmentError> {
         let (k, ignore_failure) = strip_ignore(key);
         let path_key = to_path(k);
         if !valid_key(&path_key) {
-            return Err(format!("invalid sysctl key {key:?}"));
+            return Err(AssignmentError::Key(key.to_string()));
         }
         let value = value.trim().to_string();
         if value.contains('\0') {
-            return Err(format!("invalid value for {k}: contains a NUL byte"));
+            return Err(AssignmentError::NulInValue(k.to_string()));
         }
         if let Some(s) = self.0.iter_mut().find(|s| s.key == path_key) {
             if s.value != value {

@@ -66,6 +66,20 @@ fn default_plan_loads_the_real_chain_in_order_and_sets_sysctls() {
         sys.loaded(),
         vec!["overlay", "llc", "stp", "bridge", "br_netfilter"]
     );
+    // Every module file was opened through the seam, under the root.
+    let opened: Vec<PathBuf> = sys
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            HostCall::OpenModule { path } => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 5, "{opened:?}");
+    assert!(
+        opened.iter().all(|p| p.starts_with(r.root.path())),
+        "{opened:?}"
+    );
     let calls = finit_calls(&sys);
     assert_eq!(
         calls[3],
@@ -266,7 +280,7 @@ fn compressed_modules_use_in_kernel_decompression_when_advertised() {
     let calls: Vec<HostCall> = sys
         .calls()
         .into_iter()
-        .filter(|c| !matches!(c, HostCall::Uname))
+        .filter(|c| !matches!(c, HostCall::Uname | HostCall::OpenModule { .. }))
         .collect();
     assert_eq!(
         calls,
@@ -374,6 +388,12 @@ impl Host for RefusingFlag {
     }
     fn bind_tcp(&self, port: u16) -> std::io::Result<()> {
         self.0.bind_tcp(port)
+    }
+    fn connect_unix(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.0.connect_unix(path)
+    }
+    fn open_module(&self, real: &std::path::Path) -> std::io::Result<std::fs::File> {
+        self.0.open_module(real)
     }
 }
 
@@ -1031,6 +1051,14 @@ fn preflight_reports_every_problem_in_a_table() {
     );
     let (s, m) = status("CRI");
     assert!(s == CheckStatus::Error && m.starts_with("container runtime is not running: connecting to unix:///run/containerd/containerd.sock"), "{m}");
+    // The probe went through the seam, at the socket's path under the root.
+    assert!(
+        sys.calls().contains(&HostCall::ConnectUnix {
+            path: r.real("/run/containerd/containerd.sock")
+        }),
+        "{:?}",
+        sys.calls()
+    );
     let (s, m) = status("Swap");
     assert!(s == CheckStatus::Error && m.contains("/dev/vda2"), "{m}");
     assert_eq!(

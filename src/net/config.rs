@@ -144,11 +144,11 @@ impl NetConfig {
                 Some(v) => format!("{key}={v}"),
                 None => key.clone(),
             };
-            let bad = |reason: String| NetError::Cmdline {
+            let bad = |reason: ParamError| NetError::Cmdline {
                 param: param.clone(),
                 reason,
             };
-            let need = || value.as_deref().ok_or_else(|| bad("needs a value".into()));
+            let need = || value.as_deref().ok_or_else(|| bad(ParamError::NoValue));
             match key.as_str() {
                 "ip" => match parse_ip(need()?).map_err(bad)? {
                     None => off = Some(param.clone()),
@@ -158,7 +158,7 @@ impl NetConfig {
                                 Some(d) => format!("link {d}"),
                                 None => "all links".to_string(),
                             };
-                            return Err(bad(format!("a second ip= for {what}")));
+                            return Err(bad(ParamError::SecondIp(what)));
                         }
                         specs.push(spec);
                     }
@@ -170,7 +170,7 @@ impl NetConfig {
                     cfg.peer_dns = match need()? {
                         "0" | "no" | "off" => false,
                         "1" | "yes" | "on" => true,
-                        _ => return Err(bad("expected 0 or 1".into())),
+                        _ => return Err(bad(ParamError::NotBool)),
                     }
                 }
                 "rd.net.timeout.iflink" => cfg.timeouts.link = seconds(need()?).map_err(bad)?,
@@ -183,7 +183,7 @@ impl NetConfig {
             (Some(off), false) => {
                 return Err(NetError::Cmdline {
                     param: off,
-                    reason: "turns networking off, but other ip= parameters configure links".into(),
+                    reason: ParamError::OffWithLinks,
                 })
             }
             (None, true) => NetMode::Auto,
@@ -194,21 +194,84 @@ impl NetConfig {
     }
 }
 
-fn seconds(v: &str) -> Result<Duration, String> {
+/// A network parameter of the kernel command line that cannot be used (`NetError::Cmdline`
+/// names the parameter). Each variant carries the text at fault; none is a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("needs a value")]
+    NoValue,
+    #[error("expected 0 or 1")]
+    NotBool,
+    #[error("a second ip= for {0}")]
+    SecondIp(String),
+    #[error("turns networking off, but other ip= parameters configure links")]
+    OffWithLinks,
+    #[error("`{0}` is not a whole number of seconds")]
+    Seconds(String),
+    #[error("{what} `{value}` is IPv6; only IPv4 is supported")]
+    Ipv6Address { what: &'static str, value: String },
+    #[error("{what} `{value}` is not an IPv4 address")]
+    NotIpv4 { what: &'static str, value: String },
+    #[error("`{0}` is not a valid interface name")]
+    Device(String),
+    #[error("`{0}` is not a valid host name")]
+    Hostname(String),
+    #[error("MTU `{0}` is not a number from 68 to 65535")]
+    Mtu(String),
+    #[error("autoconf `{0}` is IPv6; only IPv4 (dhcp, or static with off) is supported")]
+    Autoconf6(String),
+    #[error("autoconf `{0}` is not supported; use dhcp, or off with a static address")]
+    AutoconfUnsupported(String),
+    #[error("unknown autoconf `{0}` (expected dhcp, on, any, off, none)")]
+    AutoconfUnknown(String),
+    #[error("is empty (expected dhcp, off, <dev>:dhcp or a static configuration)")]
+    Empty,
+    #[error("IPv6 addresses are not supported; only IPv4")]
+    Ipv6,
+    #[error("`{0}` is not dhcp, off, or a static configuration")]
+    NotAMethod(String),
+    #[error("`{0}` needs dhcp as its method")]
+    NeedsDhcp(String),
+    #[error("setting a MAC address is not supported")]
+    MacAddress,
+    #[error("has {0} fields; the most is 10")]
+    TooManyFields(usize),
+    #[error("prefix length `{0}` is not a number from 0 to 32")]
+    Prefix(String),
+    #[error("netmask `{0}` is not a prefix length from 0 to 32")]
+    NetmaskPrefix(String),
+    #[error("netmask `{0}` is not a contiguous IPv4 netmask")]
+    Netmask(String),
+    #[error("too many fields after <mtu>:<macaddr>")]
+    AfterMac,
+    #[error("prefix /{0} and netmask /{1} disagree")]
+    PrefixMismatch(u8, u8),
+    #[error("client IP `{0}` cannot be a host address")]
+    NotHost(Ipv4Addr),
+    #[error("a static configuration (autoconf off) needs a client IP")]
+    NoClientIp,
+}
+
+fn seconds(v: &str) -> Result<Duration, ParamError> {
     v.parse::<u64>()
         .map(Duration::from_secs)
-        .map_err(|_| format!("`{v}` is not a whole number of seconds"))
+        .map_err(|_| ParamError::Seconds(v.to_string()))
 }
 
-fn ipv4(v: &str, what: &str) -> Result<Ipv4Addr, String> {
+fn ipv4(v: &str, what: &'static str) -> Result<Ipv4Addr, ParamError> {
     if v.contains(':') || v.starts_with('[') {
-        return Err(format!("{what} `{v}` is IPv6; only IPv4 is supported"));
+        return Err(ParamError::Ipv6Address {
+            what,
+            value: v.to_string(),
+        });
     }
-    v.parse()
-        .map_err(|_| format!("{what} `{v}` is not an IPv4 address"))
+    v.parse().map_err(|_| ParamError::NotIpv4 {
+        what,
+        value: v.to_string(),
+    })
 }
 
-fn opt_ipv4(v: &str, what: &str) -> Result<Option<Ipv4Addr>, String> {
+fn opt_ipv4(v: &str, what: &'static str) -> Result<Option<Ipv4Addr>, ParamError> {
     if v.is_empty() {
         Ok(None)
     } else {
@@ -218,7 +281,7 @@ fn opt_ipv4(v: &str, what: &str) -> Result<Option<Ipv4Addr>, String> {
 
 /// Kernel interface name rules (`dev_valid_name`): 1–15 bytes, no `/`, `:` or whitespace, not
 /// `.` or `..`.
-fn device(v: &str) -> Result<Option<String>, String> {
+fn device(v: &str) -> Result<Option<String>, ParamError> {
     if v.is_empty() {
         return Ok(None);
     }
@@ -230,11 +293,11 @@ fn device(v: &str) -> Result<Option<String>, String> {
     if ok {
         Ok(Some(v.to_string()))
     } else {
-        Err(format!("`{v}` is not a valid interface name"))
+        Err(ParamError::Device(v.to_string()))
     }
 }
 
-fn hostname(v: &str) -> Result<Option<String>, String> {
+fn hostname(v: &str) -> Result<Option<String>, ParamError> {
     if v.is_empty() {
         return Ok(None);
     }
@@ -247,14 +310,14 @@ fn hostname(v: &str) -> Result<Option<String>, String> {
     if ok {
         Ok(Some(v.to_string()))
     } else {
-        Err(format!("`{v}` is not a valid host name"))
+        Err(ParamError::Hostname(v.to_string()))
     }
 }
 
-fn mtu(v: &str) -> Result<u32, String> {
+fn mtu(v: &str) -> Result<u32, ParamError> {
     match v.parse::<u32>() {
         Ok(m) if (68..=65535).contains(&m) => Ok(m),
-        _ => Err(format!("MTU `{v}` is not a number from 68 to 65535")),
+        _ => Err(ParamError::Mtu(v.to_string())),
     }
 }
 
@@ -263,36 +326,28 @@ enum Autoconf {
     Dhcp,
 }
 
-fn autoconf(v: &str) -> Result<Option<Autoconf>, String> {
+fn autoconf(v: &str) -> Result<Option<Autoconf>, ParamError> {
     match v {
         "" => Ok(None),
         "off" | "none" | "static" => Ok(Some(Autoconf::Static)),
         "dhcp" | "on" | "any" => Ok(Some(Autoconf::Dhcp)),
-        "dhcp6" | "auto6" | "either6" | "link6" | "link-local" => Err(format!(
-            "autoconf `{v}` is IPv6; only IPv4 (dhcp, or static with off) is supported"
-        )),
-        "bootp" | "rarp" | "both" | "ibft" => Err(format!(
-            "autoconf `{v}` is not supported; use dhcp, or off with a static address"
-        )),
-        _ => Err(format!(
-            "unknown autoconf `{v}` (expected dhcp, on, any, off, none)"
-        )),
+        "dhcp6" | "auto6" | "either6" | "link6" | "link-local" => {
+            Err(ParamError::Autoconf6(v.to_string()))
+        }
+        "bootp" | "rarp" | "both" | "ibft" => Err(ParamError::AutoconfUnsupported(v.to_string())),
+        _ => Err(ParamError::AutoconfUnknown(v.to_string())),
     }
 }
 
 /// Parses one `ip=` value: `Ok(None)` for `off`/`none`.
-pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
+pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, ParamError> {
     match v {
         "off" | "none" => return Ok(None),
-        "" => {
-            return Err(
-                "is empty (expected dhcp, off, <dev>:dhcp or a static configuration)".into(),
-            )
-        }
+        "" => return Err(ParamError::Empty),
         _ => {}
     }
     if v.contains('[') {
-        return Err("IPv6 addresses are not supported; only IPv4".into());
+        return Err(ParamError::Ipv6);
     }
     let fields: Vec<&str> = v.split(':').collect();
     let first = fields.first().copied().unwrap_or_default();
@@ -305,22 +360,20 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
         if fields.len() == 1 {
             return match autoconf(first)? {
                 Some(Autoconf::Dhcp) => Ok(Some(LinkSpec::dhcp_everywhere())),
-                _ => Err(format!(
-                    "`{first}` is not dhcp, off, or a static configuration"
-                )),
+                _ => Err(ParamError::NotAMethod(first.to_string())),
             };
         }
         let dev = device(first)?;
         match autoconf(fields[1])? {
             Some(Autoconf::Dhcp) => {}
-            _ => return Err(format!("`{first}:{}` needs dhcp as its method", fields[1])),
+            _ => return Err(ParamError::NeedsDhcp(format!("{first}:{}", fields[1]))),
         }
         let mtu = match fields.get(2) {
             Some(m) if !m.is_empty() => Some(mtu(m)?),
             _ => None,
         };
         if fields.get(3).is_some_and(|m| !m.is_empty()) {
-            return Err("setting a MAC address is not supported".into());
+            return Err(ParamError::MacAddress);
         }
         return Ok(Some(LinkSpec {
             device: dev,
@@ -332,7 +385,7 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
     }
 
     if fields.len() > 10 {
-        return Err(format!("has {} fields; the most is 10", fields.len()));
+        return Err(ParamError::TooManyFields(fields.len()));
     }
     let field = |i: usize| fields.get(i).copied().unwrap_or_default();
     let (client, cidr_prefix) = match field(0).split_once('/') {
@@ -341,7 +394,7 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= 32)
-                .ok_or_else(|| format!("prefix length `{p}` is not a number from 0 to 32"))?;
+                .ok_or_else(|| ParamError::Prefix(p.to_string()))?;
             (opt_ipv4(a, "client IP")?, Some(p))
         }
         None => (opt_ipv4(field(0), "client IP")?, None),
@@ -354,13 +407,13 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
             m.parse::<u8>()
                 .ok()
                 .filter(|p| *p <= 32)
-                .ok_or_else(|| format!("netmask `{m}` is not a prefix length from 0 to 32"))?,
+                .ok_or_else(|| ParamError::NetmaskPrefix(m.to_string()))?,
         ),
         m => Some(
             m.parse::<Ipv4Addr>()
                 .ok()
                 .and_then(prefix_of_mask)
-                .ok_or_else(|| format!("netmask `{m}` is not a contiguous IPv4 netmask"))?,
+                .ok_or_else(|| ParamError::Netmask(m.to_string()))?,
         ),
     };
     let hostname = hostname(field(4))?;
@@ -373,10 +426,10 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
     if field(7).bytes().all(|b| b.is_ascii_digit()) && !field(7).is_empty() {
         link_mtu = Some(mtu(field(7))?);
         if !field(8).is_empty() {
-            return Err("setting a MAC address is not supported".into());
+            return Err(ParamError::MacAddress);
         }
         if fields.len() > 9 {
-            return Err("too many fields after <mtu>:<macaddr>".into());
+            return Err(ParamError::AfterMac);
         }
     } else {
         dns.extend(opt_ipv4(field(7), "DNS server")?);
@@ -389,7 +442,7 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
         (Some(Autoconf::Static) | None, Some(address)) => {
             if let (Some(a), Some(b)) = (cidr_prefix, mask_prefix) {
                 if a != b {
-                    return Err(format!("prefix /{a} and netmask /{b} disagree"));
+                    return Err(ParamError::PrefixMismatch(a, b));
                 }
             }
             let prefix_len = cidr_prefix
@@ -400,7 +453,7 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
                     _ => 24,
                 });
             if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
-                return Err(format!("client IP `{address}` cannot be a host address"));
+                return Err(ParamError::NotHost(address));
             }
             Method::Static(StaticAddr {
                 address,
@@ -408,9 +461,7 @@ pub fn parse_ip(v: &str) -> Result<Option<LinkSpec>, String> {
                 gateway,
             })
         }
-        (Some(Autoconf::Static), None) => {
-            return Err("a static configuration (autoconf off) needs a client IP".into())
-        }
+        (Some(Autoconf::Static), None) => return Err(ParamError::NoClientIp),
     };
     Ok(Some(LinkSpec {
         device: dev,

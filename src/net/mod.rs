@@ -41,7 +41,10 @@ pub use dhcp::{DhcpFailure, DhcpTiming, Lease};
 pub enum NetError {
     /// A network parameter on the kernel command line is malformed.
     #[error("kernel command line {param}: {reason}")]
-    Cmdline { param: String, reason: String },
+    Cmdline {
+        param: String,
+        reason: config::ParamError,
+    },
     /// The kernel would not list links (netlink unavailable).
     #[error("listing network links")]
     ListLinks(#[source] io::Error),
@@ -350,7 +353,7 @@ mod tests {
         assert_eq!(e.class(), Class::Other);
         let e = NetError::Cmdline {
             param: "ip=x".into(),
-            reason: "bad".into(),
+            reason: config::ParamError::Empty,
         };
         assert_eq!(e.class(), Class::Usage);
         assert!(e.hint().is_some());

@@ -97,6 +97,17 @@ impl PinSet {
         Ok(Self(set))
     }
 
+    /// The set of pins already parsed (duplicates dropped, order kept).
+    pub fn from_pins(pins: &[CaPin]) -> Self {
+        let mut set: Vec<CaPin> = Vec::with_capacity(pins.len());
+        for p in pins {
+            if !set.contains(p) {
+                set.push(p.clone());
+            }
+        }
+        Self(set)
+    }
+
     /// No pin configured.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

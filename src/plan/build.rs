@@ -186,19 +186,12 @@ impl Settings {
                 ),
             });
         };
-        let pin_text: Vec<String> = self
+        // Each pin was parsed when its layer was read: it is not turned back into text here.
+        let pins = self
             .ca_cert_hashes
             .as_ref()
-            .map(|p| p.value.iter().map(ToString::to_string).collect())
+            .map(|p| PinSet::from_pins(&p.value))
             .unwrap_or_default();
-        let pins = PinSet::parse(&pin_text).map_err(|e| SettingsError::Invalid {
-            key: "ca-cert-hash",
-            origin: self
-                .ca_cert_hashes
-                .as_ref()
-                .map_or(Source::Default, |p| p.source.clone()),
-            error: PlanError::Pin(e),
-        })?;
         let unsafe_skip = self
             .unsafe_skip_ca_verification
             .as_ref()
@@ -287,7 +280,7 @@ impl Settings {
                 .map(|t| t.value.clone())
                 .unwrap_or_default(),
             root: root.to_path_buf(),
-            dry_run: false,
+            dry_run: self.dry_run.as_ref().is_some_and(|d| d.value),
             force: false,
             tls_bootstrap_timeout: self
                 .tls_bootstrap_timeout

@@ -1,7 +1,9 @@
 //! Layered join settings with provenance.
 //!
-//! Join data reaches a node from up to four places. From highest precedence to lowest:
+//! Join data reaches a node from up to five places. From highest precedence to lowest:
 //!
+//! 0. `kubejoin join`'s flags ([`crate::cli`]: the top layer when the join data comes from the
+//!    command, with `--config` read as the file layer below it),
 //! 1. the kernel command line (`kubejoin.*` keys; [`crate::source::cmdline`]),
 //! 2. a local config file (`/etc/kubejoin.yaml`, `--config`, or `kubejoin.config=/path`),
 //! 3. cloud metadata user-data ([`crate::source::metadata`]), plus the node name and IP the
@@ -42,6 +44,8 @@ use std::time::Duration;
 /// `file:/etc/kubejoin.yaml`, `metadata:aws`, `default`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
+    /// `kubejoin join`'s command-line flags.
+    Flag,
     Cmdline,
     File(PathBuf),
     Metadata(Platform),
@@ -56,12 +60,13 @@ impl Source {
     /// Precedence: lower wins.
     pub fn rank(&self) -> u8 {
         match self {
-            Source::Cmdline => 0,
-            Source::File(_) => 1,
-            Source::Metadata(_) => 2,
-            Source::Dhcp => 3,
-            Source::Platform(_) => 4,
-            Source::Default => 5,
+            Source::Flag => 0,
+            Source::Cmdline => 1,
+            Source::File(_) => 2,
+            Source::Metadata(_) => 3,
+            Source::Dhcp => 4,
+            Source::Platform(_) => 5,
+            Source::Default => 6,
         }
     }
 }
@@ -69,6 +74,7 @@ impl Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Source::Flag => f.write_str("flag"),
             Source::Cmdline => f.write_str("cmdline"),
             Source::File(p) => write!(f, "file:{}", p.display()),
             Source::Metadata(p) => write!(f, "metadata:{}", p.id()),
@@ -153,6 +159,7 @@ pub struct Settings {
     pub certificate_key: Option<Sourced<CertificateKey>>,
     pub advertise_address: Option<Sourced<IpAddr>>,
     pub bind_port: Option<Sourced<u16>>,
+    pub dry_run: Option<Sourced<bool>>,
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
 }
@@ -310,6 +317,7 @@ pub fn merge(layers: &[Layer]) -> Settings {
         certificate_key: pick("certificate-key", l, |v| v.certificate_key.as_ref(), c),
         advertise_address: pick("advertise-address", l, |v| v.advertise_address.as_ref(), c),
         bind_port: pick("bind-port", l, |v| v.bind_port.as_ref(), c),
+        dry_run: pick("dry-run", l, |v| v.dry_run.as_ref(), c),
         conflicts: Vec::new(),
         warnings: Vec::new(),
     };

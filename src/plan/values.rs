@@ -82,6 +82,8 @@ pub struct Values {
     pub advertise_address: Option<IpAddr>,
     /// JoinConfiguration `controlPlane.localAPIEndpoint.bindPort` only.
     pub bind_port: Option<u16>,
+    /// `--dry-run`, or a JoinConfiguration's `dryRun: true` (not a key of the command line).
+    pub dry_run: Option<bool>,
 }
 
 /// Values a layer can compare and show (redacted) in conflicts and `kubejoin plan`.

@@ -23,6 +23,10 @@ pub trait Host: fmt::Debug + Send + Sync {
     /// The running kernel's release, as `uname -r` prints it.
     fn uname_release(&self) -> io::Result<String>;
 
+    /// Opens a module file (`real`: its path under the root in use) read-only, for
+    /// [`Host::finit_module`] or to read it whole for [`Host::init_module`].
+    fn open_module(&self, real: &Path) -> io::Result<File>;
+
     /// `finit_module(2)` on an open module file. `module` and `path` are for the record only:
     /// the kernel sees just the descriptor. `flags` are `MODULE_INIT_*` bits.
     fn finit_module(
@@ -53,6 +57,10 @@ pub trait Host: fmt::Debug + Send + Sync {
     /// Binds (then releases) a TCP listener on `port` on all addresses, like the kubelet will:
     /// `AddrInUse` means something already listens there.
     fn bind_tcp(&self, port: u16) -> io::Result<()>;
+
+    /// Connects to the unix socket at `path` (a real path, under the root in use) and closes the
+    /// connection again: whether something listens there (the container runtime probe).
+    fn connect_unix(&self, path: &Path) -> io::Result<()>;
 
     /// How many modules host preparation may load at once (`finit_module` from that many
     /// threads; a module still starts only after the modules it needs). 1: one after another.
@@ -96,6 +104,10 @@ impl Host for RealHost {
             .release()
             .to_string_lossy()
             .into_owned())
+    }
+
+    fn open_module(&self, real: &Path) -> io::Result<File> {
+        File::open(real)
     }
 
     fn finit_module(
@@ -171,6 +183,10 @@ impl Host for RealHost {
             })
             .map(drop)
     }
+
+    fn connect_unix(&self, path: &Path) -> io::Result<()> {
+        std::os::unix::net::UnixStream::connect(path).map(drop)
+    }
 }
 
 /// One recorded call on [`RecordingHost`].
@@ -197,6 +213,13 @@ pub enum HostCall {
     Capabilities,
     BindTcp {
         port: u16,
+    },
+    ConnectUnix {
+        path: PathBuf,
+    },
+    /// A module file opened for loading (its real path under the root).
+    OpenModule {
+        path: PathBuf,
     },
     WriteSysctl {
         key: String,
@@ -366,6 +389,14 @@ impl Host for RecordingHost {
         }
     }
 
+    /// Records the open; the file is the test root's own (a fixture kernel's module tree).
+    fn open_module(&self, real: &Path) -> io::Result<File> {
+        self.record(HostCall::OpenModule {
+            path: real.to_path_buf(),
+        });
+        File::open(real)
+    }
+
     fn finit_module(
         &self,
         module: &str,
@@ -450,6 +481,21 @@ impl Host for RecordingHost {
             return Err(io::Error::from(io::ErrorKind::AddrInUse));
         }
         Ok(())
+    }
+
+    /// Records the probe; something listens when a socket file is at `path` (tests bind one in
+    /// their temporary root), as the kernel would answer: `NotFound` without a file,
+    /// `ECONNREFUSED` for a file that is no socket.
+    fn connect_unix(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::FileTypeExt as _;
+        self.record(HostCall::ConnectUnix {
+            path: path.to_path_buf(),
+        });
+        match std::fs::metadata(path) {
+            Ok(m) if m.file_type().is_socket() => Ok(()),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            Err(e) => Err(e),
+        }
     }
 }
 

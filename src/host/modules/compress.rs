@@ -87,12 +87,33 @@ impl fmt::Display for Compression {
     }
 }
 
-/// Decompresses a whole module image of format `c`, refusing output larger than `limit`.
-/// The error text is the decoder's reason (the caller names the module and path).
-pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, String> {
-    if Compression::sniff(data) != Some(c) {
-        return Err(format!("the file does not start with the {c} magic bytes"));
+/// Why a module image could not be decompressed. Displays as the reason only: the caller names
+/// the module and its path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecompressError {
+    #[error("the file does not start with the {0} magic bytes")]
+    Magic(Compression),
+    /// The decoder's own reason (its error types differ per format; the text is kept).
+    #[error("{reason}")]
+    Decoder { format: Compression, reason: String },
+    #[error("{0}")]
+    Read(String),
+    #[error("the file is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+impl DecompressError {
+    fn decoder(format: Compression) -> impl Fn(String) -> Self {
+        move |reason| Self::Decoder { format, reason }
     }
+}
+
+/// Decompresses a whole module image of format `c`, refusing output larger than `limit`.
+pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
+    if Compression::sniff(data) != Some(c) {
+        return Err(DecompressError::Magic(c));
+    }
+    let bad = DecompressError::decoder(c);
     let mut out = Limited {
         buf: Vec::with_capacity(data.len().saturating_mul(3)),
         limit,
@@ -100,16 +121,16 @@ pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, St
     match c {
         Compression::Xz => {
             let mut input = data;
-            lzma_rs::xz_decompress(&mut input, &mut out).map_err(|e| format!("{e:?}"))?;
+            lzma_rs::xz_decompress(&mut input, &mut out).map_err(|e| bad(format!("{e:?}")))?;
         }
         Compression::Zstd => {
             let mut dec =
-                ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| e.to_string())?;
-            io::copy(&mut dec, &mut out).map_err(|e| e.to_string())?;
+                ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| bad(e.to_string()))?;
+            io::copy(&mut dec, &mut out).map_err(|e| bad(e.to_string()))?;
         }
         Compression::Gzip => {
             let mut dec = flate2::read::MultiGzDecoder::new(data);
-            io::copy(&mut dec, &mut out).map_err(|e| e.to_string())?;
+            io::copy(&mut dec, &mut out).map_err(|e| bad(e.to_string()))?;
         }
     }
     Ok(out.buf)
@@ -119,14 +140,14 @@ pub fn decompress(c: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, St
 pub fn read_maybe_compressed(
     mut r: impl Read,
     limit: u64,
-) -> Result<(Vec<u8>, Option<Compression>), String> {
+) -> Result<(Vec<u8>, Option<Compression>), DecompressError> {
     let mut raw = Vec::new();
     r.by_ref()
         .take(limit.saturating_add(1))
         .read_to_end(&mut raw)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DecompressError::Read(e.to_string()))?;
     if raw.len() as u64 > limit {
-        return Err(format!("the file is larger than {limit} bytes"));
+        return Err(DecompressError::TooLarge(limit));
     }
     match Compression::sniff(&raw) {
         Some(c) => Ok((decompress(c, &raw, limit)?, Some(c))),
@@ -207,7 +228,7 @@ mod tests {
         let data = vec![0u8; 100_000];
         for c in ALL {
             let z = compress(c, &data).unwrap();
-            let e = decompress(c, &z, 1000).unwrap_err();
+            let e = decompress(c, &z, 1000).unwrap_err().to_string();
             assert!(e.contains("exceeds") || e.contains("1000"), "{c}: {e}");
             let mut bad = z.clone();
             let n = bad.len();
@@ -217,9 +238,10 @@ mod tests {
                 "{c} truncated"
             );
         }
-        assert!(decompress(Compression::Xz, b"\x7fELF", MAX_MODULE_SIZE)
-            .unwrap_err()
-            .contains("magic"));
+        assert_eq!(
+            decompress(Compression::Xz, b"\x7fELF", MAX_MODULE_SIZE).unwrap_err(),
+            DecompressError::Magic(Compression::Xz)
+        );
     }
 
     #[test]

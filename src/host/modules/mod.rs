@@ -757,11 +757,13 @@ pub fn load(load: &PlannedLoad, root: &Root, sys: &dyn Host) -> Result<LoadOutco
                 LoadMethod::FinitCompressed(_) => compress::MODULE_INIT_COMPRESSED_FILE,
                 _ => 0,
             };
-            let file = std::fs::File::open(&real).map_err(|source| HostError::ModuleOpen {
-                module: load.name.clone(),
-                path: load.path.clone(),
-                source,
-            })?;
+            let file = sys
+                .open_module(&real)
+                .map_err(|source| HostError::ModuleOpen {
+                    module: load.name.clone(),
+                    path: load.path.clone(),
+                    source,
+                })?;
             match (
                 sys.finit_module(&load.name, &load.path, &file, &params, flags),
                 load.method,
@@ -795,11 +797,14 @@ fn init_decompressed(
     params: &str,
     sys: &dyn Host,
 ) -> Result<std::io::Result<()>, HostError> {
-    let data = std::fs::read(real).map_err(|source| HostError::ModuleOpen {
-        module: load.name.clone(),
-        path: load.path.clone(),
-        source,
-    })?;
+    let mut data = Vec::new();
+    sys.open_module(real)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut data))
+        .map_err(|source| HostError::ModuleOpen {
+            module: load.name.clone(),
+            path: load.path.clone(),
+            source,
+        })?;
     let image = compress::decompress(c, &data, compress::MAX_MODULE_SIZE).map_err(|reason| {
         HostError::Decompress {
             module: load.name.clone(),

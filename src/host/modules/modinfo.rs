@@ -52,7 +52,7 @@ pub enum ModInfoError {
     #[error("no .modinfo section: not a kernel module")]
     NoModinfo,
     #[error("decompressing: {0}")]
-    Decompress(String),
+    Decompress(compress::DecompressError),
 }
 
 /// Parses the `.modinfo` of a module image, decompressing it first when it is xz/zstd/gzip.

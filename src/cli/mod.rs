@@ -1,228 +1,20 @@
 //! Command-line contract. Flag names follow `kubeadm join`, so a user can replace `kubeadm join`
 //! with `kubejoin join` and keep the rest of the line.
 
-use crate::discovery::{Mode, Options};
 use crate::error::{Class, Classify};
 use crate::kube::token::{BootstrapToken, TokenError};
-use crate::pki::pin::PinSet;
 use crate::plan::build::PlanError;
-use crate::plan::endpoint::Endpoint;
-use crate::plan::node_name::{NodeName, NodeNameError};
-use crate::plan::{HandoffMode, JoinPlan, DEFAULT_CRI_SOCKET};
+use crate::plan::node_name::NodeNameError;
+use crate::plan::JoinPlan;
 use crate::time::duration;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
-/// `kubejoin help`: every command, and where to find each one's flags.
-pub const HELP: &str = "\
-kubejoin: turn this machine into a Kubernetes worker node
+mod help;
+mod layer;
 
-USAGE:
-    kubejoin COMMAND [FLAGS]
-    kubejoin COMMAND --help        the flags of one command (also `kubejoin help COMMAND`)
-
-COMMANDS:
-    join        discover the cluster (CA pinned), bootstrap the node's certificate, install the
-                kubelet's files, hand off; with no discovery flags the join data comes from the
-                kernel command line, /etc/kubejoin.yaml or cloud metadata
-    plan        print the merged, validated join plan of those boot sources (JSON, secrets redacted)
-    host-prep   load kernel modules, set sysctls, turn off swap, then verify (join's first step)
-    ca-hash     print the sha256: pin of each certificate in PEM files
-    init        run as PID 1 of an initramfs: mounts, host preparation, network, join, handoff
-    version     print the version
-    help        print this help
-
-EXIT CODES:
-    0  success
-    1  other failure (local I/O, internal)
-    2  usage error: bad flags, config or input (a missing input file included)
-    3  trust failure: CA pin mismatch, bad JWS signature, TLS verification failed
-    4  the cluster rejected the join: token refused, RBAC 403, CSR denied, node exists
-    5  timeout: a deadline passed (including a server that never became reachable)
-";
-
-/// `kubejoin join --help`.
-pub const JOIN_HELP: &str = "\
-kubejoin join: turn this machine into a Kubernetes worker node (or a control plane: --control-plane)
-
-USAGE:
-    kubejoin join API_SERVER_ENDPOINT --token TOKEN --discovery-token-ca-cert-hash sha256:HEX [FLAGS]
-    kubejoin join --discovery-file PATH|https://URL [FLAGS]
-    kubejoin join --config FILE [FLAGS]
-    kubejoin join [FLAGS]          no discovery flags: the join data comes from the kernel command
-                                   line, /etc/kubejoin.yaml or cloud metadata (see `kubejoin plan`)
-
-JOIN FLAGS (same names as kubeadm join):
-    --token TOKEN                                  discovery and TLS bootstrap token (<id>.<secret>); visible
-                                                   to local users in /proc: prefer --token-file
-    --token-file FILE                              read --token from FILE (mode 0600: owner-only)
-    --discovery-token TOKEN                        token for discovery only
-    --discovery-token-file FILE                    read --discovery-token from FILE (mode 0600)
-    --discovery-token-ca-cert-hash sha256:HEX      pin of the cluster CA's public key (repeatable)
-    --discovery-token-unsafe-skip-ca-verification  join without a CA pin (dangerous: trusts the network)
-    --discovery-file PATH|https://URL              discover from a kubeconfig file or HTTPS URL
-    --discovery-file-ca FILE                       CA bundle to verify an HTTPS discovery URL (default: system)
-    --tls-bootstrap-token TOKEN                    token for the TLS bootstrap (defaults to --token)
-    --tls-bootstrap-token-file FILE                read --tls-bootstrap-token from FILE (mode 0600)
-    --node-name NAME                               node name (default: lower-cased hostname)
-    --cri-socket ENDPOINT                          container runtime socket
-                                                   (default unix:///var/run/containerd/containerd.sock)
-    --config FILE                                  kubeadm JoinConfiguration (v1beta3/v1beta4) file, optionally
-                                                   with a kubejoin.dev/v1alpha1 KubejoinConfiguration; flags win
-    --dry-run                                      discover for real, print what would be done, write nothing
-    --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
-    --skip-phases LIST                             phases to skip
-    --control-plane                                join as a control-plane node (certificates from kubeadm-certs,
-                                                   static Pods, etcd member); needs --handoff none
-    --certificate-key HEX                          key that decrypts kube-system/kubeadm-certs (64 hex digits);
-                                                   visible to local users in /proc: prefer --certificate-key-file
-    --certificate-key-file FILE                    read --certificate-key from FILE (mode 0600: owner-only)
-    --apiserver-advertise-address IP               address this node's API server and etcd advertise
-    --apiserver-bind-port PORT                     port of this node's API server (default 6443)
-
-HOST PREPARATION (runs before discovery when installing onto this machine, --root /):
-    --module NAME[,NAME]                           extra kernel module to load (with its dependencies)
-    --sysctl KEY=VALUE                             extra sysctl to set and verify
-    --keep-swap                                    leave swap on (kubelet configured for NodeSwap)
-    --skip-phases host                             skip host preparation and preflight
-
-KUBEJOIN FLAGS:
-    --root DIR                                     install under DIR (an existing directory) instead of /
-    --cmdline-file FILE                            replay a recorded kernel command line (instead of /proc/cmdline)
-    --metadata-dir DIR                             replay recorded cloud metadata responses (offline)
-    --force                                        re-join even if this node already has a valid identity
-    --handoff exec|none                            exec the kubelet, or exit 0 for systemd (default none)
-    --kubelet-path PATH                            kubelet binary for --handoff=exec (default /usr/bin/kubelet)
-    --kubelet-arg NAME=VALUE                       extra kubelet flag (repeatable; overrides computed ones)
-    --discovery-timeout DURATION                   bound of each cluster-info fetch loop (default 5m)
-    --discovery-retry-interval DURATION            pause between cluster-info attempts (default 5s)
-    --tls-bootstrap-timeout DURATION               bound of the wait for the CSR to be issued (default 5m)
-    --timeout DURATION                             overall deadline of the join, all phases included (default 10m)
-    --ntp HOST[:PORT]|off                          SNTP server to set the clock from before discovery
-                                                   (repeatable; off: none, not even DHCP's or the platform's)
-    --control-plane-healthz-url URL                where a control-plane join waits for the local API server
-                                                   (default https://ADVERTISE-ADDRESS:BIND-PORT/healthz)
-    -v, --verbose                                  debug logging
-    -h, --help                                     print this help
-
-Exit codes: see `kubejoin help`.
-";
-
-/// `kubejoin plan --help`.
-pub const PLAN_HELP: &str = "\
-kubejoin plan: print the join plan of the boot sources, merged and validated
-
-USAGE:
-    kubejoin plan [--root DIR] [--cmdline-file FILE] [--metadata-dir DIR] [--config FILE]
-
-Reads the kernel command line, the local config file and cloud metadata (user-data) the way a
-`kubejoin join` without discovery flags would, and prints the merged plan as JSON: every value with
-its source, every conflict between layers, secrets redacted. Exits 2 when the plan is not joinable.
-
-FLAGS:
-    --root DIR                                     read the sources under DIR (an existing directory) instead of /
-    --cmdline-file FILE                            a recorded kernel command line instead of /proc/cmdline
-    --metadata-dir DIR                             recorded cloud metadata responses (offline replay)
-    --config FILE                                  a JoinConfiguration / KubejoinConfiguration file
-    -v, --verbose                                  debug logging
-    -h, --help                                     print this help
-";
-
-/// `kubejoin host-prep --help`.
-pub const HOST_PREP_HELP: &str = "\
-kubejoin host-prep: prepare this machine's kernel for the kubelet, then verify
-
-USAGE:
-    kubejoin host-prep [--dry-run] [--module NAME] [--sysctl KEY=VALUE] [--keep-swap]
-
-Loads overlay, br_netfilter and the modules of modules-load.d (with their dependencies, from
-modules.dep), sets the forwarding and bridge sysctls plus sysctl.d's, reads each one back, and turns
-swap off. `kubejoin join` does the same first when it installs onto this machine.
-
-FLAGS:
-    --dry-run                                      print what would be done, change nothing
-    --module NAME[,NAME]                           extra kernel module to load (with its dependencies)
-    --sysctl KEY=VALUE                             extra sysctl to set and verify
-    --keep-swap                                    leave swap on
-    --root DIR                                     where /proc, /sys and /lib/modules are (default /)
-    -v, --verbose                                  debug logging
-    -h, --help                                     print this help
-";
-
-/// `kubejoin ca-hash --help`.
-pub const CA_HASH_HELP: &str = "\
-kubejoin ca-hash: print the pin of each certificate in PEM files
-
-USAGE:
-    kubejoin ca-hash FILE...
-
-Prints `sha256:<hex>` (the SHA-256 of the certificate's SubjectPublicKeyInfo) for every certificate
-in each file, e.g. `kubejoin ca-hash /etc/kubernetes/pki/ca.crt` on a control-plane node; pass it to
-`kubejoin join` as --discovery-token-ca-cert-hash.
-
-FLAGS:
-    -h, --help                                     print this help
-";
-
-/// `kubejoin init --help`.
-pub const INIT_HELP: &str = "\
-kubejoin init: run as PID 1 of an initramfs
-
-USAGE:
-    kubejoin init                  (or kubejoin installed as /init: it detects PID 1 itself)
-
-Mounts /proc, /sys, /dev and /run, logs to the console, prepares the host, reads the join data
-(kernel command line kubejoin.*, a config file, a config drive, cloud metadata), brings the network
-up, joins, and hands off (kubejoin.handoff=exec|switch-root|none). On failure it follows
-kubejoin.on-failure=retry|reboot|poweroff|shell. It is meant for an initramfs, not for a running
-system: use `kubejoin join` there.
-
-FLAGS:
-    -h, --help                                     print this help
-";
-
-/// `kubejoin version --help`.
-pub const VERSION_HELP: &str = "\
-kubejoin version: print the version
-
-USAGE:
-    kubejoin version
-";
-
-/// The commands `kubejoin help` lists, with their help texts.
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("join", JOIN_HELP),
-    ("plan", PLAN_HELP),
-    ("host-prep", HOST_PREP_HELP),
-    ("ca-hash", CA_HASH_HELP),
-    ("init", INIT_HELP),
-    ("version", VERSION_HELP),
-    ("help", HELP),
-];
-
-/// The flags a help text documents (`--name` and `-x`), in order: the flags a command accepts,
-/// and the candidates of "did you mean".
-pub fn documented_flags(help: &str) -> Vec<String> {
-    let mut flags: Vec<String> = Vec::new();
-    for word in
-        help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']' || c == '`')
-    {
-        let word = word.split('=').next().unwrap_or_default();
-        let is_long = word.len() > 2
-            && word.starts_with("--")
-            && word[2..]
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        let is_short = word.len() == 2
-            && word.starts_with('-')
-            && word[1..].chars().all(|c| c.is_ascii_lowercase());
-        if (is_long || is_short) && !flags.iter().any(|f| f == word) {
-            flags.push(word.to_string());
-        }
-    }
-    flags
-}
+pub use help::*;
+pub use layer::FlagsOnly;
 
 /// The candidate closest to `typed`, when it is close enough to be a typo: at most 3 edits and
 /// at most half the length (`jion` is 2 edits from `join`).
@@ -269,18 +61,16 @@ pub struct HostPrep {
     pub host: crate::host::HostConfig,
 }
 
-/// A join whose data comes from the boot sources, with the few command-line settings that still
-/// apply on top.
+/// A join whose data comes from the boot sources, with the command line's flags as the top
+/// layer of their merge.
 #[derive(Debug, Clone)]
 pub struct SourcesJoin {
     pub sources: SourceArgs,
     pub dry_run: bool,
-    pub force: bool,
-    pub handoff: Option<HandoffMode>,
-    pub kubelet_path: Option<PathBuf>,
-    pub node_name: Option<NodeName>,
-    /// `--ntp`: replaces the time sources of the boot sources.
-    pub time: Option<crate::plan::TimePlan>,
+    /// The flags given, as the top layer ([`crate::plan::merge::Source::Flag`]).
+    pub flags: crate::plan::values::Values,
+    /// What only flags can say, set on the merged plan.
+    pub only: FlagsOnly,
 }
 
 /// A command line that cannot be run. Never echoes token secrets.
@@ -307,14 +97,12 @@ pub enum UsageError {
     /// The flags do not make a join (the same rules as every other source).
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("reading --config {path}")]
-    ConfigRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// `--config` could not be read as a config file (the same reader as the boot sources').
     #[error(transparent)]
-    Config(#[from] crate::source::joinconfig::ConfigError),
+    Load(#[from] crate::source::load::LoadError),
+    /// The flags and `--config` together do not make a join (naming the layer at fault).
+    #[error(transparent)]
+    Settings(#[from] crate::plan::build::SettingsError),
     #[error("unknown flag {flag} for `kubejoin {command}`{}", match (suggestion, other_command) {
         (Some(s), _) => format!(" (did you mean {s}?)"),
         (None, Some(c)) => format!(" (it is a flag of `kubejoin {c}`)"),
@@ -370,7 +158,8 @@ impl Classify for UsageError {
             UsageError::Token { .. } => Some(
                 "create a token on a control-plane node with `kubeadm token create --print-join-command`".into(),
             ),
-            UsageError::Config(e) => e.hint(),
+            UsageError::Load(e) => e.hint(),
+            UsageError::Settings(e) => e.hint(),
             UsageError::UnknownFlag { command, .. } => {
                 Some(format!("`kubejoin {command} --help` lists its flags"))
             }
@@ -417,19 +206,20 @@ fn args_err(msg: impl Into<String>) -> UsageError {
     UsageError::Args(msg.into())
 }
 
-/// Raw `join` flags before validation.
+/// Raw `join` flags before validation ([`layer`] makes them the top layer of the merge). Tokens
+/// are parsed once, where they are read (inline or from their file).
 #[derive(Debug, Default)]
 struct JoinArgs {
     endpoints: Vec<String>,
     /// Token flags given inline (`--token`, …): their values show in /proc/<pid>/cmdline.
     inline_tokens: Vec<&'static str>,
-    token: Option<String>,
-    discovery_token: Option<String>,
+    token: Option<BootstrapToken>,
+    discovery_token: Option<BootstrapToken>,
     pins: Vec<String>,
     unsafe_skip: bool,
     discovery_file: Option<String>,
     discovery_file_ca: Option<PathBuf>,
-    tls_bootstrap_token: Option<String>,
+    tls_bootstrap_token: Option<BootstrapToken>,
     node_name: Option<String>,
     cri_socket: Option<String>,
     config: Option<PathBuf>,
@@ -445,8 +235,6 @@ struct JoinArgs {
     retry_interval: Option<String>,
     tls_bootstrap_timeout: Option<String>,
     timeout: Option<String>,
-    /// Only from `--config` (kubeadm has no flag for taints).
-    taints: Vec<String>,
     cmdline_file: Option<PathBuf>,
     metadata_dir: Option<PathBuf>,
     modules: Vec<String>,
@@ -546,7 +334,7 @@ where
             if wants_boot_sources(&a) {
                 return sources_join(a).map(|j| Command::JoinFromSources(Box::new(j)));
             }
-            validate(a).map(|plan| Command::Join(Box::new(plan)))
+            layer::plan(a).map(|plan| Command::Join(Box::new(plan)))
         }
         "host-prep" => {
             let a = parse_join(&mut p, "host-prep")?;
@@ -736,11 +524,11 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
                     .map_err(|_| args_err("endpoint is not valid UTF-8"))?,
             ),
             Long("token") => {
-                a.token = Some(text(p)?);
+                a.token = Some(token("--token", &text(p)?)?);
                 a.inline_tokens.push("--token");
             }
             Long("discovery-token") => {
-                a.discovery_token = Some(text(p)?);
+                a.discovery_token = Some(token("--discovery-token", &text(p)?)?);
                 a.inline_tokens.push("--discovery-token");
             }
             Long("token-file") => files.push(("--token", "--token-file", text(p)?.into())),
@@ -768,7 +556,7 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
             Long("discovery-file") => a.discovery_file = Some(text(p)?),
             Long("discovery-file-ca") => a.discovery_file_ca = Some(text(p)?.into()),
             Long("tls-bootstrap-token") => {
-                a.tls_bootstrap_token = Some(text(p)?);
+                a.tls_bootstrap_token = Some(token("--tls-bootstrap-token", &text(p)?)?);
                 a.inline_tokens.push("--tls-bootstrap-token");
             }
             Long("node-name") => a.node_name = Some(text(p)?),
@@ -841,8 +629,7 @@ fn parse_join(p: &mut lexopt::Parser, command: &'static str) -> Result<JoinArgs,
             )));
         }
         input_file(flag, &path)?;
-        let t = crate::kube::token::read_token_file(&path, &path)?;
-        *slot = Some(t.bearer());
+        *slot = Some(crate::kube::token::read_token_file(&path, &path)?);
     }
     Ok(a)
 }
@@ -916,402 +703,24 @@ fn sources_join(a: JoinArgs) -> Result<SourcesJoin, UsageError> {
              kubejoin.certificate-key-file, kubejoin.advertise-address, or a JoinConfiguration's controlPlane)",
         ));
     }
-    let handoff = match a.handoff.as_deref() {
-        None => None,
-        Some("none") => Some(HandoffMode::None),
-        Some("exec") => Some(HandoffMode::Exec),
-        Some(other) => {
-            return Err(args_err(format!(
-                "--handoff {other:?}: expected exec or none"
-            )))
-        }
-    };
-    let node_name = a
-        .node_name
-        .as_deref()
-        .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
-        .transpose()
-        .map_err(UsageError::NodeName)?;
-    let time = (!a.ntp.is_empty())
-        .then(|| ntp_plan(&a.ntp, "flag"))
-        .transpose()?;
     Ok(SourcesJoin {
-        time,
         sources: source_args(&a),
         dry_run: a.dry_run,
-        force: a.force,
-        handoff,
-        kubelet_path: a.kubelet_path.clone(),
-        node_name,
+        flags: layer::flag_values(&a)?,
+        only: FlagsOnly::of(&a)?,
     })
-}
-
-/// `--ntp` values (or a config's `ntp:`) as the plan's `ntp` key checks them, from `source`.
-fn ntp_plan(given: &[String], source: &str) -> Result<crate::plan::TimePlan, UsageError> {
-    let mut v = crate::plan::values::Values::default();
-    for n in given {
-        v.set(crate::plan::key::Key::Ntp, Some(n))
-            .map_err(|e| args_err(format!("--ntp {n:?}: {e}")))?;
-    }
-    crate::plan::TimePlan::of(&v.ntp.unwrap_or_default(), source)
-        .map_err(|e| args_err(format!("--ntp: {e}")))
 }
 
 fn token(flag: &'static str, s: &str) -> Result<BootstrapToken, UsageError> {
     BootstrapToken::parse(s).map_err(|source| UsageError::Token { flag, source })
 }
 
-fn dur(flag: &'static str, s: Option<&str>, default: Duration) -> Result<Duration, UsageError> {
-    match s {
-        None => Ok(default),
-        Some(s) => duration::parse(s).map_err(|source| UsageError::Duration { flag, source }),
-    }
-}
-
-/// Fills every value the command line left unset from a `--config` file: flags win over the file,
-/// as `kubeadm join --config` users expect when they add a flag to a shared config.
-fn fill_from_config(
-    a: &mut JoinArgs,
-    file: &crate::source::joinconfig::ConfigFile,
-) -> Result<(), UsageError> {
-    use crate::source::joinconfig::DiscoveryMethod;
-    let cli_tls_timeout = a.tls_bootstrap_timeout.is_some();
-    // KubejoinConfiguration `tokenFile`: the token of this config, unless a flag gave one.
-    if let Some(path) = file.kubejoin.as_ref().and_then(|k| k.token_file.as_ref()) {
-        let in_join = file
-            .join
-            .as_ref()
-            .is_some_and(|j| matches!(j.discovery.method, DiscoveryMethod::Token { .. }));
-        if in_join {
-            return Err(args_err(format!(
-                "{}: the JoinConfiguration's bootstrapToken.token and the KubejoinConfiguration's \
-                 tokenFile both give the token: give it once, preferably by file",
-                file.origin
-            )));
-        }
-        if a.token.is_none() && a.discovery_token.is_none() {
-            let t = crate::kube::token::read_token_file(path, path)?;
-            a.token = Some(t.bearer());
-        }
-    }
-    if let Some(j) = &file.join {
-        let cli_gave_discovery =
-            !a.endpoints.is_empty() || a.discovery_file.is_some() || a.discovery_token.is_some();
-        if !cli_gave_discovery {
-            match &j.discovery.method {
-                DiscoveryMethod::Token {
-                    api_server_endpoint,
-                    token,
-                    ca_cert_hashes,
-                    unsafe_skip_ca_verification,
-                } => {
-                    a.endpoints.push(api_server_endpoint.clone());
-                    if a.token.is_none() {
-                        a.discovery_token = Some(token.bearer());
-                    }
-                    if a.pins.is_empty() {
-                        a.pins = ca_cert_hashes
-                            .pins()
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect();
-                    }
-                    a.unsafe_skip |= *unsafe_skip_ca_verification;
-                }
-                DiscoveryMethod::File { kube_config_path } => {
-                    a.discovery_file = Some(kube_config_path.display().to_string())
-                }
-                DiscoveryMethod::Https { url } => a.discovery_file = Some(url.clone()),
-            }
-        }
-        if a.tls_bootstrap_token.is_none() && a.token.is_none() {
-            a.tls_bootstrap_token = j.discovery.tls_bootstrap_token.as_ref().map(|t| t.bearer());
-        }
-        let reg = &j.node_registration;
-        if a.node_name.is_none() {
-            a.node_name = reg.name.as_ref().map(|n| n.to_string());
-        }
-        if a.cri_socket.is_none() {
-            a.cri_socket = reg.cri_socket.clone();
-        }
-        a.taints = reg.taints.iter().map(ToString::to_string).collect();
-        // `controlPlane`: flags win over the file, field by field.
-        if let Some(cp) = &j.control_plane {
-            a.control_plane = true;
-            if a.advertise_address.is_none() {
-                a.advertise_address = cp.advertise_address.map(|ip| ip.to_string());
-            }
-            if a.bind_port.is_none() {
-                a.bind_port = cp.bind_port;
-            }
-            if a.certificate_key.is_none() {
-                a.certificate_key = cp
-                    .certificate_key
-                    .clone()
-                    .map(|k| (k, format!("file:{}", file.origin)));
-            }
-        }
-        // File arguments first; a flag with the same name replaces them all (kubeadm's override rule).
-        let cli_names: Vec<String> = a
-            .kubelet_args
-            .iter()
-            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
-            .collect();
-        let mut args: Vec<String> = reg
-            .kubelet_extra_args
-            .iter()
-            .filter(|(k, _)| !cli_names.contains(k))
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        args.append(&mut a.kubelet_args);
-        a.kubelet_args = args;
-        a.ignore_preflight
-            .extend(reg.ignore_preflight_errors.iter().cloned());
-        a.skip_phases.extend(j.skip_phases.iter().cloned());
-        a.dry_run |= j.dry_run;
-        if a.discovery_timeout.is_none() {
-            a.discovery_timeout = Some(duration::format(j.timeouts.discovery));
-        }
-        if a.tls_bootstrap_timeout.is_none() {
-            a.tls_bootstrap_timeout = Some(duration::format(j.timeouts.tls_bootstrap));
-        }
-    }
-    if let Some(k) = &file.kubejoin {
-        if a.handoff.is_none() {
-            a.handoff = k.handoff.map(|h| match h {
-                HandoffMode::Exec => "exec".to_string(),
-                HandoffMode::None => "none".to_string(),
-            });
-        }
-        if a.kubelet_path.is_none() {
-            a.kubelet_path = k.kubelet_path.clone();
-        }
-        // `timeout`: the overall deadline, as `--timeout` (a flag wins).
-        if a.timeout.is_none() {
-            a.timeout = k.timeout.map(duration::format);
-        }
-        if let Some(t) = k.tls_bootstrap_timeout {
-            // kubejoin's own document is more specific than the JoinConfiguration's default.
-            if !cli_tls_timeout {
-                a.tls_bootstrap_timeout = Some(duration::format(t));
-            }
-        }
-        if a.modules.is_empty() {
-            a.modules = k.modules.clone();
-        }
-        // Flags win; the file's keys are unique already. A set keeps 50,000 of them linear.
-        let cli_keys: std::collections::HashSet<String> =
-            a.sysctls.iter().map(|(ck, _)| ck.clone()).collect();
-        for (key, value) in &k.sysctls {
-            if !cli_keys.contains(key) {
-                a.sysctls.push((key.clone(), value.clone()));
-            }
-        }
-        let cli_names: Vec<String> = a
-            .kubelet_args
-            .iter()
-            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
-            .collect();
-        for (k, v) in &k.kubelet_args {
-            if !cli_names.contains(k) {
-                a.kubelet_args.push(format!("{k}={v}"));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
-    let mut config_time = None;
-    if let Some(path) = a.config.clone() {
-        let bytes = std::fs::read(&path).map_err(|source| UsageError::ConfigRead {
-            path: path.clone(),
-            source,
-        })?;
-        let file = crate::source::joinconfig::parse(&bytes, &path.display().to_string())?;
-        for w in &file.warnings {
-            crate::warn!("{w}");
-        }
-        for doc in file.ignored() {
-            crate::info!("{doc}");
-        }
-        fill_from_config(&mut a, &file)?;
-        // Flags win over the file here too: its `ntp:` only when no --ntp was given.
-        if a.ntp.is_empty() {
-            if let Some(k) = file.kubejoin.as_ref().filter(|k| !k.ntp.is_empty()) {
-                config_time = Some(ntp_plan(&k.ntp, &format!("file:{}", path.display()))?);
-            }
-        }
-    }
-    let time = match config_time {
-        Some(t) => t,
-        None if a.ntp.is_empty() => crate::plan::TimePlan::default(),
-        None => ntp_plan(&a.ntp, "flag")?,
-    };
-    let discovery_token = match (&a.discovery_token, &a.token) {
-        (Some(t), _) => Some(token("--discovery-token", t)?),
-        (None, Some(t)) => Some(token("--token", t)?),
-        (None, None) => None,
-    };
-    let tls_bootstrap_token = match (&a.tls_bootstrap_token, &a.token) {
-        (Some(t), _) => Some(token("--tls-bootstrap-token", t)?),
-        (None, Some(t)) => Some(token("--token", t)?),
-        (None, None) => None,
-    };
-    if a.endpoints.len() > 1 {
-        crate::warn!(
-            "more than one API server endpoint given; using the first, {:?}",
-            a.endpoints[0]
-        );
-    }
-    let mode = match &a.discovery_file {
-        Some(file) => {
-            if a.discovery_token.is_some() || !a.endpoints.is_empty() || !a.pins.is_empty() {
-                return Err(PlanError::BothDiscovery.into());
-            }
-            if let Some(rest) = file.strip_prefix("file://") {
-                Mode::File { path: rest.into() }
-            } else if file.starts_with("https://") {
-                Mode::Https {
-                    url: file.clone(),
-                    ca_file: a.discovery_file_ca.clone(),
-                }
-            } else if file.contains("://") {
-                return Err(PlanError::DiscoveryScheme(file.clone()).into());
-            } else {
-                Mode::File { path: file.into() }
-            }
-        }
-        None => {
-            let endpoint = a.endpoints.first().cloned();
-            if endpoint.is_none() && discovery_token.is_none() {
-                return Err(PlanError::NoDiscovery.into());
-            }
-            let endpoint = endpoint.ok_or(PlanError::NoEndpoint)?;
-            let endpoint = Endpoint::parse(&endpoint)
-                .map_err(PlanError::Endpoint)?
-                .to_string();
-            let token = discovery_token.ok_or(PlanError::NoToken)?;
-            let pins = PinSet::parse(&a.pins).map_err(PlanError::Pin)?;
-            if pins.is_empty() && !a.unsafe_skip {
-                return Err(PlanError::NoPin.into());
-            }
-            Mode::Token {
-                endpoint,
-                token,
-                pins,
-                unsafe_skip_ca_verification: a.unsafe_skip,
-            }
-        }
-    };
-    let node_name = a
-        .node_name
-        .as_deref()
-        .map(|n| NodeName::parse(&n.to_ascii_lowercase()))
-        .transpose()
-        .map_err(UsageError::NodeName)?;
-    let mut cri_socket = a
-        .cri_socket
-        .unwrap_or_else(|| DEFAULT_CRI_SOCKET.to_string());
-    if !cri_socket.contains("://") {
-        crate::warn!("--cri-socket {cri_socket:?} has no URL scheme; using unix://{cri_socket}");
-        cri_socket = format!("unix://{cri_socket}");
-    }
-    let mut kubelet_extra_args = Vec::new();
-    for kv in &a.kubelet_args {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| args_err(format!("--kubelet-arg {kv:?} is not name=value")))?;
-        let k = k.trim_start_matches('-');
-        if k.is_empty() {
-            return Err(args_err(format!("--kubelet-arg {kv:?} has an empty name")));
-        }
-        kubelet_extra_args.push((k.to_string(), v.to_string()));
-    }
-    let handoff = match a.handoff.as_deref() {
-        None | Some("none") => HandoffMode::None,
-        Some("exec") if a.control_plane => {
-            return Err(crate::plan::control_plane::ControlPlaneError::HandoffExec.into())
-        }
-        Some("exec") => HandoffMode::Exec,
-        Some(other) => {
-            return Err(args_err(format!(
-                "--handoff {other:?}: expected exec or none"
-            )))
-        }
-    };
-    let node_ip = kubelet_extra_args
-        .iter()
-        .find(|(k, _)| k == "node-ip")
-        .and_then(|(_, v)| v.parse().ok());
-    let control_plane = crate::plan::control_plane::build(
-        crate::plan::control_plane::Inputs {
-            enabled: a.control_plane,
-            key: a.certificate_key.take(),
-            advertise_address: a.advertise_address.take(),
-            bind_port: a.bind_port,
-            healthz_url: a.healthz_url.take(),
-            node_ip,
-        },
-        handoff,
-    )?;
-    Ok(JoinPlan {
-        discovery: Options {
-            mode,
-            tls_bootstrap_token,
-            timeout: dur(
-                "--discovery-timeout",
-                a.discovery_timeout.as_deref(),
-                Duration::from_secs(300),
-            )?,
-            retry_interval: dur(
-                "--discovery-retry-interval",
-                a.retry_interval.as_deref(),
-                Duration::from_secs(5),
-            )?,
-        },
-        node_name,
-        cri_socket,
-        kubelet_extra_args,
-        taints: a.taints,
-        root: a.root.unwrap_or_else(|| PathBuf::from("/")),
-        dry_run: a.dry_run,
-        force: a.force,
-        tls_bootstrap_timeout: dur(
-            "--tls-bootstrap-timeout",
-            a.tls_bootstrap_timeout.as_deref(),
-            Duration::from_secs(300),
-        )?,
-        timeout: match dur(
-            "--timeout",
-            a.timeout.as_deref(),
-            crate::deadline::DEFAULT_TIMEOUT,
-        )? {
-            t if t.is_zero() => return Err(args_err("--timeout must be longer than 0")),
-            t => t,
-        },
-        handoff,
-        kubelet_path: a
-            .kubelet_path
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/kubelet")),
-        skip_phases: a.skip_phases,
-        ignore_preflight_errors: a.ignore_preflight,
-        host: crate::host::HostConfig {
-            modules: a.modules,
-            sysctls: a.sysctls,
-            keep_swap: a.keep_swap,
-            ..crate::host::HostConfig::default()
-        },
-        // Flags join a running machine, whose network is already up.
-        network: None,
-        time,
-        control_plane,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::Mode;
+    use crate::plan::{HandoffMode, DEFAULT_CRI_SOCKET};
+    use std::time::Duration;
 
     const TOKEN: &str = "abcdef.0123456789abcdef";
     const PIN: &str = "sha256:3b793efefe27a19f93b0fbe6e637e9c41d0dde8a377d6ab1c0f656bf1136dd8a";
