@@ -24,7 +24,7 @@
 //! `catch_unwind`; the shipped binary is built with `panic = "abort"` (Cargo.toml: −0.5 MiB
 //! of landing pads and unwind tables), where the panic hook does not return: it points stderr
 //! back at the console and re-executes `/proc/self/exe` with [`PANICKED`] set, and the fresh
-//! process applies the failure policy to the panic ([`recover`]), without running the boot again.
+//! process applies the failure policy to the panic (`recover`), without running the boot again.
 //! The last resort is an endless loop that reaps orphans (a hung machine can be inspected; a
 //! kernel panic cannot).
 
@@ -100,7 +100,7 @@ pub fn run(system: System) -> ! {
 }
 
 /// Set (to the milliseconds since PID 1 started) in the environment of the re-executed PID 1
-/// after a panic in a `panic = "abort"` build: the new process goes straight to [`recover`].
+/// after a panic in a `panic = "abort"` build: the new process goes straight to `recover`.
 pub const PANICKED: &str = "KUBEJOIN_INIT_PANICKED";
 
 /// A panic of the boot: treated like any other failure of the boot.
@@ -133,9 +133,8 @@ fn after_panic(sys: &dyn Init, exec: &dyn Exec, started: Instant, again: bool) -
     console::restore(sys);
     if !again {
         let argv: Vec<OsString> = std::env::args_os().collect();
-        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-            .filter(|(k, _)| k != PANICKED)
-            .collect();
+        let mut env: Vec<(OsString, OsString)> =
+            std::env::vars_os().filter(|(k, _)| k != PANICKED).collect();
         env.push((
             OsString::from(PANICKED),
             OsString::from(started.elapsed().as_millis().to_string()),
