@@ -21,7 +21,7 @@
 //!    `/run/kubejoin/result.json`, then retry, reboot, power-off or a shell).
 //!
 //! It never returns and never lets a panic out. Test (unwinding) builds run everything under
-//! `catch_unwind`; the shipped binary is built with `panic = "abort"` (Cargo.toml: −0.5 MiB
+//! `catch_unwind`; the shipped binary is built with `panic = "abort"` (Cargo.toml: −636 KiB
 //! of landing pads and unwind tables), where the panic hook does not return: it points stderr
 //! back at the console and re-executes `/proc/self/exe` with [`PANICKED`] set, and the fresh
 //! process applies the failure policy to the panic (`recover`), without running the boot again.
