@@ -12,6 +12,11 @@ fn main() -> ExitCode {
     }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
+        if cfg!(panic = "abort") {
+            // The shipped binary (Cargo.toml: panic = "abort"): the exit status of an
+            // unwinding panic, not SIGABRT.
+            std::process::exit(101);
+        }
     }));
     let cmd = match kubejoin::cli::parse(std::env::args_os()) {
         Ok(cmd) => cmd,

@@ -20,8 +20,12 @@
 //!    execs the kubelet / the real root's init, or acts on a failure (reason block,
 //!    `/run/kubejoin/result.json`, then retry, reboot, power-off or a shell).
 //!
-//! It never returns and never lets a panic out: everything runs under `catch_unwind`, and the
-//! last resort is an endless loop that reaps orphans (a hung machine can be inspected; a
+//! It never returns and never lets a panic out. Test (unwinding) builds run everything under
+//! `catch_unwind`; the shipped binary is built with `panic = "abort"` (Cargo.toml: −636 KiB
+//! of landing pads and unwind tables), where the panic hook does not return: it points stderr
+//! back at the console and re-executes `/proc/self/exe` with [`PANICKED`] set, and the fresh
+//! process applies the failure policy to the panic (`recover`), without running the boot again.
+//! The last resort is an endless loop that reaps orphans (a hung machine can be inspected; a
 //! kernel panic cannot).
 
 pub mod config;
@@ -60,10 +64,24 @@ pub enum Next {
 pub fn run(system: System) -> ! {
     let sys = &*system.init;
     let exec = &*system.exec;
-    std::panic::set_hook(Box::new(|info| {
+    let recovering = std::env::var_os(PANICKED);
+    let started = recovering
+        .as_deref()
+        .and_then(|ms| ms.to_str()?.parse().ok())
+        .and_then(|ms| Instant::now().checked_sub(Duration::from_millis(ms)))
+        .unwrap_or_else(Instant::now);
+    let (init, execs) = (system.init.clone(), system.exec.clone());
+    let again = recovering.is_some();
+    std::panic::set_hook(Box::new(move |info| {
         eprintln!("kubejoin: error: internal error (a bug, please report it): {info}");
+        if cfg!(panic = "abort") {
+            // Returning would abort, and a PID 1 that exits panics the kernel.
+            after_panic(&*init, &*execs, started, again)
+        }
     }));
-    let started = Instant::now();
+    if recovering.is_some() {
+        finish(sys, exec, Next::Act(recover(sys, started)))
+    }
     let start_watchdog = |cfg: &InitConfig, kernel_to_init: Option<Duration>| {
         watchdog::start(
             system.init.clone(),
@@ -75,28 +93,59 @@ pub fn run(system: System) -> ! {
     };
     let next = match catch_unwind(AssertUnwindSafe(|| boot(&system, started, &start_watchdog))) {
         Ok(next) => next,
-        Err(_) => {
-            // The hook printed the panic; treat it like any other failure of the boot.
-            let cfg = read_config(sys);
-            let f = Failure::new(
-                "init",
-                Class::Other,
-                "kubejoin panicked (see the line above)",
-            );
-            let action = policy::decide(
-                cfg.on_failure,
-                f.class,
-                u32::MAX,
-                started.elapsed(),
-                cfg.timeout,
-                &Schedule::default(),
-                sys.is_pid1(),
-            );
-            report_failure(&Root::new("/"), &cfg, &f, &action, 1, started);
-            Next::Act(action)
-        }
+        // The hook printed the panic.
+        Err(_) => Next::Act(recover(sys, started)),
     };
     finish(sys, exec, next)
+}
+
+/// Set (to the milliseconds since PID 1 started) in the environment of the re-executed PID 1
+/// after a panic in a `panic = "abort"` build: the new process goes straight to `recover`.
+pub const PANICKED: &str = "KUBEJOIN_INIT_PANICKED";
+
+/// A panic of the boot: treated like any other failure of the boot.
+fn recover(sys: &dyn Init, started: Instant) -> Action {
+    let cfg = read_config(sys);
+    let f = Failure::new(
+        "init",
+        Class::Other,
+        "kubejoin panicked (see the line above)",
+    );
+    let action = policy::decide(
+        cfg.on_failure,
+        f.class,
+        u32::MAX,
+        started.elapsed(),
+        cfg.timeout,
+        &Schedule::default(),
+        sys.is_pid1(),
+    );
+    report_failure(&Root::new("/"), &cfg, &f, &action, 1, started);
+    action
+}
+
+/// The panic hook's end in a `panic = "abort"` build, which cannot unwind to `catch_unwind`:
+/// never returns. Re-executes this binary (same arguments, same environment plus [`PANICKED`]),
+/// which replaces every thread and lock of the panicked process with a fresh PID 1 that only
+/// applies the failure policy; when that one panics too (`again`), or the exec fails, it idles.
+fn after_panic(sys: &dyn Init, exec: &dyn Exec, started: Instant, again: bool) -> ! {
+    // The console copy thread's pipe would have no reader after the exec.
+    console::restore(sys);
+    if !again {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let mut env: Vec<(OsString, OsString)> =
+            std::env::vars_os().filter(|(k, _)| k != PANICKED).collect();
+        env.push((
+            OsString::from(PANICKED),
+            OsString::from(started.elapsed().as_millis().to_string()),
+        ));
+        let e = exec.execve(Path::new("/proc/self/exe"), &argv, &env);
+        eprintln!("kubejoin: error: could not restart after the panic: {e}; idling");
+    }
+    loop {
+        sys.reap();
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Acts on `next`, and if that returns or panics, idles forever.
