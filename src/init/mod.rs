@@ -111,17 +111,31 @@ fn recover(sys: &dyn Init, started: Instant) -> Action {
         Class::Other,
         "kubejoin panicked (see the line above)",
     );
-    let action = policy::decide(
-        cfg.on_failure,
-        f.class,
-        u32::MAX,
-        started.elapsed(),
-        cfg.timeout,
-        &Schedule::default(),
+    let action = retry_by_rebooting(
+        policy::decide(
+            cfg.on_failure,
+            f.class,
+            u32::MAX,
+            started.elapsed(),
+            cfg.timeout,
+            &Schedule::default(),
+            sys.is_pid1(),
+        ),
         sys.is_pid1(),
     );
     report_failure(&Root::new("/"), &cfg, &f, &action, 1, started);
     action
+}
+
+/// After a panic the boot is not run again in the same process (its threads, locks and half-done
+/// effects are unknown): as PID 1 a retry becomes a reboot after the same pause, a fresh boot;
+/// `kubejoin init` by hand exits with the failure's status instead. Every other action is kept.
+fn retry_by_rebooting(action: Action, pid1: bool) -> Action {
+    match action {
+        Action::RetryIn(after) if pid1 => Action::Reboot { after },
+        Action::RetryIn(_) => Action::Exit(Class::Other.exit_code()),
+        other => other,
+    }
 }
 
 /// The panic hook's end in a `panic = "abort"` build, which cannot unwind to `catch_unwind`:
@@ -468,6 +482,22 @@ mod tests {
     use super::*;
     use crate::sys::exec::{ExecCall, RecordingExec};
     use crate::sys::init::{InitCall, RecordingInit};
+
+    #[test]
+    fn a_retry_after_a_panic_is_a_reboot_after_the_same_pause() {
+        let pause = Duration::from_secs(30);
+        assert_eq!(
+            retry_by_rebooting(Action::RetryIn(pause), true),
+            Action::Reboot { after: pause }
+        );
+        assert_eq!(
+            retry_by_rebooting(Action::RetryIn(pause), false),
+            Action::Exit(Class::Other.exit_code())
+        );
+        assert_eq!(retry_by_rebooting(Action::Poweroff, true), Action::Poweroff);
+        assert_eq!(retry_by_rebooting(Action::Shell, true), Action::Shell);
+        assert_eq!(retry_by_rebooting(Action::Exit(1), false), Action::Exit(1));
+    }
 
     #[test]
     fn uptime_parses_proc_uptime() {
