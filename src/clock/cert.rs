@@ -229,7 +229,7 @@ impl ServerCertVerifier for BestTimeVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let system = WallTime::from_unix_secs(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
-        let best = best_known(self.floor, system, None);
+        let best = best_known(self.floor, system, super::datehdr::believed());
         let result = self.inner.verify_server_cert(
             end_entity,
             intermediates,

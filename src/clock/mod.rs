@@ -24,6 +24,7 @@
 pub mod build_floor;
 pub mod cert;
 pub mod client;
+pub mod datehdr;
 pub mod floor;
 pub mod phase;
 pub mod sntp;

@@ -134,6 +134,9 @@ pub async fn discover(
              during a CA rotation)"
         );
     }
+    if crate::clock::datehdr::allowed() {
+        verified_date(&url, &v.trusted, &v.unpinned, opts).await;
+    }
     let kc = v.kubeconfig.clone();
     let cluster_server = v.server.clone();
     if same_address(&cluster_server, endpoint) {
@@ -176,6 +179,34 @@ pub async fn discover(
         "cluster-info fetched over verified TLS is identical; API server is {cluster_server}"
     );
     Ok(done(Some(matched)))
+}
+
+/// SNTP gave no time: now that the CA is pinned, one anonymous request to `url` over TLS
+/// verified against the pinned CAs, validity times aside, may give the time from its `Date`
+/// header (`clock::datehdr`, docs/time.md). Never fails discovery: a `Date` refused or missing
+/// leaves the best time known as it was, and the verified requests that follow say why if the
+/// certificates are then outside their windows.
+async fn verified_date(
+    url: &str,
+    pinned: &[Vec<u8>],
+    unpinned: &[(CaPin, Vec<u8>)],
+    opts: &Options,
+) {
+    let inner = match crate::http::tls::pinned_verifier(pinned, unpinned) {
+        Ok(v) => v,
+        Err(e) => {
+            crate::warn!("clock: no verified Date from {url}: {e}");
+            return;
+        }
+    };
+    match crate::clock::datehdr::probe(url, inner, timeouts(opts).connect).await {
+        Ok(crate::clock::datehdr::Outcome::NotNeeded) => {}
+        Ok(crate::clock::datehdr::Outcome::Taken(d)) => crate::info!(
+            "clock: taking the time from the Date header of {url} over TLS verified against the pinned \
+             cluster CA: {d} (source verified-date-header)"
+        ),
+        Err(e) => crate::warn!("clock: no verified Date taken: {e}"),
+    }
 }
 
 /// Whether the `server:` URL `server` names the `host:port` endpoint `endpoint` (host compared

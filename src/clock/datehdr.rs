@@ -1,0 +1,411 @@
+//! The last time source: the `Date` header of an anonymous answer received over TLS whose chain
+//! verified against the **pinned** cluster CA, validity times aside (docs/time.md, "The `Date`
+//! header over pinned TLS"). Used only when the clock phase got no time from SNTP
+//! ([`allow`]), only when the pinned chain does not verify at the best time known already, and
+//! only under [`judge`]'s rules: not before the clock floor, forwards only, inside the presented
+//! leaf's own window, and the chain verifies at that `Date` with the ordinary verifier. A `Date`
+//! so accepted becomes the best time known of the process ([`believed`], read by
+//! `cert::BestTimeVerifier`), so every later connection — the bootstrap token's included — is
+//! verified at it, with validity times checked.
+
+use super::floor::{best_known, floor};
+use crate::time::{Offset, WallTime};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Set by the clock phase when SNTP gave no time (off, unanswered or refused).
+static ALLOWED: AtomicBool = AtomicBool::new(false);
+
+/// The accepted `Date`, who sent it, and when (monotonic) it was accepted.
+static ADOPTED: Mutex<Option<(String, WallTime, Instant)>> = Mutex::new(None);
+
+/// The clock phase got nothing from SNTP: a verified `Date` may now be taken.
+pub fn allow() {
+    ALLOWED.store(true, Ordering::SeqCst);
+}
+
+/// Whether a verified `Date` may be taken in this process.
+pub fn allowed() -> bool {
+    ALLOWED.load(Ordering::SeqCst)
+}
+
+/// The accepted `Date` carried forward by the monotonic time since it was accepted.
+pub fn believed() -> Option<WallTime> {
+    let g = ADOPTED.lock().ok()?;
+    g.as_ref()
+        .map(|(_, d, at)| d.plus(Offset::of(at.elapsed())))
+}
+
+/// The accepted `Date` as received, and the server that sent it (for `result.json`).
+pub fn adopted() -> Option<(String, WallTime)> {
+    let g = ADOPTED.lock().ok()?;
+    g.as_ref().map(|(s, d, _)| (s.clone(), *d))
+}
+
+fn adopt(server: &str, date: WallTime) {
+    if let Ok(mut g) = ADOPTED.lock() {
+        *g = Some((server.to_string(), date, Instant::now()));
+    }
+}
+
+/// Why a `Date` was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("its Date {date} is earlier than this kubejoin's build time {floor}")]
+    BeforeFloor { date: WallTime, floor: WallTime },
+    #[error("its Date {date} is not later than the time already believed ({best}): the time only moves forwards")]
+    NotForward { date: WallTime, best: WallTime },
+    #[error("its Date {date} lies outside its own certificate's window ({from} to {to})")]
+    OutsideLeaf {
+        date: WallTime,
+        from: WallTime,
+        to: WallTime,
+    },
+    #[error(
+        "its certificate chain does not verify against the pinned CA at its Date {date}: {why}"
+    )]
+    Chain { date: WallTime, why: String },
+}
+
+/// The acceptance rules of a `Date` from a pinned-TLS answer (docs/time.md), in order: not
+/// earlier than the clock `floor`, later than the `best` time already believed, inside the leaf's
+/// window `leaf` (both ends included, RFC 5280), and the chain verifies at it (`verify_at`, the
+/// ordinary verifier with validity checked). Returns the `Date` to believe.
+pub fn judge(
+    date: WallTime,
+    floor: WallTime,
+    best: WallTime,
+    leaf: (WallTime, WallTime),
+    verify_at: impl FnOnce(WallTime) -> Result<(), String>,
+) -> Result<WallTime, Refused> {
+    if date < floor {
+        return Err(Refused::BeforeFloor { date, floor });
+    }
+    if date <= best {
+        return Err(Refused::NotForward { date, best });
+    }
+    if date < leaf.0 || date > leaf.1 {
+        return Err(Refused::OutsideLeaf {
+            date,
+            from: leaf.0,
+            to: leaf.1,
+        });
+    }
+    verify_at(date).map_err(|why| Chain { date, why })?;
+    Ok(date)
+}
+use Refused::Chain;
+
+fn unix_time(t: WallTime) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(
+        u64::try_from(t.unix_secs()).unwrap_or(0),
+    ))
+}
+
+/// The validity window of a certificate (DER).
+fn window(der: &[u8]) -> Option<(WallTime, WallTime)> {
+    let c = crate::pki::x509::parse_certificate(der).ok()?;
+    Some((
+        WallTime::from_unix_secs(c.validity.not_before.timestamp()),
+        WallTime::from_unix_secs(c.validity.not_after.timestamp()),
+    ))
+}
+
+/// What the probe's handshake presented.
+#[derive(Debug, Clone)]
+struct Seen {
+    leaf: CertificateDer<'static>,
+    intermediates: Vec<CertificateDer<'static>>,
+    name: ServerName<'static>,
+    /// The chain verified (validity included) at the best time known already: no `Date` needed.
+    ok_at_best: bool,
+}
+
+/// The probe's verifier: the ordinary pinned verifier (`inner`), asked at a time inside the
+/// presented leaf's window (its middle) rather than at the clock, so that the chain, the name and
+/// the handshake signature are all checked while validity times are set aside. What it saw is
+/// kept for [`judge`]. The connection it protects carries no credential.
+#[derive(Debug)]
+pub struct Probe {
+    inner: Arc<dyn ServerCertVerifier>,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl Probe {
+    pub fn new(inner: Arc<dyn ServerCertVerifier>) -> Self {
+        Self {
+            inner,
+            seen: Mutex::new(None),
+        }
+    }
+}
+
+impl ServerCertVerifier for Probe {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let (from, to) = window(end_entity).ok_or(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadEncoding,
+        ))?;
+        let middle = WallTime::from_unix_secs(from.unix_secs() / 2 + to.unix_secs() / 2);
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            unix_time(middle),
+        )?;
+        let system = WallTime::from_unix_secs(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
+        let best = best_known(floor(), system, believed()).time;
+        let ok_at_best = self
+            .inner
+            .verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                unix_time(best),
+            )
+            .is_ok();
+        if let Ok(mut g) = self.seen.lock() {
+            *g = Some(Seen {
+                leaf: end_entity.clone().into_owned(),
+                intermediates: intermediates
+                    .iter()
+                    .map(|c| c.clone().into_owned())
+                    .collect(),
+                name: server_name.to_owned(),
+                ok_at_best,
+            });
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// An error and its causes, `: `-joined (hyper's own text is only its outermost layer).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// What a probe found.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The pinned chain verifies at the best time known already: nothing to take.
+    NotNeeded,
+    /// The `Date` was taken: the best time known of this process from now on.
+    Taken(WallTime),
+}
+
+/// A probe that did not end with a `Date` taken or not needed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("setting up TLS: {0}")]
+    Tls(String),
+    #[error("GET {url}: {detail}")]
+    Request { url: String, detail: String },
+    #[error("GET {url}: no usable Date header in the answer")]
+    NoDate { url: String },
+    #[error("GET {url}: {0}", url = .1)]
+    Refused(Refused, String),
+}
+
+/// One anonymous `GET <server>/version` over TLS verified against the pinned CAs (`inner`, the
+/// ordinary pinned verifier), validity times aside; its `Date` is judged and, when accepted,
+/// becomes the best time known. Bounded by `timeout`. No credential is ever sent on it.
+pub async fn probe(
+    server: &str,
+    inner: Arc<dyn ServerCertVerifier>,
+    timeout: Duration,
+) -> Result<Outcome, ProbeError> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let probe = Arc::new(Probe::new(inner.clone()));
+    let tls = crate::http::tls::ring_builder()
+        .map_err(|e| ProbeError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(probe.clone())
+        .with_no_client_auth();
+    let connector = crate::http::connector(tls, timeout, None, crate::http::Schemes::HttpsOnly);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build::<_, Full<Bytes>>(connector);
+    let url = format!("{}/version", server.trim_end_matches('/'));
+    let req_err = |detail: String| ProbeError::Request {
+        url: url.clone(),
+        detail,
+    };
+    let req = http::Request::get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| req_err(e.to_string()))?;
+    let res = tokio::time::timeout(timeout, client.request(req))
+        .await
+        .map_err(|_| {
+            req_err(format!(
+                "no answer within {}",
+                crate::time::duration::format(timeout)
+            ))
+        })?
+        .map_err(|e| req_err(causes(&e)))?;
+    let seen = probe
+        .seen
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .ok_or_else(|| req_err("no certificate was verified".into()))?;
+    if seen.ok_at_best {
+        return Ok(Outcome::NotNeeded);
+    }
+    let date = res
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::time::http_date::parse_http_date)
+        .map(WallTime::from_system)
+        .ok_or_else(|| ProbeError::NoDate { url: url.clone() })?;
+    let leaf =
+        window(&seen.leaf).ok_or_else(|| req_err("its certificate does not parse".into()))?;
+    let system = crate::sys::clock::node_clock().now();
+    let best = best_known(floor(), system, believed()).time;
+    let taken = judge(date, floor(), best, leaf, |d| {
+        inner
+            .verify_server_cert(
+                &seen.leaf,
+                &seen.intermediates,
+                &seen.name,
+                &[],
+                unix_time(d),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|r| ProbeError::Refused(r, url.clone()))?;
+    adopt(server, taken);
+    crate::log::record_event(
+        "clock-verified-date",
+        serde_json::json!({ "server": server, "date": taken.to_string() }),
+    );
+    Ok(Outcome::Taken(taken))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLOOR: WallTime = WallTime::from_unix_secs(1_796_083_200); // 2026-12-01
+    const Y2015: WallTime = WallTime::from_unix_secs(1_420_070_400);
+    const fn t(secs: i64) -> WallTime {
+        WallTime::from_unix_secs(secs)
+    }
+    const DAY: i64 = 86_400;
+    /// A leaf valid from a week after the floor for a year.
+    const LEAF: (WallTime, WallTime) = (t(1_796_083_200 + 7 * DAY), t(1_796_083_200 + 372 * DAY));
+
+    fn ok(_: WallTime) -> Result<(), String> {
+        Ok(())
+    }
+
+    #[test]
+    fn a_date_inside_the_leaf_window_after_floor_and_best_is_taken() {
+        let date = t(LEAF.0.unix_secs() + 10 * DAY);
+        assert_eq!(judge(date, FLOOR, FLOOR, LEAF, ok), Ok(date));
+        // The leaf window includes both ends.
+        assert_eq!(judge(LEAF.0, FLOOR, FLOOR, LEAF, ok), Ok(LEAF.0));
+        assert_eq!(judge(LEAF.1, FLOOR, FLOOR, LEAF, ok), Ok(LEAF.1));
+    }
+
+    #[test]
+    fn a_date_before_the_floor_is_refused() {
+        // Even when the leaf is old and the clock older: an expired key cannot be revived.
+        let old_leaf = (t(FLOOR.unix_secs() - 400 * DAY), t(FLOOR.unix_secs() - DAY));
+        let date = t(FLOOR.unix_secs() - 2 * DAY);
+        assert_eq!(
+            judge(date, FLOOR, Y2015, old_leaf, ok),
+            Err(Refused::BeforeFloor { date, floor: FLOOR })
+        );
+    }
+
+    #[test]
+    fn a_date_that_would_move_time_backwards_is_refused() {
+        let best = t(LEAF.0.unix_secs() + 20 * DAY);
+        let date = t(LEAF.0.unix_secs() + 10 * DAY);
+        assert_eq!(
+            judge(date, FLOOR, best, LEAF, ok),
+            Err(Refused::NotForward { date, best })
+        );
+        assert_eq!(
+            judge(best, FLOOR, best, LEAF, ok),
+            Err(Refused::NotForward { date: best, best })
+        );
+    }
+
+    #[test]
+    fn a_date_outside_the_leaf_window_is_refused() {
+        for date in [t(LEAF.0.unix_secs() - 1), t(LEAF.1.unix_secs() + 1)] {
+            assert_eq!(
+                judge(date, FLOOR, FLOOR, LEAF, ok),
+                Err(Refused::OutsideLeaf {
+                    date,
+                    from: LEAF.0,
+                    to: LEAF.1
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_chain_that_does_not_verify_at_the_date_is_refused_and_asked_at_that_date() {
+        let date = t(LEAF.0.unix_secs() + DAY);
+        let mut asked = None;
+        let r = judge(date, FLOOR, FLOOR, LEAF, |d| {
+            asked = Some(d);
+            Err("the CA has expired".into())
+        });
+        assert_eq!(asked, Some(date));
+        assert_eq!(
+            r,
+            Err(Refused::Chain {
+                date,
+                why: "the CA has expired".into()
+            })
+        );
+    }
+}
