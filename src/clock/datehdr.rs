@@ -408,4 +408,55 @@ mod tests {
             })
         );
     }
+
+    /// A CA valid 2020–2040 and a `localhost` leaf valid 2030–2031 (later than any build).
+    fn pki() -> (Vec<u8>, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2040, 1, 1);
+        let ca = p.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(p, ca_key);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut lp = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        lp.not_before = rcgen::date_time_ymd(2030, 1, 1);
+        lp.not_after = rcgen::date_time_ymd(2031, 1, 1);
+        let leaf = lp.signed_by(&key, &issuer).unwrap();
+        (ca.der().to_vec(), leaf.der().to_vec())
+    }
+
+    fn probe_of(ca: &[u8]) -> Probe {
+        Probe::new(crate::http::tls::pinned_verifier(&[ca.to_vec()], &[]).unwrap())
+    }
+
+    fn verify(p: &Probe, leaf: &[u8], name: &str) -> Result<ServerCertVerified, rustls::Error> {
+        p.verify_server_cert(
+            &CertificateDer::from(leaf.to_vec()),
+            &[],
+            &ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            unix_time(Y2015),
+        )
+    }
+
+    #[test]
+    fn the_probe_sets_validity_aside_but_checks_chain_and_name() {
+        let (ca, leaf) = pki();
+        // A node in 2015 and a leaf from 2030: the chain is accepted, and it is recorded that
+        // it does not verify at the best time known (so a Date is needed).
+        let p = probe_of(&ca);
+        assert!(verify(&p, &leaf, "localhost").is_ok());
+        let seen = p.seen.lock().unwrap().clone().unwrap();
+        assert!(!seen.ok_at_best);
+        assert_eq!(
+            window(&seen.leaf).unwrap().0.to_string(),
+            "2030-01-01T00:00:00.000Z"
+        );
+        // Another CA: refused, whatever the time.
+        let (other_ca, _) = pki();
+        assert!(verify(&probe_of(&other_ca), &leaf, "localhost").is_err());
+        // Another name: refused.
+        assert!(verify(&probe_of(&ca), &leaf, "evil.example").is_err());
+    }
 }
