@@ -67,7 +67,8 @@ pub struct StepRecord {
 pub struct ClockRecord {
     /// What the join's time rests on: `sntp` (the servers agreed; the clock was stepped or
     /// was already right), `off` (SNTP turned off), or — when SNTP gave nothing — the best
-    /// time known: `system-clock` or `build-time-floor`.
+    /// time known: `system-clock` or `build-time-floor`, or `verified-date-header` once
+    /// discovery took a verified `Date` (`datehdr`, [`ClockRecord::note_verified_date`]).
     pub source: String,
     /// The layer that named the servers.
     #[serde(skip_serializing_if = "Option::is_none")]
