@@ -46,6 +46,36 @@ pub fn adopted() -> Option<(String, WallTime)> {
     g.as_ref().map(|(s, d, _)| (s.clone(), *d))
 }
 
+/// The window of the last leaf an unverified connection (the first cluster-info fetch) was
+/// shown.
+static UNVERIFIED_LEAF: Mutex<Option<(WallTime, WallTime)>> = Mutex::new(None);
+
+/// Notes the window of a leaf presented on a connection that verified nothing. It only decides
+/// whether a probe is worth a request ([`worth_asking`]): whoever is on the path could have
+/// written it, and at worst makes kubejoin ask (harmless) or not ask (then the verified
+/// connections fail with the clock error, as without this source).
+pub fn note_unverified_leaf(der: &[u8]) {
+    if let (Some(w), Ok(mut g)) = (window(der), UNVERIFIED_LEAF.lock()) {
+        *g = Some(w);
+    }
+}
+
+/// Whether a probe is worth a request: a `Date` may be taken ([`allowed`]) and the server's
+/// leaf as last seen unverified lies outside its window at the best time known (or was not
+/// seen). An honest cluster whose certificates are valid at the best time known costs nothing.
+pub fn worth_asking() -> bool {
+    if !allowed() {
+        return false;
+    }
+    let seen = UNVERIFIED_LEAF.lock().ok().and_then(|g| *g);
+    let Some((from, to)) = seen else {
+        return true;
+    };
+    let now = crate::sys::clock::node_clock().now();
+    let best = best_known(floor(), now, believed()).time;
+    best < from || best > to
+}
+
 fn adopt(server: &str, date: WallTime) {
     if let Ok(mut g) = ADOPTED.lock() {
         *g = Some((server.to_string(), date, Instant::now()));
