@@ -243,18 +243,6 @@ impl ServerCertVerifier for Probe {
     }
 }
 
-/// An error and its causes, `: `-joined (hyper's own text is only its outermost layer).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// What a probe found.
 #[derive(Debug)]
 pub enum Outcome {
@@ -264,96 +252,59 @@ pub enum Outcome {
     Taken(WallTime),
 }
 
-/// A probe that did not end with a `Date` taken or not needed.
+/// Why a probe ended without a `Date` taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("setting up TLS: {0}")]
-    Tls(String),
-    #[error("GET {url}: {detail}")]
-    Request { url: String, detail: String },
-    #[error("GET {url}: no usable Date header in the answer")]
-    NoDate { url: String },
-    #[error("GET {url}: {0}", url = .1)]
-    Refused(Refused, String),
+    #[error("no certificate was verified")]
+    NotVerified,
+    #[error("no usable Date header in the answer")]
+    NoDate,
+    #[error("its certificate does not parse")]
+    Leaf,
+    #[error(transparent)]
+    Refused(#[from] Refused),
 }
 
-/// One anonymous `GET <server>/version` over TLS verified against the pinned CAs (`inner`, the
-/// ordinary pinned verifier), validity times aside; its `Date` is judged and, when accepted,
-/// becomes the best time known. Bounded by `timeout`. No credential is ever sent on it.
-pub async fn probe(
-    server: &str,
-    inner: Arc<dyn ServerCertVerifier>,
-    timeout: Duration,
-) -> Result<Outcome, ProbeError> {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    let probe = Arc::new(Probe::new(inner.clone()));
-    let tls = crate::http::tls::ring_builder()
-        .map_err(|e| ProbeError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(probe.clone())
-        .with_no_client_auth();
-    let connector = crate::http::connector(tls, timeout, None, crate::http::Schemes::HttpsOnly);
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build::<_, Full<Bytes>>(connector);
-    let url = format!("{}/version", server.trim_end_matches('/'));
-    let req_err = |detail: String| ProbeError::Request {
-        url: url.clone(),
-        detail,
-    };
-    let req = http::Request::get(&url)
-        .header(http::header::ACCEPT, "application/json")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| req_err(e.to_string()))?;
-    let res = tokio::time::timeout(timeout, client.request(req))
-        .await
-        .map_err(|_| {
-            req_err(format!(
-                "no answer within {}",
-                crate::time::duration::format(timeout)
-            ))
-        })?
-        .map_err(|e| req_err(causes(&e)))?;
-    let seen = probe
-        .seen
-        .lock()
-        .ok()
-        .and_then(|g| g.clone())
-        .ok_or_else(|| req_err("no certificate was verified".into()))?;
-    if seen.ok_at_best {
-        return Ok(Outcome::NotNeeded);
+impl Probe {
+    /// After the probe's answer from `server` arrived with `date_header` (its `Date`, raw):
+    /// judge it against what the handshake presented and, when accepted, make it the best time
+    /// known of this process (and a `clock-verified-date` timeline event).
+    pub fn conclude(&self, server: &str, date_header: Option<&str>) -> Result<Outcome, ProbeError> {
+        let seen = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(ProbeError::NotVerified)?;
+        if seen.ok_at_best {
+            return Ok(Outcome::NotNeeded);
+        }
+        let date = date_header
+            .and_then(crate::time::http_date::parse_http_date)
+            .map(WallTime::from_system)
+            .ok_or(ProbeError::NoDate)?;
+        let leaf = window(&seen.leaf).ok_or(ProbeError::Leaf)?;
+        let system = crate::sys::clock::node_clock().now();
+        let best = best_known(floor(), system, believed()).time;
+        let taken = judge(date, floor(), best, leaf, |d| {
+            self.inner
+                .verify_server_cert(
+                    &seen.leaf,
+                    &seen.intermediates,
+                    &seen.name,
+                    &[],
+                    unix_time(d),
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?;
+        adopt(server, taken);
+        crate::log::record_event(
+            "clock-verified-date",
+            serde_json::json!({ "server": server, "date": taken.to_string() }),
+        );
+        Ok(Outcome::Taken(taken))
     }
-    let date = res
-        .headers()
-        .get(http::header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::time::http_date::parse_http_date)
-        .map(WallTime::from_system)
-        .ok_or_else(|| ProbeError::NoDate { url: url.clone() })?;
-    let leaf =
-        window(&seen.leaf).ok_or_else(|| req_err("its certificate does not parse".into()))?;
-    let system = crate::sys::clock::node_clock().now();
-    let best = best_known(floor(), system, believed()).time;
-    let taken = judge(date, floor(), best, leaf, |d| {
-        inner
-            .verify_server_cert(
-                &seen.leaf,
-                &seen.intermediates,
-                &seen.name,
-                &[],
-                unix_time(d),
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .map_err(|r| ProbeError::Refused(r, url.clone()))?;
-    adopt(server, taken);
-    crate::log::record_event(
-        "clock-verified-date",
-        serde_json::json!({ "server": server, "date": taken.to_string() }),
-    );
-    Ok(Outcome::Taken(taken))
 }
 
 #[cfg(test)]
@@ -457,7 +408,14 @@ mod tests {
     }
 
     fn probe_of(ca: &[u8]) -> Probe {
-        Probe::new(crate::http::tls::pinned_verifier(&[ca.to_vec()], &[]).unwrap())
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.to_vec())).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Probe::new(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap(),
+        )
     }
 
     fn verify(p: &Probe, leaf: &[u8], name: &str) -> Result<ServerCertVerified, rustls::Error> {

@@ -192,6 +192,7 @@ async fn verified_date(
     unpinned: &[(CaPin, Vec<u8>)],
     opts: &Options,
 ) {
+    use crate::clock::datehdr::{Outcome, Probe};
     let inner = match crate::http::tls::pinned_verifier(pinned, unpinned) {
         Ok(v) => v,
         Err(e) => {
@@ -199,14 +200,68 @@ async fn verified_date(
             return;
         }
     };
-    match crate::clock::datehdr::probe(url, inner, timeouts(opts).connect).await {
-        Ok(crate::clock::datehdr::Outcome::NotNeeded) => {}
-        Ok(crate::clock::datehdr::Outcome::Taken(d)) => crate::info!(
+    let probe = std::sync::Arc::new(Probe::new(inner));
+    let date = match date_over(url, probe.clone(), timeouts(opts).connect).await {
+        Ok(d) => d,
+        Err(e) => {
+            crate::warn!("clock: no verified Date taken: GET {url}/version: {e}");
+            return;
+        }
+    };
+    match probe.conclude(url, date.as_deref()) {
+        Ok(Outcome::NotNeeded) => {}
+        Ok(Outcome::Taken(d)) => crate::info!(
             "clock: taking the time from the Date header of {url} over TLS verified against the pinned \
              cluster CA: {d} (source verified-date-header)"
         ),
-        Err(e) => crate::warn!("clock: no verified Date taken: {e}"),
+        Err(e) => crate::warn!("clock: no verified Date taken from {url}/version: {e}"),
     }
+}
+
+/// One anonymous `GET <url>/version` (no token, no client certificate) over TLS verified by
+/// `probe`, bounded by `timeout`: the answer's raw `Date` header.
+async fn date_over(
+    url: &str,
+    probe: std::sync::Arc<crate::clock::datehdr::Probe>,
+    timeout: std::time::Duration,
+) -> Result<Option<String>, String> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let tls = crate::http::tls::ring_builder()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(probe)
+        .with_no_client_auth();
+    let connector = crate::http::connector(tls, timeout, None, crate::http::Schemes::HttpsOnly);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build::<_, Full<Bytes>>(connector);
+    let req = http::Request::get(format!("{}/version", url.trim_end_matches('/')))
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let res = tokio::time::timeout(timeout, client.request(req))
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer within {}",
+                crate::time::duration::format(timeout)
+            )
+        })?
+        .map_err(|e| {
+            let mut s = e.to_string();
+            let mut cur = std::error::Error::source(&e);
+            while let Some(c) = cur {
+                s.push_str(&format!(": {c}"));
+                cur = c.source();
+            }
+            s
+        })?;
+    Ok(res
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string))
 }
 
 /// Whether the `server:` URL `server` names the `host:port` endpoint `endpoint` (host compared
