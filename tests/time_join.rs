@@ -11,8 +11,8 @@
 //! `result.json` and the log say what was stepped from and to, by which servers (a liar is
 //! outvoted); with no SNTP answer, a clock in 2040 stops at the first connection verified
 //! against the pinned CA with the clock error (window, time used, `kubejoin.ntp=`), bounded in
-//! time; a clock in 2015 falls back to the build
-//! time; `kubejoin plan` shows the time sources and where they came from.
+//! time; a clock in 2015 with no SNTP at all falls back to the build time and then takes the
+//! time from the `Date` of an anonymous answer over TLS verified against the pinned CA; `kubejoin plan` shows the time sources and where they came from.
 
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -220,36 +220,72 @@ fn without_an_sntp_answer_a_clock_ahead_stops_at_the_first_verified_connection_w
 }
 
 #[test]
-fn without_any_time_source_a_clock_in_2015_is_checked_at_the_build_time() {
-    let cp = start_cp();
+fn without_sntp_a_clock_in_2015_joins_by_the_date_header_verified_against_the_pinned_ca() {
+    // A cluster whose certificates are valid only from now: newer than this build (its floor
+    // is the last commit's time, or SOURCE_DATE_EPOCH), so the floor cannot vouch for them.
+    let ca_from = now_secs().floor();
+    let cp = kubejoin_testcp::start(Config {
+        pki_backdate: Duration::ZERO,
+        ..Config::default()
+    })
+    .unwrap();
+    let floor = kubejoin::clock::floor::floor().unix_secs() as f64;
+    assert!(
+        floor < ca_from,
+        "this build's clock floor ({floor}) is not older than the test cluster's certificates \
+         ({ca_from}): nothing to prove"
+    );
     let root = tempfile::tempdir().unwrap();
     let r = join(&cp, root.path(), Y2015, &[]);
-    assert!(
-        r.stderr.contains("earlier than this kubejoin was built"),
-        "{}",
-        r.stderr
-    );
-    // The test CA is valid from five minutes before the control plane started. A build older
-    // than that (the usual case) cannot vouch for it: the join stops with the clock error. A
-    // build newer than that can, and the join succeeds at the build time.
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for needle in [
+        "earlier than this kubejoin was built",
+        "clock: taking the time from the Date header of https://",
+        "over TLS verified against the pinned cluster CA",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    let clock = &result_json(root.path())["clock"];
+    assert_eq!(clock["source"], "verified-date-header", "{clock}");
+    // The Date taken is the control plane's real time (this machine's), not 2015 nor the floor.
+    let date = clock["verified_date"]["date"].as_str().unwrap();
+    let year_now = 1970 + (now_secs() / 31_557_600.0) as i64;
+    assert!(date.starts_with(&year_now.to_string()), "{date}");
+    assert_eq!(clock["checked_at"], clock["verified_date"]["date"]);
+    assert!(clock["verified_date"]["server"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+    // The answer it came from was anonymous, and came before any request carrying the
+    // bootstrap token (which is then verified at the time taken).
+    let reqs = cp.requests();
+    let probe = reqs
+        .iter()
+        .position(|q| q.path == "/version")
+        .expect("a GET /version");
+    assert!(!reqs[probe].authorization, "{:?}", reqs[probe]);
+    assert_eq!(reqs[probe].user, "system:anonymous");
+    let first_auth = reqs.iter().position(|q| q.authorization).unwrap();
+    assert!(probe < first_auth, "{reqs:?}");
+    assert!(root.path().join("etc/kubernetes/kubelet.conf").exists());
+}
+
+#[test]
+fn without_any_time_source_a_build_newer_than_the_cluster_needs_no_date() {
+    // The default test cluster's certificates are valid from 5 minutes before its start: when
+    // this build is newer than that, the floor vouches for them and no Date is asked for.
+    let cp = start_cp();
+    let ca_from = now_secs() - 300.0;
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let floor = kubejoin::clock::floor::floor().unix_secs() as f64;
-    let ca_from = now_secs() - 300.0 - r.took.as_secs_f64();
-    if floor < ca_from - 5.0 {
-        assert_eq!(r.code, 3, "{}", r.stderr);
-        for needle in [
-            "is not yet valid: it is valid from",
-            "its clock says 2015-01-01T",
-            "earlier than this kubejoin was built, so the build time was used",
-            "the clock is the likely cause",
-            "this machine's clock is behind",
-            "kubejoin.ntp=HOST[:PORT]",
-        ] {
-            assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
-        }
-    } else if floor > ca_from + 5.0 {
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let clock = &result_json(root.path())["clock"];
+    let clock = &result_json(root.path())["clock"];
+    if floor > ca_from + 5.0 {
         assert_eq!(clock["source"], "build-time-floor");
+        assert!(!cp.requests().iter().any(|q| q.path == "/version"));
+    } else if floor < ca_from - 5.0 {
+        assert_eq!(clock["source"], "verified-date-header");
     }
 }
 

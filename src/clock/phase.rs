@@ -67,7 +67,8 @@ pub struct StepRecord {
 pub struct ClockRecord {
     /// What the join's time rests on: `sntp` (the servers agreed; the clock was stepped or
     /// was already right), `off` (SNTP turned off), or — when SNTP gave nothing — the best
-    /// time known: `system-clock` or `build-time-floor`.
+    /// time known: `system-clock` or `build-time-floor`, or `verified-date-header` once
+    /// discovery took a verified `Date` (`datehdr`, [`ClockRecord::note_verified_date`]).
     pub source: String,
     /// The layer that named the servers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +89,32 @@ pub struct ClockRecord {
     /// Why SNTP gave no answer, when it was asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sntp_error: Option<String>,
+    /// The `Date` header taken over TLS verified against the pinned CA (`datehdr`), when SNTP
+    /// gave nothing and the pinned chain was outside its windows at the best time known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_date: Option<VerifiedDateRecord>,
+}
+
+/// A `Date` header taken as the time (`source: verified-date-header`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VerifiedDateRecord {
+    /// The API server that sent it (`https://host:port`).
+    pub server: String,
+    /// RFC 3339: the `Date` it sent.
+    pub date: String,
+}
+
+impl ClockRecord {
+    /// Records that discovery took the time from a verified `Date` (`datehdr::adopted`): it is
+    /// now the source, and the time certificates were checked at.
+    pub fn note_verified_date(&mut self, server: &str, date: WallTime) {
+        self.source = TimeSource::VerifiedDate.id().to_string();
+        self.checked_at = Some(date.to_string());
+        self.verified_date = Some(VerifiedDateRecord {
+            server: server.to_string(),
+            date: date.to_string(),
+        });
+    }
 }
 
 fn server_record(r: &ServerReport) -> ServerRecord {
@@ -153,6 +180,7 @@ pub async fn run(
         floor: floor.to_string(),
         checked_at: None,
         sntp_error: None,
+        verified_date: None,
     };
     if sources.off || sources.servers.is_empty() {
         let why = if sources.off {
@@ -235,6 +263,8 @@ pub async fn run(
 
 /// Fills in (and logs) the best time known when SNTP gave nothing.
 fn without_sntp(record: &mut ClockRecord, why: &str, now: WallTime, floor: WallTime) {
+    // The last source may now be used: a `Date` over pinned TLS (`datehdr`), after discovery.
+    super::datehdr::allow();
     let best = best_known(floor, now, None);
     record.source = best.source.id().to_string();
     record.checked_at = Some(best.time.to_string());

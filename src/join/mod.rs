@@ -250,6 +250,13 @@ impl<'a> Join<'a> {
                 d
             }
         };
+        // Discovery may have taken the time from a verified `Date` (`clock::datehdr`).
+        if let Some((server, date)) = crate::clock::datehdr::adopted() {
+            let from_run = self.run.as_mut().and_then(|r| r.clock.as_mut());
+            for record in [self.clock.as_mut(), from_run].into_iter().flatten() {
+                record.note_verified_date(&server, date);
+            }
+        }
         self.discovered = Some(d);
         Ok(Done::Ok)
     }
