@@ -4,24 +4,25 @@
 //! ([`allow`]), only when the pinned chain does not verify at the best time known already, and
 //! only under [`judge`]'s rules: not before the clock floor, forwards only, inside the presented
 //! leaf's own window, and the chain verifies at that `Date` with the ordinary verifier. A `Date`
-//! so accepted becomes the best time known of the process ([`believed`], read by
+//! so accepted becomes the best time known of the process (`floor::learn`, read by
 //! `cert::BestTimeVerifier`), so every later connection — the bootstrap token's included — is
-//! verified at it, with validity times checked.
+//! verified at it, with validity times checked; the join then steps the clock to it
+//! (`phase::after_verified_date`, as an SNTP step; in a dry run it only says it would).
 
-use super::floor::{best_known, floor};
-use crate::time::{Offset, WallTime};
+use super::floor::{best_now, floor};
+use crate::time::WallTime;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Set by the clock phase when SNTP gave no time (off, unanswered or refused).
 static ALLOWED: AtomicBool = AtomicBool::new(false);
 
-/// The accepted `Date`, who sent it, and when (monotonic) it was accepted.
-static ADOPTED: Mutex<Option<(String, WallTime, Instant)>> = Mutex::new(None);
+/// The accepted `Date` and who sent it.
+static ADOPTED: Mutex<Option<(String, WallTime)>> = Mutex::new(None);
 
 /// The clock phase got nothing from SNTP: a verified `Date` may now be taken.
 pub fn allow() {
@@ -33,17 +34,10 @@ pub fn allowed() -> bool {
     ALLOWED.load(Ordering::SeqCst)
 }
 
-/// The accepted `Date` carried forward by the monotonic time since it was accepted.
-pub fn believed() -> Option<WallTime> {
-    let g = ADOPTED.lock().ok()?;
-    g.as_ref()
-        .map(|(_, d, at)| d.plus(Offset::of(at.elapsed())))
-}
-
 /// The accepted `Date` as received, and the server that sent it (for `result.json`).
 pub fn adopted() -> Option<(String, WallTime)> {
     let g = ADOPTED.lock().ok()?;
-    g.as_ref().map(|(s, d, _)| (s.clone(), *d))
+    g.clone()
 }
 
 /// The window of the last leaf an unverified connection (the first cluster-info fetch) was
@@ -72,14 +66,15 @@ pub fn worth_asking() -> bool {
         return true;
     };
     let now = crate::sys::clock::node_clock().now();
-    let best = best_known(floor(), now, believed()).time;
+    let best = best_now(floor(), now).time;
     best < from || best > to
 }
 
 fn adopt(server: &str, date: WallTime) {
     if let Ok(mut g) = ADOPTED.lock() {
-        *g = Some((server.to_string(), date, Instant::now()));
+        *g = Some((server.to_string(), date));
     }
+    super::floor::learn(date, super::floor::TimeSource::VerifiedDate);
 }
 
 /// Why a `Date` was not taken.
@@ -195,7 +190,7 @@ impl ServerCertVerifier for Probe {
             unix_time(middle),
         )?;
         let system = WallTime::from_unix_secs(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
-        let best = best_known(floor(), system, believed()).time;
+        let best = best_now(floor(), system).time;
         let ok_at_best = self
             .inner
             .verify_server_cert(
@@ -285,7 +280,7 @@ impl Probe {
             .ok_or(ProbeError::NoDate)?;
         let leaf = window(&seen.leaf).ok_or(ProbeError::Leaf)?;
         let system = crate::sys::clock::node_clock().now();
-        let best = best_known(floor(), system, believed()).time;
+        let best = best_now(floor(), system).time;
         let taken = judge(date, floor(), best, leaf, |d| {
             self.inner
                 .verify_server_cert(

@@ -93,6 +93,9 @@ pub struct ClockRecord {
     /// gave nothing and the pinned chain was outside its windows at the best time known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_date: Option<VerifiedDateRecord>,
+    /// A dry run: the offset, in seconds, the clock would have been stepped by (never set).
+    #[serde(skip)]
+    pub would_step: Option<f64>,
 }
 
 /// A `Date` header taken as the time (`source: verified-date-header`).
@@ -181,6 +184,7 @@ pub async fn run(
         checked_at: None,
         sntp_error: None,
         verified_date: None,
+        would_step: None,
     };
     if sources.off || sources.servers.is_empty() {
         let why = if sources.off {
@@ -194,7 +198,12 @@ pub async fn run(
         };
         without_sntp(&mut record, &why, clock.now(), floor);
         if sources.off {
+            // `off` turns kubejoin's network time off: SNTP and the verified `Date` alike (the
+            // clock, raised to the floor, is what certificates are checked at).
             record.source = "off".into();
+        } else {
+            // The last source may be used: a `Date` over pinned TLS (`datehdr`), in discovery.
+            super::datehdr::allow();
         }
         return Ok(record);
     }
@@ -215,35 +224,20 @@ pub async fn run(
                 .filter(|r| r.verdict == Some(Verdict::Agreed))
                 .map(|r| r.server.to_string())
                 .collect();
-            if sources.dry_run {
-                if step::needs_step(agreement.offset, STEP_THRESHOLD) {
-                    let now = clock.now();
-                    crate::info!(
-                        "clock: dry run: would step {now} → {} (offset {}); not set",
-                        now.plus(agreement.offset),
-                        agreement.offset
-                    );
-                }
-                return Ok(record);
-            }
-            match step::apply(clock, agreement.offset, STEP_THRESHOLD)? {
-                StepOutcome::Stepped(s) => {
-                    let step = StepRecord {
-                        from: s.old.to_string(),
-                        to: s.new.to_string(),
-                        offset_seconds: s.offset.as_secs_f64(),
-                        servers: agreed,
-                    };
-                    crate::log::record_event(
-                        "clock-step",
-                        serde_json::to_value(&step).unwrap_or_default(),
-                    );
-                    record.step = Some(step);
-                }
-                StepOutcome::WithinThreshold { offset } => crate::info!(
-                    "clock: right to within {offset} by {} agreeing server(s); not stepped",
+            let stepped = step_by(
+                clock,
+                agreement.offset,
+                TimeSource::Sntp,
+                agreed,
+                sources.dry_run,
+                &mut record,
+            )?;
+            if !stepped && !sources.dry_run {
+                crate::info!(
+                    "clock: right to within {} by {} agreeing server(s); not stepped",
+                    agreement.offset,
                     agreement.agreeing
-                ),
+                );
             }
         }
         Err(e) => {
@@ -256,15 +250,91 @@ pub async fn run(
                     .trim_start_matches("error: ")
             );
             without_sntp(&mut record, "SNTP gave no time", clock.now(), floor);
+            super::datehdr::allow();
         }
     }
     Ok(record)
 }
 
+/// Steps `clock` by `offset`, learnt from `servers` (SNTP's agreeing servers, or the API server
+/// whose verified `Date` it is), when it is more than the threshold: `old → new` in the log, a
+/// `clock-step` in the timeline, the step and offset in `record`. In a `dry_run` the clock is
+/// never set: the time learnt stands for it in every certificate check of this process
+/// (`floor::learn`), and the log (and `record.would_step`) says by how much it would be stepped.
+/// Returns whether the clock was (or, in a dry run, would be) stepped.
+fn step_by(
+    clock: &dyn Clock,
+    offset: crate::time::Offset,
+    source: TimeSource,
+    servers: Vec<String>,
+    dry_run: bool,
+    record: &mut ClockRecord,
+) -> Result<bool, StepError> {
+    record.offset_seconds = Some(offset.as_secs_f64());
+    if dry_run {
+        let now = clock.now();
+        super::floor::learn(now.plus(offset), source);
+        if !step::needs_step(offset, STEP_THRESHOLD) {
+            return Ok(false);
+        }
+        crate::info!(
+            "clock: dry run: would step {now} → {} (offset {offset}, from {}); not set",
+            now.plus(offset),
+            servers.join(", ")
+        );
+        record.would_step = Some(offset.as_secs_f64());
+        return Ok(true);
+    }
+    match step::apply(clock, offset, STEP_THRESHOLD)? {
+        StepOutcome::Stepped(s) => {
+            let step = StepRecord {
+                from: s.old.to_string(),
+                to: s.new.to_string(),
+                offset_seconds: s.offset.as_secs_f64(),
+                servers,
+            };
+            crate::log::record_event(
+                "clock-step",
+                serde_json::to_value(&step).unwrap_or_default(),
+            );
+            record.step = Some(step);
+            Ok(true)
+        }
+        StepOutcome::WithinThreshold { .. } => Ok(false),
+    }
+}
+
+/// After discovery took the time from a verified `Date` sent by `server` (`datehdr`): the
+/// record says so, and the clock is stepped to that time (carried forward since it was taken)
+/// exactly as for an SNTP step — or, in a `dry_run`, only said to be.
+pub fn after_verified_date(
+    record: &mut ClockRecord,
+    clock: &dyn Clock,
+    server: &str,
+    date: WallTime,
+    dry_run: bool,
+) -> Result<(), StepError> {
+    record.note_verified_date(server, date);
+    let Some(now) = super::floor::learnt() else {
+        return Ok(());
+    };
+    let offset = now.time.since(clock.now());
+    let stepped = step_by(
+        clock,
+        offset,
+        TimeSource::VerifiedDate,
+        vec![server.to_string()],
+        dry_run,
+        record,
+    )?;
+    if !stepped && !dry_run {
+        crate::info!("clock: within {offset} of the verified Date; not stepped");
+    }
+    Ok(())
+}
+
 /// Fills in (and logs) the best time known when SNTP gave nothing.
 fn without_sntp(record: &mut ClockRecord, why: &str, now: WallTime, floor: WallTime) {
-    // The last source may now be used: a `Date` over pinned TLS (`datehdr`), after discovery.
-    super::datehdr::allow();
     let best = best_known(floor, now, None);
     record.source = best.source.id().to_string();
     record.checked_at = Some(best.time.to_string());

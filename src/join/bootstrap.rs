@@ -436,10 +436,9 @@ async fn complete(
 /// connection of the join (`clock::floor::best_known` over the node's clock, the build-time
 /// floor and a verified `Date`), never earlier than the node's clock.
 fn issued_check_time() -> SystemTime {
-    let best = crate::clock::floor::best_known(
+    let best = crate::clock::floor::best_now(
         crate::clock::floor::floor(),
         crate::sys::clock::node_clock().now(),
-        crate::clock::datehdr::believed(),
     );
     best.time.to_system().unwrap_or_else(SystemTime::now)
 }
