@@ -305,20 +305,26 @@ fn step_by(
 }
 
 /// After discovery took the time from a verified `Date` sent by `server` (`datehdr`): the
-/// record says so, and the clock is stepped to that time (carried forward since it was taken)
-/// exactly as for an SNTP step — or, in a `dry_run`, only said to be.
+/// record says so, and the clock is stepped to `now` — that `Date` carried forward to now
+/// (`floor::learnt`) — exactly as for an SNTP step, or, in a `dry_run`, only said to be.
 pub fn after_verified_date(
     record: &mut ClockRecord,
     clock: &dyn Clock,
     server: &str,
     date: WallTime,
+    now: WallTime,
     dry_run: bool,
 ) -> Result<(), StepError> {
-    record.note_verified_date(server, date);
-    let Some(now) = super::floor::learnt() else {
+    let again = record
+        .verified_date
+        .as_ref()
+        .is_some_and(|v| v.server == server && v.date == date.to_string());
+    if again {
+        // A retried discovery (PID 1) that found the same `Date`: already recorded and applied.
         return Ok(());
-    };
-    let offset = now.time.since(clock.now());
+    }
+    record.note_verified_date(server, date);
+    let offset = now.since(clock.now());
     let stepped = step_by(
         clock,
         offset,
@@ -392,6 +398,70 @@ mod tests {
             .unwrap();
         assert_eq!(r.source, "off");
         assert_eq!(r.servers_from.as_deref(), Some("cmdline"));
+    }
+
+    fn record_2015() -> ClockRecord {
+        let clock = RecordingClock::at(Y2015);
+        let sources = Sources {
+            servers: &[],
+            from: None,
+            off: false,
+            dry_run: false,
+        };
+        rt().block_on(run(sources, &clock, &Policy::default(), FLOOR))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_verified_date_steps_the_clock_as_sntp_does() {
+        let mut record = record_2015();
+        let clock = RecordingClock::at(Y2015);
+        let date = FLOOR.plus(crate::time::Offset::from_nanos(86_400_000_000_000));
+        // Two seconds passed since the Date was taken: the clock goes to the Date carried forward.
+        let now = date.plus(crate::time::Offset::from_nanos(2_000_000_000));
+        let server = "https://10.0.2.2:6443";
+        after_verified_date(&mut record, &clock, server, date, now, false).unwrap();
+        assert_eq!(
+            clock.calls(),
+            [crate::sys::clock::ClockCall::SetRealtime {
+                from: Y2015,
+                to: now
+            }]
+        );
+        assert_eq!(record.source, "verified-date-header");
+        assert_eq!(record.checked_at, Some(date.to_string()));
+        let step = record.step.as_ref().unwrap();
+        assert_eq!(step.from, Y2015.to_string());
+        assert_eq!(step.to, now.to_string());
+        assert_eq!(step.servers, [server]);
+        let secs = now.since(Y2015).as_secs_f64();
+        assert_eq!(step.offset_seconds, secs);
+        assert_eq!(record.offset_seconds, Some(secs));
+        assert_eq!(record.would_step, None);
+        // Within the threshold (a clock already right): nothing is set.
+        let mut record = record_2015();
+        let right = RecordingClock::at(now);
+        after_verified_date(&mut record, &right, server, date, now, false).unwrap();
+        assert!(right.calls().is_empty() && record.step.is_none());
+        assert_eq!(record.source, "verified-date-header");
+        // The same Date again (a retried discovery): recorded and applied once.
+        let mut record = record_2015();
+        let clock = RecordingClock::at(Y2015);
+        after_verified_date(&mut record, &clock, server, date, now, false).unwrap();
+        after_verified_date(&mut record, &clock, server, date, now, false).unwrap();
+        assert_eq!(clock.calls().len(), 1);
+        assert_eq!(record.offset_seconds, Some(secs));
+    }
+
+    #[test]
+    fn a_refused_step_to_a_verified_date_is_the_step_error() {
+        let mut record = record_2015();
+        let clock = RecordingClock::at(Y2015).failing_set(std::io::ErrorKind::PermissionDenied);
+        let e = after_verified_date(&mut record, &clock, "https://cp:6443", FLOOR, FLOOR, false)
+            .unwrap_err();
+        assert!(e.hint().unwrap().contains("CAP_SYS_TIME"), "{e}");
+        assert!(record.step.is_none());
+        assert_eq!(clock.now(), Y2015);
     }
 
     #[test]

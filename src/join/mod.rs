@@ -248,13 +248,15 @@ impl<'a> Join<'a> {
         };
         // Discovery may have taken the time from a verified `Date` (`clock::datehdr`): the
         // clock is stepped to it as for SNTP (a dry run only says it would be).
-        if let Some((server, date)) = crate::clock::datehdr::adopted() {
+        let adopted = crate::clock::datehdr::adopted().zip(crate::clock::floor::learnt());
+        if let Some(((server, date), now)) = adopted {
             if let Some(record) = self.clock.as_mut() {
                 crate::clock::phase::after_verified_date(
                     record,
                     &*self.system.clock,
                     &server,
                     date,
+                    now.time,
                     self.plan.dry_run,
                 )
                 .map_err(Error::Clock)?;
