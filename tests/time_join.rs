@@ -456,7 +456,7 @@ fn with_network_time_off_a_clock_in_2015_stops_with_the_clock_message_and_asks_f
     let r = join(&cp, root.path(), Y2015, &["--ntp".into(), "off".into()]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     for needle in [
-        "SNTP is off",
+        "network time is off: no SNTP, no verified Date (from flag)",
         "is not yet valid: it is valid from",
         "earlier than this kubejoin was built, so the build time was used",
         "the clock is the likely cause",

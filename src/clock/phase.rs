@@ -189,14 +189,14 @@ pub async fn run(
     if sources.off || sources.servers.is_empty() {
         let why = if sources.off {
             format!(
-                "SNTP is off (from {})",
+                "network time is off: no SNTP, no verified Date (from {})",
                 sources.from.unwrap_or("the configuration")
             )
         } else {
             "no NTP server is named (kubejoin.ntp=, ntp:, --ntp, DHCP option 42 or the platform's)"
                 .to_string()
         };
-        without_sntp(&mut record, &why, clock.now(), floor);
+        without_sntp(&mut record, &why, clock.now(), floor, !sources.off);
         if sources.off {
             // `off` turns kubejoin's network time off: SNTP and the verified `Date` alike (the
             // clock, raised to the floor, is what certificates are checked at).
@@ -249,7 +249,7 @@ pub async fn run(
                     .to_string()
                     .trim_start_matches("error: ")
             );
-            without_sntp(&mut record, "SNTP gave no time", clock.now(), floor);
+            without_sntp(&mut record, "SNTP gave no time", clock.now(), floor, true);
             super::datehdr::allow();
         }
     }
@@ -340,15 +340,29 @@ pub fn after_verified_date(
 }
 
 /// Fills in (and logs) the best time known when SNTP gave nothing.
-fn without_sntp(record: &mut ClockRecord, why: &str, now: WallTime, floor: WallTime) {
+/// `date_next`: the verified `Date` may still be taken in discovery (network time not `off`).
+fn without_sntp(
+    record: &mut ClockRecord,
+    why: &str,
+    now: WallTime,
+    floor: WallTime,
+    date_next: bool,
+) {
     let best = best_known(floor, now, None);
     record.source = best.source.id().to_string();
     record.checked_at = Some(best.time.to_string());
+    let then = if date_next {
+        "until the API server's Date, verified against the pinned CA, gives a later time \
+         (docs/time.md); without it, a cluster whose certificates are newer will be refused"
+    } else {
+        "and a cluster whose certificates are newer will be refused (network time is off: no \
+         verified Date either)"
+    };
     match best.source {
         TimeSource::Floor => crate::warn!(
             "clock: {why}, and this machine's clock says {now}, earlier than this kubejoin was built \
-             ({floor}): it is certainly wrong; certificates are checked at the build time, and a cluster \
-             whose certificates are newer will be refused — name an NTP server with kubejoin.ntp=HOST[:PORT]"
+             ({floor}): it is certainly wrong; certificates are checked at the build time, {then} — \
+             name an NTP server with kubejoin.ntp=HOST[:PORT]"
         ),
         _ => crate::info!("clock: {why}; going on with the system clock ({now})"),
     }

@@ -679,7 +679,10 @@ fn a_vm_whose_clock_is_in_2015_with_network_time_off_stops_with_the_clock_messag
         "qemu did not exit: the failure policy did not power off{ctx}"
     );
     assert!(c.logged("earlier than this kubejoin was built"), "{ctx}");
-    assert!(c.logged("SNTP is off (from cmdline)"), "{ctx}");
+    assert!(
+        c.logged("network time is off: no SNTP, no verified Date (from cmdline)"),
+        "{ctx}"
+    );
     assert!(
         !c.logged("Date header of"),
         "no Date is taken when network time is off{ctx}"
