@@ -11,8 +11,12 @@
 //! `result.json` and the log say what was stepped from and to, by which servers (a liar is
 //! outvoted); with no SNTP answer, a clock in 2040 stops at the first connection verified
 //! against the pinned CA with the clock error (window, time used, `kubejoin.ntp=`), bounded in
-//! time; a clock in 2015 with no SNTP at all falls back to the build time and then takes the
-//! time from the `Date` of an anonymous answer over TLS verified against the pinned CA; `kubejoin plan` shows the time sources and where they came from.
+//! time; a clock in 2015 with no SNTP at all falls back to the build time, then takes the time
+//! from the `Date` of an anonymous answer over TLS verified against the pinned CA and steps its
+//! clock to it; with network time off (`--ntp off`) the same node stops with the clock error and
+//! asks for no `Date`; a dry run never steps the clock but checks certificates at the time it
+//! learnt (SNTP's or the `Date`) and succeeds; `kubejoin plan` shows the time sources and where
+//! they came from.
 
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
