@@ -11,8 +11,12 @@
 //! `result.json` and the log say what was stepped from and to, by which servers (a liar is
 //! outvoted); with no SNTP answer, a clock in 2040 stops at the first connection verified
 //! against the pinned CA with the clock error (window, time used, `kubejoin.ntp=`), bounded in
-//! time; a clock in 2015 falls back to the build
-//! time; `kubejoin plan` shows the time sources and where they came from.
+//! time; a clock in 2015 with no SNTP at all falls back to the build time, then takes the time
+//! from the `Date` of an anonymous answer over TLS verified against the pinned CA and steps its
+//! clock to it; with network time off (`--ntp off`) the same node stops with the clock error and
+//! asks for no `Date`; a dry run never steps the clock but checks certificates at the time it
+//! learnt (SNTP's or the `Date`) and succeeds; `kubejoin plan` shows the time sources and where
+//! they came from.
 
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -33,6 +37,7 @@ const Y2040: i64 = 2_208_988_800;
 
 struct Run {
     code: i32,
+    stdout: String,
     stderr: String,
     took: Duration,
 }
@@ -73,9 +78,28 @@ fn join(cp: &Handle, root: &Path, clock: i64, extra: &[String]) -> Run {
     let out = support::run_bounded(cmd, Duration::from_secs(90));
     Run {
         code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         took: started.elapsed(),
     }
+}
+
+/// A cluster whose certificates are valid only from now: newer than this build (its floor is
+/// the last commit's time, or SOURCE_DATE_EPOCH), so the floor cannot vouch for them.
+fn backdated_cp() -> Handle {
+    let ca_from = now_secs().floor();
+    let cp = kubejoin_testcp::start(Config {
+        pki_backdate: Duration::ZERO,
+        ..Config::default()
+    })
+    .unwrap();
+    let floor = kubejoin::clock::floor::floor().unix_secs() as f64;
+    assert!(
+        floor < ca_from,
+        "this build's clock floor ({floor}) is not older than the test cluster's certificates \
+         ({ca_from}): nothing to prove"
+    );
+    cp
 }
 
 fn ntp_flags(servers: &[&SntpServer]) -> Vec<String> {
@@ -220,36 +244,75 @@ fn without_an_sntp_answer_a_clock_ahead_stops_at_the_first_verified_connection_w
 }
 
 #[test]
-fn without_any_time_source_a_clock_in_2015_is_checked_at_the_build_time() {
-    let cp = start_cp();
+fn without_sntp_a_clock_in_2015_joins_by_the_date_header_verified_against_the_pinned_ca() {
+    let cp = backdated_cp();
     let root = tempfile::tempdir().unwrap();
     let r = join(&cp, root.path(), Y2015, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for needle in [
+        "earlier than this kubejoin was built",
+        "clock: taking the time from the Date header of https://",
+        "over TLS verified against the pinned cluster CA",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    let clock = &result_json(root.path())["clock"];
+    assert_eq!(clock["source"], "verified-date-header", "{clock}");
+    // The Date taken is the control plane's real time (this machine's), not 2015 nor the floor.
+    let date = clock["verified_date"]["date"].as_str().unwrap();
+    let year_now = 1970 + (now_secs() / 31_557_600.0) as i64;
+    assert!(date.starts_with(&year_now.to_string()), "{date}");
+    assert_eq!(clock["checked_at"], clock["verified_date"]["date"]);
+    let server = clock["verified_date"]["server"].as_str().unwrap();
+    assert!(server.starts_with("https://"), "{server}");
+    // The clock was stepped to the Date, exactly as by SNTP: old → new in the log, the step and
+    // its offset in result.json, the API server as the one that set it.
     assert!(
-        r.stderr.contains("earlier than this kubejoin was built"),
+        r.stderr.contains("clock: stepped 2015-01-01T00:00:"),
         "{}",
         r.stderr
     );
-    // The test CA is valid from five minutes before the control plane started. A build older
-    // than that (the usual case) cannot vouch for it: the join stops with the clock error. A
-    // build newer than that can, and the join succeeds at the build time.
+    let step = &clock["step"];
+    assert!(
+        step["from"].as_str().unwrap().starts_with("2015-01-01T"),
+        "{step}"
+    );
+    assert_eq!(step["servers"], serde_json::json!([server]));
+    let offset = step["offset_seconds"].as_f64().unwrap();
+    let expected = now_secs() - Y2015 as f64;
+    // The Date has a one-second resolution; the join takes a few seconds.
+    assert!((offset - expected).abs() < 30.0, "{offset} vs {expected}");
+    assert_eq!(clock["offset_seconds"].as_f64().unwrap(), offset);
+    // The answer it came from was anonymous, and came before any request carrying the
+    // bootstrap token (which is then verified at the time taken).
+    let reqs = cp.requests();
+    let probe = reqs
+        .iter()
+        .position(|q| q.path == "/version")
+        .expect("a GET /version");
+    assert!(!reqs[probe].authorization, "{:?}", reqs[probe]);
+    assert_eq!(reqs[probe].user, "system:anonymous");
+    let first_auth = reqs.iter().position(|q| q.authorization).unwrap();
+    assert!(probe < first_auth, "{reqs:?}");
+    assert!(root.path().join("etc/kubernetes/kubelet.conf").exists());
+}
+
+#[test]
+fn without_any_time_source_a_build_newer_than_the_cluster_needs_no_date() {
+    // The default test cluster's certificates are valid from 5 minutes before its start: when
+    // this build is newer than that, the floor vouches for them and no Date is asked for.
+    let cp = start_cp();
+    let ca_from = now_secs() - 300.0;
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let floor = kubejoin::clock::floor::floor().unix_secs() as f64;
-    let ca_from = now_secs() - 300.0 - r.took.as_secs_f64();
-    if floor < ca_from - 5.0 {
-        assert_eq!(r.code, 3, "{}", r.stderr);
-        for needle in [
-            "is not yet valid: it is valid from",
-            "its clock says 2015-01-01T",
-            "earlier than this kubejoin was built, so the build time was used",
-            "the clock is the likely cause",
-            "this machine's clock is behind",
-            "kubejoin.ntp=HOST[:PORT]",
-        ] {
-            assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
-        }
-    } else if floor > ca_from + 5.0 {
-        assert_eq!(r.code, 0, "{}", r.stderr);
-        let clock = &result_json(root.path())["clock"];
+    let clock = &result_json(root.path())["clock"];
+    if floor > ca_from + 5.0 {
         assert_eq!(clock["source"], "build-time-floor");
+        assert!(!cp.requests().iter().any(|q| q.path == "/version"));
+    } else if floor < ca_from - 5.0 {
+        assert_eq!(clock["source"], "verified-date-header");
     }
 }
 
@@ -321,13 +384,15 @@ fn kubejoin_plan_shows_the_time_sources_and_where_they_came_from() {
 }
 
 #[test]
-fn a_dry_run_asks_the_time_but_never_sets_the_clock() {
-    let cp = start_cp();
+fn a_dry_run_asks_the_time_never_sets_the_clock_and_succeeds_at_the_time_it_learnt() {
+    // Certificates newer than this build: a dry run checking them at the floor would fail.
+    let cp = backdated_cp();
     let only = ntp(0.0, Behaviour::Answer);
     let root = tempfile::tempdir().unwrap();
     let mut extra = ntp_flags(&[&only]);
     extra.push("--dry-run".into());
     let r = join(&cp, root.path(), Y2015, &extra);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr
             .contains("clock: dry run: would step 2015-01-01T00:00:"),
@@ -336,14 +401,82 @@ fn a_dry_run_asks_the_time_but_never_sets_the_clock() {
     );
     assert!(!r.stderr.contains("clock: stepped"), "{}", r.stderr);
     assert!(only.requests() >= 1);
-    // The clock still says 2015 afterwards: whatever discovery then checks, it checks at the
-    // build time (the clock is earlier), never at a time the dry run set.
-    if r.code != 0 {
-        assert!(
-            r.stderr.contains("its clock says 2015-01-01T"),
-            "{}",
-            r.stderr
-        );
-    }
+    // The printout says by how much the clock would be stepped, and from which source.
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("clock:"))
+        .unwrap_or_else(|| panic!("no clock line: {}", r.stdout));
+    assert!(
+        line.contains("would be stepped by +") && line.contains("from sntp"),
+        "{line}"
+    );
+    let secs: f64 = line
+        .split("stepped by ")
+        .nth(1)
+        .and_then(|x| x.split('s').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((secs - (now_secs() - Y2015 as f64)).abs() < 30.0, "{line}");
     assert!(!root.path().join("run/kubejoin/result.json").exists());
+    assert!(!root.path().join("etc/kubernetes/kubelet.conf").exists());
+}
+
+#[test]
+fn a_dry_run_without_sntp_takes_the_verified_date_and_says_it_would_step_by_it() {
+    let cp = backdated_cp();
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &["--dry-run".to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("clock: taking the time from the Date header of https://"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("clock: dry run: would step 2015-01-01T00:00:"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("clock: stepped"), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("would be stepped by +")
+            && r.stdout.contains("from verified-date-header"),
+        "{}",
+        r.stdout
+    );
+    assert!(!root.path().join("run/kubejoin/result.json").exists());
+}
+
+#[test]
+fn with_network_time_off_a_clock_in_2015_stops_with_the_clock_message_and_asks_for_no_date() {
+    // `--ntp off` (`kubejoin.ntp=off`): neither SNTP nor the verified Date; certificates newer
+    // than this build are then "not yet valid" at the best time known (the floor).
+    let cp = backdated_cp();
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &["--ntp".into(), "off".into()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    for needle in [
+        "network time is off: no SNTP, no verified Date (from flag)",
+        "is not yet valid: it is valid from",
+        "earlier than this kubejoin was built, so the build time was used",
+        "the clock is the likely cause",
+        "kubejoin.ntp=HOST[:PORT]",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(!r.stderr.contains("Date header of"), "{}", r.stderr);
+    assert!(
+        !cp.requests().iter().any(|q| q.path == "/version"),
+        "no Date is asked for when network time is off"
+    );
+    assert!(
+        !cp.requests().iter().any(|q| q.authorization),
+        "the token was never sent"
+    );
+    assert!(r.took < Duration::from_secs(30), "{:?}", r.took);
+    assert!(!root.path().join("etc/kubernetes/kubelet.conf").exists());
 }

@@ -8,7 +8,7 @@
 //! hear that the clock is wrong, what it said, what the certificate's window is, and how to give
 //! kubejoin a time source (`kubejoin.ntp=`).
 
-use super::floor::{best_known, BestTime, TimeSource};
+use super::floor::{BestTime, TimeSource};
 use crate::error::{Class, Classify};
 use crate::time::WallTime;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -54,7 +54,7 @@ static FIRST_SERVER_DATE: std::sync::OnceLock<(String, WallTime)> = std::sync::O
 /// kept. It is a **hint** for the person reading a clock error and nothing else: it may have
 /// come over a connection that verified nothing, so anyone on the path could have written it,
 /// and it is never a time certificates are checked at (docs/time.md: only a `Date` received
-/// over TLS verified against the pinned CA could be, and that source is not built).
+/// over TLS verified against the pinned CA is, and that one is `super::datehdr`'s).
 pub fn note_server_date(server: &str, date: WallTime) {
     let _ = FIRST_SERVER_DATE.set((server.to_string(), date));
 }
@@ -91,6 +91,11 @@ impl fmt::Display for ClockError {
             TimeSource::VerifiedDate => write!(
                 f,
                 " (from the API server's Date header; the clock says {})",
+                self.system_clock
+            )?,
+            TimeSource::Sntp => write!(
+                f,
+                " (from SNTP, not set on the clock in a dry run; the clock says {})",
                 self.system_clock
             )?,
         }
@@ -229,7 +234,7 @@ impl ServerCertVerifier for BestTimeVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let system = WallTime::from_unix_secs(i64::try_from(now.as_secs()).unwrap_or(i64::MAX));
-        let best = best_known(self.floor, system, None);
+        let best = super::floor::best_now(self.floor, system);
         let result = self.inner.verify_server_cert(
             end_entity,
             intermediates,

@@ -29,6 +29,8 @@ pub enum TimeSource {
     Floor,
     /// The `Date` header of an answer over TLS verified against the pinned CA (docs/time.md).
     VerifiedDate,
+    /// SNTP's agreed time, not set on the clock (a dry run).
+    Sntp,
 }
 
 impl TimeSource {
@@ -37,6 +39,7 @@ impl TimeSource {
             TimeSource::SystemClock => "system-clock",
             TimeSource::Floor => "build-time-floor",
             TimeSource::VerifiedDate => "verified-date-header",
+            TimeSource::Sntp => "sntp",
         }
     }
 }
@@ -71,6 +74,41 @@ pub fn best_known(floor: WallTime, system: WallTime, verified_date: Option<WallT
         };
     }
     best
+}
+
+/// A time learnt from a source and standing for the clock: a verified `Date` (`datehdr`; the
+/// clock is then stepped to it unless in a dry run), or SNTP's agreed time in a dry run (which
+/// never sets the clock). Kept with the monotonic instant it was learnt at, so it runs on with
+/// the process, and with its source (for the certificate error).
+type Learnt = (WallTime, std::time::Instant, TimeSource);
+static LEARNT: std::sync::Mutex<Option<Learnt>> = std::sync::Mutex::new(None);
+
+/// Remembers `t` (from `source`) as the time now: every later certificate check of this process
+/// is made at `t` carried forward ([`best_now`], read by `cert::BestTimeVerifier`), as it would
+/// be on a clock stepped to it.
+pub fn learn(t: WallTime, source: TimeSource) {
+    if let Ok(mut g) = LEARNT.lock() {
+        *g = Some((t, std::time::Instant::now(), source));
+    }
+}
+
+/// The time learnt ([`learn`]) carried forward by the monotonic time since, and its source.
+pub fn learnt() -> Option<BestTime> {
+    let g = LEARNT.lock().ok()?;
+    g.as_ref().map(|(t, at, source)| BestTime {
+        time: t.plus(crate::time::Offset::of(at.elapsed())),
+        source: *source,
+    })
+}
+
+/// The time certificate validity is checked at now, on a node whose clock reads `system`: a
+/// time learnt ([`learn`]) stands for the clock, as it does once the clock is stepped to it
+/// (never below the `floor`); otherwise the best of the clock and the floor ([`best_known`]).
+pub fn best_now(floor: WallTime, system: WallTime) -> BestTime {
+    match learnt() {
+        Some(l) if l.time >= floor => l,
+        _ => best_known(floor, system, None),
+    }
 }
 
 /// Where the compiled-in floor came from.

@@ -17,6 +17,8 @@
 //! - [`cert`]: the error that says the clock is the likely cause when a certificate is "not yet
 //!   valid" or "expired", and a rustls server verifier that checks validity against the best
 //!   time known.
+//! - [`datehdr`]: the last source, when SNTP gave nothing: the `Date` header of an anonymous
+//!   answer over TLS verified against the pinned CA, validity times aside, under its rules.
 //!
 //! Times here are [`crate::time::WallTime`]s (nanoseconds since the Unix epoch, signed: a reset
 //! RTC can say 1970 or earlier) and differences are [`crate::time::Offset`]s.
@@ -24,6 +26,7 @@
 pub mod build_floor;
 pub mod cert;
 pub mod client;
+pub mod datehdr;
 pub mod floor;
 pub mod phase;
 pub mod sntp;

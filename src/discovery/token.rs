@@ -134,6 +134,9 @@ pub async fn discover(
              during a CA rotation)"
         );
     }
+    if crate::clock::datehdr::worth_asking() {
+        verified_date(&url, &v.trusted, &v.unpinned, opts).await;
+    }
     let kc = v.kubeconfig.clone();
     let cluster_server = v.server.clone();
     if same_address(&cluster_server, endpoint) {
@@ -176,6 +179,89 @@ pub async fn discover(
         "cluster-info fetched over verified TLS is identical; API server is {cluster_server}"
     );
     Ok(done(Some(matched)))
+}
+
+/// SNTP gave no time: now that the CA is pinned, one anonymous request to `url` over TLS
+/// verified against the pinned CAs, validity times aside, may give the time from its `Date`
+/// header (`clock::datehdr`, docs/time.md). Never fails discovery: a `Date` refused or missing
+/// leaves the best time known as it was, and the verified requests that follow say why if the
+/// certificates are then outside their windows.
+async fn verified_date(
+    url: &str,
+    pinned: &[Vec<u8>],
+    unpinned: &[(CaPin, Vec<u8>)],
+    opts: &Options,
+) {
+    use crate::clock::datehdr::{Outcome, Probe};
+    let inner = match crate::http::tls::pinned_verifier(pinned, unpinned) {
+        Ok(v) => v,
+        Err(e) => {
+            crate::warn!("clock: no verified Date from {url}: {e}");
+            return;
+        }
+    };
+    let probe = std::sync::Arc::new(Probe::new(inner));
+    let date = match date_over(url, probe.clone(), timeouts(opts).connect).await {
+        Ok(d) => d,
+        Err(e) => {
+            crate::warn!("clock: no verified Date taken: GET {url}/version: {e}");
+            return;
+        }
+    };
+    match probe.conclude(url, date.as_deref()) {
+        Ok(Outcome::NotNeeded) => {}
+        Ok(Outcome::Taken(d)) => crate::info!(
+            "clock: taking the time from the Date header of {url} over TLS verified against the pinned \
+             cluster CA: {d} (source verified-date-header)"
+        ),
+        Err(e) => crate::warn!("clock: no verified Date taken from {url}/version: {e}"),
+    }
+}
+
+/// One anonymous `GET <url>/version` (no token, no client certificate) over TLS verified by
+/// `probe`, bounded by `timeout`: the answer's raw `Date` header.
+async fn date_over(
+    url: &str,
+    probe: std::sync::Arc<crate::clock::datehdr::Probe>,
+    timeout: std::time::Duration,
+) -> Result<Option<String>, String> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let tls = crate::http::tls::ring_builder()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(probe)
+        .with_no_client_auth();
+    let connector = crate::http::connector(tls, timeout, None, crate::http::Schemes::HttpsOnly);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build::<_, Full<Bytes>>(connector);
+    let req = http::Request::get(format!("{}/version", url.trim_end_matches('/')))
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let res = tokio::time::timeout(timeout, client.request(req))
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer within {}",
+                crate::time::duration::format(timeout)
+            )
+        })?
+        .map_err(|e| {
+            let mut s = e.to_string();
+            let mut cur = std::error::Error::source(&e);
+            while let Some(c) = cur {
+                s.push_str(&format!(": {c}"));
+                cur = c.source();
+            }
+            s
+        })?;
+    Ok(res
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string))
 }
 
 /// Whether the `server:` URL `server` names the `host:port` endpoint `endpoint` (host compared

@@ -94,6 +94,26 @@ fn best_time(ders: &[Vec<u8>]) -> Result<crate::clock::cert::BestTimeVerifier, T
         .map_err(TlsError::Verifier)
 }
 
+/// The ordinary verifier of the pinned CAs (`Trust::Pinned`) without the best-time rule: the
+/// verified-`Date` probe (`clock::datehdr`) asks it at times of its own.
+pub fn pinned_verifier(
+    pinned: &[Vec<u8>],
+    unpinned: &[(CaPin, Vec<u8>)],
+) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>, TlsError> {
+    if unpinned.is_empty() {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let v = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(pinned)?),
+            provider,
+        )
+        .build()
+        .map_err(TlsError::Verifier)?;
+        Ok(v)
+    } else {
+        Ok(Arc::new(pinned::PinnedOnly::new(pinned, unpinned)?))
+    }
+}
+
 /// The client configuration for `trust`, presenting `client_cert` (certificate chain and key,
 /// PEM) when given.
 pub fn client_config(
@@ -311,12 +331,15 @@ mod dangerous {
     impl ServerCertVerifier for AcceptAnyCertificate {
         fn verify_server_cert(
             &self,
-            _end_entity: &CertificateDer<'_>,
+            end_entity: &CertificateDer<'_>,
             _intermediates: &[CertificateDer<'_>],
             _server_name: &ServerName<'_>,
             _ocsp: &[u8],
             _now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
+            // Only whether the verified-`Date` probe is worth a request (`clock::datehdr`):
+            // nothing is trusted because of it.
+            crate::clock::datehdr::note_unverified_leaf(end_entity);
             Ok(ServerCertVerified::assertion())
         }
 

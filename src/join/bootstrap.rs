@@ -327,7 +327,9 @@ pub async fn bootstrap_and_install_resuming(
         &key.spki_der(),
         &node,
         &d.ca_der,
-        SystemTime::now(),
+        // The best time known (the clock, the build-time floor, a verified `Date`): the time
+        // every TLS check of this join used (docs/time.md).
+        issued_check_time(),
     )
     .map_err(|source| bootstrap::Error::Certificate {
         name: submitted.name.clone(),
@@ -440,4 +442,15 @@ async fn complete(
     run.end(stage, false);
     joined.phases = run.phases().to_vec();
     Ok(())
+}
+
+/// The time the issued certificate is checked at: the best time known, as for every TLS
+/// connection of the join (`clock::floor::best_known` over the node's clock, the build-time
+/// floor and a verified `Date`), never earlier than the node's clock.
+fn issued_check_time() -> SystemTime {
+    let best = crate::clock::floor::best_now(
+        crate::clock::floor::floor(),
+        crate::sys::clock::node_clock().now(),
+    );
+    best.time.to_system().unwrap_or_else(SystemTime::now)
 }

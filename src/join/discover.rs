@@ -49,8 +49,22 @@ pub async fn discover_within(plan: &JoinPlan, run: &mut Run) -> Result<Discovere
 }
 
 /// What a dry run verified, for a person (stdout).
-pub(super) fn print_dry_run(plan: &JoinPlan, d: &Discovered, exec: &dyn Exec) {
+pub(super) fn print_dry_run(
+    plan: &JoinPlan,
+    d: &Discovered,
+    exec: &dyn Exec,
+    clock: Option<&crate::clock::phase::ClockRecord>,
+) {
     println!("dry run: discovery verified the cluster; nothing was written");
+    if let Some(c) = clock {
+        match c.would_step {
+            Some(secs) => println!(
+                "  clock:       would be stepped by {secs:+.3}s (from {}; the clock says {}); not set",
+                c.source, c.clock_at_start
+            ),
+            None => println!("  clock:       {} (not stepped)", c.source),
+        }
+    }
     match &d.method {
         Method::Token { endpoint } => println!("  discovery:   bootstrap token via {endpoint}"),
         Method::File { path } => println!("  discovery:   kubeconfig file {path}"),

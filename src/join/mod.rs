@@ -246,11 +246,7 @@ impl<'a> Join<'a> {
                 // The overall deadline started with the clock phase (or starts here).
                 let timeout = self.plan.timeout;
                 let run = self.run.get_or_insert_with(|| Run::new(timeout));
-                let d = discover_within(&self.plan, run).await?;
-                if self.plan.dry_run {
-                    discover::print_dry_run(&self.plan, &d, &*self.system.exec);
-                }
-                d
+                discover_within(&self.plan, run).await?
             }
             Front::Boot => {
                 let d = discovery::discover(&self.plan.discovery).await?;
@@ -266,6 +262,28 @@ impl<'a> Join<'a> {
                 d
             }
         };
+        // Discovery may have taken the time from a verified `Date` (`clock::datehdr`): the
+        // clock is stepped to it as for SNTP (a dry run only says it would be).
+        let adopted = crate::clock::datehdr::adopted().zip(crate::clock::floor::learnt());
+        if let Some(((server, date), now)) = adopted {
+            if let Some(record) = self.clock.as_mut() {
+                crate::clock::phase::after_verified_date(
+                    record,
+                    &*self.system.clock,
+                    &server,
+                    date,
+                    now.time,
+                    self.plan.dry_run,
+                )
+                .map_err(Error::Clock)?;
+                if let Some(r) = self.run.as_mut() {
+                    r.clock = Some(record.clone());
+                }
+            }
+        }
+        if self.front == Front::Command && self.plan.dry_run {
+            discover::print_dry_run(&self.plan, &d, &*self.system.exec, self.clock.as_ref());
+        }
         self.discovered = Some(d);
         Ok(Done::Ok)
     }

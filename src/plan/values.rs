@@ -17,7 +17,8 @@ use std::time::Duration;
 
 /// What `on-failure` may say (PID-1 mode's policy, `src/init/config.rs`).
 pub const ON_FAILURE: [&str; 4] = ["retry", "reboot", "poweroff", "shell"];
-/// The `ntp` value that turns SNTP off (`none` is taken as its synonym).
+/// The `ntp` value that turns network time off: SNTP and the verified `Date` (`none` is taken as
+/// its synonym).
 pub const NTP_OFF: &str = "off";
 /// What `handoff` may say (`switch-root` is PID-1 mode's; to the join it means "install only").
 pub const HANDOFF: [&str; 3] = ["exec", "switch-root", "none"];

@@ -3,7 +3,8 @@
 //! ```text
 //! kubejoin-testcp serve [--listen ADDR] [--token ID.SECRET]... [--san NAME]...
 //!                       [--signer-delay 5s] [--approval auto|manual] [--approval-delay 20s]
-//!                       [--ca-rotation] [--server-url URL] [--node NAME[:ready]]...
+//!                       [--ca-rotation] [--server-url URL] [--pki-backdate 5m]
+//!                       [--node NAME[:ready]]...
 //!                       [--kube-proxy] [--no-preferences] [--kubernetes-version V]
 //!                       [--state-dir DIR]
 //!                       [--down-for 5s [--down-reset]] [--fault SPEC]...
@@ -71,6 +72,8 @@ SERVE FLAGS:
     --ca-rotation              serve an extra, old CA before the signing one in cluster-info
     --ca-key ecdsa-p256|rsa-2048  key type of the CAs (default ecdsa-p256; kubeadm's default is rsa-2048)
     --server-url URL           server: written into cluster-info (default https://ADDR)
+    --pki-backdate DURATION    how long before now the CA and serving certificate are valid from
+                               (default 5m, as kubeadm's; 0s: newer than any kubejoin build)
     --node NAME[:ready]        a Node that already exists (repeatable)
     --kube-proxy               install the kube-proxy addon ConfigMap and RBAC
     --no-preferences           no `preferences: {}` line (client-go >= 0.34)
@@ -254,6 +257,9 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                         }
                     }
                     "--server-url" => config.server_url = Some(value(&flag, &mut rest)?),
+                    "--pki-backdate" => {
+                        config.pki_backdate = duration(&flag, &value(&flag, &mut rest)?)?
+                    }
                     "--node" => {
                         let v = value(&flag, &mut rest)?;
                         let (name, ready) = match v.split_once(':') {

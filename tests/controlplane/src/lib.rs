@@ -151,6 +151,10 @@ pub struct Config {
     /// The key type of the cluster CA (and of the front-proxy and etcd CAs): ECDSA P-256 by
     /// default (fast), RSA 2048 as kubeadm makes it by default.
     pub ca_key_type: CaKeyType,
+    /// How long before the start the cluster CA and the API server's serving certificate
+    /// become valid: 5 minutes by default; zero makes a cluster whose certificates are valid
+    /// only from its start (newer than any kubejoin build already made, for time tests).
+    pub pki_backdate: Duration,
     /// The control-plane side (`kubeadm init --upload-certs`): `None` for a cluster that
     /// only workers join (no kubeadm-certs, no etcd gateway, no first control-plane Node).
     pub control_plane: Option<ControlPlane>,
@@ -180,6 +184,7 @@ impl Default for Config {
             cluster_info_hook: None,
             faults: Faults::default(),
             ca_key_type: CaKeyType::EcdsaP256,
+            pki_backdate: Duration::from_secs(300),
             control_plane: None,
         }
     }
@@ -218,6 +223,7 @@ impl std::fmt::Debug for Config {
             )
             .field("faults", &self.faults)
             .field("ca_key_type", &self.ca_key_type)
+            .field("pki_backdate", &self.pki_backdate)
             .field("control_plane", &self.control_plane)
             .finish()
     }
@@ -435,7 +441,9 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         .unwrap_or_else(|| format!("https://{endpoint}"));
 
     let now = SystemTime::now();
-    let ca = pki::Ca::generate_with("kubernetes", now, config.ca_key_type)
+    // `Ca::generate_with` backdates by 5 minutes; a shorter `pki_backdate` starts it later.
+    let ca_start = now + Duration::from_secs(300).saturating_sub(config.pki_backdate);
+    let ca = pki::Ca::generate_with("kubernetes", ca_start, config.ca_key_type)
         .map_err(|e| Error::Pki(e.to_string()))?;
     let mut bundle_pem = String::new();
     let mut bundle_pins = Vec::new();
@@ -477,7 +485,7 @@ pub fn start(config: Config) -> Result<Handle, Error> {
         }
     }
     let (serving_der, serving_key) = ca
-        .serving_cert(sans)
+        .serving_cert(sans, config.pki_backdate)
         .map_err(|e| Error::Pki(e.to_string()))?;
     let tls = server::tls_config(&ca.der, serving_der, serving_key).map_err(Error::Tls)?;
     let admin = ca

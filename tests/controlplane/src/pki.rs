@@ -431,13 +431,18 @@ impl Ca {
     }
 
     /// The API server's serving certificate and its PKCS#8 key (DER).
-    pub(crate) fn serving_cert(&self, sans: Sans) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+    /// It is valid from `backdate` before now.
+    pub(crate) fn serving_cert(
+        &self,
+        sans: Sans,
+        backdate: Duration,
+    ) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
         let key = new_key()?;
         let now = der::truncate_to_seconds(SystemTime::now());
         let t = Template {
             subject: GoName::new("kube-apiserver", &[]).to_der(),
             spki: key.subject_public_key_info(),
-            not_before: now - Duration::from_secs(300),
+            not_before: now - backdate,
             not_after: (now + Duration::from_secs(365 * 86_400)).min(self.not_after),
             key_usage: ku::DIGITAL_SIGNATURE | ku::KEY_ENCIPHERMENT,
             ext_key_usages: vec![oid::EKU_SERVER_AUTH],

@@ -110,7 +110,13 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts `testcp` in `ns` on `127.0.0.1:PORT`, advertising `https://10.0.2.2:PORT`, with
     /// `token` as its bootstrap token; waits (bounded) for `READY`.
-    pub fn start(ns: &Netns, testcp: &Path, state: &Path, token: &str) -> io::Result<Self> {
+    pub fn start(
+        ns: &Netns,
+        testcp: &Path,
+        state: &Path,
+        token: &str,
+        extra: &[String],
+    ) -> io::Result<Self> {
         std::fs::create_dir_all(state)?;
         let log = std::fs::File::create(state.join("cp.log"))?;
         let url = format!("https://{HOST_FROM_GUEST}:{PORT}");
@@ -131,6 +137,7 @@ impl ControlPlane {
                 "--token",
                 token,
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -658,6 +665,8 @@ pub struct Case {
     pub rtc_base: Option<String>,
     /// Run the test SNTP server in the namespace and name it with `kubejoin.ntp=10.0.2.2:PORT`.
     pub sntp: bool,
+    /// Extra `kubejoin-testcp serve` flags (e.g. `--pki-backdate 0s`).
+    pub cp_args: Vec<String>,
 }
 
 /// What a [`Case`] left behind.
@@ -714,7 +723,7 @@ pub fn run_case(art: &Artifacts, case: &Case, work: &Path) -> io::Result<Outcome
     std::fs::create_dir_all(work)?;
     let ns = Netns::create()?;
     let token = random_token();
-    let cp = ControlPlane::start(&ns, &art.testcp, &work.join("cp"), &token)?;
+    let cp = ControlPlane::start(&ns, &art.testcp, &work.join("cp"), &token, &case.cp_args)?;
     let pin = if case.right_pin {
         cp.pin.clone()
     } else {

@@ -91,6 +91,7 @@ fn a_vm_joins_with_kubejoin_as_init() {
         config_drive: false,
         rtc_base: None,
         sntp: false,
+        cp_args: vec![],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -219,6 +220,7 @@ fn a_wrong_pin_never_sends_the_token() {
         config_drive: false,
         rtc_base: None,
         sntp: false,
+        cp_args: vec![],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -295,6 +297,7 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
         config_drive: false,
         rtc_base: None,
         sntp: false,
+        cp_args: vec![],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -359,6 +362,7 @@ fn the_default_policy_reboots_when_the_deadline_passes() {
         config_drive: false,
         rtc_base: None,
         sntp: false,
+        cp_args: vec![],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -397,6 +401,7 @@ fn a_vm_joins_from_an_openstack_config_drive() {
         config_drive: true,
         rtc_base: None,
         sntp: false,
+        cp_args: vec![],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -510,6 +515,7 @@ fn a_vm_whose_clock_is_in_2015_sets_it_from_sntp_and_joins() {
         config_drive: false,
         rtc_base: Some("2015-01-01".into()),
         sntp: true,
+        cp_args: vec![],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -560,18 +566,20 @@ fn a_vm_whose_clock_is_in_2015_sets_it_from_sntp_and_joins() {
     );
 }
 
-/// The same board without any time source: the clock stage says the clock is earlier than the
-/// build and goes on at the build time; the control plane's certificates (valid from five
-/// minutes before it started, after the image was built) are "not yet valid" at it, so the join
-/// stops with the clock message, before the token is sent, and the failure policy powers off.
+/// The same board with no SNTP server, against a control plane whose certificates are valid only
+/// from its start (`--pki-backdate 0s`: newer than this kubejoin's build, so the build-time floor
+/// cannot vouch for them): after the CA pin matched, kubejoin takes the time from the `Date` of an
+/// anonymous answer over TLS verified against the pinned CA, steps the clock to it as it would
+/// from SNTP (`clock-step` in the timeline, by the API server), joins and hands off; the stand-in
+/// kubelet finds the clock set.
 #[test]
 #[ignore = "boots a VM: needs root, qemu and the artifacts of scripts/vm-test, which runs it with --ignored"]
-fn a_vm_whose_clock_is_in_2015_without_a_time_source_stops_with_the_clock_message() {
+fn a_vm_whose_clock_is_in_2015_without_sntp_sets_it_from_the_verified_date_and_joins() {
     let art = artifacts();
-    let (work, _tmp) = work_dir("clock-none");
+    let (work, _tmp) = work_dir("clock-date");
     let case = Case {
         right_pin: true,
-        node_name: "kjvm-noclock".into(),
+        node_name: "kjvm-dateclock".into(),
         extra_append: vec![],
         timeout: timeout(),
         switch_root: false,
@@ -580,6 +588,88 @@ fn a_vm_whose_clock_is_in_2015_without_a_time_source_stops_with_the_clock_messag
         config_drive: false,
         rtc_base: Some("2015-01-01".into()),
         sntp: false,
+        cp_args: vec!["--pki-backdate".into(), "0s".into()],
+    };
+    let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
+    let c = &o.run.console;
+    let ctx = context(&o);
+    assert!(o.run.exited(), "qemu did not exit within the timeout{ctx}");
+    for needle in [
+        "earlier than this kubejoin was built",
+        "clock: taking the time from the Date header of https://10.0.2.2:",
+        "clock: stepped 2015-01-01T",
+    ] {
+        assert!(c.logged(needle), "{needle}{ctx}");
+    }
+    let timeline = c
+        .timeline()
+        .unwrap_or_else(|| panic!("no JSON timeline on the console{ctx}"));
+    let phases = timeline["phases"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap_or_default())
+        .collect();
+    let step = phases
+        .iter()
+        .find(|p| p["phase"] == "clock-step")
+        .unwrap_or_else(|| panic!("no clock-step entry in the timeline {names:?}{ctx}"));
+    assert!(
+        step["detail"]["from"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("2015-01-01T"),
+        "{step}{ctx}"
+    );
+    let by = step["detail"]["servers"][0].as_str().unwrap_or_default();
+    assert!(by.starts_with("https://10.0.2.2:"), "{step}{ctx}");
+    // The Date came from an anonymous request, before any token-authenticated one.
+    let users: Vec<&str> = o
+        .requests
+        .iter()
+        .map(|r| r["user"].as_str().unwrap_or_default())
+        .collect();
+    let probe = o
+        .requests
+        .iter()
+        .position(|r| r["path"] == "/version")
+        .unwrap_or_else(|| panic!("no GET /version{ctx}"));
+    assert_eq!(users[probe], "system:anonymous", "{ctx}");
+    let first_token = users
+        .iter()
+        .position(|u| u.starts_with("system:bootstrap:"))
+        .unwrap_or_else(|| panic!("the token was never used{ctx}"));
+    assert!(probe < first_token, "{users:?}{ctx}");
+    let checks = c.checks();
+    let check = |s: &str| checks.iter().find(|(_, w)| w.contains(s)).map(|c| c.0);
+    assert_eq!(check("is after 2025-01-01"), Some(true), "{ctx}");
+    assert_eq!(
+        c.check_result(),
+        Some(true),
+        "the checker did not pass{ctx}"
+    );
+}
+
+/// The same board with network time turned off (`kubejoin.ntp=off`: no SNTP and no `Date`) and
+/// the same control plane: the clock stage says the clock is earlier than the build and goes on
+/// at the build time; the certificates are "not yet valid" at it, so the join stops with the
+/// clock message, before the token is sent, and the failure policy powers off.
+#[test]
+#[ignore = "boots a VM: needs root, qemu and the artifacts of scripts/vm-test, which runs it with --ignored"]
+fn a_vm_whose_clock_is_in_2015_with_network_time_off_stops_with_the_clock_message() {
+    let art = artifacts();
+    let (work, _tmp) = work_dir("clock-off");
+    let case = Case {
+        right_pin: true,
+        node_name: "kjvm-noclock".into(),
+        extra_append: vec!["kubejoin.ntp=off".into()],
+        timeout: timeout(),
+        switch_root: false,
+        endpoint: None,
+        policy: None,
+        config_drive: false,
+        rtc_base: Some("2015-01-01".into()),
+        sntp: false,
+        cp_args: vec!["--pki-backdate".into(), "0s".into()],
     };
     let o = run_case(&art, &case, &work).unwrap_or_else(|e| panic!("running the VM: {e}"));
     let c = &o.run.console;
@@ -589,6 +679,14 @@ fn a_vm_whose_clock_is_in_2015_without_a_time_source_stops_with_the_clock_messag
         "qemu did not exit: the failure policy did not power off{ctx}"
     );
     assert!(c.logged("earlier than this kubejoin was built"), "{ctx}");
+    assert!(
+        c.logged("network time is off: no SNTP, no verified Date (from cmdline)"),
+        "{ctx}"
+    );
+    assert!(
+        !c.logged("Date header of"),
+        "no Date is taken when network time is off{ctx}"
+    );
     for needle in [
         "is not yet valid: it is valid from",
         "earlier than this kubejoin was built, so the build time was used",

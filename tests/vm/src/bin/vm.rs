@@ -81,6 +81,7 @@ fn run(args: &[String]) -> Result<bool, String> {
                 config_drive: false,
                 rtc_base: None,
                 sntp: false,
+                cp_args: vec![],
             };
             say(&format!(
                 "booting a VM ({}): kernel {}, initramfs {} ({} KiB)",
