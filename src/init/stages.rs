@@ -49,6 +49,9 @@ pub struct NodeBoot<'a> {
     host_root: Root,
     /// The modules and sysctls host preparation applied so far, over its layers.
     host_applied: HostApplied,
+    /// The part of host preparation only the kubelet needs, applied beside the network and
+    /// the join ([`host::split_for_boot`]); waited for before the handoff.
+    host_kubelet: Option<KubeletPrep>,
     /// The sources read before the network (kept for the `sources` stage and its retries).
     local: Option<crate::source::load::Local>,
     /// The join (its plan and the phases' results), once the sources stage made the plan.
@@ -90,6 +93,7 @@ impl<'a> NodeBoot<'a> {
             net_root: Root::new("/"),
             host_root: Root::new("/"),
             host_applied: HostApplied::default(),
+            host_kubelet: None,
             local: None,
             join: None,
         }
@@ -149,10 +153,66 @@ impl<'a> NodeBoot<'a> {
             plan.modules.loads.len(),
             plan.sysctls.len()
         );
-        host::apply(&plan, &self.host_root, &*self.system.host)
+        // Only what the boot needs before the network (the image's drivers); the kubelet's
+        // modules and the sysctls run beside the network and the join.
+        let (boot, kubelet) = host::split_for_boot(plan);
+        host::apply(&boot, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
+        if !kubelet.is_empty() && self.host_kubelet.is_none() {
+            let names: Vec<&str> = kubelet
+                .modules
+                .loads
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect();
+            crate::info!(
+                "host: for the kubelet, beside the network and the join: module(s) {}; {} sysctl(s)",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                },
+                kubelet.sysctls.len()
+            );
+            self.host_kubelet = Some(KubeletPrep::start(
+                kubelet,
+                self.host_root.clone(),
+                self.system.host.clone(),
+            ));
+        }
         Ok(Done::Ok)
+    }
+
+    /// Waits for the kubelet's part of host preparation (started by host-prep); applies it
+    /// again here when it failed or could not start, so a retried stage gets another try.
+    fn host_kubelet_done(&mut self, stage: &'static str) -> Result<(), Failure> {
+        let Some(prep) = self.host_kubelet.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let background = prep.thread.is_some();
+        let result = match prep.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            // It panicked (it must not) or never ran: do it here.
+            Some(Err(_)) | None => {
+                host::apply(&prep.plan, &self.host_root, &*self.system.host).map(|_| ())
+            }
+        };
+        if background {
+            crate::trace::record(
+                "wait",
+                || "host preparation for the kubelet (its modules, the sysctls) to finish".into(),
+                started,
+            );
+        }
+        match result {
+            Ok(()) => {
+                self.host_kubelet = None;
+                Ok(())
+            }
+            Err(e) => Err(Failure::from_error(stage, &e)),
+        }
     }
 
     /// A later layer of host preparation: the modules and sysctls of the merged `settings` that
@@ -172,6 +232,9 @@ impl<'a> NodeBoot<'a> {
             return Ok(());
         }
         crate::info!("host ({stage}): the join settings add {add}");
+        // After the kubelet's part of host-prep, so that the precedence holds (a later layer's
+        // sysctl value is written last).
+        self.host_kubelet_done(stage)?;
         let cfg = add.host_config();
         let mut plan = host::plan(&cfg, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error(stage, &e))?;
@@ -298,6 +361,7 @@ impl<'a> NodeBoot<'a> {
 
     async fn handoff(&mut self) -> Result<Done, Failure> {
         let plan = self.plan("handoff")?.clone();
+        self.host_kubelet_done("handoff")?;
         match self.cfg.handoff {
             Handoff::None => Ok(Done::Ok),
             Handoff::Exec => {
@@ -363,6 +427,29 @@ impl Boot for NodeBoot<'_> {
                 )),
             },
         }
+    }
+}
+
+/// The kubelet's part of host preparation, running on a thread of its own.
+#[derive(Debug)]
+struct KubeletPrep {
+    plan: host::HostPlan,
+    thread: Option<std::thread::JoinHandle<Result<(), host::HostError>>>,
+}
+
+impl KubeletPrep {
+    fn start(
+        plan: host::HostPlan,
+        root: Root,
+        sys: std::sync::Arc<dyn crate::sys::host::Host>,
+    ) -> Self {
+        let work = plan.clone();
+        let thread = std::thread::Builder::new()
+            .name("host-kubelet".into())
+            .spawn(move || host::apply(&work, &root, &*sys).map(|_| ()))
+            // No thread (out of resources): the handoff applies it instead.
+            .ok();
+        Self { plan, thread }
     }
 }
 
@@ -1193,6 +1280,12 @@ mod tests {
         }
 
         run!(&["host-prep"]);
+        // The image's NIC driver before host-prep ends; the kubelet's modules and the sysctls
+        // beside the next stages, waited for before the handoff.
+        assert!(host.loaded().iter().any(|x| x == "virtio_net"));
+        assert!(boot.host_kubelet.is_some());
+        boot.host_kubelet_done("handoff").unwrap();
+        assert!(boot.host_kubelet.is_none());
         let after_prep = host.loaded();
         for m in ["virtio_net", "overlay", "br_netfilter"] {
             assert!(after_prep.iter().any(|x| x == m), "{m}: {after_prep:?}");
