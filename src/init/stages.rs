@@ -154,8 +154,24 @@ impl<'a> NodeBoot<'a> {
             plan.sysctls.len()
         );
         // Only what the boot needs before the network (the image's drivers); the kubelet's
-        // modules and the sysctls run beside the network and the join.
-        let (boot, kubelet) = host::split_for_boot(plan);
+        // modules and the sysctls run beside the network and the join — on a machine with a
+        // second CPU. With one, the thread could only take the CPU the network and the TLS
+        // handshakes need (measured on a 1-CPU emulated VM: host-prep ~100 ms shorter, the
+        // network phase as much or more longer, `bridge`'s init and the link set-up both
+        // taking the rtnl lock; README "Performance"), so it is applied here as before.
+        let beside = self.system.host.module_load_threads() > 1;
+        let (boot, kubelet) = if beside {
+            host::split_for_boot(plan)
+        } else {
+            let empty = host::HostPlan {
+                modules: host::ModulePlan::default(),
+                sysctls: Vec::new(),
+                swaps: Vec::new(),
+                notes: Vec::new(),
+                ..plan.clone()
+            };
+            (plan, empty)
+        };
         host::apply(&boot, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
@@ -1245,8 +1261,12 @@ mod tests {
             retry: Retry::none(),
             tls: None,
         };
-        let host =
-            std::sync::Arc::new(RecordingHost::new(RELEASE).with_kernel_root(node.dir.path()));
+        // Two CPUs: the kubelet's part of host-prep runs beside the next stages.
+        let host = std::sync::Arc::new(
+            RecordingHost::new(RELEASE)
+                .with_kernel_root(node.dir.path())
+                .with_load_threads(2),
+        );
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());

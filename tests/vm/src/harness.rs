@@ -272,18 +272,7 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         // RDRAND, which the emulated CPU lacks): without one the guest kernel's random pool
         // takes ~1 s of timer jitter to initialise, and the first TLS handshake waits for it
         // (src/sys/entropy.rs). `KUBEJOIN_VM_RNG=none` boots without it to measure that.
-        // In slot 6, which shares the NIC's (slot 2) PCI interrupt link (qemu's i440fx routes
-        // slot s, pin A to link (s - 1) mod 4): under emulation the guest kernel's first use
-        // of a link runs ACPI methods in its AML interpreter, ~100-200 ms per link, charged to
-        // virtio_pci's probe (measured with `initcall_debug`: 00:02.0 292 ms, 00:03.0 214 ms
-        // on links B and C; README "Performance"). `KUBEJOIN_VM_RNG=virtio-own-link` keeps the
-        // old slot 3.
-        let dev = if std::env::var("KUBEJOIN_VM_RNG").as_deref() == Ok("virtio-own-link") {
-            "virtio-rng-pci"
-        } else {
-            "virtio-rng-pci,addr=0x6"
-        };
-        a.extend(["-device".into(), dev.into()]);
+        a.extend(["-device".into(), "virtio-rng-pci".into()]);
     }
     if let Some(disk) = &spec.disk {
         a.extend([
