@@ -1211,6 +1211,17 @@ mod tests {
     /// the merge's precedence decides every value, and re-running a stage changes nothing.
     #[tokio::test]
     async fn host_settings_are_applied_in_layers_from_the_merged_sources() {
+        host_layers(1).await;
+    }
+
+    /// With a second CPU the kubelet's part of host-prep runs beside the next stages; the
+    /// layers and their precedence come out the same.
+    #[tokio::test]
+    async fn host_settings_are_applied_in_layers_with_the_kubelets_part_beside() {
+        host_layers(2).await;
+    }
+
+    async fn host_layers(threads: usize) {
         use crate::host::testutil::{FakeRoot, RELEASE};
         use crate::init::pipeline::{run_stages, Ended};
         use crate::init::policy::Schedule;
@@ -1261,11 +1272,10 @@ mod tests {
             retry: Retry::none(),
             tls: None,
         };
-        // Two CPUs: the kubelet's part of host-prep runs beside the next stages.
         let host = std::sync::Arc::new(
             RecordingHost::new(RELEASE)
                 .with_kernel_root(node.dir.path())
-                .with_load_threads(2),
+                .with_load_threads(threads),
         );
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
@@ -1303,8 +1313,10 @@ mod tests {
         // The image's NIC driver before host-prep ends; the kubelet's modules and the sysctls
         // beside the next stages, waited for before the handoff.
         assert!(host.loaded().iter().any(|x| x == "virtio_net"));
-        assert!(boot.host_kubelet.is_some());
-        boot.host_kubelet_done("handoff").unwrap();
+        if threads > 1 {
+            assert!(boot.host_kubelet.is_some());
+            boot.host_kubelet_done("handoff").unwrap();
+        }
         assert!(boot.host_kubelet.is_none());
         let after_prep = host.loaded();
         for m in ["virtio_net", "overlay", "br_netfilter"] {
