@@ -503,6 +503,43 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
 
 #[cfg(test)]
 mod tests {
+    /// The list/watch pause: what the server asked (429/503 `Retry-After`) plus the retry
+    /// policy's jitter, wider each time in a row; anything else the fixed pause. No clock is
+    /// read: the pauses are computed, not slept.
+    #[test]
+    fn a_list_or_watch_turned_away_waits_as_the_server_asked_with_jitter() {
+        let status = |code: u16, after: Option<u64>| {
+            RequestError::Status(Box::new(crate::kube::StatusError {
+                code,
+                reason: "TooManyRequests".into(),
+                message: String::new(),
+                retry_after: after.map(Duration::from_secs),
+                location: None,
+            }))
+        };
+        let fixed = Duration::from_millis(1000);
+        let mut shed = Shed::default();
+        for n in 0..6u32 {
+            let p = shed.pause(&status(429, Some(2)), fixed);
+            // Retry-After 2 s, then up to max(2 s, the API ceiling at n) more.
+            let window = super::super::backoff::API_POLICY
+                .ceiling(n)
+                .max(Duration::from_secs(2));
+            assert!(
+                p >= Duration::from_secs(2) && p <= Duration::from_secs(2) + window,
+                "{n}: {p:?}"
+            );
+        }
+        assert_eq!(shed.n, 6);
+        shed.served();
+        assert_eq!(shed.n, 0);
+        // A 500, or a 429 without Retry-After: the fixed pause, the count unchanged.
+        assert_eq!(shed.pause(&status(500, Some(2)), fixed), fixed);
+        assert_eq!(shed.pause(&status(429, None), fixed), fixed);
+        assert_eq!(shed.n, 0);
+        assert!(shed.pause(&status(503, Some(1)), fixed) >= Duration::from_secs(1));
+    }
+
     use super::*;
 
     const UID: &str = "16c03c97-3eb7-4276-9870-520db5b279a8";
