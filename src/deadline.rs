@@ -93,6 +93,11 @@ impl PhaseClock {
         self.at.saturating_duration_since(Instant::now())
     }
 
+    /// The overall deadline this phase's bound is cut from.
+    pub fn overall_at(&self) -> Instant {
+        self.overall.at
+    }
+
     /// The phase's whole bound.
     pub fn bound(&self) -> Duration {
         self.at.saturating_duration_since(self.started)

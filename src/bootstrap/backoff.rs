@@ -18,7 +18,7 @@
 
 use super::Error;
 use crate::deadline::{Cause, PhaseClock};
-use crate::http::retry::{self, Disposition, Env, Pause, Policy, RealEnv, Retryable, Stop};
+use crate::http::retry::{self, Disposition, Env, Pacing, Pause, Policy, RealEnv, Retryable, Stop};
 use crate::kube::WireFailure;
 use std::future::Future;
 use std::time::Duration;
@@ -74,11 +74,46 @@ where
     within_env(clock, policy, &mut RealEnv::new(), what, server, op).await
 }
 
+/// [`within`], the backoff carried over from the join's earlier calls ([`Pacing`]).
+pub async fn within_paced<T, F, Fut>(
+    clock: &PhaseClock,
+    policy: &Policy,
+    pacing: &Pacing,
+    what: &str,
+    server: &str,
+    op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    within_env_paced(clock, policy, &mut RealEnv::new(), pacing, what, server, op).await
+}
+
 /// [`within`] with the retry loop's clock, sleep and random source given (tests: virtual time).
 pub async fn within_env<T, F, Fut>(
     clock: &PhaseClock,
     policy: &Policy,
     env: &mut impl Env,
+    what: &str,
+    server: &str,
+    op: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    within_env_paced(clock, policy, env, &Pacing::new(), what, server, op).await
+}
+
+/// [`within_env`] with the join's [`Pacing`]. The phase's clock bounds the loop, except while
+/// the server sheds load (429/503 with `Retry-After`): then the join's overall deadline does
+/// ([`retry::Bounds`]).
+pub async fn within_env_paced<T, F, Fut>(
+    clock: &PhaseClock,
+    policy: &Policy,
+    env: &mut impl Env,
+    pacing: &Pacing,
     what: &str,
     server: &str,
     mut op: F,
@@ -90,10 +125,15 @@ where
     // Whether the last attempt was cut by the clock rather than answered: the failure before it
     // is then the better cause ("503", not "timed out" after a last try that had 5 ms).
     let cut = std::sync::atomic::AtomicBool::new(false);
-    let result = retry::retry_notify(
-        clock.at,
+    let bounds = retry::Bounds {
+        deadline: clock.at,
+        shedding: clock.overall_at(),
+    };
+    let result = retry::retry_paced(
+        bounds,
         policy,
         env,
+        pacing,
         |attempt| {
             let fut = op();
             let cut = &cut;

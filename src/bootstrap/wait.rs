@@ -332,6 +332,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
     // The list and the watch share one streak: an API server restarting under the wait refuses
     // both the same way.
     let mut refusals = Refusals::default();
+    let mut shed = Shed::default();
 
     loop {
         if state.relist || state.resource_version.is_none() {
@@ -346,6 +347,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
             match listed {
                 Ok(list) => {
                     refusals = Refusals::default();
+                    shed.served();
                     let csr = list
                         .items
                         .iter()
@@ -384,11 +386,12 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                         "listing {name}: {}; retrying",
                         super::describe(&e.failure())
                     );
+                    let pause = shed.pause(&e, opts.retry_pause);
                     if race(
                         deadline,
                         &mut reporter,
                         state.approved,
-                        tokio::time::sleep(opts.retry_pause),
+                        tokio::time::sleep(pause),
                     )
                     .await
                     .is_none()
@@ -425,6 +428,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
             None => return Err(timed_out(&state)),
             Some(Ok(s)) => {
                 refusals = Refusals::default();
+                shed.served();
                 s
             }
             Some(Err(e)) => {
@@ -442,11 +446,12 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
                     super::describe(&e.failure())
                 );
                 state.relist = true;
+                let pause = shed.pause(&e, opts.retry_pause);
                 if race(
                     deadline,
                     &mut reporter,
                     state.approved,
-                    tokio::time::sleep(opts.retry_pause),
+                    tokio::time::sleep(pause),
                 )
                 .await
                 .is_none()
@@ -498,6 +503,43 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
 
 #[cfg(test)]
 mod tests {
+    /// The list/watch pause: what the server asked (429/503 `Retry-After`) plus the retry
+    /// policy's jitter, wider each time in a row; anything else the fixed pause. No clock is
+    /// read: the pauses are computed, not slept.
+    #[test]
+    fn a_list_or_watch_turned_away_waits_as_the_server_asked_with_jitter() {
+        let status = |code: u16, after: Option<u64>| {
+            RequestError::Status(Box::new(crate::kube::StatusError {
+                code,
+                reason: "TooManyRequests".into(),
+                message: String::new(),
+                retry_after: after.map(Duration::from_secs),
+                location: None,
+            }))
+        };
+        let fixed = Duration::from_millis(1000);
+        let mut shed = Shed::default();
+        for n in 0..6u32 {
+            let p = shed.pause(&status(429, Some(2)), fixed);
+            // Retry-After 2 s, then up to max(2 s, the API ceiling at n) more.
+            let window = super::super::backoff::API_POLICY
+                .ceiling(n)
+                .max(Duration::from_secs(2));
+            assert!(
+                p >= Duration::from_secs(2) && p <= Duration::from_secs(2) + window,
+                "{n}: {p:?}"
+            );
+        }
+        assert_eq!(shed.n, 6);
+        shed.served();
+        assert_eq!(shed.n, 0);
+        // A 500, or a 429 without Retry-After: the fixed pause, the count unchanged.
+        assert_eq!(shed.pause(&status(500, Some(2)), fixed), fixed);
+        assert_eq!(shed.pause(&status(429, None), fixed), fixed);
+        assert_eq!(shed.n, 0);
+        assert!(shed.pause(&status(503, Some(1)), fixed) >= Duration::from_secs(1));
+    }
+
     use super::*;
 
     const UID: &str = "16c03c97-3eb7-4276-9870-520db5b279a8";
@@ -696,5 +738,38 @@ mod tests {
             progress_line("n", true, Duration::from_secs(61), Duration::from_secs(300))
                 .contains("1m1s elapsed")
         );
+    }
+}
+
+/// The pauses of the wait's list/watch loop. A 429 or 503 with `Retry-After` (an API server
+/// shedding load under a fleet) is waited as the server said plus the retry policy's jitter,
+/// wider each time in a row ([`crate::http::retry::Policy::pause`]), as every other API call of
+/// the join is: a fleet whose watches all failed at once does not come back in lockstep. Any
+/// other failure waits the fixed `retry_pause`.
+#[derive(Debug, Default)]
+struct Shed {
+    /// Answers in a row that shed load.
+    n: u32,
+    env: Option<crate::http::retry::RealEnv>,
+}
+
+impl Shed {
+    fn pause(&mut self, e: &crate::kube::RequestError, fixed: Duration) -> Duration {
+        use crate::http::retry::{Env as _, Pause};
+        let shed = matches!(e.status_code(), Some(429 | 503));
+        let Some(after) = e.retry_after().filter(|_| shed) else {
+            return fixed;
+        };
+        let random = self
+            .env
+            .get_or_insert_with(crate::http::retry::RealEnv::new)
+            .random();
+        let pause = super::backoff::API_POLICY.pause(self.n, Pause::RetryAfter(after), random);
+        self.n = self.n.saturating_add(1);
+        pause
+    }
+
+    fn served(&mut self) {
+        self.n = 0;
     }
 }

@@ -1,7 +1,7 @@
 //! Loading a plan's modules, several at once where their dependencies allow.
 
 use super::modules::{self, LoadOutcome, PlannedLoad};
-use super::{HostError, Outcome};
+use super::{HostError, HostPlan, Outcome};
 use crate::fs::root::Root;
 use crate::sys::host::Host;
 use std::time::{Duration, Instant};
@@ -155,4 +155,167 @@ pub(super) fn load_all(loads: &[PlannedLoad], root: &Root, sys: &dyn Host) -> Ve
             })
         })
         .collect()
+}
+
+/// Splits a host plan at boot into what the boot itself needs and what only the kubelet needs.
+///
+/// The first part: the modules the image asked for (modules-load.d: its NIC, disk and random
+/// source drivers) and those of the configuration (`kubejoin.modules`), with every module they
+/// need — the network, the config drive and TLS wait for them. The second part: the modules
+/// only kubejoin's defaults want (`overlay`, `br_netfilter`, the proxy mode's) with their
+/// dependencies that the first part does not load, every sysctl (forwarding and bridge
+/// netfilter matter to the kubelet's pods, not to DHCP or the join's requests) and swap. PID 1
+/// applies the second part beside the network and the join and waits for it before the handoff
+/// (measured under emulation: `overlay` + `br_netfilter` with `bridge`, `stp`, `llc` and the
+/// sysctls were ~40% of host-prep, all of it off the critical path now; README "Performance").
+///
+/// A module wanted by both parts stays in the first. Each part keeps the plan's load order, so
+/// a module of the second part whose dependency is in the first finds it loaded.
+pub fn split_for_boot(plan: HostPlan) -> (HostPlan, HostPlan) {
+    let kubelet_only = |req: &str| {
+        plan.modules
+            .requests
+            .iter()
+            .find(|r| r.request.name == req)
+            .is_some_and(|r| {
+                r.request.source == "default" || r.request.source.starts_with("proxy mode")
+            })
+    };
+    let (later, now): (Vec<PlannedLoad>, Vec<PlannedLoad>) = plan
+        .modules
+        .loads
+        .iter()
+        .cloned()
+        .partition(|l| !l.wanted_by.is_empty() && l.wanted_by.iter().all(|w| kubelet_only(w)));
+    let (later_requests, now_requests) = plan
+        .modules
+        .requests
+        .iter()
+        .cloned()
+        .partition(|r| kubelet_only(&r.request.name));
+    let boot = HostPlan {
+        kernel_release: plan.kernel_release.clone(),
+        modules: super::ModulePlan {
+            kernel_compression: plan.modules.kernel_compression,
+            requests: now_requests,
+            loads: now,
+        },
+        sysctls: Vec::new(),
+        swaps: Vec::new(),
+        keep_swap: plan.keep_swap,
+        notes: plan.notes.clone(),
+    };
+    let kubelet = HostPlan {
+        kernel_release: plan.kernel_release,
+        modules: super::ModulePlan {
+            kernel_compression: plan.modules.kernel_compression,
+            requests: later_requests,
+            loads: later,
+        },
+        sysctls: plan.sysctls,
+        swaps: plan.swaps,
+        keep_swap: plan.keep_swap,
+        notes: Vec::new(),
+    };
+    (boot, kubelet)
+}
+
+impl HostPlan {
+    /// Whether applying it would do nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.modules.loads.is_empty() && self.sysctls.is_empty() && self.swaps.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::modules::{ModuleRequest, PlannedRequest, RequestOutcome};
+    use super::super::{ModulePlan, SysctlSetting};
+    use super::*;
+    use crate::host::modules::LoadMethod;
+
+    fn load(name: &str, deps: &[&str], wanted_by: &[&str]) -> PlannedLoad {
+        PlannedLoad {
+            name: name.into(),
+            path: format!("/lib/modules/r/{name}.ko").into(),
+            method: LoadMethod::Finit,
+            params: vec![],
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            required: true,
+            wanted_by: wanted_by.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn request(name: &str, source: &str) -> PlannedRequest {
+        PlannedRequest {
+            request: ModuleRequest {
+                name: name.into(),
+                source: source.into(),
+                required: true,
+            },
+            outcome: RequestOutcome::AlreadyLoaded,
+        }
+    }
+
+    /// The image's drivers (and what they need) before the network; the defaults' modules,
+    /// every sysctl and swap for the kubelet; a module both want stays in the boot's part.
+    #[test]
+    fn the_boot_part_is_the_images_drivers_and_the_rest_waits_for_the_kubelet() {
+        let plan = HostPlan {
+            kernel_release: "r".into(),
+            modules: ModulePlan {
+                kernel_compression: None,
+                requests: vec![
+                    request("overlay", "default"),
+                    request("br_netfilter", "default"),
+                    request("ip_vs", "proxy mode ipvs"),
+                    request("virtio_net", "/usr/lib/modules-load.d/image.conf:1"),
+                    request("nf_conntrack", "config"),
+                ],
+                loads: vec![
+                    load("overlay", &[], &["overlay"]),
+                    load("llc", &[], &["br_netfilter"]),
+                    load("bridge", &["llc"], &["br_netfilter"]),
+                    load("br_netfilter", &["bridge"], &["br_netfilter"]),
+                    load("nf_conntrack", &[], &["ip_vs", "nf_conntrack"]),
+                    load("ip_vs", &["nf_conntrack"], &["ip_vs"]),
+                    load("failover", &[], &["virtio_net"]),
+                    load("virtio_net", &["failover"], &["virtio_net"]),
+                ],
+            },
+            sysctls: vec![SysctlSetting {
+                key: "net/ipv4/ip_forward".into(),
+                value: "1".into(),
+                source: "default".into(),
+                ignore_failure: false,
+                glob: false,
+                overrides: vec![],
+            }],
+            swaps: vec![],
+            keep_swap: false,
+            notes: vec!["a note".into()],
+        };
+        let (boot, kubelet) = split_for_boot(plan);
+        let names = |p: &HostPlan| -> Vec<String> {
+            p.modules.loads.iter().map(|l| l.name.clone()).collect()
+        };
+        assert_eq!(names(&boot), ["nf_conntrack", "failover", "virtio_net"]);
+        assert_eq!(
+            names(&kubelet),
+            ["overlay", "llc", "bridge", "br_netfilter", "ip_vs"]
+        );
+        assert!(boot.sysctls.is_empty() && !boot.is_empty());
+        assert_eq!(kubelet.sysctls.len(), 1);
+        assert_eq!(boot.notes, ["a note"]);
+        assert!(kubelet.notes.is_empty());
+        let requests = |p: &HostPlan| -> Vec<String> {
+            p.modules
+                .requests
+                .iter()
+                .map(|r| r.request.name.clone())
+                .collect()
+        };
+        assert_eq!(requests(&boot), ["virtio_net", "nf_conntrack"]);
+        assert_eq!(requests(&kubelet), ["overlay", "br_netfilter", "ip_vs"]);
+    }
 }

@@ -694,6 +694,7 @@ impl Classify for HostError {
 
 mod load;
 use load::load_all;
+pub use load::split_for_boot;
 
 #[cfg(test)]
 mod tests;

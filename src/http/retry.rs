@@ -38,6 +38,15 @@
 //! each time the same caller is turned away again, the returns no longer arrive as a wave. A
 //! `Retry-After` that ends past the deadline stops the loop at once: waiting could only end in
 //! the same failure.
+//! The calls of one join share what they learn ([`Pacing`], via [`retry_paced`]): each answer
+//! that sheds load raises the join's level by one and each served request halves it, and a
+//! call's backoff starts at that level, so a node that had to come back four times for its
+//! configuration does not fire its CSR at the same saturated server with the narrowest window.
+//! And while the server sheds load, a phase's own bound (kubeadm's 1 m per API call) does not end
+//! the loop; the join's overall deadline does ([`Bounds`]): a server that answers 429 with
+//! `Retry-After` is up and said when to come back, and giving up on it only makes the fleet
+//! start over later (measured with `scripts/bench`, 10,000 nodes at 100×: 107 nodes gave up at
+//! `cluster-config`'s 60 s bound before this).
 //! After a refused connection the pause is the same backoff with its ceiling capped at
 //! [`PROBE_CEILING`] (1 s): nothing listens, so asking again costs the server nothing, and a
 //! restarted API server is found again soon after it listens.
@@ -226,6 +235,47 @@ impl Policy {
 pub fn jitter(max: Duration, random: u64) -> Duration {
     let nanos = (max.as_nanos().min(u128::from(u64::MAX)) * u128::from(random)) >> 64;
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// What one join has learnt of its API server's load, carried from one call to the next.
+///
+/// A node that had to come back `n` times before its last request was served meets the same
+/// saturated server with its next request: that request's retries start their backoff at the
+/// level the join has reached instead of from nothing, so under a long overload each node's
+/// pauses stay as wide as the server needed (fewer refused requests: the amplification), while
+/// a blip leaves the level low. Each answer that sheds load (429/503 with `Retry-After`) raises
+/// the level by one; each served request halves it (additive increase, multiplicative
+/// decrease, as TCP paces a shared link). Measured with `scripts/bench` (README "Performance").
+#[derive(Debug, Default)]
+pub struct Pacing {
+    level: std::sync::atomic::AtomicU32,
+}
+
+impl Pacing {
+    pub fn new() -> Pacing {
+        Pacing::default()
+    }
+
+    /// The backoff level the next call starts from.
+    pub fn level(&self) -> u32 {
+        self.level.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// An answer that shed load.
+    pub fn shed(&self) {
+        let l = self.level();
+        self.level.store(
+            l.saturating_add(1).min(31),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// A request that was served.
+    pub fn served(&self) {
+        let l = self.level();
+        self.level
+            .store(l / 2, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// When a refusal (401 or 403) stops being "the API server is starting" and becomes final.
@@ -479,6 +529,40 @@ pub async fn retry_notify<T, E, F, Fut>(
     deadline: Instant,
     policy: &Policy,
     env: &mut impl Env,
+    op: F,
+    notify: impl FnMut(&E, u32, Duration),
+) -> Result<T, GaveUp<E>>
+where
+    E: Retryable,
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let bounds = Bounds {
+        deadline,
+        shedding: deadline,
+    };
+    retry_paced(bounds, policy, env, &Pacing::new(), op, notify).await
+}
+
+/// Where a loop of [`retry_paced`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// No attempt starts after it, unless the last answer shed load.
+    pub deadline: Instant,
+    /// While the server sheds load (429/503 with `Retry-After`: it is up and said when to come
+    /// back) the loop goes on until this later bound (the join's overall deadline): a phase's
+    /// own bound is there for a server that does not answer, not for one that is busy with a
+    /// fleet.
+    pub shedding: Instant,
+}
+
+/// [`retry_notify`] within `bounds`, its backoff starting at `pacing`'s level and updating it
+/// ([`Pacing`]: one per join, shared by its calls).
+pub async fn retry_paced<T, E, F, Fut>(
+    bounds: Bounds,
+    policy: &Policy,
+    env: &mut impl Env,
+    pacing: &Pacing,
     mut op: F,
     mut notify: impl FnMut(&E, u32, Duration),
 ) -> Result<T, GaveUp<E>>
@@ -487,19 +571,26 @@ where
     F: FnMut(Attempt) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let deadline = bounds.deadline;
+    let shedding_until = bounds.shedding.max(deadline);
     let started = env.now();
     let mut attempts = 0u32;
-    let mut backoffs = 0u32;
+    let mut backoffs = pacing.level();
     let mut previous: Option<E> = None;
     let mut refusals = Refusals::default();
+    // The bound of the next attempt: the later one after an answer that shed load.
+    let mut end = deadline;
     loop {
         attempts = attempts.saturating_add(1);
         let attempt = Attempt {
             number: attempts,
-            time_left: deadline.saturating_duration_since(env.now()),
+            time_left: end.saturating_duration_since(env.now()),
         };
         let err = match op(attempt).await {
-            Ok(v) => return Ok(v),
+            Ok(v) => {
+                pacing.served();
+                return Ok(v);
+            }
             Err(e) => e,
         };
         let now = env.now();
@@ -524,8 +615,13 @@ where
         if policy.max_attempts.is_some_and(|m| attempts >= m) {
             return Err(give_up(err, previous, Stop::Attempts));
         }
-        let left = deadline.saturating_duration_since(now);
         let asked = err.pause();
+        let shed = matches!(asked, Pause::RetryAfter(_));
+        if shed {
+            pacing.shed();
+        }
+        end = if shed { shedding_until } else { deadline };
+        let left = end.saturating_duration_since(now);
         if let Pause::RetryAfter(d) = asked {
             if d >= left {
                 return Err(give_up(err, previous, Stop::RetryAfterPastDeadline(d)));
@@ -1297,5 +1393,192 @@ mod tests {
         let xs: Vec<u64> = (0..4).map(|_| a.random()).collect();
         assert!(xs.windows(2).all(|w| w[0] != w[1]));
         assert_ne!(a.random(), b.random());
+    }
+
+    // ---- pacing across a join's calls, and the bound while the server sheds load ----
+
+    /// Runs `retry_paced` with a script (the last outcome repeats), each attempt `cost` long.
+    fn run_paced(
+        env: &Virtual,
+        bounds: (Duration, Duration),
+        pacing: &Pacing,
+        script: Vec<Result<u32, Fail>>,
+        cost: Duration,
+    ) -> (Result<u32, GaveUp<Fail>>, Vec<Attempt>) {
+        let mut env2 = env.clone();
+        let seen = RefCell::new(Vec::new());
+        let b = Bounds {
+            deadline: env.now() + bounds.0,
+            shedding: env.now() + bounds.1,
+        };
+        let policy = Policy::new(Duration::from_millis(250), Duration::from_secs(4));
+        let fut = retry_paced(
+            b,
+            &policy,
+            &mut env2,
+            pacing,
+            |a| {
+                seen.borrow_mut().push(a);
+                env.advance(cost.min(a.time_left));
+                let i = (a.number as usize - 1).min(script.len() - 1);
+                std::future::ready(script[i].clone())
+            },
+            |_, _, _| {},
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = rt.block_on(fut);
+        (r, seen.into_inner())
+    }
+
+    #[test]
+    fn pacing_rises_with_each_answer_that_sheds_load_and_halves_when_served() {
+        let p = Pacing::new();
+        assert_eq!(p.level(), 0);
+        for _ in 0..5 {
+            p.shed();
+        }
+        assert_eq!(p.level(), 5);
+        p.served();
+        assert_eq!(p.level(), 2);
+        p.served();
+        p.served();
+        assert_eq!(p.level(), 0);
+        for _ in 0..100 {
+            p.shed();
+        }
+        assert_eq!(p.level(), 31, "bounded");
+    }
+
+    #[test]
+    fn a_later_call_of_the_join_starts_its_backoff_where_the_last_one_left_it() {
+        // Always the top of the window (ceilings 0.25, 0.5, 1, 2, 4 s): the first call is
+        // turned away 4 times with `Retry-After: 1` (pauses 1 + max(1, ceiling(n))), the
+        // second call's first pause starts from the level left (4 answers, halved once served).
+        let pacing = Pacing::new();
+        let env = Virtual::new(u64::MAX);
+        let shed = Fail::After(Duration::from_secs(1));
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &pacing,
+            vec![
+                Err(shed.clone()),
+                Err(shed.clone()),
+                Err(shed.clone()),
+                Err(shed.clone()),
+                Ok(1),
+            ],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(1));
+        let ms = |env: &Virtual| -> Vec<u128> {
+            env.pauses()
+                .iter()
+                .map(|d| (d.as_millis() + 1) / 10 * 10)
+                .collect()
+        };
+        assert_eq!(ms(&env), vec![2000, 2000, 2000, 3000]);
+        assert_eq!(pacing.level(), 2);
+
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &pacing,
+            vec![Err(shed.clone()), Err(shed), Ok(2)],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(2));
+        // Levels 2 and 3: ceilings 1 s and 2 s (a fresh loop would pause 2 s, 2 s).
+        assert_eq!(ms(&env), vec![2000, 3000]);
+        // A call served at once halves the level again.
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &pacing,
+            vec![Ok(3)],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(3));
+        assert_eq!(pacing.level(), 1);
+        // Failures that are not load shedding neither raise nor lower it.
+        let env = Virtual::new(0);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &pacing,
+            vec![Err(Fail::Wire(WireFailure::TimedOut)), Ok(4)],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(4));
+        assert_eq!(pacing.level(), 0, "served: halved");
+    }
+
+    #[test]
+    fn a_server_shedding_load_keeps_the_loop_going_past_the_phase_bound() {
+        // The phase's bound is 5 s, the overall deadline 60 s. A server that answers 429 with
+        // `Retry-After: 1` for 20 s is retried beyond the 5 s until it serves; each attempt may
+        // run until the overall deadline.
+        let env = Virtual::new(0);
+        let shed = Fail::After(Duration::from_secs(1));
+        let mut script = vec![Err(shed); 20];
+        script.push(Ok(9));
+        let (r, seen) = run_paced(
+            &env,
+            (Duration::from_secs(5), Duration::from_secs(60)),
+            &Pacing::new(),
+            script,
+            CHEAP,
+        );
+        assert_eq!(r, Ok(9));
+        assert_eq!(seen.len(), 21);
+        assert!(env.now() - env.start > Duration::from_secs(20));
+        assert!(
+            seen[20].time_left > Duration::from_secs(30),
+            "{:?}",
+            seen[20]
+        );
+
+        // Any other failure past the phase's bound ends the loop there.
+        let env = Virtual::new(0);
+        let (r, seen) = run_paced(
+            &env,
+            (Duration::from_secs(5), Duration::from_secs(60)),
+            &Pacing::new(),
+            vec![
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::After(Duration::from_secs(1))),
+                Err(Fail::Wire(WireFailure::TimedOut)),
+            ],
+            CHEAP,
+        );
+        let g = r.unwrap_err();
+        assert_eq!(g.stop, Stop::Deadline);
+        assert_eq!(g.last, Fail::Wire(WireFailure::TimedOut));
+        assert_eq!(seen.len(), 7);
+
+        // And the overall deadline ends it even while the server sheds load.
+        let env = Virtual::new(0);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(5), Duration::from_secs(12)),
+            &Pacing::new(),
+            vec![Err(Fail::After(Duration::from_secs(1)))],
+            CHEAP,
+        );
+        let g = r.unwrap_err();
+        assert!(
+            matches!(g.stop, Stop::RetryAfterPastDeadline(_) | Stop::Deadline),
+            "{:?}",
+            g.stop
+        );
+        assert!(env.now() - env.start <= Duration::from_secs(12));
     }
 }

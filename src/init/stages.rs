@@ -49,6 +49,9 @@ pub struct NodeBoot<'a> {
     host_root: Root,
     /// The modules and sysctls host preparation applied so far, over its layers.
     host_applied: HostApplied,
+    /// The part of host preparation only the kubelet needs, applied beside the network and
+    /// the join ([`host::split_for_boot`]); waited for before the handoff.
+    host_kubelet: Option<KubeletPrep>,
     /// The sources read before the network (kept for the `sources` stage and its retries).
     local: Option<crate::source::load::Local>,
     /// The join (its plan and the phases' results), once the sources stage made the plan.
@@ -90,6 +93,7 @@ impl<'a> NodeBoot<'a> {
             net_root: Root::new("/"),
             host_root: Root::new("/"),
             host_applied: HostApplied::default(),
+            host_kubelet: None,
             local: None,
             join: None,
         }
@@ -149,10 +153,82 @@ impl<'a> NodeBoot<'a> {
             plan.modules.loads.len(),
             plan.sysctls.len()
         );
-        host::apply(&plan, &self.host_root, &*self.system.host)
+        // Only what the boot needs before the network (the image's drivers); the kubelet's
+        // modules and the sysctls run beside the network and the join — on a machine with a
+        // second CPU. With one, the thread could only take the CPU the network and the TLS
+        // handshakes need (measured on a 1-CPU emulated VM: host-prep ~100 ms shorter, the
+        // network phase as much or more longer, `bridge`'s init and the link set-up both
+        // taking the rtnl lock; README "Performance"), so it is applied here as before.
+        let beside = self.system.host.module_load_threads() > 1;
+        let (boot, kubelet) = if beside {
+            host::split_for_boot(plan)
+        } else {
+            let empty = host::HostPlan {
+                modules: host::ModulePlan::default(),
+                sysctls: Vec::new(),
+                swaps: Vec::new(),
+                notes: Vec::new(),
+                ..plan.clone()
+            };
+            (plan, empty)
+        };
+        host::apply(&boot, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
+        if !kubelet.is_empty() && self.host_kubelet.is_none() {
+            let names: Vec<&str> = kubelet
+                .modules
+                .loads
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect();
+            crate::info!(
+                "host: for the kubelet, beside the network and the join: module(s) {}; {} sysctl(s)",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                },
+                kubelet.sysctls.len()
+            );
+            self.host_kubelet = Some(KubeletPrep::start(
+                kubelet,
+                self.host_root.clone(),
+                self.system.host.clone(),
+            ));
+        }
         Ok(Done::Ok)
+    }
+
+    /// Waits for the kubelet's part of host preparation (started by host-prep); applies it
+    /// again here when it failed or could not start, so a retried stage gets another try.
+    fn host_kubelet_done(&mut self, stage: &'static str) -> Result<(), Failure> {
+        let Some(prep) = self.host_kubelet.as_mut() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let background = prep.thread.is_some();
+        let result = match prep.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            // It panicked (it must not) or never ran: do it here.
+            Some(Err(_)) | None => {
+                host::apply(&prep.plan, &self.host_root, &*self.system.host).map(|_| ())
+            }
+        };
+        if background {
+            crate::trace::record(
+                "wait",
+                || "host preparation for the kubelet (its modules, the sysctls) to finish".into(),
+                started,
+            );
+        }
+        match result {
+            Ok(()) => {
+                self.host_kubelet = None;
+                Ok(())
+            }
+            Err(e) => Err(Failure::from_error(stage, &e)),
+        }
     }
 
     /// A later layer of host preparation: the modules and sysctls of the merged `settings` that
@@ -172,6 +248,9 @@ impl<'a> NodeBoot<'a> {
             return Ok(());
         }
         crate::info!("host ({stage}): the join settings add {add}");
+        // After the kubelet's part of host-prep, so that the precedence holds (a later layer's
+        // sysctl value is written last).
+        self.host_kubelet_done(stage)?;
         let cfg = add.host_config();
         let mut plan = host::plan(&cfg, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error(stage, &e))?;
@@ -298,6 +377,7 @@ impl<'a> NodeBoot<'a> {
 
     async fn handoff(&mut self) -> Result<Done, Failure> {
         let plan = self.plan("handoff")?.clone();
+        self.host_kubelet_done("handoff")?;
         match self.cfg.handoff {
             Handoff::None => Ok(Done::Ok),
             Handoff::Exec => {
@@ -363,6 +443,29 @@ impl Boot for NodeBoot<'_> {
                 )),
             },
         }
+    }
+}
+
+/// The kubelet's part of host preparation, running on a thread of its own.
+#[derive(Debug)]
+struct KubeletPrep {
+    plan: host::HostPlan,
+    thread: Option<std::thread::JoinHandle<Result<(), host::HostError>>>,
+}
+
+impl KubeletPrep {
+    fn start(
+        plan: host::HostPlan,
+        root: Root,
+        sys: std::sync::Arc<dyn crate::sys::host::Host>,
+    ) -> Self {
+        let work = plan.clone();
+        let thread = std::thread::Builder::new()
+            .name("host-kubelet".into())
+            .spawn(move || host::apply(&work, &root, &*sys).map(|_| ()))
+            // No thread (out of resources): the handoff applies it instead.
+            .ok();
+        Self { plan, thread }
     }
 }
 
@@ -1141,6 +1244,17 @@ mod tests {
     /// the merge's precedence decides every value, and re-running a stage changes nothing.
     #[tokio::test]
     async fn host_settings_are_applied_in_layers_from_the_merged_sources() {
+        host_layers(1).await;
+    }
+
+    /// With a second CPU the kubelet's part of host-prep runs beside the next stages; the
+    /// layers and their precedence come out the same.
+    #[tokio::test]
+    async fn host_settings_are_applied_in_layers_with_the_kubelets_part_beside() {
+        host_layers(2).await;
+    }
+
+    async fn host_layers(threads: usize) {
         use crate::host::testutil::{FakeRoot, RELEASE};
         use crate::init::pipeline::{run_stages, Ended};
         use crate::init::policy::Schedule;
@@ -1191,8 +1305,11 @@ mod tests {
             retry: Retry::none(),
             tls: None,
         };
-        let host =
-            std::sync::Arc::new(RecordingHost::new(RELEASE).with_kernel_root(node.dir.path()));
+        let host = std::sync::Arc::new(
+            RecordingHost::new(RELEASE)
+                .with_kernel_root(node.dir.path())
+                .with_load_threads(threads),
+        );
         let net = RecordingNet::new()
             .with_link(LinkInfo::loopback())
             .with_link(eth0());
@@ -1226,6 +1343,14 @@ mod tests {
         }
 
         run!(&["host-prep"]);
+        // The image's NIC driver before host-prep ends; the kubelet's modules and the sysctls
+        // beside the next stages, waited for before the handoff.
+        assert!(host.loaded().iter().any(|x| x == "virtio_net"));
+        if threads > 1 {
+            assert!(boot.host_kubelet.is_some());
+            boot.host_kubelet_done("handoff").unwrap();
+        }
+        assert!(boot.host_kubelet.is_none());
         let after_prep = host.loaded();
         for m in ["virtio_net", "overlay", "br_netfilter"] {
             assert!(after_prep.iter().any(|x| x == m), "{m}: {after_prep:?}");

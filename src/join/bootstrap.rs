@@ -124,18 +124,22 @@ pub async fn bootstrap_and_install_resuming(
     // Ready Node of our name ends it at once, a 401/403 once it persists (an API server that
     // has just restarted refuses valid tokens for a moment: retry::Persistence).
     let stage = run.begin("cluster-config", tuning.api_phase);
+    // What the join's calls learn of the server's load, carried from one to the next.
+    let pacing = crate::http::retry::Pacing::new();
     let cluster = Cluster::connect(d)?;
-    let cfg = backoff::within(
+    let cfg = backoff::within_paced(
         &stage.clock,
         &tuning.backoff,
+        &pacing,
         "reading the cluster configuration",
         &cluster.server,
         || config::fetch_resuming(&cluster, &resume),
     )
     .await?;
-    backoff::within(
+    backoff::within_paced(
         &stage.clock,
         &tuning.backoff,
+        &pacing,
         &format!("getting Node {node:?}"),
         &cluster.server,
         || config::check_node(&cluster, &node),
@@ -290,9 +294,10 @@ pub async fn bootstrap_and_install_resuming(
     .await?;
     // Shared across attempts: an attempt that met an unusable CSR of our name replaced it.
     let key_slot = tokio::sync::Mutex::new(key);
-    let submitted = backoff::within(
+    let submitted = backoff::within_paced(
         &stage.clock,
         &tuning.backoff,
+        &pacing,
         "creating the certificate signing request",
         &cluster.server,
         || async {

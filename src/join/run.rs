@@ -17,7 +17,8 @@ pub struct Tuning {
     /// Retry schedule of the API calls of `cluster-config` and `csr`.
     pub backoff: crate::http::retry::Policy,
     /// Own bound of each API phase (`cluster-config`, `csr`): kubeadm's 1 m for an API call
-    /// with retries (`timeouts.kubernetesAPICall`).
+    /// with retries (`timeouts.kubernetesAPICall`); while the server sheds load (429/503 with
+    /// `Retry-After`) the overall deadline bounds the phase instead (`retry::Bounds`).
     pub api_phase: Duration,
     /// Own bound of the local writes (`install`, `completion`).
     pub install_phase: Duration,

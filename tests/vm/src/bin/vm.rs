@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! kubejoin-vm join --kernel K --initrd I --testcp BIN --work DIR [--wrong-pin]
-//!                  [--switch-root --checker BIN] [--node NAME] [--timeout SECS]
+//!                  [--switch-root --checker BIN] [--node NAME] [--timeout SECS] [--append WORD]…
 //! kubejoin-vm real --kubeconfig FILE --kernel K --initrd I --work DIR [--ttl SECS] [--node NAME] [--timeout SECS]
 //! ```
 //! `join` runs the test control plane in a fresh network namespace; `real` creates a short-lived
@@ -73,7 +73,13 @@ fn run(args: &[String]) -> Result<bool, String> {
             let case = Case {
                 right_pin: !wrong,
                 node_name: node.clone(),
-                extra_append: vec![],
+                // `--append WORD` (repeatable): more kernel command-line words (a diagnosis
+                // such as `initcall_debug loglevel=8`, or `KUBEJOIN_MODULE_THREADS=1`).
+                extra_append: args
+                    .windows(2)
+                    .filter(|w| w[0] == "--append")
+                    .map(|w| w[1].clone())
+                    .collect(),
                 timeout,
                 switch_root,
                 endpoint: None,
