@@ -30,6 +30,8 @@ COMMANDS:
     host-prep   load kernel modules, set sysctls, turn off swap, then verify (join's first step)
     ca-hash     print the sha256: pin of each certificate in PEM files
     init        run as PID 1 of an initramfs: mounts, host preparation, network, join, handoff
+    finish-control-plane
+                the phases of a control-plane join that need the running kubelet (PID 1 starts it)
     version     print the version
     help        print this help
 
@@ -165,6 +167,27 @@ FLAGS:
     -h, --help                                     print this help
 ";
 
+/// `kubejoin finish-control-plane --help`.
+pub const FINISH_CONTROL_PLANE_HELP: &str = "\
+kubejoin finish-control-plane: finish a control-plane join once the kubelet runs
+
+USAGE:
+    kubejoin finish-control-plane [--root DIR]
+
+PID 1 (kubejoin.control-plane on the kernel command line) writes every file of a control-plane join,
+leaves /run/kubejoin/control-plane-handover.json, starts this command in the background and execs
+the kubelet. This command then adds the etcd member (stacked etcd) and writes etcd.yaml, marks the
+Node control-plane once the kubelet registered it, and waits for the local API server's /healthz,
+using only the files the join wrote (admin.conf, the CAs, the etcd healthcheck client): the
+certificate key is not needed and not read. Its outcome is in /run/kubejoin/control-plane.json; on
+success the handover is removed. After a switch-root the booted system runs it (re-run it by hand
+after a failure). Without a handover it does nothing and exits 0.
+
+FLAGS:
+        --root DIR                                 the node's root (default /)
+    -h, --help                                     print this help
+";
+
 /// `kubejoin init --help`.
 pub const INIT_HELP: &str = "\
 kubejoin init: run as PID 1 of an initramfs
@@ -197,6 +220,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("host-prep", HOST_PREP_HELP),
     ("ca-hash", CA_HASH_HELP),
     ("init", INIT_HELP),
+    ("finish-control-plane", FINISH_CONTROL_PLANE_HELP),
     ("version", VERSION_HELP),
     ("help", HELP),
 ];
@@ -248,6 +272,10 @@ pub enum Command {
     Help(&'static str),
     /// PID-1 mode on request (`kubejoin init`); `main` runs it.
     Init,
+    /// `finish-control-plane`: the phases after the kubelet, from PID 1's handover under `root`.
+    FinishControlPlane {
+        root: PathBuf,
+    },
 }
 
 /// Where boot-time join data is read from (precedence: kernel command line > local config file >
@@ -530,6 +558,20 @@ where
                 input_file("kubejoin ca-hash", f)?;
             }
             Ok(Command::CaHash(files))
+        }
+        "finish-control-plane" => {
+            let help = FINISH_CONTROL_PLANE_HELP;
+            let mut root = PathBuf::from("/");
+            while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
+                match arg {
+                    Long("root") => {
+                        root = PathBuf::from(p.value().map_err(|e| args_err(e.to_string()))?)
+                    }
+                    Long("help") | Short('h') => return Ok(Command::Help(help)),
+                    other => return Err(unexpected(other, "finish-control-plane", help)),
+                }
+            }
+            Ok(Command::FinishControlPlane { root })
         }
         "join" => {
             let a = parse_join(&mut p, "join")?;

@@ -22,6 +22,7 @@
 //! | [`finish`] | after the kubelet: etcd member add/promote, node marking, the local `/healthz` wait |
 //! | [`join_error`] | the join's errors and their exit classes |
 
+pub mod after;
 pub mod certkey;
 pub mod cluster;
 pub mod download;

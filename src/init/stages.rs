@@ -53,6 +53,8 @@ pub struct NodeBoot<'a> {
     local: Option<crate::source::load::Local>,
     /// The join (its plan and the phases' results), once the sources stage made the plan.
     join: Option<Join<'a>>,
+    /// This binary, as the control-plane finish step is started (`/proc/self/exe`).
+    self_exe: PathBuf,
 }
 
 impl std::fmt::Debug for NodeBoot<'_> {
@@ -92,6 +94,7 @@ impl<'a> NodeBoot<'a> {
             host_applied: HostApplied::default(),
             local: None,
             join: None,
+            self_exe: PathBuf::from("/proc/self/exe"),
         }
     }
 
@@ -296,11 +299,68 @@ impl<'a> NodeBoot<'a> {
         }
     }
 
+    /// A control-plane join left its handover (the phases that need the kubelet) under the
+    /// node's root.
+    fn control_plane_handover(plan: &JoinPlan) -> bool {
+        plan.control_plane.is_some()
+            && !plan.dry_run
+            && Root::new(&plan.root)
+                .join(crate::controlplane::after::HANDOVER)
+                .is_ok_and(|p| p.exists())
+    }
+
+    /// Starts `kubejoin finish-control-plane` in the background (this binary, through the exec
+    /// seam), just before the kubelet exec: its argv holds no secret (the certificate key is not
+    /// needed any more), only the node's root.
+    fn start_finish(&self, plan: &JoinPlan) -> Result<(), Failure> {
+        let argv: Vec<std::ffi::OsString> = vec![
+            "kubejoin".into(),
+            "finish-control-plane".into(),
+            "--root".into(),
+            plan.root.clone().into_os_string(),
+        ];
+        let env = vec![("PATH".into(), crate::sys::exec::KUBELET_PATH_ENV.into())];
+        match self.exec.spawn_detached(&self.self_exe, &argv, &env) {
+            Ok(pid) => {
+                crate::info!(
+                    "control plane: started `kubejoin finish-control-plane --root {}` (pid {pid}): \
+                     etcd-join, mark-control-plane and wait-control-plane run while the kubelet \
+                     starts; outcome in {}",
+                    plan.root.display(),
+                    crate::controlplane::after::STATUS
+                );
+                Ok(())
+            }
+            Err(e) => Err(Failure::new(
+                "handoff",
+                Class::Other,
+                format!(
+                    "starting the control-plane finish step ({} finish-control-plane): {}",
+                    self.self_exe.display(),
+                    crate::error::io_text(&e)
+                ),
+            )),
+        }
+    }
+
     async fn handoff(&mut self) -> Result<Done, Failure> {
         let plan = self.plan("handoff")?.clone();
+        let finishing = Self::control_plane_handover(&plan);
         match self.cfg.handoff {
-            Handoff::None => Ok(Done::Ok),
+            Handoff::None => {
+                if finishing {
+                    crate::info!(
+                        "control plane: once the kubelet runs, `kubejoin finish-control-plane` \
+                         finishes the join (handover {})",
+                        crate::controlplane::after::HANDOVER
+                    );
+                }
+                Ok(Done::Ok)
+            }
             Handoff::Exec => {
+                if finishing {
+                    self.start_finish(&plan)?;
+                }
                 self.before_exec("handoff");
                 let e = crate::handoff::handoff(
                     HandoffMode::Exec,
@@ -329,6 +389,28 @@ impl<'a> NodeBoot<'a> {
                             "could not carry {} over into the live /run: {e}",
                             crate::install::RESULT_JSON
                         );
+                    }
+                }
+                // A child started here would not survive the switch (its root, the initramfs,
+                // is emptied, and its view of /sysroot is gone once the mount moves): the
+                // booted system finishes the join (kubejoin-finish-control-plane.service, after
+                // kubelet.service), from the handover carried into its /run like result.json.
+                if finishing {
+                    let root = Root::new(SYSROOT);
+                    match crate::controlplane::after::Handover::read(&root) {
+                        Ok(Some(h)) => match h.write(&Root::new("/")) {
+                            Ok(()) => crate::info!(
+                                "control plane: the booted system finishes the join \
+                                 (`kubejoin finish-control-plane`, after kubelet.service; \
+                                 handover {})",
+                                crate::controlplane::after::HANDOVER
+                            ),
+                            Err(e) => {
+                                return Err(Failure::from_error("handoff", &e));
+                            }
+                        },
+                        Ok(None) => {}
+                        Err(e) => return Err(Failure::from_error("handoff", &e)),
                     }
                 }
                 crate::info!(

@@ -175,20 +175,6 @@ impl<'a> Join<'a> {
 
     /// Runs one phase: the one place where each phase's work is chosen.
     pub async fn phase(&mut self, phase: Phase) -> Result<Done, Error> {
-        // PID 1 cannot finish a control-plane join (its phases after kubelet-start need a
-        // running kubelet, which PID 1 only starts by its handoff): refused before the first
-        // request (clock, discovery), not after the cluster was contacted.
-        if self.front == Front::Boot
-            && self.plan.control_plane.is_some()
-            && matches!(phase, Phase::Clock | Phase::Discovery | Phase::Join)
-        {
-            return Err(Error::Usage(crate::cli::UsageError::Args(
-                "a control-plane join (kubejoin.control-plane) is not supported in PID-1 mode yet: \
-                 run `kubejoin join --control-plane` on the booted system (handoff none, the kubelet \
-                 as a service)"
-                    .into(),
-            )));
-        }
         match (phase, self.front) {
             (Phase::Host, Front::Command) => {
                 host::prepare_host(&self.plan, &*self.system.host).map(|()| Done::Ok)
@@ -288,6 +274,7 @@ impl<'a> Join<'a> {
                         cp,
                         d,
                         deadline,
+                        crate::controlplane::join::AfterKubelet::Run,
                         async |p: &JoinPlan, resume| {
                             bootstrap_and_install_resuming(p, d, exec, tuning, run, resume).await
                         },
@@ -298,14 +285,29 @@ impl<'a> Join<'a> {
             // PID 1: each attempt under a fresh `--timeout` of its own.
             _ => {
                 let mut run = Run::new(self.plan.timeout).with_clock(self.clock.clone());
-                bootstrap_and_install_within(
-                    &self.plan,
-                    d,
-                    &*self.system.exec,
-                    &self.tuning,
-                    &mut run,
-                )
-                .await?
+                match &self.plan.control_plane {
+                    None => {
+                        bootstrap_and_install_within(&self.plan, d, exec, tuning, &mut run).await?
+                    }
+                    // The phases that need a running kubelet are handed over to the finish
+                    // step PID 1 starts just before it execs the kubelet (init/stages.rs).
+                    Some(cp) => {
+                        let deadline = run.deadline;
+                        let run = &mut run;
+                        crate::controlplane::join::join(
+                            &self.plan,
+                            cp,
+                            d,
+                            deadline,
+                            crate::controlplane::join::AfterKubelet::HandOver,
+                            async |p: &JoinPlan, resume| {
+                                bootstrap_and_install_resuming(p, d, exec, tuning, run, resume)
+                                    .await
+                            },
+                        )
+                        .await?
+                    }
+                }
             }
         };
         if self.front == Front::Boot {
