@@ -1272,9 +1272,6 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
     }
     let handoff = match a.handoff.as_deref() {
         None | Some("none") => HandoffMode::None,
-        Some("exec") if a.control_plane => {
-            return Err(crate::plan::control_plane::ControlPlaneError::HandoffExec.into())
-        }
         Some("exec") => HandoffMode::Exec,
         Some(other) => {
             return Err(args_err(format!(
@@ -1286,17 +1283,14 @@ fn validate(mut a: JoinArgs) -> Result<JoinPlan, UsageError> {
         .iter()
         .find(|(k, _)| k == "node-ip")
         .and_then(|(_, v)| v.parse().ok());
-    let control_plane = crate::plan::control_plane::build(
-        crate::plan::control_plane::Inputs {
-            enabled: a.control_plane,
-            key: a.certificate_key.take(),
-            advertise_address: a.advertise_address.take(),
-            bind_port: a.bind_port,
-            healthz_url: a.healthz_url.take(),
-            node_ip,
-        },
-        handoff,
-    )?;
+    let control_plane = crate::plan::control_plane::build(crate::plan::control_plane::Inputs {
+        enabled: a.control_plane,
+        key: a.certificate_key.take(),
+        advertise_address: a.advertise_address.take(),
+        bind_port: a.bind_port,
+        healthz_url: a.healthz_url.take(),
+        node_ip,
+    })?;
     Ok(JoinPlan {
         discovery: Options {
             mode,

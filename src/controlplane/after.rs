@@ -47,6 +47,8 @@ use std::time::Duration;
 pub const HANDOVER: &str = "/run/kubejoin/control-plane-handover.json";
 /// The finish step's outcome (node path).
 pub const STATUS: &str = "/run/kubejoin/control-plane.json";
+/// How the finish step finds this binary.
+pub const SELF_EXE: &str = "/proc/self/exe";
 /// The handover's `kind`, so a stray JSON file is not taken for one.
 const KIND: &str = "ControlPlaneHandover";
 
@@ -150,6 +152,41 @@ impl Handover {
         )
         .map_err(Error::Write)
     }
+}
+
+/// Whether a control-plane join left a handover under `root` (a dry run or a finished join
+/// leaves none).
+pub fn pending(root: &std::path::Path) -> bool {
+    Root::new(root).join(HANDOVER).is_ok_and(|p| p.exists())
+}
+
+/// Starts the finish step through the exec seam: `self_exe finish-control-plane --root ROOT`,
+/// detached, with only `PATH` in its environment. Its argv holds no secret: the certificate
+/// key is not needed after download-certs, and the handover is read from the root.
+pub fn start_finish_step(
+    exec: &dyn crate::sys::Exec,
+    self_exe: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<u32, Error> {
+    let argv: Vec<std::ffi::OsString> = vec![
+        "kubejoin".into(),
+        "finish-control-plane".into(),
+        "--root".into(),
+        root.as_os_str().to_os_string(),
+    ];
+    let env = vec![("PATH".into(), crate::sys::exec::KUBELET_PATH_ENV.into())];
+    let pid = exec
+        .spawn_detached(self_exe, &argv, &env)
+        .map_err(|e| Error::FinishStep {
+            program: self_exe.to_path_buf(),
+            source: e,
+        })?;
+    info!(
+        "control plane: started `kubejoin finish-control-plane --root {}` (pid {pid}): etcd-join, \
+         mark-control-plane and wait-control-plane run while the kubelet starts; outcome in {STATUS}",
+        root.display()
+    );
+    Ok(pid)
 }
 
 /// The outcome written to [`STATUS`].

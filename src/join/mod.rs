@@ -274,7 +274,13 @@ impl<'a> Join<'a> {
                         cp,
                         d,
                         deadline,
-                        crate::controlplane::join::AfterKubelet::Run,
+                        // The kubelet exec'd by this process runs only once the join is over:
+                        // the phases that need it are handed to a finish step (as PID 1 does).
+                        if self.plan.handoff == crate::plan::HandoffMode::Exec {
+                            crate::controlplane::join::AfterKubelet::HandOver
+                        } else {
+                            crate::controlplane::join::AfterKubelet::Run
+                        },
                         async |p: &JoinPlan, resume| {
                             bootstrap_and_install_resuming(p, d, exec, tuning, run, resume).await
                         },
@@ -333,6 +339,16 @@ impl<'a> Join<'a> {
             return Ok(Done::Skipped("dry run".into()));
         }
         let phase = crate::log::phase("handoff");
+        if self.plan.handoff == crate::plan::HandoffMode::Exec
+            && self.plan.control_plane.is_some()
+            && crate::controlplane::after::pending(&self.plan.root)
+        {
+            crate::controlplane::after::start_finish_step(
+                &*self.system.exec,
+                std::path::Path::new(crate::controlplane::after::SELF_EXE),
+                &self.plan.root,
+            )?;
+        }
         crate::handoff::handoff(
             self.plan.handoff,
             &self.plan.kubelet_path,
