@@ -84,7 +84,6 @@ pub struct Handover {
 }
 
 impl Handover {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         server: &str,
         node: &LocalNode,
