@@ -76,7 +76,8 @@ JOIN FLAGS (same names as kubeadm join):
     --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
     --skip-phases LIST                             phases to skip
     --control-plane                                join as a control-plane node (certificates from kubeadm-certs,
-                                                   static Pods, etcd member); needs --handoff none
+                                                   static Pods, etcd member); with --handoff exec the
+                                                   phases after the kubelet run in finish-control-plane
     --certificate-key HEX                          key that decrypts kube-system/kubeadm-certs (64 hex digits);
                                                    visible to local users in /proc: prefer --certificate-key-file
     --certificate-key-file FILE                    read --certificate-key from FILE (mode 0600: owner-only)
@@ -174,9 +175,10 @@ kubejoin finish-control-plane: finish a control-plane join once the kubelet runs
 USAGE:
     kubejoin finish-control-plane [--root DIR]
 
-PID 1 (kubejoin.control-plane on the kernel command line) writes every file of a control-plane join,
-leaves /run/kubejoin/control-plane-handover.json, starts this command in the background and execs
-the kubelet. This command then adds the etcd member (stacked etcd) and writes etcd.yaml, marks the
+PID 1 (kubejoin.control-plane on the kernel command line), like `kubejoin join --control-plane
+--handoff exec`, writes every file of a control-plane join, leaves
+/run/kubejoin/control-plane-handover.json, starts this command in the background and execs the
+kubelet. This command then adds the etcd member (stacked etcd) and writes etcd.yaml, marks the
 Node control-plane once the kubelet registered it, and waits for the local API server's /healthz,
 using only the files the join wrote (admin.conf, the CAs, the etcd healthcheck client): the
 certificate key is not needed and not read. Its outcome is in /run/kubejoin/control-plane.json; on

@@ -442,3 +442,54 @@ pub(super) async fn write(root: &Root, steps: Vec<Step>, deadline: &Deadline) ->
         ))),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The switch-root unit runs when this code leaves a handover, after the kubelet.
+    #[test]
+    fn the_booted_systems_unit_waits_for_this_handover_and_the_kubelet() {
+        let unit = include_str!("../../image/systemd/kubejoin-finish-control-plane.service");
+        for line in [
+            format!("ConditionPathExists={HANDOVER}"),
+            "ExecStart=/usr/bin/kubejoin finish-control-plane".to_string(),
+            "After=network-online.target kubelet.service".to_string(),
+            "Type=oneshot".to_string(),
+        ] {
+            assert!(unit.lines().any(|l| l == line), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_handover_round_trips_and_a_stray_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        assert!(Handover::read(&root).unwrap().is_none());
+        assert!(!pending(dir.path()));
+        let node = LocalNode {
+            name: "cp-2".into(),
+            advertise_address: "10.0.0.2".parse().unwrap(),
+            bind_port: 6443,
+        };
+        let h = Handover::new(
+            "https://10.0.0.1:6443",
+            &node,
+            "https://10.0.0.2:6443/healthz".into(),
+            vec!["node-role.kubernetes.io/control-plane:NoSchedule".into()],
+            Duration::from_secs(300),
+            "kind: ClusterConfiguration\n".into(),
+        );
+        h.write(&root).unwrap();
+        assert!(pending(dir.path()));
+        assert_eq!(Handover::read(&root).unwrap(), Some(h));
+        std::fs::write(
+            dir.path().join(HANDOVER.trim_start_matches('/')),
+            r#"{"kind":"Other"}"#,
+        )
+        .unwrap();
+        let e = Handover::read(&root).unwrap_err().to_string();
+        assert!(e.contains("is not a handover"), "{e}");
+    }
+}

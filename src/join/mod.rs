@@ -14,6 +14,8 @@
 //!   join        identity-check, cluster-config, csr, wait-approval, verify-certificate,
 //!               install, completion (bootstrap.rs)
 //!   handoff     exec kubelet / return                 exec, or switch-root        (init/)
+//!               (a control-plane join with exec: its finish step started first, see
+//!               `crate::controlplane::after`)
 //!                                                     retry / reboot / poweroff   (init/)
 //! ```
 //!
