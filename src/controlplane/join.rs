@@ -63,12 +63,18 @@ pub enum AfterKubelet {
 /// path, given the plan and the `kubeadm-config` already read, so the join reads it once), then
 /// its phases after. Every phase is
 /// bounded by its own limit and by `deadline`. With `plan.dry_run` only reads happen.
+///
+/// `files_written` is true when an earlier attempt in this process (PID 1 retrying its join
+/// phase) wrote the control-plane files already: preflight then lets them be made again, as
+/// `--force` would, instead of refusing the files this same boot wrote. It is set once they are
+/// written.
 pub async fn join<T, E, F>(
     plan: &JoinPlan,
     cp: &ControlPlanePlan,
     d: &Discovered,
     deadline: Deadline,
     then: AfterKubelet,
+    files_written: &mut bool,
     kubelet_start: F,
 ) -> Result<T, E>
 where
@@ -107,7 +113,18 @@ where
     );
 
     let phase = log::phase("control-plane-preflight");
-    let pre = prepare::preflight(plan, cp, &prepared, &root);
+    let forced;
+    let pre_plan = if *files_written {
+        info!("control-plane-preflight: the files are this boot's earlier attempt's: making them again");
+        forced = JoinPlan {
+            force: true,
+            ..plan.clone()
+        };
+        &forced
+    } else {
+        plan
+    };
+    let pre = prepare::preflight(pre_plan, cp, &prepared, &root);
     if plan.dry_run {
         if let Err(e) = &pre {
             warn!("{e}: a real join would stop here");
@@ -149,6 +166,7 @@ where
         })
         .collect();
     write(&root, steps, &deadline).await?;
+    *files_written = true;
     phase.ok();
 
     let out = kubelet_start(&worker, prepared.resume()).await?;

@@ -958,6 +958,69 @@ mod tests {
         assert!(argv.iter().all(|a| !a.to_string_lossy().contains(KEY)));
     }
 
+    /// PID 1 retries its join phase after kubelet-start failed: the control-plane files that
+    /// attempt wrote are made again instead of stopping the boot at control-plane-preflight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_control_plane_join_phase_remakes_the_files_its_first_attempt_wrote() {
+        use kubejoin_testcp::fault::{Action, Faults, RequestFault};
+        const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+        // The first CSR request gets a 400 (final, not retried): kubelet-start fails after
+        // control-plane-files.
+        let cp = kubejoin_testcp::start(kubejoin_testcp::Config {
+            kubernetes_version: "v1.30.4".into(),
+            control_plane: Some(kubejoin_testcp::ControlPlane::with_certificate_key(KEY)),
+            faults: Faults {
+                requests: vec![RequestFault {
+                    action: Action::Status {
+                        code: 400,
+                        retry_after: None,
+                    },
+                    count: Some(1),
+                    skip: 0,
+                    path_prefix: Some(crate::bootstrap::csr::CSR_PATH.into()),
+                }],
+                ..Faults::default()
+            },
+            ..kubejoin_testcp::Config::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node");
+        std::fs::create_dir(&node).unwrap();
+        let cmdline = format!(
+            "kubejoin.platform=none kubejoin.endpoint={} kubejoin.token=abcdef.0123456789abcdef \
+             kubejoin.ca-cert-hash={} kubejoin.node-name=cp-2 kubejoin.control-plane \
+             kubejoin.certificate-key={KEY} kubejoin.advertise-address=127.0.0.2",
+            cp.endpoint(),
+            cp.signing_ca_pin()
+        );
+        let (sources, _src) = opts(&cmdline);
+        let system = crate::sys::System::recording("host");
+        let cfg = InitConfig::from_cmdline(&cmdline);
+        let mut boot = NodeBoot::new(&system, &cfg, Instant::now(), None, None)
+            .with_environment(sources, Root::new(dir.path()))
+            .with_node_root(node.clone());
+        for stage in ["sources", "discovery"] {
+            if let Err(f) = boot.stage(stage).await {
+                panic!("{stage}: {}", f.message);
+            }
+        }
+        let first = boot.stage("join").await.unwrap_err();
+        assert!(
+            !first.message.contains("control-plane preflight"),
+            "{}",
+            first.message
+        );
+        let apiserver_key = node.join("etc/kubernetes/pki/apiserver.key");
+        let before = std::fs::read(&apiserver_key).unwrap();
+        if let Err(f) = boot.stage("join").await {
+            panic!("the retry: {}", f.message);
+        }
+        assert_ne!(std::fs::read(&apiserver_key).unwrap(), before, "made again");
+        assert!(crate::controlplane::after::pending(&node));
+        assert!(node.join("etc/kubernetes/kubelet.conf").exists());
+    }
+
     /// A finish step that cannot be started fails the handoff (the kubelet is not exec'd
     /// without it: the node would be a control plane without its etcd member and marking).
     #[tokio::test]

@@ -134,6 +134,8 @@ pub struct Join<'a> {
     clock: Option<crate::clock::phase::ClockRecord>,
     discovered: Option<Discovered>,
     joined: Option<Joined>,
+    /// PID 1: an attempt of the join phase wrote the control-plane files (a retry may remake them).
+    cp_files_written: bool,
 }
 
 impl std::fmt::Debug for Join<'_> {
@@ -157,6 +159,7 @@ impl<'a> Join<'a> {
             clock: None,
             discovered: None,
             joined: None,
+            cp_files_written: false,
         }
     }
 
@@ -283,6 +286,8 @@ impl<'a> Join<'a> {
                         } else {
                             crate::controlplane::join::AfterKubelet::Run
                         },
+                        // One attempt per process: nothing was written before it.
+                        &mut false,
                         async |p: &JoinPlan, resume| {
                             bootstrap_and_install_resuming(p, d, exec, tuning, run, resume).await
                         },
@@ -308,6 +313,7 @@ impl<'a> Join<'a> {
                             d,
                             deadline,
                             crate::controlplane::join::AfterKubelet::HandOver,
+                            &mut self.cp_files_written,
                             async |p: &JoinPlan, resume| {
                                 bootstrap_and_install_resuming(p, d, exec, tuning, run, resume)
                                     .await
