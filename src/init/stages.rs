@@ -341,10 +341,13 @@ impl<'a> NodeBoot<'a> {
                 Ok(Done::Ok)
             }
             Handoff::Exec => {
+                self.before_exec("handoff");
+                // After the log copy is finished: stderr is the console again. A child started
+                // while stderr was the copy's pipe would hold the pipe open, and finishing the
+                // copy (which waits for the pipe's end) would wait for the child.
                 if finishing {
                     self.start_finish(&plan)?;
                 }
-                self.before_exec("handoff");
                 let e = crate::handoff::handoff(
                     HandoffMode::Exec,
                     &plan.kubelet_path,
