@@ -24,6 +24,12 @@ pub async fn run(cmd: Command, system: &System) -> Result<(), Error> {
             Ok(())
         }
         Command::CaHash(files) => ca_hash(&files),
+        Command::FinishControlPlane { root } => {
+            crate::controlplane::after::finish_from_handover(&crate::fs::root::Root::new(&root))
+                .await
+                .map(|_| ())
+                .map_err(Error::from)
+        }
         Command::Join(plan) => crate::join::run(*plan, system).await,
         Command::HostPrep(h) => {
             crate::join::host_prep(&h.host, &h.root, h.dry_run, &*system.host).map(|_| ())

@@ -533,20 +533,6 @@ fn bad_control_plane_input_is_a_usage_error_that_never_echoes_the_key() {
     assert_eq!(r.code, 2, "{}", r.show());
     assert!(r.stderr.contains("chmod 600"), "{}", r.show());
     no_key_in(&r, KEY);
-    // handoff exec cannot finish a control-plane join.
-    let r = with(&[
-        "--control-plane",
-        "--certificate-key-file",
-        key_file(dir.path(), KEY).to_str().unwrap(),
-        "--apiserver-advertise-address",
-        ADVERTISE,
-        "--handoff",
-        "exec",
-    ]);
-    assert_eq!(r.code, 2, "{}", r.show());
-    assert!(r
-        .stderr
-        .contains("handoff exec cannot be used for a control-plane join"));
     // A key without --control-plane.
     let r = with(&[
         "--certificate-key-file",
@@ -691,4 +677,160 @@ fn an_external_etcd_cluster_gets_its_files_and_no_member() {
         node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
         ""
     );
+}
+
+/// `--handoff exec` (as PID 1 does it): the files before the kubelet, the handover, the finish
+/// step started from the real binary (`/proc/self/exe finish-control-plane --root ROOT`, detached),
+/// then the "kubelet" exec'd (`/bin/true` here). The finish step alone then adds and promotes
+/// the etcd member, writes etcd.yaml, marks the Node once it is registered, waits for /healthz,
+/// records `ok` in its status file and removes the handover; the key is in no output or file.
+#[test]
+fn handoff_exec_hands_the_phases_after_the_kubelet_to_a_finish_step() {
+    let cp = cp("v1.30.4", ControlPlane::with_certificate_key(KEY));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let key = key_file(dir.path(), KEY);
+    // The finish step shares the join's stdout and stderr: `run` returns once both ended.
+    let r = join(
+        &cp,
+        &root,
+        &key,
+        &["--handoff", "exec", "--kubelet-path", "/bin/true"],
+    );
+    assert_eq!(r.code, 0, "{}", r.show());
+    no_key_in(&r, KEY);
+    assert!(
+        r.stderr
+            .contains("started `kubejoin finish-control-plane --root"),
+        "{}",
+        r.show()
+    );
+    assert!(r.stderr.contains("executing /bin/true"), "{}", r.show());
+
+    // The finish step is detached: wait (bounded) for its outcome.
+    let status = root.join("run/kubejoin/control-plane.json");
+    let started = Instant::now();
+    let json = loop {
+        let j: serde_json::Value = std::fs::read(&status)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if j["outcome"] == "ok" || j["outcome"] == "failed" {
+            break j;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no outcome: {j}\n{}",
+            r.show()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(json["outcome"], "ok", "{json}\n{}", r.show());
+    assert_eq!(json["node"], NODE);
+    let phases: Vec<&str> = json["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["etcd-join", "mark-control-plane", "wait-control-plane"]
+    );
+    assert!(
+        !root
+            .join("run/kubejoin/control-plane-handover.json")
+            .exists(),
+        "the handover is removed once finished"
+    );
+
+    // etcd: list, add as a learner, promote, by the healthcheck client; etcd.yaml written.
+    let paths: Vec<String> = cp.etcd_calls().into_iter().map(|c| c.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v3/cluster/member/list",
+            "/v3/cluster/member/add",
+            "/v3/cluster/member/promote"
+        ]
+    );
+    let members = cp.etcd_members();
+    assert_eq!(members.len(), 2);
+    assert!(!members[1].is_learner, "promoted");
+    let etcd_yaml = read(&root, "/etc/kubernetes/manifests/etcd.yaml");
+    assert!(etcd_yaml.contains("    - --initial-cluster-state=existing\n"));
+    // The Node marked with the admin credentials, /healthz answered.
+    let node = cp.node(NODE).unwrap();
+    assert_eq!(
+        node["metadata"]["labels"]["node-role.kubernetes.io/control-plane"],
+        ""
+    );
+    let reqs = cp.requests();
+    assert!(reqs.iter().any(|q| q.method == "PATCH"
+        && q.path == "/api/v1/nodes/cp-2"
+        && q.user == "kubernetes-admin"));
+    assert!(reqs.iter().any(|q| q.path == "/healthz" && q.status == 200));
+    for f in files_under(&root) {
+        let b = contents(&root.join(&f));
+        assert!(
+            !String::from_utf8_lossy(&b).contains(KEY),
+            "the certificate key in {f}"
+        );
+    }
+}
+
+/// `kubejoin finish-control-plane` on its own: with no handover it has nothing to do (exit 0);
+/// with a handover but not the join's files it fails naming the file, records `failed` with
+/// the reason in its status file, and keeps the handover for a re-run.
+#[test]
+fn finish_control_plane_without_its_inputs_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let r = run(&[
+        "finish-control-plane".into(),
+        "--root".into(),
+        root.display().to_string(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert!(r.stderr.contains("nothing to finish"), "{}", r.show());
+
+    let handover = serde_json::json!({
+        "kind": "ControlPlaneHandover",
+        "server": "https://127.0.0.1:9",
+        "nodeName": NODE,
+        "advertiseAddress": ADVERTISE,
+        "bindPort": 6443,
+        "healthzUrl": "https://127.0.0.2:6443/healthz",
+        "taints": [],
+        "timeoutSecs": 30,
+        "clusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.30.4\nimageRepository: registry.k8s.io\ncontrolPlaneEndpoint: 127.0.0.1:9\n"
+    });
+    let p = root.join("run/kubejoin/control-plane-handover.json");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, handover.to_string()).unwrap();
+    let r = run(&[
+        "finish-control-plane".into(),
+        "--root".into(),
+        root.display().to_string(),
+    ]);
+    assert_eq!(r.code, 1, "{}", r.show());
+    assert!(
+        r.stderr.contains("reading /etc/kubernetes/pki/ca.crt"),
+        "{}",
+        r.show()
+    );
+    let status: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("run/kubejoin/control-plane.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["outcome"], "failed");
+    assert!(
+        status["error"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/kubernetes/pki/ca.crt"),
+        "{status}"
+    );
+    assert!(p.exists(), "the handover stays for a re-run");
 }

@@ -17,6 +17,8 @@ COMMANDS:
     host-prep   load kernel modules, set sysctls, turn off swap, then verify (join's first step)
     ca-hash     print the sha256: pin of each certificate in PEM files
     init        run as PID 1 of an initramfs: mounts, host preparation, network, join, handoff
+    finish-control-plane
+                the phases of a control-plane join that need the running kubelet (PID 1 starts it)
     version     print the version
     help        print this help
 
@@ -61,7 +63,8 @@ JOIN FLAGS (same names as kubeadm join):
     --ignore-preflight-errors LIST                 preflight checks to downgrade to warnings, or 'all'
     --skip-phases LIST                             phases to skip
     --control-plane                                join as a control-plane node (certificates from kubeadm-certs,
-                                                   static Pods, etcd member); needs --handoff none
+                                                   static Pods, etcd member); with --handoff exec the
+                                                   phases after the kubelet run in finish-control-plane
     --certificate-key HEX                          key that decrypts kube-system/kubeadm-certs (64 hex digits);
                                                    visible to local users in /proc: prefer --certificate-key-file
     --certificate-key-file FILE                    read --certificate-key from FILE (mode 0600: owner-only)
@@ -152,6 +155,28 @@ FLAGS:
     -h, --help                                     print this help
 ";
 
+/// `kubejoin finish-control-plane --help`.
+pub const FINISH_CONTROL_PLANE_HELP: &str = "\
+kubejoin finish-control-plane: finish a control-plane join once the kubelet runs
+
+USAGE:
+    kubejoin finish-control-plane [--root DIR]
+
+PID 1 (kubejoin.control-plane on the kernel command line), like `kubejoin join --control-plane
+--handoff exec`, writes every file of a control-plane join, leaves
+/run/kubejoin/control-plane-handover.json, starts this command in the background and execs the
+kubelet. This command then adds the etcd member (stacked etcd) and writes etcd.yaml, marks the
+Node control-plane once the kubelet registered it, and waits for the local API server's /healthz,
+using only the files the join wrote (admin.conf, the CAs, the etcd healthcheck client): the
+certificate key is not needed and not read. Its outcome is in /run/kubejoin/control-plane.json; on
+success the handover is removed. After a switch-root the booted system runs it (re-run it by hand
+after a failure). Without a handover it does nothing and exits 0.
+
+FLAGS:
+        --root DIR                                 the node's root (default /)
+    -h, --help                                     print this help
+";
+
 /// `kubejoin init --help`.
 pub const INIT_HELP: &str = "\
 kubejoin init: run as PID 1 of an initramfs
@@ -184,6 +209,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("host-prep", HOST_PREP_HELP),
     ("ca-hash", CA_HASH_HELP),
     ("init", INIT_HELP),
+    ("finish-control-plane", FINISH_CONTROL_PLANE_HELP),
     ("version", VERSION_HELP),
     ("help", HELP),
 ];

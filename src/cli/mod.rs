@@ -40,6 +40,10 @@ pub enum Command {
     Help(&'static str),
     /// PID-1 mode on request (`kubejoin init`); `main` runs it.
     Init,
+    /// `finish-control-plane`: the phases after the kubelet, from PID 1's handover under `root`.
+    FinishControlPlane {
+        root: PathBuf,
+    },
 }
 
 /// Where boot-time join data is read from (precedence: kernel command line > local config file >
@@ -318,6 +322,20 @@ where
                 input_file("kubejoin ca-hash", f)?;
             }
             Ok(Command::CaHash(files))
+        }
+        "finish-control-plane" => {
+            let help = FINISH_CONTROL_PLANE_HELP;
+            let mut root = PathBuf::from("/");
+            while let Some(arg) = p.next().map_err(|e| args_err(e.to_string()))? {
+                match arg {
+                    Long("root") => {
+                        root = PathBuf::from(p.value().map_err(|e| args_err(e.to_string()))?)
+                    }
+                    Long("help") | Short('h') => return Ok(Command::Help(help)),
+                    other => return Err(unexpected(other, "finish-control-plane", help)),
+                }
+            }
+            Ok(Command::FinishControlPlane { root })
         }
         "join" => {
             let a = parse_join(&mut p, "join")?;

@@ -6,7 +6,6 @@ use super::etcd::{self, EtcdError};
 use super::join_error::{api, Error};
 use super::manifests;
 use crate::deadline::PhaseClock;
-use crate::discovery::Discovered;
 use crate::kube::{self, Identity, Timeouts};
 use crate::plan::control_plane::ControlPlanePlan;
 use crate::{info, warn};
@@ -205,7 +204,7 @@ pub(super) async fn mark(
 }
 
 /// wait-control-plane: `url` answers 200, verified against the cluster CA.
-pub(super) async fn wait_healthy(url: &str, d: &Discovered) -> Result<(), Error> {
+pub(super) async fn wait_healthy(url: &str, trust: &kube::Trust) -> Result<(), Error> {
     let rest = url.strip_prefix("https://").unwrap_or(url);
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -214,7 +213,7 @@ pub(super) async fn wait_healthy(url: &str, d: &Discovered) -> Result<(), Error>
     let base = format!("https://{host}");
     let client = kube::client(
         &base,
-        &d.trust(),
+        trust,
         &Identity::Anonymous,
         Timeouts {
             connect: Duration::from_secs(5),

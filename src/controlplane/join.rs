@@ -29,17 +29,16 @@
 //! (and, for certificates, subject, issuer and SANs) and every request it would make, runs the
 //! worker's dry run, and writes nothing.
 
+use super::after::{self, within, write};
 use super::cluster::Etcd;
 use super::finish;
 pub use super::join_error::Error;
-use super::manifests;
 use super::prepare;
 use crate::bootstrap::config::Resume;
-use crate::deadline::{Deadline, PhaseClock};
+use crate::deadline::Deadline;
 use crate::discovery::Discovered;
 use crate::fs::root::Root;
-use crate::install::{self, Step};
-use crate::kube::{self, Identity, Timeouts};
+use crate::install::Step;
 use crate::plan::control_plane::ControlPlanePlan;
 use crate::plan::JoinPlan;
 use crate::{info, log, warn};
@@ -47,22 +46,35 @@ use std::time::Duration;
 
 /// Own bound of each API phase (kubeadm's `kubernetesAPICall` is 1 m).
 pub(super) const API_PHASE: Duration = Duration::from_secs(60);
-/// Own bound of the etcd member add and promotion (kubeadm: `etcdAPICall` 2 m).
-const ETCD_PHASE: Duration = Duration::from_secs(120);
-/// Own bound of the wait for the local API server (kubeadm's `controlPlaneComponentHealthCheck`, 4 m).
-const HEALTH_PHASE: Duration = Duration::from_secs(240);
-/// Own bound of the wait for the kubelet to register the Node (kubeadm's `kubeletHealthCheck`, 4 m).
-const MARK_PHASE: Duration = Duration::from_secs(240);
+
+/// Who runs the phases after the kubelet start (etcd-join, mark-control-plane,
+/// wait-control-plane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterKubelet {
+    /// This process, right after kubelet-start (`kubejoin join --control-plane`: the kubelet
+    /// is a service that starts once its files exist, or is already running).
+    Run,
+    /// PID 1's finish step: the handover is written ([`after::HANDOVER`]) and the caller starts
+    /// `kubejoin finish-control-plane` before it execs the kubelet ([`after`]).
+    HandOver,
+}
 
 /// Runs a control-plane join: its phases before the kubelet, then `kubelet_start` (the worker's
 /// path, given the plan and the `kubeadm-config` already read, so the join reads it once), then
 /// its phases after. Every phase is
 /// bounded by its own limit and by `deadline`. With `plan.dry_run` only reads happen.
+///
+/// `files_written` is true when an earlier attempt in this process (PID 1 retrying its join
+/// phase) wrote the control-plane files already: preflight then lets them be made again, as
+/// `--force` would, instead of refusing the files this same boot wrote. It is set once they are
+/// written.
 pub async fn join<T, E, F>(
     plan: &JoinPlan,
     cp: &ControlPlanePlan,
     d: &Discovered,
     deadline: Deadline,
+    then: AfterKubelet,
+    files_written: &mut bool,
     kubelet_start: F,
 ) -> Result<T, E>
 where
@@ -101,7 +113,18 @@ where
     );
 
     let phase = log::phase("control-plane-preflight");
-    let pre = prepare::preflight(plan, cp, &prepared, &root);
+    let forced;
+    let pre_plan = if *files_written {
+        info!("control-plane-preflight: the files are this boot's earlier attempt's: making them again");
+        forced = JoinPlan {
+            force: true,
+            ..plan.clone()
+        };
+        &forced
+    } else {
+        plan
+    };
+    let pre = prepare::preflight(pre_plan, cp, &prepared, &root);
     if plan.dry_run {
         if let Err(e) = &pre {
             warn!("{e}: a real join would stop here");
@@ -142,87 +165,42 @@ where
             what,
         })
         .collect();
-    write(&root, steps, deadline).await?;
+    write(&root, steps, &deadline).await?;
+    *files_written = true;
     phase.ok();
 
     let out = kubelet_start(&worker, prepared.resume()).await?;
 
-    let admin = kube::client(
+    // The phases after the kubelet run from the files just written and this handover (no
+    // certificate key: download-certs is done), in this process or in PID 1's finish step.
+    let cluster_configuration = prepared
+        .kubeadm_config
+        .data
+        .as_ref()
+        .and_then(|d| d.get("ClusterConfiguration"))
+        .cloned()
+        .unwrap_or_default();
+    let handover = after::Handover::new(
         &d.server,
-        &d.trust(),
-        &Identity::ClientCert {
-            cert_pem: prepared.admin.0.clone(),
-            key_pem: prepared.admin.1.clone(),
-        },
-        Timeouts::default(),
-    )
-    .map_err(|e| Error::Internal(format!("the admin client for {}: {e}", d.server)))?;
-
-    if let Some((ca, cert, key)) = &prepared.etcd_client {
-        let phase = log::phase("etcd-join");
-        let clock = deadline.phase("etcd-join", ETCD_PHASE);
-        let initial = within(
-            &clock,
-            finish::join_etcd(&admin, &prepared.cfg, &prepared.node, ca, cert, key, &clock),
-        )
-        .await??;
-        let file =
-            manifests::etcd(&prepared.cfg, &prepared.node, &initial).map_err(Error::Config)?;
-        write(
-            &root,
-            vec![Step::File {
-                path: file.path,
-                mode: file.mode,
-                contents: file.contents,
-                what: "static Pod manifest (etcd, joining the existing cluster)",
-            }],
-            deadline,
-        )
-        .await?;
-        phase.ok();
+        &prepared.node,
+        finish::healthz_url(cp),
+        taints,
+        plan.timeout,
+        cluster_configuration,
+    );
+    match then {
+        AfterKubelet::Run => {
+            let mut phases = Vec::new();
+            after::run(&root, &handover, deadline, &mut phases).await?;
+        }
+        AfterKubelet::HandOver => {
+            handover.write(&root)?;
+            info!(
+                "control plane: etcd-join, mark-control-plane and wait-control-plane run once the \
+                 kubelet does (handover {} under {root})",
+                after::HANDOVER
+            );
+        }
     }
-
-    let phase = log::phase("mark-control-plane");
-    let clock = deadline.phase("mark-control-plane", MARK_PHASE);
-    within(
-        &clock,
-        finish::mark(&admin, &prepared.node.name, prepared.cfg.minor(), &taints),
-    )
-    .await??;
-    phase.ok();
-
-    let phase = log::phase("wait-control-plane");
-    let clock = deadline.phase("wait-control-plane", HEALTH_PHASE);
-    let url = finish::healthz_url(cp);
-    within(&clock, finish::wait_healthy(&url, d)).await??;
-    info!("control plane: the local API server at {url} is healthy");
-    phase.ok();
     Ok(out)
-}
-
-/// `fut` within `clock`; running out of time names the phase.
-async fn within<T>(
-    clock: &PhaseClock,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, Error> {
-    clock.run(fut).await.map_err(|source| Error::Deadline {
-        phase: clock.name,
-        detail: format!(
-            "gave up after {}",
-            crate::time::duration::format(clock.bound())
-        ),
-        source: Box::new(source),
-    })
-}
-
-async fn write(root: &Root, steps: Vec<Step>, deadline: Deadline) -> Result<(), Error> {
-    let clock = deadline.phase("control-plane-files", API_PHASE);
-    let r = root.clone();
-    let task = tokio::task::spawn_blocking(move || install::apply(&r, &steps));
-    match within(&clock, task).await? {
-        Ok(r) => r.map_err(Error::Write),
-        Err(e) => Err(Error::Internal(format!(
-            "the file task ended abnormally: {e}"
-        ))),
-    }
 }

@@ -53,6 +53,12 @@ pub enum Error {
         #[source]
         source: Box<Expired>,
     },
+    #[error("starting the control-plane finish step ({} finish-control-plane)", .program.display())]
+    FinishStep {
+        program: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -96,6 +102,11 @@ impl Classify for Error {
                     .into(),
             ),
             Error::Deadline { source, .. } => source.hint(),
+            Error::FinishStep { .. } => Some(
+                "the node's files are written: start `kubejoin finish-control-plane` once the kubelet runs \
+                 (or boot with kubejoin.handoff=none and run the kubelet as a service)"
+                    .into(),
+            ),
             _ => None,
         }
     }

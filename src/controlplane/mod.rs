@@ -2,7 +2,8 @@
 //! (phase 1) is pure functions that return file contents and modes plus a small etcd v3 JSON
 //! gateway client; [`join`] runs them as phases around the worker's kubelet start (`kubejoin
 //! join --control-plane`, called from one spot in `app.rs`), writing through the one atomic
-//! writer. PID-1 mode refuses a control-plane plan for now. Every version-dependent rule names its
+//! writer. PID 1 (and `--handoff exec`) hands the phases that need the running kubelet to a
+//! detached finish step ([`after`]). Every version-dependent rule names its
 //! upstream source (kubernetes/kubernetes, `cmd/kubeadm/app/...`) and whether it was read at a
 //! tag or inferred; `docs/control-plane.md` collects them in one table.
 //!
@@ -20,8 +21,10 @@
 //! | [`join`] | the one entry: the phases in kubeadm's order, around the kubelet start |
 //! | [`prepare`] | control-plane-prepare (kubeadm-config, kubeadm-certs, every file in memory), preflight, dry-run listing |
 //! | [`finish`] | after the kubelet: etcd member add/promote, node marking, the local `/healthz` wait |
+//! | [`after`] | those phases run from files on disk and a secret-free handover (`kubejoin finish-control-plane`) |
 //! | [`join_error`] | the join's errors and their exit classes |
 
+pub mod after;
 pub mod certkey;
 pub mod cluster;
 pub mod download;

@@ -27,10 +27,6 @@ pub(super) struct Prepared {
     pub(super) node: LocalNode,
     /// Everything to write before the kubelet starts, in order.
     pub(super) files: Vec<(NodeFile, &'static str)>,
-    /// The admin client certificate and key (for listing etcd Pods and marking the node).
-    pub(super) admin: (Vec<u8>, Vec<u8>),
-    /// The etcd CA and a healthcheck client of it (stacked etcd).
-    pub(super) etcd_client: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     /// For a dry run: one line per certificate (subject, issuer, SANs).
     pub(super) cert_lines: Vec<String>,
     /// `kube-system/kubeadm-config` as read, for kubelet-start.
@@ -177,7 +173,6 @@ pub(super) async fn prepare(
         };
         let leaves = pki::leaf_files(&gen_cfg, &gen_node, &cas, now)?;
         let mut confs = Vec::new();
-        let mut admin = None;
         for s in kubeconfigs::specs(&gen_cfg, &gen_node) {
             let issued = pki::client_cert(
                 &ca,
@@ -194,24 +189,17 @@ pub(super) async fn prepare(
                 &issued.cert_pem,
                 &issued.key.private_pem,
             );
-            if s.file == "admin.conf" {
-                admin = Some((issued.cert_pem.clone(), issued.key.private_pem.clone()));
-            }
             confs.push(NodeFile::secret(
                 super::join_path("/etc/kubernetes", s.file),
                 text.into_bytes(),
             ));
         }
-        let etcd_ca_pem = etcd_ca.as_ref().map(|c| c.cert_pem.clone());
-        let ca_subject = subject_of(&ca.cert_pem);
-        Ok((leaves, confs, admin, etcd_ca_pem, ca_subject))
+        Ok((leaves, confs))
     })
     .await
     .map_err(|e| Error::Internal(format!("the key generation task ended abnormally: {e}")))?
     .map_err(Error::Pki)?;
-    let (leaves, confs, admin, etcd_ca_pem, _) = made;
-    let admin =
-        admin.ok_or_else(|| Error::Internal("no admin.conf among the kubeconfigs".into()))?;
+    let (leaves, confs) = made;
 
     let host_ca_dirs: Vec<String> = manifests::host_ca_dir_candidates(&cfg)
         .iter()
@@ -219,32 +207,6 @@ pub(super) async fn prepare(
         .map(|p| p.to_string())
         .collect();
     let pods = manifests::control_plane(&cfg, &node, &host_ca_dirs).map_err(Error::Config)?;
-
-    let etcd_client = match etcd_ca_pem {
-        Some(ca_pem) => {
-            let path = |ext: &str| {
-                super::join_path(
-                    &cfg.certificates_dir,
-                    &format!("etcd/healthcheck-client.{ext}"),
-                )
-            };
-            let get = |p: String| {
-                leaves
-                    .iter()
-                    .find(|f| f.path == p)
-                    .map(|f| f.contents.clone())
-            };
-            match (get(path("crt")), get(path("key"))) {
-                (Some(c), Some(k)) => Some((ca_pem, c, k)),
-                _ => {
-                    return Err(Error::Internal(
-                        "no etcd healthcheck client among the certificates".into(),
-                    ))
-                }
-            }
-        }
-        None => None,
-    };
 
     let (specs, dropped) = pki::cert_specs(&cfg, &node).map_err(Error::Pki)?;
     for s in dropped {
@@ -307,24 +269,9 @@ pub(super) async fn prepare(
         cfg,
         node,
         files,
-        admin,
-        etcd_client,
         cert_lines,
         kubeadm_config: cm,
     })
-}
-
-/// The subject of the first certificate of a PEM, for messages.
-fn subject_of(pem: &[u8]) -> String {
-    crate::pki::pem::certs_from_pem(pem)
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .and_then(|der| {
-            crate::pki::x509::parse_certificate(&der)
-                .ok()
-                .map(|c| c.subject.to_string())
-        })
-        .unwrap_or_default()
 }
 
 /// kubeadm's preflight names for what it finds in the way.

@@ -56,6 +56,10 @@ pub struct NodeBoot<'a> {
     local: Option<crate::source::load::Local>,
     /// The join (its plan and the phases' results), once the sources stage made the plan.
     join: Option<Join<'a>>,
+    /// This binary, as the control-plane finish step is started (`/proc/self/exe`).
+    self_exe: PathBuf,
+    /// Where the node's files go instead of the handoff's choice (tests: a temporary root).
+    node_root: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for NodeBoot<'_> {
@@ -96,7 +100,15 @@ impl<'a> NodeBoot<'a> {
             host_kubelet: None,
             local: None,
             join: None,
+            self_exe: PathBuf::from(crate::controlplane::after::SELF_EXE),
+            node_root: None,
         }
+    }
+
+    /// Puts the node's files under `root` instead of `/` or the real root (tests).
+    pub fn with_node_root(mut self, root: PathBuf) -> Self {
+        self.node_root = Some(root);
+        self
     }
 
     /// Replaces where the sources are read and where `/etc/resolv.conf` is written (tests: a
@@ -134,6 +146,9 @@ impl<'a> NodeBoot<'a> {
 
     /// Where the node's files go: the real root when switching to one, else the initramfs.
     fn root(&self) -> PathBuf {
+        if let Some(r) = &self.node_root {
+            return r.clone();
+        }
         match self.cfg.handoff {
             Handoff::SwitchRoot => PathBuf::from(SYSROOT),
             _ => PathBuf::from("/"),
@@ -375,13 +390,44 @@ impl<'a> NodeBoot<'a> {
         }
     }
 
+    /// A control-plane join left its handover (the phases that need the kubelet) under the
+    /// node's root.
+    fn control_plane_handover(plan: &JoinPlan) -> bool {
+        plan.control_plane.is_some()
+            && !plan.dry_run
+            && crate::controlplane::after::pending(&plan.root)
+    }
+
+    /// Starts `kubejoin finish-control-plane` in the background, just before the kubelet exec.
+    fn start_finish(&self, plan: &JoinPlan) -> Result<(), Failure> {
+        crate::controlplane::after::start_finish_step(self.exec, &self.self_exe, &plan.root)
+            .map(|_| ())
+            .map_err(|e| Failure::from_error("handoff", &e))
+    }
+
     async fn handoff(&mut self) -> Result<Done, Failure> {
         let plan = self.plan("handoff")?.clone();
         self.host_kubelet_done("handoff")?;
+        let finishing = Self::control_plane_handover(&plan);
         match self.cfg.handoff {
-            Handoff::None => Ok(Done::Ok),
+            Handoff::None => {
+                if finishing {
+                    crate::info!(
+                        "control plane: once the kubelet runs, `kubejoin finish-control-plane` \
+                         finishes the join (handover {})",
+                        crate::controlplane::after::HANDOVER
+                    );
+                }
+                Ok(Done::Ok)
+            }
             Handoff::Exec => {
                 self.before_exec("handoff");
+                // After the log copy is finished: stderr is the console again. A child started
+                // while stderr was the copy's pipe would hold the pipe open, and finishing the
+                // copy (which waits for the pipe's end) would wait for the child.
+                if finishing {
+                    self.start_finish(&plan)?;
+                }
                 let e = crate::handoff::handoff(
                     HandoffMode::Exec,
                     &plan.kubelet_path,
@@ -409,6 +455,28 @@ impl<'a> NodeBoot<'a> {
                             "could not carry {} over into the live /run: {e}",
                             crate::install::RESULT_JSON
                         );
+                    }
+                }
+                // A child started here would not survive the switch (its root, the initramfs,
+                // is emptied, and its view of /sysroot is gone once the mount moves): the
+                // booted system finishes the join (kubejoin-finish-control-plane.service, after
+                // kubelet.service), from the handover carried into its /run like result.json.
+                if finishing {
+                    let root = Root::new(SYSROOT);
+                    match crate::controlplane::after::Handover::read(&root) {
+                        Ok(Some(h)) => match h.write(&Root::new("/")) {
+                            Ok(()) => crate::info!(
+                                "control plane: the booted system finishes the join \
+                                 (`kubejoin finish-control-plane`, after kubelet.service; \
+                                 handover {})",
+                                crate::controlplane::after::HANDOVER
+                            ),
+                            Err(e) => {
+                                return Err(Failure::from_error("handoff", &e));
+                            }
+                        },
+                        Ok(None) => {}
+                        Err(e) => return Err(Failure::from_error("handoff", &e)),
                     }
                 }
                 crate::info!(
@@ -859,37 +927,276 @@ mod tests {
         assert_eq!(plan.root, PathBuf::from("/sysroot"));
     }
 
-    #[test]
-    fn a_control_plane_join_from_the_command_line_is_refused_before_any_request() {
+    /// PID 1 joins a control plane from the kernel command line against the test control
+    /// plane: every file before the kubelet written under the node's root, the handover left
+    /// for the finish step (no certificate key in it), the finish step started through the exec
+    /// seam with an argv free of secrets, then the kubelet exec; the phases that need the kubelet
+    /// (etcd member add, node marking) not run by PID 1 itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pid1_joins_a_control_plane_from_the_command_line_and_hands_the_rest_to_a_finish_step()
+    {
+        use crate::sys::exec::{ExecCall, RecordingExec};
         const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
-        // Nothing listens on port 9: a request would fail with another error than the refusal.
-        let (o, _d) = opts(&format!(
-            "console=ttyS0 kubejoin.endpoint=127.0.0.1:9 kubejoin.token=abcdef.0123456789abcdef \
-             kubejoin.ca-cert-hash={PIN} kubejoin.control-plane kubejoin.certificate-key={KEY} \
+        let cp = kubejoin_testcp::start(kubejoin_testcp::Config {
+            kubernetes_version: "v1.30.4".into(),
+            control_plane: Some(kubejoin_testcp::ControlPlane {
+                register_nodes_after: Some(Duration::from_millis(300)),
+                ..kubejoin_testcp::ControlPlane::with_certificate_key(KEY)
+            }),
+            ..kubejoin_testcp::Config::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node");
+        std::fs::create_dir(&node).unwrap();
+        let cmdline = format!(
+            "console=ttyS0 kubejoin.platform=none kubejoin.endpoint={} \
+             kubejoin.token=abcdef.0123456789abcdef kubejoin.ca-cert-hash={} \
+             kubejoin.node-name=cp-2 kubejoin.handoff=exec \
+             kubejoin.control-plane kubejoin.certificate-key={KEY} \
+             kubejoin.advertise-address=127.0.0.2",
+            cp.endpoint(),
+            cp.signing_ca_pin()
+        );
+        let (sources, _src) = opts(&cmdline);
+        let exec = std::sync::Arc::new(RecordingExec::new("host"));
+        let init = std::sync::Arc::new(
+            crate::sys::init::RecordingInit::new().with_file("/proc/cmdline", cmdline.as_str()),
+        );
+        let system = crate::sys::System::recording("host")
+            .with_exec(exec.clone())
+            .with_init(init.clone());
+        let cfg = InitConfig::from_cmdline(&cmdline);
+        assert_eq!(cfg.handoff, Handoff::Exec);
+        let mut boot = NodeBoot::new(&system, &cfg, Instant::now(), None, None)
+            .with_environment(sources, Root::new(dir.path()))
+            .with_node_root(node.clone());
+        // The clock stage is left out: it would read (and could step) this machine's clock.
+        for stage in ["sources", "discovery", "join"] {
+            if let Err(f) = boot.stage(stage).await {
+                panic!("{stage}: {}", f.message);
+            }
+        }
+        let plan = boot.plan_made().unwrap();
+        assert!(plan.control_plane.is_some());
+        assert_eq!(plan.root, node);
+        let kubelet = plan.kubelet_path.clone();
+
+        // Before the handoff: the files of every phase before the kubelet, no etcd.yaml yet
+        // (etcd-join writes it once the member is added), nothing asked of etcd, no marking.
+        let read = |p: &str| std::fs::read_to_string(node.join(p.trim_start_matches('/'))).unwrap();
+        for p in [
+            "/etc/kubernetes/pki/ca.key",
+            "/etc/kubernetes/pki/etcd/ca.key",
+            "/etc/kubernetes/pki/apiserver.crt",
+            "/etc/kubernetes/pki/etcd/healthcheck-client.key",
+            "/etc/kubernetes/admin.conf",
+            "/etc/kubernetes/manifests/kube-apiserver.yaml",
+            "/etc/kubernetes/kubelet.conf",
+            "/var/lib/kubelet/kubeadm-flags.env",
+        ] {
+            assert!(!read(p).is_empty(), "{p}");
+        }
+        assert!(!node.join("etc/kubernetes/manifests/etcd.yaml").exists());
+        assert!(cp.etcd_calls().is_empty(), "{:?}", cp.etcd_calls());
+        assert!(!cp.requests().iter().any(|q| q.method == "PATCH"));
+        let handover = read(crate::controlplane::after::HANDOVER);
+        let h: serde_json::Value = serde_json::from_str(&handover).unwrap();
+        assert_eq!(h["kind"], "ControlPlaneHandover");
+        assert_eq!(h["nodeName"], "cp-2");
+        assert_eq!(h["advertiseAddress"], "127.0.0.2");
+        assert_eq!(h["healthzUrl"], "https://127.0.0.2:6443/healthz");
+        assert_eq!(
+            h["taints"],
+            serde_json::json!(["node-role.kubernetes.io/control-plane:NoSchedule"])
+        );
+        assert!(!handover.contains(KEY), "{handover}");
+        let mode = |p: &str| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::metadata(node.join(p.trim_start_matches('/')))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(crate::controlplane::after::HANDOVER), 0o600);
+        // The key is in no file of the node.
+        for entry in walk(&node) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(KEY),
+                "{}",
+                entry.display()
+            );
+        }
+
+        // The handoff: the finish step started, then the kubelet exec (the fake's exec returns).
+        let f = boot.stage("handoff").await.unwrap_err();
+        assert!(f.message.contains("executing the kubelet"), "{}", f.message);
+        let calls: Vec<ExecCall> = exec
+            .calls()
+            .into_iter()
+            .filter(|c| !matches!(c, ExecCall::Hostname | ExecCall::Output { .. }))
+            .collect();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let ExecCall::SpawnDetached { path, argv, env } = &calls[0] else {
+            panic!("the finish step is started first: {calls:?}")
+        };
+        assert_eq!(path, Path::new("/proc/self/exe"));
+        let node_arg: std::ffi::OsString = node.clone().into();
+        assert_eq!(
+            argv,
+            &vec![
+                "kubejoin".into(),
+                "finish-control-plane".into(),
+                "--root".into(),
+                node_arg
+            ]
+        );
+        assert_eq!(
+            env,
+            &vec![("PATH".into(), crate::sys::exec::KUBELET_PATH_ENV.into())]
+        );
+        let ExecCall::Execve { path, argv, .. } = &calls[1] else {
+            panic!("then the kubelet exec: {calls:?}")
+        };
+        assert_eq!(path, &kubelet);
+        assert!(argv.iter().all(|a| !a.to_string_lossy().contains(KEY)));
+    }
+
+    /// PID 1 retries its join phase after kubelet-start failed: the control-plane files that
+    /// attempt wrote are made again instead of stopping the boot at control-plane-preflight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retried_control_plane_join_phase_remakes_the_files_its_first_attempt_wrote() {
+        use kubejoin_testcp::fault::{Action, Faults, RequestFault};
+        const KEY: &str = "a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6";
+        // The first CSR request gets a 400 (final, not retried): kubelet-start fails after
+        // control-plane-files.
+        let cp = kubejoin_testcp::start(kubejoin_testcp::Config {
+            kubernetes_version: "v1.30.4".into(),
+            control_plane: Some(kubejoin_testcp::ControlPlane::with_certificate_key(KEY)),
+            faults: Faults {
+                requests: vec![RequestFault {
+                    action: Action::Status {
+                        code: 400,
+                        retry_after: None,
+                    },
+                    count: Some(1),
+                    skip: 0,
+                    path_prefix: Some(crate::bootstrap::csr::CSR_PATH.into()),
+                }],
+                ..Faults::default()
+            },
+            ..kubejoin_testcp::Config::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node");
+        std::fs::create_dir(&node).unwrap();
+        let cmdline = format!(
+            "kubejoin.platform=none kubejoin.endpoint={} kubejoin.token=abcdef.0123456789abcdef \
+             kubejoin.ca-cert-hash={} kubejoin.node-name=cp-2 kubejoin.control-plane \
+             kubejoin.certificate-key={KEY} kubejoin.advertise-address=127.0.0.2",
+            cp.endpoint(),
+            cp.signing_ca_pin()
+        );
+        let (sources, _src) = opts(&cmdline);
+        let system = crate::sys::System::recording("host");
+        let cfg = InitConfig::from_cmdline(&cmdline);
+        let mut boot = NodeBoot::new(&system, &cfg, Instant::now(), None, None)
+            .with_environment(sources, Root::new(dir.path()))
+            .with_node_root(node.clone());
+        for stage in ["sources", "discovery"] {
+            if let Err(f) = boot.stage(stage).await {
+                panic!("{stage}: {}", f.message);
+            }
+        }
+        let first = boot.stage("join").await.unwrap_err();
+        assert!(
+            !first.message.contains("control-plane preflight"),
+            "{}",
+            first.message
+        );
+        let apiserver_key = node.join("etc/kubernetes/pki/apiserver.key");
+        let before = std::fs::read(&apiserver_key).unwrap();
+        if let Err(f) = boot.stage("join").await {
+            panic!("the retry: {}", f.message);
+        }
+        assert_ne!(std::fs::read(&apiserver_key).unwrap(), before, "made again");
+        assert!(crate::controlplane::after::pending(&node));
+        assert!(node.join("etc/kubernetes/kubelet.conf").exists());
+    }
+
+    /// A finish step that cannot be started fails the handoff (the kubelet is not exec'd
+    /// without it: the node would be a control plane without its etcd member and marking).
+    #[tokio::test]
+    async fn a_finish_step_that_cannot_start_fails_the_handoff_before_the_kubelet_exec() {
+        use crate::sys::exec::{ExecCall, RecordingExec};
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("node");
+        let (sources, _src) = opts(&format!(
+            "kubejoin.platform=none kubejoin.endpoint=10.0.0.1:6443 \
+             kubejoin.token=abcdef.0123456789abcdef kubejoin.ca-cert-hash={PIN} \
+             kubejoin.control-plane kubejoin.certificate-key=a0be1615d7c9a485438cf1b904ab48ab5c6a055685598ebcbd8a745b00fe75e6 \
              kubejoin.advertise-address=10.0.0.2"
         ));
-        let rt = rt();
-        let plan = rt.block_on(load_plan(&o, Path::new("/sysroot"))).unwrap();
-        assert!(plan.control_plane.is_some());
-        let system = crate::sys::System::recording("host");
-        let mut join = Join::new(plan, &system, Front::Boot);
-        for (phase, name) in [
-            (Phase::Clock, "clock"),
-            (Phase::Discovery, "discovery"),
-            (Phase::Join, "join"),
-        ] {
-            let e = rt.block_on(join.phase(phase)).unwrap_err();
-            // What PID 1's stage makes of it: a usage failure (no retry), the key nowhere.
-            let f = Failure::from_error(name, &e);
-            assert_eq!(f.class, Class::Usage, "{name}: {}", f.message);
-            assert!(
-                f.message.contains("not supported in PID-1 mode"),
-                "{}",
-                f.message
-            );
-            assert!(!f.message.contains(KEY) && !format!("{e:?}").contains(KEY));
+        let cmdline = "kubejoin.handoff=exec";
+        let exec = std::sync::Arc::new(
+            RecordingExec::new("host").failing_spawn(std::io::ErrorKind::NotFound),
+        );
+        let system = crate::sys::System::recording("host").with_exec(exec.clone());
+        let cfg = InitConfig::from_cmdline(cmdline);
+        let mut boot = NodeBoot::new(&system, &cfg, Instant::now(), None, None)
+            .with_environment(sources, Root::new(dir.path()))
+            .with_node_root(node.clone());
+        boot.stage("sources").await.unwrap();
+        // As the join phase leaves it.
+        let h = crate::controlplane::after::Handover {
+            kind: "ControlPlaneHandover".into(),
+            server: "https://10.0.0.1:6443".into(),
+            node_name: "cp-2".into(),
+            advertise_address: "10.0.0.2".parse().unwrap(),
+            bind_port: 6443,
+            healthz_url: "https://10.0.0.2:6443/healthz".into(),
+            taints: vec![],
+            timeout_secs: 60,
+            cluster_configuration: String::new(),
+        };
+        h.write(&Root::new(&node)).unwrap();
+        let f = boot.stage("handoff").await.unwrap_err();
+        assert_eq!(f.stage, "handoff");
+        assert!(
+            f.message.contains("starting the control-plane finish step"),
+            "{}",
+            f.message
+        );
+        assert!(
+            !exec
+                .calls()
+                .iter()
+                .any(|c| matches!(c, ExecCall::Execve { .. })),
+            "{:?}",
+            exec.calls()
+        );
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_symlink() {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
         }
-        assert!(join.joined().is_none());
+        out
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   join        identity-check, cluster-config, csr, wait-approval, verify-certificate,
 //!               install, completion (bootstrap.rs)
 //!   handoff     exec kubelet / return                 exec, or switch-root        (init/)
+//!               (a control-plane join with exec: its finish step started first, see
+//!               `crate::controlplane::after`)
 //!                                                     retry / reboot / poweroff   (init/)
 //! ```
 //!
@@ -132,6 +134,8 @@ pub struct Join<'a> {
     clock: Option<crate::clock::phase::ClockRecord>,
     discovered: Option<Discovered>,
     joined: Option<Joined>,
+    /// PID 1: an attempt of the join phase wrote the control-plane files (a retry may remake them).
+    cp_files_written: bool,
 }
 
 impl std::fmt::Debug for Join<'_> {
@@ -155,6 +159,7 @@ impl<'a> Join<'a> {
             clock: None,
             discovered: None,
             joined: None,
+            cp_files_written: false,
         }
     }
 
@@ -175,20 +180,6 @@ impl<'a> Join<'a> {
 
     /// Runs one phase: the one place where each phase's work is chosen.
     pub async fn phase(&mut self, phase: Phase) -> Result<Done, Error> {
-        // PID 1 cannot finish a control-plane join (its phases after kubelet-start need a
-        // running kubelet, which PID 1 only starts by its handoff): refused before the first
-        // request (clock, discovery), not after the cluster was contacted.
-        if self.front == Front::Boot
-            && self.plan.control_plane.is_some()
-            && matches!(phase, Phase::Clock | Phase::Discovery | Phase::Join)
-        {
-            return Err(Error::Usage(crate::cli::UsageError::Args(
-                "a control-plane join (kubejoin.control-plane) is not supported in PID-1 mode yet: \
-                 run `kubejoin join --control-plane` on the booted system (handoff none, the kubelet \
-                 as a service)"
-                    .into(),
-            )));
-        }
         match (phase, self.front) {
             (Phase::Host, Front::Command) => {
                 host::prepare_host(&self.plan, &*self.system.host).map(|()| Done::Ok)
@@ -306,6 +297,15 @@ impl<'a> Join<'a> {
                         cp,
                         d,
                         deadline,
+                        // The kubelet exec'd by this process runs only once the join is over:
+                        // the phases that need it are handed to a finish step (as PID 1 does).
+                        if self.plan.handoff == crate::plan::HandoffMode::Exec {
+                            crate::controlplane::join::AfterKubelet::HandOver
+                        } else {
+                            crate::controlplane::join::AfterKubelet::Run
+                        },
+                        // One attempt per process: nothing was written before it.
+                        &mut false,
                         async |p: &JoinPlan, resume| {
                             bootstrap_and_install_resuming(p, d, exec, tuning, run, resume).await
                         },
@@ -316,14 +316,30 @@ impl<'a> Join<'a> {
             // PID 1: each attempt under a fresh `--timeout` of its own.
             _ => {
                 let mut run = Run::new(self.plan.timeout).with_clock(self.clock.clone());
-                bootstrap_and_install_within(
-                    &self.plan,
-                    d,
-                    &*self.system.exec,
-                    &self.tuning,
-                    &mut run,
-                )
-                .await?
+                match &self.plan.control_plane {
+                    None => {
+                        bootstrap_and_install_within(&self.plan, d, exec, tuning, &mut run).await?
+                    }
+                    // The phases that need a running kubelet are handed over to the finish
+                    // step PID 1 starts just before it execs the kubelet (init/stages.rs).
+                    Some(cp) => {
+                        let deadline = run.deadline;
+                        let run = &mut run;
+                        crate::controlplane::join::join(
+                            &self.plan,
+                            cp,
+                            d,
+                            deadline,
+                            crate::controlplane::join::AfterKubelet::HandOver,
+                            &mut self.cp_files_written,
+                            async |p: &JoinPlan, resume| {
+                                bootstrap_and_install_resuming(p, d, exec, tuning, run, resume)
+                                    .await
+                            },
+                        )
+                        .await?
+                    }
+                }
             }
         };
         if self.front == Front::Boot {
@@ -349,6 +365,16 @@ impl<'a> Join<'a> {
             return Ok(Done::Skipped("dry run".into()));
         }
         let phase = crate::log::phase("handoff");
+        if self.plan.handoff == crate::plan::HandoffMode::Exec
+            && self.plan.control_plane.is_some()
+            && crate::controlplane::after::pending(&self.plan.root)
+        {
+            crate::controlplane::after::start_finish_step(
+                &*self.system.exec,
+                std::path::Path::new(crate::controlplane::after::SELF_EXE),
+                &self.plan.root,
+            )?;
+        }
         crate::handoff::handoff(
             self.plan.handoff,
             &self.plan.kubelet_path,

@@ -259,7 +259,7 @@ impl Settings {
             _ => HandoffMode::None,
         };
         let five_min = Duration::from_secs(300);
-        let control_plane = self.control_plane_plan(&kubelet_extra_args, handoff)?;
+        let control_plane = self.control_plane_plan(&kubelet_extra_args)?;
         Ok(JoinPlan {
             discovery: Options {
                 mode,
@@ -342,7 +342,6 @@ impl Settings {
     fn control_plane_plan(
         &self,
         kubelet_extra_args: &[(String, String)],
-        handoff: HandoffMode,
     ) -> Result<Option<crate::plan::control_plane::ControlPlanePlan>, SettingsError> {
         use crate::plan::control_plane::{build, ControlPlaneError, Inputs};
         let origin = match &self.control_plane {
@@ -359,20 +358,17 @@ impl Settings {
             .find(|(k, _)| k == "node-ip")
             .and_then(|(_, v)| v.parse().ok())
             .or(self.node_ip.as_ref().map(|n| n.value));
-        build(
-            Inputs {
-                enabled: self.control_plane.as_ref().is_some_and(|c| c.value),
-                key: self
-                    .certificate_key
-                    .as_ref()
-                    .map(|k| (k.value.clone(), k.source.to_string())),
-                advertise_address: self.advertise_address.as_ref().map(|a| a.value.to_string()),
-                bind_port: self.bind_port.as_ref().map(|p| p.value),
-                healthz_url: None,
-                node_ip,
-            },
-            handoff,
-        )
+        build(Inputs {
+            enabled: self.control_plane.as_ref().is_some_and(|c| c.value),
+            key: self
+                .certificate_key
+                .as_ref()
+                .map(|k| (k.value.clone(), k.source.to_string())),
+            advertise_address: self.advertise_address.as_ref().map(|a| a.value.to_string()),
+            bind_port: self.bind_port.as_ref().map(|p| p.value),
+            healthz_url: None,
+            node_ip,
+        })
         .map_err(|e| {
             let key = match &e {
                 ControlPlaneError::NoKey
@@ -382,7 +378,6 @@ impl Settings {
                 ControlPlaneError::Advertise(_) | ControlPlaneError::NoAdvertise => {
                     "advertise-address"
                 }
-                ControlPlaneError::HandoffExec => "handoff",
                 _ => "control-plane",
             };
             SettingsError::Invalid {

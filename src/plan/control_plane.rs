@@ -6,7 +6,6 @@
 
 use crate::error::{Class, Classify};
 use crate::plan::certificate_key::{CertificateKey, KeyError, KeyFileError};
-use crate::plan::HandoffMode;
 use std::net::IpAddr;
 
 /// kubeadm's default `localAPIEndpoint.bindPort`.
@@ -70,12 +69,6 @@ pub enum ControlPlaneError {
     BindPort,
     #[error("invalid --control-plane-healthz-url {0:?}: expected an https:// URL")]
     HealthzUrl(String),
-    #[error(
-        "handoff exec cannot be used for a control-plane join: after the kubelet starts, the join still adds the \
-         etcd member, marks the node and waits for the local API server, which needs the kubelet running while \
-         kubejoin waits"
-    )]
-    HandoffExec,
 }
 
 impl Classify for ControlPlaneError {
@@ -98,21 +91,13 @@ impl Classify for ControlPlaneError {
             Self::NotControlPlane { .. } => {
                 Some("add --control-plane (kubejoin.control-plane) or drop the control-plane settings".into())
             }
-            Self::HandoffExec => Some(
-                "use --handoff none and run the kubelet as a service (as kubeadm does), so it runs while the join \
-                 finishes"
-                    .into(),
-            ),
             _ => None,
         }
     }
 }
 
 /// Builds the control-plane part of a plan: `Ok(None)` for a worker join.
-pub fn build(
-    i: Inputs,
-    handoff: HandoffMode,
-) -> Result<Option<ControlPlanePlan>, ControlPlaneError> {
+pub fn build(i: Inputs) -> Result<Option<ControlPlanePlan>, ControlPlaneError> {
     if !i.enabled {
         let what = if i.key.is_some() {
             Some("a certificate key")
@@ -129,9 +114,6 @@ pub fn build(
             Some(w) => Err(ControlPlaneError::NotControlPlane { what: w.into() }),
             None => Ok(None),
         };
-    }
-    if handoff == HandoffMode::Exec {
-        return Err(ControlPlaneError::HandoffExec);
     }
     let (certificate_key, key_source) = i.key.ok_or(ControlPlaneError::NoKey)?;
     let advertise_address = match &i.advertise_address {
@@ -187,53 +169,37 @@ mod tests {
 
     #[test]
     fn builds_with_defaults_and_refuses_what_cannot_work() {
-        let p = build(inputs(), HandoffMode::None).unwrap().unwrap();
+        let p = build(inputs()).unwrap().unwrap();
         assert_eq!(p.bind_port, 6443);
         assert_eq!(p.advertise_address.to_string(), "10.0.0.2");
         assert!(!format!("{p:?}").contains(KEY));
-        assert!(build(Inputs::default(), HandoffMode::Exec)
-            .unwrap()
-            .is_none());
-        let e = build(inputs(), HandoffMode::Exec).unwrap_err();
-        assert!(matches!(e, ControlPlaneError::HandoffExec));
-        let e = build(
-            Inputs {
-                key: None,
-                ..inputs()
-            },
-            HandoffMode::None,
-        )
+        assert!(build(Inputs::default()).unwrap().is_none());
+        let e = build(Inputs {
+            key: None,
+            ..inputs()
+        })
         .unwrap_err();
         assert!(matches!(e, ControlPlaneError::NoKey));
         assert!(e.hint().unwrap().contains("upload-certs"));
-        let e = build(
-            Inputs {
-                advertise_address: None,
-                ..inputs()
-            },
-            HandoffMode::None,
-        )
+        let e = build(Inputs {
+            advertise_address: None,
+            ..inputs()
+        })
         .unwrap_err();
         assert!(matches!(e, ControlPlaneError::NoAdvertise));
         // The node IP a provider gave stands in for it.
-        let p = build(
-            Inputs {
-                advertise_address: None,
-                node_ip: Some("10.0.0.9".parse().unwrap()),
-                ..inputs()
-            },
-            HandoffMode::None,
-        )
+        let p = build(Inputs {
+            advertise_address: None,
+            node_ip: Some("10.0.0.9".parse().unwrap()),
+            ..inputs()
+        })
         .unwrap()
         .unwrap();
         assert_eq!(p.advertise_address.to_string(), "10.0.0.9");
-        let e = build(
-            Inputs {
-                enabled: false,
-                ..inputs()
-            },
-            HandoffMode::None,
-        )
+        let e = build(Inputs {
+            enabled: false,
+            ..inputs()
+        })
         .unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -28,6 +28,17 @@ pub trait Exec: fmt::Debug + Send + Sync {
     /// standard output once it exits 0; killed and `TimedOut` after `timeout`. For
     /// `kubelet --version`.
     fn output(&self, path: &Path, args: &[&str], timeout: Duration) -> io::Result<Vec<u8>>;
+
+    /// Starts `path` with exactly `argv` and `env` as a detached child in a session of its own
+    /// (no stdin; stdout and stderr shared with this process, the console under PID 1), and
+    /// returns its pid without waiting: PID 1 starts the control-plane join's finish step this
+    /// way just before it execs the kubelet, which then is the child's parent.
+    fn spawn_detached(
+        &self,
+        path: &Path,
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> io::Result<u32>;
 }
 
 /// The real system.
@@ -92,6 +103,29 @@ impl Exec for RealExec {
         }
         Ok(out)
     }
+
+    fn spawn_detached(
+        &self,
+        path: &Path,
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> io::Result<u32> {
+        use std::os::unix::process::CommandExt as _;
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new(path);
+        if let Some((arg0, rest)) = argv.split_first() {
+            cmd.arg0(arg0).args(rest);
+        }
+        // A session of its own: the console's hangup or a signal to PID 1's process group
+        // (the kubelet's, after the exec) does not reach the finish step. `process_group(0)`
+        // is the safe subset std offers (setsid needs a pre_exec hook, i.e. unsafe).
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .process_group(0);
+        // Not waited for: the kubelet, exec'd into this process, becomes its parent.
+        cmd.spawn().map(|c| c.id())
+    }
 }
 
 /// One recorded call on [`RecordingExec`].
@@ -107,6 +141,11 @@ pub enum ExecCall {
         path: PathBuf,
         args: Vec<String>,
     },
+    SpawnDetached {
+        path: PathBuf,
+        argv: Vec<OsString>,
+        env: Vec<(OsString, OsString)>,
+    },
 }
 
 /// A fake that records every call and answers from its configuration.
@@ -119,6 +158,7 @@ pub struct RecordingExec {
     hostname: Result<String, io::ErrorKind>,
     execve_error: io::ErrorKind,
     output: Result<Vec<u8>, io::ErrorKind>,
+    spawn: Result<u32, io::ErrorKind>,
 }
 
 impl RecordingExec {
@@ -129,7 +169,14 @@ impl RecordingExec {
             hostname: Ok(hostname.to_string()),
             execve_error: io::ErrorKind::Other,
             output: Err(io::ErrorKind::NotFound),
+            spawn: Ok(4242),
         }
+    }
+
+    /// Makes `spawn_detached()` fail with `kind` (by default it answers pid 4242).
+    pub fn failing_spawn(mut self, kind: io::ErrorKind) -> Self {
+        self.spawn = Err(kind);
+        self
     }
 
     /// Makes `output()` return `stdout` (by default it fails with `NotFound`, as for a
@@ -189,6 +236,21 @@ impl Exec for RecordingExec {
             .clone()
             .map_err(|k| io::Error::new(k, "no output (recording fake)"))
     }
+
+    fn spawn_detached(
+        &self,
+        path: &Path,
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> io::Result<u32> {
+        self.record(ExecCall::SpawnDetached {
+            path: path.to_path_buf(),
+            argv: argv.to_vec(),
+            env: env.to_vec(),
+        });
+        self.spawn
+            .map_err(|k| io::Error::new(k, "spawn not performed (recording fake)"))
+    }
 }
 
 #[cfg(test)]
@@ -232,6 +294,40 @@ mod tests {
                 &["--version"],
                 Duration::from_secs(1),
             )
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn real_spawn_detached_runs_the_program_with_only_the_given_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let pid = RealExec
+            .spawn_detached(
+                Path::new("/bin/sh"),
+                &[
+                    "finish".into(),
+                    "-c".into(),
+                    format!(
+                        "echo \"$0 $PATH ${{HOME:-unset}}\" > {}.tmp && mv {0}.tmp {0}",
+                        out.display()
+                    )
+                    .into(),
+                ],
+                &[("PATH".into(), "/usr/bin:/bin".into())],
+            )
+            .unwrap();
+        assert!(pid > 0);
+        let started = std::time::Instant::now();
+        while !out.exists() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "finish /usr/bin:/bin unset\n"
+        );
+        let e = RealExec
+            .spawn_detached(Path::new("/nonexistent/kubejoin"), &["x".into()], &[])
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
