@@ -110,3 +110,30 @@ pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) ->
     }
     WireFailure::Transport(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_certificate_is_a_certificate_refusal() {
+        // The clock variant is checked through the binary (tests/time_join.rs).
+        assert!(
+            WireFailure::TlsVerify("invalid peer certificate: UnknownIssuer".into())
+                .is_certificate_refusal()
+        );
+        assert!(WireFailure::UnpinnedCa(Vec::new()).is_certificate_refusal());
+        for other in [
+            WireFailure::Refused,
+            WireFailure::TimedOut,
+            WireFailure::Transport("connection reset".into()),
+            WireFailure::Status {
+                code: 503,
+                reason: "ServiceUnavailable".into(),
+                message: String::new(),
+            },
+        ] {
+            assert!(!other.is_certificate_refusal(), "{other:?}");
+        }
+    }
+}
