@@ -480,3 +480,41 @@ fn with_network_time_off_a_clock_in_2015_stops_with_the_clock_message_and_asks_f
     assert!(r.took < Duration::from_secs(30), "{:?}", r.took);
     assert!(!root.path().join("etc/kubernetes/kubelet.conf").exists());
 }
+
+#[test]
+fn a_certificate_refused_for_its_time_after_discovery_is_final_at_once_not_retried() {
+    // With network time off and a clock in 2015, discovery (the insecure fetch, JWS, pin) passes
+    // and the first request verified against the pinned CA, cluster-config's read of
+    // kubeadm-config, refuses the server's certificate as not yet valid. The clock stays wrong
+    // while kubejoin waits, so that read is not repeated: kubeadm's short retry of that
+    // ConfigMap (every 50 ms for 350 ms) and the phase's backoff both stop on it at once.
+    let cp = backdated_cp();
+    let root = tempfile::tempdir().unwrap();
+    let r = join(
+        &cp,
+        root.path(),
+        Y2015,
+        &["--ntp".into(), "off".into(), "--verbose".into()],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("getting ConfigMap kube-system/kubeadm-config at https://"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("is not yet valid"), "{}", r.stderr);
+    // The server: the one TLS connection of cluster-config was refused by the client, and no
+    // verified request reached the API (only discovery's insecure cluster-info fetches did).
+    assert_eq!(cp.failed_handshakes(), 1, "{}", r.stderr);
+    assert!(
+        cp.requests()
+            .iter()
+            .all(|q| q.path.ends_with("/configmaps/cluster-info")),
+        "{:?}",
+        cp.requests().iter().map(|q| &q.path).collect::<Vec<_>>()
+    );
+    // The client: no retry was announced (debug log).
+    assert!(!r.stderr.contains("retrying"), "{}", r.stderr);
+    assert!(!root.path().join("etc/kubernetes/kubelet.conf").exists());
+}

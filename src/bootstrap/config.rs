@@ -192,9 +192,10 @@ pub async fn fetch_resuming(cluster: &Cluster, resume: &Resume) -> Result<Cluste
 
     // GetConfigMapWithShortRetry: every 50 ms for up to 350 ms, whatever the error — except an
     // answer that says when to come back (429/503 with Retry-After): that goes to the phase's
-    // backoff, which honours it (an overloaded server must not see three more requests); and a
+    // backoff, which honours it (an overloaded server must not see three more requests); a
     // refusal (401/403): the phase's backoff decides when one has persisted (`crate::http::retry`), and
-    // counts each request it saw.
+    // counts each request it saw; and a refused server certificate (it does not verify, or the
+    // clock puts it outside its validity): no repeat heals it, so it is final at once.
     let started = Instant::now();
     let cached = resume.kubeadm.lock().ok().and_then(|c| c.clone());
     let kubeadm = match cached {
@@ -210,6 +211,7 @@ pub async fn fetch_resuming(cluster: &Cluster, resume: &Resume) -> Result<Cluste
                 Err(e)
                     if e.retry_after().is_none()
                         && !matches!(e.status_code(), Some(401 | 403))
+                        && !e.failure().is_certificate_refusal()
                         && started.elapsed() < Duration::from_millis(350) =>
                 {
                     crate::debug!(

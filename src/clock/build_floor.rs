@@ -43,12 +43,12 @@ pub fn parse_epoch(s: &str) -> Option<i64> {
 pub fn choose_floor(
     source_date_epoch: Option<&str>,
     commit_time: Option<&str>,
-) -> Result<(i64, FloorSource), String> {
+) -> Result<(i64, FloorSource), BadSourceDateEpoch> {
     if let Some(v) = source_date_epoch {
         let Some(secs) = parse_epoch(v) else {
-            return Err(format!(
-                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970"
-            ));
+            return Err(BadSourceDateEpoch {
+                value: v.to_string(),
+            });
         };
         return Ok(if secs > FIXED_FLOOR {
             (secs, FloorSource::SourceDateEpoch)
@@ -61,3 +61,23 @@ pub fn choose_floor(
         _ => Ok((FIXED_FLOOR, FloorSource::Fixed)),
     }
 }
+
+/// A `SOURCE_DATE_EPOCH` that is set but is not a number of seconds since 1970. (Written out
+/// rather than derived: `build.rs` includes this file and has no dependencies.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSourceDateEpoch {
+    /// The value as it was set.
+    pub value: String,
+}
+
+impl std::fmt::Display for BadSourceDateEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SOURCE_DATE_EPOCH={:?} is not a number of seconds since 1970",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for BadSourceDateEpoch {}

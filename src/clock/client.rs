@@ -167,7 +167,7 @@ impl Default for Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerFailure {
     /// The name did not resolve (or to no address).
-    Resolve(String),
+    Resolve(ResolveError),
     /// No acceptable answer in time; `last` is the last thing that went wrong, if anything did
     /// besides silence (a discarded packet, a refused answer, an ICMP port unreachable).
     NoAnswer {
@@ -178,7 +178,30 @@ pub enum ServerFailure {
     /// A kiss-o'-death: not asked again in this run.
     Kiss(KissCode),
     /// The local socket could not be set up.
-    Socket(String),
+    Socket(SocketError),
+}
+
+/// Why a server's name gave no address to ask.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The lookup did not end before the query's deadline.
+    #[error("the name did not resolve in time")]
+    TimedOut,
+    /// The resolver's own error, as text (`io::Error` is neither `Clone` nor `Eq`).
+    #[error("{0}")]
+    Lookup(String),
+    /// The lookup succeeded with an empty list.
+    #[error("it resolves to no address")]
+    NoAddress,
+}
+
+/// Why the local UDP socket for a server could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocketError {
+    #[error("binding {local}: {detail}")]
+    Bind { local: SocketAddr, detail: String },
+    #[error("connecting to {addr}: {detail}")]
+    Connect { addr: SocketAddr, detail: String },
 }
 
 impl fmt::Display for ServerFailure {
@@ -416,18 +439,18 @@ fn nonce() -> NtpTimestamp {
 }
 
 /// The addresses of `server`, bounded by `deadline`.
-async fn resolve(server: &Server, deadline: Instant) -> Result<Vec<SocketAddr>, String> {
+async fn resolve(server: &Server, deadline: Instant) -> Result<Vec<SocketAddr>, ResolveError> {
     if let Ok(ip) = server.host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, server.port)]);
     }
     let lookup = tokio::net::lookup_host((server.host.as_str(), server.port));
     match tokio::time::timeout_at(deadline, lookup).await {
-        Err(_) => Err("the name did not resolve in time".into()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(ResolveError::TimedOut),
+        Ok(Err(e)) => Err(ResolveError::Lookup(e.to_string())),
         Ok(Ok(addrs)) => {
             let addrs: Vec<SocketAddr> = addrs.collect();
             if addrs.is_empty() {
-                Err("it resolves to no address".into())
+                Err(ResolveError::NoAddress)
             } else {
                 Ok(addrs)
             }
@@ -449,7 +472,7 @@ async fn attempt(
     clock: &dyn Clock,
     floor: WallTime,
     until: Instant,
-) -> Result<Attempt, String> {
+) -> Result<Attempt, SocketError> {
     let local: SocketAddr = if addr.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -457,10 +480,14 @@ async fn attempt(
     };
     let sock = tokio::net::UdpSocket::bind(local)
         .await
-        .map_err(|e| format!("binding {local}: {e}"))?;
-    sock.connect(addr)
-        .await
-        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        .map_err(|e| SocketError::Bind {
+            local,
+            detail: e.to_string(),
+        })?;
+    sock.connect(addr).await.map_err(|e| SocketError::Connect {
+        addr,
+        detail: e.to_string(),
+    })?;
     let sent = nonce();
     let t1 = clock.now();
     let started = Instant::now();
@@ -775,7 +802,9 @@ mod tests {
             ),
             report(
                 "pool.invalid",
-                Err(ServerFailure::Resolve("no such host".into())),
+                Err(ServerFailure::Resolve(ResolveError::Lookup(
+                    "no such host".into(),
+                ))),
             ),
             report("10.0.0.3", Err(ServerFailure::Kiss(KissCode::DENY))),
         ]);

@@ -171,9 +171,12 @@ mod tests {
             Ok((FIXED_FLOOR, FloorSource::Fixed))
         );
         // A set but malformed SOURCE_DATE_EPOCH fails the build instead of being replaced.
-        assert!(choose_floor(Some("2026-12-01"), None)
-            .unwrap_err()
-            .contains("SOURCE_DATE_EPOCH"));
+        let e = choose_floor(Some("2026-12-01"), None).unwrap_err();
+        assert_eq!(e.value, "2026-12-01");
+        assert_eq!(
+            e.to_string(),
+            "SOURCE_DATE_EPOCH=\"2026-12-01\" is not a number of seconds since 1970"
+        );
         assert!(choose_floor(Some("-5"), None).is_err());
     }
 

@@ -30,6 +30,19 @@ pub enum WireFailure {
     Transport(String),
 }
 
+impl WireFailure {
+    /// The server's certificate was refused: it does not verify, it is outside its validity
+    /// window at the best time known (the clock), or it chains only to an unpinned CA. No
+    /// repeat of the request can change that (the server's certificate and this machine's
+    /// clock stay as they are while kubejoin waits), so every retry loop ends on it at once.
+    pub fn is_certificate_refusal(&self) -> bool {
+        matches!(
+            self,
+            WireFailure::TlsVerify(_) | WireFailure::Clock(_) | WireFailure::UnpinnedCa(_)
+        )
+    }
+}
+
 /// Each link of `err`'s chain, also following `io::Error::get_ref` (hyper-util wraps the rustls
 /// error in nested `io::Error`s whose `source()` skips the inner error).
 fn chain_links<'a>(
@@ -96,4 +109,31 @@ pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) ->
         }
     }
     WireFailure::Transport(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_certificate_is_a_certificate_refusal() {
+        // The clock variant is checked through the binary (tests/time_join.rs).
+        assert!(
+            WireFailure::TlsVerify("invalid peer certificate: UnknownIssuer".into())
+                .is_certificate_refusal()
+        );
+        assert!(WireFailure::UnpinnedCa(Vec::new()).is_certificate_refusal());
+        for other in [
+            WireFailure::Refused,
+            WireFailure::TimedOut,
+            WireFailure::Transport("connection reset".into()),
+            WireFailure::Status {
+                code: 503,
+                reason: "ServiceUnavailable".into(),
+                message: String::new(),
+            },
+        ] {
+            assert!(!other.is_certificate_refusal(), "{other:?}");
+        }
+    }
 }

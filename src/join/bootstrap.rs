@@ -67,57 +67,8 @@ pub async fn bootstrap_and_install_resuming(
         phases: Vec::new(),
     };
 
-    // Before any request: a node that is already joined must not spend the token again (it may
-    // have expired since), and one that belongs elsewhere must not be overwritten silently.
-    let stage = run.begin("identity-check", Duration::MAX);
-    match existing::check(&root, &d.ca_der, &node, SystemTime::now()) {
-        existing::Existing::None => run.end(stage, false),
-        existing::Existing::Joined { not_after } if !plan.force => {
-            info!(
-                "already joined: {} holds a valid certificate for system:node:{node} from this cluster (until {}); nothing to do",
-                install::KUBELET_CONF,
-                crate::time::calendar::rfc3339(not_after)
-            );
-            run.end(stage, true);
-            if plan.dry_run {
-                println!("dry run: this node is already joined; nothing would be written");
-                return Ok(joined);
-            }
-            joined.outcome = Outcome::AlreadyJoined;
-            joined.not_after = Some(not_after);
-            // A run that crashed between writing kubelet.conf and removing the pending key
-            // leaves the key behind; its certificate is installed, so it is only debris now.
-            let stage = run.begin("install", tuning.install_phase);
-            let r = root.clone();
-            on_disk(&stage.clock, move || {
-                install::apply(
-                    &r,
-                    &[install::Step::Remove {
-                        path: install::KEY_TMP.into(),
-                        what: "a pending key left by an interrupted run",
-                    }],
-                )
-                .map_err(Error::from)
-            })
-            .await?;
-            run.end(stage, false);
-            // The completion files live in /run (volatile): describe this boot's outcome.
-            complete(run, &root, d, &mut joined, tuning).await?;
-            return Ok(joined);
-        }
-        existing::Existing::Joined { .. } => {
-            warn!("already joined, but --force given: joining again");
-            run.end(stage, false);
-        }
-        existing::Existing::Stale(why) => {
-            warn!("{} exists but {why}; joining again", install::KUBELET_CONF);
-            run.end(stage, false);
-        }
-        existing::Existing::Conflict(c) if plan.force => {
-            warn!("{c}; replacing it because --force was given");
-            run.end(stage, false);
-        }
-        existing::Existing::Conflict(c) => return Err(bootstrap::Error::Existing(c).into()),
+    if identity_check(plan, d, tuning, run, &root, &node, &mut joined).await? {
+        return Ok(joined);
     }
 
     // Overload (429), failover (5xx, resets) and slow answers are retried within the phase; a
@@ -147,141 +98,17 @@ pub async fn bootstrap_and_install_resuming(
     .await?;
     run.end(stage, false);
 
-    // What this cluster's version needs: CSR usages, runtime flags, pause image.
-    let rules = ClusterRules::for_cluster(cfg.kubernetes_version.as_ref());
-    if let Some(w) = &rules.warning {
-        warn!("{w}");
-    }
-    // kubeadm's NodeLocalCRISocket: the CRI socket in the kubelet's instance configuration,
-    // patched into config.yaml over whatever the cluster's KubeletConfiguration says.
-    let node_local_cri = rules.node_local_cri_socket(cfg.node_local_cri_socket);
-    let (kubelet_config, instance_config) = if node_local_cri {
-        if let Some(ep) = cfg
-            .container_runtime_endpoint
-            .as_ref()
-            .filter(|ep| **ep != plan.cri_socket)
-        {
-            warn!(
-                "the cluster's KubeletConfiguration sets containerRuntimeEndpoint {ep:?}; this node's \
-                 {:?} replaces it in config.yaml, as kubeadm's kubelet instance configuration does",
-                plan.cri_socket
-            );
-        }
-        let patched =
-            install::instance::patch_kubelet_config(&cfg.kubelet_config, &plan.cri_socket)
-                .map_err(|e| {
-                    install::Error::Serialise {
-            what: "the cluster's KubeletConfiguration with this node's containerRuntimeEndpoint",
-            why: e.to_string(),
-        }
-                })?;
-        (patched, Some(install::instance::render(&plan.cri_socket)))
-    } else {
-        (cfg.kubelet_config.clone(), None)
-    };
-    let runtime_endpoint = match &cfg.container_runtime_endpoint {
-        _ if node_local_cri => None,
-        Some(ep) => {
-            if *ep != plan.cri_socket {
-                warn!(
-                    "the cluster's KubeletConfiguration sets containerRuntimeEndpoint {ep:?}, which the kubelet will use; \
-                     --cri-socket {:?} is not passed (use --kubelet-arg container-runtime-endpoint=... to override)",
-                    plan.cri_socket
-                );
-            }
-            None
-        }
-        None => Some(plan.cri_socket.as_str()),
-    };
-    let hostname_override =
-        (id.hostname.as_deref() != Some(node.as_str())).then_some(node.as_str());
-    let kubelet_version = if rules.needs_kubelet_version(&plan.cri_socket) {
-        local_kubelet_version(&plan.kubelet_path, sys)
-    } else {
-        None
-    };
-    let usages = rules.usages();
-    let args = flags::kubelet_args(&flags::FlagsInput {
-        runtime: rules.runtime_flags(&plan.cri_socket, kubelet_version.as_ref()),
-        container_runtime_endpoint: runtime_endpoint,
-        hostname_override,
-        taints: &plan.taints,
-        image_repository: &cfg.image_repository,
-        pause_tag: rules.pause_tag(),
-        extra_args: &plan.kubelet_extra_args,
-    });
-    let flags_env = flags::render(&args);
-    info!(
-        "cluster version {} ({} in kube-system/kubeadm-config; kubelet configuration from kube-system/{}): \
-         joining as kubeadm v1.{} does, CSR usages [{}], {}{}",
-        rules
-            .version
-            .as_ref()
-            .map_or_else(|| "unknown".to_string(), |v| v.to_string()),
-        cfg.api_version.as_deref().unwrap_or("ClusterConfiguration"),
-        cfg.kubelet_config_map,
-        rules.row.minor,
-        usages.join(", "),
-        match rules.pause_tag() {
-            Some(tag) => format!("pause image {}/pause:{tag}", cfg.image_repository),
-            None => "no pause image flag".to_string(),
-        },
-        if node_local_cri {
-            ", the CRI socket in the kubelet instance configuration"
-        } else {
-            ""
-        }
-    );
-
+    let setup = kubelet_setup(plan, sys, &id, &node, &cfg)?;
     if plan.dry_run {
-        let (key, reused) = csr::load_or_generate_key(&root, false)?;
-        if reused {
-            println!(
-                "would: resume certificate signing request {} for {} (key from an earlier attempt)",
-                csr::csr_name(&key, &node, usages),
-                csr::common_name(&node)
-            );
-        } else {
-            println!(
-                "would: submit a certificate signing request node-csr-<digest of a new P-256 key> for {}",
-                csr::common_name(&node)
-            );
-        }
-        println!("would: write under {}:", root);
-        let i = install::Inputs {
-            server: &d.server,
-            ca_pem: &d.ca_pem,
-            cert_chain_pem: "",
-            key_pem: "",
-            kubelet_config: &kubelet_config,
-            flags_env: &flags_env,
-            instance_config: instance_config.as_deref(),
-            now: SystemTime::now(),
-        };
-        let mut steps = vec![install::Step::File {
-            path: install::KEY_TMP.into(),
-            mode: 0o600,
-            contents: Vec::new(),
-            what: "the node's private key while the CSR is pending",
-        }];
-        steps.extend(install::plan(&i));
-        steps.extend(install::completion_steps());
-        // The join names the client PEM after the issued certificate's notBefore, which a dry
-        // run cannot know: say so instead of printing a name made from the clock.
-        let guessed = install::client_pem_path(i.now);
-        let named = format!("{}/kubelet-client-<notBefore>.pem", install::PKI_DIR);
-        joined.steps = steps
-            .iter()
-            .map(|s| s.to_string().replace(&guessed, &named))
-            .collect();
-        for s in &joined.steps {
-            println!("  {s}");
-        }
-        println!("  (<notBefore>: the issued certificate's notBefore, YYYY-MM-DD-HH-MM-SS in UTC)");
-        println!("  {}", flags_env.trim_end());
-        joined.phases = run.phases().to_vec();
+        report_dry_run(run, &root, d, &node, &setup, &mut joined)?;
         return Ok(joined);
     }
+    let KubeletSetup {
+        kubelet_config,
+        instance_config,
+        flags_env,
+        usages,
+    } = setup;
 
     // The key is durable before the CSR is sent, and the CSR's name derives from it, so a POST
     // that is retried (its answer lost) or a run that is restarted finds its own CSR (409) and
@@ -373,6 +200,246 @@ pub async fn bootstrap_and_install_resuming(
 
     complete(run, &root, d, &mut joined, tuning).await?;
     Ok(joined)
+}
+
+/// The identity-check phase. Before any request: a node that is already joined must not spend
+/// the token again (it may have expired since), and one that belongs elsewhere must not be
+/// overwritten silently. `true` when the join ends here (already joined).
+async fn identity_check(
+    plan: &JoinPlan,
+    d: &Discovered,
+    tuning: &Tuning,
+    run: &mut Run,
+    root: &Root,
+    node: &str,
+    joined: &mut Joined,
+) -> Result<bool, Error> {
+    let stage = run.begin("identity-check", Duration::MAX);
+    match existing::check(root, &d.ca_der, node, SystemTime::now()) {
+        existing::Existing::None => run.end(stage, false),
+        existing::Existing::Joined { not_after } if !plan.force => {
+            info!(
+                "already joined: {} holds a valid certificate for system:node:{node} from this cluster (until {}); nothing to do",
+                install::KUBELET_CONF,
+                crate::time::calendar::rfc3339(not_after)
+            );
+            run.end(stage, true);
+            if plan.dry_run {
+                println!("dry run: this node is already joined; nothing would be written");
+                return Ok(true);
+            }
+            joined.outcome = Outcome::AlreadyJoined;
+            joined.not_after = Some(not_after);
+            // A run that crashed between writing kubelet.conf and removing the pending key
+            // leaves the key behind; its certificate is installed, so it is only debris now.
+            let stage = run.begin("install", tuning.install_phase);
+            let r = root.clone();
+            on_disk(&stage.clock, move || {
+                install::apply(
+                    &r,
+                    &[install::Step::Remove {
+                        path: install::KEY_TMP.into(),
+                        what: "a pending key left by an interrupted run",
+                    }],
+                )
+                .map_err(Error::from)
+            })
+            .await?;
+            run.end(stage, false);
+            // The completion files live in /run (volatile): describe this boot's outcome.
+            complete(run, root, d, joined, tuning).await?;
+            return Ok(true);
+        }
+        existing::Existing::Joined { .. } => {
+            warn!("already joined, but --force given: joining again");
+            run.end(stage, false);
+        }
+        existing::Existing::Stale(why) => {
+            warn!("{} exists but {why}; joining again", install::KUBELET_CONF);
+            run.end(stage, false);
+        }
+        existing::Existing::Conflict(c) if plan.force => {
+            warn!("{c}; replacing it because --force was given");
+            run.end(stage, false);
+        }
+        existing::Existing::Conflict(c) => return Err(bootstrap::Error::Existing(c).into()),
+    }
+    Ok(false)
+}
+
+/// What this node's kubelet gets: the cluster's KubeletConfiguration (with this node's CRI
+/// socket patched in where the cluster's version wants that), the instance configuration, the
+/// kubelet's flags, and the CSR usages of the cluster's version.
+struct KubeletSetup {
+    kubelet_config: String,
+    instance_config: Option<String>,
+    flags_env: String,
+    usages: &'static [&'static str],
+}
+
+/// [`KubeletSetup`] from the cluster's configuration and its version's rules (it says which
+/// rules it applied).
+fn kubelet_setup(
+    plan: &JoinPlan,
+    sys: &dyn Exec,
+    id: &bootstrap::NodeIdentity,
+    node: &str,
+    cfg: &config::ClusterConfig,
+) -> Result<KubeletSetup, Error> {
+    // What this cluster's version needs: CSR usages, runtime flags, pause image.
+    let rules = ClusterRules::for_cluster(cfg.kubernetes_version.as_ref());
+    if let Some(w) = &rules.warning {
+        warn!("{w}");
+    }
+    // kubeadm's NodeLocalCRISocket: the CRI socket in the kubelet's instance configuration,
+    // patched into config.yaml over whatever the cluster's KubeletConfiguration says.
+    let node_local_cri = rules.node_local_cri_socket(cfg.node_local_cri_socket);
+    let (kubelet_config, instance_config) = if node_local_cri {
+        if let Some(ep) = cfg
+            .container_runtime_endpoint
+            .as_ref()
+            .filter(|ep| **ep != plan.cri_socket)
+        {
+            warn!(
+                "the cluster's KubeletConfiguration sets containerRuntimeEndpoint {ep:?}; this node's \
+                 {:?} replaces it in config.yaml, as kubeadm's kubelet instance configuration does",
+                plan.cri_socket
+            );
+        }
+        let patched =
+            install::instance::patch_kubelet_config(&cfg.kubelet_config, &plan.cri_socket)
+                .map_err(|e| {
+                    install::Error::Serialise {
+            what: "the cluster's KubeletConfiguration with this node's containerRuntimeEndpoint",
+            why: e.to_string(),
+        }
+                })?;
+        (patched, Some(install::instance::render(&plan.cri_socket)))
+    } else {
+        (cfg.kubelet_config.clone(), None)
+    };
+    let runtime_endpoint = match &cfg.container_runtime_endpoint {
+        _ if node_local_cri => None,
+        Some(ep) => {
+            if *ep != plan.cri_socket {
+                warn!(
+                    "the cluster's KubeletConfiguration sets containerRuntimeEndpoint {ep:?}, which the kubelet will use; \
+                     --cri-socket {:?} is not passed (use --kubelet-arg container-runtime-endpoint=... to override)",
+                    plan.cri_socket
+                );
+            }
+            None
+        }
+        None => Some(plan.cri_socket.as_str()),
+    };
+    let hostname_override = (id.hostname.as_deref() != Some(node)).then_some(node);
+    let kubelet_version = if rules.needs_kubelet_version(&plan.cri_socket) {
+        local_kubelet_version(&plan.kubelet_path, sys)
+    } else {
+        None
+    };
+    let usages = rules.usages();
+    let args = flags::kubelet_args(&flags::FlagsInput {
+        runtime: rules.runtime_flags(&plan.cri_socket, kubelet_version.as_ref()),
+        container_runtime_endpoint: runtime_endpoint,
+        hostname_override,
+        taints: &plan.taints,
+        image_repository: &cfg.image_repository,
+        pause_tag: rules.pause_tag(),
+        extra_args: &plan.kubelet_extra_args,
+    });
+    let flags_env = flags::render(&args);
+    info!(
+        "cluster version {} ({} in kube-system/kubeadm-config; kubelet configuration from kube-system/{}): \
+         joining as kubeadm v1.{} does, CSR usages [{}], {}{}",
+        rules
+            .version
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), |v| v.to_string()),
+        cfg.api_version.as_deref().unwrap_or("ClusterConfiguration"),
+        cfg.kubelet_config_map,
+        rules.row.minor,
+        usages.join(", "),
+        match rules.pause_tag() {
+            Some(tag) => format!("pause image {}/pause:{tag}", cfg.image_repository),
+            None => "no pause image flag".to_string(),
+        },
+        if node_local_cri {
+            ", the CRI socket in the kubelet instance configuration"
+        } else {
+            ""
+        }
+    );
+    Ok(KubeletSetup {
+        kubelet_config,
+        instance_config,
+        flags_env,
+        usages,
+    })
+}
+
+/// A dry run's end: what the CSR and the install would do, printed and kept in `joined`.
+fn report_dry_run(
+    run: &Run,
+    root: &Root,
+    d: &Discovered,
+    node: &str,
+    setup: &KubeletSetup,
+    joined: &mut Joined,
+) -> Result<(), Error> {
+    let KubeletSetup {
+        kubelet_config,
+        instance_config,
+        flags_env,
+        usages,
+    } = setup;
+    let (key, reused) = csr::load_or_generate_key(root, false)?;
+    if reused {
+        println!(
+            "would: resume certificate signing request {} for {} (key from an earlier attempt)",
+            csr::csr_name(&key, node, usages),
+            csr::common_name(node)
+        );
+    } else {
+        println!(
+            "would: submit a certificate signing request node-csr-<digest of a new P-256 key> for {}",
+            csr::common_name(node)
+        );
+    }
+    println!("would: write under {}:", root);
+    let i = install::Inputs {
+        server: &d.server,
+        ca_pem: &d.ca_pem,
+        cert_chain_pem: "",
+        key_pem: "",
+        kubelet_config,
+        flags_env,
+        instance_config: instance_config.as_deref(),
+        now: SystemTime::now(),
+    };
+    let mut steps = vec![install::Step::File {
+        path: install::KEY_TMP.into(),
+        mode: 0o600,
+        contents: Vec::new(),
+        what: "the node's private key while the CSR is pending",
+    }];
+    steps.extend(install::plan(&i));
+    steps.extend(install::completion_steps());
+    // The join names the client PEM after the issued certificate's notBefore, which a dry
+    // run cannot know: say so instead of printing a name made from the clock.
+    let guessed = install::client_pem_path(i.now);
+    let named = format!("{}/kubelet-client-<notBefore>.pem", install::PKI_DIR);
+    joined.steps = steps
+        .iter()
+        .map(|s| s.to_string().replace(&guessed, &named))
+        .collect();
+    for s in &joined.steps {
+        println!("  {s}");
+    }
+    println!("  (<notBefore>: the issued certificate's notBefore, YYYY-MM-DD-HH-MM-SS in UTC)");
+    println!("  {}", flags_env.trim_end());
+    joined.phases = run.phases().to_vec();
+    Ok(())
 }
 
 /// The version of the kubelet at `path` (`kubelet --version`), as kubeadm's

@@ -985,6 +985,14 @@ impl Handle {
         self.state.requests()
     }
 
+    /// TLS handshakes that did not complete so far: each is a request a client meant to send
+    /// (for instance after refusing the server's certificate) that never reached the API.
+    pub fn failed_handshakes(&self) -> usize {
+        self.state
+            .failed_handshakes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The current CSR objects, as the API returns them.
     pub fn csrs(&self) -> Vec<serde_json::Value> {
         self.state.csr_values()

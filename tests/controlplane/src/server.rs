@@ -170,6 +170,9 @@ async fn connection(
         stream.as_fd().try_clone_to_owned().ok().map(Arc::new)
     };
     let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await else {
+        state
+            .failed_handshakes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return;
     };
     // The verifier already checked the chain; the certificate only names the user.

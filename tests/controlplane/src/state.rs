@@ -72,6 +72,9 @@ pub(crate) struct State {
     pub budgets: Budgets,
     /// Requests being handled now (watches excluded), for `max_in_flight`.
     pub in_flight: AtomicUsize,
+    /// TLS handshakes that did not complete (the client refused the server's certificate, or
+    /// the connection went before the handshake ended): requests that never reached the API.
+    pub failed_handshakes: AtomicUsize,
     /// With `certificate_delay`: approved CSRs `(name, uid)` whose certificate is issued later
     /// by a task of the server's runtime (approvals also come from threads outside it).
     delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
@@ -324,6 +327,7 @@ impl State {
             budgets: Budgets::new(faults.requests.clone()),
             faults,
             in_flight: AtomicUsize::new(0),
+            failed_handshakes: AtomicUsize::new(0),
             delayed_signs,
             delayed_rx: Mutex::new(Some(rx)),
             kube_system: crate::kubesystem::KubeSystem::new(),
