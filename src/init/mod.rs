@@ -31,6 +31,7 @@
 pub mod config;
 pub mod console;
 pub mod mounts;
+pub mod network;
 pub mod pipeline;
 pub mod policy;
 pub mod stages;
