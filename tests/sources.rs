@@ -842,8 +842,19 @@ async fn a_config_drive_found_by_its_label_in_sys_class_block_means_openstack() 
     o.config_drive = Some(drive.clone() as Arc<dyn Drive>);
     let l = load(&o).await.unwrap();
     assert_eq!(l.platform, Some(Platform::OpenStack));
+    // The probe went through the seam (the listing first, then the devices' first bytes), then
+    // the mount of the one labelled config-2.
+    let calls = drive.calls();
+    assert!(
+        matches!(calls.first(), Some(DriveCall::BlockDevices { .. })),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&DriveCall::ReadHead {
+        device: b.dir.path().join("dev/sr0"),
+        len: kubejoin::source::metadata::openstack::label::PROBE_LEN,
+    }));
     assert!(matches!(
-        drive.calls().first(),
+        calls.iter().find(|c| matches!(c, DriveCall::MountRo { .. })),
         Some(DriveCall::MountRo { device, fstype, .. })
             if *device == b.dir.path().join("dev/sr0") && fstype == "iso9660"
     ));

@@ -1,7 +1,9 @@
-//! Mounting a config drive (OpenStack's `config-2` filesystem) read-only, behind a narrow seam.
+//! Finding and mounting a config drive (OpenStack's `config-2` filesystem) read-only, behind a
+//! narrow seam.
 //!
-//! [`Drive`] is the two calls the config-drive reader makes: a read-only mount of one
-//! filesystem type and the unmount. [`RealDrive`] is one `nix` call per method;
+//! [`Drive`] is the calls the config-drive reader makes: the block devices the kernel lists, the
+//! first bytes of one (its label), a read-only mount of one filesystem type and the unmount.
+//! [`RealDrive`] is one system call (or directory read) per method;
 //! [`RecordingDrive`] records typed [`DriveCall`]s, accepts only the filesystem types it is
 //! told to, and emulates a successful mount by placing files in the target directory (removed
 //! again on unmount), so the reader's try-iso9660-then-vfat order, its unmount guard and its
@@ -14,8 +16,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The mount and unmount of a config drive.
+/// The probe, mount and unmount of a config drive.
 pub trait Drive: fmt::Debug + Send + Sync {
+    /// The names of the block devices the kernel lists in `sys_class_block`
+    /// (`/sys/class/block` under the node's root), in no particular order.
+    fn block_devices(&self, sys_class_block: &Path) -> io::Result<Vec<String>>;
+    /// Up to `len` bytes from the start of the device node `device` (where labels are).
+    fn read_head(&self, device: &Path, len: usize) -> io::Result<Vec<u8>>;
     /// `mount(2)` of `device` on `target` as `fstype`, read-only, `nosuid`, `nodev`, `noexec`.
     fn mount_ro(&self, device: &Path, target: &Path, fstype: &str) -> io::Result<()>;
     /// `umount2(2)` of `target`.
@@ -26,7 +33,31 @@ pub trait Drive: fmt::Debug + Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealDrive;
 
+fn list_names(dir: &Path) -> io::Result<Vec<String>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .collect())
+}
+
+fn head(device: &Path, len: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(len);
+    std::fs::File::open(device)?
+        .take(len as u64)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 impl Drive for RealDrive {
+    fn block_devices(&self, sys_class_block: &Path) -> io::Result<Vec<String>> {
+        list_names(sys_class_block)
+    }
+
+    fn read_head(&self, device: &Path, len: usize) -> io::Result<Vec<u8>> {
+        head(device, len)
+    }
+
     fn mount_ro(&self, device: &Path, target: &Path, fstype: &str) -> io::Result<()> {
         use nix::mount::MsFlags as M;
         // The drive's content is untrusted input: nothing on it may run, be a device node, or
@@ -44,6 +75,13 @@ impl Drive for RealDrive {
 /// One recorded call on [`RecordingDrive`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriveCall {
+    BlockDevices {
+        dir: PathBuf,
+    },
+    ReadHead {
+        device: PathBuf,
+        len: usize,
+    },
     MountRo {
         device: PathBuf,
         target: PathBuf,
@@ -54,7 +92,8 @@ pub enum DriveCall {
     },
 }
 
-/// A fake that records calls. A mount succeeds only for the filesystem types given to
+/// A fake that records calls. The probe reads what a test put under its temporary root (device
+/// names in its `/sys/class/block`, device images in its `/dev`). A mount succeeds only for the filesystem types given to
 /// [`RecordingDrive::accepting`]; a successful mount writes the fake drive's files under the
 /// target (so readers see them there), and the unmount deletes them again.
 #[derive(Debug, Default)]
@@ -102,6 +141,21 @@ impl RecordingDrive {
 }
 
 impl Drive for RecordingDrive {
+    fn block_devices(&self, sys_class_block: &Path) -> io::Result<Vec<String>> {
+        self.record(DriveCall::BlockDevices {
+            dir: sys_class_block.to_path_buf(),
+        });
+        list_names(sys_class_block)
+    }
+
+    fn read_head(&self, device: &Path, len: usize) -> io::Result<Vec<u8>> {
+        self.record(DriveCall::ReadHead {
+            device: device.to_path_buf(),
+            len,
+        });
+        head(device, len)
+    }
+
     fn mount_ro(&self, device: &Path, target: &Path, fstype: &str) -> io::Result<()> {
         self.record(DriveCall::MountRo {
             device: device.to_path_buf(),

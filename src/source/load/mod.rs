@@ -20,7 +20,7 @@ use crate::source::metadata::userdata::{self, Document, UserDataError};
 use crate::source::metadata::{
     self, dmi::Dmi, Context, Endpoints, MetadataError, Platform, Provider, UserData, MAX_USER_DATA,
 };
-use crate::sys::drive::Drive;
+use crate::sys::drive::{Drive, RealDrive};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -221,11 +221,12 @@ fn detect_platform(opts: &LoadOptions) -> Option<Platform> {
     // As cloud-init's ds-identify: a filesystem labelled config-2 means OpenStack, whatever the
     // SMBIOS says (some OpenStack clouds run on hardware or hypervisors with their own vendor
     // strings). Only where the drive could be read.
-    if opts.config_drive.is_some()
-        && matches!(opts.metadata, MetadataAccess::Live { .. })
-        && find_config_drive(&opts.root).is_some()
-    {
-        return Some(Platform::OpenStack);
+    if let Some(drive) = &opts.config_drive {
+        if matches!(opts.metadata, MetadataAccess::Live { .. })
+            && find_config_drive(&opts.root, &**drive).is_some()
+        {
+            return Some(Platform::OpenStack);
+        }
     }
     let MetadataAccess::Recorded(dir) = &opts.metadata else {
         return None;
@@ -320,7 +321,10 @@ fn read_drive(opts: &LoadOptions, warnings: &mut Vec<String>) -> Option<Arc<Driv
     if !matches!(opts.metadata, MetadataAccess::Live { .. }) {
         return None;
     }
-    let (device, kind) = find_config_drive(&opts.root)?;
+    // Without a drive seam (a root that is not this machine's `/`) the probe only reads under
+    // that root, to say a drive was found but not mounted.
+    let probe: &dyn Drive = opts.config_drive.as_deref().unwrap_or(&RealDrive);
+    let (device, kind) = find_config_drive(&opts.root, probe)?;
     let Some(sys) = &opts.config_drive else {
         warnings.push(format!(
             "found the config drive {} but cannot mount it here; using the metadata service",

@@ -11,7 +11,7 @@
 //!   16-bit sectors-per-FAT at byte 22 is zero) keeps them at 66 and 71. Padded with spaces.
 
 use crate::fs::root::Root;
-use std::io::Read;
+use crate::sys::Drive;
 use std::path::PathBuf;
 
 /// How many bytes of a device [`label`] needs (the end of the ISO 9660 volume identifier).
@@ -75,22 +75,14 @@ pub fn label(bytes: &[u8]) -> Option<(FsKind, String)> {
 /// case-insensitively, as FAT labels are often upper-cased), from the devices the kernel lists
 /// in `/sys/class/block` and their nodes in `/dev`. Unreadable devices (an empty CD drive) are
 /// skipped. Devices are probed in name order, so the answer does not depend on readdir order.
-pub fn find_by_label(root: &Root, labels: &[&str]) -> Option<(PathBuf, FsKind)> {
+/// Both reads go through the drive seam.
+pub fn find_by_label(root: &Root, drive: &dyn Drive, labels: &[&str]) -> Option<(PathBuf, FsKind)> {
     let class = root.join("/sys/class/block").ok()?;
-    let mut names: Vec<String> = std::fs::read_dir(class)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().map(String::from))
-        .collect();
+    let mut names = drive.block_devices(&class).ok()?;
     names.sort();
     names.into_iter().find_map(|name| {
         let dev = root.join(format!("/dev/{name}")).ok()?;
-        let mut buf = Vec::with_capacity(PROBE_LEN);
-        std::fs::File::open(&dev)
-            .ok()?
-            .take(PROBE_LEN as u64)
-            .read_to_end(&mut buf)
-            .ok()?;
+        let buf = drive.read_head(&dev, PROBE_LEN).ok()?;
         let (kind, l) = label(&buf)?;
         labels
             .iter()
@@ -181,7 +173,8 @@ mod tests {
     fn finds_the_device_under_the_root_from_sys_class_block() {
         let root = tempfile::tempdir().unwrap();
         let r = Root::new(root.path());
-        assert_eq!(find_by_label(&r, &["config-2"]), None);
+        let drive = crate::sys::RecordingDrive::new();
+        assert_eq!(find_by_label(&r, &drive, &["config-2"]), None);
         for name in ["sr0", "vda", "vdb"] {
             std::fs::create_dir_all(root.path().join("sys/class/block").join(name)).unwrap();
         }
@@ -190,14 +183,32 @@ mod tests {
         std::fs::write(root.path().join("dev/vda"), fat("EFI", false)).unwrap();
         std::fs::write(root.path().join("dev/vdb"), fat("CONFIG-2", true)).unwrap();
         assert_eq!(
-            find_by_label(&r, &["config-2"]),
+            find_by_label(&r, &drive, &["config-2"]),
             Some((root.path().join("dev/vdb"), FsKind::Vfat))
         );
         std::fs::write(root.path().join("dev/sr0"), iso("config-2")).unwrap();
         assert_eq!(
-            find_by_label(&r, &["config-2"]),
+            find_by_label(&r, &drive, &["config-2"]),
             Some((root.path().join("dev/sr0"), FsKind::Iso9660))
         );
-        assert_eq!(find_by_label(&r, &["cidata"]), None);
+        assert_eq!(find_by_label(&r, &drive, &["cidata"]), None);
+        // Every read went through the seam: the listing, then each listed node in name order
+        // (sr0's node read fails while it has none; the fake still records the attempt).
+        use crate::sys::drive::DriveCall;
+        let calls = drive.calls();
+        assert!(calls.iter().all(|c| matches!(
+            c,
+            DriveCall::BlockDevices { .. } | DriveCall::ReadHead { .. }
+        )));
+        assert_eq!(
+            calls[1],
+            DriveCall::BlockDevices {
+                dir: root.path().join("sys/class/block")
+            }
+        );
+        assert!(calls.contains(&DriveCall::ReadHead {
+            device: root.path().join("dev/vdb"),
+            len: PROBE_LEN
+        }));
     }
 }

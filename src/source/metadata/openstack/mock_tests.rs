@@ -111,11 +111,14 @@ fn symlinks_on_the_drive_are_not_followed() {
 #[test]
 fn finds_the_config_drive_by_label_under_the_root() {
     let root = tempfile::tempdir().unwrap();
-    assert_eq!(find_config_drive(&Root::new(root.path())), None);
+    assert_eq!(
+        find_config_drive(&Root::new(root.path()), &RecordingDrive::new()),
+        None
+    );
     std::fs::create_dir_all(root.path().join("dev/disk/by-label")).unwrap();
     std::fs::write(root.path().join("dev/disk/by-label/CONFIG-2"), "").unwrap();
     assert_eq!(
-        find_config_drive(&Root::new(root.path())),
+        find_config_drive(&Root::new(root.path()), &RecordingDrive::new()),
         Some((root.path().join("dev/disk/by-label/CONFIG-2"), None))
     );
 }
@@ -328,7 +331,8 @@ fn real_config_drive_on_a_loop_device() {
     }
     let _detach = Detach(loopdev.clone());
     // Found by label the initramfs way, on the real /sys/class/block and /dev.
-    let (found, kind) = label::find_by_label(&Root::new("/"), &LABELS).unwrap();
+    let (found, kind) =
+        label::find_by_label(&Root::new("/"), &crate::sys::RealDrive, &LABELS).unwrap();
     assert_eq!(
         found,
         Path::new(&loopdev),

@@ -42,14 +42,15 @@ pub const LABELS: [&str; 2] = ["config-2", "CONFIG-2"];
 pub const MOUNT_DIR: &str = "/run/kubejoin/config-drive";
 
 /// The config drive's device node under `root`, if the machine has one, and the filesystem its
-/// label was read from (`None` when found through udev's by-label link).
-pub fn find_config_drive(root: &Root) -> Option<(PathBuf, Option<FsKind>)> {
+/// label was read from (`None` when found through udev's by-label link). Devices are probed
+/// through `drive`.
+pub fn find_config_drive(root: &Root, drive: &dyn Drive) -> Option<(PathBuf, Option<FsKind>)> {
     LABELS
         .iter()
         .filter_map(|l| root.join(format!("/dev/disk/by-label/{l}")).ok())
         .find(|p| p.exists())
         .map(|p| (p, None))
-        .or_else(|| label::find_by_label(root, &LABELS).map(|(p, k)| (p, Some(k))))
+        .or_else(|| label::find_by_label(root, drive, &LABELS).map(|(p, k)| (p, Some(k))))
 }
 
 /// What kubejoin reads from a config drive, held in memory once the drive is unmounted.
