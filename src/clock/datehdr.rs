@@ -252,8 +252,10 @@ pub enum Outcome {
 pub enum ProbeError {
     #[error("no certificate was verified")]
     NotVerified,
-    #[error("no usable Date header in the answer")]
+    #[error("the answer has no Date header")]
     NoDate,
+    #[error("the answer's Date header {0:?} is not an HTTP date")]
+    BadDate(String),
     #[error("its certificate does not parse")]
     Leaf,
     #[error(transparent)]
@@ -274,10 +276,10 @@ impl Probe {
         if seen.ok_at_best {
             return Ok(Outcome::NotNeeded);
         }
-        let date = date_header
-            .and_then(crate::time::http_date::parse_http_date)
+        let raw = date_header.ok_or(ProbeError::NoDate)?;
+        let date = crate::time::http_date::parse_http_date(raw)
             .map(WallTime::from_system)
-            .ok_or(ProbeError::NoDate)?;
+            .ok_or_else(|| ProbeError::BadDate(raw.chars().take(64).collect()))?;
         let leaf = window(&seen.leaf).ok_or(ProbeError::Leaf)?;
         let system = crate::sys::clock::node_clock().now();
         let best = best_now(floor(), system).time;
