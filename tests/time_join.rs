@@ -14,7 +14,9 @@
 //! time; a clock in 2015 with no SNTP at all falls back to the build time, then takes the time
 //! from the `Date` of an anonymous answer over TLS verified against the pinned CA and steps its
 //! clock to it; with network time off (`--ntp off`) the same node stops with the clock error and
-//! asks for no `Date`; a dry run never steps the clock but checks certificates at the time it
+//! asks for no `Date`; against a server that sends no `Date` (a testcp fault: a proxy stripping
+//! it) the same node stops with the clock error, says no `Date` came and never sends the token; a
+//! dry run never steps the clock but checks certificates at the time it
 //! learnt (SNTP's or the `Date`) and succeeds; `kubejoin plan` shows the time sources and where
 //! they came from.
 
@@ -551,7 +553,11 @@ fn without_sntp_a_server_sending_no_date_leaves_a_clock_in_2015_to_the_clock_err
     ] {
         assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
     }
-    assert!(!r.stderr.contains("taking the time from the Date"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("taking the time from the Date"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("clock: stepped"), "{}", r.stderr);
     // The server: the probe's GET /version came, anonymous; no request ever carried the token.
     let reqs = cp.requests();

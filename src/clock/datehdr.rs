@@ -444,4 +444,21 @@ mod tests {
         // Another name: refused.
         assert!(verify(&probe_of(&ca), &leaf, "evil.example").is_err());
     }
+
+    #[test]
+    fn a_missing_or_unparsable_date_is_named_as_such_and_nothing_is_taken() {
+        let (ca, leaf) = pki();
+        let p = probe_of(&ca);
+        assert!(verify(&p, &leaf, "localhost").is_ok());
+        let none = p.conclude("https://localhost", None).unwrap_err();
+        assert!(matches!(none, ProbeError::NoDate));
+        assert_eq!(none.to_string(), "the answer has no Date header");
+        let bad = p
+            .conclude("https://localhost", Some("yesterday"))
+            .unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "the answer's Date header \"yesterday\" is not an HTTP date"
+        );
+    }
 }
