@@ -14,7 +14,9 @@
 //! time; a clock in 2015 with no SNTP at all falls back to the build time, then takes the time
 //! from the `Date` of an anonymous answer over TLS verified against the pinned CA and steps its
 //! clock to it; with network time off (`--ntp off`) the same node stops with the clock error and
-//! asks for no `Date`; a dry run never steps the clock but checks certificates at the time it
+//! asks for no `Date`; against a server that sends no `Date` (a testcp fault: a proxy stripping
+//! it) the same node stops with the clock error, says no `Date` came and never sends the token; a
+//! dry run never steps the clock but checks certificates at the time it
 //! learnt (SNTP's or the `Date`) and succeeds; `kubejoin plan` shows the time sources and where
 //! they came from.
 
@@ -517,4 +519,70 @@ fn a_certificate_refused_for_its_time_after_discovery_is_final_at_once_not_retri
     // The client: no retry was announced (debug log).
     assert!(!r.stderr.contains("retrying"), "{}", r.stderr);
     assert!(!root.path().join("etc/kubernetes/kubelet.conf").exists());
+}
+
+#[test]
+fn without_sntp_a_server_sending_no_date_leaves_a_clock_in_2015_to_the_clock_error() {
+    // kube-apiserver always sends `Date`; a proxy in front of it may strip it (the testcp
+    // fault `no_date_header`). With no SNTP and certificates newer than this build, the
+    // verified-Date probe then has nothing to take: a warning saying so, then the clock error at
+    // the first connection verified against the pinned CA, before the token is sent.
+    let ca_from = now_secs().floor();
+    let mut config = Config {
+        pki_backdate: Duration::ZERO,
+        ..Config::default()
+    };
+    config.faults.no_date_header = true;
+    let cp = kubejoin_testcp::start(config).unwrap();
+    let floor = kubejoin::clock::floor::floor().unix_secs() as f64;
+    assert!(floor < ca_from, "floor {floor} not older than {ca_from}");
+    let root = tempfile::tempdir().unwrap();
+    let r = join(&cp, root.path(), Y2015, &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    for needle in [
+        // The probe ran, over verified TLS, and found no Date.
+        "clock: no verified Date taken from https://",
+        "/version: the answer has no Date header",
+        // The clock error: what, the window, the time used and the likely cause.
+        "is not yet valid: it is valid from",
+        "earlier than this kubejoin was built, so the build time was used",
+        "the clock is the likely cause",
+        // What to do.
+        "kubejoin.ntp=HOST[:PORT]",
+        "--ntp HOST[:PORT] for `kubejoin join`",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(
+        !r.stderr.contains("taking the time from the Date"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("clock: stepped"), "{}", r.stderr);
+    // The server: the probe's GET /version came, anonymous; no request ever carried the token.
+    let reqs = cp.requests();
+    let probe = reqs
+        .iter()
+        .find(|q| q.path == "/version")
+        .expect("a GET /version");
+    assert!(!probe.authorization, "{probe:?}");
+    assert!(
+        !reqs.iter().any(|q| q.authorization),
+        "the token was sent: {reqs:?}"
+    );
+    assert!(r.took < Duration::from_secs(30), "{:?}", r.took);
+    // Nothing written under the root.
+    let mut written = Vec::new();
+    let mut dirs = vec![root.path().to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                written.push(e.path());
+            }
+        }
+    }
+    assert!(written.is_empty(), "{written:?}");
 }

@@ -111,9 +111,9 @@ impl Classify for ClockError {
     }
 
     fn hint(&self) -> Option<String> {
-        let ntp = "name NTP servers with kubejoin.ntp=HOST[:PORT] on the kernel command line (repeatable), \
-                   `ntp:` in the KubejoinConfiguration, or DHCP option 42, so kubejoin sets the clock before \
-                   it joins";
+        let ntp = "name NTP servers with kubejoin.ntp=HOST[:PORT] on the kernel command line (repeatable; \
+                   --ntp HOST[:PORT] for `kubejoin join`), `ntp:` in the KubejoinConfiguration, or DHCP \
+                   option 42, so kubejoin sets the clock before it joins";
         let mut h = match self.problem {
             Problem::NotYetValid => format!("this machine's clock is behind: {ntp}; or set the clock (RTC) by hand"),
             Problem::Expired => format!(

@@ -252,8 +252,10 @@ pub enum Outcome {
 pub enum ProbeError {
     #[error("no certificate was verified")]
     NotVerified,
-    #[error("no usable Date header in the answer")]
+    #[error("the answer has no Date header")]
     NoDate,
+    #[error("the answer's Date header {0:?} is not an HTTP date")]
+    BadDate(String),
     #[error("its certificate does not parse")]
     Leaf,
     #[error(transparent)]
@@ -274,10 +276,10 @@ impl Probe {
         if seen.ok_at_best {
             return Ok(Outcome::NotNeeded);
         }
-        let date = date_header
-            .and_then(crate::time::http_date::parse_http_date)
+        let raw = date_header.ok_or(ProbeError::NoDate)?;
+        let date = crate::time::http_date::parse_http_date(raw)
             .map(WallTime::from_system)
-            .ok_or(ProbeError::NoDate)?;
+            .ok_or_else(|| ProbeError::BadDate(raw.chars().take(64).collect()))?;
         let leaf = window(&seen.leaf).ok_or(ProbeError::Leaf)?;
         let system = crate::sys::clock::node_clock().now();
         let best = best_now(floor(), system).time;
@@ -441,5 +443,22 @@ mod tests {
         assert!(verify(&probe_of(&other_ca), &leaf, "localhost").is_err());
         // Another name: refused.
         assert!(verify(&probe_of(&ca), &leaf, "evil.example").is_err());
+    }
+
+    #[test]
+    fn a_missing_or_unparsable_date_is_named_as_such_and_nothing_is_taken() {
+        let (ca, leaf) = pki();
+        let p = probe_of(&ca);
+        assert!(verify(&p, &leaf, "localhost").is_ok());
+        let none = p.conclude("https://localhost", None).unwrap_err();
+        assert!(matches!(none, ProbeError::NoDate));
+        assert_eq!(none.to_string(), "the answer has no Date header");
+        let bad = p
+            .conclude("https://localhost", Some("yesterday"))
+            .unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "the answer's Date header \"yesterday\" is not an HTTP date"
+        );
     }
 }

@@ -214,7 +214,10 @@ async fn verified_date(
             "clock: taking the time from the Date header of {url} over TLS verified against the pinned \
              cluster CA: {d} (source verified-date-header)"
         ),
-        Err(e) => crate::warn!("clock: no verified Date taken from {url}/version: {e}"),
+        Err(e) => crate::warn!(
+            "clock: no verified Date taken from {url}/version: {e}; certificates are checked at \
+             the best time known (the clock, or this build's time when the clock is earlier)"
+        ),
     }
 }
 

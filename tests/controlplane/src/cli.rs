@@ -11,6 +11,7 @@
 //!                       [--watch-cut-every M [--watch-cut-abrupt]] [--certificate-delay 5s]
 //!                       [--max-in-flight N[:RETRY_AFTER]]
 //!                       [--startup-window 1500ms] [--restart down=3s,after=10s|path=PREFIX[,nth=N]]...
+//!                       [--no-date-header]
 //!                       [control-plane flags: --upload-certs | --certificate-key HEX, --etcd ...]
 //! kubejoin-testcp upload-certs --state-dir DIR [--certificate-key HEX] [--certs-ttl 2h]
 //! kubejoin-testcp approve NAME --state-dir DIR
@@ -109,6 +110,8 @@ FAULT INJECTION (serve):
                                down=DURATION,path=PREFIX[,nth=N] (on the Nth request under PREFIX,
                                which is cut unanswered)
                                e.g. --restart down=3s,path=/apis/certificates.k8s.io,nth=2
+    --no-date-header           leave the HTTP Date header out of every answer (kube-apiserver always
+                               sends one: a fault model of a proxy that strips it)
 ";
 
 /// A bad command line (exit code 2).
@@ -289,6 +292,7 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                         config.faults.down_for = duration(&flag, &value(&flag, &mut rest)?)?
                     }
                     "--down-reset" => config.faults.down_mode = DownMode::Reset,
+                    "--no-date-header" => config.faults.no_date_header = true,
                     "--fault" => {
                         let v = value(&flag, &mut rest)?;
                         let fault = crate::fault::parse_spec(&v)
@@ -821,7 +825,7 @@ mod tests {
     #[test]
     fn fault_flags() {
         let Ok(Command::Serve { config, .. }) = parse(&args(
-            "serve --down-for 2s --down-reset --fault status=503,count=3,retry-after=2,path=/api --fault stall=1s,count=1 --watch-cut-every 2 --watch-cut-abrupt --certificate-delay 1500ms --max-in-flight 8:3",
+            "serve --down-for 2s --down-reset --fault status=503,count=3,retry-after=2,path=/api --fault stall=1s,count=1 --watch-cut-every 2 --watch-cut-abrupt --certificate-delay 1500ms --max-in-flight 8:3 --no-date-header",
         )) else {
             panic!("did not parse");
         };
@@ -839,6 +843,7 @@ mod tests {
             })
         );
         assert_eq!(f.certificate_delay, std::time::Duration::from_millis(1500));
+        assert!(f.no_date_header);
         assert_eq!(
             f.max_in_flight,
             Some(InFlightLimit {

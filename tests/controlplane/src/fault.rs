@@ -15,6 +15,7 @@
 //! | [`Faults::certificate_delay`] | the certificate is issued this long after the `Approved` condition |
 //! | [`Faults::max_in_flight`] | 429 + `Retry-After` beyond N concurrent requests, like `--max-requests-inflight` |
 //! | [`Faults::startup_window`] | for N ms after the server starts listening (at start, after `down_for`, after each restart): 401 to every bearer token, 403 to anonymous and certificate users (except `system:masters`), with kube-apiserver's bodies |
+//! | [`Faults::no_date_header`] | every answer without its `Date` header (a proxy that strips it; kube-apiserver always sends one) |
 //! | [`Faults::restarts`] | the server stops (open connections closed, the port refusing), then listens again after N s with the same CA, tokens and objects (CSRs, approvals, ConfigMaps) |
 //!
 //! The startup window reproduces what a real kube-apiserver answers right after it starts
@@ -59,6 +60,12 @@ pub struct Faults {
     /// Restarts of the server, each once (see [`Restart`]); [`crate::Handle::restart`] restarts
     /// it on demand.
     pub restarts: Vec<Restart>,
+    /// Every answer leaves out its HTTP `Date` header. A real kube-apiserver always sends
+    /// `Date` (Go's net/http server adds it to every response); this is a fault model of what
+    /// sits in front of it, e.g. a proxy or load balancer that strips it, so that a client
+    /// taking the time from `Date` (kubejoin's verified-Date time source) can be tested
+    /// without one.
+    pub no_date_header: bool,
 }
 
 /// One restart: the server stops listening (open connections are closed, new ones refused),

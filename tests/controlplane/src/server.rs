@@ -184,6 +184,7 @@ async fn connection(
             .and_then(|certs| certs.first())
             .and_then(|cert| pki::cert_identity(cert)),
     );
+    let date_header = !state.faults.no_date_header;
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
         let identity = identity.clone();
@@ -192,6 +193,7 @@ async fn connection(
         async move { handle(state, lifecycle, identity, raw, req).await }
     });
     let _ = hyper::server::conn::http1::Builder::new()
+        .auto_date_header(date_header)
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
