@@ -122,7 +122,7 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
         initrd: default.to_path_buf(),
         rng: "none",
         smp: 1,
-        what: "the default image in a VM without any hardware random source (the emulated CPU has no RDRAND)".into(),
+        what: "the default image in a VM without any hardware random source (the emulated CPU without RDRAND, no virtio-rng)".into(),
     });
     v
 }
