@@ -809,6 +809,7 @@ pub fn markdown(r: &Value) -> String {
                 "initramfs-none" => "archive uncompressed",
                 "initramfs-none-kozstd" => "archive uncompressed, each module zstd",
                 "smp2" => "default image, VM with 2 CPUs",
+                "virtio-rng" => "default image, virtio-rng device instead of RDRAND",
                 "no-rng" => "default image, VM without a hardware random source",
                 other => other,
             };

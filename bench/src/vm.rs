@@ -54,8 +54,9 @@ pub fn read_env(text: &str) -> BTreeMap<String, String> {
 struct Variant {
     name: String,
     initrd: PathBuf,
-    /// A virtio-rng device in the VM.
-    rng: bool,
+    /// The VM's random source, as `KUBEJOIN_VM_RNG` (tests/vm/src/harness.rs): `cpu` (RDRAND),
+    /// `virtio` (a virtio-rng PCI device) or `none`.
+    rng: &'static str,
     /// The VM's CPUs.
     smp: u32,
     what: String,
@@ -66,10 +67,10 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
     let mut v = vec![Variant {
         name: "default".into(),
         initrd: default.to_path_buf(),
-        rng: true,
+        rng: "cpu",
         smp: 1,
         what: format!(
-            "the VM test's image ({} KiB), with a virtio-rng device",
+            "the VM test's image ({} KiB), the CPU's RDRAND as the random source",
             size(default) / 1024
         ),
     }];
@@ -96,7 +97,7 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
                     size(&p) / 1024
                 ),
                 initrd: p,
-                rng: true,
+                rng: "cpu",
                 smp: 1,
             });
         }
@@ -104,17 +105,24 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
     v.push(Variant {
         name: "smp2".into(),
         initrd: default.to_path_buf(),
-        rng: true,
+        rng: "cpu",
         smp: 2,
         what: "the default image in a VM with 2 CPUs (module loads can then run side by side)"
             .into(),
     });
     v.push(Variant {
+        name: "virtio-rng".into(),
+        initrd: default.to_path_buf(),
+        rng: "virtio",
+        smp: 1,
+        what: "the default image in a VM whose random source is a virtio-rng PCI device (the CPU without RDRAND), as before".into(),
+    });
+    v.push(Variant {
         name: "no-rng".into(),
         initrd: default.to_path_buf(),
-        rng: false,
+        rng: "none",
         smp: 1,
-        what: "the default image in a VM without any hardware random source (the emulated CPU has no RDRAND)".into(),
+        what: "the default image in a VM without any hardware random source (the emulated CPU without RDRAND, no virtio-rng)".into(),
     });
     v
 }
@@ -179,7 +187,7 @@ pub fn run(opts: &BootOptions) -> Result<Value, Error> {
                 .arg(&testcp)
                 .arg("--work")
                 .arg(&work)
-                .env("KUBEJOIN_VM_RNG", if v.rng { "virtio" } else { "none" })
+                .env("KUBEJOIN_VM_RNG", v.rng)
                 .env("KUBEJOIN_VM_SMP", v.smp.to_string())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -548,10 +556,11 @@ mod tests {
                 "initramfs-gzip",
                 "initramfs-zstd",
                 "smp2",
+                "virtio-rng",
                 "no-rng"
             ]
         );
-        assert!(!v[4].rng && v[0].rng);
+        assert_eq!((v[0].rng, v[4].rng, v[5].rng), ("cpu", "virtio", "none"));
         assert_eq!((v[0].smp, v[3].smp), (1, 2));
     }
 }

@@ -233,9 +233,27 @@ pub fn accel() -> &'static str {
     }
 }
 
-/// Whether the VM gets a virtio-rng device (unless `KUBEJOIN_VM_RNG=none`).
-pub fn rng() -> bool {
-    std::env::var("KUBEJOIN_VM_RNG").as_deref() != Ok("none")
+/// The VM's hardware random source, from `KUBEJOIN_VM_RNG`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rng {
+    /// The default (`cpu`, or unset): the emulated CPU gets RDRAND, as every real
+    /// x86 server has, and the guest kernel (`CONFIG_RANDOM_TRUST_CPU=y` in Debian's) seeds its
+    /// pool from them at once. No PCI device: each virtio PCI device costs the guest ~200 ms of
+    /// ACPI interrupt routing under emulation (README "Performance").
+    Cpu,
+    /// `virtio`: a virtio-rng PCI device (the CPU without RDRAND), as the VM had before.
+    Virtio,
+    /// `none`: no random source at all (the guest's pool waits ~1 s for timer jitter).
+    None,
+}
+
+/// `KUBEJOIN_VM_RNG`: `cpu` (the default), `virtio` or `none`.
+pub fn rng() -> Rng {
+    match std::env::var("KUBEJOIN_VM_RNG").as_deref() {
+        Ok("virtio") => Rng::Virtio,
+        Ok("none") => Rng::None,
+        _ => Rng::Cpu,
+    }
 }
 
 /// The VM's CPUs: 1 unless `KUBEJOIN_VM_SMP=N` (1–8), which `scripts/bench --vm` uses to
@@ -274,12 +292,18 @@ pub fn qemu_args(spec: &VmSpec, accel: &str) -> Vec<String> {
         "-serial".into(),
         format!("file:{}", spec.serial_log.display()),
     ];
-    if rng() {
-        // A hardware random source, as cloud and libvirt VMs have (and real CPUs, through
-        // RDRAND, which the emulated CPU lacks): without one the guest kernel's random pool
-        // takes ~1 s of timer jitter to initialise, and the first TLS handshake waits for it
-        // (src/sys/entropy.rs). `KUBEJOIN_VM_RNG=none` boots without it to measure that.
-        a.extend(["-device".into(), "virtio-rng-pci".into()]);
+    // A hardware random source, as real servers and cloud VMs have: without one the guest
+    // kernel's random pool takes ~1 s of timer jitter to initialise, and the first TLS
+    // handshake waits for it (src/sys/entropy.rs). `KUBEJOIN_VM_RNG=none` boots without one
+    // to measure that.
+    match (rng(), accel) {
+        // KVM's `-cpu host` (below) passes the host CPU's RDRAND through.
+        (Rng::Cpu, "kvm") | (Rng::None, _) => {}
+        // TCG emulates RDRAND (qemu 7.2 warns that it lacks RDSEED); qemu64 otherwise, as
+        // before (`-cpu max` would also turn on every other emulated feature, 5-level paging
+        // included: another machine to compare).
+        (Rng::Cpu, _) => a.extend(["-cpu".into(), "qemu64,+rdrand".into()]),
+        (Rng::Virtio, _) => a.extend(["-device".into(), "virtio-rng-pci".into()]),
     }
     if let Some(disk) = &spec.disk {
         a.extend([
@@ -878,9 +902,12 @@ mod tests {
         assert!(s.contains("-no-reboot"));
         assert!(s.contains("-machine pc,accel=tcg"));
         assert!(s.contains("-netdev user,id=n0 -device virtio-net-pci,netdev=n0"));
-        assert_eq!(s.contains("-device virtio-rng-pci"), rng());
+        assert_eq!(s.contains("-device virtio-rng-pci"), rng() == Rng::Virtio);
+        assert_eq!(s.contains("-cpu qemu64,+rdrand"), rng() == Rng::Cpu, "{s}");
         assert!(s.contains("-serial file:/tmp/s.log"));
         assert!(!s.contains("-cpu host"));
+        let k = qemu_args(&spec, "kvm").join(" ");
+        assert!(k.contains("-cpu host") && !k.contains("qemu64"), "{k}");
         assert!(s.contains("-rtc base=2015-01-01"));
         assert!(s.contains(&format!("-smp {} ", smp())));
         assert!(s.contains(
