@@ -508,6 +508,13 @@ fn a_certificate_refused_for_its_time_after_discovery_is_final_at_once_not_retri
     assert!(r.stderr.contains("is not yet valid"), "{}", r.stderr);
     // The server: the one TLS connection of cluster-config was refused by the client, and no
     // verified request reached the API (only discovery's insecure cluster-info fetches did).
+    // The server counts a failed handshake when it sees the client's alert or close, which may
+    // be a moment after the binary exited: wait (bounded) for the count to settle.
+    let until = Instant::now() + Duration::from_secs(2);
+    while cp.failed_handshakes() == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(cp.failed_handshakes(), 1, "{}", r.stderr);
     assert!(
         cp.requests()
