@@ -197,10 +197,10 @@ fn client_identity(
 mod pinned {
     use super::{root_store, TlsError};
     use crate::pki::pin::CaPin;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
     use rustls::client::WebPkiServerVerifier;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
+    use rustls::{CertificateError, OtherError};
     use std::sync::Arc;
 
     /// Verifies exactly as rustls does against the pinned CAs, and nothing else is ever
@@ -271,27 +271,7 @@ mod pinned {
             )))
         }
 
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.pinned.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.pinned.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.pinned.supported_verify_schemes()
-        }
+        crate::delegate_signature_checks!(pinned);
     }
 }
 
