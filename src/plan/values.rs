@@ -181,6 +181,17 @@ fn need(key: Key, value: Option<&str>) -> Result<&str, KeyError> {
     }
 }
 
+/// A boolean key: a bare key (or an empty value) means true, as a flag does.
+fn flag_value(value: Option<&str>) -> Result<bool, KeyError> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("true") | Some("1") | Some("yes") => Ok(true),
+        Some("false") | Some("0") | Some("no") => Ok(false),
+        Some(other) => Err(KeyError::Invalid(format!(
+            "{other:?} is not a boolean (true or false)"
+        ))),
+    }
+}
+
 fn name_value(key: Key, v: &str) -> Result<(String, String), KeyError> {
     let (k, val) = v
         .split_once('=')
@@ -250,15 +261,7 @@ impl Values {
                 Ok(None)
             }
             Key::UnsafeSkipCaVerification => {
-                let b = match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-                    None | Some("") | Some("true") | Some("1") | Some("yes") => true,
-                    Some("false") | Some("0") | Some("no") => false,
-                    Some(other) => {
-                        return Err(KeyError::Invalid(format!(
-                            "{other:?} is not a boolean (true or false)"
-                        )))
-                    }
-                };
+                let b = flag_value(value)?;
                 set_once(&mut self.unsafe_skip_ca_verification, b)
             }
             Key::DiscoveryFile => {
@@ -396,15 +399,7 @@ impl Values {
                 Ok(None)
             }
             Key::ControlPlane => {
-                let b = match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-                    None | Some("") | Some("true") | Some("1") | Some("yes") => true,
-                    Some("false") | Some("0") | Some("no") => false,
-                    Some(other) => {
-                        return Err(KeyError::Invalid(format!(
-                            "{other:?} is not a boolean (true or false)"
-                        )))
-                    }
-                };
+                let b = flag_value(value)?;
                 set_once(&mut self.control_plane, b)
             }
             Key::CertificateKey => {
