@@ -64,14 +64,7 @@ fn kubejoin(cp: &Handle, root: &Path, resolver: Resolver) -> Output {
     support::run_bounded(cmd, RUN_LIMIT)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::text;
 
 /// Everything under `dir` (recursively, symlinks not followed).
 fn entries(dir: &Path) -> Vec<PathBuf> {

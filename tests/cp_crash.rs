@@ -94,14 +94,7 @@ fn kubejoin(cp: &Handle, dir: &Path, failpoint: Option<&str>, extra: &[&str]) ->
     support::run_bounded(cmd, RUN_LIMIT)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::text;
 
 /// One entry of a root: kind and mode (a symlink's mode is its target's business).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,14 +73,7 @@ fn kubejoin(cp: &Handle, root: &Path, umask: &str, failpoint: Option<&str>) -> O
     support::run_bounded(cmd, RUN_LIMIT)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::text;
 
 /// One entry of a root, as the node sees its path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,16 @@ pub fn join_args(cp: &Handle, token: &str, node: &str, root: &Path) -> Vec<Strin
     .collect()
 }
 
+/// A finished process's status, stdout and stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `cmd` to its end, killing it (and failing the test with its stderr) after `limit`.
 pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
     let mut child = cmd.spawn().expect("spawn kubejoin");
