@@ -165,24 +165,13 @@ impl<'a> NodeBoot<'a> {
             plan.sysctls.len()
         );
         // Only what the boot needs before the network (the image's drivers); the kubelet's
-        // modules and the sysctls run beside the network and the join — on a machine with a
-        // second CPU. With one, the thread could only take the CPU the network and the TLS
-        // handshakes need (measured on a 1-CPU emulated VM: host-prep ~100 ms shorter, the
-        // network phase as much or more longer, `bridge`'s init and the link set-up both
-        // taking the rtnl lock; README "Performance"), so it is applied here as before.
-        let beside = self.system.host.module_load_threads() > 1;
-        let (boot, kubelet) = if beside {
-            host::split_for_boot(plan)
-        } else {
-            let empty = host::HostPlan {
-                modules: host::ModulePlan::default(),
-                sysctls: Vec::new(),
-                swaps: Vec::new(),
-                notes: Vec::new(),
-                ..plan.clone()
-            };
-            (plan, empty)
-        };
+        // modules and the sysctls run on a thread beside the network and the join, waited for
+        // before the handoff. On a machine with one CPU that thread is in the idle scheduling
+        // class: it takes only the time the boot leaves (waits on the network and the API
+        // server), instead of competing with the link set-up and the TLS handshakes (at normal
+        // priority, measured on a 1-CPU emulated VM, it made /init → handoff ~100–200 ms longer:
+        // README "Performance").
+        let (boot, kubelet) = host::split_for_boot(plan);
         host::apply(&boot, &self.host_root, &*self.system.host)
             .map_err(|e| Failure::from_error("host-prep", &e))?;
         self.host_applied.record(&cfg.modules, &cfg.sysctls);
@@ -524,9 +513,20 @@ impl KubeletPrep {
         sys: std::sync::Arc<dyn crate::sys::host::Host>,
     ) -> Self {
         let work = plan.clone();
+        let idle = sys.module_load_threads() <= 1;
         let thread = std::thread::Builder::new()
             .name("host-kubelet".into())
-            .spawn(move || host::apply(&work, &root, &*sys).map(|_| ()))
+            .spawn(move || {
+                if idle {
+                    // Best effort: at normal priority it is only slower for the boot.
+                    if let Err(e) = sys.idle_priority() {
+                        crate::warn!(
+                            "host: the kubelet's preparation runs at normal priority: {e}"
+                        );
+                    }
+                }
+                host::apply(&work, &root, &*sys).map(|_| ())
+            })
             // No thread (out of resources): the handoff applies it instead.
             .ok();
         Self { plan, thread }
@@ -1432,8 +1432,9 @@ mod tests {
         host_layers(1).await;
     }
 
-    /// With a second CPU the kubelet's part of host-prep runs beside the next stages; the
-    /// layers and their precedence come out the same.
+    /// With a second CPU the kubelet's part of host-prep runs beside the next stages at normal
+    /// priority (with one, in the idle class); the layers and their precedence come out the
+    /// same.
     #[tokio::test]
     async fn host_settings_are_applied_in_layers_with_the_kubelets_part_beside() {
         host_layers(2).await;
@@ -1531,11 +1532,22 @@ mod tests {
         // The image's NIC driver before host-prep ends; the kubelet's modules and the sysctls
         // beside the next stages, waited for before the handoff.
         assert!(host.loaded().iter().any(|x| x == "virtio_net"));
-        if threads > 1 {
-            assert!(boot.host_kubelet.is_some());
-            boot.host_kubelet_done("handoff").unwrap();
-        }
+        assert!(boot.host_kubelet.is_some());
+        boot.host_kubelet_done("handoff").unwrap();
         assert!(boot.host_kubelet.is_none());
+        // One CPU: the thread asked for the idle class before loading; two: it did not.
+        let calls = host.calls();
+        let idle = calls
+            .iter()
+            .position(|c| matches!(c, crate::sys::host::HostCall::IdlePriority));
+        let overlay = calls.iter().position(|c| {
+            matches!(c, crate::sys::host::HostCall::FinitModule { module, .. } if module == "overlay")
+        });
+        if threads == 1 {
+            assert!(idle.is_some() && idle < overlay, "{calls:?}");
+        } else {
+            assert_eq!(idle, None, "{calls:?}");
+        }
         let after_prep = host.loaded();
         for m in ["virtio_net", "overlay", "br_netfilter"] {
             assert!(after_prep.iter().any(|x| x == m), "{m}: {after_prep:?}");

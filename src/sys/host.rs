@@ -67,6 +67,13 @@ pub trait Host: fmt::Debug + Send + Sync {
     fn module_load_threads(&self) -> usize {
         1
     }
+
+    /// Puts the calling thread in the kernel's idle scheduling class (`SCHED_IDLE`): it then
+    /// runs only when no other thread of the machine wants the CPU. For background work on a
+    /// machine with one CPU.
+    fn idle_priority(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Module loads at once on a real kernel: one per CPU, at most 4 (beyond that the kernel's own
@@ -156,6 +163,29 @@ impl Host for RealHost {
         real_module_load_threads()
     }
 
+    #[allow(unsafe_code)]
+    fn idle_priority(&self) -> io::Result<()> {
+        // The raw system call: musl's sched_setscheduler() always fails with ENOSYS (POSIX
+        // means the process, Linux sets one thread). The kernel reads one int, the priority
+        // (0 for SCHED_IDLE).
+        let priority: libc::c_int = 0;
+        // SAFETY: pid 0 is the calling thread; `priority` is a valid `struct sched_param` (its
+        // only field the kernel reads) that outlives the call; the kernel only reads it.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_sched_setscheduler,
+                0 as libc::pid_t,
+                libc::SCHED_IDLE,
+                std::ptr::addr_of!(priority),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     fn effective_capabilities(&self) -> io::Result<CapabilitySet> {
         let caps = caps::read(None, caps::CapSet::Effective)
             .map_err(|e| io::Error::other(e.to_string()))?;
@@ -225,6 +255,8 @@ pub enum HostCall {
         key: String,
         value: String,
     },
+    /// The calling thread asked for the idle scheduling class.
+    IdlePriority,
 }
 
 /// A recording fake. Loads and swapoffs succeed unless an errno was injected for that module
@@ -379,6 +411,11 @@ impl RecordingHost {
 impl Host for RecordingHost {
     fn module_load_threads(&self) -> usize {
         self.load_threads
+    }
+
+    fn idle_priority(&self) -> io::Result<()> {
+        self.record(HostCall::IdlePriority);
+        Ok(())
     }
 
     fn uname_release(&self) -> io::Result<String> {
