@@ -59,6 +59,8 @@ struct Variant {
     rng: &'static str,
     /// The VM's CPUs.
     smp: u32,
+    /// qemu's machine type, as `KUBEJOIN_VM_MACHINE`: `q35` (the VM test's) or `pc`.
+    machine: &'static str,
     what: String,
 }
 
@@ -69,8 +71,9 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
         initrd: default.to_path_buf(),
         rng: "cpu",
         smp: 1,
+        machine: "q35",
         what: format!(
-            "the VM test's image ({} KiB), the CPU's RDRAND as the random source",
+            "the VM test's image ({} KiB) on qemu's q35 machine with 1 CPU, the CPU's RDRAND as the random source",
             size(default) / 1024
         ),
     }];
@@ -99,6 +102,7 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
                 initrd: p,
                 rng: "cpu",
                 smp: 1,
+                machine: "q35",
             });
         }
     }
@@ -107,14 +111,24 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
         initrd: default.to_path_buf(),
         rng: "cpu",
         smp: 2,
+        machine: "q35",
         what: "the default image in a VM with 2 CPUs (module loads can then run side by side)"
             .into(),
+    });
+    v.push(Variant {
+        name: "pc".into(),
+        initrd: default.to_path_buf(),
+        rng: "cpu",
+        smp: 1,
+        machine: "pc",
+        what: "the default image on qemu's pc machine (i440FX, PCI interrupts routed through ACPI link devices), as before".into(),
     });
     v.push(Variant {
         name: "virtio-rng".into(),
         initrd: default.to_path_buf(),
         rng: "virtio",
         smp: 1,
+        machine: "q35",
         what: "the default image in a VM whose random source is a virtio-rng PCI device (the CPU without RDRAND), as before".into(),
     });
     v.push(Variant {
@@ -122,6 +136,7 @@ fn variants(env: &BTreeMap<String, String>, default: &Path) -> Vec<Variant> {
         initrd: default.to_path_buf(),
         rng: "none",
         smp: 1,
+        machine: "q35",
         what: "the default image in a VM without any hardware random source (the emulated CPU without RDRAND, no virtio-rng)".into(),
     });
     v
@@ -189,6 +204,7 @@ pub fn run(opts: &BootOptions) -> Result<Value, Error> {
                 .arg(&work)
                 .env("KUBEJOIN_VM_RNG", v.rng)
                 .env("KUBEJOIN_VM_SMP", v.smp.to_string())
+                .env("KUBEJOIN_VM_MACHINE", v.machine)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
