@@ -77,7 +77,7 @@ fn adopt(server: &str, date: WallTime) {
 }
 
 /// Why a `Date` was not taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refused {
     #[error("its Date {date} is earlier than this kubejoin's build time {floor}")]
     BeforeFloor { date: WallTime, floor: WallTime },
@@ -92,7 +92,11 @@ pub enum Refused {
     #[error(
         "its certificate chain does not verify against the pinned CA at its Date {date}: {why}"
     )]
-    Chain { date: WallTime, why: String },
+    Chain {
+        date: WallTime,
+        #[source]
+        why: rustls::Error,
+    },
 }
 
 /// The acceptance rules of a `Date` from a pinned-TLS answer (docs/time.md), in order: not
@@ -104,7 +108,7 @@ pub fn judge(
     floor: WallTime,
     best: WallTime,
     leaf: (WallTime, WallTime),
-    verify_at: impl FnOnce(WallTime) -> Result<(), String>,
+    verify_at: impl FnOnce(WallTime) -> Result<(), rustls::Error>,
 ) -> Result<WallTime, Refused> {
     if date < floor {
         return Err(Refused::BeforeFloor { date, floor });
@@ -272,7 +276,6 @@ impl Probe {
                     unix_time(d),
                 )
                 .map(|_| ())
-                .map_err(|e| e.to_string())
         })?;
         adopt(server, taken);
         crate::log::record_event(
@@ -296,7 +299,7 @@ mod tests {
     /// A leaf valid from a week after the floor for a year.
     const LEAF: (WallTime, WallTime) = (t(1_796_083_200 + 7 * DAY), t(1_796_083_200 + 372 * DAY));
 
-    fn ok(_: WallTime) -> Result<(), String> {
+    fn ok(_: WallTime) -> Result<(), rustls::Error> {
         Ok(())
     }
 
@@ -354,14 +357,16 @@ mod tests {
         let mut asked = None;
         let r = judge(date, FLOOR, FLOOR, LEAF, |d| {
             asked = Some(d);
-            Err("the CA has expired".into())
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ))
         });
         assert_eq!(asked, Some(date));
         assert_eq!(
             r,
             Err(Refused::Chain {
                 date,
-                why: "the CA has expired".into()
+                why: rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
             })
         );
     }
