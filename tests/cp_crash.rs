@@ -263,14 +263,25 @@ fn a_crash_at_every_control_plane_write_re_runs_to_the_same_files() {
     // control plane's). The worker's list comes from the binary's own derivation
     // (`KUBEJOIN_FAILPOINT=list` prints the same, checked by tests/crash.rs); every failpoint
     // in between must be one of it, so no control-plane write hides there.
-    let worker = kubejoin::install::failpoints::list();
+    //
+    // The worker's Cluster API sentinel is not among them: a control-plane join writes it (and
+    // result.json again, `control_plane: ready`) only after its phases after the kubelet, so
+    // those writes come last and are crash-tested with the control plane's.
+    let sentinel = "/run/cluster-api/bootstrap-success.complete";
+    let worker: Vec<String> = kubejoin::install::failpoints::list()
+        .into_iter()
+        .filter(|f| !f.contains("/run/cluster-api"))
+        .collect();
     // (By its first and last names: the worker's `/etc` ones, such as ca.crt, are passed by
     // control-plane-files first.)
     let first = traced.iter().position(|f| *f == worker[0]).unwrap();
-    let last = traced
-        .iter()
-        .rposition(|f| Some(f) == worker.last())
-        .unwrap();
+    // (Its last, result.json, is written again by the control plane's completion: the first
+    // time after `first` is the worker's.)
+    let last = first
+        + traced[first..]
+            .iter()
+            .position(|f| Some(f) == worker.last())
+            .unwrap();
     for f in &traced[first..=last] {
         assert!(
             worker.contains(f),
@@ -297,9 +308,24 @@ fn a_crash_at_every_control_plane_write_re_runs_to_the_same_files() {
     assert_eq!(
         points
             .iter()
-            .filter(|f| f.starts_with("write.before:"))
+            .filter(|f| f.starts_with("write.before:/etc/"))
             .count(),
         cp_files,
+        "{points:#?}"
+    );
+    // …and the join's completion once the control plane is ready, last of all.
+    let last_writes: Vec<&String> = points
+        .iter()
+        .filter(|f| f.starts_with("write.before:"))
+        .rev()
+        .take(2)
+        .collect();
+    assert_eq!(
+        last_writes,
+        [
+            &format!("write.before:{sentinel}"),
+            &"write.before:/run/kubejoin/result.json".to_string()
+        ],
         "{points:#?}"
     );
     assert!(

@@ -134,6 +134,17 @@ fn files_under(dir: &Path) -> Vec<String> {
 }
 
 /// A file's bytes, or a symlink's target (the kubelet's client PEM link names a node path).
+/// `result.json`'s `control_plane` and whether the Cluster API sentinel exists.
+fn completion(root: &Path) -> (String, bool) {
+    let v: serde_json::Value =
+        serde_json::from_slice(&contents(&root.join("run/kubejoin/result.json"))).unwrap();
+    (
+        v["control_plane"].as_str().unwrap_or("(none)").to_string(),
+        root.join("run/cluster-api/bootstrap-success.complete")
+            .exists(),
+    )
+}
+
 fn contents(p: &Path) -> Vec<u8> {
     match std::fs::read_link(p) {
         Ok(target) => target.display().to_string().into_bytes(),
@@ -320,6 +331,8 @@ fn a_control_plane_joins_a_stacked_etcd_cluster() {
         for t in &taints {
             assert!(keys.contains(t), "{version}: {keys:?}");
         }
+        // The join is complete only now: result.json says so and Cluster API's sentinel exists.
+        assert_eq!(completion(&root), ("ready".to_string(), true), "{version}");
 
         // A second run finds the control plane's files and stops before writing anything.
         let before: Vec<(String, Vec<u8>)> = files_under(&root)
@@ -454,6 +467,8 @@ fn an_etcd_that_refuses_the_member_ends_the_join_with_its_reason() {
     assert!(adds >= 2, "retried: {adds}");
     assert_eq!(cp.etcd_members().len(), 1);
     assert!(!root.join("etc/kubernetes/manifests/etcd.yaml").exists());
+    // The worker half was installed, but the node is not bootstrapped: no sentinel.
+    assert_eq!(completion(&root), ("failed".to_string(), false));
 }
 
 #[test]
@@ -480,6 +495,7 @@ fn the_wait_for_the_local_api_server_is_bounded() {
     assert!(r.took < Duration::from_secs(40), "{:?}", r.took);
     // Everything before it was done.
     assert!(root.join("etc/kubernetes/manifests/etcd.yaml").exists());
+    assert_eq!(completion(&root), ("failed".to_string(), false));
 }
 
 #[test]
@@ -744,6 +760,8 @@ fn handoff_exec_hands_the_phases_after_the_kubelet_to_a_finish_step() {
             .exists(),
         "the handover is removed once finished"
     );
+    // The finish step completed the join: result.json's control plane and the sentinel.
+    assert_eq!(completion(&root), ("ready".to_string(), true));
 
     // etcd: list, add as a learner, promote, by the healthcheck client; etcd.yaml written.
     let paths: Vec<String> = cp.etcd_calls().into_iter().map(|c| c.path).collect();

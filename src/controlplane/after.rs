@@ -284,11 +284,37 @@ pub async fn finish_from_handover(root: &Root) -> Result<bool, Error> {
 }
 
 /// The phases after the kubelet, from `h` and the files under `root`, each bounded by its own
-/// limit and by `deadline`; each one finished is appended to `phases`.
+/// limit and by `deadline`; each one finished is appended to `phases`. Then the join's
+/// completion: `result.json`'s `control_plane` becomes `ready` and the Cluster API sentinel is
+/// written (`failed`, without the sentinel, when a phase failed).
 pub async fn run(
     root: &Root,
     h: &Handover,
     deadline: Deadline,
+    phases: &mut Vec<log::PhaseRecord>,
+) -> Result<(), Error> {
+    match run_phases(root, h, &deadline, phases).await {
+        Ok(()) => {
+            let steps = install::control_plane_completion(root, true).map_err(Error::Write)?;
+            write(root, steps, &deadline).await
+        }
+        Err(e) => {
+            // Best effort: the error itself is what the caller reports.
+            match install::control_plane_completion(root, false)
+                .and_then(|steps| install::apply(root, &steps))
+            {
+                Ok(()) => {}
+                Err(w) => crate::warn!("marking the control plane failed in result.json: {w}"),
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn run_phases(
+    root: &Root,
+    h: &Handover,
+    deadline: &Deadline,
     phases: &mut Vec<log::PhaseRecord>,
 ) -> Result<(), Error> {
     let doc: serde_json::Value = crate::yaml::from_str(&h.cluster_configuration).map_err(|e| {

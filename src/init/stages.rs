@@ -890,6 +890,14 @@ mod tests {
             serde_json::json!(["node-role.kubernetes.io/control-plane:NoSchedule"])
         );
         assert!(!handover.contains(KEY), "{handover}");
+        // Handed over, not finished: result.json says so and Cluster API's sentinel waits for
+        // the finish step.
+        let result: serde_json::Value =
+            serde_json::from_str(&read(crate::install::RESULT_JSON)).unwrap();
+        assert_eq!(result["control_plane"], "finishing", "{result}");
+        assert!(!node
+            .join("run/cluster-api/bootstrap-success.complete")
+            .exists());
         let mode = |p: &str| {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::metadata(node.join(p.trim_start_matches('/')))

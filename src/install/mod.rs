@@ -68,6 +68,12 @@ pub enum Error {
     Write(#[from] WriteError),
     #[error("serialising {what}: {why}")]
     Serialise { what: &'static str, why: String },
+    #[error("reading back {path} under {root}: {why}")]
+    ReadBack {
+        path: &'static str,
+        root: String,
+        why: String,
+    },
 }
 
 impl Classify for Error {
@@ -300,7 +306,15 @@ pub struct JoinResult {
     /// What the clock phase did (time source, offset, the step), when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<crate::clock::phase::ClockRecord>,
+    /// A control-plane join only: `finishing` while etcd-join, mark-control-plane and
+    /// wait-control-plane have not ended (their own status is in
+    /// `/run/kubejoin/control-plane.json`), then `ready` or `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<String>,
 }
+
+/// `result.json`'s `control_plane` while the phases after the kubelet have not ended.
+pub const CONTROL_PLANE_FINISHING: &str = "finishing";
 
 /// Writes `result.json` alone (0644): PID 1's report of a failed boot, or a carried-over one.
 pub fn write_result_json(root: &Root, json: &[u8]) -> Result<(), Error> {
@@ -315,29 +329,75 @@ pub fn write_result_json(root: &Root, json: &[u8]) -> Result<(), Error> {
     )
 }
 
-/// Writes `result.json` and the Cluster API sentinel (both 0644).
+/// Writes `result.json` and the Cluster API sentinel (both 0644). A control-plane join whose
+/// phases after the kubelet are still to run (`control_plane: finishing`) gets no sentinel yet:
+/// Cluster API takes it for "the node is bootstrapped", which kubeadm's node is only once
+/// `kubeadm join` has returned; [`control_plane_completion`] writes it then.
 pub fn write_completion(root: &Root, result: &JoinResult) -> Result<(), Error> {
     let mut json = serde_json::to_vec_pretty(result).map_err(|e| Error::Serialise {
         what: "result.json",
         why: e.to_string(),
     })?;
     json.push(b'\n');
-    let steps = [
-        Step::File {
-            path: RESULT_JSON.into(),
-            mode: 0o644,
-            contents: json,
-            what: "join result",
-        },
-        // Cluster API's convention: the file holds "success".
-        Step::File {
-            path: CAPI_SENTINEL.into(),
-            mode: 0o644,
-            contents: b"success\n".to_vec(),
-            what: "bootstrap sentinel",
-        },
-    ];
+    let mut steps = vec![Step::File {
+        path: RESULT_JSON.into(),
+        mode: 0o644,
+        contents: json,
+        what: "join result",
+    }];
+    if result.control_plane.as_deref() != Some(CONTROL_PLANE_FINISHING) {
+        steps.push(sentinel());
+    }
     apply(root, &steps)
+}
+
+/// Cluster API's convention: the file holds "success".
+fn sentinel() -> Step {
+    Step::File {
+        path: CAPI_SENTINEL.into(),
+        mode: 0o644,
+        contents: b"success\n".to_vec(),
+        what: "bootstrap sentinel",
+    }
+}
+
+/// The writes that end a control-plane join once its phases after the kubelet have ended:
+/// `result.json` (as the join wrote it, under `root`) with `control_plane` set to `ready` or
+/// `failed`, and on `ready` the Cluster API sentinel. Nothing when there is no `result.json`
+/// (a finish step run by hand on a node whose `/run` was emptied by a reboot).
+pub fn control_plane_completion(root: &Root, ready: bool) -> Result<Vec<Step>, Error> {
+    let bad = |why: String| Error::ReadBack {
+        path: RESULT_JSON,
+        root: root.to_string(),
+        why,
+    };
+    let bytes = match root.read(RESULT_JSON) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let Some(obj) = doc.as_object_mut() else {
+        return Err(bad("it is not a JSON object".into()));
+    };
+    let state = if ready { "ready" } else { "failed" };
+    obj.insert("control_plane".into(), serde_json::Value::from(state));
+    let mut json = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Serialise {
+        what: "result.json",
+        why: e.to_string(),
+    })?;
+    json.push(b'\n');
+    let mut steps = vec![Step::File {
+        path: RESULT_JSON.into(),
+        mode: 0o644,
+        contents: json,
+        what: "join result (control plane ended)",
+    }];
+    if ready {
+        steps.push(sentinel());
+    }
+    Ok(steps)
 }
 
 /// The completion steps, for a dry run's listing.
@@ -514,6 +574,7 @@ users:
             ca_pin: None,
             phases: vec![],
             clock: None,
+            control_plane: None,
         };
         write_completion(&root, &r).unwrap();
         let v: serde_json::Value = serde_json::from_str(
@@ -522,9 +583,77 @@ users:
         .unwrap();
         assert_eq!(v["outcome"], "joined");
         assert_eq!(v["certificate_not_after"], "1970-01-01T00:00:00Z");
+        assert!(v.get("control_plane").is_none(), "{v}");
         assert_eq!(
             std::fs::read_to_string(root.join(CAPI_SENTINEL).unwrap()).unwrap(),
             "success\n"
+        );
+    }
+
+    /// A control-plane join: result.json says `finishing` and no sentinel until the phases after
+    /// the kubelet end; then `ready` with the sentinel, or `failed` without it. The rest of
+    /// result.json is kept as the join wrote it.
+    #[test]
+    fn a_control_plane_join_gets_its_sentinel_only_when_its_control_plane_is_ready() {
+        let read = |root: &Root| -> serde_json::Value {
+            serde_json::from_slice(&root.read(RESULT_JSON).unwrap()).unwrap()
+        };
+        let sentinel = |root: &Root| root.join(CAPI_SENTINEL).unwrap().exists();
+        for ready in [true, false] {
+            let t = tempfile::tempdir().unwrap();
+            let root = Root::new(t.path());
+            // Without result.json (a /run emptied by a reboot) there is nothing to amend.
+            assert!(control_plane_completion(&root, ready).unwrap().is_empty());
+            let r = JoinResult {
+                outcome: "joined".into(),
+                node: "cp-2".into(),
+                csr: Some("node-csr-x".into()),
+                certificate_not_after: None,
+                server: "https://s".into(),
+                ca_pin: Some("sha256:ab".into()),
+                phases: vec![],
+                clock: None,
+                control_plane: Some(CONTROL_PLANE_FINISHING.into()),
+            };
+            write_completion(&root, &r).unwrap();
+            assert_eq!(read(&root)["control_plane"], "finishing");
+            assert!(
+                !sentinel(&root),
+                "no sentinel while the control plane finishes"
+            );
+
+            let steps = control_plane_completion(&root, ready).unwrap();
+            apply(&root, &steps).unwrap();
+            let v = read(&root);
+            assert_eq!(v["control_plane"], if ready { "ready" } else { "failed" });
+            assert_eq!(
+                (v["node"].as_str(), v["ca_pin"].as_str()),
+                (Some("cp-2"), Some("sha256:ab"))
+            );
+            assert_eq!(sentinel(&root), ready);
+            if ready {
+                assert_eq!(root.read(CAPI_SENTINEL).unwrap(), b"success\n");
+            }
+        }
+        // A result.json that is not one is an error naming it, not overwritten.
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::new(t.path());
+        apply(
+            &root,
+            &[Step::File {
+                path: RESULT_JSON.into(),
+                mode: 0o644,
+                contents: b"[1]".to_vec(),
+                what: "x",
+            }],
+        )
+        .unwrap();
+        let e = control_plane_completion(&root, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/run/kubejoin/result.json") && e.contains("not a JSON object"),
+            "{e}"
         );
     }
 

@@ -198,7 +198,7 @@ pub async fn bootstrap_and_install_resuming(
     .await?;
     run.end(stage, false);
 
-    complete(run, &root, d, &mut joined, tuning).await?;
+    complete(run, &root, d, &mut joined, tuning, plan).await?;
     Ok(joined)
 }
 
@@ -247,7 +247,7 @@ async fn identity_check(
             .await?;
             run.end(stage, false);
             // The completion files live in /run (volatile): describe this boot's outcome.
-            complete(run, root, d, joined, tuning).await?;
+            complete(run, root, d, joined, tuning, plan).await?;
             return Ok(true);
         }
         existing::Existing::Joined { .. } => {
@@ -483,13 +483,16 @@ fn local_kubelet_version(
     }
 }
 
-/// Writes the completion contract (`result.json`, Cluster API sentinel) as its own phase.
+/// Writes the completion contract (`result.json`, Cluster API sentinel) as its own phase. For a
+/// control-plane join `result.json` says the control plane is still finishing and the sentinel
+/// waits for its phases after the kubelet (`install::control_plane_completion`).
 async fn complete(
     run: &mut Run,
     root: &Root,
     d: &Discovered,
     joined: &mut Joined,
     tuning: &Tuning,
+    plan: &JoinPlan,
 ) -> Result<(), Error> {
     let stage = run.begin("completion", tuning.install_phase);
     let result = install::JoinResult {
@@ -505,6 +508,12 @@ async fn complete(
         ca_pin: ca_pin(d),
         phases: run.phases().to_vec(),
         clock: run.clock.clone(),
+        // An already-joined control plane runs its phases after the kubelet again too (each
+        // finds what an earlier attempt did).
+        control_plane: plan
+            .control_plane
+            .as_ref()
+            .map(|_| install::CONTROL_PLANE_FINISHING.into()),
     };
     let r = root.clone();
     on_disk(&stage.clock, move || {
