@@ -345,7 +345,7 @@ async fn run_phases(
     .map_err(|e| Error::Internal(format!("the admin client for {}: {e}", h.server)))?;
 
     if matches!(cfg.etcd, Etcd::Local(_)) {
-        let (name, clock) = begin(&deadline, "etcd-join", ETCD_PHASE);
+        let (name, clock) = begin(deadline, "etcd-join", ETCD_PHASE);
         let ca = read(&pki("etcd/ca.crt"))?;
         let cert = read(&pki("etcd/healthcheck-client.crt"))?;
         let key = read(&pki("etcd/healthcheck-client.key"))?;
@@ -361,11 +361,11 @@ async fn run_phases(
             contents: file.contents,
             what: "static Pod manifest (etcd, joining the existing cluster)",
         };
-        write(root, vec![step], &deadline).await?;
+        write(root, vec![step], deadline).await?;
         phases.push(name.ok(&clock));
     }
 
-    let (name, clock) = begin(&deadline, "mark-control-plane", MARK_PHASE);
+    let (name, clock) = begin(deadline, "mark-control-plane", MARK_PHASE);
     within(
         &clock,
         finish::mark(&admin, &node.name, cfg.minor(), &h.taints),
@@ -373,7 +373,7 @@ async fn run_phases(
     .await??;
     phases.push(name.ok(&clock));
 
-    let (name, clock) = begin(&deadline, "wait-control-plane", HEALTH_PHASE);
+    let (name, clock) = begin(deadline, "wait-control-plane", HEALTH_PHASE);
     within(&clock, finish::wait_healthy(&h.healthz_url, &trust)).await??;
     info!(
         "control plane: the local API server at {} is healthy",
