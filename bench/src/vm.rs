@@ -572,11 +572,13 @@ mod tests {
                 "initramfs-gzip",
                 "initramfs-zstd",
                 "smp2",
+                "pc",
                 "virtio-rng",
                 "no-rng"
             ]
         );
-        assert_eq!((v[0].rng, v[4].rng, v[5].rng), ("cpu", "virtio", "none"));
+        assert_eq!((v[0].rng, v[5].rng, v[6].rng), ("cpu", "virtio", "none"));
         assert_eq!((v[0].smp, v[3].smp), (1, 2));
+        assert_eq!((v[0].machine, v[4].machine), ("q35", "pc"));
     }
 }
