@@ -739,6 +739,8 @@ impl HostAdditions {
             read_modules_load_d: false,
             read_sysctl_d: false,
             read_kernel_cmdline: true,
+            // Host-prep's coldplug loaded the drivers of the devices present.
+            coldplug: false,
             ..HostConfig::default()
         }
     }

@@ -237,6 +237,26 @@ impl ModuleIndex {
         }
     }
 
+    /// The modules among `among` (normalised names) that a device's `modalias` selects:
+    /// their aliases (fnmatch patterns of modules.alias) matching it, as `resolve` matches
+    /// but looking only at those modules' aliases (a handful, where the whole index of a
+    /// kernel holds thousands — this runs once per device). Built-in ones are left out:
+    /// nothing to load. In the index's order.
+    pub fn matching(&self, modalias: &str, among: &[String]) -> Vec<String> {
+        let a = alias_normalize(modalias);
+        let mut found: Vec<String> = Vec::new();
+        for (pattern, module) in &self.aliases {
+            if among.contains(module)
+                && self.modules.contains_key(module)
+                && !found.contains(module)
+                && fnmatch::fnmatch(pattern, &a)
+            {
+                found.push(module.clone());
+            }
+        }
+        found
+    }
+
     /// Whether `name` is compiled into the kernel.
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin.contains(&normalize(name))
@@ -560,6 +580,56 @@ pub struct ModulePlan {
     pub requests: Vec<PlannedRequest>,
     /// In load order: every module after the modules it needs.
     pub loads: Vec<PlannedLoad>,
+    /// The image's drivers, loaded for the devices present once `loads` are in
+    /// (`crate::host::coldplug`); `None` where no image lists any (a booted node: udev's job).
+    pub coldplug: Option<Coldplug>,
+}
+
+/// Where an image lists the drivers it ships for coldplug: module names, one a line, `#`
+/// comments (written by `kubejoin-image build --drivers-list`). Not a modules-load.d file: these
+/// modules are loaded only for a device present that matches them, or a filesystem mounted.
+pub const DRIVERS_PATH: &str = "/usr/lib/kubejoin/drivers.conf";
+
+/// Drivers loaded for the devices present, as udev's coldplug does in an initramfs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coldplug {
+    /// The list's node path ([`DRIVERS_PATH`]).
+    pub source: PathBuf,
+    /// Module names (normalised), in the list's order.
+    pub drivers: Vec<String>,
+    /// `param=value` arguments per module (config first, then the kernel command line).
+    pub params: BTreeMap<String, Vec<String>>,
+    /// The module index the devices' modaliases are matched against (read once, by the plan).
+    pub index: ModuleIndex,
+}
+
+/// The image's driver list under `root`: `None` when there is none.
+pub fn read_drivers(root: &Root) -> Result<Option<(PathBuf, Vec<String>)>, HostError> {
+    let p = root.join(DRIVERS_PATH)?;
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(HostError::Read { path: p, source }),
+    };
+    let mut drivers: Vec<String> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !is_plain_name(line) {
+            return Err(HostError::Parse {
+                path: PathBuf::from(DRIVERS_PATH),
+                line: n + 1,
+                reason: format!("expected a module name, found {line:?}"),
+            });
+        }
+        let m = normalize(line);
+        if !drivers.contains(&m) {
+            drivers.push(m);
+        }
+    }
+    Ok(Some((PathBuf::from(DRIVERS_PATH), drivers)))
 }
 
 /// Resolves the module set of `cfg` for kernel `release` into a load plan.
@@ -571,8 +641,13 @@ pub fn plan_modules(
     notes: &mut Vec<String>,
 ) -> Result<ModulePlan, HostError> {
     let requests = module_set(cfg, root, notes)?;
+    let drivers = if cfg.coldplug {
+        read_drivers(root)?
+    } else {
+        None
+    };
     let mut plan = ModulePlan::default();
-    if requests.is_empty() {
+    if requests.is_empty() && drivers.is_none() {
         return Ok(plan);
     }
     plan.kernel_compression = root
@@ -603,7 +678,68 @@ pub fn plan_modules(
         }
     }
 
+    let args_of: BTreeMap<String, Vec<String>> = params
+        .iter()
+        .map(|(m, ps)| (m.clone(), ps.iter().map(|(a, _)| a.clone()).collect()))
+        .collect();
+    let placed = place_requests(&mut plan, requests, &index, root, &args_of, notes)?;
+    // `module_blacklist=` makes the kernel itself refuse these modules (EPERM on load).
+    let blacklist: Vec<String> = args
+        .iter()
+        .filter(|a| a.key == "module_blacklist")
+        .filter_map(|a| a.value.as_deref())
+        .flat_map(|v| v.split(',').map(normalize))
+        .collect();
+    for l in plan.loads.iter().filter(|l| blacklist.contains(&l.name)) {
+        notes.push(format!(
+            "module {} is in module_blacklist= on the kernel command line: the kernel will refuse to load it",
+            l.name
+        ));
+    }
+    // Config parameters for a module that will not be loaded here cannot take effect.
+    for (m, ps) in &params {
+        let from_config: Vec<&str> = ps
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        let coldplugged = drivers.as_ref().is_some_and(|(_, d)| d.contains(m));
+        if !from_config.is_empty() && !placed.contains_key(m) && !coldplugged {
+            let why = if index.is_builtin(m) {
+                "it is built into the kernel (use the kernel command line)"
+            } else if is_loaded(root, m) {
+                "it is already loaded (see /sys/module/<name>/parameters)"
+            } else {
+                "it is not in the module set"
+            };
+            notes.push(format!(
+                "parameters {} for module {m} are not applied: {why}",
+                from_config.join(" ")
+            ));
+        }
+    }
+    plan.coldplug = drivers.map(|(source, drivers)| Coldplug {
+        source,
+        drivers,
+        params: args_of,
+        index,
+    });
+    Ok(plan)
+}
+
+/// Resolves `requests` against `index` into `plan.loads` (each module once, after what it
+/// needs; a module wanted twice keeps its first place) and `plan.requests`. `params`: the
+/// `param=value` arguments per module name. Returns where each module was placed.
+pub(crate) fn place_requests(
+    plan: &mut ModulePlan,
+    requests: Vec<ModuleRequest>,
+    index: &ModuleIndex,
+    root: &Root,
+    params: &BTreeMap<String, Vec<String>>,
+    notes: &mut Vec<String>,
+) -> Result<BTreeMap<String, usize>, HostError> {
     let mut placed: BTreeMap<String, usize> = BTreeMap::new();
+    let release = index.release.as_str();
     for req in requests {
         let outcome = if is_loaded(root, &req.name) {
             RequestOutcome::AlreadyLoaded
@@ -670,10 +806,7 @@ pub fn plan_modules(
                                     name: name.clone(),
                                     path,
                                     method,
-                                    params: params
-                                        .get(&name)
-                                        .map(|v| v.iter().map(|(a, _)| a.clone()).collect())
-                                        .unwrap_or_default(),
+                                    params: params.get(&name).cloned().unwrap_or_default(),
                                     deps: index.deps(&name).to_vec(),
                                     required,
                                     wanted_by: vec![req.name.clone()],
@@ -696,41 +829,7 @@ pub fn plan_modules(
             outcome,
         });
     }
-    // `module_blacklist=` makes the kernel itself refuse these modules (EPERM on load).
-    let blacklist: Vec<String> = args
-        .iter()
-        .filter(|a| a.key == "module_blacklist")
-        .filter_map(|a| a.value.as_deref())
-        .flat_map(|v| v.split(',').map(normalize))
-        .collect();
-    for l in plan.loads.iter().filter(|l| blacklist.contains(&l.name)) {
-        notes.push(format!(
-            "module {} is in module_blacklist= on the kernel command line: the kernel will refuse to load it",
-            l.name
-        ));
-    }
-    // Config parameters for a module that will not be loaded here cannot take effect.
-    for (m, ps) in &params {
-        let from_config: Vec<&str> = ps
-            .iter()
-            .filter(|(_, c)| *c)
-            .map(|(a, _)| a.as_str())
-            .collect();
-        if !from_config.is_empty() && !placed.contains_key(m) {
-            let why = if index.is_builtin(m) {
-                "it is built into the kernel (use the kernel command line)"
-            } else if is_loaded(root, m) {
-                "it is already loaded (see /sys/module/<name>/parameters)"
-            } else {
-                "it is not in the module set"
-            };
-            notes.push(format!(
-                "parameters {} for module {m} are not applied: {why}",
-                from_config.join(" ")
-            ));
-        }
-    }
-    Ok(plan)
+    Ok(placed)
 }
 
 /// What happened to one module load.
