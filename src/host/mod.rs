@@ -23,6 +23,7 @@
 pub mod cmdline;
 pub mod coldplug;
 pub mod confdirs;
+pub mod filesystems;
 pub mod fnmatch;
 pub mod modules;
 pub mod preflight;

@@ -632,6 +632,14 @@ pub fn read_drivers(root: &Root) -> Result<Option<(PathBuf, Vec<String>)>, HostE
     Ok(Some((PathBuf::from(DRIVERS_PATH), drivers)))
 }
 
+/// The format the running kernel decompresses itself (`/sys/module/compression`), if any.
+pub fn kernel_compression(root: &Root) -> Option<Compression> {
+    root.join("/sys/module/compression")
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|s| Compression::from_kernel_name(&s))
+}
+
 /// Resolves the module set of `cfg` for kernel `release` into a load plan.
 pub fn plan_modules(
     cfg: &HostConfig,
@@ -650,11 +658,7 @@ pub fn plan_modules(
     if requests.is_empty() && drivers.is_none() {
         return Ok(plan);
     }
-    plan.kernel_compression = root
-        .join("/sys/module/compression")
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|s| Compression::from_kernel_name(&s));
+    plan.kernel_compression = kernel_compression(root);
     let index = ModuleIndex::load(root, release)?;
 
     // Parameters: config first, then the command line (the kernel keeps the last value).
