@@ -237,24 +237,22 @@ impl ModuleIndex {
         }
     }
 
-    /// The modules among `among` (normalised names) that a device's `modalias` selects:
-    /// their aliases (fnmatch patterns of modules.alias) matching it, as `resolve` matches
-    /// but looking only at those modules' aliases (a handful, where the whole index of a
-    /// kernel holds thousands — this runs once per device). Built-in ones are left out:
-    /// nothing to load. In the index's order.
+    /// The aliases (normalised fnmatch patterns, module) of the loadable modules among `among`
+    /// (normalised names): what a device's modalias is matched against in coldplug — a handful,
+    /// where the whole index of a kernel (built-ins' aliases included) holds thousands.
+    pub fn aliases_of(&self, among: &[String]) -> Vec<(String, String)> {
+        self.aliases
+            .iter()
+            .filter(|(_, m)| among.contains(m) && self.modules.contains_key(m))
+            .cloned()
+            .collect()
+    }
+
+    /// The loadable modules among `among` that a device's `modalias` selects (one of their
+    /// aliases matches it, as `resolve` matches); built-in ones are left out: nothing to load.
+    /// In the index's order.
     pub fn matching(&self, modalias: &str, among: &[String]) -> Vec<String> {
-        let a = alias_normalize(modalias);
-        let mut found: Vec<String> = Vec::new();
-        for (pattern, module) in &self.aliases {
-            if among.contains(module)
-                && self.modules.contains_key(module)
-                && !found.contains(module)
-                && fnmatch::fnmatch(pattern, &a)
-            {
-                found.push(module.clone());
-            }
-        }
-        found
+        matching(&self.aliases_of(among), modalias)
     }
 
     /// Whether `name` is compiled into the kernel.
@@ -365,6 +363,19 @@ impl ModuleIndex {
         }
         Ok(())
     }
+}
+
+/// The modules of `aliases` (from [`ModuleIndex::aliases_of`]) whose pattern matches
+/// `modalias`, each once, in order.
+pub fn matching(aliases: &[(String, String)], modalias: &str) -> Vec<String> {
+    let a = alias_normalize(modalias);
+    let mut found: Vec<String> = Vec::new();
+    for (pattern, module) in aliases {
+        if !found.contains(module) && fnmatch::fnmatch(pattern, &a) {
+            found.push(module.clone());
+        }
+    }
+    found
 }
 
 /// A release string usable as a path component (`uname -r`).
