@@ -27,8 +27,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Scans after the first: virtio (PCI, then the virtio bus) needs two; a USB or SCSI host
-/// adapter's devices three. More would mean a driver creating devices forever.
+/// Rounds at most (each reads the buses, then loads what it found): virtio needs two (PCI,
+/// then the virtio bus) and a third that finds nothing new; a USB or SCSI host adapter's
+/// devices one more. More would mean drivers creating devices without end.
 pub const MAX_ROUNDS: usize = 4;
 
 /// A device the kernel lists on a bus.

@@ -5,7 +5,12 @@
 //! them for an image), so the runtime and the image builder resolve names identically.
 
 pub mod compress;
+mod drivers;
 pub mod modinfo;
+mod place;
+
+pub use drivers::{matching, read_drivers, Coldplug, DRIVERS_PATH};
+pub(crate) use place::place_requests;
 
 pub use compress::Compression;
 pub use modinfo::{
@@ -237,24 +242,6 @@ impl ModuleIndex {
         }
     }
 
-    /// The aliases (normalised fnmatch patterns, module) of the loadable modules among `among`
-    /// (normalised names): what a device's modalias is matched against in coldplug — a handful,
-    /// where the whole index of a kernel (built-ins' aliases included) holds thousands.
-    pub fn aliases_of(&self, among: &[String]) -> Vec<(String, String)> {
-        self.aliases
-            .iter()
-            .filter(|(_, m)| among.contains(m) && self.modules.contains_key(m))
-            .cloned()
-            .collect()
-    }
-
-    /// The loadable modules among `among` that a device's `modalias` selects (one of their
-    /// aliases matches it, as `resolve` matches); built-in ones are left out: nothing to load.
-    /// In the index's order.
-    pub fn matching(&self, modalias: &str, among: &[String]) -> Vec<String> {
-        matching(&self.aliases_of(among), modalias)
-    }
-
     /// Whether `name` is compiled into the kernel.
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin.contains(&normalize(name))
@@ -363,19 +350,6 @@ impl ModuleIndex {
         }
         Ok(())
     }
-}
-
-/// The modules of `aliases` (from [`ModuleIndex::aliases_of`]) whose pattern matches
-/// `modalias`, each once, in order.
-pub fn matching(aliases: &[(String, String)], modalias: &str) -> Vec<String> {
-    let a = alias_normalize(modalias);
-    let mut found: Vec<String> = Vec::new();
-    for (pattern, module) in aliases {
-        if !found.contains(module) && fnmatch::fnmatch(pattern, &a) {
-            found.push(module.clone());
-        }
-    }
-    found
 }
 
 /// A release string usable as a path component (`uname -r`).
@@ -596,53 +570,6 @@ pub struct ModulePlan {
     pub coldplug: Option<Coldplug>,
 }
 
-/// Where an image lists the drivers it ships for coldplug: module names, one a line, `#`
-/// comments (written by `kubejoin-image build --drivers-list`). Not a modules-load.d file: these
-/// modules are loaded only for a device present that matches them, or a filesystem mounted.
-pub const DRIVERS_PATH: &str = "/usr/lib/kubejoin/drivers.conf";
-
-/// Drivers loaded for the devices present, as udev's coldplug does in an initramfs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Coldplug {
-    /// The list's node path ([`DRIVERS_PATH`]).
-    pub source: PathBuf,
-    /// Module names (normalised), in the list's order.
-    pub drivers: Vec<String>,
-    /// `param=value` arguments per module (config first, then the kernel command line).
-    pub params: BTreeMap<String, Vec<String>>,
-    /// The module index the devices' modaliases are matched against (read once, by the plan).
-    pub index: ModuleIndex,
-}
-
-/// The image's driver list under `root`: `None` when there is none.
-pub fn read_drivers(root: &Root) -> Result<Option<(PathBuf, Vec<String>)>, HostError> {
-    let p = root.join(DRIVERS_PATH)?;
-    let text = match std::fs::read_to_string(&p) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(HostError::Read { path: p, source }),
-    };
-    let mut drivers: Vec<String> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        if !is_plain_name(line) {
-            return Err(HostError::Parse {
-                path: PathBuf::from(DRIVERS_PATH),
-                line: n + 1,
-                reason: format!("expected a module name, found {line:?}"),
-            });
-        }
-        let m = normalize(line);
-        if !drivers.contains(&m) {
-            drivers.push(m);
-        }
-    }
-    Ok(Some((PathBuf::from(DRIVERS_PATH), drivers)))
-}
-
 /// The format the running kernel decompresses itself (`/sys/module/compression`), if any.
 pub fn kernel_compression(root: &Root) -> Option<Compression> {
     root.join("/sys/module/compression")
@@ -740,111 +667,6 @@ pub fn plan_modules(
         index,
     });
     Ok(plan)
-}
-
-/// Resolves `requests` against `index` into `plan.loads` (each module once, after what it
-/// needs; a module wanted twice keeps its first place) and `plan.requests`. `params`: the
-/// `param=value` arguments per module name. Returns where each module was placed.
-pub(crate) fn place_requests(
-    plan: &mut ModulePlan,
-    requests: Vec<ModuleRequest>,
-    index: &ModuleIndex,
-    root: &Root,
-    params: &BTreeMap<String, Vec<String>>,
-    notes: &mut Vec<String>,
-) -> Result<BTreeMap<String, usize>, HostError> {
-    let mut placed: BTreeMap<String, usize> = BTreeMap::new();
-    let release = index.release.as_str();
-    for req in requests {
-        let outcome = if is_loaded(root, &req.name) {
-            RequestOutcome::AlreadyLoaded
-        } else {
-            match index.resolve(&req.name) {
-                Resolved::Builtin(_) => RequestOutcome::Builtin,
-                // A kernel built without loadable modules has no /proc/modules and usually
-                // no module tree: say that, rather than "depmod never ran".
-                Resolved::NotFound
-                    if req.required
-                        && index.missing_dep_file
-                        && !root.join("/proc/modules").is_ok_and(|p| p.exists())
-                        && !root
-                            .join(format!("/lib/modules/{release}"))
-                            .is_ok_and(|p| p.exists()) =>
-                {
-                    return Err(HostError::NoModuleSupport {
-                        name: req.name.clone(),
-                        release: release.to_string(),
-                    })
-                }
-                Resolved::NotFound if req.required => {
-                    return Err(HostError::ModuleNotFound {
-                        name: req.name.clone(),
-                        release: release.to_string(),
-                        index_missing: index.missing_dep_file,
-                    })
-                }
-                Resolved::NotFound => {
-                    notes.push(format!(
-                        "module {} ({}) not found for kernel {release}: skipped",
-                        req.name, req.source
-                    ));
-                    RequestOutcome::NotFound
-                }
-                Resolved::Modules(ms) => {
-                    let (mut modules, mut already) = (Vec::new(), Vec::new());
-                    for m in ms {
-                        for (name, hard) in index.load_order(&m)? {
-                            if is_loaded(root, &name) {
-                                already.push(name);
-                                continue;
-                            }
-                            let required = req.required && hard;
-                            if let Some(&i) = placed.get(&name) {
-                                let l = &mut plan.loads[i];
-                                l.required |= required;
-                                if !l.wanted_by.contains(&req.name) {
-                                    l.wanted_by.push(req.name.clone());
-                                }
-                            } else {
-                                let Some(path) = index.node_path(&name) else {
-                                    continue;
-                                };
-                                let method = match Compression::from_path(&path.to_string_lossy()) {
-                                    None => LoadMethod::Finit,
-                                    Some(c) if plan.kernel_compression == Some(c) => {
-                                        LoadMethod::FinitCompressed(c)
-                                    }
-                                    Some(c) => LoadMethod::Decompress(c),
-                                };
-                                placed.insert(name.clone(), plan.loads.len());
-                                plan.loads.push(PlannedLoad {
-                                    name: name.clone(),
-                                    path,
-                                    method,
-                                    params: params.get(&name).cloned().unwrap_or_default(),
-                                    deps: index.deps(&name).to_vec(),
-                                    required,
-                                    wanted_by: vec![req.name.clone()],
-                                });
-                            }
-                            modules.push(name);
-                        }
-                    }
-                    if modules.is_empty() && !already.is_empty() {
-                        // An alias (`fs-overlay`) whose module is already there.
-                        RequestOutcome::AlreadyLoaded
-                    } else {
-                        RequestOutcome::Load { modules, already }
-                    }
-                }
-            }
-        };
-        plan.requests.push(PlannedRequest {
-            request: req,
-            outcome,
-        });
-    }
-    Ok(placed)
 }
 
 /// What happened to one module load.
