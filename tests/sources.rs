@@ -545,6 +545,90 @@ async fn a_config_drive_that_cannot_be_mounted_falls_back_to_the_metadata_servic
     assert!(l.settings.to_plan(Path::new("/")).is_ok());
 }
 
+/// An initramfs has no modprobe for the kernel to ask for `fs-iso9660`: the config-drive reader
+/// loads isofs itself through the host seam — only when a drive was found, and only when
+/// `/proc/filesystems` does not list iso9660 yet.
+#[tokio::test]
+async fn the_config_drives_filesystem_module_is_loaded_only_when_a_drive_is_found() {
+    use kubejoin::host::filesystems::FsModules;
+    use kubejoin::sys::drive::{Drive, DriveCall, RecordingDrive};
+    use kubejoin::sys::host::{Host, RecordingHost};
+    use std::sync::Arc;
+    const RELEASE: &str = "6.1.0-test";
+
+    let boot = |with_drive: bool, iso_available: bool| {
+        let b = Boot::new("console=ttyS0");
+        b.write("sys/class/dmi/id/product_name", "OpenStack Nova\n");
+        let m = format!("lib/modules/{RELEASE}");
+        b.write(&format!("{m}/modules.dep"), "kernel/fs/isofs/isofs.ko:\n");
+        b.write(&format!("{m}/modules.alias"), "alias fs-iso9660 isofs\n");
+        b.write(
+            &format!("{m}/kernel/fs/isofs/isofs.ko"),
+            "not parsed by the fake",
+        );
+        b.write(
+            "proc/filesystems",
+            if iso_available {
+                "nodev\tproc\n\text4\n\tiso9660\n"
+            } else {
+                "nodev\tproc\n\text4\n"
+            },
+        );
+        if with_drive {
+            b.write("dev/disk/by-label/config-2", "");
+        }
+        b
+    };
+    let run = |b: &Boot| {
+        let host = Arc::new(RecordingHost::new(RELEASE));
+        let drive = Arc::new(RecordingDrive::new().accepting("iso9660").with_file(
+            "openstack/latest/user_data",
+            format!("endpoint: 10.1.0.1:6443\ntoken: {TOKEN}\n"),
+        ));
+        let mut o = LoadOptions::new(Root::new(b.dir.path())).with_fs_modules(FsModules::new(
+            Root::new(b.dir.path()),
+            host.clone() as Arc<dyn Host>,
+        ));
+        o.metadata = MetadataAccess::Live {
+            endpoints: kubejoin::source::metadata::Endpoints::all(&closed_url()),
+            timeouts: kubejoin::source::metadata::http::Timeouts::default(),
+            retry: kubejoin::source::metadata::http::Retry::none(),
+            tls: None,
+        };
+        o.config_drive = Some(drive.clone() as Arc<dyn Drive>);
+        let local = kubejoin::source::load::load_local(&o).unwrap();
+        (host.loaded(), drive.calls(), local.has_config_drive())
+    };
+
+    let (loaded, calls, read) = run(&boot(true, false));
+    assert_eq!(
+        loaded,
+        ["isofs"],
+        "a drive, no iso9660 in the kernel: isofs is loaded"
+    );
+    assert!(read, "and the drive is read");
+    assert!(
+        matches!(&calls[0], DriveCall::MountRo { fstype, .. } if fstype == "iso9660"),
+        "{calls:?}"
+    );
+
+    let (loaded, _, read) = run(&boot(true, true));
+    assert!(
+        loaded.is_empty(),
+        "iso9660 is there already: nothing loaded, {loaded:?}"
+    );
+    assert!(read);
+
+    let (loaded, calls, read) = run(&boot(false, false));
+    assert!(loaded.is_empty(), "no drive: nothing loaded, {loaded:?}");
+    assert!(
+        !read
+            && calls
+                .iter()
+                .all(|c| !matches!(c, DriveCall::MountRo { .. }))
+    );
+}
+
 // ---- `kubejoin join` with no flags, against the test control plane ----
 
 mod join_without_flags {

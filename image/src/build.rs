@@ -13,6 +13,11 @@ pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// directory, as a distribution package would ship it).
 pub const MODULES_LOAD_PATH: &str = "/usr/lib/modules-load.d/kubejoin-image.conf";
 
+/// The image's drivers: loaded at boot only for a device present that matches one of their
+/// aliases (host-prep's coldplug), or for a filesystem being mounted (`fs-<type>`). Not a
+/// modules-load.d file, which is loaded unconditionally.
+pub use kubejoin::host::modules::DRIVERS_PATH;
+
 /// An extra file: `src` on the build machine, `dest` in the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extra {
@@ -30,8 +35,11 @@ pub struct Spec {
     pub init: PathBuf,
     /// A kernel's `/lib/modules/<release>` tree.
     pub modules_dir: Option<PathBuf>,
-    /// Module names or aliases to ship (dependencies are added).
+    /// Module names or aliases to ship (dependencies are added) and load at every boot.
     pub modules: Vec<String>,
+    /// Module names or aliases to ship (dependencies are added) and load only on demand: for a
+    /// device present that they match, or a filesystem mounted ([`DRIVERS_PATH`]).
+    pub drivers: Vec<String>,
     pub ca_bundle: Option<PathBuf>,
     pub extra: Vec<Extra>,
     pub compression: Compression,
@@ -91,6 +99,13 @@ pub struct ManifestModule {
     pub wanted_by: Vec<String>,
 }
 
+/// One on-demand driver in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ManifestDriver {
+    pub name: String,
+    pub aliases: Vec<String>,
+}
+
 /// Everything about an image, deterministic like the image itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Manifest {
@@ -100,6 +115,11 @@ pub struct Manifest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kernel_release: Option<String>,
     pub modules_requested: Vec<String>,
+    /// `--driver` / `--drivers-list` names as given.
+    pub drivers_requested: Vec<String>,
+    /// The drivers' modules listed in [`DRIVERS_PATH`], with the aliases (modules.alias
+    /// patterns) a device's modalias or a mount is matched against.
+    pub drivers: Vec<ManifestDriver>,
     pub modules_builtin: Vec<String>,
     pub modules: Vec<ManifestModule>,
     pub members: Vec<ManifestMember>,
@@ -190,7 +210,9 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
     let mut release = None;
     let mut mods = Vec::new();
     let mut builtin = Vec::new();
-    match (&spec.modules_dir, spec.modules.is_empty()) {
+    let mut drivers = Vec::new();
+    let requested: Vec<String> = spec.modules.iter().chain(&spec.drivers).cloned().collect();
+    match (&spec.modules_dir, requested.is_empty()) {
         (None, false) => return Err(BuildError::ModulesWithoutTree),
         (None, true) => {}
         (Some(dir), _) => {
@@ -200,7 +222,7 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| BuildError::NoRelease(dir.clone()))?
                 .to_string();
-            let sel = modules::select(dir, &rel, &spec.modules).map_err(Box::new)?;
+            let sel = modules::select(dir, &rel, &requested).map_err(Box::new)?;
             let base = format!("/lib/modules/{rel}");
             // Renamed members (`x.ko` -> `x.ko.zst`), for modules.dep.
             let mut renamed: BTreeMap<String, String> = BTreeMap::new();
@@ -230,7 +252,7 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
             )?;
             a.add(
                 &format!("{base}/modules.alias"),
-                Kind::File(sel.index.modules_alias.into_bytes()),
+                Kind::File(sel.index.modules_alias.clone().into_bytes()),
                 0o644,
             )?;
             a.add(
@@ -249,6 +271,41 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
                     conf.push('\n');
                 }
                 a.add(MODULES_LOAD_PATH, Kind::File(conf.into_bytes()), 0o644)?;
+            }
+            if !spec.drivers.is_empty() {
+                let mut names: Vec<String> = Vec::new();
+                for d in &spec.drivers {
+                    for t in sel.targets.get(d).into_iter().flatten() {
+                        if !names.contains(t) {
+                            names.push(t.clone());
+                        }
+                    }
+                }
+                let mut conf = String::from(
+                    "# Drivers this image ships for on demand (kubejoin-image --driver): loaded for a\n\
+                     # device present whose modalias matches one of their aliases, or a filesystem mounted.\n",
+                );
+                for n in &names {
+                    conf.push_str(n);
+                    conf.push('\n');
+                    let aliases = sel
+                        .index
+                        .modules_alias
+                        .lines()
+                        .filter_map(|l| {
+                            let mut w = l.split_whitespace();
+                            match (w.next(), w.next(), w.next()) {
+                                (Some("alias"), Some(p), Some(m)) if m == n => Some(p.to_string()),
+                                _ => None,
+                            }
+                        })
+                        .collect();
+                    drivers.push(ManifestDriver {
+                        name: n.clone(),
+                        aliases,
+                    });
+                }
+                a.add(DRIVERS_PATH, Kind::File(conf.into_bytes()), 0o644)?;
             }
             builtin = sel.builtin;
             release = Some(rel);
@@ -309,6 +366,8 @@ pub fn build(spec: &Spec) -> Result<Built, BuildError> {
         source_date_epoch: spec.mtime,
         kernel_release: release,
         modules_requested: spec.modules.clone(),
+        drivers_requested: spec.drivers.clone(),
+        drivers,
         modules_builtin: builtin,
         modules: mods,
         members,

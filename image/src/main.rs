@@ -22,6 +22,11 @@ BUILD FLAGS:
     --modules-dir DIR        a kernel's /lib/modules/<release> tree
     --module NAME            a module name or alias to ship, with its dependencies (repeatable)
     --modules-list FILE      module names, one per line (# comments)
+    --driver NAME            a module name or alias to ship, with its dependencies, loaded
+                             only on demand: for a device present that it matches (its
+                             aliases against the devices' modalias), or a filesystem being
+                             mounted (fs-<type>); listed in /usr/lib/kubejoin/drivers.conf
+    --drivers-list FILE      --driver names, one per line (# comments)
     --ca-bundle FILE         PEM bundle, installed as /etc/ssl/certs/ca-certificates.crt
     --file SRC:DEST[:MODE]   an extra file (repeatable), e.g. ./kubelet:/usr/bin/kubelet:0755
     --compress gzip|zstd|none   (default gzip)
@@ -117,6 +122,7 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
             let (mut init, mut output, mut manifest, mut modules_dir, mut ca) =
                 (None, None, None, None, None);
             let mut modules = Vec::new();
+            let mut drivers = Vec::new();
             let mut extra = Vec::new();
             let mut compression = Compression::Gzip;
             let mut module_compression = Compression::None;
@@ -132,20 +138,14 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
                             .filter(|s| !s.is_empty())
                             .map(String::from),
                     ),
-                    Long("modules-list") => {
-                        let path = PathBuf::from(text(&mut p)?);
-                        let t = std::fs::read_to_string(&path).map_err(|source| CliError::Io {
-                            action: "reading",
-                            path: path.clone(),
-                            source,
-                        })?;
-                        modules.extend(
-                            t.lines()
-                                .map(|l| l.split('#').next().unwrap_or("").trim())
-                                .filter(|l| !l.is_empty())
-                                .map(String::from),
-                        );
-                    }
+                    Long("modules-list") => modules.extend(read_list(&text(&mut p)?)?),
+                    Long("driver") => drivers.extend(
+                        text(&mut p)?
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from),
+                    ),
+                    Long("drivers-list") => drivers.extend(read_list(&text(&mut p)?)?),
                     Long("ca-bundle") => ca = Some(PathBuf::from(text(&mut p)?)),
                     Long("file") => extra.push(parse_extra(&text(&mut p)?)?),
                     Long("compress") => {
@@ -179,6 +179,7 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
                 init,
                 modules_dir,
                 modules,
+                drivers,
                 ca_bundle: ca,
                 extra,
                 compression,
@@ -205,7 +206,7 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
             })?;
             let m = &built.manifest;
             println!(
-                "{}: {} bytes ({} KiB, {} of {} KiB), {} members, {} modules, sha256 {}",
+                "{}: {} bytes ({} KiB, {} of {} KiB), {} members, {} modules ({} on-demand drivers), sha256 {}",
                 output.display(),
                 m.size,
                 m.size / 1024,
@@ -213,6 +214,7 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
                 m.uncompressed_size / 1024,
                 m.members.len(),
                 m.modules.len(),
+                m.drivers.len(),
                 m.sha256
             );
             println!("manifest: {}", manifest_path.display());
@@ -222,6 +224,21 @@ fn run(args: Vec<OsString>) -> Result<(), CliError> {
             "unknown command {other:?} (commands: build, list, help)"
         ))),
     }
+}
+
+/// The names of a list file: one a line, `#` comments.
+fn read_list(file: &str) -> Result<Vec<String>, CliError> {
+    let path = PathBuf::from(file);
+    let t = std::fs::read_to_string(&path).map_err(|source| CliError::Io {
+        action: "reading",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(t.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// `SRC:DEST[:MODE]`.

@@ -56,6 +56,8 @@ pub struct Selection {
     pub chosen: Vec<Chosen>,
     /// Requested names that are compiled into this kernel (nothing to ship).
     pub builtin: Vec<String>,
+    /// What each requested name resolved to (module names; empty for a built-in).
+    pub targets: BTreeMap<String, Vec<String>>,
     /// `modules.dep`, `modules.alias`, `modules.softdep` for the chosen subset.
     pub index: DepFiles,
     /// Copied verbatim when the tree has them: `modules.builtin`, `modules.builtin.modinfo`,
@@ -108,11 +110,13 @@ pub fn select(dir: &Path, release: &str, requested: &[String]) -> Result<Selecti
     let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut builtins = Vec::new();
+    let mut resolved: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in requested {
         let targets = match index.resolve(name) {
             Resolved::Modules(ms) => ms,
             Resolved::Builtin(b) => {
                 builtins.push(b);
+                resolved.entry(name.clone()).or_default();
                 continue;
             }
             Resolved::NotFound => {
@@ -122,6 +126,7 @@ pub fn select(dir: &Path, release: &str, requested: &[String]) -> Result<Selecti
                 })
             }
         };
+        resolved.insert(name.clone(), targets.clone());
         for t in targets {
             let closure = index
                 .load_order(&t)
@@ -171,6 +176,7 @@ pub fn select(dir: &Path, release: &str, requested: &[String]) -> Result<Selecti
         release: release.to_string(),
         chosen,
         builtin: builtins,
+        targets: resolved,
         index: sub_index,
         builtin_files,
     })

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed unwrap is a failed test
 
-use kubejoin_image::build::{build, Extra, Spec, CA_BUNDLE_PATH, MODULES_LOAD_PATH};
+use kubejoin_image::build::{build, Extra, Spec, CA_BUNDLE_PATH, DRIVERS_PATH, MODULES_LOAD_PATH};
 use kubejoin_image::compress::{decompress, Compression};
 use kubejoin_image::cpio::read_newc;
 use std::path::Path;
@@ -89,6 +89,7 @@ fn spec(dir: &Path, modules: &[&str], mtime: u32, compression: Compression) -> S
         init: dir.join("kubejoin"),
         modules_dir: Some(tree(dir)),
         modules: modules.iter().map(|s| s.to_string()).collect(),
+        drivers: vec![],
         ca_bundle: Some(dir.join("ca.pem")),
         extra: vec![Extra {
             src: dir.join("kubelet"),
@@ -177,6 +178,73 @@ fn closes_dependencies_and_regenerates_the_index() {
     let init = m.members.iter().find(|x| x.path == "init").unwrap();
     assert_eq!(init.mode, "0755");
     assert_eq!(init.sha256.as_deref().map(str::len), Some(64));
+}
+
+/// Drivers are shipped with what they need, listed (as module names, an alias resolved) in the
+/// image's driver list with their aliases in the manifest, and kept out of modules-load.d;
+/// the modules list stays there. Without drivers there is no list (no coldplug at boot).
+#[test]
+fn drivers_are_shipped_for_on_demand_and_not_in_modules_load_d() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path(), &["fs-overlay"], 0, Compression::None);
+    s.drivers = vec!["virtio:d00000001v00001AF4".into(), "loop".into()];
+    let built = build(&s).unwrap();
+    let m = &built.manifest;
+    let names: Vec<&str> = m.modules.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["net_failover", "virtio_net", "overlay", "failover"]);
+    assert_eq!(m.drivers_requested, ["virtio:d00000001v00001AF4", "loop"]);
+    assert_eq!(m.drivers.len(), 1, "loop is built in: nothing to load");
+    assert_eq!(m.drivers[0].name, "virtio_net");
+    assert_eq!(m.drivers[0].aliases, ["virtio:d00000001v*"]);
+    assert_eq!(m.modules_builtin, ["loop"]);
+
+    let members = read_newc(&built.bytes).unwrap();
+    let file = |p: &str| {
+        members
+            .iter()
+            .find(|x| x.path == p.trim_start_matches('/'))
+            .map(|x| String::from_utf8_lossy(&x.data).into_owned())
+    };
+    let conf = file(DRIVERS_PATH).unwrap();
+    assert!(
+        conf.starts_with('#') && conf.ends_with("\nvirtio_net\n"),
+        "{conf}"
+    );
+    let load = file(MODULES_LOAD_PATH).unwrap();
+    assert!(load.ends_with("\nfs-overlay\n"), "{load}");
+    assert!(!load.contains("virtio"), "{load}");
+    assert!(file("lib/modules/6.1.0-test/modules.alias")
+        .unwrap()
+        .contains("alias virtio:d00000001v* virtio_net"));
+
+    // What the node reads at boot: the list parses, and the image's index matches the driver
+    // to the virtio NIC's modalias.
+    let root = tempfile::tempdir().unwrap();
+    for x in &members {
+        if x.mode & 0o170000 == 0o100000 {
+            let p = root.path().join(&x.path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, &x.data).unwrap();
+        }
+    }
+    let r = kubejoin::fs::root::Root::new(root.path());
+    let (_, drivers) = kubejoin::host::modules::read_drivers(&r).unwrap().unwrap();
+    assert_eq!(drivers, ["virtio_net"]);
+    let index = kubejoin::host::modules::ModuleIndex::load(&r, "6.1.0-test").unwrap();
+    assert_eq!(
+        index.matching("virtio:d00000001v00001AF4", &drivers),
+        ["virtio_net"]
+    );
+    assert!(index
+        .matching("virtio:d00000002v00001AF4", &drivers)
+        .is_empty());
+
+    let plain = build(&spec(dir.path(), &["fs-overlay"], 0, Compression::None)).unwrap();
+    assert!(plain.manifest.drivers.is_empty());
+    let members = read_newc(&plain.bytes).unwrap();
+    assert!(members
+        .iter()
+        .all(|x| x.path != DRIVERS_PATH.trim_start_matches('/')));
 }
 
 #[test]

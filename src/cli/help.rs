@@ -127,8 +127,9 @@ USAGE:
     kubejoin host-prep [--dry-run] [--module NAME] [--sysctl KEY=VALUE] [--keep-swap]
 
 Loads overlay, br_netfilter and the modules of modules-load.d (with their dependencies, from
-modules.dep), sets the forwarding and bridge sysctls plus sysctl.d's, reads each one back, and turns
-swap off. `kubejoin join` does the same first when it installs onto this machine.
+modules.dep) and, where an image lists drivers in /usr/lib/kubejoin/drivers.conf, those that match
+a device present (its modalias); sets the forwarding and bridge sysctls plus sysctl.d's, reads each
+one back, and turns swap off. `kubejoin join` does the same first when it installs onto this machine.
 
 FLAGS:
     --dry-run                                      print what would be done, change nothing

@@ -159,9 +159,9 @@ pub(super) fn load_all(loads: &[PlannedLoad], root: &Root, sys: &dyn Host) -> Ve
 
 /// Splits a host plan at boot into what the boot itself needs and what only the kubelet needs.
 ///
-/// The first part: the modules the image asked for (modules-load.d: its NIC, disk and random
-/// source drivers) and those of the configuration (`kubejoin.modules`), with every module they
-/// need — the network, the config drive and TLS wait for them. The second part: the modules
+/// The first part: the modules the image asked for (modules-load.d), those of the
+/// configuration (`kubejoin.modules`), with every module they need, and the coldplug of the
+/// image's drivers (its NIC and disk) — the network, the config drive and TLS wait for them. The second part: the modules
 /// only kubejoin's defaults want (`overlay`, `br_netfilter`, the proxy mode's) with their
 /// dependencies that the first part does not load, every sysctl (forwarding and bridge
 /// netfilter matter to the kubelet's pods, not to DHCP or the join's requests) and swap. PID 1
@@ -171,7 +171,9 @@ pub(super) fn load_all(loads: &[PlannedLoad], root: &Root, sys: &dyn Host) -> Ve
 ///
 /// A module wanted by both parts stays in the first. Each part keeps the plan's load order, so
 /// a module of the second part whose dependency is in the first finds it loaded.
-pub fn split_for_boot(plan: HostPlan) -> (HostPlan, HostPlan) {
+pub fn split_for_boot(mut plan: HostPlan) -> (HostPlan, HostPlan) {
+    // Coldplug finds the NIC and disk drivers: the boot's.
+    let coldplug = plan.modules.coldplug.take();
     let kubelet_only = |req: &str| {
         plan.modules
             .requests
@@ -199,6 +201,7 @@ pub fn split_for_boot(plan: HostPlan) -> (HostPlan, HostPlan) {
             kernel_compression: plan.modules.kernel_compression,
             requests: now_requests,
             loads: now,
+            coldplug,
         },
         sysctls: Vec::new(),
         swaps: Vec::new(),
@@ -211,6 +214,7 @@ pub fn split_for_boot(plan: HostPlan) -> (HostPlan, HostPlan) {
             kernel_compression: plan.modules.kernel_compression,
             requests: later_requests,
             loads: later,
+            coldplug: None,
         },
         sysctls: plan.sysctls,
         swaps: plan.swaps,
@@ -223,7 +227,10 @@ pub fn split_for_boot(plan: HostPlan) -> (HostPlan, HostPlan) {
 impl HostPlan {
     /// Whether applying it would do nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.modules.loads.is_empty() && self.sysctls.is_empty() && self.swaps.is_empty()
+        self.modules.loads.is_empty()
+            && self.modules.coldplug.is_none()
+            && self.sysctls.is_empty()
+            && self.swaps.is_empty()
     }
 }
 
@@ -282,6 +289,7 @@ mod tests {
                     load("failover", &[], &["virtio_net"]),
                     load("virtio_net", &["failover"], &["virtio_net"]),
                 ],
+                coldplug: None,
             },
             sysctls: vec![SysctlSetting {
                 key: "net/ipv4/ip_forward".into(),

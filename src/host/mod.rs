@@ -21,7 +21,9 @@
 //! [`Host`].
 
 pub mod cmdline;
+pub mod coldplug;
 pub mod confdirs;
+pub mod filesystems;
 pub mod fnmatch;
 pub mod modules;
 pub mod preflight;
@@ -110,6 +112,9 @@ pub struct HostConfig {
     pub read_sysctl_d: bool,
     /// Take `module.param=value` and `sysctl.key=value` from `/proc/cmdline`.
     pub read_kernel_cmdline: bool,
+    /// Load the image's drivers ([`modules::DRIVERS_PATH`]) for the devices present
+    /// ([`coldplug`]); nothing happens where no image lists drivers.
+    pub coldplug: bool,
 }
 
 impl Default for HostConfig {
@@ -126,6 +131,7 @@ impl Default for HostConfig {
             read_modules_load_d: true,
             read_sysctl_d: true,
             read_kernel_cmdline: true,
+            coldplug: true,
         }
     }
 }
@@ -188,6 +194,9 @@ pub enum Action {
         name: String,
         path: PathBuf,
         method: LoadMethod,
+        /// Why, when not a request of the plan: the device (its modalias) a coldplugged
+        /// driver is for, or the filesystem being mounted.
+        why: Option<String>,
     },
     /// `key` dotted, as sysctl(8) prints it.
     SetSysctl {
@@ -206,8 +215,17 @@ pub enum Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::LoadModule { name, path, method } => {
-                write!(f, "load module {name} from {} ({method})", path.display())
+            Self::LoadModule {
+                name,
+                path,
+                method,
+                why,
+            } => {
+                write!(f, "load module {name} from {} ({method})", path.display())?;
+                match why {
+                    Some(why) => write!(f, " for {why}"),
+                    None => Ok(()),
+                }
             }
             Self::SetSysctl { key, value, source } => write!(f, "set {key} = {value} ({source})"),
             Self::Swapoff { path } => write!(f, "turn off swap {path}"),
@@ -268,11 +286,19 @@ impl HostReport {
         duration: Duration,
     ) {
         if let Action::LoadModule { name, .. } | Action::Swapoff { path: name } = &action {
-            let kind = match action {
-                Action::LoadModule { .. } => "module",
-                _ => "swapoff",
+            let (kind, why) = match &action {
+                Action::LoadModule { why, .. } => ("module", why.as_deref()),
+                _ => ("swapoff", None),
             };
-            crate::trace::record_took(kind, || format!("{name}: {outcome}"), started, duration);
+            crate::trace::record_took(
+                kind,
+                || match why {
+                    Some(why) => format!("{name}: {outcome} (for {why})"),
+                    None => format!("{name}: {outcome}"),
+                },
+                started,
+                duration,
+            );
         }
         match &outcome {
             Outcome::Failed(_) | Outcome::Ignored(_) => {
@@ -324,11 +350,15 @@ pub fn apply(plan: &HostPlan, root: &Root, sys: &dyn Host) -> Result<HostReport,
             name: l.name.clone(),
             path: l.path.clone(),
             method: l.method,
+            why: None,
         };
         if let Some(e) = loaded.error {
             failures.push(e);
         }
         report.record_took(action, loaded.outcome, loaded.started, loaded.took);
+    }
+    if let Some(cp) = &plan.modules.coldplug {
+        coldplug::run(cp, &plan.modules, root, sys, &mut report);
     }
 
     let sysctls_started = Instant::now();
@@ -455,7 +485,7 @@ impl fmt::Display for HostPlan {
             .kernel_compression
             .map_or("none".to_string(), |c| c.to_string());
         writeln!(f, "modules (in-kernel decompression: {kc}):")?;
-        if self.modules.requests.is_empty() {
+        if self.modules.requests.is_empty() && self.modules.coldplug.is_none() {
             writeln!(f, "  (none requested)")?;
         }
         for l in &self.modules.loads {
@@ -483,6 +513,18 @@ impl fmt::Display for HostPlan {
                 RequestOutcome::NotFound => "not found, skipped".to_string(),
             };
             writeln!(f, "  {}: {what} ({})", r.request.name, r.request.source)?;
+        }
+        if let Some(cp) = &self.modules.coldplug {
+            writeln!(
+                f,
+                "  coldplug: for the devices present, the drivers of {} that match them: {}",
+                cp.source.display(),
+                if cp.drivers.is_empty() {
+                    "(none listed)".to_string()
+                } else {
+                    cp.drivers.join(" ")
+                }
+            )?;
         }
         writeln!(f, "sysctls:")?;
         if self.sysctls.is_empty() {

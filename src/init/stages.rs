@@ -89,7 +89,11 @@ impl<'a> NodeBoot<'a> {
             kernel_to_init,
             tee,
             cmdline: String::from_utf8_lossy(&cmdline).into_owned(),
-            sources: crate::source::load::LoadOptions::live(Root::new("/"), system.drive.clone()),
+            sources: crate::source::load::LoadOptions::live(Root::new("/"), system.drive.clone())
+                .with_fs_modules(host::filesystems::FsModules::new(
+                    Root::new("/"),
+                    system.host.clone(),
+                )),
             net_root: Root::new("/"),
             host_root: Root::new("/"),
             host_applied: HostApplied::default(),
@@ -121,6 +125,12 @@ impl<'a> NodeBoot<'a> {
 
     /// Replaces where host preparation reads the kernel's files (tests: a temporary root).
     pub fn with_host_root(mut self, root: Root) -> Self {
+        if self.sources.fs_modules.is_some() {
+            self.sources.fs_modules = Some(host::filesystems::FsModules::new(
+                root.clone(),
+                self.system.host.clone(),
+            ));
+        }
         self.host_root = root;
         self
     }
@@ -739,6 +749,8 @@ impl HostAdditions {
             read_modules_load_d: false,
             read_sysctl_d: false,
             read_kernel_cmdline: true,
+            // Host-prep's coldplug loaded the drivers of the devices present.
+            coldplug: false,
             ..HostConfig::default()
         }
     }

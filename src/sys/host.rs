@@ -274,6 +274,8 @@ pub struct RecordingHost {
     sysctl_errors: BTreeMap<String, i32>,
     kernel_root: Option<PathBuf>,
     load_threads: usize,
+    /// Devices a module's probe creates: module -> (sysfs node path, modalias).
+    devices_on_load: BTreeMap<String, Vec<(PathBuf, String)>>,
 }
 
 impl RecordingHost {
@@ -300,7 +302,19 @@ impl RecordingHost {
             sysctl_errors: BTreeMap::new(),
             kernel_root: None,
             load_threads: 1,
+            devices_on_load: BTreeMap::new(),
         }
+    }
+
+    /// With [`RecordingHost::with_kernel_root`]: a successful load of `module` also creates the
+    /// device `node` (`/sys/bus/virtio/devices/virtio0`) with `modalias`, as a bus driver's
+    /// probe does (virtio_pci creating the virtio devices that select virtio_net).
+    pub fn with_device_on_load(mut self, module: &str, node: &str, modalias: &str) -> Self {
+        self.devices_on_load
+            .entry(module.to_string())
+            .or_default()
+            .push((PathBuf::from(node), modalias.to_string()));
+        self
     }
 
     /// Lets host preparation load up to `n` modules at once (default 1: calls in plan order).
@@ -403,6 +417,11 @@ impl RecordingHost {
             let dir = root.join("sys/module").join(module);
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("initstate"), "live\n")?;
+            for (node, modalias) in self.devices_on_load.get(module).into_iter().flatten() {
+                let dev = root.join(node.strip_prefix("/").unwrap_or(node));
+                std::fs::create_dir_all(&dev)?;
+                std::fs::write(dev.join("modalias"), format!("{modalias}\n"))?;
+            }
         }
         Ok(())
     }

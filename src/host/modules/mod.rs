@@ -5,7 +5,12 @@
 //! them for an image), so the runtime and the image builder resolve names identically.
 
 pub mod compress;
+mod drivers;
 pub mod modinfo;
+mod place;
+
+pub use drivers::{matching, read_drivers, Coldplug, DRIVERS_PATH};
+pub(crate) use place::place_requests;
 
 pub use compress::Compression;
 pub use modinfo::{
@@ -560,6 +565,17 @@ pub struct ModulePlan {
     pub requests: Vec<PlannedRequest>,
     /// In load order: every module after the modules it needs.
     pub loads: Vec<PlannedLoad>,
+    /// The image's drivers, loaded for the devices present once `loads` are in
+    /// (`crate::host::coldplug`); `None` where no image lists any (a booted node: udev's job).
+    pub coldplug: Option<Coldplug>,
+}
+
+/// The format the running kernel decompresses itself (`/sys/module/compression`), if any.
+pub fn kernel_compression(root: &Root) -> Option<Compression> {
+    root.join("/sys/module/compression")
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|s| Compression::from_kernel_name(&s))
 }
 
 /// Resolves the module set of `cfg` for kernel `release` into a load plan.
@@ -571,15 +587,16 @@ pub fn plan_modules(
     notes: &mut Vec<String>,
 ) -> Result<ModulePlan, HostError> {
     let requests = module_set(cfg, root, notes)?;
+    let drivers = if cfg.coldplug {
+        read_drivers(root)?
+    } else {
+        None
+    };
     let mut plan = ModulePlan::default();
-    if requests.is_empty() {
+    if requests.is_empty() && drivers.is_none() {
         return Ok(plan);
     }
-    plan.kernel_compression = root
-        .join("/sys/module/compression")
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|s| Compression::from_kernel_name(&s));
+    plan.kernel_compression = kernel_compression(root);
     let index = ModuleIndex::load(root, release)?;
 
     // Parameters: config first, then the command line (the kernel keeps the last value).
@@ -603,99 +620,11 @@ pub fn plan_modules(
         }
     }
 
-    let mut placed: BTreeMap<String, usize> = BTreeMap::new();
-    for req in requests {
-        let outcome = if is_loaded(root, &req.name) {
-            RequestOutcome::AlreadyLoaded
-        } else {
-            match index.resolve(&req.name) {
-                Resolved::Builtin(_) => RequestOutcome::Builtin,
-                // A kernel built without loadable modules has no /proc/modules and usually
-                // no module tree: say that, rather than "depmod never ran".
-                Resolved::NotFound
-                    if req.required
-                        && index.missing_dep_file
-                        && !root.join("/proc/modules").is_ok_and(|p| p.exists())
-                        && !root
-                            .join(format!("/lib/modules/{release}"))
-                            .is_ok_and(|p| p.exists()) =>
-                {
-                    return Err(HostError::NoModuleSupport {
-                        name: req.name.clone(),
-                        release: release.to_string(),
-                    })
-                }
-                Resolved::NotFound if req.required => {
-                    return Err(HostError::ModuleNotFound {
-                        name: req.name.clone(),
-                        release: release.to_string(),
-                        index_missing: index.missing_dep_file,
-                    })
-                }
-                Resolved::NotFound => {
-                    notes.push(format!(
-                        "module {} ({}) not found for kernel {release}: skipped",
-                        req.name, req.source
-                    ));
-                    RequestOutcome::NotFound
-                }
-                Resolved::Modules(ms) => {
-                    let (mut modules, mut already) = (Vec::new(), Vec::new());
-                    for m in ms {
-                        for (name, hard) in index.load_order(&m)? {
-                            if is_loaded(root, &name) {
-                                already.push(name);
-                                continue;
-                            }
-                            let required = req.required && hard;
-                            if let Some(&i) = placed.get(&name) {
-                                let l = &mut plan.loads[i];
-                                l.required |= required;
-                                if !l.wanted_by.contains(&req.name) {
-                                    l.wanted_by.push(req.name.clone());
-                                }
-                            } else {
-                                let Some(path) = index.node_path(&name) else {
-                                    continue;
-                                };
-                                let method = match Compression::from_path(&path.to_string_lossy()) {
-                                    None => LoadMethod::Finit,
-                                    Some(c) if plan.kernel_compression == Some(c) => {
-                                        LoadMethod::FinitCompressed(c)
-                                    }
-                                    Some(c) => LoadMethod::Decompress(c),
-                                };
-                                placed.insert(name.clone(), plan.loads.len());
-                                plan.loads.push(PlannedLoad {
-                                    name: name.clone(),
-                                    path,
-                                    method,
-                                    params: params
-                                        .get(&name)
-                                        .map(|v| v.iter().map(|(a, _)| a.clone()).collect())
-                                        .unwrap_or_default(),
-                                    deps: index.deps(&name).to_vec(),
-                                    required,
-                                    wanted_by: vec![req.name.clone()],
-                                });
-                            }
-                            modules.push(name);
-                        }
-                    }
-                    if modules.is_empty() && !already.is_empty() {
-                        // An alias (`fs-overlay`) whose module is already there.
-                        RequestOutcome::AlreadyLoaded
-                    } else {
-                        RequestOutcome::Load { modules, already }
-                    }
-                }
-            }
-        };
-        plan.requests.push(PlannedRequest {
-            request: req,
-            outcome,
-        });
-    }
+    let args_of: BTreeMap<String, Vec<String>> = params
+        .iter()
+        .map(|(m, ps)| (m.clone(), ps.iter().map(|(a, _)| a.clone()).collect()))
+        .collect();
+    let placed = place_requests(&mut plan, requests, &index, root, &args_of, notes)?;
     // `module_blacklist=` makes the kernel itself refuse these modules (EPERM on load).
     let blacklist: Vec<String> = args
         .iter()
@@ -716,7 +645,8 @@ pub fn plan_modules(
             .filter(|(_, c)| *c)
             .map(|(a, _)| a.as_str())
             .collect();
-        if !from_config.is_empty() && !placed.contains_key(m) {
+        let coldplugged = drivers.as_ref().is_some_and(|(_, d)| d.contains(m));
+        if !from_config.is_empty() && !placed.contains_key(m) && !coldplugged {
             let why = if index.is_builtin(m) {
                 "it is built into the kernel (use the kernel command line)"
             } else if is_loaded(root, m) {
@@ -730,6 +660,12 @@ pub fn plan_modules(
             ));
         }
     }
+    plan.coldplug = drivers.map(|(source, drivers)| Coldplug {
+        source,
+        drivers,
+        params: args_of,
+        index,
+    });
     Ok(plan)
 }
 

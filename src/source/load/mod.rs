@@ -4,6 +4,7 @@
 
 use crate::error::{Class, Classify};
 use crate::fs::root::Root;
+use crate::host::filesystems::FsModules;
 use crate::plan::config_pin::{ConfigPin, ConfigPinMismatch};
 use crate::plan::key::Key;
 use crate::plan::merge::{merge, Layer, Settings, Source};
@@ -79,6 +80,9 @@ pub struct LoadOptions {
     /// Mounts an OpenStack config drive; without it the drive is not read (a warning says so)
     /// and the metadata service is used.
     pub config_drive: Option<Arc<dyn Drive>>,
+    /// Loads the drive's filesystem module before mounting it, when the kernel does not have
+    /// the type (PID 1: an initramfs has no modprobe the kernel could ask).
+    pub fs_modules: Option<FsModules>,
     /// `kubejoin join`'s flags on the boot sources: the top layer ([`Source::Flag`]).
     pub flags: Option<Values>,
     /// The image defaults (lowest layer).
@@ -95,6 +99,7 @@ impl LoadOptions {
             root,
             cmdline_file: None,
             config_drive: None,
+            fs_modules: None,
             config_file: None,
             metadata: MetadataAccess::live(),
             flags: None,
@@ -112,6 +117,14 @@ impl LoadOptions {
             config_drive: drive,
             ..Self::new(root)
         }
+    }
+}
+
+impl LoadOptions {
+    /// Loads a config drive's filesystem module through `fs` when needed.
+    pub fn with_fs_modules(mut self, fs: FsModules) -> Self {
+        self.fs_modules = Some(fs);
+        self
     }
 }
 
@@ -339,7 +352,7 @@ fn read_drive(opts: &LoadOptions, warnings: &mut Vec<String>) -> Option<Arc<Driv
             return None;
         }
     };
-    match openstack::read_config_drive(&**sys, &device, &dir, kind) {
+    match openstack::read_config_drive(&**sys, &device, &dir, kind, opts.fs_modules.as_ref()) {
         Ok(d) => Some(Arc::new(d)),
         Err(e) => {
             let chain = crate::error::Report(&e, None).to_string();

@@ -38,6 +38,40 @@ fn timeout() -> Duration {
     Duration::from_secs(secs)
 }
 
+/// The `module` steps of the timeline: `(phase, detail)`, e.g. `("host-prep", "virtio_net:
+/// done (for device virtio:d00000001v00001AF4)")`.
+fn module_steps(timeline: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in timeline["phases"].as_array().into_iter().flatten() {
+        for s in p["steps"].as_array().into_iter().flatten() {
+            if s["step"] == "module" {
+                out.push((
+                    p["phase"].as_str().unwrap_or_default().to_string(),
+                    s["detail"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The modules the stand-in kubelet found loaded (`/proc/modules`).
+fn loaded_modules(checks: &[(bool, String)]) -> Vec<String> {
+    checks
+        .iter()
+        .find_map(|(_, w)| w.strip_prefix("modules loaded:"))
+        .map(|m| m.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a `module` step of `phase` loaded `module` for `why` (its device's modalias
+/// prefix, or the filesystem).
+fn loaded_for(steps: &[(String, String)], phase: &str, module: &str, why: &str) -> bool {
+    steps
+        .iter()
+        .any(|(p, d)| p == phase && d.starts_with(&format!("{module}: done (for {why}")))
+}
+
 /// Everything a failed assertion should show.
 fn context(o: &Outcome) -> String {
     let reqs: Vec<String> = o
@@ -133,6 +167,38 @@ fn a_vm_joins_with_kubejoin_as_init() {
         assert!(
             modules.split_whitespace().any(|x| x == m),
             "{m} not loaded: {modules}{ctx}"
+        );
+    }
+    // Coldplug: the NIC's drivers for its devices (virtio_pci for the PCI function, virtio_net
+    // for the virtio device its probe created); nothing for hardware this VM does not have (no
+    // virtio-rng, no disk) and no filesystem module without a drive to mount.
+    let steps = module_steps(&timeline);
+    assert!(
+        loaded_for(
+            &steps,
+            "host-prep",
+            "virtio_pci",
+            "device pci:v00001AF4d00001000"
+        ),
+        "virtio_pci not coldplugged for the NIC: {steps:?}{ctx}"
+    );
+    assert!(
+        loaded_for(
+            &steps,
+            "host-prep",
+            "virtio_net",
+            "device virtio:d00000001v00001AF4"
+        ),
+        "virtio_net not coldplugged for the virtio NIC: {steps:?}{ctx}"
+    );
+    for m in ["virtio_rng", "virtio_blk", "isofs"] {
+        assert!(
+            !modules.split_whitespace().any(|x| x == m),
+            "{m} loaded without its hardware: {modules}{ctx}"
+        );
+        assert!(
+            !steps.iter().any(|(_, d)| d.starts_with(&format!("{m}:"))),
+            "{m} in the timeline: {steps:?}{ctx}"
         );
     }
     for s in [
@@ -325,6 +391,29 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
         "{ctx}"
     );
     assert_eq!(check("/ is the ext4 disk"), Some(true), "{ctx}");
+    // The disk's driver, coldplugged for the virtio block device (id 2) before the real root
+    // was mounted; no filesystem module for a config drive there is not.
+    let steps = c.timeline().map(|t| module_steps(&t)).unwrap_or_default();
+    assert!(
+        loaded_for(
+            &steps,
+            "host-prep",
+            "virtio_blk",
+            "device virtio:d00000002v00001AF4"
+        ),
+        "virtio_blk not coldplugged for the disk: {steps:?}{ctx}"
+    );
+    let modules = loaded_modules(&checks);
+    assert!(
+        modules.iter().any(|m| m == "virtio_blk"),
+        "{modules:?}{ctx}"
+    );
+    for m in ["virtio_rng", "isofs"] {
+        assert!(
+            !modules.iter().any(|x| x == m),
+            "{m} loaded: {modules:?}{ctx}"
+        );
+    }
     assert_eq!(
         check("/run (with /run/kubejoin/result.json) was moved"),
         Some(true),
@@ -459,6 +548,22 @@ fn a_vm_joins_from_an_openstack_config_drive() {
             "{m} not loaded{ctx}"
         );
     }
+    // virtio_blk by coldplug for the drive's device; isofs on demand, by the config-drive
+    // reader just before it mounted the drive (local-sources), not by host-prep.
+    let steps = c.timeline().map(|t| module_steps(&t)).unwrap_or_default();
+    assert!(
+        loaded_for(
+            &steps,
+            "host-prep",
+            "virtio_blk",
+            "device virtio:d00000002v00001AF4"
+        ),
+        "virtio_blk not coldplugged for the drive: {steps:?}{ctx}"
+    );
+    assert!(
+        loaded_for(&steps, "local-sources", "isofs", "filesystem iso9660"),
+        "isofs not loaded on demand for the drive: {steps:?}{ctx}"
+    );
 
     // The join, as the control plane saw it: a CSR from the drive's token, for the drive's
     // hostname.

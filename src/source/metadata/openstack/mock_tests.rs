@@ -138,7 +138,7 @@ fn the_drive_is_mounted_read_then_unmounted_and_the_directory_removed() {
     let run = tempfile::tempdir().unwrap();
     let dir = run.path().join("run/kubejoin/config-drive");
     let sys = fake_drive().accepting("vfat");
-    let data = read_config_drive(&sys, Path::new("/dev/vdb"), &dir, None).unwrap();
+    let data = read_config_drive(&sys, Path::new("/dev/vdb"), &dir, None, None).unwrap();
     assert_eq!(
         data.user_data.as_deref(),
         Some(&b"endpoint: 10.0.0.1:6443\n"[..])
@@ -173,7 +173,14 @@ fn the_type_the_label_was_read_from_is_tried_first() {
     let run = tempfile::tempdir().unwrap();
     let dir = run.path().join("config-drive");
     let sys = fake_drive().accepting("vfat");
-    read_config_drive(&sys, Path::new("/dev/vdb"), &dir, Some(label::FsKind::Vfat)).unwrap();
+    read_config_drive(
+        &sys,
+        Path::new("/dev/vdb"),
+        &dir,
+        Some(label::FsKind::Vfat),
+        None,
+    )
+    .unwrap();
     assert_eq!(sys.calls().len(), 2, "{:?}", sys.calls());
 }
 
@@ -182,7 +189,7 @@ fn a_drive_that_mounts_as_nothing_is_an_error_and_leaves_no_directory() {
     let run = tempfile::tempdir().unwrap();
     let dir = run.path().join("run/kubejoin/config-drive");
     let sys = fake_drive();
-    let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None).unwrap_err();
+    let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None, None).unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.starts_with("mounting the config drive /dev/sr0 read-only on "),
@@ -206,7 +213,7 @@ fn a_read_error_after_the_mount_still_unmounts() {
     let sys = RecordingDrive::new()
         .accepting("iso9660")
         .with_file("openstack/latest/user_data", vec![b'x'; MAX_USER_DATA + 1]);
-    let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None).unwrap_err();
+    let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None, None).unwrap_err();
     assert!(
         matches!(e, DriveError::Read(MetadataError::TooLarge { .. })),
         "{e:?}"
@@ -226,13 +233,13 @@ fn a_leftover_empty_directory_is_reused_but_one_with_content_is_not_mounted_over
     let dir = run.path().join("config-drive");
     std::fs::create_dir(&dir).unwrap();
     let sys = fake_drive().accepting("iso9660");
-    read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None).unwrap();
+    read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None, None).unwrap();
     assert!(!dir.exists());
 
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("something"), "x").unwrap();
     let sys = fake_drive().accepting("iso9660");
-    let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None).unwrap_err();
+    let e = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None, None).unwrap_err();
     assert!(matches!(e, DriveError::MountDir { .. }), "{e:?}");
     assert!(sys.calls().is_empty(), "nothing was mounted");
     assert!(dir.join("something").exists(), "nothing was deleted");
@@ -246,7 +253,7 @@ fn an_unmount_that_fails_leaves_the_directory_in_place() {
         .accepting("iso9660")
         .failing_unmount(std::io::ErrorKind::ResourceBusy);
     // The data was read: the join can go on; the busy mount point is only a warning.
-    let data = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None).unwrap();
+    let data = read_config_drive(&sys, Path::new("/dev/sr0"), &dir, None, None).unwrap();
     assert!(data.user_data.is_some());
     assert!(dir.exists());
 }
@@ -339,7 +346,7 @@ fn real_config_drive_on_a_loop_device() {
         "another config-2 device on this machine?"
     );
     let dir = work.path().join("run/kubejoin/config-drive");
-    let data = read_config_drive(&RealDrive, &found, &dir, Some(kind)).unwrap();
+    let data = read_config_drive(&RealDrive, &found, &dir, Some(kind), None).unwrap();
     assert!(!dir.exists(), "the mount directory is removed");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&loopdev), "still mounted:\n{mounts}");
@@ -368,11 +375,99 @@ fn real_mount_of_a_non_filesystem_fails_both_types_and_cleans_up() {
     let img = work.path().join("zeros.img");
     std::fs::write(&img, vec![0u8; 64 * 1024]).unwrap();
     let dir = work.path().join("run/kubejoin/config-drive");
-    let e = read_config_drive(&RealDrive, &img, &dir, None).unwrap_err();
+    let e = read_config_drive(&RealDrive, &img, &dir, None, None).unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("(tried iso9660: ") && msg.contains("; vfat: "),
         "{msg}"
     );
     assert!(!dir.exists());
+}
+
+/// Each type's module is loaded just before that type's mount is tried, and only for the types
+/// tried: a drive that mounts as the type of its label never loads the other one.
+#[test]
+fn the_filesystem_module_is_loaded_before_its_mount_and_only_for_the_types_tried() {
+    use crate::host::filesystems::FsModules;
+    use crate::sys::host::RecordingHost;
+    use std::sync::Arc;
+
+    /// The recording drive, noting at each mount which filesystem modules were loaded.
+    #[derive(Debug)]
+    struct Noting {
+        inner: RecordingDrive,
+        host: Arc<RecordingHost>,
+        seen: std::sync::Mutex<Vec<(String, Vec<String>)>>,
+    }
+    impl Drive for Noting {
+        fn block_devices(&self, d: &Path) -> std::io::Result<Vec<String>> {
+            self.inner.block_devices(d)
+        }
+        fn read_head(&self, d: &Path, len: usize) -> std::io::Result<Vec<u8>> {
+            self.inner.read_head(d, len)
+        }
+        fn mount_ro(&self, d: &Path, t: &Path, fstype: &str) -> std::io::Result<()> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((fstype.to_string(), self.host.loaded()));
+            self.inner.mount_ro(d, t, fstype)
+        }
+        fn unmount(&self, t: &Path) -> std::io::Result<()> {
+            self.inner.unmount(t)
+        }
+    }
+
+    let node = tempfile::tempdir().unwrap();
+    let write = |rel: &str, content: &str| {
+        let p = node.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    };
+    write(
+        "lib/modules/r/modules.dep",
+        "kernel/fs/isofs/isofs.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\n",
+    );
+    write(
+        "lib/modules/r/modules.alias",
+        "alias fs-iso9660 isofs\nalias fs-vfat vfat\n",
+    );
+    for m in ["isofs/isofs", "fat/vfat", "fat/fat"] {
+        write(&format!("lib/modules/r/kernel/fs/{m}.ko"), "");
+    }
+    write("proc/filesystems", "nodev\tproc\n");
+    let run = |first: Option<label::FsKind>| {
+        let host = Arc::new(RecordingHost::new("r"));
+        let fs = FsModules::new(Root::new(node.path()), host.clone());
+        let drive = Noting {
+            inner: fake_drive().accepting("vfat"),
+            host: host.clone(),
+            seen: Default::default(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        read_config_drive(
+            &drive,
+            Path::new("/dev/vdb"),
+            &dir.path().join("cd"),
+            first,
+            Some(&fs),
+        )
+        .unwrap();
+        let seen = drive.seen.lock().unwrap().clone();
+        seen
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    // Label unknown: iso9660 first (isofs loaded before it), then vfat (fat, vfat before it).
+    assert_eq!(
+        run(None),
+        [
+            ("iso9660".to_string(), s(&["isofs"])),
+            ("vfat".to_string(), s(&["isofs", "fat", "vfat"])),
+        ]
+    );
+    // A FAT label: vfat is tried first and mounts; isofs is never loaded.
+    assert_eq!(
+        run(Some(label::FsKind::Vfat)),
+        [("vfat".to_string(), s(&["fat", "vfat"]))]
+    );
 }

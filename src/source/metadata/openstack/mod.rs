@@ -19,6 +19,7 @@ use super::http::{Request, Retry, Transport};
 use super::{join_url, Context, Http, MetadataError, NodeFacts, Platform, Provider, UserData};
 use super::{MAX_FACT, MAX_USER_DATA};
 use crate::fs::root::Root;
+use crate::host::filesystems::FsModules;
 use crate::sys::drive::Drive;
 use futures_util::future::BoxFuture;
 use label::FsKind;
@@ -215,12 +216,15 @@ pub enum DriveError {
 
 /// Mounts the config drive `device` read-only (`nosuid,nodev,noexec`) at `dir` — trying
 /// `first` (the type its label was read from), else iso9660 then vfat — reads what kubejoin
-/// needs into memory, then unmounts it and removes `dir`, whatever happened.
+/// needs into memory, then unmounts it and removes `dir`, whatever happened. With `fs`, each
+/// type's module is loaded first when the kernel does not have it yet (an initramfs has no
+/// modprobe for the kernel to ask; [`FsModules`]).
 pub fn read_config_drive(
     sys: &dyn Drive,
     device: &Path,
     dir: &Path,
     first: Option<FsKind>,
+    fs: Option<&FsModules>,
 ) -> Result<DriveData, DriveError> {
     let mkdir_err = |source| DriveError::MountDir {
         dir: dir.to_path_buf(),
@@ -258,6 +262,16 @@ pub fn read_config_drive(
     }
     let mut tried = Vec::new();
     for kind in order {
+        if let Some(fs) = fs {
+            // A failed load is not the end: the mount says what the kernel thinks.
+            if let Err(e) = fs.ensure(kind.mount_type()) {
+                crate::warn!(
+                    "config drive {}: making {} mountable: {e}",
+                    device.display(),
+                    kind.mount_type()
+                );
+            }
+        }
         match sys.mount_ro(device, dir, kind.mount_type()) {
             Ok(()) => {
                 guard.mounted = true;
