@@ -36,6 +36,10 @@ pub struct WaitOptions {
     /// When a 401/403 on the list or watch is final (an API server restarting during the wait
     /// refuses the token for a moment; see [`crate::http::retry::Persistence`]).
     pub refusals: crate::http::retry::Persistence,
+    /// The backoff level the join's earlier calls reached against a server shedding load
+    /// ([`crate::http::retry::Pacing`]): a list or watch turned away with `Retry-After` pauses
+    /// from there, not from the narrowest window (0: a wait on its own).
+    pub shed_level: u32,
 }
 
 impl Default for WaitOptions {
@@ -46,6 +50,7 @@ impl Default for WaitOptions {
             watch_timeout: Duration::from_secs(60),
             retry_pause: Duration::from_secs(1),
             refusals: crate::http::retry::REFUSALS,
+            shed_level: 0,
         }
     }
 }
@@ -332,7 +337,7 @@ pub async fn wait(cluster: &Cluster, sub: &Submitted, opts: &WaitOptions) -> Res
     // The list and the watch share one streak: an API server restarting under the wait refuses
     // both the same way.
     let mut refusals = Refusals::default();
-    let mut shed = Shed::default();
+    let mut shed = Shed::from_level(opts.shed_level);
 
     loop {
         if state.relist || state.resource_version.is_none() {
@@ -531,6 +536,10 @@ mod tests {
             );
         }
         assert_eq!(shed.n, 6);
+        // Served: halved, as the join's pacing is (multiplicative decrease).
+        shed.served();
+        assert_eq!(shed.n, 3);
+        shed.served();
         shed.served();
         assert_eq!(shed.n, 0);
         // A 500, or a 429 without Retry-After: the fixed pause, the count unchanged.
@@ -538,6 +547,45 @@ mod tests {
         assert_eq!(shed.pause(&status(429, None), fixed), fixed);
         assert_eq!(shed.n, 0);
         assert!(shed.pause(&status(503, Some(1)), fixed) >= Duration::from_secs(1));
+    }
+
+    /// A wait that follows calls the server turned away starts its backoff at the level they
+    /// reached (`WaitOptions::shed_level`, the join's pacing): after a 429 with `Retry-After: 1`
+    /// a fresh wait pauses 1–2 s, one at level 5 up to 1 + 4 s (the API policy's ceiling there).
+    #[test]
+    fn a_list_turned_away_starts_at_the_join_s_level() {
+        let status = RequestError::Status(Box::new(crate::kube::StatusError {
+            code: 429,
+            reason: "TooManyRequests".into(),
+            message: String::new(),
+            retry_after: Some(Duration::from_secs(1)),
+            location: None,
+        }));
+        let fixed = Duration::from_millis(100);
+        assert_eq!(WaitOptions::default().shed_level, 0, "a wait on its own");
+        let draws = |level: u32| -> Vec<Duration> {
+            (0..64)
+                .map(|_| {
+                    let mut shed = Shed::from_level(level);
+                    let p = shed.pause(&status, fixed);
+                    assert_eq!(shed.n, level + 1);
+                    p
+                })
+                .collect()
+        };
+        let fresh = draws(0);
+        assert!(fresh
+            .iter()
+            .all(|p| *p >= Duration::from_secs(1) && *p <= Duration::from_secs(2)));
+        let paced = draws(5);
+        assert!(paced
+            .iter()
+            .all(|p| *p >= Duration::from_secs(1) && *p <= Duration::from_secs(5)));
+        // 64 uniform draws over [1 s, 5 s] all below 2 s: probability 4^-64.
+        assert!(
+            paced.iter().any(|p| *p > Duration::from_secs(2)),
+            "{paced:?}"
+        );
     }
 
     use super::*;
@@ -745,10 +793,14 @@ mod tests {
 /// shedding load under a fleet) is waited as the server said plus the retry policy's jitter,
 /// wider each time in a row ([`crate::http::retry::Policy::pause`]), as every other API call of
 /// the join is: a fleet whose watches all failed at once does not come back in lockstep. Any
-/// other failure waits the fixed `retry_pause`.
+/// other failure waits the fixed `retry_pause`. Like the join's other calls
+/// ([`crate::http::retry::Pacing`]) the level starts where the join's earlier calls left it, rises
+/// with each answer that sheds load and halves with each one served: a node that had to come
+/// back several times for its CSR meets the same saturated server with its list, and must not
+/// return to it with the narrowest window.
 #[derive(Debug, Default)]
 struct Shed {
-    /// Answers in a row that shed load.
+    /// The backoff level: answers that shed load, halved by each one served.
     n: u32,
     env: Option<crate::http::retry::RealEnv>,
 }
@@ -769,7 +821,14 @@ impl Shed {
         pause
     }
 
+    fn from_level(level: u32) -> Shed {
+        Shed {
+            n: level,
+            env: None,
+        }
+    }
+
     fn served(&mut self) {
-        self.n = 0;
+        self.n /= 2;
     }
 }

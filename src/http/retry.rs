@@ -41,7 +41,8 @@
 //! The calls of one join share what they learn ([`Pacing`], via [`retry_paced`]): each answer
 //! that sheds load raises the join's level by one and each served request halves it, and a
 //! call's backoff starts at that level, so a node that had to come back four times for its
-//! configuration does not fire its CSR at the same saturated server with the narrowest window.
+//! configuration does not fire its CSR at the same saturated server with the narrowest window
+//! (nor its CSR wait's list or watch: `bootstrap::wait` starts from the level the join reached).
 //! And while the server sheds load, a phase's own bound (kubeadm's 1 m per API call) does not end
 //! the loop; the join's overall deadline does ([`Bounds`]): a server that answers 429 with
 //! `Retry-After` is up and said when to come back, and giving up on it only makes the fleet

@@ -141,6 +141,7 @@ pub async fn bootstrap_and_install_resuming(
     let stage = run.begin("wait-approval", plan.tls_bootstrap_timeout);
     let opts = wait::WaitOptions {
         timeout: stage.clock.remaining(),
+        shed_level: pacing.level(),
         ..tuning.wait.clone()
     };
     let issued = match wait::wait(&cluster, &submitted, &opts).await {

@@ -985,6 +985,13 @@ impl Handle {
         self.state.requests()
     }
 
+    /// The requests seen from the `from`-th on (counting from 0 since the start; the oldest
+    /// kept if earlier ones were dropped), with the index of the first returned: a caller that
+    /// follows the log while the server is busy copies only what is new.
+    pub fn requests_from(&self, from: usize) -> (usize, Vec<RequestRecord>) {
+        self.state.requests_from(from)
+    }
+
     /// TLS handshakes that did not complete so far: each is a request a client meant to send
     /// (for instance after refusing the server's certificate) that never reached the API.
     pub fn failed_handshakes(&self) -> usize {

@@ -1142,6 +1142,16 @@ impl State {
         lock(&self.records).list.iter().cloned().collect()
     }
 
+    /// The records from id `from` on (or from the oldest one kept), with the id of the first.
+    /// Copies only those: a caller that follows the log copies each record about once instead
+    /// of the whole log, and holds the lock every request handler takes that much shorter.
+    pub(crate) fn requests_from(&self, from: usize) -> (usize, Vec<RequestRecord>) {
+        let r = lock(&self.records);
+        let first = from.max(r.offset);
+        let skip = first - r.offset;
+        (first, r.list.iter().skip(skip).cloned().collect())
+    }
+
     pub(crate) fn set_request_log(&self, file: File) {
         lock(&self.records).log = Some(file);
     }
