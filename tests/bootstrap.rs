@@ -45,6 +45,7 @@ fn discovered(cp: &Handle) -> Discovered {
             endpoint: cp.endpoint(),
         },
         credentials: BootstrapCredentials::Token(BootstrapToken::parse(&cp.token()).unwrap()),
+        warm: None,
     }
 }
 

@@ -949,3 +949,42 @@ fn the_unsafe_skip_still_trusts_the_whole_bundle_loudly() {
     let ca_crt = std::fs::read_to_string(root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
     assert_eq!(ca_crt, reencoded(&cp.ca_pem()));
 }
+
+#[test]
+fn the_tls_bootstrap_goes_on_over_the_discovery_connection_once_its_certificate_is_verified() {
+    // cluster-info names the endpoint itself (kubeadm's usual): the connection the anonymous
+    // cluster-info came over carries the bootstrap on, since the certificate it was made with
+    // passes the pinned CA; one TCP and TLS handshake per join instead of two.
+    let cp = start(Config::default());
+    let (run, _root) = join(&cp.endpoint(), &[cp.signing_ca_pin()], &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_secret_free(&run);
+    assert!(
+        run.stderr
+            .contains("the TLS bootstrap goes on over that connection"),
+        "{}",
+        run.stderr
+    );
+    let reqs = cp.requests();
+    let first = &reqs[0];
+    assert_eq!(
+        (first.path.as_str(), first.authorization),
+        (CLUSTER_INFO, false)
+    );
+    let with_token: Vec<_> = reqs.iter().filter(|r| r.authorization).collect();
+    assert!(!with_token.is_empty(), "{reqs:#?}");
+    // The first token-bearing request (the cluster configuration) on the same connection.
+    assert_eq!(with_token[0].connection, first.connection, "{reqs:#?}");
+    assert!(
+        with_token[0].path.ends_with("/configmaps/kubeadm-config"),
+        "{reqs:#?}"
+    );
+    // One handshake for the whole join: every request but the node's own (client certificate,
+    // after the join) came over it.
+    let connections: std::collections::BTreeSet<u64> = reqs
+        .iter()
+        .filter(|r| r.user != "system:node:mitm-node")
+        .map(|r| r.connection)
+        .collect();
+    assert_eq!(connections.len(), 1, "{reqs:#?}");
+}

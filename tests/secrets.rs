@@ -653,6 +653,7 @@ async fn the_kubelet_gets_no_secret_in_its_environment_or_arguments() {
             endpoint: cp.endpoint(),
         },
         credentials: BootstrapCredentials::Token(BootstrapToken::parse(&cp.token()).unwrap()),
+        warm: None,
     };
     let sys = RecordingExec::new("host");
     kubejoin::join::bootstrap_and_install(&plan, &d, &sys, &kubejoin::join::Tuning::default())

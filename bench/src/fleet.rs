@@ -292,6 +292,7 @@ async fn naive_discover(
             endpoint: endpoint.clone(),
         },
         credentials: BootstrapCredentials::Token(token.clone()),
+        warm: None,
     })
 }
 
@@ -349,7 +350,16 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         extra_args: &plan.kubelet_extra_args,
     });
     let flags_env = flags::render(&args);
-    let (mut key, _) = csr::load_or_generate_key(&root, true).map_err(|e| chain(&e))?;
+    // On the blocking pool, as the binary's join does (`join::run::on_disk`): the key's
+    // generation and its file are the same work on the same threads for both policies, so
+    // that only the retry policy differs (done inline on the client threads, the naive nodes'
+    // key generation queued behind each other and spread their POSTs out by itself).
+    let key_root = root.clone();
+    let (mut key, _) =
+        tokio::task::spawn_blocking(move || csr::load_or_generate_key(&key_root, true))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| chain(&e))?;
     let submitted = every!(
         interval,
         deadline,
@@ -384,7 +394,10 @@ async fn join_naive(plan: JoinPlan, interval: Duration, deadline: Instant) -> Re
         instance_config: None,
         now: SystemTime::now(),
     });
-    install::apply(&root, &steps).map_err(|e| chain(&e))?;
+    tokio::task::spawn_blocking(move || install::apply(&root, &steps))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| chain(&e))?;
     Ok(())
 }
 

@@ -310,13 +310,23 @@ impl Cluster {
             },
         };
         let trust = d.trust();
-        let client =
-            kube::client(&d.server, &trust, &identity, Timeouts::default()).map_err(|source| {
-                Error::Client {
-                    server: d.server.clone(),
-                    source,
-                }
-            })?;
+        // Discovery's connection, its certificate verified against the same trust (see
+        // `Discovered::warm`), with the token from now on.
+        let warm = match (&d.warm, &d.credentials) {
+            (Some(w), BootstrapCredentials::Token(t)) if w.serves(&d.server) => Some(
+                w.with_token(t)
+                    .map(|c| c.with_read_timeout(Timeouts::default().read)),
+            ),
+            _ => None,
+        };
+        let client = match warm {
+            Some(c) => c,
+            None => kube::client(&d.server, &trust, &identity, Timeouts::default()),
+        }
+        .map_err(|source| Error::Client {
+            server: d.server.clone(),
+            source,
+        })?;
         let watch_client = client.with_read_timeout(Some(WATCH_READ_TIMEOUT));
         Ok(Self {
             server: d.server.clone(),

@@ -311,6 +311,7 @@ pub(super) async fn validate(
         matched_pin: None,
         method,
         credentials,
+        warm: None,
     })
 }
 

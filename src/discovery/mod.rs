@@ -92,6 +92,12 @@ pub struct Discovered {
     pub method: Method,
     /// Credentials for the TLS bootstrap.
     pub credentials: BootstrapCredentials,
+    /// The cluster-info fetch's client (anonymous), when the TLS bootstrap may go on over its
+    /// connection instead of a new one: token discovery with a pin, whose API server is the
+    /// endpoint it fetched from, every certificate that client was shown passing the trust
+    /// above ([`crate::http::tls::Trust::Deferred`]), every later handshake verified by it.
+    /// `None` otherwise.
+    pub warm: Option<crate::kube::Client>,
 }
 
 /// Which discovery mechanism to run, with its inputs (already validated).

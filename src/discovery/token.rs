@@ -25,7 +25,13 @@
 //!    sent once that handshake has proven the server. The re-fetch would add nothing: the JWS
 //!    already authenticates the kubeconfig's bytes and the pin its CA, so byte equality with a
 //!    second copy proves nothing the handshake does not, and no token-bearing request can reach
-//!    a server that lacks a key certified by the pinned CA either way.
+//!    a server that lacks a key certified by the pinned CA either way. The bootstrap goes on
+//!    over step 1's own connection when the certificate that connection was made with passes
+//!    the pinned CAs exactly as a new handshake would ([`crate::http::tls::Trust::Deferred`]:
+//!    step 1 keeps each certificate it accepted, the handshake signature proved the server
+//!    holds its key, and every later handshake of that client is verified): one TCP and TLS
+//!    handshake per join instead of two. When it does not pass, the bootstrap connects anew
+//!    and that handshake refuses the server (naming an unpinned CA of the bundle).
 //!
 //! With no pins (only allowed with the explicit unsafe opt-in), steps 3–4 are skipped and the JWS
 //! is the only trust anchor.
@@ -67,9 +73,12 @@ pub async fn discover(
     crate::info!(
         "fetching cluster-info from {url} without TLS verification (authenticated next by the JWS of token {token})"
     );
+    // Any certificate for now, each one kept: once the pin has decided what to trust, the
+    // connection goes on to the TLS bootstrap if its certificate passes that trust (step 4).
+    let deferred = std::sync::Arc::new(crate::http::tls::Deferred::new());
     let insecure = crate::kube::client(
         &url,
-        &Trust::DangerousAcceptAny,
+        &Trust::Deferred(deferred.clone()),
         &Identity::Anonymous,
         timeouts(opts),
     )
@@ -107,6 +116,7 @@ pub async fn discover(
             endpoint: endpoint.to_string(),
         },
         credentials: credentials.clone(),
+        warm: None,
     };
     let Some(matched) = v.matched_pin.clone() else {
         crate::warn!(
@@ -140,11 +150,29 @@ pub async fn discover(
     let kc = v.kubeconfig.clone();
     let cluster_server = v.server.clone();
     if same_address(&cluster_server, endpoint) {
-        crate::info!(
-            "cluster-info names {url} as the API server; its TLS is verified against the pinned cluster CA by the \
-             first request of the TLS bootstrap, before the token is sent"
-        );
-        return Ok(done(Some(matched)));
+        let d = done(Some(matched));
+        // The connection cluster-info came over goes on to the TLS bootstrap only if the
+        // certificate it was made with passes the pinned CAs exactly as a new handshake would
+        // (the handshake's signature already proved the server holds its key): one TCP and TLS
+        // handshake less per join. Otherwise the bootstrap connects anew and that handshake
+        // decides (and names an unpinned CA).
+        let warm = match crate::http::tls::settle(&deferred, &d.trust()) {
+            Ok(true) => {
+                crate::info!(
+                    "cluster-info names {url} as the API server; the certificate it served cluster-info with \
+                     is verified against the pinned cluster CA: the TLS bootstrap goes on over that connection"
+                );
+                Some(insecure)
+            }
+            Ok(false) | Err(_) => {
+                crate::info!(
+                    "cluster-info names {url} as the API server; its TLS is verified against the pinned cluster CA \
+                     by the first request of the TLS bootstrap, before the token is sent"
+                );
+                None
+            }
+        };
+        return Ok(Discovered { warm, ..d });
     }
 
     // Step 4: the verified re-fetch, to the user's endpoint, hostname checked against it.

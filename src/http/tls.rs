@@ -25,6 +25,12 @@ pub enum Trust {
     /// Accept any certificate. Only for the insecure cluster-info fetch, whose content is then
     /// authenticated by the JWS and the CA pin.
     DangerousAcceptAny,
+    /// Accept any certificate *for now*, keeping each one presented, until discovery has decided
+    /// what to trust ([`Deferred::settle`]); from then on every handshake is verified by that
+    /// decision, and the connections made before it are used again only if each certificate
+    /// they were made with passes it. The token discovery's cluster-info fetch, so that the TLS
+    /// bootstrap can go on over its connection instead of a second TCP and TLS handshake.
+    Deferred(Arc<Deferred>),
 }
 
 /// Building a TLS client configuration failed; nothing was sent. rustls' own errors are kept
@@ -114,6 +120,45 @@ pub fn pinned_verifier(
     }
 }
 
+/// The certificate verifier of a `CaBundle` or `Pinned` trust with at least one CA, exactly as
+/// [`client_config`] builds it (validity at the best time known); `None` for any other trust.
+pub fn verifier_for(
+    trust: &Trust,
+) -> Result<Option<Arc<dyn rustls::client::danger::ServerCertVerifier>>, TlsError> {
+    Ok(match trust {
+        Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => None,
+        Trust::CaBundle(ders) => Some(Arc::new(best_time(ders)?)),
+        // Nothing to recognise: plain roots, at the best time known.
+        Trust::Pinned { pinned, unpinned } if unpinned.is_empty() => {
+            Some(Arc::new(best_time(pinned)?))
+        }
+        Trust::Pinned { pinned, unpinned } => {
+            Some(Arc::new(crate::clock::cert::BestTimeVerifier::over(
+                Arc::new(pinned::PinnedOnly::new(pinned, unpinned)?),
+                crate::clock::floor::floor(),
+            )))
+        }
+        Trust::System | Trust::DangerousAcceptAny | Trust::Deferred(_) => None,
+    })
+}
+
+/// Ends a [`Trust::Deferred`] decision with `trust` (a `CaBundle` or `Pinned` one): from now on
+/// every handshake of the deferred clients is verified as a client of `trust` verifies it.
+/// Returns whether their connections made before may be used as verified ones: some were made,
+/// and each certificate they were made with passes `trust` now (the first refusal otherwise).
+pub fn settle(deferred: &Deferred, trust: &Trust) -> Result<bool, rustls::Error> {
+    use rustls::time_provider::TimeProvider as _;
+    let verifier = match verifier_for(trust) {
+        Ok(Some(v)) => v,
+        Ok(None) => Arc::new(dangerous::RefuseAll),
+        Err(e) => return Err(rustls::Error::General(e.to_string())),
+    };
+    let now = NodeTime
+        .current_time()
+        .unwrap_or_else(rustls::pki_types::UnixTime::now);
+    deferred.settle(verifier, now)
+}
+
 /// The client configuration for `trust`, presenting `client_cert` (certificate chain and key,
 /// PEM) when given.
 pub fn client_config(
@@ -121,44 +166,42 @@ pub fn client_config(
     client_cert: Option<(&[u8], &[u8])>,
 ) -> Result<rustls::ClientConfig, TlsError> {
     let builder = ring_builder()?;
-    let builder =
-        match trust {
-            // No roots: nothing can verify (every handshake fails as an unknown issuer).
-            Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => {
-                builder.with_root_certificates(rustls::RootCertStore::empty())
-            }
-            Trust::CaBundle(ders) => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(best_time(ders)?)),
-            // Nothing to recognise: plain roots, at the best time known.
-            Trust::Pinned { pinned, unpinned } if unpinned.is_empty() => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(best_time(pinned)?)),
-            Trust::Pinned { pinned, unpinned } => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(
-                    crate::clock::cert::BestTimeVerifier::over(
-                        Arc::new(pinned::PinnedOnly::new(pinned, unpinned)?),
-                        crate::clock::floor::floor(),
-                    ),
-                )),
-            Trust::System => {
-                use hyper_rustls::ConfigBuilderExt as _;
-                builder.with_native_roots().map_err(TlsError::NativeRoots)?
-            }
-            Trust::DangerousAcceptAny => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
-        };
-    match client_cert {
+    let builder = match trust {
+        // No roots: nothing can verify (every handshake fails as an unknown issuer).
+        Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => {
+            builder.with_root_certificates(rustls::RootCertStore::empty())
+        }
+        Trust::CaBundle(_) | Trust::Pinned { .. } => match verifier_for(trust)? {
+            Some(v) => builder.dangerous().with_custom_certificate_verifier(v),
+            None => builder.with_root_certificates(rustls::RootCertStore::empty()),
+        },
+        Trust::System => {
+            use hyper_rustls::ConfigBuilderExt as _;
+            builder.with_native_roots().map_err(TlsError::NativeRoots)?
+        }
+        Trust::DangerousAcceptAny => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(dangerous::AcceptAnyCertificate::new())),
+        Trust::Deferred(d) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(d.clone()),
+    };
+    let deferred = matches!(trust, Trust::Deferred(_));
+    let mut config = match client_cert {
         Some((cert_pem, key_pem)) => {
             let (chain, key) = client_identity(cert_pem, key_pem)?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(TlsError::ClientAuth)
+                .map_err(TlsError::ClientAuth)?
         }
-        None => Ok(builder.with_no_client_auth()),
+        None => builder.with_no_client_auth(),
+    };
+    if deferred {
+        // A resumed session skips the certificate check: every connection of a deferred
+        // client is one whose certificate was seen (and judged by `settle`) or verified.
+        config.resumption = rustls::client::Resumption::disabled();
     }
+    Ok(config)
 }
 
 /// The certificate chain and private key of PEM texts (PKCS#8, SEC1 or PKCS#1 key).
@@ -288,6 +331,155 @@ fn pin_list(pins: &[CaPin]) -> String {
     list.join(" or ")
 }
 
+pub use deferred::Deferred;
+
+mod deferred {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use std::sync::{Arc, Mutex};
+
+    /// One certificate chain presented while the decision was open.
+    #[derive(Debug)]
+    struct Seen {
+        end_entity: CertificateDer<'static>,
+        intermediates: Vec<CertificateDer<'static>>,
+        server_name: ServerName<'static>,
+        ocsp: Vec<u8>,
+    }
+
+    #[derive(Debug)]
+    enum State {
+        /// Any certificate is accepted (the handshake signatures are still checked) and kept.
+        Open(Vec<Seen>),
+        /// Every handshake is this verifier's to judge.
+        Settled(Arc<dyn ServerCertVerifier>),
+    }
+
+    /// The verifier of [`super::Trust::Deferred`]: `AcceptAnyCertificate` until [`Self::settle`],
+    /// the settled verifier after it. A connection opened while open is as unverified as the
+    /// insecure fetch's until `settle` has judged the certificate it was made with; the
+    /// handshake signature check (always done) proves the peer held that certificate's key, so
+    /// a certificate that passes `settle` makes the connection what a verified handshake would
+    /// have made it.
+    #[derive(Debug)]
+    pub struct Deferred {
+        state: Mutex<State>,
+        algs: rustls::crypto::WebPkiSupportedAlgorithms,
+    }
+
+    impl Default for Deferred {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Deferred {
+        pub fn new() -> Self {
+            Self {
+                state: Mutex::new(State::Open(Vec::new())),
+                algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+            }
+        }
+
+        fn settled(&self) -> Option<Arc<dyn ServerCertVerifier>> {
+            match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+                State::Settled(v) => Some(v.clone()),
+                State::Open(_) => None,
+            }
+        }
+
+        /// From now on `verifier` judges every handshake. Returns whether every certificate
+        /// accepted while open passes it too (at `now`), with the first refusal otherwise: only
+        /// then may the connections made before be used for anything that must be verified.
+        /// A second call changes nothing and answers `false`.
+        pub fn settle(
+            &self,
+            verifier: Arc<dyn ServerCertVerifier>,
+            now: UnixTime,
+        ) -> Result<bool, rustls::Error> {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let State::Open(seen) =
+                std::mem::replace(&mut *state, State::Settled(verifier.clone()))
+            else {
+                return Ok(false);
+            };
+            for s in &seen {
+                verifier.verify_server_cert(
+                    &s.end_entity,
+                    &s.intermediates,
+                    &s.server_name,
+                    &s.ocsp,
+                    now,
+                )?;
+            }
+            Ok(!seen.is_empty())
+        }
+    }
+
+    impl ServerCertVerifier for Deferred {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match &mut *state {
+                State::Settled(v) => {
+                    v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                }
+                State::Open(seen) => {
+                    crate::clock::datehdr::note_unverified_leaf(end_entity);
+                    seen.push(Seen {
+                        end_entity: end_entity.clone().into_owned(),
+                        intermediates: intermediates
+                            .iter()
+                            .map(|c| c.clone().into_owned())
+                            .collect(),
+                        server_name: server_name.to_owned(),
+                        ocsp: ocsp.to_vec(),
+                    });
+                    Ok(ServerCertVerified::assertion())
+                }
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            match self.settled() {
+                Some(v) => v.verify_tls12_signature(message, cert, dss),
+                None => rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs),
+            }
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            match self.settled() {
+                Some(v) => v.verify_tls13_signature(message, cert, dss),
+                None => rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs),
+            }
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            match self.settled() {
+                Some(v) => v.supported_verify_schemes(),
+                None => self.algs.supported_schemes(),
+            }
+        }
+    }
+}
+
 mod dangerous {
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -305,6 +497,54 @@ mod dangerous {
             Self {
                 algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
             }
+        }
+    }
+
+    /// Refuses every server certificate: what a deferred decision settles on when the trust has
+    /// no CA to verify against.
+    #[derive(Debug)]
+    pub struct RefuseAll;
+
+    impl ServerCertVerifier for RefuseAll {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            _message: &[u8],
+            _cert: &CertificateDer<'_>,
+            _dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            _message: &[u8],
+            _cert: &CertificateDer<'_>,
+            _dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 
@@ -422,6 +662,72 @@ mod tests {
         }
         .to_string();
         assert!(text.contains(&pin(&evil).to_string()), "{text}");
+    }
+
+    /// What a deferred verifier says of a server certificate `leaf` presented as 127.0.0.1.
+    fn deferred_check(d: &Deferred, leaf: &[u8]) -> Result<(), WireFailure> {
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        d.verify_server_cert(
+            &CertificateDer::from(leaf.to_vec()),
+            &[],
+            &name,
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| wire_failure_of(&e))
+    }
+
+    #[test]
+    fn a_deferred_decision_keeps_old_connections_only_when_their_certificates_pass_it() {
+        let (a, evil) = (ca("a"), ca("evil"));
+        let pinned = Trust::Pinned {
+            pinned: vec![a.der.clone()],
+            unpinned: vec![(pin(&evil), evil.der.clone())],
+        };
+        // Open: anything goes (the insecure fetch), and is kept.
+        let d = Deferred::new();
+        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        // Settled on the pin: the certificate seen passes, so the connection may go on; every
+        // later handshake is the pinned verifier's (the unpinned CA refused by name).
+        assert_eq!(settle(&d, &pinned), Ok(true));
+        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        assert_eq!(
+            deferred_check(&d, &serving(&evil)),
+            Err(WireFailure::UnpinnedCa(vec![pin(&evil)]))
+        );
+        // Settling again changes nothing and never blesses anything.
+        assert_eq!(settle(&d, &Trust::DangerousAcceptAny), Ok(false));
+        assert!(deferred_check(&d, &serving(&evil)).is_err());
+
+        // The bundle attack: cluster-info came over a connection made with the attacker's own
+        // CA, which the bundle lists. Settling refuses that connection, by the CA's name.
+        let d = Deferred::new();
+        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        assert_eq!(deferred_check(&d, &serving(&evil)), Ok(()));
+        let refused = settle(&d, &pinned).unwrap_err();
+        assert_eq!(
+            wire_failure_of(&refused),
+            WireFailure::UnpinnedCa(vec![pin(&evil)])
+        );
+        assert!(deferred_check(&d, &serving(&evil)).is_err());
+
+        // Nothing seen: nothing to go on with. A trust without any CA refuses everything.
+        assert_eq!(settle(&Deferred::new(), &pinned), Ok(false));
+        let d = Deferred::new();
+        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        assert!(settle(&d, &Trust::CaBundle(Vec::new())).is_err());
+        assert!(deferred_check(&d, &serving(&a)).is_err());
+    }
+
+    #[test]
+    fn a_deferred_client_never_resumes_a_session() {
+        let cfg = client_config(&Trust::Deferred(Arc::new(Deferred::new())), None).unwrap();
+        assert!(
+            format!("{:?}", cfg.resumption).contains("Disabled"),
+            "{:?}",
+            cfg.resumption
+        );
     }
 
     #[test]

@@ -133,6 +133,17 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The `Authorization` header of `token`, marked sensitive (never printed).
+fn bearer(server: &str, token: &BootstrapToken) -> Result<HeaderValue, ClientError> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {}", token.bearer())).map_err(|_| {
+        ClientError::TokenHeader {
+            url: server.to_string(),
+        }
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 /// Builds a client for `server` (an `https://host:port` URL; a path is ignored).
 pub fn client(
     server: &str,
@@ -180,15 +191,7 @@ pub fn client(
         .pool_max_idle_per_host(4)
         .build(connector);
     let auth = match identity {
-        Identity::Token(t) => {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.bearer())).map_err(|_| {
-                ClientError::TokenHeader {
-                    url: server.to_string(),
-                }
-            })?;
-            v.set_sensitive(true);
-            Some(v)
-        }
+        Identity::Token(t) => Some(bearer(server, t)?),
         Identity::Anonymous | Identity::ClientCert { .. } => None,
     };
     Ok(Client {
@@ -390,6 +393,27 @@ impl Client {
     /// The server this client talks to (`https://host:port`).
     pub fn server(&self) -> &str {
         &self.base
+    }
+
+    /// Whether `server` (a URL as [`client`] takes it) is the one this client talks to.
+    pub fn serves(&self, server: &str) -> bool {
+        server
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| {
+                u.scheme_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+            })
+            .and_then(|u| u.authority().map(|a| format!("https://{a}")))
+            .is_some_and(|b| b == self.base)
+    }
+
+    /// The same client (sharing its connections) sending `token` with every request.
+    pub fn with_token(&self, token: &BootstrapToken) -> Result<Client, ClientError> {
+        Ok(Client {
+            auth: Some(bearer(&self.base, token)?),
+            ..self.clone()
+        })
     }
 
     /// The same client (sharing its connections) with another per-request timeout.

@@ -336,6 +336,8 @@ pub struct RequestRecord {
     pub authorization: bool,
     /// The injected fault this request got ([`Action::name`], or `max in flight`).
     pub fault: Option<String>,
+    /// The TLS connection it came over: 1 for the first handshake that succeeded, and so on.
+    pub connection: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

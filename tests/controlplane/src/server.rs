@@ -175,6 +175,10 @@ async fn connection(
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return;
     };
+    let connection = state
+        .handshakes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
     // The verifier already checked the chain; the certificate only names the user.
     let identity = Arc::new(
         stream
@@ -190,7 +194,7 @@ async fn connection(
         let identity = identity.clone();
         let raw = raw.clone();
         let lifecycle = lifecycle.clone();
-        async move { handle(state, lifecycle, identity, raw, req).await }
+        async move { handle(state, lifecycle, identity, raw, connection, req).await }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .auto_date_header(date_header)
@@ -270,6 +274,7 @@ async fn handle(
     lifecycle: Arc<Lifecycle>,
     identity: Arc<Option<(String, Vec<String>)>>,
     raw: Option<Arc<OwnedFd>>,
+    connection: u64,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Abort> {
     let path = req.uri().path().to_string();
@@ -290,6 +295,7 @@ async fn handle(
             time: SystemTime::now(),
             authorization: req.headers().contains_key(AUTHORIZATION),
             fault: None,
+            connection,
         },
         false,
     );

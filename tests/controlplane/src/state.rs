@@ -75,6 +75,8 @@ pub(crate) struct State {
     /// TLS handshakes that did not complete (the client refused the server's certificate, or
     /// the connection went before the handshake ended): requests that never reached the API.
     pub failed_handshakes: AtomicUsize,
+    /// TLS handshakes that succeeded (numbering the connections of [`crate::RequestRecord`]).
+    pub handshakes: std::sync::atomic::AtomicU64,
     /// With `certificate_delay`: approved CSRs `(name, uid)` whose certificate is issued later
     /// by a task of the server's runtime (approvals also come from threads outside it).
     delayed_signs: Option<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
@@ -328,6 +330,7 @@ impl State {
             faults,
             in_flight: AtomicUsize::new(0),
             failed_handshakes: AtomicUsize::new(0),
+            handshakes: std::sync::atomic::AtomicU64::new(0),
             delayed_signs,
             delayed_rx: Mutex::new(Some(rx)),
             kube_system: crate::kubesystem::KubeSystem::new(),
