@@ -60,25 +60,9 @@ pub struct Selection {
     pub targets: BTreeMap<String, Vec<String>>,
     /// `modules.dep`, `modules.alias`, `modules.softdep` for the chosen subset.
     pub index: DepFiles,
-    /// From the tree when it has them: `modules.builtin` verbatim and `modules.builtin.modinfo`
-    /// reduced to its `alias` entries ([`alias_entries`]); `modules.order` is not needed at boot.
+    /// Copied verbatim when the tree has them: `modules.builtin`, `modules.builtin.modinfo`,
+    /// `modules.order` is not needed at boot.
     pub builtin_files: Vec<(String, Vec<u8>)>,
-}
-
-/// The `<module>.alias=<pattern>` entries of a `modules.builtin.modinfo` (NUL-terminated
-/// `<module>.<field>=<value>` records), in their order: the only ones PID 1 reads (an alias
-/// that names a built-in needs no module). Measured on Debian's 6.1 cloud kernel: 36,620 ->
-/// 2,117 bytes, and the module index PID 1 reads at boot ~8.5 -> ~5 ms under emulation.
-pub fn alias_entries(modinfo: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for record in modinfo.split(|&b| b == 0).filter(|r| !r.is_empty()) {
-        let key = record.split(|&b| b == b'=').next().unwrap_or_default();
-        if key.ends_with(b".alias") && key.len() < record.len() {
-            out.extend_from_slice(record);
-            out.push(0);
-        }
-    }
-    out
 }
 
 /// Closes `requested` (module names or aliases) over dependencies in the tree `dir`
@@ -184,7 +168,7 @@ pub fn select(dir: &Path, release: &str, requested: &[String]) -> Result<Selecti
         builtin_files.push(("modules.builtin".to_string(), b));
     }
     if let Some(b) = builtin_modinfo {
-        builtin_files.push(("modules.builtin.modinfo".to_string(), alias_entries(&b)));
+        builtin_files.push(("modules.builtin.modinfo".to_string(), b));
     }
     builtins.sort();
     builtins.dedup();
@@ -196,24 +180,4 @@ pub fn select(dir: &Path, release: &str, requested: &[String]) -> Result<Selecti
         index: sub_index,
         builtin_files,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::alias_entries;
-
-    #[test]
-    fn builtin_modinfo_keeps_only_its_alias_entries() {
-        let modinfo = b"ext4.license=GPL\0ext4.alias=fs-ext4\0ext4.alias=ext3\0crc32c.parm=x:int\0\0xts.alias=crypto-xts\0bad.alias\0";
-        assert_eq!(
-            alias_entries(modinfo),
-            b"ext4.alias=fs-ext4\0ext4.alias=ext3\0xts.alias=crypto-xts\0".to_vec()
-        );
-        // What PID 1 reads of it is unchanged.
-        assert_eq!(
-            kubejoin::host::modules::modinfo::builtin_modinfo(&alias_entries(modinfo)),
-            kubejoin::host::modules::modinfo::builtin_modinfo(modinfo)
-        );
-        assert!(alias_entries(b"").is_empty());
-    }
 }
