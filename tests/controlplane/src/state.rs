@@ -1172,6 +1172,7 @@ fn write_log_line(log: &mut Option<File>, rec: &RequestRecord) {
         "response_bytes": rec.response_bytes,
         "authorization": rec.authorization,
         "fault": rec.fault,
+        "connection": rec.connection,
     });
     // One write per line, formatted in memory first (formatting straight into the file would
     // be a write(2) per fragment); O_APPEND keeps concurrent lines whole for readers tailing it.

@@ -312,13 +312,18 @@ fn tell(
     if !requests.is_empty() {
         say("what the control plane saw, request by request");
         for r in requests {
-            // The whole path: a watch's query (fieldSelector, resourceVersion) is part of the story.
+            // The whole path: a watch's query (fieldSelector, resourceVersion) is part of the story;
+            // the TLS connection it came over shows the join's one handshake.
             note(&format!(
-                "{:>3} {:<6} {}  as {}",
+                "{:>3} {:<6} {}  as {}{}",
                 r["status"],
                 r["method"].as_str().unwrap_or_default(),
                 r["path"].as_str().unwrap_or_default(),
-                r["user"].as_str().unwrap_or_default()
+                r["user"].as_str().unwrap_or_default(),
+                r["connection"]
+                    .as_u64()
+                    .map(|c| format!("  (TLS connection {c})"))
+                    .unwrap_or_default()
             ));
         }
     }
