@@ -142,21 +142,24 @@ pub fn verifier_for(
     })
 }
 
-/// Ends a [`Trust::Deferred`] decision with `trust` (a `CaBundle` or `Pinned` one): from now on
+/// Ends a [`Trust::Deferred`] decision with `trust` (a `CaBundle` or `Pinned` one; any other, or
+/// one whose verifier cannot be built, refuses every certificate from now on): from now on
 /// every handshake of the deferred clients is verified as a client of `trust` verifies it.
 /// Returns whether their connections made before may be used as verified ones: some were made,
 /// and each certificate they were made with passes `trust` now (the first refusal otherwise).
 pub fn settle(deferred: &Deferred, trust: &Trust) -> Result<bool, rustls::Error> {
     use rustls::time_provider::TimeProvider as _;
-    let verifier = match verifier_for(trust) {
-        Ok(Some(v)) => v,
-        Ok(None) => Arc::new(dangerous::RefuseAll),
-        Err(e) => return Err(rustls::Error::General(e.to_string())),
-    };
     let now = NodeTime
         .current_time()
         .unwrap_or_else(rustls::pki_types::UnixTime::now);
-    deferred.settle(verifier, now)
+    match verifier_for(trust) {
+        Ok(verifier) => deferred.settle(verifier, now),
+        // Closed all the same: nothing of this client is trusted from now on.
+        Err(e) => {
+            let _ = deferred.settle(None, now);
+            Err(rustls::Error::General(e.to_string()))
+        }
+    }
 }
 
 /// The client configuration for `trust`, presenting `client_cert` (certificate chain and key,
@@ -167,12 +170,9 @@ pub fn client_config(
 ) -> Result<rustls::ClientConfig, TlsError> {
     let builder = ring_builder()?;
     let builder = match trust {
-        // No roots: nothing can verify (every handshake fails as an unknown issuer).
-        Trust::CaBundle(ders) | Trust::Pinned { pinned: ders, .. } if ders.is_empty() => {
-            builder.with_root_certificates(rustls::RootCertStore::empty())
-        }
         Trust::CaBundle(_) | Trust::Pinned { .. } => match verifier_for(trust)? {
             Some(v) => builder.dangerous().with_custom_certificate_verifier(v),
+            // No roots: nothing can verify (every handshake fails as an unknown issuer).
             None => builder.with_root_certificates(rustls::RootCertStore::empty()),
         },
         Trust::System => {
@@ -334,6 +334,7 @@ fn pin_list(pins: &[CaPin]) -> String {
 pub use deferred::Deferred;
 
 mod deferred {
+    use super::dangerous::AcceptAnyCertificate;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -352,20 +353,25 @@ mod deferred {
     enum State {
         /// Any certificate is accepted (the handshake signatures are still checked) and kept.
         Open(Vec<Seen>),
-        /// Every handshake is this verifier's to judge.
-        Settled(Arc<dyn ServerCertVerifier>),
+        /// Every handshake is this verifier's to judge; `None`: every certificate is refused
+        /// (a trust without any CA).
+        Settled(Option<Arc<dyn ServerCertVerifier>>),
     }
 
-    /// The verifier of [`super::Trust::Deferred`]: `AcceptAnyCertificate` until [`Self::settle`],
-    /// the settled verifier after it. A connection opened while open is as unverified as the
-    /// insecure fetch's until `settle` has judged the certificate it was made with; the
-    /// handshake signature check (always done) proves the peer held that certificate's key, so
-    /// a certificate that passes `settle` makes the connection what a verified handshake would
-    /// have made it.
+    fn refused() -> rustls::Error {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    }
+
+    /// The verifier of [`super::Trust::Deferred`]: [`AcceptAnyCertificate`] until
+    /// [`Self::settle`], the settled verifier after it. A connection opened while open is as
+    /// unverified as the insecure fetch's until `settle` has judged the certificate it was made
+    /// with; the handshake signature check (always done) proves the peer held that
+    /// certificate's key, so a certificate that passes `settle` makes the connection what a
+    /// verified handshake would have made it.
     #[derive(Debug)]
     pub struct Deferred {
         state: Mutex<State>,
-        algs: rustls::crypto::WebPkiSupportedAlgorithms,
+        open: AcceptAnyCertificate,
     }
 
     impl Default for Deferred {
@@ -378,24 +384,26 @@ mod deferred {
         pub fn new() -> Self {
             Self {
                 state: Mutex::new(State::Open(Vec::new())),
-                algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+                open: AcceptAnyCertificate::new(),
             }
         }
 
-        fn settled(&self) -> Option<Arc<dyn ServerCertVerifier>> {
+        /// The settled verifier's signature checks, else the open ones (the same algorithms;
+        /// a refused certificate never gets as far as its signature).
+        fn signatures(&self) -> Option<Arc<dyn ServerCertVerifier>> {
             match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
-                State::Settled(v) => Some(v.clone()),
+                State::Settled(v) => v.clone(),
                 State::Open(_) => None,
             }
         }
 
-        /// From now on `verifier` judges every handshake. Returns whether every certificate
-        /// accepted while open passes it too (at `now`), with the first refusal otherwise: only
-        /// then may the connections made before be used for anything that must be verified.
-        /// A second call changes nothing and answers `false`.
+        /// From now on `verifier` judges every handshake (`None`: refuses every one). Returns
+        /// whether every certificate accepted while open passes it too (at `now`), with the
+        /// first refusal otherwise: only then may the connections made before be used for
+        /// anything that must be verified. A second call changes nothing and answers `false`.
         pub fn settle(
             &self,
-            verifier: Arc<dyn ServerCertVerifier>,
+            verifier: Option<Arc<dyn ServerCertVerifier>>,
             now: UnixTime,
         ) -> Result<bool, rustls::Error> {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -405,7 +413,10 @@ mod deferred {
                 return Ok(false);
             };
             for s in &seen {
-                verifier.verify_server_cert(
+                let Some(v) = &verifier else {
+                    return Err(refused());
+                };
+                v.verify_server_cert(
                     &s.end_entity,
                     &s.intermediates,
                     &s.server_name,
@@ -428,11 +439,11 @@ mod deferred {
         ) -> Result<ServerCertVerified, rustls::Error> {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             match &mut *state {
-                State::Settled(v) => {
+                State::Settled(Some(v)) => {
                     v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
                 }
+                State::Settled(None) => Err(refused()),
                 State::Open(seen) => {
-                    crate::clock::datehdr::note_unverified_leaf(end_entity);
                     seen.push(Seen {
                         end_entity: end_entity.clone().into_owned(),
                         intermediates: intermediates
@@ -442,7 +453,8 @@ mod deferred {
                         server_name: server_name.to_owned(),
                         ocsp: ocsp.to_vec(),
                     });
-                    Ok(ServerCertVerified::assertion())
+                    self.open
+                        .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
                 }
             }
         }
@@ -453,9 +465,9 @@ mod deferred {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            match self.settled() {
+            match self.signatures() {
                 Some(v) => v.verify_tls12_signature(message, cert, dss),
-                None => rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs),
+                None => self.open.verify_tls12_signature(message, cert, dss),
             }
         }
 
@@ -465,16 +477,16 @@ mod deferred {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            match self.settled() {
+            match self.signatures() {
                 Some(v) => v.verify_tls13_signature(message, cert, dss),
-                None => rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs),
+                None => self.open.verify_tls13_signature(message, cert, dss),
             }
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            match self.settled() {
+            match self.signatures() {
                 Some(v) => v.supported_verify_schemes(),
-                None => self.algs.supported_schemes(),
+                None => self.open.supported_verify_schemes(),
             }
         }
     }
@@ -497,54 +509,6 @@ mod dangerous {
             Self {
                 algs: rustls::crypto::ring::default_provider().signature_verification_algorithms,
             }
-        }
-    }
-
-    /// Refuses every server certificate: what a deferred decision settles on when the trust has
-    /// no CA to verify against.
-    #[derive(Debug)]
-    pub struct RefuseAll;
-
-    impl ServerCertVerifier for RefuseAll {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            _message: &[u8],
-            _cert: &CertificateDer<'_>,
-            _dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            _message: &[u8],
-            _cert: &CertificateDer<'_>,
-            _dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            rustls::crypto::ring::default_provider()
-                .signature_verification_algorithms
-                .supported_schemes()
         }
     }
 

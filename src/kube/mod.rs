@@ -144,13 +144,8 @@ fn bearer(server: &str, token: &BootstrapToken) -> Result<HeaderValue, ClientErr
     Ok(v)
 }
 
-/// Builds a client for `server` (an `https://host:port` URL; a path is ignored).
-pub fn client(
-    server: &str,
-    trust: &Trust,
-    identity: &Identity,
-    timeouts: Timeouts,
-) -> Result<Client, ClientError> {
+/// `https://host:port` of `server`, the URL a client is built for (a path is ignored).
+fn base_url(server: &str) -> Result<String, ClientError> {
     let uri: http::Uri = server.parse().map_err(|source| ClientError::Url {
         url: server.to_string(),
         source,
@@ -171,6 +166,17 @@ pub fn client(
                 url: server.to_string(),
                 why: "it names no host",
             })?;
+    Ok(format!("https://{authority}"))
+}
+
+/// Builds a client for `server` (an `https://host:port` URL; a path is ignored).
+pub fn client(
+    server: &str,
+    trust: &Trust,
+    identity: &Identity,
+    timeouts: Timeouts,
+) -> Result<Client, ClientError> {
+    let base = base_url(server)?;
     let client_cert = match identity {
         Identity::ClientCert { cert_pem, key_pem } => Some((&cert_pem[..], &key_pem[..])),
         Identity::Anonymous | Identity::Token(_) => None,
@@ -196,7 +202,7 @@ pub fn client(
     };
     Ok(Client {
         hyper,
-        base: format!("https://{authority}"),
+        base,
         auth,
         read: timeouts.read,
     })
@@ -397,15 +403,7 @@ impl Client {
 
     /// Whether `server` (a URL as [`client`] takes it) is the one this client talks to.
     pub fn serves(&self, server: &str) -> bool {
-        server
-            .parse::<http::Uri>()
-            .ok()
-            .filter(|u| {
-                u.scheme_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-            })
-            .and_then(|u| u.authority().map(|a| format!("https://{a}")))
-            .is_some_and(|b| b == self.base)
+        base_url(server).is_ok_and(|b| b == self.base)
     }
 
     /// The same client (sharing its connections) sending `token` with every request.
