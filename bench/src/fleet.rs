@@ -467,6 +467,10 @@ pub struct Tally {
     useful: u64,
     /// Per kind of request: (total, 429s).
     by_kind: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Per quarter second from the fleet's start: [requests, 429s, 401/403s, unanswered,
+    /// `POST csr`s] (where in the run the control plane shed load or refused).
+    #[serde(default)]
+    per_250ms: std::collections::BTreeMap<u64, [u64; 5]>,
 }
 
 /// `GET cluster-info`, `POST csr`, `WATCH csr`…: what a request was, for the per-kind tally.
@@ -519,7 +523,23 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
             }
             next += 1;
             t.total += 1;
-            let k = t.by_kind.entry(kind(&r.method, &r.path)).or_default();
+            let what = kind(&r.method, &r.path);
+            let quarter = r
+                .time
+                .duration_since(from)
+                .map_or(0, |d| d.as_millis() as u64 / 250);
+            let q = t.per_250ms.entry(quarter).or_default();
+            q[0] += 1;
+            match r.status {
+                429 => q[1] += 1,
+                401 | 403 => q[2] += 1,
+                0 => q[3] += 1,
+                _ => {}
+            }
+            if what == "POST csr" {
+                q[4] += 1;
+            }
+            let k = t.by_kind.entry(what).or_default();
             k.0 += 1;
             if r.status == 429 {
                 k.1 += 1;
@@ -857,6 +877,19 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "responses_401_403": counted.refused,
         "unanswered": counted.unanswered,
         "useful_requests": counted.useful,
+        // Where in the run the load was shed: one entry per quarter second that saw requests.
+        "per_250ms": counted
+            .per_250ms
+            .iter()
+            .map(|(q, [n, r429, refused, unanswered, post_csr])| json!({
+                "from_ms": q * 250,
+                "requests": n,
+                "responses_429": r429,
+                "responses_401_403": refused,
+                "unanswered": unanswered,
+                "post_csr": post_csr,
+            }))
+            .collect::<Vec<_>>(),
         "by_request": counted
             .by_kind
             .iter()

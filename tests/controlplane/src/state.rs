@@ -1182,11 +1182,18 @@ fn write_log_line(log: &mut Option<File>, rec: &RequestRecord) {
     let _ = file.write_all(text.as_bytes());
 }
 
+/// The kept events newer than `rv` that match `filter`. The history is in resource-version
+/// order, so the search starts at the first newer event: a watcher woken by one new event looks
+/// at that event, not at the whole history. (A full scan per wake-up made the server's CPU grow
+/// with watchers × history: with 1,000 nodes watching their CSRs, every event woke 1,000 scans
+/// of 1,000 events under the state lock, and the requests queued behind it met the
+/// max-in-flight cap. kube-apiserver's watch cache hands each event to each watcher once.)
 fn events_after(inner: &Inner, rv: u64, filter: &CsrFilter) -> Vec<Event> {
+    let first = inner.history.partition_point(|e| e.rv <= rv);
     inner
         .history
-        .iter()
-        .filter(|e| e.rv > rv && filter.matches(&e.object))
+        .range(first..)
+        .filter(|e| filter.matches(&e.object))
         .cloned()
         .collect()
 }
