@@ -391,7 +391,7 @@ fn run(args: &Args) -> Result<bool, Error> {
             fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         let mut runs = Vec::new();
         for &(n, overload, scenario) in &args.fleet {
-            let repeat = args.fleet_repeat.unwrap_or(if n <= 1000 { 3 } else { 1 });
+            let repeat = scenario.runs(args.fleet_repeat.unwrap_or(if n <= 1000 { 3 } else { 1 }));
             for policy in [
                 fleet::Policy::Kubejoin,
                 fleet::Policy::Naive {
@@ -408,8 +408,18 @@ fn run(args: &Args) -> Result<bool, Error> {
                 };
                 let mut tries = Vec::new();
                 for r in 1..=repeat {
+                    let opts = fleet::Options {
+                        scenario: scenario.for_run(r),
+                        ..opts.clone()
+                    };
+                    let outage = match opts.scenario {
+                        fleet::Scenario::Restart { down, .. } => {
+                            format!(" (down for {} ms)", down.as_millis())
+                        }
+                        fleet::Scenario::Overload => String::new(),
+                    };
                     section(&format!(
-                        "fleet: {n} nodes at once, max in flight {:?}, {}, {} policy, run {r}/{repeat} (deadline {} s)",
+                        "fleet: {n} nodes at once, max in flight {:?}, {}{outage}, {} policy, run {r}/{repeat} (deadline {} s)",
                         opts.cap,
                         scenario.name(),
                         policy.name(),

@@ -19,13 +19,15 @@ pub fn median(samples: &[f64]) -> Option<f64> {
     percentile(samples, 50.0)
 }
 
+/// The arithmetic mean of the finite samples; `None` when there are none.
+pub fn mean(samples: &[f64]) -> Option<f64> {
+    let v: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
 /// n, min, median, p95, p99, max, mean as JSON (values rounded to 0.01).
 pub fn summary(samples: &[f64]) -> Value {
-    let mean = if samples.is_empty() {
-        None
-    } else {
-        Some(samples.iter().sum::<f64>() / samples.len() as f64)
-    };
+    let mean = mean(samples);
     json!({
         "n": samples.len(),
         "min": percentile(samples, 0.0).map(round2),
