@@ -22,8 +22,17 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How many CSR events a watch can resume from; older resource versions get 410 Expired.
-const HISTORY: usize = 1000;
+/// The CSR watch cache's history (what a watch can resume from; older resource versions get
+/// 410 Expired) is sized as kube-apiserver's: `k8s.io/apiserver/pkg/storage/cacher/watch_cache.go`
+/// (v1.28; dynamic since v1.19): it starts at 100 events, doubles (up to 100 × 1024) whenever it
+/// is full and its oldest event is younger than `eventFreshDuration` (75 s), and halves (not
+/// below 100) when full and the newest quarter began more than 75 s ago. So a burst keeps at
+/// least 75 s of events: a fleet's node whose watch starts a few seconds after its POST resumes
+/// from the POST's version. (A fixed 1,000 events made most nodes of a 10,000-node fleet fall
+/// out of the history and list again.)
+const HISTORY_LOWER: usize = 100;
+const HISTORY_UPPER: usize = 100 * 1024;
+const EVENT_FRESH: Duration = Duration::from_secs(75);
 /// Resource versions start here, so that small ones (a client's `resourceVersion=1`) are too old.
 const FIRST_RESOURCE_VERSION: u64 = 100;
 /// The request log keeps this many records; a test control plane should not grow without bound.
@@ -145,6 +154,48 @@ pub(crate) struct Event {
     pub rv: u64,
     pub type_: &'static str,
     pub object: Csr,
+    /// When it was recorded (the watch cache's sizing looks at its age).
+    pub at: Instant,
+}
+
+/// The watch cache's window of events (see [`HISTORY_LOWER`]).
+#[derive(Debug)]
+struct History {
+    events: VecDeque<Event>,
+    capacity: usize,
+    /// An event has been dropped since the start: resource versions before the oldest kept one
+    /// are too old.
+    evicted: bool,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            events: VecDeque::new(),
+            capacity: HISTORY_LOWER,
+            evicted: false,
+        }
+    }
+
+    /// Records `event` (recorded at `event.at`), resizing first as `resizeCacheLocked` does,
+    /// then dropping the oldest event if the window is still full.
+    fn push(&mut self, event: Event) {
+        let full = self.events.len() >= self.capacity;
+        let age = |e: Option<&Event>| e.map(|e| event.at.saturating_duration_since(e.at));
+        if full && age(self.events.front()).is_some_and(|a| a < EVENT_FRESH) {
+            self.capacity = (self.capacity * 2).min(HISTORY_UPPER);
+        } else if full
+            && age(self.events.get(self.events.len() - self.capacity / 4))
+                .is_some_and(|a| a > EVENT_FRESH)
+        {
+            self.capacity = (self.capacity / 2).max(HISTORY_LOWER);
+        }
+        while self.events.len() >= self.capacity {
+            self.events.pop_front();
+            self.evicted = true;
+        }
+        self.events.push_back(event);
+    }
 }
 
 struct Inner {
@@ -154,10 +205,9 @@ struct Inner {
     nodes: BTreeMap<String, StoredNode>,
     node_seq: u32,
     csrs: BTreeMap<String, Csr>,
-    history: VecDeque<Event>,
+    history: History,
     /// The resource version the watch cache started at.
     list_rv: u64,
-    evicted: bool,
 }
 
 impl Inner {
@@ -167,11 +217,12 @@ impl Inner {
     }
 
     fn push_event(&mut self, type_: &'static str, object: Csr, rv: u64) {
-        self.history.push_back(Event { rv, type_, object });
-        while self.history.len() > HISTORY {
-            self.history.pop_front();
-            self.evicted = true;
-        }
+        self.history.push(Event {
+            rv,
+            type_,
+            object,
+            at: Instant::now(),
+        });
     }
 }
 
@@ -308,9 +359,8 @@ impl State {
             nodes: BTreeMap::new(),
             node_seq: 0,
             csrs: BTreeMap::new(),
-            history: VecDeque::new(),
+            history: History::new(),
             list_rv: 0,
-            evicted: false,
         };
         for n in nodes {
             insert_node(&mut inner, n);
@@ -774,8 +824,8 @@ impl State {
             Some(rv) => {
                 // The watch cache can serve from one past the version it was listed at, or
                 // from its oldest kept event once older ones were dropped.
-                let oldest = match inner.history.front() {
-                    Some(first) if inner.evicted => first.rv,
+                let oldest = match inner.history.events.front() {
+                    Some(first) if inner.history.evicted => first.rv,
                     _ => inner.list_rv + 1,
                 };
                 if rv < oldest - 1 {
@@ -800,13 +850,14 @@ impl State {
         filter: &CsrFilter,
     ) -> Result<(Vec<Event>, u64), Status> {
         let inner = lock(&self.inner);
-        if inner.evicted
+        if inner.history.evicted
             && inner
                 .history
+                .events
                 .front()
                 .is_some_and(|e| e.rv > rv.saturating_add(1))
         {
-            let oldest = inner.history.front().map_or(rv, |e| e.rv);
+            let oldest = inner.history.events.front().map_or(rv, |e| e.rv);
             return Err(Status::expired(format!(
                 "too old resource version: {rv} ({})",
                 oldest - 1
@@ -1189,9 +1240,10 @@ fn write_log_line(log: &mut Option<File>, rec: &RequestRecord) {
 /// of 1,000 events under the state lock, and the requests queued behind it met the
 /// max-in-flight cap. kube-apiserver's watch cache hands each event to each watcher once.)
 fn events_after(inner: &Inner, rv: u64, filter: &CsrFilter) -> Vec<Event> {
-    let first = inner.history.partition_point(|e| e.rv <= rv);
+    let first = inner.history.events.partition_point(|e| e.rv <= rv);
     inner
         .history
+        .events
         .range(first..)
         .filter(|e| filter.matches(&e.object))
         .cloned()
@@ -1525,6 +1577,78 @@ fn kube_proxy_kubeconfig(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(rv: u64, at: Instant) -> Event {
+        Event {
+            rv,
+            type_: "ADDED",
+            object: Csr {
+                kind: None,
+                api_version: None,
+                metadata: ObjectMeta::default(),
+                spec: CsrSpec {
+                    request: String::new(),
+                    signer_name: String::new(),
+                    expiration_seconds: None,
+                    usages: Vec::new(),
+                    username: String::new(),
+                    uid: String::new(),
+                    groups: Vec::new(),
+                    extra: BTreeMap::new(),
+                },
+                status: CsrStatus::default(),
+            },
+            at,
+        }
+    }
+
+    #[test]
+    fn the_watch_history_keeps_75_seconds_of_a_burst_as_kube_apiserver_does() {
+        let t0 = Instant::now();
+        let mut h = History::new();
+        // 30,000 events within a few seconds (a 10,000-node fleet's CSRs): nothing is dropped,
+        // the window grew 100 -> 200 -> ... -> 51,200.
+        for rv in 1..=30_000 {
+            h.push(event(rv, t0 + Duration::from_micros(rv * 100)));
+        }
+        assert_eq!(h.events.len(), 30_000);
+        assert!(!h.evicted);
+        assert_eq!(h.capacity, 51_200);
+        assert_eq!(h.events.front().map(|e| e.rv), Some(1));
+        // At the upper bound the oldest go.
+        let mut h = History::new();
+        for rv in 1..=(HISTORY_UPPER as u64 + 10) {
+            h.push(event(rv, t0));
+        }
+        assert_eq!(h.capacity, HISTORY_UPPER);
+        assert_eq!(h.events.len(), HISTORY_UPPER);
+        assert!(h.evicted);
+        assert_eq!(h.events.front().map(|e| e.rv), Some(11));
+    }
+
+    #[test]
+    fn a_slow_trickle_keeps_the_lower_bound_and_the_window_shrinks_back() {
+        let t0 = Instant::now();
+        // One event a second: when the 100-event window is full its oldest is 99 s old (> 75 s):
+        // no growth, the oldest is dropped.
+        let mut h = History::new();
+        for rv in 1..=150 {
+            h.push(event(rv, t0 + Duration::from_secs(rv)));
+        }
+        assert_eq!((h.capacity, h.events.len()), (HISTORY_LOWER, HISTORY_LOWER));
+        assert!(h.evicted);
+        assert_eq!(h.events.front().map(|e| e.rv), Some(51));
+        // A burst grows it to 400; then, once the newest quarter began more than 75 s before
+        // an event, the window halves (and drops what no longer fits).
+        let mut h = History::new();
+        for rv in 1..=400 {
+            h.push(event(rv, t0));
+        }
+        assert_eq!(h.capacity, 400);
+        h.push(event(401, t0 + Duration::from_secs(80)));
+        assert_eq!((h.capacity, h.events.len()), (200, 200));
+        assert_eq!(h.events.front().map(|e| e.rv), Some(202));
+    }
 
     #[test]
     fn the_kubelet_config_is_the_capture_with_the_standard_ca_path() {
