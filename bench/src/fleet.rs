@@ -506,8 +506,8 @@ pub struct Tally {
     unanswered: u64,
     /// Answered without 429, 5xx, 401 or 403: the work a join needed.
     useful: u64,
-    /// Per kind of request: (total, 429s).
-    by_kind: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Per kind of request: (total, 429s, unanswered).
+    by_kind: std::collections::BTreeMap<String, (u64, u64, u64)>,
     /// Per quarter second from the fleet's start: [requests, 429s, 401/403s, unanswered,
     /// `POST csr`s] (where in the run the control plane shed load or refused).
     #[serde(default)]
@@ -582,8 +582,10 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
             }
             let k = t.by_kind.entry(what).or_default();
             k.0 += 1;
-            if r.status == 429 {
-                k.1 += 1;
+            match r.status {
+                429 => k.1 += 1,
+                0 => k.2 += 1,
+                _ => {}
             }
             match r.status {
                 // Taken down with the server (a restart) before any answer.
@@ -938,7 +940,9 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "by_request": counted
             .by_kind
             .iter()
-            .map(|(k, (n, r429))| json!({ "request": k, "count": n, "responses_429": r429 }))
+            .map(|(k, (n, r429, unanswered))| {
+                json!({ "request": k, "count": n, "responses_429": r429, "unanswered": unanswered })
+            })
             .collect::<Vec<_>>(),
         "amplification": ratio(counted.total, counted.useful),
         "uncontended_requests_per_join": uncontended,
