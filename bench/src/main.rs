@@ -391,7 +391,7 @@ fn run(args: &Args) -> Result<bool, Error> {
             fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         let mut runs = Vec::new();
         for &(n, overload, scenario) in &args.fleet {
-            let repeat = scenario.runs(args.fleet_repeat.unwrap_or(if n <= 1000 { 3 } else { 1 }));
+            let repeat = scenario.runs(args.fleet_repeat.unwrap_or(3));
             for policy in [
                 fleet::Policy::Kubejoin,
                 fleet::Policy::Naive {
