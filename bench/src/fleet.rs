@@ -491,9 +491,10 @@ fn cpu_ms() -> f64 {
 
 /// Requests the control plane answered, tallied from its in-memory log (which keeps the newest
 /// 100,000): followed every 2 s, each record counted once it is 2 s old and answered (or 30 s
-/// old, or cut by a restart: unanswered), the rest at the end. Each poll copies only the records not counted yet: copying the whole log
-/// (~100,000 records at 10,000 nodes) held the lock every request handler takes for long enough
-/// to stall the control plane every 2 s, which turned into bursts of 429s.
+/// old, or cut by a restart: unanswered), the rest at the end. Each poll copies only the
+/// records not counted yet: copying the whole log (~100,000 records at 10,000 nodes) held the
+/// lock every request handler takes for long enough to stall the control plane every 2 s,
+/// which turned into bursts of 429s.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Tally {
     total: u64,
@@ -579,27 +580,27 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
                 .map_or(0, |d| d.as_millis() as u64 / 250);
             let q = t.per_250ms.entry(quarter).or_default();
             q[0] += 1;
-            match r.status {
-                429 => q[1] += 1,
-                401 | 403 => q[2] += 1,
-                0 => q[3] += 1,
-                _ => {}
-            }
             if what == "POST csr" {
                 q[4] += 1;
             }
             let k = t.by_kind.entry(what).or_default();
             k.0 += 1;
             match r.status {
-                429 => k.1 += 1,
-                0 => k.2 += 1,
-                _ => {}
-            }
-            match r.status {
-                // Taken down with the server (a restart) before any answer.
-                0 => t.unanswered += 1,
-                429 => t.r429 += 1,
-                401 | 403 => t.refused += 1,
+                // Cut with the server (a restart), or given up by its client, before any answer.
+                0 => {
+                    t.unanswered += 1;
+                    q[3] += 1;
+                    k.2 += 1;
+                }
+                429 => {
+                    t.r429 += 1;
+                    q[1] += 1;
+                    k.1 += 1;
+                }
+                401 | 403 => {
+                    t.refused += 1;
+                    q[2] += 1;
+                }
                 s if s >= 500 => t.r5xx += 1,
                 _ => t.useful += 1,
             }
@@ -1101,6 +1102,42 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_row_covers_every_outage_length_equally_and_reports_their_mean() {
+        let downs: Vec<Duration> = (1..=8)
+            .map(|r| match Scenario::RESTART.for_run(r) {
+                Scenario::Restart { down, .. } => down,
+                Scenario::Overload => Duration::ZERO,
+            })
+            .collect();
+        let ms: Vec<u128> = downs.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [2000, 2250, 2500, 2750, 2000, 2250, 2500, 2750]);
+        assert_eq!(Scenario::Overload.for_run(3), Scenario::Overload);
+        assert_eq!(Scenario::RESTART.runs(3), 4);
+        assert_eq!(Scenario::RESTART.runs(5), 8);
+        assert_eq!(Scenario::RESTART.runs(0), 4);
+        assert_eq!(Scenario::Overload.runs(3), 3);
+        let run = |down: Option<u64>, amp: f64, wall: f64| json!({ "restart_down_ms": down, "amplification": amp, "wall_ms": wall, "failures": 0 });
+        // A restart row: the mean of the four lengths (the naive client's 2.75 s case counts).
+        let row = median_run(vec![
+            run(Some(2000), 1.06, 5000.0),
+            run(Some(2250), 1.10, 5900.0),
+            run(Some(2500), 1.10, 5400.0),
+            run(Some(2750), 1.18, 6500.0),
+        ]);
+        assert_eq!(row["amplification"], json!(1.11));
+        assert_eq!(row["wall_ms"], json!(5700.0));
+        assert_eq!(row["repeats"][3]["restart_down_ms"], json!(2750));
+        // Any other row: the median.
+        let row = median_run(vec![
+            run(None, 1.06, 5000.0),
+            run(None, 1.10, 5900.0),
+            run(None, 1.30, 9000.0),
+        ]);
+        assert_eq!(row["amplification"], json!(1.10));
+        assert_eq!(row["wall_ms"], json!(5900.0));
+    }
 
     #[test]
     fn request_kinds() {
