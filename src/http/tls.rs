@@ -556,7 +556,6 @@ mod tests {
     use super::*;
     use crate::http::wire::{wire_failure_of, WireFailure};
     use rcgen::{CertificateParams, DnType, IsCa, KeyPair};
-    use rustls::client::danger::ServerCertVerifier as _;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
     struct Ca {
@@ -586,8 +585,12 @@ mod tests {
         CaPin::of_cert_der(&c.der).unwrap()
     }
 
-    /// What the handshake's certificate check says about a server certificate `leaf`.
-    fn check(v: &pinned::PinnedOnly, leaf: &[u8]) -> Result<(), WireFailure> {
+    /// What the handshake's certificate check of verifier `v` says about a server certificate
+    /// `leaf` presented as 127.0.0.1.
+    fn check(
+        v: &dyn rustls::client::danger::ServerCertVerifier,
+        leaf: &[u8],
+    ) -> Result<(), WireFailure> {
         let name = ServerName::try_from("127.0.0.1").unwrap();
         v.verify_server_cert(
             &CertificateDer::from(leaf.to_vec()),
@@ -628,20 +631,6 @@ mod tests {
         assert!(text.contains(&pin(&evil).to_string()), "{text}");
     }
 
-    /// What a deferred verifier says of a server certificate `leaf` presented as 127.0.0.1.
-    fn deferred_check(d: &Deferred, leaf: &[u8]) -> Result<(), WireFailure> {
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        d.verify_server_cert(
-            &CertificateDer::from(leaf.to_vec()),
-            &[],
-            &name,
-            &[],
-            UnixTime::now(),
-        )
-        .map(|_| ())
-        .map_err(|e| wire_failure_of(&e))
-    }
-
     #[test]
     fn a_deferred_decision_keeps_old_connections_only_when_their_certificates_pass_it() {
         let (a, evil) = (ca("a"), ca("evil"));
@@ -651,37 +640,37 @@ mod tests {
         };
         // Open: anything goes (the insecure fetch), and is kept.
         let d = Deferred::new();
-        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        assert_eq!(check(&d, &serving(&a)), Ok(()));
         // Settled on the pin: the certificate seen passes, so the connection may go on; every
         // later handshake is the pinned verifier's (the unpinned CA refused by name).
         assert_eq!(settle(&d, &pinned), Ok(true));
-        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        assert_eq!(check(&d, &serving(&a)), Ok(()));
         assert_eq!(
-            deferred_check(&d, &serving(&evil)),
+            check(&d, &serving(&evil)),
             Err(WireFailure::UnpinnedCa(vec![pin(&evil)]))
         );
         // Settling again changes nothing and never blesses anything.
         assert_eq!(settle(&d, &Trust::DangerousAcceptAny), Ok(false));
-        assert!(deferred_check(&d, &serving(&evil)).is_err());
+        assert!(check(&d, &serving(&evil)).is_err());
 
         // The bundle attack: cluster-info came over a connection made with the attacker's own
         // CA, which the bundle lists. Settling refuses that connection, by the CA's name.
         let d = Deferred::new();
-        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
-        assert_eq!(deferred_check(&d, &serving(&evil)), Ok(()));
+        assert_eq!(check(&d, &serving(&a)), Ok(()));
+        assert_eq!(check(&d, &serving(&evil)), Ok(()));
         let refused = settle(&d, &pinned).unwrap_err();
         assert_eq!(
             wire_failure_of(&refused),
             WireFailure::UnpinnedCa(vec![pin(&evil)])
         );
-        assert!(deferred_check(&d, &serving(&evil)).is_err());
+        assert!(check(&d, &serving(&evil)).is_err());
 
         // Nothing seen: nothing to go on with. A trust without any CA refuses everything.
         assert_eq!(settle(&Deferred::new(), &pinned), Ok(false));
         let d = Deferred::new();
-        assert_eq!(deferred_check(&d, &serving(&a)), Ok(()));
+        assert_eq!(check(&d, &serving(&a)), Ok(()));
         assert!(settle(&d, &Trust::CaBundle(Vec::new())).is_err());
-        assert!(deferred_check(&d, &serving(&a)).is_err());
+        assert!(check(&d, &serving(&a)).is_err());
     }
 
     #[test]
