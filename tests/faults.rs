@@ -659,10 +659,7 @@ fn a_fleet_against_a_concurrency_cap_all_join() {
     const NODES: usize = 6;
     let cp = Arc::new(start(Config {
         faults: Faults {
-            max_in_flight: Some(InFlightLimit {
-                limit: 1,
-                retry_after_secs: 1,
-            }),
+            max_in_flight: Some(InFlightLimit::with_default_ratio(1)),
             ..Faults::default()
         },
         ..Config::default()

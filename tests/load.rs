@@ -66,8 +66,8 @@ fn plan(cp: &Handle, root: &Path, node: &str) -> kubejoin::plan::JoinPlan {
     }
 }
 
-/// `joins` concurrent joins against a control plane capped at `in_flight` requests; panics if
-/// any fails or the whole run outlasts `limit`.
+/// `joins` concurrent joins against a control plane capped at `in_flight` concurrent reads
+/// (and half as many writes); panics if any fails or the whole run outlasts `limit`.
 fn fleet(joins: usize, in_flight: usize, limit: Duration) {
     raise_fd_limit();
     // Thousands of phase lines would drown the figures.
@@ -75,10 +75,7 @@ fn fleet(joins: usize, in_flight: usize, limit: Duration) {
     let cp = Arc::new(
         kubejoin_testcp::start(Config {
             faults: Faults {
-                max_in_flight: Some(InFlightLimit {
-                    limit: in_flight,
-                    retry_after_secs: 1,
-                }),
+                max_in_flight: Some(InFlightLimit::with_default_ratio(in_flight)),
                 ..Faults::default()
             },
             ..Config::default()

@@ -46,14 +46,13 @@ pub fn err(msg: impl Into<String>) -> Error {
     msg.into().into()
 }
 
-/// The control plane for a fleet run: auto-approval, no delays, and the concurrency cap.
-/// The 429 carries `Retry-After: 1`, as kube-apiserver's max-in-flight filter sends.
+/// The control plane for a fleet run: auto-approval, no delays, and the concurrency cap:
+/// `cap` concurrent reads and half as many writes, the ratio of kube-apiserver's defaults
+/// (`--max-requests-inflight` 400, `--max-mutating-requests-inflight` 200), each refusal a 429
+/// with `Retry-After: 1` as its max-in-flight filter sends.
 pub fn capped_config(cap: Option<usize>) -> kubejoin_testcp::Config {
     let mut config = kubejoin_testcp::Config::default();
-    config.faults.max_in_flight = cap.map(|limit| kubejoin_testcp::InFlightLimit {
-        limit,
-        retry_after_secs: 1,
-    });
+    config.faults.max_in_flight = cap.map(kubejoin_testcp::InFlightLimit::with_default_ratio);
     config
 }
 

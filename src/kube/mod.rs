@@ -913,6 +913,29 @@ mod tests {
         );
     }
 
+    /// kube-apiserver's max-in-flight filter (and API Priority and Fairness) refuse with
+    /// net/http's `http.Error`: plain text, not a `Status`. The retry policy needs the code and
+    /// `Retry-After`; the message keeps the text.
+    #[test]
+    fn a_plain_text_429_keeps_its_code_retry_after_and_text() {
+        let a = Answer {
+            code: 429,
+            retry_after: Some(Duration::from_secs(1)),
+            location: None,
+            body: Bytes::from_static(b"Too many requests, please try again later.\n"),
+        };
+        let e = a.into_status_error();
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            e.to_string(),
+            "429 Too Many Requests: Too many requests, please try again later."
+        );
+        assert_eq!(
+            crate::http::retry::classify(&e.failure()),
+            crate::http::retry::Disposition::Transient
+        );
+    }
+
     #[test]
     fn query_strings_are_encoded() {
         assert_eq!(

@@ -99,7 +99,10 @@ FAULT INJECTION (serve):
     --watch-cut-every M        end every CSR watch stream after M events
     --watch-cut-abrupt         cut watch streams with a connection reset instead of a clean end
     --certificate-delay DUR    issue the certificate this long after the CSR is approved
-    --max-in-flight N[:S]      answer 429 (Retry-After: S, default 1) beyond N concurrent requests
+    --max-in-flight N[:S]      answer 429 (Retry-After: S, default 1) beyond N concurrent gets and
+                               lists (kube-apiserver's --max-requests-inflight; watches take no slot)
+                               and beyond half as many concurrent writes, unless:
+    --max-mutating-in-flight M beyond M concurrent writes (--max-mutating-requests-inflight)
     --startup-window DURATION  for this long after the server starts listening (at start, after
                                --down-for, after each restart) answer 401 to bearer tokens and 403 to
                                everyone but system:masters, like a kube-apiserver whose caches are not
@@ -216,6 +219,7 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
             let mut tokens: Vec<TokenSpec> = Vec::new();
             let mut state_dir = None;
             let mut watch_cut_abrupt = false;
+            let mut mutating_in_flight: Option<usize> = None;
             let mut cp_flags = controlplane::Flags::default();
             while let Some(flag) = rest.next() {
                 match flag.as_str() {
@@ -317,10 +321,18 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                         let (n, s) = v.split_once(':').unwrap_or((&v, "1"));
                         let bad =
                             || Usage(format!("--max-in-flight {v:?}: N or N:RETRY_AFTER_SECONDS"));
+                        let limit = n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
                         config.faults.max_in_flight = Some(InFlightLimit {
-                            limit: n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?,
                             retry_after_secs: s.parse().map_err(|_| bad())?,
+                            ..InFlightLimit::with_default_ratio(limit)
                         });
+                    }
+                    "--max-mutating-in-flight" => {
+                        let v = value(&flag, &mut rest)?;
+                        mutating_in_flight =
+                            Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                                Usage(format!("--max-mutating-in-flight {v:?}: a positive number"))
+                            })?);
                     }
                     "--startup-window" => {
                         config.faults.startup_window = duration(&flag, &value(&flag, &mut rest)?)?
@@ -339,6 +351,15 @@ fn parse(args: &[String]) -> Result<Command, Usage> {
                 config.tokens = tokens;
             }
             config.control_plane = cp_flags.finish()?;
+            match (&mut config.faults.max_in_flight, mutating_in_flight) {
+                (Some(l), Some(m)) => l.mutating = m,
+                (None, Some(_)) => {
+                    return Err(Usage(
+                        "--max-mutating-in-flight needs --max-in-flight".into(),
+                    ))
+                }
+                _ => {}
+            }
             match (&mut config.faults.watch_cut, watch_cut_abrupt) {
                 (Some(cut), true) => cut.abrupt = true,
                 (None, true) => {
@@ -641,8 +662,8 @@ fn serve(config: Config, state_dir: Option<&Path>) -> Result<(), Error> {
     if let Some(l) = faults.max_in_flight {
         let _ = writeln!(
             out,
-            "fault: 429 (Retry-After: {}) beyond {} requests in flight",
-            l.retry_after_secs, l.limit
+            "fault: 429 (Retry-After: {}) beyond {} gets/lists or {} writes in flight",
+            l.retry_after_secs, l.limit, l.mutating
         );
     }
     if !faults.startup_window.is_zero() {
@@ -848,7 +869,29 @@ mod tests {
             f.max_in_flight,
             Some(InFlightLimit {
                 limit: 8,
+                mutating: 4,
                 retry_after_secs: 3
+            })
+        );
+        let limit_of = |line: &str| match parse(&args(line)) {
+            Ok(Command::Serve { config, .. }) => config.faults.max_in_flight,
+            _ => panic!("{line}: did not parse"),
+        };
+        // The mutating pool: half the other (kube-apiserver's 400/200), or as given.
+        assert_eq!(
+            limit_of("serve --max-in-flight 5").map(|l| l.mutating),
+            Some(3)
+        );
+        assert_eq!(
+            limit_of("serve --max-in-flight 1").map(|l| l.mutating),
+            Some(1)
+        );
+        assert_eq!(
+            limit_of("serve --max-mutating-in-flight 3 --max-in-flight 5"),
+            Some(InFlightLimit {
+                limit: 5,
+                mutating: 3,
+                retry_after_secs: 1
             })
         );
         for bad in [
@@ -857,6 +900,8 @@ mod tests {
             "serve --watch-cut-every 0",
             "serve --max-in-flight 0",
             "serve --max-in-flight 4:x",
+            "serve --max-mutating-in-flight 2",
+            "serve --max-in-flight 4 --max-mutating-in-flight 0",
             "serve --down-for soon",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");

@@ -13,7 +13,7 @@
 //! | [`Action::Oversize`] | a 200 whose body is `bytes` long, produced lazily (never held in memory) |
 //! | [`Faults::watch_cut`] | every CSR watch stream ends after M events (cleanly or abruptly) |
 //! | [`Faults::certificate_delay`] | the certificate is issued this long after the `Approved` condition |
-//! | [`Faults::max_in_flight`] | 429 + `Retry-After` beyond N concurrent requests, like `--max-requests-inflight` |
+//! | [`Faults::max_in_flight`] | 429 + `Retry-After` beyond N concurrent reads or M concurrent writes, like `--max-requests-inflight` / `--max-mutating-requests-inflight` (see [`InFlightLimit`]) |
 //! | [`Faults::startup_window`] | for N ms after the server starts listening (at start, after `down_for`, after each restart): 401 to every bearer token, 403 to anonymous and certificate users (except `system:masters`), with kube-apiserver's bodies |
 //! | [`Faults::no_date_header`] | every answer without its `Date` header (a proxy that strips it; kube-apiserver always sends one) |
 //! | [`Faults::restarts`] | the server stops (open connections closed, the port refusing), then listens again after N s with the same CA, tokens and objects (CSRs, approvals, ConfigMaps) |
@@ -51,7 +51,8 @@ pub struct Faults {
     /// The csrsigning controller issues the certificate this long after the CSR was approved:
     /// two separate MODIFIED events (Approved, then certificate), as on a busy controller.
     pub certificate_delay: Duration,
-    /// More concurrent requests than this (watches excluded, as in kube-apiserver) get 429.
+    /// More concurrent requests than this (two pools, watches excluded, as in kube-apiserver)
+    /// get 429.
     pub max_in_flight: Option<InFlightLimit>,
     /// For this long after the server starts listening — at [`crate::start`], after `down_for`,
     /// and after every restart — bearer tokens get 401 and everyone else but `system:masters`
@@ -328,12 +329,50 @@ pub struct WatchCut {
     pub abrupt: bool,
 }
 
-/// kube-apiserver's max-in-flight filter.
+/// kube-apiserver's max-in-flight filter (`WithMaxInFlightLimit`, used when API Priority and
+/// Fairness is off), as `staging/src/k8s.io/apiserver/pkg/server/filters/maxinflight.go` and
+/// `DefaultBuildHandlerChain` (`pkg/server/config.go`) do it at v1.28:
+///
+/// - two pools: requests whose verb is `get`, `list` or `watch` take a slot of
+///   `--max-requests-inflight` ([`InFlightLimit::limit`]), every other verb (create, update,
+///   patch, delete…) one of `--max-mutating-requests-inflight` ([`InFlightLimit::mutating`]);
+/// - long-running requests (watches) take no slot;
+/// - the filter runs after authentication and before authorization: a request whose
+///   credentials are rejected gets its 401 without a slot, and one that RBAC denies (403)
+///   held a slot while it was decided;
+/// - a `system:masters` user is served even when its pool is full;
+/// - the refusal is `http.Error`'s plain text, `Too many requests, please try again later.`,
+///   with `Retry-After: 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InFlightLimit {
+    /// Concurrent `get`/`list` requests (`--max-requests-inflight`, 400 by default).
     pub limit: usize,
+    /// Concurrent requests of every other verb (`--max-mutating-requests-inflight`, 200 by
+    /// default).
+    pub mutating: usize,
     /// `Retry-After` seconds of the 429 (kube-apiserver sends 1).
     pub retry_after_secs: u64,
+}
+
+impl InFlightLimit {
+    /// `limit` reads and half as many writes (rounded up), the ratio of kube-apiserver's
+    /// defaults (400 and 200), with `Retry-After: 1` as kube-apiserver sends it.
+    pub fn with_default_ratio(limit: usize) -> InFlightLimit {
+        InFlightLimit {
+            limit,
+            mutating: limit.div_ceil(2).max(1),
+            retry_after_secs: 1,
+        }
+    }
+
+    /// The cap of a request's pool: writes take the mutating one.
+    pub fn cap(&self, mutating: bool) -> usize {
+        if mutating {
+            self.mutating
+        } else {
+            self.limit
+        }
+    }
 }
 
 /// The budgets of the request faults, charged as requests arrive.

@@ -220,35 +220,97 @@ impl Outcome {
     }
 }
 
-/// Counts a request as in flight while it lives.
+/// A slot of kube-apiserver's max-in-flight filter, held while the request is handled.
 struct InFlight<'a> {
-    state: &'a State,
-    counted: bool,
-    /// Requests in flight, this one included.
-    now: usize,
+    pool: &'a std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> InFlight<'a> {
-    fn enter(state: &'a State, counted: bool) -> InFlight<'a> {
-        let now = if counted {
-            state.in_flight.fetch_add(1, Ordering::SeqCst) + 1
-        } else {
-            state.in_flight.load(Ordering::SeqCst)
-        };
-        InFlight {
-            state,
-            counted,
-            now,
+    /// A slot of `pool` if fewer than `cap` are taken, as the filter's non-blocking send on
+    /// its channel does (a refused request takes none); `None` when the pool is full.
+    fn take(pool: &'a std::sync::atomic::AtomicUsize, cap: usize) -> Option<InFlight<'a>> {
+        let mut now = pool.load(Ordering::SeqCst);
+        loop {
+            if now >= cap {
+                return None;
+            }
+            match pool.compare_exchange_weak(now, now + 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return Some(InFlight { pool }),
+                Err(n) => now = n,
+            }
         }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if self.counted {
-            self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.pool.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// What kube-apiserver's max-in-flight filter does with a request (see
+/// [`crate::fault::InFlightLimit`]).
+enum Admission<'a> {
+    /// Served, holding this slot (`None`: it takes none).
+    Serve(Option<InFlight<'a>>),
+    /// Its pool is full: 429.
+    Refuse,
+}
+
+/// The max-in-flight filter for `req`. It sits after authentication in kube-apiserver's chain
+/// (`DefaultBuildHandlerChain`), so credentials it rejects (a 401, also every token of a server
+/// whose caches are not synced) take no slot, and a `system:masters` user is served even when
+/// its pool is full; a watch (long-running) takes none either.
+fn admit<'a>(
+    state: &'a State,
+    lifecycle: &Lifecycle,
+    identity: Option<&(String, Vec<String>)>,
+    req: &Request<Incoming>,
+    is_watch: bool,
+) -> Admission<'a> {
+    let Some(limit) = state.faults.max_in_flight else {
+        return Admission::Serve(None);
+    };
+    if is_watch {
+        return Admission::Serve(None);
+    }
+    let authorization = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let tokens = if lifecycle.in_startup_window() {
+        &[][..]
+    } else {
+        &state.settings.tokens[..]
+    };
+    let masters = match auth::authenticate(identity, authorization, tokens, SystemTime::now()) {
+        Authn::Rejected => return Admission::Serve(None),
+        Authn::User(user) => user.in_group(auth::MASTERS),
+    };
+    // The verbs `get`, `list` and `watch` are GET and HEAD; every other method is a write.
+    let mutating = !matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
+    let pool = if mutating {
+        &state.in_flight_mutating
+    } else {
+        &state.in_flight
+    };
+    match InFlight::take(pool, limit.cap(mutating)) {
+        Some(slot) => Admission::Serve(Some(slot)),
+        None if masters => Admission::Serve(None),
+        None => Admission::Refuse,
+    }
+}
+
+/// The max-in-flight filter's refusal: `http.Error`'s plain text, with `Retry-After`.
+fn too_many_requests(retry_after_secs: u64) -> Response<RespBody> {
+    let mut response = text(
+        429,
+        "Too many requests, please try again later.\n".to_string(),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    response
 }
 
 /// Records a response that was produced without the handler (a fault), and returns it.
@@ -305,14 +367,20 @@ async fn handle(
         state.finish_record(id);
         return Err(Abort("the server restarts"));
     }
-    // kube-apiserver's max-in-flight filter leaves long-running requests (watches) out.
-    let in_flight = InFlight::enter(&state, !is_watch);
-    if let Some(limit) = state.faults.max_in_flight {
-        if in_flight.counted && in_flight.now > limit.limit {
-            let response = fault_status(429, Some(&limit.retry_after_secs.to_string()));
+    let in_flight = match admit(
+        &state,
+        &lifecycle,
+        identity.as_ref().as_ref(),
+        &req,
+        is_watch,
+    ) {
+        Admission::Serve(slot) => slot,
+        Admission::Refuse => {
+            let secs = state.faults.max_in_flight.map_or(1, |l| l.retry_after_secs);
+            let response = too_many_requests(secs);
             return Ok(answered(&state, id, response, "max in flight".into()));
         }
-    }
+    };
     let fault = state.budgets.take(&path).cloned();
     match &fault {
         Some(a @ Action::Status { code, retry_after }) => {

@@ -79,8 +79,10 @@ pub(crate) struct State {
     /// The faults this server injects (see `fault.rs`).
     pub faults: Faults,
     pub budgets: Budgets,
-    /// Requests being handled now (watches excluded), for `max_in_flight`.
+    /// `get`/`list` requests being handled now (watches excluded), for `max_in_flight`.
     pub in_flight: AtomicUsize,
+    /// Requests of every other verb being handled now, for `max_in_flight`'s mutating pool.
+    pub in_flight_mutating: AtomicUsize,
     /// TLS handshakes that did not complete (the client refused the server's certificate, or
     /// the connection went before the handshake ended): requests that never reached the API.
     pub failed_handshakes: AtomicUsize,
@@ -379,6 +381,7 @@ impl State {
             budgets: Budgets::new(faults.requests.clone()),
             faults,
             in_flight: AtomicUsize::new(0),
+            in_flight_mutating: AtomicUsize::new(0),
             failed_handshakes: AtomicUsize::new(0),
             handshakes: std::sync::atomic::AtomicU64::new(0),
             delayed_signs,

@@ -430,13 +430,27 @@ fn oversized_bodies_are_generated_lazily() {
 
 // ---- concurrency cap ----
 
+/// Holds a slot for `stall`: a request under `path` (GET, or POST with the bootstrap token and
+/// `body`) that the server reads and does not answer.
+fn hold(url: &str, path: &str, body: Option<Vec<u8>>) -> std::thread::JoinHandle<()> {
+    let url = format!("{url}{path}");
+    std::thread::spawn(move || {
+        let agent = raw_agent(Duration::from_secs(5));
+        let _ = match body {
+            None => agent.get(&url).call(),
+            Some(b) => agent
+                .post(&url)
+                .header("Authorization", &format!("Bearer {TOKEN}"))
+                .content_type("application/json")
+                .send(b),
+        };
+    })
+}
+
 #[test]
 fn requests_beyond_the_in_flight_limit_get_429() {
     let cp = with_faults(Faults {
-        max_in_flight: Some(InFlightLimit {
-            limit: 2,
-            retry_after_secs: 1,
-        }),
+        max_in_flight: Some(InFlightLimit::with_default_ratio(2)),
         // Two requests that hold their slot for a while.
         requests: vec![RequestFault::first(
             2,
@@ -448,30 +462,29 @@ fn requests_beyond_the_in_flight_limit_get_429() {
         ..Faults::default()
     });
     let url = cp.url();
-    let holders: Vec<_> = (0..2)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let _ = raw_agent(Duration::from_secs(5))
-                    .get(format!("{url}/healthz"))
-                    .call();
-            })
-        })
-        .collect();
+    let holders: Vec<_> = (0..2).map(|_| hold(&url, "/healthz", None)).collect();
     wait_for(Duration::from_secs(5), "two requests in flight", || {
         (records(&cp, "/healthz").len() == 2).then_some(())
     });
     let agent = raw_agent(Duration::from_secs(5));
     let r = agent.get(format!("{url}/version")).call().unwrap();
     assert_eq!(r.status(), 429);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // maxinflight.go's tooManyRequests: Retry-After "1" and net/http's http.Error, plain text.
+    assert_eq!(header("retry-after").as_deref(), Some("1"));
     assert_eq!(
-        r.headers().get("retry-after").unwrap().to_str().unwrap(),
-        "1"
+        header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
     );
-    let body: serde_json::Value =
-        serde_json::from_str(&r.into_body().read_to_string().unwrap()).unwrap();
-    assert_eq!(body["reason"], "TooManyRequests");
-    assert_eq!(body["details"]["retryAfterSeconds"], 1);
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        r.into_body().read_to_string().unwrap(),
+        "Too many requests, please try again later.\n"
+    );
     for h in holders {
         h.join().unwrap();
     }
@@ -483,6 +496,94 @@ fn requests_beyond_the_in_flight_limit_get_429() {
     let recs = records(&cp, "/version");
     assert_eq!(recs[0].fault.as_deref(), Some("max in flight"));
     assert_eq!(recs[1].fault, None);
+}
+
+/// kube-apiserver's filter (maxinflight.go, v1.28) keeps two pools, reads (get, list) and
+/// writes (every other verb), lets watches through, runs after authentication (a rejected
+/// token gets its 401 without a slot) and never turns `system:masters` away.
+#[test]
+fn the_in_flight_limit_has_a_read_and_a_write_pool_and_sits_after_authentication() {
+    let stall = |path: &str| {
+        RequestFault::first(
+            1,
+            Action::Stall {
+                max: Duration::from_millis(2500),
+            },
+        )
+        .under(path)
+    };
+    let cp = with_faults(Faults {
+        max_in_flight: Some(InFlightLimit {
+            limit: 1,
+            mutating: 1,
+            retry_after_secs: 1,
+        }),
+        requests: vec![stall("/healthz"), stall(CSRS)],
+        ..Faults::default()
+    });
+    let url = cp.url();
+    let (pem, _key) = make_csr("system:node:n1", &["system:nodes"], &[]);
+    let body = serde_json::to_vec(&csr_body(
+        Some("n1"),
+        &pem,
+        &["digital signature", "client auth"],
+    ))
+    .unwrap();
+    // The read pool full: a write still passes.
+    let reader = hold(&url, "/healthz", None);
+    wait_for(Duration::from_secs(5), "a read in flight", || {
+        (records(&cp, "/healthz").len() == 1).then_some(())
+    });
+    let bootstrap = Client::bootstrap(&cp);
+    assert_eq!(bootstrap.get("/version").status, 429);
+    let (pem2, _key2) = make_csr("system:node:n2", &["system:nodes"], &[]);
+    // This POST is the first under CSRS: the stall takes it and its write slot stays taken.
+    let writer = hold(&url, CSRS, Some(body));
+    wait_for(Duration::from_secs(5), "a write in flight", || {
+        (!records(&cp, CSRS).is_empty()).then_some(())
+    });
+    // Both pools full now.
+    let second = bootstrap.post(
+        CSRS,
+        &csr_body(Some("n2"), &pem2, &["digital signature", "client auth"]),
+    );
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert_eq!(bootstrap.get("/version").status, 429);
+    // A watch is long-running: no slot, no 429.
+    let mut watch = bootstrap.watch(&format!("{CSRS}?watch=true&timeoutSeconds=1"));
+    while watch.next().is_some() {}
+    // Rejected credentials: 401 from authentication, which runs first.
+    let wrong = Client::token(&cp, "zzzzzz.0123456789abcdef");
+    let r = wrong.get("/version");
+    assert_eq!(r.status, 401, "{}", r.body);
+    // system:masters is served whatever the pools hold.
+    assert_eq!(Client::admin(&cp).get("/version").status, 200);
+    reader.join().unwrap();
+    writer.join().unwrap();
+    // Both pools free again: the same write is served.
+    let again = bootstrap.post(
+        CSRS,
+        &csr_body(Some("n2"), &pem2, &["digital signature", "client auth"]),
+    );
+    assert_eq!(again.status, 201, "{}", again.body);
+    let faults: Vec<Option<String>> = cp
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/version" || r.path == CSRS)
+        .map(|r| r.fault)
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            Some("max in flight".into()), // GET /version, reads full
+            Some("stall".into()),         // the held POST
+            Some("max in flight".into()), // the second POST, writes full
+            Some("max in flight".into()), // GET /version
+            None,                         // wrong token: 401
+            None,                         // admin
+            None,                         // the POST again
+        ]
+    );
 }
 
 // ---- CSR watch and signer ----
