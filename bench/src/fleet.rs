@@ -914,6 +914,7 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
         "nodes": opts.nodes,
         "concurrent_nodes": opts.nodes,
         "cap": opts.cap,
+        "cap_mutating": opts.cap.map(|c| kubejoin_testcp::InFlightLimit::with_default_ratio(c).mutating),
         "overload": opts.cap.map(|c| round2(opts.nodes as f64 / c.max(1) as f64)),
         "scenario": opts.scenario.name(),
         "restarted": restarted,

@@ -526,10 +526,13 @@ mod tests {
         let mut shed = Shed::default();
         for n in 0..6u32 {
             let p = shed.pause(&status(429, Some(2)), fixed);
-            // Retry-After 2 s, then up to max(2 s, the API ceiling at n) more.
-            let window = super::super::backoff::API_POLICY
-                .ceiling(n)
-                .max(Duration::from_secs(2));
+            // Retry-After 2 s, then up to 2 s doubled per pause, at most max(2 s, the cap).
+            let window = super::super::backoff::API_POLICY.shed_window(n, Duration::from_secs(2));
+            assert_eq!(
+                window,
+                Duration::from_secs(if n == 0 { 2 } else { 4 }),
+                "{n}"
+            );
             assert!(
                 p >= Duration::from_secs(2) && p <= Duration::from_secs(2) + window,
                 "{n}: {p:?}"
