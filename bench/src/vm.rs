@@ -168,9 +168,9 @@ pub fn run(opts: &BootOptions) -> Result<Value, Error> {
         Some(p) => p.clone(),
         None => get("KUBEJOIN_VM_INITRD")?,
     };
-    let _ = std::fs::remove_dir_all(&opts.keep);
     std::fs::create_dir_all(&opts.keep)
         .map_err(|e| err(format!("creating {}: {e}", opts.keep.display())))?;
+    remove_kept(&opts.keep);
     let started = Instant::now();
     let mut out = Vec::new();
     for v in variants(&env, &default) {
@@ -235,6 +235,28 @@ pub fn run(opts: &BootOptions) -> Result<Value, Error> {
     }))
 }
 
+/// Whether `name` is a console this module keeps: `<variant>-<boot>.log`.
+fn is_kept_console(name: &str) -> bool {
+    name.strip_suffix(".log")
+        .and_then(|n| n.rsplit_once('-'))
+        .is_some_and(|(variant, boot)| {
+            !variant.is_empty() && !boot.is_empty() && boot.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// Removes the consoles an earlier run kept in `keep`, and nothing else: `keep` is next to the
+/// report (`--out`), a directory that may hold anything (measured: `--out /tmp/x.json` once
+/// emptied a `/tmp/vm` holding the image being measured).
+fn remove_kept(keep: &Path) {
+    for e in std::fs::read_dir(keep).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_file())
+            && is_kept_console(&e.file_name().to_string_lossy())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The consoles an earlier run kept in `keep` (grouped by variant), reported with their age; or
 /// one explicit console.
 pub fn measure_kept(explicit: Option<&Path>, keep: &Path) -> Value {
@@ -246,6 +268,9 @@ pub fn measure_kept(explicit: Option<&Path>, keep: &Path) -> Value {
     let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for e in std::fs::read_dir(keep).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        if !is_kept_console(&name) {
+            continue;
+        }
         if let Some((variant, _)) = name.strip_suffix(".log").and_then(|n| n.rsplit_once('-')) {
             groups
                 .entry(variant.to_string())
@@ -515,6 +540,42 @@ mod tests {
             {\"step\":\"wait\",\"detail\":\"entropy: not ready 12 ms\",\"at_ms\":0.0,\"ms\":60.0},{\"step\":\"tls-handshake\",\"detail\":\"x\",\"at_ms\":61.0,\"ms\":30.0}]},\
          {\"phase\":\"wait-approval\",\"start_ms\":1600,\"end_ms\":1700,\"duration_ms\":100,\"outcome\":\"ok\"},\
          {\"phase\":\"handoff\",\"start_ms\":1800,\"end_ms\":1801,\"duration_ms\":1,\"outcome\":\"ok\"}]}\n";
+
+    /// A new run removes the consoles an earlier one kept beside the report, and nothing else
+    /// of that directory (an image, the VM's environment file).
+    #[test]
+    fn a_run_clears_only_the_consoles_it_keeps() {
+        let dir = std::env::temp_dir().join(format!("kubejoin-bench-keep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let ours = [
+            "default-1.log",
+            "default-12.log",
+            "smp2-3.log",
+            "no-rng-2.log",
+        ];
+        let theirs = [
+            "initramfs.img",
+            "vm.env",
+            "notes.log",
+            "default-x.log",
+            "-1.log",
+        ];
+        for f in ours.iter().chain(&theirs) {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        remove_kept(&dir);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut want: Vec<String> = theirs.iter().map(|s| s.to_string()).collect();
+        want.push("sub".into());
+        want.sort();
+        assert_eq!(left, want);
+    }
 
     #[test]
     fn reads_the_guest_timeline_and_its_steps() {
