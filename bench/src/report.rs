@@ -472,7 +472,7 @@ pub fn table(r: &Value) -> String {
                 "   {:>6} {:>7} {:>5} {:>5}x {:<8} {:<21} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>8} {:>6} ms",
                 n(&run["nodes"]),
                 n(&run["concurrent_nodes"]),
-                n(&run["cap"]),
+                cap_text(run),
                 f(&run["overload"], 0),
                 run["scenario"].as_str().unwrap_or("overload"),
                 run["policy"].as_str().unwrap_or(""),
@@ -852,7 +852,7 @@ pub fn markdown(r: &Value) -> String {
 
     let _ = writeln!(
         s,
-        "\nFleet (all nodes started at once; 429 + `Retry-After: 1` beyond the cap):\n"
+        "\nFleet (all nodes started at once; 429 + `Retry-After: 1` beyond the cap of reads/writes in flight):\n"
     );
     let _ = writeln!(
         s,
@@ -873,7 +873,7 @@ pub fn markdown(r: &Value) -> String {
             "| {} ({}) | {} | {}× | {} | {} | {} s | {} / {} s | {} ({}) | {} | {} |",
             run["nodes"],
             run["concurrent_nodes"],
-            run["cap"],
+            cap_text(run),
             f(&run["overload"], 0),
             match run["scenario"].as_str() {
                 Some("restart") => "restart mid-fleet",
@@ -892,9 +892,25 @@ pub fn markdown(r: &Value) -> String {
     s
 }
 
+/// A fleet run's cap: `reads/writes` (two pools since s25), or the one cap of older reports.
+fn cap_text(run: &Value) -> String {
+    match (&run["cap"], run["cap_mutating"].as_u64()) {
+        (Value::Null, _) => "-".into(),
+        (c, Some(w)) => format!("{c}/{w}"),
+        (c, None) => c.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleet_cap_shows_both_pools_when_the_report_has_them() {
+        assert_eq!(cap_text(&json!({"cap": 100, "cap_mutating": 50})), "100/50");
+        assert_eq!(cap_text(&json!({"cap": 100})), "100");
+        assert_eq!(cap_text(&json!({"cap": null})), "-");
+    }
 
     #[test]
     fn a_partial_fleet_run_keeps_the_other_rows() {
