@@ -402,7 +402,12 @@ fn run(args: &Args) -> Result<bool, Error> {
             fleet::crypto_cost(crypto_n).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         let mut runs = Vec::new();
         for &(n, overload, scenario) in &args.fleet {
-            let repeat = scenario.runs(args.fleet_repeat.unwrap_or(default_repeat(n)));
+            // `--quick` is a first look: 3 runs a row.
+            let repeat = scenario.runs(args.fleet_repeat.unwrap_or(if args.quick {
+                3
+            } else {
+                default_repeat(n)
+            }));
             for policy in [
                 fleet::Policy::Kubejoin,
                 fleet::Policy::Naive {
