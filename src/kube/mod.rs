@@ -889,17 +889,23 @@ mod tests {
         );
     }
 
+    /// A 429 answer with `Retry-After: secs` and `body`, as the client reads it.
+    fn too_many(secs: u64, body: &'static [u8]) -> RequestError {
+        Answer {
+            code: 429,
+            retry_after: Some(Duration::from_secs(secs)),
+            location: None,
+            body: Bytes::from_static(body),
+        }
+        .into_status_error()
+    }
+
     #[test]
     fn status_errors_keep_code_status_and_retry_after() {
-        let a = Answer {
-            code: 429,
-            retry_after: Some(Duration::from_secs(3)),
-            location: None,
-            body: Bytes::from_static(
-                br#"{"kind":"Status","reason":"TooManyRequests","message":"slow down","code":429}"#,
-            ),
-        };
-        let e = a.into_status_error();
+        let e = too_many(
+            3,
+            br#"{"kind":"Status","reason":"TooManyRequests","message":"slow down","code":429}"#,
+        );
         assert_eq!(e.status_code(), Some(429));
         assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
         assert_eq!(e.to_string(), "429 TooManyRequests: slow down");
@@ -918,13 +924,7 @@ mod tests {
     /// `Retry-After`; the message keeps the text.
     #[test]
     fn a_plain_text_429_keeps_its_code_retry_after_and_text() {
-        let a = Answer {
-            code: 429,
-            retry_after: Some(Duration::from_secs(1)),
-            location: None,
-            body: Bytes::from_static(b"Too many requests, please try again later.\n"),
-        };
-        let e = a.into_status_error();
+        let e = too_many(1, b"Too many requests, please try again later.\n");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
         assert_eq!(
             e.to_string(),

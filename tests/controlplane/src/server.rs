@@ -257,23 +257,14 @@ enum Admission<'a> {
     Refuse,
 }
 
-/// The max-in-flight filter for `req`. It sits after authentication in kube-apiserver's chain
-/// (`DefaultBuildHandlerChain`), so credentials it rejects (a 401, also every token of a server
-/// whose caches are not synced) take no slot, and a `system:masters` user is served even when
-/// its pool is full; a watch (long-running) takes none either.
-fn admit<'a>(
-    state: &'a State,
+/// Authentication, first in kube-apiserver's chain (`DefaultBuildHandlerChain`): while the
+/// server's caches are not synced (the startup window) no bootstrap token is known yet.
+fn authenticate_first(
+    state: &State,
     lifecycle: &Lifecycle,
     identity: Option<&(String, Vec<String>)>,
     req: &Request<Incoming>,
-    is_watch: bool,
-) -> Admission<'a> {
-    let Some(limit) = state.faults.max_in_flight else {
-        return Admission::Serve(None);
-    };
-    if is_watch {
-        return Admission::Serve(None);
-    }
+) -> Authn {
     let authorization = req
         .headers()
         .get(AUTHORIZATION)
@@ -283,7 +274,18 @@ fn admit<'a>(
     } else {
         &state.settings.tokens[..]
     };
-    let masters = match auth::authenticate(identity, authorization, tokens, SystemTime::now()) {
+    auth::authenticate(identity, authorization, tokens, SystemTime::now())
+}
+
+/// The max-in-flight filter for `req`, given authentication's verdict (`None`: no limit, or a
+/// watch). It sits after authentication, so credentials it rejects (a 401, also every token of
+/// a server whose caches are not synced) take no slot, and a `system:masters` user is served
+/// even when its pool is full; a watch (long-running) takes none either.
+fn admit<'a>(state: &'a State, authn: Option<&Authn>, req: &Request<Incoming>) -> Admission<'a> {
+    let (Some(limit), Some(authn)) = (state.faults.max_in_flight, authn) else {
+        return Admission::Serve(None);
+    };
+    let masters = match authn {
         Authn::Rejected => return Admission::Serve(None),
         Authn::User(user) => user.in_group(auth::MASTERS),
     };
@@ -367,13 +369,11 @@ async fn handle(
         state.finish_record(id);
         return Err(Abort("the server restarts"));
     }
-    let in_flight = match admit(
-        &state,
-        &lifecycle,
-        identity.as_ref().as_ref(),
-        &req,
-        is_watch,
-    ) {
+    // With a max-in-flight limit, authentication's verdict decides the slot; the handler then
+    // goes on with the same verdict, as kube-apiserver authenticates a request once.
+    let authn = (state.faults.max_in_flight.is_some() && !is_watch)
+        .then(|| authenticate_first(&state, &lifecycle, identity.as_ref().as_ref(), &req));
+    let in_flight = match admit(&state, authn.as_ref(), &req) {
         Admission::Serve(slot) => slot,
         Admission::Refuse => {
             let secs = state.faults.max_in_flight.map_or(1, |l| l.retry_after_secs);
@@ -427,7 +427,7 @@ async fn handle(
     // The handler runs as its own task so that a bug that panics becomes a 500 answer
     // instead of a connection closed without a word.
     let task_state = state.clone();
-    let mut outcome = match tokio::spawn(route(task_state, identity, req, id)).await {
+    let mut outcome = match tokio::spawn(route(task_state, identity, authn, req, id)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome {
             response: status_response(
@@ -635,6 +635,7 @@ impl Drop for OversizeBody {
 async fn route(
     state: Arc<State>,
     identity: Arc<Option<(String, Vec<String>)>>,
+    authn: Option<Authn>,
     req: Request<Incoming>,
     record_id: usize,
 ) -> Outcome {
@@ -651,12 +652,15 @@ async fn route(
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = match auth::authenticate(
-        identity.as_ref().as_ref(),
-        authorization,
-        &state.settings.tokens,
-        SystemTime::now(),
-    ) {
+    let authn = authn.unwrap_or_else(|| {
+        auth::authenticate(
+            identity.as_ref().as_ref(),
+            authorization,
+            &state.settings.tokens,
+            SystemTime::now(),
+        )
+    });
+    let user = match authn {
         Authn::User(user) => user,
         Authn::Rejected => {
             return Outcome {
