@@ -12,6 +12,7 @@
 //! | `rootfstype`, `rootflags`, `ro`/`rw` | as for the kernel | `ext4`, none, `rw` |
 //! | `init` | the real root's init | `/sbin/init` |
 //! | `kubejoin.debug` | (flag) | off |
+//! | `kubejoin.timeline` | `file`, `console` | `file` |
 
 pub use crate::plan::boot::OnFailure;
 use crate::time::duration;
@@ -40,6 +41,19 @@ impl Handoff {
     }
 }
 
+/// Where the boot's JSON timeline goes. It is always written to
+/// [`crate::install::TIMELINE_JSON`]; this says whether the console gets all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimelineOut {
+    /// The file, and one summary line on the console (the whole JSON too when the boot
+    /// failed: the console may be all that is left of it). A serial console at 115,200 baud
+    /// takes ~0.6 s to print the ~7 KB JSON, and the handoff waits for the console to drain.
+    #[default]
+    File,
+    /// The file, and the whole JSON on one console line (test harnesses and benchmarks read it).
+    Console,
+}
+
 /// The real root to switch to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysrootSpec {
@@ -62,6 +76,7 @@ pub struct InitConfig {
     pub handoff: Handoff,
     pub sysroot: Option<SysrootSpec>,
     pub debug: bool,
+    pub timeline: TimelineOut,
     /// Problems found while reading the command line (each already resolved to a default).
     pub warnings: Vec<String>,
 }
@@ -86,6 +101,7 @@ impl InitConfig {
             PathBuf::from("/sbin/init"),
         );
         let mut debug = false;
+        let mut timeline = TimelineOut::File;
         for (key, value) in split(cmdline) {
             let key = key.replace('_', "-");
             let value = value.unwrap_or_default();
@@ -120,6 +136,13 @@ impl InitConfig {
                 "rw" => read_only = false,
                 "init" if value.starts_with('/') => init = PathBuf::from(value),
                 "kubejoin.debug" => debug = value.is_empty() || value == "1" || value == "true",
+                "kubejoin.timeline" => match value.as_str() {
+                    "file" => timeline = TimelineOut::File,
+                    "console" => timeline = TimelineOut::Console,
+                    _ => warnings.push(format!(
+                        "kubejoin.timeline={value:?} is not one of file, console: using file"
+                    )),
+                },
                 _ => {}
             }
         }
@@ -155,6 +178,7 @@ impl InitConfig {
             handoff,
             sysroot,
             debug,
+            timeline,
             warnings,
         }
     }
@@ -200,7 +224,24 @@ mod tests {
         assert_eq!(c.handoff, Handoff::Exec);
         assert_eq!(c.sysroot, None);
         assert!(!c.debug);
+        assert_eq!(c.timeline, TimelineOut::File);
         assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn timeline_destination() {
+        let c = InitConfig::from_cmdline("kubejoin.timeline=console");
+        assert_eq!(c.timeline, TimelineOut::Console);
+        assert!(c.warnings.is_empty());
+        // The last one wins, as for the kernel's own parameters.
+        let c = InitConfig::from_cmdline("kubejoin.timeline=console kubejoin.timeline=file");
+        assert_eq!(c.timeline, TimelineOut::File);
+        let c = InitConfig::from_cmdline("kubejoin.timeline=serial");
+        assert_eq!(c.timeline, TimelineOut::File);
+        assert_eq!(
+            c.warnings,
+            ["kubejoin.timeline=\"serial\" is not one of file, console: using file"]
+        );
     }
 
     #[test]

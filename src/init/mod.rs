@@ -16,7 +16,9 @@
 //!    handoff — each a timed phase, under the failure policy ([`policy`]).
 //!    Host preparation comes in layers: the image's and the command line's first, then what
 //!    the local sources add (before the network), then what user-data adds (before discovery);
-//! 5. ends with a one-line JSON timeline on the console (`kubejoin: timeline {…}`), then either
+//! 5. ends with the JSON timeline in `/run/kubejoin/timeline.json` and one summary line on the
+//!    console (the whole JSON on one console line with `kubejoin.timeline=console` or when the
+//!    boot failed: `kubejoin: timeline {…}`), then either
 //!    execs the kubelet / the real root's init, or acts on a failure (reason block,
 //!    `/run/kubejoin/result.json`, then retry, reboot, power-off or a shell).
 //!
@@ -312,7 +314,13 @@ fn boot(
     match ended {
         Ended::Completed => {
             // Only handoff=none gets here: exec and switch-root do not return when they work.
-            print_timeline("completed", started, kernel_to_init);
+            report_timeline(
+                &Root::new("/"),
+                cfg.timeline,
+                "completed",
+                started,
+                kernel_to_init,
+            );
             crate::info!("kubejoin.handoff=none: the node's files are installed; nothing more to start, idling");
             if let Some(t) = tee {
                 t.finish(sys);
@@ -325,7 +333,13 @@ fn boot(
             attempt,
         } => {
             report_failure(&Root::new("/"), &cfg, &failure, &action, attempt, started);
-            print_timeline("failed", started, kernel_to_init);
+            report_timeline(
+                &Root::new("/"),
+                cfg.timeline,
+                "failed",
+                started,
+                kernel_to_init,
+            );
             if let Some(t) = tee {
                 t.finish(sys);
             }
@@ -373,7 +387,13 @@ fn conclude(
         ),
     };
     report_failure(&Root::new("/"), cfg, &f, &action, attempt, started);
-    print_timeline("failed", started, kernel_to_init);
+    report_timeline(
+        &Root::new("/"),
+        cfg.timeline,
+        "failed",
+        started,
+        kernel_to_init,
+    );
     if let Some(t) = tee {
         t.finish(sys);
     }
@@ -424,10 +444,74 @@ pub fn timeline_json(
     })
 }
 
-/// Prints `kubejoin: timeline {…}` on one line.
-pub fn print_timeline(outcome: &str, started: Instant, kernel_to_init: Option<Duration>) {
+/// Records the timeline: [`crate::install::TIMELINE_JSON`] under the live `/`, and on the
+/// console either the whole JSON on one line (`kubejoin: timeline {…}`: `kubejoin.timeline=console`,
+/// or a failed boot, whose console may be all that is left of it) or one summary line naming
+/// the file.
+pub fn report_timeline(
+    root: &Root,
+    out: config::TimelineOut,
+    outcome: &str,
+    started: Instant,
+    kernel_to_init: Option<Duration>,
+) {
     let json = timeline_json(outcome, started.elapsed(), kernel_to_init);
-    eprintln!("kubejoin: timeline {json}");
+    let mut bytes = serde_json::to_vec(&json).unwrap_or_default();
+    bytes.push(b'\n');
+    let written = crate::install::write_timeline_json(root, &bytes);
+    if let Err(e) = &written {
+        crate::warn!(
+            "could not write {}: {}",
+            crate::install::TIMELINE_JSON,
+            crate::error::Report(e, None)
+                .to_string()
+                .trim_start_matches("error: ")
+                .replace('\n', " ")
+        );
+    }
+    if timeline_in_full(out, outcome, written.is_ok()) {
+        eprintln!("kubejoin: timeline {json}");
+    } else {
+        crate::info!("{}", timeline_summary(&json));
+    }
+}
+
+/// Whether the console gets the whole timeline: when asked to, when the boot failed, or when
+/// the file could not be written (nothing else would keep it).
+pub fn timeline_in_full(out: config::TimelineOut, outcome: &str, file_written: bool) -> bool {
+    out == config::TimelineOut::Console || outcome == "failed" || !file_written
+}
+
+/// `timeline: handoff 628ms after /init (mounts 34ms, host-prep 132ms, …); all of it in
+/// /run/kubejoin/timeline.json` — the phases in order (skipped ones and events left out), each
+/// with its duration.
+pub fn timeline_summary(json: &serde_json::Value) -> String {
+    let ms = |v: &serde_json::Value| v.as_u64().unwrap_or_default();
+    let phases: Vec<String> = json["phases"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                // Phases, not events (the clock step's zero-length entry carries a detail).
+                .filter(|p| {
+                    p["outcome"] != "skipped" && p["duration_ms"].is_u64() && p["detail"].is_null()
+                })
+                .map(|p| {
+                    format!(
+                        "{} {}ms",
+                        p["phase"].as_str().unwrap_or("?"),
+                        ms(&p["duration_ms"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "timeline: {} {}ms after /init ({}); all of it in {}",
+        json["outcome"].as_str().unwrap_or("?"),
+        ms(&json["init_to_end_ms"]),
+        phases.join(", "),
+        crate::install::TIMELINE_JSON
+    )
 }
 
 /// Carries out a final action. Returns only when it could not.
@@ -607,5 +691,72 @@ mod tests {
             .unwrap()
             .iter()
             .any(|p| p["phase"] == "unit-test-phase"));
+    }
+
+    #[test]
+    fn the_timeline_file_holds_the_whole_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        let p = crate::log::phase("unit-test-file-phase");
+        p.ok();
+        report_timeline(
+            &root,
+            config::TimelineOut::File,
+            "handoff",
+            Instant::now(),
+            Some(Duration::from_millis(1500)),
+        );
+        let path = dir.path().join("run/kubejoin/timeline.json");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.last(), Some(&b'\n'));
+        let j: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(j["outcome"], "handoff");
+        assert_eq!(j["kernel_to_init_ms"], 1500);
+        assert!(j["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phase"] == "unit-test-file-phase"));
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        // Nothing else was left beside it (the atomic writer's temporary file included).
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("run/kubejoin"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["timeline.json"]);
+    }
+
+    #[test]
+    fn the_console_gets_the_whole_timeline_only_when_it_must() {
+        use config::TimelineOut::{Console, File};
+        assert!(!timeline_in_full(File, "handoff", true));
+        assert!(!timeline_in_full(File, "switch-root", true));
+        assert!(!timeline_in_full(File, "completed", true));
+        assert!(timeline_in_full(File, "failed", true));
+        assert!(timeline_in_full(File, "handoff", false));
+        assert!(timeline_in_full(Console, "handoff", true));
+    }
+
+    #[test]
+    fn the_summary_names_each_phase_and_the_file() {
+        let j = serde_json::json!({
+            "outcome": "handoff",
+            "init_to_end_ms": 628,
+            "phases": [
+                {"phase": "mounts", "duration_ms": 34, "outcome": "ok"},
+                {"phase": "sysroot", "duration_ms": 0, "outcome": "skipped"},
+                {"phase": "discovery", "duration_ms": 145, "outcome": "ok"},
+                {"phase": "clock-step", "duration_ms": 0, "outcome": "ok", "detail": {}},
+            ],
+        });
+        assert_eq!(
+            timeline_summary(&j),
+            "timeline: handoff 628ms after /init (mounts 34ms, discovery 145ms); \
+             all of it in /run/kubejoin/timeline.json"
+        );
     }
 }

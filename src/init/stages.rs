@@ -379,7 +379,13 @@ impl<'a> NodeBoot<'a> {
     fn before_exec(&mut self, outcome: &str) {
         // From here on a hang is the exec'd program's business, not ours.
         super::watchdog::disarm();
-        super::print_timeline(outcome, self.started, self.kernel_to_init);
+        super::report_timeline(
+            &Root::new("/"),
+            self.cfg.timeline,
+            outcome,
+            self.started,
+            self.kernel_to_init,
+        );
         if let Some(t) = self.tee.take() {
             t.finish(self.sys);
         }

@@ -111,7 +111,13 @@ pub fn start(
                 1,
                 started,
             );
-            super::print_timeline("failed", started, kernel_to_init);
+            super::report_timeline(
+                &crate::fs::root::Root::new("/"),
+                cfg.timeline,
+                "failed",
+                started,
+                kernel_to_init,
+            );
             super::act(&*sys, &*exec, action);
         });
     if let Err(e) = spawned {

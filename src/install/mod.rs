@@ -34,6 +34,8 @@ pub const CLIENT_UPDATED: &str = "/var/lib/kubelet/pki/kubelet-client-updated.pe
 /// Where the key waits for its certificate (the legacy kubelet's path).
 pub const KEY_TMP: &str = "/var/lib/kubelet/pki/kubelet-client.key.tmp";
 pub const RESULT_JSON: &str = "/run/kubejoin/result.json";
+/// PID 1's timeline of the boot (phases, steps, durations; no secrets), beside `result.json`.
+pub const TIMELINE_JSON: &str = "/run/kubejoin/timeline.json";
 /// Cluster API's bootstrap-success sentinel, for machines provisioned by CAPI.
 pub const CAPI_SENTINEL: &str = "/run/cluster-api/bootstrap-success.complete";
 
@@ -318,13 +320,22 @@ pub const CONTROL_PLANE_FINISHING: &str = "finishing";
 
 /// Writes `result.json` alone (0644): PID 1's report of a failed boot, or a carried-over one.
 pub fn write_result_json(root: &Root, json: &[u8]) -> Result<(), Error> {
+    write_run_file(root, RESULT_JSON, "join result", json)
+}
+
+/// Writes `timeline.json` (0644), atomically as every file kubejoin writes.
+pub fn write_timeline_json(root: &Root, json: &[u8]) -> Result<(), Error> {
+    write_run_file(root, TIMELINE_JSON, "boot timeline", json)
+}
+
+fn write_run_file(root: &Root, path: &str, what: &'static str, json: &[u8]) -> Result<(), Error> {
     apply(
         root,
         &[Step::File {
-            path: RESULT_JSON.into(),
+            path: path.into(),
             mode: 0o644,
             contents: json.to_vec(),
-            what: "join result",
+            what,
         }],
     )
 }

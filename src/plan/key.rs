@@ -33,6 +33,8 @@ pub enum Key {
     Sysroot,
     /// Read by PID-1 mode: debug logging.
     Debug,
+    /// Read by PID-1 mode: where the boot's JSON timeline goes (`file` or `console`).
+    Timeline,
     /// Join as a control-plane node (`kubeadm join --control-plane`).
     ControlPlane,
     /// The key that decrypts `kube-system/kubeadm-certs` (a secret; warned about on the command
@@ -46,7 +48,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order the docs list them.
-    pub const ALL: [Key; 25] = [
+    pub const ALL: [Key; 26] = [
         Key::Endpoint,
         Key::Token,
         Key::TokenFile,
@@ -68,6 +70,7 @@ impl Key {
         Key::Ntp,
         Key::Sysroot,
         Key::Debug,
+        Key::Timeline,
         Key::ControlPlane,
         Key::CertificateKey,
         Key::CertificateKeyFile,
@@ -98,6 +101,7 @@ impl Key {
             Key::Ntp => "ntp",
             Key::Sysroot => "sysroot",
             Key::Debug => "debug",
+            Key::Timeline => "timeline",
             Key::ControlPlane => "control-plane",
             Key::CertificateKey => "certificate-key",
             Key::CertificateKeyFile => "certificate-key-file",
@@ -125,14 +129,14 @@ impl Key {
     pub fn cmdline_only(self) -> bool {
         matches!(
             self,
-            Key::Config | Key::ConfigSha256 | Key::Sysroot | Key::Debug
+            Key::Config | Key::ConfigSha256 | Key::Sysroot | Key::Debug | Key::Timeline
         )
     }
 
     /// Keys PID-1 mode reads and validates itself (`src/init/config.rs`); the join settings
     /// accept them without storing anything, so they are not reported as unknown.
     pub fn init_only(self) -> bool {
-        matches!(self, Key::Sysroot | Key::Debug)
+        matches!(self, Key::Sysroot | Key::Debug | Key::Timeline)
     }
 
     /// A value that shows the expected form, for "needs a value" errors.
@@ -158,6 +162,7 @@ impl Key {
             Key::Ntp => "host[:port], e.g. time.example.org or 10.0.0.1:123, or off",
             Key::Sysroot => "a block device, e.g. /dev/vda1",
             Key::Debug => "true or false",
+            Key::Timeline => "file or console",
             Key::ControlPlane => "true or false",
             Key::CertificateKey => "<64 hex digits>",
             Key::CertificateKeyFile => "/path/to/a/chmod-600/file",

@@ -421,7 +421,7 @@ impl Values {
                     .map_err(|_| KeyError::Invalid(format!("{v:?} is not an IP address")))?;
                 set_once(&mut self.advertise_address, ip)
             }
-            Key::Sysroot | Key::Debug => Ok(None),
+            Key::Sysroot | Key::Debug | Key::Timeline => Ok(None),
         }
     }
 }

@@ -560,7 +560,8 @@ mod tests {
              \"kubejoin.kubelet-arg=node-labels=a=b,c=d\" kubejoin.modules=br_netfilter,overlay \
              kubejoin.sysctl=net.ipv4.ip_forward=1 kubejoin.sysctl=vm.swappiness=0 kubejoin.platform=aws \
              kubejoin.config=metadata kubejoin.config.sha256={} kubejoin.handoff=exec \
-             kubejoin.on-failure=reboot kubejoin.sysroot=/dev/vda1 kubejoin.debug kubejoin.timeout=2m kubejoin.discovery-token-unsafe-skip-ca-verification",
+             kubejoin.on-failure=reboot kubejoin.sysroot=/dev/vda1 kubejoin.debug kubejoin.timeline=console kubejoin.timeout=2m \
+             kubejoin.discovery-token-unsafe-skip-ca-verification",
             "ab".repeat(32)
         );
         let k = Cmdline::parse(line.as_bytes()).unwrap().kubejoin().unwrap();

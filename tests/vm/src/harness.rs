@@ -4,6 +4,7 @@
 //! control plane and qemu are killed — so a failing assertion or a panic never leaves a VM or a
 //! namespace behind. Every wait is bounded.
 
+use crate::check::TIMELINE_FILE_LINE;
 use serde_json::Value;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
@@ -588,12 +589,26 @@ impl Console {
         self.kubejoin_lines().iter().any(|l| l.contains(s))
     }
 
-    /// The JSON of the `kubejoin: timeline {…}` line.
+    /// The JSON of the `kubejoin: timeline {…}` line, else (`kubejoin.timeline=file`) the
+    /// checker's copy of `/run/kubejoin/timeline.json`.
     pub fn timeline(&self) -> Option<Value> {
         self.kubejoin_lines()
             .iter()
             .rev()
             .find_map(|l| l.strip_prefix("kubejoin: timeline "))
+            .and_then(|j| serde_json::from_str(j).ok())
+            .or_else(|| self.timeline_file())
+    }
+
+    /// The checker's copy of `/run/kubejoin/timeline.json` (`kubejoin-check: timeline-file {…}`).
+    pub fn timeline_file(&self) -> Option<Value> {
+        self.0
+            .lines()
+            .rev()
+            .find_map(|l| {
+                l.find(TIMELINE_FILE_LINE)
+                    .map(|i| &l[i + TIMELINE_FILE_LINE.len()..])
+            })
             .and_then(|j| serde_json::from_str(j).ok())
     }
 
@@ -747,6 +762,11 @@ pub fn pid1_append_line(join: &[String], extra: &[String]) -> String {
         // fires 15 s after this) well before the harness's own 150 s bound.
         "kubejoin.timeout=90s".into(),
     ]);
+    // The whole JSON timeline on the console, where the tests and the benchmark read it (a
+    // case that names its own `kubejoin.timeline=` keeps it).
+    if !extra.iter().any(|w| w.starts_with("kubejoin.timeline=")) {
+        words.push("kubejoin.timeline=console".into());
+    }
     words.extend(extra.iter().cloned());
     words.join(" ")
 }
@@ -855,6 +875,25 @@ mod tests {
     }
 
     #[test]
+    fn a_file_timeline_is_read_from_the_checkers_copy() {
+        let c = Console(
+            "kubejoin: info: timeline: handoff 700ms after /init (mounts 4ms); all of it in /run/kubejoin/timeline.json\n\
+             kubejoin-check: timeline-file {\"outcome\":\"switch-root\",\"init_to_end_ms\":700,\"phases\":[]}\n\
+             kubejoin-check: PASS x\n"
+                .into(),
+        );
+        assert_eq!(c.timeline().unwrap()["outcome"], "switch-root");
+        assert_eq!(c.checks(), [(true, "x".to_string())]);
+        // kubejoin's own line wins when both are there.
+        let both = Console(format!(
+            "kubejoin: timeline {{\"outcome\":\"handoff\"}}\n{}",
+            c.0
+        ));
+        assert_eq!(both.timeline().unwrap()["outcome"], "handoff");
+        assert_eq!(Console::default().timeline(), None);
+    }
+
+    #[test]
     fn reads_a_console() {
         let c = Console(
             "[    0.000000] Linux version 6.1\n\
@@ -894,7 +933,18 @@ mod tests {
             &["kubejoin.debug".into()],
         );
         assert!(a.starts_with("console=ttyS0 quiet panic=-1 kubejoin.endpoint=10.0.2.2:6443 "));
-        assert!(a.ends_with(" kubejoin.debug"));
+        assert!(a.ends_with(" kubejoin.timeline=console kubejoin.debug"));
+        let own = append_line(
+            "10.0.2.2:6443",
+            "abcdef.0123456789abcdef",
+            WRONG_PIN,
+            "vm-1",
+            &["kubejoin.timeline=file".into()],
+        );
+        assert!(
+            own.ends_with(" kubejoin.timeout=90s kubejoin.timeline=file"),
+            "{own}"
+        );
         let spec = VmSpec {
             kernel: "/k".into(),
             initrd: "/i".into(),

@@ -355,7 +355,9 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
     let case = Case {
         right_pin: true,
         node_name: node.into(),
-        extra_append: vec![],
+        // The default destination of the timeline: its file (carried into the real root with
+        // /run) and one summary line on the console.
+        extra_append: vec!["kubejoin.timeline=file".into()],
         timeout: timeout(),
         switch_root: true,
         endpoint: None,
@@ -378,8 +380,20 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
         c.logged("switching to the real root /sysroot and executing /sbin/init"),
         "{ctx}"
     );
+    // kubejoin printed a summary, not the JSON; the checker (the real root's init) found the
+    // file in the new root and copied it to the console.
+    assert!(
+        c.logged("timeline: switch-root ") && c.logged("all of it in /run/kubejoin/timeline.json"),
+        "{ctx}"
+    );
+    assert!(
+        !c.kubejoin_lines()
+            .iter()
+            .any(|l| l.starts_with("kubejoin: timeline {")),
+        "{ctx}"
+    );
     assert_eq!(
-        c.timeline().map(|t| t["outcome"] == "switch-root"),
+        c.timeline_file().map(|t| t["outcome"] == "switch-root"),
         Some(true),
         "{ctx}"
     );
@@ -416,6 +430,11 @@ fn a_vm_joins_into_its_real_root_and_switches_to_it() {
     }
     assert_eq!(
         check("/run (with /run/kubejoin/result.json) was moved"),
+        Some(true),
+        "{ctx}"
+    );
+    assert_eq!(
+        check("timeline /run/kubejoin/timeline.json: outcome switch-root"),
         Some(true),
         "{ctx}"
     );

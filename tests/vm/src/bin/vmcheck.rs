@@ -19,12 +19,17 @@ fn main() {
     // Exec'd as /usr/bin/kubelet by kubejoin (handoff exec), or started as the real root's
     // /sbin/init after kubejoin's switch-root.
     let as_init = argv0.ends_with("/init");
+    if let Some(line) = check::timeline_file_line(&root) {
+        println!("{line}");
+    }
     let checks = std::panic::catch_unwind(|| {
-        if as_init {
+        let mut checks = if as_init {
             check::run_as_init(&root, kubejoin_vmtest::harness::SYSROOT_MARKER)
         } else {
             check::run(&root, &argv)
-        }
+        };
+        checks.push(check::timeline_check(&root));
+        checks
     })
     .unwrap_or_else(|_| {
         vec![check::Check {
