@@ -1,6 +1,9 @@
-//! Section 6: the VM boot, from the guest's own timeline. kubejoin as `/init` prints one
-//! `kubejoin: timeline {…}` JSON line on the serial console: its phases and, inside each, its
-//! steps (connects, TLS handshakes, requests, module loads, waits with their reason).
+//! Section 6: the VM boot, from the guest's own timeline. kubejoin as `/init` writes it to
+//! `/run/kubejoin/timeline.json` (the boots here run with that default; the stand-in kubelet
+//! copies the file to the serial console) or prints it as one `kubejoin: timeline {…}` line: its
+//! phases and, inside each, its steps (connects, TLS handshakes, requests, module loads, waits
+//! with their reason). The stand-in kubelet's first line says when it started
+//! (`CLOCK_BOOTTIME`), which gives /init → the kubelet's first line beside /init → handoff.
 //!
 //! With `--vm-env FILE` (the `vm.env` of `scripts/vm-image`), this boots the VM test's join case
 //! (`kubejoin-vm join`: a fresh network namespace, the test control plane, qemu) `--vm-boots N`
@@ -202,6 +205,9 @@ pub fn run(opts: &BootOptions) -> Result<Value, Error> {
                 .arg(&testcp)
                 .arg("--work")
                 .arg(&work)
+                // What ships: the timeline in its file, a summary line on the console (the
+                // harness otherwise asks for the whole JSON line there).
+                .args(["--append", "kubejoin.timeline=file"])
                 .env("KUBEJOIN_VM_RNG", v.rng)
                 .env("KUBEJOIN_VM_SMP", v.smp.to_string())
                 .env("KUBEJOIN_VM_MACHINE", v.machine)
@@ -312,6 +318,9 @@ pub fn measure_kept(explicit: Option<&Path>, keep: &Path) -> Value {
 pub struct Boot {
     pub kernel_to_init_ms: Option<f64>,
     pub init_to_handoff_ms: Option<f64>,
+    /// From /init's start to the stand-in kubelet's first line (`CLOCK_BOOTTIME` on both
+    /// sides): the handoff as the kubelet sees it, after the timeline and the exec.
+    pub init_to_kubelet_ms: Option<f64>,
     pub outcome: String,
     /// Phase -> ms (a phase run twice counts twice).
     pub phases: BTreeMap<String, f64>,
@@ -326,12 +335,17 @@ pub struct Boot {
     pub modules_wall_ms: f64,
 }
 
-/// The `kubejoin: timeline {…}` JSON of a console.
+/// The `kubejoin: timeline {…}` JSON of a console, else the stand-in kubelet's copy of
+/// `/run/kubejoin/timeline.json` (the boots run with the default `kubejoin.timeline=file`, whose
+/// console gets a summary line only).
 pub fn timeline(text: &str) -> Option<Value> {
-    text.lines()
-        .filter_map(|l| l.split_once("kubejoin: timeline ").map(|(_, j)| j))
-        .filter_map(|j| serde_json::from_str::<Value>(j.trim()).ok())
-        .next_back()
+    let last = |prefix: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once(prefix).map(|(_, j)| j))
+            .filter_map(|j| serde_json::from_str::<Value>(j.trim()).ok())
+            .next_back()
+    };
+    last("kubejoin: timeline ").or_else(|| last(kubejoin_vmtest::check::TIMELINE_FILE_LINE))
 }
 
 /// Reads one boot's timeline.
@@ -398,6 +412,13 @@ pub fn boot(t: &Value) -> Boot {
     b
 }
 
+/// From /init's start to the stand-in kubelet's first line: its `CLOCK_BOOTTIME` less
+/// kubejoin's kernel → /init (the same clock).
+pub fn kubelet_after_init(console: &str, b: &Boot) -> Option<f64> {
+    let started = kubejoin_vmtest::check::started_ms(console)?;
+    Some(stats::round2(started - b.kernel_to_init_ms?))
+}
+
 fn median(v: &[f64]) -> Option<f64> {
     stats::median(v).map(stats::round2)
 }
@@ -407,8 +428,12 @@ pub fn measure_boots(consoles: &[PathBuf]) -> Value {
     let boots: Vec<Boot> = consoles
         .iter()
         .filter_map(|p| std::fs::read(p).ok())
-        .filter_map(|b| timeline(&String::from_utf8_lossy(&b)))
-        .map(|t| boot(&t))
+        .filter_map(|b| {
+            let text = String::from_utf8_lossy(&b);
+            let mut boot = boot(&timeline(&text)?);
+            boot.init_to_kubelet_ms = kubelet_after_init(&text, &boot);
+            Some(boot)
+        })
         .collect();
     let col =
         |f: &dyn Fn(&Boot) -> Option<f64>| -> Vec<f64> { boots.iter().filter_map(f).collect() };
@@ -480,6 +505,8 @@ pub fn measure_boots(consoles: &[PathBuf]) -> Value {
         "kernel_to_init_ms": median(&col(&|b| b.kernel_to_init_ms)),
         "init_to_handoff_ms": median(&col(&|b| b.init_to_handoff_ms)),
         "init_to_handoff_all_ms": col(&|b| b.init_to_handoff_ms),
+        "init_to_kubelet_ms": median(&col(&|b| b.init_to_kubelet_ms)),
+        "init_to_kubelet_all_ms": col(&|b| b.init_to_kubelet_ms),
         "kernel_to_handoff_ms": median(&col(&|b| b.kernel_to_init_ms.zip(b.init_to_handoff_ms).map(|(k, h)| k + h))),
         "init_to_network_up_ms": milestone("network"),
         "init_to_discovery_done_ms": milestone("discovery"),
@@ -599,18 +626,42 @@ mod tests {
     }
 
     #[test]
+    fn a_file_timeline_is_read_from_the_checkers_copy() {
+        let copy = CONSOLE.replace("kubejoin: timeline ", "kubejoin-check: timeline-file ");
+        let b = boot(&timeline(&copy).unwrap());
+        assert_eq!(b.init_to_handoff_ms, Some(800.0));
+        // kubejoin's own line wins when there are both.
+        let both =
+            format!("{copy}\nkubejoin: timeline {{\"kernel_to_init_ms\":1,\"phases\":[]}}\n");
+        assert_eq!(timeline(&both).unwrap()["kernel_to_init_ms"], 1);
+        assert_eq!(timeline("nothing here\n"), None);
+    }
+
+    #[test]
     fn medians_over_boots() {
         let dir = std::env::temp_dir().join(format!("kubejoin-bench-vm-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut files = Vec::new();
         for (i, k) in [3900, 3000, 3500].iter().enumerate() {
             let p = dir.join(format!("default-{i}.log"));
-            std::fs::write(&p, CONSOLE.replace("3900", &k.to_string())).unwrap();
+            // The stand-in kubelet started 900 + i ms after /init (i = 0: no line at all).
+            let started = if i == 0 {
+                String::new()
+            } else {
+                format!(
+                    "kubejoin-check: started after the kernel: {:.6} s\n",
+                    (k + 900 + i) as f64 / 1e3
+                )
+            };
+            std::fs::write(&p, CONSOLE.replace("3900", &k.to_string()) + &started).unwrap();
             files.push(p);
         }
         let m = measure_boots(&files);
         assert_eq!(m["boots"], 3);
         assert_eq!(m["kernel_to_init_ms"], 3500.0);
+        assert_eq!(m["init_to_kubelet_all_ms"], json!([901.0, 902.0]));
+        // The median as every median here (the nearest-rank 50th percentile).
+        assert_eq!(m["init_to_kubelet_ms"], 901.0);
         assert_eq!(phase_median(&m, "discovery"), Some(100.0));
         assert_eq!(m["phases"][0]["phase"], "mounts");
         assert_eq!(m["waits"][0]["boots"], 3);

@@ -194,12 +194,6 @@ fn read_config(sys: &dyn Init) -> InitConfig {
     InitConfig::from_cmdline(&String::from_utf8_lossy(&cmdline))
 }
 
-/// Seconds since the kernel started, from `/proc/uptime`.
-pub fn uptime(text: &str) -> Option<Duration> {
-    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
-}
-
 /// Everything up to the final action.
 fn boot(
     system: &System,
@@ -221,9 +215,8 @@ fn boot(
         crate::log::set_level(crate::log::Level::Debug);
     }
     let kernel_to_init = sys
-        .read_file(Path::new("/proc/uptime"))
+        .since_boot()
         .ok()
-        .and_then(|b| uptime(&String::from_utf8_lossy(&b)))
         .map(|up| up.saturating_sub(started.elapsed()));
     crate::info!(
         "kubejoin {} as {}{}: on-failure={} timeout={} handoff={}",
@@ -586,6 +579,7 @@ mod tests {
 
     #[test]
     fn uptime_parses_proc_uptime() {
+        use crate::sys::init::uptime;
         assert_eq!(uptime("3.91 1.20\n"), Some(Duration::from_millis(3910)));
         assert_eq!(uptime(""), None);
         assert_eq!(uptime("x y"), None);

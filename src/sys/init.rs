@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// `statfs` magic of ramfs: the initramfs root when the kernel was given `root=`.
 pub const RAMFS_MAGIC: u64 = 0x8584_58f6;
@@ -112,6 +113,12 @@ pub struct Cleared {
     pub kept: u64,
 }
 
+/// Seconds since the kernel started, from `/proc/uptime`'s first field.
+pub fn uptime(text: &str) -> Option<Duration> {
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
 /// The effects of PID-1 mode.
 pub trait Init: fmt::Debug + Send + Sync {
     /// Whether this process is PID 1 (the only case in which kubejoin may reboot the machine).
@@ -133,8 +140,11 @@ pub trait Init: fmt::Debug + Send + Sync {
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
     /// Whether `path` exists (without following a final symlink).
     fn exists(&self, path: &Path) -> bool;
-    /// Reads a whole file (`/proc/cmdline`, `/proc/uptime`, …).
+    /// Reads a whole file (`/proc/cmdline`, …).
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Time since the kernel started (`CLOCK_BOOTTIME`: what `/proc/uptime` prints, there in
+    /// hundredths of a second).
+    fn since_boot(&self) -> io::Result<Duration>;
     /// Writes a whole file, creating its parent directories (`/run/kubejoin/result.json`, sysctls
     /// of the kernel's own logging).
     fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()>;
@@ -222,6 +232,15 @@ impl Init for RealInit {
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn since_boot(&self) -> io::Result<Duration> {
+        let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)?;
+        let (secs, nanos) = (u64::try_from(t.tv_sec()), u32::try_from(t.tv_nsec()));
+        match (secs, nanos) {
+            (Ok(s), Ok(n)) => Ok(Duration::new(s, n)),
+            _ => Err(io::Error::other("CLOCK_BOOTTIME is negative")),
+        }
     }
 
     fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
@@ -619,6 +638,13 @@ impl Init for RecordingInit {
             .unwrap_or(false)
     }
 
+    /// From the fake's `/proc/uptime`, when it has one.
+    fn since_boot(&self) -> io::Result<Duration> {
+        let text = self.read_file(Path::new("/proc/uptime"))?;
+        uptime(&String::from_utf8_lossy(&text))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not /proc/uptime's form"))
+    }
+
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.files
             .lock()
@@ -712,6 +738,20 @@ impl Init for RecordingInit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_since_boot_is_procs_uptime_to_the_nanosecond() {
+        // The real clock: what /proc/uptime prints (in hundredths) read just before and after.
+        let before = uptime(&std::fs::read_to_string("/proc/uptime").unwrap()).unwrap();
+        let t = RealInit.since_boot().unwrap();
+        let after = uptime(&std::fs::read_to_string("/proc/uptime").unwrap()).unwrap();
+        assert!(t + Duration::from_millis(10) >= before, "{t:?} {before:?}");
+        assert!(t <= after + Duration::from_millis(10), "{t:?} {after:?}");
+        // The fake: from its /proc/uptime, or an error without one.
+        let fake = RecordingInit::new().with_file("/proc/uptime", "3.91 1.20\n");
+        assert_eq!(fake.since_boot().unwrap(), Duration::from_millis(3910));
+        assert!(RecordingInit::new().since_boot().is_err());
+    }
 
     #[test]
     fn flags_compose_and_print() {

@@ -23,6 +23,32 @@ use std::time::Duration;
 pub const PREFIX: &str = "kubejoin-check:";
 /// How the checker prints its copy of `/run/kubejoin/timeline.json`, before its checks.
 pub const TIMELINE_FILE_LINE: &str = "kubejoin-check: timeline-file ";
+/// How the checker says when it started (`CLOCK_BOOTTIME`, seconds): the moment the kubelet
+/// would have started, to compare with kubejoin's timeline.
+pub const STARTED_LINE: &str = "kubejoin-check: started after the kernel: ";
+
+/// The checker's first line: [`STARTED_LINE`] and the seconds since the kernel started.
+pub fn started_line() -> Option<String> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    Some(format!(
+        "{STARTED_LINE}{}.{:06} s",
+        t.tv_sec(),
+        t.tv_nsec() / 1_000
+    ))
+}
+
+/// The milliseconds since the kernel started of a console's [`STARTED_LINE`], if any.
+pub fn started_ms(console: &str) -> Option<f64> {
+    console.lines().find_map(|l| {
+        let i = l.find(STARTED_LINE)?;
+        let secs: f64 = l[i + STARTED_LINE.len()..]
+            .strip_suffix(" s")?
+            .parse()
+            .ok()?;
+        Some(secs * 1e3)
+    })
+}
+
 /// PID 1's timeline of the boot, as kubejoin writes it.
 pub const TIMELINE_JSON: &str = "/run/kubejoin/timeline.json";
 
@@ -626,6 +652,18 @@ mod tests {
         assert_eq!(c.ca_pem, b"CA");
         assert_eq!(c.cert_pem, b"CERTKEY");
         assert_eq!(c.key_pem, b"CERTKEY");
+    }
+
+    #[test]
+    fn the_started_line_round_trips() {
+        let line = started_line().unwrap();
+        let ms = started_ms(&format!("noise\n{line}\nmore\n")).unwrap();
+        assert!(ms > 0.0, "{line}");
+        assert_eq!(
+            started_ms("kubejoin-check: started after the kernel: 2.034567 s\n"),
+            Some(2034.567)
+        );
+        assert_eq!(started_ms("kubejoin-check: PASS x\n"), None);
     }
 
     #[test]

@@ -245,6 +245,15 @@ fn tell(
                 ms(t["init_to_end_ms"].as_u64().unwrap_or_default()),
                 t["outcome"].as_str().unwrap_or_default()
             ));
+            // When the exec'd program printed its first line, on the same clock.
+            let started = kubejoin_vmtest::check::started_ms(&console.0);
+            if let (Some(s), Some(k)) = (started, t["kernel_to_init_ms"].as_f64()) {
+                note(&format!(
+                    "{:<22} {:>8}  (the stand-in kubelet's first line: the timeline, the console, the exec)",
+                    "/init -> kubelet",
+                    ms((s - k).max(0.0).round() as u64)
+                ));
+            }
         }
         None => note("(no timeline on the console: see the log below)"),
     }

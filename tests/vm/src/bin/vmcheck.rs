@@ -10,6 +10,10 @@ use kubejoin_vmtest::check::{self, PREFIX};
 use std::path::PathBuf;
 
 fn main() {
+    // First, before anything else costs time: when the "kubelet" started.
+    if let Some(line) = check::started_line() {
+        println!("{line}");
+    }
     let mut args = std::env::args();
     let argv0 = args.next().unwrap_or_default();
     let argv: Vec<String> = args.collect();
