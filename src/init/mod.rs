@@ -325,14 +325,7 @@ fn boot(
             action,
             attempt,
         } => {
-            report_failure(&Root::new("/"), &cfg, &failure, &action, attempt, started);
-            report_timeline(
-                &Root::new("/"),
-                cfg.timeline,
-                "failed",
-                started,
-                kernel_to_init,
-            );
+            report_failed_boot(&cfg, &failure, &action, attempt, started, kernel_to_init);
             if let Some(t) = tee {
                 t.finish(sys);
             }
@@ -379,18 +372,26 @@ fn conclude(
             sys.is_pid1(),
         ),
     };
-    report_failure(&Root::new("/"), cfg, &f, &action, attempt, started);
-    report_timeline(
-        &Root::new("/"),
-        cfg.timeline,
-        "failed",
-        started,
-        kernel_to_init,
-    );
+    report_failed_boot(cfg, &f, &action, attempt, started, kernel_to_init);
     if let Some(t) = tee {
         t.finish(sys);
     }
     Next::Act(action)
+}
+
+/// Everything a failed boot leaves under the live `/` and on the console: the reason block,
+/// `result.json` and the timeline (whole on the console: see [`report_timeline`]).
+pub fn report_failed_boot(
+    cfg: &InitConfig,
+    f: &Failure,
+    action: &Action,
+    attempt: u32,
+    started: Instant,
+    kernel_to_init: Option<Duration>,
+) {
+    let root = Root::new("/");
+    report_failure(&root, cfg, f, action, attempt, started);
+    report_timeline(&root, cfg.timeline, "failed", started, kernel_to_init);
 }
 
 /// The reason block on the console, and `result.json` under `root` (the live `/`), written
@@ -410,14 +411,7 @@ pub fn report_failure(
     let mut bytes = serde_json::to_vec_pretty(&json).unwrap_or_default();
     bytes.push(b'\n');
     if let Err(e) = crate::install::write_result_json(root, &bytes) {
-        eprintln!(
-            "kubejoin: warning: could not write {}: {}",
-            crate::install::RESULT_JSON,
-            crate::error::Report(&e, None)
-                .to_string()
-                .trim_start_matches("error: ")
-                .replace('\n', " ")
-        );
+        warn_unwritten(crate::install::RESULT_JSON, &e);
     }
 }
 
@@ -437,6 +431,17 @@ pub fn timeline_json(
     })
 }
 
+/// One warning line for a report file PID 1 could not write (the boot goes on without it).
+fn warn_unwritten(path: &str, e: &crate::install::Error) {
+    crate::warn!(
+        "could not write {path}: {}",
+        crate::error::Report(e, None)
+            .to_string()
+            .trim_start_matches("error: ")
+            .replace('\n', " ")
+    );
+}
+
 /// Records the timeline: [`crate::install::TIMELINE_JSON`] under the live `/`, and on the
 /// console either the whole JSON on one line (`kubejoin: timeline {…}`: `kubejoin.timeline=console`,
 /// or a failed boot, whose console may be all that is left of it) or one summary line naming
@@ -453,14 +458,7 @@ pub fn report_timeline(
     bytes.push(b'\n');
     let written = crate::install::write_timeline_json(root, &bytes);
     if let Err(e) = &written {
-        crate::warn!(
-            "could not write {}: {}",
-            crate::install::TIMELINE_JSON,
-            crate::error::Report(e, None)
-                .to_string()
-                .trim_start_matches("error: ")
-                .replace('\n', " ")
-        );
+        warn_unwritten(crate::install::TIMELINE_JSON, e);
     }
     if timeline_in_full(out, outcome, written.is_ok()) {
         eprintln!("kubejoin: timeline {json}");

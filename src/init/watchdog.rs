@@ -103,21 +103,7 @@ pub fn start(
             disarm();
             let f = failure(&cfg);
             let action = action(&cfg, sys.is_pid1());
-            super::report_failure(
-                &crate::fs::root::Root::new("/"),
-                &cfg,
-                &f,
-                &action,
-                1,
-                started,
-            );
-            super::report_timeline(
-                &crate::fs::root::Root::new("/"),
-                cfg.timeline,
-                "failed",
-                started,
-                kernel_to_init,
-            );
+            super::report_failed_boot(&cfg, &f, &action, 1, started, kernel_to_init);
             super::act(&*sys, &*exec, action);
         });
     if let Err(e) = spawned {

@@ -740,7 +740,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_since_boot_is_procs_uptime_to_the_nanosecond() {
+    fn time_since_boot_agrees_with_proc_uptime() {
         // The real clock: what /proc/uptime prints (in hundredths) read just before and after.
         let before = uptime(&std::fs::read_to_string("/proc/uptime").unwrap()).unwrap();
         let t = RealInit.since_boot().unwrap();

@@ -52,27 +52,24 @@ pub fn started_ms(console: &str) -> Option<f64> {
 /// PID 1's timeline of the boot, as kubejoin writes it.
 pub const TIMELINE_JSON: &str = "/run/kubejoin/timeline.json";
 
-/// The line that copies the timeline file to the console (`None`: no readable file), so that a
-/// boot with `kubejoin.timeline=file` still shows its phases to the harness.
-pub fn timeline_file_line(root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(root.join(TIMELINE_JSON.trim_start_matches('/'))).ok()?;
-    Some(format!("{TIMELINE_FILE_LINE}{}", text.trim_end()))
-}
-
-/// Whether kubejoin left its timeline in `/run/kubejoin/timeline.json`, whole, for a handoff.
-pub fn timeline_check(root: &Path) -> Check {
-    let path = root.join(TIMELINE_JSON.trim_start_matches('/'));
-    let text = match std::fs::read_to_string(&path) {
+/// Reads `/run/kubejoin/timeline.json` once: the line that copies it to the console (`None`: no
+/// readable file), so that a boot with `kubejoin.timeline=file` still shows its phases to the
+/// harness, and the check that kubejoin left it there, whole, for a handoff.
+pub fn timeline_file(root: &Path) -> (Option<String>, Check) {
+    let text = match std::fs::read_to_string(root.join(TIMELINE_JSON.trim_start_matches('/'))) {
         Ok(t) => t,
-        Err(e) => return fail(format!("reading {TIMELINE_JSON}: {e}")),
+        Err(e) => return (None, fail(format!("reading {TIMELINE_JSON}: {e}"))),
     };
+    let line = Some(format!("{TIMELINE_FILE_LINE}{}", text.trim_end()));
     let json: serde_json::Value = match serde_json::from_str(&text) {
         Ok(j) => j,
-        Err(e) => return fail(format!("{TIMELINE_JSON} is not JSON: {e}")),
+        Err(e) => return (line, fail(format!("{TIMELINE_JSON} is not JSON: {e}"))),
     };
     let outcome = json["outcome"].as_str().unwrap_or_default();
     let phases = json["phases"].as_array().map(Vec::len).unwrap_or_default();
-    if matches!(outcome, "handoff" | "switch-root") && phases > 0 && json["init_to_end_ms"].is_u64()
+    let check = if matches!(outcome, "handoff" | "switch-root")
+        && phases > 0
+        && json["init_to_end_ms"].is_u64()
     {
         pass(format!(
             "timeline {TIMELINE_JSON}: outcome {outcome}, {phases} phases, /init -> end {} ms",
@@ -82,7 +79,8 @@ pub fn timeline_check(root: &Path) -> Check {
         fail(format!(
             "timeline {TIMELINE_JSON}: outcome {outcome:?}, {phases} phases: not a handoff's"
         ))
-    }
+    };
+    (line, check)
 }
 
 /// Files kubejoin installs for the kubelet, with the modes kubeadm gives them.
@@ -669,14 +667,14 @@ mod tests {
     #[test]
     fn the_timeline_file() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = timeline_check(dir.path());
+        let (line, missing) = timeline_file(dir.path());
         assert!(
             !missing.pass
                 && missing
                     .what
                     .starts_with("reading /run/kubejoin/timeline.json")
         );
-        assert_eq!(timeline_file_line(dir.path()), None);
+        assert_eq!(line, None);
         std::fs::create_dir_all(dir.path().join("run/kubejoin")).unwrap();
         let file = dir.path().join("run/kubejoin/timeline.json");
         std::fs::write(
@@ -684,24 +682,25 @@ mod tests {
             "{\"outcome\":\"failed\",\"init_to_end_ms\":9,\"phases\":[{}]}\n",
         )
         .unwrap();
-        assert!(!timeline_check(dir.path()).pass);
+        assert!(!timeline_file(dir.path()).1.pass);
         std::fs::write(
             &file,
             "{\"outcome\":\"handoff\",\"init_to_end_ms\":628,\"phases\":[{},{}]}\n",
         )
         .unwrap();
-        let ok = timeline_check(dir.path());
+        let (line, ok) = timeline_file(dir.path());
         assert!(ok.pass, "{ok:?}");
         assert_eq!(
             ok.what,
             "timeline /run/kubejoin/timeline.json: outcome handoff, 2 phases, /init -> end 628 ms"
         );
         assert_eq!(
-            timeline_file_line(dir.path()).unwrap(),
+            line.unwrap(),
             "kubejoin-check: timeline-file {\"outcome\":\"handoff\",\"init_to_end_ms\":628,\"phases\":[{},{}]}"
         );
         std::fs::write(&file, "{not json").unwrap();
-        assert!(!timeline_check(dir.path()).pass);
+        let (line, bad) = timeline_file(dir.path());
+        assert!(!bad.pass && line.is_some());
     }
 
     #[test]

@@ -23,7 +23,8 @@ fn main() {
     // Exec'd as /usr/bin/kubelet by kubejoin (handoff exec), or started as the real root's
     // /sbin/init after kubejoin's switch-root.
     let as_init = argv0.ends_with("/init");
-    if let Some(line) = check::timeline_file_line(&root) {
+    let (timeline_line, timeline_check) = check::timeline_file(&root);
+    if let Some(line) = timeline_line {
         println!("{line}");
     }
     let checks = std::panic::catch_unwind(|| {
@@ -32,7 +33,7 @@ fn main() {
         } else {
             check::run(&root, &argv)
         };
-        checks.push(check::timeline_check(&root));
+        checks.push(timeline_check.clone());
         checks
     })
     .unwrap_or_else(|_| {
