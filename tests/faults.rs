@@ -849,6 +849,41 @@ fn a_restart_during_the_approval_wait() {
 }
 
 #[test]
+fn after_a_restart_the_first_connection_waits_out_a_short_startup_window() {
+    // The port refuses for 1 s, then the control plane refuses tokens for 300 ms: the first
+    // connection that succeeds after a refused one waits 0.5-1 s before its request
+    // (kubejoin::http::settle), so no request meets the window and none is sent twice for it.
+    const SHORT_WINDOW: Duration = Duration::from_millis(300);
+    let cp = start(Config {
+        faults: Faults {
+            restarts: vec![Restart::on_request("/api/v1/nodes/", RESTART_DOWN)],
+            startup_window: SHORT_WINDOW,
+            ..Faults::default()
+        },
+        ..Config::default()
+    });
+    // After the first startup window, as in join_through_a_restart.
+    std::thread::sleep(SHORT_WINDOW);
+    let (run, root) = join(&cp, &["--discovery-timeout", "30s", "--timeout", "45s"]);
+    assert_joined(&run, &cp, root.path());
+    assert_eq!(cp.restarts(), 1);
+    let log = cp.requests();
+    assert!(startup_refusals(&log).is_empty(), "{log:#?}");
+    // The cut GET and its one retry after the restart: nothing else was asked twice.
+    let node_gets = log
+        .iter()
+        .filter(|r| path_only(r).starts_with("/api/v1/nodes/"))
+        .count();
+    assert_eq!(node_gets, 2, "{log:#?}");
+    // The wait is in the run's record, with its reason.
+    let result = std::fs::read_to_string(p(root.path(), kubejoin::install::RESULT_JSON)).unwrap();
+    assert!(
+        result.contains("refused connections until now"),
+        "no settle step in result.json: {result}"
+    );
+}
+
+#[test]
 fn a_cold_start_nodes_before_the_control_plane() {
     // The nodes boot with their control plane (a site powering up): connections refused for
     // 20 s, then the startup window. Three nodes at once; discovery polls every 1 s (backoff

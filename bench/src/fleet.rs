@@ -9,7 +9,9 @@
 //!   behaviour kubejoin ships.
 //! - **naive**: the same stages, each request retried at a constant interval without jitter,
 //!   ignoring `Retry-After`, whatever failed (a 401 or 403 included, as kubeadm's discovery
-//!   loop does), on kubejoin's API client (which never retries); discovery's two cluster-info
+//!   loop does), on kubejoin's API client (which never retries) without its settle after a
+//!   refused connection (`kubejoin::http::settle`: a naive client sends as soon as the port
+//!   opens); discovery's two cluster-info
 //!   fetches are done by the harness the same way (JWS, pin and byte-identical re-fetch checked
 //!   with kubejoin's functions).
 //!
@@ -213,9 +215,11 @@ fn naive_client(
         Some(t) => kube::Identity::Token(t.clone()),
         None => kube::Identity::Anonymous,
     };
+    // A naive client sends as soon as a port opens: no settle after refused connections.
     let timeouts = kube::Timeouts {
         connect: Duration::from_secs(10),
         read,
+        settle: false,
     };
     kube::client(server, &trust, &identity, timeouts).map_err(|e| chain(&e))
 }
@@ -513,6 +517,10 @@ pub struct Tally {
     /// `POST csr`s] (where in the run the control plane shed load or refused).
     #[serde(default)]
     per_250ms: std::collections::BTreeMap<u64, [u64; 5]>,
+    /// Per TLS connection that sent a `POST csr` (a node's bootstrap connection, kept alive
+    /// through its retries): how many of its POSTs got 429.
+    #[serde(default)]
+    post_429s: std::collections::HashMap<u64, u32>,
 }
 
 /// `GET cluster-info`, `POST csr`, `WATCH csr`…: what a request was, for the per-kind tally.
@@ -582,6 +590,7 @@ fn tally(cp: &Handle, from: SystemTime, done: &AtomicBool) -> Tally {
             q[0] += 1;
             if what == "POST csr" {
                 q[4] += 1;
+                *t.post_429s.entry(r.connection).or_default() += u32::from(r.status == 429);
             }
             let k = t.by_kind.entry(what).or_default();
             k.0 += 1;
@@ -909,6 +918,11 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
     errors.sort();
     errors.dedup();
     errors.truncate(5);
+    // How many nodes met how many 429s on their CSR: first attempts turned away vs returns.
+    let mut by_429s = std::collections::BTreeMap::<u32, u64>::new();
+    for n in counted.post_429s.values() {
+        *by_429s.entry(*n).or_default() += 1;
+    }
     let ratio = |a: u64, b: u64| (b > 0).then(|| round2(a as f64 / b as f64));
     Ok(json!({
         "nodes": opts.nodes,
@@ -947,6 +961,10 @@ pub fn run(opts: &Options) -> Result<Value, Error> {
                 "post_csr": post_csr,
             }))
             .collect::<Vec<_>>(),
+        "post_csr_connections_by_429s": by_429s
+            .iter()
+            .map(|(k, n)| (k.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
         "by_request": counted
             .by_kind
             .iter()

@@ -264,9 +264,11 @@ impl Client {
             cert_pem: cert_pem.to_vec(),
             key_pem: key_pem.to_vec(),
         };
+        // etcd has no start-up window of refusals to wait out (`Timeouts::settle`).
         let timeouts = crate::kube::Timeouts {
             connect: timeout,
             read: Some(timeout),
+            settle: false,
         };
         let clients = endpoints
             .iter()

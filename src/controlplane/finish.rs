@@ -215,9 +215,11 @@ pub(super) async fn wait_healthy(url: &str, trust: &kube::Trust) -> Result<(), E
         &base,
         trust,
         &Identity::Anonymous,
+        // Polling /healthz is how readiness is learnt here: no settle after a refused port.
         Timeouts {
             connect: Duration::from_secs(5),
             read: Some(Duration::from_secs(5)),
+            settle: false,
         },
     )
     .map_err(|e| Error::Internal(format!("a client for {base}: {e}")))?;

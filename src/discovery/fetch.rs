@@ -276,6 +276,7 @@ pub(super) fn timeouts(opts: &Options) -> kube::Timeouts {
     kube::Timeouts {
         connect: t,
         read: Some(t),
+        settle: true,
     }
 }
 

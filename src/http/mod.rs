@@ -3,6 +3,7 @@
 //! of wire failures ([`wire`]) and the retry policy beside them ([`retry`]).
 
 pub mod retry;
+pub mod settle;
 pub mod tls;
 pub mod wire;
 
@@ -20,12 +21,14 @@ pub enum Schemes {
 }
 
 /// The connector of every client: no proxy from the environment, `TCP_NODELAY`, a connect
-/// timeout, TCP keep-alive when given, HTTP/1.1 over `tls`.
+/// timeout, TCP keep-alive when given, HTTP/1.1 over `tls`; with `settle`, the first connection
+/// after a refused one waits before it is used ([`settle`]).
 pub fn connector(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
     keepalive: Option<Duration>,
     schemes: Schemes,
+    settle: bool,
 ) -> Connector {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
@@ -33,7 +36,7 @@ pub fn connector(
     http.set_nodelay(true);
     http.set_keepalive(keepalive);
     // The timeline's connect and handshake steps (crate::trace) wrap the two layers.
-    let http = crate::trace::Connect(http);
+    let http = crate::trace::Connect(settle::Settle::new(http, settle));
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
     crate::trace::Handshake(match schemes {
         Schemes::HttpsOnly => builder.https_only().enable_http1().wrap_connector(http),
@@ -41,8 +44,9 @@ pub fn connector(
     })
 }
 
-/// The one connector of the API and metadata clients: TCP, then TLS, each timed.
-pub type Connector = crate::trace::Handshake<HttpsConnector<crate::trace::Connect<HttpConnector>>>;
+/// The one connector of the API and metadata clients: TCP (and its settle), then TLS, each timed.
+pub type Connector =
+    crate::trace::Handshake<HttpsConnector<crate::trace::Connect<settle::Settle<HttpConnector>>>>;
 
 /// `url` for messages: no `user:password@`, no query string.
 pub fn redact_url(url: &str) -> String {

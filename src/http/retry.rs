@@ -55,7 +55,9 @@
 //! `cluster-config`'s 60 s bound before this).
 //! After a refused connection the pause is the same backoff with its ceiling capped at
 //! [`PROBE_CEILING`] (1 s): nothing listens, so asking again costs the server nothing, and a
-//! restarted API server is found again soon after it listens.
+//! restarted API server is found again soon after it listens. The connection that finds it
+//! listening again waits 0.5–1 s before it is used ([`super::settle`]): the server has only
+//! just opened its port and is in its start-up window (below).
 //! Callers can also ask for a fixed pause for a miss that is not a failure of the wire
 //! (kubeadm polls for the bootstrap signer's JWS every 5 s, without jitter).
 //!

@@ -63,6 +63,10 @@ pub struct Timeouts {
     /// must both arrive within it. For a watch, the longest silence between two chunks.
     /// `None`: no bound (the caller bounds the request).
     pub read: Option<Duration>,
+    /// The first connection after a refused one waits 0.5–1 s before it is used: an API server
+    /// that just began listening refuses valid tokens until its caches are filled
+    /// ([`crate::http::settle`]).
+    pub settle: bool,
 }
 
 impl Default for Timeouts {
@@ -70,6 +74,7 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(10),
             read: Some(Duration::from_secs(10)),
+            settle: true,
         }
     }
 }
@@ -191,6 +196,7 @@ pub fn client(
         timeouts.connect,
         Some(KEEPALIVE),
         crate::http::Schemes::HttpsOnly,
+        timeouts.settle,
     );
     let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))

@@ -194,6 +194,7 @@ impl HttpTransport {
             timeouts.connect,
             None,
             crate::http::Schemes::HttpOrHttps,
+            false,
         );
         // No idle pool: a handful of requests per boot, and no connection should outlive them.
         let client = Client::builder(TokioExecutor::new())

@@ -1,0 +1,247 @@
+//! The first connection to a server that was refusing connections a moment ago waits before it
+//! is used.
+//!
+//! A kube-apiserver that has just started listening is not ready to serve: its post-start hooks
+//! start the shared informers only after the socket is open (`start-kube-apiserver-informers`),
+//! so until the Secret and RBAC caches are filled it answers a valid bootstrap token with 401 and
+//! the anonymous cluster-info GET with 403 (see [`super::retry`], "Refusals while the API server
+//! restarts"). A client that was probing a refused port (a restart, a site powering up with its
+//! control plane) sees the port open at the very start of that window, and a request sent at
+//! once buys a refusal: one more request for the server to answer, and one step towards the
+//! refusal rule that ends a join.
+//!
+//! So a connector wrapped in [`Settle`] remembers whether its last connect was refused; the
+//! next connect that succeeds waits [`pause`] (0.5–1 s, the same as the retry loop's pause
+//! after a first refusal, [`super::retry::PROBE_CEILING`] halved to whole) before the
+//! connection is handed on to the TLS handshake and the request. Any other connect goes on at
+//! once: the healthy path pays nothing. Measured with `scripts/bench`'s restart row (1,000 nodes,
+//! the control plane down 2–2.75 s then 0.5 s of start-up refusals; see README "Performance").
+//!
+//! The benchmark's naive client is built without it (`kube::Timeouts::settle`): it stands for
+//! a client that sends as soon as it can.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// The wait after a refused port opened: half of [`super::retry::PROBE_CEILING`] to all of it,
+/// from `random` (a uniformly random `u64`).
+pub fn pause(random: u64) -> Duration {
+    let half = super::retry::PROBE_CEILING / 2;
+    half + super::retry::jitter(half, random)
+}
+
+/// A connector (`S`) whose first successful connect after a refused one waits [`pause`].
+#[derive(Debug, Clone)]
+pub struct Settle<S> {
+    inner: S,
+    /// `None`: never waits (the layer is off).
+    refused: Option<Arc<AtomicBool>>,
+}
+
+impl<S> Settle<S> {
+    /// `on: false` passes every connect through unchanged.
+    pub fn new(inner: S, on: bool) -> Settle<S> {
+        Settle {
+            inner,
+            refused: on.then(|| Arc::new(AtomicBool::new(false))),
+        }
+    }
+}
+
+/// Whether `e` or one of its sources is an I/O error "connection refused".
+pub fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+type Boxed<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S> tower_service::Service<http::Uri> for Settle<S>
+where
+    S: tower_service::Service<http::Uri>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: std::error::Error + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Boxed<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let what = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        // Called here, not in the future: the connect starts now, as the caller expects.
+        let fut = self.inner.call(uri);
+        let refused = self.refused.clone();
+        Box::pin(async move {
+            let r = fut.await;
+            let Some(flag) = refused else { return r };
+            let wait = match &r {
+                Err(e) => {
+                    flag.store(is_refused(e), Ordering::Relaxed);
+                    None
+                }
+                Ok(_) => flag.swap(false, Ordering::Relaxed).then(|| {
+                    use super::retry::Env;
+                    pause(super::retry::RealEnv::new().random())
+                }),
+            };
+            if let Some(d) = wait {
+                let start = Instant::now();
+                tokio::time::sleep(d).await;
+                crate::trace::record(
+                    "wait",
+                    || {
+                        format!("{what} refused connections until now: letting a starting API server fill its caches before the first request")
+                    },
+                    start,
+                );
+            }
+            r
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use tower_service::Service;
+
+    /// A connector answering from a script: `Err(kind)` or `Ok(())`.
+    #[derive(Clone)]
+    struct Scripted(Arc<Mutex<VecDeque<Result<(), std::io::ErrorKind>>>>);
+
+    impl Service<http::Uri> for Scripted {
+        type Response = ();
+        type Error = std::io::Error;
+        type Future = Boxed<(), std::io::Error>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Uri) -> Self::Future {
+            let next = self.0.lock().unwrap().pop_front().unwrap_or(Ok(()));
+            Box::pin(async move { next.map_err(std::io::Error::from) })
+        }
+    }
+
+    fn settle(script: Vec<Result<(), std::io::ErrorKind>>, on: bool) -> Settle<Scripted> {
+        Settle::new(Scripted(Arc::new(Mutex::new(script.into()))), on)
+    }
+
+    /// How long each connect of `s` took, with its outcome.
+    fn connects(s: &mut Settle<Scripted>, n: usize) -> Vec<(bool, Duration)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                let r = rt.block_on(s.call(http::Uri::from_static("https://10.0.0.1:6443")));
+                (r.is_ok(), t.elapsed())
+            })
+            .collect()
+    }
+
+    const QUICK: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn pause_is_half_the_probe_ceiling_to_all_of_it() {
+        assert_eq!(pause(0), Duration::from_millis(500));
+        assert_eq!(pause(u64::MAX / 2 + 1), Duration::from_millis(750));
+        assert!(pause(u64::MAX) <= Duration::from_secs(1));
+        assert!(pause(u64::MAX) > Duration::from_millis(999));
+    }
+
+    #[test]
+    fn the_first_connect_after_a_refused_one_waits_and_only_that_one() {
+        use std::io::ErrorKind::ConnectionRefused;
+        let mut s = settle(
+            vec![
+                Err(ConnectionRefused),
+                Err(ConnectionRefused),
+                Ok(()),
+                Ok(()),
+            ],
+            true,
+        );
+        let got = connects(&mut s, 4);
+        assert!(!got[0].0 && !got[1].0 && got[2].0 && got[3].0, "{got:?}");
+        // The refusals themselves come back at once.
+        assert!(got[0].1 < QUICK && got[1].1 < QUICK, "{got:?}");
+        // The port opened: at least half a second before the connection is handed on.
+        assert!(got[2].1 >= Duration::from_millis(500), "{got:?}");
+        assert!(got[2].1 < Duration::from_secs(3), "{got:?}");
+        // The next one is a plain connect again.
+        assert!(got[3].1 < QUICK, "{got:?}");
+    }
+
+    #[test]
+    fn other_failures_and_a_healthy_path_never_wait() {
+        use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, TimedOut};
+        // Refused, then another failure: the refusal is no longer the last word.
+        let mut s = settle(
+            vec![
+                Err(ConnectionRefused),
+                Err(TimedOut),
+                Ok(()),
+                Err(ConnectionReset),
+                Ok(()),
+            ],
+            true,
+        );
+        let got = connects(&mut s, 5);
+        assert!(got.iter().all(|(_, t)| *t < QUICK), "{got:?}");
+        assert_eq!(got.iter().filter(|(ok, _)| *ok).count(), 2);
+    }
+
+    #[test]
+    fn off_it_passes_every_connect_through() {
+        use std::io::ErrorKind::ConnectionRefused;
+        let mut s = settle(vec![Err(ConnectionRefused), Ok(())], false);
+        let got = connects(&mut s, 2);
+        assert!(!got[0].0 && got[1].0, "{got:?}");
+        assert!(got.iter().all(|(_, t)| *t < QUICK), "{got:?}");
+    }
+
+    #[test]
+    fn a_refusal_is_found_among_the_sources() {
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = Wrap(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(is_refused(&refused));
+        assert!(!is_refused(&Wrap(
+            std::io::ErrorKind::ConnectionReset.into()
+        )));
+    }
+}
