@@ -249,7 +249,8 @@ pub struct Handshake<S>(pub S);
 
 type Boxed<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
-fn authority(uri: &http::Uri) -> String {
+/// `host:port` of `uri`, for a step's detail.
+pub(crate) fn authority(uri: &http::Uri) -> String {
     uri.authority()
         .map(|a| a.as_str().to_string())
         .unwrap_or_default()

@@ -75,6 +75,14 @@ pub fn find_rustls<'a>(
         .find_map(|e| e.downcast_ref::<rustls::Error>())
 }
 
+/// Whether some link of `err`'s chain ([`chain_links`]) is an I/O error of `kind`.
+pub fn io_kind_in_chain(err: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    chain_links(err).iter().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+    })
+}
+
 /// Classifies a transport error by walking its cause chain.
 pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) -> WireFailure {
     let links = chain_links(err);
@@ -114,6 +122,33 @@ pub fn wire_failure_of(err: &(dyn std::error::Error + Send + Sync + 'static)) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_kind_is_found_among_the_sources() {
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        use std::io::ErrorKind::{ConnectionRefused, ConnectionReset, TimedOut};
+        let refused = Wrap(ConnectionRefused.into());
+        assert!(io_kind_in_chain(&refused, ConnectionRefused));
+        assert!(!io_kind_in_chain(&refused, TimedOut));
+        assert!(!io_kind_in_chain(
+            &Wrap(ConnectionReset.into()),
+            ConnectionRefused
+        ));
+        // Nested inside another io::Error (hyper-util's wrapping), reached through get_ref.
+        let nested = std::io::Error::other(Wrap(TimedOut.into()));
+        assert!(io_kind_in_chain(&nested, TimedOut));
+    }
 
     #[test]
     fn only_a_refused_certificate_is_a_certificate_refusal() {

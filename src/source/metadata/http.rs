@@ -235,7 +235,7 @@ impl HttpTransport {
             .body(Empty::<Bytes>::new())
             .map_err(|e| TransportError::Url(e.to_string()))?;
         let response = self.client.request(request).await.map_err(|e| {
-            if chain_has_timeout(&e) {
+            if crate::http::wire::io_kind_in_chain(&e, std::io::ErrorKind::TimedOut) {
                 TransportError::Timeout(self.timeouts.connect)
             } else {
                 TransportError::Connect(chain_text(&e))
@@ -277,19 +277,6 @@ fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     parts.join(": ")
-}
-
-fn chain_has_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cur {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        cur = c.source();
-    }
-    false
 }
 
 impl Transport for HttpTransport {
