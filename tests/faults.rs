@@ -884,6 +884,72 @@ fn after_a_restart_the_first_connection_waits_out_a_short_startup_window() {
 }
 
 #[test]
+fn a_slow_api_server_gets_the_csr_spread_out_and_a_quick_one_does_not() {
+    // The Node GET (the last read before the CSR) answers 150 ms late, as a server busy with a
+    // fleet does: the CSR's POST is sent at a random point of a window of 12 x the server's
+    // share of that round trip (~1.8 s; kubejoin::http::retry::write_spread), recorded in
+    // result.json.
+    const LATE: Duration = Duration::from_millis(150);
+    let cp = start(Config {
+        faults: Faults {
+            requests: vec![RequestFault::always(Action::Delay { by: LATE }).under("/api/v1/nodes/")],
+            ..Faults::default()
+        },
+        ..Config::default()
+    });
+    let (run, root) = join(&cp, &[]);
+    assert_joined(&run, &cp, root.path());
+    let log = cp.requests();
+    let node_get = log
+        .iter()
+        .find(|r| path_only(r).starts_with("/api/v1/nodes/"))
+        .expect("a Node GET");
+    assert_eq!(node_get.fault.as_deref(), Some("delay"), "{log:#?}");
+    let post = log
+        .iter()
+        .find(|r| r.method == "POST" && path_only(r) == CSRS)
+        .expect("a CSR POST");
+    // Not before the delayed answer (the spread's random part may be anything up to ~1.8 s).
+    assert!(gap(node_get, post) >= LATE, "{log:#?}");
+    let result = std::fs::read_to_string(p(root.path(), kubejoin::install::RESULT_JSON)).unwrap();
+    let step = result
+        .split("spreading the certificate signing request over ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no spread step in result.json: {result}"));
+    // "1.79s (the last answer took 151ms, …": the window is 12 x (>= 150 ms less a loopback
+    // connect).
+    let window = step.split(' ').next().unwrap_or_default();
+    let window = window.trim_end_matches('s').parse::<f64>().unwrap_or(0.0);
+    assert!(
+        (1.6..=4.0).contains(&window),
+        "window {window} s in {step:.120}"
+    );
+
+    // The same join against a server that answers at once (on loopback, ~1 ms; a debug build
+    // under the other tests' load may take a few): no spread step, or a window of a few
+    // milliseconds, never the busy server's.
+    let cp = start(Config::default());
+    let (run, root) = join(&cp, &[]);
+    assert_joined(&run, &cp, root.path());
+    let result = std::fs::read_to_string(p(root.path(), kubejoin::install::RESULT_JSON)).unwrap();
+    if let Some(step) = result
+        .split("spreading the certificate signing request over ")
+        .nth(1)
+    {
+        let window = step.split(' ').next().unwrap_or_default();
+        assert!(
+            window.ends_with("ms"),
+            "a quick server's window: {step:.120}"
+        );
+        let ms = window
+            .trim_end_matches("ms")
+            .parse::<u64>()
+            .unwrap_or(u64::MAX);
+        assert!(ms < 400, "a quick server's window: {step:.120}");
+    }
+}
+
+#[test]
 fn a_cold_start_nodes_before_the_control_plane() {
     // The nodes boot with their control plane (a site powering up): connections refused for
     // 20 s, then the startup window. Three nodes at once; discovery polls every 1 s (backoff

@@ -74,7 +74,7 @@ impl Policy {
 
     fn describe(&self) -> String {
         match self {
-            Policy::Kubejoin => "the binary's defaults (one policy: full-jitter backoff, Retry-After honoured, in discovery and the bootstrap)".into(),
+            Policy::Kubejoin => "the binary's defaults (one policy: full-jitter backoff, Retry-After honoured and widened by a slow 429's round trip, in discovery and the bootstrap; the CSR spread by the server's share of the last round trip)".into(),
             Policy::Naive { interval } => format!(
                 "every request retried every {} ms, no jitter, Retry-After ignored",
                 interval.as_millis()

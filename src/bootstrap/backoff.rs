@@ -90,6 +90,41 @@ where
     within_env_paced(clock, policy, &mut RealEnv::new(), pacing, what, server, op).await
 }
 
+/// Waits a uniformly random part of the window [`retry::write_spread`] gives for the join's
+/// write, within `clock`: the server's share of `pacing`'s last served round trip (less
+/// `network`, the client's fastest TCP connect) times
+/// [`retry::WRITE_SPREAD_ROUND_TRIPS`], at most `cap`. Nothing when the server answered
+/// quickly; otherwise one timeline `wait` step with the figures it went by.
+pub async fn spread_write(
+    clock: &PhaseClock,
+    pacing: &Pacing,
+    network: Option<Duration>,
+    cap: Duration,
+    what: &str,
+) {
+    let served = pacing.last_served();
+    let window = retry::write_spread(served, network, cap);
+    if window.is_zero() {
+        return;
+    }
+    let pause = retry::jitter(window, RealEnv::new().random()).min(clock.remaining());
+    let start = std::time::Instant::now();
+    tokio::time::sleep(pause).await;
+    crate::trace::record(
+        "wait",
+        || {
+            let f = crate::time::duration::format;
+            format!(
+                "spreading {what} over {} (the last answer took {}, a TCP connect {}): a fleet's writes do not reach a busy API server at once",
+                f(window),
+                f(served.unwrap_or_default()),
+                f(network.unwrap_or_default()),
+            )
+        },
+        start,
+    );
+}
+
 /// [`within`] with the retry loop's clock, sleep and random source given (tests: virtual time).
 pub async fn within_env<T, F, Fut>(
     clock: &PhaseClock,

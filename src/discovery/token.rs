@@ -263,7 +263,7 @@ async fn date_over(
         .dangerous()
         .with_custom_certificate_verifier(probe)
         .with_no_client_auth();
-    let connector =
+    let (connector, _) =
         crate::http::connector(tls, timeout, None, crate::http::Schemes::HttpsOnly, false);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(0)

@@ -22,26 +22,29 @@ pub enum Schemes {
 
 /// The connector of every client: no proxy from the environment, `TCP_NODELAY`, a connect
 /// timeout, TCP keep-alive when given, HTTP/1.1 over `tls`; with `settle`, the first connection
-/// after a refused one waits before it is used ([`settle`]).
+/// after a refused one waits before it is used ([`settle`]). With it, the [`settle::Link`] its
+/// connects are timed into.
 pub fn connector(
     tls: rustls::ClientConfig,
     connect_timeout: Duration,
     keepalive: Option<Duration>,
     schemes: Schemes,
     settle: bool,
-) -> Connector {
+) -> (Connector, std::sync::Arc<settle::Link>) {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_keepalive(keepalive);
     // The timeline's connect and handshake steps (crate::trace) wrap the two layers.
-    let http = crate::trace::Connect(settle::Settle::new(http, settle));
+    let link = std::sync::Arc::new(settle::Link::default());
+    let http = crate::trace::Connect(settle::Settle::new(http, settle, link.clone()));
     let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
-    crate::trace::Handshake(match schemes {
+    let connector = crate::trace::Handshake(match schemes {
         Schemes::HttpsOnly => builder.https_only().enable_http1().wrap_connector(http),
         Schemes::HttpOrHttps => builder.https_or_http().enable_http1().wrap_connector(http),
-    })
+    });
+    (connector, link)
 }
 
 /// The one connector of the API and metadata clients: TCP (and its settle), then TLS, each timed.

@@ -43,6 +43,51 @@
 //! amplification 1.31 → 1.23–1.28, 100 nodes against 1, 1.16 → 1.15, in s25). A
 //! `Retry-After` that ends past the deadline stops the loop at once: waiting could only end in
 //! the same failure.
+//!
+//! ## A slow refusal
+//!
+//! How long the 429 itself took to come back says how many callers are waiting, which the
+//! answer does not. A server shedding load from a pool it can still serve answers a 429 in
+//! about a millisecond; one that also has thousands of handshakes and reads queued for its
+//! cores answers it after a second or more. By Little's law the callers waiting are its rate
+//! times that delay, and spreading their returns over a window as long as the delay (a few times
+//! it: the window is a uniform spread, and the server must also serve the calls that arrive
+//! meanwhile) brings them back at about the rate it can take. So the return after a 429 or
+//! 503 with `Retry-After` is spread over at least [`SHED_ROUND_TRIPS`] (6) times that answer's
+//! round trip ([`Policy::shed_window_after`], at most four times the cap), as TCP scales its
+//! retransmission timer with the round trips it measures. Where the answer was quick, which is
+//! every fleet up to 1,000 nodes in `scripts/bench` (429s back within ~1–150 ms), nothing
+//! changes; 10,000 nodes against pools of 100 and 50 met 429s that took 0.6–1.4 s (median 1.1 s
+//! for a node's first), and with the wider return amplification fell 1.23 → 1.12–1.15 and
+//! 1.20 → 1.10 at 10× (one run each, before the write's spread below), wall time unchanged; measured with factors 2, 4, 6 and 8:
+//! 1.19, 1.15, 1.12, 1.13, where 8 also stretched the wall time by 3–4 s. A node far from its
+//! server (a slow link) waits longer after a 429 too, by a few round trips: only while the
+//! server is shedding load. The attempt that follows a refused connection has no round trip to
+//! go by (it includes [`super::settle`]'s wait).
+//!
+//! ## Spreading the write
+//!
+//! A fleet that boots together reaches its one write (the CSR's `POST`) together: kube-apiserver
+//! keeps half as many writes in flight as reads (`--max-mutating-requests-inflight` 200 against
+//! `--max-requests-inflight` 400), so the reads pass and the writes arrive as a burst that the
+//! write pool turns away in part, every node of the fleet at the same step. Where the server is
+//! busy, a node sees it before it writes: its reads came back slower than the network's round
+//! trip. So the write is sent at a uniformly random point of a window of
+//! [`WRITE_SPREAD_ROUND_TRIPS`] (12) times the server's share of the last served round trip
+//! ([`write_spread`]: that round trip less the client's fastest TCP connect, which the kernel
+//! answers without the API server's process; at most four times the policy's cap, as above):
+//! a fleet's writes then reach the pool over a span that grows with the server's queue, as the
+//! 429's own round trip widens the return above. A server that answers within about a
+//! millisecond (a window under [`WRITE_SPREAD_FLOOR`], 10 ms) is not waited for, nor is one
+//! whose answers are slow only by distance: the network's share is taken out. Measured with
+//! `scripts/bench` (README "Performance", round s28; 7 runs a row, 3 at 10,000 nodes): with
+//! both rules every row's amplification fell, 100 nodes at 10× 1.11 → 1.01, 1,000 at 10×
+//! 1.10 → 1.03, 10,000 at 10× 1.17 → 1.05 and at 100× 1.26 → 1.13, and each node's median
+//! join time with it (1,000 at 10×: 1.7 → 0.8 s), the fleets' wall times unchanged or shorter.
+//! The server's share of a Node GET there: ~0.2 ms at 100 nodes against a pool of 1 (no
+//! spread), ~16 ms at 1,000 at 10×, ~600 ms at 10,000. Factor 8 with a cap of 4 s left 10,000
+//! at 100× at 1.18 (the windows at the cap).
+//!
 //! The calls of one join share what they learn ([`Pacing`], via [`retry_paced`]): each answer
 //! that sheds load raises the join's level by one and each served request halves it, and a
 //! call's backoff starts at that level, so a node that had to come back four times for its
@@ -136,6 +181,10 @@ pub enum Pause {
 /// (measured with `scripts/bench`, 1,000 nodes and a restart 2 s long: the fleet's tail ended
 /// ~3 s after a client polling every second; see README "Performance").
 pub const PROBE_CEILING: Duration = Duration::from_secs(1);
+
+/// The return after an answer that shed load is spread over at least this many times that
+/// answer's own round trip ([`Policy::shed_window_after`]; "A slow refusal" above).
+pub const SHED_ROUND_TRIPS: u32 = 6;
 
 /// A failure the retry loop can judge.
 pub trait Retryable {
@@ -240,12 +289,38 @@ impl Policy {
         widened.max(self.ceiling(n))
     }
 
+    /// [`Policy::shed_window`], widened to [`SHED_ROUND_TRIPS`] times `round_trip` (how long
+    /// the answer that shed load took to come back, when known) if that is wider, at most four
+    /// times the cap: a server that is slow even to say "come back later" has more callers
+    /// waiting than its in-flight pool (see "A slow refusal" above).
+    pub fn shed_window_after(&self, n: u32, d: Duration, round_trip: Option<Duration>) -> Duration {
+        let busy = round_trip.map_or(Duration::ZERO, |t| {
+            t.saturating_mul(SHED_ROUND_TRIPS)
+                .min(self.cap.saturating_mul(4))
+        });
+        self.shed_window(n, d).max(busy)
+    }
+
     /// The pause before the next attempt, after `n` backoff pauses so far, for a failure asking
     /// for `pause`; `random` is a uniformly random `u64`.
     pub fn pause(&self, n: u32, pause: Pause, random: u64) -> Duration {
+        self.pause_after(n, pause, None, random)
+    }
+
+    /// [`Policy::pause`] for an answer that came back after `round_trip` (when known): a
+    /// `Retry-After` is then spread over [`Policy::shed_window_after`].
+    pub fn pause_after(
+        &self,
+        n: u32,
+        pause: Pause,
+        round_trip: Option<Duration>,
+        random: u64,
+    ) -> Duration {
         match pause {
             Pause::Backoff => jitter(self.ceiling(n), random),
-            Pause::RetryAfter(d) => d.saturating_add(jitter(self.shed_window(n, d), random)),
+            Pause::RetryAfter(d) => {
+                d.saturating_add(jitter(self.shed_window_after(n, d, round_trip), random))
+            }
             Pause::Fixed(d) => d,
             Pause::Probe => jitter(self.ceiling(n).min(PROBE_CEILING), random),
         }
@@ -267,9 +342,14 @@ pub fn jitter(max: Duration, random: u64) -> Duration {
 /// a blip leaves the level low. Each answer that sheds load (429/503 with `Retry-After`) raises
 /// the level by one; each served request halves it (additive increase, multiplicative
 /// decrease, as TCP paces a shared link). Measured with `scripts/bench` (README "Performance").
+///
+/// It also keeps the round trip of the last request served, from which the join's write is
+/// spread ([`write_spread`]).
 #[derive(Debug, Default)]
 pub struct Pacing {
     level: std::sync::atomic::AtomicU32,
+    /// The last served request's round trip in nanoseconds, plus one (0: none known).
+    served_ns: std::sync::atomic::AtomicU64,
 }
 
 impl Pacing {
@@ -291,11 +371,57 @@ impl Pacing {
         );
     }
 
-    /// A request that was served.
-    pub fn served(&self) {
+    /// A request that was served, after `round_trip` when known.
+    pub fn served(&self, round_trip: Option<Duration>) {
         let l = self.level();
         self.level
             .store(l / 2, std::sync::atomic::Ordering::Relaxed);
+        let ns = round_trip.map_or(0, |t| {
+            u64::try_from(t.as_nanos())
+                .unwrap_or(u64::MAX - 1)
+                .saturating_add(1)
+        });
+        self.served_ns
+            .store(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The round trip of the last request served, when known.
+    pub fn last_served(&self) -> Option<Duration> {
+        match self.served_ns.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns - 1)),
+        }
+    }
+}
+
+/// The join's write is spread over this many times the server's share of the last served
+/// round trip ([`write_spread`]; "Spreading the write" above).
+pub const WRITE_SPREAD_ROUND_TRIPS: u32 = 12;
+
+/// Below this the write is not spread: the server answers within about a millisecond, it is
+/// not busy.
+pub const WRITE_SPREAD_FLOOR: Duration = Duration::from_millis(10);
+
+/// The window a join's write (its CSR) is sent at a uniformly random point of: the server's
+/// share of the last served round trip (`served` less `network`, the fastest TCP connect)
+/// times [`WRITE_SPREAD_ROUND_TRIPS`], at most `cap`; zero when either is unknown or the
+/// window is under [`WRITE_SPREAD_FLOOR`].
+pub fn write_spread(
+    served: Option<Duration>,
+    network: Option<Duration>,
+    cap: Duration,
+) -> Duration {
+    let (Some(served), Some(network)) = (served, network) else {
+        return Duration::ZERO;
+    };
+    let window = served
+        .saturating_sub(network)
+        .saturating_mul(WRITE_SPREAD_ROUND_TRIPS)
+        .min(cap);
+    if window < WRITE_SPREAD_FLOOR {
+        Duration::ZERO
+    } else {
+        window
     }
 }
 
@@ -604,6 +730,8 @@ where
     let mut backoffs = pacing.level();
     let mut previous: Option<E> = None;
     let mut refusals = Refusals::default();
+    // Whether the last attempt's connection was refused.
+    let mut after_refused = false;
     // The bound of the next attempt: the later one after an answer that shed load.
     let mut end = deadline;
     loop {
@@ -612,14 +740,20 @@ where
             number: attempts,
             time_left: end.saturating_duration_since(env.now()),
         };
-        let err = match op(attempt).await {
+        let sent = env.now();
+        let outcome = op(attempt).await;
+        let now = env.now();
+        // How long the server took to answer; not known after a refused connection, where the
+        // attempt's time includes the settle's wait for the server's start-up window
+        // ([`super::settle`]), not the server's.
+        let round_trip = (!after_refused).then(|| now.saturating_duration_since(sent));
+        let err = match outcome {
             Ok(v) => {
-                pacing.served();
+                pacing.served(round_trip);
                 return Ok(v);
             }
             Err(e) => e,
         };
-        let now = env.now();
         let give_up = |last: E, previous: Option<E>, stop: Stop| GaveUp {
             last,
             previous,
@@ -653,7 +787,8 @@ where
                 return Err(give_up(err, previous, Stop::RetryAfterPastDeadline(d)));
             }
         }
-        let mut pause = policy.pause(backoffs, asked, env.random());
+        after_refused = asked == Pause::Probe;
+        let mut pause = policy.pause_after(backoffs, asked, round_trip, env.random());
         if refused.is_some() {
             // The first refusal of a run is most likely an API server's start-up window (well
             // under a second once it listens): come back within the probe ceiling, whatever the
@@ -1531,10 +1666,10 @@ mod tests {
             p.shed();
         }
         assert_eq!(p.level(), 5);
-        p.served();
+        p.served(None);
         assert_eq!(p.level(), 2);
-        p.served();
-        p.served();
+        p.served(None);
+        p.served(None);
         assert_eq!(p.level(), 0);
         for _ in 0..100 {
             p.shed();
@@ -1606,6 +1741,150 @@ mod tests {
         );
         assert_eq!(r, Ok(4));
         assert_eq!(pacing.level(), 0, "served: halved");
+    }
+
+    #[test]
+    fn a_slow_answer_that_sheds_load_widens_the_return_to_six_round_trips() {
+        let p = Policy::new(Duration::from_millis(250), Duration::from_secs(4));
+        let one = Duration::from_secs(1);
+        // Quick answers change nothing: 6 × 100 ms is inside the 1 s window.
+        for n in 0..4 {
+            assert_eq!(
+                p.shed_window_after(n, one, Some(Duration::from_millis(100))),
+                p.shed_window(n, one)
+            );
+            assert_eq!(p.shed_window_after(n, one, None), p.shed_window(n, one));
+        }
+        // A 429 that took 1.5 s: the window is 9 s, wider than the doubling's 1, 2, 4 s.
+        let slow = Some(Duration::from_millis(1500));
+        assert_eq!(p.shed_window_after(0, one, slow), Duration::from_secs(9));
+        assert_eq!(p.shed_window_after(3, one, slow), Duration::from_secs(9));
+        // At most four times the cap, however slow.
+        assert_eq!(
+            p.shed_window_after(0, one, Some(Duration::from_secs(30))),
+            Duration::from_secs(16)
+        );
+        // The pause is the Retry-After plus up to the window, and other pauses ignore it.
+        let top = p.pause_after(0, Pause::RetryAfter(one), slow, u64::MAX);
+        assert!(
+            top > Duration::from_millis(9999) && top <= Duration::from_secs(10),
+            "{top:?}"
+        );
+        assert_eq!(p.pause_after(0, Pause::RetryAfter(one), slow, 0), one);
+        assert_eq!(
+            p.pause_after(2, Pause::Backoff, slow, u64::MAX),
+            p.pause(2, Pause::Backoff, u64::MAX)
+        );
+    }
+
+    #[test]
+    fn the_write_is_spread_over_twelve_times_the_servers_share_of_a_round_trip() {
+        let ms = Duration::from_millis;
+        let cap = Duration::from_secs(4);
+        // 150 ms answers over a 1 ms network: 12 × 149 ms.
+        assert_eq!(write_spread(Some(ms(150)), Some(ms(1)), cap), ms(1788));
+        // Slow only by distance: nothing to spread.
+        assert_eq!(
+            write_spread(Some(ms(80)), Some(Duration::from_micros(79_500)), cap),
+            Duration::ZERO
+        );
+        assert_eq!(write_spread(Some(ms(2)), Some(ms(25)), cap), Duration::ZERO);
+        // A quick server: under the 10 ms floor.
+        assert_eq!(
+            write_spread(Some(ms(0)), Some(Duration::ZERO), cap),
+            Duration::ZERO
+        );
+        assert_eq!(
+            write_spread(Some(Duration::from_micros(800)), Some(Duration::ZERO), cap),
+            Duration::ZERO
+        );
+        assert_eq!(write_spread(Some(ms(1)), Some(Duration::ZERO), cap), ms(12));
+        // At most the cap.
+        assert_eq!(write_spread(Some(ms(3000)), Some(ms(1)), cap), cap);
+        // Either unknown: nothing.
+        assert_eq!(write_spread(None, Some(ms(1)), cap), Duration::ZERO);
+        assert_eq!(write_spread(Some(ms(900)), None, cap), Duration::ZERO);
+    }
+
+    #[test]
+    fn pacing_keeps_the_last_served_round_trip_unless_it_followed_a_refused_connection() {
+        let pacing = Pacing::new();
+        assert_eq!(pacing.last_served(), None);
+        let env = Virtual::new(0);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &pacing,
+            vec![Err(Fail::After(Duration::from_secs(1))), Ok(1)],
+            Duration::from_millis(120),
+        );
+        assert_eq!(r, Ok(1));
+        assert_eq!(pacing.last_served(), Some(Duration::from_millis(120)));
+        pacing.served(Some(Duration::ZERO));
+        assert_eq!(pacing.last_served(), Some(Duration::ZERO));
+        // Served right after a refused connection: that attempt's time is the settle's, not
+        // the server's.
+        let env = Virtual::new(0);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &pacing,
+            vec![Err(Fail::Wire(WireFailure::Refused)), Ok(2)],
+            Duration::from_millis(700),
+        );
+        assert_eq!(r, Ok(2));
+        assert_eq!(pacing.last_served(), None);
+    }
+
+    #[test]
+    fn the_loop_times_each_answer_but_not_the_one_after_a_refused_connection() {
+        let shed = Fail::After(Duration::from_secs(1));
+        let ms = |env: &Virtual| -> Vec<u128> {
+            env.pauses()
+                .iter()
+                .map(|d| (d.as_millis() + 1) / 10 * 10)
+                .collect()
+        };
+        // Each attempt takes 1.5 s: the 429's return is spread over 9 s (the top: 1 + 9).
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &Pacing::new(),
+            vec![Err(shed.clone()), Ok(1)],
+            Duration::from_millis(1500),
+        );
+        assert_eq!(r, Ok(1));
+        assert_eq!(ms(&env), vec![10_000]);
+        // The same answers in 10 ms: the window is the Retry-After's (1 + 1).
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &Pacing::new(),
+            vec![Err(shed.clone()), Ok(1)],
+            CHEAP,
+        );
+        assert_eq!(r, Ok(1));
+        assert_eq!(ms(&env), vec![2000]);
+        // After a refused connection the next attempt's time is not the server's (it includes
+        // the settle's wait): its 429 gets the plain window (level 1: 1 + 2 s); the next 429,
+        // on a connection already open, is timed again (1 + 9 s).
+        let env = Virtual::new(u64::MAX);
+        let (r, _) = run_paced(
+            &env,
+            (Duration::from_secs(60), Duration::from_secs(60)),
+            &Pacing::new(),
+            vec![
+                Err(Fail::Wire(WireFailure::Refused)),
+                Err(shed.clone()),
+                Err(shed),
+                Ok(1),
+            ],
+            Duration::from_millis(1500),
+        );
+        assert_eq!(r, Ok(1));
+        assert_eq!(ms(&env), vec![250, 3000, 10_000]);
     }
 
     #[test]

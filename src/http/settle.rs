@@ -19,10 +19,15 @@
 //!
 //! The benchmark's naive client is built without it (`kube::Timeouts::settle`): it stands for
 //! a client that sends as soon as it can.
+//!
+//! The same layer times each successful TCP connect (the kernel answers a SYN without the API
+//! server's process: the network's round trip, plus name resolution for a host name) and keeps
+//! the fastest in the client's [`Link`], on or off: the retry policy tells the server's own
+//! share of an answer's time from the network's by it (`super::retry::write_spread`).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -34,21 +39,53 @@ pub fn pause(random: u64) -> Duration {
     half + super::retry::jitter(half, random)
 }
 
-/// A connector (`S`) whose first successful connect after a refused one waits [`pause`].
+/// What a client's connector has learnt of the link to its server, shared by the client's clones.
+#[derive(Debug)]
+pub struct Link {
+    /// The last connect was refused.
+    refused: AtomicBool,
+    /// The fastest successful TCP connect so far, in nanoseconds (`u64::MAX`: none yet).
+    fastest_connect_ns: AtomicU64,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            refused: AtomicBool::new(false),
+            fastest_connect_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Link {
+    /// The fastest successful TCP connect so far: about the network's round trip to the server.
+    pub fn fastest_connect(&self) -> Option<Duration> {
+        match self.fastest_connect_ns.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    fn connected_in(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.fastest_connect_ns.fetch_min(ns, Ordering::Relaxed);
+    }
+}
+
+/// A connector (`S`) whose first successful connect after a refused one waits [`pause`], and
+/// which times every successful connect into its [`Link`].
 #[derive(Debug, Clone)]
 pub struct Settle<S> {
     inner: S,
-    /// `None`: never waits (the layer is off).
-    refused: Option<Arc<AtomicBool>>,
+    /// Whether a connect after a refused one waits (off: every connect goes on at once).
+    on: bool,
+    link: Arc<Link>,
 }
 
 impl<S> Settle<S> {
-    /// `on: false` passes every connect through unchanged.
-    pub fn new(inner: S, on: bool) -> Settle<S> {
-        Settle {
-            inner,
-            refused: on.then(|| Arc::new(AtomicBool::new(false))),
-        }
+    /// `on: false` passes every connect through unchanged (it is still timed into `link`).
+    pub fn new(inner: S, on: bool, link: Arc<Link>) -> Settle<S> {
+        Settle { inner, on, link }
     }
 }
 
@@ -71,13 +108,20 @@ where
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         // The timeline's detail, only when the layer is on (every connect passes here).
-        let what = self.refused.as_ref().map(|_| crate::trace::authority(&uri));
+        let what = self.on.then(|| crate::trace::authority(&uri));
+        let start = Instant::now();
         // Called here, not in the future: the connect starts now, as the caller expects.
         let fut = self.inner.call(uri);
-        let refused = self.refused.clone();
+        let link = Arc::clone(&self.link);
         Box::pin(async move {
             let r = fut.await;
-            let Some(flag) = refused else { return r };
+            if r.is_ok() {
+                link.connected_in(start.elapsed());
+            }
+            if what.is_none() {
+                return r;
+            }
+            let flag = &link.refused;
             let wait = match &r {
                 Err(e) => {
                     flag.store(
@@ -132,7 +176,11 @@ mod tests {
     }
 
     fn settle(script: Vec<Result<(), std::io::ErrorKind>>, on: bool) -> Settle<Scripted> {
-        Settle::new(Scripted(Arc::new(Mutex::new(script.into()))), on)
+        Settle::new(
+            Scripted(Arc::new(Mutex::new(script.into()))),
+            on,
+            Arc::new(Link::default()),
+        )
     }
 
     /// How long each connect of `s` took, with its outcome.
@@ -200,6 +248,29 @@ mod tests {
         let got = connects(&mut s, 5);
         assert!(got.iter().all(|(_, t)| *t < QUICK), "{got:?}");
         assert_eq!(got.iter().filter(|(ok, _)| *ok).count(), 2);
+    }
+
+    #[test]
+    fn the_link_keeps_the_fastest_successful_connect_on_or_off() {
+        use std::io::ErrorKind::ConnectionRefused;
+        for on in [true, false] {
+            let mut s = settle(vec![Err(ConnectionRefused), Ok(()), Ok(())], on);
+            assert_eq!(s.link.fastest_connect(), None, "nothing connected yet");
+            let got = connects(&mut s, 1);
+            assert!(!got[0].0);
+            assert_eq!(s.link.fastest_connect(), None, "a refusal is no round trip");
+            // The next connect succeeds (after the settle's wait when on): the connect itself
+            // is timed, not the wait.
+            let got = connects(&mut s, 2);
+            let fastest = s.link.fastest_connect().expect("timed");
+            assert!(fastest < QUICK, "{fastest:?} {got:?}");
+        }
+        // The fastest stays the fastest.
+        let link = Link::default();
+        link.connected_in(Duration::from_millis(30));
+        link.connected_in(Duration::from_millis(10));
+        link.connected_in(Duration::from_millis(20));
+        assert_eq!(link.fastest_connect(), Some(Duration::from_millis(10)));
     }
 
     #[test]

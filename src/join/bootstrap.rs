@@ -119,6 +119,17 @@ pub async fn bootstrap_and_install_resuming(
         csr::load_or_generate_key(&key_root, true).map_err(Error::from)
     })
     .await?;
+    // A busy server (its last answer slow beyond the network's round trip) gets the fleet's
+    // writes spread out rather than in one burst (retry::write_spread), over at most four times
+    // the backoff's cap, as the return after a slow 429 (retry::Policy::shed_window_after).
+    backoff::spread_write(
+        &stage.clock,
+        &pacing,
+        cluster.client.network_round_trip(),
+        tuning.backoff.cap.saturating_mul(4),
+        "the certificate signing request",
+    )
+    .await;
     // Shared across attempts: an attempt that met an unusable CSR of our name replaced it.
     let key_slot = tokio::sync::Mutex::new(key);
     let submitted = backoff::within_paced(

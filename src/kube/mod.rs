@@ -121,6 +121,8 @@ type Hyper = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
 #[derive(Clone)]
 pub struct Client {
     hyper: Hyper,
+    /// What its connector learnt of the link (shared, as the pool is).
+    link: std::sync::Arc<crate::http::settle::Link>,
     /// `https://host:port`, no trailing slash.
     base: String,
     /// The `Authorization` header value, marked sensitive; `None` when anonymous.
@@ -191,7 +193,7 @@ pub fn client(
             url: server.to_string(),
             source: Box::new(source),
         })?;
-    let connector = crate::http::connector(
+    let (connector, link) = crate::http::connector(
         tls,
         timeouts.connect,
         Some(KEEPALIVE),
@@ -208,6 +210,7 @@ pub fn client(
     };
     Ok(Client {
         hyper,
+        link,
         base,
         auth,
         read: timeouts.read,
@@ -418,6 +421,12 @@ impl Client {
             auth: Some(bearer(&self.base, token)?),
             ..self.clone()
         })
+    }
+
+    /// About the network's round trip to the server: its fastest TCP connect so far (the
+    /// kernel answers a SYN without the API server's process), `None` before one.
+    pub fn network_round_trip(&self) -> Option<Duration> {
+        self.link.fastest_connect()
     }
 
     /// The same client (sharing its connections) with another per-request timeout.

@@ -189,7 +189,7 @@ impl HttpTransport {
             Tls::NativeRoots => (client_config(&Trust::System, None)?, true),
             Tls::Config(cfg) => ((*cfg).clone(), true),
         };
-        let connector = crate::http::connector(
+        let (connector, _) = crate::http::connector(
             config,
             timeouts.connect,
             None,

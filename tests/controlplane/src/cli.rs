@@ -93,7 +93,7 @@ FAULT INJECTION (serve):
     --fault SPEC               a per-request fault (repeatable; the first matching one with budget left
                                applies): KIND[,count=K][,skip=N][,path=PREFIX]
                                [,retry-after=SECONDS|HTTP-DATE]
-                               KIND: status=CODE | reset | stall[=MAX] | truncate |
+                               KIND: status=CODE | reset | stall[=MAX] | delay=DUR | truncate |
                                      redirect=CODE:LOCATION | oversize=SIZE[:chunked]
                                e.g. --fault status=503,count=3,retry-after=2,path=/api/v1/namespaces/kube-public
     --watch-cut-every M        end every CSR watch stream after M events

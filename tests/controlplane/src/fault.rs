@@ -8,6 +8,7 @@
 //! | [`Action::Status`] | a `Status` 500/503/429/… with an optional `Retry-After`, instead of the answer |
 //! | [`Action::ResetMidBody`] | headers and half the body, then a TCP reset |
 //! | [`Action::Stall`] | the request is read and never answered; the connection closes after `max` |
+//! | [`Action::Delay`] | the real answer, `by` later (a busy API server answering slowly) |
 //! | [`Action::TruncateJson`] | a complete HTTP message whose JSON body is cut in half |
 //! | [`Action::Redirect`] | a 301/302/307/308 to another `Location` |
 //! | [`Action::Oversize`] | a 200 whose body is `bytes` long, produced lazily (never held in memory) |
@@ -295,6 +296,9 @@ pub enum Action {
     ResetMidBody,
     /// The request is read and never answered; after `max` the connection is closed.
     Stall { max: Duration },
+    /// The real answer, `by` later: a busy API server (its cores taken by other clients'
+    /// handshakes and requests) answering slowly.
+    Delay { by: Duration },
     /// The real answer with its body cut in half and a `Content-Length` that says so: the HTTP
     /// message is complete, the JSON in it is not.
     TruncateJson,
@@ -313,6 +317,7 @@ impl Action {
             Action::Status { code, .. } => format!("status {code}"),
             Action::ResetMidBody => "reset mid-body".into(),
             Action::Stall { .. } => "stall".into(),
+            Action::Delay { .. } => "delay".into(),
             Action::TruncateJson => "truncated json".into(),
             Action::Redirect { code, .. } => format!("redirect {code}"),
             Action::Oversize { .. } => "oversize".into(),
@@ -455,6 +460,9 @@ pub fn parse_spec(spec: &str) -> Result<RequestFault, String> {
         ("stall", Some(d)) => Action::Stall {
             max: crate::parse_duration(d).ok_or_else(|| format!("stall={d:?}: not a duration"))?,
         },
+        ("delay", Some(d)) => Action::Delay {
+            by: crate::parse_duration(d).ok_or_else(|| format!("delay={d:?}: not a duration"))?,
+        },
         ("truncate", None) => Action::TruncateJson,
         ("redirect", Some(a)) => {
             let (code, location) = a
@@ -582,6 +590,13 @@ mod tests {
                 max: Duration::from_secs(2)
             }
         );
+        assert_eq!(
+            parse_spec("delay=300ms,path=/api/v1/nodes").unwrap().action,
+            Action::Delay {
+                by: Duration::from_millis(300)
+            }
+        );
+        assert!(parse_spec("delay").is_err());
         assert_eq!(
             parse_spec("redirect=302:https://127.0.0.2:6443/x").unwrap(),
             RequestFault::always(Action::Redirect {

@@ -408,6 +408,7 @@ async fn handle(
             });
             return Ok(oversize(state.clone(), id, *bytes, *content_length));
         }
+        Some(Action::Delay { by }) => tokio::time::sleep(*by).await,
         Some(Action::ResetMidBody | Action::TruncateJson) | None => {}
     }
     if lifecycle.in_startup_window() {
@@ -439,7 +440,10 @@ async fn handle(
             streaming: false,
         },
     };
-    let mut applied = None;
+    let mut applied = match &fault {
+        Some(a @ Action::Delay { .. }) => Some(a.name()),
+        _ => None,
+    };
     if let Some(a @ (Action::ResetMidBody | Action::TruncateJson)) = &fault {
         if !outcome.streaming {
             let (mut parts, body) = outcome.response.into_parts();

@@ -339,6 +339,35 @@ fn stalled_requests_are_never_answered_and_closed_after_max() {
     assert_eq!(Client::insecure(&cp).get("/healthz").status, 200);
 }
 
+#[test]
+fn delayed_requests_get_the_real_answer_late() {
+    const LATE: Duration = Duration::from_millis(400);
+    let cp = with_faults(Faults {
+        requests: vec![RequestFault::first(1, Action::Delay { by: LATE }).under(CLUSTER_INFO)],
+        ..Faults::default()
+    });
+    let client = Client::insecure(&cp);
+    let t0 = Instant::now();
+    let late = client.get(CLUSTER_INFO);
+    let waited = t0.elapsed();
+    assert_eq!(late.status, 200);
+    assert!(
+        waited >= LATE && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    // The very answer a prompt request gets, and only the first request was delayed.
+    let t0 = Instant::now();
+    let prompt = client.get(CLUSTER_INFO);
+    assert!(t0.elapsed() < LATE, "{:?}", t0.elapsed());
+    assert_eq!(prompt.status, 200);
+    assert_eq!(late.body, prompt.body);
+    let seen = records(&cp, CLUSTER_INFO);
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].fault.as_deref(), Some("delay"));
+    assert_eq!(seen[0].status, 200);
+    assert_eq!(seen[1].fault, None);
+}
+
 // ---- redirects and oversized bodies ----
 
 #[test]
