@@ -67,10 +67,14 @@
 //!
 //! ## Spreading the write
 //!
-//! A fleet that boots together reaches its one write (the CSR's `POST`) together: kube-apiserver
-//! keeps half as many writes in flight as reads (`--max-mutating-requests-inflight` 200 against
-//! `--max-requests-inflight` 400), so the reads pass and the writes arrive as a burst that the
-//! write pool turns away in part, every node of the fleet at the same step. Where the server is
+//! A fleet that boots together reaches its one write (the CSR's `POST`) together: kube-apiserver's
+//! max-in-flight filter (used when API Priority and Fairness is off, the model `kubejoin-testcp`
+//! serves) keeps half as many writes in flight as reads (`--max-mutating-requests-inflight` 200
+//! against `--max-requests-inflight` 400, `k8s.io/apiserver` `NewConfig`), so the reads pass
+//! and the writes arrive as a burst that the write pool turns away in part, every node of the
+//! fleet at the same step. (With Priority and Fairness the two limits are one budget of 600
+//! shared out by priority level, and a burst waits in queues before it is refused; the spread
+//! only shortens those queues.) Where the server is
 //! busy, a node sees it before it writes: its reads came back slower than the network's round
 //! trip. So the write is sent at a uniformly random point of a window of
 //! [`WRITE_SPREAD_ROUND_TRIPS`] (12) times the server's share of the last served round trip
