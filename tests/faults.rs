@@ -911,18 +911,12 @@ fn a_slow_api_server_gets_the_csr_spread_out_and_a_quick_one_does_not() {
         .expect("a CSR POST");
     // Not before the delayed answer (the spread's random part may be anything up to ~1.8 s).
     assert!(gap(node_get, post) >= LATE, "{log:#?}");
-    let result = std::fs::read_to_string(p(root.path(), kubejoin::install::RESULT_JSON)).unwrap();
-    let step = result
-        .split("spreading the certificate signing request over ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no spread step in result.json: {result}"));
     // "1.79s (the last answer took 151ms, …": the window is 12 x (>= 150 ms less a loopback
     // connect).
-    let window = step.split(' ').next().unwrap_or_default();
-    let window = window.trim_end_matches('s').parse::<f64>().unwrap_or(0.0);
+    let window = csr_spread_window(root.path()).expect("a spread step in result.json");
     assert!(
-        (1.6..=4.0).contains(&window),
-        "window {window} s in {step:.120}"
+        (Duration::from_millis(1600)..=Duration::from_secs(4)).contains(&window),
+        "{window:?}"
     );
 
     // The same join against a server that answers at once (on loopback, ~1 ms; a debug build
@@ -931,22 +925,30 @@ fn a_slow_api_server_gets_the_csr_spread_out_and_a_quick_one_does_not() {
     let cp = start(Config::default());
     let (run, root) = join(&cp, &[]);
     assert_joined(&run, &cp, root.path());
-    let result = std::fs::read_to_string(p(root.path(), kubejoin::install::RESULT_JSON)).unwrap();
-    if let Some(step) = result
-        .split("spreading the certificate signing request over ")
-        .nth(1)
-    {
-        let window = step.split(' ').next().unwrap_or_default();
+    if let Some(window) = csr_spread_window(root.path()) {
         assert!(
-            window.ends_with("ms"),
-            "a quick server's window: {step:.120}"
+            window < Duration::from_millis(400),
+            "a quick server's window: {window:?}"
         );
-        let ms = window
-            .trim_end_matches("ms")
-            .parse::<u64>()
-            .unwrap_or(u64::MAX);
-        assert!(ms < 400, "a quick server's window: {step:.120}");
     }
+}
+
+/// The window the CSR was spread over, from the timeline step in the run's `result.json`
+/// ("spreading the certificate signing request over 1.79s (…"); `None` without that step.
+fn csr_spread_window(root: &Path) -> Option<Duration> {
+    let result = std::fs::read_to_string(p(root, kubejoin::install::RESULT_JSON)).unwrap();
+    let step = result
+        .split("spreading the certificate signing request over ")
+        .nth(1)?;
+    let window = step.split(' ').next().unwrap_or_default();
+    let parsed = match window.strip_suffix("ms") {
+        Some(ms) => ms.parse::<u64>().ok().map(Duration::from_millis),
+        None => window
+            .strip_suffix('s')
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(Duration::from_secs_f64),
+    };
+    Some(parsed.unwrap_or_else(|| panic!("an unreadable window {window:?} in {step:.120}")))
 }
 
 #[test]

@@ -93,17 +93,18 @@ where
 /// Waits a uniformly random part of the window [`retry::write_spread`] gives for the join's
 /// write, within `clock`: the server's share of `pacing`'s last served round trip (less
 /// `network`, the client's fastest TCP connect) times
-/// [`retry::WRITE_SPREAD_ROUND_TRIPS`], at most `cap`. Nothing when the server answered
-/// quickly; otherwise one timeline `wait` step with the figures it went by.
+/// [`retry::WRITE_SPREAD_ROUND_TRIPS`], at most `policy`'s [`Policy::round_trip_cap`]. Nothing
+/// when the server answered quickly; otherwise one timeline `wait` step with the figures it
+/// went by.
 pub async fn spread_write(
     clock: &PhaseClock,
+    policy: &Policy,
     pacing: &Pacing,
     network: Option<Duration>,
-    cap: Duration,
     what: &str,
 ) {
     let served = pacing.last_served();
-    let window = retry::write_spread(served, network, cap);
+    let window = retry::write_spread(served, network, policy.round_trip_cap());
     if window.is_zero() {
         return;
     }

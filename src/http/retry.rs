@@ -54,13 +54,15 @@
 //! it: the window is a uniform spread, and the server must also serve the calls that arrive
 //! meanwhile) brings them back at about the rate it can take. So the return after a 429 or
 //! 503 with `Retry-After` is spread over at least [`SHED_ROUND_TRIPS`] (6) times that answer's
-//! round trip ([`Policy::shed_window_after`], at most four times the cap), as TCP scales its
+//! round trip ([`Policy::shed_window_after`], at most [`Policy::round_trip_cap`]: four times
+//! the cap), as TCP scales its
 //! retransmission timer with the round trips it measures. Where the answer was quick, which is
 //! every fleet up to 1,000 nodes in `scripts/bench` (429s back within ~1–150 ms), nothing
 //! changes; 10,000 nodes against pools of 100 and 50 met 429s that took 0.6–1.4 s (median 1.1 s
 //! for a node's first), and with the wider return amplification fell 1.23 → 1.12–1.15 and
-//! 1.20 → 1.10 at 10× (one run each, before the write's spread below), wall time unchanged; measured with factors 2, 4, 6 and 8:
-//! 1.19, 1.15, 1.12, 1.13, where 8 also stretched the wall time by 3–4 s. A node far from its
+//! 1.20 → 1.10 at 10× (one run each, before the write's spread below), wall time unchanged;
+//! measured with factors 2, 4, 6 and 8: 1.19, 1.15, 1.12, 1.13, where 8 also stretched the
+//! wall time by 3–4 s. A node far from its
 //! server (a slow link) waits longer after a 429 too, by a few round trips: only while the
 //! server is shedding load. The attempt that follows a refused connection has no round trip to
 //! go by (it includes [`super::settle`]'s wait).
@@ -74,12 +76,11 @@
 //! and the writes arrive as a burst that the write pool turns away in part, every node of the
 //! fleet at the same step. (With Priority and Fairness the two limits are one budget of 600
 //! shared out by priority level, and a burst waits in queues before it is refused; the spread
-//! only shortens those queues.) Where the server is
-//! busy, a node sees it before it writes: its reads came back slower than the network's round
-//! trip. So the write is sent at a uniformly random point of a window of
+//! only shortens those queues.) Where the server is busy, a node sees it before it writes: its
+//! reads came back slower than the network's round trip. So the write is sent at a uniformly random point of a window of
 //! [`WRITE_SPREAD_ROUND_TRIPS`] (12) times the server's share of the last served round trip
 //! ([`write_spread`]: that round trip less the client's fastest TCP connect, which the kernel
-//! answers without the API server's process; at most four times the policy's cap, as above):
+//! answers without the API server's process; at most [`Policy::round_trip_cap`], as above):
 //! a fleet's writes then reach the pool over a span that grows with the server's queue, as the
 //! 429's own round trip widens the return above. A server that answers within about a
 //! millisecond (a window under [`WRITE_SPREAD_FLOOR`], 10 ms) is not waited for, nor is one
@@ -293,14 +294,20 @@ impl Policy {
         widened.max(self.ceiling(n))
     }
 
+    /// The longest window a measured round trip may set ([`Policy::shed_window_after`],
+    /// [`write_spread`]): four times the cap.
+    pub fn round_trip_cap(&self) -> Duration {
+        self.cap.saturating_mul(4)
+    }
+
     /// [`Policy::shed_window`], widened to [`SHED_ROUND_TRIPS`] times `round_trip` (how long
-    /// the answer that shed load took to come back, when known) if that is wider, at most four
-    /// times the cap: a server that is slow even to say "come back later" has more callers
-    /// waiting than its in-flight pool (see "A slow refusal" above).
+    /// the answer that shed load took to come back, when known) if that is wider, at most
+    /// [`Policy::round_trip_cap`]: a server that is slow even to say "come back later" has more
+    /// callers waiting than its in-flight pool (see "A slow refusal" above).
     pub fn shed_window_after(&self, n: u32, d: Duration, round_trip: Option<Duration>) -> Duration {
         let busy = round_trip.map_or(Duration::ZERO, |t| {
             t.saturating_mul(SHED_ROUND_TRIPS)
-                .min(self.cap.saturating_mul(4))
+                .min(self.round_trip_cap())
         });
         self.shed_window(n, d).max(busy)
     }
@@ -1662,6 +1669,27 @@ mod tests {
         (r, seen.into_inner())
     }
 
+    /// `env`'s pauses, to the nearest 10 ms.
+    fn pauses_10ms(env: &Virtual) -> Vec<u128> {
+        env.pauses()
+            .iter()
+            .map(|d| (d.as_millis() + 1) / 10 * 10)
+            .collect()
+    }
+
+    /// [`run_paced`] of `script` with a fresh [`Pacing`], 60 s to run and `random` for every
+    /// draw: the outcome and the pauses ([`pauses_10ms`]).
+    fn run_fresh(
+        random: u64,
+        script: Vec<Result<u32, Fail>>,
+        cost: Duration,
+    ) -> (Result<u32, GaveUp<Fail>>, Vec<u128>) {
+        let env = Virtual::new(random);
+        let sixty = Duration::from_secs(60);
+        let (r, _) = run_paced(&env, (sixty, sixty), &Pacing::new(), script, cost);
+        (r, pauses_10ms(&env))
+    }
+
     #[test]
     fn pacing_rises_with_each_answer_that_sheds_load_and_halves_when_served() {
         let p = Pacing::new();
@@ -1703,13 +1731,7 @@ mod tests {
             CHEAP,
         );
         assert_eq!(r, Ok(1));
-        let ms = |env: &Virtual| -> Vec<u128> {
-            env.pauses()
-                .iter()
-                .map(|d| (d.as_millis() + 1) / 10 * 10)
-                .collect()
-        };
-        assert_eq!(ms(&env), vec![2000, 3000, 5000, 5000]);
+        assert_eq!(pauses_10ms(&env), vec![2000, 3000, 5000, 5000]);
         assert_eq!(pacing.level(), 2);
 
         let env = Virtual::new(u64::MAX);
@@ -1722,7 +1744,7 @@ mod tests {
         );
         assert_eq!(r, Ok(2));
         // Levels 2 and 3: windows of 4 s (a fresh loop would pause 2 s, then 3 s).
-        assert_eq!(ms(&env), vec![5000, 5000]);
+        assert_eq!(pauses_10ms(&env), vec![5000, 5000]);
         // A call served at once halves the level again.
         let env = Virtual::new(u64::MAX);
         let (r, _) = run_paced(
@@ -1843,52 +1865,24 @@ mod tests {
     #[test]
     fn the_loop_times_each_answer_but_not_the_one_after_a_refused_connection() {
         let shed = Fail::After(Duration::from_secs(1));
-        let ms = |env: &Virtual| -> Vec<u128> {
-            env.pauses()
-                .iter()
-                .map(|d| (d.as_millis() + 1) / 10 * 10)
-                .collect()
-        };
+        let slow = Duration::from_millis(1500);
         // Each attempt takes 1.5 s: the 429's return is spread over 9 s (the top: 1 + 9).
-        let env = Virtual::new(u64::MAX);
-        let (r, _) = run_paced(
-            &env,
-            (Duration::from_secs(60), Duration::from_secs(60)),
-            &Pacing::new(),
-            vec![Err(shed.clone()), Ok(1)],
-            Duration::from_millis(1500),
-        );
-        assert_eq!(r, Ok(1));
-        assert_eq!(ms(&env), vec![10_000]);
+        let (r, pauses) = run_fresh(u64::MAX, vec![Err(shed.clone()), Ok(1)], slow);
+        assert_eq!((r, pauses), (Ok(1), vec![10_000]));
         // The same answers in 10 ms: the window is the Retry-After's (1 + 1).
-        let env = Virtual::new(u64::MAX);
-        let (r, _) = run_paced(
-            &env,
-            (Duration::from_secs(60), Duration::from_secs(60)),
-            &Pacing::new(),
-            vec![Err(shed.clone()), Ok(1)],
-            CHEAP,
-        );
-        assert_eq!(r, Ok(1));
-        assert_eq!(ms(&env), vec![2000]);
+        let (r, pauses) = run_fresh(u64::MAX, vec![Err(shed.clone()), Ok(1)], CHEAP);
+        assert_eq!((r, pauses), (Ok(1), vec![2000]));
         // After a refused connection the next attempt's time is not the server's (it includes
         // the settle's wait): its 429 gets the plain window (level 1: 1 + 2 s); the next 429,
         // on a connection already open, is timed again (1 + 9 s).
-        let env = Virtual::new(u64::MAX);
-        let (r, _) = run_paced(
-            &env,
-            (Duration::from_secs(60), Duration::from_secs(60)),
-            &Pacing::new(),
-            vec![
-                Err(Fail::Wire(WireFailure::Refused)),
-                Err(shed.clone()),
-                Err(shed),
-                Ok(1),
-            ],
-            Duration::from_millis(1500),
-        );
-        assert_eq!(r, Ok(1));
-        assert_eq!(ms(&env), vec![250, 3000, 10_000]);
+        let script = vec![
+            Err(Fail::Wire(WireFailure::Refused)),
+            Err(shed.clone()),
+            Err(shed),
+            Ok(1),
+        ];
+        let (r, pauses) = run_fresh(u64::MAX, script, slow);
+        assert_eq!((r, pauses), (Ok(1), vec![250, 3000, 10_000]));
     }
 
     #[test]

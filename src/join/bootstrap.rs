@@ -120,13 +120,12 @@ pub async fn bootstrap_and_install_resuming(
     })
     .await?;
     // A busy server (its last answer slow beyond the network's round trip) gets the fleet's
-    // writes spread out rather than in one burst (retry::write_spread), over at most four times
-    // the backoff's cap, as the return after a slow 429 (retry::Policy::shed_window_after).
+    // writes spread out rather than in one burst (retry::write_spread).
     backoff::spread_write(
         &stage.clock,
+        &tuning.backoff,
         &pacing,
         cluster.client.network_round_trip(),
-        tuning.backoff.cap.saturating_mul(4),
         "the certificate signing request",
     )
     .await;
